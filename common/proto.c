@@ -1,0 +1,740 @@
+/*
+ * proto.c - encode and decode Ferry's msgpack messages.
+ */
+#include "proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ferry/ferry.h"
+
+static const char *type_names[PROTO_TYPE_MAX] = {
+	[PROTO_NONE]         = NULL,
+	[PROTO_HELLO]        = "hello",
+	[PROTO_WELCOME]      = "welcome",
+	[PROTO_SUBMIT]       = "submit",
+	[PROTO_SUBMITTED]    = "submitted",
+	[PROTO_FETCH]        = "fetch",
+	[PROTO_RESULTS]      = "results",
+	[PROTO_CANCEL]       = "cancel",
+	[PROTO_CANCELLED]    = "cancelled",
+	[PROTO_STATUS]       = "status",
+	[PROTO_STATUS_REPLY] = "status_reply",
+	[PROTO_WORK]         = "work",
+	[PROTO_TASKS]        = "tasks",
+	[PROTO_ERROR]        = "error",
+};
+
+const char *
+proto_type_name(int type)
+{
+	if (type <= PROTO_NONE || type >= PROTO_TYPE_MAX)
+		return NULL;
+	return type_names[type];
+}
+
+static int
+type_lookup(const char *s, uint32_t len)
+{
+	for (int i = 1; i < PROTO_TYPE_MAX; i++) {
+		if (strlen(type_names[i]) == len &&
+		    memcmp(type_names[i], s, len) == 0)
+			return i;
+	}
+	return PROTO_NONE;
+}
+
+/* ---------------------------------------------------------------- check */
+
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static uint64_t
+be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+int
+proto_check(const void *data, size_t len, char *err, size_t errlen)
+{
+	const uint8_t *p       = data;
+	size_t         pos     = 0;
+	uint64_t       pending = 1; /* values still to read */
+
+	if (len == 0)
+		return fail(err, errlen, "empty message");
+	while (pending > 0) {
+		uint8_t  b;
+		size_t   at = pos;
+		uint64_t skip = 0, items = 0;
+		int      lenbytes = 0;
+
+		if (pos >= len)
+			return fail(err, errlen,
+			    "truncated message: %llu value(s) missing after "
+			    "byte %zu",
+			    (unsigned long long)pending, len);
+		b = p[pos++];
+		pending--;
+		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 ||
+		    b == 0xc3) {
+			skip = 0; /* fixint, nil, bool */
+		} else if (b >= 0x80 && b <= 0x8f) {
+			items = 2 * (uint64_t)(b & 0x0f);
+		} else if (b >= 0x90 && b <= 0x9f) {
+			items = b & 0x0f;
+		} else if (b >= 0xa0 && b <= 0xbf) {
+			skip = b & 0x1f;
+		} else {
+			switch (b) {
+			case 0xc1:
+				return fail(err, errlen,
+				    "invalid msgpack byte 0xc1 at offset %zu",
+				    at);
+			case 0xc4: case 0xd9: lenbytes = 1; break; /* bin8 str8 */
+			case 0xc5: case 0xda: lenbytes = 2; break;
+			case 0xc6: case 0xdb: lenbytes = 4; break;
+			case 0xc7: lenbytes = 1; skip = 1; break; /* ext8 */
+			case 0xc8: lenbytes = 2; skip = 1; break;
+			case 0xc9: lenbytes = 4; skip = 1; break;
+			case 0xca: skip = 4; break; /* float32 */
+			case 0xcb: skip = 8; break;
+			case 0xcc: case 0xd0: skip = 1; break;
+			case 0xcd: case 0xd1: skip = 2; break;
+			case 0xce: case 0xd2: skip = 4; break;
+			case 0xcf: case 0xd3: skip = 8; break;
+			case 0xd4: skip = 2; break; /* fixext */
+			case 0xd5: skip = 3; break;
+			case 0xd6: skip = 5; break;
+			case 0xd7: skip = 9; break;
+			case 0xd8: skip = 17; break;
+			case 0xdc: case 0xde: /* array16, map16 */
+			case 0xdd: case 0xdf: { /* array32, map32 */
+				int n = (b == 0xdc || b == 0xde) ? 2 : 4;
+				if (len - pos < (size_t)n)
+					return fail(err, errlen,
+					    "truncated message: container "
+					    "length at offset %zu",
+					    at);
+				items = be(p + pos, n);
+				pos += (size_t)n;
+				if (b == 0xde || b == 0xdf)
+					items *= 2;
+				break;
+			}
+			default:
+				return fail(err, errlen,
+				    "invalid msgpack byte 0x%02x at offset %zu",
+				    b, at);
+			}
+		}
+		if (lenbytes > 0) {
+			if (len - pos < (size_t)lenbytes)
+				return fail(err, errlen,
+				    "truncated message: length at offset %zu",
+				    at);
+			skip += be(p + pos, lenbytes);
+			pos += (size_t)lenbytes;
+		}
+		if (skip > len - pos)
+			return fail(err, errlen,
+			    "truncated message: value at offset %zu needs %llu "
+			    "bytes, %zu remain",
+			    at, (unsigned long long)skip, len - pos);
+		pos += skip;
+		if (items > len - pos)
+			return fail(err, errlen,
+			    "container at offset %zu declares %llu items but "
+			    "only %zu bytes remain",
+			    at, (unsigned long long)items, len - pos);
+		pending += items;
+	}
+	if (pos != len)
+		return fail(err, errlen,
+		    "%zu unexpected bytes after the message at offset %zu",
+		    len - pos, pos);
+	return 0;
+}
+
+/* --------------------------------------------------------------- decode */
+
+void
+proto_decoder_init(struct proto_decoder *d)
+{
+	msgpack_zone_init(&d->zone, 8192);
+}
+
+void
+proto_decoder_fini(struct proto_decoder *d)
+{
+	msgpack_zone_destroy(&d->zone);
+}
+
+static const char *
+obj_type_name(const msgpack_object *o)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL: return "nil";
+	case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: return "an integer";
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "a negative integer";
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64: return "a float";
+	case MSGPACK_OBJECT_STR: return "a string";
+	case MSGPACK_OBJECT_ARRAY: return "an array";
+	case MSGPACK_OBJECT_MAP: return "a map";
+	case MSGPACK_OBJECT_BIN: return "bytes";
+	case MSGPACK_OBJECT_EXT: return "an extension";
+	}
+	return "unknown";
+}
+
+struct dctx {
+	struct proto_decoder *d;
+	const char           *tname;
+	char                 *err;
+	size_t                errlen;
+};
+
+static int
+bad(struct dctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+bad(struct dctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	int     n;
+	if (c->err == NULL || c->errlen == 0)
+		return FERRY_EPROTO;
+	n = snprintf(c->err, c->errlen, "%s: ", c->tname);
+	if (n < 0 || (size_t)n >= c->errlen)
+		return FERRY_EPROTO;
+	va_start(ap, fmt);
+	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return FERRY_EPROTO;
+}
+
+static const msgpack_object *
+map_get(const msgpack_object *map, const char *key)
+{
+	size_t klen = strlen(key);
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object *k = &map->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+		    memcmp(k->via.str.ptr, key, klen) == 0)
+			return &map->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+static int
+get_uint(struct dctx *c, const msgpack_object *map, const char *key,
+    uint64_t *out, int required)
+{
+	const msgpack_object *o = map_get(map, key);
+	if (o == NULL) {
+		if (required)
+			return bad(c, "missing field '%s'", key);
+		return 0;
+	}
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return bad(c, "field '%s': expected a non-negative integer, "
+		              "got %s",
+		    key, obj_type_name(o));
+	*out = o->via.u64;
+	return 0;
+}
+
+static char *
+zone_strdup(struct dctx *c, const char *p, uint32_t len)
+{
+	char *s = msgpack_zone_malloc(&c->d->zone, (size_t)len + 1);
+	if (s == NULL)
+		return NULL;
+	memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}
+
+static int
+get_str(struct dctx *c, const msgpack_object *map, const char *key,
+    const char **out, int required)
+{
+	const msgpack_object *o = map_get(map, key);
+	if (o == NULL) {
+		if (required)
+			return bad(c, "missing field '%s'", key);
+		*out = "";
+		return 0;
+	}
+	if (o->type != MSGPACK_OBJECT_STR)
+		return bad(c, "field '%s': expected a string, got %s", key,
+		    obj_type_name(o));
+	if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+		return bad(c, "field '%s': string contains a NUL byte", key);
+	if ((*out = zone_strdup(c, o->via.str.ptr, o->via.str.size)) == NULL)
+		return FERRY_ENOMEM;
+	return 0;
+}
+
+static int
+get_array(struct dctx *c, const msgpack_object *map, const char *key,
+    const msgpack_object **out, int required)
+{
+	const msgpack_object *o = map_get(map, key);
+	*out = NULL;
+	if (o == NULL) {
+		if (required)
+			return bad(c, "missing field '%s'", key);
+		return 0;
+	}
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return bad(c, "field '%s': expected an array, got %s", key,
+		    obj_type_name(o));
+	*out = o;
+	return 0;
+}
+
+static int
+decode_tasks(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
+{
+	const msgpack_object *arr;
+	int                   rv;
+
+	if ((rv = get_array(c, map, "tasks", &arr, 1)) != 0)
+		return rv;
+	m->n_tasks = arr->via.array.size;
+	if (m->n_tasks == 0)
+		return 0;
+	m->tasks = msgpack_zone_malloc(
+	    &c->d->zone, sizeof(struct proto_task) * m->n_tasks);
+	if (m->tasks == NULL)
+		return FERRY_ENOMEM;
+	for (uint32_t i = 0; i < m->n_tasks; i++) {
+		const msgpack_object *e = &arr->via.array.ptr[i];
+		const msgpack_object *f;
+		struct proto_task    *t = &m->tasks[i];
+		if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 3)
+			return bad(c,
+			    "tasks[%u]: expected an array [id, fn, args], "
+			    "got %s",
+			    i, e->type == MSGPACK_OBJECT_ARRAY
+			        ? "a shorter array"
+			        : obj_type_name(e));
+		f = e->via.array.ptr;
+		if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return bad(c, "tasks[%u][0] (id): expected an integer, "
+			              "got %s",
+			    i, obj_type_name(&f[0]));
+		if (f[1].type != MSGPACK_OBJECT_STR || f[1].via.str.size == 0)
+			return bad(c, "tasks[%u][1] (fn): expected a non-empty "
+			              "string, got %s",
+			    i, obj_type_name(&f[1]));
+		if (f[2].type != MSGPACK_OBJECT_BIN)
+			return bad(c,
+			    "tasks[%u][2] (args): expected bytes holding "
+			    "msgpack, got %s",
+			    i, obj_type_name(&f[2]));
+		t->id       = f[0].via.u64;
+		t->fn       = f[1].via.str.ptr;
+		t->fn_len   = f[1].via.str.size;
+		t->args     = f[2].via.bin.ptr;
+		t->args_len = f[2].via.bin.size;
+	}
+	return 0;
+}
+
+static int
+decode_results(struct dctx *c, const msgpack_object *map, const char *key,
+    struct proto_msg *m, int required)
+{
+	const msgpack_object *arr;
+	int                   rv;
+
+	if ((rv = get_array(c, map, key, &arr, required)) != 0)
+		return rv;
+	if (arr == NULL || arr->via.array.size == 0)
+		return 0;
+	m->n_results = arr->via.array.size;
+	m->results   = msgpack_zone_malloc(
+            &c->d->zone, sizeof(struct proto_result) * m->n_results);
+	if (m->results == NULL)
+		return FERRY_ENOMEM;
+	for (uint32_t i = 0; i < m->n_results; i++) {
+		const msgpack_object *e = &arr->via.array.ptr[i];
+		const msgpack_object *f;
+		struct proto_result  *r = &m->results[i];
+		if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 3)
+			return bad(c,
+			    "%s[%u]: expected an array [id, code, value], "
+			    "got %s",
+			    key, i,
+			    e->type == MSGPACK_OBJECT_ARRAY ? "a shorter array"
+			                                    : obj_type_name(e));
+		f = e->via.array.ptr;
+		if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return bad(c, "%s[%u][0] (id): expected an integer, "
+			              "got %s",
+			    key, i, obj_type_name(&f[0]));
+		if (f[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    f[1].via.u64 == 0)
+			r->code = 0;
+		else if (f[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+		         f[1].via.i64 >= INT32_MIN)
+			r->code = (int32_t)f[1].via.i64;
+		else
+			return bad(c,
+			    "%s[%u][1] (code): expected 0 or a negative "
+			    "error code, got %s",
+			    key, i, obj_type_name(&f[1]));
+		if (r->code == 0) {
+			if (f[2].type != MSGPACK_OBJECT_BIN)
+				return bad(c,
+				    "%s[%u][2] (value): expected bytes "
+				    "holding msgpack, got %s",
+				    key, i, obj_type_name(&f[2]));
+			r->data = f[2].via.bin.ptr;
+			r->len  = f[2].via.bin.size;
+		} else {
+			if (f[2].type != MSGPACK_OBJECT_STR)
+				return bad(c,
+				    "%s[%u][2] (error): expected a string, "
+				    "got %s",
+				    key, i, obj_type_name(&f[2]));
+			r->data = f[2].via.str.ptr;
+			r->len  = f[2].via.str.size;
+		}
+		r->id = f[0].via.u64;
+	}
+	return 0;
+}
+
+static int
+decode_ids(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
+{
+	const msgpack_object *arr;
+	int                   rv;
+
+	if ((rv = get_array(c, map, "ids", &arr, 1)) != 0)
+		return rv;
+	m->n_ids = arr->via.array.size;
+	if (m->n_ids == 0)
+		return 0;
+	m->ids = msgpack_zone_malloc(&c->d->zone, sizeof(uint64_t) * m->n_ids);
+	if (m->ids == NULL)
+		return FERRY_ENOMEM;
+	for (uint32_t i = 0; i < m->n_ids; i++) {
+		const msgpack_object *e = &arr->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return bad(c, "ids[%u]: expected an integer, got %s", i,
+			    obj_type_name(e));
+		m->ids[i] = e->via.u64;
+	}
+	return 0;
+}
+
+static int
+decode_hello(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
+{
+	const char           *role;
+	const msgpack_object *fns;
+	int                   rv;
+
+	if ((rv = get_str(c, map, "role", &role, 1)) != 0)
+		return rv;
+	if (strcmp(role, "worker") == 0)
+		m->role = PROTO_ROLE_WORKER;
+	else if (strcmp(role, "client") == 0)
+		m->role = PROTO_ROLE_CLIENT;
+	else
+		return bad(c, "field 'role': expected \"worker\" or "
+		              "\"client\", got \"%.64s\"",
+		    role);
+	if ((rv = get_str(c, map, "name", &m->name, 0)) != 0 ||
+	    (rv = get_str(c, map, "host", &m->host, 0)) != 0 ||
+	    (rv = get_str(c, map, "group", &m->group, 0)) != 0 ||
+	    (rv = get_uint(c, map, "pid", &m->pid, 0)) != 0 ||
+	    (rv = get_uint(c, map, "session", &m->session, 0)) != 0)
+		return rv;
+	if (m->role == PROTO_ROLE_CLIENT)
+		return 0;
+	if ((rv = get_uint(c, map, "slots", &m->slots, 1)) != 0 ||
+	    (rv = get_uint(c, map, "capacity", &m->capacity, 1)) != 0 ||
+	    (rv = get_array(c, map, "functions", &fns, 1)) != 0)
+		return rv;
+	if (m->slots == 0 || m->slots > 1u << 20)
+		return bad(c, "field 'slots': %llu is out of range 1..%u",
+		    (unsigned long long)m->slots, 1u << 20);
+	if (m->capacity < m->slots || m->capacity > 1u << 24)
+		return bad(c, "field 'capacity': %llu is out of range "
+		              "slots..%u",
+		    (unsigned long long)m->capacity, 1u << 24);
+	m->n_functions = fns->via.array.size;
+	m->functions   = msgpack_zone_malloc(
+            &c->d->zone, sizeof(char *) * (m->n_functions + 1));
+	if (m->functions == NULL)
+		return FERRY_ENOMEM;
+	for (uint32_t i = 0; i < m->n_functions; i++) {
+		const msgpack_object *e = &fns->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_STR || e->via.str.size == 0 ||
+		    e->via.str.size > 255)
+			return bad(c,
+			    "functions[%u]: expected a name of 1..255 bytes, "
+			    "got %s",
+			    i, obj_type_name(e));
+		m->functions[i] =
+		    zone_strdup(c, e->via.str.ptr, e->via.str.size);
+		if (m->functions[i] == NULL)
+			return FERRY_ENOMEM;
+	}
+	return 0;
+}
+
+int
+proto_decode(struct proto_decoder *d, const void *data, size_t len,
+    struct proto_msg *m, char *err, size_t errlen)
+{
+	msgpack_object        root;
+	const msgpack_object *o;
+	size_t                off = 0;
+	struct dctx           c   = { d, "message", err, errlen };
+	uint64_t              v;
+	int                   rv;
+
+	memset(m, 0, sizeof(*m));
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (proto_check(data, len, err, errlen) != 0)
+		return FERRY_EPROTO;
+	msgpack_zone_clear(&d->zone);
+	switch (msgpack_unpack(data, len, &off, &d->zone, &root)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		break;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		return bad(&c, "out of memory while decoding");
+	default:
+		return bad(&c, "malformed msgpack (nested too deeply?)");
+	}
+	if (root.type != MSGPACK_OBJECT_MAP)
+		return bad(&c, "expected a map, got %s", obj_type_name(&root));
+	if ((o = map_get(&root, "v")) == NULL)
+		return bad(&c, "missing field 'v' (protocol version)");
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return bad(&c, "field 'v': expected an integer, got %s",
+		    obj_type_name(o));
+	v = o->via.u64;
+	if ((o = map_get(&root, "t")) == NULL)
+		return bad(&c, "missing field 't' (message type)");
+	if (o->type != MSGPACK_OBJECT_STR)
+		return bad(&c, "field 't': expected a string, got %s",
+		    obj_type_name(o));
+	m->type = type_lookup(o->via.str.ptr, o->via.str.size);
+	if (m->type == PROTO_NONE) {
+		bad(&c, "unknown message type \"%.*s\"",
+		    (int)(o->via.str.size > 64 ? 64 : o->via.str.size),
+		    o->via.str.ptr);
+		return FERRY_EPROTO;
+	}
+	c.tname = type_names[m->type];
+	if (v != PROTO_VERSION) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen,
+			    "%s: protocol version %llu is not supported (this "
+			    "side speaks version %d)",
+			    c.tname, (unsigned long long)v, PROTO_VERSION);
+		return FERRY_EVERSION;
+	}
+	m->version = (uint32_t)v;
+
+	switch (m->type) {
+	case PROTO_HELLO:
+		rv = decode_hello(&c, &root, m);
+		break;
+	case PROTO_WELCOME:
+		if ((rv = get_uint(&c, &root, "id", &m->id, 1)) == 0 &&
+		    (rv = get_uint(&c, &root, "heartbeat_ms", &m->heartbeat_ms,
+		         1)) == 0)
+			rv = get_uint(&c, &root, "max_message_size",
+			    &m->max_message_size, 0);
+		break;
+	case PROTO_SUBMIT:
+	case PROTO_TASKS:
+		rv = decode_tasks(&c, &root, m);
+		break;
+	case PROTO_SUBMITTED:
+		if ((rv = get_uint(&c, &root, "accepted", &m->accepted, 1)) ==
+		    0)
+			rv = decode_results(&c, &root, "rejected", m, 0);
+		break;
+	case PROTO_FETCH:
+		if ((rv = get_uint(&c, &root, "ack", &m->ack, 1)) == 0)
+			rv = get_uint(&c, &root, "wait_ms", &m->wait_ms, 0);
+		break;
+	case PROTO_RESULTS:
+		if ((rv = get_uint(&c, &root, "seq", &m->seq, 1)) == 0)
+			rv = decode_results(&c, &root, "results", m, 1);
+		break;
+	case PROTO_CANCEL:
+	case PROTO_CANCELLED:
+		rv = decode_ids(&c, &root, m);
+		break;
+	case PROTO_STATUS:
+		rv = 0;
+		break;
+	case PROTO_STATUS_REPLY:
+		m->body = msgpack_zone_malloc(&d->zone, sizeof(root));
+		if (m->body == NULL)
+			return FERRY_ENOMEM;
+		memcpy((void *)m->body, &root, sizeof(root));
+		rv = 0;
+		break;
+	case PROTO_WORK:
+		if ((rv = get_uint(&c, &root, "credit", &m->credit, 1)) == 0)
+			rv = decode_results(&c, &root, "results", m, 0);
+		break;
+	case PROTO_ERROR: {
+		const msgpack_object *co = map_get(&root, "code");
+		if (co == NULL || co->type != MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+		    co->via.i64 < INT32_MIN)
+			return bad(&c, "field 'code': expected a negative "
+			               "error code");
+		m->code = (int32_t)co->via.i64;
+		rv      = get_str(&c, &root, "msg", &m->msg, 1);
+		break;
+	}
+	default:
+		rv = bad(&c, "unexpected message type");
+		break;
+	}
+	return rv;
+}
+
+/* --------------------------------------------------------------- encode */
+
+void
+proto_writer_init(struct proto_writer *w)
+{
+	msgpack_sbuffer_init(&w->buf);
+	msgpack_packer_init(&w->pk, &w->buf, msgpack_sbuffer_write);
+}
+
+void
+proto_writer_fini(struct proto_writer *w)
+{
+	msgpack_sbuffer_destroy(&w->buf);
+}
+
+void
+proto_writer_reset(struct proto_writer *w)
+{
+	msgpack_sbuffer_clear(&w->buf);
+}
+
+static void
+pack_cstr(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+void
+proto_begin(struct proto_writer *w, int type, uint32_t nfields)
+{
+	msgpack_pack_map(&w->pk, 2 + nfields);
+	pack_cstr(&w->pk, "v");
+	msgpack_pack_uint32(&w->pk, PROTO_VERSION);
+	pack_cstr(&w->pk, "t");
+	pack_cstr(&w->pk, type_names[type]);
+}
+
+void
+proto_put_key(struct proto_writer *w, const char *key)
+{
+	pack_cstr(&w->pk, key);
+}
+
+void
+proto_put_uint(struct proto_writer *w, const char *key, uint64_t v)
+{
+	pack_cstr(&w->pk, key);
+	msgpack_pack_uint64(&w->pk, v);
+}
+
+void
+proto_put_int(struct proto_writer *w, const char *key, int64_t v)
+{
+	pack_cstr(&w->pk, key);
+	msgpack_pack_int64(&w->pk, v);
+}
+
+void
+proto_put_str(struct proto_writer *w, const char *key, const char *s)
+{
+	pack_cstr(&w->pk, key);
+	pack_cstr(&w->pk, s != NULL ? s : "");
+}
+
+void
+proto_pack_str(struct proto_writer *w, const char *s, size_t len)
+{
+	msgpack_pack_str(&w->pk, len);
+	msgpack_pack_str_body(&w->pk, s, len);
+}
+
+void
+proto_pack_bin(struct proto_writer *w, const void *p, size_t len)
+{
+	msgpack_pack_bin(&w->pk, len);
+	msgpack_pack_bin_body(&w->pk, p, len);
+}
+
+void
+proto_pack_task(struct proto_writer *w, uint64_t id, const char *fn,
+    size_t fn_len, const void *args, size_t args_len)
+{
+	msgpack_pack_array(&w->pk, 3);
+	msgpack_pack_uint64(&w->pk, id);
+	proto_pack_str(w, fn, fn_len);
+	proto_pack_bin(w, args, args_len);
+}
+
+void
+proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
+    const void *data, size_t len)
+{
+	msgpack_pack_array(&w->pk, 3);
+	msgpack_pack_uint64(&w->pk, id);
+	msgpack_pack_int32(&w->pk, code);
+	if (code == 0)
+		proto_pack_bin(w, data, len);
+	else
+		proto_pack_str(w, data, len);
+}
+
+void
+proto_write_error(struct proto_writer *w, int code, const char *msg)
+{
+	proto_begin(w, PROTO_ERROR, 2);
+	proto_put_int(w, "code", code);
+	proto_put_str(w, "msg", msg);
+}

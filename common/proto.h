@@ -1,0 +1,174 @@
+/*
+ * proto.h - Ferry's wire protocol: msgpack messages over NNG.
+ *
+ * Every message body is one msgpack map with at least "v" (the protocol
+ * version) and "t" (the message type, a string).  docs/protocol.md
+ * documents each message field by field.  Decoders never trust the input:
+ * proto_decode() first checks that the bytes are one complete, well-formed
+ * msgpack value whose containers fit the message, then checks each field's
+ * presence and type, and reports what is wrong and where.
+ */
+#ifndef FERRY_PROTO_H
+#define FERRY_PROTO_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_VERSION 1
+
+/* Message types. */
+enum proto_type {
+	PROTO_NONE = 0,
+	PROTO_HELLO,     /* peer -> scheduler: register a worker or client */
+	PROTO_WELCOME,   /* scheduler -> peer: registration accepted */
+	PROTO_SUBMIT,    /* client -> scheduler: a batch of tasks */
+	PROTO_SUBMITTED, /* scheduler -> client: what was accepted */
+	PROTO_FETCH,     /* client -> scheduler: ack results, wait for more */
+	PROTO_RESULTS,   /* scheduler -> client: a batch of results */
+	PROTO_CANCEL,    /* client -> scheduler: cancel tasks */
+	PROTO_CANCELLED, /* scheduler -> client: which were cancelled */
+	PROTO_STATUS,    /* anyone -> scheduler: ask for counters */
+	PROTO_STATUS_REPLY, /* scheduler -> asker: the counters */
+	PROTO_WORK,      /* worker -> scheduler: results and credit */
+	PROTO_TASKS,     /* scheduler -> worker: tasks to run */
+	PROTO_ERROR,     /* either way: a request failed */
+	PROTO_TYPE_MAX,
+};
+
+/* Roles a peer announces in hello. */
+enum proto_role {
+	PROTO_ROLE_WORKER = 1,
+	PROTO_ROLE_CLIENT = 2,
+};
+
+/* A task as it travels (client -> scheduler -> worker).  Strings and
+ * bytes point into the decoded message. */
+struct proto_task {
+	uint64_t    id;       /* client's id in submit, scheduler's in tasks */
+	const char *fn;       /* function name, fn_len bytes, not NUL-ended */
+	uint32_t    fn_len;
+	const char *args;     /* msgpack-encoded arguments */
+	uint32_t    args_len;
+};
+
+/* A result as it travels (worker -> scheduler -> client).  code 0: data
+ * is the msgpack-encoded value; otherwise code is a ferry_error and data
+ * is a UTF-8 message. */
+struct proto_result {
+	uint64_t    id;
+	int32_t     code;
+	const char *data;
+	uint32_t    len;
+};
+
+/* One decoded message.  Only the fields of its type are set; everything
+ * points into the decoder's zone and the original bytes, valid until the
+ * next proto_decode() on the same decoder. */
+struct proto_msg {
+	int      type;
+	uint32_t version;
+
+	/* hello */
+	int         role;
+	const char *name, *host, *group;
+	uint64_t    pid, session, slots, capacity;
+	const char **functions;
+	uint32_t     n_functions;
+
+	/* welcome */
+	uint64_t id, heartbeat_ms, max_message_size;
+
+	/* submit, tasks */
+	struct proto_task *tasks;
+	uint32_t           n_tasks;
+
+	/* work (results + credit), results (seq + results), submitted
+	 * (accepted + rejected as results with a non-zero code) */
+	uint64_t             credit;
+	uint64_t             accepted;
+	struct proto_result *results;
+	uint32_t             n_results;
+
+	/* fetch, results */
+	uint64_t ack, wait_ms, seq;
+
+	/* cancel, cancelled */
+	uint64_t *ids;
+	uint32_t  n_ids;
+
+	/* error */
+	int32_t     code;
+	const char *msg;
+
+	/* status reply: the whole map */
+	const msgpack_object *body;
+};
+
+/* A reusable decoder (one msgpack zone). */
+struct proto_decoder {
+	msgpack_zone zone;
+};
+
+/* Initialise / release a decoder. */
+void proto_decoder_init(struct proto_decoder *d);
+void proto_decoder_fini(struct proto_decoder *d);
+
+/*
+ * Decode one message of len bytes into m.  Returns 0, or a negative
+ * ferry_error (FERRY_EPROTO, FERRY_EVERSION) with a message in err that
+ * says what is wrong and where ("submit: tasks[3][1] (fn): expected a
+ * string, got an integer").
+ */
+int proto_decode(struct proto_decoder *d, const void *data, size_t len,
+    struct proto_msg *m, char *err, size_t errlen);
+
+/*
+ * Check that data holds exactly one well-formed msgpack value whose
+ * containers are no larger than the bytes that follow them.  Returns 0, or
+ * -1 with a message naming the byte offset.
+ */
+int proto_check(const void *data, size_t len, char *err, size_t errlen);
+
+/* Name of a message type ("submit"), or NULL. */
+const char *proto_type_name(int type);
+
+/*
+ * Encoding.  A proto_writer appends msgpack to a growable buffer; callers
+ * build a message with proto_begin() (which writes "v" and "t" and leaves
+ * room for nfields more map entries), pack the fields with the helpers
+ * below or the msgpack packer directly, and take the bytes.
+ */
+struct proto_writer {
+	msgpack_sbuffer buf;
+	msgpack_packer  pk;
+};
+
+void proto_writer_init(struct proto_writer *w);
+void proto_writer_fini(struct proto_writer *w);
+void proto_writer_reset(struct proto_writer *w);
+
+/* Start a message of type with nfields fields after "v" and "t". */
+void proto_begin(struct proto_writer *w, int type, uint32_t nfields);
+
+/* Pack a key and a value. */
+void proto_put_uint(struct proto_writer *w, const char *key, uint64_t v);
+void proto_put_int(struct proto_writer *w, const char *key, int64_t v);
+void proto_put_str(struct proto_writer *w, const char *key, const char *s);
+void proto_put_key(struct proto_writer *w, const char *key);
+
+/* Pack a string / bin of known length. */
+void proto_pack_str(struct proto_writer *w, const char *s, size_t len);
+void proto_pack_bin(struct proto_writer *w, const void *p, size_t len);
+
+/* Pack one task entry [id, fn, args] and one result entry
+ * [id, code, value-bin | message-str]. */
+void proto_pack_task(struct proto_writer *w, uint64_t id, const char *fn,
+    size_t fn_len, const void *args, size_t args_len);
+void proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
+    const void *data, size_t len);
+
+/* Whole small messages. */
+void proto_write_error(struct proto_writer *w, int code, const char *msg);
+
+#endif

@@ -1,0 +1,381 @@
+/*
+ * util.c - small shared utilities.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/protocol/reqrep0/req.h>
+
+#include "ferry/ferry.h"
+
+uint64_t
+util_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+util_now_ms(void)
+{
+	return util_now_us() / 1000u;
+}
+
+int
+util_nng_err(int rv)
+{
+	switch (rv) {
+	case 0: return FERRY_OK;
+	case NNG_ENOMEM: return FERRY_ENOMEM;
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL: return FERRY_EINVAL;
+	case NNG_ETIMEDOUT: return FERRY_ETIMEDOUT;
+	case NNG_ECLOSED: return FERRY_ECLOSED;
+	case NNG_ECONNREFUSED:
+	case NNG_ECONNRESET:
+	case NNG_ECONNSHUT:
+	case NNG_EUNREACHABLE:
+	case NNG_ENOENT: return FERRY_ECONNECT;
+	case NNG_EMSGSIZE: return FERRY_ETOOBIG;
+	case NNG_EPROTO: return FERRY_EPROTO;
+	default: return FERRY_ETRANSPORT;
+	}
+}
+
+void
+util_strlcpy(char *dst, const char *src, size_t len)
+{
+	size_t n;
+	if (len == 0)
+		return;
+	n = strlen(src);
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+uint64_t
+util_random64(void)
+{
+	uint64_t v = 0;
+	while (v == 0) {
+		if (getrandom(&v, sizeof(v), 0) != sizeof(v)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			v = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+			    ((uint64_t)getpid() << 40);
+		}
+	}
+	return v;
+}
+
+/* ------------------------------------------------------------- idmap */
+
+static size_t
+hash64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ULL;
+	k ^= k >> 33;
+	return (size_t)k;
+}
+
+void
+idmap_init(struct idmap *m)
+{
+	m->slots = NULL;
+	m->cap   = 0;
+	m->count = 0;
+}
+
+void
+idmap_fini(struct idmap *m)
+{
+	free(m->slots);
+	idmap_init(m);
+}
+
+void *
+idmap_get(const struct idmap *m, uint64_t key)
+{
+	size_t i;
+	if (m->cap == 0 || key == 0)
+		return NULL;
+	for (i = hash64(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (m->slots[i].key == key)
+			return m->slots[i].val;
+		if (m->slots[i].key == 0)
+			return NULL;
+	}
+}
+
+static int
+idmap_grow(struct idmap *m)
+{
+	size_t             ncap = m->cap ? m->cap * 2 : 16;
+	struct idmap_slot *ns   = calloc(ncap, sizeof(*ns));
+	if (ns == NULL)
+		return -1;
+	for (size_t j = 0; j < m->cap; j++) {
+		uint64_t k = m->slots[j].key;
+		size_t   i;
+		if (k == 0)
+			continue;
+		for (i = hash64(k) & (ncap - 1); ns[i].key != 0;
+		     i = (i + 1) & (ncap - 1))
+			;
+		ns[i] = m->slots[j];
+	}
+	free(m->slots);
+	m->slots = ns;
+	m->cap   = ncap;
+	return 0;
+}
+
+int
+idmap_put(struct idmap *m, uint64_t key, void *val)
+{
+	size_t i;
+	if (key == 0)
+		return -1;
+	if ((m->count + 1) * 4 > m->cap * 3 && idmap_grow(m) != 0)
+		return -1;
+	for (i = hash64(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (m->slots[i].key == key) {
+			m->slots[i].val = val;
+			return 0;
+		}
+		if (m->slots[i].key == 0) {
+			m->slots[i].key = key;
+			m->slots[i].val = val;
+			m->count++;
+			return 0;
+		}
+	}
+}
+
+void *
+idmap_del(struct idmap *m, uint64_t key)
+{
+	size_t i, j;
+	void  *val;
+	if (m->cap == 0 || key == 0)
+		return NULL;
+	for (i = hash64(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (m->slots[i].key == 0)
+			return NULL;
+		if (m->slots[i].key == key)
+			break;
+	}
+	val = m->slots[i].val;
+	m->count--;
+	/* backward-shift deletion keeps probe chains intact */
+	for (j = (i + 1) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+		size_t home;
+		if (m->slots[j].key == 0)
+			break;
+		home = hash64(m->slots[j].key) & (m->cap - 1);
+		/* can slot j move to i? only if home is not in (i, j] */
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && (home <= i && home > j))) {
+			m->slots[i] = m->slots[j];
+			i           = j;
+		}
+	}
+	m->slots[i].key = 0;
+	m->slots[i].val = NULL;
+	return val;
+}
+
+/* -------------------------------------------------------------- u64q */
+
+void
+u64q_init(struct u64q *q)
+{
+	memset(q, 0, sizeof(*q));
+}
+
+void
+u64q_fini(struct u64q *q)
+{
+	free(q->buf);
+	u64q_init(q);
+}
+
+static int
+u64q_grow(struct u64q *q)
+{
+	size_t    ncap = q->cap ? q->cap * 2 : 64;
+	uint64_t *nb   = malloc(ncap * sizeof(*nb));
+	if (nb == NULL)
+		return -1;
+	for (size_t i = 0; i < q->len; i++)
+		nb[i] = q->buf[(q->head + i) & (q->cap - 1)];
+	free(q->buf);
+	q->buf  = nb;
+	q->cap  = ncap;
+	q->head = 0;
+	return 0;
+}
+
+int
+u64q_push(struct u64q *q, uint64_t v)
+{
+	if (q->len == q->cap && u64q_grow(q) != 0)
+		return -1;
+	q->buf[(q->head + q->len) & (q->cap - 1)] = v;
+	q->len++;
+	return 0;
+}
+
+int
+u64q_push_front(struct u64q *q, uint64_t v)
+{
+	if (q->len == q->cap && u64q_grow(q) != 0)
+		return -1;
+	q->head         = (q->head + q->cap - 1) & (q->cap - 1);
+	q->buf[q->head] = v;
+	q->len++;
+	return 0;
+}
+
+bool
+u64q_pop(struct u64q *q, uint64_t *v)
+{
+	if (q->len == 0)
+		return false;
+	*v      = q->buf[q->head];
+	q->head = (q->head + 1) & (q->cap - 1);
+	q->len--;
+	if (q->len == 0)
+		q->head = 0;
+	return true;
+}
+
+size_t
+u64q_len(const struct u64q *q)
+{
+	return q->len;
+}
+
+/* --------------------------------------------------------- timerheap */
+
+void
+timerheap_init(struct timerheap *h)
+{
+	memset(h, 0, sizeof(*h));
+}
+
+void
+timerheap_fini(struct timerheap *h)
+{
+	free(h->t);
+	timerheap_init(h);
+}
+
+int
+timerheap_push(struct timerheap *h, struct timer t)
+{
+	size_t i;
+	if (h->len == h->cap) {
+		size_t        ncap = h->cap ? h->cap * 2 : 64;
+		struct timer *nt   = realloc(h->t, ncap * sizeof(*nt));
+		if (nt == NULL)
+			return -1;
+		h->t   = nt;
+		h->cap = ncap;
+	}
+	i = h->len++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (h->t[p].when <= t.when)
+			break;
+		h->t[i] = h->t[p];
+		i       = p;
+	}
+	h->t[i] = t;
+	return 0;
+}
+
+const struct timer *
+timerheap_peek(const struct timerheap *h)
+{
+	return h->len > 0 ? &h->t[0] : NULL;
+}
+
+bool
+timerheap_pop(struct timerheap *h, struct timer *out)
+{
+	struct timer last;
+	size_t       i = 0;
+	if (h->len == 0)
+		return false;
+	*out = h->t[0];
+	last = h->t[--h->len];
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= h->len)
+			break;
+		if (c + 1 < h->len && h->t[c + 1].when < h->t[c].when)
+			c++;
+		if (last.when <= h->t[c].when)
+			break;
+		h->t[i] = h->t[c];
+		i       = c;
+	}
+	if (h->len > 0)
+		h->t[i] = last;
+	return true;
+}
+
+/* --------------------------------------------------------------- NNG */
+
+int
+util_sock_setup(nng_socket s, size_t max_msg)
+{
+	int rv;
+	if ((rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, max_msg)) != 0)
+		return rv;
+	/* deep socket queues: batching keeps message counts low, and a
+	 * shallow queue stalls the sender on every burst */
+	if ((rv = nng_socket_set_int(s, NNG_OPT_SENDBUF, 1024)) != 0 ||
+	    (rv = nng_socket_set_int(s, NNG_OPT_RECVBUF, 1024)) != 0)
+		return rv;
+	nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
+	return 0;
+}
+
+int
+util_url_check(const char *url, char *err, size_t errlen)
+{
+	nng_url *u;
+	int      rv;
+	if ((rv = nng_url_parse(&u, url)) != 0) {
+		snprintf(err, errlen, "invalid address '%s': %s", url,
+		    nng_strerror(rv));
+		return -1;
+	}
+	if ((strcmp(u->u_scheme, "ipc") == 0 ||
+	        strcmp(u->u_scheme, "abstract") == 0) &&
+	    strlen(u->u_path) > 107) {
+		snprintf(err, errlen,
+		    "address '%s': ipc path is %zu bytes, the limit is 107",
+		    url, strlen(u->u_path));
+		nng_url_free(u);
+		return -1;
+	}
+	nng_url_free(u);
+	return 0;
+}

@@ -1,0 +1,99 @@
+/*
+ * util.h - small shared utilities: clocks, an id map, a ring queue, a
+ * timer heap, NNG socket setup.
+ */
+#ifndef FERRY_UTIL_H
+#define FERRY_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+/* Monotonic clock in microseconds / milliseconds. */
+uint64_t util_now_us(void);
+uint64_t util_now_ms(void);
+
+/* Translate an NNG error into a ferry_error. */
+int util_nng_err(int nng_rv);
+
+/* Copy at most len-1 bytes of src into dst, always NUL-terminated. */
+void util_strlcpy(char *dst, const char *src, size_t len);
+
+/* A random 64-bit value from the system (getrandom), never 0. */
+uint64_t util_random64(void);
+
+/* ---- u64 -> pointer map (open addressing, linear probing) ---- */
+
+struct idmap_slot {
+	uint64_t key; /* 0 means empty; keys must be non-zero */
+	void    *val;
+};
+
+struct idmap {
+	struct idmap_slot *slots;
+	size_t             cap; /* power of two */
+	size_t             count;
+};
+
+/* Initialise an empty map. */
+void idmap_init(struct idmap *m);
+/* Free the map's table (not the values). */
+void idmap_fini(struct idmap *m);
+/* Value for key, or NULL. */
+void *idmap_get(const struct idmap *m, uint64_t key);
+/* Insert or replace key -> val (key != 0).  Returns 0 or -1 (no memory). */
+int idmap_put(struct idmap *m, uint64_t key, void *val);
+/* Remove key; returns its value or NULL. */
+void *idmap_del(struct idmap *m, uint64_t key);
+
+/* ---- a growable FIFO of u64 (ring buffer) ---- */
+
+struct u64q {
+	uint64_t *buf;
+	size_t    cap; /* power of two or 0 */
+	size_t    head;
+	size_t    len;
+};
+
+void   u64q_init(struct u64q *q);
+void   u64q_fini(struct u64q *q);
+int    u64q_push(struct u64q *q, uint64_t v);       /* at the back */
+int    u64q_push_front(struct u64q *q, uint64_t v); /* at the front */
+bool   u64q_pop(struct u64q *q, uint64_t *v);       /* from the front */
+size_t u64q_len(const struct u64q *q);
+
+/* ---- a min-heap of timers keyed by deadline ---- */
+
+struct timer {
+	uint64_t when;  /* deadline, ms (util_now_ms clock) */
+	uint64_t id;    /* what it is for (caller-defined) */
+	uint32_t kind;  /* caller-defined */
+	uint32_t gen;   /* caller-defined generation, to ignore stale ones */
+};
+
+struct timerheap {
+	struct timer *t;
+	size_t        len, cap;
+};
+
+void timerheap_init(struct timerheap *h);
+void timerheap_fini(struct timerheap *h);
+int  timerheap_push(struct timerheap *h, struct timer t);
+/* The earliest timer, or NULL. */
+const struct timer *timerheap_peek(const struct timerheap *h);
+/* Remove the earliest timer into *t; false if empty. */
+bool timerheap_pop(struct timerheap *h, struct timer *t);
+
+/* ---- NNG ---- */
+
+/* Set Ferry's limits on a socket: maximum message size, buffers, and no
+ * automatic request re-send.  Returns an NNG error or 0. */
+int util_sock_setup(nng_socket s, size_t max_msg);
+
+/* If url is ipc://PATH and PATH is longer than an ipc path may be, or the
+ * URL is malformed, write a message into err and return -1. */
+int util_url_check(const char *url, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1428 @@
+/*
+ * conf.c - load and validate a YAML cluster file.
+ *
+ * The file is read whole (at most CONF_MAX_FILE bytes) and turned into a
+ * small tree of nodes with libyaml's event API, so that every node keeps
+ * its line and column and so that anchors, aliases and extra documents can
+ * be refused.  One generic pass then checks what is wrong whatever the key
+ * (aliases, duplicate keys, NUL bytes), and the schema walk fills struct
+ * conf.  Every error names FILE:LINE:COLUMN and the key as a path
+ * ("scheduler.listen[1]", "workers[0].slots").  See docs/configuration.md.
+ */
+#include "conf.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#define CONF_MAX_FILE (1024 * 1024) /* bytes in a cluster file */
+#define CONF_MAX_DEPTH 16           /* nesting of lists and mappings */
+#define CONF_MAX_NODES 100000       /* scalars, lists and mappings */
+#define CONF_MAX_NAME 64            /* cluster and group names */
+#define CONF_MAX_PROCESSES 1024
+#define CONF_MAX_SLOTS 1024
+#define CONF_MAX_PREFETCH 100000
+#define CONF_MIN_MESSAGE (64 * 1024)
+#define CONF_IPC_MAX 107 /* sizeof(sun_path) - 1 */
+#define CONF_PATH_MAX 256
+#define CONF_SHOW_MAX 40 /* bytes of a bad value quoted in a message */
+
+#define DEFAULT_LISTEN "tcp://127.0.0.1:7710"
+
+enum node_kind {
+	NODE_SCALAR,
+	NODE_SEQ,
+	NODE_MAP,
+	NODE_ALIAS,
+};
+
+/* One YAML node; a mapping's kids alternate key, value. */
+struct node {
+	enum node_kind kind;
+	size_t         line; /* 1-based */
+	size_t         col;  /* 1-based */
+	char          *anchor; /* anchor, or an alias's target; NULL if none */
+	char          *text;   /* scalar value, NUL-terminated */
+	size_t         len;    /* scalar length, may hide an inner NUL */
+	bool           plain;  /* an unquoted scalar */
+	struct node  **kids;
+	size_t         n_kids;
+	size_t         cap_kids;
+};
+
+/* Where we are: the file, the error buffer and the current key path. */
+struct ctx {
+	const char *file;
+	char       *err;
+	size_t      errlen;
+	char        path[CONF_PATH_MAX];
+	size_t      path_len;
+	size_t      n_nodes;
+};
+
+/* Write "FILE:LINE:COLUMN: key 'PATH': PROBLEM" (or without the key when
+ * there is no path) into the error buffer; returns -1. */
+static int ctx_fail(struct ctx *x, size_t line, size_t col, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+static int
+ctx_fail(struct ctx *x, size_t line, size_t col, const char *fmt, ...)
+{
+	va_list ap;
+	int     n;
+
+	if (x->err == NULL || x->errlen == 0)
+		return -1;
+	if (x->path_len > 0)
+		n = snprintf(x->err, x->errlen, "%s:%zu:%zu: key '%s': ",
+		    x->file, line, col, x->path);
+	else
+		n = snprintf(x->err, x->errlen, "%s:%zu:%zu: ", x->file,
+		    line, col);
+	if (n < 0 || (size_t) n >= x->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(x->err + n, x->errlen - (size_t) n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ctx_fail at node n. */
+static int node_fail(struct ctx *x, const struct node *n, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+
+static int
+node_fail(struct ctx *x, const struct node *n, const char *fmt, ...)
+{
+	char    msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return ctx_fail(x, n->line, n->col, "%s", msg);
+}
+
+/* Write an error that has no line: "FILE: PROBLEM"; returns -1. */
+static int ctx_fail_file(struct ctx *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+ctx_fail_file(struct ctx *x, const char *fmt, ...)
+{
+	va_list ap;
+	int     n;
+
+	if (x->err == NULL || x->errlen == 0)
+		return -1;
+	n = snprintf(x->err, x->errlen, "%s: ", x->file);
+	if (n < 0 || (size_t) n >= x->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(x->err + n, x->errlen - (size_t) n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Append s (len bytes) to buf, escaping control bytes and quotes and
+ * cutting it at max bytes with "..."; buf holds size bytes. */
+static void
+escape_into(char *buf, size_t size, size_t *at, const char *s, size_t len,
+    size_t max)
+{
+	for (size_t i = 0; i < len && *at + 1 < size; i++) {
+		unsigned char ch = (unsigned char) s[i];
+		char          tmp[8];
+		size_t        n;
+
+		if (i == max) {
+			snprintf(tmp, sizeof(tmp), "...");
+		} else if (ch < 0x20 || ch == 0x7f || ch == '\'' ||
+		    ch == '\\') {
+			snprintf(tmp, sizeof(tmp), "\\x%02x", ch);
+		} else {
+			tmp[0] = (char) ch;
+			tmp[1] = '\0';
+		}
+		n = strlen(tmp);
+		if (*at + n >= size)
+			break;
+		memcpy(buf + *at, tmp, n);
+		*at += n;
+		if (i == max)
+			break;
+	}
+	buf[*at] = '\0';
+}
+
+/* A printable, bounded copy of scalar n's text for a message. */
+static const char *
+node_show(const struct node *n, char *buf, size_t size)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	escape_into(buf, size, &at, n->text, n->len, CONF_SHOW_MAX);
+	return buf;
+}
+
+/* Append ".key" (or "key" at the top) to the path; returns the old
+ * length for path_pop. */
+static size_t
+path_push(struct ctx *x, const char *key, size_t len)
+{
+	size_t old = x->path_len;
+
+	if (x->path_len > 0 && x->path_len + 1 < sizeof(x->path))
+		x->path[x->path_len++] = '.';
+	x->path[x->path_len] = '\0';
+	escape_into(x->path, sizeof(x->path), &x->path_len, key, len,
+	    CONF_SHOW_MAX);
+	return old;
+}
+
+/* Append "[i]" to the path; returns the old length for path_pop. */
+static size_t
+path_index(struct ctx *x, size_t i)
+{
+	size_t old = x->path_len;
+	int    n;
+
+	n = snprintf(x->path + x->path_len, sizeof(x->path) - x->path_len,
+	    "[%zu]", i);
+	if (n > 0)
+		x->path_len += (size_t) n;
+	if (x->path_len >= sizeof(x->path))
+		x->path_len = sizeof(x->path) - 1;
+	return old;
+}
+
+/* Cut the path back to length old. */
+static void
+path_pop(struct ctx *x, size_t old)
+{
+	x->path_len = old;
+	x->path[old] = '\0';
+}
+
+/* Free a node and everything below it. */
+static void
+node_free(struct node *n)
+{
+	if (n == NULL)
+		return;
+	for (size_t i = 0; i < n->n_kids; i++)
+		node_free(n->kids[i]);
+	free(n->kids);
+	free(n->anchor);
+	free(n->text);
+	free(n);
+}
+
+/* Append kid to the list or mapping n; returns -1 when out of memory. */
+static int
+node_add(struct node *n, struct node *kid)
+{
+	if (n->n_kids == n->cap_kids) {
+		size_t        cap = n->cap_kids ? n->cap_kids * 2 : 8;
+		struct node **k = realloc(n->kids, cap * sizeof(*k));
+		if (k == NULL)
+			return -1;
+		n->kids = k;
+		n->cap_kids = cap;
+	}
+	n->kids[n->n_kids++] = kid;
+	return 0;
+}
+
+/* Copy a libyaml string (NULL stays NULL); sets *oom when out of
+ * memory. */
+static char *
+dup_or_null(const yaml_char_t *s, bool *oom)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = strdup((const char *) s)) == NULL)
+		*oom = true;
+	return d;
+}
+
+/* Make a node from a scalar, sequence-start, mapping-start or alias
+ * event; NULL when out of memory. */
+static struct node *
+node_from_event(const yaml_event_t *ev)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	bool         oom = false;
+
+	if (n == NULL)
+		return NULL;
+	n->line = ev->start_mark.line + 1;
+	n->col = ev->start_mark.column + 1;
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		n->kind = NODE_SCALAR;
+		n->anchor = dup_or_null(ev->data.scalar.anchor, &oom);
+		n->len = ev->data.scalar.length;
+		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		if ((n->text = malloc(n->len + 1)) == NULL) {
+			oom = true;
+			break;
+		}
+		memcpy(n->text, ev->data.scalar.value, n->len);
+		n->text[n->len] = '\0';
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		n->kind = NODE_SEQ;
+		n->anchor = dup_or_null(ev->data.sequence_start.anchor, &oom);
+		break;
+	case YAML_MAPPING_START_EVENT:
+		n->kind = NODE_MAP;
+		n->anchor = dup_or_null(ev->data.mapping_start.anchor, &oom);
+		break;
+	default:
+		n->kind = NODE_ALIAS;
+		n->anchor = dup_or_null(ev->data.alias.anchor, &oom);
+		break;
+	}
+	if (oom) {
+		node_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* Turn libyaml's parser error into a message; returns -1. */
+static int
+syntax_fail(struct ctx *x, const yaml_parser_t *p, const char *buf,
+    size_t len)
+{
+	const char *problem = p->problem ? p->problem : "unknown problem";
+	size_t      line = 1;
+	size_t      col = 1;
+
+	switch (p->error) {
+	case YAML_MEMORY_ERROR:
+		return ctx_fail_file(x, "out of memory reading YAML");
+	case YAML_READER_ERROR:
+		/* Only a byte offset is known: count lines and characters
+		 * (UTF-8 lead bytes) up to it. */
+		for (size_t i = 0; i < p->problem_offset && i < len; i++) {
+			if (buf[i] == '\n') {
+				line++;
+				col = 1;
+			} else if (((unsigned char) buf[i] & 0xc0) != 0x80) {
+				col++;
+			}
+		}
+		return ctx_fail(x, line, col,
+		    "not valid text: %s (byte 0x%02x at offset %zu)", problem,
+		    (unsigned) p->problem_value & 0xffu, p->problem_offset);
+	default:
+		break;
+	}
+	line = p->problem_mark.line + 1;
+	col = p->problem_mark.column + 1;
+	if (p->context != NULL)
+		return ctx_fail(x, line, col,
+		    "YAML syntax error: %s (%s at line %zu, column %zu)",
+		    problem, p->context, p->context_mark.line + 1,
+		    p->context_mark.column + 1);
+	return ctx_fail(x, line, col, "YAML syntax error: %s", problem);
+}
+
+/* Parse the whole stream into a tree at *root (freed by the caller, also
+ * on error); refuses a second document and deep nesting. */
+static int
+tree_build(struct ctx *x, yaml_parser_t *p, const char *buf, size_t len,
+    struct node **root)
+{
+	struct node *stack[CONF_MAX_DEPTH];
+	size_t       depth = 0;
+	int          docs = 0;
+	bool         done = false;
+	yaml_event_t ev;
+
+	*root = NULL;
+	while (!done) {
+		struct node *n;
+		int          rv = 0;
+
+		if (!yaml_parser_parse(p, &ev))
+			return syntax_fail(x, p, buf, len);
+		switch (ev.type) {
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		case YAML_DOCUMENT_START_EVENT:
+			if (docs++ > 0)
+				rv = ctx_fail(x, ev.start_mark.line + 1,
+				    ev.start_mark.column + 1,
+				    "a second YAML document; a cluster file "
+				    "holds exactly one (remove this '---')");
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_SCALAR_EVENT:
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+		case YAML_ALIAS_EVENT:
+			if (++x->n_nodes > CONF_MAX_NODES) {
+				rv = ctx_fail(x, ev.start_mark.line + 1,
+				    ev.start_mark.column + 1,
+				    "more than %d YAML values; not a cluster "
+				    "file?", CONF_MAX_NODES);
+				break;
+			}
+			if ((n = node_from_event(&ev)) == NULL) {
+				rv = ctx_fail_file(x, "out of memory");
+				break;
+			}
+			if (depth == 0) {
+				*root = n;
+			} else if (node_add(stack[depth - 1], n) != 0) {
+				node_free(n);
+				rv = ctx_fail_file(x, "out of memory");
+				break;
+			}
+			if (n->kind != NODE_SEQ && n->kind != NODE_MAP)
+				break;
+			if (depth == CONF_MAX_DEPTH) {
+				rv = node_fail(x, n,
+				    "lists and mappings nested more than %d "
+				    "deep", CONF_MAX_DEPTH);
+				break;
+			}
+			stack[depth++] = n;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+/* Whether n is a YAML null: an empty plain scalar, "~" or "null". */
+static bool
+node_is_null(const struct node *n)
+{
+	if (n->kind != NODE_SCALAR || !n->plain)
+		return false;
+	return n->len == 0 || strcmp(n->text, "~") == 0 ||
+	    strcmp(n->text, "null") == 0 || strcmp(n->text, "Null") == 0 ||
+	    strcmp(n->text, "NULL") == 0;
+}
+
+/* What n is, for "got ..." in messages. */
+static const char *
+node_what(const struct node *n)
+{
+	switch (n->kind) {
+	case NODE_SEQ:
+		return "a list";
+	case NODE_MAP:
+		return "a mapping";
+	case NODE_ALIAS:
+		return "an alias";
+	default:
+		return node_is_null(n) ? "an empty value" : "a string";
+	}
+}
+
+/* Refuse, anywhere in the tree, what no key accepts: anchors, aliases,
+ * non-scalar or duplicate mapping keys and scalars holding a NUL. */
+static int
+tree_check(struct ctx *x, const struct node *n)
+{
+	if (n->kind == NODE_ALIAS)
+		return node_fail(x, n,
+		    "YAML aliases ('*%s') are not supported; write the value "
+		    "out", n->anchor);
+	if (n->anchor != NULL)
+		return node_fail(x, n,
+		    "YAML anchors ('&%s') are not supported; write the value "
+		    "out", n->anchor);
+	if (n->kind == NODE_SCALAR && strlen(n->text) != n->len)
+		return node_fail(x, n, "the value contains a NUL character");
+	if (n->kind == NODE_SEQ) {
+		for (size_t i = 0; i < n->n_kids; i++) {
+			size_t old = path_index(x, i);
+			if (tree_check(x, n->kids[i]) != 0)
+				return -1;
+			path_pop(x, old);
+		}
+	}
+	if (n->kind != NODE_MAP)
+		return 0;
+	for (size_t i = 0; i + 1 < n->n_kids; i += 2) {
+		const struct node *k = n->kids[i];
+		size_t             old;
+
+		if (k->kind == NODE_SEQ || k->kind == NODE_MAP)
+			return node_fail(x, k,
+			    "mapping keys must be plain names, got %s",
+			    node_what(k));
+		if (tree_check(x, k) != 0)
+			return -1;
+		old = path_push(x, k->text, k->len);
+		for (size_t j = 0; j < i; j += 2) {
+			if (strcmp(n->kids[j]->text, k->text) == 0)
+				return node_fail(x, k,
+				    "duplicate key (first at line %zu, column "
+				    "%zu)", n->kids[j]->line, n->kids[j]->col);
+		}
+		if (tree_check(x, n->kids[i + 1]) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+/* The value of key in mapping m, or NULL when absent or null. */
+static const struct node *
+map_get(const struct node *m, const char *key)
+{
+	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
+		if (strcmp(m->kids[i]->text, key) == 0)
+			return node_is_null(m->kids[i + 1]) ? NULL
+			                                    : m->kids[i + 1];
+	}
+	return NULL;
+}
+
+/* Refuse keys of mapping m not in the NULL-terminated list keys. */
+static int
+map_only(struct ctx *x, const struct node *m, const char *const *keys)
+{
+	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
+		const struct node *k = m->kids[i];
+		char               list[256];
+		size_t             at = 0;
+		size_t             old;
+		bool               found = false;
+
+		for (size_t j = 0; keys[j] != NULL && !found; j++)
+			found = strcmp(k->text, keys[j]) == 0;
+		if (found)
+			continue;
+		list[0] = '\0';
+		for (size_t j = 0; keys[j] != NULL; j++) {
+			int w = snprintf(list + at, sizeof(list) - at, "%s%s",
+			    j > 0 ? ", " : "", keys[j]);
+			if (w < 0 || (size_t) w >= sizeof(list) - at)
+				break;
+			at += (size_t) w;
+		}
+		old = path_push(x, k->text, k->len);
+		node_fail(x, k, "unknown key (expected one of: %s)", list);
+		path_pop(x, old);
+		return -1;
+	}
+	return 0;
+}
+
+/* Error for a required key absent from mapping m, or present with an
+ * empty value (reported at the key). */
+static int
+missing(struct ctx *x, const struct node *m, const char *key,
+    const char *what)
+{
+	path_push(x, key, strlen(key));
+	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
+		if (strcmp(m->kids[i]->text, key) == 0)
+			return node_fail(x, m->kids[i],
+			    "has an empty value; required: %s", what);
+	}
+	return node_fail(x, m, "missing; required: %s", what);
+}
+
+/* Take n as a non-empty string into a fresh *out (freeing the old). */
+static int
+want_string(struct ctx *x, const struct node *n, char **out)
+{
+	char *s;
+
+	if (n->kind != NODE_SCALAR || node_is_null(n))
+		return node_fail(x, n, "must be a string, got %s",
+		    node_what(n));
+	if (n->len == 0)
+		return node_fail(x, n, "must not be empty");
+	if ((s = strdup(n->text)) == NULL)
+		return node_fail(x, n, "out of memory");
+	free(*out);
+	*out = s;
+	return 0;
+}
+
+/* Parse all of s as a decimal integer (optional sign); -1 if it is not
+ * one or does not fit. */
+static int
+parse_ll(const char *s, long long *out)
+{
+	const char *d = s;
+	char       *end;
+
+	if (*d == '-' || *d == '+')
+		d++;
+	if (!isdigit((unsigned char) *d))
+		return -1;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	return 0;
+}
+
+/* Take n as an integer in [lo, hi]; what says so in messages ("an
+ * integer between 1 and 1024"). */
+static int
+want_int(struct ctx *x, const struct node *n, long long lo, long long hi,
+    const char *what, long long *out)
+{
+	char show[CONF_SHOW_MAX * 4 + 8];
+
+	if (n->kind != NODE_SCALAR)
+		return node_fail(x, n, "must be %s, got %s", what,
+		    node_what(n));
+	if (parse_ll(n->text, out) != 0 || *out < lo || *out > hi)
+		return node_fail(x, n, "must be %s, got '%s'", what,
+		    node_show(n, show, sizeof(show)));
+	return 0;
+}
+
+/* Take n as a duration of at least min ms. */
+static int
+want_duration(struct ctx *x, const struct node *n, uint32_t min,
+    uint32_t *out)
+{
+	char show[CONF_SHOW_MAX * 4 + 8];
+
+	if (n->kind != NODE_SCALAR)
+		return node_fail(x, n, "must be a duration, got %s",
+		    node_what(n));
+	if (conf_parse_duration(n->text, out) != 0)
+		return node_fail(x, n,
+		    "must be a duration (250ms, 5s, 2m, 1h or a number of "
+		    "milliseconds up to %" PRIu32 "), got '%s'",
+		    UINT32_MAX, node_show(n, show, sizeof(show)));
+	if (*out < min)
+		return node_fail(x, n, "must be greater than 0, got '%s'",
+		    node_show(n, show, sizeof(show)));
+	return 0;
+}
+
+/* Take n as a size of at least min bytes (min_text says it). */
+static int
+want_size(struct ctx *x, const struct node *n, size_t min,
+    const char *min_text, size_t *out)
+{
+	char show[CONF_SHOW_MAX * 4 + 8];
+
+	if (n->kind != NODE_SCALAR)
+		return node_fail(x, n, "must be a size, got %s",
+		    node_what(n));
+	if (conf_parse_size(n->text, out) != 0)
+		return node_fail(x, n,
+		    "must be a size (65536, 64KiB, 64MiB, 1GiB, 64MB), got "
+		    "'%s'", node_show(n, show, sizeof(show)));
+	if (*out < min)
+		return node_fail(x, n, "must be at least %s, got '%s'",
+		    min_text, node_show(n, show, sizeof(show)));
+	return 0;
+}
+
+/* Whether s is a name: 1..CONF_MAX_NAME of [A-Za-z0-9_.-], not "." or
+ * "..". */
+static bool
+name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONF_MAX_NAME || strcmp(s, ".") == 0 ||
+	    strcmp(s, "..") == 0)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                 "0123456789_.-") == n;
+}
+
+/* Take n as a name (cluster or group) into *out. */
+static int
+want_name(struct ctx *x, const struct node *n, char **out)
+{
+	char show[CONF_SHOW_MAX * 4 + 8];
+
+	if (want_string(x, n, out) != 0)
+		return -1;
+	if (!name_ok(*out))
+		return node_fail(x, n,
+		    "bad name '%s': use 1 to %d of A-Z a-z 0-9 _ . - (and "
+		    "not '.' or '..')",
+		    node_show(n, show, sizeof(show)), CONF_MAX_NAME);
+	return 0;
+}
+
+/* Check a URL; for_dial refuses wildcard hosts.  On error writes why. */
+static int
+url_check(const char *u, bool for_dial, char *why, size_t len)
+{
+	static const char *const schemes[] = { "tcp", "tcp4", "tcp6", "ipc",
+		"abstract", "inproc", "tls+tcp", NULL };
+	const char *sep = strstr(u, "://");
+	const char *scheme = NULL;
+	const char *rest;
+	const char *port;
+	size_t      slen;
+
+	for (const char *p = u; *p != '\0'; p++) {
+		if (isspace((unsigned char) *p) || iscntrl((unsigned char) *p)) {
+			snprintf(why, len,
+			    "URL contains a space or control character");
+			return -1;
+		}
+	}
+	if (sep == NULL) {
+		snprintf(why, len,
+		    "not a URL (write e.g. tcp://127.0.0.1:7710 or "
+		    "ipc:///tmp/ferry.sock)");
+		return -1;
+	}
+	slen = (size_t) (sep - u);
+	for (size_t i = 0; schemes[i] != NULL && scheme == NULL; i++) {
+		if (strlen(schemes[i]) == slen &&
+		    strncmp(u, schemes[i], slen) == 0)
+			scheme = schemes[i];
+	}
+	if (scheme == NULL) {
+		snprintf(why, len,
+		    "unknown URL scheme '%.*s' (use tcp, tcp4, tcp6, ipc, "
+		    "abstract, inproc or tls+tcp)",
+		    (int) (slen > CONF_SHOW_MAX ? CONF_SHOW_MAX : slen), u);
+		return -1;
+	}
+	rest = sep + 3;
+	if (*rest == '\0') {
+		snprintf(why, len, "nothing after '%s://'", scheme);
+		return -1;
+	}
+	if (strcmp(scheme, "ipc") == 0 || strcmp(scheme, "abstract") == 0) {
+		if (strlen(rest) > CONF_IPC_MAX) {
+			snprintf(why, len,
+			    "socket path is %zu bytes, longer than the %d a "
+			    "Unix socket allows",
+			    strlen(rest), CONF_IPC_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(scheme, "inproc") == 0)
+		return 0;
+	/* tcp, tcp4, tcp6, tls+tcp: HOST:PORT or [V6]:PORT */
+	if (*rest == '[') {
+		const char *close = strchr(rest, ']');
+		if (close == NULL || close[1] != ':') {
+			snprintf(why, len, "bad [IPv6]:PORT address");
+			return -1;
+		}
+		port = close + 2;
+	} else if ((port = strrchr(rest, ':')) != NULL) {
+		port++;
+	} else {
+		snprintf(why, len, "missing ':PORT' after the host");
+		return -1;
+	}
+	if (strlen(port) == 0 || strlen(port) > 5 ||
+	    strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
+	    atoi(port) > 65535) {
+		snprintf(why, len, "the port must be a number from 1 to 65535");
+		return -1;
+	}
+	if (for_dial && (rest[0] == ':' || rest[0] == '*')) {
+		snprintf(why, len,
+		    "a wildcard host cannot be dialed; name the host workers "
+		    "and clients connect to");
+		return -1;
+	}
+	return 0;
+}
+
+/* Take n as a URL (see url_check) into *out. */
+static int
+want_url(struct ctx *x, const struct node *n, bool for_dial, char **out)
+{
+	char why[160];
+	char show[CONF_SHOW_MAX * 4 + 8];
+
+	if (n->kind != NODE_SCALAR || node_is_null(n))
+		return node_fail(x, n, "must be a URL, got %s", node_what(n));
+	if (url_check(n->text, for_dial, why, sizeof(why)) != 0)
+		return node_fail(x, n, "bad URL '%s': %s",
+		    node_show(n, show, sizeof(show)), why);
+	return want_string(x, n, out);
+}
+
+/* The optional "cluster" mapping. */
+static int
+load_cluster(struct ctx *x, const struct node *m, struct conf *c)
+{
+	static const char *const keys[] = { "name", "state_dir", NULL };
+	const struct node       *v;
+	size_t                   old;
+
+	if (m->kind != NODE_MAP)
+		return node_fail(x, m, "must be a mapping, got %s",
+		    node_what(m));
+	if (map_only(x, m, keys) != 0)
+		return -1;
+	if ((v = map_get(m, "name")) != NULL) {
+		old = path_push(x, "name", 4);
+		if (want_name(x, v, &c->name) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "state_dir")) != NULL) {
+		old = path_push(x, "state_dir", 9);
+		if (want_string(x, v, &c->state_dir) != 0)
+			return -1;
+		if (c->state_dir[0] != '/') {
+			char  *abs;
+			size_t n = strlen(c->dir) + strlen(c->state_dir) + 2;
+			if ((abs = malloc(n)) == NULL)
+				return node_fail(x, v, "out of memory");
+			snprintf(abs, n, "%s/%s", c->dir, c->state_dir);
+			free(c->state_dir);
+			c->state_dir = abs;
+		}
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+/* scheduler.listen: one URL or a list of 1..CONF_MAX_LISTEN. */
+static int
+load_listen(struct ctx *x, const struct node *v, struct conf *c)
+{
+	for (size_t i = 0; i < c->n_listen; i++) {
+		free(c->listen[i]);
+		c->listen[i] = NULL;
+	}
+	c->n_listen = 0;
+	if (v->kind == NODE_SCALAR) {
+		if (want_url(x, v, false, &c->listen[0]) != 0)
+			return -1;
+		c->n_listen = 1;
+		return 0;
+	}
+	if (v->kind != NODE_SEQ)
+		return node_fail(x, v, "must be a URL or a list of URLs, got %s",
+		    node_what(v));
+	if (v->n_kids == 0)
+		return node_fail(x, v, "must list at least one URL");
+	for (size_t i = 0; i < v->n_kids; i++) {
+		const struct node *u = v->kids[i];
+		size_t             old;
+
+		if (i == CONF_MAX_LISTEN)
+			return node_fail(x, u, "too many URLs (at most %d)",
+			    CONF_MAX_LISTEN);
+		old = path_index(x, i);
+		if (want_url(x, u, false, &c->listen[i]) != 0)
+			return -1;
+		c->n_listen = i + 1;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(c->listen[j], c->listen[i]) == 0)
+				return node_fail(x, u,
+				    "URL listed twice (also at index %zu)", j);
+		}
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+/* The required "scheduler" mapping. */
+static int
+load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
+{
+	static const char *const keys[] = { "listen", "address",
+		"heartbeat_interval", "heartbeat_timeout", "connect_timeout",
+		"drain_timeout", "max_message_size", "max_queue",
+		"max_results", "result_ttl", NULL };
+	const struct {
+		const char *key;
+		uint32_t   *dst;
+		uint32_t    min;
+	} durations[] = {
+		{ "heartbeat_interval", &c->heartbeat_interval_ms, 1 },
+		{ "heartbeat_timeout", &c->heartbeat_timeout_ms, 1 },
+		{ "connect_timeout", &c->connect_timeout_ms, 1 },
+		{ "drain_timeout", &c->drain_timeout_ms, 0 },
+		{ "result_ttl", &c->result_ttl_ms, 0 },
+	};
+	const struct {
+		const char *key;
+		size_t     *dst;
+	} counts[] = {
+		{ "max_queue", &c->max_queue },
+		{ "max_results", &c->max_results },
+	};
+	const long long count_max =
+	    SIZE_MAX < LLONG_MAX ? (long long) SIZE_MAX : LLONG_MAX;
+	const struct node *v;
+	const struct node *hb_int;
+	const struct node *hb_to;
+	size_t             old;
+	long long          ll;
+
+	if (m->kind != NODE_MAP)
+		return node_fail(x, m, "must be a mapping, got %s",
+		    node_what(m));
+	if (map_only(x, m, keys) != 0)
+		return -1;
+
+	if ((v = map_get(m, "listen")) == NULL)
+		return missing(x, m, "listen",
+		    "a URL or a list of URLs the scheduler binds");
+	old = path_push(x, "listen", 6);
+	if (load_listen(x, v, c) != 0)
+		return -1;
+	path_pop(x, old);
+
+	old = path_push(x, "address", 7);
+	if ((v = map_get(m, "address")) != NULL) {
+		if (want_url(x, v, true, &c->address) != 0)
+			return -1;
+	} else {
+		char why[160];
+		if (url_check(c->listen[0], true, why, sizeof(why)) != 0)
+			return node_fail(x, m,
+			    "missing, and listen[0] '%s' cannot stand in for "
+			    "it: %s",
+			    c->listen[0], why);
+		free(c->address);
+		if ((c->address = strdup(c->listen[0])) == NULL)
+			return node_fail(x, m, "out of memory");
+	}
+	path_pop(x, old);
+
+	for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]);
+	     i++) {
+		if ((v = map_get(m, durations[i].key)) == NULL)
+			continue;
+		old = path_push(x, durations[i].key,
+		    strlen(durations[i].key));
+		if (want_duration(x, v, durations[i].min,
+		        durations[i].dst) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	hb_int = map_get(m, "heartbeat_interval");
+	hb_to = map_get(m, "heartbeat_timeout");
+	if (c->heartbeat_timeout_ms <= c->heartbeat_interval_ms) {
+		if (hb_to != NULL) {
+			path_push(x, "heartbeat_timeout", 17);
+			return node_fail(x, hb_to,
+			    "must be greater than heartbeat_interval (%" PRIu32
+			    " ms), got %" PRIu32 " ms",
+			    c->heartbeat_interval_ms, c->heartbeat_timeout_ms);
+		}
+		path_push(x, "heartbeat_interval", 18);
+		return node_fail(x, hb_int,
+		    "must be less than heartbeat_timeout (%" PRIu32
+		    " ms, the default); set heartbeat_timeout too",
+		    c->heartbeat_timeout_ms);
+	}
+
+	if ((v = map_get(m, "max_message_size")) != NULL) {
+		old = path_push(x, "max_message_size", 16);
+		if (want_size(x, v, CONF_MIN_MESSAGE, "64KiB",
+		        &c->max_message_size) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		if ((v = map_get(m, counts[i].key)) == NULL)
+			continue;
+		old = path_push(x, counts[i].key, strlen(counts[i].key));
+		if (want_int(x, v, 1, count_max, "a positive integer", &ll) !=
+		    0)
+			return -1;
+		*counts[i].dst = (size_t) ll;
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+/* A group's "libraries": a list of 1..CONF_MAX_LIBRARIES strings. */
+static int
+load_libraries(struct ctx *x, const struct node *v, struct conf_group *g)
+{
+	if (v->kind != NODE_SEQ)
+		return node_fail(x, v,
+		    "must be a list of library names or paths, got %s",
+		    node_what(v));
+	if (v->n_kids == 0)
+		return node_fail(x, v, "must list at least one library");
+	for (size_t i = 0; i < v->n_kids; i++) {
+		const struct node *l = v->kids[i];
+		size_t             old;
+
+		if (i == CONF_MAX_LIBRARIES)
+			return node_fail(x, l,
+			    "too many libraries (at most %d)",
+			    CONF_MAX_LIBRARIES);
+		old = path_index(x, i);
+		if (want_string(x, l, &g->libraries[i]) != 0)
+			return -1;
+		g->n_libraries = i + 1;
+		for (const char *p = l->text; *p != '\0'; p++) {
+			if (iscntrl((unsigned char) *p))
+				return node_fail(x, l,
+				    "contains a control character");
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(g->libraries[j], g->libraries[i]) == 0)
+				return node_fail(x, l,
+				    "library listed twice (also at index "
+				    "%zu)", j);
+		}
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+/* One entry of "workers"; names[] holds the earlier groups' name nodes
+ * for the duplicate check. */
+static int
+load_group(struct ctx *x, const struct node *m, struct conf *c,
+    const struct node **names)
+{
+	static const char *const keys[] = { "name", "processes", "slots",
+		"prefetch", "libraries", NULL };
+	struct conf_group       *g = &c->groups[c->n_groups];
+	const struct node       *v;
+	size_t                   old;
+	long long                ll;
+
+	if (m->kind != NODE_MAP)
+		return node_fail(x, m,
+		    "must be a mapping (name, processes, slots, prefetch, "
+		    "libraries), got %s",
+		    node_what(m));
+	if (map_only(x, m, keys) != 0)
+		return -1;
+	c->n_groups++; /* g now belongs to c, for conf_free */
+	g->processes = 0;
+	g->slots = 1;
+	g->prefetch = 64;
+
+	if ((v = map_get(m, "name")) == NULL)
+		return missing(x, m, "name", "a unique group name");
+	old = path_push(x, "name", 4);
+	if (want_name(x, v, &g->name) != 0)
+		return -1;
+	for (size_t i = 0; i + 1 < c->n_groups; i++) {
+		if (strcmp(c->groups[i].name, g->name) == 0)
+			return node_fail(x, v,
+			    "duplicate group name '%s' (first at line %zu, "
+			    "column %zu)",
+			    g->name, names[i]->line, names[i]->col);
+	}
+	names[c->n_groups - 1] = v;
+	path_pop(x, old);
+
+	if ((v = map_get(m, "processes")) != NULL) {
+		old = path_push(x, "processes", 9);
+		if (v->kind == NODE_SCALAR && strcmp(v->text, "auto") == 0)
+			g->processes = 0;
+		else if (want_int(x, v, 1, CONF_MAX_PROCESSES,
+		             "'auto' or an integer between 1 and 1024",
+		             &ll) != 0)
+			return -1;
+		else
+			g->processes = (int) ll;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "slots")) != NULL) {
+		old = path_push(x, "slots", 5);
+		if (want_int(x, v, 1, CONF_MAX_SLOTS,
+		        "an integer between 1 and 1024", &ll) != 0)
+			return -1;
+		g->slots = (int) ll;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "prefetch")) != NULL) {
+		old = path_push(x, "prefetch", 8);
+		if (want_int(x, v, 0, CONF_MAX_PREFETCH,
+		        "an integer between 0 and 100000", &ll) != 0)
+			return -1;
+		g->prefetch = (int) ll;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "libraries")) == NULL)
+		return missing(x, m, "libraries",
+		    "a list of task library names or paths");
+	old = path_push(x, "libraries", 9);
+	if (load_libraries(x, v, g) != 0)
+		return -1;
+	path_pop(x, old);
+	return 0;
+}
+
+/* The required "workers" list. */
+static int
+load_workers(struct ctx *x, const struct node *v, struct conf *c)
+{
+	const struct node *names[CONF_MAX_GROUPS];
+
+	if (v->kind != NODE_SEQ)
+		return node_fail(x, v, "must be a list of worker groups, got %s",
+		    node_what(v));
+	if (v->n_kids == 0)
+		return node_fail(x, v, "must list at least one worker group");
+	for (size_t i = 0; i < v->n_kids; i++) {
+		size_t old;
+
+		if (i == CONF_MAX_GROUPS)
+			return node_fail(x, v->kids[i],
+			    "too many worker groups (at most %d)",
+			    CONF_MAX_GROUPS);
+		old = path_index(x, i);
+		if (load_group(x, v->kids[i], c, names) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+/* The top-level mapping. */
+static int
+load_root(struct ctx *x, const struct node *root, struct conf *c)
+{
+	static const char *const keys[] = { "cluster", "log_level",
+		"scheduler", "workers", NULL };
+	const struct node       *v;
+	size_t                   old;
+
+	if (root == NULL)
+		return ctx_fail(x, 1, 1,
+		    "the file is empty; a cluster file is a mapping with at "
+		    "least 'scheduler' and 'workers'");
+	if (root->kind != NODE_MAP)
+		return node_fail(x, root,
+		    "the top level must be a mapping with 'scheduler' and "
+		    "'workers', got %s",
+		    node_what(root));
+	if (map_only(x, root, keys) != 0)
+		return -1;
+
+	if ((v = map_get(root, "cluster")) != NULL) {
+		old = path_push(x, "cluster", 7);
+		if (load_cluster(x, v, c) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(root, "log_level")) != NULL) {
+		char show[CONF_SHOW_MAX * 4 + 8];
+		int  lvl;
+
+		old = path_push(x, "log_level", 9);
+		if (v->kind != NODE_SCALAR)
+			return node_fail(x, v,
+			    "must be error, warn, info or debug, got %s",
+			    node_what(v));
+		if ((lvl = log_level_parse(v->text)) < 0)
+			return node_fail(x, v,
+			    "must be error, warn, info or debug, got '%s'",
+			    node_show(v, show, sizeof(show)));
+		c->log_level = lvl;
+		path_pop(x, old);
+	}
+	if ((v = map_get(root, "scheduler")) == NULL)
+		return missing(x, root, "scheduler",
+		    "a mapping with at least 'listen'");
+	old = path_push(x, "scheduler", 9);
+	if (load_scheduler(x, v, c) != 0)
+		return -1;
+	path_pop(x, old);
+
+	if ((v = map_get(root, "workers")) == NULL)
+		return missing(x, root, "workers",
+		    "a list of worker groups");
+	old = path_push(x, "workers", 7);
+	if (load_workers(x, v, c) != 0)
+		return -1;
+	path_pop(x, old);
+	return 0;
+}
+
+/* Read the whole file into *buf (at most CONF_MAX_FILE bytes). */
+static int
+read_file(struct ctx *x, const char *path, char **buf, size_t *len)
+{
+	FILE  *f;
+	char  *b;
+	size_t n;
+	int    e;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return ctx_fail_file(x, "cannot open: %s", strerror(errno));
+	if ((b = malloc(CONF_MAX_FILE + 1)) == NULL) {
+		fclose(f);
+		return ctx_fail_file(x, "out of memory");
+	}
+	n = fread(b, 1, CONF_MAX_FILE + 1, f);
+	e = ferror(f) ? errno : 0;
+	fclose(f);
+	if (e != 0) {
+		free(b);
+		return ctx_fail_file(x, "cannot read: %s", strerror(e));
+	}
+	if (n > CONF_MAX_FILE) {
+		free(b);
+		return ctx_fail_file(x,
+		    "larger than %d bytes; is this a cluster file?",
+		    CONF_MAX_FILE);
+	}
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+/* Set c->path (absolute) and c->dir from path. */
+static int
+set_paths(struct ctx *x, const char *path, struct conf *c)
+{
+	char *slash;
+
+	if ((c->path = realpath(path, NULL)) == NULL)
+		return ctx_fail_file(x, "cannot resolve path: %s",
+		    strerror(errno));
+	if ((c->dir = strdup(c->path)) == NULL)
+		return ctx_fail_file(x, "out of memory");
+	slash = strrchr(c->dir, '/');
+	if (slash == c->dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	return 0;
+}
+
+void
+conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->name = strdup("local");
+	c->log_level = LOG_INFO;
+	c->listen[0] = strdup(DEFAULT_LISTEN);
+	c->n_listen = c->listen[0] != NULL ? 1 : 0;
+	c->address = strdup(DEFAULT_LISTEN);
+	c->heartbeat_interval_ms = 1000;
+	c->heartbeat_timeout_ms = 5000;
+	c->connect_timeout_ms = 10000;
+	c->drain_timeout_ms = 10000;
+	c->max_message_size = (size_t) 64 * 1024 * 1024;
+	c->max_queue = 1000000;
+	c->max_results = 1000000;
+	c->result_ttl_ms = 600000;
+}
+
+int
+conf_load(const char *path, struct conf *c, char *err, size_t errlen)
+{
+	struct ctx    x;
+	struct node  *root = NULL;
+	char         *buf = NULL;
+	size_t        len = 0;
+	yaml_parser_t p;
+	bool          have_parser = false;
+	int           rv = -1;
+
+	memset(&x, 0, sizeof(x));
+	x.file = path != NULL ? path : "(null)";
+	x.err = err;
+	x.errlen = errlen;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	conf_defaults(c);
+	if (c->name == NULL || c->n_listen == 0 || c->address == NULL) {
+		ctx_fail_file(&x, "out of memory");
+		goto out;
+	}
+	if (path == NULL) {
+		ctx_fail_file(&x, "no cluster file given");
+		goto out;
+	}
+	if (read_file(&x, path, &buf, &len) != 0 ||
+	    set_paths(&x, path, c) != 0)
+		goto out;
+	if (!yaml_parser_initialize(&p)) {
+		ctx_fail_file(&x, "out of memory");
+		goto out;
+	}
+	have_parser = true;
+	yaml_parser_set_input_string(&p, (const unsigned char *) buf, len);
+	if (tree_build(&x, &p, buf, len, &root) != 0)
+		goto out;
+	if (root != NULL && tree_check(&x, root) != 0)
+		goto out;
+	if (load_root(&x, root, c) != 0)
+		goto out;
+	rv = 0;
+out:
+	if (have_parser)
+		yaml_parser_delete(&p);
+	node_free(root);
+	free(buf);
+	if (rv != 0) {
+		conf_free(c);
+		/* Every path to here wrote a message; be sure of it. */
+		if (err != NULL && errlen > 0 && err[0] == '\0')
+			snprintf(err, errlen, "%s: cannot load", x.file);
+	}
+	return rv;
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->dir);
+	free(c->name);
+	free(c->state_dir);
+	for (size_t i = 0; i < CONF_MAX_LISTEN; i++)
+		free(c->listen[i]);
+	free(c->address);
+	for (size_t i = 0; i < CONF_MAX_GROUPS; i++) {
+		struct conf_group *g = &c->groups[i];
+		free(g->name);
+		for (size_t j = 0; j < CONF_MAX_LIBRARIES; j++)
+			free(g->libraries[j]);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+int
+conf_parse_duration(const char *s, uint32_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t    mult;
+	} units[] = {
+		{ "", 1 },
+		{ "ms", 1 },
+		{ "s", 1000 },
+		{ "m", 60 * 1000 },
+		{ "h", 60 * 60 * 1000 },
+	};
+	uint64_t v = 0;
+
+	if (s == NULL || !isdigit((unsigned char) *s))
+		return -1;
+	for (; isdigit((unsigned char) *s); s++) {
+		v = v * 10 + (uint64_t) (*s - '0');
+		if (v > UINT32_MAX)
+			return -1;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s, units[i].unit) != 0)
+			continue;
+		if (v * units[i].mult > UINT32_MAX)
+			return -1;
+		*ms = (uint32_t) (v * units[i].mult);
+		return 0;
+	}
+	return -1;
+}
+
+int
+conf_parse_size(const char *s, size_t *bytes)
+{
+	static const struct {
+		const char *unit;
+		uint64_t    mult;
+	} units[] = {
+		{ "", 1 },
+		{ "B", 1 },
+		{ "KiB", 1024 },
+		{ "MiB", 1024 * 1024 },
+		{ "GiB", 1024 * 1024 * 1024 },
+		{ "kB", 1000 },
+		{ "MB", 1000 * 1000 },
+		{ "GB", 1000 * 1000 * 1000 },
+	};
+	uint64_t v = 0;
+
+	if (s == NULL || !isdigit((unsigned char) *s))
+		return -1;
+	for (; isdigit((unsigned char) *s); s++) {
+		uint64_t d = (uint64_t) (*s - '0');
+		if (v > (SIZE_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s, units[i].unit) != 0)
+			continue;
+		if (v > SIZE_MAX / units[i].mult)
+			return -1;
+		*bytes = (size_t) (v * units[i].mult);
+		return 0;
+	}
+	return -1;
+}
+
+int
+conf_state_dir(const struct conf *c, char *buf, size_t len)
+{
+	const char *name = c->name != NULL ? c->name : "local";
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int         n;
+
+	if (buf == NULL || len == 0)
+		return -1;
+	if (c->state_dir != NULL)
+		n = snprintf(buf, len, "%s", c->state_dir);
+	else if (xdg != NULL && xdg[0] != '\0')
+		n = snprintf(buf, len, "%s/ferry/%s", xdg, name);
+	else
+		n = snprintf(buf, len, "/tmp/ferry-%lu/%s",
+		    (unsigned long) getuid(), name);
+	if (n < 0 || (size_t) n >= len) {
+		buf[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+const struct conf_group *
+conf_group_find(const struct conf *c, const char *name)
+{
+	if (c == NULL || name == NULL)
+		return NULL;
+	for (size_t i = 0; i < c->n_groups; i++) {
+		if (c->groups[i].name != NULL &&
+		    strcmp(c->groups[i].name, name) == 0)
+			return &c->groups[i];
+	}
+	return NULL;
+}

@@ -1,0 +1,91 @@
+/*
+ * conf.h - the YAML cluster file: schema, defaults and validation.
+ *
+ * A cluster file describes one Ferry cluster: where the scheduler listens,
+ * which worker groups run and with which task libraries, timeouts and
+ * limits.  conf_load() reads and validates a whole file; every error names
+ * the file, the line and column, and the key.  See docs/configuration.md.
+ */
+#ifndef FERRY_CONF_H
+#define FERRY_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_MAX_LISTEN 8
+#define CONF_MAX_GROUPS 64
+#define CONF_MAX_LIBRARIES 32
+
+/* One worker group: a set of identical worker processes. */
+struct conf_group {
+	char *name;           /* required, unique, [A-Za-z0-9_.-]+ */
+	int processes;        /* worker processes; 0 means one per core */
+	int slots;            /* tasks a process runs at once (threads) */
+	int prefetch;         /* queued tasks a process may hold beyond its
+	                       * running ones */
+	char *libraries[CONF_MAX_LIBRARIES]; /* task libraries, as written */
+	size_t n_libraries;
+};
+
+struct conf {
+	char *path;      /* the file this was loaded from (absolute) */
+	char *dir;       /* its directory (relative library paths resolve
+	                  * against it) */
+	char *name;      /* cluster name, default "local" */
+	char *state_dir; /* where `cluster up` keeps pids, logs, addresses;
+	                  * NULL means the default (see conf_state_dir) */
+	int log_level;   /* LOG_ERROR..LOG_DEBUG from common/log.h */
+
+	/* scheduler */
+	char *listen[CONF_MAX_LISTEN]; /* NNG URLs: tcp://, ipc://, ... */
+	size_t n_listen;
+	char *address; /* URL workers and clients dial; default listen[0] */
+	uint32_t heartbeat_interval_ms; /* default 1000 */
+	uint32_t heartbeat_timeout_ms;  /* default 5000 */
+	uint32_t connect_timeout_ms;    /* default 10000 */
+	uint32_t drain_timeout_ms;      /* default 10000 */
+	size_t max_message_size;        /* bytes, default 64 MiB */
+	size_t max_queue;               /* queued tasks, default 1000000 */
+	size_t max_results;             /* undelivered results kept,
+	                                 * default 1000000 */
+	uint32_t result_ttl_ms;         /* how long results of a
+	                                 * disconnected client are kept,
+	                                 * default 600000 */
+
+	struct conf_group groups[CONF_MAX_GROUPS];
+	size_t n_groups;
+};
+
+/* Set every field of c to its default (no groups, one listen address). */
+void conf_defaults(struct conf *c);
+
+/*
+ * Load and validate the cluster file at path into c (which need not be
+ * initialised).  Returns 0 on success.  On failure returns -1, writes a
+ * message of the form "FILE:LINE:COLUMN: key 'KEY': PROBLEM" into err
+ * (errlen bytes, always NUL-terminated) and leaves c freed (safe to pass to
+ * conf_free).  The caller frees a loaded c with conf_free().
+ */
+int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
+
+/* Free everything c owns; c may be zeroed or partially loaded. */
+void conf_free(struct conf *c);
+
+/* Parse a duration ("250ms", "5s", "2m", "1h", or a bare integer of
+ * milliseconds) into *ms.  Returns 0, or -1 if the text is not one. */
+int conf_parse_duration(const char *s, uint32_t *ms);
+
+/* Parse a size ("4096", "64KiB", "64MiB", "1GiB", also "kB"/"MB"/"GB" as
+ * powers of 1000) into *bytes.  Returns 0, or -1 if the text is not one. */
+int conf_parse_size(const char *s, size_t *bytes);
+
+/* Write the state directory for c into buf: c->state_dir when set, else
+ * "$XDG_RUNTIME_DIR/ferry/NAME" or "/tmp/ferry-UID/NAME".  Returns 0, or -1
+ * if buf is too small. */
+int conf_state_dir(const struct conf *c, char *buf, size_t len);
+
+/* Find group by name, or NULL. */
+const struct conf_group *conf_group_find(const struct conf *c,
+                                         const char *name);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * ferry.h - the Ferry client API.
+ *
+ * A client connects to a Ferry scheduler, submits tasks (a function name a
+ * worker's task library registered, plus msgpack-encoded arguments) and
+ * receives their results through futures.  The client only sends messages:
+ * it never starts processes and never serializes code.
+ *
+ * Thread safety: a ferry_client and the futures it created may be used from
+ * any number of threads at once.  One background I/O thread per client talks
+ * to the scheduler and batches submissions and results automatically.
+ *
+ * Ownership: every object returned through an out-parameter belongs to the
+ * caller and is released with the matching _free/_close function.  Pointers
+ * returned by accessors (result bytes, error text) are borrowed: valid until
+ * the object they came from is freed.
+ *
+ * Errors: functions return 0 (FERRY_OK) or a negative ferry_error; see
+ * ferry_strerror().
+ */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FERRY_BUILDING)
+#define FERRY_API __attribute__((visibility("default")))
+#else
+#define FERRY_API
+#endif
+
+#define FERRY_VERSION_MAJOR 0
+#define FERRY_VERSION_MINOR 1
+#define FERRY_VERSION_PATCH 0
+#define FERRY_VERSION_STRING "0.1.0"
+
+/* Error codes: 0 is success, the rest are negative. */
+enum ferry_error {
+	FERRY_OK         = 0,
+	FERRY_EINVAL     = -1,  /* an argument is invalid */
+	FERRY_ENOMEM     = -2,  /* out of memory */
+	FERRY_ETIMEDOUT  = -3,  /* the timeout passed first */
+	FERRY_ECONNECT   = -4,  /* cannot reach the scheduler */
+	FERRY_ECLOSED    = -5,  /* the client or connection is closed */
+	FERRY_EPROTO     = -6,  /* a malformed or unexpected message */
+	FERRY_EVERSION   = -7,  /* protocol version mismatch */
+	FERRY_ETOOBIG    = -8,  /* a message or payload exceeds a limit */
+	FERRY_EFULL      = -9,  /* the scheduler's queue is full */
+	FERRY_ENOFUNC    = -10, /* no worker registered that function */
+	FERRY_ETASK      = -11, /* the task failed (see ferry_future_error) */
+	FERRY_ECANCELED  = -12, /* the task was cancelled */
+	FERRY_EPENDING   = -13, /* the task has not finished yet */
+	FERRY_ENOTFOUND  = -14, /* no such task, worker or object */
+	FERRY_ESTATE     = -15, /* not possible in the current state */
+	FERRY_EWORKER    = -16, /* the worker running the task was lost */
+	FERRY_ETRANSPORT = -17, /* an NNG transport error */
+	FERRY_ESYSTEM    = -18, /* an operating system error (see errno) */
+	FERRY_EDEAD      = -19, /* quarantined after killing workers */
+};
+
+/* A human-readable description of an error code (never NULL). */
+FERRY_API const char *ferry_strerror(int err);
+
+/* The library's version string at run time, e.g. "0.1.0". */
+FERRY_API const char *ferry_version(void);
+
+/* Task states as a client sees them. */
+enum ferry_state {
+	FERRY_PENDING   = 0, /* submitted, not finished */
+	FERRY_DONE      = 1, /* finished with a result */
+	FERRY_FAILED    = 2, /* finished with an error */
+	FERRY_CANCELLED = 3, /* cancelled before it finished */
+};
+
+typedef struct ferry_client ferry_client;
+typedef struct ferry_future ferry_future;
+
+/* Options for ferry_client_connect_opts(); zero-initialise, then set
+ * size = sizeof(struct ferry_client_opts) so the struct can grow. */
+struct ferry_client_opts {
+	size_t size;
+	int connect_timeout_ms; /* default 10000 */
+	size_t max_message_size; /* default 64 MiB */
+	size_t max_batch;        /* tasks per submit message, default 4096 */
+};
+
+/*
+ * Connect to the scheduler at url (an NNG URL such as
+ * "tcp://127.0.0.1:7710" or "ipc:///tmp/ferry-local.sock"), waiting up to
+ * timeout_ms for it to answer.  On success *out is a new client the caller
+ * closes with ferry_client_close().
+ */
+FERRY_API int ferry_client_connect(
+    ferry_client **out, const char *url, int timeout_ms);
+
+/* As ferry_client_connect(), with options (opts may be NULL). */
+FERRY_API int ferry_client_connect_opts(ferry_client **out, const char *url,
+    const struct ferry_client_opts *opts);
+
+/*
+ * Close the connection and free the client.  Futures still held stay valid
+ * (pending ones become FERRY_ECLOSED failures) and must still be freed with
+ * ferry_future_free().  Accepts NULL.
+ */
+FERRY_API void ferry_client_close(ferry_client *c);
+
+/*
+ * Submit one task: function fn with msgpack-encoded arguments (args, len
+ * bytes, copied; may be NULL/0 for no arguments).  On success *out is a
+ * future the caller frees with ferry_future_free().  Returns at once; the
+ * task is sent in the next batch.
+ */
+FERRY_API int ferry_submit(ferry_client *c, const char *fn, const void *args,
+    size_t len, ferry_future **out);
+
+/*
+ * Submit n tasks of the same function; args[i] of lens[i] bytes are the
+ * msgpack-encoded arguments of task i (copied).  On success futs[0..n-1]
+ * are new futures, each freed by the caller.  They travel batched.
+ */
+FERRY_API int ferry_map(ferry_client *c, const char *fn, size_t n,
+    const void *const *args, const size_t *lens, ferry_future **futs);
+
+/* The future's current state (enum ferry_state). */
+FERRY_API int ferry_future_state(const ferry_future *f);
+
+/*
+ * Wait up to timeout_ms (-1: forever, 0: just check) for the task to
+ * finish.  Returns 0 when it finished (done, failed or cancelled: see
+ * ferry_future_state), FERRY_ETIMEDOUT otherwise.
+ */
+FERRY_API int ferry_future_wait(ferry_future *f, int timeout_ms);
+
+/*
+ * The result of a finished task: *data and *len are the msgpack-encoded
+ * value the task function returned (borrowed: valid until the future is
+ * freed).  Returns 0, FERRY_EPENDING if not finished, FERRY_ETASK (or
+ * another error) if it failed, FERRY_ECANCELED if cancelled.
+ */
+FERRY_API int ferry_future_result(
+    const ferry_future *f, const void **data, size_t *len);
+
+/* The error code of a failed task (0 if it did not fail). */
+FERRY_API int ferry_future_errcode(const ferry_future *f);
+
+/* The error message of a failed task, or NULL (borrowed). */
+FERRY_API const char *ferry_future_error(const ferry_future *f);
+
+/* The task's id within its client session. */
+FERRY_API uint64_t ferry_future_id(const ferry_future *f);
+
+/*
+ * Cancel the task if it has not started: a queued task never runs and its
+ * future becomes FERRY_CANCELLED.  Returns 0 when the request was sent;
+ * wait on the future to see the outcome (a task already running finishes).
+ */
+FERRY_API int ferry_cancel(ferry_future *f);
+
+/* Free a future (pending or not); accepts NULL. */
+FERRY_API void ferry_future_free(ferry_future *f);
+
+/*
+ * Wait up to timeout_ms (-1: forever) until all n futures have finished.
+ * Returns 0, or FERRY_ETIMEDOUT.
+ */
+FERRY_API int ferry_wait_all(ferry_future *const *futs, size_t n,
+    int timeout_ms);
+
+/*
+ * As-completed iteration over a set of futures:
+ *
+ *     ferry_iter *it;
+ *     ferry_as_completed(c, futs, n, &it);
+ *     ferry_future *f;
+ *     while (ferry_iter_next(it, -1, &f) == 0) { ... }
+ *     ferry_iter_free(it);
+ *
+ * ferry_iter_next() yields each future once, in the order they finish,
+ * and returns FERRY_ENOTFOUND when all have been yielded, FERRY_ETIMEDOUT
+ * when none finished within timeout_ms.  The iterator borrows the futures:
+ * free it before them.
+ */
+typedef struct ferry_iter ferry_iter;
+FERRY_API int ferry_as_completed(ferry_client *c, ferry_future *const *futs,
+    size_t n, ferry_iter **out);
+FERRY_API int ferry_iter_next(ferry_iter *it, int timeout_ms,
+    ferry_future **f);
+FERRY_API void ferry_iter_free(ferry_iter *it);
+
+/* Counters of a cluster, as ferry_cluster_status() reports them. */
+struct ferry_status {
+	size_t size;             /* set to sizeof(struct ferry_status) */
+	uint32_t workers;        /* registered worker processes */
+	uint32_t slots;          /* their slots in total */
+	uint32_t busy;           /* tasks running or held by workers */
+	uint64_t queued;         /* tasks waiting in the queue */
+	uint64_t submitted;      /* tasks accepted since start */
+	uint64_t done;           /* finished with a result */
+	uint64_t failed;         /* finished with an error */
+	uint64_t requeued;       /* re-queued after a worker was lost */
+	uint32_t clients;        /* connected clients */
+	double uptime_s;         /* seconds since the scheduler started */
+};
+
+/*
+ * Ask the scheduler for its counters (st->size must be set).  When json is
+ * not NULL, *json receives the scheduler's full status document (workers
+ * listed one by one) as a NUL-terminated JSON string the caller frees with
+ * free().
+ */
+FERRY_API int ferry_cluster_status(ferry_client *c, struct ferry_status *st,
+    char **json, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

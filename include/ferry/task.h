@@ -1,0 +1,85 @@
+/*
+ * task.h - the task-library API.
+ *
+ * A task library is a shared object that a Ferry worker loads at start.  It
+ * exports one function, ferry_library_init(), which registers named task
+ * functions:
+ *
+ *     #include <ferry/task.h>
+ *
+ *     static int
+ *     add(ferry_task *t, const msgpack_object *args)
+ *     {
+ *             if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size != 2)
+ *                     return ferry_task_fail(t, "add expects [a, b]");
+ *             int64_t a = args->via.array.ptr[0].via.i64;
+ *             int64_t b = args->via.array.ptr[1].via.i64;
+ *             msgpack_pack_int64(ferry_task_packer(t), a + b);
+ *             return 0;
+ *     }
+ *
+ *     FERRY_LIBRARY_INIT(reg)
+ *     {
+ *             return ferry_register(reg, "add", add);
+ *     }
+ *
+ * A task function receives its arguments already decoded (the msgpack
+ * object lives until the function returns) and writes exactly one msgpack
+ * value as its result through ferry_task_packer(); writing nothing returns
+ * nil.  It returns 0 on success, or the value of ferry_task_fail() to fail
+ * the task with a message.
+ *
+ * Task functions may run on several threads of one worker process at once
+ * (when the worker group has more than one slot): they must be
+ * thread-safe.  A task that crashes its process fails that task only; the
+ * worker's supervisor restarts the process.
+ */
+#ifndef FERRY_TASK_H
+#define FERRY_TASK_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of this interface; a worker refuses libraries built against
+ * another major version. */
+#define FERRY_TASK_ABI 1
+
+typedef struct ferry_task ferry_task;
+typedef struct ferry_registry ferry_registry;
+
+/* A task function: see the comment at the top of this file. */
+typedef int (*ferry_task_fn)(ferry_task *t, const msgpack_object *args);
+
+/* Register fn under name (copied; at most 255 bytes of [A-Za-z0-9_.:-]).
+ * Returns 0, or -1 if the name is invalid or already registered. */
+int ferry_register(ferry_registry *reg, const char *name, ferry_task_fn fn);
+
+/* The packer a task writes its result into (owned by the worker). */
+msgpack_packer *ferry_task_packer(ferry_task *t);
+
+/* Fail the task with a message (printf format); returns -1 so a task can
+ * `return ferry_task_fail(t, ...)`. Anything packed is discarded. */
+int ferry_task_fail(ferry_task *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The task's id (as the scheduler numbers it) and its function's name. */
+uint64_t ferry_task_id(const ferry_task *t);
+const char *ferry_task_name(const ferry_task *t);
+
+/* Define the library's entry point: FERRY_LIBRARY_INIT(reg) { ... }. */
+#define FERRY_LIBRARY_INIT(reg)                                             \
+	int ferry_library_abi(void);                                        \
+	int ferry_library_abi(void) { return FERRY_TASK_ABI; }              \
+	int ferry_library_init(ferry_registry *reg);                        \
+	int ferry_library_init(ferry_registry *reg)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,1470 @@
+/*
+ * scheduler.c - the scheduler's event loop.
+ *
+ * One thread.  A raw REP socket receives every request from workers and
+ * clients; the loop polls its receive descriptor, a signalfd and an eventfd
+ * (woken by NNG's pipe callbacks), runs due timers from a heap, and replies
+ * to requests now or later (long polls are "parked" with their header).
+ *
+ * Dispatch flows by credit: a worker's "work" request says how many more
+ * tasks it can hold; the scheduler answers with at most that many, several
+ * per message.  A "work" request with no results and nothing to hand out is
+ * parked until tasks arrive or a heartbeat interval passes.
+ */
+#include "scheduler.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "ferry/ferry.h"
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#define MAX_HEADER 64
+#define MAX_FN_LEN 255
+#define MSGS_PER_TURN 256
+
+enum timer_kind {
+	TM_PARK_WORKER = 1, /* a parked work request is due an answer */
+	TM_PARK_FETCH,      /* a parked fetch is due an answer */
+	TM_HEARTBEAT,       /* check that a worker was heard from */
+	TM_SESSION,         /* expire a disconnected client's session */
+};
+
+struct parked {
+	uint8_t  hdr[MAX_HEADER];
+	size_t   hdr_len;
+	uint32_t gen;   /* bumped whenever it is answered */
+	uint64_t credit;
+	int      active;
+};
+
+struct worker;
+struct session;
+
+struct task {
+	uint64_t        id;  /* scheduler's id */
+	uint64_t        tag; /* client's id within its session */
+	struct session *sess;
+	struct worker  *worker;
+	struct task    *wprev, *wnext; /* in worker->tasks */
+	uint32_t        fn_len, args_len;
+	uint8_t         state;
+	uint8_t         attempts;
+	char           *fn;   /* points into data[] */
+	uint8_t        *args; /* points into data[] */
+	uint8_t         data[];
+};
+
+struct result {
+	struct result *next;
+	uint64_t       seq;
+	uint64_t       tag;
+	int32_t        code;
+	uint32_t       len;
+	uint8_t        data[];
+};
+
+struct fnreg {
+	struct fnreg *next; /* hash collisions */
+	uint32_t      refs; /* live workers that registered it */
+	char          name[];
+};
+
+struct worker {
+	uint64_t       id;
+	uint32_t       pipe;
+	char           name[128], host[128], group[64];
+	uint64_t       pid;
+	uint32_t       slots, capacity;
+	char         **functions;
+	uint32_t       n_functions;
+	struct task   *tasks; /* assigned, doubly linked */
+	uint32_t       held;
+	uint64_t       done, failed;
+	uint64_t       last_seen_ms;
+	uint64_t       connected_ms;
+	struct parked  park;
+	struct worker *wait_prev, *wait_next; /* in waiting list */
+	int            waiting;
+};
+
+struct session {
+	uint64_t        id;
+	uint32_t        pipe;   /* 0 while disconnected */
+	struct idmap    tags;   /* tag -> task (not yet finished) */
+	struct result  *rhead, *rtail;
+	uint64_t        next_seq;
+	uint64_t        n_results;
+	struct parked   park;
+	uint64_t        detached_ms;
+	uint32_t        detach_gen;
+	struct session *dirty_next;
+	int             dirty;
+	uint64_t        submitted;
+};
+
+enum peer_kind { PEER_WORKER = 1, PEER_CLIENT };
+
+struct peer {
+	int   kind;
+	void *obj;
+};
+
+struct sched {
+	const struct sched_config *cfg;
+	nng_socket                 sock;
+	int                        recv_fd, event_fd, signal_fd;
+
+	pthread_mutex_t            ev_lock;
+	uint32_t                  *gone_pipes;
+	size_t                     n_gone, cap_gone;
+
+	struct idmap     tasks;    /* id -> task */
+	struct u64q      queue;    /* queued task ids (lazy deletion) */
+	uint64_t         n_queued;
+	uint64_t         next_task_id;
+	struct idmap     workers;  /* id -> worker */
+	uint64_t         next_worker_id;
+	uint32_t         n_workers;
+	struct worker   *wait_head, *wait_tail;
+	struct idmap     sessions; /* id -> session */
+	uint32_t         n_clients;
+	struct idmap     peers;    /* pipe id -> peer */
+	struct idmap     fns;      /* hash(name) -> fnreg chain */
+	struct timerheap timers;
+	struct session  *dirty;
+	uint64_t         results_stored;
+
+	/* counters */
+	uint64_t submitted, done, failed, cancelled, requeued, late_results,
+	    rejected, bad_messages;
+	uint64_t start_ms;
+
+	struct proto_decoder dec;
+	struct proto_writer  w;
+	struct proto_writer  rej;
+	int                  stop;
+};
+
+static const char *state_names[TASK_STATE_MAX] = {
+	"queued", "assigned", "done", "failed", "cancelled"
+};
+
+const char *
+sched_state_name(int state)
+{
+	if (state < 0 || state >= TASK_STATE_MAX)
+		return "?";
+	return state_names[state];
+}
+
+int
+sched_transition_ok(int from, int to)
+{
+	switch (from) {
+	case TASK_QUEUED:
+		return to == TASK_ASSIGNED || to == TASK_CANCELLED ||
+		    to == TASK_FAILED;
+	case TASK_ASSIGNED:
+		return to == TASK_QUEUED || to == TASK_DONE ||
+		    to == TASK_FAILED || to == TASK_CANCELLED;
+	default:
+		return 0; /* done, failed and cancelled are final */
+	}
+}
+
+void
+sched_config_defaults(struct sched_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->heartbeat_interval_ms = 1000;
+	c->heartbeat_timeout_ms  = 5000;
+	c->max_message_size      = 64u << 20;
+	c->max_queue             = 1000000;
+	c->max_results           = 1000000;
+	c->result_ttl_ms         = 600000;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t
+fnv64(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (uint8_t)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h | 1; /* never 0: idmap keys must be non-zero */
+}
+
+static struct fnreg *
+fn_find(struct sched *s, const char *name, size_t n)
+{
+	struct fnreg *f = idmap_get(&s->fns, fnv64(name, n));
+	for (; f != NULL; f = f->next)
+		if (strlen(f->name) == n && memcmp(f->name, name, n) == 0)
+			return f;
+	return NULL;
+}
+
+static int
+fn_ref(struct sched *s, const char *name)
+{
+	size_t        n = strlen(name);
+	uint64_t      h = fnv64(name, n);
+	struct fnreg *f = fn_find(s, name, n);
+	if (f != NULL) {
+		f->refs++;
+		return 0;
+	}
+	if ((f = malloc(sizeof(*f) + n + 1)) == NULL)
+		return -1;
+	memcpy(f->name, name, n + 1);
+	f->refs = 1;
+	f->next = idmap_get(&s->fns, h);
+	if (idmap_put(&s->fns, h, f) != 0) {
+		free(f);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+fn_unref(struct sched *s, const char *name)
+{
+	size_t        n = strlen(name);
+	struct fnreg *f = fn_find(s, name, n);
+	if (f != NULL && f->refs > 0)
+		f->refs--;
+	/* entries stay (with refs 0) so a name is not re-hashed per worker
+	 * restart; their number is bounded by the functions ever seen */
+}
+
+static void
+timer_add(struct sched *s, uint64_t when, int kind, uint64_t id, uint32_t gen)
+{
+	struct timer t = { when, id, (uint32_t)kind, gen };
+	if (timerheap_push(&s->timers, t) != 0)
+		log_error("out of memory adding a timer");
+}
+
+/* Send the writer's bytes as a reply to the request with header hdr. */
+static void
+reply(struct sched *s, const uint8_t *hdr, size_t hdr_len)
+{
+	nng_msg *msg;
+	int      rv;
+
+	if ((rv = nng_msg_alloc(&msg, 0)) != 0) {
+		log_error("reply: %s", nng_strerror(rv));
+		return;
+	}
+	if (nng_msg_header_append(msg, hdr, hdr_len) != 0 ||
+	    nng_msg_append(msg, s->w.buf.data, s->w.buf.size) != 0) {
+		nng_msg_free(msg);
+		log_error("reply: out of memory");
+		return;
+	}
+	if ((rv = nng_sendmsg(s->sock, msg, 0)) != 0) {
+		nng_msg_free(msg);
+		log_warn("reply: %s", nng_strerror(rv));
+	}
+}
+
+static void
+reply_error(struct sched *s, const uint8_t *hdr, size_t hdr_len, int code,
+    const char *text)
+{
+	proto_writer_reset(&s->w);
+	proto_write_error(&s->w, code, text);
+	reply(s, hdr, hdr_len);
+}
+
+/* ------------------------------------------------------ state machine */
+
+/*
+ * The one place a task's state changes.  Every transition is checked
+ * against the life cycle and logged at debug level with the task, the
+ * worker and the reason.
+ */
+static void
+task_set_state(struct sched *s, struct task *t, int to, const char *reason)
+{
+	if (!sched_transition_ok(t->state, to)) {
+		log_error("task %" PRIu64 ": illegal transition %s -> %s (%s)",
+		    t->id, sched_state_name(t->state), sched_state_name(to),
+		    reason);
+		return;
+	}
+	log_debug("task %" PRIu64 " (%.*s, client %" PRIx64 ":%" PRIu64
+	          "): %s -> %s, worker %" PRIu64 ", %s",
+	    t->id, (int)t->fn_len, t->fn, t->sess ? t->sess->id : 0, t->tag,
+	    sched_state_name(t->state), sched_state_name(to),
+	    t->worker ? t->worker->id : 0, reason);
+
+	/* leave the old state */
+	if (t->state == TASK_QUEUED) {
+		s->n_queued--;
+	} else if (t->state == TASK_ASSIGNED) {
+		struct worker *w = t->worker;
+		if (t->wprev != NULL)
+			t->wprev->wnext = t->wnext;
+		else
+			w->tasks = t->wnext;
+		if (t->wnext != NULL)
+			t->wnext->wprev = t->wprev;
+		t->wprev = t->wnext = NULL;
+		w->held--;
+		if (to != TASK_QUEUED)
+			t->worker = NULL;
+	}
+	t->state = (uint8_t)to;
+	switch (to) {
+	case TASK_QUEUED:
+		t->worker = NULL;
+		s->n_queued++;
+		/* a re-queued task goes first: it has waited longest */
+		if (u64q_push_front(&s->queue, t->id) != 0)
+			log_error("task %" PRIu64 ": out of memory re-queueing",
+			    t->id);
+		break;
+	case TASK_ASSIGNED:
+		t->wprev = NULL;
+		t->wnext = t->worker->tasks;
+		if (t->wnext != NULL)
+			t->wnext->wprev = t;
+		t->worker->tasks = t;
+		t->worker->held++;
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+session_mark_dirty(struct sched *s, struct session *se)
+{
+	if (!se->dirty) {
+		se->dirty      = 1;
+		se->dirty_next = s->dirty;
+		s->dirty       = se;
+	}
+}
+
+/* Record a finished task's outcome for its client and free the task. */
+static void
+task_finish(struct sched *s, struct task *t, int to, int32_t code,
+    const void *data, size_t len, const char *reason)
+{
+	struct session *se = t->sess;
+	struct result  *r;
+
+	task_set_state(s, t, to, reason);
+	if (to == TASK_DONE)
+		s->done++;
+	else if (to == TASK_CANCELLED)
+		s->cancelled++;
+	else
+		s->failed++;
+	idmap_del(&s->tasks, t->id);
+	if (se != NULL) {
+		idmap_del(&se->tags, t->tag);
+		if ((r = malloc(sizeof(*r) + len)) == NULL) {
+			log_error("task %" PRIu64 ": out of memory storing "
+			          "its result",
+			    t->id);
+		} else {
+			r->next = NULL;
+			r->seq  = ++se->next_seq;
+			r->tag  = t->tag;
+			r->code = code;
+			r->len  = (uint32_t)len;
+			if (len > 0)
+				memcpy(r->data, data, len);
+			if (se->rtail != NULL)
+				se->rtail->next = r;
+			else
+				se->rhead = r;
+			se->rtail = r;
+			se->n_results++;
+			s->results_stored++;
+			session_mark_dirty(s, se);
+		}
+	}
+	free(t);
+}
+
+/* ----------------------------------------------------------- workers */
+
+static void
+wait_remove(struct sched *s, struct worker *w)
+{
+	if (!w->waiting)
+		return;
+	if (w->wait_prev != NULL)
+		w->wait_prev->wait_next = w->wait_next;
+	else
+		s->wait_head = w->wait_next;
+	if (w->wait_next != NULL)
+		w->wait_next->wait_prev = w->wait_prev;
+	else
+		s->wait_tail = w->wait_prev;
+	w->wait_prev = w->wait_next = NULL;
+	w->waiting                  = 0;
+}
+
+static void
+wait_append(struct sched *s, struct worker *w)
+{
+	if (w->waiting)
+		return;
+	w->wait_next = NULL;
+	w->wait_prev = s->wait_tail;
+	if (s->wait_tail != NULL)
+		s->wait_tail->wait_next = w;
+	else
+		s->wait_head = w;
+	s->wait_tail = w;
+	w->waiting   = 1;
+}
+
+/* Pop the next queued task id that is still queued, or NULL. */
+static struct task *
+queue_pop(struct sched *s)
+{
+	uint64_t id;
+	while (u64q_pop(&s->queue, &id)) {
+		struct task *t = idmap_get(&s->tasks, id);
+		if (t != NULL && t->state == TASK_QUEUED)
+			return t;
+	}
+	return NULL;
+}
+
+/*
+ * Answer a worker's work request (header hdr) with up to credit tasks from
+ * the queue, no more than a fair share when others wait too.  Returns how
+ * many were sent.
+ */
+static uint32_t
+send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
+    size_t hdr_len, uint64_t credit)
+{
+	uint64_t share, n = 0;
+	size_t   budget = s->cfg->max_message_size - 4096;
+	size_t   count_at;
+	struct task *t;
+
+	share = (s->n_queued + s->n_workers - 1) /
+	    (s->n_workers ? s->n_workers : 1);
+	if (share == 0)
+		share = 1;
+	if (credit > share)
+		credit = share;
+	if (s->results_stored >= s->cfg->max_results)
+		credit = 0; /* clients are not fetching: hold back */
+
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_TASKS, 1);
+	proto_put_key(&s->w, "tasks");
+	/* array32 header, count patched below */
+	count_at = s->w.buf.size;
+	msgpack_pack_array(&s->w.pk, 0x10000); /* forces the 5-byte form */
+	while (n < credit) {
+		if ((t = queue_pop(s)) == NULL)
+			break;
+		if (s->w.buf.size + t->args_len + t->fn_len + 32 > budget &&
+		    n > 0) {
+			/* next message; keep its place */
+			u64q_push_front(&s->queue, t->id);
+			break;
+		}
+		t->worker = w;
+		task_set_state(s, t, TASK_ASSIGNED, "dispatched");
+		t->attempts++;
+		proto_pack_task(&s->w, t->id, t->fn, t->fn_len, t->args,
+		    t->args_len);
+		n++;
+	}
+	{
+		uint8_t *p = (uint8_t *)s->w.buf.data + count_at;
+		p[0]       = 0xdd;
+		p[1]       = (uint8_t)(n >> 24);
+		p[2]       = (uint8_t)(n >> 16);
+		p[3]       = (uint8_t)(n >> 8);
+		p[4]       = (uint8_t)n;
+	}
+	reply(s, hdr, hdr_len);
+	return (uint32_t)n;
+}
+
+/* Hand queued tasks to workers whose work requests are parked. */
+static void
+dispatch(struct sched *s)
+{
+	while (s->n_queued > 0 && s->wait_head != NULL &&
+	    s->results_stored < s->cfg->max_results) {
+		struct worker *w = s->wait_head;
+		wait_remove(s, w);
+		if (!w->park.active)
+			continue;
+		w->park.active = 0;
+		w->park.gen++;
+		send_tasks(s, w, w->park.hdr, w->park.hdr_len, w->park.credit);
+	}
+}
+
+static void
+worker_free(struct sched *s, struct worker *w)
+{
+	for (uint32_t i = 0; i < w->n_functions; i++) {
+		fn_unref(s, w->functions[i]);
+		free(w->functions[i]);
+	}
+	free(w->functions);
+	free(w);
+}
+
+/* A worker is gone (its connection dropped, or it fell silent): its tasks
+ * go back to the queue. */
+static void
+worker_lost(struct sched *s, struct worker *w, const char *why)
+{
+	uint32_t n = 0;
+
+	log_warn("worker %" PRIu64 " (%s, pid %" PRIu64 ", %s) lost: %s; "
+	         "re-queueing %u task(s)",
+	    w->id, w->name, w->pid, w->host, why, w->held);
+	while (w->tasks != NULL) {
+		task_set_state(s, w->tasks, TASK_QUEUED, why);
+		n++;
+	}
+	s->requeued += n;
+	wait_remove(s, w);
+	idmap_del(&s->workers, w->id);
+	s->n_workers--;
+	worker_free(s, w);
+}
+
+static void
+handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
+    const uint8_t *hdr, size_t hdr_len)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	struct peer   *p = calloc(1, sizeof(*p));
+
+	if (w == NULL || p == NULL ||
+	    (w->functions = calloc(m->n_functions + 1, sizeof(char *))) ==
+	        NULL) {
+		free(p);
+		if (w != NULL)
+			free(w->functions);
+		free(w);
+		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	w->id   = ++s->next_worker_id;
+	w->pipe = pipe;
+	util_strlcpy(w->name, m->name, sizeof(w->name));
+	util_strlcpy(w->host, m->host, sizeof(w->host));
+	util_strlcpy(w->group, m->group, sizeof(w->group));
+	w->pid          = m->pid;
+	w->slots        = (uint32_t)m->slots;
+	w->capacity     = (uint32_t)m->capacity;
+	w->last_seen_ms = w->connected_ms = util_now_ms();
+	for (uint32_t i = 0; i < m->n_functions; i++) {
+		if ((w->functions[i] = strdup(m->functions[i])) == NULL ||
+		    fn_ref(s, m->functions[i]) != 0) {
+			free(w->functions[i]);
+			w->functions[i] = NULL;
+			break;
+		}
+		w->n_functions++;
+	}
+	p->kind = PEER_WORKER;
+	p->obj  = w;
+	if (idmap_put(&s->workers, w->id, w) != 0 ||
+	    idmap_put(&s->peers, pipe, p) != 0) {
+		idmap_del(&s->workers, w->id);
+		worker_free(s, w);
+		free(p);
+		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	s->n_workers++;
+	timer_add(s, w->last_seen_ms + s->cfg->heartbeat_interval_ms,
+	    TM_HEARTBEAT, w->id, 0);
+	log_info("worker %" PRIu64 " registered: %s pid %" PRIu64
+	         " on %s, group %s, %u slot(s), %u function(s)",
+	    w->id, w->name, w->pid, w->host, w->group, w->slots,
+	    w->n_functions);
+
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_WELCOME, 3);
+	proto_put_uint(&s->w, "id", w->id);
+	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
+	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+	reply(s, hdr, hdr_len);
+}
+
+static void
+handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
+    const uint8_t *hdr, size_t hdr_len)
+{
+	for (uint32_t i = 0; i < m->n_results; i++) {
+		const struct proto_result *r = &m->results[i];
+		struct task               *t = idmap_get(&s->tasks, r->id);
+		if (t == NULL || t->state != TASK_ASSIGNED || t->worker != w) {
+			/* its lease was lost and it was re-queued or already
+			 * finished elsewhere: never deliver twice */
+			s->late_results++;
+			log_debug("late result for task %" PRIu64
+			          " from worker %" PRIu64 " dropped",
+			    r->id, w->id);
+			continue;
+		}
+		if (r->code == 0) {
+			w->done++;
+			task_finish(s, t, TASK_DONE, 0, r->data, r->len, "ok");
+		} else {
+			w->failed++;
+			task_finish(s, t, TASK_FAILED, r->code, r->data, r->len,
+			    "task reported an error");
+		}
+	}
+
+	if (w->park.active) {
+		/* a new request supersedes a parked one (the worker's view of
+		 * its credit is newer); answer the old one empty */
+		w->park.active = 0;
+		w->park.gen++;
+		wait_remove(s, w);
+		send_tasks(s, w, w->park.hdr, w->park.hdr_len, 0);
+	}
+	if (m->credit > 0 && s->n_queued > 0 &&
+	    s->results_stored < s->cfg->max_results) {
+		send_tasks(s, w, hdr, hdr_len, m->credit);
+		return;
+	}
+	if (m->credit == 0 || m->n_results > 0 || hdr_len > MAX_HEADER) {
+		send_tasks(s, w, hdr, hdr_len, 0);
+		return;
+	}
+	/* nothing to hand out: park until tasks arrive or the heartbeat
+	 * interval passes */
+	memcpy(w->park.hdr, hdr, hdr_len);
+	w->park.hdr_len = hdr_len;
+	w->park.credit  = m->credit;
+	w->park.active  = 1;
+	w->park.gen++;
+	wait_append(s, w);
+	timer_add(s, util_now_ms() + s->cfg->heartbeat_interval_ms,
+	    TM_PARK_WORKER, w->id, w->park.gen);
+}
+
+/* ----------------------------------------------------------- clients */
+
+static void
+session_free(struct sched *s, struct session *se)
+{
+	struct result *r, *next;
+	struct task  **ts;
+	size_t         n = 0;
+
+	/* queued tasks of a session that is gone are cancelled; tasks
+	 * already running finish and their results are dropped */
+	ts = calloc(se->tags.count + 1, sizeof(*ts));
+	for (size_t i = 0; ts != NULL && i < se->tags.cap; i++)
+		if (se->tags.slots[i].key != 0)
+			ts[n++] = se->tags.slots[i].val;
+	for (size_t i = 0; i < n; i++) {
+		ts[i]->sess = NULL;
+		if (ts[i]->state == TASK_QUEUED)
+			task_finish(s, ts[i], TASK_CANCELLED, FERRY_ECANCELED,
+			    NULL, 0, "client session expired");
+	}
+	free(ts);
+	idmap_fini(&se->tags);
+	for (r = se->rhead; r != NULL; r = next) {
+		next = r->next;
+		s->results_stored--;
+		free(r);
+	}
+	free(se);
+}
+
+static void
+handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
+    const uint8_t *hdr, size_t hdr_len)
+{
+	struct session *se;
+	struct peer    *p;
+
+	if (m->session == 0) {
+		reply_error(s, hdr, hdr_len, FERRY_EPROTO,
+		    "hello: a client must send a non-zero 'session'");
+		return;
+	}
+	se = idmap_get(&s->sessions, m->session);
+	if (se != NULL && se->pipe != 0) {
+		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+		    "hello: session is already connected");
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	if (se == NULL) {
+		if ((se = calloc(1, sizeof(*se))) == NULL ||
+		    idmap_put(&s->sessions, m->session, se) != 0) {
+			free(se);
+			free(p);
+			reply_error(
+			    s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+			return;
+		}
+		se->id = m->session;
+		idmap_init(&se->tags);
+		log_info("client session %" PRIx64 " opened (%s pid %" PRIu64
+		         ")",
+		    se->id, m->host, m->pid);
+	} else {
+		log_info("client session %" PRIx64 " reconnected", se->id);
+	}
+	se->pipe = pipe;
+	se->detach_gen++;
+	p->kind = PEER_CLIENT;
+	p->obj  = se;
+	if (idmap_put(&s->peers, pipe, p) != 0) {
+		free(p);
+		se->pipe = 0;
+		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	s->n_clients++;
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_WELCOME, 3);
+	proto_put_uint(&s->w, "id", se->id);
+	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
+	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+	reply(s, hdr, hdr_len);
+}
+
+static void
+handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
+    const uint8_t *hdr, size_t hdr_len)
+{
+	uint64_t accepted = 0;
+	uint32_t n_rej    = 0;
+	char     why[512];
+
+	/* rejected entries are collected in s->rej, the reply built after */
+	proto_writer_reset(&s->rej);
+	for (uint32_t i = 0; i < m->n_tasks; i++) {
+		const struct proto_task *pt = &m->tasks[i];
+		struct task             *t;
+		int                      code = 0;
+
+		if (idmap_get(&se->tags, pt->id) != NULL) {
+			accepted++; /* a re-sent submit: already have it */
+			continue;
+		}
+		if (pt->id == 0) {
+			code = FERRY_EINVAL;
+			snprintf(why, sizeof(why), "task id 0 is reserved");
+		} else if (pt->fn_len > MAX_FN_LEN) {
+			code = FERRY_EINVAL;
+			snprintf(why, sizeof(why),
+			    "function name is %u bytes, the limit is %d",
+			    pt->fn_len, MAX_FN_LEN);
+		} else if (s->n_workers > 0 &&
+		    (fn_find(s, pt->fn, pt->fn_len) == NULL ||
+		        fn_find(s, pt->fn, pt->fn_len)->refs == 0)) {
+			code = FERRY_ENOFUNC;
+			snprintf(why, sizeof(why),
+			    "unknown function '%.*s': no connected worker "
+			    "registered it",
+			    (int)pt->fn_len, pt->fn);
+		} else if (s->n_queued >= s->cfg->max_queue) {
+			code = FERRY_EFULL;
+			snprintf(why, sizeof(why),
+			    "queue is full (%zu tasks, scheduler.max_queue)",
+			    s->cfg->max_queue);
+		}
+		if (code == 0) {
+			t = malloc(sizeof(*t) + pt->fn_len + 1 + pt->args_len);
+			if (t == NULL) {
+				code = FERRY_ENOMEM;
+				snprintf(why, sizeof(why), "out of memory");
+			}
+		}
+		if (code != 0) {
+			/* rejected entries are collected in the writer as
+			 * result entries; the header is written after */
+			proto_pack_result(
+			    &s->rej, pt->id, code, why, strlen(why));
+			n_rej++;
+			s->rejected++;
+			continue;
+		}
+		memset(t, 0, sizeof(*t));
+		t->id       = ++s->next_task_id;
+		t->tag      = pt->id;
+		t->sess     = se;
+		t->fn_len   = pt->fn_len;
+		t->args_len = pt->args_len;
+		t->fn       = (char *)t->data;
+		t->args     = t->data + pt->fn_len + 1;
+		memcpy(t->fn, pt->fn, pt->fn_len);
+		t->fn[pt->fn_len] = '\0';
+		if (pt->args_len > 0)
+			memcpy(t->args, pt->args, pt->args_len);
+		if (idmap_put(&s->tasks, t->id, t) != 0 ||
+		    idmap_put(&se->tags, t->tag, t) != 0 ||
+		    u64q_push(&s->queue, t->id) != 0) {
+			idmap_del(&s->tasks, t->id);
+			idmap_del(&se->tags, t->tag);
+			free(t);
+			snprintf(why, sizeof(why), "out of memory");
+			proto_pack_result(
+			    &s->rej, pt->id, FERRY_ENOMEM, why, strlen(why));
+			n_rej++;
+			continue;
+		}
+		t->state = TASK_QUEUED;
+		s->n_queued++;
+		log_debug("task %" PRIu64 " (%s, client %" PRIx64 ":%" PRIu64
+		          "): submitted -> queued",
+		    t->id, t->fn, se->id, t->tag);
+		accepted++;
+		s->submitted++;
+		se->submitted++;
+	}
+
+	/* the rejected entries are in s->rej; put the envelope first */
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_SUBMITTED, 2);
+	proto_put_uint(&s->w, "accepted", accepted);
+	proto_put_key(&s->w, "rejected");
+	msgpack_pack_array(&s->w.pk, n_rej);
+	if (s->rej.buf.size > 0)
+		msgpack_sbuffer_write(&s->w.buf, s->rej.buf.data, s->rej.buf.size);
+	reply(s, hdr, hdr_len);
+}
+
+/* Answer a client's fetch with its results (header hdr). */
+static void
+send_results(struct sched *s, struct session *se, const uint8_t *hdr,
+    size_t hdr_len)
+{
+	size_t         budget = s->cfg->max_message_size - 4096;
+	size_t         count_at;
+	uint32_t       n   = 0;
+	uint64_t       seq = 0;
+	struct result *r;
+
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_RESULTS, 2);
+	proto_put_key(&s->w, "results");
+	count_at = s->w.buf.size;
+	msgpack_pack_array(&s->w.pk, 0x10000);
+	for (r = se->rhead; r != NULL; r = r->next) {
+		if (n > 0 && s->w.buf.size + r->len + 32 > budget)
+			break;
+		proto_pack_result(&s->w, r->tag, r->code, r->data, r->len);
+		seq = r->seq;
+		n++;
+	}
+	{
+		uint8_t *p = (uint8_t *)s->w.buf.data + count_at;
+		p[0]       = 0xdd;
+		p[1]       = (uint8_t)(n >> 24);
+		p[2]       = (uint8_t)(n >> 16);
+		p[3]       = (uint8_t)(n >> 8);
+		p[4]       = (uint8_t)n;
+	}
+	proto_put_uint(&s->w, "seq", seq);
+	reply(s, hdr, hdr_len);
+}
+
+static void
+handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
+    const uint8_t *hdr, size_t hdr_len)
+{
+	uint64_t wait = m->wait_ms;
+
+	/* everything up to ack has reached the client: drop it */
+	while (se->rhead != NULL && se->rhead->seq <= m->ack) {
+		struct result *r = se->rhead;
+		se->rhead        = r->next;
+		if (se->rhead == NULL)
+			se->rtail = NULL;
+		se->n_results--;
+		s->results_stored--;
+		free(r);
+	}
+	if (se->park.active) {
+		/* superseded: answer the old one empty */
+		se->park.active = 0;
+		se->park.gen++;
+		proto_writer_reset(&s->w);
+		proto_begin(&s->w, PROTO_RESULTS, 2);
+		proto_put_key(&s->w, "results");
+		msgpack_pack_array(&s->w.pk, 0);
+		proto_put_uint(&s->w, "seq", 0);
+		reply(s, se->park.hdr, se->park.hdr_len);
+	}
+	if (se->rhead != NULL || wait == 0 || hdr_len > MAX_HEADER) {
+		send_results(s, se, hdr, hdr_len);
+		return;
+	}
+	if (wait > 60000)
+		wait = 60000;
+	memcpy(se->park.hdr, hdr, hdr_len);
+	se->park.hdr_len = hdr_len;
+	se->park.active  = 1;
+	se->park.gen++;
+	timer_add(s, util_now_ms() + wait, TM_PARK_FETCH, se->id,
+	    se->park.gen);
+}
+
+static void
+handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
+    const uint8_t *hdr, size_t hdr_len)
+{
+	uint32_t     n = 0;
+	uint64_t    *done;
+	struct task *t;
+
+	done = calloc(m->n_ids + 1, sizeof(*done));
+	if (done == NULL) {
+		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < m->n_ids; i++) {
+		t = idmap_get(&se->tags, m->ids[i]);
+		if (t == NULL || t->state != TASK_QUEUED)
+			continue; /* unknown, finished, or already running */
+		done[n++] = m->ids[i];
+		task_finish(s, t, TASK_CANCELLED, FERRY_ECANCELED,
+		    "cancelled", 9, "cancelled by client");
+	}
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_CANCELLED, 1);
+	proto_put_key(&s->w, "ids");
+	msgpack_pack_array(&s->w.pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		msgpack_pack_uint64(&s->w.pk, done[i]);
+	free(done);
+	reply(s, hdr, hdr_len);
+}
+
+static void
+handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
+{
+	uint32_t       slots = 0, busy = 0;
+	struct worker *w;
+	uint64_t       now = util_now_ms();
+
+	for (size_t i = 0; i < s->workers.cap; i++) {
+		if (s->workers.slots[i].key == 0)
+			continue;
+		w = s->workers.slots[i].val;
+		slots += w->slots;
+		busy += w->held;
+	}
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_STATUS_REPLY, 16);
+	proto_put_str(&s->w, "version", FERRY_VERSION_STRING);
+	proto_put_uint(&s->w, "uptime_ms", now - s->start_ms);
+	proto_put_uint(&s->w, "workers", s->n_workers);
+	proto_put_uint(&s->w, "slots", slots);
+	proto_put_uint(&s->w, "busy", busy);
+	proto_put_uint(&s->w, "queued", s->n_queued);
+	proto_put_uint(&s->w, "submitted", s->submitted);
+	proto_put_uint(&s->w, "done", s->done);
+	proto_put_uint(&s->w, "failed", s->failed);
+	proto_put_uint(&s->w, "cancelled", s->cancelled);
+	proto_put_uint(&s->w, "requeued", s->requeued);
+	proto_put_uint(&s->w, "late_results", s->late_results);
+	proto_put_uint(&s->w, "rejected", s->rejected);
+	proto_put_uint(&s->w, "clients", s->n_clients);
+	proto_put_uint(&s->w, "results_stored", s->results_stored);
+	proto_put_key(&s->w, "worker_list");
+	msgpack_pack_array(&s->w.pk, s->n_workers);
+	for (size_t i = 0; i < s->workers.cap; i++) {
+		if (s->workers.slots[i].key == 0)
+			continue;
+		w = s->workers.slots[i].val;
+		msgpack_pack_map(&s->w.pk, 11);
+		proto_put_uint(&s->w, "id", w->id);
+		proto_put_str(&s->w, "name", w->name);
+		proto_put_str(&s->w, "host", w->host);
+		proto_put_str(&s->w, "group", w->group);
+		proto_put_uint(&s->w, "pid", w->pid);
+		proto_put_uint(&s->w, "slots", w->slots);
+		proto_put_uint(&s->w, "held", w->held);
+		proto_put_uint(&s->w, "done", w->done);
+		proto_put_uint(&s->w, "failed", w->failed);
+		proto_put_uint(&s->w, "last_seen_ms", now - w->last_seen_ms);
+		proto_put_uint(&s->w, "functions", w->n_functions);
+	}
+	reply(s, hdr, hdr_len);
+}
+
+/* ------------------------------------------------------------- loop */
+
+static void
+handle_message(struct sched *s, nng_msg *msg)
+{
+	struct proto_msg m;
+	char             err[512];
+	uint8_t          hdr[MAX_HEADER];
+	size_t           hdr_len = nng_msg_header_len(msg);
+	uint32_t         pipe    = nng_pipe_id(nng_msg_get_pipe(msg));
+	struct peer     *p;
+	int              rv;
+
+	if (hdr_len > MAX_HEADER || hdr_len < 8) {
+		log_warn("pipe %u: request with a %zu-byte header dropped "
+		         "(too many hops)",
+		    pipe, hdr_len);
+		s->bad_messages++;
+		return;
+	}
+	memcpy(hdr, nng_msg_header(msg), hdr_len);
+	rv = proto_decode(&s->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
+	    err, sizeof(err));
+	if (rv != 0) {
+		s->bad_messages++;
+		log_warn("pipe %u: bad message (%zu bytes): %s", pipe,
+		    nng_msg_len(msg), err);
+		reply_error(s, hdr, hdr_len, rv, err);
+		return;
+	}
+	p = idmap_get(&s->peers, pipe);
+	if (m.type == PROTO_HELLO) {
+		if (p != NULL) {
+			reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+			    "hello: this connection is already registered");
+			return;
+		}
+		if (m.role == PROTO_ROLE_WORKER)
+			handle_worker_hello(s, pipe, &m, hdr, hdr_len);
+		else
+			handle_client_hello(s, pipe, &m, hdr, hdr_len);
+		return;
+	}
+	if (m.type == PROTO_STATUS) {
+		handle_status(s, hdr, hdr_len);
+		return;
+	}
+	if (p == NULL) {
+		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+		    "this connection has not said hello");
+		return;
+	}
+	if (p->kind == PEER_WORKER) {
+		struct worker *w = p->obj;
+		w->last_seen_ms  = util_now_ms();
+		if (m.type == PROTO_WORK) {
+			handle_work(s, w, &m, hdr, hdr_len);
+			return;
+		}
+	} else {
+		struct session *se = p->obj;
+		switch (m.type) {
+		case PROTO_SUBMIT:
+			handle_submit(s, se, &m, hdr, hdr_len);
+			return;
+		case PROTO_FETCH:
+			handle_fetch(s, se, &m, hdr, hdr_len);
+			return;
+		case PROTO_CANCEL:
+			handle_cancel(s, se, &m, hdr, hdr_len);
+			return;
+		default:
+			break;
+		}
+	}
+	snprintf(err, sizeof(err), "%s: not a request a %s may send",
+	    proto_type_name(m.type),
+	    p->kind == PEER_WORKER ? "worker" : "client");
+	s->bad_messages++;
+	reply_error(s, hdr, hdr_len, FERRY_EPROTO, err);
+}
+
+static void
+pipe_gone(struct sched *s, uint32_t pipe)
+{
+	struct peer *p = idmap_get(&s->peers, pipe);
+	if (p == NULL)
+		return;
+	if (p->kind == PEER_WORKER) {
+		idmap_del(&s->peers, pipe);
+		worker_lost(s, p->obj, "connection closed");
+	} else {
+		struct session *se = p->obj;
+		idmap_del(&s->peers, pipe);
+		se->pipe        = 0;
+		se->park.active = 0;
+		se->park.gen++;
+		se->detached_ms = util_now_ms();
+		se->detach_gen++;
+		s->n_clients--;
+		log_info("client session %" PRIx64 " disconnected; %" PRIu64
+		         " result(s) kept for %u ms",
+		    se->id, se->n_results, s->cfg->result_ttl_ms);
+		timer_add(s, se->detached_ms + s->cfg->result_ttl_ms,
+		    TM_SESSION, se->id, se->detach_gen);
+	}
+	free(p);
+}
+
+static void
+run_timers(struct sched *s)
+{
+	uint64_t            now = util_now_ms();
+	const struct timer *top;
+	struct timer        t;
+
+	while ((top = timerheap_peek(&s->timers)) != NULL && top->when <= now) {
+		timerheap_pop(&s->timers, &t);
+		switch (t.kind) {
+		case TM_PARK_WORKER: {
+			struct worker *w = idmap_get(&s->workers, t.id);
+			if (w == NULL || !w->park.active || w->park.gen != t.gen)
+				break;
+			w->park.active = 0;
+			w->park.gen++;
+			wait_remove(s, w);
+			send_tasks(s, w, w->park.hdr, w->park.hdr_len, 0);
+			break;
+		}
+		case TM_PARK_FETCH: {
+			struct session *se = idmap_get(&s->sessions, t.id);
+			if (se == NULL || !se->park.active ||
+			    se->park.gen != t.gen)
+				break;
+			se->park.active = 0;
+			se->park.gen++;
+			send_results(s, se, se->park.hdr, se->park.hdr_len);
+			break;
+		}
+		case TM_HEARTBEAT: {
+			struct worker *w = idmap_get(&s->workers, t.id);
+			if (w == NULL)
+				break;
+			if (now - w->last_seen_ms >
+			    s->cfg->heartbeat_timeout_ms) {
+				char why[128];
+				snprintf(why, sizeof(why),
+				    "silent for %" PRIu64 " ms (heartbeat "
+				    "timeout %u ms)",
+				    now - w->last_seen_ms,
+				    s->cfg->heartbeat_timeout_ms);
+				nng_pipe np;
+				uint32_t pipe = w->pipe;
+				free(idmap_del(&s->peers, pipe));
+				worker_lost(s, w, why);
+				/* drop its connection too: it may come back
+				 * and register afresh */
+				np.id = pipe;
+				nng_pipe_close(np);
+				break;
+			}
+			timer_add(s, now + s->cfg->heartbeat_interval_ms / 2 + 1,
+			    TM_HEARTBEAT, w->id, 0);
+			break;
+		}
+		case TM_SESSION: {
+			struct session *se = idmap_get(&s->sessions, t.id);
+			if (se == NULL || se->pipe != 0 ||
+			    se->detach_gen != t.gen)
+				break;
+			log_info("client session %" PRIx64 " expired; %" PRIu64
+			         " undelivered result(s) dropped",
+			    se->id, se->n_results);
+			idmap_del(&s->sessions, se->id);
+			session_free(s, se);
+			break;
+		}
+		}
+	}
+}
+
+static void
+flush_dirty(struct sched *s)
+{
+	struct session *se;
+	while ((se = s->dirty) != NULL) {
+		s->dirty   = se->dirty_next;
+		se->dirty  = 0;
+		if (se->park.active && se->pipe != 0) {
+			se->park.active = 0;
+			se->park.gen++;
+			send_results(s, se, se->park.hdr, se->park.hdr_len);
+		}
+	}
+}
+
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct sched *s   = arg;
+	uint64_t      one = 1;
+	(void)ev;
+	pthread_mutex_lock(&s->ev_lock);
+	if (s->n_gone == s->cap_gone) {
+		size_t    ncap = s->cap_gone ? s->cap_gone * 2 : 64;
+		uint32_t *n    = realloc(s->gone_pipes, ncap * sizeof(*n));
+		if (n == NULL) {
+			pthread_mutex_unlock(&s->ev_lock);
+			log_error("out of memory noting a closed pipe");
+			return;
+		}
+		s->gone_pipes = n;
+		s->cap_gone   = ncap;
+	}
+	s->gone_pipes[s->n_gone++] = nng_pipe_id(p);
+	pthread_mutex_unlock(&s->ev_lock);
+	if (write(s->event_fd, &one, sizeof(one)) < 0) {
+		/* the loop will still see it on its next turn */
+	}
+}
+
+static int
+sched_open(struct sched *s)
+{
+	sigset_t mask;
+	int      rv;
+
+	/* block the stop signals in every thread (NNG's included) and read
+	 * them from a signalfd in the loop */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((s->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0 ||
+	    (s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		log_error("signalfd/eventfd: %s", strerror(errno));
+		return -1;
+	}
+	if ((rv = nng_rep0_open_raw(&s->sock)) != 0 ||
+	    (rv = util_sock_setup(s->sock, s->cfg->max_message_size)) != 0) {
+		log_error("cannot open the scheduler socket: %s",
+		    nng_strerror(rv));
+		return -1;
+	}
+	nng_socket_set_int(s->sock, NNG_OPT_SENDBUF, 8192);
+	nng_socket_set_int(s->sock, NNG_OPT_RECVBUF, 8192);
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
+	for (size_t i = 0; i < s->cfg->n_listen; i++) {
+		const char *url = s->cfg->listen[i];
+		char        err[256];
+		if (util_url_check(url, err, sizeof(err)) != 0) {
+			log_error("listen: %s", err);
+			return -1;
+		}
+		if (strncmp(url, "ipc://", 6) == 0) {
+			/* a stale socket file from a crashed scheduler would
+			 * make listen fail; remove it only if nothing
+			 * answers there */
+			nng_socket probe;
+			if (nng_req0_open(&probe) == 0) {
+				if (nng_dial(probe, url, NULL, 0) != 0)
+					unlink(url + 6);
+				nng_close(probe);
+			}
+		}
+		if ((rv = nng_listen(s->sock, url, NULL, 0)) != 0) {
+			log_error("listen %s: %s", url, nng_strerror(rv));
+			return -1;
+		}
+		log_info("listening on %s", url);
+	}
+	if ((rv = nng_socket_get_int(s->sock, NNG_OPT_RECVFD, &s->recv_fd)) !=
+	    0) {
+		log_error("NNG_OPT_RECVFD: %s", nng_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+sched_close(struct sched *s)
+{
+	nng_close(s->sock);
+	for (size_t i = 0; i < s->cfg->n_listen; i++)
+		if (strncmp(s->cfg->listen[i], "ipc://", 6) == 0)
+			unlink(s->cfg->listen[i] + 6);
+	for (size_t i = 0; i < s->sessions.cap; i++)
+		if (s->sessions.slots[i].key != 0)
+			session_free(s, s->sessions.slots[i].val);
+	for (size_t i = 0; i < s->workers.cap; i++) {
+		struct worker *w = s->workers.slots[i].val;
+		if (s->workers.slots[i].key == 0)
+			continue;
+		while (w->tasks != NULL)
+			task_set_state(s, w->tasks, TASK_QUEUED, "shutdown");
+		worker_free(s, w);
+	}
+	for (size_t i = 0; i < s->tasks.cap; i++)
+		if (s->tasks.slots[i].key != 0)
+			free(s->tasks.slots[i].val);
+	for (size_t i = 0; i < s->peers.cap; i++)
+		if (s->peers.slots[i].key != 0)
+			free(s->peers.slots[i].val);
+	for (size_t i = 0; i < s->fns.cap; i++) {
+		struct fnreg *f = s->fns.slots[i].val, *next;
+		if (s->fns.slots[i].key == 0)
+			continue;
+		for (; f != NULL; f = next) {
+			next = f->next;
+			free(f);
+		}
+	}
+	idmap_fini(&s->tasks);
+	idmap_fini(&s->workers);
+	idmap_fini(&s->sessions);
+	idmap_fini(&s->peers);
+	idmap_fini(&s->fns);
+	u64q_fini(&s->queue);
+	timerheap_fini(&s->timers);
+	proto_decoder_fini(&s->dec);
+	proto_writer_fini(&s->w);
+	proto_writer_fini(&s->rej);
+	free(s->gone_pipes);
+	pthread_mutex_destroy(&s->ev_lock);
+	if (s->signal_fd >= 0)
+		close(s->signal_fd);
+	if (s->event_fd >= 0)
+		close(s->event_fd);
+}
+
+int
+sched_run(const struct sched_config *cfg)
+{
+	struct sched s;
+	int          rc = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg       = cfg;
+	s.signal_fd = s.event_fd = -1;
+	s.start_ms               = util_now_ms();
+	pthread_mutex_init(&s.ev_lock, NULL);
+	idmap_init(&s.tasks);
+	idmap_init(&s.workers);
+	idmap_init(&s.sessions);
+	idmap_init(&s.peers);
+	idmap_init(&s.fns);
+	u64q_init(&s.queue);
+	timerheap_init(&s.timers);
+	proto_decoder_init(&s.dec);
+	proto_writer_init(&s.w);
+	proto_writer_init(&s.rej);
+
+	if (cfg->n_listen == 0) {
+		log_error("no listen address configured");
+		rc = 1;
+		goto out;
+	}
+	if (sched_open(&s) != 0) {
+		rc = 1;
+		goto out;
+	}
+	if (cfg->ready_file != NULL) {
+		FILE *f = fopen(cfg->ready_file, "w");
+		if (f != NULL) {
+			fprintf(f, "%d\n", (int)getpid());
+			fclose(f);
+		}
+	}
+	log_info("scheduler ready (pid %d, heartbeat %u ms, timeout %u ms)",
+	    (int)getpid(), cfg->heartbeat_interval_ms,
+	    cfg->heartbeat_timeout_ms);
+
+	while (!s.stop) {
+		struct pollfd       pfd[3];
+		const struct timer *top = timerheap_peek(&s.timers);
+		int                 timeout = 1000;
+		uint64_t            now     = util_now_ms();
+
+		if (top != NULL)
+			timeout = top->when <= now ? 0
+			    : (top->when - now > 1000) ? 1000
+			                               : (int)(top->when - now);
+		pfd[0].fd     = s.recv_fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd     = s.event_fd;
+		pfd[1].events = POLLIN;
+		pfd[2].fd     = s.signal_fd;
+		pfd[2].events = POLLIN;
+		if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
+			log_error("poll: %s", strerror(errno));
+			rc = 1;
+			break;
+		}
+		if (pfd[2].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(s.signal_fd, &si, sizeof(si)) > 0)
+				log_info("signal %u: shutting down",
+				    si.ssi_signo);
+			s.stop = 1;
+			break;
+		}
+		/* requests first, then closed pipes: results that reached us
+		 * before a worker's connection dropped still count */
+		for (int i = 0; i < MSGS_PER_TURN; i++) {
+			nng_msg *msg;
+			if (nng_recvmsg(s.sock, &msg, NNG_FLAG_NONBLOCK) != 0)
+				break;
+			handle_message(&s, msg);
+			nng_msg_free(msg);
+		}
+		if (pfd[1].revents & POLLIN) {
+			uint64_t  v;
+			uint32_t *gone;
+			size_t    n;
+			if (read(s.event_fd, &v, sizeof(v)) < 0) {
+				/* spurious */
+			}
+			pthread_mutex_lock(&s.ev_lock);
+			gone         = s.gone_pipes;
+			n            = s.n_gone;
+			s.gone_pipes = NULL;
+			s.n_gone = s.cap_gone = 0;
+			pthread_mutex_unlock(&s.ev_lock);
+			for (size_t i = 0; i < n; i++)
+				pipe_gone(&s, gone[i]);
+			free(gone);
+		}
+		run_timers(&s);
+		dispatch(&s);
+		flush_dirty(&s);
+	}
+	log_info("scheduler stopping: %" PRIu64 " submitted, %" PRIu64
+	         " done, %" PRIu64 " failed, %" PRIu64 " queued",
+	    s.submitted, s.done, s.failed, s.n_queued);
+out:
+	sched_close(&s);
+	return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * scheduler.h - the Ferry scheduler: one event loop that owns the task table,
+ * the queue, the worker registry, client sessions and their results.
+ */
+#ifndef FERRY_SCHED_H
+#define FERRY_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SCHED_MAX_LISTEN 8
+
+/* Task states (see docs/protocol.md, "Life of a task"). */
+enum sched_task_state {
+	TASK_QUEUED = 0,
+	TASK_ASSIGNED,
+	TASK_DONE,
+	TASK_FAILED,
+	TASK_CANCELLED,
+	TASK_STATE_MAX,
+};
+
+struct sched_config {
+	const char *listen[SCHED_MAX_LISTEN];
+	size_t      n_listen;
+	uint32_t    heartbeat_interval_ms;
+	uint32_t    heartbeat_timeout_ms;
+	size_t      max_message_size;
+	size_t      max_queue;
+	size_t      max_results;
+	uint32_t    result_ttl_ms;
+	const char *ready_file; /* written once listening, or NULL */
+};
+
+/* Fill c with the defaults (no listen addresses). */
+void sched_config_defaults(struct sched_config *c);
+
+/*
+ * Run a scheduler until SIGINT or SIGTERM.  Returns 0 after a clean
+ * shutdown, or non-zero after logging why it could not start (for example
+ * "listen tcp://127.0.0.1:7710: address in use").
+ */
+int sched_run(const struct sched_config *c);
+
+/* Name of a task state ("queued"). */
+const char *sched_state_name(int state);
+
+/* Whether the task life cycle allows from -> to. */
+int sched_transition_ok(int from, int to);
+
+#endif
