@@ -63,6 +63,10 @@ fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+/* msgpack-c's unpacker holds at most this many open containers
+ * (MSGPACK_EMBED_STACK_SIZE) and reports deeper nesting as out of memory. */
+#define PROTO_MAX_DEPTH 32
+
 static uint64_t
 be(const uint8_t *p, int n)
 {
@@ -78,7 +82,10 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 	const uint8_t *p       = data;
 	size_t         pos     = 0;
 	uint64_t       pending = 1; /* values still to read */
+	uint64_t       open[PROTO_MAX_DEPTH + 1]; /* values left per level */
+	int            depth = 0;
 
+	open[0] = 1;
 	if (len == 0)
 		return fail(err, errlen, "empty message");
 	while (pending > 0) {
@@ -94,6 +101,7 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 			    (unsigned long long)pending, len);
 		b = p[pos++];
 		pending--;
+		open[depth]--;
 		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 ||
 		    b == 0xc3) {
 			skip = 0; /* fixint, nil, bool */
@@ -166,6 +174,17 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 			    "only %zu bytes remain",
 			    at, (unsigned long long)items, len - pos);
 		pending += items;
+		if ((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf)) {
+			if (depth == PROTO_MAX_DEPTH)
+				return fail(err, errlen,
+				    "container at offset %zu is nested deeper "
+				    "than %d levels",
+				    at, PROTO_MAX_DEPTH);
+			if (items > 0)
+				open[++depth] = items;
+		}
+		while (depth > 0 && open[depth] == 0)
+			depth--;
 	}
 	if (pos != len)
 		return fail(err, errlen,
@@ -348,7 +367,9 @@ decode_tasks(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 		if (f[1].type != MSGPACK_OBJECT_STR || f[1].via.str.size == 0)
 			return bad(c, "tasks[%u][1] (fn): expected a non-empty "
 			              "string, got %s",
-			    i, obj_type_name(&f[1]));
+			    i, f[1].type == MSGPACK_OBJECT_STR
+			        ? "an empty string"
+			        : obj_type_name(&f[1]));
 		if (f[2].type != MSGPACK_OBJECT_BIN)
 			return bad(c,
 			    "tasks[%u][2] (args): expected bytes holding "
@@ -401,6 +422,16 @@ decode_results(struct dctx *c, const msgpack_object *map, const char *key,
 		else if (f[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER &&
 		         f[1].via.i64 >= INT32_MIN)
 			r->code = (int32_t)f[1].via.i64;
+		else if (f[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return bad(c,
+			    "%s[%u][1] (code): expected 0 or a negative "
+			    "error code, got %llu",
+			    key, i, (unsigned long long)f[1].via.u64);
+		else if (f[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+			return bad(c,
+			    "%s[%u][1] (code): expected 0 or a negative "
+			    "error code, got %lld",
+			    key, i, (long long)f[1].via.i64);
 		else
 			return bad(c,
 			    "%s[%u][1] (code): expected 0 or a negative "
@@ -495,12 +526,19 @@ decode_hello(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 		return FERRY_ENOMEM;
 	for (uint32_t i = 0; i < m->n_functions; i++) {
 		const msgpack_object *e = &fns->via.array.ptr[i];
-		if (e->type != MSGPACK_OBJECT_STR || e->via.str.size == 0 ||
-		    e->via.str.size > 255)
+		if (e->type != MSGPACK_OBJECT_STR)
 			return bad(c,
 			    "functions[%u]: expected a name of 1..255 bytes, "
 			    "got %s",
 			    i, obj_type_name(e));
+		if (e->via.str.size == 0 || e->via.str.size > 255)
+			return bad(c,
+			    "functions[%u]: expected a name of 1..255 bytes, "
+			    "got %u bytes",
+			    i, e->via.str.size);
+		if (memchr(e->via.str.ptr, '\0', e->via.str.size) != NULL)
+			return bad(c, "functions[%u]: name contains a NUL byte",
+			    i);
 		m->functions[i] =
 		    zone_strdup(c, e->via.str.ptr, e->via.str.size);
 		if (m->functions[i] == NULL)
@@ -548,13 +586,8 @@ proto_decode(struct proto_decoder *d, const void *data, size_t len,
 		return bad(&c, "field 't': expected a string, got %s",
 		    obj_type_name(o));
 	m->type = type_lookup(o->via.str.ptr, o->via.str.size);
-	if (m->type == PROTO_NONE) {
-		bad(&c, "unknown message type \"%.*s\"",
-		    (int)(o->via.str.size > 64 ? 64 : o->via.str.size),
-		    o->via.str.ptr);
-		return FERRY_EPROTO;
-	}
-	c.tname = type_names[m->type];
+	if (m->type != PROTO_NONE)
+		c.tname = type_names[m->type];
 	if (v != PROTO_VERSION) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen,
@@ -563,6 +596,10 @@ proto_decode(struct proto_decoder *d, const void *data, size_t len,
 			    c.tname, (unsigned long long)v, PROTO_VERSION);
 		return FERRY_EVERSION;
 	}
+	if (m->type == PROTO_NONE)
+		return bad(&c, "unknown message type \"%.*s\"",
+		    (int)(o->via.str.size > 64 ? 64 : o->via.str.size),
+		    o->via.str.ptr);
 	m->version = (uint32_t)v;
 
 	switch (m->type) {
@@ -613,10 +650,20 @@ proto_decode(struct proto_decoder *d, const void *data, size_t len,
 		break;
 	case PROTO_ERROR: {
 		const msgpack_object *co = map_get(&root, "code");
-		if (co == NULL || co->type != MSGPACK_OBJECT_NEGATIVE_INTEGER ||
-		    co->via.i64 < INT32_MIN)
+		if (co == NULL)
+			return bad(&c, "missing field 'code'");
+		if (co->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 			return bad(&c, "field 'code': expected a negative "
-			               "error code");
+			               "error code, got %llu",
+			    (unsigned long long)co->via.u64);
+		if (co->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+			return bad(&c, "field 'code': expected a negative "
+			               "error code, got %s",
+			    obj_type_name(co));
+		if (co->via.i64 < INT32_MIN)
+			return bad(&c, "field 'code': expected a negative "
+			               "error code, got %lld",
+			    (long long)co->via.i64);
 		m->code = (int32_t)co->via.i64;
 		rv      = get_str(&c, &root, "msg", &m->msg, 1);
 		break;

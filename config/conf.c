@@ -29,6 +29,7 @@
 #define CONF_MAX_FILE (1024 * 1024) /* bytes in a cluster file */
 #define CONF_MAX_DEPTH 16           /* nesting of lists and mappings */
 #define CONF_MAX_NODES 100000       /* scalars, lists and mappings */
+#define CONF_MAX_KEYS 256           /* keys in one mapping */
 #define CONF_MAX_NAME 64            /* cluster and group names */
 #define CONF_MAX_PROCESSES 1024
 #define CONF_MAX_SLOTS 1024
@@ -393,6 +394,14 @@ tree_build(struct ctx *x, yaml_parser_t *p, const char *buf, size_t len,
 				rv = ctx_fail_file(x, "out of memory");
 				break;
 			}
+			if (depth > 0 && stack[depth - 1]->kind == NODE_MAP &&
+			    stack[depth - 1]->n_kids >= 2 * CONF_MAX_KEYS) {
+				rv = node_fail(x, n,
+				    "more than %d keys in one mapping",
+				    CONF_MAX_KEYS);
+				node_free(n);
+				break;
+			}
 			if (depth == 0) {
 				*root = n;
 			} else if (node_add(stack[depth - 1], n) != 0) {
@@ -549,9 +558,10 @@ missing(struct ctx *x, const struct node *m, const char *key,
 	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
 		if (strcmp(m->kids[i]->text, key) == 0)
 			return node_fail(x, m->kids[i],
-			    "has an empty value; required: %s", what);
+			    "required, but the value is empty (expected %s)",
+			    what);
 	}
-	return node_fail(x, m, "missing; required: %s", what);
+	return node_fail(x, m, "required key missing (expected %s)", what);
 }
 
 /* Take n as a non-empty string into a fresh *out (freeing the old). */
@@ -692,7 +702,8 @@ url_check(const char *u, bool for_dial, char *why, size_t len)
 	size_t      slen;
 
 	for (const char *p = u; *p != '\0'; p++) {
-		if (isspace((unsigned char) *p) || iscntrl((unsigned char) *p)) {
+		unsigned char ch = (unsigned char) *p;
+		if (isspace(ch) || iscntrl(ch)) {
 			snprintf(why, len,
 			    "URL contains a space or control character");
 			return -1;
@@ -751,7 +762,8 @@ url_check(const char *u, bool for_dial, char *why, size_t len)
 	if (strlen(port) == 0 || strlen(port) > 5 ||
 	    strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
 	    atoi(port) > 65535) {
-		snprintf(why, len, "the port must be a number from 1 to 65535");
+		snprintf(why, len,
+		    "the port must be a number from 1 to 65535");
 		return -1;
 	}
 	if (for_dial && (rest[0] == ':' || rest[0] == '*')) {
@@ -831,8 +843,8 @@ load_listen(struct ctx *x, const struct node *v, struct conf *c)
 		return 0;
 	}
 	if (v->kind != NODE_SEQ)
-		return node_fail(x, v, "must be a URL or a list of URLs, got %s",
-		    node_what(v));
+		return node_fail(x, v,
+		    "must be a URL or a list of URLs, got %s", node_what(v));
 	if (v->n_kids == 0)
 		return node_fail(x, v, "must list at least one URL");
 	for (size_t i = 0; i < v->n_kids; i++) {
@@ -1092,8 +1104,8 @@ load_workers(struct ctx *x, const struct node *v, struct conf *c)
 	const struct node *names[CONF_MAX_GROUPS];
 
 	if (v->kind != NODE_SEQ)
-		return node_fail(x, v, "must be a list of worker groups, got %s",
-		    node_what(v));
+		return node_fail(x, v,
+		    "must be a list of worker groups, got %s", node_what(v));
 	if (v->n_kids == 0)
 		return node_fail(x, v, "must list at least one worker group");
 	for (size_t i = 0; i < v->n_kids; i++) {
@@ -1177,18 +1189,35 @@ static int
 read_file(struct ctx *x, const char *path, char **buf, size_t *len)
 {
 	FILE  *f;
-	char  *b;
-	size_t n;
-	int    e;
+	char  *b = NULL;
+	size_t cap = 0;
+	size_t n = 0;
+	int    e = 0;
 
 	if ((f = fopen(path, "rb")) == NULL)
 		return ctx_fail_file(x, "cannot open: %s", strerror(errno));
-	if ((b = malloc(CONF_MAX_FILE + 1)) == NULL) {
-		fclose(f);
-		return ctx_fail_file(x, "out of memory");
+	for (;;) {
+		size_t got;
+
+		if (n == cap) {
+			char *nb;
+			cap = cap == 0 ? 4096 : cap * 2;
+			if (cap > CONF_MAX_FILE + 1)
+				cap = CONF_MAX_FILE + 1;
+			if ((nb = realloc(b, cap)) == NULL) {
+				e = ENOMEM;
+				break;
+			}
+			b = nb;
+		}
+		got = fread(b + n, 1, cap - n, f);
+		n += got;
+		if (got == 0 || n > CONF_MAX_FILE) {
+			if (ferror(f))
+				e = errno != 0 ? errno : EIO;
+			break;
+		}
 	}
-	n = fread(b, 1, CONF_MAX_FILE + 1, f);
-	e = ferror(f) ? errno : 0;
 	fclose(f);
 	if (e != 0) {
 		free(b);

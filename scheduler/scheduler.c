@@ -1129,9 +1129,18 @@ pipe_gone(struct sched *s, uint32_t pipe)
 		se->detached_ms = util_now_ms();
 		se->detach_gen++;
 		s->n_clients--;
+		if (se->n_results == 0 && se->tags.count == 0) {
+			/* nothing owed to it: forget it now */
+			log_info("client session %" PRIx64 " closed", se->id);
+			idmap_del(&s->sessions, se->id);
+			session_free(s, se);
+			free(p);
+			return;
+		}
 		log_info("client session %" PRIx64 " disconnected; %" PRIu64
-		         " result(s) kept for %u ms",
-		    se->id, se->n_results, s->cfg->result_ttl_ms);
+		         " result(s) and %zu unfinished task(s) kept for %u ms",
+		    se->id, se->n_results, se->tags.count,
+		    s->cfg->result_ttl_ms);
 		timer_add(s, se->detached_ms + s->cfg->result_ttl_ms,
 		    TM_SESSION, se->id, se->detach_gen);
 	}

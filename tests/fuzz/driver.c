@@ -18,7 +18,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_SEEDS 256
-#define MAX_INPUT 65536
+#define FUZZ_MAX_INPUT 65536
 
 static uint8_t *seeds[MAX_SEEDS];
 static size_t   seed_len[MAX_SEEDS];
@@ -54,8 +54,8 @@ load_dir(const char *dir)
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		if ((f = fopen(path, "rb")) == NULL)
 			continue;
-		seeds[n_seeds] = malloc(MAX_INPUT);
-		seed_len[n_seeds] = fread(seeds[n_seeds], 1, MAX_INPUT, f);
+		seeds[n_seeds] = malloc(FUZZ_MAX_INPUT);
+		seed_len[n_seeds] = fread(seeds[n_seeds], 1, FUZZ_MAX_INPUT, f);
 		fclose(f);
 		n_seeds++;
 	}
@@ -133,7 +133,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < n_seeds; i++)
 		LLVMFuzzerTestOneInput(seeds[i], seed_len[i]);
 
-	buf = malloc(MAX_INPUT);
+	buf = malloc(FUZZ_MAX_INPUT);
 	for (long it = 0; it < iterations; it++) {
 		size_t len;
 		if (n_seeds > 0 && rng() % 8 != 0) {
@@ -145,7 +145,7 @@ main(int argc, char **argv)
 			for (size_t j = 0; j < len; j++)
 				buf[j] = (uint8_t)rng();
 		}
-		len = mutate(buf, len, MAX_INPUT);
+		len = mutate(buf, len, FUZZ_MAX_INPUT);
 		LLVMFuzzerTestOneInput(buf, len);
 	}
 	free(buf);

@@ -1,0 +1,58 @@
+/*
+ * cli.h - the ferry command's subcommands and their shared helpers.
+ */
+#ifndef FERRY_CLI_H
+#define FERRY_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf.h"
+
+#define CLI_DEFAULT_ADDRESS "ipc:///tmp/ferry-local.sock"
+
+/* Subcommands: each takes argc/argv starting at its own name and returns
+ * the process exit status. */
+int cmd_scheduler(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_worker_process(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* The path of the running ferry binary (for spawning its subcommands). */
+const char *cli_self_exe(void);
+
+/* Number of online processors (at least 1). */
+int cli_ncpu(void);
+
+/* Load a cluster file, printing its error to stderr.  Returns 0 or -1. */
+int cli_load_conf(const char *path, struct conf *c);
+
+/*
+ * Start `self_exe argv...` in the background, in a new session, with
+ * stdout and stderr appended to log_path (or inherited if NULL).  Returns
+ * the pid, or -1 after printing why.
+ */
+pid_t cli_spawn(const char *const *argv, const char *log_path);
+
+/* Whether pid is alive and is a ferry process. */
+int cli_pid_is_ferry(pid_t pid);
+
+/* Wait up to timeout_ms for pid (not necessarily our child) to exit;
+ * returns 0 if it did.  Reaps it if it is our child. */
+int cli_wait_gone(pid_t pid, int timeout_ms);
+
+/* Print the last lines of a log file to stderr, indented. */
+void cli_tail_log(const char *path, int lines);
+
+/* Resolve the scheduler address from -f FILE, --connect URL,
+ * $FERRY_ADDRESS or the default, into buf. */
+int cli_address(const char *file, const char *url, char *buf, size_t len);
+
+/* Parse a non-negative integer option; exits with a message if bad. */
+long cli_parse_long(const char *opt, const char *val, long min, long max);
+
+#endif

@@ -1,0 +1,954 @@
+/*
+ * main.c - the ferry command: dispatch to subcommands, and the scheduler,
+ * worker, submit and status subcommands.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ferry/ferry.h"
+#include "json.h"
+#include "log.h"
+#include "scheduler.h"
+#include "util.h"
+#include "worker.h"
+
+extern char **environ;
+
+static const char *usage_text =
+    "usage: ferry COMMAND [OPTIONS]\n"
+    "\n"
+    "Ferry runs named task functions from shared-object task libraries on\n"
+    "worker processes, scheduled over NNG with msgpack messages.\n"
+    "\n"
+    "Commands:\n"
+    "  scheduler        run a scheduler in the foreground\n"
+    "  worker           run a worker supervisor (N worker processes)\n"
+    "  cluster up|down|status -f FILE\n"
+    "                   start, stop or inspect a local cluster from a "
+    "YAML file\n"
+    "  submit FN [ARG...]\n"
+    "                   run one task and print its result as JSON\n"
+    "  status           show workers, slots, queue depth and counters\n"
+    "  bench throughput|latency\n"
+    "                   measure tasks/s and round-trip latency\n"
+    "  version          print the version\n"
+    "\n"
+    "Run 'ferry COMMAND --help' for a command's options.\n"
+    "Documentation: README.md and docs/ in the source tree.\n";
+
+static char self_exe[PATH_MAX];
+
+const char *
+cli_self_exe(void)
+{
+	return self_exe;
+}
+
+int
+cli_ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+int
+cli_load_conf(const char *path, struct conf *c)
+{
+	char err[1024];
+	if (conf_load(path, c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ferry: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+long
+cli_parse_long(const char *opt, const char *val, long min, long max)
+{
+	char *end;
+	long  v;
+	errno = 0;
+	v     = strtol(val, &end, 10);
+	if (errno != 0 || end == val || *end != '\0' || v < min || v > max) {
+		fprintf(stderr,
+		    "ferry: %s: '%s' is not a number between %ld and %ld\n", opt,
+		    val, min, max);
+		exit(2);
+	}
+	return v;
+}
+
+int
+cli_address(const char *file, const char *url, char *buf, size_t len)
+{
+	const char *env;
+	if (url != NULL) {
+		util_strlcpy(buf, url, len);
+		return 0;
+	}
+	if (file != NULL) {
+		struct conf c;
+		if (cli_load_conf(file, &c) != 0)
+			return -1;
+		util_strlcpy(buf, c.address, len);
+		conf_free(&c);
+		return 0;
+	}
+	if ((env = getenv("FERRY_ADDRESS")) != NULL && env[0] != '\0') {
+		util_strlcpy(buf, env, len);
+		return 0;
+	}
+	util_strlcpy(buf, CLI_DEFAULT_ADDRESS, len);
+	return 0;
+}
+
+pid_t
+cli_spawn(const char *const *argv, const char *log_path)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t          attr;
+	sigset_t                   none;
+	pid_t                      pid;
+	int                        rv;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	if (log_path != NULL) {
+		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
+		    O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path,
+		    O_WRONLY | O_CREAT | O_APPEND, 0644);
+		posix_spawn_file_actions_adddup2(
+		    &fa, STDOUT_FILENO, STDERR_FILENO);
+	}
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
+	        POSIX_SPAWN_SETSIGMASK);
+	rv = posix_spawn(&pid, self_exe, &fa, &attr, (char *const *)argv,
+	    environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (rv != 0) {
+		fprintf(stderr, "ferry: cannot start %s %s: %s\n", self_exe,
+		    argv[1], strerror(rv));
+		return -1;
+	}
+	return pid;
+}
+
+int
+cli_pid_is_ferry(pid_t pid)
+{
+	char  path[64], buf[4096];
+	FILE *f;
+	size_t n;
+	int   st;
+
+	if (pid <= 0)
+		return 0;
+	/* reap it if it is our own child that already exited */
+	if (waitpid(pid, &st, WNOHANG) == pid)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (n == 0)
+		return 0; /* a zombie has an empty command line */
+	return strstr(buf, "ferry") != NULL;
+}
+
+int
+cli_wait_gone(pid_t pid, int timeout_ms)
+{
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		if (!cli_pid_is_ferry(pid))
+			return 0;
+		if (util_now_ms() >= end)
+			return -1;
+		usleep(20000);
+	}
+}
+
+void
+cli_tail_log(const char *path, int lines)
+{
+	FILE  *f = fopen(path, "r");
+	char **ring;
+	char   line[2048];
+	int    n = 0;
+
+	if (f == NULL)
+		return;
+	ring = calloc((size_t)lines, sizeof(*ring));
+	while (ring != NULL && fgets(line, sizeof(line), f) != NULL) {
+		free(ring[n % lines]);
+		ring[n % lines] = strdup(line);
+		n++;
+	}
+	fclose(f);
+	if (ring == NULL)
+		return;
+	fprintf(stderr, "  --- last lines of %s ---\n", path);
+	for (int i = n > lines ? n - lines : 0; i < n; i++)
+		fprintf(stderr, "  %s", ring[i % lines] ? ring[i % lines] : "\n");
+	for (int i = 0; i < lines; i++)
+		free(ring[i]);
+	free(ring);
+}
+
+/* ---------------------------------------------------------- scheduler */
+
+static void
+scheduler_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: ferry scheduler [-f FILE] [--listen URL]... "
+	    "[--log-level LEVEL]\n"
+	    "\n"
+	    "Run a scheduler in the foreground until SIGINT or SIGTERM.\n"
+	    "\n"
+	    "  -f, --file FILE      cluster file: listen addresses, heartbeat "
+	    "and\n"
+	    "                       limits from its 'scheduler' section\n"
+	    "  -l, --listen URL     listen here (tcp://HOST:PORT, "
+	    "ipc:///PATH, ...);\n"
+	    "                       may repeat; replaces the file's list\n"
+	    "      --heartbeat-timeout-ms MS\n"
+	    "                       declare a silent worker lost after MS\n"
+	    "      --ready-file PATH  write the pid here once listening\n"
+	    "      --log-level L    error, warn, info (default) or debug\n"
+	    "  -h, --help           show this help\n"
+	    "\n"
+	    "Without -f or --listen it listens on %s.\n",
+	    CLI_DEFAULT_ADDRESS);
+}
+
+int
+cmd_scheduler(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "heartbeat-timeout-ms", required_argument, NULL, 'T' },
+		{ "ready-file", required_argument, NULL, 'r' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sched_config sc;
+	struct conf         c;
+	const char         *file = NULL, *listen[SCHED_MAX_LISTEN];
+	size_t              n_listen = 0;
+	int                 level = -1, ch, rc, have_conf = 0;
+	long                hb_timeout = -1;
+
+	sched_config_defaults(&sc);
+	while ((ch = getopt_long(argc, argv, "f:l:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			file = optarg;
+			break;
+		case 'l':
+			if (n_listen == SCHED_MAX_LISTEN) {
+				fprintf(stderr, "ferry scheduler: at most %d "
+				                "--listen addresses\n",
+				    SCHED_MAX_LISTEN);
+				return 2;
+			}
+			listen[n_listen++] = optarg;
+			break;
+		case 'T':
+			hb_timeout = cli_parse_long("--heartbeat-timeout-ms",
+			    optarg, 100, 86400000);
+			break;
+		case 'r':
+			sc.ready_file = optarg;
+			break;
+		case 'L':
+			if ((level = log_level_parse(optarg)) < 0) {
+				fprintf(stderr, "ferry scheduler: unknown log "
+				                "level '%s'\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			scheduler_usage(stdout);
+			return 0;
+		default:
+			scheduler_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferry scheduler: unexpected argument '%s'\n",
+		    argv[optind]);
+		return 2;
+	}
+	if (file != NULL) {
+		if (cli_load_conf(file, &c) != 0)
+			return 1;
+		have_conf = 1;
+		for (size_t i = 0; i < c.n_listen; i++)
+			sc.listen[i] = c.listen[i];
+		sc.n_listen              = c.n_listen;
+		sc.heartbeat_interval_ms = c.heartbeat_interval_ms;
+		sc.heartbeat_timeout_ms  = c.heartbeat_timeout_ms;
+		sc.max_message_size      = c.max_message_size;
+		sc.max_queue             = c.max_queue;
+		sc.max_results           = c.max_results;
+		sc.result_ttl_ms         = c.result_ttl_ms;
+		if (level < 0)
+			level = c.log_level;
+	}
+	if (n_listen > 0) {
+		for (size_t i = 0; i < n_listen; i++)
+			sc.listen[i] = listen[i];
+		sc.n_listen = n_listen;
+	} else if (!have_conf) {
+		sc.listen[0] = CLI_DEFAULT_ADDRESS;
+		sc.n_listen  = 1;
+	}
+	if (hb_timeout > 0) {
+		sc.heartbeat_timeout_ms = (uint32_t)hb_timeout;
+		if (sc.heartbeat_interval_ms * 2 > sc.heartbeat_timeout_ms)
+			sc.heartbeat_interval_ms = sc.heartbeat_timeout_ms / 3;
+	}
+	log_init("scheduler", level < 0 ? LOG_INFO : level);
+	rc = sched_run(&sc);
+	if (have_conf)
+		conf_free(&c);
+	return rc;
+}
+
+/* ------------------------------------------------------------- worker */
+
+static void
+worker_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: ferry worker [-f FILE [--group NAME]] [--connect URL]\n"
+	    "                    [--processes N] [--slots N] [--prefetch N]\n"
+	    "                    [--library LIB]... [--log-level LEVEL]\n"
+	    "\n"
+	    "Start N worker processes for one worker group and keep them "
+	    "running:\n"
+	    "one that dies is restarted with backoff, and the scheduler "
+	    "re-queues\n"
+	    "its tasks.  SIGTERM drains (running tasks finish), then stops.\n"
+	    "\n"
+	    "  -f, --file FILE      cluster file (scheduler address, group "
+	    "settings)\n"
+	    "  -g, --group NAME     the file's worker group (default: the "
+	    "first)\n"
+	    "  -c, --connect URL    scheduler address (default: the file's, "
+	    "or\n"
+	    "                       $FERRY_ADDRESS, or %s)\n"
+	    "  -n, --processes N    worker processes (default: one per core)\n"
+	    "  -s, --slots N        tasks each process runs at once (default "
+	    "1)\n"
+	    "  -p, --prefetch N     queued tasks a process may hold beyond "
+	    "its\n"
+	    "                       running ones (default 64)\n"
+	    "  -L, --library LIB    task library (path or name); may repeat\n"
+	    "      --log-level L    error, warn, info (default) or debug\n"
+	    "  -h, --help           show this help\n",
+	    CLI_DEFAULT_ADDRESS);
+}
+
+enum {
+	OPT_LOG = 1000,
+	OPT_CTMO,
+	OPT_DTMO,
+	OPT_MAXMSG,
+	OPT_PARENT,
+	OPT_NAME,
+	OPT_LIBDIR,
+};
+
+/* Options shared by `worker` and `worker-process`. */
+static const struct option worker_opts[] = {
+	{ "file", required_argument, NULL, 'f' },
+	{ "group", required_argument, NULL, 'g' },
+	{ "connect", required_argument, NULL, 'c' },
+	{ "processes", required_argument, NULL, 'n' },
+	{ "slots", required_argument, NULL, 's' },
+	{ "prefetch", required_argument, NULL, 'p' },
+	{ "library", required_argument, NULL, 'L' },
+	{ "log-level", required_argument, NULL, OPT_LOG },
+	{ "connect-timeout-ms", required_argument, NULL, OPT_CTMO },
+	{ "drain-timeout-ms", required_argument, NULL, OPT_DTMO },
+	{ "max-message-size", required_argument, NULL, OPT_MAXMSG },
+	{ "parent-pid", required_argument, NULL, OPT_PARENT },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "library-dir", required_argument, NULL, OPT_LIBDIR },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int
+worker_main(int argc, char **argv, int is_process)
+{
+	struct wrk_options o;
+	struct conf        c;
+	const char        *file = NULL, *group = NULL;
+	const char        *libs[WRK_MAX_LIBRARIES];
+	size_t             n_libs = 0;
+	int                ch, level = -1, have_conf = 0, rc;
+	long               processes = -1, slots = -1, prefetch = -1;
+	const char        *who = is_process ? "ferry worker-process"
+	                                    : "ferry worker";
+
+	wrk_options_defaults(&o);
+	while ((ch = getopt_long(argc, argv, "f:g:c:n:s:p:L:h", worker_opts,
+	            NULL)) != -1) {
+		switch (ch) {
+		case 'f': file = optarg; break;
+		case 'g': group = optarg; break;
+		case 'c': o.connect = optarg; break;
+		case 'n':
+			processes = cli_parse_long("--processes", optarg, 1, 1024);
+			break;
+		case 's':
+			slots = cli_parse_long("--slots", optarg, 1, 1024);
+			break;
+		case 'p':
+			prefetch = cli_parse_long("--prefetch", optarg, 0, 100000);
+			break;
+		case 'L':
+			if (n_libs == WRK_MAX_LIBRARIES) {
+				fprintf(stderr, "%s: at most %d libraries\n", who,
+				    WRK_MAX_LIBRARIES);
+				return 2;
+			}
+			libs[n_libs++] = optarg;
+			break;
+		case OPT_LOG:
+			if ((level = log_level_parse(optarg)) < 0) {
+				fprintf(stderr, "%s: unknown log level '%s'\n",
+				    who, optarg);
+				return 2;
+			}
+			break;
+		case OPT_CTMO:
+			o.connect_timeout_ms = (uint32_t)cli_parse_long(
+			    "--connect-timeout-ms", optarg, 1, 86400000);
+			break;
+		case OPT_DTMO:
+			o.drain_timeout_ms = (uint32_t)cli_parse_long(
+			    "--drain-timeout-ms", optarg, 0, 86400000);
+			break;
+		case OPT_MAXMSG:
+			o.max_message_size = (size_t)cli_parse_long(
+			    "--max-message-size", optarg, 65536, LONG_MAX);
+			break;
+		case OPT_PARENT:
+			o.parent_pid = (int)cli_parse_long(
+			    "--parent-pid", optarg, 1, INT_MAX);
+			break;
+		case OPT_NAME: o.name = optarg; break;
+		case OPT_LIBDIR: o.library_dir = optarg; break;
+		case 'h':
+			worker_usage(stdout);
+			return 0;
+		default:
+			worker_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", who,
+		    argv[optind]);
+		return 2;
+	}
+	if (file != NULL) {
+		const struct conf_group *g;
+		if (cli_load_conf(file, &c) != 0)
+			return 1;
+		have_conf = 1;
+		g = group != NULL ? conf_group_find(&c, group)
+		                  : (c.n_groups > 0 ? &c.groups[0] : NULL);
+		if (g == NULL) {
+			fprintf(stderr, "%s: %s has no worker group '%s'\n", who,
+			    c.path, group ? group : "(any)");
+			conf_free(&c);
+			return 1;
+		}
+		if (o.connect == NULL)
+			o.connect = c.address;
+		o.group = g->name;
+		if (processes < 0 && g->processes > 0)
+			processes = g->processes;
+		if (slots < 0)
+			slots = g->slots;
+		if (prefetch < 0)
+			prefetch = g->prefetch;
+		if (n_libs == 0) {
+			for (size_t i = 0; i < g->n_libraries; i++)
+				libs[n_libs++] = g->libraries[i];
+			o.library_dir = c.dir;
+		}
+		o.connect_timeout_ms = c.connect_timeout_ms;
+		o.drain_timeout_ms   = c.drain_timeout_ms;
+		o.max_message_size   = c.max_message_size;
+		if (level < 0)
+			level = c.log_level;
+	} else if (group != NULL) {
+		o.group = group;
+	}
+	if (o.connect == NULL) {
+		const char *env = getenv("FERRY_ADDRESS");
+		o.connect = (env != NULL && env[0] != '\0') ? env
+		                                            : CLI_DEFAULT_ADDRESS;
+	}
+	if (slots > 0)
+		o.slots = (int)slots;
+	if (prefetch >= 0)
+		o.prefetch = (int)prefetch;
+	for (size_t i = 0; i < n_libs; i++)
+		o.libraries[i] = libs[i];
+	o.n_libraries = n_libs;
+	log_init(is_process ? "worker" : "supervisor",
+	    level < 0 ? LOG_INFO : level);
+
+	if (is_process) {
+		rc = wrk_process_run(&o);
+	} else {
+		char err[1024], path[4096];
+		/* find every library now: a typo is reported once, here,
+		 * not by N restarting processes */
+		for (size_t i = 0; i < o.n_libraries; i++) {
+			if (wrk_library_resolve(o.libraries[i], o.library_dir,
+			        path, sizeof(path), err, sizeof(err)) != 0) {
+				fprintf(stderr, "ferry worker: %s\n", err);
+				if (have_conf)
+					conf_free(&c);
+				return 1;
+			}
+		}
+		rc = wrk_supervise(&o, processes > 0 ? (int)processes
+		                                     : cli_ncpu(),
+		    self_exe);
+	}
+	if (have_conf)
+		conf_free(&c);
+	return rc;
+}
+
+int
+cmd_worker(int argc, char **argv)
+{
+	return worker_main(argc, argv, 0);
+}
+
+int
+cmd_worker_process(int argc, char **argv)
+{
+	return worker_main(argc, argv, 1);
+}
+
+/* ------------------------------------------------------------- submit */
+
+static void
+submit_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: ferry submit [-f FILE | -c URL] [--timeout SECONDS] "
+	    "[--args JSON]\n"
+	    "                    FN [ARG...]\n"
+	    "\n"
+	    "Run task function FN once and print its result as JSON.  The\n"
+	    "arguments are sent as a msgpack array of the ARGs, each parsed "
+	    "as\n"
+	    "JSON when it is valid JSON and taken as a string otherwise:\n"
+	    "\n"
+	    "    ferry submit add 2 3          # args [2, 3]  -> 5\n"
+	    "    ferry submit echo hello       # args [\"hello\"]\n"
+	    "    ferry submit --args '{\"n\": 4}' fn   # args exactly {\"n\": "
+	    "4}\n"
+	    "\n"
+	    "  -f, --file FILE      take the scheduler address from a cluster "
+	    "file\n"
+	    "  -c, --connect URL    scheduler address (default "
+	    "$FERRY_ADDRESS or\n"
+	    "                       %s)\n"
+	    "  -t, --timeout S      give up after S seconds (default 60)\n"
+	    "  -a, --args JSON      send this JSON value as the arguments\n"
+	    "  -h, --help           show this help\n"
+	    "\n"
+	    "Exit status: 0 on success, 1 if the task failed (its error is "
+	    "printed),\n"
+	    "2 on bad usage, 3 if the scheduler cannot be reached.\n",
+	    CLI_DEFAULT_ADDRESS);
+}
+
+int
+cmd_submit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "args", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char     *file = NULL, *url = NULL, *args_json = NULL, *fn;
+	char            addr[1024], err[512];
+	long            timeout = 60;
+	int             ch, rv, rc = 0;
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	ferry_client   *c;
+	ferry_future   *f;
+
+	while ((ch = getopt_long(argc, argv, "+f:c:t:a:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': file = optarg; break;
+		case 'c': url = optarg; break;
+		case 't':
+			timeout = cli_parse_long("--timeout", optarg, 1, 86400);
+			break;
+		case 'a': args_json = optarg; break;
+		case 'h':
+			submit_usage(stdout);
+			return 0;
+		default:
+			submit_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "ferry submit: missing the function name\n");
+		submit_usage(stderr);
+		return 2;
+	}
+	fn = argv[optind++];
+	if (args_json != NULL && optind < argc) {
+		fprintf(stderr, "ferry submit: give either --args or ARGs, "
+		                "not both\n");
+		return 2;
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (args_json != NULL) {
+		if (json_to_msgpack(args_json, strlen(args_json), &pk, err,
+		        sizeof(err)) != 0) {
+			fprintf(stderr, "ferry submit: --args: %s\n", err);
+			msgpack_sbuffer_destroy(&sb);
+			return 2;
+		}
+	} else {
+		msgpack_pack_array(&pk, (size_t)(argc - optind));
+		for (int i = optind; i < argc; i++) {
+			size_t before = sb.size;
+			if (json_to_msgpack(argv[i], strlen(argv[i]), &pk, err,
+			        sizeof(err)) != 0) {
+				sb.size = before; /* not JSON: a string */
+				msgpack_pack_str(&pk, strlen(argv[i]));
+				msgpack_pack_str_body(
+				    &pk, argv[i], strlen(argv[i]));
+			}
+		}
+	}
+	if (cli_address(file, url, addr, sizeof(addr)) != 0) {
+		msgpack_sbuffer_destroy(&sb);
+		return 2;
+	}
+	if ((rv = ferry_client_connect(&c, addr, 10000)) != 0) {
+		fprintf(stderr, "ferry submit: cannot connect to %s: %s\n", addr,
+		    ferry_strerror(rv));
+		msgpack_sbuffer_destroy(&sb);
+		return 3;
+	}
+	rv = ferry_submit(c, fn, sb.data, sb.size, &f);
+	msgpack_sbuffer_destroy(&sb);
+	if (rv != 0) {
+		fprintf(stderr, "ferry submit: %s\n", ferry_strerror(rv));
+		ferry_client_close(c);
+		return 2;
+	}
+	if (ferry_future_wait(f, (int)timeout * 1000) != 0) {
+		fprintf(stderr,
+		    "ferry submit: no result within %ld s (task %" PRIu64
+		    " of this client is still pending)\n",
+		    timeout, ferry_future_id(f));
+		rc = 1;
+	} else {
+		const void *data;
+		size_t      len;
+		rv = ferry_future_result(f, &data, &len);
+		if (rv == 0) {
+			char *js = json_from_msgpack_bytes(data, len, err,
+			    sizeof(err));
+			if (js != NULL) {
+				printf("%s\n", js);
+				free(js);
+			} else {
+				fprintf(stderr, "ferry submit: result is not "
+				                "valid msgpack: %s\n",
+				    err);
+				rc = 1;
+			}
+		} else {
+			const char *msg = ferry_future_error(f);
+			fprintf(stderr, "ferry submit: %s failed: %s%s%s\n", fn,
+			    ferry_strerror(rv), msg ? ": " : "",
+			    msg ? msg : "");
+			rc = 1;
+		}
+	}
+	ferry_future_free(f);
+	ferry_client_close(c);
+	return rc;
+}
+
+/* ------------------------------------------------------------- status */
+
+static void
+status_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: ferry status [-f FILE | -c URL] [--json]\n"
+	    "\n"
+	    "Show the scheduler's workers (slots busy and free), queue depth "
+	    "and\n"
+	    "task counters.\n"
+	    "\n"
+	    "  -f, --file FILE      take the scheduler address from a cluster "
+	    "file\n"
+	    "  -c, --connect URL    scheduler address (default "
+	    "$FERRY_ADDRESS or\n"
+	    "                       %s)\n"
+	    "  -j, --json           print the full status as one JSON "
+	    "object\n"
+	    "  -h, --help           show this help\n",
+	    CLI_DEFAULT_ADDRESS);
+}
+
+static const msgpack_object *
+obj_get(const msgpack_object *map, const char *key)
+{
+	size_t klen = strlen(key);
+	if (map->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR &&
+		    kv->key.via.str.size == klen &&
+		    memcmp(kv->key.via.str.ptr, key, klen) == 0)
+			return &kv->val;
+	}
+	return NULL;
+}
+
+static uint64_t
+obj_uint(const msgpack_object *map, const char *key)
+{
+	const msgpack_object *o = obj_get(map, key);
+	return (o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+	    ? o->via.u64
+	    : 0;
+}
+
+static const char *
+obj_str(const msgpack_object *map, const char *key, char *buf, size_t len)
+{
+	const msgpack_object *o = obj_get(map, key);
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR) {
+		util_strlcpy(buf, "-", len);
+		return buf;
+	}
+	snprintf(buf, len, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+	return buf;
+}
+
+/* Print the human status from its JSON (re-encoded to msgpack). */
+static void
+print_status(const char *addr, const char *json)
+{
+	msgpack_sbuffer       sb;
+	msgpack_packer        pk;
+	msgpack_zone          zone;
+	msgpack_object        o;
+	const msgpack_object *wl;
+	size_t                off = 0;
+	char                  err[256];
+	uint64_t              slots, busy;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_zone_init(&zone, 4096);
+	if (json_to_msgpack(json, strlen(json), &pk, err, sizeof(err)) != 0 ||
+	    msgpack_unpack(sb.data, sb.size, &off, &zone, &o) !=
+	        MSGPACK_UNPACK_SUCCESS) {
+		printf("%s\n", json);
+		goto out;
+	}
+	slots = obj_uint(&o, "slots");
+	busy  = 0;
+	wl    = obj_get(&o, "worker_list");
+	if (wl != NULL && wl->type == MSGPACK_OBJECT_ARRAY)
+		for (uint32_t i = 0; i < wl->via.array.size; i++) {
+			uint64_t held = obj_uint(&wl->via.array.ptr[i], "held");
+			uint64_t s    = obj_uint(&wl->via.array.ptr[i], "slots");
+			busy += held < s ? held : s;
+		}
+	printf("scheduler  %s  up %.1f s  version %s\n", addr,
+	    (double)obj_uint(&o, "uptime_ms") / 1000.0,
+	    obj_str(&o, "version", err, sizeof(err)));
+	printf("workers    %" PRIu64 " process(es), %" PRIu64
+	       " slot(s): %" PRIu64 " busy, %" PRIu64 " free\n",
+	    obj_uint(&o, "workers"), slots, busy, slots - busy);
+	printf("queue      %" PRIu64 " queued, %" PRIu64
+	       " held by workers, %" PRIu64 " result(s) awaiting clients\n",
+	    obj_uint(&o, "queued"), obj_uint(&o, "busy"),
+	    obj_uint(&o, "results_stored"));
+	printf("tasks      %" PRIu64 " submitted, %" PRIu64 " done, %" PRIu64
+	       " failed, %" PRIu64 " cancelled, %" PRIu64 " re-queued, %" PRIu64
+	       " rejected\n",
+	    obj_uint(&o, "submitted"), obj_uint(&o, "done"),
+	    obj_uint(&o, "failed"), obj_uint(&o, "cancelled"),
+	    obj_uint(&o, "requeued"), obj_uint(&o, "rejected"));
+	printf("clients    %" PRIu64 " connected\n", obj_uint(&o, "clients"));
+	if (wl != NULL && wl->type == MSGPACK_OBJECT_ARRAY &&
+	    wl->via.array.size > 0) {
+		printf("\n%-28s %8s %-10s %5s %5s %5s %10s %7s %9s\n", "WORKER",
+		    "PID", "GROUP", "SLOTS", "BUSY", "HELD", "DONE", "FAILED",
+		    "LAST SEEN");
+		for (uint32_t i = 0; i < wl->via.array.size; i++) {
+			const msgpack_object *w = &wl->via.array.ptr[i];
+			char name[128], group[64];
+			uint64_t held = obj_uint(w, "held");
+			uint64_t s    = obj_uint(w, "slots");
+			printf("%-28s %8" PRIu64 " %-10s %5" PRIu64 " %5" PRIu64
+			       " %5" PRIu64 " %10" PRIu64 " %7" PRIu64
+			       " %7" PRIu64 "ms\n",
+			    obj_str(w, "name", name, sizeof(name)),
+			    obj_uint(w, "pid"),
+			    obj_str(w, "group", group, sizeof(group)), s,
+			    held < s ? held : s, held, obj_uint(w, "done"),
+			    obj_uint(w, "failed"), obj_uint(w, "last_seen_ms"));
+		}
+	}
+out:
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char         *file = NULL, *url = NULL;
+	char                addr[1024], *json = NULL;
+	int                 ch, rv, as_json = 0;
+	ferry_client       *c;
+	struct ferry_status st;
+
+	while ((ch = getopt_long(argc, argv, "f:c:jh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': file = optarg; break;
+		case 'c': url = optarg; break;
+		case 'j': as_json = 1; break;
+		case 'h':
+			status_usage(stdout);
+			return 0;
+		default:
+			status_usage(stderr);
+			return 2;
+		}
+	}
+	if (cli_address(file, url, addr, sizeof(addr)) != 0)
+		return 2;
+	if ((rv = ferry_client_connect(&c, addr, 5000)) != 0) {
+		fprintf(stderr, "ferry status: cannot connect to %s: %s\n", addr,
+		    ferry_strerror(rv));
+		return 3;
+	}
+	memset(&st, 0, sizeof(st));
+	st.size = sizeof(st);
+	if ((rv = ferry_cluster_status(c, &st, &json, 5000)) != 0) {
+		fprintf(stderr, "ferry status: %s\n", ferry_strerror(rv));
+		ferry_client_close(c);
+		return 1;
+	}
+	if (as_json)
+		printf("%s\n", json);
+	else
+		print_status(addr, json);
+	free(json);
+	ferry_client_close(c);
+	return 0;
+}
+
+/* --------------------------------------------------------------- main */
+
+int
+main(int argc, char **argv)
+{
+	ssize_t     n;
+	const char *cmd;
+
+	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (n <= 0)
+		util_strlcpy(self_exe, argv[0], sizeof(self_exe));
+	else
+		self_exe[n] = '\0';
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	argc--;
+	argv++;
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("ferry %s\n", ferry_version());
+		return 0;
+	}
+	if (strcmp(cmd, "scheduler") == 0)
+		return cmd_scheduler(argc, argv);
+	if (strcmp(cmd, "worker") == 0)
+		return cmd_worker(argc, argv);
+	if (strcmp(cmd, "worker-process") == 0)
+		return cmd_worker_process(argc, argv);
+	if (strcmp(cmd, "cluster") == 0)
+		return cmd_cluster(argc, argv);
+	if (strcmp(cmd, "submit") == 0)
+		return cmd_submit(argc, argv);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc, argv);
+	if (strcmp(cmd, "bench") == 0)
+		return cmd_bench(argc, argv);
+	fprintf(stderr, "ferry: unknown command '%s'\n\n%s", cmd, usage_text);
+	return 2;
+}

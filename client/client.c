@@ -1,0 +1,1297 @@
+/*
+ * client.c - libferry: the C client API (include/ferry/ferry.h).
+ *
+ * A client is a raw REQ socket and one I/O thread.  User threads queue
+ * submissions under the client's lock and wake the I/O thread, which sends
+ * everything queued in as few "submit" messages as the limits allow, keeps
+ * one "fetch" long poll outstanding for results, and completes futures.
+ * Results are acknowledged by sequence number in the next fetch, so a
+ * reply lost with a dropped connection is sent again, and a reconnecting
+ * client (same session) gets every result exactly once.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "ferry/ferry.h"
+#include "json.h"
+#include "proto.h"
+#include "util.h"
+
+#define MAX_REQS 16
+#define MAX_SUBMITS_INFLIGHT 4
+#define FETCH_WAIT_MS 5000
+#define RETRY_FULL_MS 20
+
+enum req_kind { REQ_HELLO = 1, REQ_SUBMIT, REQ_FETCH, REQ_CANCEL, REQ_STATUS };
+
+struct ferry_future {
+	ferry_client        *c;
+	uint64_t             tag;
+	int                  state;
+	int                  errcode;
+	uint8_t             *data; /* result bytes, or NUL-ended message */
+	size_t               len;
+	char                *fn;   /* until submitted */
+	uint8_t             *args;
+	size_t               fn_len, args_len;
+	int                  refs;
+	int                  queued; /* in the submit queue */
+	struct ferry_future *next;   /* submit queue / request list */
+	struct ferry_iter   *iter;
+	struct ferry_future *iter_next;
+};
+
+struct ferry_iter {
+	ferry_client         *c;
+	size_t                total, yielded;
+	struct ferry_future  *ready_head, *ready_tail;
+};
+
+struct req {
+	uint32_t              id;
+	int                   kind;
+	struct ferry_future **futs; /* submit: the futures it carried */
+	uint32_t              n_futs;
+};
+
+struct ferry_client {
+	char                *url;
+	struct ferry_client_opts opts;
+	nng_socket           sock;
+	int                  recv_fd, event_fd;
+	pthread_t            thread;
+	int                  thread_started;
+	pthread_mutex_t      lock;
+	pthread_cond_t       cv;
+	int                  refs;       /* user + live futures */
+	int                  closing;
+	int                  connected;  /* welcome received */
+	int                  conn_error; /* fatal error from hello */
+	char                 conn_msg[1024];
+	uint64_t             session;
+	uint64_t             next_tag;
+
+	/* submit queue */
+	struct ferry_future *sq_head, *sq_tail;
+	uint64_t             retry_at_ms;
+	struct idmap         pending; /* tag -> future awaiting a result */
+
+	/* cancel requests */
+	uint64_t            *cancel_ids;
+	size_t               n_cancel, cap_cancel;
+
+	/* status */
+	int                  status_want;
+	uint64_t             status_gen;
+	uint8_t             *status_bytes;
+	size_t               status_len;
+
+	/* I/O thread only */
+	atomic_int           pipe_lost;
+	struct req           reqs[MAX_REQS];
+	uint32_t             next_req;
+	int                  fetch_inflight, submits_inflight;
+	uint64_t             ack;
+	struct proto_writer  w;
+	struct proto_decoder dec;
+};
+
+/* ----------------------------------------------------- refcounting */
+
+static int client_release_locked(ferry_client *c);
+
+/* Drop one reference to f (lock held).  Returns 1 if that freed the
+ * client too (its lock is then gone and was released). */
+static int
+future_release_locked(struct ferry_future *f)
+{
+	ferry_client *c = f->c;
+	if (--f->refs > 0)
+		return 0;
+	free(f->data);
+	free(f->fn);
+	free(f->args);
+	free(f);
+	return client_release_locked(c);
+}
+
+static void
+client_destroy(ferry_client *c)
+{
+	free(c->url);
+	free(c->cancel_ids);
+	free(c->status_bytes);
+	idmap_fini(&c->pending);
+	proto_writer_fini(&c->w);
+	proto_decoder_fini(&c->dec);
+	if (c->event_fd >= 0)
+		close(c->event_fd);
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+/* Drop one reference (lock held).  Returns 1 if it destroyed the client,
+ * lock included; 0 if the lock is still held. */
+static int
+client_release_locked(ferry_client *c)
+{
+	if (--c->refs > 0)
+		return 0;
+	client_destroy(c); /* unlocks and frees */
+	return 1;
+}
+
+/* Complete a future (lock held): it leaves the pending map. */
+static void
+future_complete_locked(ferry_client *c, struct ferry_future *f, int state,
+    int code, const void *data, size_t len)
+{
+	if (f->state != FERRY_PENDING)
+		return;
+	f->state   = state;
+	f->errcode = code;
+	f->data    = malloc(len + 1);
+	if (f->data != NULL) {
+		if (len > 0)
+			memcpy(f->data, data, len);
+		f->data[len] = '\0';
+		f->len       = len;
+	} else {
+		f->errcode = FERRY_ENOMEM;
+		f->state   = FERRY_FAILED;
+	}
+	free(f->fn);
+	free(f->args);
+	f->fn   = NULL;
+	f->args = NULL;
+	if (f->iter != NULL) {
+		struct ferry_iter *it = f->iter;
+		f->iter_next          = NULL;
+		if (it->ready_tail != NULL)
+			it->ready_tail->iter_next = f;
+		else
+			it->ready_head = f;
+		it->ready_tail = f;
+	}
+	idmap_del(&c->pending, f->tag);
+	future_release_locked(f); /* the client's reference */
+}
+
+/* ----------------------------------------------------- I/O thread */
+
+static void
+wake(ferry_client *c)
+{
+	uint64_t one = 1;
+	if (write(c->event_fd, &one, sizeof(one)) < 0) {
+		/* counter saturated: readable anyway */
+	}
+}
+
+static struct req *
+req_new(ferry_client *c, int kind)
+{
+	for (int i = 0; i < MAX_REQS; i++) {
+		if (c->reqs[i].id == 0) {
+			if (++c->next_req >= 0x7fffffff)
+				c->next_req = 1;
+			c->reqs[i].id     = c->next_req;
+			c->reqs[i].kind   = kind;
+			c->reqs[i].futs   = NULL;
+			c->reqs[i].n_futs = 0;
+			return &c->reqs[i];
+		}
+	}
+	return NULL;
+}
+
+static void
+req_clear(struct req *r)
+{
+	free(r->futs);
+	memset(r, 0, sizeof(*r));
+}
+
+static int
+send_req(ferry_client *c, struct req *r)
+{
+	nng_msg *msg;
+	int      rv;
+	if ((rv = nng_msg_alloc(&msg, 0)) != 0)
+		return rv;
+	if ((rv = nng_msg_header_append_u32(msg, r->id | 0x80000000u)) != 0 ||
+	    (rv = nng_msg_append(msg, c->w.buf.data, c->w.buf.size)) != 0 ||
+	    (rv = nng_sendmsg(c->sock, msg, 0)) != 0) {
+		nng_msg_free(msg);
+		return rv;
+	}
+	return 0;
+}
+
+static void
+send_hello(ferry_client *c)
+{
+	struct req *r = req_new(c, REQ_HELLO);
+	char        host[128];
+	if (r == NULL)
+		return;
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	proto_writer_reset(&c->w);
+	proto_begin(&c->w, PROTO_HELLO, 5);
+	proto_put_str(&c->w, "role", "client");
+	proto_put_str(&c->w, "name", "libferry " FERRY_VERSION_STRING);
+	proto_put_str(&c->w, "host", host);
+	proto_put_uint(&c->w, "pid", (uint64_t)getpid());
+	proto_put_uint(&c->w, "session", c->session);
+	if (send_req(c, r) != 0)
+		req_clear(r);
+}
+
+/* Build and send one submit message from the queue (lock held). */
+static void
+send_submit_locked(ferry_client *c)
+{
+	struct req          *r;
+	struct ferry_future *f;
+	size_t               budget = c->opts.max_message_size / 2;
+	uint32_t             n = 0, cap = (uint32_t)c->opts.max_batch;
+	size_t               count_at;
+
+	if ((r = req_new(c, REQ_SUBMIT)) == NULL)
+		return;
+	if ((r->futs = malloc(sizeof(*r->futs) * cap)) == NULL) {
+		req_clear(r);
+		return;
+	}
+	proto_writer_reset(&c->w);
+	proto_begin(&c->w, PROTO_SUBMIT, 1);
+	proto_put_key(&c->w, "tasks");
+	count_at = c->w.buf.size;
+	msgpack_pack_array(&c->w.pk, 0x10000); /* 5-byte form, patched */
+	while ((f = c->sq_head) != NULL && n < cap) {
+		if (n > 0 &&
+		    c->w.buf.size + f->args_len + f->fn_len + 32 > budget)
+			break;
+		c->sq_head = f->next;
+		if (c->sq_head == NULL)
+			c->sq_tail = NULL;
+		f->next   = NULL;
+		f->queued = 0;
+		if (f->state != FERRY_PENDING) {
+			/* cancelled before it was sent: drop the queue's
+			 * reference */
+			future_release_locked(f);
+			continue;
+		}
+		proto_pack_task(&c->w, f->tag, f->fn, f->fn_len, f->args,
+		    f->args_len);
+		r->futs[n++] = f; /* the queue's reference moves here */
+	}
+	r->n_futs = n;
+	{
+		uint8_t *p = (uint8_t *)c->w.buf.data + count_at;
+		p[0]       = 0xdd;
+		p[1]       = (uint8_t)(n >> 24);
+		p[2]       = (uint8_t)(n >> 16);
+		p[3]       = (uint8_t)(n >> 8);
+		p[4]       = (uint8_t)n;
+	}
+	if (n == 0) {
+		req_clear(r);
+		return;
+	}
+	if (send_req(c, r) != 0) {
+		/* put them back in front, in order */
+		for (uint32_t i = n; i-- > 0;) {
+			f         = r->futs[i];
+			f->next   = c->sq_head;
+			f->queued = 1;
+			c->sq_head = f;
+			if (c->sq_tail == NULL)
+				c->sq_tail = f;
+		}
+		req_clear(r);
+		c->retry_at_ms = util_now_ms() + RETRY_FULL_MS;
+		return;
+	}
+	c->submits_inflight++;
+}
+
+/* Put futures back at the front of the submit queue, moving the caller's
+ * reference on each to the queue (or dropping it if it is done). */
+static void
+requeue_front_locked(ferry_client *c, struct ferry_future **fs, uint32_t n)
+{
+	for (uint32_t i = n; i-- > 0;) {
+		struct ferry_future *f = fs[i];
+		if (f->state == FERRY_PENDING && !f->queued) {
+			f->next    = c->sq_head;
+			f->queued  = 1;
+			c->sq_head = f;
+			if (c->sq_tail == NULL)
+				c->sq_tail = f;
+		} else {
+			future_release_locked(f);
+		}
+	}
+}
+
+static void
+handle_submitted_locked(ferry_client *c, struct req *r,
+    const struct proto_msg *m)
+{
+	struct ferry_future **full  = NULL;
+	uint32_t              nfull = 0;
+
+	for (uint32_t i = 0; i < m->n_results; i++) {
+		const struct proto_result *res = &m->results[i];
+		struct ferry_future       *f   = idmap_get(&c->pending, res->id);
+		if (f == NULL)
+			continue;
+		if (res->code == FERRY_EFULL) {
+			/* back-pressure: send it again shortly */
+			if (full == NULL)
+				full = calloc(m->n_results, sizeof(*full));
+			if (full != NULL) {
+				f->refs++;
+				full[nfull++] = f;
+				continue;
+			}
+		}
+		future_complete_locked(c, f, FERRY_FAILED, res->code, res->data,
+		    res->len);
+	}
+	/* the accepted ones no longer need their arguments */
+	for (uint32_t i = 0; i < r->n_futs; i++) {
+		struct ferry_future *f = r->futs[i];
+		if (f->state == FERRY_PENDING) {
+			free(f->args);
+			f->args     = NULL;
+			f->args_len = 0;
+		}
+	}
+	if (nfull > 0) {
+		/* those rejected as full keep their arguments: restore */
+		c->retry_at_ms = util_now_ms() + RETRY_FULL_MS;
+		requeue_front_locked(c, full, nfull);
+	}
+	free(full);
+}
+
+static void
+handle_results_locked(ferry_client *c, const struct proto_msg *m)
+{
+	for (uint32_t i = 0; i < m->n_results; i++) {
+		const struct proto_result *res = &m->results[i];
+		struct ferry_future       *f   = idmap_get(&c->pending, res->id);
+		int                        state;
+		if (f == NULL)
+			continue; /* already complete: never deliver twice */
+		if (res->code == 0)
+			state = FERRY_DONE;
+		else if (res->code == FERRY_ECANCELED)
+			state = FERRY_CANCELLED;
+		else
+			state = FERRY_FAILED;
+		future_complete_locked(c, f, state, res->code, res->data,
+		    res->len);
+	}
+	if (m->seq > c->ack)
+		c->ack = m->seq;
+}
+
+static void
+handle_reply(ferry_client *c, nng_msg *msg)
+{
+	const uint8_t   *h;
+	struct proto_msg m;
+	struct req      *r = NULL;
+	char             err[512];
+	uint32_t         id;
+	int              rv;
+
+	if (nng_msg_header_len(msg) < 4)
+		return;
+	h  = nng_msg_header(msg);
+	id = (uint32_t)(h[0] & 0x7f) << 24 | (uint32_t)h[1] << 16 |
+	    (uint32_t)h[2] << 8 | h[3];
+	for (int i = 0; i < MAX_REQS; i++)
+		if (c->reqs[i].id == id)
+			r = &c->reqs[i];
+	if (r == NULL)
+		return;
+	rv = proto_decode(&c->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
+	    err, sizeof(err));
+
+	pthread_mutex_lock(&c->lock);
+	switch (r->kind) {
+	case REQ_HELLO:
+		if (rv != 0) {
+			c->conn_error = rv;
+			snprintf(c->conn_msg, sizeof(c->conn_msg),
+			    "bad answer to hello: %s", err);
+		} else if (m.type == PROTO_ERROR) {
+			c->conn_error = m.code;
+			snprintf(c->conn_msg, sizeof(c->conn_msg),
+			    "scheduler refused the connection: %s", m.msg);
+		} else if (m.type == PROTO_WELCOME) {
+			c->connected = 1;
+		}
+		break;
+	case REQ_SUBMIT:
+		c->submits_inflight--;
+		if (rv == 0 && m.type == PROTO_SUBMITTED) {
+			handle_submitted_locked(c, r, &m);
+		} else {
+			/* the whole message was refused: fail its tasks
+			 * with the reason */
+			const char *why = rv != 0 ? err : m.msg;
+			int code = rv != 0 ? rv : m.code;
+			for (uint32_t i = 0; i < r->n_futs; i++)
+				future_complete_locked(c, r->futs[i],
+				    FERRY_FAILED, code, why, strlen(why));
+		}
+		for (uint32_t i = 0; i < r->n_futs; i++)
+			future_release_locked(r->futs[i]);
+		break;
+	case REQ_FETCH:
+		c->fetch_inflight = 0;
+		if (rv == 0 && m.type == PROTO_RESULTS)
+			handle_results_locked(c, &m);
+		break;
+	case REQ_STATUS:
+		if (rv == 0 && m.type == PROTO_STATUS_REPLY) {
+			free(c->status_bytes);
+			c->status_bytes = malloc(nng_msg_len(msg));
+			if (c->status_bytes != NULL) {
+				memcpy(c->status_bytes, nng_msg_body(msg),
+				    nng_msg_len(msg));
+				c->status_len = nng_msg_len(msg);
+			}
+			c->status_gen++;
+		}
+		break;
+	default:
+		break;
+	}
+	req_clear(r);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	ferry_client *c = arg;
+	(void)p;
+	(void)ev;
+	atomic_store(&c->pipe_lost, 1);
+	wake(c);
+}
+
+static void
+on_pipe_lost(ferry_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < MAX_REQS; i++) {
+		struct req *r = &c->reqs[i];
+		if (r->id == 0)
+			continue;
+		if (r->kind == REQ_SUBMIT) {
+			/* we do not know whether they arrived: send them
+			 * again; the scheduler ignores tags it has */
+			requeue_front_locked(c, r->futs, r->n_futs);
+			free(r->futs);
+			r->futs = NULL;
+		}
+		req_clear(r);
+	}
+	c->fetch_inflight   = 0;
+	c->submits_inflight = 0;
+	c->connected        = 0;
+	pthread_mutex_unlock(&c->lock);
+	send_hello(c);
+}
+
+static void *
+io_main(void *arg)
+{
+	ferry_client *c = arg;
+
+	send_hello(c);
+	for (;;) {
+		struct pollfd pfd[2];
+		int           closing;
+
+		pthread_mutex_lock(&c->lock);
+		closing = c->closing;
+		if (c->connected && !closing) {
+			uint64_t now = util_now_ms();
+			while (c->sq_head != NULL &&
+			    c->submits_inflight < MAX_SUBMITS_INFLIGHT &&
+			    now >= c->retry_at_ms) {
+				int before = c->submits_inflight;
+				send_submit_locked(c);
+				if (c->submits_inflight == before)
+					break;
+			}
+			if (c->n_cancel > 0) {
+				struct req *r = req_new(c, REQ_CANCEL);
+				if (r != NULL) {
+					proto_writer_reset(&c->w);
+					proto_begin(&c->w, PROTO_CANCEL, 1);
+					proto_put_key(&c->w, "ids");
+					msgpack_pack_array(
+					    &c->w.pk, (uint32_t)c->n_cancel);
+					for (size_t i = 0; i < c->n_cancel; i++)
+						msgpack_pack_uint64(
+						    &c->w.pk, c->cancel_ids[i]);
+					c->n_cancel = 0;
+					if (send_req(c, r) != 0)
+						req_clear(r);
+				}
+			}
+			if (c->status_want) {
+				struct req *r = req_new(c, REQ_STATUS);
+				c->status_want = 0;
+				if (r != NULL) {
+					proto_writer_reset(&c->w);
+					proto_begin(&c->w, PROTO_STATUS, 0);
+					if (send_req(c, r) != 0)
+						req_clear(r);
+				}
+			}
+			if (!c->fetch_inflight) {
+				struct req *r = req_new(c, REQ_FETCH);
+				if (r != NULL) {
+					proto_writer_reset(&c->w);
+					proto_begin(&c->w, PROTO_FETCH, 2);
+					proto_put_uint(&c->w, "ack", c->ack);
+					proto_put_uint(
+					    &c->w, "wait_ms", FETCH_WAIT_MS);
+					if (send_req(c, r) == 0)
+						c->fetch_inflight = 1;
+					else
+						req_clear(r);
+				}
+			}
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (closing)
+			break;
+
+		pfd[0].fd     = c->recv_fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd     = c->event_fd;
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, c->retry_at_ms ? RETRY_FULL_MS : 200) < 0 &&
+		    errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			uint64_t v;
+			if (read(c->event_fd, &v, sizeof(v)) < 0) {
+				/* nothing */
+			}
+		}
+		for (int i = 0; i < 256; i++) {
+			nng_msg *msg;
+			if (nng_recvmsg(c->sock, &msg, NNG_FLAG_NONBLOCK) != 0)
+				break;
+			handle_reply(c, msg);
+			nng_msg_free(msg);
+		}
+		if (atomic_exchange(&c->pipe_lost, 0))
+			on_pipe_lost(c);
+	}
+	return NULL;
+}
+
+/* ----------------------------------------------------- public API */
+
+FERRY_API int
+ferry_client_connect(ferry_client **out, const char *url, int timeout_ms)
+{
+	struct ferry_client_opts o;
+	memset(&o, 0, sizeof(o));
+	o.size               = sizeof(o);
+	o.connect_timeout_ms = timeout_ms;
+	return ferry_client_connect_opts(out, url, &o);
+}
+
+static void
+client_shutdown(ferry_client *c)
+{
+	if (c->thread_started) {
+		pthread_mutex_lock(&c->lock);
+		c->closing = 1;
+		pthread_mutex_unlock(&c->lock);
+		wake(c);
+		pthread_join(c->thread, NULL);
+		c->thread_started = 0;
+	}
+	if (c->sock.id != 0) {
+		nng_close(c->sock);
+		c->sock.id = 0;
+	}
+}
+
+FERRY_API int
+ferry_client_connect_opts(ferry_client **out, const char *url,
+    const struct ferry_client_opts *opts)
+{
+	ferry_client   *c;
+	struct timespec ts;
+	int             rv, timeout;
+	char            err[256];
+
+	if (out == NULL || url == NULL)
+		return FERRY_EINVAL;
+	*out = NULL;
+	if (util_url_check(url, err, sizeof(err)) != 0)
+		return FERRY_EINVAL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return FERRY_ENOMEM;
+	c->opts.size               = sizeof(c->opts);
+	c->opts.connect_timeout_ms = 10000;
+	c->opts.max_message_size   = 64u << 20;
+	c->opts.max_batch          = 4096;
+	if (opts != NULL && opts->size >= sizeof(size_t)) {
+		if (opts->connect_timeout_ms != 0)
+			c->opts.connect_timeout_ms = opts->connect_timeout_ms;
+		if (opts->max_message_size >= 65536)
+			c->opts.max_message_size = opts->max_message_size;
+		if (opts->max_batch > 0)
+			c->opts.max_batch = opts->max_batch;
+	}
+	c->refs     = 1;
+	c->event_fd = -1;
+	c->session  = util_random64();
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	idmap_init(&c->pending);
+	proto_writer_init(&c->w);
+	proto_decoder_init(&c->dec);
+	if ((c->url = strdup(url)) == NULL) {
+		rv = FERRY_ENOMEM;
+		goto fail;
+	}
+	if ((c->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		rv = FERRY_ESYSTEM;
+		goto fail;
+	}
+	if ((rv = nng_req0_open_raw(&c->sock)) != 0 ||
+	    (rv = util_sock_setup(c->sock, c->opts.max_message_size)) != 0 ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb,
+	         c)) != 0 ||
+	    (rv = nng_socket_get_int(c->sock, NNG_OPT_RECVFD, &c->recv_fd)) !=
+	        0 ||
+	    (rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		rv = util_nng_err(rv);
+		goto fail;
+	}
+	{
+		/* NNG's and our I/O threads must not take the caller's
+		 * signals */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		rv = pthread_create(&c->thread, NULL, io_main, c);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rv != 0) {
+			rv = FERRY_ESYSTEM;
+			goto fail;
+		}
+		c->thread_started = 1;
+	}
+	timeout = c->opts.connect_timeout_ms;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (timeout > 0) {
+		ts.tv_sec += timeout / 1000;
+		ts.tv_nsec += (long)(timeout % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&c->lock);
+	rv = 0;
+	while (!c->connected && c->conn_error == 0 && rv != ETIMEDOUT) {
+		if (timeout < 0)
+			pthread_cond_wait(&c->cv, &c->lock);
+		else
+			rv = pthread_cond_timedwait(&c->cv, &c->lock, &ts);
+	}
+	rv = c->connected ? 0
+	    : c->conn_error != 0 ? c->conn_error
+	                         : FERRY_ECONNECT;
+	pthread_mutex_unlock(&c->lock);
+	if (rv != 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	client_shutdown(c);
+	pthread_mutex_lock(&c->lock);
+	if (!client_release_locked(c))
+		pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
+FERRY_API void
+ferry_client_close(ferry_client *c)
+{
+	struct ferry_future **fs;
+	size_t                n = 0;
+
+	if (c == NULL)
+		return;
+	client_shutdown(c);
+	pthread_mutex_lock(&c->lock);
+	/* fail what never finished: collect first, completing edits the
+	 * map */
+	fs = calloc(c->pending.count + 1, sizeof(*fs));
+	for (size_t i = 0; fs != NULL && i < c->pending.cap; i++)
+		if (c->pending.slots[i].key != 0)
+			fs[n++] = c->pending.slots[i].val;
+	for (size_t i = 0; i < n; i++) {
+		fs[i]->refs++;
+		future_complete_locked(c, fs[i], FERRY_FAILED, FERRY_ECLOSED,
+		    "client closed", 13);
+	}
+	/* requests and the queue hold references too */
+	for (int i = 0; i < MAX_REQS; i++) {
+		for (uint32_t j = 0; j < c->reqs[i].n_futs; j++)
+			future_release_locked(c->reqs[i].futs[j]);
+		req_clear(&c->reqs[i]);
+	}
+	while (c->sq_head != NULL) {
+		struct ferry_future *f = c->sq_head;
+		c->sq_head             = f->next;
+		f->queued              = 0;
+		future_release_locked(f);
+	}
+	c->sq_tail = NULL;
+	for (size_t i = 0; i < n; i++)
+		future_release_locked(fs[i]);
+	free(fs);
+	pthread_cond_broadcast(&c->cv);
+	if (!client_release_locked(c))
+		pthread_mutex_unlock(&c->lock);
+}
+
+static int
+submit_locked(ferry_client *c, const char *fn, size_t fn_len,
+    const void *args, size_t len, ferry_future **out)
+{
+	struct ferry_future *f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return FERRY_ENOMEM;
+	if ((f->fn = malloc(fn_len + 1)) == NULL ||
+	    (len > 0 && (f->args = malloc(len)) == NULL)) {
+		free(f->fn);
+		free(f);
+		return FERRY_ENOMEM;
+	}
+	memcpy(f->fn, fn, fn_len + 1);
+	f->fn_len = fn_len;
+	if (len > 0)
+		memcpy(f->args, args, len);
+	f->args_len = len;
+	f->c        = c;
+	f->tag      = ++c->next_tag;
+	f->state    = FERRY_PENDING;
+	f->refs     = 3; /* the caller's, the client's, the queue's */
+	f->queued   = 1;
+	if (idmap_put(&c->pending, f->tag, f) != 0) {
+		free(f->fn);
+		free(f->args);
+		free(f);
+		return FERRY_ENOMEM;
+	}
+	c->refs++;
+	if (c->sq_tail != NULL)
+		c->sq_tail->next = f;
+	else
+		c->sq_head = f;
+	c->sq_tail = f;
+	*out       = f;
+	return 0;
+}
+
+static int
+check_fn(const char *fn, size_t *fn_len)
+{
+	if (fn == NULL)
+		return FERRY_EINVAL;
+	*fn_len = strlen(fn);
+	if (*fn_len == 0 || *fn_len > 255)
+		return FERRY_EINVAL;
+	return 0;
+}
+
+FERRY_API int
+ferry_submit(ferry_client *c, const char *fn, const void *args, size_t len,
+    ferry_future **out)
+{
+	size_t fn_len;
+	int    rv, was_empty;
+
+	if (c == NULL || out == NULL || (args == NULL && len > 0))
+		return FERRY_EINVAL;
+	if ((rv = check_fn(fn, &fn_len)) != 0)
+		return rv;
+	if (len + fn_len + 4096 > c->opts.max_message_size)
+		return FERRY_ETOOBIG;
+	pthread_mutex_lock(&c->lock);
+	if (c->closing) {
+		pthread_mutex_unlock(&c->lock);
+		return FERRY_ECLOSED;
+	}
+	was_empty = (c->sq_head == NULL);
+	rv        = submit_locked(c, fn, fn_len, args, len, out);
+	pthread_mutex_unlock(&c->lock);
+	if (rv == 0 && was_empty)
+		wake(c);
+	return rv;
+}
+
+FERRY_API int
+ferry_map(ferry_client *c, const char *fn, size_t n, const void *const *args,
+    const size_t *lens, ferry_future **futs)
+{
+	size_t fn_len, i;
+	int    rv = 0;
+
+	if (c == NULL || futs == NULL || (n > 0 && (args == NULL || lens == NULL)))
+		return FERRY_EINVAL;
+	if ((rv = check_fn(fn, &fn_len)) != 0)
+		return rv;
+	for (i = 0; i < n; i++) {
+		if (args[i] == NULL && lens[i] > 0)
+			return FERRY_EINVAL;
+		if (lens[i] + fn_len + 4096 > c->opts.max_message_size)
+			return FERRY_ETOOBIG;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (c->closing) {
+		pthread_mutex_unlock(&c->lock);
+		return FERRY_ECLOSED;
+	}
+	for (i = 0; i < n; i++) {
+		if ((rv = submit_locked(c, fn, fn_len, args[i], lens[i],
+		         &futs[i])) != 0)
+			break;
+		if ((i & 4095) == 4095) {
+			/* let the I/O thread start sending big maps early */
+			pthread_mutex_unlock(&c->lock);
+			wake(c);
+			pthread_mutex_lock(&c->lock);
+		}
+	}
+	if (rv != 0) {
+		/* all or nothing: withdraw the ones queued so far (the
+		 * queue skips and releases them) */
+		for (size_t j = 0; j < i; j++) {
+			future_complete_locked(c, futs[j], FERRY_CANCELLED,
+			    FERRY_ECANCELED, "withdrawn", 9);
+			future_release_locked(futs[j]); /* the caller's */
+			futs[j] = NULL;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	wake(c);
+	return rv;
+}
+
+FERRY_API int
+ferry_future_state(const ferry_future *f)
+{
+	int s;
+	if (f == NULL)
+		return FERRY_EINVAL;
+	pthread_mutex_lock(&f->c->lock);
+	s = f->state;
+	pthread_mutex_unlock(&f->c->lock);
+	return s;
+}
+
+static void
+deadline_of(int timeout_ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Wait on the client's condition until pred() or the deadline. */
+static int
+wait_locked(ferry_client *c, int timeout_ms, const struct timespec *ts)
+{
+	if (timeout_ms == 0)
+		return FERRY_ETIMEDOUT;
+	if (timeout_ms < 0) {
+		pthread_cond_wait(&c->cv, &c->lock);
+		return 0;
+	}
+	if (pthread_cond_timedwait(&c->cv, &c->lock, ts) == ETIMEDOUT)
+		return FERRY_ETIMEDOUT;
+	return 0;
+}
+
+FERRY_API int
+ferry_future_wait(ferry_future *f, int timeout_ms)
+{
+	struct timespec ts;
+	int             rv = 0;
+	if (f == NULL)
+		return FERRY_EINVAL;
+	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
+	pthread_mutex_lock(&f->c->lock);
+	while (f->state == FERRY_PENDING && rv == 0)
+		rv = wait_locked(f->c, timeout_ms, &ts);
+	rv = f->state == FERRY_PENDING ? FERRY_ETIMEDOUT : 0;
+	pthread_mutex_unlock(&f->c->lock);
+	return rv;
+}
+
+FERRY_API int
+ferry_future_result(const ferry_future *f, const void **data, size_t *len)
+{
+	int rv;
+	if (f == NULL)
+		return FERRY_EINVAL;
+	pthread_mutex_lock(&f->c->lock);
+	switch (f->state) {
+	case FERRY_PENDING:
+		rv = FERRY_EPENDING;
+		break;
+	case FERRY_DONE:
+		if (data != NULL)
+			*data = f->data;
+		if (len != NULL)
+			*len = f->len;
+		rv = 0;
+		break;
+	case FERRY_CANCELLED:
+		rv = FERRY_ECANCELED;
+		break;
+	default:
+		rv = f->errcode != 0 ? f->errcode : FERRY_ETASK;
+		break;
+	}
+	pthread_mutex_unlock(&f->c->lock);
+	return rv;
+}
+
+FERRY_API int
+ferry_future_errcode(const ferry_future *f)
+{
+	int rv;
+	if (f == NULL)
+		return FERRY_EINVAL;
+	pthread_mutex_lock(&f->c->lock);
+	rv = (f->state == FERRY_FAILED || f->state == FERRY_CANCELLED)
+	    ? f->errcode
+	    : 0;
+	pthread_mutex_unlock(&f->c->lock);
+	return rv;
+}
+
+FERRY_API const char *
+ferry_future_error(const ferry_future *f)
+{
+	const char *s = NULL;
+	if (f == NULL)
+		return NULL;
+	pthread_mutex_lock(&f->c->lock);
+	if (f->state == FERRY_FAILED || f->state == FERRY_CANCELLED)
+		s = (const char *)f->data;
+	pthread_mutex_unlock(&f->c->lock);
+	return s;
+}
+
+FERRY_API uint64_t
+ferry_future_id(const ferry_future *f)
+{
+	return f != NULL ? f->tag : 0;
+}
+
+FERRY_API int
+ferry_cancel(ferry_future *f)
+{
+	ferry_client *c;
+	if (f == NULL)
+		return FERRY_EINVAL;
+	c = f->c;
+	pthread_mutex_lock(&c->lock);
+	if (f->state != FERRY_PENDING) {
+		pthread_mutex_unlock(&c->lock);
+		return FERRY_ESTATE;
+	}
+	if (f->queued) {
+		/* not sent yet: cancel here; the queue skips it */
+		f->refs++;
+		future_complete_locked(c, f, FERRY_CANCELLED, FERRY_ECANCELED,
+		    "cancelled", 9);
+		future_release_locked(f);
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	if (c->n_cancel == c->cap_cancel) {
+		size_t    ncap = c->cap_cancel ? c->cap_cancel * 2 : 64;
+		uint64_t *n    = realloc(c->cancel_ids, ncap * sizeof(*n));
+		if (n == NULL) {
+			pthread_mutex_unlock(&c->lock);
+			return FERRY_ENOMEM;
+		}
+		c->cancel_ids = n;
+		c->cap_cancel = ncap;
+	}
+	c->cancel_ids[c->n_cancel++] = f->tag;
+	pthread_mutex_unlock(&c->lock);
+	wake(c);
+	return 0;
+}
+
+FERRY_API void
+ferry_future_free(ferry_future *f)
+{
+	ferry_client *c;
+	if (f == NULL)
+		return;
+	c = f->c;
+	pthread_mutex_lock(&c->lock);
+	if (f->iter != NULL) {
+		f->iter->total--;
+		f->iter = NULL;
+	}
+	if (!future_release_locked(f))
+		pthread_mutex_unlock(&c->lock);
+}
+
+FERRY_API int
+ferry_wait_all(ferry_future *const *futs, size_t n, int timeout_ms)
+{
+	struct timespec ts;
+	int             rv = 0;
+	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
+	for (size_t i = 0; i < n; i++) {
+		ferry_client *c = futs[i]->c;
+		pthread_mutex_lock(&c->lock);
+		while (futs[i]->state == FERRY_PENDING && rv == 0)
+			rv = wait_locked(c, timeout_ms, &ts);
+		if (futs[i]->state == FERRY_PENDING)
+			rv = FERRY_ETIMEDOUT;
+		pthread_mutex_unlock(&c->lock);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+FERRY_API int
+ferry_as_completed(ferry_client *c, ferry_future *const *futs, size_t n,
+    ferry_iter **out)
+{
+	ferry_iter *it;
+	if (c == NULL || out == NULL || (n > 0 && futs == NULL))
+		return FERRY_EINVAL;
+	if ((it = calloc(1, sizeof(*it))) == NULL)
+		return FERRY_ENOMEM;
+	it->c = c;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (futs[i]->c != c || futs[i]->iter != NULL) {
+			/* undo: a future belongs to one iterator at a time */
+			for (size_t j = 0; j < i; j++)
+				futs[j]->iter = NULL;
+			pthread_mutex_unlock(&c->lock);
+			free(it);
+			return FERRY_EINVAL;
+		}
+		futs[i]->iter = it;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ferry_future *f = futs[i];
+		it->total++;
+		if (f->state != FERRY_PENDING) {
+			f->iter_next = NULL;
+			if (it->ready_tail != NULL)
+				it->ready_tail->iter_next = f;
+			else
+				it->ready_head = f;
+			it->ready_tail = f;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	*out = it;
+	return 0;
+}
+
+FERRY_API int
+ferry_iter_next(ferry_iter *it, int timeout_ms, ferry_future **f)
+{
+	struct timespec ts;
+	ferry_client   *c;
+	int             rv = 0;
+	if (it == NULL || f == NULL)
+		return FERRY_EINVAL;
+	c = it->c;
+	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		if (it->ready_head != NULL) {
+			*f             = it->ready_head;
+			it->ready_head = (*f)->iter_next;
+			if (it->ready_head == NULL)
+				it->ready_tail = NULL;
+			(*f)->iter_next = NULL;
+			it->yielded++;
+			rv = 0;
+			break;
+		}
+		if (it->yielded >= it->total) {
+			rv = FERRY_ENOTFOUND;
+			break;
+		}
+		if ((rv = wait_locked(c, timeout_ms, &ts)) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
+FERRY_API void
+ferry_iter_free(ferry_iter *it)
+{
+	ferry_client *c;
+	if (it == NULL)
+		return;
+	c = it->c;
+	pthread_mutex_lock(&c->lock);
+	/* detach every future still pointing here: walk the pending map
+	 * (the ready list holds finished ones) */
+	for (ferry_future *f = it->ready_head; f != NULL; f = f->iter_next)
+		f->iter = NULL;
+	for (size_t i = 0; i < c->pending.cap; i++) {
+		ferry_future *f = c->pending.slots[i].val;
+		if (c->pending.slots[i].key != 0 && f->iter == it)
+			f->iter = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(it);
+}
+
+static uint64_t
+map_uint(const msgpack_object *map, const char *key)
+{
+	size_t klen = strlen(key);
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR &&
+		    kv->key.via.str.size == klen &&
+		    memcmp(kv->key.via.str.ptr, key, klen) == 0 &&
+		    kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return kv->val.via.u64;
+	}
+	return 0;
+}
+
+FERRY_API int
+ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
+    int timeout_ms)
+{
+	struct timespec ts;
+	uint64_t        gen;
+	uint8_t        *bytes = NULL;
+	size_t          len   = 0;
+	int             rv    = 0;
+
+	if (c == NULL || (st != NULL && st->size < sizeof(size_t)))
+		return FERRY_EINVAL;
+	if (json != NULL)
+		*json = NULL;
+	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
+	pthread_mutex_lock(&c->lock);
+	gen            = c->status_gen;
+	c->status_want = 1;
+	pthread_mutex_unlock(&c->lock);
+	wake(c);
+	pthread_mutex_lock(&c->lock);
+	while (c->status_gen == gen && rv == 0)
+		rv = wait_locked(c, timeout_ms, &ts);
+	if (c->status_gen != gen && c->status_bytes != NULL) {
+		bytes = malloc(c->status_len);
+		if (bytes != NULL) {
+			memcpy(bytes, c->status_bytes, c->status_len);
+			len = c->status_len;
+		}
+		rv = bytes != NULL ? 0 : FERRY_ENOMEM;
+	} else if (rv == 0) {
+		rv = FERRY_ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rv != 0)
+		return rv;
+
+	if (st != NULL) {
+		msgpack_zone   zone;
+		msgpack_object o;
+		size_t         off = 0;
+		msgpack_zone_init(&zone, 2048);
+		if (msgpack_unpack((const char *)bytes, len, &off, &zone, &o) ==
+		        MSGPACK_UNPACK_SUCCESS &&
+		    o.type == MSGPACK_OBJECT_MAP) {
+			size_t sz = st->size < sizeof(*st) ? st->size
+			                                   : sizeof(*st);
+			struct ferry_status full;
+			memset(&full, 0, sizeof(full));
+			full.size      = st->size;
+			full.workers   = (uint32_t)map_uint(&o, "workers");
+			full.slots     = (uint32_t)map_uint(&o, "slots");
+			full.busy      = (uint32_t)map_uint(&o, "busy");
+			full.queued    = map_uint(&o, "queued");
+			full.submitted = map_uint(&o, "submitted");
+			full.done      = map_uint(&o, "done");
+			full.failed    = map_uint(&o, "failed");
+			full.requeued  = map_uint(&o, "requeued");
+			full.clients   = (uint32_t)map_uint(&o, "clients");
+			full.uptime_s  = (double)map_uint(&o, "uptime_ms") / 1e3;
+			memcpy(st, &full, sz);
+		} else {
+			rv = FERRY_EPROTO;
+		}
+		msgpack_zone_destroy(&zone);
+	}
+	if (rv == 0 && json != NULL) {
+		char err[256];
+		*json = json_from_msgpack_bytes(bytes, len, err, sizeof(err));
+		if (*json == NULL)
+			rv = FERRY_EPROTO;
+	}
+	free(bytes);
+	return rv;
+}

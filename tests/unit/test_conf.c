@@ -1,0 +1,1215 @@
+/*
+ * test_conf.c - unit tests for the YAML cluster-file loader (config/conf.c).
+ *
+ * Valid files are checked value by value; each invalid file is checked for
+ * the exact "FILE:LINE:COLUMN: key 'KEY': " prefix and for the words of the
+ * problem, since that message is what a person reads.  Files are written to
+ * a private temporary directory; a few awkward ones (bad UTF-8, a BOM with
+ * CRLF lines) live in $FERRY_TEST_DATA/conf.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "log.h"
+
+#define SCHED "scheduler:\n  listen: tcp://127.0.0.1:7710\n"
+#define WORKERS "workers:\n  - name: a\n    libraries: [x]\n"
+/* scheduler with one more key on line 3, then the workers */
+#define WITH_SCHED(line) SCHED line WORKERS
+/* one group "a" whose other keys start on line 5 */
+#define WITH_GROUP(lines) SCHED "workers:\n  - name: a\n" lines
+
+static char tmpdir[PATH_MAX];
+
+/* Write text (len bytes) to tmpdir/name; returns the path (static). */
+static const char *
+write_file_len(const char *name, const char *text, size_t len)
+{
+	static char path[PATH_MAX + 64];
+	FILE       *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+/* Write a NUL-terminated text to tmpdir/name. */
+static const char *
+write_file(const char *name, const char *text)
+{
+	return write_file_len(name, text, strlen(text));
+}
+
+/* Remove the files in tmpdir and tmpdir itself. */
+static int
+remove_tmpdir(void **state)
+{
+	DIR           *d;
+	struct dirent *e;
+	char           path[PATH_MAX + 300];
+
+	(void) state;
+	if ((d = opendir(tmpdir)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
+		if (unlink(path) != 0)
+			rmdir(path);
+	}
+	closedir(d);
+	return rmdir(tmpdir) == 0 ? 0 : -1;
+}
+
+/* Make the private temporary directory. */
+static int
+make_tmpdir(void **state)
+{
+	const char *base = getenv("TMPDIR");
+
+	(void) state;
+	if (base == NULL || base[0] == '\0')
+		base = "/tmp";
+	snprintf(tmpdir, sizeof(tmpdir), "%s/ferry-test-conf-XXXXXX", base);
+	return mkdtemp(tmpdir) != NULL ? 0 : -1;
+}
+
+/* A file of the source tree: via $FERRY_TEST_DATA (tests/unit/data),
+ * else relative to tests/unit (meson's workdir), else to the top. */
+static const char *
+source_path(const char *rel, char *buf, size_t len)
+{
+	const char *data = getenv("FERRY_TEST_DATA");
+
+	if (data != NULL) {
+		snprintf(buf, len, "%s/../../../%s", data, rel);
+		if (access(buf, R_OK) == 0)
+			return buf;
+	}
+	snprintf(buf, len, "../../%s", rel);
+	if (access(buf, R_OK) == 0)
+		return buf;
+	snprintf(buf, len, "%s", rel);
+	return buf;
+}
+
+/* A file of $FERRY_TEST_DATA/conf (or the tree's copy). */
+static const char *
+data_path(const char *name, char *buf, size_t len)
+{
+	const char *data = getenv("FERRY_TEST_DATA");
+	char        rel[256];
+
+	if (data != NULL) {
+		snprintf(buf, len, "%s/conf/%s", data, name);
+		return buf;
+	}
+	snprintf(rel, sizeof(rel), "tests/unit/data/conf/%s", name);
+	return source_path(rel, buf, len);
+}
+
+/* Load path, failing the test with the message if it does not load. */
+static void
+load_ok(const char *path, struct conf *c)
+{
+	char err[512];
+
+	if (conf_load(path, c, err, sizeof(err)) != 0)
+		fail_msg("conf_load(%s) failed: %s", path, err);
+	assert_string_equal(err, "");
+}
+
+/* Whether struct conf is all zero bytes (what conf_free leaves). */
+static int
+conf_is_zero(const struct conf *c)
+{
+	const unsigned char *p = (const unsigned char *) c;
+
+	for (size_t i = 0; i < sizeof(*c); i++) {
+		if (p[i] != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Check err against "PATH:LINE:COL: key 'KEY': " (or no key) and each
+ * '|'-separated word of words; print and return 1 on a mismatch. */
+static int
+check_error(const char *what, const char *path, const char *err, int line,
+    int col, const char *key, const char *words)
+{
+	char        want[PATH_MAX + 512];
+	char        word[256];
+	const char *w = words;
+	size_t      n;
+
+	if (key != NULL)
+		snprintf(want, sizeof(want), "%s:%d:%d: key '%s': ", path,
+		    line, col, key);
+	else
+		snprintf(want, sizeof(want), "%s:%d:%d: ", path, line, col);
+	n = strlen(want);
+	if (strncmp(err, want, n) != 0 ||
+	    (key == NULL && strncmp(err + n, "key '", 5) == 0)) {
+		print_error("%s: want prefix \"%s\"\n  got \"%s\"\n", what,
+		    want, err);
+		return 1;
+	}
+	while (*w != '\0') {
+		size_t l = strcspn(w, "|");
+		snprintf(word, sizeof(word), "%.*s", (int) l, w);
+		if (strstr(err + n, word) == NULL) {
+			print_error("%s: want \"%s\" in\n  \"%s\"\n", what,
+			    word, err);
+			return 1;
+		}
+		w += l;
+		if (*w == '|')
+			w++;
+	}
+	return 0;
+}
+
+/* Load text from a file and expect the given error; returns 1 on a
+ * mismatch (printed). */
+static int
+expect_error(const char *what, const char *text, size_t len, int line,
+    int col, const char *key, const char *words)
+{
+	struct conf c;
+	char        err[1024];
+	const char *path = write_file_len("case.yaml", text, len);
+
+	memset(&c, 0xa5, sizeof(c));
+	if (conf_load(path, &c, err, sizeof(err)) == 0) {
+		print_error("%s: loaded, but should fail with %s\n", what,
+		    words);
+		conf_free(&c);
+		return 1;
+	}
+	if (!conf_is_zero(&c)) {
+		print_error("%s: conf not freed and zeroed on error\n", what);
+		return 1;
+	}
+	return check_error(what, path, err, line, col, key, words);
+}
+
+struct bad_case {
+	const char *yaml;
+	int         line;
+	int         col;
+	const char *key; /* NULL: a message without a key */
+	const char *words;
+};
+
+/* Invalid files: each with the position, key and problem words it must
+ * report. */
+static const struct bad_case bad_cases[] = {
+	/* the document as a whole */
+	{ "", 1, 1, NULL, "the file is empty|'scheduler'" },
+	{ "# nothing here\n\n", 1, 1, NULL, "the file is empty" },
+	{ "- a\n- b\n", 1, 1, NULL, "top level must be a mapping|got a list" },
+	{ "hello\n", 1, 1, NULL, "top level must be a mapping|got a string" },
+	{ SCHED WORKERS "colour: blue\n", 6, 1, "colour",
+	    "unknown key|expected one of: cluster, log_level, scheduler, "
+	    "workers" },
+	{ WORKERS, 1, 1, "scheduler", "required key missing|expected" },
+	{ SCHED, 1, 1, "workers", "required key missing|expected" },
+	{ "scheduler: [a]\n" WORKERS, 1, 12, "scheduler",
+	    "must be a mapping|got a list" },
+	{ "scheduler:\n" WORKERS, 1, 1, "scheduler",
+	    "required, but the value is empty|expected" },
+	{ "scheduler: ~\n" WORKERS, 1, 1, "scheduler", "the value is empty" },
+
+	/* YAML itself */
+	{ SCHED WORKERS "---\nlog_level: info\n", 6, 1, NULL,
+	    "second YAML document" },
+	{ "scheduler:\n  listen: [a, b\nworkers: []\n", 3, 8, NULL,
+	    "YAML syntax error|did not find expected ',' or ']'|line 2, "
+	    "column 11" },
+	{ "scheduler:\n\tlisten: x\n", 2, 1, NULL,
+	    "YAML syntax error|cannot start any token" },
+	{ "scheduler:\n  listen: &l tcp://127.0.0.1:7710\n" WORKERS, 2, 11,
+	    "scheduler.listen", "anchors|'&l'|not supported" },
+	{ "cluster:\n  state_dir: *n\n" SCHED WORKERS, 2, 14,
+	    "cluster.state_dir", "aliases|'*n'|not supported" },
+	{ "scheduler:\n  listen: tcp://127.0.0.1:7710\n"
+	  "  listen: tcp://127.0.0.1:7711\n" WORKERS,
+	    3, 3, "scheduler.listen",
+	    "duplicate key|first at line 2, column 3" },
+	{ "[a]: 1\n", 1, 1, NULL, "mapping keys must be plain names|a list" },
+	{ "log_level: \"in\\0fo\"\n" SCHED WORKERS, 1, 12, "log_level",
+	    "NUL character" },
+	{ "a: [[[[[[[[[[[[[[[[[[[[\n", 1, 19, NULL, "nested more than 16" },
+
+	/* cluster */
+	{ "cluster:\n  nme: x\n" SCHED WORKERS, 2, 3, "cluster.nme",
+	    "unknown key|expected one of: name, state_dir" },
+	{ "cluster:\n  name: my cluster\n" SCHED WORKERS, 2, 9,
+	    "cluster.name", "bad name 'my cluster'|A-Z a-z 0-9 _ . -" },
+	{ "cluster:\n  name: ..\n" SCHED WORKERS, 2, 9, "cluster.name",
+	    "bad name '..'" },
+	{ "cluster:\n  name: a/b\n" SCHED WORKERS, 2, 9, "cluster.name",
+	    "bad name 'a/b'" },
+	{ "cluster:\n  name: \"\"\n" SCHED WORKERS, 2, 9, "cluster.name",
+	    "must not be empty" },
+	{ "cluster:\n  name: [a]\n" SCHED WORKERS, 2, 9, "cluster.name",
+	    "must be a string|got a list" },
+	{ "cluster: foo\n" SCHED WORKERS, 1, 10, "cluster",
+	    "must be a mapping|got a string" },
+	{ "cluster:\n  state_dir: \"\"\n" SCHED WORKERS, 2, 14,
+	    "cluster.state_dir", "must not be empty" },
+	{ "cluster:\n  state_dir: {a: b}\n" SCHED WORKERS, 2, 14,
+	    "cluster.state_dir", "must be a string|got a mapping" },
+
+	/* log_level */
+	{ "log_level: verbose\n" SCHED WORKERS, 1, 12, "log_level",
+	    "must be error, warn, info or debug|got 'verbose'" },
+	{ "log_level: [info]\n" SCHED WORKERS, 1, 12, "log_level",
+	    "must be error, warn, info or debug|got a list" },
+
+	/* scheduler.listen and address */
+	{ "scheduler:\n  address: tcp://h:1\n" WORKERS, 2, 3,
+	    "scheduler.listen", "required key missing|expected" },
+	{ "scheduler:\n  listen: {a: b}\n" WORKERS, 2, 11, "scheduler.listen",
+	    "must be a URL or a list of URLs|got a mapping" },
+	{ "scheduler:\n  listen: []\n" WORKERS, 2, 11, "scheduler.listen",
+	    "at least one URL" },
+	{ "scheduler:\n  listen: http://x:1\n" WORKERS, 2, 11,
+	    "scheduler.listen",
+	    "bad URL 'http://x:1'|unknown URL scheme 'http'" },
+	{ "scheduler:\n  listen:\n    - tcp://127.0.0.1:7710\n"
+	  "    - udp://x:1\n" WORKERS,
+	    4, 7, "scheduler.listen[1]", "unknown URL scheme 'udp'" },
+	{ "scheduler:\n  listen:\n    - [tcp://a:1]\n" WORKERS, 3, 7,
+	    "scheduler.listen[0]", "must be a URL|got a list" },
+	{ "scheduler:\n  listen: tcp://127.0.0.1\n" WORKERS, 2, 11,
+	    "scheduler.listen", "missing ':PORT'" },
+	{ "scheduler:\n  listen: tcp://127.0.0.1:70000\n" WORKERS, 2, 11,
+	    "scheduler.listen", "port must be a number from 1 to 65535" },
+	{ "scheduler:\n  listen: tcp://127.0.0.1:0\n" WORKERS, 2, 11,
+	    "scheduler.listen", "port must be a number from 1 to 65535" },
+	{ "scheduler:\n  listen: tcp://[::1\n" WORKERS, 2, 11,
+	    "scheduler.listen", "bad [IPv6]:PORT" },
+	{ "scheduler:\n  listen: 127.0.0.1:7710\n" WORKERS, 2, 11,
+	    "scheduler.listen", "not a URL" },
+	{ "scheduler:\n  listen: ipc://\n" WORKERS, 2, 11, "scheduler.listen",
+	    "nothing after 'ipc://'" },
+	{ "scheduler:\n  listen: \"tcp://127.0.0.1: 7710\"\n" WORKERS, 2, 11,
+	    "scheduler.listen", "space or control character" },
+	{ "scheduler:\n  listen: [tcp://127.0.0.1:7710, "
+	  "tcp://127.0.0.1:7710]\n" WORKERS,
+	    2, 34, "scheduler.listen[1]", "listed twice|index 0" },
+	{ "scheduler:\n  listen: tcp://0.0.0.0:7710\n"
+	  "  address: tcp://*:7710\n" WORKERS,
+	    3, 12, "scheduler.address", "wildcard host cannot be dialed" },
+	{ "scheduler:\n  listen: tcp://*:7710\n" WORKERS, 2, 3,
+	    "scheduler.address", "missing|listen[0] 'tcp://*:7710'|wildcard" },
+	{ "scheduler:\n  listen: tcp://:7710\n" WORKERS, 2, 3,
+	    "scheduler.address", "missing|wildcard" },
+	{ WITH_SCHED("  address: [tcp://h:1]\n"), 3, 12, "scheduler.address",
+	    "must be a URL|got a list" },
+
+	/* scheduler durations */
+	{ WITH_SCHED("  heartbeat_interval: 0\n"), 3, 23,
+	    "scheduler.heartbeat_interval", "greater than 0|got '0'" },
+	{ WITH_SCHED("  heartbeat_interval: 1.5s\n"), 3, 23,
+	    "scheduler.heartbeat_interval", "must be a duration|got '1.5s'" },
+	{ WITH_SCHED("  heartbeat_interval: -1s\n"), 3, 23,
+	    "scheduler.heartbeat_interval", "must be a duration|got '-1s'" },
+	{ WITH_SCHED("  heartbeat_interval: \"5 s\"\n"), 3, 23,
+	    "scheduler.heartbeat_interval", "must be a duration|got '5 s'" },
+	{ WITH_SCHED("  heartbeat_interval: 2s\n  heartbeat_timeout: 2s\n"), 4,
+	    22, "scheduler.heartbeat_timeout",
+	    "greater than heartbeat_interval (2000 ms)|got 2000 ms" },
+	{ WITH_SCHED("  heartbeat_timeout: 500ms\n"), 3, 22,
+	    "scheduler.heartbeat_timeout",
+	    "greater than heartbeat_interval (1000 ms)" },
+	{ WITH_SCHED("  heartbeat_interval: 10s\n"), 3, 23,
+	    "scheduler.heartbeat_interval",
+	    "less than heartbeat_timeout (5000 ms, the default)" },
+	{ WITH_SCHED("  connect_timeout: 10x\n"), 3, 20,
+	    "scheduler.connect_timeout", "must be a duration|got '10x'" },
+	{ WITH_SCHED("  connect_timeout: 0\n"), 3, 20,
+	    "scheduler.connect_timeout", "greater than 0" },
+	{ WITH_SCHED("  drain_timeout: [1s]\n"), 3, 18,
+	    "scheduler.drain_timeout", "must be a duration, got a list" },
+	{ WITH_SCHED("  result_ttl: 5000000000\n"), 3, 15,
+	    "scheduler.result_ttl", "must be a duration|got '5000000000'" },
+	{ WITH_SCHED("  result_ttl: 2000000h\n"), 3, 15,
+	    "scheduler.result_ttl", "must be a duration|got '2000000h'" },
+	{ WITH_SCHED("  result_ttl: 10d\n"), 3, 15, "scheduler.result_ttl",
+	    "must be a duration|got '10d'" },
+
+	/* scheduler sizes and counts */
+	{ WITH_SCHED("  max_message_size: 1KiB\n"), 3, 21,
+	    "scheduler.max_message_size",
+	    "must be at least 64KiB|got '1KiB'" },
+	{ WITH_SCHED("  max_message_size: 65535\n"), 3, 21,
+	    "scheduler.max_message_size", "must be at least 64KiB" },
+	{ WITH_SCHED("  max_message_size: 64XB\n"), 3, 21,
+	    "scheduler.max_message_size", "must be a size|got '64XB'" },
+	{ WITH_SCHED("  max_message_size: 99999999999999999999999\n"), 3, 21,
+	    "scheduler.max_message_size", "must be a size" },
+	{ WITH_SCHED("  max_message_size: [1]\n"), 3, 21,
+	    "scheduler.max_message_size", "must be a size, got a list" },
+	{ WITH_SCHED("  max_queue: 0\n"), 3, 14, "scheduler.max_queue",
+	    "must be a positive integer|got '0'" },
+	{ WITH_SCHED("  max_queue: lots\n"), 3, 14, "scheduler.max_queue",
+	    "must be a positive integer|got 'lots'" },
+	{ WITH_SCHED("  max_queue: 99999999999999999999\n"), 3, 14,
+	    "scheduler.max_queue", "must be a positive integer" },
+	{ WITH_SCHED("  max_queue: 0x10\n"), 3, 14, "scheduler.max_queue",
+	    "must be a positive integer|got '0x10'" },
+	{ WITH_SCHED("  max_results: -5\n"), 3, 16, "scheduler.max_results",
+	    "must be a positive integer|got '-5'" },
+	{ WITH_SCHED("  max_results: {a: 1}\n"), 3, 16,
+	    "scheduler.max_results",
+	    "must be a positive integer|got a mapping" },
+	{ WITH_SCHED("  bogus: 1\n"), 3, 3, "scheduler.bogus",
+	    "unknown key|listen, address, heartbeat_interval" },
+
+	/* workers */
+	{ SCHED "workers:\n  name: a\n", 4, 3, "workers",
+	    "must be a list of worker groups|got a mapping" },
+	{ SCHED "workers: []\n", 3, 10, "workers",
+	    "at least one worker group" },
+	{ SCHED "workers:\n", 3, 1, "workers",
+	    "required, but the value is empty|expected" },
+	{ SCHED "workers:\n  - default\n", 4, 5, "workers[0]",
+	    "must be a mapping|got a string" },
+	{ SCHED "workers:\n  - libraries: [x]\n", 4, 5, "workers[0].name",
+	    "required key missing|expected" },
+	{ SCHED "workers:\n  - name: a\n", 4, 5, "workers[0].libraries",
+	    "required key missing|expected" },
+	{ WITH_GROUP("    proceses: 2\n    libraries: [x]\n"), 5, 5,
+	    "workers[0].proceses",
+	    "unknown key|name, processes, slots, prefetch, libraries" },
+	{ SCHED "workers:\n  - name: gpu workers\n    libraries: [x]\n", 4,
+	    11, "workers[0].name", "bad name 'gpu workers'" },
+	{ SCHED "workers:\n  - name: [a]\n    libraries: [x]\n", 4, 11,
+	    "workers[0].name", "must be a string|got a list" },
+	{ SCHED WORKERS "  - name: b\n    libraries: [x]\n"
+	                "  - name: a\n    libraries: [y]\n",
+	    8, 11, "workers[2].name",
+	    "duplicate group name 'a'|first at line 4, column 11" },
+	{ WITH_GROUP("    processes: 0\n    libraries: [x]\n"), 5, 16,
+	    "workers[0].processes",
+	    "'auto' or an integer between 1 and 1024|got '0'" },
+	{ WITH_GROUP("    processes: -1\n    libraries: [x]\n"), 5, 16,
+	    "workers[0].processes", "got '-1'" },
+	{ WITH_GROUP("    processes: 1025\n    libraries: [x]\n"), 5, 16,
+	    "workers[0].processes", "between 1 and 1024|got '1025'" },
+	{ WITH_GROUP("    processes: many\n    libraries: [x]\n"), 5, 16,
+	    "workers[0].processes", "'auto' or an integer|got 'many'" },
+	{ WITH_GROUP("    processes: 2.5\n    libraries: [x]\n"), 5, 16,
+	    "workers[0].processes", "got '2.5'" },
+	{ WITH_GROUP("    processes: Auto\n    libraries: [x]\n"), 5, 16,
+	    "workers[0].processes", "got 'Auto'" },
+	{ WITH_GROUP("    processes: \"\"\n    libraries: [x]\n"), 5, 16,
+	    "workers[0].processes", "got ''" },
+	{ WITH_GROUP("    processes: [2]\n    libraries: [x]\n"), 5, 16,
+	    "workers[0].processes", "got a list" },
+	{ WITH_GROUP("    slots: 0\n    libraries: [x]\n"), 5, 12,
+	    "workers[0].slots", "integer between 1 and 1024|got '0'" },
+	{ WITH_GROUP("    slots: 2000\n    libraries: [x]\n"), 5, 12,
+	    "workers[0].slots", "between 1 and 1024|got '2000'" },
+	{ WITH_GROUP("    slots: [1]\n    libraries: [x]\n"), 5, 12,
+	    "workers[0].slots", "got a list" },
+	{ WITH_GROUP("    prefetch: -1\n    libraries: [x]\n"), 5, 15,
+	    "workers[0].prefetch", "between 0 and 100000|got '-1'" },
+	{ WITH_GROUP("    prefetch: 100001\n    libraries: [x]\n"), 5, 15,
+	    "workers[0].prefetch", "between 0 and 100000|got '100001'" },
+	{ WITH_GROUP("    libraries: ferry_examples\n"), 5, 16,
+	    "workers[0].libraries",
+	    "must be a list of library names or paths|got a string" },
+	{ WITH_GROUP("    libraries: []\n"), 5, 16, "workers[0].libraries",
+	    "at least one library" },
+	{ WITH_GROUP("    libraries:\n"), 5, 5, "workers[0].libraries",
+	    "required, but the value is empty|expected" },
+	{ WITH_GROUP("    libraries: [[a]]\n"), 5, 17,
+	    "workers[0].libraries[0]", "must be a string|got a list" },
+	{ WITH_GROUP("    libraries: [a, a]\n"), 5, 20,
+	    "workers[0].libraries[1]", "listed twice|index 0" },
+	{ WITH_GROUP("    libraries: [\"\"]\n"), 5, 17,
+	    "workers[0].libraries[0]", "must not be empty" },
+	{ WITH_GROUP("    libraries: [~]\n"), 5, 17, "workers[0].libraries[0]",
+	    "must be a string|empty value" },
+	{ WITH_GROUP("    libraries: [\"a\\tb\"]\n"), 5, 17,
+	    "workers[0].libraries[0]", "control character" },
+};
+
+/* Every invalid file reports its position, key and problem. */
+static void
+test_invalid_files(void **state)
+{
+	int failures = 0;
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *b = &bad_cases[i];
+		char                   what[64];
+
+		snprintf(what, sizeof(what), "bad_cases[%zu]", i);
+		failures += expect_error(what, b->yaml, strlen(b->yaml),
+		    b->line, b->col, b->key, b->words);
+	}
+	assert_int_equal(failures, 0);
+}
+
+/* Invalid files kept in $FERRY_TEST_DATA/conf (bytes awkward inline). */
+static void
+test_invalid_data_files(void **state)
+{
+	static const struct {
+		const char *name;
+		int         line;
+		int         col;
+		const char *key;
+		const char *words;
+	} cases[] = {
+		{ "bad_utf8.yaml", 2, 16, NULL,
+		    "not valid text|UTF-8|byte 0xff" },
+		{ "tab_indent.yaml", 4, 1, NULL,
+		    "YAML syntax error|cannot start any token" },
+		{ "two_documents.yaml", 7, 1, NULL, "second YAML document" },
+		{ "anchor_alias.yaml", 5, 16, "workers[0].libraries",
+		    "anchors|'&libs'|not supported" },
+		{ "bad_timeout.yaml", 5, 22, "scheduler.heartbeat_timeout",
+		    "greater than heartbeat_interval (3000 ms)" },
+	};
+	int failures = 0;
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conf c;
+		char        path[PATH_MAX];
+		char        err[1024];
+
+		data_path(cases[i].name, path, sizeof(path));
+		if (conf_load(path, &c, err, sizeof(err)) == 0) {
+			print_error("%s: loaded\n", cases[i].name);
+			conf_free(&c);
+			failures++;
+			continue;
+		}
+		failures += check_error(cases[i].name, path, err,
+		    cases[i].line, cases[i].col, cases[i].key, cases[i].words);
+	}
+	assert_int_equal(failures, 0);
+}
+
+/* The shipped config/local.yaml loads with the documented values. */
+static void
+test_local_yaml(void **state)
+{
+	struct conf c;
+	char        path[PATH_MAX];
+	char        real[PATH_MAX];
+	size_t      dl;
+
+	(void) state;
+	source_path("config/local.yaml", path, sizeof(path));
+	load_ok(path, &c);
+
+	assert_non_null(realpath(path, real));
+	assert_string_equal(c.path, real);
+	assert_true(c.path[0] == '/');
+	dl = strlen(c.dir);
+	assert_true(strlen(c.path) > dl);
+	assert_memory_equal(c.path, c.dir, dl);
+	assert_string_equal(c.path + dl, "/local.yaml");
+	assert_string_equal(c.dir + dl - strlen("/config"), "/config");
+
+	assert_string_equal(c.name, "local");
+	assert_null(c.state_dir);
+	assert_int_equal(c.log_level, LOG_INFO);
+	assert_int_equal(c.n_listen, 2);
+	assert_string_equal(c.listen[0], "tcp://127.0.0.1:7710");
+	assert_string_equal(c.listen[1], "ipc:///tmp/ferry-local.sock");
+	assert_string_equal(c.address, "ipc:///tmp/ferry-local.sock");
+	assert_int_equal(c.heartbeat_interval_ms, 1000);
+	assert_int_equal(c.heartbeat_timeout_ms, 5000);
+	assert_int_equal(c.connect_timeout_ms, 10000);
+	assert_int_equal(c.drain_timeout_ms, 10000);
+	assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
+	assert_int_equal(c.max_queue, 1000000);
+	assert_int_equal(c.max_results, 1000000);
+	assert_int_equal(c.result_ttl_ms, 600000);
+
+	assert_int_equal(c.n_groups, 1);
+	assert_string_equal(c.groups[0].name, "default");
+	assert_int_equal(c.groups[0].processes, 0);
+	assert_int_equal(c.groups[0].slots, 1);
+	assert_int_equal(c.groups[0].prefetch, 64);
+	assert_int_equal(c.groups[0].n_libraries, 1);
+	assert_string_equal(c.groups[0].libraries[0], "ferry_examples");
+	assert_ptr_equal(conf_group_find(&c, "default"), &c.groups[0]);
+	conf_free(&c);
+	assert_true(conf_is_zero(&c));
+}
+
+/* Every file in config/examples loads, with each example's own values. */
+static void
+test_examples(void **state)
+{
+	struct conf              c;
+	char                     path[PATH_MAX];
+	const struct conf_group *g;
+
+	(void) state;
+	source_path("config/examples/two-groups.yaml", path, sizeof(path));
+	load_ok(path, &c);
+	assert_string_equal(c.name, "two-groups");
+	assert_int_equal(c.n_groups, 2);
+	assert_non_null(g = conf_group_find(&c, "cpu"));
+	assert_int_equal(g->processes, 0);
+	assert_int_equal(g->slots, 1);
+	assert_non_null(g = conf_group_find(&c, "io"));
+	assert_int_equal(g->processes, 2);
+	assert_int_equal(g->slots, 16);
+	assert_int_equal(g->prefetch, 256);
+	assert_int_equal(g->n_libraries, 2);
+	assert_string_equal(g->libraries[1], "./lib/libferry_io_tasks.so");
+	assert_string_equal(c.address, c.listen[0]);
+	conf_free(&c);
+
+	source_path("config/examples/throughput.yaml", path, sizeof(path));
+	load_ok(path, &c);
+	assert_string_equal(c.name, "throughput");
+	assert_int_equal(c.log_level, LOG_WARN);
+	assert_string_equal(c.listen[0], "ipc:///tmp/ferry-throughput.sock");
+	assert_int_equal(c.max_message_size, 256 * 1024 * 1024);
+	assert_int_equal(c.max_queue, 10000000);
+	assert_int_equal(c.heartbeat_interval_ms, 2000);
+	assert_int_equal(c.heartbeat_timeout_ms, 10000);
+	assert_int_equal(c.result_ttl_ms, 60000);
+	assert_int_equal(c.groups[0].slots, 4);
+	assert_int_equal(c.groups[0].prefetch, 1024);
+	conf_free(&c);
+
+	source_path("config/examples/network.yaml", path, sizeof(path));
+	load_ok(path, &c);
+	assert_string_equal(c.name, "shared");
+	assert_int_equal(c.n_listen, 2);
+	assert_string_equal(c.listen[0], "tcp://0.0.0.0:7710");
+	assert_string_equal(c.address, "tcp://queue.example.internal:7710");
+	assert_string_equal(c.state_dir, "/var/lib/ferry/shared");
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.connect_timeout_ms, 30000);
+	assert_int_equal(c.drain_timeout_ms, 120000);
+	conf_free(&c);
+}
+
+/* conf_defaults sets every documented default; conf_free zeroes. */
+static void
+test_defaults(void **state)
+{
+	struct conf c;
+
+	(void) state;
+	memset(&c, 0x5a, sizeof(c));
+	conf_defaults(&c);
+	assert_null(c.path);
+	assert_null(c.dir);
+	assert_string_equal(c.name, "local");
+	assert_null(c.state_dir);
+	assert_int_equal(c.log_level, LOG_INFO);
+	assert_int_equal(c.n_listen, 1);
+	assert_string_equal(c.listen[0], "tcp://127.0.0.1:7710");
+	assert_null(c.listen[1]);
+	assert_string_equal(c.address, "tcp://127.0.0.1:7710");
+	assert_int_equal(c.heartbeat_interval_ms, 1000);
+	assert_int_equal(c.heartbeat_timeout_ms, 5000);
+	assert_int_equal(c.connect_timeout_ms, 10000);
+	assert_int_equal(c.drain_timeout_ms, 10000);
+	assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
+	assert_int_equal(c.max_queue, 1000000);
+	assert_int_equal(c.max_results, 1000000);
+	assert_int_equal(c.result_ttl_ms, 600000);
+	assert_int_equal(c.n_groups, 0);
+	assert_null(conf_group_find(&c, "default"));
+	assert_null(c.groups[0].name);
+	conf_free(&c);
+	assert_true(conf_is_zero(&c));
+	conf_free(&c); /* zeroed: still safe */
+	conf_free(NULL);
+}
+
+/* A minimal file: every optional key takes its default, address is a copy
+ * of listen[0]; empty (null) optional values also mean the default. */
+static void
+test_minimal_and_nulls(void **state)
+{
+	static const char *const files[] = {
+		SCHED WORKERS,
+		"cluster:\nlog_level: ~\n"
+		"scheduler:\n  listen: tcp://127.0.0.1:7710\n  address:\n"
+		"  heartbeat_interval: null\n  max_queue: ~\n" WORKERS,
+		"cluster:\n  name:\n  state_dir: ~\n" SCHED
+		"workers:\n  - name: a\n    processes:\n    slots: ~\n"
+		"    libraries: [x]\n",
+	};
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct conf c;
+		load_ok(write_file("minimal.yaml", files[i]), &c);
+		assert_string_equal(c.name, "local");
+		assert_null(c.state_dir);
+		assert_int_equal(c.log_level, LOG_INFO);
+		assert_int_equal(c.n_listen, 1);
+		assert_string_equal(c.listen[0], "tcp://127.0.0.1:7710");
+		assert_string_equal(c.address, "tcp://127.0.0.1:7710");
+		assert_ptr_not_equal(c.address, c.listen[0]);
+		assert_int_equal(c.heartbeat_interval_ms, 1000);
+		assert_int_equal(c.heartbeat_timeout_ms, 5000);
+		assert_int_equal(c.connect_timeout_ms, 10000);
+		assert_int_equal(c.drain_timeout_ms, 10000);
+		assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
+		assert_int_equal(c.max_queue, 1000000);
+		assert_int_equal(c.max_results, 1000000);
+		assert_int_equal(c.result_ttl_ms, 600000);
+		assert_int_equal(c.n_groups, 1);
+		assert_string_equal(c.groups[0].name, "a");
+		assert_int_equal(c.groups[0].processes, 0);
+		assert_int_equal(c.groups[0].slots, 1);
+		assert_int_equal(c.groups[0].prefetch, 64);
+		assert_int_equal(c.groups[0].n_libraries, 1);
+		assert_string_equal(c.groups[0].libraries[0], "x");
+		conf_free(&c);
+	}
+}
+
+/* Every key set: each value lands in its field; quoted integers and
+ * every URL scheme are accepted; a relative state_dir is made absolute
+ * against the file's directory. */
+static void
+test_full_file(void **state)
+{
+	static const char text[] =
+	    "# every key\n"
+	    "cluster:\n"
+	    "  name: prod-1.eu_west\n"
+	    "  state_dir: state/here\n"
+	    "log_level: debug\n"
+	    "scheduler:\n"
+	    "  listen:\n"
+	    "    - tcp://0.0.0.0:7710\n"
+	    "    - \"ipc:///tmp/ferry-test.sock\"\n"
+	    "    - tcp6://[::1]:7711\n"
+	    "    - tls+tcp://127.0.0.1:7712\n"
+	    "    - abstract://ferry\n"
+	    "    - inproc://ferry\n"
+	    "    - tcp4://localhost:7713\n"
+	    "    - 'ipc://relative.sock'\n"
+	    "  address: tcp://10.0.0.1:7710\n"
+	    "  heartbeat_interval: 250ms\n"
+	    "  heartbeat_timeout: 2s\n"
+	    "  connect_timeout: 1m\n"
+	    "  drain_timeout: 0\n"
+	    "  max_message_size: 1GiB\n"
+	    "  max_queue: \"500\"\n"
+	    "  max_results: 42\n"
+	    "  result_ttl: 1h\n"
+	    "workers:\n"
+	    "  - name: cpu\n"
+	    "    processes: 4\n"
+	    "    slots: '2'\n"
+	    "    prefetch: 0\n"
+	    "    libraries: [ferry_examples, ./lib/libmine.so, "
+	    "/opt/x/liby.so]\n"
+	    "  - name: io\n"
+	    "    processes: \"auto\"\n"
+	    "    slots: 1024\n"
+	    "    prefetch: 100000\n"
+	    "    libraries:\n"
+	    "      - ferry_io\n"
+	    "  - {name: Z, processes: 1024, libraries: [z]}\n";
+	struct conf              c;
+	char                     want[PATH_MAX + 64];
+	const struct conf_group *g;
+
+	(void) state;
+	load_ok(write_file("full.yaml", text), &c);
+	assert_string_equal(c.name, "prod-1.eu_west");
+	snprintf(want, sizeof(want), "%s/state/here", c.dir);
+	assert_string_equal(c.state_dir, want);
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.n_listen, 8);
+	assert_string_equal(c.listen[0], "tcp://0.0.0.0:7710");
+	assert_string_equal(c.listen[1], "ipc:///tmp/ferry-test.sock");
+	assert_string_equal(c.listen[2], "tcp6://[::1]:7711");
+	assert_string_equal(c.listen[3], "tls+tcp://127.0.0.1:7712");
+	assert_string_equal(c.listen[4], "abstract://ferry");
+	assert_string_equal(c.listen[5], "inproc://ferry");
+	assert_string_equal(c.listen[6], "tcp4://localhost:7713");
+	assert_string_equal(c.listen[7], "ipc://relative.sock");
+	assert_string_equal(c.address, "tcp://10.0.0.1:7710");
+	assert_int_equal(c.heartbeat_interval_ms, 250);
+	assert_int_equal(c.heartbeat_timeout_ms, 2000);
+	assert_int_equal(c.connect_timeout_ms, 60000);
+	assert_int_equal(c.drain_timeout_ms, 0);
+	assert_int_equal(c.max_message_size, 1024 * 1024 * 1024);
+	assert_int_equal(c.max_queue, 500);
+	assert_int_equal(c.max_results, 42);
+	assert_int_equal(c.result_ttl_ms, 3600000);
+
+	assert_int_equal(c.n_groups, 3);
+	g = conf_group_find(&c, "cpu");
+	assert_ptr_equal(g, &c.groups[0]);
+	assert_int_equal(g->processes, 4);
+	assert_int_equal(g->slots, 2);
+	assert_int_equal(g->prefetch, 0);
+	assert_int_equal(g->n_libraries, 3);
+	assert_string_equal(g->libraries[0], "ferry_examples");
+	assert_string_equal(g->libraries[1], "./lib/libmine.so");
+	assert_string_equal(g->libraries[2], "/opt/x/liby.so");
+	assert_null(g->libraries[3]);
+	g = conf_group_find(&c, "io");
+	assert_ptr_equal(g, &c.groups[1]);
+	assert_int_equal(g->processes, 0);
+	assert_int_equal(g->slots, 1024);
+	assert_int_equal(g->prefetch, 100000);
+	assert_int_equal(g->n_libraries, 1);
+	assert_string_equal(g->libraries[0], "ferry_io");
+	g = conf_group_find(&c, "Z");
+	assert_ptr_equal(g, &c.groups[2]);
+	assert_int_equal(g->processes, 1024);
+	assert_null(conf_group_find(&c, "z"));
+	assert_null(conf_group_find(&c, NULL));
+	conf_free(&c);
+
+	/* an absolute state_dir is kept as written; listen as one string */
+	load_ok(write_file("abs.yaml",
+	            "cluster:\n  state_dir: /srv/ferry/x\n"
+	            "log_level: warning\n"
+	            "scheduler:\n  listen: ipc:///tmp/f.sock\n" WORKERS),
+	    &c);
+	assert_string_equal(c.state_dir, "/srv/ferry/x");
+	assert_int_equal(c.log_level, LOG_WARN);
+	assert_int_equal(c.n_listen, 1);
+	assert_string_equal(c.listen[0], "ipc:///tmp/f.sock");
+	assert_string_equal(c.address, "ipc:///tmp/f.sock");
+	conf_free(&c);
+}
+
+/* A file with a UTF-8 BOM, CRLF line ends and a trailing "..." loads. */
+static void
+test_bom_crlf(void **state)
+{
+	struct conf c;
+	char        path[PATH_MAX];
+
+	(void) state;
+	load_ok(data_path("bom_crlf.yaml", path, sizeof(path)), &c);
+	assert_string_equal(c.name, "crlf");
+	assert_string_equal(c.listen[0], "tcp://127.0.0.1:7799");
+	assert_string_equal(c.groups[0].name, "w");
+	assert_string_equal(c.groups[0].libraries[0], "ferry_examples");
+	conf_free(&c);
+}
+
+/* Bounded arrays: the maximum loads, one more is reported at the extra
+ * entry; long ipc paths and names are refused. */
+static void
+test_limits(void **state)
+{
+	static char buf[1 << 16];
+	size_t      at;
+	struct conf c;
+	int         failures = 0;
+
+	(void) state;
+
+	/* listen: 8 ok, 9 too many (9th item on line 11) */
+	for (int n = 8; n <= 9; n++) {
+		at = (size_t) sprintf(buf, "scheduler:\n  listen:\n");
+		for (int i = 0; i < n; i++)
+			at += (size_t) sprintf(buf + at,
+			    "    - tcp://127.0.0.1:%d\n", 7000 + i);
+		strcpy(buf + at, WORKERS);
+		if (n == 8) {
+			load_ok(write_file("listen.yaml", buf), &c);
+			assert_int_equal(c.n_listen, 8);
+			assert_string_equal(c.listen[7],
+			    "tcp://127.0.0.1:7007");
+			conf_free(&c);
+		} else {
+			failures += expect_error("9 listen", buf, strlen(buf),
+			    11, 7, "scheduler.listen",
+			    "too many URLs (at most 8)");
+		}
+	}
+
+	/* groups: 64 ok, 65 too many (65th on line 4 + 2 * 64) */
+	for (int n = 64; n <= 65; n++) {
+		at = (size_t) sprintf(buf, SCHED "workers:\n");
+		for (int i = 0; i < n; i++)
+			at += (size_t) sprintf(buf + at,
+			    "  - name: g%d\n    libraries: [x]\n", i);
+		if (n == 64) {
+			load_ok(write_file("groups.yaml", buf), &c);
+			assert_int_equal(c.n_groups, 64);
+			assert_ptr_equal(conf_group_find(&c, "g63"),
+			    &c.groups[63]);
+			conf_free(&c);
+		} else {
+			failures += expect_error("65 groups", buf, strlen(buf),
+			    132, 5, "workers",
+			    "too many worker groups (at most 64)");
+		}
+	}
+
+	/* libraries: 32 ok, 33 too many (33rd on line 38) */
+	for (int n = 32; n <= 33; n++) {
+		at = (size_t) sprintf(buf,
+		    SCHED "workers:\n  - name: a\n    libraries:\n");
+		for (int i = 0; i < n; i++)
+			at += (size_t) sprintf(buf + at, "      - lib%d\n", i);
+		if (n == 32) {
+			load_ok(write_file("libs.yaml", buf), &c);
+			assert_int_equal(c.groups[0].n_libraries, 32);
+			assert_string_equal(c.groups[0].libraries[31],
+			    "lib31");
+			conf_free(&c);
+		} else {
+			failures += expect_error("33 libraries", buf,
+			    strlen(buf), 38, 9, "workers[0].libraries",
+			    "too many libraries (at most 32)");
+		}
+	}
+
+	/* ipc and abstract paths: 107 bytes ok, 108 too long */
+	for (int scheme = 0; scheme < 2; scheme++) {
+		const char *pre = scheme == 0 ? "ipc:///" : "abstract://";
+		size_t      base = scheme == 0 ? 1 : 0; /* the leading '/' */
+		for (size_t len = 107; len <= 108; len++) {
+			at = (size_t) sprintf(buf, "scheduler:\n  listen: %s",
+			    pre);
+			memset(buf + at, 'a', len - base);
+			at += len - base;
+			strcpy(buf + at, "\n" WORKERS);
+			if (len == 107) {
+				load_ok(write_file("ipc.yaml", buf), &c);
+				assert_int_equal(strlen(c.listen[0]),
+				    strlen(pre) - base + 107);
+				conf_free(&c);
+			} else {
+				failures += expect_error("long ipc", buf,
+				    strlen(buf), 2, 11, "scheduler.listen",
+				    "108 bytes, longer than the 107");
+			}
+		}
+	}
+
+	/* names: 64 characters ok, 65 too long */
+	for (int len = 64; len <= 65; len++) {
+		at = (size_t) sprintf(buf, "cluster:\n  name: ");
+		memset(buf + at, 'n', (size_t) len);
+		at += (size_t) len;
+		strcpy(buf + at, "\n" SCHED WORKERS);
+		if (len == 64) {
+			load_ok(write_file("name.yaml", buf), &c);
+			assert_int_equal(strlen(c.name), 64);
+			conf_free(&c);
+		} else {
+			failures += expect_error("long name", buf, strlen(buf),
+			    2, 9, "cluster.name", "bad name|1 to 64");
+		}
+	}
+	/* 257 keys in one mapping (the 257th on line 257) */
+	at = 0;
+	for (int i = 0; i <= 256; i++)
+		at += (size_t) sprintf(buf + at, "k%d: 1\n", i);
+	failures += expect_error("257 keys", buf, at, 257, 1, NULL,
+	    "more than 256 keys in one mapping");
+
+	/* 100001 values: map, key, list and 99998 items; item k (from 1)
+	 * starts at column 5 + 2 * (k - 1) */
+	{
+		size_t len = 4 + 2 * 100000 + 2;
+		char  *big = malloc(len);
+		assert_non_null(big);
+		memcpy(big, "a: [", 4);
+		for (size_t i = 0; i < 100000; i++)
+			memcpy(big + 4 + 2 * i, "1,", 2);
+		memcpy(big + len - 2, "]\n", 2);
+		failures += expect_error("100001 values", big, len, 1,
+		    5 + 2 * (99998 - 1), NULL,
+		    "more than 100000 YAML values");
+		free(big);
+	}
+	assert_int_equal(failures, 0);
+}
+
+/* Files that cannot be read: the message names the file and the OS
+ * error; too large a file is refused before parsing. */
+static void
+test_unreadable(void **state)
+{
+	struct conf c;
+	char        err[512];
+	char        want[PATH_MAX + 128];
+	char        path[PATH_MAX + 64];
+	char       *big;
+	size_t      big_len = 1024 * 1024 + 1;
+
+	(void) state;
+	snprintf(path, sizeof(path), "%s/does-not-exist.yaml", tmpdir);
+	memset(&c, 0xa5, sizeof(c));
+	assert_int_equal(conf_load(path, &c, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: cannot open: %s", path,
+	    strerror(ENOENT));
+	assert_string_equal(err, want);
+	assert_true(conf_is_zero(&c));
+
+	assert_int_equal(conf_load(tmpdir, &c, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: cannot read: %s", tmpdir,
+	    strerror(EISDIR));
+	assert_string_equal(err, want);
+
+	if (geteuid() != 0) {
+		const char *p = write_file("secret.yaml", SCHED WORKERS);
+		assert_int_equal(chmod(p, 0), 0);
+		assert_int_equal(conf_load(p, &c, err, sizeof(err)), -1);
+		snprintf(want, sizeof(want), "%s: cannot open: %s", p,
+		    strerror(EACCES));
+		assert_string_equal(err, want);
+	}
+
+	big = malloc(big_len);
+	assert_non_null(big);
+	memset(big, '#', big_len);
+	assert_int_equal(conf_load(write_file_len("big.yaml", big, big_len),
+	                     &c, err, sizeof(err)),
+	    -1);
+	free(big);
+	assert_non_null(strstr(err, "big.yaml: larger than 1048576 bytes"));
+	assert_true(conf_is_zero(&c));
+}
+
+/* The error buffer is always NUL-terminated, however small; a NULL
+ * buffer is allowed. */
+static void
+test_error_buffer(void **state)
+{
+	struct conf c;
+	char        err[16];
+	const char *p = write_file("bad.yaml", "log_level: loud\n");
+
+	(void) state;
+	memset(err, 'x', sizeof(err));
+	assert_int_equal(conf_load(p, &c, err, sizeof(err)), -1);
+	assert_int_equal(strlen(err), sizeof(err) - 1);
+	assert_memory_equal(err, p, sizeof(err) - 1);
+
+	memset(err, 'x', sizeof(err));
+	assert_int_equal(conf_load(p, &c, err, 1), -1);
+	assert_int_equal(err[0], '\0');
+	assert_int_equal(err[1], 'x');
+
+	assert_int_equal(conf_load(p, &c, NULL, 0), -1);
+	assert_true(conf_is_zero(&c));
+
+	/* a good load after a failed one into the same struct */
+	load_ok(write_file("good.yaml", SCHED WORKERS), &c);
+	assert_int_equal(c.n_groups, 1);
+	conf_free(&c);
+}
+
+/* conf_parse_duration: every form, and what it refuses. */
+static void
+test_parse_duration(void **state)
+{
+	static const struct {
+		const char *s;
+		uint32_t    ms;
+	} good[] = {
+		{ "0", 0 },
+		{ "250", 250 },
+		{ "250ms", 250 },
+		{ "0ms", 0 },
+		{ "5s", 5000 },
+		{ "2m", 120000 },
+		{ "1h", 3600000 },
+		{ "007s", 7000 },
+		{ "1193h", 1193u * 3600000u },
+		{ "71582m", 71582u * 60000u },
+		{ "4294967s", 4294967000u },
+		{ "4294967295", 4294967295u },
+		{ "4294967295ms", 4294967295u },
+	};
+	static const char *const bad[] = { "", "-1", "-5s", "+5s", "5x",
+		"5 s", " 5s", "5s ", "1.5s", "s", "ms", "5S", "5sec", "5MS",
+		"4294967296", "1194h", "4294968s", "71583m",
+		"99999999999999999999999", "5ms5", "1e3", "0x10", "5d" };
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		uint32_t ms = 12345;
+		if (conf_parse_duration(good[i].s, &ms) != 0)
+			fail_msg("'%s' refused", good[i].s);
+		if (ms != good[i].ms)
+			fail_msg("'%s' gave %u, want %u", good[i].s,
+			    (unsigned) ms, (unsigned) good[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint32_t ms = 0;
+		if (conf_parse_duration(bad[i], &ms) != -1)
+			fail_msg("'%s' accepted as %u", bad[i], (unsigned) ms);
+	}
+	{
+		uint32_t ms;
+		assert_int_equal(conf_parse_duration(NULL, &ms), -1);
+	}
+}
+
+/* conf_parse_size: every unit, and what it refuses. */
+static void
+test_parse_size(void **state)
+{
+	static const struct {
+		const char *s;
+		uint64_t    bytes;
+	} good[] = {
+		{ "0", 0 },
+		{ "4096", 4096 },
+		{ "4096B", 4096 },
+		{ "64KiB", 65536 },
+		{ "64MiB", 64ull << 20 },
+		{ "1GiB", 1ull << 30 },
+		{ "3GiB", 3ull << 30 },
+		{ "1kB", 1000 },
+		{ "64MB", 64000000 },
+		{ "2GB", 2000000000 },
+		{ "0064KiB", 65536 },
+	};
+	static const char *const bad[] = { "", "-1", "+1", "1.5MiB", "64 MiB",
+		" 64", "64 ", "64mib", "64KB", "64K", "64M", "64kib", "MiB",
+		"64MiBs", "1e6", "0x10", "64XB", "64TiB" };
+	char too_big[64];
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		size_t b = 12345;
+		if (conf_parse_size(good[i].s, &b) != 0)
+			fail_msg("'%s' refused", good[i].s);
+		if ((uint64_t) b != good[i].bytes)
+			fail_msg("'%s' gave %zu", good[i].s, b);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t b = 0;
+		if (conf_parse_size(bad[i], &b) != -1)
+			fail_msg("'%s' accepted as %zu", bad[i], b);
+	}
+
+	/* the largest size_t parses; one more, or a unit past it, does
+	 * not */
+	{
+		size_t b = 0;
+		snprintf(too_big, sizeof(too_big), "%zu", (size_t) SIZE_MAX);
+		assert_int_equal(conf_parse_size(too_big, &b), 0);
+		assert_true(b == SIZE_MAX);
+		snprintf(too_big, sizeof(too_big), "%zu0", (size_t) SIZE_MAX);
+		assert_int_equal(conf_parse_size(too_big, &b), -1);
+		snprintf(too_big, sizeof(too_big), "%zuGiB",
+		    (size_t) (SIZE_MAX / (1u << 30)) + 1);
+		assert_int_equal(conf_parse_size(too_big, &b), -1);
+		snprintf(too_big, sizeof(too_big), "%zuGiB",
+		    (size_t) (SIZE_MAX / (1u << 30)));
+		assert_int_equal(conf_parse_size(too_big, &b), 0);
+		assert_int_equal(conf_parse_size(NULL, &b), -1);
+	}
+}
+
+/* conf_state_dir: explicit, XDG_RUNTIME_DIR, /tmp/ferry-UID, too small. */
+static void
+test_state_dir(void **state)
+{
+	struct conf c;
+	char        buf[256];
+	char        want[256];
+	char       *saved = getenv("XDG_RUNTIME_DIR");
+
+	(void) state;
+	if (saved != NULL)
+		saved = strdup(saved);
+	conf_defaults(&c);
+	free(c.name);
+	c.name = strdup("prod");
+
+	assert_int_equal(setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1), 0);
+	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/run/user/4242/ferry/prod");
+
+	assert_int_equal(setenv("XDG_RUNTIME_DIR", "", 1), 0);
+	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "/tmp/ferry-%lu/prod",
+	    (unsigned long) getuid());
+	assert_string_equal(buf, want);
+
+	assert_int_equal(unsetenv("XDG_RUNTIME_DIR"), 0);
+	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, want);
+
+	/* exactly fits, then one byte short */
+	assert_int_equal(conf_state_dir(&c, buf, strlen(want) + 1), 0);
+	assert_string_equal(buf, want);
+	assert_int_equal(conf_state_dir(&c, buf, strlen(want)), -1);
+	assert_int_equal(conf_state_dir(&c, buf, 0), -1);
+
+	c.state_dir = strdup("/srv/ferry/prod");
+	assert_int_equal(setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1), 0);
+	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/srv/ferry/prod");
+	assert_int_equal(conf_state_dir(&c, buf, 5), -1);
+	conf_free(&c);
+
+	if (saved != NULL) {
+		setenv("XDG_RUNTIME_DIR", saved, 1);
+		free(saved);
+	} else {
+		unsetenv("XDG_RUNTIME_DIR");
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_state_dir),
+		cmocka_unit_test(test_local_yaml),
+		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_minimal_and_nulls),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_bom_crlf),
+		cmocka_unit_test(test_invalid_files),
+		cmocka_unit_test(test_invalid_data_files),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_error_buffer),
+	};
+
+	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
+}

@@ -1,0 +1,104 @@
+/*
+ * worker.h - the worker: task libraries, worker processes and their
+ * supervisor.
+ */
+#ifndef FERRY_WORKER_H
+#define FERRY_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/task.h"
+
+#define WRK_MAX_LIBRARIES 32
+
+/* ---- task libraries (registry.c) ---- */
+
+struct wrk_fn {
+	char         *name;
+	ferry_task_fn fn;
+	uint64_t      hash;
+};
+
+struct ferry_registry {
+	struct wrk_fn *fns;
+	size_t         n, cap;
+	size_t        *table; /* open-addressed index into fns, +1 */
+	size_t         table_cap;
+	const char    *loading; /* library being initialised (for messages) */
+	void          *handles[WRK_MAX_LIBRARIES];
+	size_t         n_handles;
+};
+
+/* Initialise / release a registry (release unloads its libraries). */
+void wrk_registry_init(struct ferry_registry *r);
+void wrk_registry_fini(struct ferry_registry *r);
+
+/*
+ * Resolve spec to a shared object path: a spec containing '/' is a path
+ * (relative ones against base_dir, which may be NULL for the current
+ * directory); a bare name is looked up as lib<name>.so, <name>.so and
+ * <name> in $FERRY_LIBRARY_PATH, next to the ferry binary's build tree
+ * (../examples), and in the install's library directory.  Returns 0 and
+ * the path in out, or -1 with a message in err.
+ */
+int wrk_library_resolve(const char *spec, const char *base_dir, char *out,
+    size_t outlen, char *err, size_t errlen);
+
+/* Load the library at path and run its ferry_library_init().  Returns 0,
+ * or -1 with a message naming the library and the cause. */
+int wrk_library_load(struct ferry_registry *r, const char *path, char *err,
+    size_t errlen);
+
+/* The function registered as name (len bytes), or NULL. */
+ferry_task_fn wrk_registry_find(const struct ferry_registry *r,
+    const char *name, size_t len);
+
+/* ---- the task context the API in task.h sees (exec.c) ---- */
+
+struct ferry_task {
+	uint64_t        id;
+	const char     *name;
+	msgpack_sbuffer out;       /* the result being packed */
+	msgpack_packer  pk;
+	char            err[1024]; /* set by ferry_task_fail */
+	int             failed;
+};
+
+/* ---- one worker process (process.c) ---- */
+
+struct wrk_options {
+	const char *connect;        /* scheduler URL */
+	const char *name;           /* shown in status, default host-pid */
+	const char *group;          /* worker group name */
+	const char *libraries[WRK_MAX_LIBRARIES];
+	size_t      n_libraries;
+	const char *library_dir;    /* base for relative library paths */
+	int         slots;          /* default 1 */
+	int         prefetch;       /* default 64 */
+	uint32_t    connect_timeout_ms;
+	uint32_t    drain_timeout_ms;
+	size_t      max_message_size;
+	int         parent_pid;     /* exit when this process goes away */
+};
+
+/* Fill o with the defaults. */
+void wrk_options_defaults(struct wrk_options *o);
+
+/* Run one worker process until SIGTERM (drain) or SIGINT; returns the
+ * process exit status. */
+int wrk_process_run(const struct wrk_options *o);
+
+/* ---- the supervisor: `ferry worker` (supervisor.c) ---- */
+
+/*
+ * Start `processes` worker processes (each a fresh exec of self_exe with
+ * argv built from o) and keep them running: one that dies is restarted
+ * with exponential backoff.  On SIGTERM or SIGINT, asks them to drain,
+ * waits up to o->drain_timeout_ms, then kills what is left.  Returns the
+ * exit status.
+ */
+int wrk_supervise(const struct wrk_options *o, int processes,
+    const char *self_exe);
+
+#endif
