@@ -286,7 +286,8 @@ jstring(struct jparse *p, size_t *n)
 			    "as an escape such as \\n or \\u%04X)",
 			    c, c);
 		if (c >= 0x80) {
-			if ((l = utf8_len(p->s + p->pos, p->len - p->pos)) == 0)
+			l = utf8_len(p->s + p->pos, p->len - p->pos);
+			if (l == 0)
 				return jfail(p, p->pos,
 				    "invalid UTF-8 byte 0x%02X in string", c);
 			memcpy(out + o, p->s + p->pos, l);
@@ -958,7 +959,8 @@ msgpack_to_json(const msgpack_object *o, msgpack_sbuffer *b)
 }
 
 int
-msgpack_to_json_pretty(const msgpack_object *o, msgpack_sbuffer *b, int indent)
+msgpack_to_json_pretty(
+    const msgpack_object *o, msgpack_sbuffer *b, int indent)
 {
 	struct jprint pr = { .b = b, .indent = indent > 0 ? indent : 0 };
 
@@ -1030,8 +1032,14 @@ mp_depth(const unsigned char *p, size_t len, int max)
 			case 0xd6: skip = 5; break;
 			case 0xd7: skip = 9; break;
 			case 0xd8: skip = 17; break;
-			case 0xdc: case 0xde: cntbytes = 2; container = 1; break;
-			case 0xdd: case 0xdf: cntbytes = 4; container = 1; break;
+			case 0xdc: case 0xde: /* array16, map16 */
+				cntbytes  = 2;
+				container = 1;
+				break;
+			case 0xdd: case 0xdf: /* array32, map32 */
+				cntbytes  = 4;
+				container = 1;
+				break;
 			default: break; /* fixint, nil, bool (0xc1: checked) */
 			}
 		}

@@ -73,6 +73,8 @@ struct wproc {
 	struct proto_writer out;     /* packed result entries */
 	uint32_t            out_n;
 	int                 stopping;
+	double              avg_us;  /* moving average of task run time */
+	uint64_t            n_timed;
 	pthread_t          *threads;
 	int                 n_threads;
 
@@ -98,7 +100,7 @@ wrk_options_defaults(struct wrk_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->slots              = 1;
-	o->prefetch           = 64;
+	o->prefetch           = 1024;
 	o->connect_timeout_ms = 10000;
 	o->drain_timeout_ms   = 10000;
 	o->max_message_size   = 64u << 20;
@@ -241,6 +243,8 @@ executor_main(void *arg)
 	for (;;) {
 		struct wtask *t;
 		int           wake;
+		uint64_t      t0;
+		double        dt;
 
 		while (!w->stopping && w->in_head == NULL)
 			pthread_cond_wait(&w->cv, &w->lock);
@@ -253,10 +257,13 @@ executor_main(void *arg)
 		w->running++;
 		pthread_mutex_unlock(&w->lock);
 
+		t0 = util_now_us();
 		run_task(w, t, &ctx, &zone, &res);
+		dt = (double)(util_now_us() - t0);
 		free(t);
 
 		pthread_mutex_lock(&w->lock);
+		w->avg_us = w->n_timed++ == 0 ? dt : 0.9 * w->avg_us + 0.1 * dt;
 		msgpack_sbuffer_write(&w->out.buf, res.buf.data, res.buf.size);
 		wake = (w->out_n++ == 0);
 		w->running--;
@@ -276,6 +283,38 @@ executor_main(void *arg)
 }
 
 /* ------------------------------------------------------- I/O thread */
+
+/*
+ * How many more tasks to ask for (lock held).  A process holds its running
+ * tasks plus a prefetch: enough queued work to cover about PREFETCH_US of
+ * run time at the measured average (so tiny tasks travel in big batches
+ * and long ones stay in the queue where any free worker can take them),
+ * never more than the configured prefetch, and at most 8 per slot before
+ * the first measurements.
+ */
+#define PREFETCH_US 20000.0
+
+static uint64_t
+credit_locked(struct wproc *w)
+{
+	uint64_t pf = (uint64_t)w->o->prefetch, cap;
+	if (w->draining)
+		return 0;
+	if (w->n_timed < 4) {
+		if (pf > 8u * (uint64_t)w->o->slots)
+			pf = 8u * (uint64_t)w->o->slots;
+	} else {
+		double want = PREFETCH_US / (w->avg_us > 0.05 ? w->avg_us
+		                                               : 0.05) *
+		    w->o->slots;
+		if (want < (double)pf)
+			pf = want < 1.0 ? 1 : (uint64_t)want;
+	}
+	cap = (uint64_t)w->o->slots + pf;
+	if (cap <= w->held + w->granted)
+		return 0;
+	return cap - w->held - w->granted;
+}
 
 static struct req *
 req_new(struct wproc *w, int kind, uint64_t credit)
@@ -353,8 +392,7 @@ send_work(struct wproc *w, int with_results)
 	struct req *r;
 
 	pthread_mutex_lock(&w->lock);
-	if (!w->draining && w->capacity > w->held + w->granted)
-		avail = w->capacity - w->held - w->granted;
+	avail = credit_locked(w);
 	if (with_results) {
 		struct proto_writer tmp = w->out;
 		w->out                  = w->spare;
@@ -559,7 +597,8 @@ io_loop(struct wproc *w)
 	for (;;) {
 		struct pollfd pfd[3];
 		uint64_t      now = util_now_ms();
-		uint32_t      out_n, running, held;
+		uint32_t      out_n, running;
+		uint64_t      avail;
 
 		if (!w->registered && now >= w->hello_deadline) {
 			log_error("no answer from the scheduler at %s within "
@@ -574,13 +613,10 @@ io_loop(struct wproc *w)
 		pthread_mutex_lock(&w->lock);
 		out_n   = w->out_n;
 		running = w->running;
-		held    = w->held;
+		avail   = credit_locked(w);
 		pthread_mutex_unlock(&w->lock);
 
 		if (w->registered) {
-			uint64_t avail = 0;
-			if (w->capacity > held + w->granted)
-				avail = w->capacity - held - w->granted;
 			if (out_n > 0 && !w->res_inflight)
 				send_work(w, 1);
 			if (!w->poll_inflight && !w->draining && avail > 0)
