@@ -71,7 +71,8 @@ struct ferry_client {
 	char                *url;
 	struct ferry_client_opts opts;
 	nng_socket           sock;
-	int                  recv_fd, event_fd;
+	int                  event_fd;
+	nng_aio             *rx;
 	pthread_t            thread;
 	int                  thread_started;
 	pthread_mutex_t      lock;
@@ -526,96 +527,117 @@ on_pipe_lost(ferry_client *c)
 	c->fetch_inflight   = 0;
 	c->submits_inflight = 0;
 	c->connected        = 0;
-	pthread_mutex_unlock(&c->lock);
 	send_hello(c);
+	pthread_mutex_unlock(&c->lock);
 }
 
+/* Send whatever is due (lock held): submissions, cancels, a status
+ * request, and the fetch long poll.  Called from user threads, the receive
+ * callback and the I/O thread, so nothing waits for a thread to wake. */
+static void
+pump_locked(ferry_client *c)
+{
+	uint64_t now;
+
+	if (!c->connected || c->closing)
+		return;
+	now = util_now_ms();
+	while (c->sq_head != NULL &&
+	    c->submits_inflight < MAX_SUBMITS_INFLIGHT &&
+	    now >= c->retry_at_ms) {
+		int before = c->submits_inflight;
+		send_submit_locked(c);
+		if (c->submits_inflight == before)
+			break;
+	}
+	if (c->n_cancel > 0) {
+		struct req *r = req_new(c, REQ_CANCEL);
+		if (r != NULL) {
+			proto_writer_reset(&c->w);
+			proto_begin(&c->w, PROTO_CANCEL, 1);
+			proto_put_key(&c->w, "ids");
+			msgpack_pack_array(&c->w.pk, (uint32_t)c->n_cancel);
+			for (size_t i = 0; i < c->n_cancel; i++)
+				msgpack_pack_uint64(&c->w.pk, c->cancel_ids[i]);
+			c->n_cancel = 0;
+			if (send_req(c, r) != 0)
+				req_clear(r);
+		}
+	}
+	if (c->status_want) {
+		struct req *r  = req_new(c, REQ_STATUS);
+		c->status_want = 0;
+		if (r != NULL) {
+			proto_writer_reset(&c->w);
+			proto_begin(&c->w, PROTO_STATUS, 0);
+			if (send_req(c, r) != 0)
+				req_clear(r);
+		}
+	}
+	if (!c->fetch_inflight) {
+		struct req *r = req_new(c, REQ_FETCH);
+		if (r != NULL) {
+			proto_writer_reset(&c->w);
+			proto_begin(&c->w, PROTO_FETCH, 2);
+			proto_put_uint(&c->w, "ack", c->ack);
+			proto_put_uint(&c->w, "wait_ms", FETCH_WAIT_MS);
+			if (send_req(c, r) == 0)
+				c->fetch_inflight = 1;
+			else
+				req_clear(r);
+		}
+	}
+}
+
+/* Replies arrive here, on an NNG thread, one at a time. */
+static void
+rx_cb(void *arg)
+{
+	ferry_client *c  = arg;
+	int           rv = nng_aio_result(c->rx);
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv == 0) {
+		nng_msg *msg = nng_aio_get_msg(c->rx);
+		handle_reply(c, msg);
+		nng_msg_free(msg);
+		pthread_mutex_lock(&c->lock);
+		pump_locked(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+	nng_recv_aio(c->sock, c->rx);
+}
+
+/* The I/O thread: reconnection, retries after back-pressure, and the
+ * occasional fetch that could not be sent. */
 static void *
 io_main(void *arg)
 {
 	ferry_client *c = arg;
 
+	pthread_mutex_lock(&c->lock);
 	send_hello(c);
+	pthread_mutex_unlock(&c->lock);
 	for (;;) {
-		struct pollfd pfd[2];
+		struct pollfd pfd;
 		int           closing;
 
 		pthread_mutex_lock(&c->lock);
 		closing = c->closing;
-		if (c->connected && !closing) {
-			uint64_t now = util_now_ms();
-			while (c->sq_head != NULL &&
-			    c->submits_inflight < MAX_SUBMITS_INFLIGHT &&
-			    now >= c->retry_at_ms) {
-				int before = c->submits_inflight;
-				send_submit_locked(c);
-				if (c->submits_inflight == before)
-					break;
-			}
-			if (c->n_cancel > 0) {
-				struct req *r = req_new(c, REQ_CANCEL);
-				if (r != NULL) {
-					proto_writer_reset(&c->w);
-					proto_begin(&c->w, PROTO_CANCEL, 1);
-					proto_put_key(&c->w, "ids");
-					msgpack_pack_array(
-					    &c->w.pk, (uint32_t)c->n_cancel);
-					for (size_t i = 0; i < c->n_cancel; i++)
-						msgpack_pack_uint64(
-						    &c->w.pk, c->cancel_ids[i]);
-					c->n_cancel = 0;
-					if (send_req(c, r) != 0)
-						req_clear(r);
-				}
-			}
-			if (c->status_want) {
-				struct req *r = req_new(c, REQ_STATUS);
-				c->status_want = 0;
-				if (r != NULL) {
-					proto_writer_reset(&c->w);
-					proto_begin(&c->w, PROTO_STATUS, 0);
-					if (send_req(c, r) != 0)
-						req_clear(r);
-				}
-			}
-			if (!c->fetch_inflight) {
-				struct req *r = req_new(c, REQ_FETCH);
-				if (r != NULL) {
-					proto_writer_reset(&c->w);
-					proto_begin(&c->w, PROTO_FETCH, 2);
-					proto_put_uint(&c->w, "ack", c->ack);
-					proto_put_uint(
-					    &c->w, "wait_ms", FETCH_WAIT_MS);
-					if (send_req(c, r) == 0)
-						c->fetch_inflight = 1;
-					else
-						req_clear(r);
-				}
-			}
-		}
+		pump_locked(c);
 		pthread_mutex_unlock(&c->lock);
 		if (closing)
 			break;
-
-		pfd[0].fd     = c->recv_fd;
-		pfd[0].events = POLLIN;
-		pfd[1].fd     = c->event_fd;
-		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, c->retry_at_ms ? RETRY_FULL_MS : 200) < 0 &&
+		pfd.fd     = c->event_fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, c->retry_at_ms ? RETRY_FULL_MS : 200) < 0 &&
 		    errno != EINTR)
 			break;
-		if (pfd[1].revents & POLLIN) {
+		if (pfd.revents & POLLIN) {
 			uint64_t v;
 			if (read(c->event_fd, &v, sizeof(v)) < 0) {
 				/* nothing */
 			}
-		}
-		for (int i = 0; i < 256; i++) {
-			nng_msg *msg;
-			if (nng_recvmsg(c->sock, &msg, NNG_FLAG_NONBLOCK) != 0)
-				break;
-			handle_reply(c, msg);
-			nng_msg_free(msg);
 		}
 		if (atomic_exchange(&c->pipe_lost, 0))
 			on_pipe_lost(c);
@@ -638,10 +660,12 @@ ferry_client_connect(ferry_client **out, const char *url, int timeout_ms)
 static void
 client_shutdown(ferry_client *c)
 {
+	pthread_mutex_lock(&c->lock);
+	c->closing = 1;
+	pthread_mutex_unlock(&c->lock);
+	if (c->rx != NULL)
+		nng_aio_stop(c->rx);
 	if (c->thread_started) {
-		pthread_mutex_lock(&c->lock);
-		c->closing = 1;
-		pthread_mutex_unlock(&c->lock);
 		wake(c);
 		pthread_join(c->thread, NULL);
 		c->thread_started = 0;
@@ -650,6 +674,8 @@ client_shutdown(ferry_client *c)
 		nng_close(c->sock);
 		c->sock.id = 0;
 	}
+	nng_aio_free(c->rx);
+	c->rx = NULL;
 }
 
 FERRY_API int
@@ -700,8 +726,7 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	    (rv = util_sock_setup(c->sock, c->opts.max_message_size)) != 0 ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb,
 	         c)) != 0 ||
-	    (rv = nng_socket_get_int(c->sock, NNG_OPT_RECVFD, &c->recv_fd)) !=
-	        0 ||
+	    (rv = nng_aio_alloc(&c->rx, rx_cb, c)) != 0 ||
 	    (rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		rv = util_nng_err(rv);
 		goto fail;
@@ -720,6 +745,7 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 		}
 		c->thread_started = 1;
 	}
+	nng_recv_aio(c->sock, c->rx);
 	timeout = c->opts.connect_timeout_ms;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (timeout > 0) {
@@ -852,7 +878,7 @@ ferry_submit(ferry_client *c, const char *fn, const void *args, size_t len,
     ferry_future **out)
 {
 	size_t fn_len;
-	int    rv, was_empty;
+	int    rv;
 
 	if (c == NULL || out == NULL || (args == NULL && len > 0))
 		return FERRY_EINVAL;
@@ -865,11 +891,10 @@ ferry_submit(ferry_client *c, const char *fn, const void *args, size_t len,
 		pthread_mutex_unlock(&c->lock);
 		return FERRY_ECLOSED;
 	}
-	was_empty = (c->sq_head == NULL);
-	rv        = submit_locked(c, fn, fn_len, args, len, out);
+	rv = submit_locked(c, fn, fn_len, args, len, out);
+	if (rv == 0)
+		pump_locked(c); /* send now unless a batch is already going */
 	pthread_mutex_unlock(&c->lock);
-	if (rv == 0 && was_empty)
-		wake(c);
 	return rv;
 }
 
@@ -899,12 +924,8 @@ ferry_map(ferry_client *c, const char *fn, size_t n, const void *const *args,
 		if ((rv = submit_locked(c, fn, fn_len, args[i], lens[i],
 		         &futs[i])) != 0)
 			break;
-		if ((i & 4095) == 4095) {
-			/* let the I/O thread start sending big maps early */
-			pthread_mutex_unlock(&c->lock);
-			wake(c);
-			pthread_mutex_lock(&c->lock);
-		}
+		if ((i & 4095) == 4095)
+			pump_locked(c); /* start sending big maps early */
 	}
 	if (rv != 0) {
 		/* all or nothing: withdraw the ones queued so far (the
@@ -916,8 +937,9 @@ ferry_map(ferry_client *c, const char *fn, size_t n, const void *const *args,
 			futs[j] = NULL;
 		}
 	}
+	if (rv == 0)
+		pump_locked(c);
 	pthread_mutex_unlock(&c->lock);
-	wake(c);
 	return rv;
 }
 
@@ -1071,8 +1093,8 @@ ferry_cancel(ferry_future *f)
 		c->cap_cancel = ncap;
 	}
 	c->cancel_ids[c->n_cancel++] = f->tag;
+	pump_locked(c);
 	pthread_mutex_unlock(&c->lock);
-	wake(c);
 	return 0;
 }
 
@@ -1238,9 +1260,7 @@ ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
 	pthread_mutex_lock(&c->lock);
 	gen            = c->status_gen;
 	c->status_want = 1;
-	pthread_mutex_unlock(&c->lock);
-	wake(c);
-	pthread_mutex_lock(&c->lock);
+	pump_locked(c);
 	while (c->status_gen == gen && rv == 0)
 		rv = wait_locked(c, timeout_ms, &ts);
 	if (c->status_gen != gen && c->status_bytes != NULL) {

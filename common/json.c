@@ -736,13 +736,16 @@ put_base64(msgpack_sbuffer *b, const void *data, size_t n)
 	return put(b, out, o);
 }
 
-/* Append s (n bytes) as a quoted JSON string. */
+/* Append data (n bytes; NULL if n is 0, as msgpack-c gives empty
+ * strings) as a quoted JSON string. */
 static int
 put_escaped(msgpack_sbuffer *b, const void *data, size_t n)
 {
 	const unsigned char *s   = data;
 	size_t               run = 0, i = 0;
 
+	if (n == 0)
+		return put(b, "\"\"", 2);
 	if (put(b, "\"", 1) != 0)
 		return -1;
 	while (i < n) {

@@ -59,7 +59,9 @@ struct wproc {
 	const struct wrk_options *o;
 	struct ferry_registry     reg;
 	nng_socket                sock;
-	int                       recv_fd, event_fd, signal_fd;
+	int                       event_fd, signal_fd;
+	nng_aio                  *rx;
+	atomic_int                fatal; /* exit status requested by rx */
 	uint32_t                  capacity;
 	char                      name[160];
 	char                      host[128];
@@ -137,6 +139,8 @@ ferry_task_name(const ferry_task *t)
 {
 	return t->name;
 }
+
+static void send_work_locked(struct wproc *w, int with_results);
 
 /* ------------------------------------------------------- executors */
 
@@ -265,10 +269,17 @@ executor_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		w->avg_us = w->n_timed++ == 0 ? dt : 0.9 * w->avg_us + 0.1 * dt;
 		msgpack_sbuffer_write(&w->out.buf, res.buf.data, res.buf.size);
-		wake = (w->out_n++ == 0);
+		w->out_n++;
 		w->running--;
 		w->held--;
 		w->tasks_run++;
+		/* report at once when no report is in flight; otherwise the
+		 * results wait for its answer and leave together */
+		wake = 0;
+		if (w->registered && !w->res_inflight)
+			send_work_locked(w, 1);
+		else if (w->draining)
+			wake = 1;
 		if (wake) {
 			pthread_mutex_unlock(&w->lock);
 			wake_io(w);
@@ -358,8 +369,9 @@ send_req(struct wproc *w, struct req *r, struct proto_writer *pw)
 	return 0;
 }
 
+/* Register (lock held). */
 static void
-send_hello(struct wproc *w)
+send_hello_locked(struct wproc *w)
 {
 	struct req *r = req_new(w, REQ_HELLO, 0);
 	if (r == NULL)
@@ -383,15 +395,14 @@ send_hello(struct wproc *w)
 	w->hello_deadline = util_now_ms() + w->o->connect_timeout_ms;
 }
 
-/* Send a work request; with_results takes the outbox along. */
+/* Send a work request (lock held); with_results takes the outbox along. */
 static void
-send_work(struct wproc *w, int with_results)
+send_work_locked(struct wproc *w, int with_results)
 {
 	uint64_t    avail = 0;
 	uint32_t    n     = 0;
 	struct req *r;
 
-	pthread_mutex_lock(&w->lock);
 	avail = credit_locked(w);
 	if (with_results) {
 		struct proto_writer tmp = w->out;
@@ -405,7 +416,6 @@ send_work(struct wproc *w, int with_results)
 		n        = w->out_n;
 		w->out_n = 0;
 	}
-	pthread_mutex_unlock(&w->lock);
 
 	r = req_new(w, with_results ? REQ_RESULTS : REQ_POLL, avail);
 	if (r == NULL)
@@ -499,31 +509,42 @@ drop_inbox(struct wproc *w)
 	return n;
 }
 
+/* Handle one reply from the scheduler (I/O thread). */
 static int
 handle_reply(struct wproc *w, nng_msg *msg)
 {
 	struct proto_msg m;
 	struct req      *r = NULL;
+	const uint8_t   *h;
 	char             err[512];
 	uint32_t         id;
-	int              rv;
+	int              rv, kind;
 
 	if (nng_msg_header_len(msg) < 4)
 		return 0;
-	id = (uint32_t)(((const uint8_t *)nng_msg_header(msg))[0] & 0x7f)
-	        << 24 |
-	    (uint32_t)((const uint8_t *)nng_msg_header(msg))[1] << 16 |
-	    (uint32_t)((const uint8_t *)nng_msg_header(msg))[2] << 8 |
-	    (uint32_t)((const uint8_t *)nng_msg_header(msg))[3];
+	h  = nng_msg_header(msg);
+	id = (uint32_t)(h[0] & 0x7f) << 24 | (uint32_t)h[1] << 16 |
+	    (uint32_t)h[2] << 8 | h[3];
+	rv = proto_decode(&w->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
+	    err, sizeof(err));
+
+	pthread_mutex_lock(&w->lock);
 	for (int i = 0; i < MAX_REQS; i++)
 		if (w->reqs[i].id == id)
 			r = &w->reqs[i];
-	if (r == NULL)
+	if (r == NULL) {
+		pthread_mutex_unlock(&w->lock);
 		return 0; /* a reply from before a reconnection */
-	rv = proto_decode(&w->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
-	    err, sizeof(err));
-	if (r->kind == REQ_HELLO) {
-		r->id = 0;
+	}
+	kind  = r->kind;
+	r->id = 0;
+	if (kind == REQ_HELLO) {
+		if (rv == 0 && m.type == PROTO_WELCOME) {
+			w->registered = 1;
+			w->worker_id  = m.id;
+			w->hb_ms      = m.heartbeat_ms ? m.heartbeat_ms : 1000;
+		}
+		pthread_mutex_unlock(&w->lock);
 		if (rv != 0) {
 			log_error("bad answer to hello: %s", err);
 			return -1;
@@ -537,35 +558,31 @@ handle_reply(struct wproc *w, nng_msg *msg)
 			    proto_type_name(m.type));
 			return -1;
 		}
-		w->registered = 1;
-		w->worker_id  = m.id;
-		w->hb_ms      = m.heartbeat_ms ? m.heartbeat_ms : 1000;
 		log_info("registered with %s as worker %" PRIu64
-		         " (%u slot(s), capacity %u)",
-		    w->o->connect, w->worker_id, w->o->slots, w->capacity);
+		         " (%u slot(s), prefetch up to %d)",
+		    w->o->connect, w->worker_id, w->o->slots, w->o->prefetch);
 		return 0;
 	}
 	if (w->granted >= r->credit)
 		w->granted -= r->credit;
 	else
 		w->granted = 0;
-	if (r->kind == REQ_POLL)
+	if (kind == REQ_POLL)
 		w->poll_inflight = 0;
 	else
 		w->res_inflight = 0;
-	r->id = 0;
+	if (rv == 0 && m.type == PROTO_ERROR && m.code == FERRY_ESTATE) {
+		/* it does not know us (it restarted?): register again */
+		w->registered = 0;
+		send_hello_locked(w);
+	}
+	pthread_mutex_unlock(&w->lock);
 	if (rv != 0) {
 		log_error("bad message from the scheduler: %s", err);
 		return 0;
 	}
 	if (m.type == PROTO_ERROR) {
 		log_warn("scheduler: %s", m.msg);
-		if (m.code == FERRY_ESTATE) {
-			/* it does not know us (it restarted?): register
-			 * again */
-			w->registered = 0;
-			send_hello(w);
-		}
 		return 0;
 	}
 	if (m.type != PROTO_TASKS) {
@@ -576,6 +593,47 @@ handle_reply(struct wproc *w, nng_msg *msg)
 	if (m.n_tasks > 0 && !w->draining)
 		add_tasks(w, &m);
 	return 0;
+}
+
+/* Send what is due (lock held): results, a poll for more, a heartbeat. */
+static void
+pump_locked(struct wproc *w)
+{
+	if (!w->registered)
+		return;
+	if (w->out_n > 0 && !w->res_inflight)
+		send_work_locked(w, 1);
+	if (!w->poll_inflight && !w->draining && credit_locked(w) > 0)
+		send_work_locked(w, 0);
+	if (!w->poll_inflight && !w->res_inflight &&
+	    util_now_ms() - w->last_send_ms >= w->hb_ms)
+		send_work_locked(w, 0); /* heartbeat */
+}
+
+/* Replies arrive here, on an NNG thread, one at a time. */
+static void
+rx_cb(void *arg)
+{
+	struct wproc *w = arg;
+	nng_msg      *msg;
+	int           rv = nng_aio_result(w->rx);
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv == 0) {
+		msg = nng_aio_get_msg(w->rx);
+		rv  = handle_reply(w, msg);
+		nng_msg_free(msg);
+		if (rv != 0) {
+			atomic_store(&w->fatal, 2);
+			wake_io(w);
+			return;
+		}
+		pthread_mutex_lock(&w->lock);
+		pump_locked(w);
+		pthread_mutex_unlock(&w->lock);
+	}
+	nng_recv_aio(w->sock, w->rx);
 }
 
 static void
@@ -593,14 +651,19 @@ io_loop(struct wproc *w)
 {
 	uint64_t drain_deadline = 0;
 
-	send_hello(w);
+	pthread_mutex_lock(&w->lock);
+	send_hello_locked(w);
+	pthread_mutex_unlock(&w->lock);
 	for (;;) {
-		struct pollfd pfd[3];
+		struct pollfd pfd[2];
 		uint64_t      now = util_now_ms();
 		uint32_t      out_n, running;
-		uint64_t      avail;
+		int           inflight, registered;
 
-		if (!w->registered && now >= w->hello_deadline) {
+		pthread_mutex_lock(&w->lock);
+		registered = w->registered;
+		pthread_mutex_unlock(&w->lock);
+		if (!registered && now >= w->hello_deadline) {
 			log_error("no answer from the scheduler at %s within "
 			          "%u ms",
 			    w->o->connect, w->o->connect_timeout_ms);
@@ -610,23 +673,16 @@ io_loop(struct wproc *w)
 			log_warn("supervisor is gone: exiting");
 			return 0;
 		}
+		if (atomic_load(&w->fatal) != 0)
+			return atomic_load(&w->fatal);
 		pthread_mutex_lock(&w->lock);
-		out_n   = w->out_n;
-		running = w->running;
-		avail   = credit_locked(w);
+		pump_locked(w);
+		out_n    = w->out_n;
+		running  = w->running;
+		inflight = w->res_inflight;
 		pthread_mutex_unlock(&w->lock);
-
-		if (w->registered) {
-			if (out_n > 0 && !w->res_inflight)
-				send_work(w, 1);
-			if (!w->poll_inflight && !w->draining && avail > 0)
-				send_work(w, 0);
-			if (!w->poll_inflight && !w->res_inflight &&
-			    util_now_ms() - w->last_send_ms >= w->hb_ms)
-				send_work(w, 0); /* heartbeat */
-		}
 		if (w->draining) {
-			if (running == 0 && out_n == 0 && !w->res_inflight) {
+			if (running == 0 && out_n == 0 && !inflight) {
 				log_info("drained: %" PRIu64 " task(s) run",
 				    w->tasks_run);
 				return 0;
@@ -639,17 +695,15 @@ io_loop(struct wproc *w)
 			}
 		}
 
-		pfd[0].fd     = w->recv_fd;
+		pfd[0].fd     = w->event_fd;
 		pfd[0].events = POLLIN;
-		pfd[1].fd     = w->event_fd;
+		pfd[1].fd     = w->signal_fd;
 		pfd[1].events = POLLIN;
-		pfd[2].fd     = w->signal_fd;
-		pfd[2].events = POLLIN;
-		if (poll(pfd, 3, 100) < 0 && errno != EINTR) {
+		if (poll(pfd, 2, 100) < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			return 1;
 		}
-		if (pfd[2].revents & POLLIN) {
+		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(w->signal_fd, &si, sizeof(si)) > 0 &&
 			    !w->draining) {
@@ -657,26 +711,18 @@ io_loop(struct wproc *w)
 				log_info("signal %u: draining (%u queued "
 				         "task(s) handed back)",
 				    si.ssi_signo, n);
-				w->draining    = 1;
+				pthread_mutex_lock(&w->lock);
+				w->draining = 1;
+				pthread_mutex_unlock(&w->lock);
 				drain_deadline = util_now_ms() +
 				    w->o->drain_timeout_ms;
 			}
 		}
-		if (pfd[1].revents & POLLIN) {
+		if (pfd[0].revents & POLLIN) {
 			uint64_t v;
 			if (read(w->event_fd, &v, sizeof(v)) < 0) {
 				/* nothing */
 			}
-		}
-		for (int i = 0; i < 256; i++) {
-			nng_msg *msg;
-			int      rv;
-			if (nng_recvmsg(w->sock, &msg, NNG_FLAG_NONBLOCK) != 0)
-				break;
-			rv = handle_reply(w, msg);
-			nng_msg_free(msg);
-			if (rv != 0)
-				return 2;
 		}
 		if (atomic_exchange(&w->pipe_lost, 0)) {
 			uint32_t n = drop_inbox(w);
@@ -684,17 +730,18 @@ io_loop(struct wproc *w)
 			         "task(s) dropped (the scheduler re-queues "
 			         "them); registering again",
 			    n);
+			pthread_mutex_lock(&w->lock);
 			memset(w->reqs, 0, sizeof(w->reqs));
 			w->granted       = 0;
 			w->poll_inflight = w->res_inflight = 0;
 			w->registered    = 0;
-			pthread_mutex_lock(&w->lock);
 			proto_writer_reset(&w->out);
 			w->out_n = 0;
+			if (!w->draining)
+				send_hello_locked(w);
 			pthread_mutex_unlock(&w->lock);
 			if (w->draining)
 				return 0;
-			send_hello(w);
 		}
 	}
 }
@@ -708,7 +755,7 @@ wrk_process_run(const struct wrk_options *o)
 
 	memset(&w, 0, sizeof(w));
 	w.o         = o;
-	w.recv_fd   = w.event_fd = w.signal_fd = -1;
+	w.event_fd  = w.signal_fd = -1;
 	w.capacity  = (uint32_t)(o->slots + o->prefetch);
 	w.hb_ms     = 1000;
 	wrk_registry_init(&w.reg);
@@ -762,8 +809,7 @@ wrk_process_run(const struct wrk_options *o)
 	    (rv = util_sock_setup(w.sock, o->max_message_size)) != 0 ||
 	    (rv = nng_pipe_notify(w.sock, NNG_PIPE_EV_REM_POST, pipe_cb,
 	         &w)) != 0 ||
-	    (rv = nng_socket_get_int(w.sock, NNG_OPT_RECVFD, &w.recv_fd)) !=
-	        0) {
+	    (rv = nng_aio_alloc(&w.rx, rx_cb, &w)) != 0) {
 		log_error("cannot open a socket: %s", nng_strerror(rv));
 		rc = 1;
 		goto out;
@@ -790,7 +836,9 @@ wrk_process_run(const struct wrk_options *o)
 			goto out;
 		}
 	}
+	nng_recv_aio(w.sock, w.rx);
 	rc = io_loop(&w);
+	nng_aio_stop(w.rx);
 out:
 	if (w.threads != NULL) {
 		drop_inbox(&w);
@@ -811,8 +859,11 @@ out:
 			pthread_join(w.threads[i], NULL);
 		free(w.threads);
 	}
+	if (w.rx != NULL)
+		nng_aio_stop(w.rx);
 	if (w.sock.id != 0)
 		nng_close(w.sock);
+	nng_aio_free(w.rx);
 	drop_inbox(&w);
 	if (w.signal_fd >= 0)
 		close(w.signal_fd);
