@@ -84,6 +84,7 @@ struct ferry_client {
 	char                 conn_msg[1024];
 	uint64_t             session;
 	uint64_t             next_tag;
+	struct ferry_client_stats stats;
 
 	/* submit queue */
 	struct ferry_future *sq_head, *sq_tail;
@@ -190,6 +191,7 @@ future_complete_locked(ferry_client *c, struct ferry_future *f, int state,
 		it->ready_tail = f;
 	}
 	idmap_del(&c->pending, f->tag);
+	c->stats.completed++;
 	future_release_locked(f); /* the client's reference */
 }
 
@@ -343,6 +345,7 @@ requeue_front_locked(ferry_client *c, struct ferry_future **fs, uint32_t n)
 	for (uint32_t i = n; i-- > 0;) {
 		struct ferry_future *f = fs[i];
 		if (f->state == FERRY_PENDING && !f->queued) {
+			c->stats.resent++;
 			f->next    = c->sq_head;
 			f->queued  = 1;
 			c->sq_head = f;
@@ -403,8 +406,13 @@ handle_results_locked(ferry_client *c, const struct proto_msg *m)
 		const struct proto_result *res = &m->results[i];
 		struct ferry_future       *f   = idmap_get(&c->pending, res->id);
 		int                        state;
-		if (f == NULL)
-			continue; /* already complete: never deliver twice */
+		if (f == NULL) {
+			/* already complete: never deliver twice, but count
+			 * it, a duplicate means a bug somewhere */
+			if (res->id != 0 && res->id <= c->next_tag)
+				c->stats.duplicates++;
+			continue;
+		}
 		if (res->code == 0)
 			state = FERRY_DONE;
 		else if (res->code == FERRY_ECANCELED)
@@ -527,6 +535,7 @@ on_pipe_lost(ferry_client *c)
 	c->fetch_inflight   = 0;
 	c->submits_inflight = 0;
 	c->connected        = 0;
+	c->stats.reconnects++;
 	send_hello(c);
 	pthread_mutex_unlock(&c->lock);
 }
@@ -853,6 +862,7 @@ submit_locked(ferry_client *c, const char *fn, size_t fn_len,
 		return FERRY_ENOMEM;
 	}
 	c->refs++;
+	c->stats.submitted++;
 	if (c->sq_tail != NULL)
 		c->sq_tail->next = f;
 	else
@@ -1314,4 +1324,18 @@ ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
 	}
 	free(bytes);
 	return rv;
+}
+
+FERRY_API int
+ferry_client_stats(ferry_client *c, struct ferry_client_stats *st)
+{
+	size_t sz;
+	if (c == NULL || st == NULL || st->size < sizeof(size_t))
+		return FERRY_EINVAL;
+	sz = st->size < sizeof(*st) ? st->size : sizeof(*st);
+	pthread_mutex_lock(&c->lock);
+	c->stats.size = st->size;
+	memcpy(st, &c->stats, sz);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }

@@ -46,6 +46,7 @@ util_nng_err(int rv)
 	case NNG_ENOENT: return FERRY_ECONNECT;
 	case NNG_EMSGSIZE: return FERRY_ETOOBIG;
 	case NNG_EPROTO: return FERRY_EPROTO;
+	case NNG_ENOTSUP: return FERRY_EINVAL; /* e.g. an unknown URL scheme */
 	default: return FERRY_ETRANSPORT;
 	}
 }

@@ -77,13 +77,24 @@ add(ferry_task *t, const msgpack_object *args)
 	return 0;
 }
 
-/* square [n]: returns n * n. */
+/* square [n] or [n, delay_us]: returns n * n, after sleeping delay_us. */
 static int
 square(ferry_task *t, const msgpack_object *args)
 {
-	double n;
+	double n, us = 0;
 	if (arg_num(t, args, 0, &n) != 0)
 		return -1;
+	if (args->via.array.size > 1 && arg_num(t, args, 1, &us) != 0)
+		return -1;
+	if (us > 0) {
+		struct timespec ts;
+		if (us > 60e6)
+			return ferry_task_fail(t, "square: delay too long");
+		ts.tv_sec  = (time_t)(us / 1e6);
+		ts.tv_nsec = (long)((us - (double)ts.tv_sec * 1e6) * 1e3);
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
 	pack_num(ferry_task_packer(t), n * n);
 	return 0;
 }

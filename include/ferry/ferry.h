@@ -192,6 +192,22 @@ FERRY_API int ferry_iter_next(ferry_iter *it, int timeout_ms,
     ferry_future **f);
 FERRY_API void ferry_iter_free(ferry_iter *it);
 
+/* Counters of one client, as ferry_client_stats() reports them. */
+struct ferry_client_stats {
+	size_t size;           /* set to sizeof(struct ferry_client_stats) */
+	uint64_t submitted;    /* tasks handed to ferry_submit/ferry_map */
+	uint64_t completed;    /* futures completed (any outcome) */
+	uint64_t duplicates;   /* results received for an already completed
+	                        * task and ignored (should stay 0) */
+	uint64_t resent;       /* tasks sent again after a reconnection or
+	                        * a full queue */
+	uint64_t reconnects;   /* connections re-established */
+};
+
+/* Fill st (st->size must be set) with the client's counters. */
+FERRY_API int ferry_client_stats(ferry_client *c,
+    struct ferry_client_stats *st);
+
 /* Counters of a cluster, as ferry_cluster_status() reports them. */
 struct ferry_status {
 	size_t size;             /* set to sizeof(struct ferry_status) */

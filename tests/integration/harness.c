@@ -1,0 +1,483 @@
+/*
+ * harness.c - helpers for integration tests that run the real binaries.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "json.h"
+
+extern char **environ;
+
+#define MAX_PIDS 256
+
+static char  ferry_bin[4096];
+static char  tmpdir[256];
+static pid_t pids[MAX_PIDS];
+static int   n_pids;
+static int   url_seq;
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+rm_rf(const char *path)
+{
+	DIR           *d = opendir(path);
+	struct dirent *e;
+	if (d != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			char p[4096];
+			if (strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+			rm_rf(p);
+		}
+		closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+static void
+at_exit_cleanup(void)
+{
+	h_cleanup();
+	if (getenv("FERRY_TEST_KEEP") == NULL && tmpdir[0] != '\0')
+		rm_rf(tmpdir);
+}
+
+void
+h_init(int argc, char **argv)
+{
+	const char *bin = argc > 1 ? argv[1] : getenv("FERRY_BIN");
+	if (bin == NULL) {
+		fprintf(stderr, "usage: %s FERRY_BINARY (or set FERRY_BIN)\n",
+		    argv[0]);
+		exit(2);
+	}
+	if (realpath(bin, ferry_bin) == NULL) {
+		fprintf(stderr, "%s: %s\n", bin, strerror(errno));
+		exit(2);
+	}
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-test-XXXXXX");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	atexit(at_exit_cleanup);
+	signal(SIGPIPE, SIG_IGN);
+	printf("# test directory %s\n", tmpdir);
+}
+
+const char *
+h_ferry(void)
+{
+	return ferry_bin;
+}
+
+const char *
+h_dir(void)
+{
+	return tmpdir;
+}
+
+void
+h_ipc_url(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "ipc://%s/%s-%d.sock", tmpdir, name, ++url_seq);
+}
+
+void
+h_tcp_url(char *buf, size_t len)
+{
+	struct sockaddr_in a;
+	socklen_t          alen = sizeof(a);
+	int                fd   = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family      = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+		perror("free port");
+		exit(2);
+	}
+	close(fd);
+	snprintf(buf, len, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+}
+
+static pid_t
+spawn(const char *const *args, const char *out, const char *err, int setsid)
+{
+	const char                *argv[64];
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t          attr;
+	pid_t                      pid;
+	int                        n = 0, rv;
+
+	argv[n++] = "ferry";
+	for (int i = 0; args[i] != NULL && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	posix_spawn_file_actions_addopen(
+	    &fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out,
+	    O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err,
+	    O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (setsid)
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+	rv = posix_spawn(&pid, ferry_bin, &fa, &attr, (char *const *)argv,
+	    environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (rv != 0) {
+		fprintf(stderr, "spawn %s: %s\n", ferry_bin, strerror(rv));
+		exit(2);
+	}
+	return pid;
+}
+
+pid_t
+h_start(const char *logname, const char *const *args)
+{
+	char  log[512];
+	pid_t pid;
+	snprintf(log, sizeof(log), "%s/%s.log", tmpdir, logname);
+	pid = spawn(args, log, log, 1);
+	if (n_pids < MAX_PIDS)
+		pids[n_pids++] = pid;
+	return pid;
+}
+
+static char *
+slurp(const char *path)
+{
+	FILE  *f = fopen(path, "r");
+	char  *buf;
+	long   n;
+	if (f == NULL)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)n + 1);
+	if (buf != NULL && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n)
+		buf[0] = '\0';
+	fclose(f);
+	return buf;
+}
+
+int
+h_run(const char *const *args, int timeout_ms, char **out, char **err)
+{
+	char     o[512], e[512];
+	pid_t    pid;
+	int      st;
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+
+	snprintf(o, sizeof(o), "%s/run-%d.out", tmpdir, ++url_seq);
+	snprintf(e, sizeof(e), "%s/run-%d.err", tmpdir, url_seq);
+	pid = spawn(args, o, e, 0);
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			break;
+		if (now_ms() > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			st = -1;
+			break;
+		}
+		usleep(10000);
+	}
+	if (out != NULL)
+		*out = slurp(o);
+	if (err != NULL)
+		*err = slurp(e);
+	unlink(o);
+	unlink(e);
+	if (st == -1)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+pid_t
+h_scheduler(const char *url, const char *const *extra)
+{
+	const char *args[32];
+	int         n = 0;
+	args[n++]     = "scheduler";
+	args[n++]     = "--listen";
+	args[n++]     = url;
+	for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	return h_start("scheduler", args);
+}
+
+pid_t
+h_workers(const char *url, int n, const char *const *extra)
+{
+	const char *args[32];
+	char        num[16];
+	int         k = 0;
+	snprintf(num, sizeof(num), "%d", n);
+	args[k++] = "worker";
+	args[k++] = "--connect";
+	args[k++] = url;
+	args[k++] = "--processes";
+	args[k++] = num;
+	args[k++] = "--library";
+	args[k++] = "ferry_examples";
+	for (int i = 0; extra != NULL && extra[i] != NULL && k < 31; i++)
+		args[k++] = extra[i];
+	args[k] = NULL;
+	return h_start("workers", args);
+}
+
+ferry_client *
+h_connect(const char *url)
+{
+	ferry_client *c  = NULL;
+	int           rv = ferry_client_connect(&c, url, 10000);
+	if (rv != 0) {
+		fprintf(stderr, "connect %s: %s\n", url, ferry_strerror(rv));
+		h_dump_logs();
+		return NULL;
+	}
+	return c;
+}
+
+/* The status document as a msgpack object in zone (NULL on failure). */
+static int
+status_obj(ferry_client *c, msgpack_zone *zone, msgpack_object *o,
+    msgpack_sbuffer *sb)
+{
+	char          *json = NULL, err[256];
+	msgpack_packer pk;
+	size_t         off = 0;
+	struct ferry_status st;
+	memset(&st, 0, sizeof(st));
+	st.size = sizeof(st);
+	if (ferry_cluster_status(c, &st, &json, 5000) != 0)
+		return -1;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (json_to_msgpack(json, strlen(json), &pk, err, sizeof(err)) != 0 ||
+	    msgpack_unpack(sb->data, sb->size, &off, zone, o) !=
+	        MSGPACK_UNPACK_SUCCESS) {
+		free(json);
+		return -1;
+	}
+	free(json);
+	return 0;
+}
+
+static const msgpack_object *
+get(const msgpack_object *m, const char *key)
+{
+	size_t n = strlen(key);
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+		    memcmp(k->via.str.ptr, key, n) == 0)
+			return &m->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+uint64_t
+h_status_uint(ferry_client *c, const char *key)
+{
+	msgpack_zone          zone;
+	msgpack_sbuffer       sb;
+	msgpack_object        o;
+	const msgpack_object *v;
+	uint64_t              r = UINT64_MAX;
+	msgpack_zone_init(&zone, 4096);
+	msgpack_sbuffer_init(&sb);
+	if (status_obj(c, &zone, &o, &sb) == 0 && (v = get(&o, key)) != NULL &&
+	    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		r = v->via.u64;
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&sb);
+	return r;
+}
+
+int
+h_wait_workers(ferry_client *c, uint32_t n, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	while (now_ms() < end) {
+		uint64_t w = h_status_uint(c, "workers");
+		if (w != UINT64_MAX && w >= n)
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
+int
+h_worker_pids(ferry_client *c, pid_t *out, int max)
+{
+	msgpack_zone          zone;
+	msgpack_sbuffer       sb;
+	msgpack_object        o;
+	const msgpack_object *wl, *p;
+	int                   n = 0;
+	msgpack_zone_init(&zone, 4096);
+	msgpack_sbuffer_init(&sb);
+	if (status_obj(c, &zone, &o, &sb) == 0 &&
+	    (wl = get(&o, "worker_list")) != NULL &&
+	    wl->type == MSGPACK_OBJECT_ARRAY)
+		for (uint32_t i = 0; i < wl->via.array.size && n < max; i++)
+			if ((p = get(&wl->via.array.ptr[i], "pid")) != NULL &&
+			    p->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+				out[n++] = (pid_t)p->via.u64;
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&sb);
+	return n;
+}
+
+int
+h_alive(pid_t pid)
+{
+	char  path[64], state = 0;
+	FILE *f;
+	int   st;
+	if (pid <= 0)
+		return 0;
+	if (waitpid(pid, &st, WNOHANG) == pid)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%*d %*s %c", &state) != 1)
+		state = 0;
+	fclose(f);
+	return state != 0 && state != 'Z' && state != 'X';
+}
+
+void
+h_stop(pid_t pid, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	int      st;
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	while (h_alive(pid) && now_ms() < end)
+		usleep(10000);
+	if (h_alive(pid)) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	waitpid(pid, &st, 0);
+	kill(-pid, SIGKILL); /* its session: worker processes */
+	for (int i = 0; i < n_pids; i++)
+		if (pids[i] == pid)
+			pids[i] = 0;
+}
+
+void
+h_cleanup(void)
+{
+	for (int i = 0; i < n_pids; i++) {
+		if (pids[i] > 0) {
+			kill(-pids[i], SIGKILL);
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+			pids[i] = 0;
+		}
+	}
+	n_pids = 0;
+}
+
+size_t
+h_pack_uint_array1(uint8_t *buf, uint64_t n)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	size_t          len;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_uint64(&pk, n);
+	memcpy(buf, sb.data, sb.size);
+	len = sb.size;
+	msgpack_sbuffer_destroy(&sb);
+	return len;
+}
+
+int
+h_unpack_uint(const void *data, size_t len, uint64_t *v)
+{
+	msgpack_zone   zone;
+	msgpack_object o;
+	size_t         off = 0;
+	int            rv  = -1;
+	msgpack_zone_init(&zone, 64);
+	if (msgpack_unpack(data, len, &off, &zone, &o) ==
+	        MSGPACK_UNPACK_SUCCESS &&
+	    o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		*v = o.via.u64;
+		rv = 0;
+	}
+	msgpack_zone_destroy(&zone);
+	return rv;
+}
+
+void
+h_dump_logs(void)
+{
+	DIR           *d = opendir(tmpdir);
+	struct dirent *e;
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char  p[4096], line[1024];
+		FILE *f;
+		int   n = 0, total = 0;
+		if (strstr(e->d_name, ".log") == NULL)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
+		if ((f = fopen(p, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL)
+			total++;
+		rewind(f);
+		fprintf(stderr, "--- %s (last 30 of %d lines) ---\n", p, total);
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (++n > total - 30)
+				fputs(line, stderr);
+		fclose(f);
+	}
+	closedir(d);
+}
