@@ -1,0 +1,364 @@
+/*
+ * test_cli.c - the ferry command as a user types it: cluster up and down
+ * from a YAML file, submit, status, help, and bad cluster files.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferry/ferry.h"
+#include "harness.h"
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	h_cleanup();
+	return 0;
+}
+
+/* Write a cluster file into the test directory; returns its path. */
+static char *
+write_cluster(const char *name, const char *tcp, const char *ipc,
+    int processes, const char *extra_group_yaml)
+{
+	static char path[512];
+	FILE       *f;
+	snprintf(path, sizeof(path), "%s/%s.yaml", h_dir(), name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f,
+	    "cluster:\n"
+	    "  name: %s\n"
+	    "  state_dir: %s/state-%s\n"
+	    "log_level: info\n"
+	    "scheduler:\n"
+	    "  listen: [%s, %s]\n"
+	    "  address: %s\n"
+	    "  heartbeat_interval: 500ms\n"
+	    "  heartbeat_timeout: 3s\n"
+	    "  connect_timeout: 15s\n"
+	    "  drain_timeout: 5s\n"
+	    "workers:\n"
+	    "  - name: main\n"
+	    "    processes: %d\n"
+	    "    libraries: [ferry_examples]\n"
+	    "%s",
+	    name, h_dir(), name, tcp, ipc, ipc, processes,
+	    extra_group_yaml ? extra_group_yaml : "");
+	fclose(f);
+	return path;
+}
+
+/* Pids of processes whose command line mentions needle. */
+static int
+pids_mentioning(const char *needle, pid_t *out, int max)
+{
+	DIR           *d = opendir("/proc");
+	struct dirent *e;
+	int            n = 0;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL && n < max) {
+		char  path[300], buf[4096];
+		FILE *f;
+		size_t len;
+		pid_t pid = (pid_t)atoi(e->d_name);
+		if (pid <= 0 || pid == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		for (size_t i = 0; i < len; i++)
+			if (buf[i] == '\0')
+				buf[i] = ' ';
+		buf[len] = '\0';
+		if (strstr(buf, needle) != NULL && h_alive(pid))
+			out[n++] = pid;
+	}
+	closedir(d);
+	return n;
+}
+
+/* cluster up starts everything and returns when the workers are in;
+ * status shows them; down leaves no process behind. */
+static void
+test_cluster_up_down(void **state)
+{
+	char          tcp[128], ipc[128], *out = NULL, *err = NULL, *path;
+	char          sock[128];
+	const char   *up[]     = { "cluster", "up", "-f", NULL, NULL };
+	const char   *down[]   = { "cluster", "down", "-f", NULL, NULL };
+	const char   *status[] = { "cluster", "status", "-f", NULL, NULL };
+	pid_t         before[64], wpids[8], after[64];
+	int           nb, nw, rc;
+	ferry_client *c;
+	(void)state;
+
+	h_tcp_url(tcp, sizeof(tcp));
+	h_ipc_url(ipc, sizeof(ipc), "cluster");
+	path      = write_cluster("updown", tcp, ipc, 2, NULL);
+	up[3]     = path;
+	down[3]   = path;
+	status[3] = path;
+
+	rc = h_run(up, 60000, &out, &err);
+	if (rc != 0)
+		fprintf(stderr, "up: %s%s", out, err);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "is up"));
+	assert_non_null(strstr(out, "2 worker process(es)"));
+	free(out);
+	free(err);
+
+	/* the scheduler and the supervisor mention the file; the worker
+	 * processes are the ones the scheduler lists */
+	nb = pids_mentioning(path, before, 64);
+	assert_true(nb >= 2);
+	snprintf(sock, sizeof(sock), "%s", ipc);
+	assert_non_null(c = h_connect(sock));
+	nw = h_worker_pids(c, wpids, 8);
+	assert_int_equal(nw, 2);
+	ferry_client_close(c);
+
+	rc = h_run(status, 20000, &out, &err);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "scheduler pid"));
+	assert_non_null(strstr(out, "2 process(es)"));
+	free(out);
+	free(err);
+
+	/* a second up refuses: it is already up */
+	rc = h_run(up, 20000, &out, &err);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err, "already up"));
+	free(out);
+	free(err);
+
+	rc = h_run(down, 60000, &out, &err);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "is down"));
+	free(out);
+	free(err);
+
+	for (int i = 0; i < nb; i++)
+		assert_false(h_alive(before[i]));
+	for (int i = 0; i < nw; i++)
+		assert_false(h_alive(wpids[i]));
+	assert_int_equal(pids_mentioning(path, after, 64), 0);
+
+	/* down again is harmless */
+	rc = h_run(down, 20000, &out, &err);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "not up"));
+	free(out);
+	free(err);
+}
+
+/* ferry submit prints results, and fails clearly on unknown functions. */
+static void
+test_submit(void **state)
+{
+	char        url[128], *out = NULL, *err = NULL;
+	const char *add[]  = { "submit", "-c", NULL, "add", "2", "3", NULL };
+	const char *echo[] = { "submit", "-c", NULL, "--args",
+		"{\"k\": [1, \"two\", null]}", "echo", NULL };
+	const char *unk[]  = { "submit", "-c", NULL, "no_such_fn", "1", NULL };
+	const char *fail[] = { "submit", "-c", NULL, "fail", "boom", NULL };
+	const char *badj[] = { "submit", "-c", NULL, "--args", "{oops",
+		"echo", NULL };
+	int         rc;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "submit");
+	h_scheduler(url, NULL);
+	h_workers(url, 1, NULL);
+	{
+		ferry_client *c = h_connect(url);
+		assert_non_null(c);
+		assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+		ferry_client_close(c);
+	}
+	add[2] = echo[2] = unk[2] = fail[2] = badj[2] = url;
+
+	rc = h_run(add, 20000, &out, &err);
+	assert_int_equal(rc, 0);
+	assert_string_equal(out, "5\n");
+	free(out);
+	free(err);
+
+	rc = h_run(echo, 20000, &out, &err);
+	assert_int_equal(rc, 0);
+	assert_string_equal(out, "{\"k\":[1,\"two\",null]}\n");
+	free(out);
+	free(err);
+
+	rc = h_run(unk, 20000, &out, &err);
+	assert_int_not_equal(rc, 0);
+	assert_string_equal(out, "");
+	assert_non_null(strstr(err, "unknown function 'no_such_fn'"));
+	free(out);
+	free(err);
+
+	rc = h_run(fail, 20000, &out, &err);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(err, "boom"));
+	free(out);
+	free(err);
+
+	rc = h_run(badj, 20000, &out, &err);
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(err, "--args"));
+	free(out);
+	free(err);
+}
+
+/* Invalid cluster files: a clear file:line:column error, exit non-zero,
+ * and nothing started. */
+static void
+test_bad_cluster_file(void **state)
+{
+	char        path[512], statedir[512], *out = NULL, *err = NULL;
+	const char *up[] = { "cluster", "up", "-f", path, NULL };
+	FILE       *f;
+	int         rc;
+	struct stat st;
+	(void)state;
+
+	snprintf(path, sizeof(path), "%s/bad.yaml", h_dir());
+	snprintf(statedir, sizeof(statedir), "%s/state-bad", h_dir());
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f,
+	    "cluster:\n"
+	    "  name: bad\n"
+	    "  state_dir: %s\n"
+	    "scheduler:\n"
+	    "  listen: [ipc://%s/bad.sock]\n"
+	    "  heartbeat_timeout: soon\n"
+	    "workers:\n"
+	    "  - name: main\n"
+	    "    libraries: [ferry_examples]\n",
+	    statedir, h_dir());
+	fclose(f);
+	rc = h_run(up, 20000, &out, &err);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err, "bad.yaml:6:"));
+	assert_non_null(strstr(err, "heartbeat_timeout"));
+	assert_int_not_equal(stat(statedir, &st), 0); /* nothing started */
+	free(out);
+	free(err);
+
+	/* a library that does not exist is caught before anything starts */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f,
+	    "cluster:\n"
+	    "  name: bad\n"
+	    "  state_dir: %s\n"
+	    "scheduler:\n"
+	    "  listen: [ipc://%s/bad.sock]\n"
+	    "workers:\n"
+	    "  - name: main\n"
+	    "    libraries: [no_such_library]\n",
+	    statedir, h_dir());
+	fclose(f);
+	rc = h_run(up, 20000, &out, &err);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err, "no_such_library"));
+	assert_int_not_equal(stat(statedir, &st), 0);
+	free(out);
+	free(err);
+}
+
+/* Every command answers --help with its usage and exits 0. */
+static void
+test_help(void **state)
+{
+	static const char *cmds[][3] = {
+		{ "--help", NULL, NULL },
+		{ "scheduler", "--help", NULL },
+		{ "worker", "--help", NULL },
+		{ "cluster", "--help", NULL },
+		{ "submit", "--help", NULL },
+		{ "status", "--help", NULL },
+		{ "bench", "--help", NULL },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *out = NULL, *err = NULL;
+		int   rc  = h_run(cmds[i], 10000, &out, &err);
+		assert_int_equal(rc, 0);
+		assert_non_null(strstr(out, "usage: ferry"));
+		free(out);
+		free(err);
+	}
+	{
+		const char *bad[] = { "frobnicate", NULL };
+		char       *out = NULL, *err = NULL;
+		assert_int_equal(h_run(bad, 10000, &out, &err), 2);
+		assert_non_null(strstr(err, "unknown command 'frobnicate'"));
+		free(out);
+		free(err);
+	}
+}
+
+/* ferry status against a live scheduler shows workers and counters. */
+static void
+test_status(void **state)
+{
+	char        url[128], *out = NULL, *err = NULL;
+	const char *st[]  = { "status", "-c", NULL, NULL };
+	const char *stj[] = { "status", "-c", NULL, "--json", NULL };
+	(void)state;
+	h_ipc_url(url, sizeof(url), "status");
+	h_scheduler(url, NULL);
+	h_workers(url, 2, NULL);
+	{
+		ferry_client *c = h_connect(url);
+		assert_non_null(c);
+		assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+		ferry_client_close(c);
+	}
+	st[2] = stj[2] = url;
+	assert_int_equal(h_run(st, 10000, &out, &err), 0);
+	assert_non_null(strstr(out, "2 process(es), 2 slot(s)"));
+	assert_non_null(strstr(out, "0 queued"));
+	assert_non_null(strstr(out, "WORKER"));
+	free(out);
+	free(err);
+	assert_int_equal(h_run(stj, 10000, &out, &err), 0);
+	assert_non_null(strstr(out, "\"workers\":2"));
+	assert_non_null(strstr(out, "\"worker_list\":["));
+	free(out);
+	free(err);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_help, teardown),
+		cmocka_unit_test_teardown(test_submit, teardown),
+		cmocka_unit_test_teardown(test_status, teardown),
+		cmocka_unit_test_teardown(test_bad_cluster_file, teardown),
+		cmocka_unit_test_teardown(test_cluster_up_down, teardown),
+	};
+	int rc;
+	h_init(argc, argv);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	if (rc != 0)
+		h_dump_logs();
+	return rc;
+}
