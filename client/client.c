@@ -1117,7 +1117,22 @@ ferry_future_free(ferry_future *f)
 	c = f->c;
 	pthread_mutex_lock(&c->lock);
 	if (f->iter != NULL) {
-		f->iter->total--;
+		/* freed while an iterator still holds it (the header says
+		 * not to): take it out so the iterator stays sound */
+		struct ferry_iter   *it   = f->iter;
+		struct ferry_future *prev = NULL, *x;
+		for (x = it->ready_head; x != NULL; prev = x, x = x->iter_next)
+			if (x == f)
+				break;
+		if (x != NULL) {
+			if (prev != NULL)
+				prev->iter_next = f->iter_next;
+			else
+				it->ready_head = f->iter_next;
+			if (it->ready_tail == f)
+				it->ready_tail = prev;
+		}
+		it->total--;
 		f->iter = NULL;
 	}
 	if (!future_release_locked(f))
@@ -1201,6 +1216,7 @@ ferry_iter_next(ferry_iter *it, int timeout_ms, ferry_future **f)
 			if (it->ready_head == NULL)
 				it->ready_tail = NULL;
 			(*f)->iter_next = NULL;
+			(*f)->iter      = NULL; /* yielded: no longer ours */
 			it->yielded++;
 			rv = 0;
 			break;

@@ -1042,7 +1042,7 @@ load_group(struct ctx *x, const struct node *m, struct conf *c,
 	c->n_groups++; /* g now belongs to c, for conf_free */
 	g->processes = 0;
 	g->slots = 1;
-	g->prefetch = 64;
+	g->prefetch = 1024;
 
 	if ((v = map_get(m, "name")) == NULL)
 		return missing(x, m, "name", "a unique group name");

@@ -558,7 +558,7 @@ test_local_yaml(void **state)
 	assert_string_equal(c.groups[0].name, "default");
 	assert_int_equal(c.groups[0].processes, 0);
 	assert_int_equal(c.groups[0].slots, 1);
-	assert_int_equal(c.groups[0].prefetch, 64);
+	assert_int_equal(c.groups[0].prefetch, 1024);
 	assert_int_equal(c.groups[0].n_libraries, 1);
 	assert_string_equal(c.groups[0].libraries[0], "ferry_examples");
 	assert_ptr_equal(conf_group_find(&c, "default"), &c.groups[0]);
@@ -691,7 +691,7 @@ test_minimal_and_nulls(void **state)
 		assert_string_equal(c.groups[0].name, "a");
 		assert_int_equal(c.groups[0].processes, 0);
 		assert_int_equal(c.groups[0].slots, 1);
-		assert_int_equal(c.groups[0].prefetch, 64);
+		assert_int_equal(c.groups[0].prefetch, 1024);
 		assert_int_equal(c.groups[0].n_libraries, 1);
 		assert_string_equal(c.groups[0].libraries[0], "x");
 		conf_free(&c);

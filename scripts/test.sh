@@ -1,0 +1,46 @@
+#!/bin/sh
+# test.sh - the whole test suite: unit, integration and fuzz tests on a
+# normal build, then again on an AddressSanitizer + UndefinedBehavior-
+# Sanitizer build, then the unit tests under valgrind.  Installs missing
+# packages first (needs root or sudo for that).
+set -eu
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+
+run() {
+	echo "== $*"
+	"$@"
+}
+
+# 1. normal build, all suites
+if [ ! -f build-test/build.ninja ]; then
+	run meson setup build-test --buildtype=debugoptimized --werror
+fi
+run ninja -C build-test
+run meson test -C build-test --print-errorlogs --num-processes 2
+
+# 2. sanitizers
+if [ ! -f build-asan/build.ninja ]; then
+	run meson setup build-asan --buildtype=debug \
+	    -Db_sanitize=address,undefined -Db_lundef=false
+fi
+run ninja -C build-asan
+# The integration tests start schedulers and workers that the tests later
+# kill; their sanitizer reports go to files, and any report fails the run.
+reports=$(mktemp -d /tmp/ferry-sanitizer.XXXXXX)
+ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan" \
+UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan" \
+    run meson test -C build-asan --print-errorlogs --num-processes 2
+if [ -n "$(ls -A "$reports")" ]; then
+	echo "== sanitizer reports from processes under test:"
+	cat "$reports"/*
+	exit 1
+fi
+rm -rf "$reports"
+
+# 3. valgrind on the unit tests (the integration tests run real
+#    processes; their memory is checked by the sanitizer build)
+run meson test -C build-test --setup valgrind --suite unit --print-errorlogs
+
+echo "== all tests passed"
