@@ -418,8 +418,11 @@ cmd_cluster(int argc, char **argv)
 		conf_free(&c);
 		return 1;
 	}
-	if (strcmp(action, "up") == 0)
+	if (strcmp(action, "up") == 0) {
+		/* the cluster outlives this command */
+		unsetenv("FERRY_PARENT_DEATHSIG");
 		rc = cluster_up(&c, dir, timeout);
+	}
 	else if (strcmp(action, "down") == 0)
 		rc = cluster_down(&c, dir);
 	else if (strcmp(action, "status") == 0)

@@ -89,6 +89,9 @@ h_init(int argc, char **argv)
 		exit(2);
 	}
 	atexit(at_exit_cleanup);
+	/* processes we start die with us even if we crash (the worker
+	 * supervisor's own children exit when it does) */
+	setenv("FERRY_PARENT_DEATHSIG", "1", 1);
 	signal(SIGPIPE, SIG_IGN);
 	printf("# test directory %s\n", tmpdir);
 }
