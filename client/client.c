@@ -65,6 +65,8 @@ struct req {
 	int                   kind;
 	struct ferry_future **futs; /* submit: the futures it carried */
 	uint32_t              n_futs;
+	uint64_t             *ids;  /* cancel: the ids it carried */
+	uint32_t              n_ids;
 };
 
 struct ferry_client {
@@ -80,6 +82,9 @@ struct ferry_client {
 	int                  refs;       /* user + live futures */
 	int                  closing;
 	int                  connected;  /* welcome received */
+	int                  was_connected;
+	int                  hello_inflight;
+	uint64_t             hello_retry_ms;
 	int                  conn_error; /* fatal error from hello */
 	char                 conn_msg[1024];
 	uint64_t             session;
@@ -217,6 +222,8 @@ req_new(ferry_client *c, int kind)
 			c->reqs[i].kind   = kind;
 			c->reqs[i].futs   = NULL;
 			c->reqs[i].n_futs = 0;
+			c->reqs[i].ids    = NULL;
+			c->reqs[i].n_ids  = 0;
 			return &c->reqs[i];
 		}
 	}
@@ -227,6 +234,7 @@ static void
 req_clear(struct req *r)
 {
 	free(r->futs);
+	free(r->ids);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -265,6 +273,8 @@ send_hello(ferry_client *c)
 	proto_put_uint(&c->w, "session", c->session);
 	if (send_req(c, r) != 0)
 		req_clear(r);
+	else
+		c->hello_inflight = 1;
 }
 
 /* Build and send one submit message from the queue (lock held). */
@@ -426,6 +436,30 @@ handle_results_locked(ferry_client *c, const struct proto_msg *m)
 		c->ack = m->seq;
 }
 
+/* The scheduler no longer knows our session (it expired, or the scheduler
+ * restarted): tasks it had accepted are gone; fail their futures.  Tasks
+ * not yet accepted are sent again. */
+static void
+session_lost_locked(ferry_client *c)
+{
+	struct ferry_future **fs;
+	size_t                n = 0;
+
+	fs = calloc(c->pending.count + 1, sizeof(*fs));
+	for (size_t i = 0; fs != NULL && i < c->pending.cap; i++) {
+		struct ferry_future *f = c->pending.slots[i].val;
+		if (c->pending.slots[i].key != 0 && !f->queued)
+			fs[n++] = f;
+	}
+	for (size_t i = 0; i < n; i++)
+		future_complete_locked(c, fs[i], FERRY_FAILED, FERRY_ECLOSED,
+		    "the scheduler lost this client's session while it was "
+		    "disconnected",
+		    66);
+	free(fs);
+	c->ack = 0;
+}
+
 static void
 handle_reply(ferry_client *c, nng_msg *msg)
 {
@@ -452,7 +486,12 @@ handle_reply(ferry_client *c, nng_msg *msg)
 	pthread_mutex_lock(&c->lock);
 	switch (r->kind) {
 	case REQ_HELLO:
-		if (rv != 0) {
+		c->hello_inflight = 0;
+		if (c->was_connected && (rv != 0 || m.type == PROTO_ERROR)) {
+			/* re-registering after a dropped connection: the
+			 * scheduler may not have seen the old one go yet */
+			c->hello_retry_ms = util_now_ms() + 200;
+		} else if (rv != 0) {
 			c->conn_error = rv;
 			snprintf(c->conn_msg, sizeof(c->conn_msg),
 			    "bad answer to hello: %s", err);
@@ -461,7 +500,13 @@ handle_reply(ferry_client *c, nng_msg *msg)
 			snprintf(c->conn_msg, sizeof(c->conn_msg),
 			    "scheduler refused the connection: %s", m.msg);
 		} else if (m.type == PROTO_WELCOME) {
-			c->connected = 1;
+			if (m.max_message_size >= 65536 &&
+			    m.max_message_size < c->opts.max_message_size)
+				c->opts.max_message_size = m.max_message_size;
+			if (c->was_connected && !m.resumed)
+				session_lost_locked(c);
+			c->connected     = 1;
+			c->was_connected = 1;
 		}
 		break;
 	case REQ_SUBMIT:
@@ -515,6 +560,8 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	wake(c);
 }
 
+static int cancel_add_locked(ferry_client *c, uint64_t tag);
+
 static void
 on_pipe_lost(ferry_client *c)
 {
@@ -529,15 +576,36 @@ on_pipe_lost(ferry_client *c)
 			requeue_front_locked(c, r->futs, r->n_futs);
 			free(r->futs);
 			r->futs = NULL;
+		} else if (r->kind == REQ_CANCEL) {
+			for (uint32_t j = 0; j < r->n_ids; j++)
+				if (cancel_add_locked(c, r->ids[j]) != 0)
+					break;
 		}
 		req_clear(r);
 	}
 	c->fetch_inflight   = 0;
 	c->submits_inflight = 0;
 	c->connected        = 0;
+	c->hello_inflight   = 0;
 	c->stats.reconnects++;
 	send_hello(c);
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* Queue a cancel request for tag (lock held). */
+static int
+cancel_add_locked(ferry_client *c, uint64_t tag)
+{
+	if (c->n_cancel == c->cap_cancel) {
+		size_t    ncap = c->cap_cancel ? c->cap_cancel * 2 : 64;
+		uint64_t *n    = realloc(c->cancel_ids, ncap * sizeof(*n));
+		if (n == NULL)
+			return -1;
+		c->cancel_ids = n;
+		c->cap_cancel = ncap;
+	}
+	c->cancel_ids[c->n_cancel++] = tag;
+	return 0;
 }
 
 /* Send whatever is due (lock held): submissions, cancels, a status
@@ -568,9 +636,17 @@ pump_locked(ferry_client *c)
 			msgpack_pack_array(&c->w.pk, (uint32_t)c->n_cancel);
 			for (size_t i = 0; i < c->n_cancel; i++)
 				msgpack_pack_uint64(&c->w.pk, c->cancel_ids[i]);
-			c->n_cancel = 0;
-			if (send_req(c, r) != 0)
+			/* keep them: sent again if the connection drops */
+			r->ids        = c->cancel_ids;
+			r->n_ids      = (uint32_t)c->n_cancel;
+			c->cancel_ids = NULL;
+			c->n_cancel = c->cap_cancel = 0;
+			if (send_req(c, r) != 0) {
+				c->cancel_ids = r->ids;
+				c->n_cancel = c->cap_cancel = r->n_ids;
+				r->ids                      = NULL;
 				req_clear(r);
+			}
 		}
 	}
 	if (c->status_want) {
@@ -633,6 +709,9 @@ io_main(void *arg)
 
 		pthread_mutex_lock(&c->lock);
 		closing = c->closing;
+		if (!c->connected && c->was_connected && !c->hello_inflight &&
+		    !closing && util_now_ms() >= c->hello_retry_ms)
+			send_hello(c);
 		pump_locked(c);
 		pthread_mutex_unlock(&c->lock);
 		if (closing)
@@ -1092,17 +1171,10 @@ ferry_cancel(ferry_future *f)
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
-	if (c->n_cancel == c->cap_cancel) {
-		size_t    ncap = c->cap_cancel ? c->cap_cancel * 2 : 64;
-		uint64_t *n    = realloc(c->cancel_ids, ncap * sizeof(*n));
-		if (n == NULL) {
-			pthread_mutex_unlock(&c->lock);
-			return FERRY_ENOMEM;
-		}
-		c->cancel_ids = n;
-		c->cap_cancel = ncap;
+	if (cancel_add_locked(c, f->tag) != 0) {
+		pthread_mutex_unlock(&c->lock);
+		return FERRY_ENOMEM;
 	}
-	c->cancel_ids[c->n_cancel++] = f->tag;
 	pump_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	return 0;

@@ -27,6 +27,18 @@
 /* Deepest msgpack_object the printer walks (it recurses). */
 #define PRINT_MAX_DEPTH 1000
 
+/*
+ * Most keys-inside-keys the printer renders.  A non-string key becomes its
+ * JSON text inside a string, so each level escapes the quotes and
+ * backslashes of the level inside it again and can double its size: keys
+ * nested 32 deep would print 2^32 times larger than they came in.
+ */
+#define PRINT_MAX_KEY_NESTING 4
+
+/* Printer results other than 0. */
+#define PRINT_NOMEM (-1) /* the buffer could not grow */
+#define PRINT_LIMIT (-2) /* past PRINT_MAX_DEPTH or PRINT_MAX_KEY_NESTING */
+
 /* ---------------------------------------------------------- shared bits */
 
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
@@ -688,7 +700,8 @@ json_to_msgpack(
 
 struct jprint {
 	msgpack_sbuffer *b;
-	int              indent; /* spaces per level; 0 = compact */
+	int              indent;    /* spaces per level; 0 = compact */
+	int              key_depth; /* non-string keys we are inside */
 };
 
 /* Append n bytes (n may be 0). */
@@ -860,10 +873,13 @@ print_key(const struct jprint *pr, const msgpack_object *k, int depth)
 		return put_escaped(pr->b, k->via.str.ptr, k->via.str.size);
 	if (k->type == MSGPACK_OBJECT_BIN)
 		return print_value(pr, k, depth);
+	if (pr->key_depth >= PRINT_MAX_KEY_NESTING)
+		return PRINT_LIMIT;
 	msgpack_sbuffer_init(&tmp);
-	sub.b      = &tmp;
-	sub.indent = 0;
-	rv         = print_value(&sub, k, depth);
+	sub.b         = &tmp;
+	sub.indent    = 0;
+	sub.key_depth = pr->key_depth + 1;
+	rv            = print_value(&sub, k, depth);
 	if (rv == 0)
 		rv = put_escaped(pr->b, tmp.data, tmp.size);
 	msgpack_sbuffer_destroy(&tmp);
@@ -885,18 +901,20 @@ print_ext(const struct jprint *pr, const msgpack_object *o, int depth)
 	    put(pr->b, "\"", 1) != 0 ||
 	    put_base64(pr->b, o->via.ext.ptr, o->via.ext.size) != 0 ||
 	    put(pr->b, "\"", 1) != 0 || put_newline(pr, depth) != 0)
-		return -1;
+		return PRINT_NOMEM;
 	return put(pr->b, "}", 1);
 }
 
-/* Append the JSON text of o, which sits at nesting level depth. */
+/* Append the JSON text of o, which sits at nesting level depth.  Returns
+ * 0, PRINT_NOMEM or PRINT_LIMIT. */
 static int
 print_value(const struct jprint *pr, const msgpack_object *o, int depth)
 {
 	char num[32];
+	int  rv;
 
 	if (depth > PRINT_MAX_DEPTH)
-		return -1;
+		return PRINT_LIMIT;
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL: return put_str(pr->b, "null");
 	case MSGPACK_OBJECT_BOOLEAN:
@@ -914,40 +932,44 @@ print_value(const struct jprint *pr, const msgpack_object *o, int depth)
 	case MSGPACK_OBJECT_BIN:
 		if (put_str(pr->b, "\"base64:") != 0 ||
 		    put_base64(pr->b, o->via.bin.ptr, o->via.bin.size) != 0)
-			return -1;
+			return PRINT_NOMEM;
 		return put(pr->b, "\"", 1);
 	case MSGPACK_OBJECT_EXT: return print_ext(pr, o, depth);
 	case MSGPACK_OBJECT_ARRAY:
 		if (o->via.array.size == 0)
 			return put(pr->b, "[]", 2);
 		if (put(pr->b, "[", 1) != 0)
-			return -1;
+			return PRINT_NOMEM;
 		for (uint32_t i = 0; i < o->via.array.size; i++) {
 			if ((i > 0 && put(pr->b, ",", 1) != 0) ||
-			    put_newline(pr, depth + 1) != 0 ||
-			    print_value(pr, &o->via.array.ptr[i], depth + 1) !=
-			        0)
-				return -1;
+			    put_newline(pr, depth + 1) != 0)
+				return PRINT_NOMEM;
+			rv = print_value(pr, &o->via.array.ptr[i], depth + 1);
+			if (rv != 0)
+				return rv;
 		}
 		if (put_newline(pr, depth) != 0)
-			return -1;
+			return PRINT_NOMEM;
 		return put(pr->b, "]", 1);
 	case MSGPACK_OBJECT_MAP:
 		if (o->via.map.size == 0)
 			return put(pr->b, "{}", 2);
 		if (put(pr->b, "{", 1) != 0)
-			return -1;
+			return PRINT_NOMEM;
 		for (uint32_t i = 0; i < o->via.map.size; i++) {
 			const msgpack_object_kv *kv = &o->via.map.ptr[i];
 			if ((i > 0 && put(pr->b, ",", 1) != 0) ||
-			    put_newline(pr, depth + 1) != 0 ||
-			    print_key(pr, &kv->key, depth + 1) != 0 ||
-			    put_colon(pr) != 0 ||
-			    print_value(pr, &kv->val, depth + 1) != 0)
-				return -1;
+			    put_newline(pr, depth + 1) != 0)
+				return PRINT_NOMEM;
+			if ((rv = print_key(pr, &kv->key, depth + 1)) != 0)
+				return rv;
+			if (put_colon(pr) != 0)
+				return PRINT_NOMEM;
+			if ((rv = print_value(pr, &kv->val, depth + 1)) != 0)
+				return rv;
 		}
 		if (put_newline(pr, depth) != 0)
-			return -1;
+			return PRINT_NOMEM;
 		return put(pr->b, "}", 1);
 	}
 	return put_str(pr->b, "null"); /* a type msgpack-c added later */
@@ -956,18 +978,20 @@ print_value(const struct jprint *pr, const msgpack_object *o, int depth)
 int
 msgpack_to_json(const msgpack_object *o, msgpack_sbuffer *b)
 {
-	struct jprint pr = { .b = b, .indent = 0 };
+	struct jprint pr = { .b = b, .indent = 0, .key_depth = 0 };
 
-	return print_value(&pr, o, 0);
+	return print_value(&pr, o, 0) == 0 ? 0 : -1;
 }
 
 int
 msgpack_to_json_pretty(
     const msgpack_object *o, msgpack_sbuffer *b, int indent)
 {
-	struct jprint pr = { .b = b, .indent = indent > 0 ? indent : 0 };
+	struct jprint pr = {
+		.b = b, .indent = indent > 0 ? indent : 0, .key_depth = 0
+	};
 
-	return print_value(&pr, o, 0);
+	return print_value(&pr, o, 0) == 0 ? 0 : -1;
 }
 
 /* Big-endian unsigned value of the n bytes at p. */
@@ -1077,6 +1101,7 @@ json_from_msgpack_bytes(
 	msgpack_zone    zone;
 	msgpack_object  obj;
 	msgpack_sbuffer b;
+	struct jprint   pr  = { .b = NULL, .indent = 0, .key_depth = 0 };
 	size_t          off = 0;
 	int             rv;
 
@@ -1109,8 +1134,18 @@ json_from_msgpack_bytes(
 		return NULL;
 	}
 	msgpack_sbuffer_init(&b);
-	if (msgpack_to_json(&obj, &b) != 0 || put(&b, "", 1) != 0) {
-		set_err(err, errlen, "out of memory");
+	pr.b = &b;
+	if ((rv = print_value(&pr, &obj, 0)) == 0)
+		rv = put(&b, "", 1);
+	if (rv != 0) {
+		if (rv == PRINT_LIMIT)
+			set_err(err, errlen,
+			    "map keys that are maps or arrays with such keys "
+			    "of their own, nested more than %d deep, cannot "
+			    "be printed as JSON",
+			    PRINT_MAX_KEY_NESTING);
+		else
+			set_err(err, errlen, "out of memory");
 		msgpack_sbuffer_destroy(&b);
 		msgpack_zone_destroy(&zone);
 		return NULL;

@@ -49,8 +49,10 @@ int json_to_msgpack(
  * exponent so they read back as floats), NaN and infinities -> null; map
  * keys that are not strings -> their JSON text inside a string (a bin key
  * -> its "base64:..." string).  Returns 0, or -1 if b could not grow (out
- * of memory) or o is nested more than 1000 levels deep; b may then hold
- * part of the text.
+ * of memory), o is nested more than 1000 levels deep, or o has non-string
+ * keys inside non-string keys more than 4 levels deep (each level escapes
+ * the text inside it again, so the output could double per level); b may
+ * then hold part of the text.
  */
 int msgpack_to_json(const msgpack_object *o, msgpack_sbuffer *b);
 
@@ -68,7 +70,8 @@ int msgpack_to_json_pretty(
  * compact JSON text as a malloc'd NUL-terminated string that the caller
  * frees.  Returns NULL with a message in err (if err is not NULL) when the
  * bytes are empty, truncated, malformed, followed by extra bytes, nested
- * deeper than msgpack-c can decode (32), or memory runs out.
+ * deeper than msgpack-c can decode (32), have keys nested too deeply in
+ * keys to print (see msgpack_to_json()), or memory runs out.
  */
 char *json_from_msgpack_bytes(
     const void *data, size_t len, char *err, size_t errlen);

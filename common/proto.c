@@ -612,6 +612,11 @@ proto_decode(struct proto_decoder *d, const void *data, size_t len,
 		         1)) == 0)
 			rv = get_uint(&c, &root, "max_message_size",
 			    &m->max_message_size, 0);
+		if (rv == 0)
+			rv = get_uint(&c, &root, "heartbeat_timeout_ms",
+			    &m->heartbeat_timeout_ms, 0);
+		if (rv == 0)
+			rv = get_uint(&c, &root, "resumed", &m->resumed, 0);
 		break;
 	case PROTO_SUBMIT:
 	case PROTO_TASKS:

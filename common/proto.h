@@ -77,7 +77,8 @@ struct proto_msg {
 	uint32_t     n_functions;
 
 	/* welcome */
-	uint64_t id, heartbeat_ms, max_message_size;
+	uint64_t id, heartbeat_ms, heartbeat_timeout_ms, max_message_size;
+	uint64_t resumed; /* 1: an existing client session was resumed */
 
 	/* submit, tasks */
 	struct proto_task *tasks;

@@ -107,6 +107,7 @@ struct session {
 	uint64_t        id;
 	uint32_t        pipe;   /* 0 while disconnected */
 	struct idmap    tags;   /* tag -> task (not yet finished) */
+	struct idmap    done;   /* tag -> result (finished, not acked) */
 	struct result  *rhead, *rtail;
 	uint64_t        next_seq;
 	uint64_t        n_results;
@@ -403,6 +404,8 @@ task_finish(struct sched *s, struct task *t, int to, int32_t code,
 				se->rhead = r;
 			se->rtail = r;
 			se->n_results++;
+			if (idmap_put(&se->done, r->tag, r) != 0)
+				log_error("out of memory indexing a result");
 			s->results_stored++;
 			session_mark_dirty(s, se);
 		}
@@ -616,9 +619,11 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	    w->n_functions);
 
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_WELCOME, 3);
+	proto_begin(&s->w, PROTO_WELCOME, 4);
 	proto_put_uint(&s->w, "id", w->id);
 	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
+	proto_put_uint(&s->w, "heartbeat_timeout_ms",
+	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
 	reply(s, hdr, hdr_len);
 }
@@ -701,6 +706,7 @@ session_free(struct sched *s, struct session *se)
 	}
 	free(ts);
 	idmap_fini(&se->tags);
+	idmap_fini(&se->done);
 	for (r = se->rhead; r != NULL; r = next) {
 		next = r->next;
 		s->results_stored--;
@@ -715,6 +721,7 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 {
 	struct session *se;
 	struct peer    *p;
+	int             resumed = 0;
 
 	if (m->session == 0) {
 		reply_error(s, hdr, hdr_len, FERRY_EPROTO,
@@ -742,11 +749,13 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		}
 		se->id = m->session;
 		idmap_init(&se->tags);
+		idmap_init(&se->done);
 		log_info("client session %" PRIx64 " opened (%s pid %" PRIu64
 		         ")",
 		    se->id, m->host, m->pid);
 	} else {
 		log_info("client session %" PRIx64 " reconnected", se->id);
+		resumed = 1;
 	}
 	se->pipe = pipe;
 	se->detach_gen++;
@@ -760,10 +769,13 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	}
 	s->n_clients++;
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_WELCOME, 3);
+	proto_begin(&s->w, PROTO_WELCOME, 5);
 	proto_put_uint(&s->w, "id", se->id);
 	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
+	proto_put_uint(&s->w, "heartbeat_timeout_ms",
+	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+	proto_put_uint(&s->w, "resumed", resumed);
 	reply(s, hdr, hdr_len);
 }
 
@@ -782,8 +794,11 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 		struct task             *t;
 		int                      code = 0;
 
-		if (idmap_get(&se->tags, pt->id) != NULL) {
-			accepted++; /* a re-sent submit: already have it */
+		if (idmap_get(&se->tags, pt->id) != NULL ||
+		    idmap_get(&se->done, pt->id) != NULL) {
+			/* sent again after a reconnection: it is queued,
+			 * running, or its result waits to be fetched */
+			accepted++;
 			continue;
 		}
 		if (pt->id == 0) {
@@ -916,6 +931,7 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 		se->rhead        = r->next;
 		if (se->rhead == NULL)
 			se->rtail = NULL;
+		idmap_del(&se->done, r->tag);
 		se->n_results--;
 		s->results_stored--;
 		free(r);

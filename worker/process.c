@@ -88,7 +88,9 @@ struct wproc {
 	int                 poll_inflight, res_inflight;
 	int                 registered;
 	uint64_t            hello_deadline;
-	uint64_t            hb_ms;
+	uint64_t            hb_ms, hb_timeout_ms;
+	uint64_t            last_reply_ms;
+	size_t              max_msg;
 	uint64_t            last_send_ms;
 	uint64_t            worker_id;
 	int                 draining;
@@ -215,12 +217,12 @@ run_task(struct wproc *w, struct wtask *t, struct ferry_task *ctx,
 		    t->name);
 		goto report;
 	}
-	if (ctx->out.size + 4096 > w->o->max_message_size) {
+	if (ctx->out.size + 4096 > w->max_msg) {
 		code = FERRY_ETOOBIG;
 		snprintf(msg, sizeof(msg),
 		    "result of '%s' is %zu bytes, over the message limit of "
 		    "%zu",
-		    t->name, ctx->out.size, w->o->max_message_size);
+		    t->name, ctx->out.size, w->max_msg);
 		goto report;
 	}
 	proto_pack_result(res, t->id, 0, ctx->out.data, ctx->out.size);
@@ -393,6 +395,7 @@ send_hello_locked(struct wproc *w)
 		    strlen(w->reg.fns[i].name));
 	send_req(w, r, &w->msgw);
 	w->hello_deadline = util_now_ms() + w->o->connect_timeout_ms;
+	w->last_reply_ms  = util_now_ms();
 }
 
 /* Send a work request (lock held); with_results takes the outbox along. */
@@ -439,20 +442,22 @@ send_work_locked(struct wproc *w, int with_results)
 		w->poll_inflight = 1;
 }
 
-static void
-add_tasks(struct wproc *w, const struct proto_msg *m)
+/* Copy the tasks of a message into a list (no lock needed). */
+static uint32_t
+build_tasks(struct wproc *w, const struct proto_msg *m, struct wtask **head,
+    struct wtask **tail)
 {
-	struct wtask *head = NULL, *tail = NULL;
-	uint32_t      n    = 0;
+	uint32_t n = 0;
 
+	*head = *tail = NULL;
 	for (uint32_t i = 0; i < m->n_tasks; i++) {
 		const struct proto_task *pt = &m->tasks[i];
 		struct wtask            *t;
 
 		t = malloc(sizeof(*t) + pt->fn_len + 1 + pt->args_len);
 		if (t == NULL) {
-			/* the scheduler re-queues it when we reconnect or
-			 * die; say so loudly */
+			/* never answered: the scheduler re-queues it when
+			 * this process dies or reconnects */
 			log_error("out of memory receiving task %" PRIu64,
 			    pt->id);
 			continue;
@@ -468,16 +473,23 @@ add_tasks(struct wproc *w, const struct proto_msg *m)
 		if (pt->args_len > 0)
 			memcpy(t->args, pt->args, pt->args_len);
 		t->fn = wrk_registry_find(&w->reg, pt->fn, pt->fn_len);
-		if (tail != NULL)
-			tail->next = t;
+		if (*tail != NULL)
+			(*tail)->next = t;
 		else
-			head = t;
-		tail = t;
+			*head = t;
+		*tail = t;
 		n++;
 	}
+	return n;
+}
+
+/* Append a list to the inbox and wake executors (lock held). */
+static void
+inbox_append_locked(struct wproc *w, struct wtask *head, struct wtask *tail,
+    uint32_t n)
+{
 	if (n == 0)
 		return;
-	pthread_mutex_lock(&w->lock);
 	if (w->in_tail != NULL)
 		w->in_tail->next = head;
 	else
@@ -488,7 +500,16 @@ add_tasks(struct wproc *w, const struct proto_msg *m)
 		pthread_cond_signal(&w->cv);
 	else
 		pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->lock);
+}
+
+static void
+free_list(struct wtask *t)
+{
+	while (t != NULL) {
+		struct wtask *next = t->next;
+		free(t);
+		t = next;
+	}
 }
 
 /* Drop tasks not yet started (the scheduler re-queues them). */
@@ -517,8 +538,9 @@ handle_reply(struct wproc *w, nng_msg *msg)
 	struct req      *r = NULL;
 	const uint8_t   *h;
 	char             err[512];
-	uint32_t         id;
+	uint32_t         id, n_new = 0;
 	int              rv, kind;
+	struct wtask    *head = NULL, *tail = NULL;
 
 	if (nng_msg_header_len(msg) < 4)
 		return 0;
@@ -527,13 +549,17 @@ handle_reply(struct wproc *w, nng_msg *msg)
 	    (uint32_t)h[2] << 8 | h[3];
 	rv = proto_decode(&w->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
 	    err, sizeof(err));
+	if (rv == 0 && m.type == PROTO_TASKS && m.n_tasks > 0)
+		n_new = build_tasks(w, &m, &head, &tail);
 
 	pthread_mutex_lock(&w->lock);
+	w->last_reply_ms = util_now_ms();
 	for (int i = 0; i < MAX_REQS; i++)
 		if (w->reqs[i].id == id)
 			r = &w->reqs[i];
 	if (r == NULL) {
 		pthread_mutex_unlock(&w->lock);
+		free_list(head);
 		return 0; /* a reply from before a reconnection */
 	}
 	kind  = r->kind;
@@ -543,6 +569,11 @@ handle_reply(struct wproc *w, nng_msg *msg)
 			w->registered = 1;
 			w->worker_id  = m.id;
 			w->hb_ms      = m.heartbeat_ms ? m.heartbeat_ms : 1000;
+			if (m.heartbeat_timeout_ms > 0)
+				w->hb_timeout_ms = m.heartbeat_timeout_ms;
+			if (m.max_message_size >= 65536 &&
+			    m.max_message_size < w->max_msg)
+				w->max_msg = m.max_message_size;
 		}
 		pthread_mutex_unlock(&w->lock);
 		if (rv != 0) {
@@ -563,10 +594,16 @@ handle_reply(struct wproc *w, nng_msg *msg)
 		    w->o->connect, w->worker_id, w->o->slots, w->o->prefetch);
 		return 0;
 	}
+	/* the credit this request asked for becomes held tasks in one step,
+	 * so no other request can ask for it twice */
 	if (w->granted >= r->credit)
 		w->granted -= r->credit;
 	else
 		w->granted = 0;
+	if (n_new > 0 && !w->draining) {
+		inbox_append_locked(w, head, tail, n_new);
+		head = NULL;
+	}
 	if (kind == REQ_POLL)
 		w->poll_inflight = 0;
 	else
@@ -577,6 +614,7 @@ handle_reply(struct wproc *w, nng_msg *msg)
 		send_hello_locked(w);
 	}
 	pthread_mutex_unlock(&w->lock);
+	free_list(head); /* only if draining */
 	if (rv != 0) {
 		log_error("bad message from the scheduler: %s", err);
 		return 0;
@@ -590,8 +628,6 @@ handle_reply(struct wproc *w, nng_msg *msg)
 		    proto_type_name(m.type));
 		return 0;
 	}
-	if (m.n_tasks > 0 && !w->draining)
-		add_tasks(w, &m);
 	return 0;
 }
 
@@ -677,6 +713,16 @@ io_loop(struct wproc *w)
 			return atomic_load(&w->fatal);
 		pthread_mutex_lock(&w->lock);
 		pump_locked(w);
+		if (w->registered && (w->poll_inflight || w->res_inflight) &&
+		    util_now_ms() - w->last_reply_ms >
+		        w->hb_timeout_ms + w->hb_ms) {
+			uint64_t silent = util_now_ms() - w->last_reply_ms;
+			pthread_mutex_unlock(&w->lock);
+			log_error("no answer from the scheduler for %" PRIu64
+			          " ms: giving up on this connection",
+			    silent);
+			return 3;
+		}
 		out_n    = w->out_n;
 		running  = w->running;
 		inflight = w->res_inflight;
@@ -758,6 +804,8 @@ wrk_process_run(const struct wrk_options *o)
 	w.event_fd  = w.signal_fd = -1;
 	w.capacity  = (uint32_t)(o->slots + o->prefetch);
 	w.hb_ms     = 1000;
+	w.hb_timeout_ms = 5000;
+	w.max_msg   = o->max_message_size;
 	wrk_registry_init(&w.reg);
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.cv, NULL);

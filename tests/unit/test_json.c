@@ -794,6 +794,66 @@ test_print_keys(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* Pack V(n): V(0) = ["q"], V(n) = {V(n-1): 0}, so V(n) has n non-string
+ * keys nested inside each other. */
+static void
+pack_key_nest(msgpack_packer *pk, int n)
+{
+	if (n == 0) {
+		msgpack_pack_array(pk, 1);
+		msgpack_pack_str_with_body(pk, "q", 1);
+		return;
+	}
+	msgpack_pack_map(pk, 1);
+	pack_key_nest(pk, n - 1);
+	msgpack_pack_int(pk, 0);
+}
+
+static void
+test_print_key_nesting(void **state)
+{
+	msgpack_sbuffer sb, j;
+	msgpack_packer  pk;
+	msgpack_zone    z;
+	msgpack_object  o;
+	size_t          off = 0;
+	char            err[256];
+	char           *s;
+
+	(void) state;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pack_key_nest(&pk, 2);
+	check_print(&sb, "{\"{\\\"[\\\\\\\"q\\\\\\\"]\\\":0}\":0}");
+
+	/* four levels print, and the text is JSON */
+	pack_key_nest(&pk, 4);
+	s = json_from_msgpack_bytes(sb.data, sb.size, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(parse(s, strlen(s), &j, err, sizeof(err)), 0);
+	msgpack_sbuffer_destroy(&j);
+	free(s);
+	msgpack_sbuffer_clear(&sb);
+
+	/* five would double the innermost text once more: refused */
+	pack_key_nest(&pk, 5);
+	assert_null(json_from_msgpack_bytes(sb.data, sb.size, err,
+	    sizeof(err)));
+	assert_string_equal(err,
+	    "map keys that are maps or arrays with such keys of their own, "
+	    "nested more than 4 deep, cannot be printed as JSON");
+	msgpack_zone_init(&z, 1024);
+	assert_int_equal(msgpack_unpack(sb.data, sb.size, &off, &z, &o),
+	    MSGPACK_UNPACK_SUCCESS);
+	msgpack_sbuffer_init(&j);
+	assert_int_equal(msgpack_to_json(&o, &j), -1);
+	msgpack_sbuffer_clear(&j);
+	assert_int_equal(msgpack_to_json_pretty(&o, &j, 2), -1);
+	msgpack_sbuffer_destroy(&j);
+	msgpack_zone_destroy(&z);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 static void
 test_pretty(void **state)
 {
@@ -979,6 +1039,7 @@ main(void)
 		cmocka_unit_test(test_print_bin_ext),
 		cmocka_unit_test(test_print_numbers),
 		cmocka_unit_test(test_print_keys),
+		cmocka_unit_test(test_print_key_nesting),
 		cmocka_unit_test(test_pretty),
 		cmocka_unit_test(test_from_bytes),
 		cmocka_unit_test(test_locale),
