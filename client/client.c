@@ -297,7 +297,7 @@ send_submit_locked(ferry_client *c)
 	proto_begin(&c->w, PROTO_SUBMIT, 1);
 	proto_put_key(&c->w, "tasks");
 	count_at = c->w.buf.size;
-	msgpack_pack_array(&c->w.pk, 0x10000); /* 5-byte form, patched */
+	proto_reserve_array32(&c->w);
 	while ((f = c->sq_head) != NULL && n < cap) {
 		if (n > 0 &&
 		    c->w.buf.size + f->args_len + f->fn_len + 32 > budget)
@@ -318,14 +318,7 @@ send_submit_locked(ferry_client *c)
 		r->futs[n++] = f; /* the queue's reference moves here */
 	}
 	r->n_futs = n;
-	{
-		uint8_t *p = (uint8_t *)c->w.buf.data + count_at;
-		p[0]       = 0xdd;
-		p[1]       = (uint8_t)(n >> 24);
-		p[2]       = (uint8_t)(n >> 16);
-		p[3]       = (uint8_t)(n >> 8);
-		p[4]       = (uint8_t)n;
-	}
+	proto_patch_array32(&c->w, count_at, n);
 	if (n == 0) {
 		req_clear(r);
 		return;

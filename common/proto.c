@@ -784,6 +784,24 @@ proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
 }
 
 void
+proto_reserve_array32(struct proto_writer *w)
+{
+	static const char hdr[5] = { (char)0xdd, 0, 0, 0, 0 };
+	msgpack_sbuffer_write(&w->buf, hdr, sizeof(hdr));
+}
+
+void
+proto_patch_array32(struct proto_writer *w, size_t at, uint32_t n)
+{
+	uint8_t *p = (uint8_t *)w->buf.data + at;
+	p[0]       = 0xdd;
+	p[1]       = (uint8_t)(n >> 24);
+	p[2]       = (uint8_t)(n >> 16);
+	p[3]       = (uint8_t)(n >> 8);
+	p[4]       = (uint8_t)n;
+}
+
+void
 proto_write_error(struct proto_writer *w, int code, const char *msg)
 {
 	proto_begin(w, PROTO_ERROR, 2);

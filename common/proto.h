@@ -169,6 +169,14 @@ void proto_pack_task(struct proto_writer *w, uint64_t id, const char *fn,
 void proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
     const void *data, size_t len);
 
+/* Reserve room for an array header whose count is known only later:
+ * writes the 5-byte array32 form; returns nothing, the caller notes
+ * w->buf.size before the call and passes it to proto_patch_array32. */
+void proto_reserve_array32(struct proto_writer *w);
+
+/* Set the count of the array32 header written at offset at. */
+void proto_patch_array32(struct proto_writer *w, size_t at, uint32_t n);
+
 /* Whole small messages. */
 void proto_write_error(struct proto_writer *w, int code, const char *msg);
 

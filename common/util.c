@@ -65,6 +65,18 @@ util_strlcpy(char *dst, const char *src, size_t len)
 }
 
 uint64_t
+util_hash_bytes(const void *s, size_t n)
+{
+	const uint8_t *p = s;
+	uint64_t       h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+uint64_t
 util_random64(void)
 {
 	uint64_t v = 0;

@@ -21,6 +21,9 @@ int util_nng_err(int nng_rv);
 /* Copy at most len-1 bytes of src into dst, always NUL-terminated. */
 void util_strlcpy(char *dst, const char *src, size_t len);
 
+/* FNV-1a hash of n bytes of s. */
+uint64_t util_hash_bytes(const void *s, size_t n);
+
 /* A random 64-bit value from the system (getrandom), never 0. */
 uint64_t util_random64(void);
 

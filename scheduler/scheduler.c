@@ -206,12 +206,7 @@ sched_config_defaults(struct sched_config *c)
 static uint64_t
 fnv64(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h | 1; /* never 0: idmap keys must be non-zero */
+	return util_hash_bytes(s, n) | 1; /* idmap keys must be non-zero */
 }
 
 static struct fnreg *
@@ -488,7 +483,7 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 	proto_put_key(&s->w, "tasks");
 	/* array32 header, count patched below */
 	count_at = s->w.buf.size;
-	msgpack_pack_array(&s->w.pk, 0x10000); /* forces the 5-byte form */
+	proto_reserve_array32(&s->w);
 	while (n < credit) {
 		if ((t = queue_pop(s)) == NULL)
 			break;
@@ -505,14 +500,7 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 		    t->args_len);
 		n++;
 	}
-	{
-		uint8_t *p = (uint8_t *)s->w.buf.data + count_at;
-		p[0]       = 0xdd;
-		p[1]       = (uint8_t)(n >> 24);
-		p[2]       = (uint8_t)(n >> 16);
-		p[3]       = (uint8_t)(n >> 8);
-		p[4]       = (uint8_t)n;
-	}
+	proto_patch_array32(&s->w, count_at, n);
 	reply(s, hdr, hdr_len);
 	return (uint32_t)n;
 }
@@ -899,7 +887,7 @@ send_results(struct sched *s, struct session *se, const uint8_t *hdr,
 	proto_begin(&s->w, PROTO_RESULTS, 2);
 	proto_put_key(&s->w, "results");
 	count_at = s->w.buf.size;
-	msgpack_pack_array(&s->w.pk, 0x10000);
+	proto_reserve_array32(&s->w);
 	for (r = se->rhead; r != NULL; r = r->next) {
 		if (n > 0 && s->w.buf.size + r->len + 32 > budget)
 			break;
@@ -907,14 +895,7 @@ send_results(struct sched *s, struct session *se, const uint8_t *hdr,
 		seq = r->seq;
 		n++;
 	}
-	{
-		uint8_t *p = (uint8_t *)s->w.buf.data + count_at;
-		p[0]       = 0xdd;
-		p[1]       = (uint8_t)(n >> 24);
-		p[2]       = (uint8_t)(n >> 16);
-		p[3]       = (uint8_t)(n >> 8);
-		p[4]       = (uint8_t)n;
-	}
+	proto_patch_array32(&s->w, count_at, n);
 	proto_put_uint(&s->w, "seq", seq);
 	reply(s, hdr, hdr_len);
 }

@@ -22,12 +22,7 @@
 static uint64_t
 name_hash(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return util_hash_bytes(s, n);
 }
 
 void
