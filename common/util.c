@@ -365,6 +365,12 @@ util_sock_setup(nng_socket s, size_t max_msg)
 	if ((rv = nng_socket_set_int(s, NNG_OPT_SENDBUF, 1024)) != 0 ||
 	    (rv = nng_socket_set_int(s, NNG_OPT_RECVBUF, 1024)) != 0)
 		return rv;
+	/* a reply may be parked for a long time (long polls, long tasks):
+	 * a cooked REQ socket must never re-send on its own.  Our raw REQ
+	 * sockets never re-send and refuse the option (NNG_ENOTSUP). */
+	rv = nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if (rv != 0 && rv != NNG_ENOTSUP)
+		return rv;
 	nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
 	return 0;
