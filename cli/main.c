@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "ferry/ferry.h"
+#include <nng/nng.h>
 #include "json.h"
 #include "log.h"
 #include "scheduler.h"
@@ -909,6 +910,19 @@ cmd_status(int argc, char **argv)
 
 /* --------------------------------------------------------------- main */
 
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+} commands[] = {
+	{ "scheduler", cmd_scheduler },
+	{ "worker", cmd_worker },
+	{ "worker-process", cmd_worker_process },
+	{ "cluster", cmd_cluster },
+	{ "submit", cmd_submit },
+	{ "status", cmd_status },
+	{ "bench", cmd_bench },
+};
+
 int
 main(int argc, char **argv)
 {
@@ -943,20 +957,15 @@ main(int argc, char **argv)
 		printf("ferry %s\n", ferry_version());
 		return 0;
 	}
-	if (strcmp(cmd, "scheduler") == 0)
-		return cmd_scheduler(argc, argv);
-	if (strcmp(cmd, "worker") == 0)
-		return cmd_worker(argc, argv);
-	if (strcmp(cmd, "worker-process") == 0)
-		return cmd_worker_process(argc, argv);
-	if (strcmp(cmd, "cluster") == 0)
-		return cmd_cluster(argc, argv);
-	if (strcmp(cmd, "submit") == 0)
-		return cmd_submit(argc, argv);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(argc, argv);
-	if (strcmp(cmd, "bench") == 0)
-		return cmd_bench(argc, argv);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(cmd, commands[i].name) == 0) {
+			int rc = commands[i].fn(argc, argv);
+			/* NNG's threads and global state, so leak checkers see
+			 * a clean exit */
+			nng_fini();
+			return rc;
+		}
+	}
 	fprintf(stderr, "ferry: unknown command '%s'\n\n%s", cmd, usage_text);
 	return 2;
 }
