@@ -1019,6 +1019,50 @@ load_libraries(struct ctx *x, const struct node *v, struct conf_group *g)
 	return 0;
 }
 
+/* A group's "object_roots": 1..CONF_MAX_ROOTS directories; relative ones
+ * resolve against the cluster file's directory.  Whether they exist is
+ * checked where the workers run, not here. */
+static int
+load_roots(struct ctx *x, const struct node *v, const struct conf *c,
+    struct conf_group *g)
+{
+	if (v->kind != NODE_SEQ)
+		return node_fail(x, v, "must be a list of directories, got %s",
+		    node_what(v));
+	for (size_t i = 0; i < v->n_kids; i++) {
+		const struct node *r = v->kids[i];
+		size_t             old;
+		char              *s = NULL;
+
+		if (i == CONF_MAX_ROOTS)
+			return node_fail(x, r,
+			    "too many object roots (at most %d)",
+			    CONF_MAX_ROOTS);
+		old = path_index(x, i);
+		if (want_string(x, r, &s) != 0)
+			return -1;
+		if (s[0] == '\0') {
+			free(s);
+			return node_fail(x, r, "must not be empty");
+		}
+		if (s[0] != '/') {
+			size_t n   = strlen(c->dir) + strlen(s) + 2;
+			char  *abs = malloc(n);
+			if (abs == NULL) {
+				free(s);
+				return node_fail(x, r, "out of memory");
+			}
+			snprintf(abs, n, "%s/%s", c->dir, s);
+			free(s);
+			s = abs;
+		}
+		g->object_roots[i] = s;
+		g->n_object_roots  = i + 1;
+		path_pop(x, old);
+	}
+	return 0;
+}
+
 /* One entry of "workers"; names[] holds the earlier groups' name nodes
  * for the duplicate check. */
 static int
@@ -1026,7 +1070,7 @@ load_group(struct ctx *x, const struct node *m, struct conf *c,
     const struct node **names)
 {
 	static const char *const keys[] = { "name", "processes", "slots",
-		"prefetch", "libraries", NULL };
+		"prefetch", "libraries", "object_roots", "object_cache", NULL };
 	struct conf_group       *g = &c->groups[c->n_groups];
 	const struct node       *v;
 	size_t                   old;
@@ -1094,6 +1138,21 @@ load_group(struct ctx *x, const struct node *m, struct conf *c,
 	if (load_libraries(x, v, g) != 0)
 		return -1;
 	path_pop(x, old);
+	if ((v = map_get(m, "object_roots")) != NULL) {
+		old = path_push(x, "object_roots", 12);
+		if (load_roots(x, v, c, g) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "object_cache")) != NULL) {
+		old = path_push(x, "object_cache", 12);
+		if (v->kind == NODE_SCALAR && strcmp(v->text, "auto") == 0)
+			g->object_cache = 0;
+		else if (want_size(x, v, 1024 * 1024, "1MiB",
+		             &g->object_cache) != 0)
+			return -1;
+		path_pop(x, old);
+	}
 	return 0;
 }
 
@@ -1346,6 +1405,8 @@ conf_free(struct conf *c)
 		free(g->name);
 		for (size_t j = 0; j < CONF_MAX_LIBRARIES; j++)
 			free(g->libraries[j]);
+		for (size_t j = 0; j < g->n_object_roots; j++)
+			free(g->object_roots[j]);
 	}
 	memset(c, 0, sizeof(*c));
 }

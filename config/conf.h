@@ -15,6 +15,7 @@
 #define CONF_MAX_LISTEN 8
 #define CONF_MAX_GROUPS 64
 #define CONF_MAX_LIBRARIES 32
+#define CONF_MAX_ROOTS 16
 
 /* One worker group: a set of identical worker processes. */
 struct conf_group {
@@ -25,6 +26,11 @@ struct conf_group {
 	                       * running ones */
 	char *libraries[CONF_MAX_LIBRARIES]; /* task libraries, as written */
 	size_t n_libraries;
+	char *object_roots[CONF_MAX_ROOTS]; /* absolute directories objects
+	                                     * may be loaded from */
+	size_t n_object_roots;
+	size_t object_cache;  /* byte budget per process; 0: "auto" (a
+	                       * quarter of physical memory) */
 };
 
 struct conf {

@@ -433,6 +433,15 @@ static const struct bad_case bad_cases[] = {
 	    "workers[0].slots", "between 1 and 1024|got '2000'" },
 	{ WITH_GROUP("    slots: [1]\n    libraries: [x]\n"), 5, 12,
 	    "workers[0].slots", "got a list" },
+	{ WITH_GROUP("    libraries: [x]\n    object_roots: /data\n"), 6, 19,
+	    "workers[0].object_roots",
+	    "must be a list of directories|got a string" },
+	{ WITH_GROUP("    libraries: [x]\n    object_roots: ['']\n"), 6, 20,
+	    "workers[0].object_roots[0]", "must not be empty" },
+	{ WITH_GROUP("    libraries: [x]\n    object_cache: lots\n"), 6, 19,
+	    "workers[0].object_cache", "must be a size|got 'lots'" },
+	{ WITH_GROUP("    libraries: [x]\n    object_cache: 1000\n"), 6, 19,
+	    "workers[0].object_cache", "at least 1MiB" },
 	{ WITH_GROUP("    prefetch: -1\n    libraries: [x]\n"), 5, 15,
 	    "workers[0].prefetch", "between 0 and 100000|got '-1'" },
 	{ WITH_GROUP("    prefetch: 100001\n    libraries: [x]\n"), 5, 15,
@@ -655,6 +664,32 @@ test_defaults(void **state)
 
 /* A minimal file: every optional key takes its default, address is a copy
  * of listen[0]; empty (null) optional values also mean the default. */
+/* Object roots resolve against the file's directory; the cache budget
+ * takes sizes or "auto". */
+static void
+test_object_keys(void **state)
+{
+	struct conf c;
+	char        want[PATH_MAX + 32];
+
+	(void) state;
+	load_ok(write_file("objects.yaml",
+	            SCHED "workers:\n  - name: a\n    libraries: [x]\n"
+	                  "    object_roots: [/srv/data, rel/dir]\n"
+	                  "    object_cache: 2GiB\n"
+	                  "  - name: b\n    libraries: [x]\n"
+	                  "    object_cache: auto\n"),
+	    &c);
+	assert_int_equal(c.groups[0].n_object_roots, 2);
+	assert_string_equal(c.groups[0].object_roots[0], "/srv/data");
+	snprintf(want, sizeof(want), "%s/rel/dir", c.dir);
+	assert_string_equal(c.groups[0].object_roots[1], want);
+	assert_int_equal(c.groups[0].object_cache, (size_t) 2 << 30);
+	assert_int_equal(c.groups[1].n_object_roots, 0);
+	assert_int_equal(c.groups[1].object_cache, 0);
+	conf_free(&c);
+}
+
 static void
 test_minimal_and_nulls(void **state)
 {
@@ -1196,6 +1231,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_object_keys),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_state_dir),
