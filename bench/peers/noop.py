@@ -523,6 +523,7 @@ class Celery:
     def stop(self):
         if getattr(self, "app", None) is not None:
             # results still referenced talk to redis when collected
+            self.results = None
             gc.collect()
             self.app.close()
             self.app = None
@@ -659,7 +660,8 @@ def run_child(args):
                     kind = ("out of time" if isinstance(e, BenchTimeout) or
                             "imeout" in type(e).__name__ else "failed")
                     why = "%s in run %d: %s: %s" % (
-                        kind, r, type(e).__name__, e)
+                        kind, r, type(e).__name__,
+                        str(e) or "no result within the time limit")
                     say("%s %s: %s; no more runs of it" % (name, b, why))
                     emit({"bench": b, "system": name, "skipped": why})
                     rc = 1
