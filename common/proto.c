@@ -380,7 +380,83 @@ decode_tasks(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 		t->fn_len   = f[1].via.str.size;
 		t->args     = f[2].via.bin.ptr;
 		t->args_len = f[2].via.bin.size;
+		t->objs     = NULL;
+		t->n_objs   = 0;
+		if (e->via.array.size > 3) {
+			const msgpack_object *o = &f[3];
+			if (o->type != MSGPACK_OBJECT_ARRAY)
+				return bad(c,
+				    "tasks[%u][3] (objects): expected an "
+				    "array of strings, got %s",
+				    i, obj_type_name(o));
+			if (o->via.array.size > PROTO_MAX_TASK_OBJS)
+				return bad(c,
+				    "tasks[%u][3] (objects): %u keys, the "
+				    "limit is %d",
+				    i, o->via.array.size, PROTO_MAX_TASK_OBJS);
+			for (uint32_t k = 0; k < o->via.array.size; k++)
+				if (o->via.array.ptr[k].type !=
+				        MSGPACK_OBJECT_STR ||
+				    o->via.array.ptr[k].via.str.size == 0)
+					return bad(c,
+					    "tasks[%u][3][%u] (object key): "
+					    "expected a non-empty string, got "
+					    "%s",
+					    i, k,
+					    obj_type_name(
+						&o->via.array.ptr[k]));
+			t->objs   = o->via.array.ptr;
+			t->n_objs = o->via.array.size;
+		}
 	}
+	return 0;
+}
+
+/* An optional array of non-empty strings (locality keys). */
+static int
+get_keys(struct dctx *c, const msgpack_object *map, const char *key,
+    const msgpack_object **out, uint32_t *n)
+{
+	const msgpack_object *arr;
+	int                   rv;
+
+	*out = NULL;
+	*n   = 0;
+	if ((rv = get_array(c, map, key, &arr, 0)) != 0 || arr == NULL)
+		return rv;
+	for (uint32_t i = 0; i < arr->via.array.size; i++) {
+		const msgpack_object *e = &arr->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_STR || e->via.str.size == 0)
+			return bad(c, "%s[%u]: expected a non-empty string, "
+			              "got %s",
+			    key, i, obj_type_name(e));
+	}
+	*out = arr->via.array.ptr;
+	*n   = arr->via.array.size;
+	return 0;
+}
+
+/* The optional "cache" map of a work request. */
+static int
+get_cache(struct dctx *c, const msgpack_object *map, struct proto_cache *pc)
+{
+	const msgpack_object *o = map_get(map, "cache");
+	int                   rv;
+
+	memset(pc, 0, sizeof(*pc));
+	if (o == NULL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return bad(c, "field 'cache': expected a map, got %s",
+		    obj_type_name(o));
+	if ((rv = get_uint(c, o, "objects", &pc->objects, 1)) != 0 ||
+	    (rv = get_uint(c, o, "bytes", &pc->bytes, 1)) != 0 ||
+	    (rv = get_uint(c, o, "loads", &pc->loads, 1)) != 0 ||
+	    (rv = get_uint(c, o, "hits", &pc->hits, 1)) != 0 ||
+	    (rv = get_uint(c, o, "evictions", &pc->evictions, 1)) != 0 ||
+	    (rv = get_uint(c, o, "failures", &pc->failures, 0)) != 0)
+		return rv;
+	pc->present = 1;
 	return 0;
 }
 
@@ -650,8 +726,13 @@ proto_decode(struct proto_decoder *d, const void *data, size_t len,
 		rv = 0;
 		break;
 	case PROTO_WORK:
-		if ((rv = get_uint(&c, &root, "credit", &m->credit, 1)) == 0)
-			rv = decode_results(&c, &root, "results", m, 0);
+		if ((rv = get_uint(&c, &root, "credit", &m->credit, 1)) == 0 &&
+		    (rv = decode_results(&c, &root, "results", m, 0)) == 0 &&
+		    (rv = get_keys(&c, &root, "loaded", &m->loaded,
+		         &m->n_loaded)) == 0 &&
+		    (rv = get_keys(&c, &root, "evicted", &m->evicted,
+		         &m->n_evicted)) == 0)
+			rv = get_cache(&c, &root, &m->cache);
 		break;
 	case PROTO_ERROR: {
 		const msgpack_object *co = map_get(&root, "code");
@@ -768,6 +849,24 @@ proto_pack_task(struct proto_writer *w, uint64_t id, const char *fn,
 	msgpack_pack_uint64(&w->pk, id);
 	proto_pack_str(w, fn, fn_len);
 	proto_pack_bin(w, args, args_len);
+}
+
+void
+proto_pack_task_objs(struct proto_writer *w, uint64_t id, const char *fn,
+    size_t fn_len, const void *args, size_t args_len,
+    const char *const *keys, const size_t *lens, uint32_t n_keys)
+{
+	if (n_keys == 0) {
+		proto_pack_task(w, id, fn, fn_len, args, args_len);
+		return;
+	}
+	msgpack_pack_array(&w->pk, 4);
+	msgpack_pack_uint64(&w->pk, id);
+	proto_pack_str(w, fn, fn_len);
+	proto_pack_bin(w, args, args_len);
+	msgpack_pack_array(&w->pk, n_keys);
+	for (uint32_t i = 0; i < n_keys; i++)
+		proto_pack_str(w, keys[i], lens[i]);
 }
 
 void

@@ -50,6 +50,18 @@ struct proto_task {
 	uint32_t    fn_len;
 	const char *args;     /* msgpack-encoded arguments */
 	uint32_t    args_len;
+	/* locality keys ("LOADER:PATH") of the objects its arguments
+	 * reference (submit only; optional 4th element) */
+	const msgpack_object *objs; /* n_objs strings */
+	uint32_t              n_objs;
+};
+
+#define PROTO_MAX_TASK_OBJS 16
+
+/* A worker's object cache, as "work" reports it. */
+struct proto_cache {
+	uint64_t objects, bytes, loads, hits, evictions, failures;
+	int      present;
 };
 
 /* A result as it travels (worker -> scheduler -> client).  code 0: data
@@ -83,6 +95,11 @@ struct proto_msg {
 	/* submit, tasks */
 	struct proto_task *tasks;
 	uint32_t           n_tasks;
+
+	/* work: objects loaded and dropped (locality keys), cache counters */
+	const msgpack_object *loaded, *evicted; /* arrays of strings */
+	uint32_t              n_loaded, n_evicted;
+	struct proto_cache    cache;
 
 	/* work (results + credit), results (seq + results), submitted
 	 * (accepted + rejected as results with a non-zero code) */
@@ -166,6 +183,12 @@ void proto_pack_bin(struct proto_writer *w, const void *p, size_t len);
  * [id, code, value-bin | message-str]. */
 void proto_pack_task(struct proto_writer *w, uint64_t id, const char *fn,
     size_t fn_len, const void *args, size_t args_len);
+
+/* Pack a submit entry [id, fn, args, [key...]] with n_keys locality keys
+ * (keys[i] of lens[i] bytes); with no keys, the 3-element form. */
+void proto_pack_task_objs(struct proto_writer *w, uint64_t id,
+    const char *fn, size_t fn_len, const void *args, size_t args_len,
+    const char *const *keys, const size_t *lens, uint32_t n_keys);
 void proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
     const void *data, size_t len);
 

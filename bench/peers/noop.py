@@ -522,9 +522,13 @@ class Celery:
 
     def stop(self):
         if getattr(self, "app", None) is not None:
-            # results still referenced talk to redis when collected
+            # results still referenced talk to redis when collected; after
+            # an interruption some are held by the traceback, so make their
+            # collection quiet once redis is gone
             self.results = None
             gc.collect()
+            import celery.result
+            celery.result.AsyncResult.__del__ = lambda _self: None
             self.app.close()
             self.app = None
         if self.worker is not None:

@@ -372,18 +372,67 @@ test_task_extra_elements(void **state)
 {
 	struct fx *f = *state;
 
-	/* a newer sender may append elements to a task entry */
+	/* the 4th element lists locality keys; a newer sender may append
+	 * more elements after it */
 	proto_begin(&f->w, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
-	msgpack_pack_array(&f->w.pk, 4);
+	msgpack_pack_array(&f->w.pk, 5);
 	msgpack_pack_uint64(&f->w.pk, 5);
 	pk_cstr(f, "fn");
 	proto_pack_bin(&f->w, "\x01", 1);
+	msgpack_pack_array(&f->w.pk, 2);
+	pk_cstr(f, "mmap:/data/a.bin");
+	pk_cstr(f, "read:/data/b.bin");
 	pk_cstr(f, "extra");
 	decode_ok(f, PROTO_SUBMIT);
 	assert_int_equal(f->m.n_tasks, 1);
 	assert_task(&f->m.tasks[0], 5, "fn", "\x01", 1);
+	assert_int_equal(f->m.tasks[0].n_objs, 2);
+	assert_int_equal(f->m.tasks[0].objs[1].via.str.size, 16);
+	assert_memory_equal(f->m.tasks[0].objs[1].via.str.ptr,
+	    "read:/data/b.bin", 16);
+}
+
+static void
+test_task_objects(void **state)
+{
+	struct fx         *f       = *state;
+	const char *const  keys[]  = { "mmap:/x" };
+	const size_t       lens[]  = { 7 };
+
+	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 2);
+	proto_pack_task_objs(&f->w, 1, "a", 1, "\xc0", 1, keys, lens, 1);
+	proto_pack_task_objs(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0);
+	decode_ok(f, PROTO_SUBMIT);
+	assert_int_equal(f->m.tasks[0].n_objs, 1);
+	assert_int_equal(f->m.tasks[1].n_objs, 0);
+	assert_null(f->m.tasks[1].objs);
+
+	/* work carries loaded / evicted keys and cache counters */
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_WORK, 4);
+	proto_put_uint(&f->w, "credit", 3);
+	proto_put_key(&f->w, "loaded");
+	msgpack_pack_array(&f->w.pk, 1);
+	pk_cstr(f, "mmap:/x");
+	proto_put_key(&f->w, "evicted");
+	msgpack_pack_array(&f->w.pk, 0);
+	proto_put_key(&f->w, "cache");
+	msgpack_pack_map(&f->w.pk, 5);
+	proto_put_uint(&f->w, "objects", 1);
+	proto_put_uint(&f->w, "bytes", 4096);
+	proto_put_uint(&f->w, "loads", 2);
+	proto_put_uint(&f->w, "hits", 9);
+	proto_put_uint(&f->w, "evictions", 1);
+	decode_ok(f, PROTO_WORK);
+	assert_int_equal(f->m.n_loaded, 1);
+	assert_int_equal(f->m.n_evicted, 0);
+	assert_true(f->m.cache.present);
+	assert_int_equal(f->m.cache.bytes, 4096);
+	assert_int_equal(f->m.cache.hits, 9);
 }
 
 static void
@@ -1701,6 +1750,7 @@ main(void)
 		T(test_submit_empty_and_many),
 		T(test_tasks),
 		T(test_task_extra_elements),
+		T(test_task_objects),
 		T(test_submitted),
 		T(test_fetch),
 		T(test_results),
