@@ -29,6 +29,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "dispatch.h"
 #include "ferry/ferry.h"
 #include "log.h"
 #include "proto.h"
@@ -37,6 +38,7 @@
 #define MAX_HEADER 64
 #define MAX_FN_LEN 255
 #define MSGS_PER_TURN 256
+#define SCHED_MAX_BATCH 4096 /* tasks per message to a worker */
 
 enum timer_kind {
 	TM_PARK_WORKER = 1, /* a parked work request is due an answer */
@@ -65,8 +67,10 @@ struct task {
 	uint32_t        fn_len, args_len;
 	uint8_t         state;
 	uint8_t         attempts;
+	uint8_t         n_objs;
 	char           *fn;   /* points into data[] */
 	uint8_t        *args; /* points into data[] */
+	uint64_t        objs[PROTO_MAX_TASK_OBJS]; /* locality keys */
 	uint8_t         data[];
 };
 
@@ -101,6 +105,8 @@ struct worker {
 	struct parked  park;
 	struct worker *wait_prev, *wait_next; /* in waiting list */
 	int            waiting;
+	uint64_t       local;  /* tasks sent because it held their objects */
+	struct proto_cache cache;
 };
 
 struct session {
@@ -136,7 +142,7 @@ struct sched {
 	size_t                     n_gone, cap_gone;
 
 	struct idmap     tasks;    /* id -> task */
-	struct u64q      queue;    /* queued task ids (lazy deletion) */
+	struct disp     *disp;     /* the queue and its policy */
 	uint64_t         n_queued;
 	uint64_t         next_task_id;
 	struct idmap     workers;  /* id -> worker */
@@ -159,6 +165,8 @@ struct sched {
 	struct proto_decoder dec;
 	struct proto_writer  w;
 	struct proto_writer  rej;
+	uint64_t             pick[SCHED_MAX_BATCH];
+	uint64_t             local; /* tasks sent to a holder of their objects */
 	int                  stop;
 };
 
@@ -317,6 +325,7 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 	/* leave the old state */
 	if (t->state == TASK_QUEUED) {
 		s->n_queued--;
+		disp_remove(s->disp, t->id); /* no-op if dispatch took it */
 	} else if (t->state == TASK_ASSIGNED) {
 		struct worker *w = t->worker;
 		if (t->wprev != NULL)
@@ -336,7 +345,7 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 		t->worker = NULL;
 		s->n_queued++;
 		/* a re-queued task goes first: it has waited longest */
-		if (u64q_push_front(&s->queue, t->id) != 0)
+		if (disp_enqueue(s->disp, t->id, t->objs, t->n_objs, 1) != 0)
 			log_error("task %" PRIu64 ": out of memory re-queueing",
 			    t->id);
 		break;
@@ -415,6 +424,7 @@ wait_remove(struct sched *s, struct worker *w)
 {
 	if (!w->waiting)
 		return;
+	disp_worker_idle(s->disp, w->id, 0);
 	if (w->wait_prev != NULL)
 		w->wait_prev->wait_next = w->wait_next;
 	else
@@ -432,6 +442,7 @@ wait_append(struct sched *s, struct worker *w)
 {
 	if (w->waiting)
 		return;
+	disp_worker_idle(s->disp, w->id, 1);
 	w->wait_next = NULL;
 	w->wait_prev = s->wait_tail;
 	if (s->wait_tail != NULL)
@@ -442,18 +453,6 @@ wait_append(struct sched *s, struct worker *w)
 	w->waiting   = 1;
 }
 
-/* Pop the next queued task id that is still queued, or NULL. */
-static struct task *
-queue_pop(struct sched *s)
-{
-	uint64_t id;
-	while (u64q_pop(&s->queue, &id)) {
-		struct task *t = idmap_get(&s->tasks, id);
-		if (t != NULL && t->state == TASK_QUEUED)
-			return t;
-	}
-	return NULL;
-}
 
 /*
  * Answer a worker's work request (header hdr) with up to credit tasks from
@@ -464,9 +463,9 @@ static uint32_t
 send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
     size_t hdr_len, uint64_t credit)
 {
-	uint64_t share, n = 0;
+	uint64_t share, n = 0, *ids = s->pick;
 	size_t   budget = s->cfg->max_message_size - 4096;
-	size_t   count_at;
+	size_t   count_at, picked, local = 0;
 	struct task *t;
 
 	share = (s->n_queued + s->n_workers - 1) /
@@ -477,6 +476,8 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 		credit = share;
 	if (s->results_stored >= s->cfg->max_results)
 		credit = 0; /* clients are not fetching: hold back */
+	if (credit > SCHED_MAX_BATCH)
+		credit = SCHED_MAX_BATCH;
 
 	proto_writer_reset(&s->w);
 	proto_begin(&s->w, PROTO_TASKS, 1);
@@ -484,13 +485,22 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 	/* array32 header, count patched below */
 	count_at = s->w.buf.size;
 	proto_reserve_array32(&s->w);
-	while (n < credit) {
-		if ((t = queue_pop(s)) == NULL)
-			break;
-		if (s->w.buf.size + t->args_len + t->fn_len + 32 > budget &&
-		    n > 0) {
-			/* next message; keep its place */
-			u64q_push_front(&s->queue, t->id);
+	disp_worker_idle(s->disp, w->id, 0);
+	picked = credit > 0 ? disp_pick(s->disp, w->id, ids, credit, &local)
+	                    : 0;
+	w->local += local;
+	s->local += local;
+	for (size_t i = 0; i < picked; i++) {
+		t = idmap_get(&s->tasks, ids[i]);
+		if (n > 0 &&
+		    s->w.buf.size + t->args_len + t->fn_len + 32 > budget) {
+			/* the rest go in later messages: back in front, in
+			 * their order (the state did not change yet) */
+			for (size_t j = picked; j-- > i;) {
+				t = idmap_get(&s->tasks, ids[j]);
+				disp_enqueue(s->disp, t->id, t->objs, t->n_objs,
+				    1);
+			}
 			break;
 		}
 		t->worker = w;
@@ -548,6 +558,7 @@ worker_lost(struct sched *s, struct worker *w, const char *why)
 	}
 	s->requeued += n;
 	wait_remove(s, w);
+	disp_worker_remove(s->disp, w->id);
 	idmap_del(&s->workers, w->id);
 	s->n_workers--;
 	worker_free(s, w);
@@ -591,8 +602,10 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	p->kind = PEER_WORKER;
 	p->obj  = w;
 	if (idmap_put(&s->workers, w->id, w) != 0 ||
-	    idmap_put(&s->peers, pipe, p) != 0) {
+	    idmap_put(&s->peers, pipe, p) != 0 ||
+	    disp_worker_add(s->disp, w->id) != 0) {
 		idmap_del(&s->workers, w->id);
+		idmap_del(&s->peers, pipe);
 		worker_free(s, w);
 		free(p);
 		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
@@ -620,6 +633,20 @@ static void
 handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
     const uint8_t *hdr, size_t hdr_len)
 {
+	/* what it holds now: locality for the tasks below */
+	for (uint32_t i = 0; i < m->n_loaded; i++)
+		disp_worker_object(s->disp, w->id,
+		    disp_key(m->loaded[i].via.str.ptr,
+		        m->loaded[i].via.str.size),
+		    1);
+	for (uint32_t i = 0; i < m->n_evicted; i++)
+		disp_worker_object(s->disp, w->id,
+		    disp_key(m->evicted[i].via.str.ptr,
+		        m->evicted[i].via.str.size),
+		    0);
+	if (m->cache.present)
+		w->cache = m->cache;
+
 	for (uint32_t i = 0; i < m->n_results; i++) {
 		const struct proto_result *r = &m->results[i];
 		struct task               *t = idmap_get(&s->tasks, r->id);
@@ -839,9 +866,13 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 		t->fn[pt->fn_len] = '\0';
 		if (pt->args_len > 0)
 			memcpy(t->args, pt->args, pt->args_len);
+		t->n_objs = (uint8_t)pt->n_objs;
+		for (uint32_t k = 0; k < pt->n_objs; k++)
+			t->objs[k] = disp_key(pt->objs[k].via.str.ptr,
+			    pt->objs[k].via.str.size);
 		if (idmap_put(&s->tasks, t->id, t) != 0 ||
 		    idmap_put(&se->tags, t->tag, t) != 0 ||
-		    u64q_push(&s->queue, t->id) != 0) {
+		    disp_enqueue(s->disp, t->id, t->objs, t->n_objs, 0) != 0) {
 			idmap_del(&s->tasks, t->id);
 			idmap_del(&se->tags, t->tag);
 			free(t);
@@ -988,7 +1019,7 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 		busy += w->held;
 	}
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_STATUS_REPLY, 16);
+	proto_begin(&s->w, PROTO_STATUS_REPLY, 17);
 	proto_put_str(&s->w, "version", FERRY_VERSION_STRING);
 	proto_put_uint(&s->w, "uptime_ms", now - s->start_ms);
 	proto_put_uint(&s->w, "workers", s->n_workers);
@@ -1004,13 +1035,14 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 	proto_put_uint(&s->w, "rejected", s->rejected);
 	proto_put_uint(&s->w, "clients", s->n_clients);
 	proto_put_uint(&s->w, "results_stored", s->results_stored);
+	proto_put_uint(&s->w, "local", s->local);
 	proto_put_key(&s->w, "worker_list");
 	msgpack_pack_array(&s->w.pk, s->n_workers);
 	for (size_t i = 0; i < s->workers.cap; i++) {
 		if (s->workers.slots[i].key == 0)
 			continue;
 		w = s->workers.slots[i].val;
-		msgpack_pack_map(&s->w.pk, 11);
+		msgpack_pack_map(&s->w.pk, 13);
 		proto_put_uint(&s->w, "id", w->id);
 		proto_put_str(&s->w, "name", w->name);
 		proto_put_str(&s->w, "host", w->host);
@@ -1022,6 +1054,15 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 		proto_put_uint(&s->w, "failed", w->failed);
 		proto_put_uint(&s->w, "last_seen_ms", now - w->last_seen_ms);
 		proto_put_uint(&s->w, "functions", w->n_functions);
+		proto_put_uint(&s->w, "local", w->local);
+		proto_put_key(&s->w, "cache");
+		msgpack_pack_map(&s->w.pk, 6);
+		proto_put_uint(&s->w, "objects", w->cache.objects);
+		proto_put_uint(&s->w, "bytes", w->cache.bytes);
+		proto_put_uint(&s->w, "loads", w->cache.loads);
+		proto_put_uint(&s->w, "hits", w->cache.hits);
+		proto_put_uint(&s->w, "evictions", w->cache.evictions);
+		proto_put_uint(&s->w, "failures", w->cache.failures);
 	}
 	reply(s, hdr, hdr_len);
 }
@@ -1353,7 +1394,7 @@ sched_close(struct sched *s)
 	idmap_fini(&s->sessions);
 	idmap_fini(&s->peers);
 	idmap_fini(&s->fns);
-	u64q_fini(&s->queue);
+	disp_free(s->disp);
 	timerheap_fini(&s->timers);
 	proto_decoder_fini(&s->dec);
 	proto_writer_fini(&s->w);
@@ -1382,7 +1423,10 @@ sched_run(const struct sched_config *cfg)
 	idmap_init(&s.sessions);
 	idmap_init(&s.peers);
 	idmap_init(&s.fns);
-	u64q_init(&s.queue);
+	if ((s.disp = disp_new()) == NULL) {
+		log_error("out of memory");
+		return 1;
+	}
 	timerheap_init(&s.timers);
 	proto_decoder_init(&s.dec);
 	proto_writer_init(&s.w);
