@@ -371,6 +371,13 @@ worker_usage(FILE *out)
 	    "its\n"
 	    "                       running ones (default 64)\n"
 	    "  -L, --library LIB    task library (path or name); may repeat\n"
+	    "  -R, --object-root DIR  a directory object references may name "
+	    "files\n"
+	    "                       in; may repeat (none: objects are "
+	    "refused)\n"
+	    "      --object-cache SIZE  object cache budget per process "
+	    "(default:\n"
+	    "                       a quarter of physical memory)\n"
 	    "      --log-level L    error, warn, info (default) or debug\n"
 	    "  -h, --help           show this help\n",
 	    CLI_DEFAULT_ADDRESS);
@@ -384,6 +391,7 @@ enum {
 	OPT_PARENT,
 	OPT_NAME,
 	OPT_LIBDIR,
+	OPT_OCACHE,
 };
 
 /* Options shared by `worker` and `worker-process`. */
@@ -402,6 +410,8 @@ static const struct option worker_opts[] = {
 	{ "parent-pid", required_argument, NULL, OPT_PARENT },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "library-dir", required_argument, NULL, OPT_LIBDIR },
+	{ "object-root", required_argument, NULL, 'R' },
+	{ "object-cache", required_argument, NULL, OPT_OCACHE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -413,14 +423,15 @@ worker_main(int argc, char **argv, int is_process)
 	struct conf        c;
 	const char        *file = NULL, *group = NULL;
 	const char        *libs[WRK_MAX_LIBRARIES];
-	size_t             n_libs = 0;
+	const char        *roots[WRK_MAX_ROOTS];
+	size_t             n_libs = 0, n_roots = 0;
 	int                ch, level = -1, have_conf = 0, rc;
 	long               processes = -1, slots = -1, prefetch = -1;
 	const char        *who = is_process ? "ferry worker-process"
 	                                    : "ferry worker";
 
 	wrk_options_defaults(&o);
-	while ((ch = getopt_long(argc, argv, "f:g:c:n:s:p:L:h", worker_opts,
+	while ((ch = getopt_long(argc, argv, "f:g:c:n:s:p:L:R:h", worker_opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'f': file = optarg; break;
@@ -434,6 +445,14 @@ worker_main(int argc, char **argv, int is_process)
 			break;
 		case 'p':
 			prefetch = cli_parse_long("--prefetch", optarg, 0, 100000);
+			break;
+		case 'R':
+			if (n_roots == WRK_MAX_ROOTS) {
+				fprintf(stderr, "%s: at most %d object roots\n",
+				    who, WRK_MAX_ROOTS);
+				return 2;
+			}
+			roots[n_roots++] = optarg;
 			break;
 		case 'L':
 			if (n_libs == WRK_MAX_LIBRARIES) {
@@ -468,6 +487,16 @@ worker_main(int argc, char **argv, int is_process)
 			break;
 		case OPT_NAME: o.name = optarg; break;
 		case OPT_LIBDIR: o.library_dir = optarg; break;
+		case OPT_OCACHE:
+			if (conf_parse_size(optarg, &o.object_cache) != 0 ||
+			    o.object_cache < (1u << 20)) {
+				fprintf(stderr,
+				    "%s: --object-cache: '%s' is not a size of "
+				    "at least 1MiB (e.g. 512MiB, 4GiB)\n",
+				    who, optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			worker_usage(stdout);
 			return 0;
@@ -508,6 +537,11 @@ worker_main(int argc, char **argv, int is_process)
 				libs[n_libs++] = g->libraries[i];
 			o.library_dir = c.dir;
 		}
+		if (n_roots == 0)
+			for (size_t i = 0; i < g->n_object_roots; i++)
+				roots[n_roots++] = g->object_roots[i];
+		if (o.object_cache == 0)
+			o.object_cache = g->object_cache;
 		o.connect_timeout_ms = c.connect_timeout_ms;
 		o.drain_timeout_ms   = c.drain_timeout_ms;
 		o.max_message_size   = c.max_message_size;
@@ -528,6 +562,9 @@ worker_main(int argc, char **argv, int is_process)
 	for (size_t i = 0; i < n_libs; i++)
 		o.libraries[i] = libs[i];
 	o.n_libraries = n_libs;
+	for (size_t i = 0; i < n_roots; i++)
+		o.object_roots[i] = roots[i];
+	o.n_object_roots = n_roots;
 	log_init(is_process ? "worker" : "supervisor",
 	    level < 0 ? LOG_INFO : level);
 
@@ -586,6 +623,11 @@ submit_usage(FILE *out)
 	    "    ferry submit echo hello       # args [\"hello\"]\n"
 	    "    ferry submit --args '{\"n\": 4}' fn   # args exactly {\"n\": "
 	    "4}\n"
+	    "    ferry submit wordcount @/data/big.txt 0 4096\n"
+	    "                    # @PATH (or @LOADER:PATH) is an object "
+	    "reference:\n"
+	    "                    # the worker loads the file itself; \"@@x\" "
+	    "is \"@x\"\n"
 	    "\n"
 	    "  -f, --file FILE      take the scheduler address from a cluster "
 	    "file\n"
@@ -600,6 +642,39 @@ submit_usage(FILE *out)
 	    "printed),\n"
 	    "2 on bad usage, 3 if the scheduler cannot be reached.\n",
 	    CLI_DEFAULT_ADDRESS);
+}
+
+/* Pack "@[LOADER:]PATH" (without the @) as an object reference. */
+static int
+pack_object_arg(msgpack_packer *pk, const char *spec)
+{
+	char        loader[64] = "", path[4096];
+	const char *colon      = strchr(spec, ':');
+	uint8_t     ref[4300];
+	size_t      n;
+
+	if (colon != NULL && spec[0] != '/' && colon - spec < 64) {
+		memcpy(loader, spec, (size_t)(colon - spec));
+		loader[colon - spec] = '\0';
+		spec                 = colon + 1;
+	}
+	if (spec[0] != '/' && realpath(".", path) != NULL) {
+		/* relative to where the command runs: make it absolute, the
+		 * worker's directory is not ours */
+		size_t l = strlen(path);
+		snprintf(path + l, sizeof(path) - l, "/%s", spec);
+	} else {
+		util_strlcpy(path, spec, sizeof(path));
+	}
+	if (ferry_object_ref(ref, sizeof(ref), &n, path,
+	        loader[0] ? loader : NULL, 0, NULL) != 0) {
+		fprintf(stderr, "ferry submit: bad object reference '@%s'\n",
+		    spec);
+		return -1;
+	}
+	msgpack_pack_ext(pk, n, FERRY_EXT_OBJECT);
+	msgpack_pack_ext_body(pk, ref, n);
+	return 0;
 }
 
 int
@@ -662,6 +737,19 @@ cmd_submit(int argc, char **argv)
 		msgpack_pack_array(&pk, (size_t)(argc - optind));
 		for (int i = optind; i < argc; i++) {
 			size_t before = sb.size;
+			if (argv[i][0] == '@' && argv[i][1] != '@') {
+				if (pack_object_arg(&pk, argv[i] + 1) != 0) {
+					msgpack_sbuffer_destroy(&sb);
+					return 2;
+				}
+				continue;
+			}
+			if (argv[i][0] == '@') { /* "@@x" is the string "@x" */
+				msgpack_pack_str(&pk, strlen(argv[i]) - 1);
+				msgpack_pack_str_body(
+				    &pk, argv[i] + 1, strlen(argv[i]) - 1);
+				continue;
+			}
 			if (json_to_msgpack(argv[i], strlen(argv[i]), &pk, err,
 			        sizeof(err)) != 0) {
 				sb.size = before; /* not JSON: a string */

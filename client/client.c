@@ -27,6 +27,7 @@
 
 #include "ferry/ferry.h"
 #include "json.h"
+#include "objref.h"
 #include "proto.h"
 #include "util.h"
 
@@ -47,6 +48,8 @@ struct ferry_future {
 	char                *fn;   /* until submitted */
 	uint8_t             *args;
 	size_t               fn_len, args_len;
+	char                *keys; /* locality keys, NUL-separated */
+	uint32_t             n_keys;
 	int                  refs;
 	int                  queued; /* in the submit queue */
 	struct ferry_future *next;   /* submit queue / request list */
@@ -131,6 +134,7 @@ future_release_locked(struct ferry_future *f)
 	free(f->data);
 	free(f->fn);
 	free(f->args);
+	free(f->keys);
 	free(f);
 	return client_release_locked(c);
 }
@@ -313,8 +317,21 @@ send_submit_locked(ferry_client *c)
 			future_release_locked(f);
 			continue;
 		}
-		proto_pack_task(&c->w, f->tag, f->fn, f->fn_len, f->args,
-		    f->args_len);
+		if (f->n_keys == 0) {
+			proto_pack_task(&c->w, f->tag, f->fn, f->fn_len,
+			    f->args, f->args_len);
+		} else {
+			const char *keys[PROTO_MAX_TASK_OBJS];
+			size_t      lens[PROTO_MAX_TASK_OBJS];
+			const char *k = f->keys;
+			for (uint32_t i = 0; i < f->n_keys; i++) {
+				keys[i] = k;
+				lens[i] = strlen(k);
+				k += lens[i] + 1;
+			}
+			proto_pack_task_objs(&c->w, f->tag, f->fn, f->fn_len,
+			    f->args, f->args_len, keys, lens, f->n_keys);
+		}
 		r->futs[n++] = f; /* the queue's reference moves here */
 	}
 	r->n_futs = n;
@@ -903,17 +920,76 @@ ferry_client_close(ferry_client *c)
 		pthread_mutex_unlock(&c->lock);
 }
 
+struct keys {
+	char    *buf;
+	size_t   len, cap;
+	uint32_t n;
+	int      nomem;
+};
+
+static void
+add_key(void *arg, const struct obj_ref *ref)
+{
+	struct keys *k = arg;
+	char         key[OBJREF_MAX_PATH + 80];
+	size_t       n = objref_key(ref, key, sizeof(key));
+	if (n == 0 || k->nomem)
+		return;
+	if (k->len + n + 1 > k->cap) {
+		size_t ncap = (k->cap + n + 1) * 2;
+		char  *nb   = realloc(k->buf, ncap);
+		if (nb == NULL) {
+			k->nomem = 1;
+			return;
+		}
+		k->buf = nb;
+		k->cap = ncap;
+	}
+	memcpy(k->buf + k->len, key, n + 1);
+	k->len += n + 1;
+	k->n++;
+}
+
+/* Find the object references in args (their locality keys go with the
+ * task).  Returns 0, FERRY_EINVAL for a malformed reference, or
+ * FERRY_ENOMEM. */
+static int
+find_keys(const void *args, size_t len, struct keys *k)
+{
+	char err[256];
+	memset(k, 0, sizeof(*k));
+	if (objref_scan(args, len, PROTO_MAX_TASK_OBJS, add_key, k, err,
+	        sizeof(err)) < 0) {
+		free(k->buf);
+		return FERRY_EINVAL;
+	}
+	if (k->nomem) {
+		free(k->buf);
+		return FERRY_ENOMEM;
+	}
+	return 0;
+}
+
 static int
 submit_locked(ferry_client *c, const char *fn, size_t fn_len,
     const void *args, size_t len, ferry_future **out)
 {
 	struct ferry_future *f;
+	struct keys          k;
+	int                  rv;
 
-	if ((f = calloc(1, sizeof(*f))) == NULL)
+	if ((rv = find_keys(args, len, &k)) != 0)
+		return rv;
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		free(k.buf);
 		return FERRY_ENOMEM;
+	}
+	f->keys   = k.buf;
+	f->n_keys = k.n;
 	if ((f->fn = malloc(fn_len + 1)) == NULL ||
 	    (len > 0 && (f->args = malloc(len)) == NULL)) {
 		free(f->fn);
+		free(f->keys);
 		free(f);
 		return FERRY_ENOMEM;
 	}
@@ -930,6 +1006,7 @@ submit_locked(ferry_client *c, const char *fn, size_t fn_len,
 	if (idmap_put(&c->pending, f->tag, f) != 0) {
 		free(f->fn);
 		free(f->args);
+		free(f->keys);
 		free(f);
 		return FERRY_ENOMEM;
 	}
@@ -1405,6 +1482,17 @@ ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
 	}
 	free(bytes);
 	return rv;
+}
+
+FERRY_API int
+ferry_object_ref(void *buf, size_t cap, size_t *len, const char *path,
+    const char *loader, uint64_t size, const uint8_t *sha256)
+{
+	if (buf == NULL || len == NULL)
+		return FERRY_EINVAL;
+	return objref_encode(buf, cap, len, path, loader, size, sha256) == 0
+	    ? 0
+	    : FERRY_EINVAL;
 }
 
 FERRY_API int

@@ -27,6 +27,8 @@ ferry_strerror(int err)
 	case FERRY_ETRANSPORT: return "transport error";
 	case FERRY_ESYSTEM: return "system error";
 	case FERRY_EDEAD: return "task quarantined after killing workers";
+	case FERRY_ECRASHED: return "task crashed its worker process";
+	case FERRY_EOBJECT: return "object reference cannot be loaded";
 	}
 	return "unknown error";
 }

@@ -7,6 +7,7 @@
  */
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -164,8 +165,186 @@ crash(ferry_task *t, const msgpack_object *args)
 	return 0;
 }
 
+/* Read args[i] as a non-negative integer. */
+static int
+arg_u64(ferry_task *t, const msgpack_object *args, uint32_t i, uint64_t *out)
+{
+	if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size <= i ||
+	    args->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return ferry_task_fail(t, "%s: argument %u must be a "
+		                          "non-negative integer",
+		    ferry_task_name(t), i + 1);
+	*out = args->via.array.ptr[i].via.u64;
+	return 0;
+}
+
+/* The bytes [offset, offset+length) of the object in args[0]. */
+static int
+arg_slice(ferry_task *t, const msgpack_object *args, const uint8_t **p,
+    size_t *n)
+{
+	const void *data;
+	size_t      len;
+	uint64_t    off = 0, cnt = 0;
+	if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 3)
+		return ferry_task_fail(t, "%s expects [object, offset, length]",
+		    ferry_task_name(t));
+	if (ferry_task_object_bytes(t, &args->via.array.ptr[0], &data, &len) !=
+	        0 ||
+	    arg_u64(t, args, 1, &off) != 0 || arg_u64(t, args, 2, &cnt) != 0)
+		return -1;
+	if (off > len || cnt > len - off)
+		return ferry_task_fail(t,
+		    "%s: slice [%llu, +%llu) is outside the object's %zu "
+		    "bytes",
+		    ferry_task_name(t), (unsigned long long)off,
+		    (unsigned long long)cnt, len);
+	*p = (const uint8_t *)data + off;
+	*n = (size_t)cnt;
+	return 0;
+}
+
+/* sum_u64 [object, offset, length]: the sum (mod 2^64) of the
+ * little-endian 64-bit words in a slice of a file; length is rounded down
+ * to whole words. */
+static int
+sum_u64(ferry_task *t, const msgpack_object *args)
+{
+	const uint8_t *p;
+	size_t         n;
+	uint64_t       sum = 0;
+	if (arg_slice(t, args, &p, &n) != 0)
+		return -1;
+	for (size_t i = 0; i + 8 <= n; i += 8) {
+		uint64_t v;
+		memcpy(&v, p + i, 8);
+		sum += v;
+	}
+	msgpack_pack_uint64(ferry_task_packer(t), sum);
+	return 0;
+}
+
+static int
+is_space(uint8_t c)
+{
+	return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+/* wordcount [object, offset, length]: words that start in a slice of a
+ * text file (a word starts at a non-space byte after a space or at the
+ * start of the file), so slices that tile the file add up exactly. */
+static int
+wordcount(ferry_task *t, const msgpack_object *args)
+{
+	const uint8_t *p;
+	size_t         n;
+	uint64_t       off = 0, words = 0;
+	if (arg_slice(t, args, &p, &n) != 0 || arg_u64(t, args, 1, &off) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int start_of_word = !is_space(p[i]) &&
+		    ((i == 0 && off == 0) || (i == 0 ? is_space(p[-1])
+		                                     : is_space(p[i - 1])));
+		words += (uint64_t)start_of_word;
+	}
+	msgpack_pack_uint64(ferry_task_packer(t), words);
+	return 0;
+}
+
+/*
+ * A loader of its own: "lines" parses a text file once into the offsets
+ * of its lines; every later task on the worker reuses the parsed index.
+ */
+struct line_index {
+	size_t  n;
+	size_t *starts;
+};
+
+static int
+lines_load(const char *path, int fd, uint64_t size, void **value,
+    size_t *bytes, char *err, size_t errlen)
+{
+	struct line_index *ix = calloc(1, sizeof(*ix));
+	size_t             cap = 1024, pos = 0;
+	char               buf[65536];
+	ssize_t            r;
+	int                at_start = 1;
+	(void)size;
+	if (ix == NULL || (ix->starts = malloc(cap * sizeof(size_t))) == NULL)
+		goto nomem;
+	while ((r = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < r; i++, pos++) {
+			if (at_start) {
+				if (ix->n == cap) {
+					size_t *ns = realloc(ix->starts,
+					    2 * cap * sizeof(size_t));
+					if (ns == NULL)
+						goto nomem;
+					ix->starts = ns;
+					cap *= 2;
+				}
+				ix->starts[ix->n++] = pos;
+			}
+			at_start = buf[i] == '\n';
+		}
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "%s: read failed", path);
+		free(ix->starts);
+		free(ix);
+		return -1;
+	}
+	*value = ix;
+	*bytes = sizeof(*ix) + cap * sizeof(size_t);
+	return 0;
+nomem:
+	snprintf(err, errlen, "%s: out of memory indexing lines", path);
+	if (ix != NULL)
+		free(ix->starts);
+	free(ix);
+	return -1;
+}
+
+static void
+lines_unload(void *value, size_t bytes)
+{
+	struct line_index *ix = value;
+	(void)bytes;
+	free(ix->starts);
+	free(ix);
+}
+
+/* line_count [object with loader "lines"]: the number of lines. */
+static int
+line_count(ferry_task *t, const msgpack_object *args)
+{
+	void *v;
+	if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 1)
+		return ferry_task_fail(t, "line_count expects [object]");
+	if (ferry_task_object(t, &args->via.array.ptr[0], &v) != 0)
+		return -1;
+	msgpack_pack_uint64(ferry_task_packer(t),
+	    ((struct line_index *)v)->n);
+	return 0;
+}
+
+/* abort_task: aborts, as failed assertions in native code do. */
+static int
+abort_task(ferry_task *t, const msgpack_object *args)
+{
+	(void)t;
+	(void)args;
+	abort();
+}
+
 FERRY_LIBRARY_INIT(reg)
 {
+	if (ferry_register(reg, "sum_u64", sum_u64) != 0 ||
+	    ferry_register(reg, "wordcount", wordcount) != 0 ||
+	    ferry_register(reg, "line_count", line_count) != 0 ||
+	    ferry_register(reg, "abort", abort_task) != 0 ||
+	    ferry_register_loader(reg, "lines", lines_load, lines_unload) != 0)
+		return -1;
 	if (ferry_register(reg, "noop", noop) != 0 ||
 	    ferry_register(reg, "echo", echo) != 0 ||
 	    ferry_register(reg, "add", add) != 0 ||

@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential pkg-config meson ninja-build cmake \
-libnng-dev libmsgpack-dev libyaml-dev libcmocka-dev valgrind"
+libnng-dev libmsgpack-dev libyaml-dev libcmocka-dev libmbedtls-dev valgrind"
 
 missing=""
 for p in $PACKAGES; do

@@ -19,21 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "objref.h" /* struct obj_ref */
+
 #define OBJ_MAX_ROOTS 16
 #define OBJ_LOADER_NAME_MAX 63
 
 struct objcache;
 struct obj_entry;
-
-/* A decoded object reference (strings need not be NUL-terminated). */
-struct obj_ref {
-	const char    *path;   /* as the task gave it */
-	size_t         path_len;
-	const char    *loader; /* NULL or empty: "mmap" */
-	size_t         loader_len;
-	uint64_t       size;   /* expected size in bytes; 0: not checked */
-	const uint8_t *sha256; /* expected content hash (32 bytes) or NULL */
-};
 
 /*
  * A loader turns an open file into a cached value.  load() gets the

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -30,6 +31,8 @@
 
 #include "ferry/ferry.h"
 #include "log.h"
+#include "objcache.h"
+#include "objref.h"
 #include "proto.h"
 #include "util.h"
 #include "worker.h"
@@ -77,6 +80,14 @@ struct wproc {
 	int                 stopping;
 	double              avg_us;  /* moving average of task run time */
 	uint64_t            n_timed;
+	struct objcache    *cache;
+	struct proto_writer ev_loaded, ev_evicted; /* keys to report */
+	uint32_t            n_loaded, n_evicted;
+	int                 crashed; /* a task crashed: report, then exit */
+	struct loader_fns_s {
+		ferry_loader_fn   load;
+		ferry_unloader_fn unload;
+	} loader_fns[WRK_MAX_LOADERS];
 	pthread_t          *threads;
 	int                 n_threads;
 
@@ -142,7 +153,152 @@ ferry_task_name(const ferry_task *t)
 	return t->name;
 }
 
+/* The object an argument references, pinned for the task's duration. */
+static int
+task_object(ferry_task *t, const msgpack_object *ref, struct obj_entry **out)
+{
+	struct obj_ref r;
+	char           err[900];
+
+	if (!ferry_is_object(ref)) {
+		t->code = FERRY_EOBJECT;
+		return ferry_task_fail(t,
+		    "%s: argument is not an object reference (msgpack ext "
+		    "type %d)",
+		    t->name, FERRY_EXT_OBJECT);
+	}
+	if (objref_decode(ref->via.ext.ptr, ref->via.ext.size, &r, err,
+	        sizeof(err)) != 0) {
+		t->code = FERRY_EOBJECT;
+		return ferry_task_fail(t, "%s: %s", t->name, err);
+	}
+	if (t->n_pins == WRK_MAX_PINS) {
+		t->code = FERRY_EOBJECT;
+		return ferry_task_fail(t,
+		    "%s: a task may hold at most %d objects", t->name,
+		    WRK_MAX_PINS);
+	}
+	if (t->cache == NULL ||
+	    objcache_acquire(t->cache, &r, out, err, sizeof(err)) != 0) {
+		t->code = FERRY_EOBJECT;
+		return ferry_task_fail(t, "%s", t->cache != NULL ? err
+		    : "this worker has no object cache");
+	}
+	t->pins[t->n_pins++] = *out;
+	return 0;
+}
+
+__attribute__((visibility("default"))) int
+ferry_task_object_bytes(ferry_task *t, const msgpack_object *ref,
+    const void **data, size_t *len)
+{
+	struct obj_entry *e;
+	const void       *p;
+	size_t            n;
+	if (task_object(t, ref, &e) != 0)
+		return -1;
+	if ((p = objcache_data(e, &n)) == NULL) {
+		t->code = FERRY_EOBJECT;
+		return ferry_task_fail(t,
+		    "%s: this object's loader builds a value, not bytes: use "
+		    "ferry_task_object()",
+		    t->name);
+	}
+	*data = p;
+	*len  = n;
+	return 0;
+}
+
+__attribute__((visibility("default"))) int
+ferry_task_object(ferry_task *t, const msgpack_object *ref, void **value)
+{
+	struct obj_entry *e;
+	if (task_object(t, ref, &e) != 0)
+		return -1;
+	*value = objcache_value(e);
+	return 0;
+}
+
+static void
+unpin_all(struct ferry_task *t, int invalidate)
+{
+	for (int i = 0; i < t->n_pins; i++) {
+		if (invalidate)
+			objcache_invalidate(t->cache, t->pins[i]);
+		objcache_release(t->cache, t->pins[i]);
+	}
+	t->n_pins = 0;
+}
+
 static void send_work_locked(struct wproc *w, int with_results);
+
+/* ------------------------------------------------ crash isolation */
+
+/*
+ * A task that faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) or aborts fails
+ * alone: the handler jumps back to the executor, which reports the task
+ * failed with the signal, and the process then exits so that the
+ * supervisor starts a clean one (the fault may have left locks or heap
+ * state broken).  A watchdog alarm ends the process if reporting hangs.
+ */
+static __thread sigjmp_buf   crash_jmp;
+static __thread volatile int in_task;
+static __thread volatile int crash_sig;
+static __thread void *volatile crash_addr;
+
+static void
+crash_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (!in_task) {
+		/* not in a task: the worker itself is broken; die with the
+		 * signal so the supervisor reports it */
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	in_task    = 0;
+	crash_sig  = sig;
+	crash_addr = si != NULL ? si->si_addr : NULL;
+	alarm(5);
+	siglongjmp(crash_jmp, 1);
+}
+
+static void
+crash_handlers_install(void)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+		SIGABRT };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = crash_handler;
+	sa.sa_flags     = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* Describe a crash for the task's error message. */
+static void
+crash_describe(struct wproc *w, struct ferry_task *ctx, char *msg,
+    size_t len)
+{
+	const char *obj = w->cache != NULL
+	    ? objcache_path_of_addr(w->cache, crash_addr)
+	    : NULL;
+	if (crash_sig == SIGBUS && obj != NULL)
+		snprintf(msg, len,
+		    "task '%s' crashed its worker process: SIGBUS (bus "
+		    "error) reading object %s at %p: the file was truncated "
+		    "or changed while mapped; the cached object is dropped",
+		    ctx->name, obj, crash_addr);
+	else
+		snprintf(msg, len,
+		    "task '%s' crashed its worker process: %s (%s) at %p",
+		    ctx->name, sigabbrev_np(crash_sig) ? sigabbrev_np(crash_sig)
+		                                       : "signal",
+		    strsignal(crash_sig), crash_addr);
+}
 
 /* ------------------------------------------------------- executors */
 
@@ -170,7 +326,9 @@ run_task(struct wproc *w, struct wtask *t, struct ferry_task *ctx,
 	ctx->id     = t->id;
 	ctx->name   = t->name;
 	ctx->failed = 0;
+	ctx->code   = 0;
 	ctx->err[0] = '\0';
+	ctx->n_pins = 0;
 	msgpack_zone_clear(zone);
 
 	if (t->fn == NULL) {
@@ -194,9 +352,23 @@ run_task(struct wproc *w, struct wtask *t, struct ferry_task *ctx,
 		    why);
 		goto report;
 	}
-	rc = t->fn(ctx, &args);
+	if (sigsetjmp(crash_jmp, 1) != 0) {
+		/* the task faulted (see crash_handler) */
+		code = FERRY_ECRASHED;
+		crash_describe(w, ctx, msg, sizeof(msg));
+		unpin_all(ctx, 1);
+		pthread_mutex_lock(&w->lock);
+		w->crashed = 1;
+		pthread_mutex_unlock(&w->lock);
+		log_error("%s", msg);
+		goto report;
+	}
+	in_task = 1;
+	rc      = t->fn(ctx, &args);
+	in_task = 0;
+	unpin_all(ctx, 0);
 	if (rc != 0 || ctx->failed) {
-		code = FERRY_ETASK;
+		code = ctx->code != 0 ? ctx->code : FERRY_ETASK;
 		if (ctx->err[0] != '\0')
 			util_strlcpy(msg, ctx->err, sizeof(msg));
 		else
@@ -240,6 +412,16 @@ executor_main(void *arg)
 	struct proto_writer res;
 
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.cache = w->cache;
+	{
+		/* an alternate stack, so a task that overflows its own stack
+		 * is still reported */
+		stack_t ss;
+		ss.ss_size  = 64 * 1024;
+		ss.ss_flags = 0;
+		if ((ss.ss_sp = malloc(ss.ss_size)) != NULL)
+			sigaltstack(&ss, NULL);
+	}
 	msgpack_sbuffer_init(&ctx.out);
 	msgpack_packer_init(&ctx.pk, &ctx.out, msgpack_sbuffer_write);
 	msgpack_zone_init(&zone, 4096);
@@ -252,9 +434,9 @@ executor_main(void *arg)
 		uint64_t      t0;
 		double        dt;
 
-		while (!w->stopping && w->in_head == NULL)
+		while (!w->stopping && !w->crashed && w->in_head == NULL)
 			pthread_cond_wait(&w->cv, &w->lock);
-		if (w->stopping)
+		if (w->stopping || w->crashed)
 			break;
 		t          = w->in_head;
 		w->in_head = t->next;
@@ -269,15 +451,19 @@ executor_main(void *arg)
 		free(t);
 
 		pthread_mutex_lock(&w->lock);
+		wake      = 0;
 		w->avg_us = w->n_timed++ == 0 ? dt : 0.9 * w->avg_us + 0.1 * dt;
 		msgpack_sbuffer_write(&w->out.buf, res.buf.data, res.buf.size);
 		w->out_n++;
 		w->running--;
 		w->held--;
 		w->tasks_run++;
+		if (w->crashed) {
+			pthread_cond_broadcast(&w->cv);
+			wake = 1;
+		}
 		/* report at once when no report is in flight; otherwise the
 		 * results wait for its answer and leave together */
-		wake = 0;
 		if (w->registered && !w->res_inflight)
 			send_work_locked(w, 1);
 		else if (w->draining)
@@ -421,20 +607,58 @@ send_work_locked(struct wproc *w, int with_results)
 	}
 
 	r = req_new(w, with_results ? REQ_RESULTS : REQ_POLL, avail);
-	if (r == NULL)
-		return;
 	proto_writer_reset(&w->msgw);
-	proto_begin(&w->msgw, PROTO_WORK, with_results ? 2 : 1);
+	proto_begin(&w->msgw, PROTO_WORK,
+	    1 + (with_results != 0) + (w->n_loaded > 0) + (w->n_evicted > 0) +
+	        (w->cache != NULL));
 	proto_put_uint(&w->msgw, "credit", avail);
 	if (with_results) {
 		proto_put_key(&w->msgw, "results");
 		msgpack_pack_array(&w->msgw.pk, n);
 		msgpack_sbuffer_write(
 		    &w->msgw.buf, w->spare.buf.data, w->spare.buf.size);
-		proto_writer_reset(&w->spare);
 	}
-	if (send_req(w, r, &w->msgw) != 0)
+	if (w->n_loaded > 0) {
+		proto_put_key(&w->msgw, "loaded");
+		msgpack_pack_array(&w->msgw.pk, w->n_loaded);
+		msgpack_sbuffer_write(&w->msgw.buf, w->ev_loaded.buf.data,
+		    w->ev_loaded.buf.size);
+	}
+	if (w->n_evicted > 0) {
+		proto_put_key(&w->msgw, "evicted");
+		msgpack_pack_array(&w->msgw.pk, w->n_evicted);
+		msgpack_sbuffer_write(&w->msgw.buf, w->ev_evicted.buf.data,
+		    w->ev_evicted.buf.size);
+	}
+	if (w->cache != NULL) {
+		struct objcache_stats st;
+		objcache_stats(w->cache, &st);
+		proto_put_key(&w->msgw, "cache");
+		msgpack_pack_map(&w->msgw.pk, 6);
+		proto_put_uint(&w->msgw, "objects", st.objects);
+		proto_put_uint(&w->msgw, "bytes", st.bytes);
+		proto_put_uint(&w->msgw, "loads", st.loads);
+		proto_put_uint(&w->msgw, "hits", st.hits);
+		proto_put_uint(&w->msgw, "evictions", st.evictions);
+		proto_put_uint(&w->msgw, "failures", st.failures);
+	}
+	if (r == NULL || send_req(w, r, &w->msgw) != 0) {
+		/* keep the results (and events) for the next attempt */
+		if (with_results) {
+			msgpack_sbuffer_write(&w->spare.buf, w->out.buf.data,
+			    w->out.buf.size);
+			proto_writer_reset(&w->out);
+			msgpack_sbuffer_write(&w->out.buf, w->spare.buf.data,
+			    w->spare.buf.size);
+			w->out_n += n;
+			proto_writer_reset(&w->spare);
+		}
 		return;
+	}
+	proto_writer_reset(&w->spare);
+	proto_writer_reset(&w->ev_loaded);
+	proto_writer_reset(&w->ev_evicted);
+	w->n_loaded = w->n_evicted = 0;
 	w->granted += avail;
 	if (with_results)
 		w->res_inflight = 1;
@@ -672,6 +896,78 @@ rx_cb(void *arg)
 	nng_recv_aio(w->sock, w->rx);
 }
 
+/* The cache loaded or dropped an object: tell the scheduler in the next
+ * work request (bounded: locality is a hint, not a promise). */
+static void
+on_cache_event(void *arg, int loaded, const char *key)
+{
+	struct wproc *w = arg;
+	size_t        n = strlen(key);
+	pthread_mutex_lock(&w->lock);
+	if (loaded && w->n_loaded < 1024) {
+		proto_pack_str(&w->ev_loaded, key, n);
+		w->n_loaded++;
+	} else if (!loaded && w->n_evicted < 1024) {
+		proto_pack_str(&w->ev_evicted, key, n);
+		w->n_evicted++;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Loaders of task libraries, called through the cache's interface. */
+static int
+lib_load(void *arg, const char *path, int fd, uint64_t size, void **value,
+    size_t *bytes, char *err, size_t errlen)
+{
+	const struct loader_fns_s *f = arg;
+	return f->load(path, fd, size, value, bytes, err, errlen);
+}
+
+static void
+lib_release(void *arg, void *value, size_t bytes)
+{
+	const struct loader_fns_s *f = arg;
+	if (f->unload != NULL)
+		f->unload(value, bytes);
+}
+
+/* Create the object cache with the group's roots and budget, and the
+ * loaders task libraries registered. */
+static int
+cache_open(struct wproc *w)
+{
+	char   err[1024];
+	size_t budget = w->o->object_cache;
+
+	if (budget == 0) {
+		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		budget = (pages > 0 && psz > 0) ? (size_t)pages * (size_t)psz / 4
+		                                : (size_t)1 << 30;
+	}
+	if (objcache_new(&w->cache, budget, w->o->object_roots,
+	        w->o->n_object_roots, err, sizeof(err)) != 0) {
+		log_error("object cache: %s", err);
+		return -1;
+	}
+	for (size_t i = 0; i < w->reg.n_loaders; i++) {
+		struct obj_loader l;
+		memset(&l, 0, sizeof(l));
+		util_strlcpy(l.name, w->reg.loaders[i].name, sizeof(l.name));
+		l.load    = lib_load;
+		l.release = lib_release;
+		l.arg     = &w->loader_fns[i];
+		w->loader_fns[i].load   = w->reg.loaders[i].load;
+		w->loader_fns[i].unload = w->reg.loaders[i].unload;
+		if (objcache_add_loader(w->cache, &l) != 0) {
+			log_error("loader '%s': a loader of that name exists",
+			    l.name);
+			return -1;
+		}
+	}
+	objcache_set_listener(w->cache, on_cache_event, w);
+	return 0;
+}
+
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -726,6 +1022,13 @@ io_loop(struct wproc *w)
 		out_n    = w->out_n;
 		running  = w->running;
 		inflight = w->res_inflight;
+		if (w->crashed && out_n == 0 && !inflight) {
+			/* the crash is reported: start afresh */
+			pthread_mutex_unlock(&w->lock);
+			log_warn("exiting after a task crashed; the "
+			         "supervisor starts a new process");
+			return 4;
+		}
 		pthread_mutex_unlock(&w->lock);
 		if (w->draining) {
 			if (running == 0 && out_n == 0 && !inflight) {
@@ -812,6 +1115,8 @@ wrk_process_run(const struct wrk_options *o)
 	proto_writer_init(&w.out);
 	proto_writer_init(&w.spare);
 	proto_writer_init(&w.msgw);
+	proto_writer_init(&w.ev_loaded);
+	proto_writer_init(&w.ev_evicted);
 	proto_decoder_init(&w.dec);
 	if (gethostname(w.host, sizeof(w.host) - 1) != 0)
 		strcpy(w.host, "localhost");
@@ -852,6 +1157,11 @@ wrk_process_run(const struct wrk_options *o)
 	if (w.reg.n == 0)
 		log_warn("no task functions loaded: this worker can run "
 		         "nothing (give it --library)");
+	if (cache_open(&w) != 0) {
+		rc = 2;
+		goto out;
+	}
+	crash_handlers_install();
 
 	if ((rv = nng_req0_open_raw(&w.sock)) != 0 ||
 	    (rv = util_sock_setup(w.sock, o->max_message_size)) != 0 ||
@@ -920,7 +1230,10 @@ out:
 	proto_writer_fini(&w.out);
 	proto_writer_fini(&w.spare);
 	proto_writer_fini(&w.msgw);
+	proto_writer_fini(&w.ev_loaded);
+	proto_writer_fini(&w.ev_evicted);
 	proto_decoder_fini(&w.dec);
+	objcache_free(w.cache);
 	wrk_registry_fini(&w.reg);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.cv);

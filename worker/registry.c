@@ -128,6 +128,31 @@ ferry_register(ferry_registry *r, const char *name, ferry_task_fn fn)
 	return table_rebuild(r, r->table_cap);
 }
 
+__attribute__((visibility("default"))) int
+ferry_register_loader(ferry_registry *r, const char *name,
+    ferry_loader_fn load, ferry_unloader_fn unload)
+{
+	size_t n = name != NULL ? strlen(name) : 0;
+	if (r == NULL || load == NULL || n == 0 || n > 63)
+		return -1;
+	for (size_t i = 0; i < r->n_loaders; i++)
+		if (strcmp(r->loaders[i].name, name) == 0) {
+			log_error("%s: loader '%s' is already registered",
+			    r->loading ? r->loading : "library", name);
+			return -1;
+		}
+	if (r->n_loaders == WRK_MAX_LOADERS) {
+		log_error("%s: too many loaders (limit %d)",
+		    r->loading ? r->loading : "library", WRK_MAX_LOADERS);
+		return -1;
+	}
+	memcpy(r->loaders[r->n_loaders].name, name, n + 1);
+	r->loaders[r->n_loaders].load   = load;
+	r->loaders[r->n_loaders].unload = unload;
+	r->n_loaders++;
+	return 0;
+}
+
 static int
 exists(const char *path)
 {

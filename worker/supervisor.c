@@ -23,7 +23,7 @@
 #include "util.h"
 #include "worker.h"
 
-#define MAX_ARGS (32 + 2 * WRK_MAX_LIBRARIES)
+#define MAX_ARGS (40 + 2 * WRK_MAX_LIBRARIES + 2 * WRK_MAX_ROOTS)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 30000
@@ -57,7 +57,7 @@ static pid_t
 spawn_one(const struct wrk_options *o, const char *exe, int index)
 {
 	char        slots[16], prefetch[16], ctmo[16], dtmo[16], maxmsg[32],
-	    parent[16], name[192], host[128];
+	    parent[16], name[192], host[128], cache[32];
 	const char *argv[MAX_ARGS];
 	int         n = 0, rv;
 	pid_t       pid;
@@ -95,6 +95,15 @@ spawn_one(const struct wrk_options *o, const char *exe, int index)
 	argv[n++] = parent;
 	argv[n++] = "--log-level";
 	argv[n++] = log_level_name(log_level_get());
+	for (size_t i = 0; i < o->n_object_roots; i++) {
+		argv[n++] = "--object-root";
+		argv[n++] = o->object_roots[i];
+	}
+	if (o->object_cache > 0) {
+		snprintf(cache, sizeof(cache), "%zu", o->object_cache);
+		argv[n++] = "--object-cache";
+		argv[n++] = cache;
+	}
 	if (o->library_dir != NULL) {
 		argv[n++] = "--library-dir";
 		argv[n++] = o->library_dir;

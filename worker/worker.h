@@ -10,7 +10,12 @@
 
 #include "ferry/task.h"
 
+struct objcache;
+struct obj_entry;
+
 #define WRK_MAX_LIBRARIES 32
+#define WRK_MAX_ROOTS 16
+#define WRK_MAX_LOADERS 32
 
 /* ---- task libraries (registry.c) ---- */
 
@@ -28,6 +33,13 @@ struct ferry_registry {
 	const char    *loading; /* library being initialised (for messages) */
 	void          *handles[WRK_MAX_LIBRARIES];
 	size_t         n_handles;
+	/* loaders task libraries registered */
+	struct {
+		char              name[64];
+		ferry_loader_fn   load;
+		ferry_unloader_fn unload;
+	} loaders[WRK_MAX_LOADERS];
+	size_t n_loaders;
 };
 
 /* Initialise / release a registry (release unloads its libraries). */
@@ -56,13 +68,19 @@ ferry_task_fn wrk_registry_find(const struct ferry_registry *r,
 
 /* ---- the task context the API in task.h sees (exec.c) ---- */
 
+#define WRK_MAX_PINS 16
+
 struct ferry_task {
-	uint64_t        id;
-	const char     *name;
-	msgpack_sbuffer out;       /* the result being packed */
-	msgpack_packer  pk;
-	char            err[1024]; /* set by ferry_task_fail */
-	int             failed;
+	uint64_t          id;
+	const char       *name;
+	msgpack_sbuffer   out;       /* the result being packed */
+	msgpack_packer    pk;
+	char              err[1024]; /* set by ferry_task_fail */
+	int               failed;
+	int               code;      /* error code when failed (0: ETASK) */
+	struct objcache  *cache;     /* the process's object cache */
+	struct obj_entry *pins[WRK_MAX_PINS]; /* objects held by the task */
+	int               n_pins;
 };
 
 /* ---- one worker process (process.c) ---- */
@@ -74,6 +92,9 @@ struct wrk_options {
 	const char *libraries[WRK_MAX_LIBRARIES];
 	size_t      n_libraries;
 	const char *library_dir;    /* base for relative library paths */
+	const char *object_roots[WRK_MAX_ROOTS]; /* where objects may be */
+	size_t      n_object_roots;
+	size_t      object_cache;   /* cache budget in bytes; 0: auto */
 	int         slots;          /* default 1 */
 	int         prefetch;       /* default 64 */
 	uint32_t    connect_timeout_ms;

@@ -61,6 +61,8 @@ enum ferry_error {
 	FERRY_ETRANSPORT = -17, /* an NNG transport error */
 	FERRY_ESYSTEM    = -18, /* an operating system error (see errno) */
 	FERRY_EDEAD      = -19, /* quarantined after killing workers */
+	FERRY_ECRASHED   = -20, /* the task crashed its worker process */
+	FERRY_EOBJECT    = -21, /* an object reference cannot be loaded */
 };
 
 /* A human-readable description of an error code (never NULL). */
@@ -191,6 +193,38 @@ FERRY_API int ferry_as_completed(ferry_client *c, ferry_future *const *futs,
 FERRY_API int ferry_iter_next(ferry_iter *it, int timeout_ms,
     ferry_future **f);
 FERRY_API void ferry_iter_free(ferry_iter *it);
+
+/*
+ * Object references.  A task names a heavy input by path instead of
+ * sending it: put an object reference anywhere in its msgpack arguments,
+ * as an ext value of type FERRY_EXT_OBJECT whose payload
+ * ferry_object_ref() writes:
+ *
+ *     uint8_t ref[512];
+ *     size_t  n;
+ *     ferry_object_ref(ref, sizeof(ref), &n, "/data/matrix.bin", NULL,
+ *         0, NULL);
+ *     msgpack_pack_ext(pk, n, FERRY_EXT_OBJECT);
+ *     msgpack_pack_ext_body(pk, ref, n);
+ *
+ * The worker loads the file once into its object cache (memory-mapped by
+ * default) and every later task on that worker reuses it; the scheduler
+ * prefers workers that already hold a task's objects.  The path must lie
+ * inside the worker group's object_roots.  docs/protocol.md describes the
+ * payload so other languages can write it.
+ */
+#define FERRY_EXT_OBJECT 70
+
+/*
+ * Write an object reference's payload into buf (cap bytes; 64 + the
+ * path's length always suffice); *len gets its size.  loader may be NULL
+ * ("mmap"; also "mmap_prefault", "read", or one a task library
+ * registered), size 0 (not checked) and sha256 NULL (not checked; else 32
+ * bytes the file's content must hash to).  Returns 0 or FERRY_EINVAL.
+ */
+FERRY_API int ferry_object_ref(void *buf, size_t cap, size_t *len,
+    const char *path, const char *loader, uint64_t size,
+    const uint8_t *sha256);
 
 /* Counters of one client, as ferry_client_stats() reports them. */
 struct ferry_client_stats {

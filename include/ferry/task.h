@@ -71,6 +71,55 @@ int ferry_task_fail(ferry_task *t, const char *fmt, ...)
 uint64_t ferry_task_id(const ferry_task *t);
 const char *ferry_task_name(const ferry_task *t);
 
+/*
+ * Object references.  An argument of msgpack ext type FERRY_EXT_OBJECT
+ * (70) names a file (see ferry.h, ferry_object_ref()).  The worker loads
+ * it once into its object cache and every later task reuses it; read-only
+ * files are memory-mapped, so all worker processes on a host share one
+ * copy through the page cache.  The object stays valid until the task
+ * function returns.
+ */
+#ifndef FERRY_EXT_OBJECT
+#define FERRY_EXT_OBJECT 70
+#endif
+
+/* Whether o is an object reference. */
+static inline int
+ferry_is_object(const msgpack_object *o)
+{
+	return o->type == MSGPACK_OBJECT_EXT &&
+	    o->via.ext.type == FERRY_EXT_OBJECT;
+}
+
+/* Resolve an object reference to the file's bytes (loaders "mmap",
+ * "mmap_prefault", "read").  Returns 0 with *data and *len set, or fails
+ * the task with the reason (outside the allowed roots, missing, changed
+ * size or hash, ...) and returns -1. */
+int ferry_task_object_bytes(ferry_task *t, const msgpack_object *ref,
+    const void **data, size_t *len);
+
+/* Resolve an object reference to its loaded value, for any loader (for a
+ * task library's own loader, what its load function built).  Returns 0,
+ * or fails the task and returns -1. */
+int ferry_task_object(ferry_task *t, const msgpack_object *ref,
+    void **value);
+
+/*
+ * A loader builds a value from a file once; every later task that names
+ * the same file (unchanged) with the same loader reuses it.  load() gets
+ * the canonical path, a read-only descriptor and the size; it sets *value
+ * and *bytes (what the value costs against the cache budget) and returns
+ * 0, or writes a message into err and returns -1.  unload() frees a value
+ * the cache evicts.  Both may run on any worker thread.
+ */
+typedef int (*ferry_loader_fn)(const char *path, int fd, uint64_t size,
+    void **value, size_t *bytes, char *err, size_t errlen);
+typedef void (*ferry_unloader_fn)(void *value, size_t bytes);
+
+/* Register a loader under name (1-63 bytes).  Returns 0 or -1. */
+int ferry_register_loader(ferry_registry *reg, const char *name,
+    ferry_loader_fn load, ferry_unloader_fn unload);
+
 /* Define the library's entry point: FERRY_LIBRARY_INIT(reg) { ... }. */
 #define FERRY_LIBRARY_INIT(reg)                                             \
 	int ferry_library_abi(void);                                        \
