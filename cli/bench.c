@@ -7,7 +7,11 @@
  * just counted: a benchmark whose tasks failed reports failure.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,8 +21,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "conf.h"
 #include "ferry/ferry.h"
+#include "json.h"
 #include "util.h"
+
+#include <msgpack.h>
 
 struct bench_opts {
 	const char *kind;
@@ -41,7 +49,7 @@ static void
 bench_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ferry bench throughput|latency [OPTIONS]\n"
+	    "usage: ferry bench throughput|latency|heavy [OPTIONS]\n"
 	    "\n"
 	    "  throughput   map N no-op tasks and wait for every result; "
 	    "prints\n"
@@ -49,6 +57,9 @@ bench_usage(FILE *out)
 	    "  latency      N single tasks one after another; prints the "
 	    "median\n"
 	    "               and 99th percentile round trip\n"
+	    "  heavy        tasks reading slices of one large file by path "
+	    "(see\n"
+	    "               'ferry bench heavy --help')\n"
 	    "\n"
 	    "  -n, --tasks N        tasks (default 200000 for throughput, "
 	    "2000 for\n"
@@ -69,9 +80,10 @@ bench_usage(FILE *out)
 }
 
 static int
-cluster_start(struct private_cluster *pc, long workers, long prefetch)
+cluster_start(struct private_cluster *pc, long workers, long prefetch,
+    const char *object_root)
 {
-	const char  *argv[16];
+	const char  *argv[20];
 	char         nproc[16], pf[16];
 	ferry_client *c;
 	struct ferry_status st;
@@ -107,6 +119,12 @@ cluster_start(struct private_cluster *pc, long workers, long prefetch)
 	argv[10] = prefetch >= 0 ? "--prefetch" : NULL;
 	argv[11] = pf;
 	argv[12] = NULL;
+	if (object_root != NULL) {
+		int k = prefetch >= 0 ? 12 : 10;
+		argv[k++] = "--object-root";
+		argv[k++] = object_root;
+		argv[k]   = NULL;
+	}
 	if ((pc->worker = cli_spawn(argv, pc->log)) < 0)
 		return -1;
 	if ((rv = ferry_client_connect(&c, pc->url, 10000)) != 0) {
@@ -261,6 +279,426 @@ run_latency(ferry_client *c, const struct bench_opts *o, uint64_t *p50,
 	return 0;
 }
 
+/* ---------------------------------------------------------- heavy */
+
+#define HEAVY_MAX_WORKERS 64
+
+struct pss_sampler {
+	pid_t           pids[HEAVY_MAX_WORKERS];
+	int             n;
+	volatile int    stop;
+	uint64_t        peak_kb;
+	uint64_t        samples;
+	pthread_t       thread;
+};
+
+/* Pss of one process in kB, from /proc/PID/smaps_rollup. */
+static uint64_t
+pss_kb(pid_t pid)
+{
+	char     path[64], line[256];
+	FILE    *f;
+	uint64_t kb = 0;
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "Pss:", 4) == 0) {
+			kb = strtoull(line + 4, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+static void *
+sampler_main(void *arg)
+{
+	struct pss_sampler *s = arg;
+	while (!s->stop) {
+		uint64_t total = 0;
+		for (int i = 0; i < s->n; i++)
+			total += pss_kb(s->pids[i]);
+		if (total > s->peak_kb)
+			s->peak_kb = total;
+		s->samples++;
+		/* reading smaps walks page tables: sample sparingly, the
+		 * final sample after the run catches the peak anyway (the
+		 * cache keeps its mappings) */
+		for (int i = 0; i < 10 && !s->stop; i++)
+			usleep(5000);
+	}
+	return NULL;
+}
+
+/* One more sample, after the run. */
+static void
+sampler_final(struct pss_sampler *s)
+{
+	uint64_t total = 0;
+	for (int i = 0; i < s->n; i++)
+		total += pss_kb(s->pids[i]);
+	if (total > s->peak_kb)
+		s->peak_kb = total;
+	s->samples++;
+}
+
+static uint64_t
+word_at(uint64_t i)
+{
+	return (i + 1) * 0x9E3779B97F4A7C15ULL;
+}
+
+/* Write size bytes of 64-bit words to path (page cache stays warm). */
+static int
+heavy_write(const char *path, uint64_t size)
+{
+	uint64_t *buf;
+	size_t    words = 1 << 17; /* 1 MiB */
+	int       fd;
+	uint64_t  done = 0, w = 0;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) <
+	    0) {
+		fprintf(stderr, "ferry bench: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if ((buf = malloc(words * 8)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while (done < size) {
+		size_t n = size - done < words * 8 ? (size_t)(size - done)
+		                                   : words * 8;
+		for (size_t i = 0; i < n / 8; i++)
+			buf[i] = word_at(w++);
+		if (write(fd, buf, n) != (ssize_t)n) {
+			fprintf(stderr, "ferry bench: writing %s: %s\n", path,
+			    strerror(errno));
+			free(buf);
+			close(fd);
+			return -1;
+		}
+		done += n;
+	}
+	free(buf);
+	return close(fd);
+}
+
+/* Sum the words of a mapped file once, timed: the baseline. */
+static double
+heavy_read_once(const char *path, uint64_t size, uint64_t *sum_out)
+{
+	int             fd = open(path, O_RDONLY | O_CLOEXEC);
+	const uint64_t *p;
+	uint64_t        t0, sum = 0;
+	if (fd < 0)
+		return -1;
+	t0 = util_now_us();
+	p  = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	for (uint64_t i = 0; i < size / 8; i++)
+		sum += p[i];
+	munmap((void *)p, size);
+	*sum_out = sum;
+	return (double)(util_now_us() - t0) / 1e6;
+}
+
+static int
+cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Read a worker's cache counters from the status document. */
+static int
+heavy_status(ferry_client *c, struct pss_sampler *smp, uint64_t *loads,
+    uint64_t *hits, uint64_t *max_loads, uint64_t *local)
+{
+	char           *json = NULL, err[256];
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	msgpack_zone    zone;
+	msgpack_object  o;
+	size_t          off = 0;
+	int             rv  = -1;
+
+	*loads = *hits = *max_loads = *local = 0;
+	if (ferry_cluster_status(c, NULL, &json, 5000) != 0)
+		return -1;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_zone_init(&zone, 4096);
+	if (json_to_msgpack(json, strlen(json), &pk, err, sizeof(err)) == 0 &&
+	    msgpack_unpack(sb.data, sb.size, &off, &zone, &o) ==
+	        MSGPACK_UNPACK_SUCCESS &&
+	    o.type == MSGPACK_OBJECT_MAP) {
+		for (uint32_t i = 0; i < o.via.map.size; i++) {
+			msgpack_object_kv *kv = &o.via.map.ptr[i];
+			if (kv->key.via.str.size != 11 ||
+			    memcmp(kv->key.via.str.ptr, "worker_list", 11) != 0 ||
+			    kv->val.type != MSGPACK_OBJECT_ARRAY)
+				continue;
+			if (smp != NULL)
+				smp->n = 0;
+			for (uint32_t j = 0; j < kv->val.via.array.size; j++) {
+				msgpack_object *w = &kv->val.via.array.ptr[j];
+				uint64_t        l = 0;
+				for (uint32_t k = 0; k < w->via.map.size; k++) {
+					msgpack_object_kv *f = &w->via.map.ptr[k];
+					const char *name = f->key.via.str.ptr;
+					size_t      nl   = f->key.via.str.size;
+					if (nl == 3 && memcmp(name, "pid", 3) == 0 &&
+					    smp != NULL &&
+					    smp->n < HEAVY_MAX_WORKERS)
+						smp->pids[smp->n++] =
+						    (pid_t)f->val.via.u64;
+					if (nl == 5 && memcmp(name, "local", 5) == 0)
+						*local += f->val.via.u64;
+					if (nl != 5 || memcmp(name, "cache", 5) != 0)
+						continue;
+					for (uint32_t q = 0;
+					     q < f->val.via.map.size; q++) {
+						msgpack_object_kv *g =
+						    &f->val.via.map.ptr[q];
+						if (g->key.via.str.size == 5 &&
+						    memcmp(g->key.via.str.ptr,
+						        "loads", 5) == 0)
+							l = g->val.via.u64;
+						if (g->key.via.str.size == 4 &&
+						    memcmp(g->key.via.str.ptr,
+						        "hits", 4) == 0)
+							*hits += g->val.via.u64;
+					}
+				}
+				*loads += l;
+				if (l > *max_loads)
+					*max_loads = l;
+			}
+			rv = 0;
+		}
+	}
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&sb);
+	free(json);
+	return rv;
+}
+
+/*
+ * The heavy-object benchmark: one file of `size` bytes, W worker
+ * processes, T tasks each summing a different slice of the whole file.
+ * Reports wall time against reading the file once, loads per worker
+ * process, the share of tasks served from the cache, and the peak total
+ * PSS of the worker processes.
+ */
+static int
+bench_heavy(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "tasks", required_argument, NULL, 'n' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "loader", required_argument, NULL, 'l' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	size_t                 size = (size_t)1 << 30;
+	long                   workers = 4, tasks = 32, runs = 1;
+	const char            *dir_opt = NULL, *loader = NULL;
+	char                   dir[512], path[600];
+	int                    ch, json = 0, rc = 0;
+	struct private_cluster pc;
+	ferry_client          *c = NULL;
+	double                 base[3];
+	uint64_t               total_sum = 0;
+
+	memset(&pc, 0, sizeof(pc));
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "s:w:n:r:d:l:jh", opts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 's':
+			if (conf_parse_size(optarg, &size) != 0 || size < 4096) {
+				fprintf(stderr, "ferry bench heavy: --size: "
+				                "'%s' is not a size >= 4KiB\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'w':
+			workers = cli_parse_long("--workers", optarg, 1,
+			    HEAVY_MAX_WORKERS);
+			break;
+		case 'n':
+			tasks = cli_parse_long("--tasks", optarg, 1, 100000);
+			break;
+		case 'r':
+			runs = cli_parse_long("--runs", optarg, 1, 100);
+			break;
+		case 'd': dir_opt = optarg; break;
+		case 'l': loader = optarg; break;
+		case 'j': json = 1; break;
+		case 'h':
+			printf("usage: ferry bench heavy [--size 1GiB] "
+			       "[--workers 4] [--tasks 32] [--runs 1]\n"
+			       "                         [--dir DIR] [--loader "
+			       "mmap] [--json]\n\n"
+			       "One file of SIZE bytes (written to DIR, default "
+			       "/tmp), W worker\nprocesses, T tasks each "
+			       "summing a different slice of the whole\nfile "
+			       "through an object reference.  Each run starts a "
+			       "fresh cluster.\nReports wall time against "
+			       "reading the file once from the page\ncache, "
+			       "loads per worker process, the share of tasks "
+			       "served from\nthe cache, and the peak total PSS "
+			       "of the worker processes.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	size &= ~(size_t)7;
+	snprintf(dir, sizeof(dir), "%s/ferry-bench-heavy-%d",
+	    dir_opt != NULL ? dir_opt : "/tmp", (int)getpid());
+	snprintf(path, sizeof(path), "%s/data.bin", dir);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "ferry bench heavy: %s: %s\n", dir,
+		    strerror(errno));
+		return 1;
+	}
+	if (heavy_write(path, size) != 0) {
+		rmdir(dir);
+		return 1;
+	}
+	for (int i = 0; i < 3; i++)
+		base[i] = heavy_read_once(path, size, &total_sum);
+	qsort(base, 3, sizeof(double), cmp_dbl);
+
+	for (long run = 1; run <= runs && rc == 0; run++) {
+		struct pss_sampler smp;
+		ferry_future     **futs = calloc((size_t)tasks, sizeof(*futs));
+		uint64_t           t0, t1, loads, hits, max_loads, local;
+		uint64_t           sum = 0, slice = (size / 8 / (uint64_t)tasks) * 8;
+		size_t             bad = 0;
+		double             secs;
+
+		memset(&smp, 0, sizeof(smp));
+		if (futs == NULL || cluster_start(&pc, workers, -1, dir) != 0 ||
+		    ferry_client_connect(&c, pc.url, 10000) != 0) {
+			free(futs);
+			rc = 1;
+			break;
+		}
+		heavy_status(c, &smp, &loads, &hits, &max_loads, &local);
+		pthread_create(&smp.thread, NULL, sampler_main, &smp);
+		t0 = util_now_us();
+		for (long i = 0; i < tasks; i++) {
+			msgpack_sbuffer sb;
+			msgpack_packer  pk;
+			uint8_t         ref[1024];
+			size_t          rn;
+			uint64_t        off = (uint64_t)i * slice;
+			uint64_t        len = i == tasks - 1 ? size - off : slice;
+			msgpack_sbuffer_init(&sb);
+			msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+			ferry_object_ref(ref, sizeof(ref), &rn, path, loader, 0,
+			    NULL);
+			msgpack_pack_array(&pk, 3);
+			msgpack_pack_ext(&pk, rn, FERRY_EXT_OBJECT);
+			msgpack_pack_ext_body(&pk, ref, rn);
+			msgpack_pack_uint64(&pk, off);
+			msgpack_pack_uint64(&pk, len);
+			ferry_submit(c, "sum_u64", sb.data, sb.size, &futs[i]);
+			msgpack_sbuffer_destroy(&sb);
+		}
+		if (ferry_wait_all(futs, (size_t)tasks, 600000) != 0)
+			rc = 1;
+		t1         = util_now_us();
+		smp.stop   = 1;
+		pthread_join(smp.thread, NULL);
+		sampler_final(&smp);
+		secs = (double)(t1 - t0) / 1e6;
+		for (long i = 0; i < tasks; i++) {
+			const void *data;
+			size_t      len;
+			uint64_t    v = 0;
+			msgpack_zone   zone;
+			msgpack_object o;
+			size_t         off = 0;
+			if (ferry_future_result(futs[i], &data, &len) != 0) {
+				if (bad++ == 0)
+					fprintf(stderr, "ferry bench heavy: %s\n",
+					    ferry_future_error(futs[i]));
+			} else {
+				msgpack_zone_init(&zone, 64);
+				if (msgpack_unpack(data, len, &off, &zone, &o) ==
+				        MSGPACK_UNPACK_SUCCESS &&
+				    o.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+					v = o.via.u64;
+				msgpack_zone_destroy(&zone);
+			}
+			sum += v;
+			ferry_future_free(futs[i]);
+		}
+		free(futs);
+		heavy_status(c, NULL, &loads, &hits, &max_loads, &local);
+		ferry_client_close(c);
+		c = NULL;
+		cluster_stop(&pc);
+		memset(&pc, 0, sizeof(pc));
+		if (bad > 0 || sum != total_sum) {
+			fprintf(stderr, "ferry bench heavy: %zu task(s) failed, "
+			                "sum %s\n",
+			    bad, sum == total_sum ? "ok" : "WRONG");
+			rc = 1;
+			break;
+		}
+		if (json)
+			printf("{\"bench\":\"heavy\",\"run\":%ld,"
+			       "\"file_bytes\":%zu,\"workers\":%ld,"
+			       "\"tasks\":%ld,\"seconds\":%.4f,"
+			       "\"read_once_seconds\":%.4f,"
+			       "\"time_ratio\":%.3f,\"loads\":%" PRIu64
+			       ",\"max_loads_per_worker\":%" PRIu64
+			       ",\"cache_hits\":%" PRIu64
+			       ",\"cached_share\":%.3f,\"local_dispatch\":%" PRIu64
+			       ",\"peak_pss_bytes\":%" PRIu64
+			       ",\"pss_ratio\":%.3f,\"pss_samples\":%" PRIu64
+			       "}\n",
+			    run, size, workers, tasks, secs, base[1],
+			    secs / base[1], loads, max_loads, hits,
+			    (double)hits / (double)tasks, local,
+			    smp.peak_kb * 1024,
+			    (double)smp.peak_kb * 1024 / (double)size,
+			    smp.samples);
+		else
+			printf("heavy run %ld: %.2f GiB file, %ld workers, %ld "
+			       "tasks: %.3f s (reading it once: %.3f s, ratio "
+			       "%.2f); %" PRIu64 " loads (at most %" PRIu64
+			       " per worker), %.0f%% of tasks found it cached; "
+			       "peak PSS of the workers %.2f GiB (%.2f x the "
+			       "file)\n",
+			    run, (double)size / (1 << 30), workers, tasks, secs,
+			    base[1], secs / base[1], loads, max_loads,
+			    100.0 * (double)hits / (double)tasks,
+			    (double)smp.peak_kb / (1 << 20),
+			    (double)smp.peak_kb * 1024 / (double)size);
+		fflush(stdout);
+	}
+	if (c != NULL)
+		ferry_client_close(c);
+	cluster_stop(&pc);
+	unlink(path);
+	rmdir(dir);
+	return rc;
+}
+
 int
 cmd_bench(int argc, char **argv)
 {
@@ -299,6 +737,8 @@ cmd_bench(int argc, char **argv)
 		return 2;
 	}
 	o.kind = argv[1];
+	if (strcmp(o.kind, "heavy") == 0)
+		return bench_heavy(argc, argv);
 	if (strcmp(o.kind, "throughput") != 0 && strcmp(o.kind, "latency") != 0) {
 		fprintf(stderr, "ferry bench: unknown benchmark '%s' "
 		                "(throughput or latency)\n",
@@ -340,7 +780,7 @@ cmd_bench(int argc, char **argv)
 		if (cli_address(o.file, o.url, addr, sizeof(addr)) != 0)
 			return 2;
 	} else {
-		if (cluster_start(&pc, o.workers, o.prefetch) != 0) {
+		if (cluster_start(&pc, o.workers, o.prefetch, NULL) != 0) {
 			cluster_stop(&pc);
 			return 1;
 		}
