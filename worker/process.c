@@ -1086,8 +1086,15 @@ io_loop(struct wproc *w)
 			w->registered    = 0;
 			proto_writer_reset(&w->out);
 			w->out_n = 0;
-			if (!w->draining)
+			if (!w->draining) {
 				send_hello_locked(w);
+				/* a hello can be lost with the old connection:
+				 * if none is answered soon, start afresh (the
+				 * supervisor restarts this process) */
+				if (w->o->connect_timeout_ms > 3000)
+					w->hello_deadline =
+					    util_now_ms() + 3000;
+			}
 			pthread_mutex_unlock(&w->lock);
 			if (w->draining)
 				return 0;
