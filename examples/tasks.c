@@ -204,17 +204,27 @@ arg_slice(ferry_task *t, const msgpack_object *args, const uint8_t **p,
 	return 0;
 }
 
-/* sum_u64 [object, offset, length]: the sum (mod 2^64) of the
- * little-endian 64-bit words in a slice of a file; length is rounded down
- * to whole words. */
+/* sum_u64 [object, offset, length] or [object, offset, length, delay_ms]:
+ * the sum (mod 2^64) of the little-endian 64-bit words in a slice of a
+ * file; length is rounded down to whole words.  With a delay, it waits
+ * after resolving the object and before reading it (tests use this to
+ * change the file under a running task). */
 static int
 sum_u64(ferry_task *t, const msgpack_object *args)
 {
 	const uint8_t *p;
 	size_t         n;
-	uint64_t       sum = 0;
+	uint64_t       sum = 0, delay = 0;
 	if (arg_slice(t, args, &p, &n) != 0)
 		return -1;
+	if (args->via.array.size > 3 && arg_u64(t, args, 3, &delay) != 0)
+		return -1;
+	if (delay > 0) {
+		struct timespec ts = { (time_t)(delay / 1000),
+			(long)(delay % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
 	for (size_t i = 0; i + 8 <= n; i += 8) {
 		uint64_t v;
 		memcpy(&v, p + i, 8);

@@ -51,11 +51,11 @@
 
 #include "util.h"
 
-#define OBJ_KEYS_MAX 8           /* locality keys kept per entry */
-#define OBJ_ADDR_SLOTS 4096      /* mappings objcache_path_of_addr knows */
-#define OBJ_HASH_CHUNK 65536     /* read size when hashing through the fd */
-#define OBJ_SHOW_MAX 1024        /* longest path quoted in a message */
-#define OBJ_CAUSE_MAX 512        /* a load failure's cause */
+#define OBJ_KEYS_MAX 8 /* locality keys kept per entry */
+#define OBJ_ADDR_SLOTS 4096 /* mappings objcache_path_of_addr knows */
+#define OBJ_HASH_CHUNK 65536 /* read size when hashing through the fd */
+#define OBJ_SHOW_MAX 1024 /* longest path quoted in a message */
+#define OBJ_CAUSE_MAX 512 /* a load failure's cause */
 #define OBJ_KEY_MAX (OBJ_LOADER_NAME_MAX + 1 + PATH_MAX)
 
 /* The address table is read from signal handlers: its words must be
@@ -73,7 +73,7 @@ enum obj_state {
 /* What makes two acquires the same object. */
 struct obj_ident {
 	const struct obj_loader *loader; /* owned by the cache; unique name */
-	char                    *path;   /* canonical; owned by the entry */
+	char                    *path; /* canonical; owned by the entry */
 	dev_t                    dev;
 	ino_t                    ino;
 	uint64_t                 size;
@@ -85,27 +85,27 @@ struct obj_ident {
 
 /* A locality key, shared by the entries that list it. */
 struct obj_key {
-	struct obj_key *next;    /* chain in the key map */
+	struct obj_key *next; /* chain in the key map */
 	uint64_t        hash;
-	unsigned        refs;    /* entries listing it */
+	unsigned        refs; /* entries listing it */
 	unsigned        holders; /* loaded entries listing it */
-	char            str[];   /* "LOADER:PATH" */
+	char            str[]; /* "LOADER:PATH" */
 };
 
 struct obj_entry {
 	struct obj_entry *hnext; /* chain in the entry map */
-	struct obj_entry *prev;  /* idle list */
-	struct obj_entry *next;  /* idle list, or a list of dead entries */
+	struct obj_entry *prev; /* idle list */
+	struct obj_entry *next; /* idle list, or a list of dead entries */
 	uint64_t          hkey;
 	struct obj_ident  id;
 	enum obj_state    state;
 	bool              stale; /* drop when unpinned; never served again */
-	bool              idle;  /* on the idle list */
-	unsigned          refs;  /* pins */
+	bool              idle; /* on the idle list */
+	unsigned          refs; /* pins */
 	void             *value;
 	size_t            bytes;
-	char             *err;   /* OBJ_FAILED: the cause, for waiters */
-	int               slot;  /* address table slot or -1 */
+	char             *err; /* OBJ_FAILED: the cause, for waiters */
+	int               slot; /* address table slot or -1 */
 	size_t            nkeys;
 	struct obj_key   *keys[OBJ_KEYS_MAX];
 };
@@ -123,32 +123,32 @@ struct obj_slot {
 	atomic_ulong seq;
 	atomic_ulong start; /* 0: empty */
 	atomic_ulong end;
-	atomic_ulong path;  /* const char * */
+	atomic_ulong path; /* const char * */
 };
 
 struct objcache {
-	pthread_mutex_t     mu;
-	pthread_cond_t      cond; /* a load finished */
-	size_t              budget;
-	char               *roots[OBJ_MAX_ROOTS]; /* canonical */
-	size_t              n_roots;
-	struct obj_loader **loaders;
-	size_t              n_loaders;
-	size_t              cap_loaders;
-	struct idmap        entries; /* chain_key -> chain of entries */
-	struct idmap        keys;    /* hash of key -> chain of obj_key */
-	struct obj_entry   *idle_head; /* most recently used */
-	struct obj_entry   *idle_tail; /* next to evict */
+	pthread_mutex_t       mu;
+	pthread_cond_t        cond; /* a load finished */
+	size_t                budget;
+	char                 *roots[OBJ_MAX_ROOTS]; /* canonical */
+	size_t                n_roots;
+	struct obj_loader   **loaders;
+	size_t                n_loaders;
+	size_t                cap_loaders;
+	struct idmap          entries; /* chain_key -> chain of entries */
+	struct idmap          keys; /* hash of key -> chain of obj_key */
+	struct obj_entry     *idle_head; /* most recently used */
+	struct obj_entry     *idle_tail; /* next to evict */
 	struct objcache_stats st;
-	objcache_listener   listener;
-	void               *listener_arg;
-	struct obj_event   *ev_head;
-	struct obj_event   *ev_tail;
-	bool                draining;
-	int                 free_slots[OBJ_ADDR_SLOTS];
-	size_t              n_free_slots;
-	atomic_ulong        slots_hw; /* slots below this may be in use */
-	struct obj_slot     slots[OBJ_ADDR_SLOTS];
+	objcache_listener     listener;
+	void                 *listener_arg;
+	struct obj_event     *ev_head;
+	struct obj_event     *ev_tail;
+	bool                  draining;
+	int                   free_slots[OBJ_ADDR_SLOTS];
+	size_t                n_free_slots;
+	atomic_ulong          slots_hw; /* slots below this may be in use */
+	struct obj_slot       slots[OBJ_ADDR_SLOTS];
 };
 
 /* The value of every empty byte object. */
@@ -205,7 +205,7 @@ sha256_fd(int fd, uint64_t size, uint8_t out[32], char *err, size_t errlen)
 	uint8_t               *buf;
 	uint64_t               off = 0;
 	char                   eb[128];
-	int                    rv  = -1;
+	int                    rv = -1;
 
 	if ((buf = malloc(OBJ_HASH_CHUNK)) == NULL) {
 		seterr(err, errlen, "hashing: out of memory");
@@ -219,14 +219,17 @@ sha256_fd(int fd, uint64_t size, uint8_t out[32], char *err, size_t errlen)
 #endif
 		goto hash_fail;
 	while (off < size) {
-		size_t  want = size - off > OBJ_HASH_CHUNK ? OBJ_HASH_CHUNK
-		                                            : (size_t)(size - off);
+		size_t  want = size - off > OBJ_HASH_CHUNK
+		     ? OBJ_HASH_CHUNK
+		     : (size_t)(size - off);
 		ssize_t n    = pread(fd, buf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			seterr(err, errlen, "reading to hash at offset %llu: %s",
-			    (unsigned long long)off, errstr(errno, eb, sizeof eb));
+			seterr(err, errlen,
+			    "reading to hash at offset %llu: %s",
+			    (unsigned long long)off,
+			    errstr(errno, eb, sizeof eb));
 			goto out;
 		}
 		if (n == 0) {
@@ -334,9 +337,9 @@ static int
 load_read(void *arg, const char *path, int fd, uint64_t size, void **value,
     size_t *bytes, char *err, size_t errlen)
 {
-	char    eb[128];
-	char   *buf;
-	size_t  off = 0;
+	char   eb[128];
+	char  *buf;
+	size_t off = 0;
 
 	if (size == 0) {
 		*value = obj_empty;
@@ -433,18 +436,18 @@ chain_key(const struct obj_loader *l, const char *path)
 static bool
 ident_same_file(const struct obj_ident *a, const struct obj_ident *b)
 {
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	    a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size
+	    && a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
 }
 
 /* The same object: loader, path, file and expected hash. */
 static bool
 ident_equal(const struct obj_ident *a, const struct obj_ident *b)
 {
-	return a->loader == b->loader && ident_same_file(a, b) &&
-	    a->has_sha == b->has_sha &&
-	    (!a->has_sha || memcmp(a->sha, b->sha, 32) == 0) &&
-	    strcmp(a->path, b->path) == 0;
+	return a->loader == b->loader && ident_same_file(a, b)
+	    && a->has_sha == b->has_sha
+	    && (!a->has_sha || memcmp(a->sha, b->sha, 32) == 0)
+	    && strcmp(a->path, b->path) == 0;
 }
 
 /* The live (not stale) entry with identity id, or NULL. */
@@ -464,8 +467,8 @@ chain_insert(struct objcache *c, struct obj_entry *e)
 {
 	struct obj_entry *head = idmap_get(&c->entries, e->hkey);
 	if (head != NULL) {
-		e->hnext     = head->hnext;
-		head->hnext  = e;
+		e->hnext    = head->hnext;
+		head->hnext = e;
 		return 0;
 	}
 	e->hnext = NULL;
@@ -613,7 +616,7 @@ key_unref(struct objcache *c, struct obj_key *k)
 static struct obj_key *
 key_get(struct objcache *c, const char *str, size_t len)
 {
-	uint64_t        h    = util_hash_bytes(str, len);
+	uint64_t        h = util_hash_bytes(str, len);
 	struct obj_key *head, *k;
 
 	h    = h ? h : 1;
@@ -644,8 +647,8 @@ key_get(struct objcache *c, const char *str, size_t len)
 /* List the key "LOADER:PATH" (path as the reference gave it) on e, unless
  * it is there already or e has OBJ_KEYS_MAX keys.  Under the lock. */
 static void
-entry_add_key(struct objcache *c, struct obj_entry *e, const char *path,
-    size_t plen)
+entry_add_key(
+    struct objcache *c, struct obj_entry *e, const char *path, size_t plen)
 {
 	char            buf[OBJ_KEY_MAX + 1];
 	size_t          ln = strlen(e->id.loader->name), len = ln + 1 + plen;
@@ -696,10 +699,10 @@ slot_put(struct objcache *c, struct obj_entry *e)
 	slot_write(&c->slots[i], (unsigned long)(uintptr_t)e->value,
 	    (unsigned long)(uintptr_t)e->value + e->bytes,
 	    (unsigned long)(uintptr_t)e->id.path);
-	if ((unsigned long)i + 1 >
-	    atomic_load_explicit(&c->slots_hw, memory_order_relaxed))
-		atomic_store_explicit(&c->slots_hw, (unsigned long)i + 1,
-		    memory_order_release);
+	if ((unsigned long)i + 1
+	    > atomic_load_explicit(&c->slots_hw, memory_order_relaxed))
+		atomic_store_explicit(
+		    &c->slots_hw, (unsigned long)i + 1, memory_order_release);
 	e->slot = i;
 }
 
@@ -773,8 +776,8 @@ dead_finish(struct obj_entry *dead)
 static void
 trim(struct objcache *c, struct obj_entry **dead)
 {
-	while (c->budget != 0 && c->st.bytes > c->budget &&
-	    c->idle_tail != NULL)
+	while (
+	    c->budget != 0 && c->st.bytes > c->budget && c->idle_tail != NULL)
 		entry_drop(c, c->idle_tail, dead);
 }
 
@@ -787,9 +790,9 @@ mark_stale_versions(struct objcache *c, const struct obj_ident *id,
 	struct obj_entry *e = idmap_get(&c->entries, hkey), *next;
 	for (; e != NULL; e = next) {
 		next = e->hnext;
-		if (e->stale || e->id.loader != id->loader ||
-		    strcmp(e->id.path, id->path) != 0 ||
-		    ident_same_file(&e->id, id))
+		if (e->stale || e->id.loader != id->loader
+		    || strcmp(e->id.path, id->path) != 0
+		    || ident_same_file(&e->id, id))
 			continue;
 		e->stale = true;
 		if (e->state == OBJ_READY && e->refs == 0)
@@ -820,8 +823,8 @@ roots_list(const struct objcache *c, char *buf, size_t len)
 	}
 	buf[0] = '\0';
 	for (size_t i = 0; i < c->n_roots && at < len; i++) {
-		int n = snprintf(buf + at, len - at, "%s%s", i ? ", " : "",
-		    c->roots[i]);
+		int n = snprintf(
+		    buf + at, len - at, "%s%s", i ? ", " : "", c->roots[i]);
 		if (n < 0)
 			break;
 		at += (size_t)n;
@@ -922,8 +925,8 @@ open_file(const struct obj_ref *ref, const char *canon, int *fdp,
 		goto not_regular;
 	/* O_NOFOLLOW: canon had no symlinks a moment ago; refuse one that
 	 * was put in its place since */
-	fd = open(canon, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
-	        O_NOCTTY);
+	fd = open(
+	    canon, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		seterr(err, errlen, "object '%.*s': %s", n, ref->path,
 		    errstr(errno, eb, sizeof eb));
@@ -939,8 +942,8 @@ open_file(const struct obj_ref *ref, const char *canon, int *fdp,
 		close(fd);
 		goto not_regular;
 	}
-	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
-	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+	if ((fl = fcntl(fd, F_GETFL)) < 0
+	    || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 		seterr(err, errlen, "object '%.*s': fcntl: %s", n, ref->path,
 		    errstr(errno, eb, sizeof eb));
 		close(fd);
@@ -984,8 +987,8 @@ entry_load(const struct obj_loader *l, const char *canon, int fd,
 			goto mismatch;
 	}
 	lerr[0] = '\0';
-	if (l->load(l->arg, canon, fd, size, value, bytes, lerr,
-	        sizeof(lerr)) != 0) {
+	if (l->load(l->arg, canon, fd, size, value, bytes, lerr, sizeof(lerr))
+	    != 0) {
 		lerr[sizeof(lerr) - 1] = '\0';
 		if (lerr[0] != '\0')
 			seterr(cause, clen, "loader '%s': %s", l->name, lerr);
@@ -1018,8 +1021,8 @@ mismatch:
 /* ------------------------------------------------------------- the API */
 
 int
-objcache_new(struct objcache **out, size_t budget,
-    const char *const *roots, size_t n_roots, char *err, size_t errlen)
+objcache_new(struct objcache **out, size_t budget, const char *const *roots,
+    size_t n_roots, char *err, size_t errlen)
 {
 	struct objcache *c;
 	char             eb[128];
@@ -1100,9 +1103,8 @@ objcache_free(struct objcache *c)
 	}
 	idmap_fini(&c->entries);
 	for (size_t i = 0; i < c->keys.cap; i++) {
-		struct obj_key *k = c->keys.slots[i].key != 0
-		    ? c->keys.slots[i].val
-		    : NULL;
+		struct obj_key *k
+		    = c->keys.slots[i].key != 0 ? c->keys.slots[i].val : NULL;
 		while (k != NULL) {
 			struct obj_key *next = k->next;
 			free(k);
@@ -1139,8 +1141,8 @@ objcache_add_loader(struct objcache *c, const struct obj_loader *l)
 		return -1;
 	/* the name goes into "LOADER:PATH" keys: no ':' or blanks */
 	for (size_t i = 0; i < n; i++)
-		if (l->name[i] == ':' || l->name[i] <= ' ' ||
-		    l->name[i] == 0x7f)
+		if (l->name[i] == ':' || l->name[i] <= ' '
+		    || l->name[i] == 0x7f)
 			return -1;
 	if ((copy = malloc(sizeof(*copy))) == NULL)
 		return -1;
@@ -1149,9 +1151,9 @@ objcache_add_loader(struct objcache *c, const struct obj_loader *l)
 	if (loader_find(c, l->name, n) != NULL)
 		goto out;
 	if (c->n_loaders == c->cap_loaders) {
-		size_t              ncap = c->cap_loaders ? c->cap_loaders * 2 : 8;
-		struct obj_loader **nl =
-		    realloc(c->loaders, ncap * sizeof(*nl));
+		size_t ncap = c->cap_loaders ? c->cap_loaders * 2 : 8;
+		struct obj_loader **nl
+		    = realloc(c->loaders, ncap * sizeof(*nl));
 		if (nl == NULL)
 			goto out;
 		c->loaders     = nl;
@@ -1221,8 +1223,8 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 		    ref->path ? ref->path : "", show_len(llen), lname, known);
 		goto fail;
 	}
-	if (resolve(c, ref, &canon, err, errlen) != 0 ||
-	    open_file(ref, canon, &fd, &st, err, errlen) != 0)
+	if (resolve(c, ref, &canon, err, errlen) != 0
+	    || open_file(ref, canon, &fd, &st, err, errlen) != 0)
 		goto fail;
 
 	memset(&id, 0, sizeof(id));
@@ -1271,8 +1273,8 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 	mark_stale_versions(c, &id, hkey, &dead);
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
 		pthread_mutex_unlock(&c->mu);
-		seterr(err, errlen, "object '%.*s': out of memory", n,
-		    ref->path);
+		seterr(
+		    err, errlen, "object '%.*s': out of memory", n, ref->path);
 		goto fail_dead;
 	}
 	e->id    = id;
@@ -1283,8 +1285,8 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 	if (chain_insert(c, e) != 0) {
 		pthread_mutex_unlock(&c->mu);
 		free(e);
-		seterr(err, errlen, "object '%.*s': out of memory", n,
-		    ref->path);
+		seterr(
+		    err, errlen, "object '%.*s': out of memory", n, ref->path);
 		goto fail_dead;
 	}
 	canon = NULL; /* the entry's now */

@@ -33,7 +33,7 @@
 
 #include "objcache.h"
 
-static char tmp[PATH_MAX];  /* canonical mkdtemp directory */
+static char tmp[PATH_MAX]; /* canonical mkdtemp directory */
 static char root[PATH_MAX]; /* TMP/root, the allowed root */
 
 /* --------------------------------------------------------------- helpers */
@@ -177,10 +177,10 @@ struct pair {
 struct kv_stats {
 	atomic_int loads;
 	atomic_int releases;
-	atomic_int arrived;  /* threads about to acquire (slow loaders) */
-	int        expect;   /* how many the slow loaders wait for */
+	atomic_int arrived; /* threads about to acquire (slow loaders) */
+	int        expect; /* how many the slow loaders wait for */
 	long       sleep_ms; /* slow loaders: then sleep this long */
-	int        fail;     /* slow loader: fail */
+	int        fail; /* slow loader: fail */
 };
 
 static int
@@ -240,8 +240,8 @@ slow_load(void *arg, const char *path, int fd, uint64_t size, void **value,
 
 static struct obj_loader
 loader_of(const char *name, struct kv_stats *ks,
-    int (*load)(void *, const char *, int, uint64_t, void **, size_t *,
-        char *, size_t))
+    int (*load)(void *, const char *, int, uint64_t, void **, size_t *, char *,
+        size_t))
 {
 	struct obj_loader l;
 	memset(&l, 0, sizeof(l));
@@ -605,8 +605,9 @@ test_concurrent_single_load(void **state)
 	write_file(p, "a=1\nb=2\n", 8);
 	r = ref_of(p, "slow");
 	race(c, &r, &ks, rs);
-	fmt(want, sizeof(want), "object '%s': loader 'slow': corrupt "
-	                             "header",
+	fmt(want, sizeof(want),
+	    "object '%s': loader 'slow': corrupt "
+	    "header",
 	    p);
 	for (int i = 0; i < NTHREADS; i++) {
 		assert_int_equal(rs[i].rv, -1);
@@ -626,8 +627,8 @@ test_concurrent_single_load(void **state)
 /* Root reads mode-000 files: check the refusal in a child that drops
  * to uid/gid 65534, or say that the check is skipped. */
 static void
-unreadable_as_nobody(struct objcache *parent, const struct obj_ref *r,
-    const char *want)
+unreadable_as_nobody(
+    struct objcache *parent, const struct obj_ref *r, const char *want)
 {
 	pid_t pid;
 	int   status;
@@ -645,8 +646,8 @@ unreadable_as_nobody(struct objcache *parent, const struct obj_ref *r,
 			_exit(77);
 		if (objcache_new(&c, 0, roots, 1, err, sizeof(err)) != 0)
 			_exit(2);
-		if (objcache_acquire(c, r, &e, err, sizeof(err)) != -1 ||
-		    strcmp(err, want) != 0) {
+		if (objcache_acquire(c, r, &e, err, sizeof(err)) != -1
+		    || strcmp(err, want) != 0) {
 			fprintf(stderr, "as uid 65534: got '%s'\n", err);
 			_exit(1);
 		}
@@ -657,9 +658,10 @@ unreadable_as_nobody(struct objcache *parent, const struct obj_ref *r,
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 77) {
-		print_message("[  SKIP    ] unreadable-file refusal: running "
-		              "as root, which reads mode-000 files, and cannot "
-		              "drop to uid 65534\n");
+		print_message(
+		    "[  SKIP    ] unreadable-file refusal: running "
+		    "as root, which reads mode-000 files, and cannot "
+		    "drop to uid 65534\n");
 		return;
 	}
 	print_message("[  NOTE    ] running as root: unreadable-file "
@@ -687,8 +689,8 @@ test_refusals(void **state)
 	fmt(p, sizeof(p), "%s/../outside.bin", root);
 	r = ref_of(p, NULL);
 	fmt(want, sizeof(want),
-	    "object '%s' resolves to %s, outside the allowed roots (%s)", p,
-	    q, root);
+	    "object '%s' resolves to %s, outside the allowed roots (%s)", p, q,
+	    root);
 	expect_refusal(c, &r, want);
 	refusals++;
 
@@ -697,8 +699,8 @@ test_refusals(void **state)
 	assert_int_equal(symlink(q, p), 0);
 	r = ref_of(p, NULL);
 	fmt(want, sizeof(want),
-	    "object '%s' resolves to %s, outside the allowed roots (%s)", p,
-	    q, root);
+	    "object '%s' resolves to %s, outside the allowed roots (%s)", p, q,
+	    root);
 	expect_refusal(c, &r, want);
 	refusals++;
 
@@ -709,16 +711,15 @@ test_refusals(void **state)
 	write_file(p, "x", 1);
 	r = ref_of(p, NULL);
 	fmt(want, sizeof(want),
-	    "object '%s' resolves to %s, outside the allowed roots (%s)", p,
-	    p, root);
+	    "object '%s' resolves to %s, outside the allowed roots (%s)", p, p,
+	    root);
 	expect_refusal(c, &r, want);
 	refusals++;
 
 	/* missing */
 	in_root(p, "missing.bin");
 	r = ref_of(p, NULL);
-	fmt(want, sizeof(want),
-	    "object '%s': No such file or directory", p);
+	fmt(want, sizeof(want), "object '%s': No such file or directory", p);
 	expect_refusal(c, &r, want);
 	refusals++;
 
@@ -753,8 +754,8 @@ test_refusals(void **state)
 	in_root(p, "fifo");
 	assert_int_equal(mkfifo(p, 0644), 0);
 	r = ref_of(p, NULL);
-	fmt(want, sizeof(want),
-	    "object '%s': is a FIFO, not a regular file", p);
+	fmt(want, sizeof(want), "object '%s': is a FIFO, not a regular file",
+	    p);
 	expect_refusal(c, &r, want);
 	refusals++;
 
@@ -798,8 +799,7 @@ test_refusals(void **state)
 	r          = ref_of(buf, NULL);
 	r.path_len = strlen(buf) - strlen("GARBAGE");
 	in_root(p, "nothere.bin");
-	fmt(want, sizeof(want),
-	    "object '%s': No such file or directory", p);
+	fmt(want, sizeof(want), "object '%s': No such file or directory", p);
 	expect_refusal(c, &r, want);
 	refusals++;
 
@@ -820,18 +820,18 @@ test_refusals(void **state)
 static void
 test_roots(void **state)
 {
-	struct objcache  *c;
-	char              err[512], want[PATH_MAX + 128], p[PATH_MAX];
-	const char       *roots[2];
-	struct obj_ref    r;
+	struct objcache *c;
+	char             err[512], want[PATH_MAX + 128], p[PATH_MAX];
+	const char      *roots[2];
+	struct obj_ref   r;
 
 	/* a root that does not exist */
 	fmt(p, sizeof(p), "%s/no-such-root", tmp);
 	roots[0] = root;
 	roots[1] = p;
 	assert_int_equal(objcache_new(&c, 0, roots, 2, err, sizeof(err)), -1);
-	fmt(want, sizeof(want),
-	    "object root '%s': No such file or directory", p);
+	fmt(want, sizeof(want), "object root '%s': No such file or directory",
+	    p);
 	assert_string_equal(err, want);
 
 	/* a root that is a file */
@@ -1155,9 +1155,9 @@ stresser_main(void *arg)
 	struct obj_entry  *held[3]   = { NULL, NULL, NULL };
 
 	for (int op = 0; op < STRESS_OPS; op++) {
-		unsigned          r = rand_r(&s->seed);
-		int               f = (int)(r % STRESS_FILES), h = (int)(r / 8 % 3);
-		struct obj_ref    ref = ref_of(s->paths[f], loaders[r / 24 % 3]);
+		unsigned r = rand_r(&s->seed);
+		int      f = (int)(r % STRESS_FILES), h = (int)(r / 8 % 3);
+		struct obj_ref ref = ref_of(s->paths[f], loaders[r / 24 % 3]);
 		struct obj_entry *e;
 		const char       *d;
 		size_t            n;
@@ -1175,8 +1175,8 @@ stresser_main(void *arg)
 		}
 		/* file f holds 1000 * (f + 1) bytes of the letter 'a' + f */
 		d = objcache_data(e, &n);
-		if (d == NULL || n != 1000u * (unsigned)(f + 1) ||
-		    d[0] != 'a' + f || d[n - 1] != 'a' + f)
+		if (d == NULL || n != 1000u * (unsigned)(f + 1)
+		    || d[0] != 'a' + f || d[n - 1] != 'a' + f)
 			s->bad++;
 		held[h] = e;
 	}
@@ -1219,8 +1219,8 @@ test_stress(void **state)
 	}
 	objcache_stats(c, &st);
 	assert_int_equal(st.failures, 0);
-	assert_int_equal(st.loads + st.hits,
-	    (uint64_t)STRESS_THREADS * STRESS_OPS);
+	assert_int_equal(
+	    st.loads + st.hits, (uint64_t)STRESS_THREADS * STRESS_OPS);
 	assert_true(st.evictions > 0);
 	assert_true(st.bytes <= 12000); /* nothing is held any more */
 	assert_int_equal(st.objects, st.loads - st.evictions);
@@ -1229,7 +1229,7 @@ test_stress(void **state)
 
 struct addr_reader {
 	struct objcache *c;
-	const char      *addr;  /* where the mapping usually is */
+	const char      *addr; /* where the mapping usually is */
 	atomic_int       stop;
 	long             found, missed;
 };
@@ -1296,8 +1296,8 @@ setup(void **state)
 {
 	char t[] = "/tmp/ferry-objcache-XXXXXX";
 	/* 0755: a child running as another user must reach the root */
-	if (mkdtemp(t) == NULL || realpath(t, tmp) == NULL ||
-	    chmod(tmp, 0755) != 0)
+	if (mkdtemp(t) == NULL || realpath(t, tmp) == NULL
+	    || chmod(tmp, 0755) != 0)
 		return -1;
 	fmt(root, sizeof(root), "%s/root", tmp);
 	return mkdir(root, 0755);

@@ -1,0 +1,399 @@
+/*
+ * test_objects.c - heavy objects by path on a real cluster: each worker
+ * process loads an object once, tasks go to workers that hold their
+ * objects, refusals fail the task (not the worker), and a file truncated
+ * under a running task fails that task with SIGBUS and nothing else.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include "ferry/ferry.h"
+#include "harness.h"
+
+#define WORDS 65536 /* 512 KiB files */
+
+static char data_dir[512];
+
+static uint64_t
+ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Write a file of WORDS 64-bit words v, v+1, ...; returns the sum. */
+static uint64_t
+write_words(const char *name, uint64_t v)
+{
+	char      path[600];
+	uint64_t *buf = malloc(WORDS * 8), sum = 0;
+	FILE     *f;
+	snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+	assert_non_null(buf);
+	for (int i = 0; i < WORDS; i++) {
+		buf[i] = v + (uint64_t)i;
+		sum += buf[i];
+	}
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 8, WORDS, f), WORDS);
+	fclose(f);
+	free(buf);
+	return sum;
+}
+
+/* Submit sum_u64 over [off, off+len) of file name (path may escape). */
+static ferry_future *
+submit_sum(ferry_client *c, const char *name, uint64_t off, uint64_t len,
+    uint64_t delay_ms, uint64_t expect_size, const uint8_t *sha)
+{
+	char            path[600];
+	uint8_t         ref[1024];
+	size_t          n;
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	ferry_future   *f;
+
+	if (name[0] == '/')
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+	assert_int_equal(ferry_object_ref(ref, sizeof(ref), &n, path, NULL,
+	                     expect_size, sha),
+	    0);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, delay_ms ? 4 : 3);
+	msgpack_pack_ext(&pk, n, FERRY_EXT_OBJECT);
+	msgpack_pack_ext_body(&pk, ref, n);
+	msgpack_pack_uint64(&pk, off);
+	msgpack_pack_uint64(&pk, len);
+	if (delay_ms)
+		msgpack_pack_uint64(&pk, delay_ms);
+	assert_int_equal(ferry_submit(c, "sum_u64", sb.data, sb.size, &f), 0);
+	msgpack_sbuffer_destroy(&sb);
+	return f;
+}
+
+static uint64_t
+result_u64(ferry_future *f)
+{
+	const void *data;
+	size_t      len;
+	uint64_t    v = 0;
+	int         rv;
+	assert_int_equal(ferry_future_wait(f, 30000), 0);
+	rv = ferry_future_result(f, &data, &len);
+	if (rv != 0)
+		fail_msg("task failed: %s: %s", ferry_strerror(rv),
+		    ferry_future_error(f));
+	assert_int_equal(h_unpack_uint(data, len, &v), 0);
+	return v;
+}
+
+/* Wait for the task and return its error code and message. */
+static int
+task_error(ferry_future *f, const char **msg)
+{
+	assert_int_equal(ferry_future_wait(f, 30000), 0);
+	*msg = ferry_future_error(f);
+	return ferry_future_errcode(f);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(data_dir, sizeof(data_dir), "%s/data", h_dir());
+	if (mkdir(data_dir, 0755) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	h_cleanup();
+	return 0;
+}
+
+static pid_t
+start_workers(const char *url, int n)
+{
+	const char *extra[] = { "--object-root", data_dir, NULL };
+	return h_workers(url, n, extra);
+}
+
+/* Many tasks on one object: each worker process loads it once, and the
+ * rest are cache hits; results are right. */
+static void
+test_loaded_once_per_worker(void **state)
+{
+	char           url[128];
+	ferry_client  *c;
+	ferry_future  *f[40];
+	uint64_t       sum = 0, want;
+	const uint64_t slice = WORDS * 8 / 40 / 8 * 8;
+	(void)state;
+
+	want = write_words("one.bin", 1000);
+	h_ipc_url(url, sizeof(url), "once");
+	h_scheduler(url, NULL);
+	start_workers(url, 2);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	for (int i = 0; i < 40; i++)
+		f[i] = submit_sum(c, "one.bin", (uint64_t)i * slice,
+		    i == 39 ? WORDS * 8 - 39 * slice : slice, 0, 0, NULL);
+	for (int i = 0; i < 40; i++) {
+		sum += result_u64(f[i]);
+		ferry_future_free(f[i]);
+	}
+	assert_int_equal(sum, want);
+	/* cache counters arrive with the workers' next requests */
+	usleep(1500 * 1000);
+	{
+		char *json = NULL;
+		struct ferry_status st;
+		memset(&st, 0, sizeof(st));
+		st.size = sizeof(st);
+		assert_int_equal(ferry_cluster_status(c, &st, &json, 5000), 0);
+		/* every worker that ran a task loaded the file exactly once */
+		assert_null(strstr(json, "\"loads\":2"));
+		assert_null(strstr(json, "\"loads\":3"));
+		assert_non_null(strstr(json, "\"loads\":1"));
+		free(json);
+	}
+	ferry_client_close(c);
+}
+
+/* With two objects held by different workers, tasks go to the holder. */
+static void
+test_locality(void **state)
+{
+	char          url[128], *json = NULL;
+	ferry_client *c;
+	ferry_future *f[64];
+	uint64_t      local;
+	pid_t         pids[2];
+	(void)state;
+
+	write_words("x.bin", 1);
+	write_words("y.bin", 2);
+	h_ipc_url(url, sizeof(url), "local");
+	h_scheduler(url, NULL);
+	start_workers(url, 2);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	assert_int_equal(h_worker_pids(c, pids, 2), 2);
+
+	/* warm up: one task per object, one at a time, so each object is
+	 * held by whichever worker ran it */
+	for (int i = 0; i < 2; i++) {
+		f[0] = submit_sum(c, i == 0 ? "x.bin" : "y.bin", 0, 8, 0, 0,
+		    NULL);
+		result_u64(f[0]);
+		ferry_future_free(f[0]);
+	}
+	usleep(1500 * 1000); /* loads reported with the next requests */
+	local = h_status_uint(c, "local");
+	for (int i = 0; i < 64; i++)
+		f[i] = submit_sum(c, i % 2 ? "x.bin" : "y.bin", 8 * (uint64_t)i,
+		    8, 20, 0, NULL);
+	for (int i = 0; i < 64; i++) {
+		result_u64(f[i]);
+		ferry_future_free(f[i]);
+	}
+	/* most of them went to a holder */
+	assert_true(h_status_uint(c, "local") - local >= 32);
+	usleep(1500 * 1000);
+	assert_int_equal(ferry_cluster_status(c, NULL, &json, 5000), 0);
+	/* no worker loaded an object twice */
+	assert_null(strstr(json, "\"loads\":3"));
+	free(json);
+	ferry_client_close(c);
+}
+
+/* Refusals fail the task with a clear reason; the worker stays. */
+static void
+test_refusals(void **state)
+{
+	char          url[128], dirpath[600], link[600];
+	ferry_client *c;
+	ferry_future *f;
+	const char   *msg;
+	pid_t         before[2], after[2];
+	uint8_t       sha[32];
+	(void)state;
+
+	write_words("ok.bin", 7);
+	snprintf(dirpath, sizeof(dirpath), "%s/subdir", data_dir);
+	mkdir(dirpath, 0755);
+	snprintf(link, sizeof(link), "%s/escape.bin", data_dir);
+	unlink(link);
+	assert_int_equal(symlink("/etc/hostname", link), 0);
+	h_ipc_url(url, sizeof(url), "refuse");
+	h_scheduler(url, NULL);
+	start_workers(url, 1);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	assert_int_equal(h_worker_pids(c, before, 2), 1);
+
+	f = submit_sum(c, "/etc/hostname", 0, 8, 0, 0, NULL);
+	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
+	assert_non_null(strstr(msg, "outside the allowed roots"));
+	ferry_future_free(f);
+
+	f = submit_sum(c, "../../../../etc/hostname", 0, 8, 0, 0, NULL);
+	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
+	assert_non_null(strstr(msg, "outside the allowed roots"));
+	ferry_future_free(f);
+
+	f = submit_sum(c, "escape.bin", 0, 8, 0, 0, NULL);
+	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
+	assert_non_null(strstr(msg, "outside the allowed roots"));
+	ferry_future_free(f);
+
+	f = submit_sum(c, "missing.bin", 0, 8, 0, 0, NULL);
+	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
+	assert_non_null(strstr(msg, "No such file"));
+	ferry_future_free(f);
+
+	f = submit_sum(c, "subdir", 0, 8, 0, 0, NULL);
+	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
+	assert_non_null(strstr(msg, "directory"));
+	ferry_future_free(f);
+
+	f = submit_sum(c, "ok.bin", 0, 8, 0, 12345, NULL);
+	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
+	assert_non_null(strstr(msg, "12345"));
+	ferry_future_free(f);
+
+	memset(sha, 0xab, sizeof(sha));
+	f = submit_sum(c, "ok.bin", 0, 8, 0, 0, sha);
+	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
+	assert_non_null(strstr(msg, "SHA-256"));
+	ferry_future_free(f);
+
+	/* and a good one still works, on the same worker process */
+	f = submit_sum(c, "ok.bin", 0, 16, 0, WORDS * 8, NULL);
+	assert_int_equal(result_u64(f), 7 + 8);
+	ferry_future_free(f);
+	assert_int_equal(h_worker_pids(c, after, 2), 1);
+	assert_int_equal(after[0], before[0]);
+	ferry_client_close(c);
+}
+
+/* A file changed on disk is loaded again, never served stale. */
+static void
+test_reload_after_change(void **state)
+{
+	char          url[128];
+	ferry_client *c;
+	ferry_future *f;
+	uint64_t      a, b;
+	(void)state;
+
+	a = write_words("change.bin", 10);
+	h_ipc_url(url, sizeof(url), "change");
+	h_scheduler(url, NULL);
+	start_workers(url, 1);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	f = submit_sum(c, "change.bin", 0, WORDS * 8, 0, 0, NULL);
+	assert_int_equal(result_u64(f), a);
+	ferry_future_free(f);
+	usleep(20000); /* a different modification time */
+	b = write_words("change.bin", 99);
+	assert_true(a != b);
+	f = submit_sum(c, "change.bin", 0, WORDS * 8, 0, 0, NULL);
+	assert_int_equal(result_u64(f), b);
+	ferry_future_free(f);
+	ferry_client_close(c);
+}
+
+/* A file truncated while a task reads its mapping: the task fails with
+ * SIGBUS, the worker process is replaced, later tasks work. */
+static void
+test_truncated_under_task(void **state)
+{
+	char          url[128], path[600];
+	ferry_client *c;
+	ferry_future *f;
+	const char   *msg;
+	pid_t         before[2], after[2];
+	uint64_t      end;
+	int           replaced = 0;
+	(void)state;
+
+	write_words("trunc.bin", 5);
+	snprintf(path, sizeof(path), "%s/trunc.bin", data_dir);
+	h_ipc_url(url, sizeof(url), "trunc");
+	h_scheduler(url, NULL);
+	start_workers(url, 1);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	assert_int_equal(h_worker_pids(c, before, 2), 1);
+
+	/* the task maps the file, then waits 700 ms before reading */
+	f = submit_sum(c, "trunc.bin", 0, WORDS * 8, 700, 0, NULL);
+	usleep(300 * 1000);
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(task_error(f, &msg), FERRY_ECRASHED);
+	assert_non_null(strstr(msg, "SIGBUS"));
+	assert_non_null(strstr(msg, "trunc.bin"));
+	ferry_future_free(f);
+
+	/* the supervisor replaced the process */
+	end = ms_now() + 10000;
+	while (!replaced && ms_now() < end) {
+		if (h_worker_pids(c, after, 2) == 1 && after[0] != before[0])
+			replaced = 1;
+		else
+			usleep(20000);
+	}
+	assert_true(replaced);
+
+	write_words("trunc.bin", 6);
+	f = submit_sum(c, "trunc.bin", 0, 16, 0, 0, NULL);
+	assert_int_equal(result_u64(f), 6 + 7);
+	ferry_future_free(f);
+	ferry_client_close(c);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_loaded_once_per_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locality, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reload_after_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_truncated_under_task, setup, teardown),
+	};
+	int rc;
+	h_init(argc, argv);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	if (rc != 0)
+		h_dump_logs();
+	return rc;
+}
