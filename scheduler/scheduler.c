@@ -300,6 +300,9 @@ reply_error(struct sched *s, const uint8_t *hdr, size_t hdr_len, int code,
 	reply(s, hdr, hdr_len);
 }
 
+static void flush_dirty(struct sched *s);
+static void dispatch(struct sched *s);
+
 /* ------------------------------------------------------ state machine */
 
 /*
@@ -668,6 +671,9 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 			    "task reported an error");
 		}
 	}
+	/* results to clients first: they are what someone waits for */
+	if (m->n_results > 0)
+		flush_dirty(s);
 
 	if (w->park.active) {
 		/* a new request supersedes a parked one (the worker's view of
@@ -891,6 +897,10 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 		s->submitted++;
 		se->submitted++;
 	}
+
+	/* hand the new tasks to waiting workers before answering: the
+	 * answer is not on any task's critical path, the tasks are */
+	dispatch(s);
 
 	/* the rejected entries are in s->rej; put the envelope first */
 	proto_writer_reset(&s->w);
