@@ -921,22 +921,30 @@ print_status(const char *addr, const char *json)
 	printf("clients    %" PRIu64 " connected\n", obj_uint(&o, "clients"));
 	if (wl != NULL && wl->type == MSGPACK_OBJECT_ARRAY &&
 	    wl->via.array.size > 0) {
-		printf("\n%-28s %8s %-10s %5s %5s %5s %10s %7s %9s\n", "WORKER",
-		    "PID", "GROUP", "SLOTS", "BUSY", "HELD", "DONE", "FAILED",
-		    "LAST SEEN");
+		printf("\n%-24s %7s %-8s %5s %4s %5s %9s %6s %8s %5s %8s "
+		       "%6s %6s\n",
+		    "WORKER", "PID", "GROUP", "SLOTS", "BUSY", "HELD", "DONE",
+		    "FAILED", "LASTSEEN", "OBJS", "CACHE_MB", "LOADS", "HITS");
 		for (uint32_t i = 0; i < wl->via.array.size; i++) {
 			const msgpack_object *w = &wl->via.array.ptr[i];
 			char name[128], group[64];
 			uint64_t held = obj_uint(w, "held");
 			uint64_t s    = obj_uint(w, "slots");
-			printf("%-28s %8" PRIu64 " %-10s %5" PRIu64 " %5" PRIu64
-			       " %5" PRIu64 " %10" PRIu64 " %7" PRIu64
-			       " %7" PRIu64 "ms\n",
+			const msgpack_object *cache = obj_get(w, "cache");
+			printf("%-24s %7" PRIu64 " %-8s %5" PRIu64 " %4" PRIu64
+			       " %5" PRIu64 " %9" PRIu64 " %6" PRIu64
+			       " %6" PRIu64 "ms %5" PRIu64 " %8.1f %6" PRIu64
+			       " %6" PRIu64 "\n",
 			    obj_str(w, "name", name, sizeof(name)),
 			    obj_uint(w, "pid"),
 			    obj_str(w, "group", group, sizeof(group)), s,
 			    held < s ? held : s, held, obj_uint(w, "done"),
-			    obj_uint(w, "failed"), obj_uint(w, "last_seen_ms"));
+			    obj_uint(w, "failed"), obj_uint(w, "last_seen_ms"),
+			    cache ? obj_uint(cache, "objects") : 0,
+			    cache ? (double)obj_uint(cache, "bytes") / 1048576.0
+			          : 0.0,
+			    cache ? obj_uint(cache, "loads") : 0,
+			    cache ? obj_uint(cache, "hits") : 0);
 		}
 	}
 out:

@@ -26,5 +26,10 @@ echo
 echo "== example client: square 0..99999 on the cluster"
 build/examples/ferry-example-squares ipc:///tmp/ferry-local.sock 100000
 echo
+echo "== example client: count the words of a 64 MiB file by path"
+build/examples/ferry-example-wordcount -a ipc:///tmp/ferry-local.sock \
+    -s 64 -n 32 -f /tmp/ferry-wordcount.txt
+rm -f /tmp/ferry-wordcount.txt
+echo
 $FERRY status -f "$CONF"
 echo
