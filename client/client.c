@@ -886,21 +886,6 @@ ferry_client_close(ferry_client *c)
 
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->lock);
-	if (c->connected && c->ack > 0) {
-		/* acknowledge what we received, so the scheduler need not
-		 * keep it for a reconnection that will not come */
-		struct req *r = req_new(c, REQ_FETCH);
-		if (r != NULL) {
-			proto_writer_reset(&c->w);
-			proto_begin(&c->w, PROTO_FETCH, 2);
-			proto_put_uint(&c->w, "ack", c->ack);
-			proto_put_uint(&c->w, "wait_ms", 0);
-			if (send_req(c, r) != 0)
-				req_clear(r);
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
 	client_shutdown(c);
 	pthread_mutex_lock(&c->lock);
 	/* fail what never finished: collect first, completing edits the

@@ -1,0 +1,234 @@
+#!/bin/sh
+# compare-heavy.sh - `ferry bench heavy` next to the Python peers of
+# bench/peers/heavy.py, measured in the same run, and a table of the medians
+# side by side.
+#
+# usage: bench/compare-heavy.sh [heavy.py options...]
+#   e.g. bench/compare-heavy.sh --systems process_pool_spawn_memmap
+#
+# Builds nothing: build Ferry first (see README.md).  Environment:
+#   FERRY    the ferry binary (default build/cli/ferry)
+#   PYTHON   the interpreter for the peers (default /usr/bin/python3, which
+#            sees Debian's python3-* packages)
+#   RUNS     runs of every system (default 3)
+#   SIZE     the file size, for Ferry and the peers (default 1GiB)
+#   BUDGET   seconds for all peers together (default 540); peers not yet
+#            started when it runs out are reported as skipped
+#   OUT      a directory: keep the raw JSON lines there
+#
+# Uses POSIX sh and Python (for the JSON) only.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd) || exit 1
+cd "$here/.." || exit 1
+
+FERRY=${FERRY:-build/cli/ferry}
+PY=${PYTHON:-/usr/bin/python3}
+RUNS=${RUNS:-3}
+SIZE=${SIZE:-1GiB}
+BUDGET=${BUDGET:-540}
+
+if [ ! -x "$FERRY" ]; then
+	echo "compare-heavy.sh: no ferry binary at $FERRY (build it first, or" \
+	    "set FERRY)" >&2
+	exit 2
+fi
+if [ ! -x "$PY" ]; then
+	echo "compare-heavy.sh: no Python at $PY (set PYTHON)" >&2
+	exit 2
+fi
+for v in "$RUNS" "$BUDGET"; do
+	case $v in
+	'' | *[!0-9]*)
+		echo "compare-heavy.sh: RUNS and BUDGET must be numbers" >&2
+		exit 2
+		;;
+	esac
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-compare-heavy.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# run "$@" for at most $1 seconds when timeout(1) is there
+bounded() {
+	if command -v timeout >/dev/null 2>&1; then
+		timeout "$@"
+	else
+		shift
+		"$@"
+	fi
+}
+
+loadavg() {
+	if [ -r /proc/loadavg ]; then
+		cut -d' ' -f1-3 /proc/loadavg
+	else
+		uptime | sed 's/.*load average[s]*: *//; s/,//g'
+	fi
+}
+
+load_before=$(loadavg)
+start=$(date +%s)
+echo "compare-heavy.sh: load average before: $load_before" >&2
+
+status=0
+echo "compare-heavy.sh: $FERRY bench heavy --json --runs $RUNS --size $SIZE" >&2
+if ! bounded 300 "$FERRY" bench heavy --json --runs "$RUNS" --size "$SIZE" \
+    >"$tmp/ferry-heavy.jsonl"; then
+	echo "compare-heavy.sh: ferry bench heavy failed" >&2
+	status=1
+fi
+cat "$tmp/ferry-heavy.jsonl" >&2
+
+echo "compare-heavy.sh: $PY bench/peers/heavy.py --runs $RUNS --size $SIZE" \
+    "--budget $BUDGET $*" >&2
+# heavy.py bounds itself (--timeout per system, --budget overall), stops
+# what it starts and removes its file; its progress goes to stderr
+if ! bounded $((BUDGET + 120)) "$PY" bench/peers/heavy.py --runs "$RUNS" \
+    --size "$SIZE" --budget "$BUDGET" "$@" >"$tmp/peers-heavy.jsonl"; then
+	echo "compare-heavy.sh: some peers failed or were skipped (see above)" >&2
+fi
+
+load_after=$(loadavg)
+elapsed=$(($(date +%s) - start))
+
+if [ -n "${OUT:-}" ]; then
+	mkdir -p "$OUT" && cp "$tmp"/*.jsonl "$OUT"/ &&
+	    echo "compare-heavy.sh: raw JSON lines in $OUT" >&2
+fi
+
+echo
+"$PY" - "$tmp/ferry-heavy.jsonl" "$tmp/peers-heavy.jsonl" "$RUNS" \
+    "$load_before" "$load_after" "$elapsed" <<'EOF' || status=1
+import json
+import os
+import sys
+
+files = sys.argv[1:3]
+runs = int(sys.argv[3])
+load_before, load_after, elapsed = sys.argv[4:7]
+
+FIELDS = ("seconds", "read_once_seconds", "time_ratio", "loads",
+          "cached_share", "peak_pss_bytes", "pss_ratio")
+order = []  # systems in order of appearance, ferry first
+data = {}   # system -> {"runs": [line, ...], "skipped": why, "note": ...}
+
+for path in files:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(o, dict) or o.get("bench") != "heavy":
+            continue
+        name = o.get("system", "ferry")
+        if name not in order:
+            order.append(name)
+        s = data.setdefault(name, {"runs": [], "skipped": None,
+                                   "note": None})
+        if "skipped" in o:
+            s["skipped"] = o["skipped"]
+        elif o.get("summary") is None and all(k in o for k in FIELDS):
+            s["runs"].append(o)
+            s["note"] = o.get("note", s["note"])
+
+if "ferry" in order:
+    order.remove("ferry")
+order.insert(0, "ferry")
+data.setdefault("ferry", {"runs": [], "skipped": None, "note": None})
+
+
+def med(name, key):
+    """The median of a field over the runs (the upper middle for an even
+    count, as ferry bench computes it), or None."""
+    vals = sorted(o[key] for o in data[name]["runs"])
+    return vals[len(vals) // 2] if vals else None
+
+
+def ratio(x):
+    if x >= 100:
+        return "%.0f" % x
+    if x >= 10:
+        return "%.1f" % x
+    if x >= 1:
+        return "%.2f" % x
+    return "%.3f" % x
+
+
+ferry_secs = med("ferry", "seconds")
+rows = [("system", "runs", "seconds", "vs ferry", "read once s",
+         "time ratio", "loads", "cached share", "peak PSS GiB",
+         "pss ratio")]
+partial = False
+for name in order:
+    s = data[name]
+    n = len(s["runs"])
+    if n == 0:
+        rows.append((name, "0", "skipped" if s["skipped"] else "failed") +
+                    ("-",) * 7)
+        continue
+    mark = ""
+    if n < runs:
+        mark = "*"
+        partial = True
+    secs = med(name, "seconds")
+    rows.append((
+        name,
+        "%d%s" % (n, mark),
+        "%.4f" % secs,
+        ratio(secs / ferry_secs) if ferry_secs else "-",
+        "%.4f" % med(name, "read_once_seconds"),
+        ratio(med(name, "time_ratio")),
+        "%d" % med(name, "loads"),
+        "%.3f" % med(name, "cached_share"),
+        "%.3f" % (med(name, "peak_pss_bytes") / float(1 << 30)),
+        "%.3f" % med(name, "pss_ratio"),
+    ))
+
+first = [o for name in order for o in data[name]["runs"]][:1]
+if first:
+    f = first[0]
+    what = "%.2f GiB file, %s worker processes, %s tasks" % (
+        f["file_bytes"] / float(1 << 30), f["workers"], f["tasks"])
+else:
+    what = "no results"
+print("Ferry vs Python peers: heavy object (%s), median of %d run%s each" %
+      (what, runs, "" if runs == 1 else "s"))
+print("load average (1, 5, 15 min): %s before, %s after; %s CPUs; %s s" %
+      (load_before, load_after, os.cpu_count(), elapsed))
+print()
+widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+for i, r in enumerate(rows):
+    cells = [c.ljust(widths[j]) if j == 0 else c.rjust(widths[j])
+             for j, c in enumerate(r)]
+    print("| " + " | ".join(cells) + " |")
+    if i == 0:
+        print("|" + "|".join("-" * (w + 1) + (":" if j else "-")
+                             for j, w in enumerate(widths)) + "|")
+print()
+print("seconds: first submit to last result; vs ferry: that divided by "
+      "Ferry's.")
+print("time ratio: seconds / read once s, each system against its own "
+      "read-once pass")
+print("  (Ferry: mmap + C loop; peers: np.memmap + np.sum).")
+print("peak PSS: total over the worker processes; pss ratio: that / file "
+      "size.")
+print("Each column is the median of its own values over the runs.")
+if partial:
+    print("* fewer runs than asked for (the others failed or ran out of "
+          "time)")
+for name in order:
+    s = data[name]
+    if s["note"]:
+        print("%s: %s" % (name, s["note"]))
+for name in order:
+    s = data[name]
+    if s["skipped"]:
+        print("%s skipped: %s" % (name, s["skipped"]))
+EOF
+exit $status

@@ -1,0 +1,867 @@
+#!/usr/bin/python3
+"""heavy.py - `ferry bench heavy`, measured for Python peers.
+
+Run with Debian's interpreter (/usr/bin/python3): the `python3` first on the
+PATH of these machines is a separate build that does not see Debian's
+python3-* packages.  Needs numpy (Debian: python3-numpy); the Dask peer also
+needs python3-distributed.
+
+    /usr/bin/python3 bench/peers/heavy.py [--size 1GiB] [--runs 1]
+        [--tasks 32] [--workers 4] [--systems a,b] [--file PATH]
+
+The scenario of `ferry bench heavy`: one file of SIZE bytes of little-endian
+64-bit words (word i = (i+1) * 0x9E3779B97F4A7C15 mod 2^64), W worker
+processes (default 4), T tasks (default 32), task i summing slice i of the
+whole file (the same slices as Ferry: T equal slices of whole words, the
+last one taking the rest).  The sums wrap modulo 2^64; their total is
+checked against the sum of the whole file computed in the parent with
+numpy (and, for a file this script wrote, against the closed form).
+
+The peers:
+
+  process_pool_spawn_array   ProcessPoolExecutor (spawn); the parent loads
+                             the file into one numpy array and passes the
+                             WHOLE array with every task, plus the slice
+                             bounds: every task gets its own copy
+  process_pool_spawn_memmap  the same pool; tasks get the path and map the
+                             file with np.memmap themselves, once per worker
+                             process (kept in a module-level dict)
+  dask_scatter_broadcast     dask.distributed LocalCluster(n_workers=W,
+                             threads_per_worker=1, processes=True);
+                             client.scatter(array, broadcast=True), then T
+                             client.submit(sum_slice, future, start, stop)
+                             and gather
+
+Each run starts a fresh pool or cluster (as `ferry bench heavy` starts a
+fresh cluster per run), warms it up (all W processes started, numpy
+imported) and only then starts the clock; it stops when the last result is
+in.  What the clock includes is said in each line's "note": for the array
+peer the pickling of the array for every task, for Dask the scatter.
+
+Reported per run, as by `ferry bench heavy --json`, plus "system":
+  seconds              first submit (or scatter) to last result
+  read_once_seconds    median of 3 passes of np.memmap + np.sum over the
+                       file in this (parent) process: numpy's baseline
+  time_ratio           seconds / read_once_seconds
+  loads                copies of the data the workers got or made: one per
+                       task (array), one per process that mapped the file
+                       (memmap), copies held by workers (Dask)
+  max_loads_per_worker the most loads in one worker process
+  cache_hits, cached_share
+                       tasks (and their share) that found the data already
+                       in their worker process
+  peak_pss_bytes       the highest total PSS of the W worker processes
+                       (Pss of /proc/PID/smaps_rollup), sampled every
+                       ~50 ms during the run and once after it
+  pss_ratio            peak_pss_bytes / file size
+  parent_peak_pss_bytes the same for this script's process that drives the
+                       run (for Dask it also runs the scheduler); not part
+                       of peak_pss_bytes, as Ferry's does not count its
+                       client and scheduler either
+
+and, with --runs above 1, a median line per system.  A peer that cannot be
+measured gets a line with "skipped" and the reason instead: a module that is
+missing, or more memory than 60% of MemAvailable by this script's estimate
+(the array peer holds a copy per worker, and more while pickling).
+
+Every system runs in its own child process, in its own session, with a time
+limit; the child stops the pool or cluster it started, and afterwards the
+parent kills, by process id, anything still left in that session.  The
+temporary directory with the file is removed at the end.  Nothing outlives
+this script.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+GOLDEN = 0x9E3779B97F4A7C15  # word i = (i + 1) * GOLDEN mod 2^64
+MASK64 = (1 << 64) - 1
+CLEANUP_RESERVE = 20.0  # seconds of a system's time kept for stopping it
+PSS_INTERVAL = 0.05  # seconds between PSS samples
+MEM_SHARE = 0.60  # a system may need at most this share of MemAvailable
+PROC_OVERHEAD = 200 << 20  # a Python worker with numpy, and some slack
+
+
+# --------------------------------------------------------------------------
+# output
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def say(msg):
+    sys.stderr.write("heavy.py: " + msg + "\n")
+    sys.stderr.flush()
+
+
+def median(vals):
+    return sorted(vals)[len(vals) // 2]
+
+
+def gib(n):
+    return n / float(1 << 30)
+
+
+class BenchTimeout(Exception):
+    pass
+
+
+class BenchFailure(Exception):
+    pass
+
+
+def remaining(deadline):
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise BenchTimeout("out of time")
+    return left
+
+
+def parse_size(s):
+    """'1GiB', '256MiB', '4096' ... as conf_parse_size in Ferry."""
+    units = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+             "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
+    i = 0
+    while i < len(s) and s[i].isdigit():
+        i += 1
+    if i == 0 or s[i:] not in units:
+        raise ValueError(s)
+    return int(s[:i]) * units[s[i:]]
+
+
+# --------------------------------------------------------------------------
+# processes: find and stop what we started, by pid (as in noop.py)
+
+
+def proc_stat(pid):
+    """(ppid, session id) of a process, or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    if len(rest) < 4 or rest[0] == "Z":
+        return None
+    return int(rest[1]), int(rest[3])
+
+
+def all_pids():
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            yield int(name)
+
+
+def in_session(sid):
+    out = []
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st is not None and st[1] == sid:
+            out.append(pid)
+    return out
+
+
+def kill_pids(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def wait_gone(pids, seconds):
+    deadline = time.monotonic() + seconds
+    live = list(pids)
+    while live and time.monotonic() < deadline:
+        live = [p for p in live if proc_stat(p) is not None]
+        if live:
+            time.sleep(0.05)
+    return [p for p in live if proc_stat(p) is not None]
+
+
+# --------------------------------------------------------------------------
+# memory
+
+
+def pss_bytes(pid):
+    """Pss of one process in bytes (0 if it is gone)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid, "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def mem_available():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class PssSampler:
+    """Total PSS of the worker pids every PSS_INTERVAL s, in a thread,
+    plus one final sample; the parent's own PSS alongside."""
+
+    def __init__(self, pids):
+        self.pids = list(pids)
+        self.peak = self.parent_peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def sample(self):
+        total = sum(pss_bytes(p) for p in self.pids)
+        self.peak = max(self.peak, total)
+        self.parent_peak = max(self.parent_peak, pss_bytes(os.getpid()))
+        self.samples += 1
+
+    def _main(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(PSS_INTERVAL)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._thread.start()
+
+    def finish(self):
+        """Stop the thread and take one more sample (before shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.sample()
+
+
+# --------------------------------------------------------------------------
+# the file
+
+
+def write_file(path, size):
+    """size bytes (a multiple of 8) of words (i + 1) * GOLDEN."""
+    import numpy as np
+    n = size // 8
+    chunk = 1 << 21  # words: 16 MiB
+    k = np.uint64(GOLDEN)
+    with open(path, "wb") as f:
+        for start in range(0, n, chunk):
+            w = np.arange(start + 1, min(start + chunk, n) + 1,
+                          dtype=np.uint64)
+            w *= k  # wraps modulo 2^64
+            f.write(w.astype("<u8", copy=False).tobytes())
+
+
+def file_sum(path, n):
+    """Sum of the first n words of the file, modulo 2^64."""
+    import numpy as np
+    mm = np.memmap(path, dtype="<u8", mode="r", shape=(n,))
+    total = 0
+    chunk = 1 << 22
+    for start in range(0, n, chunk):
+        total += int(np.asarray(mm[start:start + chunk]).sum(
+            dtype=np.uint64))
+    del mm
+    return total & MASK64
+
+
+def read_once(path, n):
+    """Seconds to map the file and sum it in this process: median of 3."""
+    import numpy as np
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        mm = np.memmap(path, dtype="<u8", mode="r", shape=(n,))
+        np.asarray(mm).sum(dtype=np.uint64)
+        del mm
+        times.append(time.perf_counter() - t)
+    return median(times)
+
+
+def slices(n_words, tasks):
+    """(start, stop) word indices of each task, as ferry bench heavy."""
+    per = n_words // tasks
+    return [(i * per, n_words if i == tasks - 1 else (i + 1) * per)
+            for i in range(tasks)]
+
+
+# --------------------------------------------------------------------------
+# the tasks (module level: spawned pool processes import this file)
+
+_MAPS = {}  # path -> np.memmap, one per worker process
+
+
+def warm(seconds):
+    """Pool warm-up: numpy imported, the process kept busy for a while so
+    that every process of the pool gets started."""
+    __import__("numpy")
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def sum_array(arr, start, stop):
+    import numpy as np
+    return os.getpid(), int(arr[start:stop].sum(dtype=np.uint64))
+
+
+def sum_memmap(path, n_words, start, stop):
+    import numpy as np
+    mm = _MAPS.get(path)
+    loaded = mm is None
+    if loaded:
+        mm = _MAPS[path] = np.memmap(path, dtype="<u8", mode="r",
+                                     shape=(n_words,))
+    return (os.getpid(), loaded,
+            int(np.asarray(mm[start:stop]).sum(dtype=np.uint64)))
+
+
+def sum_slice(arr, start, stop):
+    """The Dask task."""
+    import numpy as np
+    return os.getpid(), int(arr[start:stop].sum(dtype=np.uint64))
+
+
+def dask_warm():
+    __import__("numpy")
+    return os.getpid()
+
+
+# --------------------------------------------------------------------------
+# the peers.  Each has start(deadline) (not timed), run(deadline) -> dict of
+# measured fields (timed inside), stop(), and need(size, workers) -> bytes
+# of memory it is expected to take beyond the file's pages.
+
+
+class Pool:
+    """ProcessPoolExecutor(max_workers=W, mp_context=spawn)."""
+
+    modules = ("numpy",)
+
+    def __init__(self, env, mode):
+        self.env = env
+        self.mode = mode  # "array" or "memmap"
+        self.ex = None
+        self.pids = []
+
+    @staticmethod
+    def need(mode, size, workers):
+        if mode == "memmap":
+            return workers * PROC_OVERHEAD
+        # parent: the array, the pickled copy being sent and one being
+        # made; every worker: its copy of the array, and one more message
+        # being received (the pool's pipe sends one at a time)
+        return 4 * size + workers * (size + PROC_OVERHEAD)
+
+    def start(self, deadline):
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        self.cf = cf
+        w = self.env.workers
+        self.ex = cf.ProcessPoolExecutor(max_workers=w,
+                                         mp_context=mp.get_context("spawn"))
+        # one submit per process: a spawn pool starts a process per submit
+        # while none is idle, up to max_workers
+        futs = [self.ex.submit(warm, 0.3) for _ in range(w)]
+        self._wait(futs, deadline)
+        self.pids = sorted((getattr(self.ex, "_processes", None) or {}))
+        if len(self.pids) != w:
+            raise BenchFailure("%d of %d pool processes running after "
+                               "warm-up" % (len(self.pids), w))
+
+    def _wait(self, futs, deadline):
+        done, not_done = self.cf.wait(futs, timeout=remaining(deadline))
+        if not_done:
+            for f in not_done:
+                f.cancel()
+            raise BenchTimeout("%d of %d tasks unfinished" %
+                               (len(not_done), len(futs)))
+        return [f.result() for f in futs]
+
+    def run(self, deadline):
+        env = self.env
+        smp = PssSampler(self.pids)
+        smp.start()
+        try:
+            t0 = time.perf_counter()
+            if self.mode == "array":
+                futs = [self.ex.submit(sum_array, env.array, a, b)
+                        for a, b in env.slices]
+            else:
+                futs = [self.ex.submit(sum_memmap, env.path, env.n_words,
+                                       a, b)
+                        for a, b in env.slices]
+            res = self._wait(futs, deadline)
+            secs = time.perf_counter() - t0
+        finally:
+            smp.finish()
+        futs = None
+        per_pid = {}
+        hits = 0
+        total = 0
+        for r in res:
+            pid, s = r[0], r[-1]
+            total += s
+            if self.mode == "array":
+                per_pid[pid] = per_pid.get(pid, 0) + 1
+            elif r[1]:
+                per_pid[pid] = per_pid.get(pid, 0) + 1
+            else:
+                hits += 1
+        loads = sum(per_pid.values())
+        return {"seconds": secs, "sum": total & MASK64, "loads": loads,
+                "max_loads_per_worker": max(per_pid.values() or [0]),
+                "cache_hits": hits, "sampler": smp}
+
+    def stop(self):
+        if self.ex is None:
+            return
+        # The executor's manager thread joins (reaps) the processes on
+        # shutdown; joining them here as well races with it (a process
+        # reaped by the other thread looks alive to Process.join), so wait
+        # for that thread, with a bound, and check the pids in /proc.
+        pids = sorted((getattr(self.ex, "_processes", None) or {}))
+        manager = getattr(self.ex, "_executor_manager_thread", None)
+        self.ex.shutdown(wait=False, cancel_futures=True)
+        if manager is not None:
+            manager.join(timeout=15)
+        left = wait_gone(pids, 5.0)
+        if left:
+            say("pool processes %s did not exit; killing them" %
+                " ".join(map(str, left)))
+            kill_pids(left, signal.SIGKILL)
+            wait_gone(left, 5.0)
+            if manager is not None:
+                manager.join(timeout=5)
+        self.ex = None
+
+
+class Dask:
+    """dask.distributed LocalCluster(n_workers=W, threads_per_worker=1,
+    processes=True): scatter(broadcast=True), submit, gather."""
+
+    modules = ("numpy", "dask", "distributed")
+
+    def __init__(self, env):
+        self.env = env
+        self.cluster = self.client = None
+        self.pids = []
+
+    @staticmethod
+    def need(size, workers):
+        # parent: the array and the serialized copies the client and the
+        # scheduler (in this process) send; every worker: its copy, and
+        # some of the messages it arrives in
+        return 3 * size + workers * (size + size // 2 + PROC_OVERHEAD)
+
+    def start(self, deadline):
+        import logging
+        import distributed
+        self.distributed = distributed
+        w = self.env.workers
+        self.cluster = distributed.LocalCluster(
+            n_workers=w, threads_per_worker=1, processes=True,
+            dashboard_address=None, silence_logs=logging.ERROR,
+            local_directory=os.path.join(self.env.tmp, "dask"))
+        self.client = distributed.Client(self.cluster)
+        self.client.wait_for_workers(w, timeout=min(60, remaining(deadline)))
+        pids = self.client.run(dask_warm)  # address -> pid
+        self.pids = sorted(pids.values())
+        self.addr_pid = dict(pids)
+        if len(self.pids) != w:
+            raise BenchFailure("%d of %d Dask workers" % (len(self.pids), w))
+        self.info = "distributed %s" % distributed.__version__
+
+    def run(self, deadline):
+        env = self.env
+        c = self.client
+        smp = PssSampler(self.pids)
+        smp.start()
+        try:
+            t0 = time.perf_counter()
+            fut = c.scatter(env.array, broadcast=True,
+                            timeout=remaining(deadline))
+            t_scatter = time.perf_counter() - t0
+            futs = [c.submit(sum_slice, fut, a, b) for a, b in env.slices]
+            self.distributed.wait(futs, timeout=remaining(deadline))
+            res = c.gather(futs)
+            secs = time.perf_counter() - t0
+        finally:
+            smp.finish()
+        # outside the clock: which workers hold a copy (scatter made them;
+        # a worker without one would have fetched it for its task)
+        holders = c.who_has([fut]).get(fut.key, ())
+        holder_pids = {self.addr_pid.get(a) for a in holders}
+        hits = sum(1 for r in res if r[0] in holder_pids)
+        total = sum(r[1] for r in res)
+        c.cancel(futs + [fut])
+        return {"seconds": secs, "sum": total & MASK64,
+                "loads": len(holders), "max_loads_per_worker":
+                1 if holders else 0, "cache_hits": hits,
+                "scatter_seconds": t_scatter, "sampler": smp}
+
+    def stop(self):
+        if self.client is not None:
+            try:
+                self.client.close(timeout=20)
+            except Exception as e:
+                say("dask: closing client: %s" % e)
+        if self.cluster is not None:
+            try:
+                self.cluster.close(timeout=30)
+            except Exception as e:
+                say("dask: closing cluster: %s" % e)
+        self.client = self.cluster = None
+
+
+# name -> (constructor, memory estimate, needs the array in the parent,
+#          what it measures, what the clock includes)
+SYSTEMS = {
+    "process_pool_spawn_array": (
+        lambda env: Pool(env, "array"),
+        lambda size, w: Pool.need("array", size, w), True,
+        "ProcessPoolExecutor(spawn): T x submit(sum, whole array, slice)",
+        "timed from the first submit to the last result, including "
+        "pickling the whole array for every task, sending it through the "
+        "pool's pipe and unpickling it in the worker; loading the file "
+        "into the parent's array is not timed"),
+    "process_pool_spawn_memmap": (
+        lambda env: Pool(env, "memmap"),
+        lambda size, w: Pool.need("memmap", size, w), False,
+        "ProcessPoolExecutor(spawn): T x submit(sum, path, slice), "
+        "np.memmap once per process",
+        "timed from the first submit to the last result, including each "
+        "process mapping the file on its first task"),
+    "dask_scatter_broadcast": (
+        Dask, Dask.need, True,
+        "dask LocalCluster: scatter(array, broadcast=True), T x "
+        "submit(sum, future, slice), gather",
+        "timed from the start of client.scatter (hashing the array, "
+        "sending it to the scheduler and copying it to every worker) to "
+        "the last result; loading the file into the parent's array is "
+        "not timed; scatter_seconds is the scatter alone"),
+}
+
+
+def missing_module(names):
+    import importlib.util
+    for m in names:
+        if importlib.util.find_spec(m) is None:
+            return ("module '%s' not installed for %s (Debian: apt-get "
+                    "install python3-%s)" % (
+                        m, sys.executable,
+                        "distributed" if m == "dask" else m))
+    return None
+
+
+def peer_missing(name):
+    ctor = SYSTEMS[name][0]
+    mods = Dask.modules if ctor is Dask else Pool.modules
+    return missing_module(mods)
+
+
+# --------------------------------------------------------------------------
+# child: measure one system
+
+
+class Env:
+    pass
+
+
+def run_child(args):
+    name = args.child
+    ctor, need_fn, wants_array, _, note = SYSTEMS[name]
+    deadline = time.monotonic() + args.seconds - CLEANUP_RESERVE
+    why = peer_missing(name)
+    if why is None:
+        need = need_fn(args.size, args.workers)
+        avail = mem_available()
+        if avail is not None and need > MEM_SHARE * avail:
+            why = ("would need about %.1f GiB of memory, more than %d%% of "
+                   "MemAvailable (%.1f GiB)" % (
+                       gib(need), round(100 * MEM_SHARE), gib(avail)))
+    if why is not None:
+        say("%s: skipped: %s" % (name, why))
+        emit({"bench": "heavy", "system": name, "skipped": why})
+        return 0
+
+    import numpy as np
+    env = Env()
+    env.path, env.tmp = args.path, args.tmp
+    env.workers, env.tasks = args.workers, args.tasks
+    env.n_words = args.size // 8
+    env.slices = slices(env.n_words, args.tasks)
+    env.array = None
+    if wants_array:
+        t = time.perf_counter()
+        env.array = np.fromfile(args.path, dtype="<u8", count=env.n_words)
+        say("%s: loaded the file into the parent's array in %.2f s "
+            "(not timed)" % (name, time.perf_counter() - t))
+    expect = int(args.expect)
+    rc = 0
+    vals = {"seconds": [], "time_ratio": [], "loads": [],
+            "cached_share": [], "peak_pss_bytes": [], "pss_ratio": []}
+    for r in range(1, args.runs + 1):
+        peer = ctor(env)
+        try:
+            t = time.monotonic()
+            peer.start(deadline)
+            say("%s run %d: %d workers ready in %.1f s%s" % (
+                name, r, args.workers, time.monotonic() - t,
+                " (%s)" % peer.info if getattr(peer, "info", None) else ""))
+            m = peer.run(deadline)
+            if m["sum"] != expect:
+                raise BenchFailure("sum of the results %d, expected %d" %
+                                   (m["sum"], expect))
+            smp = m["sampler"]
+            secs = m["seconds"]
+            out = {"bench": "heavy", "system": name, "run": r,
+                   "file_bytes": args.size, "workers": args.workers,
+                   "tasks": args.tasks, "seconds": round(secs, 4),
+                   "read_once_seconds": round(args.read_once, 4),
+                   "time_ratio": round(secs / args.read_once, 3),
+                   "loads": m["loads"],
+                   "max_loads_per_worker": m["max_loads_per_worker"],
+                   "cache_hits": m["cache_hits"],
+                   "cached_share": round(m["cache_hits"] / args.tasks, 3),
+                   "peak_pss_bytes": smp.peak,
+                   "pss_ratio": round(smp.peak / args.size, 3),
+                   "pss_samples": smp.samples,
+                   "parent_peak_pss_bytes": smp.parent_peak}
+            if "scatter_seconds" in m:
+                out["scatter_seconds"] = round(m["scatter_seconds"], 4)
+            out["note"] = note
+            emit(out)
+            for k in vals:
+                vals[k].append(out[k])
+            say("%s run %d: %.3f s (%.1f x reading it once), %d loads, "
+                "%.0f%% cached, peak PSS of the workers %.2f GiB (%.2f x "
+                "the file), parent %.2f GiB" % (
+                    name, r, secs, secs / args.read_once, m["loads"],
+                    100.0 * m["cache_hits"] / args.tasks, gib(smp.peak),
+                    smp.peak / args.size, gib(smp.parent_peak)))
+        except Exception as e:  # ours or the peer's
+            kind = ("out of time" if isinstance(e, BenchTimeout) or
+                    "imeout" in type(e).__name__ else "failed")
+            why = "%s in run %d: %s: %s" % (
+                kind, r, type(e).__name__,
+                str(e) or "no result within the time limit")
+            say("%s: %s; no more runs of it" % (name, why))
+            emit({"bench": "heavy", "system": name, "skipped": why})
+            rc = 1
+            break
+        finally:
+            m = None
+            peer.stop()
+    if len(vals["seconds"]) == args.runs and args.runs > 1:
+        s = {"bench": "heavy", "system": name, "summary": "median",
+             "runs": args.runs}
+        for k, v in vals.items():
+            s[k] = median(v)
+        emit(s)
+    return rc
+
+
+# --------------------------------------------------------------------------
+# parent: the file, then one child per system, each in its own session,
+# each time-bounded
+
+_main_pid = os.getpid()
+
+
+def _on_signal(signum, _frame):
+    if os.getpid() != _main_pid:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def stop_child_session(p, name):
+    """Stop a child and everything in its session, by pid."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=CLEANUP_RESERVE)
+        except subprocess.TimeoutExpired:
+            say("%s: child %d did not stop; killing it" % (name, p.pid))
+            p.kill()
+            p.wait(timeout=10)
+    left = wait_gone(in_session(p.pid), 5.0)
+    if left:
+        say("%s: killing leftover pids %s" % (name, " ".join(map(str, left))))
+        kill_pids(left, signal.SIGKILL)
+        wait_gone(left, 5.0)
+
+
+def prepare_file(args, tmp):
+    """(path, size, expected sum, read-once seconds)."""
+    if args.file:
+        path = os.path.abspath(args.file)
+        size = os.path.getsize(path) & ~7
+    else:
+        path = os.path.join(tmp, "data.bin")
+        size = args.size & ~7
+        t = time.perf_counter()
+        write_file(path, size)
+        say("wrote %s (%d bytes) in %.1f s" % (path, size,
+                                                time.perf_counter() - t))
+    n = size // 8
+    if n < args.tasks:
+        raise BenchFailure("%s: %d words, fewer than --tasks %d" %
+                           (path, n, args.tasks))
+    expect = file_sum(path, n)
+    if not args.file:
+        closed = (GOLDEN * (n * (n + 1) // 2)) & MASK64
+        if expect != closed:
+            raise BenchFailure("the file's sum %d is not the closed form %d"
+                               % (expect, closed))
+    secs = read_once(path, n)
+    say("read once (np.memmap + np.sum, median of 3): %.4f s" % secs)
+    return path, size, expect, secs
+
+
+def run_parent(args):
+    start = time.monotonic()
+    signal.signal(signal.SIGTERM, _on_signal)
+    why = missing_module(("numpy",))
+    if why is not None:
+        for name in args.systems:
+            say("%s: skipped: %s" % (name, why))
+            emit({"bench": "heavy", "system": name, "skipped": why})
+        return 0
+    rc = 0
+    tmp = tempfile.mkdtemp(prefix="ferry-bench-heavy-py-", dir=args.dir)
+    try:
+        path, size, expect, base = prepare_file(args, tmp)
+        for name in args.systems:
+            left = args.budget - (time.monotonic() - start)
+            secs = min(args.timeout, left)
+            if secs < 2 * CLEANUP_RESERVE:
+                why = "out of time (--budget %d s used up)" % args.budget
+                say("%s: skipped: %s" % (name, why))
+                emit({"bench": "heavy", "system": name, "skipped": why})
+                rc = 1
+                continue
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", name,
+                   "--path", path, "--tmp", tmp, "--bytes", str(size),
+                   "--expect", str(expect), "--read-once", repr(base),
+                   "--seconds", "%.1f" % secs, "--runs", str(args.runs),
+                   "--tasks", str(args.tasks), "--workers",
+                   str(args.workers)]
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+            try:
+                try:
+                    crc = p.wait(timeout=secs + 5)
+                except subprocess.TimeoutExpired:
+                    why = "out of time (limit %.0f s, --timeout)" % secs
+                    say("%s: %s; stopping it" % (name, why))
+                    emit({"bench": "heavy", "system": name, "skipped": why})
+                    crc = 1
+            finally:
+                stop_child_session(p, name)
+            if crc != 0:
+                rc = 1
+    except BenchFailure as e:
+        say(str(e))
+        return 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rc
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="ferry bench heavy for Python peers: T tasks summing "
+        "slices of one large file.  One JSON object per line on stdout.")
+    ap.add_argument("-s", "--size", default="1GiB",
+                    help="file size, e.g. 1GiB, 256MiB (default 1GiB)")
+    ap.add_argument("--file", help="use this file instead of writing one "
+                    "(its whole 64-bit words; sizes then come from it)")
+    ap.add_argument("--dir", help="where to write the file (default: "
+                    "$TMPDIR or /tmp)")
+    ap.add_argument("-n", "--tasks", type=int, default=32,
+                    help="tasks per run (default 32)")
+    ap.add_argument("-w", "--workers", type=int, default=4,
+                    help="worker processes (default 4)")
+    ap.add_argument("-r", "--runs", type=int, default=1,
+                    help="runs per system (default 1)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help="comma-separated systems (default: all; see "
+                    "--list)")
+    ap.add_argument("--timeout", type=float, default=420,
+                    help="seconds per system, start to stop (default 420)")
+    ap.add_argument("--budget", type=float, default=540,
+                    help="seconds for everything together; systems not "
+                    "started by then are skipped (default 540)")
+    ap.add_argument("--list", action="store_true",
+                    help="list the systems and what each one measures")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    for hidden in ("--path", "--tmp", "--expect"):
+        ap.add_argument(hidden, help=argparse.SUPPRESS)
+    ap.add_argument("--bytes", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--read-once", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--seconds", type=float, default=300,
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.list:
+        for name, (_, _, _, what, timed) in SYSTEMS.items():
+            why = peer_missing(name)
+            print("%-26s %s" % (name, what))
+            print("%-26s %s" % ("", timed))
+            if why:
+                print("%-26s SKIPPED here: %s" % ("", why))
+        return 0
+    try:
+        args.size = parse_size(args.size)
+    except ValueError:
+        ap.error("--size: '%s' is not a size (e.g. 1GiB, 256MiB)" %
+                 args.size)
+    if args.size < 4096:
+        ap.error("--size must be at least 4KiB")
+    for opt, v, lo, hi in (("--tasks", args.tasks, 1, 100000),
+                           ("--workers", args.workers, 1, 64),
+                           ("--runs", args.runs, 1, 100)):
+        if not lo <= v <= hi:
+            ap.error("%s must be between %d and %d" % (opt, lo, hi))
+    if args.child is not None:
+        if args.child not in SYSTEMS:
+            ap.error("unknown system '%s'" % args.child)
+        args.size = args.bytes
+        signal.signal(signal.SIGTERM, _on_signal)
+        try:
+            return run_child(args)
+        except KeyboardInterrupt:
+            return 130
+    if args.file and not os.path.isfile(args.file):
+        ap.error("--file: %s is not a file" % args.file)
+    args.systems = [s for s in args.systems.split(",") if s]
+    for s in args.systems:
+        if s not in SYSTEMS:
+            ap.error("unknown system '%s' (one of: %s)" %
+                     (s, ", ".join(SYSTEMS)))
+    try:
+        return run_parent(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
