@@ -1109,6 +1109,24 @@ handle_message(struct sched *s, nng_msg *msg)
 	}
 	p = idmap_get(&s->peers, pipe);
 	if (m.type == PROTO_HELLO) {
+		if (p != NULL && p->kind == PEER_WORKER &&
+		    m.role == PROTO_ROLE_WORKER) {
+			/* said twice (its first answer crossed a reconnection):
+			 * the same registration again */
+			struct worker *w = p->obj;
+			w->last_seen_ms  = util_now_ms();
+			proto_writer_reset(&s->w);
+			proto_begin(&s->w, PROTO_WELCOME, 4);
+			proto_put_uint(&s->w, "id", w->id);
+			proto_put_uint(&s->w, "heartbeat_ms",
+			    s->cfg->heartbeat_interval_ms);
+			proto_put_uint(&s->w, "heartbeat_timeout_ms",
+			    s->cfg->heartbeat_timeout_ms);
+			proto_put_uint(&s->w, "max_message_size",
+			    s->cfg->max_message_size);
+			reply(s, hdr, hdr_len);
+			return;
+		}
 		if (p != NULL) {
 			reply_error(s, hdr, hdr_len, FERRY_ESTATE,
 			    "hello: this connection is already registered");

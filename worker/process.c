@@ -410,17 +410,20 @@ executor_main(void *arg)
 	struct ferry_task   ctx;
 	msgpack_zone        zone;
 	struct proto_writer res;
+	stack_t             ss, old_ss;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cache = w->cache;
-	{
-		/* an alternate stack, so a task that overflows its own stack
-		 * is still reported */
-		stack_t ss;
-		ss.ss_size  = 64 * 1024;
-		ss.ss_flags = 0;
-		if ((ss.ss_sp = malloc(ss.ss_size)) != NULL)
-			sigaltstack(&ss, NULL);
+	/* an alternate stack, so a task that overflows its own stack is
+	 * still reported; the previous one (a sanitizer's, say) comes back
+	 * when the thread ends */
+	memset(&old_ss, 0, sizeof(old_ss));
+	ss.ss_size  = 64 * 1024;
+	ss.ss_flags = 0;
+	if ((ss.ss_sp = malloc(ss.ss_size)) != NULL &&
+	    sigaltstack(&ss, &old_ss) != 0) {
+		free(ss.ss_sp);
+		ss.ss_sp = NULL;
 	}
 	msgpack_sbuffer_init(&ctx.out);
 	msgpack_packer_init(&ctx.pk, &ctx.out, msgpack_sbuffer_write);
@@ -478,6 +481,10 @@ executor_main(void *arg)
 	proto_writer_fini(&res);
 	msgpack_zone_destroy(&zone);
 	msgpack_sbuffer_destroy(&ctx.out);
+	if (ss.ss_sp != NULL) {
+		sigaltstack(&old_ss, NULL);
+		free(ss.ss_sp);
+	}
 	return NULL;
 }
 
@@ -885,7 +892,7 @@ rx_cb(void *arg)
 		rv  = handle_reply(w, msg);
 		nng_msg_free(msg);
 		if (rv != 0) {
-			atomic_store(&w->fatal, 2);
+			atomic_store(&w->fatal, 3); /* the supervisor restarts us */
 			wake_io(w);
 			return;
 		}
