@@ -870,7 +870,13 @@ pump_locked(struct wproc *w)
 		return;
 	if (w->out_n > 0 && !w->res_inflight)
 		send_work_locked(w, 1);
-	if (!w->poll_inflight && !w->draining && credit_locked(w) > 0)
+	/* ask for more with a poll only when idle or when no report is on
+	 * its way: a report carries credit too, and a poll sent while the
+	 * first task of a batch runs only competes with it for the CPU */
+	if (!w->poll_inflight && !w->draining &&
+	    (w->held == 0 || (!w->res_inflight && w->out_n == 0 &&
+	                         w->held < (uint32_t)w->o->slots)) &&
+	    credit_locked(w) > 0)
 		send_work_locked(w, 0);
 	if (!w->poll_inflight && !w->res_inflight &&
 	    util_now_ms() - w->last_send_ms >= w->hb_ms)
