@@ -14,6 +14,8 @@
 #   SIZE     the file size, for Ferry and the peers (default 1GiB)
 #   BUDGET   seconds for all peers together (default 540); peers not yet
 #            started when it runs out are reported as skipped
+#   FERRY_TIMEOUT  seconds for ferry bench heavy, all runs (default 120);
+#            if it is stopped, what its private cluster left is stopped too
 #   OUT      a directory: keep the raw JSON lines there
 #
 # Uses POSIX sh and Python (for the JSON) only.
@@ -27,6 +29,7 @@ PY=${PYTHON:-/usr/bin/python3}
 RUNS=${RUNS:-3}
 SIZE=${SIZE:-1GiB}
 BUDGET=${BUDGET:-540}
+FERRY_TIMEOUT=${FERRY_TIMEOUT:-120}
 
 if [ ! -x "$FERRY" ]; then
 	echo "compare-heavy.sh: no ferry binary at $FERRY (build it first, or" \
@@ -37,10 +40,11 @@ if [ ! -x "$PY" ]; then
 	echo "compare-heavy.sh: no Python at $PY (set PYTHON)" >&2
 	exit 2
 fi
-for v in "$RUNS" "$BUDGET"; do
+for v in "$RUNS" "$BUDGET" "$FERRY_TIMEOUT"; do
 	case $v in
 	'' | *[!0-9]*)
-		echo "compare-heavy.sh: RUNS and BUDGET must be numbers" >&2
+		echo "compare-heavy.sh: RUNS, BUDGET and FERRY_TIMEOUT must be" \
+		    "numbers" >&2
 		exit 2
 		;;
 	esac
@@ -49,6 +53,8 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-compare-heavy.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 # run "$@" for at most $1 seconds when timeout(1) is there
 bounded() {
@@ -72,12 +78,72 @@ load_before=$(loadavg)
 start=$(date +%s)
 echo "compare-heavy.sh: load average before: $load_before" >&2
 
+# Stop what a ferry bench killed by its time limit left behind: its
+# private cluster (scheduler and worker supervisor, each in its own
+# session, found by the socket path that names the bench's pid), by pid.
+sweep_ferry() {
+	"$PY" - "$1" <<'EOF'
+import os
+import signal
+import sys
+import time
+
+url = "ipc:///tmp/ferry-bench-%s.sock" % sys.argv[1]
+
+
+def procs():
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = f.read().split(b"\0")
+            with open("/proc/%s/stat" % name, "rb") as f:
+                st = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        rest = st[st.rfind(")") + 2:].split()
+        if len(rest) > 3 and rest[0] != "Z":
+            yield int(name), int(rest[3]), argv
+
+
+leaders = {pid for pid, _, argv in procs() if url.encode() in argv}
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    left = [pid for pid, sid, _ in procs() if sid in leaders]
+    if not left:
+        break
+    sys.stderr.write("compare-heavy.sh: stopping pids %s left by ferry "
+                     "bench\n" % " ".join(map(str, left)))
+    for pid in left:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(
+            sid in leaders for _, sid, _ in procs()):
+        time.sleep(0.1)
+for ext in ("sock", "log"):
+    try:
+        os.unlink("/tmp/ferry-bench-%s.%s" % (sys.argv[1], ext))
+    except OSError:
+        pass
+EOF
+}
+
 status=0
 echo "compare-heavy.sh: $FERRY bench heavy --json --runs $RUNS --size $SIZE" >&2
-if ! bounded 300 "$FERRY" bench heavy --json --runs "$RUNS" --size "$SIZE" \
-    >"$tmp/ferry-heavy.jsonl"; then
+# its file goes to $tmp (removed on exit even if ferry is killed); the
+# shell writes its pid, then becomes ferry
+# shellcheck disable=SC2016 # "$$", "$0" and "$@" are for that shell
+if ! bounded "$FERRY_TIMEOUT" sh -c 'echo "$$" >"$0" && exec "$@"' \
+    "$tmp/ferry.pid" "$FERRY" bench heavy --json --runs "$RUNS" \
+    --size "$SIZE" --dir "$tmp" >"$tmp/ferry-heavy.jsonl"; then
 	echo "compare-heavy.sh: ferry bench heavy failed" >&2
 	status=1
+	if [ -s "$tmp/ferry.pid" ]; then
+		sweep_ferry "$(cat "$tmp/ferry.pid")"
+	fi
 fi
 cat "$tmp/ferry-heavy.jsonl" >&2
 

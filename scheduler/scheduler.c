@@ -1255,14 +1255,13 @@ run_timers(struct sched *s)
 				    "timeout %u ms)",
 				    now - w->last_seen_ms,
 				    s->cfg->heartbeat_timeout_ms);
-				nng_pipe np;
 				uint32_t pipe = w->pipe;
+				/* forget it; its connection stays (closing a
+				 * pipe from here could stall NNG's listener):
+				 * if it ever speaks again it is told it is not
+				 * registered, and registers afresh */
 				free(idmap_del(&s->peers, pipe));
 				worker_lost(s, w, why);
-				/* drop its connection too: it may come back
-				 * and register afresh */
-				np.id = pipe;
-				nng_pipe_close(np);
 				break;
 			}
 			timer_add(s, now + s->cfg->heartbeat_interval_ms / 2 + 1,
