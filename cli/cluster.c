@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -282,9 +283,15 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		if (ferry_cluster_status(cl, &fs, NULL, 2000) == 0 &&
 		    (int)fs.workers >= want)
 			break;
-		for (int i = 0; i < st.n_workers; i++)
-			if (!cli_pid_is_ferry(st.workers[i]))
+		for (int i = 0; i < st.n_workers; i++) {
+			/* our own child: only its exit status says it is
+			 * gone (its command line can read empty while it
+			 * is still starting) */
+			int status;
+			if (waitpid(st.workers[i], &status, WNOHANG) ==
+			    st.workers[i])
 				dead = i;
+		}
 		if (dead >= 0 || util_now_ms() >= deadline) {
 			if (dead >= 0)
 				fprintf(stderr,

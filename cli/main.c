@@ -171,8 +171,18 @@ cli_pid_is_ferry(pid_t pid)
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
-	if (n == 0)
-		return 0; /* a zombie has an empty command line */
+	if (n == 0) {
+		/* empty: a zombie, or a process in the middle of exec; ask
+		 * its state */
+		char  state = 0;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		if ((f = fopen(path, "r")) == NULL)
+			return 0;
+		if (fscanf(f, "%*d %*s %c", &state) != 1)
+			state = 0;
+		fclose(f);
+		return state != 0 && state != 'Z' && state != 'X';
+	}
 	return strstr(buf, "ferry") != NULL;
 }
 
