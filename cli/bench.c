@@ -90,6 +90,8 @@ cluster_start(struct private_cluster *pc, long workers, long prefetch,
 	uint64_t     deadline;
 	int          rv;
 
+	/* the private cluster dies with this process, however it ends */
+	setenv("FERRY_PARENT_DEATHSIG", "1", 1);
 	snprintf(pc->url, sizeof(pc->url), "ipc:///tmp/ferry-bench-%d.sock",
 	    (int)getpid());
 	snprintf(pc->log, sizeof(pc->log), "/tmp/ferry-bench-%d.log",
