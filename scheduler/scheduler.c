@@ -2,10 +2,9 @@
  * scheduler.c - the scheduler's event loop.
  *
  * One thread.  A raw REP socket receives every request from workers and
- * clients; the loop waits in a receive on it (bounded by the next timer and
- * WAIT_MAX_MS), then looks at a signalfd and an eventfd (written by NNG's
- * pipe callbacks), runs due timers from a heap, and replies to requests now
- * or later (long polls are "parked" with their header).
+ * clients; the loop polls its receive descriptor, a signalfd and an eventfd
+ * (woken by NNG's pipe callbacks), runs due timers from a heap, and replies
+ * to requests now or later (long polls are "parked" with their header).
  *
  * Dispatch flows by credit: a worker's "work" request says how many more
  * tasks it can hold; the scheduler answers with at most that many, several
@@ -39,7 +38,6 @@
 #define MAX_HEADER 64
 #define MAX_FN_LEN 255
 #define MSGS_PER_TURN 256
-#define WAIT_MAX_MS 20 /* longest wait before looking at pipes, signals */
 #define SCHED_MAX_BATCH 4096 /* tasks per message to a worker */
 
 enum timer_kind {
@@ -137,7 +135,7 @@ struct peer {
 struct sched {
 	const struct sched_config *cfg;
 	nng_socket                 sock;
-	int                        event_fd, signal_fd;
+	int                        recv_fd, event_fd, signal_fd;
 
 	pthread_mutex_t            ev_lock;
 	uint32_t                  *gone_pipes;
@@ -170,7 +168,6 @@ struct sched {
 	uint64_t             pick[SCHED_MAX_BATCH];
 	uint64_t             local; /* tasks sent to a holder of their objects */
 	int                  stop;
-	int                  recv_timeout;
 };
 
 static const char *state_names[TASK_STATE_MAX] = {
@@ -1378,6 +1375,11 @@ sched_open(struct sched *s)
 		}
 		log_info("listening on %s", url);
 	}
+	if ((rv = nng_socket_get_int(s->sock, NNG_OPT_RECVFD, &s->recv_fd)) !=
+	    0) {
+		log_error("NNG_OPT_RECVFD: %s", nng_strerror(rv));
+		return -1;
+	}
 	return 0;
 }
 
@@ -1478,49 +1480,27 @@ sched_run(const struct sched_config *cfg)
 	    cfg->heartbeat_timeout_ms);
 
 	while (!s.stop) {
-		struct pollfd       pfd[2];
+		struct pollfd       pfd[3];
 		const struct timer *top = timerheap_peek(&s.timers);
-		int                 timeout = WAIT_MAX_MS;
+		int                 timeout = 1000;
 		uint64_t            now     = util_now_ms();
-		nng_msg            *msg;
 
-		if (top != NULL && top->when <= now)
-			timeout = 0;
-		else if (top != NULL && top->when - now < WAIT_MAX_MS)
-			timeout = (int)(top->when - now);
-		/* wait in NNG itself for the next request: a blocking receive
-		 * wakes faster than polling NNG's notification descriptor;
-		 * closed pipes and signals are looked at every turn, at
-		 * least every WAIT_MAX_MS */
-		if (timeout > 0) {
-			if (timeout != s.recv_timeout) {
-				nng_socket_set_ms(s.sock, NNG_OPT_RECVTIMEO,
-				    timeout);
-				s.recv_timeout = timeout;
-			}
-			if (nng_recvmsg(s.sock, &msg, 0) == 0) {
-				handle_message(&s, msg);
-				nng_msg_free(msg);
-			}
-		}
-		/* requests first, then closed pipes: results that reached us
-		 * before a worker's connection dropped still count */
-		for (int i = 0; i < MSGS_PER_TURN; i++) {
-			if (nng_recvmsg(s.sock, &msg, NNG_FLAG_NONBLOCK) != 0)
-				break;
-			handle_message(&s, msg);
-			nng_msg_free(msg);
-		}
-		pfd[0].fd     = s.event_fd;
+		if (top != NULL)
+			timeout = top->when <= now ? 0
+			    : (top->when - now > 1000) ? 1000
+			                               : (int)(top->when - now);
+		pfd[0].fd     = s.recv_fd;
 		pfd[0].events = POLLIN;
-		pfd[1].fd     = s.signal_fd;
+		pfd[1].fd     = s.event_fd;
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, 0) < 0 && errno != EINTR) {
+		pfd[2].fd     = s.signal_fd;
+		pfd[2].events = POLLIN;
+		if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			rc = 1;
 			break;
 		}
-		if (pfd[1].revents & POLLIN) {
+		if (pfd[2].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(s.signal_fd, &si, sizeof(si)) > 0)
 				log_info("signal %u: shutting down",
@@ -1528,7 +1508,16 @@ sched_run(const struct sched_config *cfg)
 			s.stop = 1;
 			break;
 		}
-		if (pfd[0].revents & POLLIN) {
+		/* requests first, then closed pipes: results that reached us
+		 * before a worker's connection dropped still count */
+		for (int i = 0; i < MSGS_PER_TURN; i++) {
+			nng_msg *msg;
+			if (nng_recvmsg(s.sock, &msg, NNG_FLAG_NONBLOCK) != 0)
+				break;
+			handle_message(&s, msg);
+			nng_msg_free(msg);
+		}
+		if (pfd[1].revents & POLLIN) {
 			uint64_t  v;
 			uint32_t *gone;
 			size_t    n;
