@@ -35,6 +35,7 @@
 #define MAX_SUBMITS_INFLIGHT 4
 #define FETCH_WAIT_MS 5000
 #define RETRY_FULL_MS 20
+#define CLOSE_WAIT_S 5
 
 enum req_kind { REQ_HELLO = 1, REQ_SUBMIT, REQ_FETCH, REQ_CANCEL, REQ_STATUS };
 
@@ -84,6 +85,7 @@ struct ferry_client {
 	pthread_cond_t       cv;
 	int                  refs;       /* user + live futures */
 	int                  closing;
+	int                  leaked; /* the socket could not be closed */
 	int                  connected;  /* welcome received */
 	int                  was_connected;
 	int                  hello_inflight;
@@ -142,6 +144,11 @@ future_release_locked(struct ferry_future *f)
 static void
 client_destroy(ferry_client *c)
 {
+	if (c->leaked) {
+		/* NNG may still call into it (see close_bounded) */
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
 	free(c->url);
 	free(c->cancel_ids);
 	free(c->status_bytes);
@@ -755,6 +762,50 @@ ferry_client_connect(ferry_client **out, const char *url, int timeout_ms)
 	return ferry_client_connect_opts(out, url, &o);
 }
 
+static void *
+close_main(void *arg)
+{
+	ferry_client *c = arg;
+	nng_close(c->sock);
+	return NULL;
+}
+
+/*
+ * Close the socket, waiting at most CLOSE_WAIT_S.  NNG 1.5's nng_close
+ * has been seen to wait forever when replies kept arriving while the
+ * socket closed; a program must not hang in ferry_client_close for that.
+ * If it happens, the socket and this client's memory (which NNG's
+ * callbacks may still touch) are left behind, and the close goes on in
+ * the background.
+ */
+static void
+close_bounded(ferry_client *c)
+{
+	pthread_t       t;
+	struct timespec ts;
+	sigset_t        all, old;
+	int             rv;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rv = pthread_create(&t, NULL, close_main, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rv != 0) {
+		nng_close(c->sock);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += CLOSE_WAIT_S;
+	if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+		pthread_detach(t);
+		c->leaked = 1;
+		fprintf(stderr, "libferry: closing the connection to %s did not "
+		                "finish within %d s; leaving it to finish in the "
+		                "background\n",
+		    c->url, CLOSE_WAIT_S);
+	}
+}
+
 static void
 client_shutdown(ferry_client *c)
 {
@@ -769,11 +820,14 @@ client_shutdown(ferry_client *c)
 		c->thread_started = 0;
 	}
 	if (c->sock.id != 0) {
-		nng_close(c->sock);
-		c->sock.id = 0;
+		close_bounded(c);
+		if (!c->leaked)
+			c->sock.id = 0;
 	}
-	nng_aio_free(c->rx);
-	c->rx = NULL;
+	if (!c->leaked) {
+		nng_aio_free(c->rx);
+		c->rx = NULL;
+	}
 }
 
 FERRY_API int

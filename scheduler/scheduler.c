@@ -1542,6 +1542,7 @@ sched_run(const struct sched_config *cfg)
 	         " done, %" PRIu64 " failed, %" PRIu64 " queued",
 	    s.submitted, s.done, s.failed, s.n_queued);
 out:
+	alarm(10); /* a hanging nng_close must not keep a stopped scheduler */
 	sched_close(&s);
 	return rc;
 }

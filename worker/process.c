@@ -1216,6 +1216,9 @@ wrk_process_run(const struct wrk_options *o)
 	}
 	nng_recv_aio(w.sock, w.rx);
 	rc = io_loop(&w);
+	/* if closing hangs (NNG 1.5's nng_close can), the alarm ends the
+	 * process: the supervisor only needs it gone */
+	alarm(10);
 	nng_aio_stop(w.rx);
 out:
 	if (w.threads != NULL) {
