@@ -932,9 +932,10 @@ print_status(const char *addr, const char *json)
 	if (wl != NULL && wl->type == MSGPACK_OBJECT_ARRAY &&
 	    wl->via.array.size > 0) {
 		printf("\n%-24s %7s %-8s %5s %4s %5s %9s %6s %8s %5s %8s "
-		       "%6s %6s\n",
+		       "%6s %6s %5s\n",
 		    "WORKER", "PID", "GROUP", "SLOTS", "BUSY", "HELD", "DONE",
-		    "FAILED", "LASTSEEN", "OBJS", "CACHE_MB", "LOADS", "HITS");
+		    "FAILED", "LASTSEEN", "OBJS", "CACHE_MB", "LOADS", "HITS",
+		    "EVICT");
 		for (uint32_t i = 0; i < wl->via.array.size; i++) {
 			const msgpack_object *w = &wl->via.array.ptr[i];
 			char name[128], group[64];
@@ -944,7 +945,7 @@ print_status(const char *addr, const char *json)
 			printf("%-24s %7" PRIu64 " %-8s %5" PRIu64 " %4" PRIu64
 			       " %5" PRIu64 " %9" PRIu64 " %6" PRIu64
 			       " %6" PRIu64 "ms %5" PRIu64 " %8.1f %6" PRIu64
-			       " %6" PRIu64 "\n",
+			       " %6" PRIu64 " %5" PRIu64 "\n",
 			    obj_str(w, "name", name, sizeof(name)),
 			    obj_uint(w, "pid"),
 			    obj_str(w, "group", group, sizeof(group)), s,
@@ -954,7 +955,8 @@ print_status(const char *addr, const char *json)
 			    cache ? (double)obj_uint(cache, "bytes") / 1048576.0
 			          : 0.0,
 			    cache ? obj_uint(cache, "loads") : 0,
-			    cache ? obj_uint(cache, "hits") : 0);
+			    cache ? obj_uint(cache, "hits") : 0,
+			    cache ? obj_uint(cache, "evictions") : 0);
 		}
 	}
 out:
