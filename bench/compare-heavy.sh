@@ -22,61 +22,21 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd) || exit 1
-cd "$here/.." || exit 1
+prog=compare-heavy.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
-FERRY=${FERRY:-build/cli/ferry}
-PY=${PYTHON:-/usr/bin/python3}
-RUNS=${RUNS:-3}
 SIZE=${SIZE:-1GiB}
 BUDGET=${BUDGET:-540}
 FERRY_TIMEOUT=${FERRY_TIMEOUT:-120}
 
-if [ ! -x "$FERRY" ]; then
-	echo "compare-heavy.sh: no ferry binary at $FERRY (build it first, or" \
-	    "set FERRY)" >&2
-	exit 2
-fi
-if [ ! -x "$PY" ]; then
-	echo "compare-heavy.sh: no Python at $PY (set PYTHON)" >&2
-	exit 2
-fi
-for v in "$RUNS" "$BUDGET" "$FERRY_TIMEOUT"; do
-	case $v in
-	'' | *[!0-9]*)
-		echo "compare-heavy.sh: RUNS, BUDGET and FERRY_TIMEOUT must be" \
-		    "numbers" >&2
-		exit 2
-		;;
-	esac
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-compare-heavy.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+check_tools
+check_numbers "RUNS, BUDGET and FERRY_TIMEOUT must be numbers" \
+    "$RUNS" "$BUDGET" "$FERRY_TIMEOUT"
+make_tmp ferry-compare-heavy
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
-
-# run "$@" for at most $1 seconds when timeout(1) is there
-bounded() {
-	if command -v timeout >/dev/null 2>&1; then
-		timeout "$@"
-	else
-		shift
-		"$@"
-	fi
-}
-
-loadavg() {
-	if [ -r /proc/loadavg ]; then
-		cut -d' ' -f1-3 /proc/loadavg
-	else
-		uptime | sed 's/.*load average[s]*: *//; s/,//g'
-	fi
-}
-
-load_before=$(loadavg)
-start=$(date +%s)
-echo "compare-heavy.sh: load average before: $load_before" >&2
+start_clock
 
 # Stop what a ferry bench killed by its time limit left behind: its
 # private cluster (scheduler and worker supervisor, each in its own
@@ -131,77 +91,40 @@ for ext in ("sock", "log"):
 EOF
 }
 
-status=0
-echo "compare-heavy.sh: $FERRY bench heavy --json --runs $RUNS --size $SIZE" >&2
-# its file goes to $tmp (removed on exit even if ferry is killed); the
-# shell writes its pid, then becomes ferry
-# shellcheck disable=SC2016 # "$$", "$0" and "$@" are for that shell
-if ! bounded "$FERRY_TIMEOUT" sh -c 'echo "$$" >"$0" && exec "$@"' \
-    "$tmp/ferry.pid" "$FERRY" bench heavy --json --runs "$RUNS" \
-    --size "$SIZE" --dir "$tmp" >"$tmp/ferry-heavy.jsonl"; then
-	echo "compare-heavy.sh: ferry bench heavy failed" >&2
-	status=1
-	if [ -s "$tmp/ferry.pid" ]; then
-		sweep_ferry "$(cat "$tmp/ferry.pid")"
-	fi
+# its file goes to $tmp (removed on exit even if ferry is killed)
+if ! run_ferry "$tmp/ferry-heavy.jsonl" "$FERRY_TIMEOUT" heavy --json \
+    --runs "$RUNS" --size "$SIZE" --dir "$tmp" && [ -s "$tmp/ferry.pid" ]
+then
+	sweep_ferry "$(cat "$tmp/ferry.pid")"
 fi
-cat "$tmp/ferry-heavy.jsonl" >&2
+run_peers "$tmp/peers-heavy.jsonl" bench/peers/heavy.py --runs "$RUNS" \
+    --size "$SIZE" --budget "$BUDGET" "$@"
+stop_clock
 
-echo "compare-heavy.sh: $PY bench/peers/heavy.py --runs $RUNS --size $SIZE" \
-    "--budget $BUDGET $*" >&2
-# heavy.py bounds itself (--timeout per system, --budget overall), stops
-# what it starts and removes its file; its progress goes to stderr
-if ! bounded $((BUDGET + 120)) "$PY" bench/peers/heavy.py --runs "$RUNS" \
-    --size "$SIZE" --budget "$BUDGET" "$@" >"$tmp/peers-heavy.jsonl"; then
-	echo "compare-heavy.sh: some peers failed or were skipped (see above)" >&2
-fi
-
-load_after=$(loadavg)
-elapsed=$(($(date +%s) - start))
-
-if [ -n "${OUT:-}" ]; then
-	mkdir -p "$OUT" && cp "$tmp"/*.jsonl "$OUT"/ &&
-	    echo "compare-heavy.sh: raw JSON lines in $OUT" >&2
-fi
-
-echo
-"$PY" - "$tmp/ferry-heavy.jsonl" "$tmp/peers-heavy.jsonl" "$RUNS" \
-    "$load_before" "$load_after" "$elapsed" <<'EOF' || status=1
-import json
-import os
+report "$tmp/ferry-heavy.jsonl" "$tmp/peers-heavy.jsonl" <<'EOF'
 import sys
 
-files = sys.argv[1:3]
-runs = int(sys.argv[3])
-load_before, load_after, elapsed = sys.argv[4:7]
+from common import median, print_header, print_table, ratio, read_json_lines
+
+runs = int(sys.argv[1])
+load_before, load_after, elapsed = sys.argv[2:5]
+files = sys.argv[5:]
 
 FIELDS = ("seconds", "read_once_seconds", "time_ratio", "loads",
           "cached_share", "peak_pss_bytes", "pss_ratio")
 order = []  # systems in order of appearance, ferry first
 data = {}   # system -> {"runs": [line, ...], "skipped": why, "note": ...}
 
-for path in files:
-    try:
-        lines = open(path).read().splitlines()
-    except OSError:
-        continue
-    for line in lines:
-        try:
-            o = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(o, dict) or o.get("bench") != "heavy":
-            continue
-        name = o.get("system", "ferry")
-        if name not in order:
-            order.append(name)
-        s = data.setdefault(name, {"runs": [], "skipped": None,
-                                   "note": None})
-        if "skipped" in o:
-            s["skipped"] = o["skipped"]
-        elif o.get("summary") is None and all(k in o for k in FIELDS):
-            s["runs"].append(o)
-            s["note"] = o.get("note", s["note"])
+for o in read_json_lines(files, ("heavy",)):
+    name = o.get("system", "ferry")
+    if name not in order:
+        order.append(name)
+    s = data.setdefault(name, {"runs": [], "skipped": None, "note": None})
+    if "skipped" in o:
+        s["skipped"] = o["skipped"]
+    elif o.get("summary") is None and all(k in o for k in FIELDS):
+        s["runs"].append(o)
+        s["note"] = o.get("note", s["note"])
 
 if "ferry" in order:
     order.remove("ferry")
@@ -212,18 +135,8 @@ data.setdefault("ferry", {"runs": [], "skipped": None, "note": None})
 def med(name, key):
     """The median of a field over the runs (the upper middle for an even
     count, as ferry bench computes it), or None."""
-    vals = sorted(o[key] for o in data[name]["runs"])
-    return vals[len(vals) // 2] if vals else None
-
-
-def ratio(x):
-    if x >= 100:
-        return "%.0f" % x
-    if x >= 10:
-        return "%.1f" % x
-    if x >= 1:
-        return "%.2f" % x
-    return "%.3f" % x
+    vals = [o[key] for o in data[name]["runs"]]
+    return median(vals) if vals else None
 
 
 ferry_secs = med("ferry", "seconds")
@@ -247,9 +160,9 @@ for name in order:
         name,
         "%d%s" % (n, mark),
         "%.4f" % secs,
-        ratio(secs / ferry_secs) if ferry_secs else "-",
+        ratio(secs / ferry_secs, "%.3f") if ferry_secs else "-",
         "%.4f" % med(name, "read_once_seconds"),
-        ratio(med(name, "time_ratio")),
+        ratio(med(name, "time_ratio"), "%.3f"),
         "%d" % med(name, "loads"),
         "%.3f" % med(name, "cached_share"),
         "%.3f" % (med(name, "peak_pss_bytes") / float(1 << 30)),
@@ -263,20 +176,10 @@ if first:
         f["file_bytes"] / float(1 << 30), f["workers"], f["tasks"])
 else:
     what = "no results"
-print("Ferry vs Python peers: heavy object (%s), median of %d run%s each" %
-      (what, runs, "" if runs == 1 else "s"))
-print("load average (1, 5, 15 min): %s before, %s after; %s CPUs; %s s" %
-      (load_before, load_after, os.cpu_count(), elapsed))
-print()
-widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-for i, r in enumerate(rows):
-    cells = [c.ljust(widths[j]) if j == 0 else c.rjust(widths[j])
-             for j, c in enumerate(r)]
-    print("| " + " | ".join(cells) + " |")
-    if i == 0:
-        print("|" + "|".join("-" * (w + 1) + (":" if j else "-")
-                             for j, w in enumerate(widths)) + "|")
-print()
+print_header("Ferry vs Python peers: heavy object (%s), median of %d run%s "
+             "each" % (what, runs, "" if runs == 1 else "s"),
+             load_before, load_after, elapsed)
+print_table(rows)
 print("seconds: first submit to last result; vs ferry: that divided by "
       "Ferry's.")
 print("time ratio: seconds / read once s, each system against its own "

@@ -73,59 +73,31 @@ this script.
 """
 
 import argparse
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import (BenchFailure, DaskPeer, ExecutorPeer,  # noqa: E402
+                    catch_sigterm, check_ranges, check_systems, emit,
+                    failure, info_suffix, interruptible, median,
+                    missing_module, remaining, run_children, say)
+
+common.PROG = "heavy.py"
 GOLDEN = 0x9E3779B97F4A7C15  # word i = (i + 1) * GOLDEN mod 2^64
 MASK64 = (1 << 64) - 1
-CLEANUP_RESERVE = 20.0  # seconds of a system's time kept for stopping it
+CLEANUP_RESERVE = common.CLEANUP_RESERVE
 PSS_INTERVAL = 0.05  # seconds between PSS samples
 MEM_SHARE = 0.60  # a system may need at most this share of MemAvailable
 PROC_OVERHEAD = 200 << 20  # a Python worker with numpy, and some slack
 
 
-# --------------------------------------------------------------------------
-# output
-
-
-def emit(obj):
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-
-
-def say(msg):
-    sys.stderr.write("heavy.py: " + msg + "\n")
-    sys.stderr.flush()
-
-
-def median(vals):
-    return sorted(vals)[len(vals) // 2]
-
-
 def gib(n):
     return n / float(1 << 30)
-
-
-class BenchTimeout(Exception):
-    pass
-
-
-class BenchFailure(Exception):
-    pass
-
-
-def remaining(deadline):
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise BenchTimeout("out of time")
-    return left
 
 
 def parse_size(s):
@@ -138,56 +110,6 @@ def parse_size(s):
     if i == 0 or s[i:] not in units:
         raise ValueError(s)
     return int(s[:i]) * units[s[i:]]
-
-
-# --------------------------------------------------------------------------
-# processes: find and stop what we started, by pid (as in noop.py)
-
-
-def proc_stat(pid):
-    """(ppid, session id) of a process, or None if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    rest = data[data.rfind(")") + 2:].split()
-    if len(rest) < 4 or rest[0] == "Z":
-        return None
-    return int(rest[1]), int(rest[3])
-
-
-def all_pids():
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            yield int(name)
-
-
-def in_session(sid):
-    out = []
-    for pid in all_pids():
-        st = proc_stat(pid)
-        if st is not None and st[1] == sid:
-            out.append(pid)
-    return out
-
-
-def kill_pids(pids, sig):
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-
-def wait_gone(pids, seconds):
-    deadline = time.monotonic() + seconds
-    live = list(pids)
-    while live and time.monotonic() < deadline:
-        live = [p for p in live if proc_stat(p) is not None]
-        if live:
-            time.sleep(0.05)
-    return [p for p in live if proc_stat(p) is not None]
 
 
 # --------------------------------------------------------------------------
@@ -362,7 +284,7 @@ def dask_fetches(key, dask_worker=None):
 # of memory it is expected to take beyond the file's pages.
 
 
-class Pool:
+class Pool(ExecutorPeer):
     """ProcessPoolExecutor(max_workers=W, mp_context=spawn)."""
 
     modules = ("numpy",)
@@ -370,7 +292,6 @@ class Pool:
     def __init__(self, env, mode):
         self.env = env
         self.mode = mode  # "array" or "memmap"
-        self.ex = None
         self.pids = []
 
     @staticmethod
@@ -391,21 +312,11 @@ class Pool:
                                          mp_context=mp.get_context("spawn"))
         # one submit per process: a spawn pool starts a process per submit
         # while none is idle, up to max_workers
-        futs = [self.ex.submit(warm, 0.3) for _ in range(w)]
-        self._wait(futs, deadline)
+        self.wait([self.ex.submit(warm, 0.3) for _ in range(w)], deadline)
         self.pids = sorted((getattr(self.ex, "_processes", None) or {}))
         if len(self.pids) != w:
             raise BenchFailure("%d of %d pool processes running after "
                                "warm-up" % (len(self.pids), w))
-
-    def _wait(self, futs, deadline):
-        done, not_done = self.cf.wait(futs, timeout=remaining(deadline))
-        if not_done:
-            for f in not_done:
-                f.cancel()
-            raise BenchTimeout("%d of %d tasks unfinished" %
-                               (len(not_done), len(futs)))
-        return [f.result() for f in futs]
 
     def run(self, deadline):
         env = self.env
@@ -420,7 +331,7 @@ class Pool:
                 futs = [self.ex.submit(sum_memmap, env.path, env.n_words,
                                        a, b)
                         for a, b in env.slices]
-            res = self._wait(futs, deadline)
+            res = self.wait(futs, deadline)
             secs = time.perf_counter() - t0
         finally:
             smp.finish()
@@ -442,30 +353,8 @@ class Pool:
                 "max_loads_per_worker": max(per_pid.values() or [0]),
                 "cache_hits": hits, "sampler": smp}
 
-    def stop(self):
-        if self.ex is None:
-            return
-        # The executor's manager thread joins (reaps) the processes on
-        # shutdown; joining them here as well races with it (a process
-        # reaped by the other thread looks alive to Process.join), so wait
-        # for that thread, with a bound, and check the pids in /proc.
-        pids = sorted((getattr(self.ex, "_processes", None) or {}))
-        manager = getattr(self.ex, "_executor_manager_thread", None)
-        self.ex.shutdown(wait=False, cancel_futures=True)
-        if manager is not None:
-            manager.join(timeout=15)
-        left = wait_gone(pids, 5.0)
-        if left:
-            say("pool processes %s did not exit; killing them" %
-                " ".join(map(str, left)))
-            kill_pids(left, signal.SIGKILL)
-            wait_gone(left, 5.0)
-            if manager is not None:
-                manager.join(timeout=5)
-        self.ex = None
 
-
-class Dask:
+class Dask(DaskPeer):
     """dask.distributed LocalCluster(n_workers=W, threads_per_worker=1,
     processes=True): scatter(broadcast=True), submit, gather."""
 
@@ -473,7 +362,6 @@ class Dask:
 
     def __init__(self, env):
         self.env = env
-        self.cluster = self.client = None
         self.pids = []
 
     @staticmethod
@@ -484,22 +372,14 @@ class Dask:
         return 3 * size + workers * (size + size // 2 + PROC_OVERHEAD)
 
     def start(self, deadline):
-        import logging
-        import distributed
-        self.distributed = distributed
         w = self.env.workers
-        self.cluster = distributed.LocalCluster(
-            n_workers=w, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR,
-            local_directory=os.path.join(self.env.tmp, "dask"))
-        self.client = distributed.Client(self.cluster)
-        self.client.wait_for_workers(w, timeout=min(60, remaining(deadline)))
+        self.start_cluster(w, deadline,
+                           local_directory=os.path.join(self.env.tmp, "dask"))
         pids = self.client.run(dask_warm)  # address -> pid
         self.pids = sorted(pids.values())
         self.addr_pid = dict(pids)
         if len(self.pids) != w:
             raise BenchFailure("%d of %d Dask workers" % (len(self.pids), w))
-        self.info = "distributed %s" % distributed.__version__
 
     def run(self, deadline):
         env = self.env
@@ -534,20 +414,6 @@ class Dask:
                 "cache_hits": max(0, len(res) - sum(fetched.values())),
                 "scatter_seconds": t_scatter, "sampler": smp}
 
-    def stop(self):
-        if self.client is not None:
-            try:
-                self.client.close(timeout=20)
-            except Exception as e:
-                say("dask: closing client: %s" % e)
-        if self.cluster is not None:
-            try:
-                self.cluster.close(timeout=30)
-            except Exception as e:
-                say("dask: closing cluster: %s" % e)
-        self.client = self.cluster = None
-
-
 # name -> (constructor, memory estimate, needs the array in the parent,
 #          what it measures, what the clock includes)
 SYSTEMS = {
@@ -577,17 +443,6 @@ SYSTEMS = {
         "configuration (its active memory manager may drop broadcast "
         "copies no task is waiting for)"),
 }
-
-
-def missing_module(names):
-    import importlib.util
-    for m in names:
-        if importlib.util.find_spec(m) is None:
-            return ("module '%s' not installed for %s (Debian: apt-get "
-                    "install python3-%s)" % (
-                        m, sys.executable,
-                        "distributed" if m == "dask" else m))
-    return None
 
 
 def peer_missing(name):
@@ -644,7 +499,7 @@ def run_child(args):
             peer.start(deadline)
             say("%s run %d: %d workers ready in %.1f s%s" % (
                 name, r, args.workers, time.monotonic() - t,
-                " (%s)" % peer.info if getattr(peer, "info", None) else ""))
+                info_suffix(peer)))
             m = peer.run(deadline)
             if m["sum"] != expect:
                 raise BenchFailure("sum of the results %d, expected %d" %
@@ -677,11 +532,7 @@ def run_child(args):
                     100.0 * m["cache_hits"] / args.tasks, gib(smp.peak),
                     smp.peak / args.size, gib(smp.parent_peak)))
         except Exception as e:  # ours or the peer's
-            kind = ("out of time" if isinstance(e, BenchTimeout) or
-                    "imeout" in type(e).__name__ else "failed")
-            why = "%s in run %d: %s: %s" % (
-                kind, r, type(e).__name__,
-                str(e) or "no result within the time limit")
+            _, why = failure(e, r)
             say("%s: %s; no more runs of it" % (name, why))
             emit({"bench": "heavy", "system": name, "skipped": why})
             rc = 1
@@ -701,33 +552,6 @@ def run_child(args):
 # --------------------------------------------------------------------------
 # parent: the file, then one child per system, each in its own session,
 # each time-bounded
-
-_main_pid = os.getpid()
-
-
-def _on_signal(signum, _frame):
-    if os.getpid() != _main_pid:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        return
-    raise KeyboardInterrupt("signal %d" % signum)
-
-
-def stop_child_session(p, name):
-    """Stop a child and everything in its session, by pid."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=CLEANUP_RESERVE)
-        except subprocess.TimeoutExpired:
-            say("%s: child %d did not stop; killing it" % (name, p.pid))
-            p.kill()
-            p.wait(timeout=10)
-    left = wait_gone(in_session(p.pid), 5.0)
-    if left:
-        say("%s: killing leftover pids %s" % (name, " ".join(map(str, left))))
-        kill_pids(left, signal.SIGKILL)
-        wait_gone(left, 5.0)
 
 
 def prepare_file(args, tmp):
@@ -759,7 +583,7 @@ def prepare_file(args, tmp):
 
 def run_parent(args):
     start = time.monotonic()
-    signal.signal(signal.SIGTERM, _on_signal)
+    catch_sigterm()
     why = missing_module(("numpy",))
     if why is not None:
         for name in args.systems:
@@ -770,35 +594,13 @@ def run_parent(args):
     tmp = tempfile.mkdtemp(prefix="ferry-bench-heavy-py-", dir=args.dir)
     try:
         path, size, expect, base = prepare_file(args, tmp)
-        for name in args.systems:
-            left = args.budget - (time.monotonic() - start)
-            secs = min(args.timeout, left)
-            if secs < 2 * CLEANUP_RESERVE:
-                why = "out of time (--budget %d s used up)" % args.budget
-                say("%s: skipped: %s" % (name, why))
-                emit({"bench": "heavy", "system": name, "skipped": why})
-                rc = 1
-                continue
-            cmd = [sys.executable, os.path.abspath(__file__), "--child", name,
-                   "--path", path, "--tmp", tmp, "--bytes", str(size),
-                   "--expect", str(expect), "--read-once", repr(base),
-                   "--seconds", "%.1f" % secs, "--runs", str(args.runs),
-                   "--tasks", str(args.tasks), "--workers",
-                   str(args.workers)]
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                 start_new_session=True)
-            try:
-                try:
-                    crc = p.wait(timeout=secs + 5)
-                except subprocess.TimeoutExpired:
-                    why = "out of time (limit %.0f s, --timeout)" % secs
-                    say("%s: %s; stopping it" % (name, why))
-                    emit({"bench": "heavy", "system": name, "skipped": why})
-                    crc = 1
-            finally:
-                stop_child_session(p, name)
-            if crc != 0:
-                rc = 1
+        rc = run_children(
+            args, start, __file__,
+            ["--path", path, "--tmp", tmp, "--bytes", str(size),
+             "--expect", str(expect), "--read-once", repr(base),
+             "--runs", str(args.runs), "--tasks", str(args.tasks),
+             "--workers", str(args.workers)],
+            lambda name: ["heavy"])
     except BenchFailure as e:
         say(str(e))
         return 1
@@ -857,31 +659,19 @@ def main():
                  args.size)
     if args.size < 4096:
         ap.error("--size must be at least 4KiB")
-    for opt, v, lo, hi in (("--tasks", args.tasks, 1, 100000),
-                           ("--workers", args.workers, 1, 64),
-                           ("--runs", args.runs, 1, 100)):
-        if not lo <= v <= hi:
-            ap.error("%s must be between %d and %d" % (opt, lo, hi))
+    check_ranges(ap, (("--tasks", args.tasks, 1, 100000),
+                      ("--workers", args.workers, 1, 64),
+                      ("--runs", args.runs, 1, 100)))
     if args.child is not None:
         if args.child not in SYSTEMS:
             ap.error("unknown system '%s'" % args.child)
         args.size = args.bytes
-        signal.signal(signal.SIGTERM, _on_signal)
-        try:
-            return run_child(args)
-        except KeyboardInterrupt:
-            return 130
+        catch_sigterm()
+        return interruptible(run_child, args)
     if args.file and not os.path.isfile(args.file):
         ap.error("--file: %s is not a file" % args.file)
-    args.systems = [s for s in args.systems.split(",") if s]
-    for s in args.systems:
-        if s not in SYSTEMS:
-            ap.error("unknown system '%s' (one of: %s)" %
-                     (s, ", ".join(SYSTEMS)))
-    try:
-        return run_parent(args)
-    except KeyboardInterrupt:
-        return 130
+    check_systems(ap, args, SYSTEMS)
+    return interruptible(run_parent, args)
 
 
 if __name__ == "__main__":

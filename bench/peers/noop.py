@@ -46,18 +46,25 @@ id, anything still left in that session.  Nothing outlives this script.
 
 import argparse
 import gc
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import (BenchFailure, DaskPeer, ExecutorPeer,  # noqa: E402
+                    catch_sigterm, check_ranges, check_systems,
+                    emit, emit_skipped, failure, info_suffix, interruptible,
+                    median, missing_module, remaining, run_children, say,
+                    stop_popen)
+
+common.PROG = "noop.py"
 WARMUP_ROUND_TRIPS = 50  # as in ferry bench latency
-CLEANUP_RESERVE = 20.0  # seconds of a system's time kept for stopping it
+CLEANUP_RESERVE = common.CLEANUP_RESERVE
 ROUND_TRIP_TIMEOUT = 30.0  # one latency round trip may take at most this
 
 
@@ -66,43 +73,10 @@ def noop(_x=None):
     return None
 
 
-# --------------------------------------------------------------------------
-# output
-
-
-def emit(obj):
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-
-
-def say(msg):
-    sys.stderr.write("noop.py: " + msg + "\n")
-    sys.stderr.flush()
-
-
-def median(vals):
-    return sorted(vals)[len(vals) // 2]
-
-
 def percentiles(us):
     s = sorted(us)
     n = len(s)
     return s[n // 2], s[min((n * 99) // 100, n - 1)]
-
-
-class BenchTimeout(Exception):
-    pass
-
-
-class BenchFailure(Exception):
-    pass
-
-
-def remaining(deadline):
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise BenchTimeout("out of time")
-    return left
 
 
 def check_results(results, n):
@@ -115,100 +89,13 @@ def check_results(results, n):
 
 
 # --------------------------------------------------------------------------
-# processes: find and stop what we started, by pid
-
-
-def proc_stat(pid):
-    """(ppid, session id) of a process, or None if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    # the command name (field 2) may contain spaces and parentheses
-    rest = data[data.rfind(")") + 2:].split()
-    if len(rest) < 4 or rest[0] == "Z":
-        return None
-    return int(rest[1]), int(rest[3])
-
-
-def all_pids():
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            yield int(name)
-
-
-def descendants(root):
-    """Live descendants of root (found through parent ids)."""
-    kids = {}
-    for pid in all_pids():
-        st = proc_stat(pid)
-        if st is not None:
-            kids.setdefault(st[0], []).append(pid)
-    out, todo = [], [root]
-    while todo and len(out) < 100000:
-        for k in kids.get(todo.pop(), []):
-            out.append(k)
-            todo.append(k)
-    return out
-
-
-def in_session(sid):
-    out = []
-    for pid in all_pids():
-        st = proc_stat(pid)
-        if st is not None and st[1] == sid:
-            out.append(pid)
-    return out
-
-
-def kill_pids(pids, sig):
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-
-def wait_gone(pids, seconds):
-    deadline = time.monotonic() + seconds
-    live = list(pids)
-    while live and time.monotonic() < deadline:
-        live = [p for p in live if proc_stat(p) is not None]
-        if live:
-            time.sleep(0.05)
-    return [p for p in live if proc_stat(p) is not None]
-
-
-def stop_popen(p, name, term_wait=10.0):
-    """Stop a subprocess we started, and its descendants, by pid."""
-    if p is None:
-        return
-    kids = descendants(p.pid)
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout=term_wait)
-        except subprocess.TimeoutExpired:
-            say("%s (pid %d) ignored SIGTERM; killing it" % (name, p.pid))
-            p.kill()
-            p.wait(timeout=10)
-    left = wait_gone(kids, 5.0)
-    if left:
-        say("%s left %d process(es); killing pids %s" %
-            (name, len(left), " ".join(map(str, left))))
-        kill_pids(left, signal.SIGKILL)
-        wait_gone(left, 5.0)
-
-
-# --------------------------------------------------------------------------
 # the peers.  Each has start(deadline), throughput(n, deadline) -> results,
 # round_trip(deadline) -> result (one latency sample), stop(), a `workers`
 # count, and may have release(), called after a timed throughput run to drop
 # what the run left behind (outside the clock).
 
 
-class ProcessPool:
+class ProcessPool(ExecutorPeer):
     """concurrent.futures.ProcessPoolExecutor with a given start method."""
 
     modules = ()
@@ -217,7 +104,6 @@ class ProcessPool:
         self.workers = workers
         self.method = method
         self.api = api  # "map" or "submit" (throughput); latency: submit
-        self.ex = None
 
     def start(self, deadline):
         import concurrent.futures as cf
@@ -232,14 +118,8 @@ class ProcessPool:
                 (len(procs), self.workers))
 
     def _submit_all(self, n, deadline):
-        futs = [self.ex.submit(noop, i) for i in range(n)]
-        done, not_done = self.cf.wait(futs, timeout=remaining(deadline))
-        if not_done:
-            for f in not_done:
-                f.cancel()
-            raise BenchTimeout("%d of %d tasks unfinished" %
-                               (len(not_done), n))
-        return [f.result() for f in futs]
+        return self.wait([self.ex.submit(noop, i) for i in range(n)],
+                         deadline)
 
     def throughput(self, n, deadline):
         if self.api == "map":
@@ -251,20 +131,6 @@ class ProcessPool:
     def round_trip(self, deadline):
         return self.ex.submit(noop).result(
             timeout=min(ROUND_TRIP_TIMEOUT, remaining(deadline)))
-
-    def stop(self):
-        if self.ex is None:
-            return
-        procs = list((getattr(self.ex, "_processes", None) or {}).values())
-        self.ex.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.join(timeout=10)
-        for p in procs:
-            if p.is_alive():
-                say("pool process %d did not exit; killing it" % p.pid)
-                p.kill()
-                p.join(timeout=5)
-        self.ex = None
 
 
 class MpPool:
@@ -341,7 +207,7 @@ class Joblib:
             say("joblib: shutting loky down: %s" % e)
 
 
-class Dask:
+class Dask(DaskPeer):
     """dask.distributed LocalCluster(n_workers=W, threads_per_worker=1,
     processes=True): client.map + gather, client.submit().result()."""
 
@@ -349,22 +215,12 @@ class Dask:
 
     def __init__(self, workers):
         self.workers = workers
-        self.cluster = self.client = None
         self.futs = []
 
     def start(self, deadline):
-        import logging
-        import distributed
-        self.distributed = distributed
-        self.cluster = distributed.LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR)
-        self.client = distributed.Client(self.cluster)
-        self.client.wait_for_workers(self.workers,
-                                     timeout=min(60, remaining(deadline)))
+        self.start_cluster(self.workers, deadline)
         self.throughput(20, deadline)
         self.release()
-        self.info = "distributed %s" % distributed.__version__
 
     def throughput(self, n, deadline):
         self.futs = self.client.map(noop, range(n), pure=False)
@@ -379,20 +235,6 @@ class Dask:
     def round_trip(self, deadline):
         return self.client.submit(noop, pure=False).result(
             timeout=min(ROUND_TRIP_TIMEOUT, remaining(deadline)))
-
-    def stop(self):
-        if self.client is not None:
-            try:
-                self.client.close(timeout=20)
-            except Exception as e:
-                say("dask: closing client: %s" % e)
-        if self.cluster is not None:
-            try:
-                self.cluster.close(timeout=30)
-            except Exception as e:
-                say("dask: closing cluster: %s" % e)
-        self.client = self.cluster = None
-
 
 CELERY_APP = '''\
 import os
@@ -582,15 +424,11 @@ SYSTEMS = {
 
 def peer_missing(name):
     """Why a peer cannot run here, or None."""
-    import importlib.util
     cls = SYSTEMS[name][0]
     probe = cls if isinstance(cls, type) else type(cls(1))
-    for m in probe.modules:
-        if importlib.util.find_spec(m) is None:
-            return ("module '%s' not installed for %s (Debian: apt-get "
-                    "install python3-%s)" % (m, sys.executable,
-                                             "distributed" if m == "dask"
-                                             else m))
+    why = missing_module(probe.modules)
+    if why is not None:
+        return why
     extra = getattr(probe, "missing", None)
     return extra() if extra else None
 
@@ -602,13 +440,11 @@ def peer_missing(name):
 def run_child(args):
     name = args.child
     deadline = time.monotonic() + args.seconds - CLEANUP_RESERVE
-    benches = [b for b in args.bench
-               if b == "throughput" or SYSTEMS[name][2] is not None]
+    benches = benches_of(args, name)
     why = peer_missing(name)
     if why is not None:
         say("%s: skipped: %s" % (name, why))
-        for b in benches:
-            emit({"bench": b, "system": name, "skipped": why})
+        emit_skipped(name, benches, why)
         return 0
     peer = SYSTEMS[name][0](args.workers)
     rc = 0
@@ -616,9 +452,8 @@ def run_child(args):
         say("%s: starting %d worker processes" % (name, args.workers))
         t0 = time.monotonic()
         peer.start(deadline)
-        say("%s: ready in %.1f s%s" % (
-            name, time.monotonic() - t0,
-            " (%s)" % peer.info if getattr(peer, "info", None) else ""))
+        say("%s: ready in %.1f s%s" % (name, time.monotonic() - t0,
+                                        info_suffix(peer)))
         for b in benches:
             vals = []
             for r in range(1, args.runs + 1):
@@ -661,11 +496,7 @@ def run_child(args):
                         say("%s latency run %d: %d round trips, p50 %d us, "
                             "p99 %d us" % (name, r, n, p50, p99))
                 except Exception as e:  # ours or the peer's
-                    kind = ("out of time" if isinstance(e, BenchTimeout) or
-                            "imeout" in type(e).__name__ else "failed")
-                    why = "%s in run %d: %s: %s" % (
-                        kind, r, type(e).__name__,
-                        str(e) or "no result within the time limit")
+                    kind, why = failure(e, r)
                     say("%s %s: %s; no more runs of it" % (name, b, why))
                     emit({"bench": b, "system": name, "skipped": why})
                     rc = 1
@@ -679,8 +510,7 @@ def run_child(args):
     except Exception as e:  # ours or the peer's
         why = "could not start: %s: %s" % (type(e).__name__, e)
         say("%s: %s" % (name, why))
-        for b in benches:
-            emit({"bench": b, "system": name, "skipped": why})
+        emit_skipped(name, benches, why)
         rc = 1
     finally:
         # what stop() misses (resource trackers, orphans) the parent finds
@@ -692,77 +522,21 @@ def run_child(args):
 # --------------------------------------------------------------------------
 # parent: one child per system, each in its own session, each time-bounded
 
-_main_pid = os.getpid()
 
-
-def _on_signal(signum, _frame):
-    if os.getpid() != _main_pid:
-        # a forked pool worker inherited this handler: die as by default
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        return
-    raise KeyboardInterrupt("signal %d" % signum)
-
-
-def stop_child_session(p, name):
-    """Stop a child and everything in its session, by pid."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=CLEANUP_RESERVE)
-        except subprocess.TimeoutExpired:
-            say("%s: child %d did not stop; killing it" % (name, p.pid))
-            p.kill()
-            p.wait(timeout=10)
-    left = wait_gone(in_session(p.pid), 5.0)
-    if left:
-        say("%s: killing leftover pids %s" % (name, " ".join(map(str, left))))
-        kill_pids(left, signal.SIGKILL)
-        wait_gone(left, 5.0)
+def benches_of(args, name):
+    return [b for b in args.bench
+            if b == "throughput" or SYSTEMS[name][2] is not None]
 
 
 def run_parent(args):
-    systems = args.systems
     start = time.monotonic()
-    rc = 0
-    signal.signal(signal.SIGTERM, _on_signal)
-    for i, name in enumerate(systems):
-        left = args.budget - (time.monotonic() - start)
-        secs = min(args.timeout, left)
-        benches = [b for b in args.bench
-                   if b == "throughput" or SYSTEMS[name][2] is not None]
-        if secs < 2 * CLEANUP_RESERVE:
-            why = "out of time (--budget %d s used up)" % args.budget
-            say("%s: skipped: %s" % (name, why))
-            for b in benches:
-                emit({"bench": b, "system": name, "skipped": why})
-            rc = 1
-            continue
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", name,
-               "--seconds", "%.1f" % secs, "--runs", str(args.runs),
-               "--tasks", str(args.tasks), "--round-trips",
-               str(args.round_trips), "--workers", str(args.workers),
-               "--bench", ",".join(args.bench)]
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
-        try:
-            try:
-                crc = p.wait(timeout=secs + 5)
-            except subprocess.TimeoutExpired:
-                why = "out of time (limit %.0f s, --timeout)" % secs
-                say("%s: %s; stopping it" % (name, why))
-                for b in benches:
-                    emit({"bench": b, "system": name, "skipped": why})
-                crc = 1
-        except KeyboardInterrupt:
-            say("interrupted; stopping %s" % name)
-            stop_child_session(p, name)
-            return 130
-        finally:
-            stop_child_session(p, name)
-        if crc != 0:
-            rc = 1
-    return rc
+    catch_sigterm()
+    return run_children(
+        args, start, __file__,
+        ["--runs", str(args.runs), "--tasks", str(args.tasks),
+         "--round-trips", str(args.round_trips), "--workers",
+         str(args.workers), "--bench", ",".join(args.bench)],
+        lambda name: benches_of(args, name))
 
 
 def main():
@@ -802,12 +576,10 @@ def main():
             if why:
                 print("%-26s SKIPPED here: %s" % ("", why))
         return 0
-    for opt, v, lo, hi in (("--tasks", args.tasks, 1, 10**7),
-                           ("--round-trips", args.round_trips, 1, 10**6),
-                           ("--workers", args.workers, 1, 256),
-                           ("--runs", args.runs, 1, 100)):
-        if not lo <= v <= hi:
-            ap.error("%s must be between %d and %d" % (opt, lo, hi))
+    check_ranges(ap, (("--tasks", args.tasks, 1, 10**7),
+                      ("--round-trips", args.round_trips, 1, 10**6),
+                      ("--workers", args.workers, 1, 256),
+                      ("--runs", args.runs, 1, 100)))
     args.bench = [b for b in args.bench.split(",") if b]
     for b in args.bench:
         if b not in ("throughput", "latency"):
@@ -816,20 +588,10 @@ def main():
         if args.child not in SYSTEMS:
             ap.error("unknown system '%s'" % args.child)
         # a SIGTERM from the parent unwinds through the finally blocks
-        signal.signal(signal.SIGTERM, _on_signal)
-        try:
-            return run_child(args)
-        except KeyboardInterrupt:
-            return 130
-    args.systems = [s for s in args.systems.split(",") if s]
-    for s in args.systems:
-        if s not in SYSTEMS:
-            ap.error("unknown system '%s' (one of: %s)" %
-                     (s, ", ".join(SYSTEMS)))
-    try:
-        return run_parent(args)
-    except KeyboardInterrupt:
-        return 130
+        catch_sigterm()
+        return interruptible(run_child, args)
+    check_systems(ap, args, SYSTEMS)
+    return interruptible(run_parent, args)
 
 
 if __name__ == "__main__":
