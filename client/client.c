@@ -453,6 +453,8 @@ handle_results_locked(ferry_client *c, const struct proto_msg *m)
 		c->ack = m->seq;
 }
 
+static void pump_locked(ferry_client *c);
+
 /* The scheduler no longer knows our session (it expired, or the scheduler
  * restarted): tasks it had accepted are gone; fail their futures.  Tasks
  * not yet accepted are sent again. */
@@ -563,6 +565,10 @@ handle_reply(ferry_client *c, nng_msg *msg)
 		break;
 	}
 	req_clear(r);
+	/* send what is due (the next fetch, acknowledging these results)
+	 * before waking anyone: a caller that closes the client as soon as
+	 * its futures complete must not beat the acknowledgement */
+	pump_locked(c);
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
 }
