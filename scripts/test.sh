@@ -43,4 +43,27 @@ rm -rf "$reports"
 #    processes; their memory is checked by the sanitizer build)
 run meson test -C build-test --setup valgrind --suite unit --print-errorlogs
 
+# one closing line over the three runs, from meson's own records
+summary=$(/usr/bin/env python3 - build-test build-asan <<'PY' 2>/dev/null || true
+import json, sys
+ok = bad = skip = 0
+for d in sys.argv[1:]:
+    for name in ("testlog.json", "testlog-valgrind.json"):
+        try:
+            f = open(d + "/meson-logs/" + name)
+        except OSError:
+            continue
+        for line in f:
+            r = json.loads(line).get("result")
+            if r in ("OK", "EXPECTEDFAIL"):
+                ok += 1
+            elif r == "SKIP":
+                skip += 1
+            else:
+                bad += 1
+print("%d passed, %d failed, %d skipped" % (ok, bad, skip))
+PY
+)
 echo "== all tests passed"
+[ -n "$summary" ] && echo "$summary"
+exit 0
