@@ -338,6 +338,16 @@ line_count(ferry_task *t, const msgpack_object *args)
 	return 0;
 }
 
+/* exit_process: ends its worker process, as a stray exit() in native code
+ * does (the scheduler quarantines it after a few lost workers). */
+static int
+exit_process(ferry_task *t, const msgpack_object *args)
+{
+	(void)t;
+	(void)args;
+	_exit(7);
+}
+
 /* abort_task: aborts, as failed assertions in native code do. */
 static int
 abort_task(ferry_task *t, const msgpack_object *args)
@@ -353,6 +363,7 @@ FERRY_LIBRARY_INIT(reg)
 	    ferry_register(reg, "wordcount", wordcount) != 0 ||
 	    ferry_register(reg, "line_count", line_count) != 0 ||
 	    ferry_register(reg, "abort", abort_task) != 0 ||
+	    ferry_register(reg, "exit_process", exit_process) != 0 ||
 	    ferry_register_loader(reg, "lines", lines_load, lines_unload) != 0)
 		return -1;
 	if (ferry_register(reg, "noop", noop) != 0 ||

@@ -294,9 +294,9 @@ crash_describe(struct wproc *w, struct ferry_task *ctx, char *msg,
 		    ctx->name, obj, crash_addr);
 	else
 		snprintf(msg, len,
-		    "task '%s' crashed its worker process: %s (%s) at %p",
-		    ctx->name, sigabbrev_np(crash_sig) ? sigabbrev_np(crash_sig)
-		                                       : "signal",
+		    "task '%s' crashed its worker process: SIG%s (%s) at %p",
+		    ctx->name,
+		    sigabbrev_np(crash_sig) ? sigabbrev_np(crash_sig) : "?",
 		    strsignal(crash_sig), crash_addr);
 }
 

@@ -531,6 +531,56 @@ test_api_semantics(void **state)
 	ferry_client_close(c);
 }
 
+/* Tasks that crash their worker fail alone, with the reason; one that
+ * kills every worker process it reaches is quarantined, not passed around
+ * forever; ordinary tasks around them all succeed. */
+static void
+test_crashes_and_poison(void **state)
+{
+	char           url[128];
+	ferry_client  *c;
+	ferry_future  *segv, *abrt, *poison, **futs;
+	const size_t   n = 300;
+	uint64_t       end;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "poison");
+	h_scheduler(url, NULL);
+	h_workers(url, 2, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+
+	assert_int_equal(ferry_submit(c, "crash", NULL, 0, &segv), 0);
+	assert_int_equal(ferry_submit(c, "abort", NULL, 0, &abrt), 0);
+	assert_int_equal(ferry_submit(c, "exit_process", NULL, 0, &poison), 0);
+	futs = map_squares(c, n, 1000);
+
+	assert_int_equal(ferry_future_wait(segv, 30000), 0);
+	assert_int_equal(ferry_future_errcode(segv), FERRY_ECRASHED);
+	assert_non_null(strstr(ferry_future_error(segv), "SIGSEGV"));
+	assert_int_equal(ferry_future_wait(abrt, 30000), 0);
+	assert_int_equal(ferry_future_errcode(abrt), FERRY_ECRASHED);
+	assert_non_null(strstr(ferry_future_error(abrt), "SIGABRT"));
+	assert_int_equal(ferry_future_wait(poison, 60000), 0);
+	assert_int_equal(ferry_future_errcode(poison), FERRY_EDEAD);
+	assert_non_null(strstr(ferry_future_error(poison), "quarantined"));
+
+	assert_int_equal(ferry_wait_all(futs, n, 60000), 0);
+	check_squares(futs, n);
+	assert_no_duplicates(c, n + 3);
+	assert_int_equal(h_status_uint(c, "dead"), 1);
+	ferry_future_free(segv);
+	ferry_future_free(abrt);
+	ferry_future_free(poison);
+
+	/* the supervisor keeps both processes running */
+	end = ms_now() + 15000;
+	while (h_status_uint(c, "workers") < 2 && ms_now() < end)
+		usleep(50000);
+	assert_int_equal(h_status_uint(c, "workers"), 2);
+	ferry_client_close(c);
+}
+
 /* A connect to an address where nothing listens fails in time. */
 static void
 test_connect_timeout(void **state)
@@ -558,6 +608,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_bad_input_loses_nothing, teardown),
 		cmocka_unit_test_teardown(test_client_vanishes, teardown),
 		cmocka_unit_test_teardown(test_api_semantics, teardown),
+		cmocka_unit_test_teardown(test_crashes_and_poison, teardown),
 		cmocka_unit_test_teardown(test_connect_timeout, teardown),
 	};
 	int rc;
