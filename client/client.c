@@ -768,6 +768,10 @@ ferry_client_connect(ferry_client **out, const char *url, int timeout_ms)
 	return ferry_client_connect_opts(out, url, &o);
 }
 
+static pthread_mutex_t leaked_lock = PTHREAD_MUTEX_INITIALIZER;
+static ferry_client   *leaked[256];
+static int             n_leaked;
+
 static void *
 close_main(void *arg)
 {
@@ -805,6 +809,11 @@ close_bounded(ferry_client *c)
 	if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
 		pthread_detach(t);
 		c->leaked = 1;
+		/* keep it reachable: it is kept on purpose */
+		pthread_mutex_lock(&leaked_lock);
+		if (n_leaked < (int)(sizeof(leaked) / sizeof(leaked[0])))
+			leaked[n_leaked++] = c;
+		pthread_mutex_unlock(&leaked_lock);
 		fprintf(stderr, "libferry: closing the connection to %s did not "
 		                "finish within %d s; leaving it to finish in the "
 		                "background\n",
