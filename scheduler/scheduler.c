@@ -39,7 +39,6 @@
 #define MAX_FN_LEN 255
 #define MSGS_PER_TURN 256
 #define SCHED_MAX_BATCH 4096 /* tasks per message to a worker */
-#define SCHED_MAX_LOST 3     /* workers lost holding a task: then dead */
 
 enum timer_kind {
 	TM_PARK_WORKER = 1, /* a parked work request is due an answer */
@@ -68,8 +67,6 @@ struct task {
 	uint32_t        fn_len, args_len;
 	uint8_t         state;
 	uint8_t         attempts;
-	uint8_t         lost; /* workers lost while it may have run */
-	uint8_t         suspect;
 	uint8_t         n_objs;
 	char           *fn;   /* points into data[] */
 	uint8_t        *args; /* points into data[] */
@@ -162,7 +159,7 @@ struct sched {
 
 	/* counters */
 	uint64_t submitted, done, failed, cancelled, requeued, late_results,
-	    rejected, bad_messages, dead;
+	    rejected, bad_messages;
 	uint64_t start_ms;
 
 	struct proto_decoder dec;
@@ -558,41 +555,8 @@ worker_lost(struct sched *s, struct worker *w, const char *why)
 	log_warn("worker %" PRIu64 " (%s, pid %" PRIu64 ", %s) lost: %s; "
 	         "re-queueing %u task(s)",
 	    w->id, w->name, w->pid, w->host, why, w->held);
-	/* the worker runs its tasks in the order it got them: only the
-	 * oldest `slots` of those it held can have been running, and only
-	 * they are suspected of killing it (the list is newest first) */
-	{
-		uint32_t     i = 0, skip = w->held > w->slots
-		                               ? w->held - w->slots
-		                               : 0;
-		struct task *t;
-		for (t = w->tasks; t != NULL; t = t->wnext, i++)
-			if (i >= skip)
-				t->suspect = 1;
-	}
 	while (w->tasks != NULL) {
-		struct task *t = w->tasks;
-		int          suspect = t->suspect;
-		t->suspect           = 0;
-		if (suspect && ++t->lost >= SCHED_MAX_LOST) {
-			/* every worker that took it died: it is probably what
-			 * kills them (exit(), kill, the OOM killer); stop
-			 * passing it around */
-			char msg[256];
-			int  len = snprintf(msg, sizeof(msg),
-			     "quarantined: %u worker processes were lost while "
-			     "running this task (last: %s)",
-			     t->lost, why);
-			log_warn("task %" PRIu64 " (%.*s) %s", t->id,
-			    (int)t->fn_len, t->fn, msg);
-			s->dead++;
-			task_finish(s, t, TASK_FAILED, FERRY_EDEAD, msg,
-			    len > 0 && (size_t)len < sizeof(msg) ? (size_t)len
-			                                         : strlen(msg),
-			    "quarantined");
-			continue;
-		}
-		task_set_state(s, t, TASK_QUEUED, why);
+		task_set_state(s, w->tasks, TASK_QUEUED, why);
 		n++;
 	}
 	s->requeued += n;
@@ -1065,7 +1029,7 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 		busy += w->held;
 	}
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_STATUS_REPLY, 18);
+	proto_begin(&s->w, PROTO_STATUS_REPLY, 17);
 	proto_put_str(&s->w, "version", FERRY_VERSION_STRING);
 	proto_put_uint(&s->w, "uptime_ms", now - s->start_ms);
 	proto_put_uint(&s->w, "workers", s->n_workers);
@@ -1082,7 +1046,6 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 	proto_put_uint(&s->w, "clients", s->n_clients);
 	proto_put_uint(&s->w, "results_stored", s->results_stored);
 	proto_put_uint(&s->w, "local", s->local);
-	proto_put_uint(&s->w, "dead", s->dead);
 	proto_put_key(&s->w, "worker_list");
 	msgpack_pack_array(&s->w.pk, s->n_workers);
 	for (size_t i = 0; i < s->workers.cap; i++) {
