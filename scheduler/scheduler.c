@@ -227,6 +227,14 @@ fn_find(struct sched *s, const char *name, size_t n)
 	return NULL;
 }
 
+/* Whether a connected worker registered the function. */
+static int
+fn_served(struct sched *s, const char *name, size_t n)
+{
+	const struct fnreg *f = fn_find(s, name, n);
+	return f != NULL && f->refs > 0;
+}
+
 static int
 fn_ref(struct sched *s, const char *name)
 {
@@ -831,8 +839,7 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 			    "function name is %u bytes, the limit is %d",
 			    pt->fn_len, MAX_FN_LEN);
 		} else if (s->n_workers > 0 &&
-		    (fn_find(s, pt->fn, pt->fn_len) == NULL ||
-		        fn_find(s, pt->fn, pt->fn_len)->refs == 0)) {
+		    !fn_served(s, pt->fn, pt->fn_len)) {
 			code = FERRY_ENOFUNC;
 			snprintf(why, sizeof(why),
 			    "unknown function '%.*s': no connected worker "

@@ -84,10 +84,6 @@ struct wproc {
 	struct proto_writer ev_loaded, ev_evicted; /* keys to report */
 	uint32_t            n_loaded, n_evicted;
 	int                 crashed; /* a task crashed: report, then exit */
-	struct loader_fns_s {
-		ferry_loader_fn   load;
-		ferry_unloader_fn unload;
-	} loader_fns[WRK_MAX_LOADERS];
 	pthread_t          *threads;
 	int                 n_threads;
 
@@ -932,14 +928,14 @@ static int
 lib_load(void *arg, const char *path, int fd, uint64_t size, void **value,
     size_t *bytes, char *err, size_t errlen)
 {
-	const struct loader_fns_s *f = arg;
+	const struct wrk_loader *f = arg;
 	return f->load(path, fd, size, value, bytes, err, errlen);
 }
 
 static void
 lib_release(void *arg, void *value, size_t bytes)
 {
-	const struct loader_fns_s *f = arg;
+	const struct wrk_loader *f = arg;
 	if (f->unload != NULL)
 		f->unload(value, bytes);
 }
@@ -968,9 +964,7 @@ cache_open(struct wproc *w)
 		util_strlcpy(l.name, w->reg.loaders[i].name, sizeof(l.name));
 		l.load    = lib_load;
 		l.release = lib_release;
-		l.arg     = &w->loader_fns[i];
-		w->loader_fns[i].load   = w->reg.loaders[i].load;
-		w->loader_fns[i].unload = w->reg.loaders[i].unload;
+		l.arg     = &w->reg.loaders[i];
 		if (objcache_add_loader(w->cache, &l) != 0) {
 			log_error("loader '%s': a loader of that name exists",
 			    l.name);

@@ -34,7 +34,7 @@ struct ferry_registry {
 	void          *handles[WRK_MAX_LIBRARIES];
 	size_t         n_handles;
 	/* loaders task libraries registered */
-	struct {
+	struct wrk_loader {
 		char              name[64];
 		ferry_loader_fn   load;
 		ferry_unloader_fn unload;
