@@ -11,6 +11,7 @@
  * so a German locale cannot turn 1.5 into 1,5.
  */
 #include "json.h"
+#include "util.h"
 
 #include <inttypes.h>
 #include <locale.h>
@@ -136,22 +137,6 @@ utf8_put(char *out, uint32_t cp)
 	return 4;
 }
 
-/* Format printf-style into err (if there is room for anything). */
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ------------------------------------------------------- JSON -> msgpack */
 
@@ -184,7 +169,7 @@ jfail(struct jparse *p, size_t at, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	set_err(p->err, p->errlen, "offset %zu: %s", at, msg);
+	util_errf(p->err, p->errlen, "offset %zu: %s", at, msg);
 	return -1;
 }
 
@@ -192,7 +177,7 @@ jfail(struct jparse *p, size_t at, const char *fmt, ...)
 static int
 jnomem(struct jparse *p)
 {
-	set_err(p->err, p->errlen, "out of memory");
+	util_errf(p->err, p->errlen, "out of memory");
 	return -1;
 }
 
@@ -1108,25 +1093,25 @@ json_from_msgpack_bytes(
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (data == NULL || len == 0) {
-		set_err(err, errlen, "empty msgpack value");
+		util_errf(err, errlen, "empty msgpack value");
 		return NULL;
 	}
 	if (proto_check(data, len, err, errlen) != 0)
 		return NULL;
 	if (mp_depth(data, len, JSON_MAX_DEPTH) > JSON_MAX_DEPTH) {
-		set_err(err, errlen,
+		util_errf(err, errlen,
 		    "msgpack value nested deeper than %d levels of arrays "
 		    "and maps; msgpack-c cannot decode it",
 		    JSON_MAX_DEPTH);
 		return NULL;
 	}
 	if (!msgpack_zone_init(&zone, 2048)) {
-		set_err(err, errlen, "out of memory");
+		util_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	rv = msgpack_unpack(data, len, &off, &zone, &obj);
 	if (rv != MSGPACK_UNPACK_SUCCESS) {
-		set_err(err, errlen, "%s",
+		util_errf(err, errlen, "%s",
 		    rv == MSGPACK_UNPACK_NOMEM_ERROR
 		        ? "out of memory decoding msgpack"
 		        : "malformed msgpack value");
@@ -1139,13 +1124,13 @@ json_from_msgpack_bytes(
 		rv = put(&b, "", 1);
 	if (rv != 0) {
 		if (rv == PRINT_LIMIT)
-			set_err(err, errlen,
+			util_errf(err, errlen,
 			    "map keys that are maps or arrays with such keys "
 			    "of their own, nested more than %d deep, cannot "
 			    "be printed as JSON",
 			    PRINT_MAX_KEY_NESTING);
 		else
-			set_err(err, errlen, "out of memory");
+			util_errf(err, errlen, "out of memory");
 		msgpack_sbuffer_destroy(&b);
 		msgpack_zone_destroy(&zone);
 		return NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "util.h"
 
 static const char *type_names[PROTO_TYPE_MAX] = {
 	[PROTO_NONE]         = NULL,
@@ -47,22 +48,6 @@ type_lookup(const char *s, uint32_t len)
 
 /* ---------------------------------------------------------------- check */
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /* msgpack-c's unpacker holds at most this many open containers
  * (MSGPACK_EMBED_STACK_SIZE) and reports deeper nesting as out of memory. */
 #define PROTO_MAX_DEPTH 32
@@ -87,7 +72,7 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 
 	open[0] = 1;
 	if (len == 0)
-		return fail(err, errlen, "empty message");
+		return util_errf(err, errlen, "empty message");
 	while (pending > 0) {
 		uint8_t  b;
 		size_t   at = pos;
@@ -95,7 +80,7 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 		int      lenbytes = 0;
 
 		if (pos >= len)
-			return fail(err, errlen,
+			return util_errf(err, errlen,
 			    "truncated message: %llu value(s) missing after "
 			    "byte %zu",
 			    (unsigned long long)pending, len);
@@ -114,7 +99,7 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 		} else {
 			switch (b) {
 			case 0xc1:
-				return fail(err, errlen,
+				return util_errf(err, errlen,
 				    "invalid msgpack byte 0xc1 at offset %zu",
 				    at);
 			case 0xc4: case 0xd9: lenbytes = 1; break; /* bin8 str8 */
@@ -138,7 +123,7 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 			case 0xdd: case 0xdf: { /* array32, map32 */
 				int n = (b == 0xdc || b == 0xde) ? 2 : 4;
 				if (len - pos < (size_t)n)
-					return fail(err, errlen,
+					return util_errf(err, errlen,
 					    "truncated message: container "
 					    "length at offset %zu",
 					    at);
@@ -149,34 +134,34 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 				break;
 			}
 			default:
-				return fail(err, errlen,
+				return util_errf(err, errlen,
 				    "invalid msgpack byte 0x%02x at offset %zu",
 				    b, at);
 			}
 		}
 		if (lenbytes > 0) {
 			if (len - pos < (size_t)lenbytes)
-				return fail(err, errlen,
+				return util_errf(err, errlen,
 				    "truncated message: length at offset %zu",
 				    at);
 			skip += be(p + pos, lenbytes);
 			pos += (size_t)lenbytes;
 		}
 		if (skip > len - pos)
-			return fail(err, errlen,
+			return util_errf(err, errlen,
 			    "truncated message: value at offset %zu needs %llu "
 			    "bytes, %zu remain",
 			    at, (unsigned long long)skip, len - pos);
 		pos += skip;
 		if (items > len - pos)
-			return fail(err, errlen,
+			return util_errf(err, errlen,
 			    "container at offset %zu declares %llu items but "
 			    "only %zu bytes remain",
 			    at, (unsigned long long)items, len - pos);
 		pending += items;
 		if ((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf)) {
 			if (depth == PROTO_MAX_DEPTH)
-				return fail(err, errlen,
+				return util_errf(err, errlen,
 				    "container at offset %zu is nested deeper "
 				    "than %d levels",
 				    at, PROTO_MAX_DEPTH);
@@ -187,7 +172,7 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 			depth--;
 	}
 	if (pos != len)
-		return fail(err, errlen,
+		return util_errf(err, errlen,
 		    "%zu unexpected bytes after the message at offset %zu",
 		    len - pos, pos);
 	return 0;

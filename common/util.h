@@ -18,6 +18,11 @@ uint64_t util_now_ms(void);
 /* Translate an NNG error into a ferry_error. */
 int util_nng_err(int nng_rv);
 
+/* Format a message into err (errlen bytes, always NUL-terminated; nothing
+ * if err is NULL or errlen 0).  Returns -1, for `return util_errf(...)`. */
+int util_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Copy at most len-1 bytes of src into dst, always NUL-terminated. */
 void util_strlcpy(char *dst, const char *src, size_t len);
 

@@ -154,20 +154,6 @@ struct objcache {
 /* The value of every empty byte object. */
 static char obj_empty[1];
 
-/* Format a message into err (always NUL-terminated). */
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* How many bytes of a path to quote in a message. */
 static int
@@ -208,7 +194,7 @@ sha256_fd(int fd, uint64_t size, uint8_t out[32], char *err, size_t errlen)
 	int                    rv = -1;
 
 	if ((buf = malloc(OBJ_HASH_CHUNK)) == NULL) {
-		seterr(err, errlen, "hashing: out of memory");
+		util_errf(err, errlen, "hashing: out of memory");
 		return -1;
 	}
 	mbedtls_sha256_init(&ctx);
@@ -226,14 +212,14 @@ sha256_fd(int fd, uint64_t size, uint8_t out[32], char *err, size_t errlen)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			seterr(err, errlen,
+			util_errf(err, errlen,
 			    "reading to hash at offset %llu: %s",
 			    (unsigned long long)off,
 			    errstr(errno, eb, sizeof eb));
 			goto out;
 		}
 		if (n == 0) {
-			seterr(err, errlen,
+			util_errf(err, errlen,
 			    "file shrank to %llu bytes while being hashed "
 			    "(expected %llu)",
 			    (unsigned long long)off, (unsigned long long)size);
@@ -256,7 +242,7 @@ sha256_fd(int fd, uint64_t size, uint8_t out[32], char *err, size_t errlen)
 	rv = 0;
 	goto out;
 hash_fail:
-	seterr(err, errlen, "SHA-256 computation failed");
+	util_errf(err, errlen, "SHA-256 computation failed");
 out:
 	mbedtls_sha256_free(&ctx);
 	free(buf);
@@ -291,13 +277,13 @@ map_file(int fd, uint64_t size, int flags, void **value, size_t *bytes,
 		return 0;
 	}
 	if (size > SIZE_MAX) {
-		seterr(err, errlen, "%llu bytes do not fit in memory",
+		util_errf(err, errlen, "%llu bytes do not fit in memory",
 		    (unsigned long long)size);
 		return -1;
 	}
 	p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | flags, fd, 0);
 	if (p == MAP_FAILED) {
-		seterr(err, errlen, "mmap of %llu bytes: %s",
+		util_errf(err, errlen, "mmap of %llu bytes: %s",
 		    (unsigned long long)size, errstr(errno, eb, sizeof eb));
 		return -1;
 	}
@@ -347,7 +333,7 @@ load_read(void *arg, const char *path, int fd, uint64_t size, void **value,
 		return 0;
 	}
 	if (size > SIZE_MAX || (buf = malloc((size_t)size)) == NULL) {
-		seterr(err, errlen, "no memory for %llu bytes",
+		util_errf(err, errlen, "no memory for %llu bytes",
 		    (unsigned long long)size);
 		return -1;
 	}
@@ -360,13 +346,13 @@ load_read(void *arg, const char *path, int fd, uint64_t size, void **value,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			seterr(err, errlen, "read at offset %zu: %s", off,
+			util_errf(err, errlen, "read at offset %zu: %s", off,
 			    errstr(errno, eb, sizeof eb));
 			free(buf);
 			return -1;
 		}
 		if (n == 0) {
-			seterr(err, errlen,
+			util_errf(err, errlen,
 			    "file shrank to %zu bytes while being read "
 			    "(expected %llu)",
 			    off, (unsigned long long)size);
@@ -844,23 +830,23 @@ resolve(const struct objcache *c, const struct obj_ref *ref, char **canon,
 	int   n = show_len(ref->path_len);
 
 	if (ref->path == NULL || ref->path_len == 0) {
-		seterr(err, errlen, "object reference with an empty path");
+		util_errf(err, errlen, "object reference with an empty path");
 		return -1;
 	}
 	if (ref->path_len >= sizeof(path)) {
-		seterr(err, errlen,
+		util_errf(err, errlen,
 		    "object '%.64s...': path is too long (%zu bytes, "
 		    "limit %d)",
 		    ref->path, ref->path_len, PATH_MAX - 1);
 		return -1;
 	}
 	if (memchr(ref->path, '\0', ref->path_len) != NULL) {
-		seterr(err, errlen, "object '%s': path contains a NUL byte",
+		util_errf(err, errlen, "object '%s': path contains a NUL byte",
 		    ref->path);
 		return -1;
 	}
 	if (ref->path[0] != '/') {
-		seterr(err, errlen,
+		util_errf(err, errlen,
 		    "object '%.*s': not an absolute path (object paths "
 		    "start with '/' and lie inside the allowed roots)",
 		    n, ref->path);
@@ -869,7 +855,7 @@ resolve(const struct objcache *c, const struct obj_ref *ref, char **canon,
 	memcpy(path, ref->path, ref->path_len);
 	path[ref->path_len] = '\0';
 	if ((r = realpath(path, NULL)) == NULL) {
-		seterr(err, errlen, "object '%.*s': %s", n, ref->path,
+		util_errf(err, errlen, "object '%.*s': %s", n, ref->path,
 		    errstr(errno, eb, sizeof eb));
 		return -1;
 	}
@@ -880,7 +866,7 @@ resolve(const struct objcache *c, const struct obj_ref *ref, char **canon,
 		}
 	}
 	roots_list(c, roots, sizeof(roots));
-	seterr(err, errlen,
+	util_errf(err, errlen,
 	    "object '%.*s' resolves to %s, outside the allowed roots (%s)", n,
 	    ref->path, r, roots);
 	free(r);
@@ -917,7 +903,7 @@ open_file(const struct obj_ref *ref, const char *canon, int *fdp,
 	int  n = show_len(ref->path_len), fd, fl;
 
 	if (stat(canon, st) != 0) {
-		seterr(err, errlen, "object '%.*s': %s", n, ref->path,
+		util_errf(err, errlen, "object '%.*s': %s", n, ref->path,
 		    errstr(errno, eb, sizeof eb));
 		return -1;
 	}
@@ -928,12 +914,12 @@ open_file(const struct obj_ref *ref, const char *canon, int *fdp,
 	fd = open(
 	    canon, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
-		seterr(err, errlen, "object '%.*s': %s", n, ref->path,
+		util_errf(err, errlen, "object '%.*s': %s", n, ref->path,
 		    errstr(errno, eb, sizeof eb));
 		return -1;
 	}
 	if (fstat(fd, st) != 0) {
-		seterr(err, errlen, "object '%.*s': fstat: %s", n, ref->path,
+		util_errf(err, errlen, "object '%.*s': fstat: %s", n, ref->path,
 		    errstr(errno, eb, sizeof eb));
 		close(fd);
 		return -1;
@@ -944,13 +930,13 @@ open_file(const struct obj_ref *ref, const char *canon, int *fdp,
 	}
 	if ((fl = fcntl(fd, F_GETFL)) < 0
 	    || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		seterr(err, errlen, "object '%.*s': fcntl: %s", n, ref->path,
+		util_errf(err, errlen, "object '%.*s': fcntl: %s", n, ref->path,
 		    errstr(errno, eb, sizeof eb));
 		close(fd);
 		return -1;
 	}
 	if (ref->size != 0 && (uint64_t)st->st_size != ref->size) {
-		seterr(err, errlen,
+		util_errf(err, errlen,
 		    "object '%.*s': size is %llu bytes, the reference "
 		    "expects %llu",
 		    n, ref->path, (unsigned long long)st->st_size,
@@ -961,7 +947,7 @@ open_file(const struct obj_ref *ref, const char *canon, int *fdp,
 	*fdp = fd;
 	return 0;
 not_regular:
-	seterr(err, errlen, "object '%.*s': is %s, not a regular file", n,
+	util_errf(err, errlen, "object '%.*s': is %s, not a regular file", n,
 	    ref->path, file_kind(st->st_mode));
 	return -1;
 }
@@ -991,9 +977,9 @@ entry_load(const struct obj_loader *l, const char *canon, int fd,
 	    != 0) {
 		lerr[sizeof(lerr) - 1] = '\0';
 		if (lerr[0] != '\0')
-			seterr(cause, clen, "loader '%s': %s", l->name, lerr);
+			util_errf(cause, clen, "loader '%s': %s", l->name, lerr);
 		else
-			seterr(cause, clen, "loader '%s' failed", l->name);
+			util_errf(cause, clen, "loader '%s' failed", l->name);
 		return -1;
 	}
 	if (sha != NULL && l->is_bytes) {
@@ -1006,14 +992,14 @@ entry_load(const struct obj_loader *l, const char *canon, int fd,
 		*bytes = 0;
 		if (hrv == 0)
 			goto mismatch;
-		seterr(cause, clen, "SHA-256 computation failed");
+		util_errf(cause, clen, "SHA-256 computation failed");
 		return -1;
 	}
 	return 0;
 mismatch:
 	hex32(sha, hx[0]);
 	hex32(got, hx[1]);
-	seterr(cause, clen, "SHA-256 mismatch (expected %s, file has %s)",
+	util_errf(cause, clen, "SHA-256 mismatch (expected %s, file has %s)",
 	    hx[0], hx[1]);
 	return -1;
 }
@@ -1031,17 +1017,17 @@ objcache_new(struct objcache **out, size_t budget, const char *const *roots,
 	if (err != NULL && errlen != 0)
 		err[0] = '\0';
 	if (out == NULL || (n_roots != 0 && roots == NULL)) {
-		seterr(err, errlen, "objcache_new: invalid arguments");
+		util_errf(err, errlen, "objcache_new: invalid arguments");
 		return -1;
 	}
 	*out = NULL;
 	if (n_roots > OBJ_MAX_ROOTS) {
-		seterr(err, errlen, "too many object roots (%zu, limit %d)",
+		util_errf(err, errlen, "too many object roots (%zu, limit %d)",
 		    n_roots, OBJ_MAX_ROOTS);
 		return -1;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		seterr(err, errlen, "object cache: out of memory");
+		util_errf(err, errlen, "object cache: out of memory");
 		return -1;
 	}
 	pthread_mutex_init(&c->mu, NULL);
@@ -1055,17 +1041,17 @@ objcache_new(struct objcache **out, size_t budget, const char *const *roots,
 	for (size_t i = 0; i < n_roots; i++) {
 		char *r;
 		if (roots[i] == NULL || roots[i][0] == '\0') {
-			seterr(err, errlen, "object root %zu is empty", i + 1);
+			util_errf(err, errlen, "object root %zu is empty", i + 1);
 			goto fail;
 		}
 		if ((r = realpath(roots[i], NULL)) == NULL) {
-			seterr(err, errlen, "object root '%s': %s", roots[i],
+			util_errf(err, errlen, "object root '%s': %s", roots[i],
 			    errstr(errno, eb, sizeof eb));
 			goto fail;
 		}
 		c->roots[c->n_roots++] = r;
 		if (stat(r, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			seterr(err, errlen,
+			util_errf(err, errlen,
 			    "object root '%s': not a directory", roots[i]);
 			goto fail;
 		}
@@ -1073,7 +1059,7 @@ objcache_new(struct objcache **out, size_t budget, const char *const *roots,
 	for (size_t i = 0;
 	     i < sizeof(builtin_loaders) / sizeof(builtin_loaders[0]); i++) {
 		if (objcache_add_loader(c, &builtin_loaders[i]) != 0) {
-			seterr(err, errlen, "object cache: out of memory");
+			util_errf(err, errlen, "object cache: out of memory");
 			goto fail;
 		}
 	}
@@ -1200,7 +1186,7 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 	if (err != NULL && errlen != 0)
 		err[0] = '\0';
 	if (c == NULL || ref == NULL || out == NULL) {
-		seterr(err, errlen, "objcache_acquire: invalid arguments");
+		util_errf(err, errlen, "objcache_acquire: invalid arguments");
 		return -1;
 	}
 	*out  = NULL;
@@ -1218,7 +1204,7 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 		loaders_list(c, known, sizeof(known));
 	pthread_mutex_unlock(&c->mu);
 	if (l == NULL) {
-		seterr(err, errlen,
+		util_errf(err, errlen,
 		    "object '%.*s': unknown loader '%.*s' (known: %s)", n,
 		    ref->path ? ref->path : "", show_len(llen), lname, known);
 		goto fail;
@@ -1252,7 +1238,7 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 		while (e->state == OBJ_LOADING)
 			pthread_cond_wait(&c->cond, &c->mu);
 		if (e->state == OBJ_FAILED) {
-			seterr(err, errlen, "object '%.*s': %s", n, ref->path,
+			util_errf(err, errlen, "object '%.*s': %s", n, ref->path,
 			    e->err ? e->err : "load failed");
 			c->st.failures++;
 			if (--e->refs == 0)
@@ -1273,7 +1259,7 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 	mark_stale_versions(c, &id, hkey, &dead);
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
 		pthread_mutex_unlock(&c->mu);
-		seterr(
+		util_errf(
 		    err, errlen, "object '%.*s': out of memory", n, ref->path);
 		goto fail_dead;
 	}
@@ -1285,7 +1271,7 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 	if (chain_insert(c, e) != 0) {
 		pthread_mutex_unlock(&c->mu);
 		free(e);
-		seterr(
+		util_errf(
 		    err, errlen, "object '%.*s': out of memory", n, ref->path);
 		goto fail_dead;
 	}
@@ -1313,7 +1299,7 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 			key_hold(c, e->keys[i]);
 		trim(c, &dead);
 	} else {
-		seterr(err, errlen, "object '%.*s': %s", n, ref->path, cause);
+		util_errf(err, errlen, "object '%.*s': %s", n, ref->path, cause);
 		e->err   = strdup(cause);
 		e->state = OBJ_FAILED;
 		chain_remove(c, e);
