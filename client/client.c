@@ -619,14 +619,9 @@ on_pipe_lost(ferry_client *c)
 static int
 cancel_add_locked(ferry_client *c, uint64_t tag)
 {
-	if (c->n_cancel == c->cap_cancel) {
-		size_t    ncap = c->cap_cancel ? c->cap_cancel * 2 : 64;
-		uint64_t *n    = realloc(c->cancel_ids, ncap * sizeof(*n));
-		if (n == NULL)
-			return -1;
-		c->cancel_ids = n;
-		c->cap_cancel = ncap;
-	}
+	if (util_grow(&c->cancel_ids, &c->cap_cancel, c->n_cancel,
+	        sizeof(*c->cancel_ids), 64) != 0)
+		return -1;
 	c->cancel_ids[c->n_cancel++] = tag;
 	return 0;
 }

@@ -89,6 +89,25 @@ util_hash_bytes(const void *s, size_t n)
 	return h;
 }
 
+int
+util_grow(void *bufp, size_t *cap, size_t len, size_t elem, size_t first)
+{
+	void  *old, *n;
+	size_t ncap;
+
+	if (len < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : first;
+	if (ncap == 0 || ncap > SIZE_MAX / elem)
+		return -1;
+	memcpy(&old, bufp, sizeof(old));
+	if ((n = realloc(old, ncap * elem)) == NULL)
+		return -1;
+	memcpy(bufp, &n, sizeof(n));
+	*cap = ncap;
+	return 0;
+}
+
 uint64_t
 util_random64(void)
 {
@@ -314,14 +333,8 @@ int
 timerheap_push(struct timerheap *h, struct timer t)
 {
 	size_t i;
-	if (h->len == h->cap) {
-		size_t        ncap = h->cap ? h->cap * 2 : 64;
-		struct timer *nt   = realloc(h->t, ncap * sizeof(*nt));
-		if (nt == NULL)
-			return -1;
-		h->t   = nt;
-		h->cap = ncap;
-	}
+	if (util_grow(&h->t, &h->cap, h->len, sizeof(*h->t), 64) != 0)
+		return -1;
 	i = h->len++;
 	while (i > 0) {
 		size_t p = (i - 1) / 2;

@@ -29,6 +29,13 @@ void util_strlcpy(char *dst, const char *src, size_t len);
 /* FNV-1a hash of n bytes of s. */
 uint64_t util_hash_bytes(const void *s, size_t n);
 
+/* Make room for element number len in the growable array whose pointer
+ * is at bufp (any T **), *cap elements of elem bytes: the capacity
+ * doubles, starting at first.  Returns 0, or -1 without changing anything
+ * when memory runs out. */
+int util_grow(void *bufp, size_t *cap, size_t len, size_t elem,
+    size_t first);
+
 /* A random 64-bit value from the system (getrandom), never 0. */
 uint64_t util_random64(void);
 

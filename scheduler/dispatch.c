@@ -252,22 +252,11 @@ disp_worker_object(struct disp *d, uint64_t worker, uint64_t obj, int holds)
 		return 0; /* already known */
 	if ((q = objq_get(d, obj, 1)) == NULL)
 		return -1;
-	if (w->n_objs == w->cap_objs) {
-		size_t    ncap = w->cap_objs ? w->cap_objs * 2 : 8;
-		uint64_t *n    = realloc(w->objs, ncap * sizeof(*n));
-		if (n == NULL)
-			return -1;
-		w->objs     = n;
-		w->cap_objs = ncap;
-	}
-	if (q->n_holders == q->cap_holders) {
-		size_t    ncap = q->cap_holders ? q->cap_holders * 2 : 4;
-		uint64_t *n    = realloc(q->holders, ncap * sizeof(*n));
-		if (n == NULL)
-			return -1;
-		q->holders     = n;
-		q->cap_holders = ncap;
-	}
+	if (util_grow(&w->objs, &w->cap_objs, w->n_objs, sizeof(*w->objs),
+	        8) != 0 ||
+	    util_grow(&q->holders, &q->cap_holders, q->n_holders,
+	        sizeof(*q->holders), 4) != 0)
+		return -1;
 	w->objs[w->n_objs++]        = obj;
 	q->holders[q->n_holders++] = worker;
 	return 0;

@@ -1313,16 +1313,11 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	uint64_t      one = 1;
 	(void)ev;
 	pthread_mutex_lock(&s->ev_lock);
-	if (s->n_gone == s->cap_gone) {
-		size_t    ncap = s->cap_gone ? s->cap_gone * 2 : 64;
-		uint32_t *n    = realloc(s->gone_pipes, ncap * sizeof(*n));
-		if (n == NULL) {
-			pthread_mutex_unlock(&s->ev_lock);
-			log_error("out of memory noting a closed pipe");
-			return;
-		}
-		s->gone_pipes = n;
-		s->cap_gone   = ncap;
+	if (util_grow(&s->gone_pipes, &s->cap_gone, s->n_gone,
+	        sizeof(*s->gone_pipes), 64) != 0) {
+		pthread_mutex_unlock(&s->ev_lock);
+		log_error("out of memory noting a closed pipe");
+		return;
 	}
 	s->gone_pipes[s->n_gone++] = nng_pipe_id(p);
 	pthread_mutex_unlock(&s->ev_lock);

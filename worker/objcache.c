@@ -1136,15 +1136,9 @@ objcache_add_loader(struct objcache *c, const struct obj_loader *l)
 	pthread_mutex_lock(&c->mu);
 	if (loader_find(c, l->name, n) != NULL)
 		goto out;
-	if (c->n_loaders == c->cap_loaders) {
-		size_t ncap = c->cap_loaders ? c->cap_loaders * 2 : 8;
-		struct obj_loader **nl
-		    = realloc(c->loaders, ncap * sizeof(*nl));
-		if (nl == NULL)
-			goto out;
-		c->loaders     = nl;
-		c->cap_loaders = ncap;
-	}
+	if (util_grow(&c->loaders, &c->cap_loaders, c->n_loaders,
+	        sizeof(*c->loaders), 8) != 0)
+		goto out;
 	c->loaders[c->n_loaders++] = copy;
 	copy                       = NULL;
 	rv                         = 0;

@@ -110,14 +110,8 @@ ferry_register(ferry_registry *r, const char *name, ferry_task_fn fn)
 		    r->loading ? r->loading : "library", name);
 		return -1;
 	}
-	if (r->n == r->cap) {
-		size_t         ncap = r->cap ? r->cap * 2 : 32;
-		struct wrk_fn *nf   = realloc(r->fns, ncap * sizeof(*nf));
-		if (nf == NULL)
-			return -1;
-		r->fns = nf;
-		r->cap = ncap;
-	}
+	if (util_grow(&r->fns, &r->cap, r->n, sizeof(*r->fns), 32) != 0)
+		return -1;
 	if ((r->fns[r->n].name = strdup(name)) == NULL)
 		return -1;
 	r->fns[r->n].fn   = fn;
