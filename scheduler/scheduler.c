@@ -66,7 +66,6 @@ struct task {
 	struct task    *wprev, *wnext; /* in worker->tasks */
 	uint32_t        fn_len, args_len;
 	uint8_t         state;
-	uint8_t         attempts;
 	uint8_t         n_objs;
 	char           *fn;   /* points into data[] */
 	uint8_t        *args; /* points into data[] */
@@ -516,7 +515,6 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 		}
 		t->worker = w;
 		task_set_state(s, t, TASK_ASSIGNED, "dispatched");
-		t->attempts++;
 		proto_pack_task(&s->w, t->id, t->fn, t->fn_len, t->args,
 		    t->args_len);
 		n++;
@@ -1036,7 +1034,7 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 		busy += w->held;
 	}
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_STATUS_REPLY, 17);
+	proto_begin(&s->w, PROTO_STATUS_REPLY, 18);
 	proto_put_str(&s->w, "version", FERRY_VERSION_STRING);
 	proto_put_uint(&s->w, "uptime_ms", now - s->start_ms);
 	proto_put_uint(&s->w, "workers", s->n_workers);
@@ -1053,6 +1051,7 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 	proto_put_uint(&s->w, "clients", s->n_clients);
 	proto_put_uint(&s->w, "results_stored", s->results_stored);
 	proto_put_uint(&s->w, "local", s->local);
+	proto_put_uint(&s->w, "bad_messages", s->bad_messages);
 	proto_put_key(&s->w, "worker_list");
 	msgpack_pack_array(&s->w.pk, s->n_workers);
 	for (size_t i = 0; i < s->workers.cap; i++) {

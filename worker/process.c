@@ -55,7 +55,6 @@ struct req {
 	uint32_t id;
 	int      kind;
 	uint64_t credit;
-	uint64_t sent_ms;
 };
 
 struct wproc {
@@ -528,7 +527,6 @@ req_new(struct wproc *w, int kind, uint64_t credit)
 			w->reqs[i].id      = w->next_req;
 			w->reqs[i].kind    = kind;
 			w->reqs[i].credit  = credit;
-			w->reqs[i].sent_ms = util_now_ms();
 			return &w->reqs[i];
 		}
 	}

@@ -392,6 +392,8 @@ test_bad_input_loses_nothing(void **state)
 		free(text);
 	}
 	nng_close(raw);
+	/* the six malformed ones are counted (not the one before hello) */
+	assert_int_equal(h_status_uint(c, "bad_messages"), 6);
 
 	assert_int_equal(ferry_wait_all(futs, n, 120000), 0);
 	check_squares(futs, n);
