@@ -1231,7 +1231,7 @@ struct addr_reader {
 	struct objcache *c;
 	const char      *addr; /* where the mapping usually is */
 	atomic_int       stop;
-	long             found, missed;
+	atomic_long      found, missed;
 };
 
 static void *
@@ -1241,9 +1241,9 @@ addr_reader_main(void *arg)
 	while (!atomic_load(&r->stop)) {
 		/* not dereferenced: the entry may be gone by now */
 		if (objcache_path_of_addr(r->c, r->addr) != NULL)
-			r->found++;
+			atomic_fetch_add(&r->found, 1);
 		else
-			r->missed++;
+			atomic_fetch_add(&r->missed, 1);
 	}
 	return NULL;
 }
@@ -1271,6 +1271,15 @@ test_path_of_addr_concurrent(void **state)
 	objcache_invalidate(c, e);
 	objcache_release(c, e);
 	assert_int_equal(pthread_create(&t, NULL, addr_reader_main, &rd), 0);
+	/*
+	 * Wait (bounded) until the reader runs: under valgrind threads are
+	 * serialised and it might otherwise not start before we finish.
+	 */
+	for (int i = 0; i < 5000; i++) {
+		if (atomic_load(&rd.found) + atomic_load(&rd.missed) > 0)
+			break;
+		usleep(1000);
+	}
 	for (int i = 0; i < 300; i++) {
 		e = must_acquire(c, &r);
 		objcache_invalidate(c, e);
@@ -1278,7 +1287,7 @@ test_path_of_addr_concurrent(void **state)
 	}
 	atomic_store(&rd.stop, 1);
 	pthread_join(t, NULL);
-	assert_true(rd.found + rd.missed > 0);
+	assert_true(atomic_load(&rd.found) + atomic_load(&rd.missed) > 0);
 	assert_null(objcache_path_of_addr(c, rd.addr));
 	objcache_free(c);
 }
