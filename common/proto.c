@@ -4,6 +4,7 @@
 #include "proto.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ static const char *type_names[PROTO_TYPE_MAX] = {
 	[PROTO_WORK]         = "work",
 	[PROTO_TASKS]        = "tasks",
 	[PROTO_ERROR]        = "error",
+	[PROTO_WATCH]        = "watch",
+	[PROTO_REPORT]       = "report",
+	[PROTO_ORDERS]       = "orders",
 };
 
 const char *
@@ -318,6 +322,61 @@ get_array(struct dctx *c, const msgpack_object *map, const char *key,
 	return 0;
 }
 
+/* The options map of a submit entry (tasks[i][4]); unknown keys are
+ * ignored so that newer clients can talk to this scheduler. */
+static int
+decode_task_opts(struct dctx *c, uint32_t i, const msgpack_object *o,
+    struct proto_task_opts *opts)
+{
+	static const struct {
+		const char *key;
+		uint32_t    bit;
+		size_t      off;
+		uint32_t    max;
+	} keys[] = {
+		{ "retries", PROTO_OPT_RETRIES,
+		    offsetof(struct proto_task_opts, retries), 1000 },
+		{ "backoff_ms", PROTO_OPT_BACKOFF,
+		    offsetof(struct proto_task_opts, backoff_ms), 86400000 },
+		{ "backoff_max_ms", PROTO_OPT_BACKOFF_MAX,
+		    offsetof(struct proto_task_opts, backoff_max_ms),
+		    86400000 },
+		{ "timeout_ms", PROTO_OPT_TIMEOUT,
+		    offsetof(struct proto_task_opts, timeout_ms), 0x7fffffff },
+		{ "retry_errors", PROTO_OPT_RETRY_ERRORS,
+		    offsetof(struct proto_task_opts, retry_errors), 1 },
+	};
+
+	if (o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return bad(c, "tasks[%u][4] (options): expected a map, got %s",
+		    i, obj_type_name(o));
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const msgpack_object *v = map_get(o, keys[k].key);
+		uint64_t              x;
+		if (v == NULL)
+			continue;
+		if (v->type == MSGPACK_OBJECT_BOOLEAN)
+			x = v->via.boolean ? 1 : 0;
+		else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			x = v->via.u64;
+		else
+			return bad(c,
+			    "tasks[%u][4] (options): '%s': expected a "
+			    "non-negative integer, got %s",
+			    i, keys[k].key, obj_type_name(v));
+		if (x > keys[k].max)
+			return bad(c,
+			    "tasks[%u][4] (options): '%s': %llu is over the "
+			    "limit of %u",
+			    i, keys[k].key, (unsigned long long)x, keys[k].max);
+		*(uint32_t *)((char *)opts + keys[k].off) = (uint32_t)x;
+		opts->set |= keys[k].bit;
+	}
+	return 0;
+}
+
 static int
 decode_tasks(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 {
@@ -367,6 +426,19 @@ decode_tasks(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 		t->args_len = f[2].via.bin.size;
 		t->objs     = NULL;
 		t->n_objs   = 0;
+		if (e->via.array.size > 3 && m->type == PROTO_TASKS) {
+			if (f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+			    f[3].via.u64 > UINT32_MAX)
+				return bad(c,
+				    "tasks[%u][3] (timeout_ms): expected an "
+				    "integer 0..%u, got %s",
+				    i, UINT32_MAX, obj_type_name(&f[3]));
+			t->objs       = NULL;
+			t->n_objs     = 0;
+			memset(&t->opts, 0, sizeof(t->opts));
+			t->timeout_ms = (uint32_t)f[3].via.u64;
+			continue;
+		}
 		if (e->via.array.size > 3) {
 			const msgpack_object *o = &f[3];
 			if (o->type != MSGPACK_OBJECT_ARRAY)
@@ -393,6 +465,11 @@ decode_tasks(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 			t->objs   = o->via.array.ptr;
 			t->n_objs = o->via.array.size;
 		}
+		memset(&t->opts, 0, sizeof(t->opts));
+		t->timeout_ms = 0;
+		if (e->via.array.size > 4 &&
+		    (rv = decode_task_opts(c, i, &f[4], &t->opts)) != 0)
+			return rv;
 	}
 	return 0;
 }
@@ -515,7 +592,17 @@ decode_results(struct dctx *c, const msgpack_object *map, const char *key,
 			r->data = f[2].via.str.ptr;
 			r->len  = f[2].via.str.size;
 		}
-		r->id = f[0].via.u64;
+		r->id       = f[0].via.u64;
+		r->attempts = 0;
+		if (e->via.array.size > 3) {
+			if (f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+			    f[3].via.u64 > UINT32_MAX)
+				return bad(c,
+				    "%s[%u][3] (attempts): expected an "
+				    "integer, got %s",
+				    key, i, obj_type_name(&f[3]));
+			r->attempts = (uint32_t)f[3].via.u64;
+		}
 	}
 	return 0;
 }
@@ -544,6 +631,91 @@ decode_ids(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 	return 0;
 }
 
+/* An array of [uint, uint] pairs under key: n entries into *out, each
+ * a pair of uint64 (the caller's struct has two uint64-sized reads). */
+static int
+decode_pairs(struct dctx *c, const msgpack_object *map, const char *key,
+    const char *what, uint64_t **out, uint32_t *n)
+{
+	const msgpack_object *arr;
+	int                   rv;
+
+	*out = NULL;
+	*n   = 0;
+	if ((rv = get_array(c, map, key, &arr, 1)) != 0)
+		return rv;
+	if (arr->via.array.size == 0)
+		return 0;
+	*out = msgpack_zone_malloc(
+	    &c->d->zone, 2 * sizeof(uint64_t) * arr->via.array.size);
+	if (*out == NULL)
+		return FERRY_ENOMEM;
+	for (uint32_t i = 0; i < arr->via.array.size; i++) {
+		const msgpack_object *e = &arr->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 2 ||
+		    e->via.array.ptr[0].type !=
+		        MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return bad(c, "%s[%u]: expected %s", key, i, what);
+		(*out)[2 * i]     = e->via.array.ptr[0].via.u64;
+		(*out)[2 * i + 1] = e->via.array.ptr[1].via.u64;
+	}
+	*n = arr->via.array.size;
+	return 0;
+}
+
+static int
+decode_report(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
+{
+	uint64_t *pairs;
+	int       rv;
+
+	if ((rv = get_uint(c, map, "pid", &m->pid, 1)) != 0 ||
+	    (rv = get_uint(c, map, "worker", &m->worker_id, 0)) != 0 ||
+	    (rv = get_str(c, map, "cause", &m->cause, 1)) != 0 ||
+	    (rv = get_str(c, map, "reason", &m->reason, 1)) != 0 ||
+	    (rv = decode_pairs(c, map, "tasks",
+	         "an array [task id, charged 0|1]", &pairs, &m->n_rtasks)) !=
+	        0)
+		return rv;
+	if (m->n_rtasks == 0)
+		return 0;
+	m->rtasks = msgpack_zone_malloc(
+	    &c->d->zone, sizeof(*m->rtasks) * m->n_rtasks);
+	if (m->rtasks == NULL)
+		return FERRY_ENOMEM;
+	for (uint32_t i = 0; i < m->n_rtasks; i++) {
+		if (pairs[2 * i + 1] > 1)
+			return bad(c, "tasks[%u][1] (charged): expected 0 or 1, "
+			              "got %llu",
+			    i, (unsigned long long)pairs[2 * i + 1]);
+		m->rtasks[i].id      = pairs[2 * i];
+		m->rtasks[i].charged = (uint32_t)pairs[2 * i + 1];
+	}
+	return 0;
+}
+
+static int
+decode_orders(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
+{
+	uint64_t *pairs;
+	int       rv;
+
+	if ((rv = decode_pairs(c, map, "kill", "an array [pid, task id]",
+	         &pairs, &m->n_kills)) != 0 ||
+	    m->n_kills == 0)
+		return rv;
+	m->kills =
+	    msgpack_zone_malloc(&c->d->zone, sizeof(*m->kills) * m->n_kills);
+	if (m->kills == NULL)
+		return FERRY_ENOMEM;
+	for (uint32_t i = 0; i < m->n_kills; i++) {
+		m->kills[i].pid  = pairs[2 * i];
+		m->kills[i].task = pairs[2 * i + 1];
+	}
+	return 0;
+}
+
 static int
 decode_hello(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 {
@@ -557,17 +729,24 @@ decode_hello(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 		m->role = PROTO_ROLE_WORKER;
 	else if (strcmp(role, "client") == 0)
 		m->role = PROTO_ROLE_CLIENT;
+	else if (strcmp(role, "supervisor") == 0)
+		m->role = PROTO_ROLE_SUPERVISOR;
 	else
-		return bad(c, "field 'role': expected \"worker\" or "
-		              "\"client\", got \"%.64s\"",
+		return bad(c, "field 'role': expected \"worker\", "
+		              "\"client\" or \"supervisor\", got \"%.64s\"",
 		    role);
 	if ((rv = get_str(c, map, "name", &m->name, 0)) != 0 ||
 	    (rv = get_str(c, map, "host", &m->host, 0)) != 0 ||
 	    (rv = get_str(c, map, "group", &m->group, 0)) != 0 ||
 	    (rv = get_uint(c, map, "pid", &m->pid, 0)) != 0 ||
-	    (rv = get_uint(c, map, "session", &m->session, 0)) != 0)
+	    (rv = get_uint(c, map, "session", &m->session, 0)) != 0 ||
+	    (rv = get_uint(c, map, "supervisor", &m->supervisor,
+	         m->role == PROTO_ROLE_SUPERVISOR)) != 0)
 		return rv;
-	if (m->role == PROTO_ROLE_CLIENT)
+	if (m->role == PROTO_ROLE_SUPERVISOR && m->supervisor == 0)
+		return bad(c, "field 'supervisor': a supervisor's token must "
+		              "not be 0");
+	if (m->role != PROTO_ROLE_WORKER)
 		return 0;
 	if ((rv = get_uint(c, map, "slots", &m->slots, 1)) != 0 ||
 	    (rv = get_uint(c, map, "capacity", &m->capacity, 1)) != 0 ||
@@ -678,6 +857,17 @@ proto_decode(struct proto_decoder *d, const void *data, size_t len,
 			    &m->heartbeat_timeout_ms, 0);
 		if (rv == 0)
 			rv = get_uint(&c, &root, "resumed", &m->resumed, 0);
+		if (rv == 0)
+			rv = get_uint(&c, &root, "max_tag", &m->max_tag, 0);
+		break;
+	case PROTO_WATCH:
+		rv = get_uint(&c, &root, "wait_ms", &m->wait_ms, 0);
+		break;
+	case PROTO_REPORT:
+		rv = decode_report(&c, &root, m);
+		break;
+	case PROTO_ORDERS:
+		rv = decode_orders(&c, &root, m);
 		break;
 	case PROTO_SUBMIT:
 	case PROTO_TASKS:
@@ -865,6 +1055,74 @@ proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
 		proto_pack_bin(w, data, len);
 	else
 		proto_pack_str(w, data, len);
+}
+
+void
+proto_pack_submit_task(struct proto_writer *w, uint64_t id, const char *fn,
+    size_t fn_len, const void *args, size_t args_len,
+    const char *const *keys, const size_t *lens, uint32_t n_keys,
+    const struct proto_task_opts *opts)
+{
+	uint32_t nf = 0;
+
+	if (opts == NULL || opts->set == 0) {
+		proto_pack_task_objs(
+		    w, id, fn, fn_len, args, args_len, keys, lens, n_keys);
+		return;
+	}
+	msgpack_pack_array(&w->pk, 5);
+	msgpack_pack_uint64(&w->pk, id);
+	proto_pack_str(w, fn, fn_len);
+	proto_pack_bin(w, args, args_len);
+	msgpack_pack_array(&w->pk, n_keys);
+	for (uint32_t i = 0; i < n_keys; i++)
+		proto_pack_str(w, keys[i], lens[i]);
+	for (uint32_t b = opts->set & 0x1fu; b != 0; b &= b - 1)
+		nf++;
+	msgpack_pack_map(&w->pk, nf);
+	if (opts->set & PROTO_OPT_RETRIES)
+		proto_put_uint(w, "retries", opts->retries);
+	if (opts->set & PROTO_OPT_BACKOFF)
+		proto_put_uint(w, "backoff_ms", opts->backoff_ms);
+	if (opts->set & PROTO_OPT_BACKOFF_MAX)
+		proto_put_uint(w, "backoff_max_ms", opts->backoff_max_ms);
+	if (opts->set & PROTO_OPT_TIMEOUT)
+		proto_put_uint(w, "timeout_ms", opts->timeout_ms);
+	if (opts->set & PROTO_OPT_RETRY_ERRORS)
+		proto_put_uint(w, "retry_errors", opts->retry_errors ? 1 : 0);
+}
+
+void
+proto_pack_task_timeout(struct proto_writer *w, uint64_t id, const char *fn,
+    size_t fn_len, const void *args, size_t args_len, uint32_t timeout_ms)
+{
+	if (timeout_ms == 0) {
+		proto_pack_task(w, id, fn, fn_len, args, args_len);
+		return;
+	}
+	msgpack_pack_array(&w->pk, 4);
+	msgpack_pack_uint64(&w->pk, id);
+	proto_pack_str(w, fn, fn_len);
+	proto_pack_bin(w, args, args_len);
+	msgpack_pack_uint32(&w->pk, timeout_ms);
+}
+
+void
+proto_pack_result_attempts(struct proto_writer *w, uint64_t id, int32_t code,
+    const void *data, size_t len, uint32_t attempts)
+{
+	if (attempts == 0) {
+		proto_pack_result(w, id, code, data, len);
+		return;
+	}
+	msgpack_pack_array(&w->pk, 4);
+	msgpack_pack_uint64(&w->pk, id);
+	msgpack_pack_int32(&w->pk, code);
+	if (code == 0)
+		proto_pack_bin(w, data, len);
+	else
+		proto_pack_str(w, data, len);
+	msgpack_pack_uint32(&w->pk, attempts);
 }
 
 void

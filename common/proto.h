@@ -33,6 +33,9 @@ enum proto_type {
 	PROTO_WORK,      /* worker -> scheduler: results and credit */
 	PROTO_TASKS,     /* scheduler -> worker: tasks to run */
 	PROTO_ERROR,     /* either way: a request failed */
+	PROTO_WATCH,     /* supervisor -> scheduler: wait for orders */
+	PROTO_REPORT,    /* supervisor -> scheduler: a worker process died */
+	PROTO_ORDERS,    /* scheduler -> supervisor: processes to kill */
 	PROTO_TYPE_MAX,
 };
 
@@ -40,6 +43,25 @@ enum proto_type {
 enum proto_role {
 	PROTO_ROLE_WORKER = 1,
 	PROTO_ROLE_CLIENT = 2,
+	PROTO_ROLE_SUPERVISOR = 3,
+};
+
+/* Per-task failure options a submit entry may carry (its 5th element, a
+ * map); each field counts only when its bit is in set, otherwise the
+ * scheduler's defaults apply. */
+#define PROTO_OPT_RETRIES 0x01u
+#define PROTO_OPT_BACKOFF 0x02u
+#define PROTO_OPT_BACKOFF_MAX 0x04u
+#define PROTO_OPT_TIMEOUT 0x08u
+#define PROTO_OPT_RETRY_ERRORS 0x10u
+
+struct proto_task_opts {
+	uint32_t set;            /* PROTO_OPT_* bits */
+	uint32_t retries;        /* retries after a failure that counts */
+	uint32_t backoff_ms;     /* first retry delay */
+	uint32_t backoff_max_ms; /* cap of the (doubling) delay */
+	uint32_t timeout_ms;     /* hard timeout of one run, 0: none */
+	uint32_t retry_errors;   /* 1: errors the task reports are retried */
 };
 
 /* A task as it travels (client -> scheduler -> worker).  Strings and
@@ -54,6 +76,25 @@ struct proto_task {
 	 * reference (submit only; optional 4th element) */
 	const msgpack_object *objs; /* n_objs strings */
 	uint32_t              n_objs;
+	/* submit: failure options (optional 5th element) */
+	struct proto_task_opts opts;
+	/* tasks: hard timeout of this run in ms (optional 4th element), 0:
+	 * none */
+	uint32_t timeout_ms;
+};
+
+/* A task named in a supervisor's report: charged 1 means the process
+ * died because of it (it counts toward quarantine), 0 that it merely ran
+ * there at the time. */
+struct proto_report_task {
+	uint64_t id;
+	uint32_t charged;
+};
+
+/* An order to a supervisor: kill process pid if it is running task. */
+struct proto_kill {
+	uint64_t pid;
+	uint64_t task;
 };
 
 #define PROTO_MAX_TASK_OBJS 16
@@ -72,6 +113,8 @@ struct proto_result {
 	int32_t     code;
 	const char *data;
 	uint32_t    len;
+	uint32_t    attempts; /* results to clients: runs started (optional
+	                       * 4th element), 0 when absent */
 };
 
 /* One decoded message.  Only the fields of its type are set; everything
@@ -87,10 +130,13 @@ struct proto_msg {
 	uint64_t    pid, session, slots, capacity;
 	const char **functions;
 	uint32_t     n_functions;
+	uint64_t     supervisor; /* worker: its supervisor's token, 0: none;
+	                          * supervisor: its own token */
 
 	/* welcome */
 	uint64_t id, heartbeat_ms, heartbeat_timeout_ms, max_message_size;
 	uint64_t resumed; /* 1: an existing client session was resumed */
+	uint64_t max_tag; /* client: highest task id the session has used */
 
 	/* submit, tasks */
 	struct proto_task *tasks;
@@ -118,6 +164,17 @@ struct proto_msg {
 	/* error */
 	int32_t     code;
 	const char *msg;
+
+	/* report (pid above): the worker id the process had (0: unknown),
+	 * why it died, and the tasks it was running */
+	uint64_t                  worker_id;
+	const char               *cause, *reason;
+	struct proto_report_task *rtasks;
+	uint32_t                  n_rtasks;
+
+	/* orders */
+	struct proto_kill *kills;
+	uint32_t           n_kills;
 
 	/* status reply: the whole map */
 	const msgpack_object *body;
@@ -191,6 +248,25 @@ void proto_pack_task_objs(struct proto_writer *w, uint64_t id,
     const char *const *keys, const size_t *lens, uint32_t n_keys);
 void proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
     const void *data, size_t len);
+
+/* A submit entry with failure options: [id, fn, args, [key...], opts];
+ * with no option set, the same as proto_pack_task_objs(). */
+void proto_pack_submit_task(struct proto_writer *w, uint64_t id,
+    const char *fn, size_t fn_len, const void *args, size_t args_len,
+    const char *const *keys, const size_t *lens, uint32_t n_keys,
+    const struct proto_task_opts *opts);
+
+/* A tasks entry with a hard timeout: [id, fn, args, timeout_ms]; with
+ * timeout_ms 0, the same as proto_pack_task(). */
+void proto_pack_task_timeout(struct proto_writer *w, uint64_t id,
+    const char *fn, size_t fn_len, const void *args, size_t args_len,
+    uint32_t timeout_ms);
+
+/* A result entry for a client with the number of runs started:
+ * [id, code, value | error, attempts]; with attempts 0, the same as
+ * proto_pack_result(). */
+void proto_pack_result_attempts(struct proto_writer *w, uint64_t id,
+    int32_t code, const void *data, size_t len, uint32_t attempts);
 
 /* Reserve room for an array header whose count is known only later:
  * writes the 5-byte array32 form; returns nothing, the caller notes

@@ -206,6 +206,14 @@ sched_config_defaults(struct sched_config *c)
 	c->max_queue             = 1000000;
 	c->max_results           = 1000000;
 	c->result_ttl_ms         = 600000;
+	c->max_result_bytes      = (size_t)1 << 30;
+	c->task_retries          = 3;
+	c->task_backoff_ms       = 100;
+	c->task_backoff_max_ms   = 10000;
+	c->task_timeout_ms       = 0;
+	c->task_retry_errors     = 0;
+	c->quarantine_after      = 3;
+	c->report_grace_ms       = 500;
 }
 
 /* ------------------------------------------------------------ helpers */

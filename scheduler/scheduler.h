@@ -17,6 +17,8 @@ enum sched_task_state {
 	TASK_DONE,
 	TASK_FAILED,
 	TASK_CANCELLED,
+	TASK_DELAYED, /* failed, waiting for its retry backoff */
+	TASK_DEAD,    /* quarantined after killing worker processes */
 	TASK_STATE_MAX,
 };
 
@@ -29,6 +31,16 @@ struct sched_config {
 	size_t      max_queue;
 	size_t      max_results;
 	uint32_t    result_ttl_ms;
+	size_t      max_result_bytes;    /* bytes of stored results, 1 GiB */
+	/* task failure defaults (a submit entry's options override them) */
+	uint32_t    task_retries;        /* default 3 */
+	uint32_t    task_backoff_ms;     /* default 100 */
+	uint32_t    task_backoff_max_ms; /* default 10000 */
+	uint32_t    task_timeout_ms;     /* default 0: none */
+	int         task_retry_errors;   /* default 0 */
+	uint32_t    quarantine_after;    /* kills that make a task dead, 3 */
+	uint32_t    report_grace_ms;     /* wait for a supervisor's report,
+	                                  * default 500 */
 	const char *ready_file; /* written once listening, or NULL */
 };
 
