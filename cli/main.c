@@ -328,6 +328,13 @@ cmd_scheduler(int argc, char **argv)
 		sc.max_queue             = c.max_queue;
 		sc.max_results           = c.max_results;
 		sc.result_ttl_ms         = c.result_ttl_ms;
+		sc.max_result_bytes      = c.max_result_bytes;
+		sc.quarantine_after      = c.quarantine_after;
+		sc.task_retries          = c.task_retries;
+		sc.task_backoff_ms       = c.task_backoff_ms;
+		sc.task_backoff_max_ms   = c.task_backoff_max_ms;
+		sc.task_timeout_ms       = c.task_timeout_ms;
+		sc.task_retry_errors     = c.task_retry_errors;
 		if (level < 0)
 			level = c.log_level;
 	}
@@ -388,6 +395,13 @@ worker_usage(FILE *out)
 	    "      --object-cache SIZE  object cache budget per process "
 	    "(default:\n"
 	    "                       a quarter of physical memory)\n"
+	    "      --memory-limit SIZE  kill a process whose anonymous "
+	    "memory\n"
+	    "                       (RssAnon) exceeds SIZE, e.g. 2GiB "
+	    "(default: none)\n"
+	    "      --max-tasks N    replace each process after N tasks "
+	    "(default:\n"
+	    "                       never)\n"
 	    "      --log-level L    error, warn, info (default) or debug\n"
 	    "  -h, --help           show this help\n",
 	    CLI_DEFAULT_ADDRESS);
@@ -402,6 +416,10 @@ enum {
 	OPT_NAME,
 	OPT_LIBDIR,
 	OPT_OCACHE,
+	OPT_MEMLIMIT,
+	OPT_MAXTASKS,
+	OPT_SUPTOKEN,
+	OPT_SLOTFD,
 };
 
 /* Options shared by `worker` and `worker-process`. */
@@ -422,6 +440,10 @@ static const struct option worker_opts[] = {
 	{ "library-dir", required_argument, NULL, OPT_LIBDIR },
 	{ "object-root", required_argument, NULL, 'R' },
 	{ "object-cache", required_argument, NULL, OPT_OCACHE },
+	{ "memory-limit", required_argument, NULL, OPT_MEMLIMIT },
+	{ "max-tasks", required_argument, NULL, OPT_MAXTASKS },
+	{ "supervisor-token", required_argument, NULL, OPT_SUPTOKEN },
+	{ "slot-table-fd", required_argument, NULL, OPT_SLOTFD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -507,6 +529,37 @@ worker_main(int argc, char **argv, int is_process)
 				return 2;
 			}
 			break;
+		case OPT_MEMLIMIT:
+			if (conf_parse_size(optarg, &o.memory_limit) != 0 ||
+			    o.memory_limit < (1u << 20)) {
+				fprintf(stderr,
+				    "%s: --memory-limit: '%s' is not a size of "
+				    "at least 1MiB (e.g. 512MiB, 4GiB)\n",
+				    who, optarg);
+				return 2;
+			}
+			break;
+		case OPT_MAXTASKS:
+			o.max_tasks = (uint64_t)cli_parse_long(
+			    "--max-tasks", optarg, 1, LONG_MAX);
+			break;
+		case OPT_SUPTOKEN: {
+			char *end;
+			errno              = 0;
+			o.supervisor_token = strtoull(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || end == optarg) {
+				fprintf(stderr,
+				    "%s: --supervisor-token: '%s' is not a "
+				    "number\n",
+				    who, optarg);
+				return 2;
+			}
+			break;
+		}
+		case OPT_SLOTFD:
+			o.slot_table_fd = (int)cli_parse_long(
+			    "--slot-table-fd", optarg, 0, INT_MAX);
+			break;
 		case 'h':
 			worker_usage(stdout);
 			return 0;
@@ -552,6 +605,10 @@ worker_main(int argc, char **argv, int is_process)
 				roots[n_roots++] = g->object_roots[i];
 		if (o.object_cache == 0)
 			o.object_cache = g->object_cache;
+		if (o.memory_limit == 0)
+			o.memory_limit = g->memory_limit;
+		if (o.max_tasks == 0)
+			o.max_tasks = g->max_tasks_per_process;
 		o.connect_timeout_ms = c.connect_timeout_ms;
 		o.drain_timeout_ms   = c.drain_timeout_ms;
 		o.max_message_size   = c.max_message_size;
@@ -620,9 +677,12 @@ static void
 submit_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ferry submit [-f FILE | -c URL] [--timeout SECONDS] "
+	    "usage: ferry submit [-f FILE | -c URL] [--wait DURATION] "
 	    "[--args JSON]\n"
-	    "                    FN [ARG...]\n"
+	    "                    [--retries N] [--timeout DURATION] "
+	    "[--backoff DURATION]\n"
+	    "                    [--backoff-max DURATION] [--retry-errors] "
+	    "FN [ARG...]\n"
 	    "\n"
 	    "Run task function FN once and print its result as JSON.  The\n"
 	    "arguments are sent as a msgpack array of the ARGs, each parsed "
@@ -644,9 +704,34 @@ submit_usage(FILE *out)
 	    "  -c, --connect URL    scheduler address (default "
 	    "$FERRY_ADDRESS or\n"
 	    "                       %s)\n"
-	    "  -t, --timeout S      give up after S seconds (default 60)\n"
+	    "  -w, --wait DURATION  give up waiting for the result after "
+	    "DURATION\n"
+	    "                       (250ms, 30s, 5m; default 60s; the task "
+	    "goes on)\n"
 	    "  -a, --args JSON      send this JSON value as the arguments\n"
+	    "\n"
+	    "Failure handling (default: the scheduler's task_defaults):\n"
+	    "      --retries N      run it again up to N times (0 ... 1000) "
+	    "after a\n"
+	    "                       crash or timeout\n"
+	    "      --retry-errors   also retry errors the task function "
+	    "reports\n"
+	    "      --timeout DURATION\n"
+	    "                       kill a run that takes longer (0: no "
+	    "timeout)\n"
+	    "      --backoff DURATION\n"
+	    "                       wait this long before the first retry; "
+	    "doubles\n"
+	    "                       per retry\n"
+	    "      --backoff-max DURATION\n"
+	    "                       cap of that wait\n"
 	    "  -h, --help           show this help\n"
+	    "\n"
+	    "A task that failed or was quarantined (it killed worker "
+	    "processes) prints\n"
+	    "its error and how many times it ran to stderr; a task that "
+	    "succeeded\n"
+	    "after retries says so on stderr.\n"
 	    "\n"
 	    "Exit status: 0 on success, 1 if the task failed (its error is "
 	    "printed),\n"
@@ -687,34 +772,96 @@ pack_object_arg(msgpack_packer *pk, const char *spec)
 	return 0;
 }
 
+/* Parse a --OPT DURATION ("500ms", "2s", a bare number of ms). */
+static int
+submit_duration(const char *opt, const char *val, uint32_t *ms)
+{
+	if (conf_parse_duration(val, ms) != 0) {
+		fprintf(stderr, "ferry submit: %s: '%s' is not a duration "
+		                "(500ms, 2s, 5m, 1h or milliseconds)\n",
+		    opt, val);
+		return -1;
+	}
+	return 0;
+}
+
+/* The same, into an int option of struct ferry_task_opts. */
+static int
+submit_duration_int(const char *opt, const char *val, int *out)
+{
+	uint32_t ms;
+	if (submit_duration(opt, val, &ms) != 0)
+		return -1;
+	if (ms > INT32_MAX) {
+		fprintf(stderr, "ferry submit: %s: '%s' is too long\n", opt,
+		    val);
+		return -1;
+	}
+	*out = (int)ms;
+	return 0;
+}
+
 int
 cmd_submit(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "connect", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },
+		{ "wait", required_argument, NULL, 'w' },
 		{ "args", required_argument, NULL, 'a' },
+		{ "retries", required_argument, NULL, 'R' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "backoff", required_argument, NULL, 'B' },
+		{ "backoff-max", required_argument, NULL, 'M' },
+		{ "retry-errors", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char     *file = NULL, *url = NULL, *args_json = NULL, *fn;
 	char            addr[1024], err[512];
-	long            timeout = 60;
+	uint32_t        wait_ms = 60000;
 	int             ch, rv, rc = 0;
+	struct ferry_task_opts topts;
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
 	ferry_client   *c;
 	ferry_future   *f;
 
-	while ((ch = getopt_long(argc, argv, "+f:c:t:a:h", opts, NULL)) != -1) {
+	ferry_task_opts_init(&topts);
+	while ((ch = getopt_long(argc, argv, "+f:c:w:a:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': file = optarg; break;
 		case 'c': url = optarg; break;
-		case 't':
-			timeout = cli_parse_long("--timeout", optarg, 1, 86400);
+		case 'w':
+			if (submit_duration("--wait", optarg, &wait_ms) != 0)
+				return 2;
+			if (wait_ms == 0 || wait_ms > INT32_MAX) {
+				fprintf(stderr, "ferry submit: --wait: must be "
+				                "between 1ms and 24 days\n");
+				return 2;
+			}
 			break;
 		case 'a': args_json = optarg; break;
+		case 'R':
+			topts.retries = (int)cli_parse_long("--retries", optarg,
+			    0, 1000);
+			break;
+		case 'T':
+			if (submit_duration_int("--timeout", optarg,
+			        &topts.timeout_ms) != 0)
+				return 2;
+			break;
+		case 'B':
+			if (submit_duration_int("--backoff", optarg,
+			        &topts.backoff_ms) != 0)
+				return 2;
+			break;
+		case 'M':
+			if (submit_duration_int("--backoff-max", optarg,
+			        &topts.backoff_max_ms) != 0)
+				return 2;
+			break;
+		case 'E': topts.retry_errors = 1; break;
 		case 'h':
 			submit_usage(stdout);
 			return 0;
@@ -779,23 +926,28 @@ cmd_submit(int argc, char **argv)
 		msgpack_sbuffer_destroy(&sb);
 		return 3;
 	}
-	rv = ferry_submit(c, fn, sb.data, sb.size, &f);
+	rv = ferry_submit_opts(c, fn, sb.data, sb.size, &topts, &f);
 	msgpack_sbuffer_destroy(&sb);
 	if (rv != 0) {
 		fprintf(stderr, "ferry submit: %s\n", ferry_strerror(rv));
 		ferry_client_close(c);
 		return 2;
 	}
-	if (ferry_future_wait(f, (int)timeout * 1000) != 0) {
+	if (ferry_future_wait(f, (int)wait_ms) != 0) {
 		fprintf(stderr,
-		    "ferry submit: no result within %ld s (task %" PRIu64
-		    " of this client is still pending)\n",
-		    timeout, ferry_future_id(f));
+		    "ferry submit: no result within %" PRIu32 " ms (task %"
+		    PRIu64 " of session %016" PRIx64 " is still pending)\n",
+		    wait_ms, ferry_future_id(f), ferry_client_session(c));
 		rc = 1;
 	} else {
 		const void *data;
 		size_t      len;
+		uint32_t    attempts = ferry_future_attempts(f);
 		rv = ferry_future_result(f, &data, &len);
+		if (rv == 0 && attempts > 1)
+			fprintf(stderr, "ferry submit: %s succeeded on attempt "
+			                "%" PRIu32 "\n",
+			    fn, attempts);
 		if (rv == 0) {
 			char *js = json_from_msgpack_bytes(data, len, err,
 			    sizeof(err));
@@ -810,9 +962,16 @@ cmd_submit(int argc, char **argv)
 			}
 		} else {
 			const char *msg = ferry_future_error(f);
-			fprintf(stderr, "ferry submit: %s failed: %s%s%s\n", fn,
+			char        runs[64] = "";
+			if (attempts > 0)
+				snprintf(runs, sizeof(runs), " (ran %" PRIu32
+				    " time%s)", attempts, attempts == 1 ? "" : "s");
+			fprintf(stderr, "ferry submit: %s %s: %s%s%s%s\n", fn,
+			    ferry_future_state(f) == FERRY_DEAD
+			        ? "is dead (quarantined)"
+			        : "failed",
 			    ferry_strerror(rv), msg ? ": " : "",
-			    msg ? msg : "");
+			    msg ? msg : "", runs);
 			rc = 1;
 		}
 	}
@@ -928,7 +1087,34 @@ print_status(const char *addr, const char *json)
 	    obj_uint(&o, "submitted"), obj_uint(&o, "done"),
 	    obj_uint(&o, "failed"), obj_uint(&o, "cancelled"),
 	    obj_uint(&o, "requeued"), obj_uint(&o, "rejected"));
-	printf("clients    %" PRIu64 " connected\n", obj_uint(&o, "clients"));
+	printf("failures   %" PRIu64 " retried, %" PRIu64 " dead (quarantined), "
+	       "%" PRIu64 " waiting to retry, %" PRIu64 " process(es) killed "
+	       "by tasks (%" PRIu64 " timed out, %" PRIu64 " over memory)\n",
+	    obj_uint(&o, "retried"), obj_uint(&o, "dead"),
+	    obj_uint(&o, "delayed"), obj_uint(&o, "kills"),
+	    obj_uint(&o, "timeouts"), obj_uint(&o, "memory_kills"));
+	printf("clients    %" PRIu64 " connected, %" PRIu64
+	       " supervisor(s), %" PRIu64 " late result(s) dropped\n",
+	    obj_uint(&o, "clients"), obj_uint(&o, "supervisors"),
+	    obj_uint(&o, "late_results"));
+	{
+		const msgpack_object *rf = obj_get(&o, "recent_failures");
+		if (rf != NULL && rf->type == MSGPACK_OBJECT_ARRAY &&
+		    rf->via.array.size > 0) {
+			printf("\nRECENT FAILURES (newest first)\n");
+			for (uint32_t i = 0; i < rf->via.array.size; i++) {
+				const msgpack_object *e = &rf->via.array.ptr[i];
+				char fn[80], st[16], why[300];
+				printf("  task %" PRIu64 " %s: %s after %" PRIu64
+				       " run(s): %s\n",
+				    obj_uint(e, "id"),
+				    obj_str(e, "fn", fn, sizeof(fn)),
+				    obj_str(e, "state", st, sizeof(st)),
+				    obj_uint(e, "attempts"),
+				    obj_str(e, "reason", why, sizeof(why)));
+			}
+		}
+	}
 	if (wl != NULL && wl->type == MSGPACK_OBJECT_ARRAY &&
 	    wl->via.array.size > 0) {
 		printf("\n%-24s %7s %-8s %5s %4s %5s %9s %6s %8s %5s %8s "

@@ -8,8 +8,19 @@
  * Results are acknowledged by sequence number in the next fetch, so a
  * reply lost with a dropped connection is sent again, and a reconnecting
  * client (same session) gets every result exactly once.
+ *
+ * Tags (client task ids) at or below base_tag belong to an earlier process
+ * whose session this one resumed; their results, when no future waits for
+ * them, are kept as orphans until ferry_attach() takes them.  Every tag
+ * above base_tag was made here, so a result for one of those that has no
+ * future is a duplicate.
+ *
+ * unsent counts tasks not yet accepted by the scheduler (queued here, in
+ * a submit in flight, or rejected as full); ferry_submit/ferry_map wait
+ * for it to fall below max_unsent, or refuse (FERRY_FULL_FAIL).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +47,11 @@
 #define FETCH_WAIT_MS 5000
 #define RETRY_FULL_MS 20
 #define CLOSE_WAIT_S 2
+#define MAX_UNSENT_PER_BATCH 16 /* default max_unsent = 16 x max_batch */
+
+/* Whether a caller's options struct (of o->size bytes) has field. */
+#define OPT_HAS(o, type, field)                                            \
+	((o)->size >= offsetof(type, field) + sizeof((o)->field))
 
 enum req_kind { REQ_HELLO = 1, REQ_SUBMIT, REQ_FETCH, REQ_CANCEL, REQ_STATUS };
 
@@ -51,11 +67,24 @@ struct ferry_future {
 	size_t               fn_len, args_len;
 	char                *keys; /* locality keys, NUL-separated */
 	uint32_t             n_keys;
+	struct proto_task_opts opts; /* failure options sent with it */
+	uint32_t             attempts; /* runs started, from the result */
 	int                  refs;
 	int                  queued; /* in the submit queue */
+	int                  unsent; /* counted in the client's unsent */
+	int                  cancel_requested; /* a cancel was sent */
+	int                  attached; /* made by ferry_attach */
 	struct ferry_future *next;   /* submit queue / request list */
 	struct ferry_iter   *iter;
 	struct ferry_future *iter_next;
+};
+
+/* A result that arrived for a tag without a future. */
+struct orphan {
+	int32_t  code;
+	uint32_t attempts;
+	size_t   len;
+	uint8_t  data[];
 };
 
 struct ferry_iter {
@@ -89,12 +118,20 @@ struct ferry_client {
 	int                  connected;  /* welcome received */
 	int                  was_connected;
 	int                  hello_inflight;
+	int                  resume_retry; /* first hello refused: resend */
 	uint64_t             hello_retry_ms;
 	int                  conn_error; /* fatal error from hello */
 	char                 conn_msg[1024];
 	uint64_t             session;
 	uint64_t             next_tag;
+	uint64_t             base_tag; /* tags <= this: earlier process's */
 	struct ferry_client_stats stats;
+
+	/* results kept for tags without a future (tag -> struct orphan),
+	 * and tags of attached futures that completed (tag -> non-NULL) */
+	struct idmap         orphans;
+	struct idmap         attached_done;
+	size_t               unsent; /* tasks the scheduler has not accepted */
 
 	/* submit queue */
 	struct ferry_future *sq_head, *sq_tail;
@@ -153,6 +190,11 @@ client_destroy(ferry_client *c)
 	free(c->cancel_ids);
 	free(c->status_bytes);
 	idmap_fini(&c->pending);
+	for (size_t i = 0; i < c->orphans.cap; i++)
+		if (c->orphans.slots[i].key != 0)
+			free(c->orphans.slots[i].val);
+	idmap_fini(&c->orphans);
+	idmap_fini(&c->attached_done);
 	proto_writer_fini(&c->w);
 	proto_decoder_fini(&c->dec);
 	if (c->event_fd >= 0)
@@ -181,6 +223,12 @@ future_complete_locked(ferry_client *c, struct ferry_future *f, int state,
 {
 	if (f->state != FERRY_PENDING)
 		return;
+	if (f->unsent) {
+		f->unsent = 0;
+		c->unsent--;
+	}
+	if (f->attached) /* remember it: a repeat is a duplicate */
+		(void)idmap_put(&c->attached_done, f->tag, f);
 	f->state   = state;
 	f->errcode = code;
 	f->data    = malloc(len + 1);
@@ -311,7 +359,7 @@ send_submit_locked(ferry_client *c)
 	proto_reserve_array32(&c->w);
 	while ((f = c->sq_head) != NULL && n < cap) {
 		if (n > 0 &&
-		    c->w.buf.size + f->args_len + f->fn_len + 32 > budget)
+		    c->w.buf.size + f->args_len + f->fn_len + 128 > budget)
 			break;
 		c->sq_head = f->next;
 		if (c->sq_head == NULL)
@@ -324,10 +372,7 @@ send_submit_locked(ferry_client *c)
 			future_release_locked(f);
 			continue;
 		}
-		if (f->n_keys == 0) {
-			proto_pack_task(&c->w, f->tag, f->fn, f->fn_len,
-			    f->args, f->args_len);
-		} else {
+		{
 			const char *keys[PROTO_MAX_TASK_OBJS];
 			size_t      lens[PROTO_MAX_TASK_OBJS];
 			const char *k = f->keys;
@@ -336,8 +381,9 @@ send_submit_locked(ferry_client *c)
 				lens[i] = strlen(k);
 				k += lens[i] + 1;
 			}
-			proto_pack_task_objs(&c->w, f->tag, f->fn, f->fn_len,
-			    f->args, f->args_len, keys, lens, f->n_keys);
+			proto_pack_submit_task(&c->w, f->tag, f->fn, f->fn_len,
+			    f->args, f->args_len, keys, lens, f->n_keys,
+			    &f->opts);
 		}
 		r->futs[n++] = f; /* the queue's reference moves here */
 	}
@@ -384,6 +430,17 @@ requeue_front_locked(ferry_client *c, struct ferry_future **fs, uint32_t n)
 	}
 }
 
+/* Mark f accepted by the scheduler (or finally refused): it no longer
+ * counts against max_unsent. */
+static void
+unsent_done_locked(ferry_client *c, struct ferry_future *f)
+{
+	if (f->unsent) {
+		f->unsent = 0;
+		c->unsent--;
+	}
+}
+
 static void
 handle_submitted_locked(ferry_client *c, struct req *r,
     const struct proto_msg *m)
@@ -396,8 +453,16 @@ handle_submitted_locked(ferry_client *c, struct req *r,
 		struct ferry_future       *f   = idmap_get(&c->pending, res->id);
 		if (f == NULL)
 			continue;
-		if (res->code == FERRY_EFULL) {
-			/* back-pressure: send it again shortly */
+		if (res->code == FERRY_EFULL &&
+		    c->opts.on_full == FERRY_FULL_BLOCK) {
+			/* back-pressure: send it again shortly, unless it
+			 * was cancelled meanwhile (the scheduler never had
+			 * it, so it is cancelled here) */
+			if (f->cancel_requested) {
+				future_complete_locked(c, f, FERRY_CANCELLED,
+				    FERRY_ECANCELED, "cancelled", 9);
+				continue;
+			}
 			if (full == NULL)
 				full = calloc(m->n_results, sizeof(*full));
 			if (full != NULL) {
@@ -409,51 +474,110 @@ handle_submitted_locked(ferry_client *c, struct req *r,
 		future_complete_locked(c, f, FERRY_FAILED, res->code, res->data,
 		    res->len);
 	}
-	/* the accepted ones no longer need their arguments */
-	for (uint32_t i = 0; i < r->n_futs; i++) {
-		struct ferry_future *f = r->futs[i];
-		if (f->state == FERRY_PENDING) {
-			free(f->args);
-			f->args     = NULL;
-			f->args_len = 0;
-		}
-	}
 	if (nfull > 0) {
-		/* those rejected as full keep their arguments: restore */
+		/* those rejected as full keep their arguments and go back
+		 * to the front of the queue */
 		c->retry_at_ms = util_now_ms() + RETRY_FULL_MS;
 		requeue_front_locked(c, full, nfull);
 	}
 	free(full);
+	/* the accepted ones no longer need their arguments */
+	for (uint32_t i = 0; i < r->n_futs; i++) {
+		struct ferry_future *f = r->futs[i];
+		if (f->state == FERRY_PENDING && !f->queued) {
+			free(f->args);
+			f->args     = NULL;
+			f->args_len = 0;
+			unsent_done_locked(c, f);
+		}
+	}
+}
+
+/* Whether a result for tag, which has no future, is a repeat of one
+ * delivered here already. */
+static int
+tag_completed_locked(const ferry_client *c, uint64_t tag)
+{
+	if (tag > c->base_tag && tag <= c->next_tag)
+		return 1; /* made here, and no longer pending */
+	return idmap_get(&c->attached_done, tag) != NULL ||
+	    idmap_get(&c->orphans, tag) != NULL;
+}
+
+/* Keep a result nobody waits for (lock held).  Returns 0 or -1 (no
+ * memory). */
+static int
+orphan_keep_locked(ferry_client *c, const struct proto_result *res)
+{
+	struct orphan *o = malloc(sizeof(*o) + res->len + 1);
+	if (o == NULL)
+		return -1;
+	o->code     = res->code;
+	o->attempts = res->attempts;
+	o->len      = res->len;
+	if (res->len > 0)
+		memcpy(o->data, res->data, res->len);
+	o->data[res->len] = '\0';
+	if (idmap_put(&c->orphans, res->id, o) != 0) {
+		free(o);
+		return -1;
+	}
+	return 0;
+}
+
+/* The future state a result code means. */
+static int
+state_of_code(int32_t code)
+{
+	switch (code) {
+	case 0:
+		return FERRY_DONE;
+	case FERRY_ECANCELED:
+		return FERRY_CANCELLED;
+	case FERRY_EDEAD:
+		return FERRY_DEAD;
+	default:
+		return FERRY_FAILED;
+	}
 }
 
 static void
 handle_results_locked(ferry_client *c, const struct proto_msg *m)
 {
+	/* entries carry consecutive seqs ending at m->seq */
+	uint64_t first = m->seq + 1 - m->n_results;
+
 	for (uint32_t i = 0; i < m->n_results; i++) {
 		const struct proto_result *res = &m->results[i];
 		struct ferry_future       *f   = idmap_get(&c->pending, res->id);
-		int                        state;
 		if (f == NULL) {
-			/* already complete: never deliver twice, but count
-			 * it, a duplicate means a bug somewhere */
-			if (res->id != 0 && res->id <= c->next_tag)
+			if (res->id == 0 || tag_completed_locked(c, res->id)) {
+				/* never deliver twice, but count it: a
+				 * duplicate means a bug somewhere */
 				c->stats.duplicates++;
+				continue;
+			}
+			if (orphan_keep_locked(c, res) != 0) {
+				/* no memory: acknowledge only what came
+				 * before; the rest is delivered again */
+				if (m->seq >= m->n_results && first + i - 1 > c->ack)
+					c->ack = first + i - 1;
+				return;
+			}
 			continue;
 		}
-		if (res->code == 0)
-			state = FERRY_DONE;
-		else if (res->code == FERRY_ECANCELED)
-			state = FERRY_CANCELLED;
-		else
-			state = FERRY_FAILED;
-		future_complete_locked(c, f, state, res->code, res->data,
-		    res->len);
+		f->attempts = res->attempts;
+		future_complete_locked(c, f, state_of_code(res->code),
+		    res->code, res->data, res->len);
 	}
 	if (m->seq > c->ack)
 		c->ack = m->seq;
 }
 
 static void pump_locked(ferry_client *c);
+static void deadline_of(int timeout_ms, struct timespec *ts);
+static int  wait_locked(ferry_client *c, int timeout_ms,
+     const struct timespec *ts);
 
 /* The scheduler no longer knows our session (it expired, or the scheduler
  * restarted): tasks it had accepted are gone; fail their futures.  Tasks
@@ -510,6 +634,14 @@ handle_reply(ferry_client *c, nng_msg *msg)
 			/* re-registering after a dropped connection: the
 			 * scheduler may not have seen the old one go yet */
 			c->hello_retry_ms = util_now_ms() + 200;
+		} else if (rv == 0 && m.type == PROTO_ERROR &&
+		    m.code == FERRY_ESTATE && c->opts.session != 0) {
+			/* resuming a session the scheduler still sees
+			 * attached to an earlier process's connection: ask
+			 * again until it notices that one is gone (bounded
+			 * by the connect timeout) */
+			c->resume_retry   = 1;
+			c->hello_retry_ms = util_now_ms() + 100;
 		} else if (rv != 0) {
 			c->conn_error = rv;
 			snprintf(c->conn_msg, sizeof(c->conn_msg),
@@ -524,6 +656,12 @@ handle_reply(ferry_client *c, nng_msg *msg)
 				c->opts.max_message_size = m.max_message_size;
 			if (c->was_connected && !m.resumed)
 				session_lost_locked(c);
+			/* number new tasks above every id the session has
+			 * used (an earlier process's, when resuming) */
+			if (m.max_tag > c->next_tag)
+				c->next_tag = m.max_tag;
+			if (!c->was_connected)
+				c->base_tag = c->next_tag;
 			c->connected     = 1;
 			c->was_connected = 1;
 		}
@@ -645,27 +783,34 @@ pump_locked(ferry_client *c)
 		if (c->submits_inflight == before)
 			break;
 	}
-	if (c->n_cancel > 0) {
-		struct req *r = req_new(c, REQ_CANCEL);
-		if (r != NULL) {
-			proto_writer_reset(&c->w);
-			proto_begin(&c->w, PROTO_CANCEL, 1);
-			proto_put_key(&c->w, "ids");
-			msgpack_pack_array(&c->w.pk, (uint32_t)c->n_cancel);
-			for (size_t i = 0; i < c->n_cancel; i++)
-				msgpack_pack_uint64(&c->w.pk, c->cancel_ids[i]);
-			/* keep them: sent again if the connection drops */
-			r->ids        = c->cancel_ids;
-			r->n_ids      = (uint32_t)c->n_cancel;
-			c->cancel_ids = NULL;
-			c->n_cancel = c->cap_cancel = 0;
-			if (send_req(c, r) != 0) {
-				c->cancel_ids = r->ids;
-				c->n_cancel = c->cap_cancel = r->n_ids;
-				r->ids                      = NULL;
-				req_clear(r);
-			}
+	while (c->n_cancel > 0) {
+		/* as many ids as fit in half a message (9 bytes each at
+		 * most); the rest go in the next one */
+		size_t      max = c->opts.max_message_size / 2 / 9;
+		size_t      k   = c->n_cancel < max ? c->n_cancel : max;
+		struct req *r   = req_new(c, REQ_CANCEL);
+		if (r == NULL)
+			break;
+		if ((r->ids = malloc(k * sizeof(*r->ids))) == NULL) {
+			req_clear(r);
+			break;
 		}
+		memcpy(r->ids, c->cancel_ids, k * sizeof(*r->ids));
+		r->n_ids = (uint32_t)k;
+		proto_writer_reset(&c->w);
+		proto_begin(&c->w, PROTO_CANCEL, 1);
+		proto_put_key(&c->w, "ids");
+		msgpack_pack_array(&c->w.pk, (uint32_t)k);
+		for (size_t i = 0; i < k; i++)
+			msgpack_pack_uint64(&c->w.pk, r->ids[i]);
+		/* r keeps them: sent again if the connection drops */
+		if (send_req(c, r) != 0) {
+			req_clear(r);
+			break;
+		}
+		c->n_cancel -= k;
+		memmove(c->cancel_ids, c->cancel_ids + k,
+		    c->n_cancel * sizeof(*c->cancel_ids));
 	}
 	if (c->status_want) {
 		struct req *r  = req_new(c, REQ_STATUS);
@@ -727,8 +872,9 @@ io_main(void *arg)
 
 		pthread_mutex_lock(&c->lock);
 		closing = c->closing;
-		if (!c->connected && c->was_connected && !c->hello_inflight &&
-		    !closing && util_now_ms() >= c->hello_retry_ms)
+		if (!c->connected && (c->was_connected || c->resume_retry) &&
+		    !c->hello_inflight && !closing &&
+		    util_now_ms() >= c->hello_retry_ms)
 			send_hello(c);
 		pump_locked(c);
 		pthread_mutex_unlock(&c->lock);
@@ -821,6 +967,7 @@ client_shutdown(ferry_client *c)
 {
 	pthread_mutex_lock(&c->lock);
 	c->closing = 1;
+	pthread_cond_broadcast(&c->cv); /* callers waiting for room */
 	pthread_mutex_unlock(&c->lock);
 	if (c->rx != NULL)
 		nng_aio_stop(c->rx);
@@ -860,6 +1007,7 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	c->opts.connect_timeout_ms = 10000;
 	c->opts.max_message_size   = 64u << 20;
 	c->opts.max_batch          = 4096;
+	c->opts.submit_timeout_ms  = -1;
 	if (opts != NULL && opts->size >= sizeof(size_t)) {
 		if (opts->connect_timeout_ms != 0)
 			c->opts.connect_timeout_ms = opts->connect_timeout_ms;
@@ -867,13 +1015,33 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 			c->opts.max_message_size = opts->max_message_size;
 		if (opts->max_batch > 0)
 			c->opts.max_batch = opts->max_batch;
+		if (OPT_HAS(opts, struct ferry_client_opts, on_full)) {
+			if (opts->on_full != FERRY_FULL_BLOCK &&
+			    opts->on_full != FERRY_FULL_FAIL) {
+				free(c);
+				return FERRY_EINVAL;
+			}
+			c->opts.on_full = opts->on_full;
+		}
+		if (OPT_HAS(opts, struct ferry_client_opts, max_unsent) && opts->max_unsent > 0)
+			c->opts.max_unsent = opts->max_unsent;
+		if (OPT_HAS(opts, struct ferry_client_opts, submit_timeout_ms) &&
+		    opts->submit_timeout_ms > 0)
+			c->opts.submit_timeout_ms = opts->submit_timeout_ms;
+		if (OPT_HAS(opts, struct ferry_client_opts, session))
+			c->opts.session = opts->session;
 	}
+	if (c->opts.max_unsent == 0)
+		c->opts.max_unsent = c->opts.max_batch * MAX_UNSENT_PER_BATCH;
 	c->refs     = 1;
 	c->event_fd = -1;
-	c->session  = util_random64();
+	c->session  = c->opts.session != 0 ? c->opts.session
+	                                   : util_random64();
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	idmap_init(&c->pending);
+	idmap_init(&c->orphans);
+	idmap_init(&c->attached_done);
 	proto_writer_init(&c->w);
 	proto_decoder_init(&c->dec);
 	if ((c->url = strdup(url)) == NULL) {
@@ -926,9 +1094,10 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 		else
 			rv = pthread_cond_timedwait(&c->cv, &c->lock, &ts);
 	}
-	rv = c->connected ? 0
-	    : c->conn_error != 0 ? c->conn_error
-	                         : FERRY_ECONNECT;
+	rv = c->connected         ? 0
+	    : c->conn_error != 0  ? c->conn_error
+	    : c->resume_retry     ? FERRY_ESTATE /* session still in use */
+	                          : FERRY_ECONNECT;
 	pthread_mutex_unlock(&c->lock);
 	if (rv != 0)
 		goto fail;
@@ -1036,7 +1205,8 @@ find_keys(const void *args, size_t len, struct keys *k)
 
 static int
 submit_locked(ferry_client *c, const char *fn, size_t fn_len,
-    const void *args, size_t len, ferry_future **out)
+    const void *args, size_t len, const struct proto_task_opts *po,
+    ferry_future **out)
 {
 	struct ferry_future *f;
 	struct keys          k;
@@ -1062,18 +1232,22 @@ submit_locked(ferry_client *c, const char *fn, size_t fn_len,
 	if (len > 0)
 		memcpy(f->args, args, len);
 	f->args_len = len;
+	f->opts     = *po;
 	f->c        = c;
 	f->tag      = ++c->next_tag;
 	f->state    = FERRY_PENDING;
 	f->refs     = 3; /* the caller's, the client's, the queue's */
 	f->queued   = 1;
 	if (idmap_put(&c->pending, f->tag, f) != 0) {
+		c->next_tag--;
 		free(f->fn);
 		free(f->args);
 		free(f->keys);
 		free(f);
 		return FERRY_ENOMEM;
 	}
+	f->unsent = 1;
+	c->unsent++;
 	c->refs++;
 	c->stats.submitted++;
 	if (c->sq_tail != NULL)
@@ -1096,27 +1270,209 @@ check_fn(const char *fn, size_t *fn_len)
 	return 0;
 }
 
-FERRY_API int
-ferry_submit(ferry_client *c, const char *fn, const void *args, size_t len,
-    ferry_future **out)
+FERRY_API void
+ferry_task_opts_init(struct ferry_task_opts *o)
 {
-	size_t fn_len;
-	int    rv;
+	if (o == NULL)
+		return;
+	o->size           = sizeof(*o);
+	o->retries        = -1;
+	o->backoff_ms     = -1;
+	o->backoff_max_ms = -1;
+	o->timeout_ms     = -1;
+	o->retry_errors   = -1;
+}
+
+/* One option: -1 leaves it unset (the scheduler's default), 0 ... max
+ * sets it. */
+static int
+task_opt(int v, int max, uint32_t bit, uint32_t *set, uint32_t *out)
+{
+	if (v == -1)
+		return 0;
+	if (v < 0 || v > max)
+		return FERRY_EINVAL;
+	*set |= bit;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Check the caller's options and turn them into the wire form. */
+static int
+task_opts_convert(const struct ferry_task_opts *o, struct proto_task_opts *p)
+{
+	int rv = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (o == NULL)
+		return 0;
+	if (o->size < sizeof(size_t))
+		return FERRY_EINVAL;
+#define TASK_OPT(field, max, bit)                                          \
+	if (rv == 0 && OPT_HAS(o, struct ferry_task_opts, field))          \
+	rv = task_opt(o->field, max, bit, &p->set, &p->field)
+	TASK_OPT(retries, 1000, PROTO_OPT_RETRIES);
+	TASK_OPT(backoff_ms, INT32_MAX, PROTO_OPT_BACKOFF);
+	TASK_OPT(backoff_max_ms, INT32_MAX, PROTO_OPT_BACKOFF_MAX);
+	TASK_OPT(timeout_ms, INT32_MAX, PROTO_OPT_TIMEOUT);
+	TASK_OPT(retry_errors, INT32_MAX, PROTO_OPT_RETRY_ERRORS);
+#undef TASK_OPT
+	if (p->retry_errors > 1)
+		p->retry_errors = 1;
+	return rv;
+}
+
+/*
+ * Make room for one more unsent task (lock held): returns 0 when there is
+ * room, FERRY_EFULL (FERRY_FULL_FAIL) or, after waiting, FERRY_ETIMEDOUT
+ * or FERRY_ECLOSED.  *gone is set if the client was freed meanwhile (by
+ * a ferry_client_close in another thread); its lock is then released.
+ */
+static int
+room_locked(ferry_client *c, size_t need, const struct timespec *ts,
+    int *gone)
+{
+	int rv = 0;
+
+	*gone = 0;
+	if (c->unsent + need <= c->opts.max_unsent)
+		return 0;
+	if (c->opts.on_full == FERRY_FULL_FAIL)
+		return FERRY_EFULL;
+	c->refs++; /* the client stays while we wait, even if closed */
+	while (rv == 0 && !c->closing &&
+	    c->unsent + need > c->opts.max_unsent) {
+		pump_locked(c);
+		rv = wait_locked(c, c->opts.submit_timeout_ms, ts);
+	}
+	if (c->closing)
+		rv = FERRY_ECLOSED;
+	else if (c->unsent + need <= c->opts.max_unsent)
+		rv = 0;
+	if (client_release_locked(c))
+		*gone = 1;
+	return rv;
+}
+
+/* Take back a task of a map that failed half-way (lock held): one not
+ * sent yet is dropped here, one sent is cancelled at the scheduler (its
+ * future stays, with the client's reference only, until the result of
+ * the cancel arrives). */
+static void
+withdraw_locked(ferry_client *c, struct ferry_future *f)
+{
+	if (f->queued)
+		future_complete_locked(c, f, FERRY_CANCELLED, FERRY_ECANCELED,
+		    "withdrawn", 9);
+	else if (f->state == FERRY_PENDING && cancel_add_locked(c, f->tag) == 0)
+		f->cancel_requested = 1;
+	future_release_locked(f); /* the caller's */
+}
+
+FERRY_API int
+ferry_submit_opts(ferry_client *c, const char *fn, const void *args,
+    size_t len, const struct ferry_task_opts *opts, ferry_future **out)
+{
+	struct proto_task_opts po;
+	struct timespec        ts;
+	size_t                 fn_len;
+	int                    rv, gone;
 
 	if (c == NULL || out == NULL || (args == NULL && len > 0))
 		return FERRY_EINVAL;
 	if ((rv = check_fn(fn, &fn_len)) != 0)
 		return rv;
+	if ((rv = task_opts_convert(opts, &po)) != 0)
+		return rv;
 	if (len + fn_len + 4096 > c->opts.max_message_size)
 		return FERRY_ETOOBIG;
+	deadline_of(c->opts.submit_timeout_ms > 0 ? c->opts.submit_timeout_ms
+	                                          : 0,
+	    &ts);
 	pthread_mutex_lock(&c->lock);
 	if (c->closing) {
 		pthread_mutex_unlock(&c->lock);
 		return FERRY_ECLOSED;
 	}
-	rv = submit_locked(c, fn, fn_len, args, len, out);
+	if ((rv = room_locked(c, 1, &ts, &gone)) != 0) {
+		if (!gone)
+			pthread_mutex_unlock(&c->lock);
+		return rv;
+	}
+	rv = submit_locked(c, fn, fn_len, args, len, &po, out);
 	if (rv == 0)
 		pump_locked(c); /* send now unless a batch is already going */
+	pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
+FERRY_API int
+ferry_submit(ferry_client *c, const char *fn, const void *args, size_t len,
+    ferry_future **out)
+{
+	return ferry_submit_opts(c, fn, args, len, NULL, out);
+}
+
+FERRY_API int
+ferry_map_opts(ferry_client *c, const char *fn, size_t n,
+    const void *const *args, const size_t *lens,
+    const struct ferry_task_opts *opts, ferry_future **futs)
+{
+	struct proto_task_opts po;
+	struct timespec        ts;
+	size_t                 fn_len, i;
+	int                    rv = 0, gone = 0;
+
+	if (c == NULL || futs == NULL || (n > 0 && (args == NULL || lens == NULL)))
+		return FERRY_EINVAL;
+	if ((rv = check_fn(fn, &fn_len)) != 0)
+		return rv;
+	if ((rv = task_opts_convert(opts, &po)) != 0)
+		return rv;
+	for (i = 0; i < n; i++) {
+		if (args[i] == NULL && lens[i] > 0)
+			return FERRY_EINVAL;
+		if (lens[i] + fn_len + 4096 > c->opts.max_message_size)
+			return FERRY_ETOOBIG;
+	}
+	deadline_of(c->opts.submit_timeout_ms > 0 ? c->opts.submit_timeout_ms
+	                                          : 0,
+	    &ts);
+	pthread_mutex_lock(&c->lock);
+	if (c->closing) {
+		pthread_mutex_unlock(&c->lock);
+		return FERRY_ECLOSED;
+	}
+	/* FERRY_FULL_FAIL: all of them fit now, or none is taken */
+	if (c->opts.on_full == FERRY_FULL_FAIL && n > 0 &&
+	    (rv = room_locked(c, n, &ts, &gone)) != 0) {
+		pthread_mutex_unlock(&c->lock); /* FAIL never waits */
+		return rv;
+	}
+	for (i = 0; i < n; i++) {
+		/* FERRY_FULL_BLOCK: one chunk at a time as room appears */
+		if (c->unsent >= c->opts.max_unsent) {
+			rv = room_locked(c, 1, &ts, &gone);
+			if (gone) /* freed by a close; only when i == 0, as
+			           * futures hold the client */
+				return rv;
+			if (rv != 0)
+				break;
+		}
+		if ((rv = submit_locked(c, fn, fn_len, args[i], lens[i], &po,
+		         &futs[i])) != 0)
+			break;
+		if ((i & 4095) == 4095)
+			pump_locked(c); /* start sending big maps early */
+	}
+	if (rv != 0) {
+		/* all or nothing: withdraw the ones submitted so far */
+		for (size_t j = 0; j < i; j++) {
+			withdraw_locked(c, futs[j]);
+			futs[j] = NULL;
+		}
+	}
+	pump_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	return rv;
 }
@@ -1125,45 +1481,7 @@ FERRY_API int
 ferry_map(ferry_client *c, const char *fn, size_t n, const void *const *args,
     const size_t *lens, ferry_future **futs)
 {
-	size_t fn_len, i;
-	int    rv = 0;
-
-	if (c == NULL || futs == NULL || (n > 0 && (args == NULL || lens == NULL)))
-		return FERRY_EINVAL;
-	if ((rv = check_fn(fn, &fn_len)) != 0)
-		return rv;
-	for (i = 0; i < n; i++) {
-		if (args[i] == NULL && lens[i] > 0)
-			return FERRY_EINVAL;
-		if (lens[i] + fn_len + 4096 > c->opts.max_message_size)
-			return FERRY_ETOOBIG;
-	}
-	pthread_mutex_lock(&c->lock);
-	if (c->closing) {
-		pthread_mutex_unlock(&c->lock);
-		return FERRY_ECLOSED;
-	}
-	for (i = 0; i < n; i++) {
-		if ((rv = submit_locked(c, fn, fn_len, args[i], lens[i],
-		         &futs[i])) != 0)
-			break;
-		if ((i & 4095) == 4095)
-			pump_locked(c); /* start sending big maps early */
-	}
-	if (rv != 0) {
-		/* all or nothing: withdraw the ones queued so far (the
-		 * queue skips and releases them) */
-		for (size_t j = 0; j < i; j++) {
-			future_complete_locked(c, futs[j], FERRY_CANCELLED,
-			    FERRY_ECANCELED, "withdrawn", 9);
-			future_release_locked(futs[j]); /* the caller's */
-			futs[j] = NULL;
-		}
-	}
-	if (rv == 0)
-		pump_locked(c);
-	pthread_mutex_unlock(&c->lock);
-	return rv;
+	return ferry_map_opts(c, fn, n, args, lens, NULL, futs);
 }
 
 FERRY_API int
@@ -1257,7 +1575,7 @@ ferry_future_errcode(const ferry_future *f)
 	if (f == NULL)
 		return FERRY_EINVAL;
 	pthread_mutex_lock(&f->c->lock);
-	rv = (f->state == FERRY_FAILED || f->state == FERRY_CANCELLED)
+	rv = (f->state != FERRY_PENDING && f->state != FERRY_DONE)
 	    ? f->errcode
 	    : 0;
 	pthread_mutex_unlock(&f->c->lock);
@@ -1271,7 +1589,7 @@ ferry_future_error(const ferry_future *f)
 	if (f == NULL)
 		return NULL;
 	pthread_mutex_lock(&f->c->lock);
-	if (f->state == FERRY_FAILED || f->state == FERRY_CANCELLED)
+	if (f->state != FERRY_PENDING && f->state != FERRY_DONE)
 		s = (const char *)f->data;
 	pthread_mutex_unlock(&f->c->lock);
 	return s;
@@ -1283,10 +1601,44 @@ ferry_future_id(const ferry_future *f)
 	return f != NULL ? f->tag : 0;
 }
 
+FERRY_API uint32_t
+ferry_future_attempts(const ferry_future *f)
+{
+	uint32_t n;
+	if (f == NULL)
+		return 0;
+	pthread_mutex_lock(&f->c->lock);
+	n = f->attempts;
+	pthread_mutex_unlock(&f->c->lock);
+	return n;
+}
+
+/* Cancel one pending future (lock held): one not sent yet is cancelled
+ * here (the queue skips it), the others at the scheduler.  Returns 0 or
+ * FERRY_ENOMEM. */
+static int
+cancel_one_locked(ferry_client *c, struct ferry_future *f)
+{
+	if (f->queued) {
+		f->refs++;
+		future_complete_locked(c, f, FERRY_CANCELLED, FERRY_ECANCELED,
+		    "cancelled", 9);
+		future_release_locked(f); /* never the last reference */
+		return 0;
+	}
+	if (f->cancel_requested)
+		return 0;
+	if (cancel_add_locked(c, f->tag) != 0)
+		return FERRY_ENOMEM;
+	f->cancel_requested = 1;
+	return 0;
+}
+
 FERRY_API int
 ferry_cancel(ferry_future *f)
 {
 	ferry_client *c;
+	int           rv;
 	if (f == NULL)
 		return FERRY_EINVAL;
 	c = f->c;
@@ -1295,23 +1647,98 @@ ferry_cancel(ferry_future *f)
 		pthread_mutex_unlock(&c->lock);
 		return FERRY_ESTATE;
 	}
-	if (f->queued) {
-		/* not sent yet: cancel here; the queue skips it */
-		f->refs++;
-		future_complete_locked(c, f, FERRY_CANCELLED, FERRY_ECANCELED,
-		    "cancelled", 9);
-		future_release_locked(f);
-		pthread_cond_broadcast(&c->cv);
+	rv = cancel_one_locked(c, f);
+	pump_locked(c);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
+FERRY_API int
+ferry_cancel_many(ferry_future *const *futs, size_t n)
+{
+	ferry_client *c = NULL;
+	int           rv = 0;
+
+	if (n > 0 && futs == NULL)
+		return FERRY_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (futs[i] == NULL)
+			continue;
+		if (c == NULL)
+			c = futs[i]->c;
+		else if (futs[i]->c != c)
+			return FERRY_EINVAL;
+	}
+	if (c == NULL)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < n && rv == 0; i++)
+		if (futs[i] != NULL && futs[i]->state == FERRY_PENDING)
+			rv = cancel_one_locked(c, futs[i]);
+	pump_locked(c); /* the ids leave together */
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
+FERRY_API int
+ferry_attach(ferry_client *c, uint64_t id, ferry_future **out)
+{
+	struct ferry_future *f;
+	struct orphan       *o;
+
+	if (c == NULL || out == NULL)
+		return FERRY_EINVAL;
+	*out = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->closing) {
+		pthread_mutex_unlock(&c->lock);
+		return FERRY_ECLOSED;
+	}
+	if ((f = idmap_get(&c->pending, id)) != NULL) {
+		f->refs++; /* another reference to the same future */
+		*out = f;
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
-	if (cancel_add_locked(c, f->tag) != 0) {
+	o = idmap_get(&c->orphans, id);
+	if (o == NULL && (id == 0 || id > c->next_tag ||
+	                     tag_completed_locked(c, id))) {
+		pthread_mutex_unlock(&c->lock);
+		return FERRY_ENOTFOUND;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
 		pthread_mutex_unlock(&c->lock);
 		return FERRY_ENOMEM;
 	}
-	pump_locked(c);
+	f->c        = c;
+	f->tag      = id;
+	f->state    = FERRY_PENDING;
+	f->refs     = 2; /* the caller's, the client's */
+	f->attached = 1;
+	c->refs++;
+	if (o != NULL) {
+		idmap_del(&c->orphans, id);
+		f->attempts = o->attempts;
+		future_complete_locked(c, f, state_of_code(o->code), o->code,
+		    o->data, o->len);
+		free(o);
+	} else if (idmap_put(&c->pending, id, f) != 0) {
+		c->refs--;
+		free(f);
+		pthread_mutex_unlock(&c->lock);
+		return FERRY_ENOMEM;
+	}
+	*out = f;
 	pthread_mutex_unlock(&c->lock);
 	return 0;
+}
+
+FERRY_API uint64_t
+ferry_client_session(const ferry_client *c)
+{
+	return c != NULL ? c->session : 0;
 }
 
 FERRY_API void
@@ -1567,7 +1994,9 @@ ferry_client_stats(ferry_client *c, struct ferry_client_stats *st)
 		return FERRY_EINVAL;
 	sz = st->size < sizeof(*st) ? st->size : sizeof(*st);
 	pthread_mutex_lock(&c->lock);
-	c->stats.size = st->size;
+	c->stats.size    = st->size;
+	c->stats.orphans = c->orphans.count;
+	c->stats.unsent  = c->unsent;
 	memcpy(st, &c->stats, sz);
 	pthread_mutex_unlock(&c->lock);
 	return 0;

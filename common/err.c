@@ -28,6 +28,7 @@ ferry_strerror(int err)
 	case FERRY_ESYSTEM: return "system error";
 	case FERRY_EDEAD: return "task quarantined after killing workers";
 	case FERRY_ECRASHED: return "task crashed its worker process";
+	case FERRY_EMEMORY: return "task went over its worker's memory limit";
 	case FERRY_EOBJECT: return "object reference cannot be loaded";
 	}
 	return "unknown error";

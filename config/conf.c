@@ -35,6 +35,12 @@
 #define CONF_MAX_SLOTS 1024
 #define CONF_MAX_PREFETCH 100000
 #define CONF_MIN_MESSAGE (64 * 1024)
+#define CONF_MAX_RETRIES 1000
+#define CONF_MAX_BACKOFF 86400000u   /* 24h, as the wire allows */
+#define CONF_MAX_TIMEOUT 2147483647u /* ms, as the wire allows */
+#define CONF_MAX_QUARANTINE 100
+#define CONF_MIN_RESULT_BYTES (64 * 1024)
+#define CONF_MIN_MEMORY_LIMIT ((size_t) 16 * 1024 * 1024)
 #define CONF_IPC_MAX 107 /* sizeof(sun_path) - 1 */
 #define CONF_PATH_MAX 256
 #define CONF_SHOW_MAX 40 /* bytes of a bad value quoted in a message */
@@ -659,6 +665,85 @@ want_size(struct ctx *x, const struct node *n, size_t min,
 	return 0;
 }
 
+/* Take n as a duration of at most max ms (max_text says it); with
+ * none_ok, "none" is also taken, as 0. */
+static int
+want_duration_max(struct ctx *x, const struct node *n, uint32_t max,
+    const char *max_text, bool none_ok, uint32_t *out)
+{
+	const char *alt = none_ok ? " or 'none'" : "";
+	char        show[CONF_SHOW_MAX * 4 + 8];
+
+	if (n->kind != NODE_SCALAR)
+		return node_fail(x, n, "must be a duration%s, got %s", alt,
+		    node_what(n));
+	if (none_ok && strcmp(n->text, "none") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (conf_parse_duration(n->text, out) != 0)
+		return node_fail(x, n,
+		    "must be a duration%s (250ms, 5s, 2m, 1h or a number of "
+		    "milliseconds up to %s), got '%s'",
+		    alt, max_text, node_show(n, show, sizeof(show)));
+	if (*out > max)
+		return node_fail(x, n, "must be at most %s, got '%s'",
+		    max_text, node_show(n, show, sizeof(show)));
+	return 0;
+}
+
+/* Take n as "none" (0) or a size of at least min bytes (min_text says
+ * it). */
+static int
+want_size_or_none(struct ctx *x, const struct node *n, size_t min,
+    const char *min_text, size_t *out)
+{
+	char show[CONF_SHOW_MAX * 4 + 8];
+
+	if (n->kind != NODE_SCALAR)
+		return node_fail(x, n, "must be a size or 'none', got %s",
+		    node_what(n));
+	if (strcmp(n->text, "none") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (conf_parse_size(n->text, out) != 0)
+		return node_fail(x, n,
+		    "must be a size (16MiB, 512MiB, 2GiB, 500MB) or 'none', "
+		    "got '%s'", node_show(n, show, sizeof(show)));
+	if (*out < min)
+		return node_fail(x, n,
+		    "must be 'none' or at least %s, got '%s'", min_text,
+		    node_show(n, show, sizeof(show)));
+	return 0;
+}
+
+/* Take n as a boolean: true, True, TRUE, false, False or FALSE (quoted
+ * or not, as integers are). */
+static int
+want_bool(struct ctx *x, const struct node *n, int *out)
+{
+	static const char *const yes[] = { "true", "True", "TRUE" };
+	static const char *const no[] = { "false", "False", "FALSE" };
+	char                     show[CONF_SHOW_MAX * 4 + 8];
+
+	if (n->kind != NODE_SCALAR)
+		return node_fail(x, n, "must be true or false, got %s",
+		    node_what(n));
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(n->text, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcmp(n->text, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return node_fail(x, n, "must be true or false, got '%s'",
+	    node_show(n, show, sizeof(show)));
+}
+
 /* Whether s is a name: 1..CONF_MAX_NAME of [A-Za-z0-9_.-], not "." or
  * "..". */
 static bool
@@ -868,6 +953,82 @@ load_listen(struct ctx *x, const struct node *v, struct conf *c)
 	return 0;
 }
 
+/* scheduler.task_defaults: the failure options of tasks whose submit
+ * entry does not set them (docs/protocol.md section 4.13). */
+static int
+load_task_defaults(struct ctx *x, const struct node *m, struct conf *c)
+{
+	static const char *const keys[] = { "retries", "retry_backoff",
+		"retry_backoff_max", "timeout", "retry_errors", NULL };
+	const struct node       *v;
+	const struct node       *bo;
+	const struct node       *bo_max;
+	size_t                   old;
+	long long                ll;
+
+	if (m->kind != NODE_MAP)
+		return node_fail(x, m,
+		    "must be a mapping (retries, retry_backoff, "
+		    "retry_backoff_max, timeout, retry_errors), got %s",
+		    node_what(m));
+	if (map_only(x, m, keys) != 0)
+		return -1;
+
+	if ((v = map_get(m, "retries")) != NULL) {
+		old = path_push(x, "retries", 7);
+		if (want_int(x, v, 0, CONF_MAX_RETRIES,
+		        "an integer between 0 and 1000", &ll) != 0)
+			return -1;
+		c->task_retries = (uint32_t) ll;
+		path_pop(x, old);
+	}
+	if ((bo = map_get(m, "retry_backoff")) != NULL) {
+		old = path_push(x, "retry_backoff", 13);
+		if (want_duration_max(x, bo, CONF_MAX_BACKOFF, "24h", false,
+		        &c->task_backoff_ms) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((bo_max = map_get(m, "retry_backoff_max")) != NULL) {
+		old = path_push(x, "retry_backoff_max", 17);
+		if (want_duration_max(x, bo_max, CONF_MAX_BACKOFF, "24h",
+		        false, &c->task_backoff_max_ms) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if (c->task_backoff_max_ms < c->task_backoff_ms) {
+		if (bo_max != NULL) {
+			path_push(x, "retry_backoff_max", 17);
+			return node_fail(x, bo_max,
+			    "must be at least retry_backoff (%" PRIu32
+			    " ms%s), got %" PRIu32 " ms",
+			    c->task_backoff_ms,
+			    bo == NULL ? ", the default" : "",
+			    c->task_backoff_max_ms);
+		}
+		path_push(x, "retry_backoff", 13);
+		return node_fail(x, bo,
+		    "must not be more than retry_backoff_max (%" PRIu32
+		    " ms, the default); set retry_backoff_max too",
+		    c->task_backoff_max_ms);
+	}
+	if ((v = map_get(m, "timeout")) != NULL) {
+		old = path_push(x, "timeout", 7);
+		if (want_duration_max(x, v, CONF_MAX_TIMEOUT,
+		        "2147483647ms (about 24 days)", true,
+		        &c->task_timeout_ms) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "retry_errors")) != NULL) {
+		old = path_push(x, "retry_errors", 12);
+		if (want_bool(x, v, &c->task_retry_errors) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	return 0;
+}
+
 /* The required "scheduler" mapping. */
 static int
 load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
@@ -875,7 +1036,8 @@ load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
 	static const char *const keys[] = { "listen", "address",
 		"heartbeat_interval", "heartbeat_timeout", "connect_timeout",
 		"drain_timeout", "max_message_size", "max_queue",
-		"max_results", "result_ttl", NULL };
+		"max_results", "result_ttl", "max_result_bytes",
+		"quarantine_after", "task_defaults", NULL };
 	const struct {
 		const char *key;
 		uint32_t   *dst;
@@ -978,6 +1140,27 @@ load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
 		*counts[i].dst = (size_t) ll;
 		path_pop(x, old);
 	}
+	if ((v = map_get(m, "max_result_bytes")) != NULL) {
+		old = path_push(x, "max_result_bytes", 16);
+		if (want_size(x, v, CONF_MIN_RESULT_BYTES, "64KiB",
+		        &c->max_result_bytes) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "quarantine_after")) != NULL) {
+		old = path_push(x, "quarantine_after", 16);
+		if (want_int(x, v, 1, CONF_MAX_QUARANTINE,
+		        "an integer between 1 and 100", &ll) != 0)
+			return -1;
+		c->quarantine_after = (uint32_t) ll;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "task_defaults")) != NULL) {
+		old = path_push(x, "task_defaults", 13);
+		if (load_task_defaults(x, v, c) != 0)
+			return -1;
+		path_pop(x, old);
+	}
 	return 0;
 }
 
@@ -1070,7 +1253,8 @@ load_group(struct ctx *x, const struct node *m, struct conf *c,
     const struct node **names)
 {
 	static const char *const keys[] = { "name", "processes", "slots",
-		"prefetch", "libraries", "object_roots", "object_cache", NULL };
+		"prefetch", "libraries", "object_roots", "object_cache",
+		"memory_limit", "max_tasks_per_process", NULL };
 	struct conf_group       *g = &c->groups[c->n_groups];
 	const struct node       *v;
 	size_t                   old;
@@ -1151,6 +1335,21 @@ load_group(struct ctx *x, const struct node *m, struct conf *c,
 		else if (want_size(x, v, 1024 * 1024, "1MiB",
 		             &g->object_cache) != 0)
 			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "memory_limit")) != NULL) {
+		old = path_push(x, "memory_limit", 12);
+		if (want_size_or_none(x, v, CONF_MIN_MEMORY_LIMIT, "16MiB",
+		        &g->memory_limit) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "max_tasks_per_process")) != NULL) {
+		old = path_push(x, "max_tasks_per_process", 21);
+		if (want_int(x, v, 0, LLONG_MAX,
+		        "an integer of 0 (unlimited) or more", &ll) != 0)
+			return -1;
+		g->max_tasks_per_process = (uint64_t) ll;
 		path_pop(x, old);
 	}
 	return 0;
@@ -1329,6 +1528,13 @@ conf_defaults(struct conf *c)
 	c->max_queue = 1000000;
 	c->max_results = 1000000;
 	c->result_ttl_ms = 600000;
+	c->max_result_bytes = (size_t) 1024 * 1024 * 1024;
+	c->quarantine_after = 3;
+	c->task_retries = 3;
+	c->task_backoff_ms = 100;
+	c->task_backoff_max_ms = 10000;
+	c->task_timeout_ms = 0;
+	c->task_retry_errors = 0;
 }
 
 int

@@ -31,6 +31,10 @@ struct conf_group {
 	size_t n_object_roots;
 	size_t object_cache;  /* byte budget per process; 0: "auto" (a
 	                       * quarter of physical memory) */
+	size_t memory_limit;  /* resident bytes a process may use before
+	                       * its supervisor kills it; 0: "none" */
+	uint64_t max_tasks_per_process; /* tasks after which a process is
+	                                 * replaced; 0: unlimited */
 };
 
 struct conf {
@@ -57,6 +61,21 @@ struct conf {
 	uint32_t result_ttl_ms;         /* how long results of a
 	                                 * disconnected client are kept,
 	                                 * default 600000 */
+	size_t max_result_bytes;        /* bytes of undelivered results
+	                                 * kept, default 1 GiB */
+	uint32_t quarantine_after;      /* kills after which a task is
+	                                 * dead, 1..100, default 3 */
+
+	/* scheduler.task_defaults: failure handling of tasks whose submit
+	 * entry does not say (docs/protocol.md section 4.13) */
+	uint32_t task_retries;        /* 0..1000, default 3 */
+	uint32_t task_backoff_ms;     /* first retry delay, default 100 */
+	uint32_t task_backoff_max_ms; /* cap of the delay, >= backoff,
+	                               * default 10000 */
+	uint32_t task_timeout_ms;     /* hard timeout of one run, 0: none
+	                               * (the default) */
+	int task_retry_errors;        /* 1: retry FERRY_ETASK too,
+	                               * default 0 */
 
 	struct conf_group groups[CONF_MAX_GROUPS];
 	size_t n_groups;

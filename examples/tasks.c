@@ -348,6 +348,52 @@ exit_process(ferry_task *t, const msgpack_object *args)
 	_exit(7);
 }
 
+/* hog [mib, step_ms]: allocates mib MiB (at most 64 GiB) in 16 MiB
+ * steps, touching every page, sleeping step_ms (default 0) after each
+ * step; then frees it all and returns mib.  To test memory limits. */
+static int
+hog(ferry_task *t, const msgpack_object *args)
+{
+	enum { STEP = 16 << 20 };
+	uint64_t        mib = 0, step_ms = 0, chunks, done = 0;
+	char          **held;
+	struct timespec ts;
+
+	if (arg_u64(t, args, 0, &mib) != 0)
+		return -1;
+	if (args->via.array.size > 1 && arg_u64(t, args, 1, &step_ms) != 0)
+		return -1;
+	if (mib > 65536 || step_ms > 60000)
+		return ferry_task_fail(t, "hog: %llu MiB or %llu ms is out of "
+		                          "range",
+		    (unsigned long long)mib, (unsigned long long)step_ms);
+	chunks = (mib + 15) / 16;
+	if ((held = calloc(chunks > 0 ? chunks : 1, sizeof(*held))) == NULL)
+		return ferry_task_fail(t, "hog: out of memory");
+	for (; done < chunks; done++) {
+		size_t n = done + 1 < chunks || mib % 16 == 0
+		    ? (size_t)STEP
+		    : (size_t)(mib % 16) << 20;
+		if ((held[done] = malloc(n)) == NULL)
+			break;
+		memset(held[done], 0x5a, n); /* make every page resident */
+		if (step_ms > 0) {
+			ts.tv_sec  = (time_t)(step_ms / 1000);
+			ts.tv_nsec = (long)(step_ms % 1000) * 1000000L;
+			while (nanosleep(&ts, &ts) != 0)
+				;
+		}
+	}
+	for (uint64_t i = 0; i < done; i++)
+		free(held[i]);
+	free(held);
+	if (done < chunks)
+		return ferry_task_fail(t, "hog: out of memory after %llu MiB",
+		    (unsigned long long)done * 16);
+	msgpack_pack_uint64(ferry_task_packer(t), mib);
+	return 0;
+}
+
 /* abort_task: aborts, as failed assertions in native code do. */
 static int
 abort_task(ferry_task *t, const msgpack_object *args)
@@ -364,6 +410,7 @@ FERRY_LIBRARY_INIT(reg)
 	    ferry_register(reg, "line_count", line_count) != 0 ||
 	    ferry_register(reg, "abort", abort_task) != 0 ||
 	    ferry_register(reg, "exit_process", exit_process) != 0 ||
+	    ferry_register(reg, "hog", hog) != 0 ||
 	    ferry_register_loader(reg, "lines", lines_load, lines_unload) != 0)
 		return -1;
 	if (ferry_register(reg, "noop", noop) != 0 ||

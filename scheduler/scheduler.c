@@ -45,7 +45,13 @@ enum timer_kind {
 	TM_PARK_FETCH,      /* a parked fetch is due an answer */
 	TM_HEARTBEAT,       /* check that a worker was heard from */
 	TM_SESSION,         /* expire a disconnected client's session */
+	TM_RETRY,           /* a delayed task's backoff is over */
+	TM_GHOST,           /* a lost worker's supervisor did not report */
+	TM_PARK_WATCH,      /* a parked supervisor watch is due an answer */
 };
+
+#define MAX_WHY 1024      /* reasons kept per task */
+#define RECENT_FAILURES 16 /* failed and dead tasks shown in status */
 
 struct parked {
 	uint8_t  hdr[MAX_HEADER];
@@ -67,6 +73,12 @@ struct task {
 	uint32_t        fn_len, args_len;
 	uint8_t         state;
 	uint8_t         n_objs;
+	uint8_t         retry_errors;
+	uint16_t        attempts; /* runs started */
+	uint16_t        failures; /* failed runs that count */
+	uint16_t        kills;    /* worker processes it killed */
+	uint32_t        retries, backoff_ms, backoff_max_ms, timeout_ms;
+	char           *why;      /* reasons of failed runs, or NULL */
 	char           *fn;   /* points into data[] */
 	uint8_t        *args; /* points into data[] */
 	uint64_t        objs[PROTO_MAX_TASK_OBJS]; /* locality keys */
@@ -79,6 +91,7 @@ struct result {
 	uint64_t       tag;
 	int32_t        code;
 	uint32_t       len;
+	uint32_t       attempts;
 	uint8_t        data[];
 };
 
@@ -106,6 +119,29 @@ struct worker {
 	int            waiting;
 	uint64_t       local;  /* tasks sent because it held their objects */
 	struct proto_cache cache;
+	uint64_t       sup_token; /* its supervisor's token, 0: none */
+	int            ghost;     /* lost; tasks held until its report */
+};
+
+/* A supervisor (`ferry worker`): reports how its processes end and takes
+ * orders to kill one that runs a cancelled task. */
+struct supervisor {
+	uint64_t           token;
+	uint32_t           pipe;
+	char               name[128], host[128];
+	uint64_t           pid;
+	struct parked      park; /* its watch */
+	struct proto_kill *orders;
+	size_t             n_orders, cap_orders;
+	uint64_t           reports;
+};
+
+struct recent {
+	uint64_t id;
+	uint8_t  state;
+	uint16_t attempts;
+	char     fn[64];
+	char     reason[256];
 };
 
 struct session {
@@ -122,9 +158,10 @@ struct session {
 	struct session *dirty_next;
 	int             dirty;
 	uint64_t        submitted;
+	uint64_t        max_tag; /* highest task id it submitted */
 };
 
-enum peer_kind { PEER_WORKER = 1, PEER_CLIENT };
+enum peer_kind { PEER_WORKER = 1, PEER_CLIENT, PEER_SUPERVISOR };
 
 struct peer {
 	int   kind;
@@ -152,6 +189,12 @@ struct sched {
 	uint32_t         n_clients;
 	struct idmap     peers;    /* pipe id -> peer */
 	struct idmap     fns;      /* hash(name) -> fnreg chain */
+	struct idmap     ghosts;   /* id -> lost worker awaiting a report */
+	struct idmap     sups;     /* token -> supervisor */
+	uint32_t         n_sups;
+	uint64_t         result_bytes;
+	struct recent    recent[RECENT_FAILURES];
+	uint32_t         n_recent;
 	struct timerheap timers;
 	struct session  *dirty;
 	uint64_t         results_stored;
@@ -159,6 +202,8 @@ struct sched {
 	/* counters */
 	uint64_t submitted, done, failed, cancelled, requeued, late_results,
 	    rejected, bad_messages;
+	uint64_t retried, dead, kills, timeouts, memory_kills, reports,
+	    n_delayed;
 	uint64_t start_ms;
 
 	struct proto_decoder dec;
@@ -170,7 +215,7 @@ struct sched {
 };
 
 static const char *state_names[TASK_STATE_MAX] = {
-	"queued", "assigned", "done", "failed", "cancelled"
+	"queued", "assigned", "done", "failed", "cancelled", "delayed", "dead"
 };
 
 const char *
@@ -187,12 +232,16 @@ sched_transition_ok(int from, int to)
 	switch (from) {
 	case TASK_QUEUED:
 		return to == TASK_ASSIGNED || to == TASK_CANCELLED ||
-		    to == TASK_FAILED;
+		    to == TASK_FAILED || to == TASK_DEAD;
 	case TASK_ASSIGNED:
 		return to == TASK_QUEUED || to == TASK_DONE ||
-		    to == TASK_FAILED || to == TASK_CANCELLED;
+		    to == TASK_FAILED || to == TASK_CANCELLED ||
+		    to == TASK_DELAYED || to == TASK_DEAD;
+	case TASK_DELAYED:
+		return to == TASK_QUEUED || to == TASK_CANCELLED ||
+		    to == TASK_FAILED || to == TASK_DEAD;
 	default:
-		return 0; /* done, failed and cancelled are final */
+		return 0; /* done, failed, cancelled and dead are final */
 	}
 }
 
@@ -328,6 +377,8 @@ static void dispatch(struct sched *s);
 static void
 task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 {
+	int from;
+
 	if (!sched_transition_ok(t->state, to)) {
 		log_error("task %" PRIu64 ": illegal transition %s -> %s (%s)",
 		    t->id, sched_state_name(t->state), sched_state_name(to),
@@ -341,9 +392,12 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 	    t->worker ? t->worker->id : 0, reason);
 
 	/* leave the old state */
+	from = t->state;
 	if (t->state == TASK_QUEUED) {
 		s->n_queued--;
 		disp_remove(s->disp, t->id); /* no-op if dispatch took it */
+	} else if (t->state == TASK_DELAYED) {
+		s->n_delayed--;
 	} else if (t->state == TASK_ASSIGNED) {
 		struct worker *w = t->worker;
 		if (t->wprev != NULL)
@@ -362,8 +416,10 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 	case TASK_QUEUED:
 		t->worker = NULL;
 		s->n_queued++;
-		/* a re-queued task goes first: it has waited longest */
-		if (disp_enqueue(s->disp, t->id, t->objs, t->n_objs, 1) != 0)
+		/* a task taken back from a lost worker goes first: it has
+		 * waited longest; a retry after its backoff goes last */
+		if (disp_enqueue(s->disp, t->id, t->objs, t->n_objs,
+		        from == TASK_ASSIGNED) != 0)
 			log_error("task %" PRIu64 ": out of memory re-queueing",
 			    t->id);
 		break;
@@ -374,6 +430,9 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 			t->wnext->wprev = t;
 		t->worker->tasks = t;
 		t->worker->held++;
+		break;
+	case TASK_DELAYED:
+		s->n_delayed++;
 		break;
 	default:
 		break;
@@ -390,6 +449,13 @@ session_mark_dirty(struct sched *s, struct session *se)
 	}
 }
 
+static void
+task_free(struct task *t)
+{
+	free(t->why);
+	free(t);
+}
+
 /* Record a finished task's outcome for its client and free the task. */
 static void
 task_finish(struct sched *s, struct task *t, int to, int32_t code,
@@ -403,8 +469,19 @@ task_finish(struct sched *s, struct task *t, int to, int32_t code,
 		s->done++;
 	else if (to == TASK_CANCELLED)
 		s->cancelled++;
+	else if (to == TASK_DEAD)
+		s->dead++;
 	else
 		s->failed++;
+	if (to == TASK_FAILED || to == TASK_DEAD) {
+		struct recent *rc = &s->recent[s->n_recent++ % RECENT_FAILURES];
+		rc->id       = t->id;
+		rc->state    = (uint8_t)to;
+		rc->attempts = t->attempts;
+		snprintf(rc->fn, sizeof(rc->fn), "%.*s", (int)t->fn_len, t->fn);
+		snprintf(rc->reason, sizeof(rc->reason), "%.*s",
+		    (int)(len < 255 ? len : 255), (const char *)data);
+	}
 	idmap_del(&s->tasks, t->id);
 	if (se != NULL) {
 		idmap_del(&se->tags, t->tag);
@@ -418,6 +495,7 @@ task_finish(struct sched *s, struct task *t, int to, int32_t code,
 			r->tag  = t->tag;
 			r->code = code;
 			r->len  = (uint32_t)len;
+			r->attempts = t->attempts;
 			if (len > 0)
 				memcpy(r->data, data, len);
 			if (se->rtail != NULL)
@@ -429,10 +507,124 @@ task_finish(struct sched *s, struct task *t, int to, int32_t code,
 			if (idmap_put(&se->done, r->tag, r) != 0)
 				log_error("out of memory indexing a result");
 			s->results_stored++;
+			s->result_bytes += len;
 			session_mark_dirty(s, se);
 		}
 	}
-	free(t);
+	task_free(t);
+}
+
+/* Whether undelivered results fill their store: dispatch holds back until
+ * clients fetch (or their sessions expire). */
+static int
+results_full(const struct sched *s)
+{
+	return s->results_stored >= s->cfg->max_results ||
+	    s->result_bytes >= s->cfg->max_result_bytes;
+}
+
+/* Note why a run of t failed (kept for its final error message). */
+static void
+task_note(struct task *t, const char *why, size_t len)
+{
+	size_t have = t->why != NULL ? strlen(t->why) : 0;
+	char  *p;
+
+	if (have + 2 >= MAX_WHY)
+		return;
+	if (len > MAX_WHY - have - 3)
+		len = MAX_WHY - have - 3;
+	if ((p = realloc(t->why, have + len + 3)) == NULL)
+		return;
+	t->why = p;
+	if (have > 0) {
+		memcpy(p + have, "; ", 2);
+		have += 2;
+	}
+	memcpy(p + have, why, len);
+	p[have + len] = '\0';
+}
+
+/* The delay before retry n (1, 2, ...): doubling from backoff_ms, capped,
+ * scaled by a random factor in [0.5, 1] so that tasks that failed together
+ * do not all come back at once. */
+uint64_t
+sched_backoff_ms(uint32_t base, uint32_t cap, uint32_t n, uint32_t rnd16)
+{
+	uint64_t d = base;
+	for (uint32_t i = 1; i < n && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	return d / 2 + (d - d / 2) * (uint64_t)(rnd16 & 0xffff) / 0xffff;
+}
+
+int
+sched_verdict(uint32_t kills, uint32_t failures, uint32_t retries,
+    uint32_t quarantine_after, int killed, int retryable)
+{
+	if (killed && kills >= quarantine_after)
+		return SCHED_DEAD;
+	if (retryable && failures <= retries)
+		return SCHED_RETRY;
+	return SCHED_FAIL;
+}
+
+/*
+ * A run of t failed: the worker reported code with message why, or a
+ * supervisor reported that its process died because of t (killed).
+ * Decides between another try (after a backoff), quarantine and failure;
+ * see docs/protocol.md 4.13.  t may be assigned to the worker that ran it,
+ * or already back in the queue (or assigned elsewhere) when the report
+ * came late: then only the counting and a final verdict apply.
+ */
+static void
+task_run_failed(struct sched *s, struct task *t, int killed, int32_t code,
+    const char *why, size_t len)
+{
+	char msg[MAX_WHY + 160];
+	int  retryable, verdict;
+
+	task_note(t, why, len);
+	t->failures++;
+	if (killed) {
+		t->kills++;
+		s->kills++;
+	}
+	retryable = killed || (code == FERRY_ETASK && t->retry_errors);
+	verdict   = sched_verdict(t->kills, t->failures, t->retries,
+	      s->cfg->quarantine_after, killed, retryable);
+	if (verdict == SCHED_DEAD) {
+		snprintf(msg, sizeof(msg),
+		    "quarantined: task killed %u worker process%s (%s)",
+		    t->kills, t->kills == 1 ? "" : "es", t->why ? t->why : "");
+		task_finish(s, t, TASK_DEAD, FERRY_EDEAD, msg, strlen(msg),
+		    "quarantined");
+		return;
+	}
+	if (verdict == SCHED_RETRY) {
+		if (t->state == TASK_ASSIGNED) {
+			uint64_t d = sched_backoff_ms(t->backoff_ms,
+			    t->backoff_max_ms, t->failures,
+			    (uint32_t)random());
+			task_set_state(s, t, TASK_DELAYED, "retry after a failure");
+			timer_add(s, util_now_ms() + d, TM_RETRY, t->id,
+			    t->failures);
+			s->retried++;
+			log_info("task %" PRIu64 " (%.*s): run %u failed (%.*s); "
+			         "retry %u of %u in %" PRIu64 " ms",
+			    t->id, (int)t->fn_len, t->fn, t->attempts, (int)len,
+			    why, t->failures, t->retries, d);
+		}
+		return;
+	}
+	if (t->attempts > 1 && t->why != NULL)
+		snprintf(msg, sizeof(msg), "%.*s (after %u runs: %s)", (int)len,
+		    why, t->attempts, t->why);
+	else
+		snprintf(msg, sizeof(msg), "%.*s", (int)len, why);
+	task_finish(s, t, TASK_FAILED, code, msg, strlen(msg),
+	    retryable ? "out of retries" : "failed");
 }
 
 /* ----------------------------------------------------------- workers */
@@ -492,7 +684,7 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 		share = 1;
 	if (credit > share)
 		credit = share;
-	if (s->results_stored >= s->cfg->max_results)
+	if (results_full(s))
 		credit = 0; /* clients are not fetching: hold back */
 	if (credit > SCHED_MAX_BATCH)
 		credit = SCHED_MAX_BATCH;
@@ -523,8 +715,10 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 		}
 		t->worker = w;
 		task_set_state(s, t, TASK_ASSIGNED, "dispatched");
-		proto_pack_task(&s->w, t->id, t->fn, t->fn_len, t->args,
-		    t->args_len);
+		if (t->attempts < UINT16_MAX)
+			t->attempts++;
+		proto_pack_task_timeout(&s->w, t->id, t->fn, t->fn_len,
+		    t->args, t->args_len, t->timeout_ms);
 		n++;
 	}
 	proto_patch_array32(&s->w, count_at, n);
@@ -536,8 +730,7 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 static void
 dispatch(struct sched *s)
 {
-	while (s->n_queued > 0 && s->wait_head != NULL &&
-	    s->results_stored < s->cfg->max_results) {
+	while (s->n_queued > 0 && s->wait_head != NULL && !results_full(s)) {
 		struct worker *w = s->wait_head;
 		wait_remove(s, w);
 		if (!w->park.active)
@@ -604,6 +797,7 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	util_strlcpy(w->host, m->host, sizeof(w->host));
 	util_strlcpy(w->group, m->group, sizeof(w->group));
 	w->pid          = m->pid;
+	w->sup_token    = m->supervisor;
 	w->slots        = (uint32_t)m->slots;
 	w->capacity     = (uint32_t)m->capacity;
 	w->last_seen_ms = w->connected_ms = util_now_ms();
@@ -680,9 +874,11 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 			w->done++;
 			task_finish(s, t, TASK_DONE, 0, r->data, r->len, "ok");
 		} else {
+			/* a crash the worker caught is a kill: its process
+			 * exits after this report */
 			w->failed++;
-			task_finish(s, t, TASK_FAILED, r->code, r->data, r->len,
-			    "task reported an error");
+			task_run_failed(s, t, r->code == FERRY_ECRASHED, r->code,
+			    r->data, r->len);
 		}
 	}
 	/* results to clients first: they are what someone waits for */
@@ -697,8 +893,7 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 		wait_remove(s, w);
 		send_tasks(s, w, w->park.hdr, w->park.hdr_len, 0);
 	}
-	if (m->credit > 0 && s->n_queued > 0 &&
-	    s->results_stored < s->cfg->max_results) {
+	if (m->credit > 0 && s->n_queued > 0 && !results_full(s)) {
 		send_tasks(s, w, hdr, hdr_len, m->credit);
 		return;
 	}
@@ -718,6 +913,278 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 	    TM_PARK_WORKER, w->id, w->park.gen);
 }
 
+/* Forget a worker's task functions (it runs nothing any more). */
+static void
+worker_drop_functions(struct sched *s, struct worker *w)
+{
+	for (uint32_t i = 0; i < w->n_functions; i++) {
+		fn_unref(s, w->functions[i]);
+		free(w->functions[i]);
+	}
+	free(w->functions);
+	w->functions   = NULL;
+	w->n_functions = 0;
+}
+
+/* Re-queue what a ghost held and free it. */
+static void
+ghost_release(struct sched *s, struct worker *w, const char *why)
+{
+	uint32_t n = 0;
+	while (w->tasks != NULL) {
+		task_set_state(s, w->tasks, TASK_QUEUED, why);
+		n++;
+	}
+	s->requeued += n;
+	if (n > 0)
+		log_info("worker %" PRIu64 " (pid %" PRIu64 "): %u task(s) "
+		         "re-queued: %s",
+		    w->id, w->pid, n, why);
+	idmap_del(&s->ghosts, w->id);
+	worker_free(s, w);
+}
+
+static struct supervisor *
+sup_of(struct sched *s, const struct worker *w)
+{
+	return w->sup_token != 0 ? idmap_get(&s->sups, w->sup_token) : NULL;
+}
+
+/*
+ * A supervised worker's connection dropped: most likely its process died,
+ * and its supervisor will say which task (if any) killed it.  Hold its
+ * tasks until that report (or report_grace_ms), so that a task that kills
+ * processes is charged before another worker gets it.
+ */
+static void
+worker_ghost(struct sched *s, struct worker *w)
+{
+	log_warn("worker %" PRIu64 " (%s, pid %" PRIu64 ") lost: connection "
+	         "closed; holding %u task(s) until its supervisor reports",
+	    w->id, w->name, w->pid, w->held);
+	wait_remove(s, w);
+	disp_worker_remove(s->disp, w->id);
+	idmap_del(&s->workers, w->id);
+	s->n_workers--;
+	worker_drop_functions(s, w);
+	w->ghost = 1;
+	if (idmap_put(&s->ghosts, w->id, w) != 0) {
+		ghost_release(s, w, "connection closed");
+		return;
+	}
+	timer_add(s, util_now_ms() + s->cfg->report_grace_ms, TM_GHOST, w->id,
+	    0);
+}
+
+static void
+send_orders(struct sched *s, struct supervisor *sp, const uint8_t *hdr,
+    size_t hdr_len)
+{
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_ORDERS, 1);
+	proto_put_key(&s->w, "kill");
+	msgpack_pack_array(&s->w.pk, (uint32_t)sp->n_orders);
+	for (size_t i = 0; i < sp->n_orders; i++) {
+		msgpack_pack_array(&s->w.pk, 2);
+		msgpack_pack_uint64(&s->w.pk, sp->orders[i].pid);
+		msgpack_pack_uint64(&s->w.pk, sp->orders[i].task);
+	}
+	sp->n_orders = 0;
+	reply(s, hdr, hdr_len);
+}
+
+#define MAX_ORDERS 4096
+
+/* Order w's supervisor to kill w's process if it runs task id (a
+ * cancelled task), or to make sure it never starts it. */
+static void
+order_kill(struct sched *s, struct worker *w, uint64_t id)
+{
+	struct supervisor *sp = sup_of(s, w);
+
+	if (sp == NULL) {
+		log_info("task %" PRIu64 " cancelled while on worker %" PRIu64
+		         ", which has no supervisor: it runs to its end and "
+		         "its result is dropped",
+		    id, w->id);
+		return;
+	}
+	if (sp->n_orders >= MAX_ORDERS ||
+	    util_grow(&sp->orders, &sp->cap_orders, sp->n_orders,
+	        sizeof(*sp->orders), 16) != 0) {
+		log_error("supervisor %" PRIx64 " has %zu unfetched orders: "
+		          "order to stop task %" PRIu64 " dropped",
+		    sp->token, sp->n_orders, id);
+		return;
+	}
+	sp->orders[sp->n_orders].pid  = w->pid;
+	sp->orders[sp->n_orders].task = id;
+	sp->n_orders++;
+	if (sp->park.active) {
+		sp->park.active = 0;
+		sp->park.gen++;
+		send_orders(s, sp, sp->park.hdr, sp->park.hdr_len);
+	}
+}
+
+static void
+handle_supervisor_hello(struct sched *s, uint32_t pipe,
+    const struct proto_msg *m, const uint8_t *hdr, size_t hdr_len)
+{
+	struct supervisor *sp;
+	struct peer       *p;
+
+	if (idmap_get(&s->sups, m->supervisor) != NULL) {
+		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+		    "hello: a supervisor with this token is already "
+		    "connected");
+		return;
+	}
+	sp = calloc(1, sizeof(*sp));
+	p  = calloc(1, sizeof(*p));
+	if (sp == NULL || p == NULL ||
+	    idmap_put(&s->sups, m->supervisor, sp) != 0) {
+		free(sp);
+		free(p);
+		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	sp->token = m->supervisor;
+	sp->pipe  = pipe;
+	sp->pid   = m->pid;
+	util_strlcpy(sp->name, m->name, sizeof(sp->name));
+	util_strlcpy(sp->host, m->host, sizeof(sp->host));
+	p->kind = PEER_SUPERVISOR;
+	p->obj  = sp;
+	if (idmap_put(&s->peers, pipe, p) != 0) {
+		idmap_del(&s->sups, sp->token);
+		free(sp);
+		free(p);
+		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	s->n_sups++;
+	log_info("supervisor %" PRIx64 " registered: %s pid %" PRIu64
+	         " on %s",
+	    sp->token, sp->name, sp->pid, sp->host);
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_WELCOME, 3);
+	proto_put_uint(&s->w, "id", sp->token);
+	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
+	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+	reply(s, hdr, hdr_len);
+}
+
+static void
+sup_free(struct supervisor *sp)
+{
+	free(sp->orders);
+	free(sp);
+}
+
+static void
+handle_watch(struct sched *s, struct supervisor *sp,
+    const struct proto_msg *m, const uint8_t *hdr, size_t hdr_len)
+{
+	uint64_t wait = m->wait_ms;
+
+	if (sp->park.active) {
+		/* superseded: answer the old one (with any orders) */
+		sp->park.active = 0;
+		sp->park.gen++;
+		send_orders(s, sp, sp->park.hdr, sp->park.hdr_len);
+	}
+	if (sp->n_orders > 0 || wait == 0 || hdr_len > MAX_HEADER) {
+		send_orders(s, sp, hdr, hdr_len);
+		return;
+	}
+	if (wait > 60000)
+		wait = 60000;
+	memcpy(sp->park.hdr, hdr, hdr_len);
+	sp->park.hdr_len = hdr_len;
+	sp->park.active  = 1;
+	sp->park.gen++;
+	timer_add(s, util_now_ms() + wait, TM_PARK_WATCH, sp->token,
+	    sp->park.gen);
+}
+
+/* The worker (live or ghost) that a supervisor's report is about. */
+static struct worker *
+report_worker(struct sched *s, const struct supervisor *sp,
+    const struct proto_msg *m)
+{
+	struct worker *w = NULL;
+	struct idmap  *maps[2] = { &s->ghosts, &s->workers };
+
+	if (m->worker_id != 0) {
+		w = idmap_get(&s->ghosts, m->worker_id);
+		if (w == NULL)
+			w = idmap_get(&s->workers, m->worker_id);
+		if (w != NULL && w->sup_token == sp->token && w->pid == m->pid)
+			return w;
+	}
+	/* not named (it died before registering, or the table was lost):
+	 * look for it; a report is per process death, not per task */
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < maps[k]->cap; i++) {
+			w = maps[k]->slots[i].val;
+			if (maps[k]->slots[i].key != 0 &&
+			    w->sup_token == sp->token && w->pid == m->pid)
+				return w;
+		}
+	return NULL;
+}
+
+static void
+handle_report(struct sched *s, struct supervisor *sp,
+    const struct proto_msg *m, const uint8_t *hdr, size_t hdr_len)
+{
+	struct worker *w = report_worker(s, sp, m);
+	int32_t        code;
+	int            charge = 1;
+	char           why[600];
+	int            n;
+
+	s->reports++;
+	sp->reports++;
+	if (strcmp(m->cause, "timeout") == 0)
+		code = FERRY_ETIMEDOUT;
+	else if (strcmp(m->cause, "memory") == 0)
+		code = FERRY_EMEMORY;
+	else if (strcmp(m->cause, "cancel") == 0 ||
+	         strcmp(m->cause, "recycle") == 0) {
+		code   = FERRY_ECRASHED;
+		charge = 0;
+	} else
+		code = FERRY_ECRASHED;
+	log_warn("worker process %" PRIu64 " on %s (worker %" PRIu64
+	         ") ended: %s: %s; it was running %u task(s)",
+	    m->pid, sp->host, w != NULL ? w->id : 0, m->cause, m->reason,
+	    m->n_rtasks);
+	n = snprintf(why, sizeof(why), "worker process %" PRIu64 " on %s: %s",
+	    m->pid, sp->host, m->reason);
+	if (n < 0 || (size_t)n >= sizeof(why))
+		n = (int)strlen(why);
+	for (uint32_t i = 0; charge && i < m->n_rtasks; i++) {
+		struct task *t = idmap_get(&s->tasks, m->rtasks[i].id);
+		if (t == NULL || !m->rtasks[i].charged)
+			continue;
+		if (code == FERRY_ETIMEDOUT)
+			s->timeouts++;
+		else if (code == FERRY_EMEMORY)
+			s->memory_kills++;
+		task_run_failed(s, t, 1, code, why, (size_t)n);
+	}
+	if (w != NULL && w->ghost) {
+		ghost_release(s, w, "its process ended");
+	} else if (w != NULL) {
+		/* the report came before the connection's end */
+		free(idmap_del(&s->peers, w->pipe));
+		worker_lost(s, w, m->reason);
+	}
+	send_orders(s, sp, hdr, hdr_len);
+}
+
 /* ----------------------------------------------------------- clients */
 
 static void
@@ -735,7 +1202,8 @@ session_free(struct sched *s, struct session *se)
 			ts[n++] = se->tags.slots[i].val;
 	for (size_t i = 0; i < n; i++) {
 		ts[i]->sess = NULL;
-		if (ts[i]->state == TASK_QUEUED)
+		if (ts[i]->state == TASK_QUEUED ||
+		    ts[i]->state == TASK_DELAYED)
 			task_finish(s, ts[i], TASK_CANCELLED, FERRY_ECANCELED,
 			    NULL, 0, "client session expired");
 	}
@@ -745,6 +1213,7 @@ session_free(struct sched *s, struct session *se)
 	for (r = se->rhead; r != NULL; r = next) {
 		next = r->next;
 		s->results_stored--;
+		s->result_bytes -= r->len;
 		free(r);
 	}
 	free(se);
@@ -804,14 +1273,34 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	}
 	s->n_clients++;
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_WELCOME, 5);
+	proto_begin(&s->w, PROTO_WELCOME, 6);
 	proto_put_uint(&s->w, "id", se->id);
+	proto_put_uint(&s->w, "max_tag", se->max_tag);
 	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
 	proto_put_uint(&s->w, "heartbeat_timeout_ms",
 	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
 	proto_put_uint(&s->w, "resumed", resumed);
 	reply(s, hdr, hdr_len);
+}
+
+/* A task's failure options: the submit entry's, else the defaults. */
+static void
+task_options(struct sched *s, struct task *t, const struct proto_task_opts *o)
+{
+	const struct sched_config *c = s->cfg;
+	t->retries = o->set & PROTO_OPT_RETRIES ? o->retries : c->task_retries;
+	t->backoff_ms =
+	    o->set & PROTO_OPT_BACKOFF ? o->backoff_ms : c->task_backoff_ms;
+	t->backoff_max_ms = o->set & PROTO_OPT_BACKOFF_MAX ? o->backoff_max_ms
+	                                                   : c->task_backoff_max_ms;
+	t->timeout_ms =
+	    o->set & PROTO_OPT_TIMEOUT ? o->timeout_ms : c->task_timeout_ms;
+	t->retry_errors = (uint8_t)(o->set & PROTO_OPT_RETRY_ERRORS
+	        ? o->retry_errors != 0
+	        : c->task_retry_errors != 0);
+	if (t->backoff_max_ms < t->backoff_ms)
+		t->backoff_max_ms = t->backoff_ms;
 }
 
 static void
@@ -886,6 +1375,7 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 		if (pt->args_len > 0)
 			memcpy(t->args, pt->args, pt->args_len);
 		t->n_objs = (uint8_t)pt->n_objs;
+		task_options(s, t, &pt->opts);
 		for (uint32_t k = 0; k < pt->n_objs; k++)
 			t->objs[k] = disp_key(pt->objs[k].via.str.ptr,
 			    pt->objs[k].via.str.size);
@@ -909,6 +1399,8 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 		accepted++;
 		s->submitted++;
 		se->submitted++;
+		if (t->tag > se->max_tag)
+			se->max_tag = t->tag;
 	}
 
 	/* hand the new tasks to waiting workers before answering: the
@@ -945,7 +1437,8 @@ send_results(struct sched *s, struct session *se, const uint8_t *hdr,
 	for (r = se->rhead; r != NULL; r = r->next) {
 		if (n > 0 && s->w.buf.size + r->len + 32 > budget)
 			break;
-		proto_pack_result(&s->w, r->tag, r->code, r->data, r->len);
+		proto_pack_result_attempts(
+		    &s->w, r->tag, r->code, r->data, r->len, r->attempts);
 		seq = r->seq;
 		n++;
 	}
@@ -969,6 +1462,7 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 		idmap_del(&se->done, r->tag);
 		se->n_results--;
 		s->results_stored--;
+		s->result_bytes -= r->len;
 		free(r);
 	}
 	if (se->park.active) {
@@ -1010,12 +1504,19 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 		return;
 	}
 	for (uint32_t i = 0; i < m->n_ids; i++) {
+		struct worker *w;
+		uint64_t       id;
 		t = idmap_get(&se->tags, m->ids[i]);
-		if (t == NULL || t->state != TASK_QUEUED)
-			continue; /* unknown, finished, or already running */
+		if (t == NULL)
+			continue; /* unknown or finished */
 		done[n++] = m->ids[i];
+		w         = t->state == TASK_ASSIGNED ? t->worker : NULL;
+		id        = t->id;
 		task_finish(s, t, TASK_CANCELLED, FERRY_ECANCELED,
 		    "cancelled", 9, "cancelled by client");
+		/* running (or held) by a worker: stop it there */
+		if (w != NULL && !w->ghost)
+			order_kill(s, w, id);
 	}
 	proto_writer_reset(&s->w);
 	proto_begin(&s->w, PROTO_CANCELLED, 1);
@@ -1030,7 +1531,7 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 static void
 handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 {
-	uint32_t       slots = 0, busy = 0;
+	uint32_t       slots = 0, busy = 0, held_lost = 0;
 	struct worker *w;
 	uint64_t       now = util_now_ms();
 
@@ -1041,8 +1542,11 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 		slots += w->slots;
 		busy += w->held;
 	}
+	for (size_t i = 0; i < s->ghosts.cap; i++)
+		if (s->ghosts.slots[i].key != 0)
+			held_lost += ((struct worker *)s->ghosts.slots[i].val)->held;
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_STATUS_REPLY, 18);
+	proto_begin(&s->w, PROTO_STATUS_REPLY, 28);
 	proto_put_str(&s->w, "version", FERRY_VERSION_STRING);
 	proto_put_uint(&s->w, "uptime_ms", now - s->start_ms);
 	proto_put_uint(&s->w, "workers", s->n_workers);
@@ -1060,6 +1564,32 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 	proto_put_uint(&s->w, "results_stored", s->results_stored);
 	proto_put_uint(&s->w, "local", s->local);
 	proto_put_uint(&s->w, "bad_messages", s->bad_messages);
+	proto_put_uint(&s->w, "retried", s->retried);
+	proto_put_uint(&s->w, "dead", s->dead);
+	proto_put_uint(&s->w, "kills", s->kills);
+	proto_put_uint(&s->w, "timeouts", s->timeouts);
+	proto_put_uint(&s->w, "memory_kills", s->memory_kills);
+	proto_put_uint(&s->w, "delayed", s->n_delayed);
+	proto_put_uint(&s->w, "awaiting_report", held_lost);
+	proto_put_uint(&s->w, "supervisors", s->n_sups);
+	proto_put_uint(&s->w, "reports", s->reports);
+	proto_put_key(&s->w, "recent_failures");
+	{
+		uint32_t nr = s->n_recent < RECENT_FAILURES ? s->n_recent
+		                                            : RECENT_FAILURES;
+		msgpack_pack_array(&s->w.pk, nr);
+		/* newest first */
+		for (uint32_t k = 0; k < nr; k++) {
+			const struct recent *rc =
+			    &s->recent[(s->n_recent - 1 - k) % RECENT_FAILURES];
+			msgpack_pack_map(&s->w.pk, 5);
+			proto_put_uint(&s->w, "id", rc->id);
+			proto_put_str(&s->w, "fn", rc->fn);
+			proto_put_str(&s->w, "state", sched_state_name(rc->state));
+			proto_put_uint(&s->w, "attempts", rc->attempts);
+			proto_put_str(&s->w, "reason", rc->reason);
+		}
+	}
 	proto_put_key(&s->w, "worker_list");
 	msgpack_pack_array(&s->w.pk, s->n_workers);
 	for (size_t i = 0; i < s->workers.cap; i++) {
@@ -1148,6 +1678,8 @@ handle_message(struct sched *s, nng_msg *msg)
 		}
 		if (m.role == PROTO_ROLE_WORKER)
 			handle_worker_hello(s, pipe, &m, hdr, hdr_len);
+		else if (m.role == PROTO_ROLE_SUPERVISOR)
+			handle_supervisor_hello(s, pipe, &m, hdr, hdr_len);
 		else
 			handle_client_hello(s, pipe, &m, hdr, hdr_len);
 		return;
@@ -1168,6 +1700,16 @@ handle_message(struct sched *s, nng_msg *msg)
 			handle_work(s, w, &m, hdr, hdr_len);
 			return;
 		}
+	} else if (p->kind == PEER_SUPERVISOR) {
+		struct supervisor *sp = p->obj;
+		if (m.type == PROTO_WATCH) {
+			handle_watch(s, sp, &m, hdr, hdr_len);
+			return;
+		}
+		if (m.type == PROTO_REPORT) {
+			handle_report(s, sp, &m, hdr, hdr_len);
+			return;
+		}
 	} else {
 		struct session *se = p->obj;
 		switch (m.type) {
@@ -1186,7 +1728,9 @@ handle_message(struct sched *s, nng_msg *msg)
 	}
 	snprintf(err, sizeof(err), "%s: not a request a %s may send",
 	    proto_type_name(m.type),
-	    p->kind == PEER_WORKER ? "worker" : "client");
+	    p->kind == PEER_WORKER       ? "worker"
+	        : p->kind == PEER_CLIENT ? "client"
+	                                 : "supervisor");
 	s->bad_messages++;
 	reply_error(s, hdr, hdr_len, FERRY_EPROTO, err);
 }
@@ -1198,8 +1742,21 @@ pipe_gone(struct sched *s, uint32_t pipe)
 	if (p == NULL)
 		return;
 	if (p->kind == PEER_WORKER) {
+		struct worker *w = p->obj;
 		idmap_del(&s->peers, pipe);
-		worker_lost(s, p->obj, "connection closed");
+		if (w->held > 0 && sup_of(s, w) != NULL &&
+		    s->cfg->report_grace_ms > 0)
+			worker_ghost(s, w);
+		else
+			worker_lost(s, w, "connection closed");
+	} else if (p->kind == PEER_SUPERVISOR) {
+		struct supervisor *sp = p->obj;
+		idmap_del(&s->peers, pipe);
+		idmap_del(&s->sups, sp->token);
+		s->n_sups--;
+		log_warn("supervisor %" PRIx64 " (%s) disconnected", sp->token,
+		    sp->host);
+		sup_free(sp);
 	} else {
 		struct session *se = p->obj;
 		idmap_del(&s->peers, pipe);
@@ -1280,6 +1837,31 @@ run_timers(struct sched *s)
 			}
 			timer_add(s, now + s->cfg->heartbeat_interval_ms / 2 + 1,
 			    TM_HEARTBEAT, w->id, 0);
+			break;
+		}
+		case TM_RETRY: {
+			struct task *tk = idmap_get(&s->tasks, t.id);
+			if (tk == NULL || tk->state != TASK_DELAYED ||
+			    tk->failures != t.gen)
+				break;
+			task_set_state(s, tk, TASK_QUEUED, "retry backoff over");
+			break;
+		}
+		case TM_GHOST: {
+			struct worker *w = idmap_get(&s->ghosts, t.id);
+			if (w != NULL)
+				ghost_release(s, w,
+				    "no report from its supervisor in time");
+			break;
+		}
+		case TM_PARK_WATCH: {
+			struct supervisor *sp = idmap_get(&s->sups, t.id);
+			if (sp == NULL || !sp->park.active ||
+			    sp->park.gen != t.gen)
+				break;
+			sp->park.active = 0;
+			sp->park.gen++;
+			send_orders(s, sp, sp->park.hdr, sp->park.hdr_len);
 			break;
 		}
 		case TM_SESSION: {
@@ -1410,9 +1992,20 @@ sched_close(struct sched *s)
 			task_set_state(s, w->tasks, TASK_QUEUED, "shutdown");
 		worker_free(s, w);
 	}
+	for (size_t i = 0; i < s->ghosts.cap; i++) {
+		struct worker *w = s->ghosts.slots[i].val;
+		if (s->ghosts.slots[i].key == 0)
+			continue;
+		while (w->tasks != NULL)
+			task_set_state(s, w->tasks, TASK_QUEUED, "shutdown");
+		worker_free(s, w);
+	}
+	for (size_t i = 0; i < s->sups.cap; i++)
+		if (s->sups.slots[i].key != 0)
+			sup_free(s->sups.slots[i].val);
 	for (size_t i = 0; i < s->tasks.cap; i++)
 		if (s->tasks.slots[i].key != 0)
-			free(s->tasks.slots[i].val);
+			task_free(s->tasks.slots[i].val);
 	for (size_t i = 0; i < s->peers.cap; i++)
 		if (s->peers.slots[i].key != 0)
 			free(s->peers.slots[i].val);
@@ -1430,6 +2023,8 @@ sched_close(struct sched *s)
 	idmap_fini(&s->sessions);
 	idmap_fini(&s->peers);
 	idmap_fini(&s->fns);
+	idmap_fini(&s->ghosts);
+	idmap_fini(&s->sups);
 	disp_free(s->disp);
 	timerheap_fini(&s->timers);
 	proto_decoder_fini(&s->dec);
@@ -1459,6 +2054,9 @@ sched_run(const struct sched_config *cfg)
 	idmap_init(&s.sessions);
 	idmap_init(&s.peers);
 	idmap_init(&s.fns);
+	idmap_init(&s.ghosts);
+	idmap_init(&s.sups);
+	srandom((unsigned)(util_now_us() ^ (uint64_t)getpid()));
 	if ((s.disp = disp_new()) == NULL) {
 		log_error("out of memory");
 		return 1;

@@ -60,4 +60,24 @@ const char *sched_state_name(int state);
 /* Whether the task life cycle allows from -> to. */
 int sched_transition_ok(int from, int to);
 
+/*
+ * The delay before the n-th retry (n >= 1): base doubled n-1 times,
+ * capped at cap, then scaled by a factor in [0.5, 1] taken from the low
+ * 16 bits of rnd16 (jitter).
+ */
+uint64_t sched_backoff_ms(uint32_t base, uint32_t cap, uint32_t n,
+    uint32_t rnd16);
+
+enum sched_verdict { SCHED_RETRY = 1, SCHED_FAIL, SCHED_DEAD };
+
+/*
+ * What happens to a task after a failed run (docs/protocol.md 4.13):
+ * kills and failures already count this run; killed says the run killed
+ * its worker process; retryable whether this kind of failure may be
+ * retried at all.  Dead once kills reach quarantine_after, else a retry
+ * while failures <= retries, else failed.
+ */
+int sched_verdict(uint32_t kills, uint32_t failures, uint32_t retries,
+    uint32_t quarantine_after, int killed, int retryable);
+
 #endif

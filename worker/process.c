@@ -34,6 +34,7 @@
 #include "objcache.h"
 #include "objref.h"
 #include "proto.h"
+#include "slots.h"
 #include "util.h"
 #include "worker.h"
 
@@ -46,6 +47,7 @@ struct wtask {
 	uint64_t      id;
 	ferry_task_fn fn;
 	uint32_t      fn_len, args_len;
+	uint32_t      timeout_ms; /* hard timeout of the run, 0: none */
 	char         *name;
 	uint8_t      *args;
 	uint8_t       data[];
@@ -55,6 +57,14 @@ struct req {
 	uint32_t id;
 	int      kind;
 	uint64_t credit;
+};
+
+struct wproc;
+
+/* An executor thread and the slot of the slot table it writes. */
+struct executor {
+	struct wproc *w;
+	uint32_t      slot;
 };
 
 struct wproc {
@@ -84,7 +94,11 @@ struct wproc {
 	uint32_t            n_loaded, n_evicted;
 	int                 crashed; /* a task crashed: report, then exit */
 	pthread_t          *threads;
+	struct executor    *execs;
 	int                 n_threads;
+	uint64_t            taken;   /* tasks received and not handed back
+	                              * (for max_tasks) */
+	struct wrk_slots   *slots;   /* shared with the supervisor, or NULL */
 
 	/* I/O thread only */
 	atomic_int          pipe_lost;
@@ -115,6 +129,7 @@ wrk_options_defaults(struct wrk_options *o)
 	o->drain_timeout_ms   = 10000;
 	o->max_message_size   = 64u << 20;
 	o->group              = "default";
+	o->slot_table_fd      = -1;
 }
 
 /* ------------------------------------------------------- task API */
@@ -398,10 +413,36 @@ report:
 	proto_pack_result(res, t->id, code, msg, strlen(msg));
 }
 
+/*
+ * Claim the executor's slot in the slot table for t, then run it, unless
+ * the scheduler cancelled it (the supervisor says so in the table): then
+ * its result is FERRY_ECANCELED, which the scheduler drops as late.
+ */
+static void
+run_claimed(struct wproc *w, uint32_t slot, struct wtask *t,
+    struct ferry_task *ctx, msgpack_zone *zone, struct proto_writer *res)
+{
+	uint64_t now = util_now_ms();
+	static const char msg[] = "cancelled before it started";
+
+	if (wrk_slots_begin(w->slots, slot, t->id, now,
+	        t->timeout_ms > 0 ? now + t->timeout_ms : 0) != 0) {
+		log_debug("task %" PRIu64 " (%s) was cancelled: skipped", t->id,
+		    t->name);
+		proto_writer_reset(res);
+		proto_pack_result(res, t->id, FERRY_ECANCELED, msg,
+		    sizeof(msg) - 1);
+		return;
+	}
+	run_task(w, t, ctx, zone, res);
+	wrk_slots_end(w->slots, slot);
+}
+
 static void *
 executor_main(void *arg)
 {
-	struct wproc       *w = arg;
+	struct executor    *ex = arg;
+	struct wproc       *w  = ex->w;
 	struct ferry_task   ctx;
 	msgpack_zone        zone;
 	struct proto_writer res;
@@ -444,7 +485,7 @@ executor_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 
 		t0 = util_now_us();
-		run_task(w, t, &ctx, &zone, &res);
+		run_claimed(w, ex->slot, t, &ctx, &zone, &res);
 		dt = (double)(util_now_us() - t0);
 		free(t);
 
@@ -514,7 +555,16 @@ credit_locked(struct wproc *w)
 	cap = (uint64_t)w->o->slots + pf;
 	if (cap <= w->held + w->granted)
 		return 0;
-	return cap - w->held - w->granted;
+	cap -= w->held + w->granted;
+	if (w->o->max_tasks > 0) {
+		/* never take more than max_tasks in this process's life */
+		uint64_t left = w->o->max_tasks > w->taken + w->granted
+		    ? w->o->max_tasks - w->taken - w->granted
+		    : 0;
+		if (cap > left)
+			cap = left;
+	}
+	return cap;
 }
 
 static struct req *
@@ -566,7 +616,7 @@ send_hello_locked(struct wproc *w)
 	if (r == NULL)
 		return;
 	proto_writer_reset(&w->msgw);
-	proto_begin(&w->msgw, PROTO_HELLO, 9);
+	proto_begin(&w->msgw, PROTO_HELLO, 9 + (w->o->supervisor_token != 0));
 	proto_put_str(&w->msgw, "role", "worker");
 	proto_put_str(&w->msgw, "name", w->name);
 	proto_put_str(&w->msgw, "host", w->host);
@@ -580,6 +630,8 @@ send_hello_locked(struct wproc *w)
 	for (size_t i = 0; i < w->reg.n; i++)
 		proto_pack_str(&w->msgw, w->reg.fns[i].name,
 		    strlen(w->reg.fns[i].name));
+	if (w->o->supervisor_token != 0)
+		proto_put_uint(&w->msgw, "supervisor", w->o->supervisor_token);
 	send_req(w, r, &w->msgw);
 	w->hello_deadline = util_now_ms() + w->o->connect_timeout_ms;
 	w->last_reply_ms  = util_now_ms();
@@ -687,8 +739,9 @@ build_tasks(struct wproc *w, const struct proto_msg *m, struct wtask **head,
 			    pt->id);
 			continue;
 		}
-		t->next     = NULL;
-		t->id       = pt->id;
+		t->next       = NULL;
+		t->id         = pt->id;
+		t->timeout_ms = pt->timeout_ms;
 		t->fn_len   = pt->fn_len;
 		t->args_len = pt->args_len;
 		t->name     = (char *)t->data;
@@ -721,6 +774,7 @@ inbox_append_locked(struct wproc *w, struct wtask *head, struct wtask *tail,
 		w->in_head = head;
 	w->in_tail = tail;
 	w->held += n;
+	w->taken += n;
 	if (n == 1)
 		pthread_cond_signal(&w->cv);
 	else
@@ -751,6 +805,7 @@ drop_inbox(struct wproc *w)
 	}
 	w->in_head = w->in_tail = NULL;
 	w->held -= n;
+	w->taken -= n; /* handed back: they do not count toward max_tasks */
 	pthread_mutex_unlock(&w->lock);
 	return n;
 }
@@ -793,6 +848,7 @@ handle_reply(struct wproc *w, nng_msg *msg)
 		if (rv == 0 && m.type == PROTO_WELCOME) {
 			w->registered = 1;
 			w->worker_id  = m.id;
+			wrk_slots_set_worker(w->slots, m.id);
 			w->hb_ms      = m.heartbeat_ms ? m.heartbeat_ms : 1000;
 			if (m.heartbeat_timeout_ms > 0)
 				w->hb_timeout_ms = m.heartbeat_timeout_ms;
@@ -892,13 +948,18 @@ rx_cb(void *arg)
 		rv  = handle_reply(w, msg);
 		nng_msg_free(msg);
 		if (rv != 0) {
-			atomic_store(&w->fatal, 3); /* the supervisor restarts us */
+			/* the supervisor restarts us */
+			atomic_store(&w->fatal, WRK_EXIT_LOST);
 			wake_io(w);
 			return;
 		}
 		pthread_mutex_lock(&w->lock);
 		pump_locked(w);
+		rv = w->o->max_tasks > 0 && w->taken >= w->o->max_tasks &&
+		    w->held == 0;
 		pthread_mutex_unlock(&w->lock);
+		if (rv)
+			wake_io(w); /* time to recycle, perhaps */
 	}
 	nng_recv_aio(w->sock, w->rx);
 }
@@ -1004,7 +1065,7 @@ io_loop(struct wproc *w)
 			log_error("no answer from the scheduler at %s within "
 			          "%u ms",
 			    w->o->connect, w->o->connect_timeout_ms);
-			return 3;
+			return WRK_EXIT_LOST;
 		}
 		if (w->o->parent_pid > 0 && getppid() != w->o->parent_pid) {
 			log_warn("supervisor is gone: exiting");
@@ -1022,7 +1083,7 @@ io_loop(struct wproc *w)
 			log_error("no answer from the scheduler for %" PRIu64
 			          " ms: giving up on this connection",
 			    silent);
-			return 3;
+			return WRK_EXIT_LOST;
 		}
 		out_n    = w->out_n;
 		running  = w->running;
@@ -1032,7 +1093,19 @@ io_loop(struct wproc *w)
 			pthread_mutex_unlock(&w->lock);
 			log_warn("exiting after a task crashed; the "
 			         "supervisor starts a new process");
-			return 4;
+			return WRK_EXIT_CRASHED;
+		}
+		if (w->o->max_tasks > 0 && w->taken >= w->o->max_tasks &&
+		    w->held == 0 && out_n == 0 && !inflight && !w->draining) {
+			/* every task it may take has run and its result is
+			 * acknowledged: make room for a fresh process */
+			uint64_t run = w->tasks_run;
+			pthread_mutex_unlock(&w->lock);
+			wrk_slots_set_recycled(w->slots);
+			log_info("recycling: %" PRIu64 " task(s) run, the "
+			         "limit per process is %" PRIu64,
+			    run, w->o->max_tasks);
+			return WRK_EXIT_RECYCLED;
 		}
 		pthread_mutex_unlock(&w->lock);
 		if (w->draining) {
@@ -1173,6 +1246,16 @@ wrk_process_run(const struct wrk_options *o)
 		rc = 2;
 		goto out;
 	}
+	if (o->slot_table_fd >= 0) {
+		char err[512];
+		if (wrk_slots_attach(&w.slots, o->slot_table_fd,
+		        (uint32_t)o->slots, err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			rc = WRK_EXIT_CONFIG;
+			goto out;
+		}
+		close(o->slot_table_fd);
+	}
 	crash_handlers_install();
 
 	if ((rv = nng_req0_open_raw(&w.sock)) != 0 ||
@@ -1192,13 +1275,18 @@ wrk_process_run(const struct wrk_options *o)
 
 	w.n_threads = o->slots;
 	if ((w.threads = calloc((size_t)w.n_threads, sizeof(pthread_t))) ==
-	    NULL) {
-		rc = 1;
+	        NULL ||
+	    (w.execs = calloc((size_t)w.n_threads, sizeof(*w.execs))) ==
+	        NULL) {
+		w.n_threads = 0;
+		rc          = 1;
 		goto out;
 	}
 	for (int i = 0; i < w.n_threads; i++) {
-		if (pthread_create(&w.threads[i], NULL, executor_main, &w) !=
-		    0) {
+		w.execs[i].w    = &w;
+		w.execs[i].slot = (uint32_t)i;
+		if (pthread_create(&w.threads[i], NULL, executor_main,
+		        &w.execs[i]) != 0) {
 			log_error("cannot start executor thread: %s",
 			    strerror(errno));
 			w.n_threads = i;
@@ -1231,6 +1319,7 @@ out:
 		for (int i = 0; i < w.n_threads; i++)
 			pthread_join(w.threads[i], NULL);
 		free(w.threads);
+		free(w.execs);
 	}
 	if (w.rx != NULL)
 		nng_aio_stop(w.rx);
@@ -1250,6 +1339,7 @@ out:
 	proto_decoder_fini(&w.dec);
 	objcache_free(w.cache);
 	wrk_registry_fini(&w.reg);
+	wrk_slots_free(w.slots);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.cv);
 	return rc;

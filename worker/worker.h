@@ -101,6 +101,30 @@ struct wrk_options {
 	uint32_t    drain_timeout_ms;
 	size_t      max_message_size;
 	int         parent_pid;     /* exit when this process goes away */
+	size_t      memory_limit;   /* supervisor: kill a process whose
+	                             * anonymous memory (RssAnon) exceeds
+	                             * this many bytes; 0: none */
+	uint64_t    max_tasks;      /* a process exits (recycled) after this
+	                             * many tasks; 0: never */
+	/* set by the supervisor for the processes it starts */
+	uint64_t    supervisor_token; /* sent in hello; 0: none */
+	int         slot_table_fd;  /* the shared slot table, -1: none */
+};
+
+/*
+ * Exit statuses of a worker process (`ferry worker-process`); the
+ * supervisor decides by them what to report and how to restart.
+ */
+enum wrk_exit {
+	WRK_EXIT_OK       = 0, /* drained (SIGTERM) or the supervisor left */
+	WRK_EXIT_ERROR    = 1, /* a system error (threads, sockets) */
+	WRK_EXIT_CONFIG   = 2, /* cannot start: bad library, options: the
+	                        * supervisor stops instead of restarting */
+	WRK_EXIT_LOST     = 3, /* gave up on the scheduler's connection */
+	WRK_EXIT_CRASHED  = 4, /* a task crashed; it was reported as
+	                        * FERRY_ECRASHED before exiting */
+	WRK_EXIT_RECYCLED = 5, /* ran max_tasks tasks and drained: replace
+	                        * at once (also flagged in the slot table) */
 };
 
 /* Fill o with the defaults. */

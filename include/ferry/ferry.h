@@ -63,6 +63,8 @@ enum ferry_error {
 	FERRY_EDEAD      = -19, /* quarantined after killing workers */
 	FERRY_ECRASHED   = -20, /* the task crashed its worker process */
 	FERRY_EOBJECT    = -21, /* an object reference cannot be loaded */
+	FERRY_EMEMORY    = -22, /* the task's process went over its memory
+	                         * limit */
 };
 
 /* A human-readable description of an error code (never NULL). */
@@ -77,18 +79,57 @@ enum ferry_state {
 	FERRY_DONE      = 1, /* finished with a result */
 	FERRY_FAILED    = 2, /* finished with an error */
 	FERRY_CANCELLED = 3, /* cancelled before it finished */
+	FERRY_DEAD      = 4, /* quarantined: it killed worker processes
+	                      * (errcode FERRY_EDEAD; ferry_future_error()
+	                      * lists the reasons); never run again */
 };
 
 typedef struct ferry_client ferry_client;
 typedef struct ferry_future ferry_future;
 
-/* Options for ferry_client_connect_opts(); zero-initialise, then set
- * size = sizeof(struct ferry_client_opts) so the struct can grow. */
+/* What ferry_submit()/ferry_map() do when the client already holds
+ * max_unsent tasks the scheduler has not accepted (struct
+ * ferry_client_opts, on_full). */
+enum ferry_on_full {
+	/* wait until the scheduler accepts some (bounded by
+	 * submit_timeout_ms: FERRY_ETIMEDOUT, and by ferry_client_close:
+	 * FERRY_ECLOSED); tasks the scheduler rejects because its queue is
+	 * full are kept and sent again every 20 ms */
+	FERRY_FULL_BLOCK = 0,
+	/* return FERRY_EFULL at once, creating no future; a task the
+	 * scheduler rejects because its queue is full completes as
+	 * FERRY_FAILED with errcode FERRY_EFULL and the scheduler's message */
+	FERRY_FULL_FAIL = 1,
+};
+
+/*
+ * Options for ferry_client_connect_opts(); zero-initialise, then set
+ * size = sizeof(struct ferry_client_opts) so the struct can grow.  A zero
+ * field means its default.
+ */
 struct ferry_client_opts {
 	size_t size;
 	int connect_timeout_ms; /* default 10000 */
 	size_t max_message_size; /* default 64 MiB */
 	size_t max_batch;        /* tasks per submit message, default 4096 */
+	/* back-pressure (enum ferry_on_full), default FERRY_FULL_BLOCK */
+	int on_full;
+	/* most tasks submitted here and not yet accepted by the scheduler
+	 * (queued in the client, in flight, or rejected as full and waiting
+	 * to be sent again); bounds the client's memory.  Default
+	 * 16 x max_batch (65536). */
+	size_t max_unsent;
+	/* FERRY_FULL_BLOCK: longest wait in ferry_submit/ferry_map for room,
+	 * in ms; 0 (default) or -1: no limit */
+	int submit_timeout_ms;
+	/* session to resume (0, default: a new random session).  A process
+	 * that knows the session of an earlier one (ferry_client_session())
+	 * resumes it to collect its results with ferry_attach().  Only one
+	 * connection may use a session at a time: a hello for a session
+	 * still attached elsewhere is refused (FERRY_ESTATE), and connecting
+	 * fails if the scheduler has not yet noticed that the earlier
+	 * process is gone before connect_timeout_ms. */
+	uint64_t session;
 };
 
 /*
@@ -103,6 +144,10 @@ FERRY_API int ferry_client_connect(
 /* As ferry_client_connect(), with options (opts may be NULL). */
 FERRY_API int ferry_client_connect_opts(ferry_client **out, const char *url,
     const struct ferry_client_opts *opts);
+
+/* The client's session id (non-zero), to resume it later from another
+ * process (ferry_client_opts.session).  0 if c is NULL. */
+FERRY_API uint64_t ferry_client_session(const ferry_client *c);
 
 /*
  * Close the connection and free the client.  Futures still held stay valid
@@ -123,10 +168,74 @@ FERRY_API int ferry_submit(ferry_client *c, const char *fn, const void *args,
 /*
  * Submit n tasks of the same function; args[i] of lens[i] bytes are the
  * msgpack-encoded arguments of task i (copied).  On success futs[0..n-1]
- * are new futures, each freed by the caller.  They travel batched.
+ * are new futures, each freed by the caller.  They travel batched.  All
+ * or nothing: on an error no future is returned (tasks already sent are
+ * cancelled).  With FERRY_FULL_BLOCK a map larger than max_unsent is sent
+ * in chunks, waiting for room between them; with FERRY_FULL_FAIL it
+ * returns FERRY_EFULL unless all n tasks fit under max_unsent.
  */
 FERRY_API int ferry_map(ferry_client *c, const char *fn, size_t n,
     const void *const *args, const size_t *lens, ferry_future **futs);
+
+/*
+ * Per-task failure options.  Initialise with ferry_task_opts_init() (a
+ * zeroed struct is NOT "all defaults": it means no retries, no backoff
+ * and no timeout), then set the fields you want.  -1 in a field means the
+ * scheduler's default (its cluster file's scheduler.task_defaults); any
+ * other negative value is FERRY_EINVAL.  See docs/protocol.md, 4.13.
+ */
+struct ferry_task_opts {
+	size_t size;        /* sizeof(struct ferry_task_opts) */
+	int retries;        /* runs again after a failure that counts
+	                     * (crash, timeout; task errors only with
+	                     * retry_errors), 0 ... 1000 */
+	int backoff_ms;     /* delay before the first retry; doubles per
+	                     * retry, with jitter */
+	int backoff_max_ms; /* cap of that delay */
+	int timeout_ms;     /* hard timeout of one run (the worker process
+	                     * running it past this is killed); 0: none */
+	int retry_errors;   /* non-zero: also retry errors the task function
+	                     * reports (FERRY_ETASK); 0: fail on them */
+};
+
+/* Set size and every option to -1 (the scheduler's defaults). */
+FERRY_API void ferry_task_opts_init(struct ferry_task_opts *o);
+
+/* As ferry_submit(), with failure options (opts NULL: all defaults).
+ * Returns FERRY_EINVAL for an option out of range. */
+FERRY_API int ferry_submit_opts(ferry_client *c, const char *fn,
+    const void *args, size_t len, const struct ferry_task_opts *opts,
+    ferry_future **out);
+
+/* As ferry_map(), with the same failure options for every task (opts
+ * NULL: all defaults). */
+FERRY_API int ferry_map_opts(ferry_client *c, const char *fn, size_t n,
+    const void *const *args, const size_t *lens,
+    const struct ferry_task_opts *opts, ferry_future **futs);
+
+/*
+ * A future for task id of this client's session, submitted earlier by
+ * this process or by an earlier one whose session this client resumed
+ * (ferry_client_opts.session).  On success *out is a future the caller
+ * frees with ferry_future_free().
+ *
+ * Results that arrive for tasks without a future (tasks of the earlier
+ * process) are kept in the client, counted in ferry_client_stats' orphans,
+ * until ferry_attach() takes them or the client closes; the scheduler
+ * deletes a result once the client has it (a future's or the kept
+ * store), so each result reaches exactly one future.  Hence:
+ *  - a task this process still waits for: the same future (another
+ *    reference to it: free each one);
+ *  - a kept result: a finished future, and the result leaves the store;
+ *  - a task of the earlier process with no result yet: a pending future
+ *    completed when the result comes.  If the earlier process had already
+ *    received that result (or never got its submit accepted) it never
+ *    comes: wait with a timeout;
+ *  - a task whose result this process already handed to a future (even
+ *    one since freed), id 0, or an id above every id the session has
+ *    used: FERRY_ENOTFOUND.
+ */
+FERRY_API int ferry_attach(ferry_client *c, uint64_t id, ferry_future **out);
 
 /* The future's current state (enum ferry_state). */
 FERRY_API int ferry_future_state(const ferry_future *f);
@@ -156,12 +265,27 @@ FERRY_API const char *ferry_future_error(const ferry_future *f);
 /* The task's id within its client session. */
 FERRY_API uint64_t ferry_future_id(const ferry_future *f);
 
+/* Runs of the task the scheduler started (more than 1 after retries; 0
+ * for one that never ran, or when the scheduler does not say). */
+FERRY_API uint32_t ferry_future_attempts(const ferry_future *f);
+
 /*
- * Cancel the task if it has not started: a queued task never runs and its
- * future becomes FERRY_CANCELLED.  Returns 0 when the request was sent;
- * wait on the future to see the outcome (a task already running finishes).
+ * Cancel the task: a queued task never runs; a running one is stopped
+ * (its worker process is killed by its supervisor; a worker without a
+ * supervisor finishes the run and its result is dropped).  Either way the
+ * future becomes FERRY_CANCELLED, unless the task finished first.  Returns
+ * 0 when the request was sent (wait on the future to see the outcome),
+ * FERRY_ESTATE if the future has finished already.
  */
 FERRY_API int ferry_cancel(ferry_future *f);
+
+/*
+ * Cancel many tasks of one client in one message (e.g. a whole map).
+ * NULL entries and futures that have finished are skipped.  Returns 0,
+ * FERRY_EINVAL if the futures belong to different clients, or
+ * FERRY_ENOMEM.
+ */
+FERRY_API int ferry_cancel_many(ferry_future *const *futs, size_t n);
 
 /* Free a future (pending or not); accepts NULL. */
 FERRY_API void ferry_future_free(ferry_future *f);
@@ -236,6 +360,9 @@ struct ferry_client_stats {
 	uint64_t resent;       /* tasks sent again after a reconnection or
 	                        * a full queue */
 	uint64_t reconnects;   /* connections re-established */
+	uint64_t orphans;      /* results kept now for tasks without a
+	                        * future (see ferry_attach) */
+	uint64_t unsent;       /* tasks not yet accepted by the scheduler */
 };
 
 /* Fill st (st->size must be set) with the client's counters. */

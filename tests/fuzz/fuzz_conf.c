@@ -53,7 +53,13 @@ check_loaded(const struct conf *c)
 	    c->n_groups > CONF_MAX_GROUPS ||
 	    c->heartbeat_timeout_ms <= c->heartbeat_interval_ms ||
 	    c->heartbeat_interval_ms == 0 || c->max_queue == 0 ||
-	    c->max_results == 0 || c->max_message_size < 64 * 1024)
+	    c->max_results == 0 || c->max_message_size < 64 * 1024 ||
+	    c->max_result_bytes < 64 * 1024 || c->quarantine_after < 1 ||
+	    c->quarantine_after > 100 || c->task_retries > 1000 ||
+	    c->task_backoff_max_ms < c->task_backoff_ms ||
+	    c->task_backoff_max_ms > 86400000 ||
+	    c->task_timeout_ms > 2147483647u ||
+	    (c->task_retry_errors != 0 && c->task_retry_errors != 1))
 		abort();
 	for (size_t i = 0; i < c->n_listen; i++) {
 		if (c->listen[i] == NULL ||
@@ -66,7 +72,10 @@ check_loaded(const struct conf *c)
 		    g->processes < 0 || g->processes > 1024 || g->slots < 1 ||
 		    g->slots > 1024 || g->prefetch < 0 ||
 		    g->prefetch > 100000 || g->n_libraries < 1 ||
-		    g->n_libraries > CONF_MAX_LIBRARIES)
+		    g->n_libraries > CONF_MAX_LIBRARIES ||
+		    (g->memory_limit != 0 &&
+		        g->memory_limit < (size_t) 16 * 1024 * 1024) ||
+		    g->max_tasks_per_process > (uint64_t) INT64_MAX)
 			abort();
 		for (size_t j = 0; j < g->n_libraries; j++) {
 			if (g->libraries[j] == NULL || g->libraries[j][0] == 0)

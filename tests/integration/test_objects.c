@@ -68,6 +68,7 @@ submit_sum(ferry_client *c, const char *name, uint64_t off, uint64_t len,
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
 	ferry_future   *f;
+	struct ferry_task_opts once;
 
 	if (name[0] == '/')
 		snprintf(path, sizeof(path), "%s", name);
@@ -85,7 +86,12 @@ submit_sum(ferry_client *c, const char *name, uint64_t off, uint64_t len,
 	msgpack_pack_uint64(&pk, len);
 	if (delay_ms)
 		msgpack_pack_uint64(&pk, delay_ms);
-	assert_int_equal(ferry_submit(c, "sum_u64", sb.data, sb.size, &f), 0);
+	/* no retries: a run that crashes (the truncated file below) must
+	 * report the crash itself, not what a retry on the new file says */
+	ferry_task_opts_init(&once);
+	once.retries = 0;
+	assert_int_equal(
+	    ferry_submit_opts(c, "sum_u64", sb.data, sb.size, &once, &f), 0);
 	msgpack_sbuffer_destroy(&sb);
 	return f;
 }

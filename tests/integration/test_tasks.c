@@ -542,6 +542,7 @@ test_crashing_tasks(void **state)
 	char           url[128];
 	ferry_client  *c;
 	ferry_future  *segv, *abrt, **futs;
+	struct ferry_task_opts once, fast;
 	const size_t   n = 300;
 	uint64_t       end;
 	(void)state;
@@ -552,16 +553,32 @@ test_crashing_tasks(void **state)
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
 
-	assert_int_equal(ferry_submit(c, "crash", NULL, 0, &segv), 0);
-	assert_int_equal(ferry_submit(c, "abort", NULL, 0, &abrt), 0);
+	/* with the defaults (3 retries, quarantine after 3 kills) a task
+	 * that always crashes is tried 3 times and becomes dead; with no
+	 * retries it fails with the signal at once */
+	ferry_task_opts_init(&once);
+	once.retries    = 0;
+	ferry_task_opts_init(&fast);
+	fast.backoff_ms = 10;
+	assert_int_equal(
+	    ferry_submit_opts(c, "crash", NULL, 0, &fast, &segv), 0);
+	assert_int_equal(ferry_submit_opts(c, "abort", NULL, 0, &once, &abrt),
+	    0);
 	futs = map_squares(c, n, 1000);
 
 	assert_int_equal(ferry_future_wait(segv, 30000), 0);
-	assert_int_equal(ferry_future_errcode(segv), FERRY_ECRASHED);
+	assert_int_equal(ferry_future_state(segv), FERRY_DEAD);
+	assert_int_equal(ferry_future_errcode(segv), FERRY_EDEAD);
+	assert_int_equal(ferry_future_attempts(segv), 3);
+	assert_non_null(strstr(ferry_future_error(segv), "quarantined"));
 	assert_non_null(strstr(ferry_future_error(segv), "SIGSEGV"));
 	assert_int_equal(ferry_future_wait(abrt, 30000), 0);
+	assert_int_equal(ferry_future_state(abrt), FERRY_FAILED);
 	assert_int_equal(ferry_future_errcode(abrt), FERRY_ECRASHED);
+	assert_int_equal(ferry_future_attempts(abrt), 1);
 	assert_non_null(strstr(ferry_future_error(abrt), "SIGABRT"));
+	assert_int_equal(h_status_uint(c, "dead"), 1);
+	assert_int_equal(h_status_uint(c, "retried"), 2);
 
 	assert_int_equal(ferry_wait_all(futs, n, 60000), 0);
 	check_squares(futs, n);

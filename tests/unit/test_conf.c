@@ -31,6 +31,10 @@
 #define WITH_SCHED(line) SCHED line WORKERS
 /* one group "a" whose other keys start on line 5 */
 #define WITH_GROUP(lines) SCHED "workers:\n  - name: a\n" lines
+/* scheduler.task_defaults whose keys start on line 4, column 5 */
+#define WITH_TASK(lines) WITH_SCHED("  task_defaults:\n" lines)
+/* group "a" with its libraries, then more keys from line 6, column 5 */
+#define WITH_GROUP_KEY(line) WITH_GROUP("    libraries: [x]\n" line)
 
 static char tmpdir[PATH_MAX];
 
@@ -385,6 +389,104 @@ static const struct bad_case bad_cases[] = {
 	    "must be a positive integer|got a mapping" },
 	{ WITH_SCHED("  bogus: 1\n"), 3, 3, "scheduler.bogus",
 	    "unknown key|listen, address, heartbeat_interval" },
+	{ WITH_SCHED("  retries: 3\n"), 3, 3, "scheduler.retries",
+	    "unknown key|max_result_bytes, quarantine_after, task_defaults" },
+
+	/* scheduler failure handling: quarantine_after, max_result_bytes */
+	{ WITH_SCHED("  quarantine_after: 0\n"), 3, 21,
+	    "scheduler.quarantine_after",
+	    "must be an integer between 1 and 100|got '0'" },
+	{ WITH_SCHED("  quarantine_after: 101\n"), 3, 21,
+	    "scheduler.quarantine_after", "between 1 and 100|got '101'" },
+	{ WITH_SCHED("  quarantine_after: three\n"), 3, 21,
+	    "scheduler.quarantine_after", "between 1 and 100|got 'three'" },
+	{ WITH_SCHED("  quarantine_after: [3]\n"), 3, 21,
+	    "scheduler.quarantine_after", "between 1 and 100|got a list" },
+	{ WITH_SCHED("  max_result_bytes: 1KiB\n"), 3, 21,
+	    "scheduler.max_result_bytes", "must be at least 64KiB|got '1KiB'" },
+	{ WITH_SCHED("  max_result_bytes: 65535\n"), 3, 21,
+	    "scheduler.max_result_bytes", "must be at least 64KiB" },
+	{ WITH_SCHED("  max_result_bytes: 1gib\n"), 3, 21,
+	    "scheduler.max_result_bytes", "must be a size|got '1gib'" },
+	{ WITH_SCHED("  max_result_bytes: {a: 1}\n"), 3, 21,
+	    "scheduler.max_result_bytes", "must be a size, got a mapping" },
+
+	/* scheduler.task_defaults */
+	{ WITH_SCHED("  task_defaults: 3\n"), 3, 18, "scheduler.task_defaults",
+	    "must be a mapping|got a string" },
+	{ WITH_SCHED("  task_defaults: [retries]\n"), 3, 18,
+	    "scheduler.task_defaults", "must be a mapping|got a list" },
+	{ WITH_TASK("    retires: 3\n"), 4, 5,
+	    "scheduler.task_defaults.retires",
+	    "unknown key|expected one of: retries, retry_backoff, "
+	    "retry_backoff_max, timeout, retry_errors" },
+	{ WITH_TASK("    retries: 3\n    max_queue: 5\n"), 5, 5,
+	    "scheduler.task_defaults.max_queue", "unknown key" },
+	{ WITH_TASK("    retries: -1\n"), 4, 14,
+	    "scheduler.task_defaults.retries",
+	    "must be an integer between 0 and 1000|got '-1'" },
+	{ WITH_TASK("    retries: 1001\n"), 4, 14,
+	    "scheduler.task_defaults.retries",
+	    "between 0 and 1000|got '1001'" },
+	{ WITH_TASK("    retries: three\n"), 4, 14,
+	    "scheduler.task_defaults.retries",
+	    "between 0 and 1000|got 'three'" },
+	{ WITH_TASK("    retries: [3]\n"), 4, 14,
+	    "scheduler.task_defaults.retries", "between 0 and 1000|got a list" },
+	{ WITH_TASK("    retry_backoff: 1.5s\n"), 4, 20,
+	    "scheduler.task_defaults.retry_backoff",
+	    "must be a duration|got '1.5s'" },
+	{ WITH_TASK("    retry_backoff: 25h\n"), 4, 20,
+	    "scheduler.task_defaults.retry_backoff",
+	    "must be at most 24h|got '25h'" },
+	{ WITH_TASK("    retry_backoff: none\n"), 4, 20,
+	    "scheduler.task_defaults.retry_backoff",
+	    "must be a duration|got 'none'" },
+	{ WITH_TASK("    retry_backoff: {a: 1}\n"), 4, 20,
+	    "scheduler.task_defaults.retry_backoff",
+	    "must be a duration, got a mapping" },
+	{ WITH_TASK("    retry_backoff_max: 10x\n"), 4, 24,
+	    "scheduler.task_defaults.retry_backoff_max",
+	    "must be a duration|got '10x'" },
+	{ WITH_TASK("    retry_backoff_max: 86400001\n"), 4, 24,
+	    "scheduler.task_defaults.retry_backoff_max",
+	    "must be at most 24h|got '86400001'" },
+	{ WITH_TASK("    retry_backoff: 1s\n    retry_backoff_max: 500ms\n"),
+	    5, 24, "scheduler.task_defaults.retry_backoff_max",
+	    "must be at least retry_backoff (1000 ms)|got 500 ms" },
+	{ WITH_TASK("    retry_backoff_max: 50ms\n"), 4, 24,
+	    "scheduler.task_defaults.retry_backoff_max",
+	    "must be at least retry_backoff (100 ms, the default)|got 50 ms" },
+	{ WITH_TASK("    retry_backoff: 20s\n"), 4, 20,
+	    "scheduler.task_defaults.retry_backoff",
+	    "not be more than retry_backoff_max (10000 ms, the default)|"
+	    "set retry_backoff_max too" },
+	{ WITH_TASK("    timeout: forever\n"), 4, 14,
+	    "scheduler.task_defaults.timeout",
+	    "must be a duration or 'none'|got 'forever'" },
+	{ WITH_TASK("    timeout: None\n"), 4, 14,
+	    "scheduler.task_defaults.timeout", "or 'none'|got 'None'" },
+	{ WITH_TASK("    timeout: -5s\n"), 4, 14,
+	    "scheduler.task_defaults.timeout", "must be a duration|got '-5s'" },
+	{ WITH_TASK("    timeout: 600h\n"), 4, 14,
+	    "scheduler.task_defaults.timeout",
+	    "must be at most 2147483647ms|got '600h'" },
+	{ WITH_TASK("    timeout: 2147483648\n"), 4, 14,
+	    "scheduler.task_defaults.timeout", "at most 2147483647ms" },
+	{ WITH_TASK("    timeout: [1s]\n"), 4, 14,
+	    "scheduler.task_defaults.timeout",
+	    "must be a duration or 'none', got a list" },
+	{ WITH_TASK("    retry_errors: yes\n"), 4, 19,
+	    "scheduler.task_defaults.retry_errors",
+	    "must be true or false|got 'yes'" },
+	{ WITH_TASK("    retry_errors: 1\n"), 4, 19,
+	    "scheduler.task_defaults.retry_errors",
+	    "must be true or false|got '1'" },
+	{ WITH_TASK("    retry_errors: tRUE\n"), 4, 19,
+	    "scheduler.task_defaults.retry_errors", "got 'tRUE'" },
+	{ WITH_TASK("    retry_errors: [true]\n"), 4, 19,
+	    "scheduler.task_defaults.retry_errors",
+	    "must be true or false, got a list" },
 
 	/* workers */
 	{ SCHED "workers:\n  name: a\n", 4, 3, "workers",
@@ -442,6 +544,37 @@ static const struct bad_case bad_cases[] = {
 	    "workers[0].object_cache", "must be a size|got 'lots'" },
 	{ WITH_GROUP("    libraries: [x]\n    object_cache: 1000\n"), 6, 19,
 	    "workers[0].object_cache", "at least 1MiB" },
+	{ WITH_GROUP_KEY("    memory_limit: 1MiB\n"), 6, 19,
+	    "workers[0].memory_limit",
+	    "must be 'none' or at least 16MiB|got '1MiB'" },
+	{ WITH_GROUP_KEY("    memory_limit: 16777215\n"), 6, 19,
+	    "workers[0].memory_limit", "at least 16MiB|got '16777215'" },
+	{ WITH_GROUP_KEY("    memory_limit: 0\n"), 6, 19,
+	    "workers[0].memory_limit", "'none' or at least 16MiB|got '0'" },
+	{ WITH_GROUP_KEY("    memory_limit: unlimited\n"), 6, 19,
+	    "workers[0].memory_limit",
+	    "must be a size|or 'none'|got 'unlimited'" },
+	{ WITH_GROUP_KEY("    memory_limit: None\n"), 6, 19,
+	    "workers[0].memory_limit", "must be a size|got 'None'" },
+	{ WITH_GROUP_KEY("    memory_limit: 2 GiB\n"), 6, 19,
+	    "workers[0].memory_limit", "must be a size|got '2 GiB'" },
+	{ WITH_GROUP_KEY("    memory_limit: [1GiB]\n"), 6, 19,
+	    "workers[0].memory_limit", "must be a size or 'none', got a list" },
+	{ WITH_GROUP_KEY("    max_tasks_per_process: -1\n"), 6, 28,
+	    "workers[0].max_tasks_per_process",
+	    "must be an integer of 0 (unlimited) or more|got '-1'" },
+	{ WITH_GROUP_KEY("    max_tasks_per_process: many\n"), 6, 28,
+	    "workers[0].max_tasks_per_process", "0 (unlimited)|got 'many'" },
+	{ WITH_GROUP_KEY("    max_tasks_per_process: 1e6\n"), 6, 28,
+	    "workers[0].max_tasks_per_process", "got '1e6'" },
+	{ WITH_GROUP_KEY("    max_tasks_per_process: 9223372036854775808\n"),
+	    6, 28, "workers[0].max_tasks_per_process",
+	    "got '9223372036854775808'" },
+	{ WITH_GROUP_KEY("    max_tasks_per_process: {a: 1}\n"), 6, 28,
+	    "workers[0].max_tasks_per_process", "got a mapping" },
+	{ WITH_GROUP_KEY("    memory_limt: 1GiB\n"), 6, 5,
+	    "workers[0].memory_limt",
+	    "unknown key|object_cache, memory_limit, max_tasks_per_process" },
 	{ WITH_GROUP("    prefetch: -1\n    libraries: [x]\n"), 5, 15,
 	    "workers[0].prefetch", "between 0 and 100000|got '-1'" },
 	{ WITH_GROUP("    prefetch: 100001\n    libraries: [x]\n"), 5, 15,
@@ -562,9 +695,18 @@ test_local_yaml(void **state)
 	assert_int_equal(c.max_queue, 1000000);
 	assert_int_equal(c.max_results, 1000000);
 	assert_int_equal(c.result_ttl_ms, 600000);
+	assert_int_equal(c.max_result_bytes, (size_t) 1 << 30);
+	assert_int_equal(c.quarantine_after, 3);
+	assert_int_equal(c.task_retries, 3);
+	assert_int_equal(c.task_backoff_ms, 100);
+	assert_int_equal(c.task_backoff_max_ms, 10000);
+	assert_int_equal(c.task_timeout_ms, 0);
+	assert_int_equal(c.task_retry_errors, 0);
 
 	assert_int_equal(c.n_groups, 1);
 	assert_string_equal(c.groups[0].name, "default");
+	assert_int_equal(c.groups[0].memory_limit, 0);
+	assert_int_equal(c.groups[0].max_tasks_per_process, 0);
 	assert_int_equal(c.groups[0].processes, 0);
 	assert_int_equal(c.groups[0].slots, 1);
 	assert_int_equal(c.groups[0].prefetch, 1024);
@@ -653,9 +795,18 @@ test_defaults(void **state)
 	assert_int_equal(c.max_queue, 1000000);
 	assert_int_equal(c.max_results, 1000000);
 	assert_int_equal(c.result_ttl_ms, 600000);
+	assert_int_equal(c.max_result_bytes, (size_t) 1 << 30);
+	assert_int_equal(c.quarantine_after, 3);
+	assert_int_equal(c.task_retries, 3);
+	assert_int_equal(c.task_backoff_ms, 100);
+	assert_int_equal(c.task_backoff_max_ms, 10000);
+	assert_int_equal(c.task_timeout_ms, 0);
+	assert_int_equal(c.task_retry_errors, 0);
 	assert_int_equal(c.n_groups, 0);
 	assert_null(conf_group_find(&c, "default"));
 	assert_null(c.groups[0].name);
+	assert_int_equal(c.groups[0].memory_limit, 0);
+	assert_int_equal(c.groups[0].max_tasks_per_process, 0);
 	conf_free(&c);
 	assert_true(conf_is_zero(&c));
 	conf_free(&c); /* zeroed: still safe */
@@ -701,6 +852,14 @@ test_minimal_and_nulls(void **state)
 		"cluster:\n  name:\n  state_dir: ~\n" SCHED
 		"workers:\n  - name: a\n    processes:\n    slots: ~\n"
 		"    libraries: [x]\n",
+		WITH_SCHED("  quarantine_after:\n  max_result_bytes: ~\n"
+		           "  task_defaults:\n"),
+		WITH_SCHED("  task_defaults: {}\n"),
+		WITH_TASK("    retries:\n    retry_backoff: ~\n"
+		          "    retry_backoff_max: null\n    timeout:\n"
+		          "    retry_errors: ~\n"),
+		WITH_GROUP("    libraries: [x]\n    memory_limit: ~\n"
+		           "    max_tasks_per_process:\n"),
 	};
 
 	(void) state;
@@ -729,8 +888,135 @@ test_minimal_and_nulls(void **state)
 		assert_int_equal(c.groups[0].prefetch, 1024);
 		assert_int_equal(c.groups[0].n_libraries, 1);
 		assert_string_equal(c.groups[0].libraries[0], "x");
+		assert_int_equal(c.max_result_bytes, (size_t) 1 << 30);
+		assert_int_equal(c.quarantine_after, 3);
+		assert_int_equal(c.task_retries, 3);
+		assert_int_equal(c.task_backoff_ms, 100);
+		assert_int_equal(c.task_backoff_max_ms, 10000);
+		assert_int_equal(c.task_timeout_ms, 0);
+		assert_int_equal(c.task_retry_errors, 0);
+		assert_int_equal(c.groups[0].memory_limit, 0);
+		assert_int_equal(c.groups[0].max_tasks_per_process, 0);
 		conf_free(&c);
 	}
+}
+
+/* The failure-handling keys (scheduler.task_defaults, quarantine_after,
+ * max_result_bytes; a group's memory_limit and max_tasks_per_process):
+ * each value lands in its field, at and inside the edges of its range. */
+static void
+test_failure_keys(void **state)
+{
+	struct conf c;
+
+	(void) state;
+	load_ok(write_file("failure.yaml",
+	            "scheduler:\n"
+	            "  listen: tcp://127.0.0.1:7710\n"
+	            "  quarantine_after: 5\n"
+	            "  max_result_bytes: 256MiB\n"
+	            "  task_defaults:\n"
+	            "    retries: 7\n"
+	            "    retry_backoff: 250ms\n"
+	            "    retry_backoff_max: 1m\n"
+	            "    timeout: 30s\n"
+	            "    retry_errors: true\n"
+	            "workers:\n"
+	            "  - name: a\n"
+	            "    libraries: [x]\n"
+	            "    memory_limit: 512MiB\n"
+	            "    max_tasks_per_process: 1000\n"
+	            "  - name: b\n"
+	            "    libraries: [x]\n"
+	            "    memory_limit: none\n"
+	            "    max_tasks_per_process: 0\n"
+	            "  - name: c\n"
+	            "    libraries: [x]\n"),
+	    &c);
+	assert_int_equal(c.quarantine_after, 5);
+	assert_int_equal(c.max_result_bytes, (size_t) 256 << 20);
+	assert_int_equal(c.task_retries, 7);
+	assert_int_equal(c.task_backoff_ms, 250);
+	assert_int_equal(c.task_backoff_max_ms, 60000);
+	assert_int_equal(c.task_timeout_ms, 30000);
+	assert_int_equal(c.task_retry_errors, 1);
+	assert_int_equal(c.groups[0].memory_limit, (size_t) 512 << 20);
+	assert_int_equal(c.groups[0].max_tasks_per_process, 1000);
+	assert_int_equal(c.groups[1].memory_limit, 0);
+	assert_int_equal(c.groups[1].max_tasks_per_process, 0);
+	assert_int_equal(c.groups[2].memory_limit, 0);
+	assert_int_equal(c.groups[2].max_tasks_per_process, 0);
+	/* the rest keeps its defaults */
+	assert_int_equal(c.max_results, 1000000);
+	assert_int_equal(c.groups[0].slots, 1);
+	conf_free(&c);
+
+	/* the low edges: no retries, no delay, timeout 0, quoted and
+	 * capitalised values */
+	load_ok(write_file("failure-low.yaml",
+	            WITH_SCHED("  quarantine_after: 1\n"
+	                       "  max_result_bytes: 64KiB\n"
+	                       "  task_defaults:\n"
+	                       "    retries: \"0\"\n"
+	                       "    retry_backoff: 0\n"
+	                       "    retry_backoff_max: 0ms\n"
+	                       "    timeout: 0\n"
+	                       "    retry_errors: False\n")),
+	    &c);
+	assert_int_equal(c.quarantine_after, 1);
+	assert_int_equal(c.max_result_bytes, 65536);
+	assert_int_equal(c.task_retries, 0);
+	assert_int_equal(c.task_backoff_ms, 0);
+	assert_int_equal(c.task_backoff_max_ms, 0);
+	assert_int_equal(c.task_timeout_ms, 0);
+	assert_int_equal(c.task_retry_errors, 0);
+	conf_free(&c);
+
+	/* the high edges; retry_backoff may equal retry_backoff_max, and
+	 * a backoff above the default cap is fine when the cap is raised */
+	load_ok(write_file("failure-high.yaml",
+	            SCHED "  quarantine_after: 100\n"
+	                  "  max_result_bytes: 1GB\n"
+	                  "  task_defaults:\n"
+	                  "    retries: 1000\n"
+	                  "    retry_backoff: 24h\n"
+	                  "    retry_backoff_max: 86400000\n"
+	                  "    timeout: 2147483647\n"
+	                  "    retry_errors: 'TRUE'\n"
+	                  "workers:\n  - name: a\n    libraries: [x]\n"
+	                  "    memory_limit: 16MiB\n"
+	                  "    max_tasks_per_process: 9223372036854775807\n"
+	                  "  - name: b\n    libraries: [x]\n"
+	                  "    memory_limit: 16777216\n"
+	                  "    max_tasks_per_process: 1\n"),
+	    &c);
+	assert_int_equal(c.quarantine_after, 100);
+	assert_int_equal(c.max_result_bytes, 1000000000);
+	assert_int_equal(c.task_retries, 1000);
+	assert_int_equal(c.task_backoff_ms, 86400000);
+	assert_int_equal(c.task_backoff_max_ms, 86400000);
+	assert_int_equal(c.task_timeout_ms, 2147483647);
+	assert_int_equal(c.task_retry_errors, 1);
+	assert_int_equal(c.groups[0].memory_limit, 16 * 1024 * 1024);
+	assert_true(c.groups[0].max_tasks_per_process ==
+	    (uint64_t) 9223372036854775807LL);
+	assert_int_equal(c.groups[1].memory_limit, 16 * 1024 * 1024);
+	assert_int_equal(c.groups[1].max_tasks_per_process, 1);
+	conf_free(&c);
+
+	/* timeout "none" (also quoted), backoff 20s with its cap set to
+	 * match, flow style */
+	load_ok(write_file("failure-none.yaml",
+	            WITH_SCHED("  task_defaults: {timeout: \"none\", "
+	                       "retry_backoff: 20s, retry_backoff_max: 20s, "
+	                       "retry_errors: FALSE}\n")),
+	    &c);
+	assert_int_equal(c.task_timeout_ms, 0);
+	assert_int_equal(c.task_backoff_ms, 20000);
+	assert_int_equal(c.task_backoff_max_ms, 20000);
+	assert_int_equal(c.task_retry_errors, 0);
+	assert_int_equal(c.task_retries, 3);
+	conf_free(&c);
 }
 
 /* Every key set: each value lands in its field; quoted integers and
@@ -1232,6 +1518,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_object_keys),
+		cmocka_unit_test(test_failure_keys),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_state_dir),

@@ -377,21 +377,200 @@ test_task_extra_elements(void **state)
 	proto_begin(&f->w, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
-	msgpack_pack_array(&f->w.pk, 5);
+	msgpack_pack_array(&f->w.pk, 6);
 	msgpack_pack_uint64(&f->w.pk, 5);
 	pk_cstr(f, "fn");
 	proto_pack_bin(&f->w, "\x01", 1);
 	msgpack_pack_array(&f->w.pk, 2);
 	pk_cstr(f, "mmap:/data/a.bin");
 	pk_cstr(f, "read:/data/b.bin");
+	msgpack_pack_nil(&f->w.pk); /* options: none */
 	pk_cstr(f, "extra");
 	decode_ok(f, PROTO_SUBMIT);
+	assert_int_equal(f->m.tasks[0].opts.set, 0);
 	assert_int_equal(f->m.n_tasks, 1);
 	assert_task(&f->m.tasks[0], 5, "fn", "\x01", 1);
 	assert_int_equal(f->m.tasks[0].n_objs, 2);
 	assert_int_equal(f->m.tasks[0].objs[1].via.str.size, 16);
 	assert_memory_equal(f->m.tasks[0].objs[1].via.str.ptr,
 	    "read:/data/b.bin", 16);
+}
+
+static void
+test_task_options(void **state)
+{
+	struct fx               *f = *state;
+	struct proto_task_opts   o;
+	const struct proto_task *t;
+
+	/* all five set; one set; none (the plain 3-element form) */
+	memset(&o, 0, sizeof(o));
+	o.set = PROTO_OPT_RETRIES | PROTO_OPT_BACKOFF | PROTO_OPT_BACKOFF_MAX |
+	    PROTO_OPT_TIMEOUT | PROTO_OPT_RETRY_ERRORS;
+	o.retries        = 7;
+	o.backoff_ms     = 250;
+	o.backoff_max_ms = 9000;
+	o.timeout_ms     = 1500;
+	o.retry_errors   = 1;
+	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 3);
+	proto_pack_submit_task(&f->w, 1, "a", 1, "\xc0", 1, NULL, NULL, 0, &o);
+	o.set = PROTO_OPT_TIMEOUT;
+	proto_pack_submit_task(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0, &o);
+	proto_pack_submit_task(&f->w, 3, "c", 1, "\xc0", 1, NULL, NULL, 0, NULL);
+	decode_ok(f, PROTO_SUBMIT);
+	t = &f->m.tasks[0];
+	assert_int_equal(t->opts.set, 0x1f);
+	assert_int_equal(t->opts.retries, 7);
+	assert_int_equal(t->opts.backoff_ms, 250);
+	assert_int_equal(t->opts.backoff_max_ms, 9000);
+	assert_int_equal(t->opts.timeout_ms, 1500);
+	assert_int_equal(t->opts.retry_errors, 1);
+	assert_int_equal(f->m.tasks[1].opts.set, PROTO_OPT_TIMEOUT);
+	assert_int_equal(f->m.tasks[1].opts.timeout_ms, 1500);
+	assert_int_equal(f->m.tasks[2].opts.set, 0);
+
+	/* a value over its limit and a wrong type are named */
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 1);
+	msgpack_pack_array(&f->w.pk, 5);
+	msgpack_pack_uint64(&f->w.pk, 1);
+	pk_cstr(f, "a");
+	proto_pack_bin(&f->w, "\xc0", 1);
+	msgpack_pack_array(&f->w.pk, 0);
+	msgpack_pack_map(&f->w.pk, 1);
+	proto_put_uint(&f->w, "retries", 1001);
+	decode(f);
+	check_err(f, FERRY_EPROTO, "tasks[0][4] (options): 'retries': 1001",
+	    NULL);
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 1);
+	msgpack_pack_array(&f->w.pk, 5);
+	msgpack_pack_uint64(&f->w.pk, 1);
+	pk_cstr(f, "a");
+	proto_pack_bin(&f->w, "\xc0", 1);
+	msgpack_pack_array(&f->w.pk, 0);
+	msgpack_pack_map(&f->w.pk, 2);
+	proto_put_str(&f->w, "unknown", "ignored");
+	proto_put_str(&f->w, "timeout_ms", "soon");
+	decode(f);
+	check_err(f, FERRY_EPROTO,
+	    "'timeout_ms': expected a non-negative integer, got a string",
+	    NULL);
+
+	/* tasks: the 4th element is the run's timeout */
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_TASKS, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 2);
+	proto_pack_task_timeout(&f->w, 9, "x", 1, "\xc0", 1, 2500);
+	proto_pack_task_timeout(&f->w, 10, "y", 1, "\xc0", 1, 0);
+	decode_ok(f, PROTO_TASKS);
+	assert_int_equal(f->m.tasks[0].timeout_ms, 2500);
+	assert_int_equal(f->m.tasks[1].timeout_ms, 0);
+
+	/* results: the 4th element counts the runs */
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_RESULTS, 2);
+	proto_put_key(&f->w, "results");
+	msgpack_pack_array(&f->w.pk, 2);
+	proto_pack_result_attempts(&f->w, 1, FERRY_EDEAD, "why", 3, 3);
+	proto_pack_result_attempts(&f->w, 2, 0, "\xc0", 1, 0);
+	proto_put_uint(&f->w, "seq", 2);
+	decode_ok(f, PROTO_RESULTS);
+	assert_int_equal(f->m.results[0].attempts, 3);
+	assert_int_equal(f->m.results[0].code, FERRY_EDEAD);
+	assert_int_equal(f->m.results[1].attempts, 0);
+}
+
+static void
+test_supervisor_messages(void **state)
+{
+	struct fx *f = *state;
+
+	proto_begin(&f->w, PROTO_HELLO, 3);
+	proto_put_str(&f->w, "role", "supervisor");
+	proto_put_uint(&f->w, "supervisor", 77);
+	proto_put_uint(&f->w, "pid", 12);
+	decode_ok(f, PROTO_HELLO);
+	assert_int_equal(f->m.role, PROTO_ROLE_SUPERVISOR);
+	assert_int_equal(f->m.supervisor, 77);
+
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_HELLO, 2);
+	proto_put_str(&f->w, "role", "supervisor");
+	proto_put_uint(&f->w, "supervisor", 0);
+	decode(f);
+	check_err(f, FERRY_EPROTO, "token must not be 0", NULL);
+
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_REPORT, 5);
+	proto_put_uint(&f->w, "pid", 4242);
+	proto_put_uint(&f->w, "worker", 3);
+	proto_put_str(&f->w, "cause", "timeout");
+	proto_put_str(&f->w, "reason", "task 8 ran past its timeout");
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 2);
+	msgpack_pack_array(&f->w.pk, 2);
+	msgpack_pack_uint64(&f->w.pk, 8);
+	msgpack_pack_uint64(&f->w.pk, 1);
+	msgpack_pack_array(&f->w.pk, 2);
+	msgpack_pack_uint64(&f->w.pk, 9);
+	msgpack_pack_uint64(&f->w.pk, 0);
+	decode_ok(f, PROTO_REPORT);
+	assert_int_equal(f->m.pid, 4242);
+	assert_int_equal(f->m.worker_id, 3);
+	assert_string_equal(f->m.cause, "timeout");
+	assert_int_equal(f->m.n_rtasks, 2);
+	assert_int_equal(f->m.rtasks[0].id, 8);
+	assert_int_equal(f->m.rtasks[0].charged, 1);
+	assert_int_equal(f->m.rtasks[1].charged, 0);
+
+	/* charged must be 0 or 1 */
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_REPORT, 4);
+	proto_put_uint(&f->w, "pid", 1);
+	proto_put_str(&f->w, "cause", "signal");
+	proto_put_str(&f->w, "reason", "x");
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 1);
+	msgpack_pack_array(&f->w.pk, 2);
+	msgpack_pack_uint64(&f->w.pk, 8);
+	msgpack_pack_uint64(&f->w.pk, 2);
+	decode(f);
+	check_err(f, FERRY_EPROTO, "tasks[0][1] (charged)", NULL);
+
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_ORDERS, 1);
+	proto_put_key(&f->w, "kill");
+	msgpack_pack_array(&f->w.pk, 1);
+	msgpack_pack_array(&f->w.pk, 2);
+	msgpack_pack_uint64(&f->w.pk, 4242);
+	msgpack_pack_uint64(&f->w.pk, 8);
+	decode_ok(f, PROTO_ORDERS);
+	assert_int_equal(f->m.n_kills, 1);
+	assert_int_equal(f->m.kills[0].pid, 4242);
+	assert_int_equal(f->m.kills[0].task, 8);
+
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_ORDERS, 1);
+	proto_put_key(&f->w, "kill");
+	msgpack_pack_array(&f->w.pk, 1);
+	pk_cstr(f, "all");
+	decode(f);
+	check_err(f, FERRY_EPROTO, "kill[0]: expected an array [pid, task id]",
+	    NULL);
+
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_WATCH, 1);
+	proto_put_uint(&f->w, "wait_ms", 1000);
+	decode_ok(f, PROTO_WATCH);
+	assert_int_equal(f->m.wait_ms, 1000);
 }
 
 static void
@@ -641,7 +820,8 @@ test_type_names(void **state)
 	struct fx        *f       = *state;
 	static const char *want[] = { NULL, "hello", "welcome", "submit",
 		"submitted", "fetch", "results", "cancel", "cancelled",
-		"status", "status_reply", "work", "tasks", "error" };
+		"status", "status_reply", "work", "tasks", "error", "watch",
+		"report", "orders" };
 
 	assert_int_equal(sizeof(want) / sizeof(want[0]), PROTO_TYPE_MAX);
 	assert_null(proto_type_name(PROTO_NONE));
@@ -1295,10 +1475,11 @@ static const struct bad_case bad_cases[] = {
 	{ MSG(hello_msg), "role", OMIT, FERRY_EPROTO,
 	  { "hello: missing field 'role'" } },
 	{ MSG(hello_msg), "role", RAW("\xa4" "boss"), FERRY_EPROTO,
-	  { "hello: field 'role': expected \"worker\" or \"client\", got "
-	    "\"boss\"" } },
+	  { "hello: field 'role': expected \"worker\", \"client\" or "
+	    "\"supervisor\", got \"boss\"" } },
 	{ MSG(hello_msg), "role", RAW("\xa0"), FERRY_EPROTO,
-	  { "field 'role': expected \"worker\" or \"client\", got \"\"" } },
+	  { "field 'role': expected \"worker\", \"client\" or "
+	    "\"supervisor\", got \"\"" } },
 	{ MSG(hello_msg), "role", RAW("\x01"), FERRY_EPROTO,
 	  { "hello: field 'role': expected a string, got an integer" } },
 	{ MSG(hello_msg), "role", RAW("\xa7" "worker" "\x00"), FERRY_EPROTO,
@@ -1751,6 +1932,8 @@ main(void)
 		T(test_tasks),
 		T(test_task_extra_elements),
 		T(test_task_objects),
+		T(test_task_options),
+		T(test_supervisor_messages),
 		T(test_submitted),
 		T(test_fetch),
 		T(test_results),

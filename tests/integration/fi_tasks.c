@@ -1,0 +1,137 @@
+/*
+ * fi_tasks.c - the task library of the fault-injection suite.
+ *
+ * fi_step is an ordinary task: it appends a start record (sequence
+ * number, process id, CLOCK_MONOTONIC microseconds) to the binary log
+ * named by $FERRY_FI_LOG, sleeps a little and returns [seq * 7 + 3, pid],
+ * so the test can check every result and see every execution, including
+ * those whose result was lost with their process.  The others are poison:
+ * fi_segv and fi_abort crash their process, fi_hang never returns, fi_hog
+ * allocates (and touches) memory until its process is killed.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ferry/task.h>
+
+#include "fi_log.h"
+
+static int             log_fd = -1;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t
+arg_u64(const msgpack_object *args, uint32_t i, uint64_t dflt)
+{
+	if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size <= i ||
+	    args->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return dflt;
+	return args->via.array.ptr[i].via.u64;
+}
+
+static void
+log_start(uint64_t seq)
+{
+	struct fi_record r;
+	struct timespec  ts;
+
+	pthread_mutex_lock(&log_lock);
+	if (log_fd < 0) {
+		const char *path = getenv("FERRY_FI_LOG");
+		if (path != NULL)
+			log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT |
+			        O_CLOEXEC, 0644);
+	}
+	pthread_mutex_unlock(&log_lock);
+	if (log_fd < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	r.seq = seq;
+	r.pid = (uint64_t)getpid();
+	r.us  = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	/* one small O_APPEND write: records never interleave */
+	if (write(log_fd, &r, sizeof(r)) != (ssize_t)sizeof(r)) {
+		/* a lost record shows up as a missing execution */
+	}
+}
+
+static int
+fi_step(ferry_task *t, const msgpack_object *args)
+{
+	uint64_t seq   = arg_u64(args, 0, 0);
+	uint64_t delay = arg_u64(args, 1, 0);
+
+	log_start(seq);
+	if (delay > 0)
+		usleep((useconds_t)delay);
+	msgpack_pack_array(ferry_task_packer(t), 2);
+	msgpack_pack_uint64(ferry_task_packer(t), seq * 7 + 3);
+	msgpack_pack_uint64(ferry_task_packer(t), (uint64_t)getpid());
+	return 0;
+}
+
+static int
+fi_segv(ferry_task *t, const msgpack_object *args)
+{
+	volatile int *p = NULL;
+	(void)t;
+	(void)args;
+	*p = 1;
+	return 0;
+}
+
+static int
+fi_abort(ferry_task *t, const msgpack_object *args)
+{
+	(void)t;
+	(void)args;
+	abort();
+}
+
+static int
+fi_hang(ferry_task *t, const msgpack_object *args)
+{
+	(void)t;
+	(void)args;
+	for (int i = 0; i < 600; i++)
+		sleep(1);
+	return 0;
+}
+
+static int
+fi_hog(ferry_task *t, const msgpack_object *args)
+{
+	uint64_t mib   = arg_u64(args, 0, 1024);
+	char   **parts = calloc(mib / 16 + 1, sizeof(char *));
+	uint64_t n     = 0;
+
+	if (parts == NULL)
+		return ferry_task_fail(t, "out of memory");
+	for (; n < mib / 16; n++) {
+		if ((parts[n] = malloc(16u << 20)) == NULL)
+			break;
+		memset(parts[n], (int)n, 16u << 20);
+		usleep(20000);
+	}
+	for (uint64_t i = 0; i < n; i++)
+		free(parts[i]);
+	free(parts);
+	msgpack_pack_uint64(ferry_task_packer(t), n * 16);
+	return 0;
+}
+
+FERRY_LIBRARY_INIT(reg)
+{
+	if (ferry_register(reg, "fi_step", fi_step) != 0 ||
+	    ferry_register(reg, "fi_segv", fi_segv) != 0 ||
+	    ferry_register(reg, "fi_abort", fi_abort) != 0 ||
+	    ferry_register(reg, "fi_hang", fi_hang) != 0 ||
+	    ferry_register(reg, "fi_hog", fi_hog) != 0)
+		return -1;
+	return 0;
+}

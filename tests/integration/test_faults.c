@@ -1,0 +1,579 @@
+/*
+ * test_faults.c - the fault-injection suite.
+ *
+ * Runs many ordinary tasks (200,000 by default; $FERRY_FI_TASKS) through a
+ * real cluster while a driver thread, from a seed it prints, kill -9s
+ * random worker processes and SIGSTOPs one for longer than the lease before
+ * resuming it, and poisoned tasks segfault, abort, hang past their timeout
+ * and go over the memory limit.  Then it checks what a user relies on:
+ * every ordinary task has exactly one, correct result at the client; every
+ * poisoned task is dead or failed with its reason; no worker process is
+ * left behind; the scheduler's memory comes back near where it started.
+ * The figures are its last lines.  $FERRY_FI_SEED repeats a run.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include "fi_log.h"
+#include "ferry/ferry.h"
+#include "harness.h"
+
+#define LEASE_MS 2000      /* the scheduler's heartbeat timeout */
+#define STOP_MS (LEASE_MS + 1500)
+#define PROCESSES 4
+#define MAX_EVENTS 512
+#define DELAY_US 400       /* each ordinary task sleeps this long */
+#define MEMORY_LIMIT_MIB 256
+
+static const char *fi_lib;
+
+struct event {
+	pid_t    pid;
+	uint64_t us;   /* CLOCK_MONOTONIC when it was sent */
+	int      stop; /* 1: SIGSTOP (resumed later), 0: SIGKILL */
+};
+
+struct driver {
+	unsigned       seed;
+	pid_t          sup;    /* the supervisor: its children are ours */
+	const char    *url;
+	atomic_int     done;
+	struct event   ev[MAX_EVENTS];
+	int            n_ev;
+	pid_t          seen[4096]; /* every worker pid it saw */
+	int            n_seen;
+};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The parent of pid, from /proc/PID/stat, or -1. */
+static pid_t
+parent_of(pid_t pid)
+{
+	char  path[64], buf[512], *p;
+	int   fd;
+	ssize_t n;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL)
+		return -1;
+	/* ") S PPID" */
+	return (pid_t)strtol(p + 4, NULL, 10);
+}
+
+static uint64_t
+rss_kib(pid_t pid)
+{
+	char  path[64], line[256];
+	FILE *f;
+	uint64_t v = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %" SCNu64, &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+static void
+note_seen(struct driver *d, pid_t pid)
+{
+	for (int i = 0; i < d->n_seen; i++)
+		if (d->seen[i] == pid)
+			return;
+	if (d->n_seen < (int)(sizeof(d->seen) / sizeof(d->seen[0])))
+		d->seen[d->n_seen++] = pid;
+}
+
+/* Kill -9 a random worker process every 150-450 ms; once, a third of the
+ * way in, SIGSTOP one for longer than the lease, then SIGCONT it. */
+static void *
+driver_main(void *arg)
+{
+	struct driver *d = arg;
+	ferry_client  *c;
+	unsigned       r = d->seed;
+	int            stopped = 0, round = 0;
+
+	if (ferry_client_connect(&c, d->url, 10000) != 0)
+		return NULL;
+	while (!atomic_load(&d->done) && d->n_ev < MAX_EVENTS - 1 &&
+	    round++ < 2000) {
+		pid_t pids[64], ours[64];
+		int   n, k = 0;
+
+		usleep(150000 + (useconds_t)(rand_r(&r) % 300000));
+		if (atomic_load(&d->done))
+			break;
+		n = h_worker_pids(c, pids, 64);
+		for (int i = 0; i < n; i++) {
+			/* only processes this test started */
+			if (parent_of(pids[i]) != d->sup)
+				continue;
+			note_seen(d, pids[i]);
+			ours[k++] = pids[i];
+		}
+		if (k < 2)
+			continue; /* keep one running */
+		if (!stopped && round >= 8) {
+			struct event *e = &d->ev[d->n_ev];
+			e->pid  = ours[rand_r(&r) % (unsigned)k];
+			e->stop = 1;
+			e->us   = now_us();
+			if (kill(e->pid, SIGSTOP) == 0) {
+				d->n_ev++;
+				stopped = 1;
+				usleep(STOP_MS * 1000);
+				kill(e->pid, SIGCONT);
+			}
+			continue;
+		}
+		{
+			struct event *e = &d->ev[d->n_ev];
+			e->pid  = ours[rand_r(&r) % (unsigned)k];
+			e->stop = 0;
+			e->us   = now_us();
+			if (kill(e->pid, SIGKILL) == 0)
+				d->n_ev++;
+		}
+	}
+	ferry_client_close(c);
+	return NULL;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Decode [value, pid]. */
+static int
+unpack_pair(const void *data, size_t len, uint64_t *v, uint64_t *pid)
+{
+	msgpack_unpacked u;
+	size_t           off = 0;
+	int              ok  = -1;
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 2 &&
+	    u.data.via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	    u.data.via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		*v   = u.data.via.array.ptr[0].via.u64;
+		*pid = u.data.via.array.ptr[1].via.u64;
+		ok   = 0;
+	}
+	msgpack_unpacked_destroy(&u);
+	return ok;
+}
+
+static size_t
+pack_args(uint8_t *buf, size_t cap, uint64_t a, uint64_t b, int two)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	size_t          n;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, two ? 2 : 1);
+	msgpack_pack_uint64(&pk, a);
+	if (two)
+		msgpack_pack_uint64(&pk, b);
+	n = sb.size < cap ? sb.size : cap;
+	memcpy(buf, sb.data, n);
+	msgpack_sbuffer_destroy(&sb);
+	return n;
+}
+
+enum poison { P_SEGV, P_ABORT, P_HANG, P_HOG, P_KINDS };
+static const char *const poison_fn[P_KINDS] = { "fi_segv", "fi_abort",
+	"fi_hang", "fi_hog" };
+
+static void
+test_fault_injection(void **state)
+{
+	char              url[256], logpath[512], mem[32];
+	const char       *env;
+	uint64_t          n_tasks = 200000;
+	unsigned          seed;
+	struct driver    *d;
+	pthread_t         th;
+	pid_t             sched, sup;
+	ferry_client     *c;
+	ferry_future    **futs;
+	ferry_future     *poison[P_KINDS * 8];
+	int               n_poison = 0;
+	uint64_t          base_rss, end_rss, requeued, late;
+	struct ferry_client_stats cs;
+	struct ferry_task_opts    plain, o;
+	uint8_t         (*args)[24];
+	const void      **argp;
+	size_t           *lens;
+	uint64_t          t0;
+	(void)state;
+
+	if ((env = getenv("FERRY_FI_TASKS")) != NULL)
+		n_tasks = strtoull(env, NULL, 10);
+	seed = (env = getenv("FERRY_FI_SEED")) != NULL
+	    ? (unsigned)strtoul(env, NULL, 10)
+	    : (unsigned)(now_us() ^ (uint64_t)getpid());
+	printf("fault injection: seed %u (FERRY_FI_SEED=%u repeats it), "
+	       "%" PRIu64 " tasks\n",
+	    seed, seed, n_tasks);
+	fflush(stdout);
+	srand(seed);
+
+	snprintf(logpath, sizeof(logpath), "%s/fi-starts.bin", h_dir());
+	setenv("FERRY_FI_LOG", logpath, 1);
+	h_ipc_url(url, sizeof(url), "fi");
+	{
+		const char *sx[] = { "--heartbeat-timeout-ms", "2000", NULL };
+		sched = h_scheduler(url, sx);
+	}
+	snprintf(mem, sizeof(mem), "%d", MEMORY_LIMIT_MIB << 20);
+	{
+		const char *wx[] = { "--library", fi_lib, "--memory-limit", mem,
+			"--slots", "1", NULL };
+		sup = h_workers(url, PROCESSES, wx);
+	}
+	assert_true(sched > 0 && sup > 0);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, PROCESSES, 30000), 0);
+
+	/* warm up, then take the scheduler's baseline memory */
+	{
+		ferry_future *w[2000];
+		uint8_t       a[2000][24];
+		const void   *ap[2000];
+		size_t        al[2000];
+		for (int i = 0; i < 2000; i++) {
+			al[i] = pack_args(a[i], sizeof(a[i]), 1000000000u + i, 0, 1);
+			ap[i] = a[i];
+		}
+		assert_int_equal(ferry_map(c, "fi_step", 2000, ap, al, w), 0);
+		assert_int_equal(ferry_wait_all(w, 2000, 60000), 0);
+		for (int i = 0; i < 2000; i++) {
+			assert_int_equal(ferry_future_state(w[i]), FERRY_DONE);
+			ferry_future_free(w[i]);
+		}
+	}
+	usleep(300000);
+	base_rss = rss_kib(sched);
+
+	d = calloc(1, sizeof(*d));
+	assert_non_null(d);
+	d->seed = seed;
+	d->sup  = sup;
+	d->url  = url;
+	assert_int_equal(pthread_create(&th, NULL, driver_main, d), 0);
+
+	futs = calloc(n_tasks, sizeof(*futs));
+	args = calloc(n_tasks, sizeof(*args));
+	argp = calloc(n_tasks, sizeof(*argp));
+	lens = calloc(n_tasks, sizeof(*lens));
+	assert_true(futs && args && argp && lens);
+	for (uint64_t i = 0; i < n_tasks; i++) {
+		lens[i] = pack_args(args[i], sizeof(args[i]), i, DELAY_US, 1);
+		argp[i] = args[i];
+	}
+	ferry_task_opts_init(&plain);
+	plain.retries = 10; /* an innocent task may be hit by a kill */
+	t0 = now_us();
+	for (uint64_t at = 0; at < n_tasks;) {
+		uint64_t n = n_tasks - at < 10000 ? n_tasks - at : 10000;
+		assert_int_equal(ferry_map_opts(c, "fi_step", n, argp + at,
+		                     lens + at, &plain, futs + at),
+		    0);
+		at += n;
+		/* a poisoned task of each kind now and then */
+		if (n_poison + P_KINDS <= (int)(sizeof(poison) / sizeof(poison[0])) &&
+		    (at / 10000) % 3 == 1) {
+			for (int k = 0; k < P_KINDS; k++) {
+				uint8_t a[24];
+				size_t  al = pack_args(a, sizeof(a),
+				     k == P_HOG ? 2048 : 0, 0, 0);
+				ferry_task_opts_init(&o);
+				o.retries    = k == P_HANG ? 1 : 5;
+				o.backoff_ms = 50;
+				if (k == P_HANG)
+					o.timeout_ms = 1000;
+				assert_int_equal(ferry_submit_opts(c, poison_fn[k],
+				                     a, al, &o, &poison[n_poison]),
+				    0);
+				n_poison++;
+			}
+		}
+	}
+	{
+		int rv = ferry_wait_all(futs, n_tasks, 240000);
+		if (rv != 0)
+			h_dump_logs();
+		assert_int_equal(rv, 0);
+	}
+	assert_int_equal(ferry_wait_all(poison, (size_t)n_poison, 120000), 0);
+	atomic_store(&d->done, 1);
+	pthread_join(th, NULL);
+	printf("ran in %.1f s\n", (double)(now_us() - t0) / 1e6);
+
+	/* every ordinary task: exactly one correct result */
+	for (uint64_t i = 0; i < n_tasks; i++) {
+		const void *data;
+		size_t      len;
+		uint64_t    v, pid;
+		if (ferry_future_state(futs[i]) != FERRY_DONE)
+			fail_msg("task %" PRIu64 ": state %d, error %s", i,
+			    ferry_future_state(futs[i]),
+			    ferry_future_error(futs[i]) ? ferry_future_error(futs[i])
+			                               : "-");
+		assert_int_equal(ferry_future_result(futs[i], &data, &len), 0);
+		assert_int_equal(unpack_pair(data, len, &v, &pid), 0);
+		assert_int_equal(v, i * 7 + 3);
+	}
+	/* every poisoned task: dead or failed, with its reason */
+	{
+		int dead = 0, failed = 0, own[P_KINDS] = { 0 };
+		for (int i = 0; i < n_poison; i++) {
+			int         k   = i % P_KINDS;
+			int         st  = ferry_future_state(poison[i]);
+			int         ec  = ferry_future_errcode(poison[i]);
+			const char *why = ferry_future_error(poison[i]);
+			assert_non_null(why);
+			if (st == FERRY_DEAD) {
+				dead++;
+				assert_int_equal(ec, FERRY_EDEAD);
+				assert_non_null(strstr(why, "quarantined"));
+			} else {
+				failed++;
+				assert_int_equal(st, FERRY_FAILED);
+			}
+			/* the driver's kills may hit a poisoned task too, so
+			 * each must carry the reason that ended it, whichever
+			 * it was */
+			switch (ec) {
+			case FERRY_EDEAD:
+				break;
+			case FERRY_ETIMEDOUT:
+				assert_non_null(strstr(why, "timeout"));
+				break;
+			case FERRY_EMEMORY:
+				assert_non_null(strstr(why, "memory"));
+				break;
+			case FERRY_ECRASHED:
+				assert_non_null(strstr(why, "SIG") != NULL
+				        ? strstr(why, "SIG")
+				        : strstr(why, "signal"));
+				break;
+			default:
+				fail_msg("poisoned task %s: error %d (%s)",
+				    poison_fn[k], ec, why);
+			}
+			if (strstr(why, k == P_SEGV ? "SIGSEGV"
+			                : k == P_ABORT ? "SIGABRT"
+			                : k == P_HANG  ? "timeout"
+			                               : "memory") != NULL)
+				own[k]++;
+		}
+		/* and every kind failed for its own reason at least once */
+		for (int k = 0; k < P_KINDS; k++)
+			if (own[k] == 0)
+				fail_msg("no %s task reported its own failure",
+				    poison_fn[k]);
+		printf("poisoned tasks: %d (%d dead, %d failed), every one with "
+		       "its reason\n",
+		    n_poison, dead, failed);
+	}
+	memset(&cs, 0, sizeof(cs));
+	cs.size = sizeof(cs);
+	assert_int_equal(ferry_client_stats(c, &cs), 0);
+	requeued = h_status_uint(c, "requeued");
+	late     = h_status_uint(c, "late_results");
+
+	/* executions, from the start records */
+	{
+		struct stat       sb;
+		int               fd = open(logpath, O_RDONLY);
+		struct fi_record *recs;
+		size_t            nrec;
+		uint32_t         *count;
+		uint64_t          dup = 0, *gaps, n_gaps = 0, stop_gap = 0;
+		int               n_kill = 0;
+
+		assert_true(fd >= 0 && fstat(fd, &sb) == 0);
+		nrec = (size_t)sb.st_size / sizeof(*recs);
+		recs = malloc(nrec * sizeof(*recs) + 1);
+		assert_non_null(recs);
+		assert_int_equal(read(fd, recs, nrec * sizeof(*recs)),
+		    (ssize_t)(nrec * sizeof(*recs)));
+		close(fd);
+		count = calloc(n_tasks, sizeof(*count));
+		gaps  = calloc(MAX_EVENTS, sizeof(*gaps));
+		assert_true(count && gaps);
+		for (size_t i = 0; i < nrec; i++)
+			if (recs[i].seq < n_tasks)
+				count[recs[i].seq]++;
+		for (uint64_t i = 0; i < n_tasks; i++) {
+			assert_true(count[i] >= 1); /* it ran */
+			dup += count[i] - 1;
+		}
+		/*
+		 * For each kill (or stop) of process P at time T: the task P
+		 * was running is the one whose latest start on P before T
+		 * has no result from P; it runs elsewhere at its first
+		 * start after T.
+		 */
+		for (int e = 0; e < d->n_ev; e++) {
+			const struct event *ev = &d->ev[e];
+			uint64_t best = 0, seq = UINT64_MAX, next = 0;
+			if (!ev->stop)
+				n_kill++;
+			for (size_t i = 0; i < nrec; i++)
+				if (recs[i].pid == (uint64_t)ev->pid &&
+				    recs[i].us < ev->us && recs[i].us >= best &&
+				    recs[i].seq < n_tasks) {
+					best = recs[i].us;
+					seq  = recs[i].seq;
+				}
+			if (seq == UINT64_MAX)
+				continue;
+			{
+				const void *data;
+				size_t      len;
+				uint64_t    v, pid;
+				if (ferry_future_result(futs[seq], &data, &len) != 0 ||
+				    unpack_pair(data, len, &v, &pid) != 0 ||
+				    pid == (uint64_t)ev->pid)
+					continue; /* it had finished there */
+			}
+			for (size_t i = 0; i < nrec; i++)
+				if (recs[i].seq == seq && recs[i].us > ev->us &&
+				    recs[i].pid != (uint64_t)ev->pid &&
+				    (next == 0 || recs[i].us < next))
+					next = recs[i].us;
+			if (next == 0)
+				continue;
+			if (ev->stop)
+				stop_gap = next - ev->us;
+			else
+				gaps[n_gaps++] = next - ev->us;
+		}
+		qsort(gaps, n_gaps, sizeof(*gaps), cmp_u64);
+		usleep(500000);
+		end_rss = rss_kib(sched);
+
+		printf("tasks: %" PRIu64 " ordinary + %d poisoned\n", n_tasks,
+		    n_poison);
+		printf("kills: %d (kill -9) and 1 SIGSTOP for %d ms (lease %d "
+		       "ms)\n",
+		    n_kill, STOP_MS, LEASE_MS);
+		printf("re-queues: %" PRIu64 "; late results dropped: %" PRIu64
+		       "\n",
+		    requeued, late);
+		printf("duplicate executions: %" PRIu64 " (allowed: "
+		       "at-least-once)\n",
+		    dup);
+		printf("duplicate deliveries to the client: %" PRIu64 "\n",
+		    cs.duplicates);
+		if (n_gaps > 0)
+			printf("kill -> running elsewhere: median %.1f ms, max "
+			       "%.1f ms (%" PRIu64 " interrupted tasks)\n",
+			    (double)gaps[n_gaps / 2] / 1000.0,
+			    (double)gaps[n_gaps - 1] / 1000.0, n_gaps);
+		printf("stop -> running elsewhere: %.1f ms (lease %d ms)\n",
+		    (double)stop_gap / 1000.0, LEASE_MS);
+		printf("scheduler memory: %" PRIu64 " KiB at the start, %" PRIu64
+		       " KiB after the run\n",
+		    base_rss, end_rss);
+		assert_int_equal(cs.duplicates, 0);
+		assert_true(n_kill >= 1);
+		/* near its baseline: the run's tasks and results are freed */
+		assert_true(end_rss <= base_rss + 65536);
+		free(count);
+		free(gaps);
+		free(recs);
+	}
+
+	for (uint64_t i = 0; i < n_tasks; i++)
+		ferry_future_free(futs[i]);
+	for (int i = 0; i < n_poison; i++)
+		ferry_future_free(poison[i]);
+	free(futs);
+	free(args);
+	free(argp);
+	free(lens);
+	ferry_client_close(c);
+
+	/* stop the cluster: no worker process may outlive it */
+	{
+		pid_t pids[64];
+		int   n;
+		ferry_client *c2 = h_connect(url);
+		if (c2 != NULL) {
+			n = h_worker_pids(c2, pids, 64);
+			for (int i = 0; i < n; i++)
+				note_seen(d, pids[i]);
+			ferry_client_close(c2);
+		}
+	}
+	h_stop(sup, 20000);
+	for (int i = 0; i < d->n_seen; i++) {
+		int alive = 1;
+		for (int k = 0; k < 100 && (alive = h_alive(d->seen[i])); k++)
+			usleep(50000);
+		if (alive)
+			fail_msg("worker process %d outlived its supervisor",
+			    (int)d->seen[i]);
+	}
+	printf("worker processes seen: %d, left running: 0\n", d->n_seen);
+	h_stop(sched, 10000);
+	free(d);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fault_injection),
+	};
+	int rc;
+	h_init(argc, argv);
+	fi_lib = argc > 2 ? argv[2] : getenv("FERRY_FI_LIB");
+	if (fi_lib == NULL) {
+		fprintf(stderr, "usage: test_faults FERRY_BIN FI_LIBRARY\n");
+		return 2;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	h_cleanup();
+	return rc;
+}

@@ -1,0 +1,110 @@
+/*
+ * slots.h - the slot table a worker process shares with its supervisor.
+ *
+ * The supervisor creates one table per worker process (a memfd, mapped
+ * shared on both sides) and hands it over at spawn.  The worker writes,
+ * per executor slot, the scheduler id of the task it runs with the run's
+ * start time and deadline, and in the header the worker id it registered
+ * as; the supervisor reads them to enforce timeouts and to say, when the
+ * process dies, which tasks died with it.  The supervisor writes the other
+ * way only the ids of tasks the scheduler cancelled, so that the worker
+ * skips them if they have not started.
+ *
+ * Every shared field is a C11 atomic (64-bit, lock-free, so usable across
+ * processes).  Cancelling follows Dekker's pattern with sequentially
+ * consistent accesses: the worker stores its slot THEN loads the cancel
+ * list; the supervisor stores into the cancel list THEN loads the slots.
+ * At least one of them sees the other's store, so a cancelled task is
+ * either skipped by the worker or seen running by the supervisor (both may
+ * happen: then a process that was about to skip the task is killed).
+ *
+ * Times are util_now_ms() (CLOCK_MONOTONIC, the same in every process).
+ */
+#ifndef FERRY_SLOTS_H
+#define FERRY_SLOTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Ids of cancelled tasks a table remembers (a ring: the oldest are
+ * forgotten first; a task cancelled that long before it starts runs and
+ * its result is dropped as late by the scheduler). */
+#define WRK_SLOTS_CANCEL_RING 1024
+
+/* The file descriptor a supervised worker process finds its table on. */
+#define WRK_SLOTS_FD 3
+
+struct wrk_slots;
+
+/* One slot as read by wrk_slots_read(). */
+struct wrk_slot_info {
+	uint64_t task;        /* scheduler task id; 0: idle */
+	uint64_t started_ms;  /* when the run started */
+	uint64_t deadline_ms; /* when it must have ended; 0: no timeout */
+};
+
+/*
+ * Create a table of n_slots slots in a new memfd (close-on-exec) and map
+ * it.  Returns 0 with the table in *out and the memfd in *fd (the caller
+ * passes it to the child and closes it; the mapping stays valid), or -1
+ * with a message in err.
+ */
+int wrk_slots_create(struct wrk_slots **out, uint32_t n_slots, int *fd,
+    char *err, size_t errlen);
+
+/*
+ * Map the table on fd (created by wrk_slots_create, here or in another
+ * process); it must have at least min_slots slots.  The fd may be closed
+ * afterwards.  Returns 0 and the table in *out, or -1 with a message.
+ */
+int wrk_slots_attach(struct wrk_slots **out, int fd, uint32_t min_slots,
+    char *err, size_t errlen);
+
+/* Unmap and free a table (NULL is fine).  The other side's mapping stays
+ * valid. */
+void wrk_slots_free(struct wrk_slots *s);
+
+/* Number of slots. */
+uint32_t wrk_slots_count(const struct wrk_slots *s);
+
+/* ---- the worker's side ---- */
+
+/* Record the worker id the process registered as (after each welcome). */
+void wrk_slots_set_worker(struct wrk_slots *s, uint64_t worker_id);
+
+/*
+ * Claim slot for task (non-zero) before running it: write the slot, then
+ * check the cancel list.  Returns 0: run it (call wrk_slots_end after);
+ * 1: the task was cancelled, do not run it (the slot is already idle).
+ */
+int wrk_slots_begin(struct wrk_slots *s, uint32_t slot, uint64_t task,
+    uint64_t started_ms, uint64_t deadline_ms);
+
+/* Mark slot idle after its task ended. */
+void wrk_slots_end(struct wrk_slots *s, uint32_t slot);
+
+/* Say that the process exits because it was recycled (max tasks), so the
+ * supervisor does not take the exit status alone for it. */
+void wrk_slots_set_recycled(struct wrk_slots *s);
+
+/* ---- the supervisor's side ---- */
+
+/* The worker id last recorded (0: not registered yet). */
+uint64_t wrk_slots_worker(const struct wrk_slots *s);
+
+/* Read slot consistently (task, start and deadline of one run).  Returns 1
+ * if a task is running in it, 0 if idle. */
+int wrk_slots_read(const struct wrk_slots *s, uint32_t slot,
+    struct wrk_slot_info *out);
+
+/*
+ * Cancel task (non-zero): add it to the cancel list, then look for it in
+ * the slots.  Returns 1 if it is running (kill the process to stop it), 0
+ * if not (the worker will skip it should it start later).
+ */
+int wrk_slots_cancel(struct wrk_slots *s, uint64_t task);
+
+/* Whether the worker said it exits to be recycled. */
+int wrk_slots_recycled(const struct wrk_slots *s);
+
+#endif
