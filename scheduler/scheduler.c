@@ -377,8 +377,6 @@ static void dispatch(struct sched *s);
 static void
 task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 {
-	int from;
-
 	if (!sched_transition_ok(t->state, to)) {
 		log_error("task %" PRIu64 ": illegal transition %s -> %s (%s)",
 		    t->id, sched_state_name(t->state), sched_state_name(to),
@@ -392,7 +390,6 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 	    t->worker ? t->worker->id : 0, reason);
 
 	/* leave the old state */
-	from = t->state;
 	if (t->state == TASK_QUEUED) {
 		s->n_queued--;
 		disp_remove(s->disp, t->id); /* no-op if dispatch took it */
@@ -416,10 +413,10 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 	case TASK_QUEUED:
 		t->worker = NULL;
 		s->n_queued++;
-		/* a task taken back from a lost worker goes first: it has
-		 * waited longest; a retry after its backoff goes last */
-		if (disp_enqueue(s->disp, t->id, t->objs, t->n_objs,
-		        from == TASK_ASSIGNED) != 0)
+		/* a task taken back from a lost worker, or back from its
+		 * retry backoff, goes first: it has waited longest, and a
+		 * retry must not wait behind the whole queue again */
+		if (disp_enqueue(s->disp, t->id, t->objs, t->n_objs, 1) != 0)
 			log_error("task %" PRIu64 ": out of memory re-queueing",
 			    t->id);
 		break;

@@ -52,6 +52,8 @@ struct event {
 
 struct driver {
 	unsigned       seed;
+	const char    *log;    /* the start records */
+	uint64_t       probe;  /* seq of the long task the stop targets */
 	pid_t          sup;    /* the supervisor: its children are ours */
 	const char    *url;
 	atomic_int     done;
@@ -106,6 +108,22 @@ rss_kib(pid_t pid)
 	return v;
 }
 
+/* The process that last started task seq, from the start records. */
+static pid_t
+last_runner(const char *log, uint64_t seq)
+{
+	struct fi_record r;
+	pid_t            pid = 0;
+	int              fd  = open(log, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	while (read(fd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+		if (r.seq == seq)
+			pid = (pid_t)r.pid;
+	close(fd);
+	return pid;
+}
+
 static void
 note_seen(struct driver *d, pid_t pid)
 {
@@ -116,8 +134,9 @@ note_seen(struct driver *d, pid_t pid)
 		d->seen[d->n_seen++] = pid;
 }
 
-/* Kill -9 a random worker process every 150-450 ms; once, a third of the
- * way in, SIGSTOP one for longer than the lease, then SIGCONT it. */
+/* Kill -9 a random worker process every 150-450 ms; once, early on,
+ * SIGSTOP the process running the long probe task for longer than the
+ * lease, then SIGCONT it. */
 static void *
 driver_main(void *arg)
 {
@@ -125,6 +144,7 @@ driver_main(void *arg)
 	ferry_client  *c;
 	unsigned       r = d->seed;
 	int            stopped = 0, round = 0;
+	pid_t          probe, stopped_pid = 0;
 
 	if (ferry_client_connect(&c, d->url, 10000) != 0)
 		return NULL;
@@ -146,14 +166,21 @@ driver_main(void *arg)
 		}
 		if (k < 2)
 			continue; /* keep one running */
-		if (!stopped && round >= 8) {
+		probe = last_runner(d->log, d->probe);
+		if (!stopped && round >= 3 && probe > 0) {
 			struct event *e = &d->ev[d->n_ev];
-			e->pid  = ours[rand_r(&r) % (unsigned)k];
+			int           mine = 0;
+			for (int i = 0; i < k; i++)
+				mine |= ours[i] == probe;
+			if (!mine)
+				continue;
+			e->pid  = probe;
 			e->stop = 1;
 			e->us   = now_us();
 			if (kill(e->pid, SIGSTOP) == 0) {
 				d->n_ev++;
-				stopped = 1;
+				stopped     = 1;
+				stopped_pid = e->pid;
 				usleep(STOP_MS * 1000);
 				kill(e->pid, SIGCONT);
 			}
@@ -162,6 +189,9 @@ driver_main(void *arg)
 		{
 			struct event *e = &d->ev[d->n_ev];
 			e->pid  = ours[rand_r(&r) % (unsigned)k];
+			/* the probe's runs are for measuring the stop */
+			if (e->pid == probe || e->pid == stopped_pid)
+				continue;
 			e->stop = 0;
 			e->us   = now_us();
 			if (kill(e->pid, SIGKILL) == 0)
@@ -232,7 +262,7 @@ test_fault_injection(void **state)
 	pthread_t         th;
 	pid_t             sched, sup;
 	ferry_client     *c;
-	ferry_future    **futs;
+	ferry_future    **futs, *probe_f;
 	ferry_future     *poison[P_KINDS * 8];
 	int               n_poison = 0;
 	uint64_t          base_rss, end_rss, requeued, late;
@@ -295,6 +325,8 @@ test_fault_injection(void **state)
 	d = calloc(1, sizeof(*d));
 	assert_non_null(d);
 	d->seed = seed;
+	d->log   = logpath;
+	d->probe = n_tasks + 1;
 	d->sup  = sup;
 	d->url  = url;
 	assert_int_equal(pthread_create(&th, NULL, driver_main, d), 0);
@@ -311,6 +343,14 @@ test_fault_injection(void **state)
 	ferry_task_opts_init(&plain);
 	plain.retries = 10; /* an innocent task may be hit by a kill */
 	t0 = now_us();
+	{
+		/* the probe: a long task the driver will SIGSTOP the process of */
+		uint8_t a[24];
+		size_t  al = pack_args(a, sizeof(a), d->probe, 5000000, 1);
+		assert_int_equal(ferry_submit_opts(c, "fi_step", a, al, &plain,
+		                     &probe_f),
+		    0);
+	}
 	for (uint64_t at = 0; at < n_tasks;) {
 		uint64_t n = n_tasks - at < 10000 ? n_tasks - at : 10000;
 		assert_int_equal(ferry_map_opts(c, "fi_step", n, argp + at,
@@ -343,6 +383,15 @@ test_fault_injection(void **state)
 		assert_int_equal(rv, 0);
 	}
 	assert_int_equal(ferry_wait_all(poison, (size_t)n_poison, 120000), 0);
+	assert_int_equal(ferry_future_wait(probe_f, 120000), 0);
+	{
+		const void *data;
+		size_t      len;
+		uint64_t    v, pid;
+		assert_int_equal(ferry_future_result(probe_f, &data, &len), 0);
+		assert_int_equal(unpack_pair(data, len, &v, &pid), 0);
+		assert_int_equal(v, d->probe * 7 + 3);
+	}
 	atomic_store(&d->done, 1);
 	pthread_join(th, NULL);
 	printf("ran in %.1f s\n", (double)(now_us() - t0) / 1e6);
@@ -456,8 +505,18 @@ test_fault_injection(void **state)
 		for (int e = 0; e < d->n_ev; e++) {
 			const struct event *ev = &d->ev[e];
 			uint64_t best = 0, seq = UINT64_MAX, next = 0;
-			if (!ev->stop)
-				n_kill++;
+			if (ev->stop) {
+				for (size_t i = 0; i < nrec; i++)
+					if (recs[i].seq == d->probe &&
+					    recs[i].us > ev->us &&
+					    recs[i].pid != (uint64_t)ev->pid &&
+					    (next == 0 || recs[i].us < next))
+						next = recs[i].us;
+				if (next != 0)
+					stop_gap = next - ev->us;
+				continue;
+			}
+			n_kill++;
 			for (size_t i = 0; i < nrec; i++)
 				if (recs[i].pid == (uint64_t)ev->pid &&
 				    recs[i].us < ev->us && recs[i].us >= best &&
@@ -512,6 +571,8 @@ test_fault_injection(void **state)
 			    (double)gaps[n_gaps - 1] / 1000.0, n_gaps);
 		printf("stop -> running elsewhere: %.1f ms (lease %d ms)\n",
 		    (double)stop_gap / 1000.0, LEASE_MS);
+		/* the stopped process's long task ran elsewhere */
+		assert_true(stop_gap > 0);
 		printf("scheduler memory: %" PRIu64 " KiB at the start, %" PRIu64
 		       " KiB after the run\n",
 		    base_rss, end_rss);
@@ -528,6 +589,7 @@ test_fault_injection(void **state)
 		ferry_future_free(futs[i]);
 	for (int i = 0; i < n_poison; i++)
 		ferry_future_free(poison[i]);
+	ferry_future_free(probe_f);
 	free(futs);
 	free(args);
 	free(argp);
