@@ -366,7 +366,8 @@ worker_usage(FILE *out)
 	fprintf(out,
 	    "usage: ferry worker [-f FILE [--group NAME]] [--connect URL]\n"
 	    "                    [--processes N] [--slots N] [--prefetch N]\n"
-	    "                    [--library LIB]... [--log-level LEVEL]\n"
+	    "                    [--library LIB]... [--memory-limit SIZE]\n"
+	    "                    [--max-tasks N] [--log-level LEVEL]\n"
 	    "\n"
 	    "Start N worker processes for one worker group and keep them "
 	    "running:\n"

@@ -1959,6 +1959,12 @@ ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
 			full.requeued  = map_uint(&o, "requeued");
 			full.clients   = (uint32_t)map_uint(&o, "clients");
 			full.uptime_s  = (double)map_uint(&o, "uptime_ms") / 1e3;
+			full.cancelled = map_uint(&o, "cancelled");
+			full.retried   = map_uint(&o, "retried");
+			full.dead      = map_uint(&o, "dead");
+			full.delayed   = map_uint(&o, "delayed");
+			full.kills     = map_uint(&o, "kills");
+			full.late_results = map_uint(&o, "late_results");
 			memcpy(st, &full, sz);
 		} else {
 			rv = FERRY_EPROTO;

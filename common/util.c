@@ -166,10 +166,9 @@ idmap_get(const struct idmap *m, uint64_t key)
 }
 
 static int
-idmap_grow(struct idmap *m)
+idmap_rehash(struct idmap *m, size_t ncap)
 {
-	size_t             ncap = m->cap ? m->cap * 2 : 16;
-	struct idmap_slot *ns   = calloc(ncap, sizeof(*ns));
+	struct idmap_slot *ns = calloc(ncap, sizeof(*ns));
 	if (ns == NULL)
 		return -1;
 	for (size_t j = 0; j < m->cap; j++) {
@@ -186,6 +185,27 @@ idmap_grow(struct idmap *m)
 	m->slots = ns;
 	m->cap   = ncap;
 	return 0;
+}
+
+static int
+idmap_grow(struct idmap *m)
+{
+	return idmap_rehash(m, m->cap ? m->cap * 2 : 16);
+}
+
+void
+idmap_shrink(struct idmap *m)
+{
+	size_t ncap = 16;
+	if (m->count == 0) {
+		idmap_fini(m);
+		return;
+	}
+	/* half full at most, as after growing */
+	while (ncap < m->count * 2)
+		ncap *= 2;
+	if (ncap * 4 <= m->cap)
+		(void)idmap_rehash(m, ncap); /* on failure keep the old one */
 }
 
 int
@@ -256,6 +276,13 @@ u64q_fini(struct u64q *q)
 {
 	free(q->buf);
 	u64q_init(q);
+}
+
+void
+u64q_shrink(struct u64q *q)
+{
+	if (q->len == 0)
+		u64q_fini(q);
 }
 
 static int

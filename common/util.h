@@ -63,6 +63,10 @@ int idmap_put(struct idmap *m, uint64_t key, void *val);
 /* Remove key; returns its value or NULL. */
 void *idmap_del(struct idmap *m, uint64_t key);
 
+/* Give memory back after a burst: rebuild m smaller when it is at most an
+ * eighth full (freed entirely when empty).  Never fails visibly. */
+void idmap_shrink(struct idmap *m);
+
 /* ---- a growable FIFO of u64 (ring buffer) ---- */
 
 struct u64q {
@@ -78,6 +82,7 @@ int    u64q_push(struct u64q *q, uint64_t v);       /* at the back */
 int    u64q_push_front(struct u64q *q, uint64_t v); /* at the front */
 bool   u64q_pop(struct u64q *q, uint64_t *v);       /* from the front */
 size_t u64q_len(const struct u64q *q);
+void   u64q_shrink(struct u64q *q);                 /* free if empty */
 
 /* ---- a min-heap of timers keyed by deadline ---- */
 

@@ -346,3 +346,15 @@ disp_pick(struct disp *d, uint64_t worker, uint64_t *out, size_t max,
 		*local = n_local;
 	return n;
 }
+
+void
+disp_compact(struct disp *d)
+{
+	idmap_shrink(&d->tasks);
+	u64q_shrink(&d->fifo);
+	for (size_t i = 0; i < d->objs.cap; i++) {
+		struct objq *q = d->objs.slots[i].val;
+		if (d->objs.slots[i].key != 0)
+			u64q_shrink(&q->q);
+	}
+}

@@ -38,6 +38,10 @@ void disp_remove(struct disp *d, uint64_t id);
 /* Whether id is queued. */
 int disp_is_queued(const struct disp *d, uint64_t id);
 
+/* Give memory back after a burst (call when the queue is empty or
+ * small). */
+void disp_compact(struct disp *d);
+
 /* Number of queued tasks. */
 size_t disp_queued(const struct disp *d);
 

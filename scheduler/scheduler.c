@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -134,6 +135,8 @@ struct supervisor {
 	struct proto_kill *orders;
 	size_t             n_orders, cap_orders;
 	uint64_t           reports;
+	uint64_t           reported[64]; /* pids reported lately */
+	uint32_t           n_reported;
 };
 
 struct recent {
@@ -212,6 +215,7 @@ struct sched {
 	uint64_t             pick[SCHED_MAX_BATCH];
 	uint64_t             local; /* tasks sent to a holder of their objects */
 	int                  stop;
+	int                  untrimmed; /* work since memory was returned */
 };
 
 static const char *state_names[TASK_STATE_MAX] = {
@@ -1065,9 +1069,11 @@ handle_supervisor_hello(struct sched *s, uint32_t pipe,
 	         " on %s",
 	    sp->token, sp->name, sp->pid, sp->host);
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_WELCOME, 3);
+	proto_begin(&s->w, PROTO_WELCOME, 4);
 	proto_put_uint(&s->w, "id", sp->token);
 	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
+	proto_put_uint(&s->w, "heartbeat_timeout_ms",
+	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
 	reply(s, hdr, hdr_len);
 }
@@ -1142,6 +1148,16 @@ handle_report(struct sched *s, struct supervisor *sp,
 	char           why[600];
 	int            n;
 
+	/* a supervisor resends reports it is not sure arrived: once each */
+	for (uint32_t i = 0; i < sp->n_reported && i < 64; i++)
+		if (sp->reported[i] == m->pid) {
+			log_debug("supervisor %" PRIx64 ": report for pid %" PRIu64
+			          " again; ignored",
+			    sp->token, m->pid);
+			send_orders(s, sp, hdr, hdr_len);
+			return;
+		}
+	sp->reported[sp->n_reported++ % 64] = m->pid;
 	s->reports++;
 	sp->reports++;
 	if (strcmp(m->cause, "timeout") == 0)
@@ -1154,10 +1170,16 @@ handle_report(struct sched *s, struct supervisor *sp,
 		charge = 0;
 	} else
 		code = FERRY_ECRASHED;
-	log_warn("worker process %" PRIu64 " on %s (worker %" PRIu64
-	         ") ended: %s: %s; it was running %u task(s)",
-	    m->pid, sp->host, w != NULL ? w->id : 0, m->cause, m->reason,
-	    m->n_rtasks);
+	if (charge && m->n_rtasks > 0)
+		log_warn("worker process %" PRIu64 " on %s (worker %" PRIu64
+		         ") ended: %s: %s; it was running %u task(s)",
+		    m->pid, sp->host, w != NULL ? w->id : 0, m->cause,
+		    m->reason, m->n_rtasks);
+	else
+		log_info("worker process %" PRIu64 " on %s (worker %" PRIu64
+		         ") ended: %s: %s",
+		    m->pid, sp->host, w != NULL ? w->id : 0, m->cause,
+		    m->reason);
 	n = snprintf(why, sizeof(why), "worker process %" PRIu64 " on %s: %s",
 	    m->pid, sp->host, m->reason);
 	if (n < 0 || (size_t)n >= sizeof(why))
@@ -1395,6 +1417,7 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 		    t->id, t->fn, se->id, t->tag);
 		accepted++;
 		s->submitted++;
+		s->untrimmed = 1;
 		se->submitted++;
 		if (t->tag > se->max_tag)
 			se->max_tag = t->tag;
@@ -1686,6 +1709,15 @@ handle_message(struct sched *s, nng_msg *msg)
 		return;
 	}
 	if (p == NULL) {
+		if (m.type == PROTO_WORK && m.n_results > 0) {
+			/* a worker whose lease ended (it was silent) speaks
+			 * again: its tasks ran elsewhere, so these results are
+			 * late; it registers afresh after this answer */
+			s->late_results += m.n_results;
+			log_info("pipe %u: %u late result(s) from a worker "
+			         "whose lease ended dropped",
+			    pipe, m.n_results);
+		}
 		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
 		    "this connection has not said hello");
 		return;
@@ -1890,6 +1922,27 @@ flush_dirty(struct sched *s)
 			send_results(s, se, se->park.hdr, se->park.hdr_len);
 		}
 	}
+}
+
+/*
+ * Everything submitted has finished and been delivered: give the memory
+ * of the burst back (tables sized for the peak, freed heap pages), so a
+ * long-lived scheduler returns near its baseline between bursts.
+ */
+static void
+give_back_memory(struct sched *s)
+{
+	idmap_shrink(&s->tasks);
+	for (size_t i = 0; i < s->sessions.cap; i++) {
+		struct session *se = s->sessions.slots[i].val;
+		if (s->sessions.slots[i].key == 0)
+			continue;
+		idmap_shrink(&se->tags);
+		idmap_shrink(&se->done);
+	}
+	disp_compact(s->disp);
+	malloc_trim(0);
+	s->untrimmed = 0;
 }
 
 static void
@@ -2141,6 +2194,8 @@ sched_run(const struct sched_config *cfg)
 		run_timers(&s);
 		dispatch(&s);
 		flush_dirty(&s);
+		if (s.untrimmed && s.tasks.count == 0 && s.results_stored == 0)
+			give_back_memory(&s);
 	}
 	log_info("scheduler stopping: %" PRIu64 " submitted, %" PRIu64
 	         " done, %" PRIu64 " failed, %" PRIu64 " queued",

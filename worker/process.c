@@ -9,6 +9,13 @@
  * already asked for.  Executor threads (one per slot) run tasks from the
  * inbox and pack results into the outbox; results leave in batches, as
  * many as finished while the previous batch was in flight.
+ *
+ * Under a supervisor, each executor writes the task it runs (with its
+ * deadline) into its slot of the shared slot table (slots.h) before
+ * running it, and skips a task the supervisor marked cancelled; the
+ * supervisor enforces the deadline.  With max_tasks the process asks for
+ * no more than that many tasks in its life and exits with
+ * WRK_EXIT_RECYCLED once their results are acknowledged.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -742,10 +749,10 @@ build_tasks(struct wproc *w, const struct proto_msg *m, struct wtask **head,
 		t->next       = NULL;
 		t->id         = pt->id;
 		t->timeout_ms = pt->timeout_ms;
-		t->fn_len   = pt->fn_len;
-		t->args_len = pt->args_len;
-		t->name     = (char *)t->data;
-		t->args     = t->data + pt->fn_len + 1;
+		t->fn_len     = pt->fn_len;
+		t->args_len   = pt->args_len;
+		t->name       = (char *)t->data;
+		t->args       = t->data + pt->fn_len + 1;
 		memcpy(t->name, pt->fn, pt->fn_len);
 		t->name[pt->fn_len] = '\0';
 		if (pt->args_len > 0)

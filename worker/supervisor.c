@@ -5,9 +5,13 @@
  * Each worker process is a fresh program: posix_spawn() of the ferry
  * binary with the hidden `worker-process` subcommand, so nothing is
  * inherited but the arguments, the environment and its slot table.  A
- * process that dies is restarted with exponential backoff (100 ms doubling
- * to 10 s, back to 100 ms once a process has lived 30 s); one that was
- * recycled or killed on the scheduler's order is restarted at once.
+ * process that dies is restarted after 100 ms if it had registered with
+ * the scheduler (it starts fine: what ended it was a task, or someone's
+ * kill -9; the scheduler quarantines tasks that keep killing processes);
+ * one that died before registering is restarted with exponential backoff
+ * (100 ms doubling to 10 s, back to 100 ms once a process has lived 30 s
+ * or registered); one that was recycled or killed on the scheduler's order
+ * is restarted at once.
  *
  * Slot table (slots.h): per process, a memfd the process maps, on file
  * descriptor WRK_SLOTS_FD (--slot-table-fd).  The process writes there
@@ -836,12 +840,16 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 static int
 child_ended(struct sup *s, struct child *k, int status, int stopping)
 {
-	int      cause = k->kill_cause, recycled;
+	int      cause = k->kill_cause, recycled, registered;
 	uint64_t now   = util_now_ms();
 	char     why[160];
 	pid_t    pid = k->pid;
 
-	recycled = WIFEXITED(status) &&
+	/* a process that got as far as registering starts fine: whatever
+	 * ended it (a task that crashed, hung or grew, kill -9) is no
+	 * reason to wait longer and longer before the next one */
+	registered = wrk_slots_worker(k->slots) != 0;
+	recycled   = WIFEXITED(status) &&
 	    WEXITSTATUS(status) == WRK_EXIT_RECYCLED &&
 	    wrk_slots_recycled(k->slots);
 	describe_status(status, why, sizeof(why));
@@ -869,7 +877,7 @@ child_ended(struct sup *s, struct child *k, int status, int stopping)
 		k->restart_at_ms = now;
 		return 0;
 	}
-	if (now - k->started_ms >= STABLE_MS)
+	if (registered || now - k->started_ms >= STABLE_MS)
 		k->backoff_ms = BACKOFF_MIN_MS;
 	if (cause == KILL_TIMEOUT || cause == KILL_MEMORY)
 		log_warn("worker process %d (pid %d) killed: %s; restarting "
@@ -879,7 +887,8 @@ child_ended(struct sup *s, struct child *k, int status, int stopping)
 		log_warn("worker process %d (pid %d) %s; restarting in %u ms",
 		    k->index, (int)pid, why, k->backoff_ms);
 	k->restart_at_ms = now + k->backoff_ms;
-	k->backoff_ms *= 2;
+	if (!registered)
+		k->backoff_ms *= 2;
 	if (k->backoff_ms > BACKOFF_MAX_MS)
 		k->backoff_ms = BACKOFF_MAX_MS;
 	return 0;

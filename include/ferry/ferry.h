@@ -382,6 +382,13 @@ struct ferry_status {
 	uint64_t requeued;       /* re-queued after a worker was lost */
 	uint32_t clients;        /* connected clients */
 	double uptime_s;         /* seconds since the scheduler started */
+	/* since 0.1.0 with failure handling (docs/reliability.md) */
+	uint64_t cancelled;      /* cancelled (queued, waiting or running) */
+	uint64_t retried;        /* retries scheduled after failed runs */
+	uint64_t dead;           /* quarantined after killing processes */
+	uint64_t delayed;        /* waiting for their retry backoff now */
+	uint64_t kills;          /* worker processes tasks killed */
+	uint64_t late_results;   /* results of lost leases, dropped */
 };
 
 /*

@@ -578,8 +578,14 @@ test_fault_injection(void **state)
 		    base_rss, end_rss);
 		assert_int_equal(cs.duplicates, 0);
 		assert_true(n_kill >= 1);
-		/* near its baseline: the run's tasks and results are freed */
-		assert_true(end_rss <= base_rss + 65536);
+		/* near its baseline: the run's tasks and results are freed
+		 * (not under AddressSanitizer, whose allocator keeps freed
+		 * memory in quarantine) */
+		if (getenv("ASAN_OPTIONS") == NULL)
+			assert_true(end_rss <= base_rss + 32768);
+		else
+			printf("(scheduler memory not checked under "
+			       "AddressSanitizer)\n");
 		free(count);
 		free(gaps);
 		free(recs);

@@ -226,9 +226,15 @@ test_silent_worker_requeued(void **state)
 	assert_true(h_status_uint(c, "requeued") > 0);
 	assert_int_equal(h_status_uint(c, "workers"), 1);
 
-	/* resumed, it registers again */
+	/* resumed, it registers again; the results it finished for tasks
+	 * that ran elsewhere meanwhile are dropped and counted, never
+	 * delivered twice */
 	assert_int_equal(kill(pids[0], SIGCONT), 0);
 	assert_int_equal(h_wait_workers(c, 2, 15000), 0);
+	end = ms_now() + 10000;
+	while (h_status_uint(c, "late_results") == 0 && ms_now() < end)
+		usleep(20000);
+	assert_true(h_status_uint(c, "late_results") > 0);
 	assert_no_duplicates(c, n);
 	ferry_client_close(c);
 }
@@ -579,6 +585,17 @@ test_crashing_tasks(void **state)
 	assert_non_null(strstr(ferry_future_error(abrt), "SIGABRT"));
 	assert_int_equal(h_status_uint(c, "dead"), 1);
 	assert_int_equal(h_status_uint(c, "retried"), 2);
+	{
+		/* the client API shows the same */
+		struct ferry_status st;
+		memset(&st, 0, sizeof(st));
+		st.size = sizeof(st);
+		assert_int_equal(ferry_cluster_status(c, &st, NULL, 10000), 0);
+		assert_int_equal(st.dead, 1);
+		assert_int_equal(st.retried, 2);
+		assert_int_equal(st.kills, 4);
+		assert_int_equal(st.delayed, 0);
+	}
 
 	assert_int_equal(ferry_wait_all(futs, n, 60000), 0);
 	check_squares(futs, n);

@@ -278,6 +278,40 @@ cluster_delete(const uint64_t *keys, const size_t *order)
 }
 
 static void
+test_idmap_shrink(void **state)
+{
+	struct idmap m;
+	(void)state;
+	idmap_init(&m);
+	for (uint64_t k = 1; k <= 20000; k++)
+		assert_int_equal(idmap_put(&m, k, (void *)(uintptr_t)k), 0);
+	assert_true(m.cap >= 20000);
+	/* not sparse enough: unchanged */
+	idmap_shrink(&m);
+	assert_true(m.cap >= 20000);
+	for (uint64_t k = 11; k <= 20000; k++)
+		assert_ptr_equal(idmap_del(&m, k), (void *)(uintptr_t)k);
+	idmap_shrink(&m);
+	assert_true(m.cap <= 32);
+	assert_int_equal(m.count, 10);
+	for (uint64_t k = 1; k <= 10; k++)
+		assert_ptr_equal(idmap_get(&m, k), (void *)(uintptr_t)k);
+	assert_null(idmap_get(&m, 11));
+	/* still usable, then empty: freed */
+	assert_int_equal(idmap_put(&m, 99, (void *)(uintptr_t)99), 0);
+	assert_ptr_equal(idmap_get(&m, 99), (void *)(uintptr_t)99);
+	for (uint64_t k = 1; k <= 10; k++)
+		idmap_del(&m, k);
+	idmap_del(&m, 99);
+	idmap_shrink(&m);
+	assert_int_equal(m.cap, 0);
+	assert_null(idmap_get(&m, 5));
+	assert_int_equal(idmap_put(&m, 5, (void *)(uintptr_t)5), 0);
+	assert_ptr_equal(idmap_get(&m, 5), (void *)(uintptr_t)5);
+	idmap_fini(&m);
+}
+
+static void
 test_idmap_probe_chains(void **state)
 {
 	/* homes wanted: three at 14, two at 15, two at 0, one at 1, one at
@@ -754,6 +788,7 @@ main(void)
 		cmocka_unit_test(test_idmap_growth),
 		cmocka_unit_test(test_idmap_random),
 		cmocka_unit_test(test_idmap_probe_chains),
+		cmocka_unit_test(test_idmap_shrink),
 		cmocka_unit_test(test_u64q_basic),
 		cmocka_unit_test(test_u64q_wraparound_growth),
 		cmocka_unit_test(test_u64q_random),

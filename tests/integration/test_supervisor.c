@@ -1,0 +1,543 @@
+/*
+ * test_supervisor.c - the worker side of failure handling, end to end:
+ * a real scheduler, a real `ferry worker` supervisor and its processes,
+ * driven through the client API.
+ *
+ * What a user relies on: a task past its timeout is stopped (its process
+ * killed and replaced) and fails with a timed-out reason, while a task
+ * that merely shared the process runs again; a process over its memory
+ * limit is killed with a memory reason; processes are recycled after N
+ * tasks without losing any; a running task that is cancelled is stopped;
+ * a process killed from outside is reported with its cause; and the
+ * supervisor keeps supervising while the scheduler is away.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include "ferry/ferry.h"
+#include "harness.h"
+
+static uint64_t
+ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	h_cleanup();
+	return 0;
+}
+
+/* Pack [a] or [a, b] into buf (at least 32 bytes); returns the length. */
+static size_t
+pack2(uint8_t *buf, int n, uint64_t a, uint64_t b)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	size_t          len;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, (size_t)n);
+	msgpack_pack_uint64(&pk, a);
+	if (n > 1)
+		msgpack_pack_uint64(&pk, b);
+	memcpy(buf, sb.data, sb.size);
+	len = sb.size;
+	msgpack_sbuffer_destroy(&sb);
+	return len;
+}
+
+/* Submit fn with [a] (n 1) or [a, b] (n 2) and options. */
+static ferry_future *
+submit(ferry_client *c, const char *fn, int n, uint64_t a, uint64_t b,
+    const struct ferry_task_opts *o)
+{
+	uint8_t       buf[32];
+	size_t        len = pack2(buf, n, a, b);
+	ferry_future *f   = NULL;
+	assert_int_equal(ferry_submit_opts(c, fn, buf, len, o, &f), 0);
+	return f;
+}
+
+/* The supervisor's log of the running test. */
+static char g_log[64];
+
+/* Start a supervisor with n processes on url, logging to its own file. */
+static pid_t
+workers(const char *name, const char *url, int n, const char *const *extra)
+{
+	const char *args[32];
+	char        num[16];
+	int         k = 0;
+	snprintf(g_log, sizeof(g_log), "workers-%s", name);
+	snprintf(num, sizeof(num), "%d", n);
+	args[k++] = "worker";
+	args[k++] = "--connect";
+	args[k++] = url;
+	args[k++] = "--processes";
+	args[k++] = num;
+	args[k++] = "--library";
+	args[k++] = "ferry_examples";
+	for (int i = 0; extra != NULL && extra[i] != NULL && k < 31; i++)
+		args[k++] = extra[i];
+	args[k] = NULL;
+	return h_start(g_log, args);
+}
+
+/* How many times text occurs in the supervisor's log. */
+static int
+log_count(const char *text)
+{
+	char  path[512], line[2048];
+	FILE *f;
+	int   n = 0;
+	snprintf(path, sizeof(path), "%s/%s.log", h_dir(), g_log);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, text) != NULL)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Wait (bounded) until text occurs at least n times in the log. */
+static int
+wait_log(const char *text, int n, int timeout_ms)
+{
+	uint64_t end = ms_now() + (uint64_t)timeout_ms;
+	while (ms_now() < end) {
+		if (log_count(text) >= n)
+			return 0;
+		usleep(20000);
+	}
+	fprintf(stderr, "log never said '%s' %d time(s)\n", text, n);
+	return -1;
+}
+
+/* The one worker process registered now (0 if not exactly one). */
+static pid_t
+only_worker(ferry_client *c)
+{
+	pid_t p[4];
+	return h_worker_pids(c, p, 4) == 1 ? p[0] : 0;
+}
+
+/* Wait (bounded) until the one registered worker process is not old. */
+static pid_t
+wait_replaced(ferry_client *c, pid_t old, int timeout_ms)
+{
+	uint64_t end = ms_now() + (uint64_t)timeout_ms;
+	while (ms_now() < end) {
+		pid_t p = only_worker(c);
+		if (p > 0 && p != old)
+			return p;
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* Pids of the processes whose parent is ppid, up to max. */
+static int
+children_of(pid_t ppid, pid_t *out, int max)
+{
+	DIR           *d = opendir("/proc");
+	struct dirent *e;
+	int            n = 0;
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL && n < max) {
+		char  path[300];
+		FILE *f;
+		int   pid, pp;
+		char  st;
+		if ((pid = atoi(e->d_name)) <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		/* the command name may hold spaces: skip to its ')' */
+		if (fscanf(f, "%*d (%*[^)]) %c %d", &st, &pp) == 2 &&
+		    pp == (int)ppid && st != 'Z')
+			out[n++] = pid;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+expect_square(ferry_client *c, uint64_t i)
+{
+	uint8_t       buf[32];
+	size_t        len = pack2(buf, 1, i, 0);
+	ferry_future *f;
+	const void   *data;
+	size_t        n;
+	uint64_t      v;
+	assert_int_equal(ferry_submit(c, "square", buf, len, &f), 0);
+	assert_int_equal(ferry_future_wait(f, 30000), 0);
+	assert_int_equal(ferry_future_result(f, &data, &n), 0);
+	assert_int_equal(h_unpack_uint(data, n, &v), 0);
+	assert_int_equal(v, i * i);
+	ferry_future_free(f);
+}
+
+/* A task past its hard timeout: its process is killed and replaced, the
+ * task is retried and then fails as timed out; a task that ran beside it
+ * in the same process is not charged and runs again. */
+static void
+test_timeout(void **state)
+{
+	char                   url[128];
+	const char            *extra[] = { "--slots", "2", NULL };
+	ferry_client          *c;
+	ferry_future          *slow, *side;
+	struct ferry_task_opts to, plain;
+	pid_t                  p0, p1;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "timeout");
+	h_scheduler(url, NULL);
+	workers("timeout", url, 1, extra);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	assert_true((p0 = only_worker(c)) > 0);
+
+	ferry_task_opts_init(&to);
+	to.timeout_ms = 1000;
+	to.retries    = 1;
+	to.backoff_ms = 10;
+	ferry_task_opts_init(&plain);
+	plain.retries = 0; /* a bystander is not charged: no retry needed */
+	slow = submit(c, "sleep_ms", 1, 60000, 0, &to);
+	side = submit(c, "sleep_ms", 1, 2500, 0, &plain);
+
+	assert_int_equal(ferry_future_wait(slow, 60000), 0);
+	assert_int_equal(ferry_future_state(slow), FERRY_FAILED);
+	assert_int_equal(ferry_future_errcode(slow), FERRY_ETIMEDOUT);
+	assert_int_equal(ferry_future_attempts(slow), 2);
+	assert_non_null(strstr(ferry_future_error(slow), "timeout of 1000 ms"));
+
+	/* the bystander ran again and finished */
+	assert_int_equal(ferry_future_wait(side, 60000), 0);
+	assert_int_equal(ferry_future_state(side), FERRY_DONE);
+	assert_true(ferry_future_attempts(side) >= 2);
+
+	/* the process was replaced, and the new one works */
+	assert_true((p1 = wait_replaced(c, p0, 20000)) > 0);
+	assert_false(h_alive(p0));
+	assert_int_equal(wait_log("ran past its timeout of 1000 ms", 2, 10000),
+	    0);
+	expect_square(c, 12);
+	ferry_future_free(slow);
+	ferry_future_free(side);
+	ferry_client_close(c);
+}
+
+/* A task that allocates past the group's memory limit: its process is
+ * killed with a memory reason and replaced; a task under the limit
+ * succeeds. */
+static void
+test_memory_limit(void **state)
+{
+	char                   url[128];
+	const char            *extra[] = { "--memory-limit", "128MiB", NULL };
+	ferry_client          *c;
+	ferry_future          *big, *small;
+	struct ferry_task_opts once;
+	const void            *data;
+	size_t                 len;
+	uint64_t               v;
+	pid_t                  p0;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "memory");
+	h_scheduler(url, NULL);
+	workers("memory", url, 1, extra);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	assert_true((p0 = only_worker(c)) > 0);
+
+	ferry_task_opts_init(&once);
+	once.retries = 0;
+	small = submit(c, "hog", 2, 16, 0, &once);
+	assert_int_equal(ferry_future_wait(small, 30000), 0);
+	assert_int_equal(ferry_future_result(small, &data, &len), 0);
+	assert_int_equal(h_unpack_uint(data, len, &v), 0);
+	assert_int_equal(v, 16);
+	assert_int_equal(only_worker(c), p0);
+
+	/* 1 GiB in 16 MiB steps, 50 ms apart: the supervisor (which looks
+	 * every 100 ms) stops it long before the end */
+	big = submit(c, "hog", 2, 1024, 50, &once);
+	assert_int_equal(ferry_future_wait(big, 60000), 0);
+	assert_int_equal(ferry_future_state(big), FERRY_FAILED);
+	assert_int_equal(ferry_future_errcode(big), FERRY_EMEMORY);
+	assert_non_null(strstr(ferry_future_error(big), "anonymous memory"));
+	assert_non_null(strstr(ferry_future_error(big), "limit of 128 MiB"));
+	assert_true(wait_replaced(c, p0, 20000) > 0);
+	assert_int_equal(wait_log("over the limit of 128 MiB", 1, 10000), 0);
+	expect_square(c, 7);
+	ferry_future_free(small);
+	ferry_future_free(big);
+	ferry_client_close(c);
+}
+
+/* With max_tasks_per_process 5 (from the cluster file), 20 tasks are
+ * spread over at least 4 processes, every one of them answered once. */
+static void
+test_recycle(void **state)
+{
+	char           url[128], conf[512];
+	const char    *args[8];
+	FILE          *f;
+	ferry_client  *c;
+	ferry_future  *futs[20];
+	pid_t          seen[20];
+	int            n_seen = 0;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "recycle");
+	snprintf(conf, sizeof(conf), "%s/recycle.yaml", h_dir());
+	assert_non_null(f = fopen(conf, "w"));
+	fprintf(f,
+	    "scheduler:\n"
+	    "  listen: [\"%s\"]\n"
+	    "workers:\n"
+	    "  - name: default\n"
+	    "    processes: 1\n"
+	    "    max_tasks_per_process: 5\n"
+	    "    libraries: [ferry_examples]\n",
+	    url);
+	fclose(f);
+	h_scheduler(url, NULL);
+	args[0] = "worker";
+	args[1] = "-f";
+	args[2] = conf;
+	args[3] = NULL;
+	snprintf(g_log, sizeof(g_log), "workers-recycle");
+	h_start(g_log, args);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(ferry_submit(c, "pid", NULL, 0, &futs[i]), 0);
+	assert_int_equal(ferry_wait_all(futs, 20, 60000), 0);
+	for (int i = 0; i < 20; i++) {
+		const void *data;
+		size_t      len;
+		uint64_t    v;
+		int         known = 0;
+		assert_int_equal(ferry_future_result(futs[i], &data, &len), 0);
+		assert_int_equal(ferry_future_attempts(futs[i]), 1);
+		assert_int_equal(h_unpack_uint(data, len, &v), 0);
+		for (int j = 0; j < n_seen; j++)
+			known |= seen[j] == (pid_t)v;
+		if (!known)
+			seen[n_seen++] = (pid_t)v;
+		ferry_future_free(futs[i]);
+	}
+	/* one process, five tasks each */
+	assert_true(n_seen >= 4);
+	assert_int_equal(h_status_uint(c, "done"), 20);
+	assert_int_equal(h_status_uint(c, "failed"), 0);
+	assert_int_equal(wait_log("recycled (max tasks per process)", 3, 10000),
+	    0);
+	ferry_client_close(c);
+}
+
+/* Cancelling a running task kills its process (a task not yet started
+ * there is skipped); the process is replaced at once. */
+static void
+test_cancel_running(void **state)
+{
+	char          url[128];
+	ferry_client *c;
+	ferry_future *f;
+	pid_t         p0;
+	uint64_t      end;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "cancel");
+	h_scheduler(url, NULL);
+	workers("cancel", url, 1, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	assert_true((p0 = only_worker(c)) > 0);
+
+	f = submit(c, "sleep_ms", 1, 60000, 0, NULL);
+	end = ms_now() + 10000;
+	while (h_status_uint(c, "busy") != 1 && ms_now() < end)
+		usleep(20000);
+	assert_int_equal(h_status_uint(c, "busy"), 1);
+	usleep(200000); /* from the worker's queue into its slot */
+	assert_int_equal(ferry_cancel(f), 0);
+	assert_int_equal(ferry_future_wait(f, 10000), 0);
+	assert_int_equal(ferry_future_state(f), FERRY_CANCELLED);
+	assert_int_equal(wait_log("was cancelled while running", 1, 10000), 0);
+	assert_true(wait_replaced(c, p0, 10000) > 0);
+	assert_false(h_alive(p0));
+	expect_square(c, 3);
+	ferry_future_free(f);
+	ferry_client_close(c);
+}
+
+/* A task cancelled while it waits in a worker process's queue is skipped
+ * there when its turn comes: the process is not killed. */
+static void
+test_cancel_queued(void **state)
+{
+	char          url[128];
+	const char   *extra[] = { "--log-level", "debug", NULL };
+	ferry_client *c;
+	ferry_future *a, *b;
+	pid_t         p0;
+	uint64_t      end;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "cancelq");
+	h_scheduler(url, NULL);
+	workers("cancelq", url, 1, extra);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	assert_true((p0 = only_worker(c)) > 0);
+
+	a = submit(c, "sleep_ms", 1, 1500, 0, NULL);
+	b = submit(c, "sleep_ms", 1, 60000, 0, NULL);
+	/* both held by the one process: a runs, b waits behind it */
+	end = ms_now() + 10000;
+	while (h_status_uint(c, "busy") != 2 && ms_now() < end)
+		usleep(20000);
+	assert_int_equal(h_status_uint(c, "busy"), 2);
+	assert_int_equal(ferry_cancel(b), 0);
+	assert_int_equal(ferry_future_wait(b, 10000), 0);
+	assert_int_equal(ferry_future_state(b), FERRY_CANCELLED);
+	assert_int_equal(ferry_future_wait(a, 30000), 0);
+	assert_int_equal(ferry_future_state(a), FERRY_DONE);
+	assert_int_equal(wait_log("was cancelled: skipped", 1, 10000), 0);
+	assert_int_equal(log_count("cancelled while running"), 0);
+	assert_int_equal(only_worker(c), p0);
+	expect_square(c, 4);
+	ferry_future_free(a);
+	ferry_future_free(b);
+	ferry_client_close(c);
+}
+
+/* A process killed from outside (kill -9) is reported as such: with no
+ * retries its task fails, and the reason says what a SIGKILL means. */
+static void
+test_kill9_reported(void **state)
+{
+	char                   url[128];
+	ferry_client          *c;
+	ferry_future          *f;
+	struct ferry_task_opts once;
+	pid_t                  p0;
+	uint64_t               end;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "kill9");
+	h_scheduler(url, NULL);
+	workers("kill9", url, 1, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	assert_true((p0 = only_worker(c)) > 0);
+
+	ferry_task_opts_init(&once);
+	once.retries = 0;
+	f = submit(c, "sleep_ms", 1, 60000, 0, &once);
+	end = ms_now() + 10000;
+	while (h_status_uint(c, "busy") != 1 && ms_now() < end)
+		usleep(20000);
+	usleep(200000);
+	assert_int_equal(kill(p0, SIGKILL), 0);
+	assert_int_equal(ferry_future_wait(f, 20000), 0);
+	assert_int_equal(ferry_future_state(f), FERRY_FAILED);
+	assert_int_equal(ferry_future_errcode(f), FERRY_ECRASHED);
+	assert_non_null(strstr(ferry_future_error(f), "kill -9"));
+	assert_true(wait_replaced(c, p0, 10000) > 0);
+	ferry_future_free(f);
+	ferry_client_close(c);
+}
+
+/* Without the scheduler the supervisor still restarts processes; once
+ * the scheduler is back it registers again and delivers what it queued. */
+static void
+test_scheduler_away(void **state)
+{
+	char          url[128];
+	ferry_client *c;
+	pid_t         sched, sup, kids[8], again[8];
+	int           n;
+	uint64_t      end;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "away");
+	sched = h_scheduler(url, NULL);
+	sup   = workers("away", url, 1, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+	ferry_client_close(c);
+
+	h_stop(sched, 5000);
+	assert_int_equal(wait_log("lost the connection to the scheduler", 1,
+	                     10000),
+	    0);
+	assert_int_equal(children_of(sup, kids, 8), 1);
+	assert_int_equal(kill(kids[0], SIGKILL), 0);
+	/* replaced although nobody can be told */
+	end = ms_now() + 10000;
+	do {
+		usleep(20000);
+		n = children_of(sup, again, 8);
+	} while ((n != 1 || again[0] == kids[0]) && ms_now() < end);
+	assert_int_equal(n, 1);
+	assert_true(again[0] != kids[0]);
+
+	h_scheduler(url, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(wait_log("as supervisor", 2, 20000), 0);
+	assert_int_equal(wait_log("sending queued reports", 1, 1000), 0);
+	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
+	expect_square(c, 5);
+	ferry_client_close(c);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_timeout, teardown),
+		cmocka_unit_test_teardown(test_memory_limit, teardown),
+		cmocka_unit_test_teardown(test_recycle, teardown),
+		cmocka_unit_test_teardown(test_cancel_running, teardown),
+		cmocka_unit_test_teardown(test_cancel_queued, teardown),
+		cmocka_unit_test_teardown(test_kill9_reported, teardown),
+		cmocka_unit_test_teardown(test_scheduler_away, teardown),
+	};
+	int rv;
+	h_init(argc, argv);
+	rv = cmocka_run_group_tests(tests, NULL, NULL);
+	if (rv != 0)
+		h_dump_logs();
+	return rv;
+}
