@@ -1859,7 +1859,17 @@ run_timers(struct sched *s)
 				/* forget it; its connection stays (closing a
 				 * pipe from here could stall NNG's listener):
 				 * if it ever speaks again it is told it is not
-				 * registered, and registers afresh */
+				 * registered, and registers afresh.  A parked
+				 * request is told now (it reads it when it
+				 * wakes) */
+				if (w->park.active) {
+					w->park.active = 0;
+					w->park.gen++;
+					reply_error(s, w->park.hdr,
+					    w->park.hdr_len, FERRY_ESTATE,
+					    "lease lost: silent past the "
+					    "heartbeat timeout; register again");
+				}
 				free(idmap_del(&s->peers, pipe));
 				worker_lost(s, w, why);
 				break;

@@ -1063,6 +1063,7 @@ io_loop(struct wproc *w)
 		struct pollfd pfd[2];
 		uint64_t      now = util_now_ms();
 		uint32_t      out_n, running;
+		static uint64_t last_turn;
 		int           inflight, registered;
 
 		pthread_mutex_lock(&w->lock);
@@ -1080,6 +1081,20 @@ io_loop(struct wproc *w)
 		}
 		if (atomic_load(&w->fatal) != 0)
 			return atomic_load(&w->fatal);
+		if (last_turn != 0 && now - last_turn > 1000) {
+			/* this loop turns at least every 100 ms: the process
+			 * was frozen (SIGSTOP, a suspended host), so silence
+			 * is ours, not the scheduler's; give it time to answer
+			 * (it may say the lease is gone: then register again,
+			 * after reporting what finished, which it counts as
+			 * late) */
+			log_warn("this process was frozen for %" PRIu64 " ms",
+			    now - last_turn);
+			pthread_mutex_lock(&w->lock);
+			w->last_reply_ms = now;
+			pthread_mutex_unlock(&w->lock);
+		}
+		last_turn = now;
 		pthread_mutex_lock(&w->lock);
 		pump_locked(w);
 		if (w->registered && (w->poll_inflight || w->res_inflight) &&
