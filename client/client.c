@@ -52,6 +52,7 @@
 /* Whether a caller's options struct (of o->size bytes) has field. */
 #define OPT_HAS(o, type, field)                                            \
 	((o)->size >= offsetof(type, field) + sizeof((o)->field))
+#define CL_HAS(o, field) OPT_HAS(o, struct ferry_client_opts, field)
 
 enum req_kind { REQ_HELLO = 1, REQ_SUBMIT, REQ_FETCH, REQ_CANCEL, REQ_STATUS };
 
@@ -560,8 +561,9 @@ handle_results_locked(ferry_client *c, const struct proto_msg *m)
 			if (orphan_keep_locked(c, res) != 0) {
 				/* no memory: acknowledge only what came
 				 * before; the rest is delivered again */
-				if (m->seq >= m->n_results && first + i - 1 > c->ack)
-					c->ack = first + i - 1;
+				uint64_t last = first + i - 1;
+				if (m->seq >= m->n_results && last > c->ack)
+					c->ack = last;
 				return;
 			}
 			continue;
@@ -1015,7 +1017,7 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 			c->opts.max_message_size = opts->max_message_size;
 		if (opts->max_batch > 0)
 			c->opts.max_batch = opts->max_batch;
-		if (OPT_HAS(opts, struct ferry_client_opts, on_full)) {
+		if (CL_HAS(opts, on_full)) {
 			if (opts->on_full != FERRY_FULL_BLOCK &&
 			    opts->on_full != FERRY_FULL_FAIL) {
 				free(c);
@@ -1023,12 +1025,12 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 			}
 			c->opts.on_full = opts->on_full;
 		}
-		if (OPT_HAS(opts, struct ferry_client_opts, max_unsent) && opts->max_unsent > 0)
+		if (CL_HAS(opts, max_unsent) && opts->max_unsent > 0)
 			c->opts.max_unsent = opts->max_unsent;
-		if (OPT_HAS(opts, struct ferry_client_opts, submit_timeout_ms) &&
+		if (CL_HAS(opts, submit_timeout_ms) &&
 		    opts->submit_timeout_ms > 0)
 			c->opts.submit_timeout_ms = opts->submit_timeout_ms;
-		if (OPT_HAS(opts, struct ferry_client_opts, session))
+		if (CL_HAS(opts, session))
 			c->opts.session = opts->session;
 	}
 	if (c->opts.max_unsent == 0)
@@ -1364,7 +1366,8 @@ withdraw_locked(ferry_client *c, struct ferry_future *f)
 	if (f->queued)
 		future_complete_locked(c, f, FERRY_CANCELLED, FERRY_ECANCELED,
 		    "withdrawn", 9);
-	else if (f->state == FERRY_PENDING && cancel_add_locked(c, f->tag) == 0)
+	else if (f->state == FERRY_PENDING &&
+	    cancel_add_locked(c, f->tag) == 0)
 		f->cancel_requested = 1;
 	future_release_locked(f); /* the caller's */
 }

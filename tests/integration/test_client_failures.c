@@ -325,6 +325,13 @@ fake_handle(struct fake *fk, nng_msg *msg)
 	pthread_mutex_lock(&fk->mu);
 	switch (m.type) {
 	case PROTO_HELLO:
+		/* one session at a time: a new one starts afresh (results
+		 * stored before the first hello are for that one) */
+		if (fk->session != 0 && m.session != fk->session) {
+			fk->n_res         = 0;
+			fk->ack           = 0;
+			fk->fetch_hdr_len = 0;
+		}
 		fk->session = m.session;
 		proto_writer_reset(&fk->w);
 		proto_begin(&fk->w, PROTO_WELCOME, 6);
@@ -434,6 +441,9 @@ fake_start(uint64_t max_tag, int resumed)
 	assert_int_equal(nng_rep0_open_raw(&fk->sock), 0);
 	assert_int_equal(nng_socket_set_ms(fk->sock, NNG_OPT_RECVTIMEO, 20),
 	    0);
+	/* never block for good on a client that stopped reading */
+	assert_int_equal(nng_socket_set_ms(fk->sock, NNG_OPT_SENDTIMEO, 2000),
+	    0);
 	assert_int_equal(nng_socket_set_size(fk->sock, NNG_OPT_RECVMAXSZ,
 	                     64u << 20),
 	    0);
@@ -442,18 +452,56 @@ fake_start(uint64_t max_tag, int resumed)
 	return fk;
 }
 
+static void *
+fake_close_main(void *arg)
+{
+	nng_close(*(nng_socket *)arg);
+	return NULL;
+}
+
 static void
 fake_stop(struct fake *fk)
 {
+	static nng_socket socks[64]; /* closes that did not finish */
+	static int        n_socks;
+	struct timespec   ts;
+	pthread_t         t;
+
 	atomic_store(&fk->stop, 1);
 	pthread_join(fk->thread, NULL);
-	nng_close(fk->sock);
+	/* NNG 1.5's nng_close has been seen to hang (rarely, under ASan,
+	 * with clients in the same process, see close_bounded in
+	 * client.c): wait a while, then leave it to finish in the
+	 * background rather than hang the test */
+	if (n_socks < 64) {
+		socks[n_socks] = fk->sock;
+		assert_int_equal(pthread_create(&t, NULL, fake_close_main,
+		                     &socks[n_socks]),
+		    0);
+		n_socks++;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+			fprintf(stderr, "# fake scheduler: nng_close did not "
+			                "finish within 5 s; left behind\n");
+			pthread_detach(t);
+		}
+	}
 	for (size_t i = 0; i < fk->n_held; i++)
 		free(fk->held[i].body);
 	proto_writer_fini(&fk->w);
 	proto_decoder_fini(&fk->dec);
 	pthread_mutex_destroy(&fk->mu);
 	free(fk);
+}
+
+/* Hold submits unanswered (1) or answer them, held ones first (0). */
+static void
+fake_mute(struct fake *fk, int on)
+{
+	pthread_mutex_lock(&fk->mu);
+	fk->mute_submits = on;
+	pthread_mutex_unlock(&fk->mu);
 }
 
 /* The options the fake saw for task id (NULL if it never saw it). */
@@ -585,7 +633,7 @@ test_fake_options_dead_attempts(void **state)
 static void
 test_fake_cancel_many(void **state)
 {
-	struct fake   *fk = fake_start(0, 0);
+	struct fake   *fk = fake_start(0, 0), *fk2 = fake_start(0, 0);
 	ferry_client  *c, *c2;
 	ferry_future **futs, *done, *other, *mixed[2];
 	const size_t   n = 300;
@@ -597,7 +645,7 @@ test_fake_cancel_many(void **state)
 	(void)state;
 
 	assert_non_null(c = connect_opts(fk->url, 0, 0, 0, 0));
-	assert_non_null(c2 = connect_opts(fk->url, 0, 0, 0, 0));
+	assert_non_null(c2 = connect_opts(fk2->url, 0, 0, 0, 0));
 	futs = calloc(n + 1, sizeof(*futs));
 	args = calloc(n, sizeof(*args));
 	lens = calloc(n, sizeof(*lens));
@@ -649,6 +697,7 @@ test_fake_cancel_many(void **state)
 	free(lens);
 	ferry_client_close(c2);
 	ferry_client_close(c);
+	fake_stop(fk2);
 	fake_stop(fk);
 }
 
@@ -688,7 +737,8 @@ submit_blocked(void *arg)
 static void
 test_fake_unsent_limits(void **state)
 {
-	struct fake          *fk = fake_start(0, 0);
+	/* one fake per client: a fake serves one session at a time */
+	struct fake          *fk = fake_start(0, 0), *fk2 = fake_start(0, 0);
 	ferry_client         *cf, *cb;
 	ferry_future         *f[8], *x, **big;
 	uint8_t               buf[24];
@@ -706,9 +756,8 @@ test_fake_unsent_limits(void **state)
 		args[i] = buf;
 		lens[i] = len;
 	}
-	pthread_mutex_lock(&fk->mu);
-	fk->mute_submits = 1; /* nothing gets accepted for now */
-	pthread_mutex_unlock(&fk->mu);
+	fake_mute(fk, 1); /* nothing gets accepted for now */
+	fake_mute(fk2, 1);
 
 	/* FAIL: the 5th task is refused locally, as is a map that does
 	 * not fit whole */
@@ -722,7 +771,7 @@ test_fake_unsent_limits(void **state)
 	assert_int_equal(stats_of(cf).submitted, 4);
 
 	/* BLOCK: waits, then times out */
-	assert_non_null(cb = connect_opts(fk->url, FERRY_FULL_BLOCK, 2, 150,
+	assert_non_null(cb = connect_opts(fk2->url, FERRY_FULL_BLOCK, 2, 150,
 	                    0));
 	assert_int_equal(ferry_submit(cb, "echo", buf, len, &f[4]), 0);
 	assert_int_equal(ferry_submit(cb, "echo", buf, len, &f[5]), 0);
@@ -741,9 +790,8 @@ test_fake_unsent_limits(void **state)
 	bs.rv = -100;
 	assert_int_equal(pthread_create(&th, NULL, submit_blocked, &bs), 0);
 	usleep(50000);
-	pthread_mutex_lock(&fk->mu);
-	fk->mute_submits = 0;
-	pthread_mutex_unlock(&fk->mu);
+	fake_mute(fk, 0);
+	fake_mute(fk2, 0);
 	pthread_join(th, NULL);
 	/* it may have timed out if the fake was slow; not a timing test */
 	assert_true(bs.rv == 0 || bs.rv == FERRY_ETIMEDOUT);
@@ -772,8 +820,8 @@ test_fake_unsent_limits(void **state)
 			l[i] = len;
 		}
 		ferry_client_close(cb);
-		assert_non_null(cb = connect_opts(fk->url, FERRY_FULL_BLOCK, 2,
-		                    0, 0));
+		assert_non_null(cb = connect_opts(fk2->url, FERRY_FULL_BLOCK, 2,
+		                    30000, 0));
 		assert_int_equal(ferry_map(cb, "echo", nbig, a, l, big), 0);
 		free(a);
 		free(l);
@@ -787,9 +835,7 @@ test_fake_unsent_limits(void **state)
 	assert_int_equal(stats_of(cb).unsent, 0);
 
 	/* closing the client releases a blocked submit with FERRY_ECLOSED */
-	pthread_mutex_lock(&fk->mu);
-	fk->mute_submits = 1;
-	pthread_mutex_unlock(&fk->mu);
+	fake_mute(fk2, 1);
 	assert_int_equal(ferry_submit(cb, "echo", buf, len, &f[0]), 0);
 	assert_int_equal(ferry_submit(cb, "echo", buf, len, &f[1]), 0);
 	bs.c  = cb;
@@ -806,9 +852,8 @@ test_fake_unsent_limits(void **state)
 		assert_int_equal(ferry_future_errcode(f[i]), FERRY_ECLOSED);
 		ferry_future_free(f[i]);
 	}
-	pthread_mutex_lock(&fk->mu);
-	fk->mute_submits = 0;
-	pthread_mutex_unlock(&fk->mu);
+	fake_mute(fk2, 0);
+	fake_stop(fk2);
 	fake_stop(fk);
 }
 
@@ -1073,8 +1118,8 @@ test_real_cancel_many(void **state)
 
 	len = h_pack_uint_array1(buf, 1500);
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(ferry_submit(c, "sleep_ms", buf, len, &fill[i]),
-		    0);
+		assert_int_equal(
+		    ferry_submit(c, "sleep_ms", buf, len, &fill[i]), 0);
 	end = ms_now() + 10000;
 	while (h_status_uint(c, "busy") < 2 && ms_now() < end)
 		usleep(10000);
@@ -1128,7 +1173,8 @@ test_real_backpressure(void **state)
 	assert_non_null(c = connect_opts(url, FERRY_FULL_FAIL, 0, 0, 0));
 	for (int i = 0; i < 8; i++) {
 		len = pack2(buf, (uint64_t)i, -1);
-		assert_int_equal(ferry_submit(c, "square", buf, len, &f[i]), 0);
+		assert_int_equal(
+		    ferry_submit(c, "square", buf, len, &f[i]), 0);
 	}
 	for (int i = 5; i < 8; i++) {
 		assert_int_equal(ferry_future_wait(f[i], 10000), 0);
@@ -1301,7 +1347,8 @@ test_real_resume_session(void **state)
 		cl.c                 = c;
 		cl.delay_ms          = 200;
 		o.connect_timeout_ms = 20000;
-		assert_int_equal(pthread_create(&th, NULL, close_later, &cl), 0);
+		assert_int_equal(
+		    pthread_create(&th, NULL, close_later, &cl), 0);
 		assert_int_equal(ferry_client_connect_opts(&d, url, &o), 0);
 		pthread_join(th, NULL);
 		assert_int_equal(ferry_client_session(d), session);
