@@ -1,10 +1,12 @@
 /*
  * scheduler.c - the scheduler's event loop.
  *
- * One thread.  A raw REP socket receives every request from workers and
- * clients; the loop polls its receive descriptor, a signalfd and an eventfd
- * (woken by NNG's pipe callbacks), runs due timers from a heap, and replies
- * to requests now or later (long polls are "parked" with their header).
+ * One logical loop under one lock.  A REP socket receives every request
+ * from workers and clients through a pool of contexts; each request is
+ * handled on the NNG thread that delivered it, and answered on its context
+ * now or later (long polls are "parked" with their context).  The loop
+ * thread waits on a signalfd and an eventfd (woken by NNG's pipe callbacks
+ * and by timers that come due sooner) and runs due timers from a heap.
  *
  * Dispatch flows by credit: a worker's "work" request says how many more
  * tasks it can hold; the scheduler answers with at most that many, several
@@ -18,6 +20,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +38,7 @@
 #include "proto.h"
 #include "util.h"
 
-#define MAX_HEADER 64
+#define RECEIVERS 8 /* request contexts kept receiving */
 #define MAX_FN_LEN 255
 #define MSGS_PER_TURN 256
 #define SCHED_MAX_BATCH 4096 /* tasks per message to a worker */
@@ -47,9 +50,10 @@ enum timer_kind {
 	TM_SESSION,         /* expire a disconnected client's session */
 };
 
+struct rctx;
+
 struct parked {
-	uint8_t  hdr[MAX_HEADER];
-	size_t   hdr_len;
+	struct rctx *rc; /* the request's context, held until answered */
 	uint32_t gen;   /* bumped whenever it is answered */
 	uint64_t credit;
 	int      active;
@@ -126,6 +130,20 @@ struct session {
 
 enum peer_kind { PEER_WORKER = 1, PEER_CLIENT };
 
+/*
+ * One request context: an NNG REP context with its own receive and send
+ * operations.  It receives a request, is held while the scheduler answers
+ * it at once or parks it, sends the reply, and then receives again (or
+ * rests in the idle list when enough others are receiving).
+ */
+struct rctx {
+	struct sched *s;
+	nng_ctx       ctx;
+	nng_aio      *rx, *tx;
+	struct rctx  *all_next;  /* every context, for shutdown */
+	struct rctx  *idle_next; /* in the idle list */
+};
+
 struct peer {
 	int   kind;
 	void *obj;
@@ -134,7 +152,18 @@ struct peer {
 struct sched {
 	const struct sched_config *cfg;
 	nng_socket                 sock;
-	int                        recv_fd, event_fd, signal_fd;
+	int                        event_fd, signal_fd;
+
+	/* the event loop: requests are handled on NNG's threads as they
+	 * arrive, timers, closed pipes and signals on the loop thread, all
+	 * under this lock, one at a time */
+	pthread_mutex_t            lock;
+	uint64_t                   sleep_until; /* the loop thread's wake-up */
+	atomic_int                 busy;      /* requests being handled */
+	atomic_int                 receiving; /* contexts waiting for one */
+	atomic_int                 closing;
+	pthread_mutex_t            pool_lock; /* the two lists below */
+	struct rctx               *ctxs, *idle;
 
 	pthread_mutex_t            ev_lock;
 	uint32_t                  *gone_pipes;
@@ -268,43 +297,124 @@ fn_unref(struct sched *s, const char *name)
 }
 
 static void
+wake_loop(struct sched *s)
+{
+	uint64_t one = 1;
+	if (write(s->event_fd, &one, sizeof(one)) < 0) {
+		/* the counter is saturated: readable anyway */
+	}
+}
+
+static void
 timer_add(struct sched *s, uint64_t when, int kind, uint64_t id, uint32_t gen)
 {
 	struct timer t = { when, id, (uint32_t)kind, gen };
 	if (timerheap_push(&s->timers, t) != 0)
 		log_error("out of memory adding a timer");
+	else if (when < s->sleep_until)
+		wake_loop(s); /* due before the loop thread would look */
 }
 
-/* Send the writer's bytes as a reply to the request with header hdr. */
+/* ------------------------------------------------- request contexts */
+
+static void ctx_rx_cb(void *arg);
+static void ctx_tx_cb(void *arg);
+
+static struct rctx *
+rctx_new(struct sched *s)
+{
+	struct rctx *rc = calloc(1, sizeof(*rc));
+	int          rv;
+
+	if (rc == NULL)
+		return NULL;
+	rc->s = s;
+	if ((rv = nng_ctx_open(&rc->ctx, s->sock)) != 0) {
+		log_error("cannot open a request context: %s", nng_strerror(rv));
+		free(rc);
+		return NULL;
+	}
+	if ((rv = nng_aio_alloc(&rc->rx, ctx_rx_cb, rc)) != 0 ||
+	    (rv = nng_aio_alloc(&rc->tx, ctx_tx_cb, rc)) != 0) {
+		log_error("cannot allocate an aio: %s", nng_strerror(rv));
+		nng_aio_free(rc->rx);
+		nng_ctx_close(rc->ctx);
+		free(rc);
+		return NULL;
+	}
+	pthread_mutex_lock(&s->pool_lock);
+	rc->all_next = s->ctxs;
+	s->ctxs      = rc;
+	pthread_mutex_unlock(&s->pool_lock);
+	return rc;
+}
+
 static void
-reply(struct sched *s, const uint8_t *hdr, size_t hdr_len)
+rctx_receive(struct sched *s, struct rctx *rc)
+{
+	atomic_fetch_add(&s->receiving, 1);
+	nng_ctx_recv(rc->ctx, rc->rx);
+}
+
+/* rc is done with its request (answered, or dropped unanswered): it
+ * receives again, or rests if enough contexts are receiving. */
+static void
+rctx_release(struct sched *s, struct rctx *rc)
+{
+	if (atomic_load(&s->closing))
+		return;
+	if (atomic_load(&s->receiving) >= RECEIVERS) {
+		pthread_mutex_lock(&s->pool_lock);
+		rc->idle_next = s->idle;
+		s->idle       = rc;
+		pthread_mutex_unlock(&s->pool_lock);
+		return;
+	}
+	rctx_receive(s, rc);
+}
+
+/* Keep RECEIVERS contexts receiving: one that took a request may hold it
+ * for a long time (a parked long poll). */
+static void
+rctx_refill(struct sched *s)
+{
+	while (!atomic_load(&s->closing) &&
+	    atomic_load(&s->receiving) < RECEIVERS) {
+		struct rctx *rc;
+		pthread_mutex_lock(&s->pool_lock);
+		if ((rc = s->idle) != NULL)
+			s->idle = rc->idle_next;
+		pthread_mutex_unlock(&s->pool_lock);
+		if (rc == NULL && (rc = rctx_new(s)) == NULL)
+			return;
+		rctx_receive(s, rc);
+	}
+}
+
+/* Send the writer's bytes as the reply to the request held by rc. */
+static void
+reply(struct sched *s, struct rctx *rc)
 {
 	nng_msg *msg;
 	int      rv;
 
-	if ((rv = nng_msg_alloc(&msg, 0)) != 0) {
+	if ((rv = nng_msg_alloc(&msg, s->w.buf.size)) != 0) {
 		log_error("reply: %s", nng_strerror(rv));
+		rctx_release(s, rc);
 		return;
 	}
-	if (nng_msg_header_append(msg, hdr, hdr_len) != 0 ||
-	    nng_msg_append(msg, s->w.buf.data, s->w.buf.size) != 0) {
-		nng_msg_free(msg);
-		log_error("reply: out of memory");
-		return;
-	}
-	if ((rv = nng_sendmsg(s->sock, msg, 0)) != 0) {
-		nng_msg_free(msg);
-		log_warn("reply: %s", nng_strerror(rv));
-	}
+	memcpy(nng_msg_body(msg), s->w.buf.data, s->w.buf.size);
+	nng_aio_set_msg(rc->tx, msg);
+	nng_ctx_send(rc->ctx, rc->tx); /* ctx_tx_cb receives again */
 }
 
 static void
-reply_error(struct sched *s, const uint8_t *hdr, size_t hdr_len, int code,
+reply_error(struct sched *s, struct rctx *rc, int code,
     const char *text)
 {
 	proto_writer_reset(&s->w);
 	proto_write_error(&s->w, code, text);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void flush_dirty(struct sched *s);
@@ -465,13 +575,12 @@ wait_append(struct sched *s, struct worker *w)
 
 
 /*
- * Answer a worker's work request (header hdr) with up to credit tasks from
+ * Answer a worker's work request (held by rc) with up to credit tasks from
  * the queue, no more than a fair share when others wait too.  Returns how
  * many were sent.
  */
 static uint32_t
-send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
-    size_t hdr_len, uint64_t credit)
+send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
 {
 	uint64_t share, n = 0, *ids = s->pick;
 	size_t   budget = s->cfg->max_message_size - 4096;
@@ -520,7 +629,7 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 		n++;
 	}
 	proto_patch_array32(&s->w, count_at, n);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 	return (uint32_t)n;
 }
 
@@ -536,7 +645,7 @@ dispatch(struct sched *s)
 			continue;
 		w->park.active = 0;
 		w->park.gen++;
-		send_tasks(s, w, w->park.hdr, w->park.hdr_len, w->park.credit);
+		send_tasks(s, w, w->park.rc, w->park.credit);
 	}
 }
 
@@ -566,6 +675,11 @@ worker_lost(struct sched *s, struct worker *w, const char *why)
 		n++;
 	}
 	s->requeued += n;
+	if (w->park.active) {
+		/* its parked request is never answered */
+		w->park.active = 0;
+		rctx_release(s, w->park.rc);
+	}
 	wait_remove(s, w);
 	disp_worker_remove(s->disp, w->id);
 	idmap_del(&s->workers, w->id);
@@ -575,7 +689,7 @@ worker_lost(struct sched *s, struct worker *w, const char *why)
 
 static void
 handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	struct peer   *p = calloc(1, sizeof(*p));
@@ -587,7 +701,7 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		if (w != NULL)
 			free(w->functions);
 		free(w);
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	w->id   = ++s->next_worker_id;
@@ -617,7 +731,7 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		idmap_del(&s->peers, pipe);
 		worker_free(s, w);
 		free(p);
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	s->n_workers++;
@@ -635,12 +749,12 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	proto_put_uint(&s->w, "heartbeat_timeout_ms",
 	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void
 handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	/* what it holds now: locality for the tasks below */
 	for (uint32_t i = 0; i < m->n_loaded; i++)
@@ -687,21 +801,20 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 		w->park.active = 0;
 		w->park.gen++;
 		wait_remove(s, w);
-		send_tasks(s, w, w->park.hdr, w->park.hdr_len, 0);
+		send_tasks(s, w, w->park.rc, 0);
 	}
 	if (m->credit > 0 && s->n_queued > 0 &&
 	    s->results_stored < s->cfg->max_results) {
-		send_tasks(s, w, hdr, hdr_len, m->credit);
+		send_tasks(s, w, rc, m->credit);
 		return;
 	}
-	if (m->credit == 0 || m->n_results > 0 || hdr_len > MAX_HEADER) {
-		send_tasks(s, w, hdr, hdr_len, 0);
+	if (m->credit == 0 || m->n_results > 0) {
+		send_tasks(s, w, rc, 0);
 		return;
 	}
 	/* nothing to hand out: park until tasks arrive or the heartbeat
 	 * interval passes */
-	memcpy(w->park.hdr, hdr, hdr_len);
-	w->park.hdr_len = hdr_len;
+	w->park.rc      = rc;
 	w->park.credit  = m->credit;
 	w->park.active  = 1;
 	w->park.gen++;
@@ -744,25 +857,25 @@ session_free(struct sched *s, struct session *se)
 
 static void
 handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	struct session *se;
 	struct peer    *p;
 	int             resumed = 0;
 
 	if (m->session == 0) {
-		reply_error(s, hdr, hdr_len, FERRY_EPROTO,
+		reply_error(s, rc, FERRY_EPROTO,
 		    "hello: a client must send a non-zero 'session'");
 		return;
 	}
 	se = idmap_get(&s->sessions, m->session);
 	if (se != NULL && se->pipe != 0) {
-		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+		reply_error(s, rc, FERRY_ESTATE,
 		    "hello: session is already connected");
 		return;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	if (se == NULL) {
@@ -771,7 +884,7 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 			free(se);
 			free(p);
 			reply_error(
-			    s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+			    s, rc, FERRY_ENOMEM, "out of memory");
 			return;
 		}
 		se->id = m->session;
@@ -791,7 +904,7 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	if (idmap_put(&s->peers, pipe, p) != 0) {
 		free(p);
 		se->pipe = 0;
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	s->n_clients++;
@@ -803,12 +916,12 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
 	proto_put_uint(&s->w, "resumed", resumed);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void
 handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	uint64_t accepted = 0;
 	uint32_t n_rej    = 0;
@@ -915,13 +1028,12 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	msgpack_pack_array(&s->w.pk, n_rej);
 	if (s->rej.buf.size > 0)
 		msgpack_sbuffer_write(&s->w.buf, s->rej.buf.data, s->rej.buf.size);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
-/* Answer a client's fetch with its results (header hdr). */
+/* Answer a client's fetch (held by rc) with its results. */
 static void
-send_results(struct sched *s, struct session *se, const uint8_t *hdr,
-    size_t hdr_len)
+send_results(struct sched *s, struct session *se, struct rctx *rc)
 {
 	size_t         budget = s->cfg->max_message_size - 4096;
 	size_t         count_at;
@@ -943,12 +1055,12 @@ send_results(struct sched *s, struct session *se, const uint8_t *hdr,
 	}
 	proto_patch_array32(&s->w, count_at, n);
 	proto_put_uint(&s->w, "seq", seq);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void
 handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	uint64_t wait = m->wait_ms;
 
@@ -972,16 +1084,15 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 		proto_put_key(&s->w, "results");
 		msgpack_pack_array(&s->w.pk, 0);
 		proto_put_uint(&s->w, "seq", 0);
-		reply(s, se->park.hdr, se->park.hdr_len);
+		reply(s, se->park.rc);
 	}
-	if (se->rhead != NULL || wait == 0 || hdr_len > MAX_HEADER) {
-		send_results(s, se, hdr, hdr_len);
+	if (se->rhead != NULL || wait == 0) {
+		send_results(s, se, rc);
 		return;
 	}
 	if (wait > 60000)
 		wait = 60000;
-	memcpy(se->park.hdr, hdr, hdr_len);
-	se->park.hdr_len = hdr_len;
+	se->park.rc      = rc;
 	se->park.active  = 1;
 	se->park.gen++;
 	timer_add(s, util_now_ms() + wait, TM_PARK_FETCH, se->id,
@@ -990,7 +1101,7 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 
 static void
 handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	uint32_t     n = 0;
 	uint64_t    *done;
@@ -998,7 +1109,7 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 
 	done = calloc(m->n_ids + 1, sizeof(*done));
 	if (done == NULL) {
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	for (uint32_t i = 0; i < m->n_ids; i++) {
@@ -1016,11 +1127,11 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 	for (uint32_t i = 0; i < n; i++)
 		msgpack_pack_uint64(&s->w.pk, done[i]);
 	free(done);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void
-handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
+handle_status(struct sched *s, struct rctx *rc)
 {
 	uint32_t       slots = 0, busy = 0;
 	struct worker *w;
@@ -1080,37 +1191,27 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 		proto_put_uint(&s->w, "evictions", w->cache.evictions);
 		proto_put_uint(&s->w, "failures", w->cache.failures);
 	}
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 /* ------------------------------------------------------------- loop */
 
 static void
-handle_message(struct sched *s, nng_msg *msg)
+handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 {
 	struct proto_msg m;
 	char             err[512];
-	uint8_t          hdr[MAX_HEADER];
-	size_t           hdr_len = nng_msg_header_len(msg);
-	uint32_t         pipe    = nng_pipe_id(nng_msg_get_pipe(msg));
+	uint32_t         pipe = nng_pipe_id(nng_msg_get_pipe(msg));
 	struct peer     *p;
 	int              rv;
 
-	if (hdr_len > MAX_HEADER || hdr_len < 8) {
-		log_warn("pipe %u: request with a %zu-byte header dropped "
-		         "(too many hops)",
-		    pipe, hdr_len);
-		s->bad_messages++;
-		return;
-	}
-	memcpy(hdr, nng_msg_header(msg), hdr_len);
 	rv = proto_decode(&s->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
 	    err, sizeof(err));
 	if (rv != 0) {
 		s->bad_messages++;
 		log_warn("pipe %u: bad message (%zu bytes): %s", pipe,
 		    nng_msg_len(msg), err);
-		reply_error(s, hdr, hdr_len, rv, err);
+		reply_error(s, rc, rv, err);
 		return;
 	}
 	p = idmap_get(&s->peers, pipe);
@@ -1130,26 +1231,26 @@ handle_message(struct sched *s, nng_msg *msg)
 			    s->cfg->heartbeat_timeout_ms);
 			proto_put_uint(&s->w, "max_message_size",
 			    s->cfg->max_message_size);
-			reply(s, hdr, hdr_len);
+			reply(s, rc);
 			return;
 		}
 		if (p != NULL) {
-			reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+			reply_error(s, rc, FERRY_ESTATE,
 			    "hello: this connection is already registered");
 			return;
 		}
 		if (m.role == PROTO_ROLE_WORKER)
-			handle_worker_hello(s, pipe, &m, hdr, hdr_len);
+			handle_worker_hello(s, pipe, &m, rc);
 		else
-			handle_client_hello(s, pipe, &m, hdr, hdr_len);
+			handle_client_hello(s, pipe, &m, rc);
 		return;
 	}
 	if (m.type == PROTO_STATUS) {
-		handle_status(s, hdr, hdr_len);
+		handle_status(s, rc);
 		return;
 	}
 	if (p == NULL) {
-		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+		reply_error(s, rc, FERRY_ESTATE,
 		    "this connection has not said hello");
 		return;
 	}
@@ -1157,20 +1258,20 @@ handle_message(struct sched *s, nng_msg *msg)
 		struct worker *w = p->obj;
 		w->last_seen_ms  = util_now_ms();
 		if (m.type == PROTO_WORK) {
-			handle_work(s, w, &m, hdr, hdr_len);
+			handle_work(s, w, &m, rc);
 			return;
 		}
 	} else {
 		struct session *se = p->obj;
 		switch (m.type) {
 		case PROTO_SUBMIT:
-			handle_submit(s, se, &m, hdr, hdr_len);
+			handle_submit(s, se, &m, rc);
 			return;
 		case PROTO_FETCH:
-			handle_fetch(s, se, &m, hdr, hdr_len);
+			handle_fetch(s, se, &m, rc);
 			return;
 		case PROTO_CANCEL:
-			handle_cancel(s, se, &m, hdr, hdr_len);
+			handle_cancel(s, se, &m, rc);
 			return;
 		default:
 			break;
@@ -1180,7 +1281,7 @@ handle_message(struct sched *s, nng_msg *msg)
 	    proto_type_name(m.type),
 	    p->kind == PEER_WORKER ? "worker" : "client");
 	s->bad_messages++;
-	reply_error(s, hdr, hdr_len, FERRY_EPROTO, err);
+	reply_error(s, rc, FERRY_EPROTO, err);
 }
 
 static void
@@ -1195,8 +1296,11 @@ pipe_gone(struct sched *s, uint32_t pipe)
 	} else {
 		struct session *se = p->obj;
 		idmap_del(&s->peers, pipe);
-		se->pipe        = 0;
-		se->park.active = 0;
+		se->pipe = 0;
+		if (se->park.active) {
+			se->park.active = 0;
+			rctx_release(s, se->park.rc);
+		}
 		se->park.gen++;
 		se->detached_ms = util_now_ms();
 		se->detach_gen++;
@@ -1236,7 +1340,7 @@ run_timers(struct sched *s)
 			w->park.active = 0;
 			w->park.gen++;
 			wait_remove(s, w);
-			send_tasks(s, w, w->park.hdr, w->park.hdr_len, 0);
+			send_tasks(s, w, w->park.rc, 0);
 			break;
 		}
 		case TM_PARK_FETCH: {
@@ -1246,7 +1350,7 @@ run_timers(struct sched *s)
 				break;
 			se->park.active = 0;
 			se->park.gen++;
-			send_results(s, se, se->park.hdr, se->park.hdr_len);
+			send_results(s, se, se->park.rc);
 			break;
 		}
 		case TM_HEARTBEAT: {
@@ -1300,7 +1404,7 @@ flush_dirty(struct sched *s)
 		if (se->park.active && se->pipe != 0) {
 			se->park.active = 0;
 			se->park.gen++;
-			send_results(s, se, se->park.hdr, se->park.hdr_len);
+			send_results(s, se, se->park.rc);
 		}
 	}
 }
@@ -1308,8 +1412,7 @@ flush_dirty(struct sched *s)
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	struct sched *s   = arg;
-	uint64_t      one = 1;
+	struct sched *s = arg;
 	(void)ev;
 	pthread_mutex_lock(&s->ev_lock);
 	if (util_grow(&s->gone_pipes, &s->cap_gone, s->n_gone,
@@ -1320,9 +1423,90 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	}
 	s->gone_pipes[s->n_gone++] = nng_pipe_id(p);
 	pthread_mutex_unlock(&s->ev_lock);
-	if (write(s->event_fd, &one, sizeof(one)) < 0) {
-		/* the loop will still see it on its next turn */
+	wake_loop(s);
+}
+
+/*
+ * Closed pipes (lock held).  Only while no request is being handled: one
+ * that arrived before its connection dropped counts first (results that
+ * reached us still count); the last request handler does it otherwise.
+ */
+static void
+gone_pipes_locked(struct sched *s)
+{
+	uint32_t *gone;
+	size_t    n;
+
+	if (atomic_load(&s->busy) != 0)
+		return;
+	pthread_mutex_lock(&s->ev_lock);
+	gone          = s->gone_pipes;
+	n             = s->n_gone;
+	s->gone_pipes = NULL;
+	s->n_gone = s->cap_gone = 0;
+	pthread_mutex_unlock(&s->ev_lock);
+	for (size_t i = 0; i < n; i++)
+		pipe_gone(s, gone[i]);
+	free(gone);
+}
+
+/* What is due after any event (lock held). */
+static void
+loop_turn_locked(struct sched *s)
+{
+	gone_pipes_locked(s);
+	run_timers(s);
+	dispatch(s);
+	flush_dirty(s);
+}
+
+/* A request arrived (on an NNG thread): handle it under the loop lock. */
+static void
+ctx_rx_cb(void *arg)
+{
+	struct rctx  *rc = arg;
+	struct sched *s  = rc->s;
+	int           rv = nng_aio_result(rc->rx);
+	nng_msg      *msg;
+
+	atomic_fetch_sub(&s->receiving, 1);
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED) {
+			log_warn("receive: %s", nng_strerror(rv));
+			rctx_release(s, rc);
+		}
+		return;
 	}
+	msg = nng_aio_get_msg(rc->rx);
+	nng_aio_set_msg(rc->rx, NULL);
+	atomic_fetch_add(&s->busy, 1);
+	pthread_mutex_lock(&s->lock);
+	if (!s->stop)
+		handle_message(s, msg, rc);
+	atomic_fetch_sub(&s->busy, 1);
+	if (!s->stop)
+		loop_turn_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	nng_msg_free(msg);
+	rctx_refill(s);
+}
+
+/* A reply left (or could not): the context is free again. */
+static void
+ctx_tx_cb(void *arg)
+{
+	struct rctx  *rc = arg;
+	struct sched *s  = rc->s;
+	int           rv = nng_aio_result(rc->tx);
+
+	if (rv != 0) {
+		nng_msg_free(nng_aio_get_msg(rc->tx));
+		nng_aio_set_msg(rc->tx, NULL);
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		log_warn("reply: %s", nng_strerror(rv));
+	}
+	rctx_release(s, rc);
 }
 
 static int
@@ -1343,14 +1527,12 @@ sched_open(struct sched *s)
 		log_error("signalfd/eventfd: %s", strerror(errno));
 		return -1;
 	}
-	if ((rv = nng_rep0_open_raw(&s->sock)) != 0 ||
+	if ((rv = nng_rep0_open(&s->sock)) != 0 ||
 	    (rv = util_sock_setup(s->sock, s->cfg->max_message_size)) != 0) {
 		log_error("cannot open the scheduler socket: %s",
 		    nng_strerror(rv));
 		return -1;
 	}
-	nng_socket_set_int(s->sock, NNG_OPT_SENDBUF, 8192);
-	nng_socket_set_int(s->sock, NNG_OPT_RECVBUF, 8192);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
 	for (size_t i = 0; i < s->cfg->n_listen; i++) {
 		const char *url = s->cfg->listen[i];
@@ -1376,9 +1558,9 @@ sched_open(struct sched *s)
 		}
 		log_info("listening on %s", url);
 	}
-	if ((rv = nng_socket_get_int(s->sock, NNG_OPT_RECVFD, &s->recv_fd)) !=
-	    0) {
-		log_error("NNG_OPT_RECVFD: %s", nng_strerror(rv));
+	rctx_refill(s);
+	if (atomic_load(&s->receiving) == 0) {
+		log_error("cannot receive requests");
 		return -1;
 	}
 	return 0;
@@ -1387,7 +1569,24 @@ sched_open(struct sched *s)
 static void
 sched_close(struct sched *s)
 {
-	nng_close(s->sock);
+	struct rctx *rc, *rc_next;
+
+	atomic_store(&s->closing, 1);
+	if (s->sock.id != 0)
+		nng_close(s->sock);
+	/* wait for every callback; replies still queued are dropped */
+	for (rc = s->ctxs; rc != NULL; rc = rc->all_next) {
+		nng_aio_stop(rc->rx);
+		nng_aio_stop(rc->tx);
+	}
+	for (rc = s->ctxs; rc != NULL; rc = rc_next) {
+		rc_next = rc->all_next;
+		nng_msg_free(nng_aio_get_msg(rc->rx));
+		nng_msg_free(nng_aio_get_msg(rc->tx));
+		nng_aio_free(rc->rx);
+		nng_aio_free(rc->tx);
+		free(rc);
+	}
 	for (size_t i = 0; i < s->cfg->n_listen; i++)
 		if (strncmp(s->cfg->listen[i], "ipc://", 6) == 0)
 			unlink(s->cfg->listen[i] + 6);
@@ -1429,6 +1628,8 @@ sched_close(struct sched *s)
 	proto_writer_fini(&s->rej);
 	free(s->gone_pipes);
 	pthread_mutex_destroy(&s->ev_lock);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->pool_lock);
 	if (s->signal_fd >= 0)
 		close(s->signal_fd);
 	if (s->event_fd >= 0)
@@ -1446,6 +1647,8 @@ sched_run(const struct sched_config *cfg)
 	s.signal_fd = s.event_fd = -1;
 	s.start_ms               = util_now_ms();
 	pthread_mutex_init(&s.ev_lock, NULL);
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_mutex_init(&s.pool_lock, NULL);
 	idmap_init(&s.tasks);
 	idmap_init(&s.workers);
 	idmap_init(&s.sessions);
@@ -1480,8 +1683,9 @@ sched_run(const struct sched_config *cfg)
 	    (int)getpid(), cfg->heartbeat_interval_ms,
 	    cfg->heartbeat_timeout_ms);
 
+	pthread_mutex_lock(&s.lock);
 	while (!s.stop) {
-		struct pollfd       pfd[3];
+		struct pollfd       pfd[2];
 		const struct timer *top = timerheap_peek(&s.timers);
 		int                 timeout = 1000;
 		uint64_t            now     = util_now_ms();
@@ -1490,18 +1694,27 @@ sched_run(const struct sched_config *cfg)
 			timeout = top->when <= now ? 0
 			    : (top->when - now > 1000) ? 1000
 			                               : (int)(top->when - now);
-		pfd[0].fd     = s.recv_fd;
+		s.sleep_until = now + (uint64_t)timeout;
+		pthread_mutex_unlock(&s.lock);
+		pfd[0].fd     = s.event_fd;
 		pfd[0].events = POLLIN;
-		pfd[1].fd     = s.event_fd;
+		pfd[1].fd     = s.signal_fd;
 		pfd[1].events = POLLIN;
-		pfd[2].fd     = s.signal_fd;
-		pfd[2].events = POLLIN;
-		if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			rc = 1;
+			pthread_mutex_lock(&s.lock);
 			break;
 		}
-		if (pfd[2].revents & POLLIN) {
+		if (pfd[0].revents & POLLIN) {
+			uint64_t v;
+			if (read(s.event_fd, &v, sizeof(v)) < 0) {
+				/* spurious */
+			}
+		}
+		pthread_mutex_lock(&s.lock);
+		s.sleep_until = 0;
+		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(s.signal_fd, &si, sizeof(si)) > 0)
 				log_info("signal %u: shutting down",
@@ -1509,36 +1722,10 @@ sched_run(const struct sched_config *cfg)
 			s.stop = 1;
 			break;
 		}
-		/* requests first, then closed pipes: results that reached us
-		 * before a worker's connection dropped still count */
-		for (int i = 0; i < MSGS_PER_TURN; i++) {
-			nng_msg *msg;
-			if (nng_recvmsg(s.sock, &msg, NNG_FLAG_NONBLOCK) != 0)
-				break;
-			handle_message(&s, msg);
-			nng_msg_free(msg);
-		}
-		if (pfd[1].revents & POLLIN) {
-			uint64_t  v;
-			uint32_t *gone;
-			size_t    n;
-			if (read(s.event_fd, &v, sizeof(v)) < 0) {
-				/* spurious */
-			}
-			pthread_mutex_lock(&s.ev_lock);
-			gone         = s.gone_pipes;
-			n            = s.n_gone;
-			s.gone_pipes = NULL;
-			s.n_gone = s.cap_gone = 0;
-			pthread_mutex_unlock(&s.ev_lock);
-			for (size_t i = 0; i < n; i++)
-				pipe_gone(&s, gone[i]);
-			free(gone);
-		}
-		run_timers(&s);
-		dispatch(&s);
-		flush_dirty(&s);
+		loop_turn_locked(&s);
 	}
+	s.stop = 1;
+	pthread_mutex_unlock(&s.lock);
 	log_info("scheduler stopping: %" PRIu64 " submitted, %" PRIu64
 	         " done, %" PRIu64 " failed, %" PRIu64 " queued",
 	    s.submitted, s.done, s.failed, s.n_queued);
