@@ -38,7 +38,6 @@
 #include "proto.h"
 #include "util.h"
 
-#define RECEIVERS 8 /* request contexts kept receiving */
 #define MAX_FN_LEN 255
 #define MSGS_PER_TURN 256
 #define SCHED_MAX_BATCH 4096 /* tasks per message to a worker */
@@ -133,8 +132,8 @@ enum peer_kind { PEER_WORKER = 1, PEER_CLIENT };
 /*
  * One request context: an NNG REP context with its own receive and send
  * operations.  It receives a request, is held while the scheduler answers
- * it at once or parks it, sends the reply, and then receives again (or
- * rests in the idle list when enough others are receiving).
+ * it at once or parks it, sends the reply, and then rests in the idle list
+ * until it is the one to receive again.
  */
 struct rctx {
 	struct sched *s;
@@ -159,8 +158,7 @@ struct sched {
 	 * under this lock, one at a time */
 	pthread_mutex_t            lock;
 	uint64_t                   sleep_until; /* the loop thread's wake-up */
-	atomic_int                 busy;      /* requests being handled */
-	atomic_int                 receiving; /* contexts waiting for one */
+	atomic_int                 busy;    /* requests being handled */
 	atomic_int                 closing;
 	pthread_mutex_t            pool_lock; /* the two lists below */
 	struct rctx               *ctxs, *idle;
@@ -349,46 +347,41 @@ rctx_new(struct sched *s)
 	return rc;
 }
 
-static void
-rctx_receive(struct sched *s, struct rctx *rc)
-{
-	atomic_fetch_add(&s->receiving, 1);
-	nng_ctx_recv(rc->ctx, rc->rx);
-}
-
-/* rc is done with its request (answered, or dropped unanswered): it
- * receives again, or rests if enough contexts are receiving. */
+/* rc is done with its request (answered, or dropped unanswered). */
 static void
 rctx_release(struct sched *s, struct rctx *rc)
 {
-	if (atomic_load(&s->closing))
-		return;
-	if (atomic_load(&s->receiving) >= RECEIVERS) {
-		pthread_mutex_lock(&s->pool_lock);
-		rc->idle_next = s->idle;
-		s->idle       = rc;
-		pthread_mutex_unlock(&s->pool_lock);
-		return;
-	}
-	rctx_receive(s, rc);
+	pthread_mutex_lock(&s->pool_lock);
+	rc->idle_next = s->idle;
+	s->idle       = rc;
+	pthread_mutex_unlock(&s->pool_lock);
 }
 
-/* Keep RECEIVERS contexts receiving: one that took a request may hold it
- * for a long time (a parked long poll). */
+/*
+ * Let the next request in (lock held, or before the loop starts).  Exactly
+ * one context receives at a time, and the next one starts only once the
+ * handler of the previous request holds the lock: NNG may run the
+ * handlers of two requests on two threads, and they must not overtake
+ * each other (a client's submits, in order, are the queue's order).
+ */
 static void
-rctx_refill(struct sched *s)
+rctx_receive_next(struct sched *s)
 {
-	while (!atomic_load(&s->closing) &&
-	    atomic_load(&s->receiving) < RECEIVERS) {
-		struct rctx *rc;
-		pthread_mutex_lock(&s->pool_lock);
-		if ((rc = s->idle) != NULL)
-			s->idle = rc->idle_next;
-		pthread_mutex_unlock(&s->pool_lock);
-		if (rc == NULL && (rc = rctx_new(s)) == NULL)
-			return;
-		rctx_receive(s, rc);
+	struct rctx *rc;
+
+	if (atomic_load(&s->closing))
+		return;
+	pthread_mutex_lock(&s->pool_lock);
+	if ((rc = s->idle) != NULL)
+		s->idle = rc->idle_next;
+	pthread_mutex_unlock(&s->pool_lock);
+	if (rc == NULL && (rc = rctx_new(s)) == NULL) {
+		log_error("no request context: the scheduler cannot receive");
+		s->stop = 1;
+		wake_loop(s);
+		return;
 	}
+	nng_ctx_recv(rc->ctx, rc->rx);
 }
 
 /* Send the writer's bytes as the reply to the request held by rc. */
@@ -1469,18 +1462,21 @@ ctx_rx_cb(void *arg)
 	int           rv = nng_aio_result(rc->rx);
 	nng_msg      *msg;
 
-	atomic_fetch_sub(&s->receiving, 1);
 	if (rv != 0) {
-		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED) {
-			log_warn("receive: %s", nng_strerror(rv));
-			rctx_release(s, rc);
-		}
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		log_warn("receive: %s", nng_strerror(rv));
+		pthread_mutex_lock(&s->lock);
+		rctx_release(s, rc);
+		rctx_receive_next(s);
+		pthread_mutex_unlock(&s->lock);
 		return;
 	}
 	msg = nng_aio_get_msg(rc->rx);
 	nng_aio_set_msg(rc->rx, NULL);
 	atomic_fetch_add(&s->busy, 1);
 	pthread_mutex_lock(&s->lock);
+	rctx_receive_next(s);
 	if (!s->stop)
 		handle_message(s, msg, rc);
 	atomic_fetch_sub(&s->busy, 1);
@@ -1488,7 +1484,6 @@ ctx_rx_cb(void *arg)
 		loop_turn_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	nng_msg_free(msg);
-	rctx_refill(s);
 }
 
 /* A reply left (or could not): the context is free again. */
@@ -1558,11 +1553,11 @@ sched_open(struct sched *s)
 		}
 		log_info("listening on %s", url);
 	}
-	rctx_refill(s);
-	if (atomic_load(&s->receiving) == 0) {
-		log_error("cannot receive requests");
+	pthread_mutex_lock(&s->lock);
+	rctx_receive_next(s);
+	pthread_mutex_unlock(&s->lock);
+	if (s->ctxs == NULL)
 		return -1;
-	}
 	return 0;
 }
 
