@@ -125,6 +125,9 @@ struct session {
 	struct session *dirty_next;
 	int             dirty;
 	uint64_t        submitted;
+	struct rctx    *ack_rc;   /* a submit whose answer is held back */
+	uint64_t        ack_accepted;
+	struct session *ack_prev, *ack_next; /* in the held-answers list */
 };
 
 enum peer_kind { PEER_WORKER = 1, PEER_CLIENT };
@@ -181,6 +184,7 @@ struct sched {
 	struct idmap     fns;      /* hash(name) -> fnreg chain */
 	struct timerheap timers;
 	struct session  *dirty;
+	struct session  *acks; /* sessions holding back a submit's answer */
 	uint64_t         results_stored;
 
 	/* counters */
@@ -912,14 +916,58 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	reply(s, rc);
 }
 
+/*
+ * A submit whose tasks all went straight to workers is answered a little
+ * later: when the session's results next leave, when it sends another
+ * request, or at the loop thread's next turn, whichever comes first.  Its
+ * answer ("all accepted") tells the client nothing urgent, and sent at
+ * once it competes with the tasks for the CPU on their way to the workers.
+ */
+static void
+ack_send(struct sched *s, struct session *se)
+{
+	struct rctx *rc = se->ack_rc;
+
+	if (rc == NULL)
+		return;
+	se->ack_rc = NULL;
+	if (se->ack_prev != NULL)
+		se->ack_prev->ack_next = se->ack_next;
+	else
+		s->acks = se->ack_next;
+	if (se->ack_next != NULL)
+		se->ack_next->ack_prev = se->ack_prev;
+	se->ack_prev = se->ack_next = NULL;
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_SUBMITTED, 2);
+	proto_put_uint(&s->w, "accepted", se->ack_accepted);
+	proto_put_key(&s->w, "rejected");
+	msgpack_pack_array(&s->w.pk, 0);
+	reply(s, rc);
+}
+
+static void
+ack_hold(struct sched *s, struct session *se, struct rctx *rc,
+    uint64_t accepted)
+{
+	se->ack_rc       = rc;
+	se->ack_accepted = accepted;
+	se->ack_prev     = NULL;
+	se->ack_next     = s->acks;
+	if (s->acks != NULL)
+		s->acks->ack_prev = se;
+	s->acks = se;
+}
+
 static void
 handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
     struct rctx *rc)
 {
-	uint64_t accepted = 0;
+	uint64_t accepted = 0, queued = s->n_queued;
 	uint32_t n_rej    = 0;
 	char     why[512];
 
+	ack_send(s, se); /* answers leave in order */
 	/* rejected entries are collected in s->rej, the reply built after */
 	proto_writer_reset(&s->rej);
 	for (uint32_t i = 0; i < m->n_tasks; i++) {
@@ -1012,6 +1060,11 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	/* hand the new tasks to waiting workers before answering: the
 	 * answer is not on any task's critical path, the tasks are */
 	dispatch(s);
+	if (n_rej == 0 && accepted > 0 && s->n_queued <= queued &&
+	    se->pipe != 0) {
+		ack_hold(s, se, rc, accepted);
+		return;
+	}
 
 	/* the rejected entries are in s->rej; put the envelope first */
 	proto_writer_reset(&s->w);
@@ -1049,6 +1102,7 @@ send_results(struct sched *s, struct session *se, struct rctx *rc)
 	proto_patch_array32(&s->w, count_at, n);
 	proto_put_uint(&s->w, "seq", seq);
 	reply(s, rc);
+	ack_send(s, se);
 }
 
 static void
@@ -1261,9 +1315,11 @@ handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 			handle_submit(s, se, &m, rc);
 			return;
 		case PROTO_FETCH:
+			ack_send(s, se);
 			handle_fetch(s, se, &m, rc);
 			return;
 		case PROTO_CANCEL:
+			ack_send(s, se);
 			handle_cancel(s, se, &m, rc);
 			return;
 		default:
@@ -1289,6 +1345,7 @@ pipe_gone(struct sched *s, uint32_t pipe)
 	} else {
 		struct session *se = p->obj;
 		idmap_del(&s->peers, pipe);
+		ack_send(s, se); /* to no one: it frees the context */
 		se->pipe = 0;
 		if (se->park.active) {
 			se->park.active = 0;
@@ -1718,6 +1775,8 @@ sched_run(const struct sched_config *cfg)
 			break;
 		}
 		loop_turn_locked(&s);
+		while (s.acks != NULL)
+			ack_send(&s, s.acks);
 	}
 	s.stop = 1;
 	pthread_mutex_unlock(&s.lock);
