@@ -805,12 +805,13 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 		send_tasks(s, w, rc, m->credit);
 		return;
 	}
-	if (m->credit == 0 || m->n_results > 0) {
+	if (m->credit == 0 || (m->n_results > 0 && m->park == 0)) {
 		send_tasks(s, w, rc, 0);
 		return;
 	}
 	/* nothing to hand out: park until tasks arrive or the heartbeat
-	 * interval passes */
+	 * interval passes (a report of results only when it says it also
+	 * serves as the worker's poll) */
 	w->park.rc      = rc;
 	w->park.credit  = m->credit;
 	w->park.active  = 1;

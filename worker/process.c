@@ -4,9 +4,10 @@
  * An I/O thread talks to the scheduler over a raw REQ socket and keeps at
  * most two requests in flight: a "poll" (a work request with no results,
  * which the scheduler may park until it has tasks) and a "results" request
- * (results to report, answered at once).  Both carry credit: how many more
- * tasks this process can hold, counting what earlier in-flight requests
- * already asked for.  Executor threads (one per slot) run tasks from the
+ * (results to report, answered at once; the last results of a process that
+ * then holds nothing also serve as its poll, "park" 1, and may be parked
+ * in its place).  Both carry credit: how many more tasks this process can
+ * hold, counting what earlier in-flight requests already asked for.  Executor threads (one per slot) run tasks from the
  * inbox and pack results into the outbox; results leave in batches, as
  * many as finished while the previous batch was in flight.
  */
@@ -54,6 +55,7 @@ struct wtask {
 struct req {
 	uint32_t id;
 	int      kind;
+	int      polls; /* a results request that is also the poll */
 	uint64_t credit;
 };
 
@@ -526,6 +528,7 @@ req_new(struct wproc *w, int kind, uint64_t credit)
 				w->next_req = 1;
 			w->reqs[i].id      = w->next_req;
 			w->reqs[i].kind    = kind;
+			w->reqs[i].polls   = 0;
 			w->reqs[i].credit  = credit;
 			return &w->reqs[i];
 		}
@@ -591,9 +594,15 @@ send_work_locked(struct wproc *w, int with_results)
 {
 	uint64_t    avail = 0;
 	uint32_t    n     = 0;
+	int         polls;
 	struct req *r;
 
 	avail = credit_locked(w);
+	/* the last results of an idle process ask for work themselves: the
+	 * scheduler may park them like a poll, and no separate poll (and no
+	 * empty answer to the report) is needed */
+	polls = with_results && !w->poll_inflight && !w->draining &&
+	    w->held == 0 && avail > 0;
 	if (with_results) {
 		struct proto_writer tmp = w->out;
 		w->out                  = w->spare;
@@ -610,9 +619,11 @@ send_work_locked(struct wproc *w, int with_results)
 	r = req_new(w, with_results ? REQ_RESULTS : REQ_POLL, avail);
 	proto_writer_reset(&w->msgw);
 	proto_begin(&w->msgw, PROTO_WORK,
-	    1 + (with_results != 0) + (w->n_loaded > 0) + (w->n_evicted > 0) +
-	        (w->cache != NULL));
+	    1 + (with_results != 0) + polls + (w->n_loaded > 0) +
+	        (w->n_evicted > 0) + (w->cache != NULL));
 	proto_put_uint(&w->msgw, "credit", avail);
+	if (polls)
+		proto_put_uint(&w->msgw, "park", 1);
 	if (with_results) {
 		proto_put_key(&w->msgw, "results");
 		msgpack_pack_array(&w->msgw.pk, n);
@@ -661,9 +672,10 @@ send_work_locked(struct wproc *w, int with_results)
 	proto_writer_reset(&w->ev_evicted);
 	w->n_loaded = w->n_evicted = 0;
 	w->granted += avail;
+	r->polls = polls;
 	if (with_results)
 		w->res_inflight = 1;
-	else
+	if (!with_results || polls)
 		w->poll_inflight = 1;
 }
 
@@ -829,9 +841,9 @@ handle_reply(struct wproc *w, nng_msg *msg)
 		inbox_append_locked(w, head, tail, n_new);
 		head = NULL;
 	}
-	if (kind == REQ_POLL)
+	if (kind == REQ_POLL || r->polls)
 		w->poll_inflight = 0;
-	else
+	if (kind == REQ_RESULTS)
 		w->res_inflight = 0;
 	if (rv == 0 && m.type == PROTO_ERROR && m.code == FERRY_ESTATE) {
 		/* it does not know us (it restarted?): register again */
