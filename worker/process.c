@@ -617,7 +617,7 @@ send_work_locked(struct wproc *w, int with_results)
 	 * scheduler may park them like a poll, and no separate poll (and no
 	 * empty answer to the report) is needed */
 	polls = with_results && !w->poll_inflight && !w->draining &&
-	    w->held == 0 && avail > 0;
+	    !w->crashed && w->held == 0 && avail > 0;
 	if (with_results) {
 		struct proto_writer tmp = w->out;
 		w->out                  = w->spare;
@@ -901,7 +901,7 @@ req_rx_cb(void *arg)
 	struct req   *r = arg;
 	struct wproc *w = r->w;
 	nng_msg      *msg;
-	int           rv = nng_aio_result(r->rx);
+	int           rv = nng_aio_result(r->rx), wake;
 
 	if (rv == 0) {
 		msg = nng_aio_get_msg(r->rx);
@@ -917,7 +917,10 @@ req_rx_cb(void *arg)
 			return;
 		}
 		pump_locked(w);
+		wake = w->draining || w->crashed; /* the I/O thread decides */
 		pthread_mutex_unlock(&w->lock);
+		if (wake)
+			wake_io(w);
 		return;
 	}
 	pthread_mutex_lock(&w->lock);
@@ -1203,6 +1206,16 @@ io_loop(struct wproc *w)
 				    si.ssi_signo, n);
 				pthread_mutex_lock(&w->lock);
 				w->draining = 1;
+				/* a report parked as the poll is answered only
+				 * when superseded: do that now (credit 0), so the
+				 * drain need not wait for a heartbeat interval */
+				for (int i = 0; i < MAX_REQS; i++)
+					if (w->reqs[i].id != 0 &&
+					    w->reqs[i].kind == REQ_RESULTS &&
+					    w->reqs[i].polls) {
+						send_work_locked(w, 0);
+						break;
+					}
 				pthread_mutex_unlock(&w->lock);
 				drain_deadline = util_now_ms() +
 				    w->o->drain_timeout_ms;
