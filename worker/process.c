@@ -927,9 +927,11 @@ req_rx_cb(void *arg)
 	r->rx_busy = 0;
 	if (r->id != 0 && rv != NNG_ECLOSED && !w->closing) {
 		/* the request failed without an answer: forget it (what it
-		 * asked for lapses) and carry on */
-		log_warn("request to the scheduler failed: %s",
-		    nng_strerror(rv));
+		 * asked for lapses) and carry on; a reset connection is
+		 * handled as a lost one (pipe_cb) */
+		if (rv != NNG_ECONNRESET)
+			log_warn("request to the scheduler failed: %s",
+			    nng_strerror(rv));
 		w->granted = w->granted >= r->credit ? w->granted - r->credit
 		                                     : 0;
 		if (r->kind == REQ_POLL || r->polls)
