@@ -902,6 +902,7 @@ proto_decode(struct proto_decoder *d, const void *data, size_t len,
 		break;
 	case PROTO_WORK:
 		if ((rv = get_uint(&c, &root, "credit", &m->credit, 1)) == 0 &&
+		    (rv = get_uint(&c, &root, "park", &m->park, 0)) == 0 &&
 		    (rv = decode_results(&c, &root, "results", m, 0)) == 0 &&
 		    (rv = get_keys(&c, &root, "loaded", &m->loaded,
 		         &m->n_loaded)) == 0 &&

@@ -150,6 +150,7 @@ struct proto_msg {
 	/* work (results + credit), results (seq + results), submitted
 	 * (accepted + rejected as results with a non-zero code) */
 	uint64_t             credit;
+	uint64_t             park; /* work: 1 = may be parked like a poll */
 	uint64_t             accepted;
 	struct proto_result *results;
 	uint32_t             n_results;

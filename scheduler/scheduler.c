@@ -1,10 +1,12 @@
 /*
  * scheduler.c - the scheduler's event loop.
  *
- * One thread.  A raw REP socket receives every request from workers and
- * clients; the loop polls its receive descriptor, a signalfd and an eventfd
- * (woken by NNG's pipe callbacks), runs due timers from a heap, and replies
- * to requests now or later (long polls are "parked" with their header).
+ * One logical loop under one lock.  A REP socket receives every request
+ * from workers and clients through a pool of contexts; each request is
+ * handled on the NNG thread that delivered it, and answered on its context
+ * now or later (long polls are "parked" with their context).  The loop
+ * thread waits on a signalfd and an eventfd (woken by NNG's pipe callbacks
+ * and by timers that come due sooner) and runs due timers from a heap.
  *
  * Dispatch flows by credit: a worker's "work" request says how many more
  * tasks it can hold; the scheduler answers with at most that many, several
@@ -19,6 +21,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +39,6 @@
 #include "proto.h"
 #include "util.h"
 
-#define MAX_HEADER 64
 #define MAX_FN_LEN 255
 #define MSGS_PER_TURN 256
 #define SCHED_MAX_BATCH 4096 /* tasks per message to a worker */
@@ -54,9 +56,10 @@ enum timer_kind {
 #define MAX_WHY 1024      /* reasons kept per task */
 #define RECENT_FAILURES 16 /* failed and dead tasks shown in status */
 
+struct rctx;
+
 struct parked {
-	uint8_t  hdr[MAX_HEADER];
-	size_t   hdr_len;
+	struct rctx *rc; /* the request's context, held until answered */
 	uint32_t gen;   /* bumped whenever it is answered */
 	uint64_t credit;
 	int      active;
@@ -162,9 +165,26 @@ struct session {
 	int             dirty;
 	uint64_t        submitted;
 	uint64_t        max_tag; /* highest task id it submitted */
+	struct rctx    *ack_rc;   /* a submit whose answer is held back */
+	uint64_t        ack_accepted;
+	struct session *ack_prev, *ack_next; /* in the held-answers list */
 };
 
 enum peer_kind { PEER_WORKER = 1, PEER_CLIENT, PEER_SUPERVISOR };
+
+/*
+ * One request context: an NNG REP context with its own receive and send
+ * operations.  It receives a request, is held while the scheduler answers
+ * it at once or parks it, sends the reply, and then rests in the idle list
+ * until it is the one to receive again.
+ */
+struct rctx {
+	struct sched *s;
+	nng_ctx       ctx;
+	nng_aio      *rx, *tx;
+	struct rctx  *all_next;  /* every context, for shutdown */
+	struct rctx  *idle_next; /* in the idle list */
+};
 
 struct peer {
 	int   kind;
@@ -174,7 +194,17 @@ struct peer {
 struct sched {
 	const struct sched_config *cfg;
 	nng_socket                 sock;
-	int                        recv_fd, event_fd, signal_fd;
+	int                        event_fd, signal_fd;
+
+	/* the event loop: requests are handled on NNG's threads as they
+	 * arrive, timers, closed pipes and signals on the loop thread, all
+	 * under this lock, one at a time */
+	pthread_mutex_t            lock;
+	uint64_t                   sleep_until; /* the loop thread's wake-up */
+	atomic_int                 busy;    /* requests being handled */
+	atomic_int                 closing;
+	pthread_mutex_t            pool_lock; /* the two lists below */
+	struct rctx               *ctxs, *idle;
 
 	pthread_mutex_t            ev_lock;
 	uint32_t                  *gone_pipes;
@@ -200,6 +230,7 @@ struct sched {
 	uint32_t         n_recent;
 	struct timerheap timers;
 	struct session  *dirty;
+	struct session  *acks; /* sessions holding back a submit's answer */
 	uint64_t         results_stored;
 
 	/* counters */
@@ -329,43 +360,119 @@ fn_unref(struct sched *s, const char *name)
 }
 
 static void
+wake_loop(struct sched *s)
+{
+	uint64_t one = 1;
+	if (write(s->event_fd, &one, sizeof(one)) < 0) {
+		/* the counter is saturated: readable anyway */
+	}
+}
+
+static void
 timer_add(struct sched *s, uint64_t when, int kind, uint64_t id, uint32_t gen)
 {
 	struct timer t = { when, id, (uint32_t)kind, gen };
 	if (timerheap_push(&s->timers, t) != 0)
 		log_error("out of memory adding a timer");
+	else if (when < s->sleep_until)
+		wake_loop(s); /* due before the loop thread would look */
 }
 
-/* Send the writer's bytes as a reply to the request with header hdr. */
+/* ------------------------------------------------- request contexts */
+
+static void ctx_rx_cb(void *arg);
+static void ctx_tx_cb(void *arg);
+
+static struct rctx *
+rctx_new(struct sched *s)
+{
+	struct rctx *rc = calloc(1, sizeof(*rc));
+	int          rv;
+
+	if (rc == NULL)
+		return NULL;
+	rc->s = s;
+	if ((rv = nng_ctx_open(&rc->ctx, s->sock)) != 0) {
+		log_error("cannot open a request context: %s", nng_strerror(rv));
+		free(rc);
+		return NULL;
+	}
+	if ((rv = nng_aio_alloc(&rc->rx, ctx_rx_cb, rc)) != 0 ||
+	    (rv = nng_aio_alloc(&rc->tx, ctx_tx_cb, rc)) != 0) {
+		log_error("cannot allocate an aio: %s", nng_strerror(rv));
+		nng_aio_free(rc->rx);
+		nng_ctx_close(rc->ctx);
+		free(rc);
+		return NULL;
+	}
+	pthread_mutex_lock(&s->pool_lock);
+	rc->all_next = s->ctxs;
+	s->ctxs      = rc;
+	pthread_mutex_unlock(&s->pool_lock);
+	return rc;
+}
+
+/* rc is done with its request (answered, or dropped unanswered). */
 static void
-reply(struct sched *s, const uint8_t *hdr, size_t hdr_len)
+rctx_release(struct sched *s, struct rctx *rc)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	rc->idle_next = s->idle;
+	s->idle       = rc;
+	pthread_mutex_unlock(&s->pool_lock);
+}
+
+/*
+ * Let the next request in (lock held, or before the loop starts).  Exactly
+ * one context receives at a time, and the next one starts only once the
+ * handler of the previous request holds the lock: NNG may run the
+ * handlers of two requests on two threads, and they must not overtake
+ * each other (a client's submits, in order, are the queue's order).
+ */
+static void
+rctx_receive_next(struct sched *s)
+{
+	struct rctx *rc;
+
+	if (atomic_load(&s->closing))
+		return;
+	pthread_mutex_lock(&s->pool_lock);
+	if ((rc = s->idle) != NULL)
+		s->idle = rc->idle_next;
+	pthread_mutex_unlock(&s->pool_lock);
+	if (rc == NULL && (rc = rctx_new(s)) == NULL) {
+		log_error("no request context: the scheduler cannot receive");
+		s->stop = 1;
+		wake_loop(s);
+		return;
+	}
+	nng_ctx_recv(rc->ctx, rc->rx);
+}
+
+/* Send the writer's bytes as the reply to the request held by rc. */
+static void
+reply(struct sched *s, struct rctx *rc)
 {
 	nng_msg *msg;
 	int      rv;
 
-	if ((rv = nng_msg_alloc(&msg, 0)) != 0) {
+	if ((rv = nng_msg_alloc(&msg, s->w.buf.size)) != 0) {
 		log_error("reply: %s", nng_strerror(rv));
+		rctx_release(s, rc);
 		return;
 	}
-	if (nng_msg_header_append(msg, hdr, hdr_len) != 0 ||
-	    nng_msg_append(msg, s->w.buf.data, s->w.buf.size) != 0) {
-		nng_msg_free(msg);
-		log_error("reply: out of memory");
-		return;
-	}
-	if ((rv = nng_sendmsg(s->sock, msg, 0)) != 0) {
-		nng_msg_free(msg);
-		log_warn("reply: %s", nng_strerror(rv));
-	}
+	memcpy(nng_msg_body(msg), s->w.buf.data, s->w.buf.size);
+	nng_aio_set_msg(rc->tx, msg);
+	nng_ctx_send(rc->ctx, rc->tx); /* ctx_tx_cb receives again */
 }
 
 static void
-reply_error(struct sched *s, const uint8_t *hdr, size_t hdr_len, int code,
+reply_error(struct sched *s, struct rctx *rc, int code,
     const char *text)
 {
 	proto_writer_reset(&s->w);
 	proto_write_error(&s->w, code, text);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void flush_dirty(struct sched *s);
@@ -666,13 +773,12 @@ wait_append(struct sched *s, struct worker *w)
 
 
 /*
- * Answer a worker's work request (header hdr) with up to credit tasks from
+ * Answer a worker's work request (held by rc) with up to credit tasks from
  * the queue, no more than a fair share when others wait too.  Returns how
  * many were sent.
  */
 static uint32_t
-send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
-    size_t hdr_len, uint64_t credit)
+send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
 {
 	uint64_t share, n = 0, *ids = s->pick;
 	size_t   budget = s->cfg->max_message_size - 4096;
@@ -723,7 +829,7 @@ send_tasks(struct sched *s, struct worker *w, const uint8_t *hdr,
 		n++;
 	}
 	proto_patch_array32(&s->w, count_at, n);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 	return (uint32_t)n;
 }
 
@@ -738,7 +844,7 @@ dispatch(struct sched *s)
 			continue;
 		w->park.active = 0;
 		w->park.gen++;
-		send_tasks(s, w, w->park.hdr, w->park.hdr_len, w->park.credit);
+		send_tasks(s, w, w->park.rc, w->park.credit);
 	}
 }
 
@@ -768,6 +874,11 @@ worker_lost(struct sched *s, struct worker *w, const char *why)
 		n++;
 	}
 	s->requeued += n;
+	if (w->park.active) {
+		/* its parked request is never answered */
+		w->park.active = 0;
+		rctx_release(s, w->park.rc);
+	}
 	wait_remove(s, w);
 	disp_worker_remove(s->disp, w->id);
 	idmap_del(&s->workers, w->id);
@@ -777,7 +888,7 @@ worker_lost(struct sched *s, struct worker *w, const char *why)
 
 static void
 handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	struct peer   *p = calloc(1, sizeof(*p));
@@ -789,7 +900,7 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		if (w != NULL)
 			free(w->functions);
 		free(w);
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	w->id   = ++s->next_worker_id;
@@ -820,7 +931,7 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		idmap_del(&s->peers, pipe);
 		worker_free(s, w);
 		free(p);
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	s->n_workers++;
@@ -838,12 +949,12 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	proto_put_uint(&s->w, "heartbeat_timeout_ms",
 	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void
 handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	/* what it holds now: locality for the tasks below */
 	for (uint32_t i = 0; i < m->n_loaded; i++)
@@ -892,20 +1003,20 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 		w->park.active = 0;
 		w->park.gen++;
 		wait_remove(s, w);
-		send_tasks(s, w, w->park.hdr, w->park.hdr_len, 0);
+		send_tasks(s, w, w->park.rc, 0);
 	}
 	if (m->credit > 0 && s->n_queued > 0 && !results_full(s)) {
-		send_tasks(s, w, hdr, hdr_len, m->credit);
+		send_tasks(s, w, rc, m->credit);
 		return;
 	}
-	if (m->credit == 0 || m->n_results > 0 || hdr_len > MAX_HEADER) {
-		send_tasks(s, w, hdr, hdr_len, 0);
+	if (m->credit == 0 || (m->n_results > 0 && m->park == 0)) {
+		send_tasks(s, w, rc, 0);
 		return;
 	}
 	/* nothing to hand out: park until tasks arrive or the heartbeat
-	 * interval passes */
-	memcpy(w->park.hdr, hdr, hdr_len);
-	w->park.hdr_len = hdr_len;
+	 * interval passes (a report of results only when it says it also
+	 * serves as the worker's poll) */
+	w->park.rc      = rc;
 	w->park.credit  = m->credit;
 	w->park.active  = 1;
 	w->park.gen++;
@@ -963,6 +1074,11 @@ worker_ghost(struct sched *s, struct worker *w)
 	log_warn("worker %" PRIu64 " (%s, pid %" PRIu64 ") lost: connection "
 	         "closed; holding %u task(s) until its supervisor reports",
 	    w->id, w->name, w->pid, w->held);
+	if (w->park.active) {
+		/* its parked request is never answered */
+		w->park.active = 0;
+		rctx_release(s, w->park.rc);
+	}
 	wait_remove(s, w);
 	disp_worker_remove(s->disp, w->id);
 	idmap_del(&s->workers, w->id);
@@ -978,8 +1094,7 @@ worker_ghost(struct sched *s, struct worker *w)
 }
 
 static void
-send_orders(struct sched *s, struct supervisor *sp, const uint8_t *hdr,
-    size_t hdr_len)
+send_orders(struct sched *s, struct supervisor *sp, struct rctx *rc)
 {
 	proto_writer_reset(&s->w);
 	proto_begin(&s->w, PROTO_ORDERS, 1);
@@ -991,7 +1106,7 @@ send_orders(struct sched *s, struct supervisor *sp, const uint8_t *hdr,
 		msgpack_pack_uint64(&s->w.pk, sp->orders[i].task);
 	}
 	sp->n_orders = 0;
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 #define MAX_ORDERS 4096
@@ -1024,19 +1139,19 @@ order_kill(struct sched *s, struct worker *w, uint64_t id)
 	if (sp->park.active) {
 		sp->park.active = 0;
 		sp->park.gen++;
-		send_orders(s, sp, sp->park.hdr, sp->park.hdr_len);
+		send_orders(s, sp, sp->park.rc);
 	}
 }
 
 static void
 handle_supervisor_hello(struct sched *s, uint32_t pipe,
-    const struct proto_msg *m, const uint8_t *hdr, size_t hdr_len)
+    const struct proto_msg *m, struct rctx *rc)
 {
 	struct supervisor *sp;
 	struct peer       *p;
 
 	if (idmap_get(&s->sups, m->supervisor) != NULL) {
-		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+		reply_error(s, rc, FERRY_ESTATE,
 		    "hello: a supervisor with this token is already "
 		    "connected");
 		return;
@@ -1047,7 +1162,7 @@ handle_supervisor_hello(struct sched *s, uint32_t pipe,
 	    idmap_put(&s->sups, m->supervisor, sp) != 0) {
 		free(sp);
 		free(p);
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	sp->token = m->supervisor;
@@ -1061,7 +1176,7 @@ handle_supervisor_hello(struct sched *s, uint32_t pipe,
 		idmap_del(&s->sups, sp->token);
 		free(sp);
 		free(p);
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	s->n_sups++;
@@ -1075,7 +1190,7 @@ handle_supervisor_hello(struct sched *s, uint32_t pipe,
 	proto_put_uint(&s->w, "heartbeat_timeout_ms",
 	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void
@@ -1087,7 +1202,7 @@ sup_free(struct supervisor *sp)
 
 static void
 handle_watch(struct sched *s, struct supervisor *sp,
-    const struct proto_msg *m, const uint8_t *hdr, size_t hdr_len)
+    const struct proto_msg *m, struct rctx *rc)
 {
 	uint64_t wait = m->wait_ms;
 
@@ -1095,16 +1210,15 @@ handle_watch(struct sched *s, struct supervisor *sp,
 		/* superseded: answer the old one (with any orders) */
 		sp->park.active = 0;
 		sp->park.gen++;
-		send_orders(s, sp, sp->park.hdr, sp->park.hdr_len);
+		send_orders(s, sp, sp->park.rc);
 	}
-	if (sp->n_orders > 0 || wait == 0 || hdr_len > MAX_HEADER) {
-		send_orders(s, sp, hdr, hdr_len);
+	if (sp->n_orders > 0 || wait == 0) {
+		send_orders(s, sp, rc);
 		return;
 	}
 	if (wait > 60000)
 		wait = 60000;
-	memcpy(sp->park.hdr, hdr, hdr_len);
-	sp->park.hdr_len = hdr_len;
+	sp->park.rc = rc;
 	sp->park.active  = 1;
 	sp->park.gen++;
 	timer_add(s, util_now_ms() + wait, TM_PARK_WATCH, sp->token,
@@ -1140,7 +1254,7 @@ report_worker(struct sched *s, const struct supervisor *sp,
 
 static void
 handle_report(struct sched *s, struct supervisor *sp,
-    const struct proto_msg *m, const uint8_t *hdr, size_t hdr_len)
+    const struct proto_msg *m, struct rctx *rc)
 {
 	struct worker *w = report_worker(s, sp, m);
 	int32_t        code;
@@ -1154,7 +1268,7 @@ handle_report(struct sched *s, struct supervisor *sp,
 			log_debug("supervisor %" PRIx64 ": report for pid %" PRIu64
 			          " again; ignored",
 			    sp->token, m->pid);
-			send_orders(s, sp, hdr, hdr_len);
+			send_orders(s, sp, rc);
 			return;
 		}
 	sp->reported[sp->n_reported++ % 64] = m->pid;
@@ -1201,7 +1315,7 @@ handle_report(struct sched *s, struct supervisor *sp,
 		free(idmap_del(&s->peers, w->pipe));
 		worker_lost(s, w, m->reason);
 	}
-	send_orders(s, sp, hdr, hdr_len);
+	send_orders(s, sp, rc);
 }
 
 /* ----------------------------------------------------------- clients */
@@ -1240,25 +1354,25 @@ session_free(struct sched *s, struct session *se)
 
 static void
 handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	struct session *se;
 	struct peer    *p;
 	int             resumed = 0;
 
 	if (m->session == 0) {
-		reply_error(s, hdr, hdr_len, FERRY_EPROTO,
+		reply_error(s, rc, FERRY_EPROTO,
 		    "hello: a client must send a non-zero 'session'");
 		return;
 	}
 	se = idmap_get(&s->sessions, m->session);
 	if (se != NULL && se->pipe != 0) {
-		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+		reply_error(s, rc, FERRY_ESTATE,
 		    "hello: session is already connected");
 		return;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	if (se == NULL) {
@@ -1267,7 +1381,7 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 			free(se);
 			free(p);
 			reply_error(
-			    s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+			    s, rc, FERRY_ENOMEM, "out of memory");
 			return;
 		}
 		se->id = m->session;
@@ -1287,7 +1401,7 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	if (idmap_put(&s->peers, pipe, p) != 0) {
 		free(p);
 		se->pipe = 0;
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	s->n_clients++;
@@ -1300,7 +1414,50 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	    s->cfg->heartbeat_timeout_ms);
 	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
 	proto_put_uint(&s->w, "resumed", resumed);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
+}
+
+/*
+ * A submit whose tasks all went straight to workers is answered a little
+ * later: when the session's results next leave, when it sends another
+ * request, or at the loop thread's next turn, whichever comes first.  Its
+ * answer ("all accepted") tells the client nothing urgent, and sent at
+ * once it competes with the tasks for the CPU on their way to the workers.
+ */
+static void
+ack_send(struct sched *s, struct session *se)
+{
+	struct rctx *rc = se->ack_rc;
+
+	if (rc == NULL)
+		return;
+	se->ack_rc = NULL;
+	if (se->ack_prev != NULL)
+		se->ack_prev->ack_next = se->ack_next;
+	else
+		s->acks = se->ack_next;
+	if (se->ack_next != NULL)
+		se->ack_next->ack_prev = se->ack_prev;
+	se->ack_prev = se->ack_next = NULL;
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_SUBMITTED, 2);
+	proto_put_uint(&s->w, "accepted", se->ack_accepted);
+	proto_put_key(&s->w, "rejected");
+	msgpack_pack_array(&s->w.pk, 0);
+	reply(s, rc);
+}
+
+static void
+ack_hold(struct sched *s, struct session *se, struct rctx *rc,
+    uint64_t accepted)
+{
+	se->ack_rc       = rc;
+	se->ack_accepted = accepted;
+	se->ack_prev     = NULL;
+	se->ack_next     = s->acks;
+	if (s->acks != NULL)
+		s->acks->ack_prev = se;
+	s->acks = se;
 }
 
 /* A task's failure options: the submit entry's, else the defaults. */
@@ -1324,12 +1481,13 @@ task_options(struct sched *s, struct task *t, const struct proto_task_opts *o)
 
 static void
 handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
-	uint64_t accepted = 0;
+	uint64_t accepted = 0, queued = s->n_queued;
 	uint32_t n_rej    = 0;
 	char     why[512];
 
+	ack_send(s, se); /* answers leave in order */
 	/* rejected entries are collected in s->rej, the reply built after */
 	proto_writer_reset(&s->rej);
 	for (uint32_t i = 0; i < m->n_tasks; i++) {
@@ -1426,6 +1584,11 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	/* hand the new tasks to waiting workers before answering: the
 	 * answer is not on any task's critical path, the tasks are */
 	dispatch(s);
+	if (n_rej == 0 && accepted > 0 && s->n_queued <= queued &&
+	    se->pipe != 0) {
+		ack_hold(s, se, rc, accepted);
+		return;
+	}
 
 	/* the rejected entries are in s->rej; put the envelope first */
 	proto_writer_reset(&s->w);
@@ -1435,13 +1598,12 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	msgpack_pack_array(&s->w.pk, n_rej);
 	if (s->rej.buf.size > 0)
 		msgpack_sbuffer_write(&s->w.buf, s->rej.buf.data, s->rej.buf.size);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
-/* Answer a client's fetch with its results (header hdr). */
+/* Answer a client's fetch (held by rc) with its results. */
 static void
-send_results(struct sched *s, struct session *se, const uint8_t *hdr,
-    size_t hdr_len)
+send_results(struct sched *s, struct session *se, struct rctx *rc)
 {
 	size_t         budget = s->cfg->max_message_size - 4096;
 	size_t         count_at;
@@ -1464,12 +1626,13 @@ send_results(struct sched *s, struct session *se, const uint8_t *hdr,
 	}
 	proto_patch_array32(&s->w, count_at, n);
 	proto_put_uint(&s->w, "seq", seq);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
+	ack_send(s, se);
 }
 
 static void
 handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	uint64_t wait = m->wait_ms;
 
@@ -1494,16 +1657,15 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 		proto_put_key(&s->w, "results");
 		msgpack_pack_array(&s->w.pk, 0);
 		proto_put_uint(&s->w, "seq", 0);
-		reply(s, se->park.hdr, se->park.hdr_len);
+		reply(s, se->park.rc);
 	}
-	if (se->rhead != NULL || wait == 0 || hdr_len > MAX_HEADER) {
-		send_results(s, se, hdr, hdr_len);
+	if (se->rhead != NULL || wait == 0) {
+		send_results(s, se, rc);
 		return;
 	}
 	if (wait > 60000)
 		wait = 60000;
-	memcpy(se->park.hdr, hdr, hdr_len);
-	se->park.hdr_len = hdr_len;
+	se->park.rc      = rc;
 	se->park.active  = 1;
 	se->park.gen++;
 	timer_add(s, util_now_ms() + wait, TM_PARK_FETCH, se->id,
@@ -1512,7 +1674,7 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 
 static void
 handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
-    const uint8_t *hdr, size_t hdr_len)
+    struct rctx *rc)
 {
 	uint32_t     n = 0;
 	uint64_t    *done;
@@ -1520,7 +1682,7 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 
 	done = calloc(m->n_ids + 1, sizeof(*done));
 	if (done == NULL) {
-		reply_error(s, hdr, hdr_len, FERRY_ENOMEM, "out of memory");
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
 	for (uint32_t i = 0; i < m->n_ids; i++) {
@@ -1545,11 +1707,11 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 	for (uint32_t i = 0; i < n; i++)
 		msgpack_pack_uint64(&s->w.pk, done[i]);
 	free(done);
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 static void
-handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
+handle_status(struct sched *s, struct rctx *rc)
 {
 	uint32_t       slots = 0, busy = 0, held_lost = 0;
 	struct worker *w;
@@ -1600,14 +1762,14 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 		msgpack_pack_array(&s->w.pk, nr);
 		/* newest first */
 		for (uint32_t k = 0; k < nr; k++) {
-			const struct recent *rc =
+			const struct recent *rf =
 			    &s->recent[(s->n_recent - 1 - k) % RECENT_FAILURES];
 			msgpack_pack_map(&s->w.pk, 5);
-			proto_put_uint(&s->w, "id", rc->id);
-			proto_put_str(&s->w, "fn", rc->fn);
-			proto_put_str(&s->w, "state", sched_state_name(rc->state));
-			proto_put_uint(&s->w, "attempts", rc->attempts);
-			proto_put_str(&s->w, "reason", rc->reason);
+			proto_put_uint(&s->w, "id", rf->id);
+			proto_put_str(&s->w, "fn", rf->fn);
+			proto_put_str(&s->w, "state", sched_state_name(rf->state));
+			proto_put_uint(&s->w, "attempts", rf->attempts);
+			proto_put_str(&s->w, "reason", rf->reason);
 		}
 	}
 	proto_put_key(&s->w, "worker_list");
@@ -1638,37 +1800,27 @@ handle_status(struct sched *s, const uint8_t *hdr, size_t hdr_len)
 		proto_put_uint(&s->w, "evictions", w->cache.evictions);
 		proto_put_uint(&s->w, "failures", w->cache.failures);
 	}
-	reply(s, hdr, hdr_len);
+	reply(s, rc);
 }
 
 /* ------------------------------------------------------------- loop */
 
 static void
-handle_message(struct sched *s, nng_msg *msg)
+handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 {
 	struct proto_msg m;
 	char             err[512];
-	uint8_t          hdr[MAX_HEADER];
-	size_t           hdr_len = nng_msg_header_len(msg);
-	uint32_t         pipe    = nng_pipe_id(nng_msg_get_pipe(msg));
+	uint32_t         pipe = nng_pipe_id(nng_msg_get_pipe(msg));
 	struct peer     *p;
 	int              rv;
 
-	if (hdr_len > MAX_HEADER || hdr_len < 8) {
-		log_warn("pipe %u: request with a %zu-byte header dropped "
-		         "(too many hops)",
-		    pipe, hdr_len);
-		s->bad_messages++;
-		return;
-	}
-	memcpy(hdr, nng_msg_header(msg), hdr_len);
 	rv = proto_decode(&s->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
 	    err, sizeof(err));
 	if (rv != 0) {
 		s->bad_messages++;
 		log_warn("pipe %u: bad message (%zu bytes): %s", pipe,
 		    nng_msg_len(msg), err);
-		reply_error(s, hdr, hdr_len, rv, err);
+		reply_error(s, rc, rv, err);
 		return;
 	}
 	p = idmap_get(&s->peers, pipe);
@@ -1688,24 +1840,24 @@ handle_message(struct sched *s, nng_msg *msg)
 			    s->cfg->heartbeat_timeout_ms);
 			proto_put_uint(&s->w, "max_message_size",
 			    s->cfg->max_message_size);
-			reply(s, hdr, hdr_len);
+			reply(s, rc);
 			return;
 		}
 		if (p != NULL) {
-			reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+			reply_error(s, rc, FERRY_ESTATE,
 			    "hello: this connection is already registered");
 			return;
 		}
 		if (m.role == PROTO_ROLE_WORKER)
-			handle_worker_hello(s, pipe, &m, hdr, hdr_len);
+			handle_worker_hello(s, pipe, &m, rc);
 		else if (m.role == PROTO_ROLE_SUPERVISOR)
-			handle_supervisor_hello(s, pipe, &m, hdr, hdr_len);
+			handle_supervisor_hello(s, pipe, &m, rc);
 		else
-			handle_client_hello(s, pipe, &m, hdr, hdr_len);
+			handle_client_hello(s, pipe, &m, rc);
 		return;
 	}
 	if (m.type == PROTO_STATUS) {
-		handle_status(s, hdr, hdr_len);
+		handle_status(s, rc);
 		return;
 	}
 	if (p == NULL) {
@@ -1718,7 +1870,7 @@ handle_message(struct sched *s, nng_msg *msg)
 			         "whose lease ended dropped",
 			    pipe, m.n_results);
 		}
-		reply_error(s, hdr, hdr_len, FERRY_ESTATE,
+		reply_error(s, rc, FERRY_ESTATE,
 		    "this connection has not said hello");
 		return;
 	}
@@ -1726,30 +1878,32 @@ handle_message(struct sched *s, nng_msg *msg)
 		struct worker *w = p->obj;
 		w->last_seen_ms  = util_now_ms();
 		if (m.type == PROTO_WORK) {
-			handle_work(s, w, &m, hdr, hdr_len);
+			handle_work(s, w, &m, rc);
 			return;
 		}
 	} else if (p->kind == PEER_SUPERVISOR) {
 		struct supervisor *sp = p->obj;
 		if (m.type == PROTO_WATCH) {
-			handle_watch(s, sp, &m, hdr, hdr_len);
+			handle_watch(s, sp, &m, rc);
 			return;
 		}
 		if (m.type == PROTO_REPORT) {
-			handle_report(s, sp, &m, hdr, hdr_len);
+			handle_report(s, sp, &m, rc);
 			return;
 		}
 	} else {
 		struct session *se = p->obj;
 		switch (m.type) {
 		case PROTO_SUBMIT:
-			handle_submit(s, se, &m, hdr, hdr_len);
+			handle_submit(s, se, &m, rc);
 			return;
 		case PROTO_FETCH:
-			handle_fetch(s, se, &m, hdr, hdr_len);
+			ack_send(s, se);
+			handle_fetch(s, se, &m, rc);
 			return;
 		case PROTO_CANCEL:
-			handle_cancel(s, se, &m, hdr, hdr_len);
+			ack_send(s, se);
+			handle_cancel(s, se, &m, rc);
 			return;
 		default:
 			break;
@@ -1761,7 +1915,7 @@ handle_message(struct sched *s, nng_msg *msg)
 	        : p->kind == PEER_CLIENT ? "client"
 	                                 : "supervisor");
 	s->bad_messages++;
-	reply_error(s, hdr, hdr_len, FERRY_EPROTO, err);
+	reply_error(s, rc, FERRY_EPROTO, err);
 }
 
 static void
@@ -1785,12 +1939,20 @@ pipe_gone(struct sched *s, uint32_t pipe)
 		s->n_sups--;
 		log_warn("supervisor %" PRIx64 " (%s) disconnected", sp->token,
 		    sp->host);
+		if (sp->park.active) {
+			sp->park.active = 0;
+			rctx_release(s, sp->park.rc);
+		}
 		sup_free(sp);
 	} else {
 		struct session *se = p->obj;
 		idmap_del(&s->peers, pipe);
-		se->pipe        = 0;
-		se->park.active = 0;
+		ack_send(s, se); /* to no one: it frees the context */
+		se->pipe = 0;
+		if (se->park.active) {
+			se->park.active = 0;
+			rctx_release(s, se->park.rc);
+		}
 		se->park.gen++;
 		se->detached_ms = util_now_ms();
 		se->detach_gen++;
@@ -1830,7 +1992,7 @@ run_timers(struct sched *s)
 			w->park.active = 0;
 			w->park.gen++;
 			wait_remove(s, w);
-			send_tasks(s, w, w->park.hdr, w->park.hdr_len, 0);
+			send_tasks(s, w, w->park.rc, 0);
 			break;
 		}
 		case TM_PARK_FETCH: {
@@ -1840,7 +2002,7 @@ run_timers(struct sched *s)
 				break;
 			se->park.active = 0;
 			se->park.gen++;
-			send_results(s, se, se->park.hdr, se->park.hdr_len);
+			send_results(s, se, se->park.rc);
 			break;
 		}
 		case TM_HEARTBEAT: {
@@ -1865,8 +2027,7 @@ run_timers(struct sched *s)
 				if (w->park.active) {
 					w->park.active = 0;
 					w->park.gen++;
-					reply_error(s, w->park.hdr,
-					    w->park.hdr_len, FERRY_ESTATE,
+					reply_error(s, w->park.rc, FERRY_ESTATE,
 					    "lease lost: silent past the "
 					    "heartbeat timeout; register again");
 				}
@@ -1900,7 +2061,7 @@ run_timers(struct sched *s)
 				break;
 			sp->park.active = 0;
 			sp->park.gen++;
-			send_orders(s, sp, sp->park.hdr, sp->park.hdr_len);
+			send_orders(s, sp, sp->park.rc);
 			break;
 		}
 		case TM_SESSION: {
@@ -1929,7 +2090,7 @@ flush_dirty(struct sched *s)
 		if (se->park.active && se->pipe != 0) {
 			se->park.active = 0;
 			se->park.gen++;
-			send_results(s, se, se->park.hdr, se->park.hdr_len);
+			send_results(s, se, se->park.rc);
 		}
 	}
 }
@@ -1958,8 +2119,7 @@ give_back_memory(struct sched *s)
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	struct sched *s   = arg;
-	uint64_t      one = 1;
+	struct sched *s = arg;
 	(void)ev;
 	pthread_mutex_lock(&s->ev_lock);
 	if (util_grow(&s->gone_pipes, &s->cap_gone, s->n_gone,
@@ -1970,9 +2130,94 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	}
 	s->gone_pipes[s->n_gone++] = nng_pipe_id(p);
 	pthread_mutex_unlock(&s->ev_lock);
-	if (write(s->event_fd, &one, sizeof(one)) < 0) {
-		/* the loop will still see it on its next turn */
+	wake_loop(s);
+}
+
+/*
+ * Closed pipes (lock held).  Only while no request is being handled: one
+ * that arrived before its connection dropped counts first (results that
+ * reached us still count); the last request handler does it otherwise.
+ */
+static void
+gone_pipes_locked(struct sched *s)
+{
+	uint32_t *gone;
+	size_t    n;
+
+	if (atomic_load(&s->busy) != 0)
+		return;
+	pthread_mutex_lock(&s->ev_lock);
+	gone          = s->gone_pipes;
+	n             = s->n_gone;
+	s->gone_pipes = NULL;
+	s->n_gone = s->cap_gone = 0;
+	pthread_mutex_unlock(&s->ev_lock);
+	for (size_t i = 0; i < n; i++)
+		pipe_gone(s, gone[i]);
+	free(gone);
+}
+
+/* What is due after any event (lock held). */
+static void
+loop_turn_locked(struct sched *s)
+{
+	gone_pipes_locked(s);
+	run_timers(s);
+	dispatch(s);
+	flush_dirty(s);
+	if (s->untrimmed && s->tasks.count == 0 && s->results_stored == 0)
+		give_back_memory(s);
+}
+
+/* A request arrived (on an NNG thread): handle it under the loop lock. */
+static void
+ctx_rx_cb(void *arg)
+{
+	struct rctx  *rc = arg;
+	struct sched *s  = rc->s;
+	int           rv = nng_aio_result(rc->rx);
+	nng_msg      *msg;
+
+	if (rv != 0) {
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		log_warn("receive: %s", nng_strerror(rv));
+		pthread_mutex_lock(&s->lock);
+		rctx_release(s, rc);
+		rctx_receive_next(s);
+		pthread_mutex_unlock(&s->lock);
+		return;
 	}
+	msg = nng_aio_get_msg(rc->rx);
+	nng_aio_set_msg(rc->rx, NULL);
+	atomic_fetch_add(&s->busy, 1);
+	pthread_mutex_lock(&s->lock);
+	rctx_receive_next(s);
+	if (!s->stop)
+		handle_message(s, msg, rc);
+	atomic_fetch_sub(&s->busy, 1);
+	if (!s->stop)
+		loop_turn_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	nng_msg_free(msg);
+}
+
+/* A reply left (or could not): the context is free again. */
+static void
+ctx_tx_cb(void *arg)
+{
+	struct rctx  *rc = arg;
+	struct sched *s  = rc->s;
+	int           rv = nng_aio_result(rc->tx);
+
+	if (rv != 0) {
+		nng_msg_free(nng_aio_get_msg(rc->tx));
+		nng_aio_set_msg(rc->tx, NULL);
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		log_warn("reply: %s", nng_strerror(rv));
+	}
+	rctx_release(s, rc);
 }
 
 static int
@@ -1993,14 +2238,12 @@ sched_open(struct sched *s)
 		log_error("signalfd/eventfd: %s", strerror(errno));
 		return -1;
 	}
-	if ((rv = nng_rep0_open_raw(&s->sock)) != 0 ||
+	if ((rv = nng_rep0_open(&s->sock)) != 0 ||
 	    (rv = util_sock_setup(s->sock, s->cfg->max_message_size)) != 0) {
 		log_error("cannot open the scheduler socket: %s",
 		    nng_strerror(rv));
 		return -1;
 	}
-	nng_socket_set_int(s->sock, NNG_OPT_SENDBUF, 8192);
-	nng_socket_set_int(s->sock, NNG_OPT_RECVBUF, 8192);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
 	for (size_t i = 0; i < s->cfg->n_listen; i++) {
 		const char *url = s->cfg->listen[i];
@@ -2026,18 +2269,35 @@ sched_open(struct sched *s)
 		}
 		log_info("listening on %s", url);
 	}
-	if ((rv = nng_socket_get_int(s->sock, NNG_OPT_RECVFD, &s->recv_fd)) !=
-	    0) {
-		log_error("NNG_OPT_RECVFD: %s", nng_strerror(rv));
+	pthread_mutex_lock(&s->lock);
+	rctx_receive_next(s);
+	pthread_mutex_unlock(&s->lock);
+	if (s->ctxs == NULL)
 		return -1;
-	}
 	return 0;
 }
 
 static void
 sched_close(struct sched *s)
 {
-	nng_close(s->sock);
+	struct rctx *rc, *rc_next;
+
+	atomic_store(&s->closing, 1);
+	if (s->sock.id != 0)
+		nng_close(s->sock);
+	/* wait for every callback; replies still queued are dropped */
+	for (rc = s->ctxs; rc != NULL; rc = rc->all_next) {
+		nng_aio_stop(rc->rx);
+		nng_aio_stop(rc->tx);
+	}
+	for (rc = s->ctxs; rc != NULL; rc = rc_next) {
+		rc_next = rc->all_next;
+		nng_msg_free(nng_aio_get_msg(rc->rx));
+		nng_msg_free(nng_aio_get_msg(rc->tx));
+		nng_aio_free(rc->rx);
+		nng_aio_free(rc->tx);
+		free(rc);
+	}
 	for (size_t i = 0; i < s->cfg->n_listen; i++)
 		if (strncmp(s->cfg->listen[i], "ipc://", 6) == 0)
 			unlink(s->cfg->listen[i] + 6);
@@ -2092,6 +2352,8 @@ sched_close(struct sched *s)
 	proto_writer_fini(&s->rej);
 	free(s->gone_pipes);
 	pthread_mutex_destroy(&s->ev_lock);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->pool_lock);
 	if (s->signal_fd >= 0)
 		close(s->signal_fd);
 	if (s->event_fd >= 0)
@@ -2109,6 +2371,8 @@ sched_run(const struct sched_config *cfg)
 	s.signal_fd = s.event_fd = -1;
 	s.start_ms               = util_now_ms();
 	pthread_mutex_init(&s.ev_lock, NULL);
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_mutex_init(&s.pool_lock, NULL);
 	idmap_init(&s.tasks);
 	idmap_init(&s.workers);
 	idmap_init(&s.sessions);
@@ -2146,8 +2410,9 @@ sched_run(const struct sched_config *cfg)
 	    (int)getpid(), cfg->heartbeat_interval_ms,
 	    cfg->heartbeat_timeout_ms);
 
+	pthread_mutex_lock(&s.lock);
 	while (!s.stop) {
-		struct pollfd       pfd[3];
+		struct pollfd       pfd[2];
 		const struct timer *top = timerheap_peek(&s.timers);
 		int                 timeout = 1000;
 		uint64_t            now     = util_now_ms();
@@ -2156,18 +2421,27 @@ sched_run(const struct sched_config *cfg)
 			timeout = top->when <= now ? 0
 			    : (top->when - now > 1000) ? 1000
 			                               : (int)(top->when - now);
-		pfd[0].fd     = s.recv_fd;
+		s.sleep_until = now + (uint64_t)timeout;
+		pthread_mutex_unlock(&s.lock);
+		pfd[0].fd     = s.event_fd;
 		pfd[0].events = POLLIN;
-		pfd[1].fd     = s.event_fd;
+		pfd[1].fd     = s.signal_fd;
 		pfd[1].events = POLLIN;
-		pfd[2].fd     = s.signal_fd;
-		pfd[2].events = POLLIN;
-		if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			rc = 1;
+			pthread_mutex_lock(&s.lock);
 			break;
 		}
-		if (pfd[2].revents & POLLIN) {
+		if (pfd[0].revents & POLLIN) {
+			uint64_t v;
+			if (read(s.event_fd, &v, sizeof(v)) < 0) {
+				/* spurious */
+			}
+		}
+		pthread_mutex_lock(&s.lock);
+		s.sleep_until = 0;
+		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(s.signal_fd, &si, sizeof(si)) > 0)
 				log_info("signal %u: shutting down",
@@ -2175,38 +2449,12 @@ sched_run(const struct sched_config *cfg)
 			s.stop = 1;
 			break;
 		}
-		/* requests first, then closed pipes: results that reached us
-		 * before a worker's connection dropped still count */
-		for (int i = 0; i < MSGS_PER_TURN; i++) {
-			nng_msg *msg;
-			if (nng_recvmsg(s.sock, &msg, NNG_FLAG_NONBLOCK) != 0)
-				break;
-			handle_message(&s, msg);
-			nng_msg_free(msg);
-		}
-		if (pfd[1].revents & POLLIN) {
-			uint64_t  v;
-			uint32_t *gone;
-			size_t    n;
-			if (read(s.event_fd, &v, sizeof(v)) < 0) {
-				/* spurious */
-			}
-			pthread_mutex_lock(&s.ev_lock);
-			gone         = s.gone_pipes;
-			n            = s.n_gone;
-			s.gone_pipes = NULL;
-			s.n_gone = s.cap_gone = 0;
-			pthread_mutex_unlock(&s.ev_lock);
-			for (size_t i = 0; i < n; i++)
-				pipe_gone(&s, gone[i]);
-			free(gone);
-		}
-		run_timers(&s);
-		dispatch(&s);
-		flush_dirty(&s);
-		if (s.untrimmed && s.tasks.count == 0 && s.results_stored == 0)
-			give_back_memory(&s);
+		loop_turn_locked(&s);
+		while (s.acks != NULL)
+			ack_send(&s, s.acks);
 	}
+	s.stop = 1;
+	pthread_mutex_unlock(&s.lock);
 	log_info("scheduler stopping: %" PRIu64 " submitted, %" PRIu64
 	         " done, %" PRIu64 " failed, %" PRIu64 " queued",
 	    s.submitted, s.done, s.failed, s.n_queued);

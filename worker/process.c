@@ -1,12 +1,13 @@
 /*
  * process.c - one worker process.
  *
- * An I/O thread talks to the scheduler over a raw REQ socket and keeps at
+ * An I/O thread talks to the scheduler over a REQ socket and keeps at
  * most two requests in flight: a "poll" (a work request with no results,
  * which the scheduler may park until it has tasks) and a "results" request
- * (results to report, answered at once).  Both carry credit: how many more
- * tasks this process can hold, counting what earlier in-flight requests
- * already asked for.  Executor threads (one per slot) run tasks from the
+ * (results to report, answered at once; the last results of a process that
+ * then holds nothing also serve as its poll, "park" 1, and may be parked
+ * in its place).  Both carry credit: how many more tasks this process can
+ * hold, counting what earlier in-flight requests already asked for.  Executor threads (one per slot) run tasks from the
  * inbox and pack results into the outbox; results leave in batches, as
  * many as finished while the previous batch was in flight.
  *
@@ -60,10 +61,25 @@ struct wtask {
 	uint8_t       data[];
 };
 
+struct wproc;
+
+/*
+ * A request slot: one REQ context with its own send and receive
+ * operations, so a request leaves from the thread that sends it and its
+ * reply is handled on the NNG thread that reads it.  A slot is free when
+ * no request is outstanding on it and both operations have finished.
+ */
 struct req {
-	uint32_t id;
-	int      kind;
-	uint64_t credit;
+	struct wproc        *w;
+	uint32_t             id; /* non-zero while a request is outstanding */
+	int                  kind;
+	int                  polls; /* a results request that is also the poll */
+	uint64_t             credit;
+	nng_ctx              ctx;
+	nng_aio             *tx, *rx;
+	int                  tx_busy, rx_busy;
+	int                  dead; /* no context: never used again */
+	struct proto_decoder dec;
 };
 
 struct wproc;
@@ -79,7 +95,6 @@ struct wproc {
 	struct ferry_registry     reg;
 	nng_socket                sock;
 	int                       event_fd, signal_fd;
-	nng_aio                  *rx;
 	atomic_int                fatal; /* exit status requested by rx */
 	uint32_t                  capacity;
 	char                      name[160];
@@ -122,7 +137,7 @@ struct wproc {
 	uint64_t            worker_id;
 	int                 draining;
 	struct proto_writer msgw, spare;
-	struct proto_decoder dec;
+	int                 closing; /* no more requests */
 	uint64_t            tasks_run;
 };
 
@@ -578,11 +593,13 @@ static struct req *
 req_new(struct wproc *w, int kind, uint64_t credit)
 {
 	for (int i = 0; i < MAX_REQS; i++) {
-		if (w->reqs[i].id == 0) {
+		if (w->reqs[i].id == 0 && !w->reqs[i].tx_busy &&
+		    !w->reqs[i].rx_busy && !w->reqs[i].dead) {
 			if (++w->next_req >= 0x7fffffff)
 				w->next_req = 1;
 			w->reqs[i].id      = w->next_req;
 			w->reqs[i].kind    = kind;
+			w->reqs[i].polls   = 0;
 			w->reqs[i].credit  = credit;
 			return &w->reqs[i];
 		}
@@ -596,21 +613,22 @@ send_req(struct wproc *w, struct req *r, struct proto_writer *pw)
 	nng_msg *msg;
 	int      rv;
 
-	if ((rv = nng_msg_alloc(&msg, 0)) != 0 ||
-	    (rv = nng_msg_header_append_u32(msg, r->id | 0x80000000u)) != 0 ||
-	    (rv = nng_msg_append(msg, pw->buf.data, pw->buf.size)) != 0) {
-		if (rv != NNG_ENOMEM)
-			nng_msg_free(msg);
+	if (w->closing) {
+		r->id = 0;
+		return -1;
+	}
+	if ((rv = nng_msg_alloc(&msg, pw->buf.size)) != 0) {
 		log_error("cannot build a request: %s", nng_strerror(rv));
 		r->id = 0;
 		return -1;
 	}
-	if ((rv = nng_sendmsg(w->sock, msg, 0)) != 0) {
-		nng_msg_free(msg);
-		log_error("send to scheduler: %s", nng_strerror(rv));
-		r->id = 0;
-		return -1;
-	}
+	memcpy(nng_msg_body(msg), pw->buf.data, pw->buf.size);
+	nng_aio_set_msg(r->tx, msg);
+	r->tx_busy = r->rx_busy = 1;
+	/* NNG writes it from this thread when the connection is free; the
+	 * reply arrives in req_rx_cb (failures, too) */
+	nng_ctx_send(r->ctx, r->tx);
+	nng_ctx_recv(r->ctx, r->rx);
 	w->last_send_ms = util_now_ms();
 	return 0;
 }
@@ -650,9 +668,15 @@ send_work_locked(struct wproc *w, int with_results)
 {
 	uint64_t    avail = 0;
 	uint32_t    n     = 0;
+	int         polls;
 	struct req *r;
 
 	avail = credit_locked(w);
+	/* the last results of an idle process ask for work themselves: the
+	 * scheduler may park them like a poll, and no separate poll (and no
+	 * empty answer to the report) is needed */
+	polls = with_results && !w->poll_inflight && !w->draining &&
+	    !w->crashed && w->held == 0 && avail > 0;
 	if (with_results) {
 		struct proto_writer tmp = w->out;
 		w->out                  = w->spare;
@@ -669,9 +693,11 @@ send_work_locked(struct wproc *w, int with_results)
 	r = req_new(w, with_results ? REQ_RESULTS : REQ_POLL, avail);
 	proto_writer_reset(&w->msgw);
 	proto_begin(&w->msgw, PROTO_WORK,
-	    1 + (with_results != 0) + (w->n_loaded > 0) + (w->n_evicted > 0) +
-	        (w->cache != NULL));
+	    1 + (with_results != 0) + polls + (w->n_loaded > 0) +
+	        (w->n_evicted > 0) + (w->cache != NULL));
 	proto_put_uint(&w->msgw, "credit", avail);
+	if (polls)
+		proto_put_uint(&w->msgw, "park", 1);
 	if (with_results) {
 		proto_put_key(&w->msgw, "results");
 		msgpack_pack_array(&w->msgw.pk, n);
@@ -720,9 +746,10 @@ send_work_locked(struct wproc *w, int with_results)
 	proto_writer_reset(&w->ev_evicted);
 	w->n_loaded = w->n_evicted = 0;
 	w->granted += avail;
+	r->polls = polls;
 	if (with_results)
 		w->res_inflight = 1;
-	else
+	if (!with_results || polls)
 		w->poll_inflight = 1;
 }
 
@@ -800,11 +827,10 @@ free_list(struct wtask *t)
 
 /* Drop tasks not yet started (the scheduler re-queues them). */
 static uint32_t
-drop_inbox(struct wproc *w)
+drop_inbox_locked(struct wproc *w)
 {
 	struct wtask *t, *next;
 	uint32_t      n = 0;
-	pthread_mutex_lock(&w->lock);
 	for (t = w->in_head; t != NULL; t = next) {
 		next = t->next;
 		free(t);
@@ -813,38 +839,37 @@ drop_inbox(struct wproc *w)
 	w->in_head = w->in_tail = NULL;
 	w->held -= n;
 	w->taken -= n; /* handed back: they do not count toward max_tasks */
+	return n;
+}
+
+static uint32_t
+drop_inbox(struct wproc *w)
+{
+	uint32_t n;
+	pthread_mutex_lock(&w->lock);
+	n = drop_inbox_locked(w);
 	pthread_mutex_unlock(&w->lock);
 	return n;
 }
 
-/* Handle one reply from the scheduler (I/O thread). */
+/* Handle the reply to the request in slot r (on an NNG thread). */
 static int
-handle_reply(struct wproc *w, nng_msg *msg)
+handle_reply(struct wproc *w, struct req *r, nng_msg *msg)
 {
 	struct proto_msg m;
-	struct req      *r = NULL;
-	const uint8_t   *h;
 	char             err[512];
-	uint32_t         id, n_new = 0;
+	uint32_t         n_new = 0;
 	int              rv, kind;
 	struct wtask    *head = NULL, *tail = NULL;
 
-	if (nng_msg_header_len(msg) < 4)
-		return 0;
-	h  = nng_msg_header(msg);
-	id = (uint32_t)(h[0] & 0x7f) << 24 | (uint32_t)h[1] << 16 |
-	    (uint32_t)h[2] << 8 | h[3];
-	rv = proto_decode(&w->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
+	rv = proto_decode(&r->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
 	    err, sizeof(err));
 	if (rv == 0 && m.type == PROTO_TASKS && m.n_tasks > 0)
 		n_new = build_tasks(w, &m, &head, &tail);
 
 	pthread_mutex_lock(&w->lock);
 	w->last_reply_ms = util_now_ms();
-	for (int i = 0; i < MAX_REQS; i++)
-		if (w->reqs[i].id == id)
-			r = &w->reqs[i];
-	if (r == NULL) {
+	if (r->id == 0) {
 		pthread_mutex_unlock(&w->lock);
 		free_list(head);
 		return 0; /* a reply from before a reconnection */
@@ -892,12 +917,22 @@ handle_reply(struct wproc *w, nng_msg *msg)
 		inbox_append_locked(w, head, tail, n_new);
 		head = NULL;
 	}
-	if (kind == REQ_POLL)
+	if (kind == REQ_POLL || r->polls)
 		w->poll_inflight = 0;
-	else
+	if (kind == REQ_RESULTS)
 		w->res_inflight = 0;
 	if (rv == 0 && m.type == PROTO_ERROR && m.code == FERRY_ESTATE) {
-		/* it does not know us (it restarted?): register again */
+		/* it does not know us (our lease lapsed while we were
+		 * frozen, or it restarted): the tasks queued here were
+		 * re-queued there, so running them now would only duplicate
+		 * work; drop them and register again */
+		if (w->registered) {
+			uint32_t n = drop_inbox_locked(w);
+			log_warn("the scheduler no longer knows this worker "
+			         "(%s); %u queued task(s) dropped, registering "
+			         "again",
+			    m.msg, n);
+		}
 		w->registered = 0;
 		send_hello_locked(w);
 	}
@@ -940,35 +975,158 @@ pump_locked(struct wproc *w)
 		send_work_locked(w, 0); /* heartbeat */
 }
 
-/* Replies arrive here, on an NNG thread, one at a time. */
+/* A request's reply (or its failure) arrives here, on an NNG thread. */
 static void
-rx_cb(void *arg)
+req_rx_cb(void *arg)
 {
-	struct wproc *w = arg;
+	struct req   *r = arg;
+	struct wproc *w = r->w;
 	nng_msg      *msg;
-	int           rv = nng_aio_result(w->rx);
+	int           rv = nng_aio_result(r->rx), wake;
 
-	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-		return;
 	if (rv == 0) {
-		msg = nng_aio_get_msg(w->rx);
-		rv  = handle_reply(w, msg);
+		msg = nng_aio_get_msg(r->rx);
+		nng_aio_set_msg(r->rx, NULL);
+		rv  = handle_reply(w, r, msg);
 		nng_msg_free(msg);
+		pthread_mutex_lock(&w->lock);
+		r->rx_busy = 0;
 		if (rv != 0) {
+			pthread_mutex_unlock(&w->lock);
 			/* the supervisor restarts us */
 			atomic_store(&w->fatal, WRK_EXIT_LOST);
 			wake_io(w);
 			return;
 		}
-		pthread_mutex_lock(&w->lock);
 		pump_locked(w);
-		rv = w->o->max_tasks > 0 && w->taken >= w->o->max_tasks &&
-		    w->held == 0;
+		/* the I/O thread decides: drain, crash exit, or recycling */
+		wake = w->draining || w->crashed ||
+		    (w->o->max_tasks > 0 && w->taken >= w->o->max_tasks &&
+		        w->held == 0);
 		pthread_mutex_unlock(&w->lock);
-		if (rv)
-			wake_io(w); /* time to recycle, perhaps */
+		if (wake)
+			wake_io(w);
+		return;
 	}
-	nng_recv_aio(w->sock, w->rx);
+	pthread_mutex_lock(&w->lock);
+	r->rx_busy = 0;
+	if (r->id != 0 && rv != NNG_ECLOSED && !w->closing) {
+		/* the request failed without an answer: forget it (what it
+		 * asked for lapses) and carry on; a reset connection is
+		 * handled as a lost one (pipe_cb) */
+		if (rv != NNG_ECONNRESET)
+			log_warn("request to the scheduler failed: %s",
+			    nng_strerror(rv));
+		w->granted = w->granted >= r->credit ? w->granted - r->credit
+		                                     : 0;
+		if (r->kind == REQ_POLL || r->polls)
+			w->poll_inflight = 0;
+		if (r->kind == REQ_RESULTS)
+			w->res_inflight = 0;
+		r->id = 0;
+		pump_locked(w);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* A request left (or could not). */
+static void
+req_tx_cb(void *arg)
+{
+	struct req   *r = arg;
+	struct wproc *w = r->w;
+	int           rv = nng_aio_result(r->tx);
+
+	if (rv != 0) {
+		nng_msg *msg = nng_aio_get_msg(r->tx);
+		nng_aio_set_msg(r->tx, NULL);
+		if (msg != NULL)
+			nng_msg_free(msg);
+	}
+	pthread_mutex_lock(&w->lock);
+	r->tx_busy = 0;
+	pthread_mutex_unlock(&w->lock);
+	if (rv != 0 && rv != NNG_ECLOSED && rv != NNG_ECANCELED)
+		nng_aio_cancel(r->rx); /* no reply can come */
+}
+
+/*
+ * Abandon the request in slot r (lock held): closing its context ends both
+ * operations (as NNG_ECLOSED), and the slot gets a fresh context.
+ * (Cancelling the operations instead trips NNG 1.5: a send still queued
+ * for a connection cannot be cancelled while its receive waits, and
+ * cancelling the receive first leaves a send that crashes when it is
+ * cancelled later.)
+ */
+static void
+req_abandon_locked(struct wproc *w, struct req *r)
+{
+	r->id = 0;
+	if (r->dead || (!r->tx_busy && !r->rx_busy))
+		return;
+	nng_ctx_close(r->ctx);
+	if (w->closing || nng_ctx_open(&r->ctx, w->sock) != 0)
+		r->dead = 1;
+}
+
+/* Abandon every outstanding request (lock held): after a lost connection
+ * a REQ context would send them again on the next one. */
+static void
+reqs_abandon_locked(struct wproc *w)
+{
+	for (int i = 0; i < MAX_REQS; i++)
+		req_abandon_locked(w, &w->reqs[i]);
+}
+
+static void
+reqs_stop(struct wproc *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->closing = 1;
+	reqs_abandon_locked(w);
+	pthread_mutex_unlock(&w->lock);
+	for (int i = 0; i < MAX_REQS; i++) {
+		if (w->reqs[i].tx != NULL)
+			nng_aio_stop(w->reqs[i].tx);
+		if (w->reqs[i].rx != NULL)
+			nng_aio_stop(w->reqs[i].rx);
+	}
+}
+
+static int
+reqs_open(struct wproc *w)
+{
+	int rv;
+	for (int i = 0; i < MAX_REQS; i++) {
+		struct req *r = &w->reqs[i];
+		r->w          = w;
+		proto_decoder_init(&r->dec);
+		if ((rv = nng_ctx_open(&r->ctx, w->sock)) != 0 ||
+		    (rv = nng_aio_alloc(&r->rx, req_rx_cb, r)) != 0 ||
+		    (rv = nng_aio_alloc(&r->tx, req_tx_cb, r)) != 0)
+			return rv;
+	}
+	return 0;
+}
+
+static void
+reqs_free(struct wproc *w)
+{
+	for (int i = 0; i < MAX_REQS; i++) {
+		struct req *r = &w->reqs[i];
+		if (r->w == NULL)
+			continue;
+		if (r->tx != NULL) {
+			nng_msg *msg = nng_aio_get_msg(r->tx);
+			if (msg != NULL)
+				nng_msg_free(msg);
+		}
+		if (r->rx != NULL)
+			nng_aio_free(r->rx);
+		if (r->tx != NULL)
+			nng_aio_free(r->tx);
+		proto_decoder_fini(&r->dec);
+	}
 }
 
 /* The cache loaded or dropped an object: tell the scheduler in the next
@@ -1162,6 +1320,16 @@ io_loop(struct wproc *w)
 				    si.ssi_signo, n);
 				pthread_mutex_lock(&w->lock);
 				w->draining = 1;
+				/* a report parked as the poll is answered only
+				 * when superseded: do that now (credit 0), so the
+				 * drain need not wait for a heartbeat interval */
+				for (int i = 0; i < MAX_REQS; i++)
+					if (w->reqs[i].id != 0 &&
+					    w->reqs[i].kind == REQ_RESULTS &&
+					    w->reqs[i].polls) {
+						send_work_locked(w, 0);
+						break;
+					}
 				pthread_mutex_unlock(&w->lock);
 				drain_deadline = util_now_ms() +
 				    w->o->drain_timeout_ms;
@@ -1180,7 +1348,7 @@ io_loop(struct wproc *w)
 			         "them); registering again",
 			    n);
 			pthread_mutex_lock(&w->lock);
-			memset(w->reqs, 0, sizeof(w->reqs));
+			reqs_abandon_locked(w);
 			w->granted       = 0;
 			w->poll_inflight = w->res_inflight = 0;
 			w->registered    = 0;
@@ -1224,7 +1392,6 @@ wrk_process_run(const struct wrk_options *o)
 	proto_writer_init(&w.msgw);
 	proto_writer_init(&w.ev_loaded);
 	proto_writer_init(&w.ev_evicted);
-	proto_decoder_init(&w.dec);
 	if (gethostname(w.host, sizeof(w.host) - 1) != 0)
 		strcpy(w.host, "localhost");
 	if (o->name != NULL)
@@ -1280,11 +1447,11 @@ wrk_process_run(const struct wrk_options *o)
 	}
 	crash_handlers_install();
 
-	if ((rv = nng_req0_open_raw(&w.sock)) != 0 ||
+	if ((rv = nng_req0_open(&w.sock)) != 0 ||
 	    (rv = util_sock_setup(w.sock, o->max_message_size)) != 0 ||
 	    (rv = nng_pipe_notify(w.sock, NNG_PIPE_EV_REM_POST, pipe_cb,
 	         &w)) != 0 ||
-	    (rv = nng_aio_alloc(&w.rx, rx_cb, &w)) != 0) {
+	    (rv = reqs_open(&w)) != 0) {
 		log_error("cannot open a socket: %s", nng_strerror(rv));
 		rc = 1;
 		goto out;
@@ -1316,12 +1483,11 @@ wrk_process_run(const struct wrk_options *o)
 			goto out;
 		}
 	}
-	nng_recv_aio(w.sock, w.rx);
 	rc = io_loop(&w);
 	/* if closing hangs (NNG 1.5's nng_close can), the alarm ends the
 	 * process: the supervisor only needs it gone */
 	alarm(10);
-	nng_aio_stop(w.rx);
+	reqs_stop(&w);
 out:
 	if (w.threads != NULL) {
 		drop_inbox(&w);
@@ -1343,11 +1509,10 @@ out:
 		free(w.threads);
 		free(w.execs);
 	}
-	if (w.rx != NULL)
-		nng_aio_stop(w.rx);
+	reqs_stop(&w);
 	if (w.sock.id != 0)
 		nng_close(w.sock);
-	nng_aio_free(w.rx);
+	reqs_free(&w);
 	drop_inbox(&w);
 	if (w.signal_fd >= 0)
 		close(w.signal_fd);
@@ -1358,7 +1523,6 @@ out:
 	proto_writer_fini(&w.msgw);
 	proto_writer_fini(&w.ev_loaded);
 	proto_writer_fini(&w.ev_evicted);
-	proto_decoder_fini(&w.dec);
 	objcache_free(w.cache);
 	wrk_registry_fini(&w.reg);
 	wrk_slots_free(w.slots);

@@ -790,6 +790,19 @@ test_work(void **state)
 	decode_ok(f, PROTO_WORK);
 	assert_true(f->m.credit == 0);
 	assert_int_equal(f->m.n_results, 0);
+	assert_true(f->m.park == 0); /* absent: answered at once */
+
+	/* results that also ask to be parked like a poll */
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_WORK, 3);
+	proto_put_uint(&f->w, "credit", 8);
+	proto_put_uint(&f->w, "park", 1);
+	proto_put_key(&f->w, "results");
+	msgpack_pack_array(&f->w.pk, 1);
+	proto_pack_result(&f->w, 902, 0, "\xc0", 1);
+	decode_ok(f, PROTO_WORK);
+	assert_true(f->m.park == 1);
+	assert_int_equal(f->m.n_results, 1);
 }
 
 static void
@@ -1451,6 +1464,9 @@ static const struct bad_case bad_cases[] = {
 	{ MSG(work_msg), "credit", RAW("\xf0"), FERRY_EPROTO,
 	  { "work: field 'credit': expected a non-negative integer, got a "
 	    "negative integer" } },
+	{ MSG(work_msg), "park", RAW("\xa1" "y"), FERRY_EPROTO,
+	  { "work: field 'park': expected a non-negative integer, got a "
+	    "string" } },
 	{ MSG(work_msg), "results", RAW("\x81\x01\x02"), FERRY_EPROTO,
 	  { "work: field 'results': expected an array, got a map" } },
 	{ MSG(work_msg), "results", RAW("\x92" RES_OK "\x93\x03\x01\xa1" "x"),
