@@ -554,6 +554,20 @@ test_fault_injection(void **state)
 				stop_gap = next - ev->us;
 			else
 				gaps[n_gaps++] = next - ev->us;
+			if (!ev->stop && next - ev->us > 1000000) {
+				/* say why: every start of that task, relative
+				 * to the kill */
+				printf("slow: task %" PRIu64 " killed on pid %d; "
+				       "its starts:",
+				    seq, (int)ev->pid);
+				for (size_t i = 0; i < nrec; i++)
+					if (recs[i].seq == seq)
+						printf(" pid %" PRIu64 " at %+.1f ms",
+						    recs[i].pid,
+						    ((double)recs[i].us -
+						        (double)ev->us) / 1000.0);
+				printf("\n");
+			}
 		}
 		qsort(gaps, n_gaps, sizeof(*gaps), cmp_u64);
 		usleep(500000);
