@@ -788,7 +788,17 @@ cmd_bench(int argc, char **argv)
 		}
 		util_strlcpy(addr, pc.url, sizeof(addr));
 	}
-	if ((rc = ferry_client_connect(&c, addr, 10000)) != 0) {
+	if (o.file != NULL) {
+		/* a running cluster: its TLS and token settings too */
+		struct conf bc;
+		if (cli_load_conf(o.file, &bc) != 0)
+			return 2;
+		rc = cli_connect_conf(&bc, addr, 10000, &c);
+		conf_free(&bc);
+	} else {
+		rc = ferry_client_connect(&c, addr, 10000);
+	}
+	if (rc != 0) {
 		fprintf(stderr, "ferry bench: cannot connect to %s: %s\n", addr,
 		    ferry_strerror(rc));
 		cluster_stop(&pc);

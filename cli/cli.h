@@ -55,4 +55,11 @@ int cli_address(const char *file, const char *url, char *buf, size_t len);
 /* Parse a non-negative integer option; exits with a message if bad. */
 long cli_parse_long(const char *opt, const char *val, long min, long max);
 
+struct ferry_client;
+
+/* ferry_client_connect() to url with the TLS and token settings of c's
+ * security section (c may be NULL: none).  Returns a ferry_error. */
+int cli_connect_conf(const struct conf *c, const char *url, int timeout_ms,
+    struct ferry_client **out);
+
 #endif

@@ -7,11 +7,21 @@
  * when every expected worker process has registered.  down asks the
  * supervisors to drain, waits up to the drain timeout, stops the
  * scheduler, and kills whatever is left.
+ *
+ * Groups with hosts (and a scheduler with a host) run on other machines:
+ * each is started over SSH as a detached process (setsid nohup ... &),
+ * whose remote pid is recorded; down and status reach it over SSH again
+ * by that pid.  Detached, so the cluster does not depend on this machine
+ * or on SSH sessions staying up (docs/operations.md, "Many machines").
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <msgpack.h>
+#include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +31,35 @@
 
 #include "cli.h"
 #include "ferry/ferry.h"
+#include "json.h"
+#include "log.h"
 #include "util.h"
 #include "worker.h"
 
 #define MAX_PROCS (CONF_MAX_GROUPS + 1)
+#define MAX_REMOTE 512 /* remote supervisors (group, host) of a cluster */
+
+extern char **environ;
+
+/* A supervisor started on another host. */
+struct remote {
+	char  group[72];
+	char  host[256];
+	pid_t pid;   /* on that host */
+	int   want;  /* worker processes it runs */
+	int   got;   /* registered (filled by count_registered) */
+};
 
 struct state {
 	char  config[4096];
 	char  address[1024];
 	pid_t scheduler;
+	char  sched_host[256]; /* "": this machine */
 	char  groups[CONF_MAX_GROUPS][64];
 	pid_t workers[CONF_MAX_GROUPS];
 	int   n_workers;
+	struct remote remote[MAX_REMOTE];
+	int   n_remote;
 };
 
 static void
@@ -60,7 +87,14 @@ cluster_usage(FILE *out)
 	    "\n"
 	    "Pids, addresses and logs live in the state directory "
 	    "(cluster.state_dir,\n"
-	    "default $XDG_RUNTIME_DIR/ferry/NAME or /tmp/ferry-UID/NAME).\n");
+	    "default $XDG_RUNTIME_DIR/ferry/NAME or /tmp/ferry-UID/NAME).\n"
+	    "\n"
+	    "Groups with 'hosts' (and a scheduler with a 'host') run on other\n"
+	    "machines: started over SSH (the file's ssh.command, key-based\n"
+	    "only) as detached processes whose remote pids are recorded; down\n"
+	    "and status reach them over SSH by those pids.  Remote logs are in\n"
+	    "/tmp/ferry-UID/NAME/HOST on each host.  See docs/operations.md,\n"
+	    "\"Many machines\".\n");
 }
 
 static int
@@ -96,6 +130,12 @@ state_write(const char *dir, const struct state *st)
 	    st->address, (int)st->scheduler);
 	for (int i = 0; i < st->n_workers; i++)
 		fprintf(f, "worker %s %d\n", st->groups[i], (int)st->workers[i]);
+	if (st->sched_host[0] != '\0')
+		fprintf(f, "scheduler_host %s\n", st->sched_host);
+	for (int i = 0; i < st->n_remote; i++)
+		fprintf(f, "remote %s %s %d %d\n", st->remote[i].group,
+		    st->remote[i].host, (int)st->remote[i].pid,
+		    st->remote[i].want);
 	if (fclose(f) != 0)
 		return -1;
 	return rename(tmp, path);
@@ -120,8 +160,20 @@ state_read(const char *dir, struct state *st)
 			util_strlcpy(st->config, line + 7, sizeof(st->config));
 		else if (strncmp(line, "address ", 8) == 0)
 			util_strlcpy(st->address, line + 8, sizeof(st->address));
+		else if (strncmp(line, "scheduler_host ", 15) == 0)
+			util_strlcpy(st->sched_host, line + 15,
+			    sizeof(st->sched_host));
 		else if (sscanf(line, "scheduler %d", &pid) == 1)
 			st->scheduler = pid;
+		else if (strncmp(line, "remote ", 7) == 0 &&
+		    st->n_remote < MAX_REMOTE) {
+			struct remote *r = &st->remote[st->n_remote];
+			if (sscanf(line + 7, "%71s %255s %d %d", r->group,
+			        r->host, &pid, &r->want) == 4) {
+				r->pid = pid;
+				st->n_remote++;
+			}
+		}
 		else if (strncmp(line, "worker ", 7) == 0 &&
 		    st->n_workers < CONF_MAX_GROUPS) {
 			char *sp = strrchr(line + 7, ' ');
@@ -143,6 +195,606 @@ state_remove(const char *dir)
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/cluster.state", dir);
 	unlink(path);
+}
+
+/* ------------------------------------------------------------ SSH */
+
+/* A growable string for remote scripts. */
+struct sbuf {
+	char  *p;
+	size_t len, cap;
+	int    oom;
+};
+
+static void
+sb_addn(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 1024;
+		char  *p;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((p = realloc(b->p, cap)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p   = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_add(struct sbuf *b, const char *s)
+{
+	sb_addn(b, s, strlen(s));
+}
+
+/* Append s single-quoted for a POSIX shell. */
+static void
+sb_q(struct sbuf *b, const char *s)
+{
+	sb_add(b, "'");
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '\'')
+			sb_add(b, "'\\''");
+		else
+			sb_addn(b, p, 1);
+	}
+	sb_add(b, "'");
+}
+
+/* Append " OPT 'VAL'". */
+static void
+sb_opt(struct sbuf *b, const char *opt, const char *val)
+{
+	sb_add(b, " ");
+	sb_add(b, opt);
+	sb_add(b, " ");
+	sb_q(b, val);
+}
+
+/* One ssh command running in the background, its output captured. */
+struct ssh_job {
+	pid_t pid;     /* the local ssh process; -1 when not running */
+	int   fd[2];   /* its stdout and stderr pipes; -1 when closed */
+	char  out[4096];
+	char  err[4096];
+	size_t n[2];
+	int   status;  /* exit status; -1 when it did not run or timed out */
+	char  cause[256]; /* why it did not run */
+};
+
+/*
+ * Start `SSH_COMMAND HOST -- sh -c 'SCRIPT'` with stdin from in_path (or
+ * /dev/null).  The remote login shell runs a POSIX sh whatever it is
+ * itself.  Returns 0, or -1 with j->cause set.
+ */
+static int
+ssh_start(struct ssh_job *j, const struct conf *c, const char *host,
+    const char *script, const char *in_path)
+{
+	posix_spawn_file_actions_t fa;
+	const char                *argv[CONF_MAX_SSH_ARGS + 4];
+	struct sbuf                cmd = { 0 };
+	int                        p[2][2] = { { -1, -1 }, { -1, -1 } }, rv;
+	size_t                     n = 0;
+
+	memset(j, 0, sizeof(*j));
+	j->pid    = -1;
+	j->fd[0]  = j->fd[1] = -1;
+	j->status = -1;
+	sb_add(&cmd, "sh -c ");
+	sb_q(&cmd, script);
+	if (cmd.oom) {
+		snprintf(j->cause, sizeof(j->cause), "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < c->n_ssh_command; i++)
+		argv[n++] = c->ssh_command[i];
+	argv[n++] = host;
+	argv[n++] = "--";
+	argv[n++] = cmd.p;
+	argv[n]   = NULL;
+	if (pipe2(p[0], O_CLOEXEC) != 0 || pipe2(p[1], O_CLOEXEC) != 0) {
+		snprintf(j->cause, sizeof(j->cause), "pipe: %s",
+		    strerror(errno));
+		for (int i = 0; i < 2; i++)
+			for (int k = 0; k < 2; k++)
+				if (p[i][k] >= 0)
+					close(p[i][k]);
+		free(cmd.p);
+		return -1;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
+	    in_path != NULL ? in_path : "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[0][1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, p[1][1], STDERR_FILENO);
+	rv = posix_spawnp(&j->pid, argv[0], &fa, NULL, (char *const *)argv,
+	    environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[0][1]);
+	close(p[1][1]);
+	free(cmd.p);
+	if (rv != 0) {
+		snprintf(j->cause, sizeof(j->cause), "cannot run %s: %s",
+		    argv[0], strerror(rv));
+		close(p[0][0]);
+		close(p[1][0]);
+		j->pid = -1;
+		return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		j->fd[i] = p[i][0];
+		fcntl(j->fd[i], F_SETFL, fcntl(j->fd[i], F_GETFL) | O_NONBLOCK);
+	}
+	return 0;
+}
+
+/* Read what the pipes hold now; closes a pipe at its end. */
+static void
+ssh_read(struct ssh_job *j)
+{
+	for (int i = 0; i < 2; i++) {
+		char  *buf = i == 0 ? j->out : j->err;
+		size_t cap = i == 0 ? sizeof(j->out) : sizeof(j->err);
+		while (j->fd[i] >= 0) {
+			char    tmp[1024];
+			ssize_t r = read(j->fd[i], tmp, sizeof(tmp));
+			if (r > 0) {
+				size_t k = (size_t)r;
+				if (k > cap - 1 - j->n[i])
+					k = cap - 1 - j->n[i];
+				memcpy(buf + j->n[i], tmp, k);
+				j->n[i] += k;
+				buf[j->n[i]] = '\0';
+			} else if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			else {
+				close(j->fd[i]);
+				j->fd[i] = -1;
+			}
+		}
+	}
+}
+
+/* Wait for a started job until deadline (util_now_ms); on timeout kill
+ * the local ssh process.  Sets j->status. */
+static void
+ssh_finish(struct ssh_job *j, uint64_t deadline)
+{
+	while (j->pid > 0) {
+		struct pollfd pf[2];
+		int           st, nf = 0;
+		for (int i = 0; i < 2; i++)
+			if (j->fd[i] >= 0) {
+				pf[nf].fd     = j->fd[i];
+				pf[nf].events = POLLIN;
+				nf++;
+			}
+		if (nf > 0)
+			poll(pf, (nfds_t)nf, 100);
+		else
+			usleep(20000);
+		ssh_read(j);
+		if (waitpid(j->pid, &st, WNOHANG) == j->pid) {
+			ssh_read(j);
+			j->status = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+			j->pid    = -1;
+		} else if (util_now_ms() >= deadline) {
+			kill(j->pid, SIGKILL);
+			waitpid(j->pid, &st, 0);
+			j->pid = -1;
+			snprintf(j->cause, sizeof(j->cause),
+			    "no answer over ssh in time");
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (j->fd[i] >= 0) {
+			close(j->fd[i]);
+			j->fd[i] = -1;
+		}
+	/* trim trailing newlines for messages */
+	for (int i = 0; i < 2; i++) {
+		char *buf = i == 0 ? j->out : j->err;
+		while (j->n[i] > 0 && (buf[j->n[i] - 1] == '\n' ||
+		                          buf[j->n[i] - 1] == '\r'))
+			buf[--j->n[i]] = '\0';
+	}
+}
+
+/* Run one ssh command to completion. */
+static int
+ssh_run(struct ssh_job *j, const struct conf *c, const char *host,
+    const char *script, const char *in_path, int timeout_ms)
+{
+	if (ssh_start(j, c, host, script, in_path) != 0)
+		return -1;
+	ssh_finish(j, util_now_ms() + (uint64_t)timeout_ms);
+	return j->status;
+}
+
+/* Print why a job failed, naming the host. */
+static void
+ssh_report(const struct ssh_job *j, const char *host, const char *what)
+{
+	if (j->status < 0)
+		fprintf(stderr, "ferry cluster: host '%s': %s: %s\n", host,
+		    what, j->cause);
+	else if (j->status == 255)
+		fprintf(stderr,
+		    "ferry cluster: host '%s': %s: ssh failed (exit status "
+		    "255; is the host reachable, and does key-based login "
+		    "work?): %s\n",
+		    host, what, j->err[0] != '\0' ? j->err : "(no message)");
+	else
+		fprintf(stderr,
+		    "ferry cluster: host '%s': %s: exit status %d: %s\n", host,
+		    what, j->status,
+		    j->err[0] != '\0' ? j->err : "(no message)");
+}
+
+/* How long an ssh command may take beyond its own work. */
+static int
+ssh_timeout_ms(const struct conf *c)
+{
+	return (int)c->connect_timeout_ms + 20000;
+}
+
+/* The start of every remote script: find the binary (exit 127 with a
+ * message if it is not there), make the remote state directory
+ * /tmp/ferry-UID/CLUSTER/HOST and pick setsid. */
+static void
+script_prelude(struct sbuf *b, const struct conf *c, const char *host,
+    const char *ferry)
+{
+	sb_add(b, "F=");
+	sb_q(b, ferry);
+	sb_add(b, "\nif ! command -v \"$F\" >/dev/null 2>&1; then echo "
+	          "\"cannot run '$F' on $(uname -n): not found or not "
+	          "executable (set ssh.ferry, or the host's ferry)\" >&2; "
+	          "exit 127; fi\n"
+	          "v=$(\"$F\" version 2>/dev/null | head -n 1)\n"
+	          "if [ \"$v\" != ");
+	{
+		char local[64];
+		snprintf(local, sizeof(local), "ferry %s", ferry_version());
+		sb_q(b, local);
+		sb_add(b, " ]; then echo \"'$F' on $(uname -n) is '$v', this "
+		          "machine runs '");
+		sb_add(b, local);
+		sb_add(b, "': run the same Ferry version on every host\" >&2; "
+		          "exit 126; fi\n");
+	}
+	/* /tmp/ferry-UID must be ours: another user could have made it */
+	sb_add(b, "t=/tmp/ferry-$(id -u)\n"
+	          "mkdir -p -m 700 \"$t\" 2>/dev/null\n"
+	          "if [ ! -d \"$t\" ] || [ ! -O \"$t\" ] || [ -L \"$t\" ]; "
+	          "then echo \"$t on $(uname -n) is not a directory of "
+	          "this user\" >&2; exit 1; fi\n"
+	          "d=$t/");
+	sb_q(b, c->name);
+	sb_add(b, "/");
+	sb_q(b, host);
+	sb_add(b, "\nmkdir -p -m 700 \"$d\" || exit 1\n"
+	          "if command -v setsid >/dev/null 2>&1; then S=setsid; "
+	          "else S=; fi\n");
+}
+
+/* The end of a start script: LOG is the log file; prints "PID NCPU", or
+ * the log's tail on stderr if the process ended at once. */
+static void
+script_detach(struct sbuf *b, const char *log)
+{
+	sb_add(b, " >\"$d/");
+	sb_add(b, log);
+	sb_add(b, "\" 2>&1 </dev/null &\n"
+	          "p=$!\nsleep 1\n"
+	          "s=$(sed -n 's/^[0-9]* ([^)]*) \\(.\\).*/\\1/p' "
+	          "/proc/$p/stat 2>/dev/null)\n"
+	          "if [ -n \"$s\" ] && [ \"$s\" != Z ]; then echo \"$p "
+	          "$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)\"; "
+	          "exit 0; fi\n"
+	          "echo \"it exited at once; last lines of $d/");
+	sb_add(b, log);
+	sb_add(b, ":\" >&2\ntail -n 15 \"$d/");
+	sb_add(b, log);
+	sb_add(b, "\" >&2\nexit 1\n");
+}
+
+/* The remote binary for host h of group g. */
+static const char *
+host_ferry(const struct conf *c, const struct conf_host *h)
+{
+	return h != NULL && h->ferry != NULL ? h->ferry : c->ssh_ferry;
+}
+
+/* Script that starts group g's supervisor on host h. */
+static void
+script_worker(struct sbuf *b, const struct conf *c,
+    const struct conf_group *g, const struct conf_host *h)
+{
+	char   num[32], log[128];
+	size_t n_libs  = h->n_libraries > 0 ? h->n_libraries : g->n_libraries;
+	char *const *libs = h->n_libraries > 0 ? h->libraries : g->libraries;
+	size_t n_roots =
+	    h->n_object_roots > 0 ? h->n_object_roots : g->n_object_roots;
+	char *const *roots =
+	    h->n_object_roots > 0 ? h->object_roots : g->object_roots;
+
+	script_prelude(b, c, h->name, host_ferry(c, h));
+	sb_add(b, "$S nohup \"$F\" worker");
+	sb_opt(b, "--connect", c->address);
+	sb_opt(b, "--group", g->name);
+	sb_opt(b, "--name", h->name);
+	if (g->processes > 0) {
+		snprintf(num, sizeof(num), "%d", g->processes);
+		sb_opt(b, "--processes", num);
+	}
+	snprintf(num, sizeof(num), "%d", g->slots);
+	sb_opt(b, "--slots", num);
+	snprintf(num, sizeof(num), "%d", g->prefetch);
+	sb_opt(b, "--prefetch", num);
+	for (size_t i = 0; i < n_libs; i++)
+		sb_opt(b, "--library", libs[i]);
+	sb_opt(b, "--library-dir",
+	    h->library_dir != NULL ? h->library_dir : c->dir);
+	for (size_t i = 0; i < n_roots; i++)
+		sb_opt(b, "--object-root", roots[i]);
+	if (g->object_cache > 0) {
+		snprintf(num, sizeof(num), "%zu", g->object_cache);
+		sb_opt(b, "--object-cache", num);
+	}
+	if (g->memory_limit > 0) {
+		snprintf(num, sizeof(num), "%zu", g->memory_limit);
+		sb_opt(b, "--memory-limit", num);
+	}
+	if (g->max_tasks_per_process > 0) {
+		snprintf(num, sizeof(num), "%" PRIu64,
+		    g->max_tasks_per_process);
+		sb_opt(b, "--max-tasks", num);
+	}
+	snprintf(num, sizeof(num), "%u", c->connect_timeout_ms);
+	sb_opt(b, "--connect-timeout-ms", num);
+	snprintf(num, sizeof(num), "%u", c->drain_timeout_ms);
+	sb_opt(b, "--drain-timeout-ms", num);
+	snprintf(num, sizeof(num), "%zu", c->max_message_size);
+	sb_opt(b, "--max-message-size", num);
+	/* the security section's files, by the same paths on that host */
+	if (c->tls_ca_file != NULL)
+		sb_opt(b, "--tls-ca", c->tls_ca_file);
+	if (c->tls_client_cert_key_file != NULL)
+		sb_opt(b, "--tls-cert-key", c->tls_client_cert_key_file);
+	if (c->tls_server_name != NULL)
+		sb_opt(b, "--tls-server-name", c->tls_server_name);
+	if (c->token_file != NULL)
+		sb_opt(b, "--token-file", c->token_file);
+	sb_opt(b, "--log-level", log_level_name(c->log_level));
+	snprintf(log, sizeof(log), "worker-%s.log", g->name);
+	script_detach(b, log);
+}
+
+/* Script that receives the cluster file on stdin and starts the
+ * scheduler with it. */
+static void
+script_scheduler(struct sbuf *b, const struct conf *c)
+{
+	script_prelude(b, c, c->scheduler_host, c->ssh_ferry);
+	sb_add(b, "cat >\"$d/cluster.yaml\" || exit 1\n"
+	          "$S nohup \"$F\" scheduler -f \"$d/cluster.yaml\"");
+	/* the copy lives elsewhere: give the security files as resolved
+	 * here (absolute), not relative to the copy */
+	if (c->tls_cert_key_file != NULL)
+		sb_opt(b, "--tls-cert-key", c->tls_cert_key_file);
+	if (c->tls_ca_file != NULL)
+		sb_opt(b, "--tls-ca", c->tls_ca_file);
+	if (c->token_file != NULL)
+		sb_opt(b, "--token-file", c->token_file);
+	script_detach(b, "scheduler.log");
+}
+
+/* Script that stops pid (a ferry process) on its host: SIGTERM, wait up
+ * to wait_ms, then SIGKILL to its session.  Prints stopped, killed or
+ * gone. */
+static void
+script_stop(struct sbuf *b, pid_t pid, int wait_ms)
+{
+	char num[96];
+	snprintf(num, sizeof(num), "p=%d\nt=%d\n", (int)pid, wait_ms / 200 + 1);
+	sb_add(b, num);
+	sb_add(b, "alive() { grep -q ferry /proc/$p/cmdline 2>/dev/null; }\n"
+	          "if ! alive; then echo gone; exit 0; fi\n"
+	          "kill -TERM $p 2>/dev/null\ni=0\n"
+	          "while alive && [ $i -lt $t ]; do sleep 0.2; i=$((i+1)); "
+	          "done\n"
+	          "if alive; then kill -KILL -- -$p 2>/dev/null; "
+	          "kill -KILL $p 2>/dev/null; r=killed; else r=stopped; fi\n"
+	          "kill -KILL -- -$p 2>/dev/null\necho $r\n");
+}
+
+/* Script that says "running" or "gone" for pid, and the log's tail. */
+static void
+script_check(struct sbuf *b, pid_t pid)
+{
+	char num[64];
+	snprintf(num, sizeof(num), "p=%d\n", (int)pid);
+	sb_add(b, num);
+	sb_add(b, "if grep -q ferry /proc/$p/cmdline 2>/dev/null; then echo "
+	          "running; else echo gone; fi\n");
+}
+
+/* Script that prints the tail of a remote log. */
+static void
+script_tail(struct sbuf *b, const struct conf *c, const char *host,
+    const char *log)
+{
+	sb_add(b, "tail -n 10 /tmp/ferry-$(id -u)/");
+	sb_q(b, c->name);
+	sb_add(b, "/");
+	sb_q(b, host);
+	sb_add(b, "/");
+	sb_q(b, log);
+	sb_add(b, " 2>&1\n");
+}
+
+/* Print the tail of group's log on host (best effort). */
+static void
+remote_tail_log(const struct conf *c, const char *host, const char *log)
+{
+	struct sbuf    b = { 0 };
+	struct ssh_job j;
+	script_tail(&b, c, host, log);
+	if (!b.oom && ssh_run(&j, c, host, b.p, NULL, ssh_timeout_ms(c)) >= 0) {
+		fprintf(stderr, "  --- last lines of %s on %s ---\n", log, host);
+		for (char *line = strtok(j.out, "\n"); line != NULL;
+		     line = strtok(NULL, "\n"))
+			fprintf(stderr, "  %s\n", line);
+	}
+	free(b.p);
+}
+
+/* Stop the remote supervisors of st (in parallel), reporting each;
+ * those that could not be reached are added to left (if not NULL).
+ * Returns how many could not be. */
+static int
+remote_stop_all(const struct state *st, const struct conf *c, int quiet,
+    struct state *left)
+{
+	int                   failed = 0;
+	static struct ssh_job jobs[MAX_REMOTE];
+	int                   wait_ms = (int)c->drain_timeout_ms + 3000;
+	uint64_t              deadline =
+	    util_now_ms() + (uint64_t)(wait_ms + ssh_timeout_ms(c));
+
+	for (int i = 0; i < st->n_remote; i++) {
+		struct sbuf b = { 0 };
+		script_stop(&b, st->remote[i].pid, wait_ms);
+		if (b.oom || ssh_start(&jobs[i], c, st->remote[i].host, b.p,
+		                 NULL) != 0)
+			jobs[i].pid = -1;
+		free(b.p);
+	}
+	for (int i = 0; i < st->n_remote; i++) {
+		const struct remote *r = &st->remote[i];
+		ssh_finish(&jobs[i], deadline);
+		if (jobs[i].status != 0) {
+			ssh_report(&jobs[i], r->host, "stopping the supervisor");
+			fprintf(stderr,
+			    "ferry cluster: group '%s' may still run on host "
+			    "'%s' (supervisor pid %d there)\n",
+			    r->group, r->host, (int)r->pid);
+			if (left != NULL && left->n_remote < MAX_REMOTE)
+				left->remote[left->n_remote++] = *r;
+			failed++;
+		} else if (!quiet)
+			printf("  group %-16s on %s: supervisor pid %d %s\n",
+			    r->group, r->host, (int)r->pid, jobs[i].out);
+	}
+	return failed;
+}
+
+/* Stop the scheduler on its host. */
+static void
+remote_stop_scheduler(const struct state *st, const struct conf *c)
+{
+	struct sbuf    b = { 0 };
+	struct ssh_job j;
+	script_stop(&b, st->scheduler, 5000);
+	if (!b.oom && ssh_run(&j, c, st->sched_host, b.p, NULL,
+	                  5000 + ssh_timeout_ms(c)) != 0)
+		ssh_report(&j, st->sched_host, "stopping the scheduler");
+	free(b.p);
+}
+
+static const msgpack_object *
+mp_get(const msgpack_object *m, const char *key)
+{
+	size_t n = strlen(key);
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+		    memcmp(k->via.str.ptr, key, n) == 0)
+			return &m->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+/*
+ * Count the registered worker processes of each remote supervisor of st
+ * (they are named HOST/GROUP/K) from the scheduler's status; if pids is
+ * not NULL, print each one's pids into pids[i] (len bytes each).
+ * Returns the total number of workers, or -1 if the status failed.
+ */
+static int
+count_registered(ferry_client *cl, struct state *st, char (*pids)[256])
+{
+	struct ferry_status   fs;
+	char                 *json = NULL, err[256];
+	msgpack_sbuffer       sb;
+	msgpack_packer        pk;
+	msgpack_zone          zone;
+	msgpack_object        o;
+	const msgpack_object *wl;
+	size_t                off = 0;
+	int                   total;
+
+	memset(&fs, 0, sizeof(fs));
+	fs.size = sizeof(fs);
+	for (int i = 0; i < st->n_remote; i++) {
+		st->remote[i].got = 0;
+		if (pids != NULL)
+			pids[i][0] = '\0';
+	}
+	if (ferry_cluster_status(cl, &fs, &json, 2000) != 0)
+		return -1;
+	total = (int)fs.workers;
+	msgpack_sbuffer_init(&sb);
+	msgpack_zone_init(&zone, 4096);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (json_to_msgpack(json, strlen(json), &pk, err, sizeof(err)) == 0 &&
+	    msgpack_unpack(sb.data, sb.size, &off, &zone, &o) ==
+	        MSGPACK_UNPACK_SUCCESS &&
+	    (wl = mp_get(&o, "worker_list")) != NULL &&
+	    wl->type == MSGPACK_OBJECT_ARRAY) {
+		for (uint32_t k = 0; k < wl->via.array.size; k++) {
+			const msgpack_object *w = &wl->via.array.ptr[k];
+			const msgpack_object *nm = mp_get(w, "name");
+			const msgpack_object *pid = mp_get(w, "pid");
+			if (nm == NULL || nm->type != MSGPACK_OBJECT_STR)
+				continue;
+			for (int i = 0; i < st->n_remote; i++) {
+				struct remote *r = &st->remote[i];
+				size_t hl = strlen(r->host), gl = strlen(r->group);
+				const char *s = nm->via.str.ptr;
+				if (nm->via.str.size > hl + gl + 2 &&
+				    memcmp(s, r->host, hl) == 0 && s[hl] == '/' &&
+				    memcmp(s + hl + 1, r->group, gl) == 0 &&
+				    s[hl + 1 + gl] == '/') {
+					r->got++;
+					if (pids != NULL && pid != NULL &&
+					    pid->type ==
+					        MSGPACK_OBJECT_POSITIVE_INTEGER) {
+						size_t l = strlen(pids[i]);
+						snprintf(pids[i] + l, 256 - l,
+						    "%s%" PRIu64, l ? " " : "",
+						    pid->via.u64);
+					}
+					break;
+				}
+			}
+		}
+	}
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&sb);
+	free(json);
+	return total;
 }
 
 /* Stop a process group led by pid: TERM, wait, KILL. */
@@ -171,44 +823,158 @@ stop_all(const struct state *st, const struct conf *c)
 	for (int i = 0; i < st->n_workers; i++)
 		if (cli_pid_is_ferry(st->workers[i]))
 			kill(st->workers[i], SIGTERM);
+	if (st->n_remote > 0)
+		remote_stop_all(st, c, 1, NULL);
 	for (int i = 0; i < st->n_workers; i++)
 		stop_group(st->workers[i], drain + 3000, "worker supervisor");
-	stop_group(st->scheduler, 5000, "scheduler");
+	if (st->sched_host[0] != '\0') {
+		if (st->scheduler > 0)
+			remote_stop_scheduler(st, c);
+	} else
+		stop_group(st->scheduler, 5000, "scheduler");
 	return 0;
 }
 
 static int
-expected_processes(const struct conf *c)
+local_processes(const struct conf *c)
 {
 	int n = 0;
 	for (size_t i = 0; i < c->n_groups; i++)
-		n += c->groups[i].processes > 0 ? c->groups[i].processes
-		                                : cli_ncpu();
+		if (c->groups[i].n_hosts == 0)
+			n += c->groups[i].processes > 0 ? c->groups[i].processes
+			                                : cli_ncpu();
 	return n;
+}
+
+/* Start the scheduler on c->scheduler_host; fills st->scheduler. */
+static int
+start_remote_scheduler(const struct conf *c, struct state *st)
+{
+	struct sbuf    b = { 0 };
+	struct ssh_job j;
+	int            pid = 0, rv;
+
+	script_scheduler(&b, c);
+	rv = b.oom ? -1 : ssh_run(&j, c, c->scheduler_host, b.p, c->path,
+	                      ssh_timeout_ms(c));
+	free(b.p);
+	if (rv != 0 || sscanf(j.out, "%d", &pid) != 1 || pid <= 0) {
+		if (b.oom)
+			fprintf(stderr, "ferry cluster: out of memory\n");
+		else if (rv == 0)
+			fprintf(stderr,
+			    "ferry cluster: host '%s': starting the scheduler: "
+			    "unexpected answer '%s'\n",
+			    c->scheduler_host, j.out);
+		else
+			ssh_report(&j, c->scheduler_host,
+			    "starting the scheduler");
+		return -1;
+	}
+	st->scheduler = pid;
+	return 0;
+}
+
+/* Start every remote supervisor (in parallel); records each started one
+ * in st.  Returns 0, or -1 after reporting every failure. */
+static int
+start_remote_workers(const struct conf *c, struct state *st)
+{
+	static struct ssh_job jobs[MAX_REMOTE];
+	static int            jg[MAX_REMOTE], jh[MAX_REMOTE];
+	int                   n = 0, failed = 0;
+	uint64_t deadline = util_now_ms() + (uint64_t)ssh_timeout_ms(c);
+
+	for (size_t g = 0; g < c->n_groups; g++)
+		for (size_t h = 0; h < c->groups[g].n_hosts; h++) {
+			struct sbuf b = { 0 };
+			if (n == MAX_REMOTE) {
+				fprintf(stderr,
+				    "ferry cluster: more than %d (group, host) "
+				    "pairs\n",
+				    MAX_REMOTE);
+				failed = 1;
+				break;
+			}
+			script_worker(&b, c, &c->groups[g],
+			    &c->groups[g].hosts[h]);
+			jg[n] = (int)g;
+			jh[n] = (int)h;
+			if (b.oom ||
+			    ssh_start(&jobs[n], c, c->groups[g].hosts[h].name,
+			        b.p, NULL) != 0) {
+				if (b.oom)
+					snprintf(jobs[n].cause,
+					    sizeof(jobs[n].cause),
+					    "out of memory");
+				jobs[n].pid    = -1;
+				jobs[n].status = -1;
+			}
+			free(b.p);
+			n++;
+		}
+	for (int i = 0; i < n; i++) {
+		const struct conf_group *g = &c->groups[jg[i]];
+		const struct conf_host  *h = &g->hosts[jh[i]];
+		int                      pid = 0, ncpu = 0;
+		ssh_finish(&jobs[i], deadline);
+		if (jobs[i].status != 0 ||
+		    sscanf(jobs[i].out, "%d %d", &pid, &ncpu) < 1 || pid <= 0) {
+			char what[160];
+			snprintf(what, sizeof(what),
+			    "starting worker group '%s'", g->name);
+			if (jobs[i].status == 0)
+				fprintf(stderr,
+				    "ferry cluster: host '%s': %s: unexpected "
+				    "answer '%s'\n",
+				    h->name, what, jobs[i].out);
+			else
+				ssh_report(&jobs[i], h->name, what);
+			failed = 1;
+			continue;
+		}
+		{
+			struct remote *r = &st->remote[st->n_remote++];
+			util_strlcpy(r->group, g->name, sizeof(r->group));
+			util_strlcpy(r->host, h->name, sizeof(r->host));
+			r->pid  = pid;
+			r->want = g->processes > 0 ? g->processes
+			                           : (ncpu > 0 ? ncpu : 1);
+		}
+	}
+	return failed ? -1 : 0;
 }
 
 static int
 cluster_up(const struct conf *c, const char *dir, long timeout_s)
 {
-	struct state        st;
+	static struct state st;
+	static char         pids[MAX_REMOTE][256];
 	char                log[4200], err[1024], path[4096];
 	const char         *argv[16];
 	ferry_client       *cl = NULL;
 	struct ferry_status fs;
-	int                 rv, want = expected_processes(c);
+	int                 rv, want = local_processes(c), total = 0;
 	uint64_t            deadline;
 
 	rv = state_read(dir, &st);
-	if (rv == 0 && cli_pid_is_ferry(st.scheduler)) {
+	if (rv == 0 && (st.sched_host[0] != '\0' ? st.scheduler > 0
+	                                          : cli_pid_is_ferry(
+	                                                st.scheduler))) {
 		fprintf(stderr,
 		    "ferry cluster: cluster '%s' is already up (scheduler pid "
-		    "%d at %s); run 'ferry cluster down -f %s' first\n",
-		    c->name, (int)st.scheduler, st.address, c->path);
+		    "%d%s%s at %s); run 'ferry cluster down -f %s' first\n",
+		    c->name, (int)st.scheduler,
+		    st.sched_host[0] != '\0' ? " on " : "", st.sched_host,
+		    st.address, c->path);
 		return 1;
 	}
-	/* every library must be found before anything starts */
+	/* every library of a local group must be found before anything
+	 * starts (remote hosts check their own) */
 	for (size_t g = 0; g < c->n_groups; g++)
-		for (size_t i = 0; i < c->groups[g].n_libraries; i++)
+		for (size_t i = 0;
+		     c->groups[g].n_hosts == 0 && i < c->groups[g].n_libraries;
+		     i++)
 			if (wrk_library_resolve(c->groups[g].libraries[i],
 			        c->dir, path, sizeof(path), err,
 			        sizeof(err)) != 0) {
@@ -217,6 +983,20 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 				    c->groups[g].name, err);
 				return 1;
 			}
+	/* other hosts dial scheduler.address: say so when they cannot */
+	for (size_t g = 0; g < c->n_groups; g++) {
+		int reach = util_url_reach(c->address);
+		if (c->groups[g].n_hosts == 0 || reach == UTIL_REACH_NETWORK)
+			continue;
+		fprintf(stderr,
+		    "ferry cluster: warning: group '%s' runs on other hosts, "
+		    "but scheduler.address %s %s; set an address they can "
+		    "reach\n",
+		    c->groups[g].name, c->address,
+		    reach == UTIL_REACH_LOCAL ? "only works on one machine"
+		                              : "is a loopback address");
+		break;
+	}
 	if (mkdir_p(dir) != 0) {
 		fprintf(stderr, "ferry cluster: cannot create state directory "
 		                "%s: %s\n",
@@ -228,29 +1008,40 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 	util_strlcpy(st.address, c->address, sizeof(st.address));
 
 	snprintf(log, sizeof(log), "%s/scheduler.log", dir);
-	argv[0] = "ferry";
-	argv[1] = "scheduler";
-	argv[2] = "-f";
-	argv[3] = c->path;
-	argv[4] = NULL;
-	if ((st.scheduler = cli_spawn(argv, log)) < 0)
-		return 1;
+	if (c->scheduler_host != NULL) {
+		util_strlcpy(st.sched_host, c->scheduler_host,
+		    sizeof(st.sched_host));
+		if (start_remote_scheduler(c, &st) != 0)
+			return 1;
+	} else {
+		argv[0] = "ferry";
+		argv[1] = "scheduler";
+		argv[2] = "-f";
+		argv[3] = c->path;
+		argv[4] = NULL;
+		if ((st.scheduler = cli_spawn(argv, log)) < 0)
+			return 1;
+	}
 	if (state_write(dir, &st) != 0)
 		fprintf(stderr, "ferry cluster: cannot write %s/cluster.state: "
 		                "%s\n",
 		    dir, strerror(errno));
-	rv = ferry_client_connect(&cl, c->address, (int)c->connect_timeout_ms);
+	rv = cli_connect_conf(c, c->address, (int)c->connect_timeout_ms,
+	    &cl);
 	if (rv != 0) {
 		fprintf(stderr,
 		    "ferry cluster: the scheduler did not answer at %s within "
 		    "%u ms: %s\n",
 		    c->address, c->connect_timeout_ms, ferry_strerror(rv));
-		cli_tail_log(log, 15);
-		stop_all(&st, c);
-		state_remove(dir);
-		return 1;
+		if (st.sched_host[0] != '\0')
+			remote_tail_log(c, st.sched_host, "scheduler.log");
+		else
+			cli_tail_log(log, 15);
+		goto fail;
 	}
 	for (size_t g = 0; g < c->n_groups; g++) {
+		if (c->groups[g].n_hosts > 0)
+			continue;
 		snprintf(log, sizeof(log), "%s/worker-%s.log", dir,
 		    c->groups[g].name);
 		argv[0] = "ferry";
@@ -263,15 +1054,17 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		util_strlcpy(st.groups[st.n_workers], c->groups[g].name,
 		    sizeof(st.groups[0]));
 		st.workers[st.n_workers] = cli_spawn(argv, log);
-		if (st.workers[st.n_workers] < 0) {
-			ferry_client_close(cl);
-			stop_all(&st, c);
-			state_remove(dir);
-			return 1;
-		}
+		if (st.workers[st.n_workers] < 0)
+			goto fail;
 		st.n_workers++;
 		state_write(dir, &st);
 	}
+	rv = start_remote_workers(c, &st);
+	state_write(dir, &st);
+	if (rv != 0)
+		goto fail;
+	for (int i = 0; i < st.n_remote; i++)
+		want += st.remote[i].want;
 
 	deadline = util_now_ms() +
 	    (timeout_s > 0 ? (uint64_t)timeout_s * 1000
@@ -279,9 +1072,12 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 	memset(&fs, 0, sizeof(fs));
 	fs.size = sizeof(fs);
 	for (;;) {
-		int dead = -1;
-		if (ferry_cluster_status(cl, &fs, NULL, 2000) == 0 &&
-		    (int)fs.workers >= want)
+		int dead = -1, remote_ok = 1;
+		total = count_registered(cl, &st, pids);
+		for (int i = 0; i < st.n_remote; i++)
+			if (st.remote[i].got < st.remote[i].want)
+				remote_ok = 0;
+		if (total >= want && remote_ok)
 			break;
 		for (int i = 0; i < st.n_workers; i++) {
 			/* our own child: only its exit status says it is
@@ -300,37 +1096,66 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 				    st.groups[dead]);
 			else
 				fprintf(stderr,
-				    "ferry cluster: only %u of %d worker "
+				    "ferry cluster: only %d of %d worker "
 				    "processes registered in time\n",
-				    fs.workers, want);
+				    total < 0 ? 0 : total, want);
 			for (int i = 0; i < st.n_workers; i++) {
 				snprintf(log, sizeof(log), "%s/worker-%s.log",
 				    dir, st.groups[i]);
 				cli_tail_log(log, 10);
 			}
-			ferry_client_close(cl);
-			stop_all(&st, c);
-			state_remove(dir);
-			return 1;
+			for (int i = 0; i < st.n_remote; i++) {
+				const struct remote *r = &st.remote[i];
+				if (r->got >= r->want)
+					continue;
+				fprintf(stderr,
+				    "ferry cluster: host '%s': group '%s': "
+				    "%d of %d worker processes registered "
+				    "with %s\n",
+				    r->host, r->group, r->got, r->want,
+				    c->address);
+				snprintf(log, sizeof(log), "worker-%s.log",
+				    r->group);
+				remote_tail_log(c, r->host, log);
+			}
+			goto fail;
 		}
-		usleep(50000);
+		usleep(100000);
 	}
+	memset(&fs, 0, sizeof(fs));
+	fs.size = sizeof(fs);
+	ferry_cluster_status(cl, &fs, NULL, 2000);
 	ferry_client_close(cl);
-	printf("cluster '%s' is up: scheduler pid %d at %s, %u worker "
+	printf("cluster '%s' is up: scheduler pid %d%s%s at %s, %d worker "
 	       "process(es), %u slot(s)\n",
-	    c->name, (int)st.scheduler, c->address, fs.workers, fs.slots);
+	    c->name, (int)st.scheduler, st.sched_host[0] ? " on " : "",
+	    st.sched_host, c->address, total, fs.slots);
 	for (int i = 0; i < st.n_workers; i++)
-		printf("  group %-16s supervisor pid %d\n", st.groups[i],
-		    (int)st.workers[i]);
-	printf("state and logs: %s\n", dir);
+		printf("  group %-16s this machine: supervisor pid %d\n",
+		    st.groups[i], (int)st.workers[i]);
+	for (int i = 0; i < st.n_remote; i++)
+		printf("  group %-16s host %s: %d process(es) registered, "
+		       "supervisor pid %d, worker pids %s\n",
+		    st.remote[i].group, st.remote[i].host, st.remote[i].got,
+		    (int)st.remote[i].pid, pids[i]);
+	printf("state and logs: %s%s\n", dir,
+	    st.n_remote > 0 || st.sched_host[0] != '\0'
+	        ? " (on other hosts: /tmp/ferry-UID/NAME/HOST)"
+	        : "");
 	return 0;
+
+fail:
+	ferry_client_close(cl);
+	stop_all(&st, c);
+	state_remove(dir);
+	return 1;
 }
 
 static int
 cluster_down(const struct conf *c, const char *dir)
 {
-	struct state st;
-	int          rv = state_read(dir, &st);
+	static struct state st, left;
+	int                 rv = state_read(dir, &st);
 	if (rv == 1) {
 		printf("cluster '%s' is not up (no %s/cluster.state)\n", c->name,
 		    dir);
@@ -342,7 +1167,26 @@ cluster_down(const struct conf *c, const char *dir)
 		    dir, strerror(errno));
 		return 1;
 	}
+	memset(&left, 0, sizeof(left));
+	util_strlcpy(left.config, st.config, sizeof(left.config));
+	util_strlcpy(left.address, st.address, sizeof(left.address));
+	if (st.n_remote > 0) {
+		printf("stopping %d supervisor(s) on other hosts\n",
+		    st.n_remote);
+		remote_stop_all(&st, c, 0, &left);
+		st.n_remote = 0;
+	}
 	stop_all(&st, c);
+	if (left.n_remote > 0) {
+		/* keep what could not be stopped, for the next down */
+		state_write(dir, &left);
+		fprintf(stderr,
+		    "ferry cluster: %d supervisor(s) could not be reached; "
+		    "their pids stay in %s/cluster.state: run 'ferry cluster "
+		    "down -f %s' again once the host(s) answer\n",
+		    left.n_remote, dir, c->path);
+		return 1;
+	}
 	state_remove(dir);
 	printf("cluster '%s' is down\n", c->name);
 	return 0;
@@ -351,22 +1195,69 @@ cluster_down(const struct conf *c, const char *dir)
 static int
 cluster_status(const struct conf *c, const char *dir)
 {
-	struct state st;
-	int          rv = state_read(dir, &st), up;
-	char        *argv[4];
+	static struct state   st;
+	static struct ssh_job jobs[MAX_REMOTE];
+	static char           pids[MAX_REMOTE][256];
+	int                   rv = state_read(dir, &st), up;
+	char                 *argv[6];
+	ferry_client         *cl = NULL;
+	uint64_t              deadline;
+
 	if (rv != 0) {
 		printf("cluster '%s' is not up\n", c->name);
 		return 1;
 	}
-	up = cli_pid_is_ferry(st.scheduler);
+	deadline = util_now_ms() + (uint64_t)ssh_timeout_ms(c);
+	for (int i = 0; i < st.n_remote; i++) {
+		struct sbuf b = { 0 };
+		script_check(&b, st.remote[i].pid);
+		if (b.oom || ssh_start(&jobs[i], c, st.remote[i].host, b.p,
+		                 NULL) != 0)
+			jobs[i].pid = -1;
+		free(b.p);
+	}
+	if (st.sched_host[0] != '\0') {
+		struct sbuf    b = { 0 };
+		struct ssh_job j;
+		script_check(&b, st.scheduler);
+		up = !b.oom && ssh_run(&j, c, st.sched_host, b.p, NULL,
+		                   ssh_timeout_ms(c)) == 0 &&
+		    strcmp(j.out, "running") == 0;
+		free(b.p);
+		if (!b.oom && j.status != 0)
+			ssh_report(&j, st.sched_host, "checking the scheduler");
+	} else
+		up = cli_pid_is_ferry(st.scheduler);
+	if (up && cli_connect_conf(c, st.address, 3000, &cl) == 0)
+		count_registered(cl, &st, pids);
+	ferry_client_close(cl);
 	printf("cluster '%s' (%s)\n", c->name, st.config);
-	printf("  scheduler pid %d: %s\n", (int)st.scheduler,
+	printf("  scheduler pid %d%s%s: %s\n", (int)st.scheduler,
+	    st.sched_host[0] ? " on " : "", st.sched_host,
 	    up ? "running" : "NOT RUNNING");
 	for (int i = 0; i < st.n_workers; i++)
-		printf("  group %-16s supervisor pid %d: %s\n", st.groups[i],
-		    (int)st.workers[i],
+		printf("  group %-16s this machine: supervisor pid %d: %s\n",
+		    st.groups[i], (int)st.workers[i],
 		    cli_pid_is_ferry(st.workers[i]) ? "running"
 		                                    : "NOT RUNNING");
+	for (int i = 0; i < st.n_remote; i++) {
+		const struct remote *r = &st.remote[i];
+		ssh_finish(&jobs[i], deadline);
+		if (jobs[i].status != 0) {
+			printf("  group %-16s host %s: supervisor pid %d: "
+			       "UNKNOWN (ssh failed)\n",
+			    r->group, r->host, (int)r->pid);
+			ssh_report(&jobs[i], r->host, "checking the supervisor");
+			continue;
+		}
+		printf("  group %-16s host %s: supervisor pid %d: %s, %d of "
+		       "%d process(es) registered%s%s\n",
+		    r->group, r->host, (int)r->pid,
+		    strcmp(jobs[i].out, "running") == 0 ? "running"
+		                                         : "NOT RUNNING",
+		    r->got, r->want, r->got > 0 ? ", pids " : "",
+		    r->got > 0 ? pids[i] : "");
+	}
 	if (!up)
 		return 1;
 	printf("\n");
@@ -375,8 +1266,10 @@ cluster_status(const struct conf *c, const char *dir)
 	argv[0] = "status";
 	argv[1] = "--connect";
 	argv[2] = st.address;
-	argv[3] = NULL;
-	return cmd_status(3, argv);
+	argv[3] = "-f"; /* for its security section */
+	argv[4] = c->path;
+	argv[5] = NULL;
+	return cmd_status(5, argv);
 }
 
 int

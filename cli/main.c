@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -246,6 +247,16 @@ scheduler_usage(FILE *out)
 	    "      --heartbeat-timeout-ms MS\n"
 	    "                       declare a silent worker lost after MS\n"
 	    "      --ready-file PATH  write the pid here once listening\n"
+	    "      --tls-cert-key FILE  certificate and private key (one "
+	    "PEM file)\n"
+	    "                       for tls+tcp:// addresses\n"
+	    "      --tls-ca FILE    CA (PEM) to verify client certificates "
+	    "with\n"
+	    "      --require-client-cert  refuse TLS peers without a "
+	    "certificate\n"
+	    "                       signed by --tls-ca (mutual TLS)\n"
+	    "      --token-file FILE  require the token in FILE in every "
+	    "hello\n"
 	    "      --log-level L    error, warn, info (default) or debug\n"
 	    "  -h, --help           show this help\n"
 	    "\n"
@@ -262,6 +273,10 @@ cmd_scheduler(int argc, char **argv)
 		{ "heartbeat-timeout-ms", required_argument, NULL, 'T' },
 		{ "ready-file", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "tls-cert-key", required_argument, NULL, 'K' },
+		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "require-client-cert", no_argument, NULL, 'Q' },
+		{ "token-file", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -271,6 +286,9 @@ cmd_scheduler(int argc, char **argv)
 	size_t              n_listen = 0;
 	int                 level = -1, ch, rc, have_conf = 0;
 	long                hb_timeout = -1;
+	const char         *tls_cert_key = NULL, *tls_ca = NULL;
+	const char         *token_file = NULL;
+	int                 require_cc = 0;
 
 	sched_config_defaults(&sc);
 	while ((ch = getopt_long(argc, argv, "f:l:h", opts, NULL)) != -1) {
@@ -294,6 +312,10 @@ cmd_scheduler(int argc, char **argv)
 		case 'r':
 			sc.ready_file = optarg;
 			break;
+		case 'K': tls_cert_key = optarg; break;
+		case 'A': tls_ca = optarg; break;
+		case 'Q': require_cc = 1; break;
+		case 'O': token_file = optarg; break;
 		case 'L':
 			if ((level = log_level_parse(optarg)) < 0) {
 				fprintf(stderr, "ferry scheduler: unknown log "
@@ -335,9 +357,21 @@ cmd_scheduler(int argc, char **argv)
 		sc.task_backoff_max_ms   = c.task_backoff_max_ms;
 		sc.task_timeout_ms       = c.task_timeout_ms;
 		sc.task_retry_errors     = c.task_retry_errors;
+		sc.tls_cert_key_file     = c.tls_cert_key_file;
+		sc.tls_ca_file           = c.tls_ca_file;
+		sc.require_client_cert   = c.tls_require_client_cert;
+		sc.token_file            = c.token_file;
 		if (level < 0)
 			level = c.log_level;
 	}
+	if (tls_cert_key != NULL)
+		sc.tls_cert_key_file = tls_cert_key;
+	if (tls_ca != NULL)
+		sc.tls_ca_file = tls_ca;
+	if (require_cc)
+		sc.require_client_cert = 1;
+	if (token_file != NULL)
+		sc.token_file = token_file;
 	if (n_listen > 0) {
 		for (size_t i = 0; i < n_listen; i++)
 			sc.listen[i] = listen[i];
@@ -403,6 +437,24 @@ worker_usage(FILE *out)
 	    "      --max-tasks N    replace each process after N tasks "
 	    "(default:\n"
 	    "                       never)\n"
+	    "      --tls-ca FILE    CA (PEM) that signed the scheduler's "
+	    "certificate;\n"
+	    "                       needed for tls+tcp:// addresses\n"
+	    "      --tls-cert-key FILE  own certificate and key (PEM), for "
+	    "a\n"
+	    "                       scheduler that requires client "
+	    "certificates\n"
+	    "      --tls-server-name NAME  name the scheduler's certificate "
+	    "must\n"
+	    "                       carry (default: the address's host)\n"
+	    "      --token-file FILE  send the cluster's token from FILE "
+	    "(only\n"
+	    "                       over TLS, ipc:// or loopback)\n"
+	    "      --name NAME      name its processes NAME/GROUP/K in "
+	    "status\n"
+	    "                       (default: this host's name)\n"
+	    "      --library-dir DIR  resolve relative library paths "
+	    "against DIR\n"
 	    "      --log-level L    error, warn, info (default) or debug\n"
 	    "  -h, --help           show this help\n",
 	    CLI_DEFAULT_ADDRESS);
@@ -421,6 +473,10 @@ enum {
 	OPT_MAXTASKS,
 	OPT_SUPTOKEN,
 	OPT_SLOTFD,
+	OPT_TLS_CA,
+	OPT_TLS_CERTKEY,
+	OPT_TLS_NAME,
+	OPT_TOKEN_FILE,
 };
 
 /* Options shared by `worker` and `worker-process`. */
@@ -445,6 +501,10 @@ static const struct option worker_opts[] = {
 	{ "max-tasks", required_argument, NULL, OPT_MAXTASKS },
 	{ "supervisor-token", required_argument, NULL, OPT_SUPTOKEN },
 	{ "slot-table-fd", required_argument, NULL, OPT_SLOTFD },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-cert-key", required_argument, NULL, OPT_TLS_CERTKEY },
+	{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -561,6 +621,10 @@ worker_main(int argc, char **argv, int is_process)
 			o.slot_table_fd = (int)cli_parse_long(
 			    "--slot-table-fd", optarg, 0, INT_MAX);
 			break;
+		case OPT_TLS_CA: o.tls_ca_file = optarg; break;
+		case OPT_TLS_CERTKEY: o.tls_cert_key_file = optarg; break;
+		case OPT_TLS_NAME: o.tls_server_name = optarg; break;
+		case OPT_TOKEN_FILE: o.token_file = optarg; break;
 		case 'h':
 			worker_usage(stdout);
 			return 0;
@@ -610,6 +674,14 @@ worker_main(int argc, char **argv, int is_process)
 			o.memory_limit = g->memory_limit;
 		if (o.max_tasks == 0)
 			o.max_tasks = g->max_tasks_per_process;
+		if (o.tls_ca_file == NULL)
+			o.tls_ca_file = c.tls_ca_file;
+		if (o.tls_cert_key_file == NULL)
+			o.tls_cert_key_file = c.tls_client_cert_key_file;
+		if (o.tls_server_name == NULL)
+			o.tls_server_name = c.tls_server_name;
+		if (o.token_file == NULL)
+			o.token_file = c.token_file;
 		o.connect_timeout_ms = c.connect_timeout_ms;
 		o.drain_timeout_ms   = c.drain_timeout_ms;
 		o.max_message_size   = c.max_message_size;
@@ -672,6 +744,116 @@ cmd_worker_process(int argc, char **argv)
 	return worker_main(argc, argv, 1);
 }
 
+/* ------------------------------------------------- client connections */
+
+/* Security flags of `submit` and `status` (docs/security.md). */
+struct cli_sec {
+	const char *tls_ca, *tls_cert_key, *tls_server_name, *token_file;
+};
+
+#define CLI_SEC_OPTIONS                                                  \
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },                   \
+	    { "tls-cert-key", required_argument, NULL, OPT_TLS_CERTKEY },    \
+	    { "tls-server-name", required_argument, NULL, OPT_TLS_NAME },    \
+	    { "token-file", required_argument, NULL, OPT_TOKEN_FILE }
+
+#define CLI_SEC_HELP                                                     \
+	"      --tls-ca FILE    CA (PEM) that signed the scheduler's "        \
+	"certificate\n"                                                      \
+	"                       (needed for tls+tcp:// addresses)\n"         \
+	"      --tls-cert-key FILE  own certificate and key (PEM), for "      \
+	"mutual TLS\n"                                                       \
+	"      --tls-server-name NAME  name the scheduler's certificate "     \
+	"must carry\n"                                                       \
+	"      --token-file FILE  the cluster's token (with -f: the file's "  \
+	"security\n"                                                         \
+	"                       section gives these four)\n"
+
+int
+cli_connect_conf(const struct conf *c, const char *url, int timeout_ms,
+    ferry_client **out)
+{
+	struct ferry_client_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.size               = sizeof(o);
+	o.connect_timeout_ms = timeout_ms;
+	if (c != NULL) {
+		o.tls_ca_file       = c->tls_ca_file;
+		o.tls_cert_key_file = c->tls_client_cert_key_file;
+		o.tls_server_name   = c->tls_server_name;
+		o.token_file        = c->token_file;
+	}
+	return ferry_client_connect_opts(out, url, &o);
+}
+
+/* Take one security flag into sec; 0 if ch is not one. */
+static int
+cli_sec_flag(struct cli_sec *sec, int ch, const char *val)
+{
+	switch (ch) {
+	case OPT_TLS_CA: sec->tls_ca = val; return 1;
+	case OPT_TLS_CERTKEY: sec->tls_cert_key = val; return 1;
+	case OPT_TLS_NAME: sec->tls_server_name = val; return 1;
+	case OPT_TOKEN_FILE: sec->token_file = val; return 1;
+	default: return 0;
+	}
+}
+
+/*
+ * Connect a client for command who: the address from url, else the
+ * cluster file, else $FERRY_ADDRESS, else the default; TLS and token
+ * settings from the flags, else the cluster file's security section.
+ * Writes the address into addr.  Returns 0, or an exit status after
+ * printing why.
+ */
+static int
+cli_client_connect(const char *who, const char *file, const char *url,
+    const struct cli_sec *sec, int timeout_ms, char *addr, size_t addrlen,
+    ferry_client **out)
+{
+	struct ferry_client_opts o;
+	struct conf              c;
+	char                     err[1024];
+	int                      rv, have_conf = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.size               = sizeof(o);
+	o.connect_timeout_ms = timeout_ms;
+	o.tls_ca_file        = sec->tls_ca;
+	o.tls_cert_key_file  = sec->tls_cert_key;
+	o.tls_server_name    = sec->tls_server_name;
+	o.token_file         = sec->token_file;
+	o.errbuf             = err;
+	o.errbuf_len         = sizeof(err);
+	err[0]               = '\0';
+	if (file != NULL) {
+		if (cli_load_conf(file, &c) != 0)
+			return 2;
+		have_conf = 1;
+		if (o.tls_ca_file == NULL)
+			o.tls_ca_file = c.tls_ca_file;
+		if (o.tls_cert_key_file == NULL)
+			o.tls_cert_key_file = c.tls_client_cert_key_file;
+		if (o.tls_server_name == NULL)
+			o.tls_server_name = c.tls_server_name;
+		if (o.token_file == NULL)
+			o.token_file = c.token_file;
+		util_strlcpy(addr, url != NULL ? url : c.address, addrlen);
+	} else if (cli_address(NULL, url, addr, addrlen) != 0) {
+		return 2;
+	}
+	rv = ferry_client_connect_opts(out, addr, &o);
+	if (have_conf)
+		conf_free(&c);
+	if (rv != 0) {
+		fprintf(stderr, "%s: cannot connect to %s: %s%s%s\n", who, addr,
+		    ferry_strerror(rv), err[0] != '\0' ? ": " : "", err);
+		return 3;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------- submit */
 
 static void
@@ -726,6 +908,7 @@ submit_usage(FILE *out)
 	    "                       per retry\n"
 	    "      --backoff-max DURATION\n"
 	    "                       cap of that wait\n"
+	    CLI_SEC_HELP
 	    "  -h, --help           show this help\n"
 	    "\n"
 	    "A task that failed or was quarantined (it killed worker "
@@ -815,9 +998,11 @@ cmd_submit(int argc, char **argv)
 		{ "backoff", required_argument, NULL, 'B' },
 		{ "backoff-max", required_argument, NULL, 'M' },
 		{ "retry-errors", no_argument, NULL, 'E' },
+		CLI_SEC_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cli_sec  sec  = { 0 };
 	const char     *file = NULL, *url = NULL, *args_json = NULL, *fn;
 	char            addr[1024], err[512];
 	uint32_t        wait_ms = 60000;
@@ -867,6 +1052,8 @@ cmd_submit(int argc, char **argv)
 			submit_usage(stdout);
 			return 0;
 		default:
+			if (cli_sec_flag(&sec, ch, optarg))
+				break;
 			submit_usage(stderr);
 			return 2;
 		}
@@ -917,15 +1104,10 @@ cmd_submit(int argc, char **argv)
 			}
 		}
 	}
-	if (cli_address(file, url, addr, sizeof(addr)) != 0) {
+	if ((rv = cli_client_connect("ferry submit", file, url, &sec, 10000,
+	         addr, sizeof(addr), &c)) != 0) {
 		msgpack_sbuffer_destroy(&sb);
-		return 2;
-	}
-	if ((rv = ferry_client_connect(&c, addr, 10000)) != 0) {
-		fprintf(stderr, "ferry submit: cannot connect to %s: %s\n", addr,
-		    ferry_strerror(rv));
-		msgpack_sbuffer_destroy(&sb);
-		return 3;
+		return rv;
 	}
 	rv = ferry_submit_opts(c, fn, sb.data, sb.size, &topts, &f);
 	msgpack_sbuffer_destroy(&sb);
@@ -1000,6 +1182,7 @@ status_usage(FILE *out)
 	    "                       %s)\n"
 	    "  -j, --json           print the full status as one JSON "
 	    "object\n"
+	    CLI_SEC_HELP
 	    "  -h, --help           show this help\n",
 	    CLI_DEFAULT_ADDRESS);
 }
@@ -1098,6 +1281,9 @@ print_status(const char *addr, const char *json)
 	       " supervisor(s), %" PRIu64 " late result(s) dropped\n",
 	    obj_uint(&o, "clients"), obj_uint(&o, "supervisors"),
 	    obj_uint(&o, "late_results"));
+	printf("security   %" PRIu64 " authentication failure(s), %" PRIu64
+	       " bad message(s)\n",
+	    obj_uint(&o, "auth_failures"), obj_uint(&o, "bad_messages"));
 	{
 		const msgpack_object *rf = obj_get(&o, "recent_failures");
 		if (rf != NULL && rf->type == MSGPACK_OBJECT_ARRAY &&
@@ -1158,9 +1344,11 @@ cmd_status(int argc, char **argv)
 		{ "file", required_argument, NULL, 'f' },
 		{ "connect", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		CLI_SEC_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cli_sec      sec  = { 0 };
 	const char         *file = NULL, *url = NULL;
 	char                addr[1024], *json = NULL;
 	int                 ch, rv, as_json = 0;
@@ -1176,17 +1364,15 @@ cmd_status(int argc, char **argv)
 			status_usage(stdout);
 			return 0;
 		default:
+			if (cli_sec_flag(&sec, ch, optarg))
+				break;
 			status_usage(stderr);
 			return 2;
 		}
 	}
-	if (cli_address(file, url, addr, sizeof(addr)) != 0)
-		return 2;
-	if ((rv = ferry_client_connect(&c, addr, 5000)) != 0) {
-		fprintf(stderr, "ferry status: cannot connect to %s: %s\n", addr,
-		    ferry_strerror(rv));
-		return 3;
-	}
+	if ((rv = cli_client_connect("ferry status", file, url, &sec, 5000,
+	         addr, sizeof(addr), &c)) != 0)
+		return rv;
 	memset(&st, 0, sizeof(st));
 	st.size = sizeof(st);
 	if ((rv = ferry_cluster_status(c, &st, &json, 5000)) != 0) {
@@ -1204,6 +1390,40 @@ cmd_status(int argc, char **argv)
 }
 
 /* --------------------------------------------------------------- main */
+
+static void *
+fini_main(void *arg)
+{
+	(void)arg;
+	nng_fini();
+	return NULL;
+}
+
+/* nng_fini(), or exit with rc if it takes longer than 3 s. */
+static void
+fini_bounded(int rc)
+{
+	pthread_t       t;
+	struct timespec ts;
+	sigset_t        all, old;
+	int             rv;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rv = pthread_create(&t, NULL, fini_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rv != 0) {
+		nng_fini();
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 3;
+	if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+		fflush(stdout);
+		fflush(stderr);
+		_exit(rc);
+	}
+}
 
 static const struct {
 	const char *name;
@@ -1256,8 +1476,10 @@ main(int argc, char **argv)
 		if (strcmp(cmd, commands[i].name) == 0) {
 			int rc = commands[i].fn(argc, argv);
 			/* NNG's threads and global state, so leak checkers see
-			 * a clean exit */
-			nng_fini();
+			 * a clean exit; bounded, because NNG 1.5.2 can wait
+			 * forever for a connection whose close hung (seen with
+			 * tls+tcp://, see docs/security.md) */
+			fini_bounded(rc);
 			return rc;
 		}
 	}

@@ -40,6 +40,7 @@
 #include "json.h"
 #include "objref.h"
 #include "proto.h"
+#include "security.h"
 #include "util.h"
 
 #define MAX_REQS 16
@@ -123,6 +124,7 @@ struct ferry_client {
 	uint64_t             hello_retry_ms;
 	int                  conn_error; /* fatal error from hello */
 	char                 conn_msg[1024];
+	char                 token[SEC_TOKEN_MAX + 1]; /* "": none */
 	uint64_t             session;
 	uint64_t             next_tag;
 	uint64_t             base_tag; /* tags <= this: earlier process's */
@@ -325,8 +327,10 @@ send_hello(ferry_client *c)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
 	proto_writer_reset(&c->w);
-	proto_begin(&c->w, PROTO_HELLO, 5);
+	proto_begin(&c->w, PROTO_HELLO, 5 + (c->token[0] != '\0'));
 	proto_put_str(&c->w, "role", "client");
+	if (c->token[0] != '\0')
+		proto_put_str(&c->w, "token", c->token);
 	proto_put_str(&c->w, "name", "libferry " FERRY_VERSION_STRING);
 	proto_put_str(&c->w, "host", host);
 	proto_put_uint(&c->w, "pid", (uint64_t)getpid());
@@ -995,14 +999,20 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 {
 	ferry_client   *c;
 	struct timespec ts;
+	struct sec_dial sd = { 0 };
+	char           *errbuf     = NULL;
+	size_t          errbuf_len = 0;
 	int             rv, timeout;
 	char            err[256];
 
 	if (out == NULL || url == NULL)
 		return FERRY_EINVAL;
 	*out = NULL;
-	if (util_url_check(url, err, sizeof(err)) != 0)
+	if (util_url_check(url, err, sizeof(err)) != 0) {
+		if (opts != NULL && CL_HAS(opts, errbuf_len))
+			util_errf(opts->errbuf, opts->errbuf_len, "%s", err);
 		return FERRY_EINVAL;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return FERRY_ENOMEM;
 	c->opts.size               = sizeof(c->opts);
@@ -1032,6 +1042,24 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 			c->opts.submit_timeout_ms = opts->submit_timeout_ms;
 		if (CL_HAS(opts, session))
 			c->opts.session = opts->session;
+		if (CL_HAS(opts, token_file)) {
+			sd.tls_ca_file       = opts->tls_ca_file;
+			sd.tls_cert_key_file = opts->tls_cert_key_file;
+			sd.tls_server_name   = opts->tls_server_name;
+			sd.token_file        = opts->token_file;
+		}
+		if (CL_HAS(opts, errbuf_len)) {
+			errbuf     = opts->errbuf;
+			errbuf_len = opts->errbuf_len;
+		}
+	}
+	if (sd.token_file != NULL &&
+	    (sec_token_load(sd.token_file, c->token, errbuf, errbuf_len) !=
+	            0 ||
+	        sec_token_check_url(url, c->token, errbuf, errbuf_len) !=
+	            0)) {
+		free(c);
+		return FERRY_EINVAL;
 	}
 	if (c->opts.max_unsent == 0)
 		c->opts.max_unsent = c->opts.max_batch * MAX_UNSENT_PER_BATCH;
@@ -1058,9 +1086,12 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	    (rv = util_sock_setup(c->sock, c->opts.max_message_size)) != 0 ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb,
 	         c)) != 0 ||
-	    (rv = nng_aio_alloc(&c->rx, rx_cb, c)) != 0 ||
-	    (rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	    (rv = nng_aio_alloc(&c->rx, rx_cb, c)) != 0) {
 		rv = util_nng_err(rv);
+		goto fail;
+	}
+	if (sec_dial(c->sock, url, &sd, errbuf, errbuf_len) != 0) {
+		rv = FERRY_EINVAL;
 		goto fail;
 	}
 	{
@@ -1100,6 +1131,17 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	    : c->conn_error != 0  ? c->conn_error
 	    : c->resume_retry     ? FERRY_ESTATE /* session still in use */
 	                          : FERRY_ECONNECT;
+	if (rv == FERRY_ECONNECT)
+		util_errf(errbuf, errbuf_len,
+		    "no answer from the scheduler at %s within %d ms%s", url,
+		    timeout, sec_connect_hint(url));
+	else if (rv == FERRY_ESTATE && c->conn_error == 0)
+		util_errf(errbuf, errbuf_len,
+		    "session %" PRIu64 " is still attached to another "
+		    "connection",
+		    c->session);
+	else if (rv != 0)
+		util_errf(errbuf, errbuf_len, "%s", c->conn_msg);
 	pthread_mutex_unlock(&c->lock);
 	if (rv != 0)
 		goto fail;

@@ -30,6 +30,7 @@ ferry_strerror(int err)
 	case FERRY_ECRASHED: return "task crashed its worker process";
 	case FERRY_EMEMORY: return "task went over its worker's memory limit";
 	case FERRY_EOBJECT: return "object reference cannot be loaded";
+	case FERRY_EAUTH: return "authentication failed";
 	}
 	return "unknown error";
 }

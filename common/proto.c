@@ -743,6 +743,11 @@ decode_hello(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 	    (rv = get_uint(c, map, "supervisor", &m->supervisor,
 	         m->role == PROTO_ROLE_SUPERVISOR)) != 0)
 		return rv;
+	if ((rv = get_str(c, map, "token", &m->token, 0)) != 0)
+		return rv;
+	if (strlen(m->token) > 256)
+		return bad(c, "field 'token': %zu bytes, at most 256",
+		    strlen(m->token));
 	if (m->role == PROTO_ROLE_SUPERVISOR && m->supervisor == 0)
 		return bad(c, "field 'supervisor': a supervisor's token must "
 		              "not be 0");

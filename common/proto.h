@@ -132,6 +132,8 @@ struct proto_msg {
 	uint32_t     n_functions;
 	uint64_t     supervisor; /* worker: its supervisor's token, 0: none;
 	                          * supervisor: its own token */
+	const char  *token; /* the shared secret (docs/security.md), "" when
+	                     * absent; at most 256 bytes */
 
 	/* welcome */
 	uint64_t id, heartbeat_ms, heartbeat_timeout_ms, max_message_size;

@@ -3,11 +3,13 @@
  */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -450,4 +452,44 @@ util_url_check(const char *url, char *err, size_t errlen)
 	}
 	nng_url_free(u);
 	return 0;
+}
+
+int
+util_url_reach(const char *url)
+{
+	nng_url       *u;
+	const char    *h;
+	unsigned char  a[16];
+	int            reach = UTIL_REACH_NETWORK;
+	static const unsigned char v6_loop[16] = { [15] = 1 };
+
+	if (url == NULL || nng_url_parse(&u, url) != 0)
+		return UTIL_REACH_NETWORK;
+	h = u->u_hostname != NULL ? u->u_hostname : "";
+	if (strcmp(u->u_scheme, "ipc") == 0 ||
+	    strcmp(u->u_scheme, "abstract") == 0 ||
+	    strcmp(u->u_scheme, "inproc") == 0)
+		reach = UTIL_REACH_LOCAL;
+	else if (strcasecmp(h, "localhost") == 0)
+		reach = UTIL_REACH_LOOPBACK;
+	else if (inet_pton(AF_INET, h, a) == 1 && a[0] == 127)
+		reach = UTIL_REACH_LOOPBACK;
+	else if (inet_pton(AF_INET6, h, a) == 1 &&
+	    memcmp(a, v6_loop, 16) == 0)
+		reach = UTIL_REACH_LOOPBACK;
+	nng_url_free(u);
+	return reach;
+}
+
+bool
+util_url_is_tls(const char *url)
+{
+	return url != NULL && strncmp(url, "tls+tcp", 7) == 0;
+}
+
+bool
+util_token_may_send(const char *url)
+{
+	return util_url_is_tls(url) ||
+	    util_url_reach(url) != UTIL_REACH_NETWORK;
 }

@@ -116,4 +116,24 @@ int util_sock_setup(nng_socket s, size_t max_msg);
  * URL is malformed, write a message into err and return -1. */
 int util_url_check(const char *url, char *err, size_t errlen);
 
+/* Where the peer of an NNG URL is (docs/security.md). */
+enum util_reach {
+	UTIL_REACH_LOCAL    = 0, /* ipc://, abstract://, inproc://: this host
+	                          * only (file permissions guard ipc) */
+	UTIL_REACH_LOOPBACK = 1, /* tcp to 127.0.0.0/8, ::1 or localhost */
+	UTIL_REACH_NETWORK  = 2, /* tcp to any other host, a wildcard
+	                          * (a star host, 0.0.0.0, ::), or a URL
+	                          * that does not parse */
+};
+
+/* Classify url (never fails: what it cannot tell is NETWORK). */
+int util_url_reach(const char *url);
+
+/* Whether url uses NNG's TLS transport (tls+tcp://, tls+tcp4/6://). */
+bool util_url_is_tls(const char *url);
+
+/* Whether a peer may send the shared token to url: over TLS, or to an
+ * address that never leaves the host (LOCAL or LOOPBACK). */
+bool util_token_may_send(const char *url);
+
 #endif

@@ -1030,6 +1030,8 @@ load_task_defaults(struct ctx *x, const struct node *m, struct conf *c)
 }
 
 /* The required "scheduler" mapping. */
+static int want_host(struct ctx *x, const struct node *n, char **out);
+
 static int
 load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
 {
@@ -1037,7 +1039,7 @@ load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
 		"heartbeat_interval", "heartbeat_timeout", "connect_timeout",
 		"drain_timeout", "max_message_size", "max_queue",
 		"max_results", "result_ttl", "max_result_bytes",
-		"quarantine_after", "task_defaults", NULL };
+		"quarantine_after", "task_defaults", "host", NULL };
 	const struct {
 		const char *key;
 		uint32_t   *dst;
@@ -1161,6 +1163,12 @@ load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
 			return -1;
 		path_pop(x, old);
 	}
+	if ((v = map_get(m, "host")) != NULL) {
+		old = path_push(x, "host", 4);
+		if (want_host(x, v, &c->scheduler_host) != 0)
+			return -1;
+		path_pop(x, old);
+	}
 	return 0;
 }
 
@@ -1246,6 +1254,219 @@ load_roots(struct ctx *x, const struct node *v, const struct conf *c,
 	return 0;
 }
 
+/* A host name as ssh takes it: host, user@host, an IPv4 or [IPv6]
+ * address; never starting with '-' (ssh would read an option). */
+static int
+want_host(struct ctx *x, const struct node *n, char **out)
+{
+	char   show[CONF_SHOW_MAX * 4 + 8];
+	size_t len;
+
+	if (want_string(x, n, out) != 0)
+		return -1;
+	len = strlen(*out);
+	if (len > 255 || (*out)[0] == '-' ||
+	    strspn(*out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                 "0123456789_.-@:[]%") != len)
+		return node_fail(x, n,
+		    "bad host name '%s': use 1 to 255 of A-Z a-z 0-9 _ . - @ "
+		    ": [ ] %%, not starting with '-'",
+		    node_show(n, show, sizeof(show)));
+	return 0;
+}
+
+/* A path used on another machine: absolute, no control characters. */
+static int
+want_remote_path(struct ctx *x, const struct node *n, bool absolute,
+    char **out)
+{
+	if (want_string(x, n, out) != 0)
+		return -1;
+	for (const char *p = *out; *p != '\0'; p++) {
+		if (iscntrl((unsigned char) *p))
+			return node_fail(x, n, "contains a control character");
+	}
+	if (absolute && (*out)[0] != '/')
+		return node_fail(x, n,
+		    "must be an absolute path (it is used on that host), got "
+		    "'%s'", *out);
+	return 0;
+}
+
+/* One entry of a group's "hosts": a name, or a mapping with name and
+ * overrides. */
+static int
+load_host(struct ctx *x, const struct node *m, struct conf_host *h)
+{
+	static const char *const keys[] = { "name", "ferry", "object_roots",
+		"libraries", "library_dir", NULL };
+	const struct node       *v;
+	size_t                   old;
+
+	if (m->kind == NODE_SCALAR)
+		return want_host(x, m, &h->name);
+	if (m->kind != NODE_MAP)
+		return node_fail(x, m,
+		    "must be a host name or a mapping (name, ferry, "
+		    "object_roots, libraries, library_dir), got %s",
+		    node_what(m));
+	if (map_only(x, m, keys) != 0)
+		return -1;
+	if ((v = map_get(m, "name")) == NULL)
+		return missing(x, m, "name", "the host's name, as ssh takes it");
+	old = path_push(x, "name", 4);
+	if (want_host(x, v, &h->name) != 0)
+		return -1;
+	path_pop(x, old);
+	if ((v = map_get(m, "ferry")) != NULL) {
+		old = path_push(x, "ferry", 5);
+		if (want_remote_path(x, v, false, &h->ferry) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "library_dir")) != NULL) {
+		old = path_push(x, "library_dir", 11);
+		if (want_remote_path(x, v, true, &h->library_dir) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "libraries")) != NULL) {
+		struct conf_group tmp;
+		int               rv;
+
+		memset(&tmp, 0, sizeof(tmp));
+		old = path_push(x, "libraries", 9);
+		rv  = load_libraries(x, v, &tmp);
+		memcpy(h->libraries, tmp.libraries, sizeof(h->libraries));
+		h->n_libraries = tmp.n_libraries;
+		if (rv != 0) {
+			/* conf_free frees up to n_libraries */
+			for (size_t i = h->n_libraries; i < CONF_MAX_LIBRARIES;
+			     i++)
+				free(tmp.libraries[i]);
+			return -1;
+		}
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "object_roots")) != NULL) {
+		old = path_push(x, "object_roots", 12);
+		if (v->kind != NODE_SEQ)
+			return node_fail(x, v,
+			    "must be a list of directories, got %s",
+			    node_what(v));
+		if (v->n_kids == 0)
+			return node_fail(x, v,
+			    "must list at least one directory (leave the key "
+			    "out to use the group's)");
+		for (size_t i = 0; i < v->n_kids; i++) {
+			size_t o2;
+
+			if (i == CONF_MAX_ROOTS)
+				return node_fail(x, v->kids[i],
+				    "too many object roots (at most %d)",
+				    CONF_MAX_ROOTS);
+			o2 = path_index(x, i);
+			if (want_remote_path(x, v->kids[i], true,
+			        &h->object_roots[i]) != 0) {
+				h->n_object_roots = i + 1;
+				return -1;
+			}
+			h->n_object_roots = i + 1;
+			path_pop(x, o2);
+		}
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+/* A group's "hosts": 1..CONF_MAX_HOSTS distinct hosts. */
+static int
+load_hosts(struct ctx *x, const struct node *v, struct conf_group *g)
+{
+	if (v->kind != NODE_SEQ)
+		return node_fail(x, v,
+		    "must be a list of hosts (names or mappings), got %s",
+		    node_what(v));
+	if (v->n_kids == 0)
+		return node_fail(x, v,
+		    "must list at least one host (leave the key out to run "
+		    "the group on this machine)");
+	if (v->n_kids > CONF_MAX_HOSTS)
+		return node_fail(x, v->kids[CONF_MAX_HOSTS],
+		    "too many hosts (at most %d)", CONF_MAX_HOSTS);
+	if ((g->hosts = calloc(v->n_kids, sizeof(*g->hosts))) == NULL)
+		return node_fail(x, v, "out of memory");
+	for (size_t i = 0; i < v->n_kids; i++) {
+		size_t old = path_index(x, i);
+
+		g->n_hosts = i + 1;
+		if (load_host(x, v->kids[i], &g->hosts[i]) != 0)
+			return -1;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(g->hosts[j].name, g->hosts[i].name) == 0)
+				return node_fail(x, v->kids[i],
+				    "host '%s' listed twice (also at index "
+				    "%zu)", g->hosts[i].name, j);
+		}
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+/* The top-level "ssh" mapping: command and default remote binary. */
+static int
+load_ssh(struct ctx *x, const struct node *m, struct conf *c)
+{
+	static const char *const keys[] = { "command", "ferry", NULL };
+	const struct node       *v;
+	size_t                   old;
+
+	if (m->kind != NODE_MAP)
+		return node_fail(x, m, "must be a mapping (command, ferry), "
+		                       "got %s",
+		    node_what(m));
+	if (map_only(x, m, keys) != 0)
+		return -1;
+	if ((v = map_get(m, "command")) != NULL) {
+		old = path_push(x, "command", 7);
+		if (v->kind != NODE_SEQ)
+			return node_fail(x, v,
+			    "must be a list: the program and its options "
+			    "(e.g. [ssh, -o, BatchMode=yes]), got %s",
+			    node_what(v));
+		if (v->n_kids == 0)
+			return node_fail(x, v,
+			    "must name at least the program");
+		if (v->n_kids > CONF_MAX_SSH_ARGS)
+			return node_fail(x, v->kids[CONF_MAX_SSH_ARGS],
+			    "too many words (at most %d)", CONF_MAX_SSH_ARGS);
+		for (size_t i = 0; i < c->n_ssh_command; i++) {
+			free(c->ssh_command[i]);
+			c->ssh_command[i] = NULL;
+		}
+		c->n_ssh_command = 0;
+		for (size_t i = 0; i < v->n_kids; i++) {
+			size_t o2 = path_index(x, i);
+
+			if (want_remote_path(x, v->kids[i], false,
+			        &c->ssh_command[i]) != 0) {
+				c->n_ssh_command = i + 1;
+				return -1;
+			}
+			c->n_ssh_command = i + 1;
+			path_pop(x, o2);
+		}
+		path_pop(x, old);
+	}
+	if ((v = map_get(m, "ferry")) != NULL) {
+		old = path_push(x, "ferry", 5);
+		if (want_remote_path(x, v, false, &c->ssh_ferry) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	return 0;
+}
+
 /* One entry of "workers"; names[] holds the earlier groups' name nodes
  * for the duplicate check. */
 static int
@@ -1254,7 +1475,7 @@ load_group(struct ctx *x, const struct node *m, struct conf *c,
 {
 	static const char *const keys[] = { "name", "processes", "slots",
 		"prefetch", "libraries", "object_roots", "object_cache",
-		"memory_limit", "max_tasks_per_process", NULL };
+		"memory_limit", "max_tasks_per_process", "hosts", NULL };
 	struct conf_group       *g = &c->groups[c->n_groups];
 	const struct node       *v;
 	size_t                   old;
@@ -1352,6 +1573,12 @@ load_group(struct ctx *x, const struct node *m, struct conf *c,
 		g->max_tasks_per_process = (uint64_t) ll;
 		path_pop(x, old);
 	}
+	if ((v = map_get(m, "hosts")) != NULL) {
+		old = path_push(x, "hosts", 5);
+		if (load_hosts(x, v, g) != 0)
+			return -1;
+		path_pop(x, old);
+	}
 	return 0;
 }
 
@@ -1381,12 +1608,119 @@ load_workers(struct ctx *x, const struct node *v, struct conf *c)
 	return 0;
 }
 
+/* A path in the security section: a non-empty string without control
+ * characters; relative ones resolve against the cluster file's
+ * directory. */
+static int
+want_local_path(struct ctx *x, const struct node *n, const struct conf *c,
+    char **out)
+{
+	char *s = NULL;
+
+	if (want_string(x, n, &s) != 0)
+		return -1;
+	*out = s;
+	if (s[0] == '\0')
+		return node_fail(x, n, "must not be empty");
+	for (const char *p = s; *p != '\0'; p++) {
+		if (iscntrl((unsigned char) *p))
+			return node_fail(x, n, "contains a control character");
+	}
+	if (s[0] != '/') {
+		size_t len = strlen(c->dir) + strlen(s) + 2;
+		char  *abs = malloc(len);
+		if (abs == NULL)
+			return node_fail(x, n, "out of memory");
+		snprintf(abs, len, "%s/%s", c->dir, s);
+		free(s);
+		*out = abs;
+	}
+	return 0;
+}
+
+/* The optional "security" mapping: token_file and tls. */
+static int
+load_security(struct ctx *x, const struct node *m, struct conf *c)
+{
+	static const char *const keys[] = { "token_file", "tls", NULL };
+	static const char *const tls_keys[] = { "cert_key_file", "ca_file",
+		"require_client_cert", "client_cert_key_file", "server_name",
+		NULL };
+	const struct node       *v, *t;
+	size_t                   old, old2;
+
+	if (m->kind != NODE_MAP)
+		return node_fail(x, m, "must be a mapping (token_file, tls), "
+		                       "got %s",
+		    node_what(m));
+	if (map_only(x, m, keys) != 0)
+		return -1;
+	if ((v = map_get(m, "token_file")) != NULL) {
+		old = path_push(x, "token_file", 10);
+		if (want_local_path(x, v, c, &c->token_file) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((t = map_get(m, "tls")) == NULL)
+		return 0;
+	old = path_push(x, "tls", 3);
+	if (t->kind != NODE_MAP)
+		return node_fail(x, t,
+		    "must be a mapping (cert_key_file, ca_file, "
+		    "require_client_cert, client_cert_key_file, server_name), "
+		    "got %s",
+		    node_what(t));
+	if (map_only(x, t, tls_keys) != 0)
+		return -1;
+	if ((v = map_get(t, "cert_key_file")) != NULL) {
+		old2 = path_push(x, "cert_key_file", 13);
+		if (want_local_path(x, v, c, &c->tls_cert_key_file) != 0)
+			return -1;
+		path_pop(x, old2);
+	}
+	if ((v = map_get(t, "ca_file")) != NULL) {
+		old2 = path_push(x, "ca_file", 7);
+		if (want_local_path(x, v, c, &c->tls_ca_file) != 0)
+			return -1;
+		path_pop(x, old2);
+	}
+	if ((v = map_get(t, "client_cert_key_file")) != NULL) {
+		old2 = path_push(x, "client_cert_key_file", 20);
+		if (want_local_path(x, v, c, &c->tls_client_cert_key_file) !=
+		    0)
+			return -1;
+		path_pop(x, old2);
+	}
+	if ((v = map_get(t, "server_name")) != NULL) {
+		old2 = path_push(x, "server_name", 11);
+		if (want_string(x, v, &c->tls_server_name) != 0)
+			return -1;
+		if (c->tls_server_name[0] == '\0' ||
+		    strlen(c->tls_server_name) > 255)
+			return node_fail(x, v, "must be a host name of 1 to "
+			                       "255 bytes");
+		path_pop(x, old2);
+	}
+	if ((v = map_get(t, "require_client_cert")) != NULL) {
+		old2 = path_push(x, "require_client_cert", 19);
+		if (want_bool(x, v, &c->tls_require_client_cert) != 0)
+			return -1;
+		if (c->tls_require_client_cert && c->tls_ca_file == NULL)
+			return node_fail(x, v,
+			    "needs 'ca_file' (the CA that signed the client "
+			    "certificates)");
+		path_pop(x, old2);
+	}
+	path_pop(x, old);
+	return 0;
+}
+
 /* The top-level mapping. */
 static int
 load_root(struct ctx *x, const struct node *root, struct conf *c)
 {
 	static const char *const keys[] = { "cluster", "log_level",
-		"scheduler", "workers", NULL };
+		"scheduler", "workers", "ssh", "security", NULL };
 	const struct node       *v;
 	size_t                   old;
 
@@ -1432,6 +1766,18 @@ load_root(struct ctx *x, const struct node *root, struct conf *c)
 		return -1;
 	path_pop(x, old);
 
+	if ((v = map_get(root, "security")) != NULL) {
+		old = path_push(x, "security", 8);
+		if (load_security(x, v, c) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	if ((v = map_get(root, "ssh")) != NULL) {
+		old = path_push(x, "ssh", 3);
+		if (load_ssh(x, v, c) != 0)
+			return -1;
+		path_pop(x, old);
+	}
 	if ((v = map_get(root, "workers")) == NULL)
 		return missing(x, root, "workers",
 		    "a list of worker groups");
@@ -1535,6 +1881,14 @@ conf_defaults(struct conf *c)
 	c->task_backoff_max_ms = 10000;
 	c->task_timeout_ms = 0;
 	c->task_retry_errors = 0;
+	{
+		static const char *const ssh[] = { "ssh", "-o",
+			"BatchMode=yes", "-o", "ConnectTimeout=10" };
+		for (size_t i = 0; i < sizeof(ssh) / sizeof(ssh[0]); i++)
+			if ((c->ssh_command[i] = strdup(ssh[i])) != NULL)
+				c->n_ssh_command = i + 1;
+	}
+	c->ssh_ferry = strdup("ferry");
 }
 
 int
@@ -1613,7 +1967,27 @@ conf_free(struct conf *c)
 			free(g->libraries[j]);
 		for (size_t j = 0; j < g->n_object_roots; j++)
 			free(g->object_roots[j]);
+		for (size_t j = 0; j < g->n_hosts; j++) {
+			struct conf_host *h = &g->hosts[j];
+			free(h->name);
+			free(h->ferry);
+			free(h->library_dir);
+			for (size_t k = 0; k < h->n_object_roots; k++)
+				free(h->object_roots[k]);
+			for (size_t k = 0; k < h->n_libraries; k++)
+				free(h->libraries[k]);
+		}
+		free(g->hosts);
 	}
+	free(c->scheduler_host);
+	free(c->token_file);
+	free(c->tls_cert_key_file);
+	free(c->tls_ca_file);
+	free(c->tls_client_cert_key_file);
+	free(c->tls_server_name);
+	for (size_t i = 0; i < CONF_MAX_SSH_ARGS; i++)
+		free(c->ssh_command[i]);
+	free(c->ssh_ferry);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -16,6 +16,22 @@
 #define CONF_MAX_GROUPS 64
 #define CONF_MAX_LIBRARIES 32
 #define CONF_MAX_ROOTS 16
+#define CONF_MAX_HOSTS 256    /* hosts of one worker group */
+#define CONF_MAX_SSH_ARGS 32  /* words of ssh.command */
+
+/* One host of a worker group (cluster up starts its supervisor over SSH).
+ * NULL / 0 fields fall back to the group's or the ssh section's values. */
+struct conf_host {
+	char *name;          /* what the ssh command is given: host, user@host */
+	char *ferry;         /* remote ferry binary; NULL: ssh.ferry */
+	char *object_roots[CONF_MAX_ROOTS]; /* absolute; used when
+	                                     * n_object_roots > 0 */
+	size_t n_object_roots;
+	char *libraries[CONF_MAX_LIBRARIES]; /* used when n_libraries > 0 */
+	size_t n_libraries;
+	char *library_dir;   /* where relative library paths resolve on the
+	                      * host; NULL: the cluster file's directory */
+};
 
 /* One worker group: a set of identical worker processes. */
 struct conf_group {
@@ -35,6 +51,9 @@ struct conf_group {
 	                       * its supervisor kills it; 0: "none" */
 	uint64_t max_tasks_per_process; /* tasks after which a process is
 	                                 * replaced; 0: unlimited */
+	struct conf_host *hosts; /* hosts to run the group on over SSH;
+	                          * n_hosts == 0: this machine */
+	size_t n_hosts;
 };
 
 struct conf {
@@ -76,6 +95,29 @@ struct conf {
 	                               * (the default) */
 	int task_retry_errors;        /* 1: retry FERRY_ETASK too,
 	                               * default 0 */
+
+	char *scheduler_host; /* scheduler.host: run the scheduler there over
+	                       * SSH; NULL: this machine */
+
+	/* ssh: how cluster up reaches the hosts of scheduler.host and
+	 * workers[].hosts */
+	char *ssh_command[CONF_MAX_SSH_ARGS]; /* argv; the host and the
+	                                       * command follow */
+	size_t n_ssh_command;
+	char *ssh_ferry; /* remote ferry binary, default "ferry" */
+
+	/* security: TLS and the shared token (docs/security.md); NULL / 0:
+	 * off.  Paths are absolute: relative ones in the file resolve
+	 * against its directory.  Whether the files exist is checked where
+	 * they are used. */
+	char *token_file;               /* security.token_file */
+	char *tls_cert_key_file;        /* security.tls.cert_key_file: the
+	                                 * scheduler's certificate + key */
+	char *tls_ca_file;              /* security.tls.ca_file */
+	int   tls_require_client_cert;  /* security.tls.require_client_cert */
+	char *tls_client_cert_key_file; /* security.tls.client_cert_key_file:
+	                                 * workers' and clients' own */
+	char *tls_server_name;          /* security.tls.server_name */
 
 	struct conf_group groups[CONF_MAX_GROUPS];
 	size_t n_groups;

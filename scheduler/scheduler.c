@@ -37,6 +37,7 @@
 #include "ferry/ferry.h"
 #include "log.h"
 #include "proto.h"
+#include "security.h"
 #include "util.h"
 
 #define MAX_FN_LEN 255
@@ -238,6 +239,8 @@ struct sched {
 	    rejected, bad_messages;
 	uint64_t retried, dead, kills, timeouts, memory_kills, reports,
 	    n_delayed;
+	uint64_t auth_failures;
+	char     token[SEC_TOKEN_MAX + 1]; /* "" : no token required */
 	uint64_t start_ms;
 
 	struct proto_decoder dec;
@@ -1728,7 +1731,7 @@ handle_status(struct sched *s, struct rctx *rc)
 		if (s->ghosts.slots[i].key != 0)
 			held_lost += ((struct worker *)s->ghosts.slots[i].val)->held;
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_STATUS_REPLY, 28);
+	proto_begin(&s->w, PROTO_STATUS_REPLY, 29);
 	proto_put_str(&s->w, "version", FERRY_VERSION_STRING);
 	proto_put_uint(&s->w, "uptime_ms", now - s->start_ms);
 	proto_put_uint(&s->w, "workers", s->n_workers);
@@ -1746,6 +1749,7 @@ handle_status(struct sched *s, struct rctx *rc)
 	proto_put_uint(&s->w, "results_stored", s->results_stored);
 	proto_put_uint(&s->w, "local", s->local);
 	proto_put_uint(&s->w, "bad_messages", s->bad_messages);
+	proto_put_uint(&s->w, "auth_failures", s->auth_failures);
 	proto_put_uint(&s->w, "retried", s->retried);
 	proto_put_uint(&s->w, "dead", s->dead);
 	proto_put_uint(&s->w, "kills", s->kills);
@@ -1824,6 +1828,24 @@ handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 		return;
 	}
 	p = idmap_get(&s->peers, pipe);
+	if (s->token[0] != '\0' &&
+	    ((m.type == PROTO_HELLO && !sec_token_equal(m.token, s->token)) ||
+	        (m.type == PROTO_STATUS && p == NULL))) {
+		char addr[128];
+		sec_pipe_addr(nng_msg_get_pipe(msg), addr, sizeof(addr));
+		s->auth_failures++;
+		log_warn("pipe %u from %s: %s refused: %s", pipe, addr,
+		    m.type == PROTO_STATUS            ? "status before hello"
+		        : m.role == PROTO_ROLE_WORKER ? "worker hello"
+		        : m.role == PROTO_ROLE_SUPERVISOR
+		        ? "supervisor hello"
+		        : "client hello",
+		    m.type == PROTO_STATUS ? "say hello with the token first"
+		        : m.token[0] == '\0' ? "no token"
+		                             : "wrong token");
+		reply_error(s, rc, FERRY_EAUTH, "authentication failed");
+		return;
+	}
 	if (m.type == PROTO_HELLO) {
 		if (p != NULL && p->kind == PEER_WORKER &&
 		    m.role == PROTO_ROLE_WORKER) {
@@ -2223,8 +2245,9 @@ ctx_tx_cb(void *arg)
 static int
 sched_open(struct sched *s)
 {
-	sigset_t mask;
-	int      rv;
+	sigset_t          mask;
+	struct sec_listen sl;
+	int               rv;
 
 	/* block the stop signals in every thread (NNG's included) and read
 	 * them from a signalfd in the loop */
@@ -2245,9 +2268,20 @@ sched_open(struct sched *s)
 		return -1;
 	}
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
+	sl.tls_cert_key_file   = s->cfg->tls_cert_key_file;
+	sl.tls_ca_file         = s->cfg->tls_ca_file;
+	sl.require_client_cert = s->cfg->require_client_cert;
+	if (s->cfg->token_file != NULL) {
+		char err[512];
+		if (sec_token_load(s->cfg->token_file, s->token, err,
+		        sizeof(err)) != 0) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < s->cfg->n_listen; i++) {
 		const char *url = s->cfg->listen[i];
-		char        err[256];
+		char        err[512];
 		if (util_url_check(url, err, sizeof(err)) != 0) {
 			log_error("listen: %s", err);
 			return -1;
@@ -2263,11 +2297,21 @@ sched_open(struct sched *s)
 				nng_close(probe);
 			}
 		}
-		if ((rv = nng_listen(s->sock, url, NULL, 0)) != 0) {
-			log_error("listen %s: %s", url, nng_strerror(rv));
+		if (sec_listen(s->sock, url, &sl, err, sizeof(err)) != 0) {
+			log_error("%s", err);
 			return -1;
 		}
-		log_info("listening on %s", url);
+		log_info("listening on %s%s", url,
+		    s->token[0] != '\0' ? " (token required)" : "");
+		if (util_url_reach(url) == UTIL_REACH_NETWORK &&
+		    (!util_url_is_tls(url) || s->token[0] == '\0'))
+			log_warn("WARNING: listening on %s WITHOUT %s: ANYONE "
+			         "WHO CAN REACH IT CAN RUN TASKS "
+			         "(see docs/security.md)",
+			    url,
+			    util_url_is_tls(url) ? "A TOKEN"
+			        : s->token[0] != '\0' ? "TLS"
+			                              : "TLS AND A TOKEN");
 	}
 	pthread_mutex_lock(&s->lock);
 	rctx_receive_next(s);

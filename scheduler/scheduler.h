@@ -42,6 +42,11 @@ struct sched_config {
 	uint32_t    report_grace_ms;     /* wait for a supervisor's report,
 	                                  * default 500 */
 	const char *ready_file; /* written once listening, or NULL */
+	/* security (docs/security.md); NULL: off */
+	const char *tls_cert_key_file; /* for tls+tcp:// listeners */
+	const char *tls_ca_file;       /* CA of client certificates */
+	int         require_client_cert; /* mutual TLS */
+	const char *token_file;        /* peers must send this token */
 };
 
 /* Fill c with the defaults (no listen addresses). */

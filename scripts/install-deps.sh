@@ -4,7 +4,8 @@
 set -eu
 
 PACKAGES="build-essential pkg-config meson ninja-build cmake \
-libnng-dev libmsgpack-dev libyaml-dev libcmocka-dev libmbedtls-dev valgrind"
+libnng-dev libmsgpack-dev libyaml-dev libcmocka-dev libmbedtls-dev valgrind openssl \
+shellcheck python3-yaml systemd"
 
 missing=""
 for p in $PACKAGES; do

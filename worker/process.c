@@ -42,6 +42,7 @@
 #include "objcache.h"
 #include "objref.h"
 #include "proto.h"
+#include "security.h"
 #include "slots.h"
 #include "util.h"
 #include "worker.h"
@@ -96,6 +97,7 @@ struct wproc {
 	nng_socket                sock;
 	int                       event_fd, signal_fd;
 	atomic_int                fatal; /* exit status requested by rx */
+	char                      token[SEC_TOKEN_MAX + 1]; /* "": none */
 	uint32_t                  capacity;
 	char                      name[160];
 	char                      host[128];
@@ -357,7 +359,8 @@ run_task(struct wproc *w, struct wtask *t, struct ferry_task *ctx,
 	msgpack_sbuffer_clear(&ctx->out);
 	ctx->id     = t->id;
 	ctx->name   = t->name;
-	ctx->failed = 0;
+	ctx->failed  = 0;
+	ctx->crashed = 0;
 	ctx->code   = 0;
 	ctx->err[0] = '\0';
 	ctx->n_pins = 0;
@@ -389,9 +392,11 @@ run_task(struct wproc *w, struct wtask *t, struct ferry_task *ctx,
 		code = FERRY_ECRASHED;
 		crash_describe(w, ctx, msg, sizeof(msg));
 		unpin_all(ctx, 1);
-		pthread_mutex_lock(&w->lock);
-		w->crashed = 1;
-		pthread_mutex_unlock(&w->lock);
+		/* the executor marks the process crashed once this report
+		 * is in the outbox: marked now, the I/O thread could exit
+		 * before the report leaves, and the crash would go
+		 * uncounted */
+		ctx->crashed = 1;
 		log_error("%s", msg);
 		goto report;
 	}
@@ -519,6 +524,8 @@ executor_main(void *arg)
 		w->running--;
 		w->held--;
 		w->tasks_run++;
+		if (ctx.crashed)
+			w->crashed = 1;
 		if (w->crashed) {
 			pthread_cond_broadcast(&w->cv);
 			wake = 1;
@@ -641,8 +648,11 @@ send_hello_locked(struct wproc *w)
 	if (r == NULL)
 		return;
 	proto_writer_reset(&w->msgw);
-	proto_begin(&w->msgw, PROTO_HELLO, 9 + (w->o->supervisor_token != 0));
+	proto_begin(&w->msgw, PROTO_HELLO,
+	    9 + (w->o->supervisor_token != 0) + (w->token[0] != '\0'));
 	proto_put_str(&w->msgw, "role", "worker");
+	if (w->token[0] != '\0')
+		proto_put_str(&w->msgw, "token", w->token);
 	proto_put_str(&w->msgw, "name", w->name);
 	proto_put_str(&w->msgw, "host", w->host);
 	proto_put_str(&w->msgw, "group", w->o->group);
@@ -894,8 +904,11 @@ handle_reply(struct wproc *w, struct req *r, nng_msg *msg)
 			return -1;
 		}
 		if (m.type == PROTO_ERROR) {
-			log_error("scheduler refused registration: %s", m.msg);
-			return -1;
+			log_error("scheduler refused registration: %s%s", m.msg,
+			    m.code == FERRY_EAUTH
+			        ? " (check the token file: --token-file)"
+			        : "");
+			return m.code == FERRY_EAUTH ? -2 : -1;
 		}
 		if (m.type != PROTO_WELCOME) {
 			log_error("unexpected %s in answer to hello",
@@ -993,8 +1006,10 @@ req_rx_cb(void *arg)
 		r->rx_busy = 0;
 		if (rv != 0) {
 			pthread_mutex_unlock(&w->lock);
-			/* the supervisor restarts us */
-			atomic_store(&w->fatal, WRK_EXIT_LOST);
+			/* the supervisor restarts us, unless the scheduler
+			 * refused our token: restarting cannot help */
+			atomic_store(&w->fatal,
+			    rv == -2 ? WRK_EXIT_CONFIG : WRK_EXIT_LOST);
 			wake_io(w);
 			return;
 		}
@@ -1229,8 +1244,9 @@ io_loop(struct wproc *w)
 		pthread_mutex_unlock(&w->lock);
 		if (!registered && now >= w->hello_deadline) {
 			log_error("no answer from the scheduler at %s within "
-			          "%u ms",
-			    w->o->connect, w->o->connect_timeout_ms);
+			          "%u ms%s",
+			    w->o->connect, w->o->connect_timeout_ms,
+			    sec_connect_hint(w->o->connect));
 			return WRK_EXIT_LOST;
 		}
 		if (w->o->parent_pid > 0 && getppid() != w->o->parent_pid) {
@@ -1456,10 +1472,20 @@ wrk_process_run(const struct wrk_options *o)
 		rc = 1;
 		goto out;
 	}
-	if ((rv = nng_dial(w.sock, o->connect, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		log_error("dial %s: %s", o->connect, nng_strerror(rv));
-		rc = 2;
-		goto out;
+	{
+		struct sec_dial sd = { o->tls_ca_file, o->tls_cert_key_file,
+			o->tls_server_name, o->token_file };
+		char            err[512];
+		if ((o->token_file != NULL &&
+		        (sec_token_load(o->token_file, w.token, err,
+		             sizeof(err)) != 0 ||
+		            sec_token_check_url(o->connect, w.token, err,
+		                sizeof(err)) != 0)) ||
+		    sec_dial(w.sock, o->connect, &sd, err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			rc = WRK_EXIT_CONFIG;
+			goto out;
+		}
 	}
 
 	w.n_threads = o->slots;

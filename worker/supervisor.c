@@ -64,11 +64,12 @@
 #include "ferry/ferry.h"
 #include "log.h"
 #include "proto.h"
+#include "security.h"
 #include "slots.h"
 #include "util.h"
 #include "worker.h"
 
-#define MAX_ARGS (56 + 2 * WRK_MAX_LIBRARIES + 2 * WRK_MAX_ROOTS)
+#define MAX_ARGS (64 + 2 * WRK_MAX_LIBRARIES + 2 * WRK_MAX_ROOTS)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 30000
@@ -122,6 +123,7 @@ struct sconn {
 	atomic_int           lost;     /* a connection dropped */
 	uint64_t             token;
 	uint64_t             id;       /* our supervisor id, from welcome */
+	char                 secret[SEC_TOKEN_MAX + 1]; /* shared token */
 	int                  registered;
 	int                  refused;  /* hellos refused in a row */
 	uint32_t             next_req;
@@ -188,7 +190,10 @@ spawn_one(struct sup *s, struct child *k)
 	snprintf(dtmo, sizeof(dtmo), "%u", o->drain_timeout_ms);
 	snprintf(maxmsg, sizeof(maxmsg), "%zu", o->max_message_size);
 	snprintf(parent, sizeof(parent), "%d", (int)getpid());
-	snprintf(name, sizeof(name), "%s/%s/%d", s->host, o->group, k->index);
+	/* --name replaces the host part: cluster up names each remote
+	 * host's processes after the host as its cluster file spells it */
+	snprintf(name, sizeof(name), "%s/%s/%d",
+	    o->name != NULL ? o->name : s->host, o->group, k->index);
 	snprintf(token, sizeof(token), "%" PRIu64, s->c.token);
 
 	argv[n++] = "ferry";
@@ -237,6 +242,18 @@ spawn_one(struct sup *s, struct child *k)
 	if (o->library_dir != NULL) {
 		argv[n++] = "--library-dir";
 		argv[n++] = o->library_dir;
+	}
+	{
+		static const char *flags[] = { "--tls-ca", "--tls-cert-key",
+			"--tls-server-name", "--token-file" };
+		const char *vals[] = { o->tls_ca_file, o->tls_cert_key_file,
+			o->tls_server_name, o->token_file };
+		for (size_t i = 0; i < 4; i++) {
+			if (vals[i] == NULL)
+				continue;
+			argv[n++] = flags[i];
+			argv[n++] = vals[i];
+		}
 	}
 	for (size_t i = 0; i < o->n_libraries; i++) {
 		argv[n++] = "--library";
@@ -430,13 +447,23 @@ conn_open(struct sup *s)
 		c->recv_fd = -1;
 		return;
 	}
-	if ((rv = nng_dial(c->sock, s->o->connect, NULL, NNG_FLAG_NONBLOCK)) !=
-	    0) {
-		log_error("dial %s: %s; supervising without reporting",
-		    s->o->connect, nng_strerror(rv));
-		nng_close(c->sock);
-		c->recv_fd = -1;
-		return;
+	{
+		struct sec_dial sd = { s->o->tls_ca_file,
+			s->o->tls_cert_key_file, s->o->tls_server_name,
+			s->o->token_file };
+		char            err[512];
+		if ((s->o->token_file != NULL &&
+		        (sec_token_load(s->o->token_file, c->secret, err,
+		             sizeof(err)) != 0 ||
+		            sec_token_check_url(s->o->connect, c->secret, err,
+		                sizeof(err)) != 0)) ||
+		    sec_dial(c->sock, s->o->connect, &sd, err, sizeof(err)) !=
+		        0) {
+			log_error("%s; supervising without reporting", err);
+			nng_close(c->sock);
+			c->recv_fd = -1;
+			return;
+		}
 	}
 	c->open = 1;
 }
@@ -495,8 +522,10 @@ send_hello(struct sup *s)
 {
 	struct sconn *c = &s->c;
 	proto_writer_reset(&c->w);
-	proto_begin(&c->w, PROTO_HELLO, 6);
+	proto_begin(&c->w, PROTO_HELLO, 6 + (c->secret[0] != '\0'));
 	proto_put_str(&c->w, "role", "supervisor");
+	if (c->secret[0] != '\0')
+		proto_put_str(&c->w, "token", c->secret);
 	proto_put_uint(&c->w, "supervisor", c->token);
 	proto_put_str(&c->w, "name", s->host);
 	proto_put_str(&c->w, "host", s->host);

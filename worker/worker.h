@@ -77,6 +77,7 @@ struct ferry_task {
 	msgpack_packer    pk;
 	char              err[1024]; /* set by ferry_task_fail */
 	int               failed;
+	int               crashed;   /* the run faulted (see process.c) */
 	int               code;      /* error code when failed (0: ETASK) */
 	struct objcache  *cache;     /* the process's object cache */
 	struct obj_entry *pins[WRK_MAX_PINS]; /* objects held by the task */
@@ -109,6 +110,11 @@ struct wrk_options {
 	/* set by the supervisor for the processes it starts */
 	uint64_t    supervisor_token; /* sent in hello; 0: none */
 	int         slot_table_fd;  /* the shared slot table, -1: none */
+	/* security (docs/security.md); NULL: not used */
+	const char *tls_ca_file;       /* CA to verify the scheduler */
+	const char *tls_cert_key_file; /* own certificate + key */
+	const char *tls_server_name;   /* default: the URL's host */
+	const char *token_file;        /* the shared token */
 };
 
 /*

@@ -65,6 +65,8 @@ enum ferry_error {
 	FERRY_EOBJECT    = -21, /* an object reference cannot be loaded */
 	FERRY_EMEMORY    = -22, /* the task's process went over its memory
 	                         * limit */
+	FERRY_EAUTH      = -23, /* authentication failed (wrong or missing
+	                         * token, see docs/security.md) */
 };
 
 /* A human-readable description of an error code (never NULL). */
@@ -130,6 +132,26 @@ struct ferry_client_opts {
 	 * fails if the scheduler has not yet noticed that the earlier
 	 * process is gone before connect_timeout_ms. */
 	uint64_t session;
+	/* security (docs/security.md); NULL: not used.  For a tls+tcp://
+	 * URL tls_ca_file is required: the CA bundle (PEM) that signed the
+	 * scheduler's certificate.  tls_cert_key_file: the client's own
+	 * certificate and private key in one PEM file, for a scheduler that
+	 * requires client certificates.  tls_server_name: the name the
+	 * scheduler's certificate must carry (default: the URL's host).
+	 * token_file: a file holding the cluster's shared token, sent in
+	 * hello; refused (FERRY_EINVAL) when the URL is plain tcp:// to a
+	 * host other than loopback.  A wrong or missing token makes the
+	 * connection fail with FERRY_EAUTH.  The strings are read during
+	 * ferry_client_connect_opts() only. */
+	const char *tls_ca_file;
+	const char *tls_cert_key_file;
+	const char *tls_server_name;
+	const char *token_file;
+	/* when not NULL, a failing ferry_client_connect_opts() writes what
+	 * failed here (errbuf_len bytes, always NUL-terminated): the file,
+	 * the address, or the scheduler's refusal */
+	char  *errbuf;
+	size_t errbuf_len;
 };
 
 /*

@@ -1512,6 +1512,210 @@ test_state_dir(void **state)
 	}
 }
 
+/* Worker groups on other hosts, the scheduler's host and the ssh
+ * section: values, defaults and fallbacks. */
+static void
+test_host_keys(void **state)
+{
+	struct conf              c;
+	const struct conf_group *g;
+
+	(void) state;
+	/* defaults: no hosts, ssh with BatchMode and a connect timeout */
+	load_ok(write_file("nohosts.yaml", SCHED WORKERS), &c);
+	assert_null(c.scheduler_host);
+	assert_int_equal(c.groups[0].n_hosts, 0);
+	assert_int_equal(c.n_ssh_command, 5);
+	assert_string_equal(c.ssh_command[0], "ssh");
+	assert_string_equal(c.ssh_command[2], "BatchMode=yes");
+	assert_string_equal(c.ssh_command[4], "ConnectTimeout=10");
+	assert_string_equal(c.ssh_ferry, "ferry");
+	conf_free(&c);
+
+	load_ok(write_file("hosts.yaml",
+	            "scheduler:\n"
+	            "  listen: tcp://10.0.0.1:7710\n"
+	            "  host: queue-1\n"
+	            "ssh:\n"
+	            "  command: [/usr/bin/ssh, -p, '2222']\n"
+	            "  ferry: /opt/ferry/bin/ferry\n"
+	            "workers:\n"
+	            "  - name: cpu\n"
+	            "    libraries: [x, ./lib/y.so]\n"
+	            "    object_roots: [/data]\n"
+	            "    hosts:\n"
+	            "      - node1\n"
+	            "      - name: ops@node2\n"
+	            "        ferry: /usr/local/bin/ferry\n"
+	            "        object_roots: [/mnt/a, /mnt/b]\n"
+	            "        libraries: [z]\n"
+	            "        library_dir: /srv/ferry\n"
+	            "  - name: local\n"
+	            "    libraries: [x]\n"),
+	    &c);
+	assert_string_equal(c.scheduler_host, "queue-1");
+	assert_int_equal(c.n_ssh_command, 3);
+	assert_string_equal(c.ssh_command[0], "/usr/bin/ssh");
+	assert_string_equal(c.ssh_command[2], "2222");
+	assert_string_equal(c.ssh_ferry, "/opt/ferry/bin/ferry");
+	g = &c.groups[0];
+	assert_int_equal(g->n_hosts, 2);
+	assert_string_equal(g->hosts[0].name, "node1");
+	assert_null(g->hosts[0].ferry);
+	assert_int_equal(g->hosts[0].n_object_roots, 0);
+	assert_int_equal(g->hosts[0].n_libraries, 0);
+	assert_null(g->hosts[0].library_dir);
+	assert_string_equal(g->hosts[1].name, "ops@node2");
+	assert_string_equal(g->hosts[1].ferry, "/usr/local/bin/ferry");
+	assert_int_equal(g->hosts[1].n_object_roots, 2);
+	assert_string_equal(g->hosts[1].object_roots[1], "/mnt/b");
+	assert_int_equal(g->hosts[1].n_libraries, 1);
+	assert_string_equal(g->hosts[1].libraries[0], "z");
+	assert_string_equal(g->hosts[1].library_dir, "/srv/ferry");
+	assert_int_equal(c.groups[1].n_hosts, 0);
+	conf_free(&c);
+
+	{
+		char path[PATH_MAX];
+		source_path("config/examples/many-hosts.yaml", path,
+		    sizeof(path));
+		load_ok(path, &c);
+		assert_string_equal(c.scheduler_host, "queue-1");
+		assert_int_equal(c.groups[0].n_hosts, 3);
+		assert_string_equal(c.groups[0].hosts[2].name, "ops@node3");
+		assert_int_equal(c.groups[1].n_hosts, 0);
+		conf_free(&c);
+	}
+}
+
+/* Bad hosts and ssh sections report position, key and problem. */
+static const struct bad_case bad_host_cases[] = {
+	{ WITH_GROUP_KEY("    hosts: node1\n"), 6, 12, "workers[0].hosts",
+	    "must be a list of hosts|got a string" },
+	{ WITH_GROUP_KEY("    hosts: []\n"), 6, 12, "workers[0].hosts",
+	    "at least one host" },
+	{ WITH_GROUP_KEY("    hosts: [a, b, a]\n"), 6, 19,
+	    "workers[0].hosts[2]", "host 'a' listed twice|index 0" },
+	{ WITH_GROUP_KEY("    hosts: [-oProxyCommand=x]\n"), 6, 13,
+	    "workers[0].hosts[0]", "bad host name|not starting with '-'" },
+	{ WITH_GROUP_KEY("    hosts: ['a b']\n"), 6, 13,
+	    "workers[0].hosts[0]", "bad host name 'a b'" },
+	{ WITH_GROUP_KEY("    hosts:\n      - ferry: /x\n"), 7, 9,
+	    "workers[0].hosts[0].name", "required key missing" },
+	{ WITH_GROUP_KEY("    hosts:\n      - name: a\n        user: b\n"),
+	    8, 9, "workers[0].hosts[0].user",
+	    "unknown key|name, ferry, object_roots, libraries, library_dir" },
+	{ WITH_GROUP_KEY("    hosts:\n      - name: a\n"
+	                 "        object_roots: [data]\n"),
+	    8, 24, "workers[0].hosts[0].object_roots[0]",
+	    "must be an absolute path|'data'" },
+	{ WITH_GROUP_KEY("    hosts:\n      - name: a\n"
+	                 "        library_dir: lib\n"),
+	    8, 22, "workers[0].hosts[0].library_dir",
+	    "must be an absolute path" },
+	{ WITH_GROUP_KEY("    hosts:\n      - name: a\n"
+	                 "        libraries: []\n"),
+	    8, 20, "workers[0].hosts[0].libraries", "at least one library" },
+	{ WITH_GROUP_KEY("    hosts:\n      - [a]\n"), 7, 9,
+	    "workers[0].hosts[0]", "host name or a mapping|got a list" },
+	{ WITH_SCHED("  host: [a]\n"), 3, 9, "scheduler.host",
+	    "must be a string|got a list" },
+	{ SCHED "ssh: yes\n" WORKERS, 3, 6, "ssh",
+	    "must be a mapping|command, ferry" },
+	{ SCHED "ssh:\n  command: ssh -v\n" WORKERS, 4, 12, "ssh.command",
+	    "must be a list|BatchMode" },
+	{ SCHED "ssh:\n  command: []\n" WORKERS, 4, 12, "ssh.command",
+	    "at least the program" },
+	{ SCHED "ssh:\n  password: x\n" WORKERS, 4, 3, "ssh.password",
+	    "unknown key|command, ferry" },
+	{ SCHED "ssh:\n  ferry: ''\n" WORKERS, 4, 10, "ssh.ferry",
+	    "must not be empty" },
+};
+
+static void
+test_invalid_hosts(void **state)
+{
+	int failures = 0;
+
+	(void) state;
+	for (size_t i = 0;
+	     i < sizeof(bad_host_cases) / sizeof(bad_host_cases[0]); i++) {
+		const struct bad_case *b = &bad_host_cases[i];
+		char                   what[64];
+
+		snprintf(what, sizeof(what), "bad_host_cases[%zu]", i);
+		failures += expect_error(what, b->yaml, strlen(b->yaml),
+		    b->line, b->col, b->key, b->words);
+	}
+	assert_int_equal(failures, 0);
+}
+
+#define EXPECT(what, text, line, col, key, words)                        \
+	expect_error(what, text, strlen(text), line, col, key, words)
+
+/* security: token_file and tls; relative paths resolve against the
+ * file's directory; bad values name the key. */
+static void
+test_security_keys(void **state)
+{
+	struct conf c;
+	char        want[PATH_MAX + 64];
+	int         failures = 0;
+
+	(void) state;
+	load_ok(write_file("nosec.yaml", SCHED WORKERS), &c);
+	assert_null(c.token_file);
+	assert_null(c.tls_cert_key_file);
+	assert_null(c.tls_ca_file);
+	assert_null(c.tls_client_cert_key_file);
+	assert_null(c.tls_server_name);
+	assert_int_equal(c.tls_require_client_cert, 0);
+	conf_free(&c);
+
+	load_ok(write_file("sec.yaml",
+	            SCHED WORKERS
+	            "security:\n"
+	            "  token_file: secrets/token\n"
+	            "  tls:\n"
+	            "    cert_key_file: /etc/ferry/server.pem\n"
+	            "    ca_file: ca.pem\n"
+	            "    require_client_cert: true\n"
+	            "    client_cert_key_file: ./client.pem\n"
+	            "    server_name: queue.example.org\n"),
+	    &c);
+	snprintf(want, sizeof(want), "%s/secrets/token", tmpdir);
+	assert_string_equal(c.token_file, want);
+	assert_string_equal(c.tls_cert_key_file, "/etc/ferry/server.pem");
+	snprintf(want, sizeof(want), "%s/ca.pem", tmpdir);
+	assert_string_equal(c.tls_ca_file, want);
+	snprintf(want, sizeof(want), "%s/./client.pem", tmpdir);
+	assert_string_equal(c.tls_client_cert_key_file, want);
+	assert_string_equal(c.tls_server_name, "queue.example.org");
+	assert_int_equal(c.tls_require_client_cert, 1);
+	conf_free(&c);
+
+	failures += EXPECT("security not a map", SCHED WORKERS "security: yes\n",
+	    6, 11, "security", "must be a mapping");
+	failures += EXPECT("unknown security key",
+	    SCHED WORKERS "security:\n  token: abc\n", 7, 3, "security.token",
+	    "unknown key|token_file");
+	failures += EXPECT("empty token_file",
+	    SCHED WORKERS "security:\n  token_file: ''\n", 7, 15,
+	    "security.token_file", "must not be empty");
+	failures += EXPECT("bad bool",
+	    SCHED WORKERS "security:\n  tls:\n    ca_file: ca.pem\n"
+	                  "    require_client_cert: maybe\n",
+	    9, 26, "security.tls.require_client_cert", "true or false");
+	failures += EXPECT("client certs without a CA",
+	    SCHED WORKERS "security:\n  tls:\n"
+	                  "    require_client_cert: true\n",
+	    8, 26, "security.tls.require_client_cert", "ca_file");
+	failures += EXPECT("unknown tls key",
+	    SCHED WORKERS "security:\n  tls:\n    cert: x\n", 8, 5,
+	    "security.tls.cert", "unknown key");
+	assert_int_equal(failures, 0);
+}
+
 int
 main(void)
 {
@@ -1532,6 +1736,9 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_error_buffer),
+		cmocka_unit_test(test_host_keys),
+		cmocka_unit_test(test_invalid_hosts),
+		cmocka_unit_test(test_security_keys),
 	};
 
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

@@ -260,6 +260,46 @@ test_hello_client(void **state)
 	assert_int_equal(f->m.n_functions, 0);
 }
 
+/* The shared token in hello: optional, a string of at most 256 bytes. */
+static void
+test_hello_token(void **state)
+{
+	struct fx *f = *state;
+	char       big[300];
+
+	proto_begin(&f->w, PROTO_HELLO, 3);
+	proto_put_str(&f->w, "role", "client");
+	proto_put_uint(&f->w, "session", 99);
+	proto_put_str(&f->w, "token", "0123456789abcdef-secret");
+	decode_ok(f, PROTO_HELLO);
+	assert_string_equal(f->m.token, "0123456789abcdef-secret");
+
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_HELLO, 2);
+	proto_put_str(&f->w, "role", "client");
+	proto_put_uint(&f->w, "session", 99);
+	decode_ok(f, PROTO_HELLO);
+	assert_string_equal(f->m.token, "");
+
+	memset(big, 'k', 257);
+	big[257] = '\0';
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_HELLO, 3);
+	proto_put_str(&f->w, "role", "supervisor");
+	proto_put_uint(&f->w, "supervisor", 5);
+	proto_put_str(&f->w, "token", big);
+	assert_int_equal(decode(f), FERRY_EPROTO);
+	assert_non_null(strstr(f->err, "field 'token'"));
+
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_HELLO, 3);
+	proto_put_str(&f->w, "role", "client");
+	proto_put_uint(&f->w, "session", 99);
+	proto_put_uint(&f->w, "token", 7);
+	assert_int_equal(decode(f), FERRY_EPROTO);
+	assert_non_null(strstr(f->err, "field 'token': expected a string"));
+}
+
 static void
 test_welcome(void **state)
 {
@@ -1942,6 +1982,7 @@ main(void)
 		T(test_hello_worker),
 		T(test_hello_worker_limits),
 		T(test_hello_client),
+		T(test_hello_token),
 		T(test_welcome),
 		T(test_submit),
 		T(test_submit_empty_and_many),

@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ferry/ferry.h"
+#include "security.h"
 #include "util.h"
 
 static uint64_t rng_state;
@@ -779,6 +782,129 @@ test_strlcpy_clock_random(void **state)
 	assert_true(util_random64() != util_random64());
 }
 
+/* Which addresses stay on this host: the scheduler's warning and the
+ * peers' refusal to send the token in clear text depend on it. */
+static void
+test_url_reach(void **state)
+{
+	(void)state;
+	assert_int_equal(util_url_reach("tcp://127.0.0.1:7710"),
+	    UTIL_REACH_LOOPBACK);
+	assert_int_equal(util_url_reach("tcp://127.8.9.10:1"),
+	    UTIL_REACH_LOOPBACK);
+	assert_int_equal(util_url_reach("tcp4://127.0.0.1:7710"),
+	    UTIL_REACH_LOOPBACK);
+	assert_int_equal(util_url_reach("tcp://localhost:7710"),
+	    UTIL_REACH_LOOPBACK);
+	assert_int_equal(util_url_reach("tcp://LocalHost:7710"),
+	    UTIL_REACH_LOOPBACK);
+	assert_int_equal(util_url_reach("tcp://[::1]:7710"),
+	    UTIL_REACH_LOOPBACK);
+	assert_int_equal(util_url_reach("tls+tcp://127.0.0.1:7710"),
+	    UTIL_REACH_LOOPBACK);
+	assert_int_equal(util_url_reach("ipc:///tmp/ferry.sock"),
+	    UTIL_REACH_LOCAL);
+	assert_int_equal(util_url_reach("abstract://ferry"), UTIL_REACH_LOCAL);
+	assert_int_equal(util_url_reach("inproc://ferry"), UTIL_REACH_LOCAL);
+	assert_int_equal(util_url_reach("tcp://0.0.0.0:7710"),
+	    UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("tcp://*:7710"), UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("tcp://:7710"), UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("tcp://[::]:7710"),
+	    UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("tcp://10.0.0.7:7710"),
+	    UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("tcp://128.0.0.1:7710"),
+	    UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("tcp://localhost.example.org:1"),
+	    UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("tcp://127.0.0.1.evil.org:1"),
+	    UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("tcp://[::2]:7710"),
+	    UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach("not a url"), UTIL_REACH_NETWORK);
+	assert_int_equal(util_url_reach(NULL), UTIL_REACH_NETWORK);
+	assert_true(util_url_is_tls("tls+tcp://10.0.0.7:7710"));
+	assert_true(util_url_is_tls("tls+tcp6://[::1]:7710"));
+	assert_false(util_url_is_tls("tcp://10.0.0.7:7710"));
+	assert_false(util_url_is_tls(NULL));
+}
+
+/* The token goes over TLS, ipc or loopback; never in clear text to
+ * another host. */
+static void
+test_token_may_send(void **state)
+{
+	char err[512];
+	(void)state;
+	assert_true(util_token_may_send("tls+tcp://10.0.0.7:7710"));
+	assert_true(util_token_may_send("tls+tcp://queue.example.org:7710"));
+	assert_true(util_token_may_send("ipc:///run/ferry.sock"));
+	assert_true(util_token_may_send("tcp://127.0.0.1:7710"));
+	assert_true(util_token_may_send("tcp://[::1]:7710"));
+	assert_false(util_token_may_send("tcp://10.0.0.7:7710"));
+	assert_false(util_token_may_send("tcp://queue.example.org:7710"));
+	assert_false(util_token_may_send("tcp4://192.0.2.1:7710"));
+	assert_int_equal(sec_token_check_url("tcp://10.0.0.7:7710",
+	                     "0123456789abcdef", err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "refusing to send the token"));
+	assert_non_null(strstr(err, "tcp://10.0.0.7:7710"));
+	assert_int_equal(sec_token_check_url("tcp://10.0.0.7:7710", "", err,
+	                     sizeof(err)),
+	    0);
+	assert_int_equal(sec_token_check_url("tcp://10.0.0.7:7710", NULL,
+	                     err, sizeof(err)),
+	    0);
+	assert_int_equal(sec_token_check_url("tls+tcp://10.0.0.7:7710",
+	                     "0123456789abcdef", err, sizeof(err)),
+	    0);
+}
+
+static void
+token_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+}
+
+/* Reading and comparing tokens. */
+static void
+test_token(void **state)
+{
+	char tok[SEC_TOKEN_MAX + 1], err[512], path[] = "/tmp/ferry-tok-XXXXXX";
+	char big[SEC_TOKEN_MAX + 8];
+	int  fd;
+	(void)state;
+	assert_true(sec_token_equal("0123456789abcdef", "0123456789abcdef"));
+	assert_false(sec_token_equal("0123456789abcdef", "0123456789abcdeg"));
+	assert_false(sec_token_equal("0123456789abcdef", "0123456789abcde"));
+	assert_false(sec_token_equal("", "0123456789abcdef"));
+	assert_true(sec_token_equal("", ""));
+
+	assert_true((fd = mkstemp(path)) >= 0);
+	close(fd);
+	token_file(path, "0123456789abcdef-token\n\n", 0600);
+	assert_int_equal(sec_token_load(path, tok, err, sizeof(err)), 0);
+	assert_string_equal(tok, "0123456789abcdef-token");
+	token_file(path, "short\n", 0600);
+	assert_int_equal(sec_token_load(path, tok, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "at least 16"));
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	token_file(path, big, 0600);
+	assert_int_equal(sec_token_load(path, tok, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "longer than 256"));
+	unlink(path);
+	assert_int_equal(sec_token_load(path, tok, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+	assert_string_equal(tok, "");
+}
+
 int
 main(void)
 {
@@ -795,6 +921,9 @@ main(void)
 		cmocka_unit_test(test_timerheap_sorted),
 		cmocka_unit_test(test_timerheap_interleaved),
 		cmocka_unit_test(test_url_check),
+		cmocka_unit_test(test_url_reach),
+		cmocka_unit_test(test_token_may_send),
+		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_nng_err),
 		cmocka_unit_test(test_strlcpy_clock_random),
 	};

@@ -1,0 +1,525 @@
+/*
+ * test_security.c - TLS and token authentication, end to end: a real
+ * scheduler on tls+tcp://127.0.0.1, a real `ferry worker` supervisor and
+ * its processes, and clients through the library API.
+ *
+ * What a user relies on: with TLS and a token, tasks run as before; a
+ * client with a wrong or no token is refused with FERRY_EAUTH
+ * ("authentication failed"), the scheduler logs the refusal with the
+ * peer's address and counts it, and nothing is registered; a client that
+ * trusts another CA, or lacks its certificate when the scheduler requires
+ * one, fails within its connect timeout with a message that says TLS; a
+ * missing CA file is named; the token is never sent in clear text to a
+ * host that is not loopback.  The certificates are made with the openssl
+ * command; without it the tests are skipped.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include "ferry/ferry.h"
+#include "harness.h"
+
+static int  have_certs;
+static char p_ca[512], p_ca2[512], p_server[512], p_client[512];
+static char p_token[512], p_wrong[512];
+
+static uint64_t
+ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Run a shell command in the test directory; 0 on success. */
+static int
+sh(const char *fmt, ...)
+{
+	char    cmd[4096], full[4400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	snprintf(full, sizeof(full), "cd '%s' && (%s) >>openssl.out 2>&1",
+	    h_dir(), cmd);
+	return system(full) == 0 ? 0 : -1;
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, 0600);
+}
+
+/* A CA, a second unrelated CA, a server certificate for 127.0.0.1 and
+ * localhost, a client certificate; each certificate and its key in one
+ * PEM file, as NNG wants them. */
+static int
+group_setup(void **state)
+{
+	const char *key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+	                  "-nodes";
+	(void)state;
+	snprintf(p_ca, sizeof(p_ca), "%s/ca.pem", h_dir());
+	snprintf(p_ca2, sizeof(p_ca2), "%s/ca2.pem", h_dir());
+	snprintf(p_server, sizeof(p_server), "%s/server.pem", h_dir());
+	snprintf(p_client, sizeof(p_client), "%s/client.pem", h_dir());
+	snprintf(p_token, sizeof(p_token), "%s/token", h_dir());
+	snprintf(p_wrong, sizeof(p_wrong), "%s/wrong-token", h_dir());
+	write_file(p_token, "0123456789abcdef-the-right-token\n");
+	write_file(p_wrong, "0123456789abcdef-a-wrong-token!!\n");
+	if (system("openssl version >/dev/null 2>&1") != 0)
+		return 0;
+	if (sh("openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 "
+	       "-subj /CN=ferry-test-ca "
+	       "-addext basicConstraints=critical,CA:TRUE "
+	       "-addext keyUsage=keyCertSign,cRLSign",
+	        key) != 0 ||
+	    sh("openssl req -x509 %s -keyout ca2.key -out ca2.pem -days 2 "
+	       "-subj /CN=other-ca "
+	       "-addext basicConstraints=critical,CA:TRUE "
+	       "-addext keyUsage=keyCertSign,cRLSign",
+	        key) != 0 ||
+	    sh("printf 'subjectAltName=DNS:localhost,DNS:127.0.0.1,"
+	       "IP:127.0.0.1\\n' > server.ext") != 0 ||
+	    sh("openssl req %s -keyout server.key -out server.csr "
+	       "-subj /CN=127.0.0.1",
+	        key) != 0 ||
+	    sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+	       "-CAcreateserial -out server.crt -days 2 "
+	       "-extfile server.ext") != 0 ||
+	    sh("cat server.crt server.key > server.pem") != 0 ||
+	    sh("openssl req %s -keyout client.key -out client.csr "
+	       "-subj /CN=ferry-test-client",
+	        key) != 0 ||
+	    sh("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
+	       "-CAcreateserial -out client.crt -days 2") != 0 ||
+	    sh("cat client.crt client.key > client.pem") != 0) {
+		fprintf(stderr, "openssl failed: see %s/openssl.out\n",
+		    h_dir());
+		return -1;
+	}
+	have_certs = 1;
+	return 0;
+}
+
+static void
+need_certs(void)
+{
+	if (!have_certs) {
+		fprintf(stderr, "the openssl command is not installed: "
+		                "skipping (apt-get install openssl)\n");
+		skip();
+	}
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	h_cleanup();
+	return 0;
+}
+
+/* tls+tcp://127.0.0.1:PORT on a free port. */
+static void
+tls_url(char *buf, size_t len)
+{
+	char tcp[128];
+	h_tcp_url(tcp, sizeof(tcp));
+	snprintf(buf, len, "tls+%s", tcp);
+}
+
+static int
+log_count(const char *log, const char *text)
+{
+	char  path[512], line[2048];
+	FILE *f;
+	int   n = 0;
+	snprintf(path, sizeof(path), "%s/%s.log", h_dir(), log);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, text) != NULL)
+			n++;
+	fclose(f);
+	return n;
+}
+
+static int
+wait_log(const char *log, const char *text, int n, int timeout_ms)
+{
+	uint64_t end = ms_now() + (uint64_t)timeout_ms;
+	while (ms_now() < end) {
+		if (log_count(log, text) >= n)
+			return 0;
+		usleep(20000);
+	}
+	fprintf(stderr, "%s.log never said '%s' %d time(s)\n", log, text, n);
+	return -1;
+}
+
+/* Wait (bounded) until the status counter key reaches n. */
+static int
+wait_status(ferry_client *c, const char *key, uint64_t n, int timeout_ms)
+{
+	uint64_t end = ms_now() + (uint64_t)timeout_ms, v = 0;
+	while (ms_now() < end) {
+		v = h_status_uint(c, key);
+		if (v != UINT64_MAX && v >= n)
+			return 0;
+		usleep(20000);
+	}
+	fprintf(stderr, "status '%s' stayed at %llu, wanted %llu\n", key,
+	    (unsigned long long)v, (unsigned long long)n);
+	return -1;
+}
+
+/* Connect with these security options; returns the error code and the
+ * client's message in err. */
+static int
+connect_sec(ferry_client **c, const char *url, const char *ca,
+    const char *cert, const char *token, int timeout_ms, char *err,
+    size_t errlen)
+{
+	struct ferry_client_opts o;
+	memset(&o, 0, sizeof(o));
+	o.size               = sizeof(o);
+	o.connect_timeout_ms = timeout_ms;
+	o.tls_ca_file        = ca;
+	o.tls_cert_key_file  = cert;
+	o.token_file         = token;
+	o.errbuf             = err;
+	o.errbuf_len         = errlen;
+	err[0]               = '\0';
+	*c                   = NULL;
+	return ferry_client_connect_opts(c, url, &o);
+}
+
+static void
+expect_square(ferry_client *c, uint64_t i)
+{
+	uint8_t       buf[32];
+	size_t        len = h_pack_uint_array1(buf, i);
+	ferry_future *f;
+	const void   *data;
+	size_t        n;
+	uint64_t      v;
+	assert_int_equal(ferry_submit(c, "square", buf, len, &f), 0);
+	assert_int_equal(ferry_future_wait(f, 30000), 0);
+	assert_int_equal(ferry_future_result(f, &data, &n), 0);
+	assert_int_equal(h_unpack_uint(data, n, &v), 0);
+	assert_int_equal(v, i * i);
+	ferry_future_free(f);
+}
+
+/* Tasks run end to end over TLS with a token: scheduler, supervisor and
+ * worker processes, client.  Then wrong and missing tokens are refused,
+ * logged with the peer's address, counted, and register nothing. */
+static void
+test_tls_token(void **state)
+{
+	char          url[160], err[1024];
+	ferry_client *c, *bad;
+	const char   *sargs[] = { "--tls-cert-key", p_server, "--token-file",
+		  p_token, NULL };
+	const char   *wargs[] = { "--tls-ca", p_ca, "--token-file", p_token,
+		  NULL };
+	(void)state;
+	need_certs();
+	tls_url(url, sizeof(url));
+	h_scheduler(url, sargs);
+	h_workers(url, 1, wargs);
+	assert_int_equal(connect_sec(&c, url, p_ca, NULL, p_token, 10000,
+	                     err, sizeof(err)),
+	    0);
+	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
+	expect_square(c, 7);
+	expect_square(c, 12);
+	assert_int_equal(wait_status(c, "supervisors", 1, 10000), 0);
+	assert_int_equal(h_status_uint(c, "auth_failures"), 0);
+	assert_int_equal(wait_log("scheduler", "(token required)", 1, 1000),
+	    0);
+
+	/* a wrong token */
+	assert_int_equal(connect_sec(&bad, url, p_ca, NULL, p_wrong, 5000,
+	                     err, sizeof(err)),
+	    FERRY_EAUTH);
+	assert_null(bad);
+	assert_non_null(strstr(err, "authentication failed"));
+	assert_string_equal(ferry_strerror(FERRY_EAUTH),
+	    "authentication failed");
+	/* no token at all */
+	assert_int_equal(connect_sec(&bad, url, p_ca, NULL, NULL, 5000, err,
+	                     sizeof(err)),
+	    FERRY_EAUTH);
+	assert_non_null(strstr(err, "authentication failed"));
+	assert_int_equal(wait_log("scheduler", "wrong token", 1, 2000), 0);
+	assert_int_equal(wait_log("scheduler", "no token", 1, 2000), 0);
+	assert_true(log_count("scheduler", "from 127.0.0.1:") >= 2);
+	assert_int_equal(h_status_uint(c, "auth_failures"), 2);
+	/* neither registered a session */
+	assert_int_equal(h_status_uint(c, "clients"), 1);
+	expect_square(c, 3);
+	ferry_client_close(c);
+}
+
+/* A worker with a wrong token is refused and its supervisor stops rather
+ * than restarting it forever. */
+static void
+test_worker_wrong_token(void **state)
+{
+	char          url[160], err[1024];
+	ferry_client *c;
+	pid_t         w;
+	uint64_t      end;
+	const char   *sargs[] = { "--tls-cert-key", p_server, "--token-file",
+		  p_token, NULL };
+	const char   *wargs[] = { "--tls-ca", p_ca, "--token-file", p_wrong,
+		  NULL };
+	(void)state;
+	need_certs();
+	tls_url(url, sizeof(url));
+	h_scheduler(url, sargs);
+	w = h_workers(url, 1, wargs);
+	assert_int_equal(connect_sec(&c, url, p_ca, NULL, p_token, 10000,
+	                     err, sizeof(err)),
+	    0);
+	assert_int_equal(wait_log("scheduler", "worker hello refused", 1,
+	                     20000),
+	    0);
+	end = ms_now() + 20000;
+	while (h_alive(w) && ms_now() < end)
+		usleep(50000);
+	assert_false(h_alive(w));
+	assert_int_equal(h_status_uint(c, "workers"), 0);
+	assert_true(h_status_uint(c, "auth_failures") >= 1);
+	assert_true(wait_log("workers", "authentication failed", 1, 1000) ==
+	    0);
+	ferry_client_close(c);
+}
+
+/* A client that trusts another CA fails within its timeout, saying TLS;
+ * missing or unusable files are named at once. */
+static void
+test_wrong_ca(void **state)
+{
+	char          url[160], err[1024];
+	ferry_client *c;
+	uint64_t      t0;
+	int           rv;
+	const char   *sargs[] = { "--tls-cert-key", p_server, "--token-file",
+		  p_token, NULL };
+	(void)state;
+	need_certs();
+	tls_url(url, sizeof(url));
+	h_scheduler(url, sargs);
+	/* the right CA works (the scheduler is up) */
+	assert_int_equal(connect_sec(&c, url, p_ca, NULL, p_token, 10000,
+	                     err, sizeof(err)),
+	    0);
+	ferry_client_close(c);
+
+	t0 = ms_now();
+	rv = connect_sec(&c, url, p_ca2, NULL, p_token, 1500, err,
+	    sizeof(err));
+	assert_int_equal(rv, FERRY_ECONNECT);
+	assert_true(ms_now() - t0 < 6000); /* 1.5 s + a bounded close */
+	assert_non_null(strstr(err, "TLS handshake failed or the scheduler "
+	                            "is unreachable"));
+
+	/* a missing CA file is named, at once */
+	rv = connect_sec(&c, url, "/nonexistent/ca.pem", NULL, p_token, 1500,
+	    err, sizeof(err));
+	assert_int_equal(rv, FERRY_EINVAL);
+	assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+	/* a file that is no certificate */
+	rv = connect_sec(&c, url, p_token, NULL, p_token, 1500, err,
+	    sizeof(err));
+	assert_int_equal(rv, FERRY_EINVAL);
+	assert_non_null(strstr(err, p_token));
+	/* a TLS address without a CA */
+	rv = connect_sec(&c, url, NULL, NULL, p_token, 1500, err,
+	    sizeof(err));
+	assert_int_equal(rv, FERRY_EINVAL);
+	assert_non_null(strstr(err, "CA"));
+}
+
+/* With require_client_cert, a client without its certificate cannot
+ * connect; with it, it can. */
+static void
+test_require_client_cert(void **state)
+{
+	char          url[160], err[1024];
+	ferry_client *c;
+	int           rv;
+	const char   *sargs[] = { "--tls-cert-key", p_server, "--tls-ca",
+		  p_ca, "--require-client-cert", "--token-file", p_token,
+		  NULL };
+	(void)state;
+	need_certs();
+	tls_url(url, sizeof(url));
+	h_scheduler(url, sargs);
+	assert_int_equal(connect_sec(&c, url, p_ca, p_client, p_token, 10000,
+	                     err, sizeof(err)),
+	    0);
+	assert_int_equal(h_status_uint(c, "clients"), 1);
+	ferry_client_close(c);
+	/* the scheduler is up: without the certificate, no connection */
+	rv = connect_sec(&c, url, p_ca, NULL, p_token, 1500, err,
+	    sizeof(err));
+	assert_int_equal(rv, FERRY_ECONNECT);
+	assert_non_null(strstr(err, "TLS handshake failed"));
+}
+
+/* A token goes over plain tcp only to loopback: to any other host the
+ * client refuses before dialling (no packet leaves); a scheduler with a
+ * missing token file does not start and names it. */
+static void
+test_token_plain_tcp(void **state)
+{
+	char          url[160], err[1024];
+	char         *out = NULL, *serr = NULL;
+	ferry_client *c;
+	int           rv;
+	const char   *sargs[] = { "--token-file", p_token, NULL };
+	const char   *bad[]   = { "scheduler", "--listen", url,
+		    "--token-file", "/nonexistent/token", NULL };
+	(void)state;
+	h_tcp_url(url, sizeof(url));
+	h_scheduler(url, sargs);
+	assert_int_equal(connect_sec(&c, url, NULL, NULL, p_token, 10000,
+	                     err, sizeof(err)),
+	    0);
+	ferry_client_close(c);
+	rv = connect_sec(&c, "tcp://192.0.2.1:7710", NULL, NULL, p_token,
+	    1000, err, sizeof(err));
+	assert_int_equal(rv, FERRY_EINVAL);
+	assert_non_null(strstr(err, "refusing to send the token"));
+
+	h_tcp_url(url, sizeof(url));
+	rv = h_run(bad, 10000, &out, &serr);
+	assert_true(rv != 0);
+	assert_non_null(strstr(serr, "/nonexistent/token"));
+	free(out);
+	free(serr);
+	/* nor one whose certificate file is missing */
+	{
+		char        tls[160];
+		const char *nocert[] = { "scheduler", "--listen", tls,
+			"--tls-cert-key", "/nonexistent/server.pem", NULL };
+		tls_url(tls, sizeof(tls));
+		rv = h_run(nocert, 10000, &out, &serr);
+		assert_true(rv != 0);
+		assert_non_null(strstr(serr, "/nonexistent/server.pem"));
+		free(out);
+		free(serr);
+	}
+}
+
+/* The same from a cluster file: its security section (relative paths
+ * resolved against the file's directory) reaches the scheduler, the
+ * supervisor and its processes, and `ferry submit` / `ferry status`. */
+static void
+test_cluster_file(void **state)
+{
+	char        url[160], file[600], yaml[2048];
+	char       *out = NULL, *err = NULL;
+	FILE       *f;
+	int         rc;
+	(void)state;
+	need_certs();
+	tls_url(url, sizeof(url));
+	snprintf(file, sizeof(file), "%s/secure.yaml", h_dir());
+	snprintf(yaml, sizeof(yaml),
+	    "cluster:\n"
+	    "  name: secure\n"
+	    "scheduler:\n"
+	    "  listen: %s\n"
+	    "security:\n"
+	    "  token_file: token\n"
+	    "  tls:\n"
+	    "    cert_key_file: server.pem\n"
+	    "    ca_file: ./ca.pem\n"
+	    "    require_client_cert: true\n"
+	    "    client_cert_key_file: client.pem\n"
+	    "    server_name: localhost\n"
+	    "workers:\n"
+	    "  - name: default\n"
+	    "    processes: 1\n"
+	    "    libraries: [ferry_examples]\n",
+	    url);
+	assert_non_null(f = fopen(file, "w"));
+	fputs(yaml, f);
+	fclose(f);
+	{
+		const char *sargs[] = { "scheduler", "-f", file, NULL };
+		const char *wargs[] = { "worker", "-f", file, NULL };
+		h_start("scheduler", sargs);
+		h_start("workers", wargs);
+	}
+	{
+		const char *sub[] = { "submit", "-f", file, "square", "9",
+			NULL };
+		rc = h_run(sub, 30000, &out, &err);
+		if (rc != 0)
+			fprintf(stderr, "submit: %s%s", out, err);
+		assert_int_equal(rc, 0);
+		assert_non_null(strstr(out, "81"));
+		free(out);
+		free(err);
+	}
+	{
+		const char *st[] = { "status", "-f", file, NULL };
+		rc = h_run(st, 20000, &out, &err);
+		assert_int_equal(rc, 0);
+		assert_non_null(strstr(out, "0 authentication failure(s)"));
+		assert_non_null(strstr(out, "1 process(es)"));
+		free(out);
+		free(err);
+	}
+	{
+		/* the flags override the file: a wrong token is refused */
+		const char *st[] = { "status", "-f", file, "--token-file",
+			p_wrong, NULL };
+		rc = h_run(st, 20000, &out, &err);
+		assert_int_not_equal(rc, 0);
+		assert_non_null(strstr(err, "authentication failed"));
+		free(out);
+		free(err);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_tls_token, teardown),
+		cmocka_unit_test_teardown(test_worker_wrong_token, teardown),
+		cmocka_unit_test_teardown(test_wrong_ca, teardown),
+		cmocka_unit_test_teardown(test_require_client_cert, teardown),
+		cmocka_unit_test_teardown(test_token_plain_tcp, teardown),
+		cmocka_unit_test_teardown(test_cluster_file, teardown),
+	};
+	int rv;
+	h_init(argc, argv);
+	rv = cmocka_run_group_tests(tests, group_setup, NULL);
+	if (rv != 0)
+		h_dump_logs();
+	return rv;
+}
