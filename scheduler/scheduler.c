@@ -1311,6 +1311,17 @@ handle_report(struct sched *s, struct supervisor *sp,
 			s->memory_kills++;
 		task_run_failed(s, t, 1, code, why, (size_t)n);
 	}
+	if (w != NULL) {
+		/* what it held but was not running never started there: that
+		 * dispatch is not a run (attempts counts runs started) */
+		for (struct task *t = w->tasks; t != NULL; t = t->wnext) {
+			int ran = 0;
+			for (uint32_t i = 0; i < m->n_rtasks && !ran; i++)
+				ran = m->rtasks[i].id == t->id;
+			if (!ran && t->attempts > 0)
+				t->attempts--;
+		}
+	}
 	if (w != NULL && w->ghost) {
 		ghost_release(s, w, "its process ended");
 	} else if (w != NULL) {
