@@ -793,7 +793,7 @@ cmd_bench(int argc, char **argv)
 		struct conf bc;
 		if (cli_load_conf(o.file, &bc) != 0)
 			return 2;
-		rc = cli_connect_conf(&bc, addr, 10000, &c);
+		rc = cli_connect_conf(&bc, addr, 10000, &c, NULL, 0);
 		conf_free(&bc);
 	} else {
 		rc = ferry_client_connect(&c, addr, 10000);

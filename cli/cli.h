@@ -58,8 +58,10 @@ long cli_parse_long(const char *opt, const char *val, long min, long max);
 struct ferry_client;
 
 /* ferry_client_connect() to url with the TLS and token settings of c's
- * security section (c may be NULL: none).  Returns a ferry_error. */
+ * security section (c may be NULL: none).  Returns a ferry_error; on
+ * failure err (errlen bytes; may be NULL) says why when the client knows
+ * more than the code (a file, the TLS handshake), else is empty. */
 int cli_connect_conf(const struct conf *c, const char *url, int timeout_ms,
-    struct ferry_client **out);
+    struct ferry_client **out, char *err, size_t errlen);
 
 #endif

@@ -945,12 +945,51 @@ start_remote_workers(const struct conf *c, struct state *st)
 	return failed ? -1 : 0;
 }
 
+/*
+ * Connect to the scheduler cluster up just started.  A local one is our
+ * child: if it exits while we wait (a certificate file missing, the
+ * address in use), say so at once rather than waiting out the timeout.
+ * Returns 0, FERRY_ECLOSED when it exited (err says how), or the error of
+ * the last attempt (err may say more).
+ */
+static int
+connect_scheduler(const struct conf *c, struct state *st, ferry_client **cl,
+    char *err, size_t errlen)
+{
+	uint64_t deadline = util_now_ms() + c->connect_timeout_ms;
+	int      local    = st->sched_host[0] == '\0' && st->scheduler > 0;
+	int      rv       = FERRY_ETIMEDOUT;
+
+	err[0] = '\0';
+	for (int i = 0; i < 10000 && util_now_ms() < deadline; i++) {
+		uint64_t left  = deadline - util_now_ms();
+		int      slice = local && left > 500 ? 500 : (int)left;
+		int      status;
+
+		rv = cli_connect_conf(c, c->address, slice, cl, err, errlen);
+		if (rv == 0 || (rv != FERRY_ECONNECT && rv != FERRY_ETIMEDOUT))
+			return rv;
+		if (local && waitpid(st->scheduler, &status, WNOHANG) ==
+		                 st->scheduler) {
+			if (WIFEXITED(status))
+				snprintf(err, errlen, "exit status %d",
+				    WEXITSTATUS(status));
+			else
+				snprintf(err, errlen, "killed by signal %d",
+				    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+			st->scheduler = 0; /* reaped: nothing to stop */
+			return FERRY_ECLOSED;
+		}
+	}
+	return rv;
+}
+
 static int
 cluster_up(const struct conf *c, const char *dir, long timeout_s)
 {
 	static struct state st;
 	static char         pids[MAX_REMOTE][256];
-	char                log[4200], err[1024], path[4096];
+	char                log[4200], err[1024], path[4096], cerr[1024];
 	const char         *argv[16];
 	ferry_client       *cl = NULL;
 	struct ferry_status fs;
@@ -1026,13 +1065,24 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		fprintf(stderr, "ferry cluster: cannot write %s/cluster.state: "
 		                "%s\n",
 		    dir, strerror(errno));
-	rv = cli_connect_conf(c, c->address, (int)c->connect_timeout_ms,
-	    &cl);
+	rv = connect_scheduler(c, &st, &cl, cerr, sizeof(cerr));
 	if (rv != 0) {
-		fprintf(stderr,
-		    "ferry cluster: the scheduler did not answer at %s within "
-		    "%u ms: %s\n",
-		    c->address, c->connect_timeout_ms, ferry_strerror(rv));
+		if (rv == FERRY_ECLOSED)
+			fprintf(stderr, "ferry cluster: the scheduler exited at "
+			                "start: %s\n",
+			    cerr);
+		else if (rv == FERRY_ECONNECT || rv == FERRY_ETIMEDOUT)
+			fprintf(stderr,
+			    "ferry cluster: the scheduler did not answer at %s "
+			    "within %u ms: %s\n",
+			    c->address, c->connect_timeout_ms,
+			    cerr[0] != '\0' ? cerr : ferry_strerror(rv));
+		else
+			fprintf(stderr,
+			    "ferry cluster: cannot connect to the scheduler at "
+			    "%s: %s\n",
+			    c->address,
+			    cerr[0] != '\0' ? cerr : ferry_strerror(rv));
 		if (st.sched_host[0] != '\0')
 			remote_tail_log(c, st.sched_host, "scheduler.log");
 		else
@@ -1228,7 +1278,7 @@ cluster_status(const struct conf *c, const char *dir)
 			ssh_report(&j, st.sched_host, "checking the scheduler");
 	} else
 		up = cli_pid_is_ferry(st.scheduler);
-	if (up && cli_connect_conf(c, st.address, 3000, &cl) == 0)
+	if (up && cli_connect_conf(c, st.address, 3000, &cl, NULL, 0) == 0)
 		count_registered(cl, &st, pids);
 	ferry_client_close(cl);
 	printf("cluster '%s' (%s)\n", c->name, st.config);

@@ -771,13 +771,18 @@ struct cli_sec {
 
 int
 cli_connect_conf(const struct conf *c, const char *url, int timeout_ms,
-    ferry_client **out)
+    ferry_client **out, char *err, size_t errlen)
 {
 	struct ferry_client_opts o;
 
 	memset(&o, 0, sizeof(o));
 	o.size               = sizeof(o);
 	o.connect_timeout_ms = timeout_ms;
+	if (err != NULL && errlen > 0) {
+		err[0]       = '\0';
+		o.errbuf     = err;
+		o.errbuf_len = errlen;
+	}
 	if (c != NULL) {
 		o.tls_ca_file       = c->tls_ca_file;
 		o.tls_cert_key_file = c->tls_client_cert_key_file;

@@ -229,7 +229,8 @@ test_submit(void **state)
 static void
 test_bad_cluster_file(void **state)
 {
-	char        path[512], statedir[512], *out = NULL, *err = NULL;
+	char        path[512], statedir[512], tcp[128], *out = NULL,
+	            *err = NULL;
 	const char *up[] = { "cluster", "up", "-f", path, NULL };
 	FILE       *f;
 	int         rc;
@@ -278,6 +279,63 @@ test_bad_cluster_file(void **state)
 	assert_int_not_equal(rc, 0);
 	assert_non_null(strstr(err, "no_such_library"));
 	assert_int_not_equal(stat(statedir, &st), 0);
+	free(out);
+	free(err);
+
+	/* a TLS address with no CA to check the scheduler: said before
+	 * waiting, and nothing is left running */
+	h_tcp_url(tcp, sizeof(tcp)); /* tcp://127.0.0.1:PORT */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f,
+	    "cluster:\n"
+	    "  name: bad\n"
+	    "  state_dir: %s\n"
+	    "scheduler:\n"
+	    "  listen: [tls+%s]\n"
+	    "security:\n"
+	    "  tls:\n"
+	    "    cert_key_file: %s/no-such-server.pem\n"
+	    "workers:\n"
+	    "  - name: main\n"
+	    "    libraries: [ferry_examples]\n",
+	    statedir, tcp, h_dir());
+	fclose(f);
+	rc = h_run(up, 20000, &out, &err);
+	assert_int_not_equal(rc, 0);
+	if (strstr(err, "give the CA") == NULL)
+		fail_msg("cluster up said: %s", err);
+	{
+		pid_t left[4];
+		assert_int_equal(pids_mentioning(path, left, 4), 0);
+	}
+	free(out);
+	free(err);
+
+	/* a scheduler that cannot start (it cannot listen there) is
+	 * reported at once with its log, and nothing is left running */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f,
+	    "cluster:\n"
+	    "  name: bad\n"
+	    "  state_dir: %s\n"
+	    "scheduler:\n"
+	    "  listen: [ipc://%s/no-such-dir/bad.sock]\n"
+	    "workers:\n"
+	    "  - name: main\n"
+	    "    libraries: [ferry_examples]\n",
+	    statedir, h_dir());
+	fclose(f);
+	rc = h_run(up, 20000, &out, &err);
+	assert_int_not_equal(rc, 0);
+	if (strstr(err, "the scheduler exited at start") == NULL ||
+	    strstr(err, "no-such-dir") == NULL)
+		fail_msg("cluster up said: %s", err);
+	{
+		pid_t left[4];
+		assert_int_equal(pids_mentioning(path, left, 4), 0);
+	}
 	free(out);
 	free(err);
 }
