@@ -5,9 +5,11 @@
  * number, process id, CLOCK_MONOTONIC microseconds) to the binary log
  * named by $FERRY_FI_LOG, sleeps a little and returns [seq * 7 + 3, pid],
  * so the test can check every result and see every execution, including
- * those whose result was lost with their process.  The others are poison:
- * fi_segv and fi_abort crash their process, fi_hang never returns, fi_hog
- * allocates (and touches) memory until its process is killed.
+ * those whose result was lost with their process.  The others are poison
+ * (they log their start too, [seq, ...], so the test knows where they
+ * run): fi_segv and fi_abort crash their process, fi_hang never returns,
+ * fi_hog [seq, mib] allocates (and touches) memory until its process is
+ * killed.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -79,7 +81,7 @@ static int
 fi_segv(ferry_task *t, const msgpack_object *args)
 {
 	(void)t;
-	(void)args;
+	log_start(arg_u64(args, 0, 0));
 #if defined(__SANITIZE_ADDRESS__)
 	/* AddressSanitizer reports a real bad access itself and exits;
 	 * deliver the signal the access would raise instead */
@@ -97,7 +99,7 @@ static int
 fi_abort(ferry_task *t, const msgpack_object *args)
 {
 	(void)t;
-	(void)args;
+	log_start(arg_u64(args, 0, 0));
 	abort();
 }
 
@@ -105,7 +107,7 @@ static int
 fi_hang(ferry_task *t, const msgpack_object *args)
 {
 	(void)t;
-	(void)args;
+	log_start(arg_u64(args, 0, 0));
 	for (int i = 0; i < 600; i++)
 		sleep(1);
 	return 0;
@@ -114,10 +116,11 @@ fi_hang(ferry_task *t, const msgpack_object *args)
 static int
 fi_hog(ferry_task *t, const msgpack_object *args)
 {
-	uint64_t mib   = arg_u64(args, 0, 1024);
+	uint64_t mib   = arg_u64(args, 1, 1024);
 	char   **parts = calloc(mib / 16 + 1, sizeof(char *));
 	uint64_t n     = 0;
 
+	log_start(arg_u64(args, 0, 0));
 	if (parts == NULL)
 		return ferry_task_fail(t, "out of memory");
 	for (; n < mib / 16; n++) {

@@ -41,6 +41,7 @@
 #define MAX_EVENTS 512
 #define DELAY_US 400       /* each ordinary task sleeps this long */
 #define MEMORY_LIMIT_MIB 256
+#define MAX_POISON 64      /* poisoned tasks at most */
 
 static const char *fi_lib;
 
@@ -54,6 +55,7 @@ struct driver {
 	unsigned       seed;
 	const char    *log;    /* the start records */
 	uint64_t       probe;  /* seq of the long task the stop targets */
+	uint64_t       poison; /* seq of the first poisoned task */
 	pid_t          sup;    /* the supervisor: its children are ours */
 	const char    *url;
 	atomic_int     done;
@@ -108,20 +110,36 @@ rss_kib(pid_t pid)
 	return v;
 }
 
-/* The process that last started task seq, from the start records. */
-static pid_t
-last_runner(const char *log, uint64_t seq)
+/*
+ * From the start records: the process that last started the probe, and
+ * those that last started each poisoned task (excl, at most n).  The
+ * driver leaves them alone, so that each poisoned task fails for its own
+ * reason and the probe measures the stop.  Returns how many in excl.
+ */
+static int
+runners(const struct driver *d, pid_t *probe, pid_t *excl, int n)
 {
-	struct fi_record r;
-	pid_t            pid = 0;
-	int              fd  = open(log, O_RDONLY);
+	struct fi_record r[256];
+	pid_t            last[MAX_POISON] = { 0 };
+	ssize_t          got;
+	int              fd = open(d->log, O_RDONLY), k = 0;
+
+	*probe = 0;
 	if (fd < 0)
 		return 0;
-	while (read(fd, &r, sizeof(r)) == (ssize_t)sizeof(r))
-		if (r.seq == seq)
-			pid = (pid_t)r.pid;
+	while ((got = read(fd, r, sizeof(r))) >= (ssize_t)sizeof(r[0]))
+		for (size_t i = 0; i < (size_t)got / sizeof(r[0]); i++) {
+			if (r[i].seq == d->probe)
+				*probe = (pid_t)r[i].pid;
+			else if (r[i].seq >= d->poison &&
+			    r[i].seq < d->poison + MAX_POISON)
+				last[r[i].seq - d->poison] = (pid_t)r[i].pid;
+		}
 	close(fd);
-	return pid;
+	for (int i = 0; i < MAX_POISON && k < n; i++)
+		if (last[i] != 0)
+			excl[k++] = last[i];
+	return k;
 }
 
 static void
@@ -134,7 +152,8 @@ note_seen(struct driver *d, pid_t pid)
 		d->seen[d->n_seen++] = pid;
 }
 
-/* Kill -9 a random worker process every 150-450 ms; once, early on,
+/* Kill -9 a random worker process every 150-450 ms, sparing those that
+ * run a poisoned task (it must fail for its own reason); once, early on,
  * SIGSTOP the process running the long probe task for longer than the
  * lease, then SIGCONT it. */
 static void *
@@ -143,8 +162,8 @@ driver_main(void *arg)
 	struct driver *d = arg;
 	ferry_client  *c;
 	unsigned       r = d->seed;
-	int            stopped = 0, round = 0;
-	pid_t          probe, stopped_pid = 0;
+	int            stopped = 0, round = 0, n_excl;
+	pid_t          probe, stopped_pid = 0, excl[MAX_POISON];
 
 	if (ferry_client_connect(&c, d->url, 10000) != 0)
 		return NULL;
@@ -166,7 +185,7 @@ driver_main(void *arg)
 		}
 		if (k < 2)
 			continue; /* keep one running */
-		probe = last_runner(d->log, d->probe);
+		n_excl = runners(d, &probe, excl, MAX_POISON);
 		if (!stopped && round >= 3 && probe > 0) {
 			struct event *e = &d->ev[d->n_ev];
 			int           mine = 0;
@@ -188,9 +207,13 @@ driver_main(void *arg)
 		}
 		{
 			struct event *e = &d->ev[d->n_ev];
-			e->pid  = ours[rand_r(&r) % (unsigned)k];
-			/* the probe's runs are for measuring the stop */
-			if (e->pid == probe || e->pid == stopped_pid)
+			int           spared = 0;
+			e->pid = ours[rand_r(&r) % (unsigned)k];
+			/* the probe's runs are for measuring the stop, and a
+			 * poisoned task must fail for its own reason */
+			for (int i = 0; i < n_excl; i++)
+				spared |= e->pid == excl[i];
+			if (spared || e->pid == probe || e->pid == stopped_pid)
 				continue;
 			e->stop = 0;
 			e->us   = now_us();
@@ -328,8 +351,9 @@ test_fault_injection(void **state)
 	d = calloc(1, sizeof(*d));
 	assert_non_null(d);
 	d->seed = seed;
-	d->log   = logpath;
-	d->probe = n_tasks + 1;
+	d->log    = logpath;
+	d->probe  = n_tasks + 1;
+	d->poison = n_tasks + 100;
 	d->sup  = sup;
 	d->url  = url;
 	assert_int_equal(pthread_create(&th, NULL, driver_main, d), 0);
@@ -366,7 +390,7 @@ test_fault_injection(void **state)
 			for (int k = 0; k < P_KINDS; k++) {
 				uint8_t a[24];
 				size_t  al = pack_args(a, sizeof(a),
-				     k == P_HOG ? 2048 : 0, 0, 0);
+				     d->poison + (uint64_t)n_poison, 2048, 1);
 				ferry_task_opts_init(&o);
 				o.retries    = k == P_HANG ? 1 : 5;
 				o.backoff_ms = 50;
