@@ -226,6 +226,18 @@ test_submit(void **state)
 
 /* Invalid cluster files: a clear file:line:column error, exit non-zero,
  * and nothing started. */
+/* A bad cluster file's cluster came up after all: take it down before the
+ * test fails, so no process outlives it. */
+static void
+bad_cluster_down(const char *path)
+{
+	const char *down[] = { "cluster", "down", "-f", path, NULL };
+	char       *out = NULL, *err = NULL;
+	(void)h_run(down, 60000, &out, &err);
+	free(out);
+	free(err);
+}
+
 static void
 test_bad_cluster_file(void **state)
 {
@@ -254,6 +266,8 @@ test_bad_cluster_file(void **state)
 	    statedir, h_dir());
 	fclose(f);
 	rc = h_run(up, 20000, &out, &err);
+	if (rc == 0)
+		bad_cluster_down(path); /* never leave it running */
 	assert_int_not_equal(rc, 0);
 	assert_non_null(strstr(err, "bad.yaml:6:"));
 	assert_non_null(strstr(err, "heartbeat_timeout"));
@@ -276,6 +290,8 @@ test_bad_cluster_file(void **state)
 	    statedir, h_dir());
 	fclose(f);
 	rc = h_run(up, 20000, &out, &err);
+	if (rc == 0)
+		bad_cluster_down(path); /* never leave it running */
 	assert_int_not_equal(rc, 0);
 	assert_non_null(strstr(err, "no_such_library"));
 	assert_int_not_equal(stat(statedir, &st), 0);
@@ -302,6 +318,8 @@ test_bad_cluster_file(void **state)
 	    statedir, tcp, h_dir());
 	fclose(f);
 	rc = h_run(up, 20000, &out, &err);
+	if (rc == 0)
+		bad_cluster_down(path); /* never leave it running */
 	assert_int_not_equal(rc, 0);
 	if (strstr(err, "give the CA") == NULL)
 		fail_msg("cluster up said: %s", err);
@@ -328,6 +346,8 @@ test_bad_cluster_file(void **state)
 	    statedir, h_dir());
 	fclose(f);
 	rc = h_run(up, 20000, &out, &err);
+	if (rc == 0)
+		bad_cluster_down(path); /* never leave it running */
 	assert_int_not_equal(rc, 0);
 	if (strstr(err, "the scheduler exited at start") == NULL ||
 	    strstr(err, "no-such-dir") == NULL)
