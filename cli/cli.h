@@ -56,6 +56,11 @@ int cli_address(const char *file, const char *url, char *buf, size_t len);
 long cli_parse_long(const char *opt, const char *val, long min, long max);
 
 struct ferry_client;
+struct msgpack_object;
+
+/* The value of string key in msgpack map (NULL if absent or not a map). */
+const struct msgpack_object *cli_obj_get(const struct msgpack_object *map,
+    const char *key);
 
 /* ferry_client_connect() to url with the TLS and token settings of c's
  * security section (c may be NULL: none).  Returns a ferry_error; on

@@ -711,21 +711,6 @@ remote_stop_scheduler(const struct state *st, const struct conf *c)
 	free(b.p);
 }
 
-static const msgpack_object *
-mp_get(const msgpack_object *m, const char *key)
-{
-	size_t n = strlen(key);
-	if (m->type != MSGPACK_OBJECT_MAP)
-		return NULL;
-	for (uint32_t i = 0; i < m->via.map.size; i++) {
-		const msgpack_object *k = &m->via.map.ptr[i].key;
-		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-		    memcmp(k->via.str.ptr, key, n) == 0)
-			return &m->via.map.ptr[i].val;
-	}
-	return NULL;
-}
-
 /*
  * Count the registered worker processes of each remote supervisor of st
  * (they are named HOST/GROUP/K) from the scheduler's status; if pids is
@@ -761,12 +746,12 @@ count_registered(ferry_client *cl, struct state *st, char (*pids)[256])
 	if (json_to_msgpack(json, strlen(json), &pk, err, sizeof(err)) == 0 &&
 	    msgpack_unpack(sb.data, sb.size, &off, &zone, &o) ==
 	        MSGPACK_UNPACK_SUCCESS &&
-	    (wl = mp_get(&o, "worker_list")) != NULL &&
+	    (wl = cli_obj_get(&o, "worker_list")) != NULL &&
 	    wl->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t k = 0; k < wl->via.array.size; k++) {
 			const msgpack_object *w = &wl->via.array.ptr[k];
-			const msgpack_object *nm = mp_get(w, "name");
-			const msgpack_object *pid = mp_get(w, "pid");
+			const msgpack_object *nm = cli_obj_get(w, "name");
+			const msgpack_object *pid = cli_obj_get(w, "pid");
 			if (nm == NULL || nm->type != MSGPACK_OBJECT_STR)
 				continue;
 			for (int i = 0; i < st->n_remote; i++) {

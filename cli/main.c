@@ -1192,8 +1192,8 @@ status_usage(FILE *out)
 	    CLI_DEFAULT_ADDRESS);
 }
 
-static const msgpack_object *
-obj_get(const msgpack_object *map, const char *key)
+const msgpack_object *
+cli_obj_get(const msgpack_object *map, const char *key)
 {
 	size_t klen = strlen(key);
 	if (map->type != MSGPACK_OBJECT_MAP)
@@ -1211,7 +1211,7 @@ obj_get(const msgpack_object *map, const char *key)
 static uint64_t
 obj_uint(const msgpack_object *map, const char *key)
 {
-	const msgpack_object *o = obj_get(map, key);
+	const msgpack_object *o = cli_obj_get(map, key);
 	return (o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 	    ? o->via.u64
 	    : 0;
@@ -1220,7 +1220,7 @@ obj_uint(const msgpack_object *map, const char *key)
 static const char *
 obj_str(const msgpack_object *map, const char *key, char *buf, size_t len)
 {
-	const msgpack_object *o = obj_get(map, key);
+	const msgpack_object *o = cli_obj_get(map, key);
 	if (o == NULL || o->type != MSGPACK_OBJECT_STR) {
 		util_strlcpy(buf, "-", len);
 		return buf;
@@ -1253,7 +1253,7 @@ print_status(const char *addr, const char *json)
 	}
 	slots = obj_uint(&o, "slots");
 	busy  = 0;
-	wl    = obj_get(&o, "worker_list");
+	wl    = cli_obj_get(&o, "worker_list");
 	if (wl != NULL && wl->type == MSGPACK_OBJECT_ARRAY)
 		for (uint32_t i = 0; i < wl->via.array.size; i++) {
 			uint64_t held = obj_uint(&wl->via.array.ptr[i], "held");
@@ -1290,7 +1290,7 @@ print_status(const char *addr, const char *json)
 	       " bad message(s)\n",
 	    obj_uint(&o, "auth_failures"), obj_uint(&o, "bad_messages"));
 	{
-		const msgpack_object *rf = obj_get(&o, "recent_failures");
+		const msgpack_object *rf = cli_obj_get(&o, "recent_failures");
 		if (rf != NULL && rf->type == MSGPACK_OBJECT_ARRAY &&
 		    rf->via.array.size > 0) {
 			printf("\nRECENT FAILURES (newest first)\n");
@@ -1319,7 +1319,7 @@ print_status(const char *addr, const char *json)
 			char name[128], group[64];
 			uint64_t held = obj_uint(w, "held");
 			uint64_t s    = obj_uint(w, "slots");
-			const msgpack_object *cache = obj_get(w, "cache");
+			const msgpack_object *cache = cli_obj_get(w, "cache");
 			printf("%-24s %7" PRIu64 " %-8s %5" PRIu64 " %4" PRIu64
 			       " %5" PRIu64 " %9" PRIu64 " %6" PRIu64
 			       " %6" PRIu64 "ms %5" PRIu64 " %8.1f %6" PRIu64

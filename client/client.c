@@ -307,7 +307,7 @@ send_req(ferry_client *c, struct req *r)
 	int      rv;
 	if ((rv = nng_msg_alloc(&msg, 0)) != 0)
 		return rv;
-	if ((rv = nng_msg_header_append_u32(msg, r->id | 0x80000000u)) != 0 ||
+	if ((rv = util_request_id(msg, r->id)) != 0 ||
 	    (rv = nng_msg_append(msg, c->w.buf.data, c->w.buf.size)) != 0 ||
 	    (rv = nng_sendmsg(c->sock, msg, 0)) != 0) {
 		nng_msg_free(msg);
@@ -612,18 +612,14 @@ session_lost_locked(ferry_client *c)
 static void
 handle_reply(ferry_client *c, nng_msg *msg)
 {
-	const uint8_t   *h;
 	struct proto_msg m;
 	struct req      *r = NULL;
 	char             err[512];
 	uint32_t         id;
 	int              rv;
 
-	if (nng_msg_header_len(msg) < 4)
+	if (util_reply_id(msg, &id) != 0)
 		return;
-	h  = nng_msg_header(msg);
-	id = (uint32_t)(h[0] & 0x7f) << 24 | (uint32_t)h[1] << 16 |
-	    (uint32_t)h[2] << 8 | h[3];
 	for (int i = 0; i < MAX_REQS; i++)
 		if (c->reqs[i].id == id)
 			r = &c->reqs[i];

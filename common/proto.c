@@ -1022,14 +1022,46 @@ proto_pack_bin(struct proto_writer *w, const void *p, size_t len)
 	msgpack_pack_bin_body(&w->pk, p, len);
 }
 
+/* The head of a task entry of n elements: [id, fn, args, ...]. */
+static void
+pack_task_head(struct proto_writer *w, uint32_t n, uint64_t id,
+    const char *fn, size_t fn_len, const void *args, size_t args_len)
+{
+	msgpack_pack_array(&w->pk, n);
+	msgpack_pack_uint64(&w->pk, id);
+	proto_pack_str(w, fn, fn_len);
+	proto_pack_bin(w, args, args_len);
+}
+
+/* The head of a result entry of n elements: [id, code, value|error, ...]. */
+static void
+pack_result_head(struct proto_writer *w, uint32_t n, uint64_t id,
+    int32_t code, const void *data, size_t len)
+{
+	msgpack_pack_array(&w->pk, n);
+	msgpack_pack_uint64(&w->pk, id);
+	msgpack_pack_int32(&w->pk, code);
+	if (code == 0)
+		proto_pack_bin(w, data, len);
+	else
+		proto_pack_str(w, data, len);
+}
+
+/* The locality keys of a submit entry. */
+static void
+pack_keys(struct proto_writer *w, const char *const *keys,
+    const size_t *lens, uint32_t n_keys)
+{
+	msgpack_pack_array(&w->pk, n_keys);
+	for (uint32_t i = 0; i < n_keys; i++)
+		proto_pack_str(w, keys[i], lens[i]);
+}
+
 void
 proto_pack_task(struct proto_writer *w, uint64_t id, const char *fn,
     size_t fn_len, const void *args, size_t args_len)
 {
-	msgpack_pack_array(&w->pk, 3);
-	msgpack_pack_uint64(&w->pk, id);
-	proto_pack_str(w, fn, fn_len);
-	proto_pack_bin(w, args, args_len);
+	pack_task_head(w, 3, id, fn, fn_len, args, args_len);
 }
 
 void
@@ -1041,26 +1073,15 @@ proto_pack_task_objs(struct proto_writer *w, uint64_t id, const char *fn,
 		proto_pack_task(w, id, fn, fn_len, args, args_len);
 		return;
 	}
-	msgpack_pack_array(&w->pk, 4);
-	msgpack_pack_uint64(&w->pk, id);
-	proto_pack_str(w, fn, fn_len);
-	proto_pack_bin(w, args, args_len);
-	msgpack_pack_array(&w->pk, n_keys);
-	for (uint32_t i = 0; i < n_keys; i++)
-		proto_pack_str(w, keys[i], lens[i]);
+	pack_task_head(w, 4, id, fn, fn_len, args, args_len);
+	pack_keys(w, keys, lens, n_keys);
 }
 
 void
 proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
     const void *data, size_t len)
 {
-	msgpack_pack_array(&w->pk, 3);
-	msgpack_pack_uint64(&w->pk, id);
-	msgpack_pack_int32(&w->pk, code);
-	if (code == 0)
-		proto_pack_bin(w, data, len);
-	else
-		proto_pack_str(w, data, len);
+	pack_result_head(w, 3, id, code, data, len);
 }
 
 void
@@ -1076,13 +1097,8 @@ proto_pack_submit_task(struct proto_writer *w, uint64_t id, const char *fn,
 		    w, id, fn, fn_len, args, args_len, keys, lens, n_keys);
 		return;
 	}
-	msgpack_pack_array(&w->pk, 5);
-	msgpack_pack_uint64(&w->pk, id);
-	proto_pack_str(w, fn, fn_len);
-	proto_pack_bin(w, args, args_len);
-	msgpack_pack_array(&w->pk, n_keys);
-	for (uint32_t i = 0; i < n_keys; i++)
-		proto_pack_str(w, keys[i], lens[i]);
+	pack_task_head(w, 5, id, fn, fn_len, args, args_len);
+	pack_keys(w, keys, lens, n_keys);
 	for (uint32_t b = opts->set & 0x1fu; b != 0; b &= b - 1)
 		nf++;
 	msgpack_pack_map(&w->pk, nf);
@@ -1106,10 +1122,7 @@ proto_pack_task_timeout(struct proto_writer *w, uint64_t id, const char *fn,
 		proto_pack_task(w, id, fn, fn_len, args, args_len);
 		return;
 	}
-	msgpack_pack_array(&w->pk, 4);
-	msgpack_pack_uint64(&w->pk, id);
-	proto_pack_str(w, fn, fn_len);
-	proto_pack_bin(w, args, args_len);
+	pack_task_head(w, 4, id, fn, fn_len, args, args_len);
 	msgpack_pack_uint32(&w->pk, timeout_ms);
 }
 
@@ -1121,13 +1134,7 @@ proto_pack_result_attempts(struct proto_writer *w, uint64_t id, int32_t code,
 		proto_pack_result(w, id, code, data, len);
 		return;
 	}
-	msgpack_pack_array(&w->pk, 4);
-	msgpack_pack_uint64(&w->pk, id);
-	msgpack_pack_int32(&w->pk, code);
-	if (code == 0)
-		proto_pack_bin(w, data, len);
-	else
-		proto_pack_str(w, data, len);
+	pack_result_head(w, 4, id, code, data, len);
 	msgpack_pack_uint32(&w->pk, attempts);
 }
 

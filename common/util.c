@@ -493,3 +493,22 @@ util_token_may_send(const char *url)
 	return util_url_is_tls(url) ||
 	    util_url_reach(url) != UTIL_REACH_NETWORK;
 }
+
+int
+util_request_id(nng_msg *msg, uint32_t id)
+{
+	return nng_msg_header_append_u32(msg, id | 0x80000000u);
+}
+
+int
+util_reply_id(nng_msg *msg, uint32_t *id)
+{
+	const uint8_t *h;
+
+	if (nng_msg_header_len(msg) < 4)
+		return -1;
+	h   = nng_msg_header(msg);
+	*id = (uint32_t)(h[0] & 0x7f) << 24 | (uint32_t)h[1] << 16 |
+	    (uint32_t)h[2] << 8 | h[3];
+	return 0;
+}

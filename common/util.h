@@ -112,6 +112,14 @@ bool timerheap_pop(struct timerheap *h, struct timer *t);
  * automatic request re-send.  Returns an NNG error or 0. */
 int util_sock_setup(nng_socket s, size_t max_msg);
 
+/*
+ * Request ids on raw REQ sockets: util_request_id() puts id (31 bits) in
+ * the header of a request to send (returns an NNG error); util_reply_id()
+ * reads it back from a reply (returns -1 if the header is too short).
+ */
+int util_request_id(nng_msg *msg, uint32_t id);
+int util_reply_id(nng_msg *msg, uint32_t *id);
+
 /* If url is ipc://PATH and PATH is longer than an ipc path may be, or the
  * URL is malformed, write a message into err and return -1. */
 int util_url_check(const char *url, char *err, size_t errlen);

@@ -478,6 +478,20 @@ reply_error(struct sched *s, struct rctx *rc, int code,
 	reply(s, rc);
 }
 
+/* Start a welcome for id in the writer: the fields every peer gets, and
+ * room for extra more that the caller packs. */
+static void
+welcome_begin(struct sched *s, uint64_t id, uint32_t extra)
+{
+	proto_writer_reset(&s->w);
+	proto_begin(&s->w, PROTO_WELCOME, 4 + extra);
+	proto_put_uint(&s->w, "id", id);
+	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
+	proto_put_uint(&s->w, "heartbeat_timeout_ms",
+	    s->cfg->heartbeat_timeout_ms);
+	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+}
+
 static void flush_dirty(struct sched *s);
 static void dispatch(struct sched *s);
 
@@ -945,13 +959,7 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	    w->id, w->name, w->pid, w->host, w->group, w->slots,
 	    w->n_functions);
 
-	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_WELCOME, 4);
-	proto_put_uint(&s->w, "id", w->id);
-	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
-	proto_put_uint(&s->w, "heartbeat_timeout_ms",
-	    s->cfg->heartbeat_timeout_ms);
-	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+	welcome_begin(s, w->id, 0);
 	reply(s, rc);
 }
 
@@ -1186,13 +1194,7 @@ handle_supervisor_hello(struct sched *s, uint32_t pipe,
 	log_info("supervisor %" PRIx64 " registered: %s pid %" PRIu64
 	         " on %s",
 	    sp->token, sp->name, sp->pid, sp->host);
-	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_WELCOME, 4);
-	proto_put_uint(&s->w, "id", sp->token);
-	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
-	proto_put_uint(&s->w, "heartbeat_timeout_ms",
-	    s->cfg->heartbeat_timeout_ms);
-	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+	welcome_begin(s, sp->token, 0);
 	reply(s, rc);
 }
 
@@ -1419,14 +1421,8 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		return;
 	}
 	s->n_clients++;
-	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_WELCOME, 6);
-	proto_put_uint(&s->w, "id", se->id);
+	welcome_begin(s, se->id, 2);
 	proto_put_uint(&s->w, "max_tag", se->max_tag);
-	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
-	proto_put_uint(&s->w, "heartbeat_timeout_ms",
-	    s->cfg->heartbeat_timeout_ms);
-	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
 	proto_put_uint(&s->w, "resumed", resumed);
 	reply(s, rc);
 }
@@ -1864,15 +1860,7 @@ handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 			 * the same registration again */
 			struct worker *w = p->obj;
 			w->last_seen_ms  = util_now_ms();
-			proto_writer_reset(&s->w);
-			proto_begin(&s->w, PROTO_WELCOME, 4);
-			proto_put_uint(&s->w, "id", w->id);
-			proto_put_uint(&s->w, "heartbeat_ms",
-			    s->cfg->heartbeat_interval_ms);
-			proto_put_uint(&s->w, "heartbeat_timeout_ms",
-			    s->cfg->heartbeat_timeout_ms);
-			proto_put_uint(&s->w, "max_message_size",
-			    s->cfg->max_message_size);
+			welcome_begin(s, w->id, 0);
 			reply(s, rc);
 			return;
 		}

@@ -507,7 +507,7 @@ conn_send(struct sconn *c)
 	id = c->next_req;
 	if ((rv = nng_msg_alloc(&msg, 0)) != 0)
 		return 0;
-	if ((rv = nng_msg_header_append_u32(msg, id | 0x80000000u)) != 0 ||
+	if ((rv = util_request_id(msg, id)) != 0 ||
 	    (rv = nng_msg_append(msg, c->w.buf.data, c->w.buf.size)) != 0 ||
 	    (rv = nng_sendmsg(c->sock, msg, NNG_FLAG_NONBLOCK)) != 0) {
 		nng_msg_free(msg);
@@ -636,16 +636,12 @@ conn_reply(struct sup *s, nng_msg *msg)
 {
 	struct sconn    *c = &s->c;
 	struct proto_msg m;
-	const uint8_t   *h;
 	char             err[512];
 	uint32_t         id;
 	int              rv;
 
-	if (nng_msg_header_len(msg) < 4)
+	if (util_reply_id(msg, &id) != 0)
 		return;
-	h  = nng_msg_header(msg);
-	id = (uint32_t)(h[0] & 0x7f) << 24 | (uint32_t)h[1] << 16 |
-	    (uint32_t)h[2] << 8 | h[3];
 	if (id == 0 || (id != c->hello_id && id != c->watch_id &&
 	                   id != c->report_id))
 		return; /* from before a reconnection */
