@@ -71,7 +71,7 @@ echo(ferry_task *t, const msgpack_object *args)
 static int
 add(ferry_task *t, const msgpack_object *args)
 {
-	double a, b;
+	double a = 0, b = 0;
 	if (arg_num(t, args, 0, &a) != 0 || arg_num(t, args, 1, &b) != 0)
 		return -1;
 	pack_num(ferry_task_packer(t), a + b);
@@ -104,7 +104,7 @@ square(ferry_task *t, const msgpack_object *args)
 static int
 sum(ferry_task *t, const msgpack_object *args)
 {
-	double total = 0, v;
+	double total = 0, v = 0;
 	if (args->type != MSGPACK_OBJECT_ARRAY)
 		return ferry_task_fail(t, "sum: expected an array of numbers");
 	for (uint32_t i = 0; i < args->via.array.size; i++) {
