@@ -352,6 +352,7 @@ cmd_scheduler(int argc, char **argv)
 		sc.result_ttl_ms         = c.result_ttl_ms;
 		sc.max_result_bytes      = c.max_result_bytes;
 		sc.quarantine_after      = c.quarantine_after;
+		sc.drain_timeout_ms      = c.drain_timeout_ms;
 		sc.task_retries          = c.task_retries;
 		sc.task_backoff_ms       = c.task_backoff_ms;
 		sc.task_backoff_max_ms   = c.task_backoff_max_ms;

@@ -79,6 +79,50 @@ util_strlcpy(char *dst, const char *src, size_t len)
 	dst[n] = '\0';
 }
 
+const char *
+util_escape(char *dst, size_t len, const void *src, size_t n)
+{
+	static const char   hex[] = "0123456789abcdef";
+	const unsigned char *p    = src;
+	size_t               o    = 0;
+
+	if (len == 0)
+		return dst;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = p[i];
+		char          e[5];
+		size_t        k = 0;
+		if (ch == '\\' || ch == '"') {
+			e[k++] = '\\';
+			e[k++] = (char)ch;
+		} else if (ch == 0) {
+			e[k++] = '\\';
+			e[k++] = '0';
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			e[k++] = '\\';
+			e[k++] = 'x';
+			e[k++] = hex[ch >> 4];
+			e[k++] = hex[ch & 15];
+		} else {
+			e[k++] = (char)ch;
+		}
+		/* keep room for "..." and the NUL */
+		if (o + k + 4 > len && i + 1 < n) {
+			if (o + 4 <= len) {
+				memcpy(dst + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (o + k + 1 > len)
+			break;
+		memcpy(dst + o, e, k);
+		o += k;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 uint64_t
 util_hash_bytes(const void *s, size_t n)
 {

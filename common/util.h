@@ -26,6 +26,12 @@ int util_errf(char *err, size_t errlen, const char *fmt, ...)
 /* Copy at most len-1 bytes of src into dst, always NUL-terminated. */
 void util_strlcpy(char *dst, const char *src, size_t len);
 
+/* Write n bytes of src into dst (len bytes, always NUL-terminated) so a
+ * person can read them: backslash and double quote escaped, NUL as \0,
+ * other control and non-ASCII bytes as \xNN; what does not fit ends in
+ * "...".  Returns dst, for use in a printf argument list. */
+const char *util_escape(char *dst, size_t len, const void *src, size_t n);
+
 /* FNV-1a hash of n bytes of s. */
 uint64_t util_hash_bytes(const void *s, size_t n);
 

@@ -1869,7 +1869,7 @@ conf_defaults(struct conf *c)
 	c->heartbeat_interval_ms = 1000;
 	c->heartbeat_timeout_ms = 5000;
 	c->connect_timeout_ms = 10000;
-	c->drain_timeout_ms = 10000;
+	c->drain_timeout_ms = 30000;
 	c->max_message_size = (size_t) 64 * 1024 * 1024;
 	c->max_queue = 1000000;
 	c->max_results = 1000000;

@@ -72,7 +72,7 @@ struct conf {
 	uint32_t heartbeat_interval_ms; /* default 1000 */
 	uint32_t heartbeat_timeout_ms;  /* default 5000 */
 	uint32_t connect_timeout_ms;    /* default 10000 */
-	uint32_t drain_timeout_ms;      /* default 10000 */
+	uint32_t drain_timeout_ms;      /* default 30000 */
 	size_t max_message_size;        /* bytes, default 64 MiB */
 	size_t max_queue;               /* queued tasks, default 1000000 */
 	size_t max_results;             /* undelivered results kept,

@@ -52,7 +52,10 @@ enum timer_kind {
 	TM_RETRY,           /* a delayed task's backoff is over */
 	TM_GHOST,           /* a lost worker's supervisor did not report */
 	TM_PARK_WATCH,      /* a parked supervisor watch is due an answer */
+	TM_ACK,             /* a held-back submit answer is due */
 };
+
+#define ACK_HOLD_MS 1 /* longest a submit's answer is held back */
 
 #define MAX_WHY 1024      /* reasons kept per task */
 #define RECENT_FAILURES 16 /* failed and dead tasks shown in status */
@@ -79,10 +82,11 @@ struct task {
 	uint8_t         state;
 	uint8_t         n_objs;
 	uint8_t         retry_errors;
-	uint16_t        attempts; /* runs started */
+	uint16_t        attempts; /* runs known to have started */
 	uint16_t        failures; /* failed runs that count */
 	uint16_t        kills;    /* worker processes it killed */
 	uint32_t        retries, backoff_ms, backoff_max_ms, timeout_ms;
+	uint64_t        result_from; /* worker whose result came last */
 	char           *why;      /* reasons of failed runs, or NULL */
 	char           *fn;   /* points into data[] */
 	uint8_t        *args; /* points into data[] */
@@ -158,6 +162,7 @@ struct session {
 	struct idmap    done;   /* tag -> result (finished, not acked) */
 	struct result  *rhead, *rtail;
 	uint64_t        next_seq;
+	uint64_t        sent_seq; /* highest seq sent in a results reply */
 	uint64_t        n_results;
 	struct parked   park;
 	uint64_t        detached_ms;
@@ -168,6 +173,7 @@ struct session {
 	uint64_t        max_tag; /* highest task id it submitted */
 	struct rctx    *ack_rc;   /* a submit whose answer is held back */
 	uint64_t        ack_accepted;
+	uint32_t        ack_gen;
 	struct session *ack_prev, *ack_next; /* in the held-answers list */
 };
 
@@ -249,6 +255,9 @@ struct sched {
 	uint64_t             pick[SCHED_MAX_BATCH];
 	uint64_t             local; /* tasks sent to a holder of their objects */
 	int                  stop;
+	int                  draining;  /* a stop signal came: finishing */
+	uint64_t             drain_until;
+	uint64_t             n_assigned; /* tasks held by workers and ghosts */
 	int                  untrimmed; /* work since memory was returned */
 };
 
@@ -301,6 +310,7 @@ sched_config_defaults(struct sched_config *c)
 	c->task_retry_errors     = 0;
 	c->quarantine_after      = 3;
 	c->report_grace_ms       = 500;
+	c->drain_timeout_ms      = 30000;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -533,6 +543,7 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 			t->wnext->wprev = t->wprev;
 		t->wprev = t->wnext = NULL;
 		w->held--;
+		s->n_assigned--;
 		if (to != TASK_QUEUED)
 			t->worker = NULL;
 	}
@@ -555,6 +566,7 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 			t->wnext->wprev = t;
 		t->worker->tasks = t;
 		t->worker->held++;
+		s->n_assigned++;
 		break;
 	case TASK_DELAYED:
 		s->n_delayed++;
@@ -646,6 +658,21 @@ results_full(const struct sched *s)
 {
 	return s->results_stored >= s->cfg->max_results ||
 	    s->result_bytes >= s->cfg->max_result_bytes;
+}
+
+/*
+ * A run of t on worker (a registration id) is known to have started: its
+ * result came, or a supervisor reported the process died while running
+ * it.  attempts counts only such evidence, so a task handed to a process
+ * that died before starting it (it was only prefetched) is not counted,
+ * however late that process's report comes.
+ */
+static void
+task_ran(struct task *t, uint64_t worker)
+{
+	if (t->attempts < UINT16_MAX)
+		t->attempts++;
+	t->result_from = worker;
 }
 
 /* Note why a run of t failed (kept for its final error message). */
@@ -808,8 +835,8 @@ send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
 		share = 1;
 	if (credit > share)
 		credit = share;
-	if (results_full(s))
-		credit = 0; /* clients are not fetching: hold back */
+	if (results_full(s) || s->draining)
+		credit = 0; /* clients are not fetching, or stopping */
 	if (credit > SCHED_MAX_BATCH)
 		credit = SCHED_MAX_BATCH;
 
@@ -839,8 +866,6 @@ send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
 		}
 		t->worker = w;
 		task_set_state(s, t, TASK_ASSIGNED, "dispatched");
-		if (t->attempts < UINT16_MAX)
-			t->attempts++;
 		proto_pack_task_timeout(&s->w, t->id, t->fn, t->fn_len,
 		    t->args, t->args_len, t->timeout_ms);
 		n++;
@@ -854,7 +879,8 @@ send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
 static void
 dispatch(struct sched *s)
 {
-	while (s->n_queued > 0 && s->wait_head != NULL && !results_full(s)) {
+	while (s->n_queued > 0 && s->wait_head != NULL && !results_full(s) &&
+	    !s->draining) {
 		struct worker *w = s->wait_head;
 		wait_remove(s, w);
 		if (!w->park.active)
@@ -984,6 +1010,8 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 	for (uint32_t i = 0; i < m->n_results; i++) {
 		const struct proto_result *r = &m->results[i];
 		struct task               *t = idmap_get(&s->tasks, r->id);
+		if (t != NULL)
+			task_ran(t, w->id);
 		if (t == NULL || t->state != TASK_ASSIGNED || t->worker != w) {
 			/* its lease was lost and it was re-queued or already
 			 * finished elsewhere: never deliver twice */
@@ -1016,7 +1044,8 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 		wait_remove(s, w);
 		send_tasks(s, w, w->park.rc, 0);
 	}
-	if (m->credit > 0 && s->n_queued > 0 && !results_full(s)) {
+	if (m->credit > 0 && s->n_queued > 0 && !results_full(s) &&
+	    !s->draining) {
 		send_tasks(s, w, rc, m->credit);
 		return;
 	}
@@ -1230,6 +1259,22 @@ handle_watch(struct sched *s, struct supervisor *sp,
 	    sp->park.gen);
 }
 
+/*
+ * Whether a report that names t as run by worker speaks of a run whose
+ * result has come already (the process died after reporting it, for
+ * example after a crash the worker caught and reported itself): that run
+ * is counted and judged; the report adds nothing.  A run of t that worker
+ * holds now is never stale.
+ */
+static int
+report_stale(const struct task *t, uint64_t worker)
+{
+	if (worker == 0 || t->result_from != worker)
+		return 0;
+	return !(t->state == TASK_ASSIGNED && t->worker != NULL &&
+	    t->worker->id == worker);
+}
+
 /* The worker (live or ghost) that a supervisor's report is about. */
 static struct worker *
 report_worker(struct sched *s, const struct supervisor *sp,
@@ -1303,26 +1348,18 @@ handle_report(struct sched *s, struct supervisor *sp,
 	    m->pid, sp->host, m->reason);
 	if (n < 0 || (size_t)n >= sizeof(why))
 		n = (int)strlen(why);
-	for (uint32_t i = 0; charge && i < m->n_rtasks; i++) {
+	for (uint32_t i = 0; i < m->n_rtasks; i++) {
 		struct task *t = idmap_get(&s->tasks, m->rtasks[i].id);
-		if (t == NULL || !m->rtasks[i].charged)
+		if (t == NULL || report_stale(t, m->worker_id))
+			continue;
+		task_ran(t, m->worker_id);
+		if (!charge || !m->rtasks[i].charged)
 			continue;
 		if (code == FERRY_ETIMEDOUT)
 			s->timeouts++;
 		else if (code == FERRY_EMEMORY)
 			s->memory_kills++;
 		task_run_failed(s, t, 1, code, why, (size_t)n);
-	}
-	if (w != NULL) {
-		/* what it held but was not running never started there: that
-		 * dispatch is not a run (attempts counts runs started) */
-		for (struct task *t = w->tasks; t != NULL; t = t->wnext) {
-			int ran = 0;
-			for (uint32_t i = 0; i < m->n_rtasks && !ran; i++)
-				ran = m->rtasks[i].id == t->id;
-			if (!ran && t->attempts > 0)
-				t->attempts--;
-		}
 	}
 	if (w != NULL && w->ghost) {
 		ghost_release(s, w, "its process ended");
@@ -1430,7 +1467,8 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 /*
  * A submit whose tasks all went straight to workers is answered a little
  * later: when the session's results next leave, when it sends another
- * request, or at the loop thread's next turn, whichever comes first.  Its
+ * request, or about a millisecond later (ACK_HOLD_MS), whichever comes
+ * first.  Its
  * answer ("all accepted") tells the client nothing urgent, and sent at
  * once it competes with the tasks for the CPU on their way to the workers.
  */
@@ -1468,6 +1506,10 @@ ack_hold(struct sched *s, struct session *se, struct rctx *rc,
 	if (s->acks != NULL)
 		s->acks->ack_prev = se;
 	s->acks = se;
+	/* never longer than about a millisecond: a client that sends one
+	 * request at a time waits for this answer */
+	timer_add(s, util_now_ms() + ACK_HOLD_MS, TM_ACK, se->id,
+	    ++se->ack_gen);
 }
 
 /* A task's failure options: the submit entry's, else the defaults. */
@@ -1495,9 +1537,15 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 {
 	uint64_t accepted = 0, queued = s->n_queued;
 	uint32_t n_rej    = 0;
-	char     why[512];
+	char     why[1280], name[4 * MAX_FN_LEN + 8];
 
 	ack_send(s, se); /* answers leave in order */
+	if (s->draining) {
+		reply_error(s, rc, FERRY_ESTATE,
+		    "submit refused: the scheduler is shutting down (draining "
+		    "after a stop signal)");
+		return;
+	}
 	/* rejected entries are collected in s->rej, the reply built after */
 	proto_writer_reset(&s->rej);
 	for (uint32_t i = 0; i < m->n_tasks; i++) {
@@ -1520,13 +1568,20 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 			snprintf(why, sizeof(why),
 			    "function name is %u bytes, the limit is %d",
 			    pt->fn_len, MAX_FN_LEN);
+		} else if (memchr(pt->fn, '\0', pt->fn_len) != NULL) {
+			code = FERRY_EINVAL;
+			snprintf(why, sizeof(why),
+			    "function name '%s' contains a NUL byte",
+			    util_escape(name, sizeof(name), pt->fn,
+			        pt->fn_len));
 		} else if (s->n_workers > 0 &&
 		    !fn_served(s, pt->fn, pt->fn_len)) {
 			code = FERRY_ENOFUNC;
 			snprintf(why, sizeof(why),
-			    "unknown function '%.*s': no connected worker "
+			    "unknown function '%s': no connected worker "
 			    "registered it",
-			    (int)pt->fn_len, pt->fn);
+			    util_escape(name, sizeof(name), pt->fn,
+			        pt->fn_len));
 		} else if (s->n_queued >= s->cfg->max_queue) {
 			code = FERRY_EFULL;
 			snprintf(why, sizeof(why),
@@ -1636,6 +1691,8 @@ send_results(struct sched *s, struct session *se, struct rctx *rc)
 	}
 	proto_patch_array32(&s->w, count_at, n);
 	proto_put_uint(&s->w, "seq", seq);
+	if (seq > se->sent_seq)
+		se->sent_seq = seq;
 	reply(s, rc);
 	ack_send(s, se);
 }
@@ -1646,6 +1703,18 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 {
 	uint64_t wait = m->wait_ms;
 
+	if (m->ack > se->sent_seq) {
+		/* it cannot have processed what was never sent: taking it
+		 * at its word would delete results stored later, unseen */
+		char err[160];
+		snprintf(err, sizeof(err),
+		    "fetch: ack %" PRIu64 " is above the highest result "
+		    "sequence number sent to this session (%" PRIu64 ")",
+		    m->ack, se->sent_seq);
+		s->bad_messages++;
+		reply_error(s, rc, FERRY_EPROTO, err);
+		return;
+	}
 	/* everything up to ack has reached the client: drop it */
 	while (se->rhead != NULL && se->rhead->seq <= m->ack) {
 		struct result *r = se->rhead;
@@ -1887,6 +1956,13 @@ handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 			 * again: its tasks ran elsewhere, so these results are
 			 * late; it registers afresh after this answer */
 			s->late_results += m.n_results;
+			for (uint32_t i = 0; i < m.n_results; i++) {
+				/* they ran, all the same */
+				struct task *t =
+				    idmap_get(&s->tasks, m.results[i].id);
+				if (t != NULL)
+					task_ran(t, 0);
+			}
 			log_info("pipe %u: %u late result(s) from a worker "
 			         "whose lease ended dropped",
 			    pipe, m.n_results);
@@ -2083,6 +2159,12 @@ run_timers(struct sched *s)
 			sp->park.active = 0;
 			sp->park.gen++;
 			send_orders(s, sp, sp->park.rc);
+			break;
+		}
+		case TM_ACK: {
+			struct session *se = idmap_get(&s->sessions, t.id);
+			if (se != NULL && se->ack_gen == t.gen)
+				ack_send(s, se);
 			break;
 		}
 		case TM_SESSION: {
@@ -2403,6 +2485,86 @@ sched_close(struct sched *s)
 		close(s->event_fd);
 }
 
+/* ------------------------------------------------------------ stopping */
+
+#define DRAIN_CHECK_MS 50 /* how often a draining loop looks */
+
+/* A stop signal: the first one drains, a second one stops at once. */
+static void
+drain_begin(struct sched *s, uint32_t signo)
+{
+	if (s->draining || s->cfg->drain_timeout_ms == 0) {
+		log_info("signal %u: stopping now", signo);
+		s->stop = 1;
+		return;
+	}
+	s->draining    = 1;
+	s->drain_until = util_now_ms() + s->cfg->drain_timeout_ms;
+	log_info("signal %u: draining (up to %u ms; a second signal stops at "
+	         "once): refusing new submissions, dispatching nothing more; "
+	         "%" PRIu64 " running task(s) may finish, %" PRIu64
+	         " queued will not run",
+	    signo, s->cfg->drain_timeout_ms, s->n_assigned,
+	    s->n_queued + s->n_delayed);
+}
+
+/* Undelivered results of connected sessions (their clients are still
+ * there to take them). */
+static uint64_t
+results_owed(const struct sched *s)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < s->sessions.cap; i++) {
+		const struct session *se = s->sessions.slots[i].val;
+		if (s->sessions.slots[i].key != 0 && se->pipe != 0)
+			n += se->n_results;
+	}
+	return n;
+}
+
+/* Whether a drain has finished: nothing runs and connected clients have
+ * acknowledged their results, or the drain timeout passed. */
+static int
+drain_over(struct sched *s)
+{
+	if (s->n_assigned == 0 && results_owed(s) == 0) {
+		log_info("drained: no task running, every connected client "
+		         "has its results");
+		return 1;
+	}
+	if (util_now_ms() >= s->drain_until) {
+		log_warn("drain timeout (%u ms) passed: stopping with %" PRIu64
+		         " task(s) still running and %" PRIu64
+		         " result(s) not yet taken by connected clients",
+		    s->cfg->drain_timeout_ms, s->n_assigned, results_owed(s));
+		return 1;
+	}
+	return 0;
+}
+
+/* What a stop leaves behind (the lock is no longer needed: every request
+ * handler sees stop and does nothing). */
+static void
+drain_end(struct sched *s)
+{
+	uint64_t held = 0, stored = 0;
+
+	for (size_t i = 0; i < s->sessions.cap; i++)
+		if (s->sessions.slots[i].key != 0)
+			stored += ((struct session *)s->sessions.slots[i].val)
+			              ->n_results;
+	held = s->n_queued + s->n_delayed + s->n_assigned;
+	log_info("scheduler stopping: %" PRIu64 " submitted, %" PRIu64
+	         " done, %" PRIu64 " failed, %" PRIu64 " queued",
+	    s->submitted, s->done, s->failed, s->n_queued);
+	if (held > 0 || stored > 0)
+		log_warn("dropping %" PRIu64 " unfinished task(s) (%" PRIu64
+		         " queued, %" PRIu64 " waiting to retry, %" PRIu64
+		         " running) and %" PRIu64 " undelivered result(s): "
+		         "this scheduler keeps no journal, so they are lost",
+		    held, s->n_queued, s->n_delayed, s->n_assigned, stored);
+}
+
 int
 sched_run(const struct sched_config *cfg)
 {
@@ -2464,6 +2626,8 @@ sched_run(const struct sched_config *cfg)
 			timeout = top->when <= now ? 0
 			    : (top->when - now > 1000) ? 1000
 			                               : (int)(top->when - now);
+		if (s.draining && timeout > DRAIN_CHECK_MS)
+			timeout = DRAIN_CHECK_MS;
 		s.sleep_until = now + (uint64_t)timeout;
 		pthread_mutex_unlock(&s.lock);
 		pfd[0].fd     = s.event_fd;
@@ -2487,20 +2651,19 @@ sched_run(const struct sched_config *cfg)
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(s.signal_fd, &si, sizeof(si)) > 0)
-				log_info("signal %u: shutting down",
-				    si.ssi_signo);
-			s.stop = 1;
-			break;
+				drain_begin(&s, si.ssi_signo);
+			if (s.stop)
+				break;
 		}
 		loop_turn_locked(&s);
 		while (s.acks != NULL)
 			ack_send(&s, s.acks);
+		if (s.draining && drain_over(&s))
+			break;
 	}
 	s.stop = 1;
 	pthread_mutex_unlock(&s.lock);
-	log_info("scheduler stopping: %" PRIu64 " submitted, %" PRIu64
-	         " done, %" PRIu64 " failed, %" PRIu64 " queued",
-	    s.submitted, s.done, s.failed, s.n_queued);
+	drain_end(&s);
 out:
 	alarm(10); /* a hanging nng_close must not keep a stopped scheduler */
 	sched_close(&s);

@@ -41,6 +41,9 @@ struct sched_config {
 	uint32_t    quarantine_after;    /* kills that make a task dead, 3 */
 	uint32_t    report_grace_ms;     /* wait for a supervisor's report,
 	                                  * default 500 */
+	uint32_t    drain_timeout_ms;    /* on SIGTERM, how long running
+	                                  * tasks may finish and their
+	                                  * results reach clients, 30000 */
 	const char *ready_file; /* written once listening, or NULL */
 	/* security (docs/security.md); NULL: off */
 	const char *tls_cert_key_file; /* for tls+tcp:// listeners */
@@ -53,9 +56,12 @@ struct sched_config {
 void sched_config_defaults(struct sched_config *c);
 
 /*
- * Run a scheduler until SIGINT or SIGTERM.  Returns 0 after a clean
- * shutdown, or non-zero after logging why it could not start (for example
- * "listen tcp://127.0.0.1:7710: address in use").
+ * Run a scheduler until SIGINT or SIGTERM.  The first signal drains: new
+ * submissions are refused, nothing more is dispatched, running tasks
+ * finish and connected clients get their results, for up to
+ * drain_timeout_ms; a second signal stops at once.  Returns 0 after a
+ * clean shutdown, or non-zero after logging why it could not start (for
+ * example "listen tcp://127.0.0.1:7710: address in use").
  */
 int sched_run(const struct sched_config *c);
 
