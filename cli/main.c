@@ -353,6 +353,10 @@ cmd_scheduler(int argc, char **argv)
 		sc.max_result_bytes      = c.max_result_bytes;
 		sc.quarantine_after      = c.quarantine_after;
 		sc.drain_timeout_ms      = c.drain_timeout_ms;
+		sc.function_wait_ms      = c.function_wait_ms;
+		sc.unknown_function_wait_ms = c.unknown_function_wait_ms;
+		for (size_t i = 0; i < c.n_groups && i < SCHED_MAX_GROUPS; i++)
+			sc.groups[sc.n_groups++] = c.groups[i].name;
 		sc.task_retries          = c.task_retries;
 		sc.task_backoff_ms       = c.task_backoff_ms;
 		sc.task_backoff_max_ms   = c.task_backoff_max_ms;

@@ -260,7 +260,9 @@ idmap_put(struct idmap *m, uint64_t key, void *val)
 	size_t i;
 	if (key == 0)
 		return -1;
-	if ((m->count + 1) * 4 > m->cap * 3 && idmap_grow(m) != 0)
+	/* replacing never needs room: it never fails */
+	if ((m->count + 1) * 4 > m->cap * 3 && idmap_get(m, key) == NULL &&
+	    idmap_grow(m) != 0)
 		return -1;
 	for (i = hash64(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
 		if (m->slots[i].key == key) {

@@ -64,7 +64,8 @@ void idmap_init(struct idmap *m);
 void idmap_fini(struct idmap *m);
 /* Value for key, or NULL. */
 void *idmap_get(const struct idmap *m, uint64_t key);
-/* Insert or replace key -> val (key != 0).  Returns 0 or -1 (no memory). */
+/* Insert or replace key -> val (key != 0).  Returns 0 or -1 (no memory;
+ * replacing the value of a key that is there never fails). */
 int idmap_put(struct idmap *m, uint64_t key, void *val);
 /* Remove key; returns its value or NULL. */
 void *idmap_del(struct idmap *m, uint64_t key);

@@ -1039,7 +1039,8 @@ load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
 		"heartbeat_interval", "heartbeat_timeout", "connect_timeout",
 		"drain_timeout", "max_message_size", "max_queue",
 		"max_results", "result_ttl", "max_result_bytes",
-		"quarantine_after", "task_defaults", "host", NULL };
+		"quarantine_after", "task_defaults", "host", "function_wait",
+		"unknown_function_wait", NULL };
 	const struct {
 		const char *key;
 		uint32_t   *dst;
@@ -1050,6 +1051,8 @@ load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
 		{ "connect_timeout", &c->connect_timeout_ms, 1 },
 		{ "drain_timeout", &c->drain_timeout_ms, 0 },
 		{ "result_ttl", &c->result_ttl_ms, 0 },
+		{ "function_wait", &c->function_wait_ms, 0 },
+		{ "unknown_function_wait", &c->unknown_function_wait_ms, 0 },
 	};
 	const struct {
 		const char *key;
@@ -1870,6 +1873,7 @@ conf_defaults(struct conf *c)
 	c->heartbeat_timeout_ms = 5000;
 	c->connect_timeout_ms = 10000;
 	c->drain_timeout_ms = 30000;
+	c->unknown_function_wait_ms = 30000;
 	c->max_message_size = (size_t) 64 * 1024 * 1024;
 	c->max_queue = 1000000;
 	c->max_results = 1000000;

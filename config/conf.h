@@ -73,6 +73,12 @@ struct conf {
 	uint32_t heartbeat_timeout_ms;  /* default 5000 */
 	uint32_t connect_timeout_ms;    /* default 10000 */
 	uint32_t drain_timeout_ms;      /* default 30000 */
+	uint32_t function_wait_ms;      /* tasks of a function whose workers
+	                                 * are all gone fail after this;
+	                                 * 0 (default): never */
+	uint32_t unknown_function_wait_ms; /* the same for a function no
+	                                    * worker registered, default
+	                                    * 30000 */
 	size_t max_message_size;        /* bytes, default 64 MiB */
 	size_t max_queue;               /* queued tasks, default 1000000 */
 	size_t max_results;             /* undelivered results kept,

@@ -18,6 +18,7 @@
 
 struct qent {
 	uint64_t id;
+	uint32_t fn;
 	uint32_t n_objs;
 	uint64_t objs[];
 };
@@ -34,6 +35,10 @@ struct wstate {
 	int       idle;
 	uint64_t *objs;
 	size_t    n_objs, cap_objs;
+	uint32_t *fns;  /* the functions it runs */
+	size_t    n_fns;
+	uint64_t *bits; /* the same as a bit set */
+	size_t    n_words;
 };
 
 struct disp {
@@ -41,6 +46,8 @@ struct disp {
 	struct u64q  fifo;    /* every queued id, oldest first */
 	struct idmap objs;    /* key -> objq */
 	struct idmap workers; /* id -> wstate */
+	struct idmap aside;   /* fn + 1 -> u64q of tasks set aside */
+	size_t       n_aside; /* entries in those queues, dead ones too */
 	size_t       n_queued;
 };
 
@@ -60,6 +67,7 @@ disp_new(void)
 	u64q_init(&d->fifo);
 	idmap_init(&d->objs);
 	idmap_init(&d->workers);
+	idmap_init(&d->aside);
 	return d;
 }
 
@@ -69,6 +77,31 @@ objq_free(struct objq *q)
 	u64q_fini(&q->q);
 	free(q->holders);
 	free(q);
+}
+
+static void
+wstate_free(struct wstate *w)
+{
+	free(w->objs);
+	free(w->fns);
+	free(w->bits);
+	free(w);
+}
+
+/* Drop every set-aside queue. */
+static void
+aside_clear(struct disp *d)
+{
+	for (size_t i = 0; i < d->aside.cap; i++) {
+		struct u64q *q = d->aside.slots[i].val;
+		if (d->aside.slots[i].key == 0)
+			continue;
+		u64q_fini(q);
+		free(q);
+	}
+	idmap_fini(&d->aside);
+	idmap_init(&d->aside);
+	d->n_aside = 0;
 }
 
 void
@@ -82,13 +115,11 @@ disp_free(struct disp *d)
 	for (size_t i = 0; i < d->objs.cap; i++)
 		if (d->objs.slots[i].key != 0)
 			objq_free(d->objs.slots[i].val);
-	for (size_t i = 0; i < d->workers.cap; i++) {
-		struct wstate *w = d->workers.slots[i].val;
-		if (d->workers.slots[i].key == 0)
-			continue;
-		free(w->objs);
-		free(w);
-	}
+	for (size_t i = 0; i < d->workers.cap; i++)
+		if (d->workers.slots[i].key != 0)
+			wstate_free(d->workers.slots[i].val);
+	aside_clear(d);
+	idmap_fini(&d->aside);
 	idmap_fini(&d->tasks);
 	idmap_fini(&d->objs);
 	idmap_fini(&d->workers);
@@ -124,7 +155,7 @@ objq_maybe_drop(struct disp *d, struct objq *q)
 }
 
 int
-disp_enqueue(struct disp *d, uint64_t id, const uint64_t *objs,
+disp_enqueue(struct disp *d, uint64_t id, uint32_t fn, const uint64_t *objs,
     uint32_t n_objs, int front)
 {
 	struct qent *e;
@@ -136,6 +167,7 @@ disp_enqueue(struct disp *d, uint64_t id, const uint64_t *objs,
 	if ((e = malloc(sizeof(*e) + n_objs * sizeof(uint64_t))) == NULL)
 		return -1;
 	e->id     = id;
+	e->fn     = fn;
 	e->n_objs = n_objs;
 	if (n_objs > 0)
 		memcpy(e->objs, objs, n_objs * sizeof(uint64_t));
@@ -226,8 +258,80 @@ disp_worker_remove(struct disp *d, uint64_t worker)
 		return;
 	for (size_t i = 0; i < w->n_objs; i++)
 		holder_remove(d, w->objs[i], worker);
-	free(w->objs);
-	free(w);
+	wstate_free(w);
+}
+
+int
+disp_worker_functions(struct disp *d, uint64_t worker, const uint32_t *fns,
+    size_t n)
+{
+	struct wstate *w = idmap_get(&d->workers, worker);
+	uint32_t       top = 0;
+	uint32_t      *list;
+	uint64_t      *bits;
+	size_t         words;
+
+	if (w == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (fns[i] > top)
+			top = fns[i];
+	words = (size_t)top / 64 + 1;
+	list  = malloc((n + 1) * sizeof(*list));
+	bits  = calloc(words, sizeof(*bits));
+	if (list == NULL || bits == NULL) {
+		free(list);
+		free(bits);
+		free(w->fns);
+		free(w->bits);
+		w->fns  = NULL;
+		w->bits = NULL;
+		w->n_fns = w->n_words = 0;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		list[i] = fns[i];
+		bits[fns[i] / 64] |= (uint64_t)1 << (fns[i] % 64);
+	}
+	free(w->fns);
+	free(w->bits);
+	w->fns     = list;
+	w->n_fns   = n;
+	w->bits    = bits;
+	w->n_words = words;
+	return 0;
+}
+
+/* Whether worker state w (NULL: unknown) runs function fn. */
+static int
+runs(const struct wstate *w, uint32_t fn)
+{
+	if (fn == 0)
+		return 1;
+	return w != NULL && fn / 64 < w->n_words &&
+	    (w->bits[fn / 64] >> (fn % 64) & 1) != 0;
+}
+
+/* Set queued task e aside for a worker that runs its function.  Returns
+ * 0, or -1 when memory runs out (the caller keeps it in the FIFO). */
+static int
+set_aside(struct disp *d, const struct qent *e)
+{
+	struct u64q *q = idmap_get(&d->aside, (uint64_t)e->fn + 1);
+
+	if (q == NULL) {
+		if ((q = calloc(1, sizeof(*q))) == NULL)
+			return -1;
+		u64q_init(q);
+		if (idmap_put(&d->aside, (uint64_t)e->fn + 1, q) != 0) {
+			free(q);
+			return -1;
+		}
+	}
+	if (u64q_push(q, e->id) != 0)
+		return -1;
+	d->n_aside++;
+	return 0;
 }
 
 int
@@ -297,6 +401,26 @@ idle_holder_elsewhere(struct disp *d, const struct qent *e, uint64_t worker)
 	return 0;
 }
 
+/* Take up to max set-aside tasks that w runs into out (from n). */
+static size_t
+pick_aside(struct disp *d, const struct wstate *w, uint64_t *out, size_t n,
+    size_t max)
+{
+	uint64_t id;
+
+	for (size_t i = 0; w != NULL && i < w->n_fns && n < max; i++) {
+		struct u64q *q = idmap_get(&d->aside, (uint64_t)w->fns[i] + 1);
+		while (q != NULL && n < max && u64q_pop(q, &id)) {
+			d->n_aside--;
+			if (!disp_is_queued(d, id))
+				continue;
+			take(d, id);
+			out[n++] = id;
+		}
+	}
+	return n;
+}
+
 size_t
 disp_pick(struct disp *d, uint64_t worker, uint64_t *out, size_t max,
     size_t *local)
@@ -305,6 +429,10 @@ disp_pick(struct disp *d, uint64_t worker, uint64_t *out, size_t max,
 	uint64_t       deferred[DEFER_MAX];
 	size_t         n = 0, n_local = 0, n_def = 0;
 	uint64_t       id;
+
+	/* 0. tasks set aside for a function it runs: older than the FIFO */
+	if (d->n_aside > 0)
+		n = pick_aside(d, w, out, n, max);
 
 	/* 1. tasks whose objects this worker holds */
 	if (w != NULL) {
@@ -316,8 +444,9 @@ disp_pick(struct disp *d, uint64_t worker, uint64_t *out, size_t max,
 			if (q == NULL)
 				continue;
 			while (n < max && u64q_pop(&q->q, &id)) {
-				if (!disp_is_queued(d, id))
-					continue;
+				const struct qent *e = idmap_get(&d->tasks, id);
+				if (e == NULL || !runs(w, e->fn))
+					continue; /* the FIFO still has it */
 				take(d, id);
 				out[n++] = id;
 				n_local++;
@@ -325,11 +454,22 @@ disp_pick(struct disp *d, uint64_t worker, uint64_t *out, size_t max,
 		}
 	}
 
-	/* 2. the oldest tasks, leaving to an idle holder what it holds */
+	/* 2. the oldest tasks, leaving to an idle holder what it holds, and
+	 *    to others what this worker cannot run */
 	while (n < max && u64q_pop(&d->fifo, &id)) {
 		const struct qent *e = idmap_get(&d->tasks, id);
 		if (e == NULL)
 			continue;
+		if (!runs(w, e->fn)) {
+			if (set_aside(d, e) == 0)
+				continue;
+			if (n_def < DEFER_MAX) {
+				deferred[n_def++] = id; /* stays in front */
+				continue;
+			}
+			(void)u64q_push_front(&d->fifo, id); /* slot just freed */
+			break;
+		}
 		if (e->n_objs > 0 && n_def < DEFER_MAX &&
 		    idle_holder_elsewhere(d, e, worker)) {
 			deferred[n_def++] = id;
@@ -350,6 +490,8 @@ disp_pick(struct disp *d, uint64_t worker, uint64_t *out, size_t max,
 void
 disp_compact(struct disp *d)
 {
+	if (d->n_queued == 0)
+		aside_clear(d); /* only dead entries are left there */
 	idmap_shrink(&d->tasks);
 	u64q_shrink(&d->fifo);
 	for (size_t i = 0; i < d->objs.cap; i++) {

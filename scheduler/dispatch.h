@@ -9,8 +9,15 @@
  * waits for the "right" worker while any worker is free: the skip only
  * ever defers a task to an idle holder.
  *
- * Every operation is O(1) or O(objects of the task / worker), never a scan
- * of the queue.  Not thread-safe: the scheduler's loop owns it.
+ * A task may need a function (a small index, 0: any worker will do): it
+ * goes only to a worker that declared that function.  A worker that meets
+ * a task it cannot run moves it aside, into a queue per function, where
+ * the next worker that can run it finds it first (it is older than the
+ * rest of the FIFO).  Each task is set aside at most once per enqueue.
+ *
+ * Every operation is O(1) amortised, or O(objects of the task / worker,
+ * functions of the worker), never a scan of the queue.  Not thread-safe:
+ * the scheduler's loop owns it.
  */
 #ifndef FERRY_DISPATCH_H
 #define FERRY_DISPATCH_H
@@ -26,11 +33,12 @@ struct disp;
 struct disp *disp_new(void);
 void         disp_free(struct disp *d);
 
-/* Queue task id (non-zero, not already queued) with its object keys (at
- * most DISP_MAX_OBJS are kept); front puts it ahead of everything (a
- * re-queued task).  Returns 0, or -1 on allocation failure. */
-int disp_enqueue(struct disp *d, uint64_t id, const uint64_t *objs,
-    uint32_t n_objs, int front);
+/* Queue task id (non-zero, not already queued) needing function fn (0:
+ * any) with its object keys (at most DISP_MAX_OBJS are kept); front puts
+ * it ahead of everything (a re-queued task).  Returns 0, or -1 on
+ * allocation failure. */
+int disp_enqueue(struct disp *d, uint64_t id, uint32_t fn,
+    const uint64_t *objs, uint32_t n_objs, int front);
 
 /* Take a queued task out (cancelled, expired).  No-op if not queued. */
 void disp_remove(struct disp *d, uint64_t id);
@@ -48,6 +56,13 @@ size_t disp_queued(const struct disp *d);
 /* A worker appears / disappears (its holdings are forgotten). */
 int  disp_worker_add(struct disp *d, uint64_t worker);
 void disp_worker_remove(struct disp *d, uint64_t worker);
+
+/* The functions (non-zero indexes) a worker runs, replacing what it said
+ * before.  A worker runs tasks of function 0 and of these only.  Returns
+ * 0, or -1 on allocation failure (the worker then runs function-0 tasks
+ * only). */
+int disp_worker_functions(struct disp *d, uint64_t worker,
+    const uint32_t *fns, size_t n);
 
 /* A worker now holds (holds = 1) or dropped (0) an object. */
 int disp_worker_object(struct disp *d, uint64_t worker, uint64_t obj,

@@ -53,7 +53,10 @@ enum timer_kind {
 	TM_GHOST,           /* a lost worker's supervisor did not report */
 	TM_PARK_WATCH,      /* a parked supervisor watch is due an answer */
 	TM_ACK,             /* a held-back submit answer is due */
+	TM_FN_WAIT,         /* tasks waited too long for their function */
 };
+
+#define MAX_UNKNOWN_FNS 1024 /* names no worker registered, at once */
 
 #define ACK_HOLD_MS 1 /* longest a submit's answer is held back */
 
@@ -77,6 +80,7 @@ struct task {
 	uint64_t        tag; /* client's id within its session */
 	struct session *sess;
 	struct worker  *worker;
+	struct fnreg   *fnr;  /* its function (holds a count in tasks) */
 	struct task    *wprev, *wnext; /* in worker->tasks */
 	uint32_t        fn_len, args_len;
 	uint8_t         state;
@@ -104,9 +108,24 @@ struct result {
 	uint8_t        data[];
 };
 
+/*
+ * A task function by name: registered by workers (refs), or only named by
+ * submitted tasks so far.  Tasks go only to workers that registered their
+ * function; those of a function no connected worker runs wait (counted in
+ * n_unserved), for at most function_wait_ms (unknown_function_wait_ms for
+ * a function no worker ever registered), and then fail.
+ */
 struct fnreg {
-	struct fnreg *next; /* hash collisions */
-	uint32_t      refs; /* live workers that registered it */
+	struct fnreg *next;        /* hash collisions */
+	uint64_t      hash;
+	uint32_t      idx;         /* its index in dispatch, 1, 2, ... */
+	uint32_t      refs;        /* live workers that registered it */
+	uint64_t      queued;      /* its tasks in state queued */
+	uint64_t      tasks;       /* live tasks that name it */
+	uint64_t      unserved_ms; /* since when no worker runs it */
+	uint32_t      wait_gen;    /* of its pending wait timer */
+	uint8_t       ever;        /* some worker registered it this run */
+	uint8_t       unavailable; /* waited too long: submits refused */
 	char          name[];
 };
 
@@ -116,7 +135,7 @@ struct worker {
 	char           name[128], host[128], group[64];
 	uint64_t       pid;
 	uint32_t       slots, capacity;
-	char         **functions;
+	struct fnreg **functions; /* each holds a reference */
 	uint32_t       n_functions;
 	struct task   *tasks; /* assigned, doubly linked */
 	uint32_t       held;
@@ -229,6 +248,13 @@ struct sched {
 	uint32_t         n_clients;
 	struct idmap     peers;    /* pipe id -> peer */
 	struct idmap     fns;      /* hash(name) -> fnreg chain */
+	struct fnreg   **fn_by_idx; /* idx -> fnreg (NULL: free) */
+	size_t           n_fn_idx, cap_fn_idx;
+	uint32_t        *fn_free;   /* indexes free for reuse */
+	size_t           n_fn_free, cap_fn_free;
+	uint64_t         n_unknown_fns; /* never registered, still named */
+	uint64_t         n_unserved; /* queued tasks no connected worker runs */
+	uint32_t         fn_wait_gen;
 	struct idmap     ghosts;   /* id -> lost worker awaiting a report */
 	struct idmap     sups;     /* token -> supervisor */
 	uint32_t         n_sups;
@@ -311,6 +337,8 @@ sched_config_defaults(struct sched_config *c)
 	c->quarantine_after      = 3;
 	c->report_grace_ms       = 500;
 	c->drain_timeout_ms      = 30000;
+	c->function_wait_ms      = 0;
+	c->unknown_function_wait_ms = 30000;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -331,45 +359,122 @@ fn_find(struct sched *s, const char *name, size_t n)
 	return NULL;
 }
 
-/* Whether a connected worker registered the function. */
-static int
-fn_served(struct sched *s, const char *name, size_t n)
-{
-	const struct fnreg *f = fn_find(s, name, n);
-	return f != NULL && f->refs > 0;
-}
+static void timer_add(struct sched *s, uint64_t when, int kind, uint64_t id,
+    uint32_t gen);
 
-static int
-fn_ref(struct sched *s, const char *name)
+/* The entry for a function name (without NUL), made if need be (refs 0,
+ * not served).  Returns NULL when memory runs out. */
+static struct fnreg *
+fn_get(struct sched *s, const char *name, size_t n)
 {
-	size_t        n = strlen(name);
 	uint64_t      h = fnv64(name, n);
 	struct fnreg *f = fn_find(s, name, n);
-	if (f != NULL) {
-		f->refs++;
-		return 0;
-	}
-	if ((f = malloc(sizeof(*f) + n + 1)) == NULL)
-		return -1;
-	memcpy(f->name, name, n + 1);
-	f->refs = 1;
+	uint32_t      idx;
+
+	if (f != NULL)
+		return f;
+	if (s->n_fn_free == 0 &&
+	    util_grow(&s->fn_by_idx, &s->cap_fn_idx, s->n_fn_idx + 1,
+	        sizeof(*s->fn_by_idx), 64) != 0)
+		return NULL;
+	if ((f = calloc(1, sizeof(*f) + n + 1)) == NULL)
+		return NULL;
+	memcpy(f->name, name, n);
+	f->hash = h;
 	f->next = idmap_get(&s->fns, h);
 	if (idmap_put(&s->fns, h, f) != 0) {
 		free(f);
-		return -1;
+		return NULL;
 	}
-	return 0;
+	/* index 0 means "any worker": ours start at 1 */
+	idx = s->n_fn_free > 0 ? s->fn_free[--s->n_fn_free]
+	                       : (uint32_t)++s->n_fn_idx;
+	f->idx            = idx;
+	s->fn_by_idx[idx] = f;
+	f->unserved_ms    = util_now_ms();
+	s->n_unknown_fns++;
+	return f;
 }
 
+/* Forget an entry that no worker ever registered and no task names. */
 static void
-fn_unref(struct sched *s, const char *name)
+fn_drop(struct sched *s, struct fnreg *f)
 {
-	size_t        n = strlen(name);
-	struct fnreg *f = fn_find(s, name, n);
-	if (f != NULL && f->refs > 0)
-		f->refs--;
-	/* entries stay (with refs 0) so a name is not re-hashed per worker
-	 * restart; their number is bounded by the functions ever seen */
+	struct fnreg *head = idmap_get(&s->fns, f->hash), **pp;
+
+	if (f->ever || f->refs > 0 || f->tasks > 0)
+		return;
+	for (pp = &head; *pp != NULL && *pp != f; pp = &(*pp)->next)
+		;
+	if (*pp == NULL)
+		return;
+	*pp = f->next;
+	if (head != NULL)
+		(void)idmap_put(&s->fns, f->hash, head); /* replaces: no
+		                                          * allocation */
+	else
+		idmap_del(&s->fns, f->hash);
+	s->fn_by_idx[f->idx] = NULL;
+	if (util_grow(&s->fn_free, &s->cap_fn_free, s->n_fn_free,
+	        sizeof(*s->fn_free), 16) == 0)
+		s->fn_free[s->n_fn_free++] = f->idx;
+	s->n_unknown_fns--;
+	free(f);
+}
+
+/* Start the clock on tasks waiting for f, which no worker runs now. */
+static void
+fn_wait_start(struct sched *s, struct fnreg *f, uint32_t wait_ms)
+{
+	f->unserved_ms = util_now_ms();
+	if (wait_ms == 0)
+		return; /* they wait as long as it takes */
+	f->wait_gen = ++s->fn_wait_gen;
+	timer_add(s, f->unserved_ms + wait_ms, TM_FN_WAIT, f->idx, f->wait_gen);
+}
+
+/* A worker registers name: returns its entry with a reference, or NULL
+ * when memory runs out. */
+static struct fnreg *
+fn_ref(struct sched *s, const char *name)
+{
+	struct fnreg *f = fn_get(s, name, strlen(name));
+
+	if (f == NULL)
+		return NULL;
+	if (f->refs++ == 0) {
+		/* its waiting tasks can go now */
+		s->n_unserved -= f->queued;
+		f->unserved_ms = 0;
+		f->unavailable = 0;
+		f->wait_gen    = 0;
+	}
+	if (!f->ever) {
+		f->ever = 1;
+		s->n_unknown_fns--;
+	}
+	return f;
+}
+
+/* A worker that registered f is gone.  Entries of registered functions
+ * stay (with refs 0): a name is not re-hashed per worker restart, and
+ * their number is bounded by the functions ever registered. */
+static void
+fn_unref(struct sched *s, struct fnreg *f)
+{
+	if (f == NULL || f->refs == 0 || --f->refs > 0)
+		return;
+	s->n_unserved += f->queued;
+	fn_wait_start(s, f, s->cfg->function_wait_ms);
+}
+
+/* A task of f enters (delta 1) or leaves (-1) the queued state. */
+static void
+fn_queued(struct sched *s, struct fnreg *f, int delta)
+{
+	f->queued += (uint64_t)(int64_t)delta;
+	if (f->refs == 0)
+		s->n_unserved += (uint64_t)(int64_t)delta;
 }
 
 static void
@@ -530,6 +635,7 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 	/* leave the old state */
 	if (t->state == TASK_QUEUED) {
 		s->n_queued--;
+		fn_queued(s, t->fnr, -1);
 		disp_remove(s->disp, t->id); /* no-op if dispatch took it */
 	} else if (t->state == TASK_DELAYED) {
 		s->n_delayed--;
@@ -552,10 +658,12 @@ task_set_state(struct sched *s, struct task *t, int to, const char *reason)
 	case TASK_QUEUED:
 		t->worker = NULL;
 		s->n_queued++;
+		fn_queued(s, t->fnr, 1);
 		/* a task taken back from a lost worker, or back from its
 		 * retry backoff, goes first: it has waited longest, and a
 		 * retry must not wait behind the whole queue again */
-		if (disp_enqueue(s->disp, t->id, t->objs, t->n_objs, 1) != 0)
+		if (disp_enqueue(s->disp, t->id, t->fnr->idx, t->objs,
+		        t->n_objs, 1) != 0)
 			log_error("task %" PRIu64 ": out of memory re-queueing",
 			    t->id);
 		break;
@@ -587,8 +695,10 @@ session_mark_dirty(struct sched *s, struct session *se)
 }
 
 static void
-task_free(struct task *t)
+task_free(struct sched *s, struct task *t)
 {
+	if (t->fnr != NULL && --t->fnr->tasks == 0)
+		fn_drop(s, t->fnr); /* a name no worker ever had */
 	free(t->why);
 	free(t);
 }
@@ -648,7 +758,7 @@ task_finish(struct sched *s, struct task *t, int to, int32_t code,
 			session_mark_dirty(s, se);
 		}
 	}
-	task_free(t);
+	task_free(s, t);
 }
 
 /* Whether undelivered results fill their store: dispatch holds back until
@@ -817,28 +927,45 @@ wait_append(struct sched *s, struct worker *w)
 
 
 /*
- * Answer a worker's work request (held by rc) with up to credit tasks from
- * the queue, no more than a fair share when others wait too.  Returns how
- * many were sent.
+ * Choose for worker w up to credit queued tasks that it runs (into
+ * s->pick, taken out of the queue), no more than a fair share when others
+ * wait too.  Returns how many.
  */
-static uint32_t
-send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
+static size_t
+tasks_pick(struct sched *s, struct worker *w, uint64_t credit)
 {
-	uint64_t share, n = 0, *ids = s->pick;
-	size_t   budget = s->cfg->max_message_size - 4096;
-	size_t   count_at, picked, local = 0;
-	struct task *t;
+	uint64_t share;
+	size_t   picked, local = 0;
 
+	if (credit == 0 || s->n_queued == 0 || results_full(s) ||
+	    s->draining)
+		return 0; /* clients are not fetching, or stopping */
 	share = (s->n_queued + s->n_workers - 1) /
 	    (s->n_workers ? s->n_workers : 1);
 	if (share == 0)
 		share = 1;
 	if (credit > share)
 		credit = share;
-	if (results_full(s) || s->draining)
-		credit = 0; /* clients are not fetching, or stopping */
 	if (credit > SCHED_MAX_BATCH)
 		credit = SCHED_MAX_BATCH;
+	picked = disp_pick(s->disp, w->id, s->pick, credit, &local);
+	w->local += local;
+	s->local += local;
+	return picked;
+}
+
+/*
+ * Answer a worker's work request (held by rc) with the first picked tasks
+ * of s->pick, as many as fit in a message (the rest go back to the front
+ * of the queue).  Returns how many were sent.
+ */
+static uint32_t
+tasks_send(struct sched *s, struct worker *w, struct rctx *rc, size_t picked)
+{
+	uint64_t     n = 0, *ids = s->pick;
+	size_t       budget = s->cfg->max_message_size - 4096;
+	size_t       count_at;
+	struct task *t;
 
 	proto_writer_reset(&s->w);
 	proto_begin(&s->w, PROTO_TASKS, 1);
@@ -847,10 +974,6 @@ send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
 	count_at = s->w.buf.size;
 	proto_reserve_array32(&s->w);
 	disp_worker_idle(s->disp, w->id, 0);
-	picked = credit > 0 ? disp_pick(s->disp, w->id, ids, credit, &local)
-	                    : 0;
-	w->local += local;
-	s->local += local;
 	for (size_t i = 0; i < picked; i++) {
 		t = idmap_get(&s->tasks, ids[i]);
 		if (n > 0 &&
@@ -859,8 +982,8 @@ send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
 			 * their order (the state did not change yet) */
 			for (size_t j = picked; j-- > i;) {
 				t = idmap_get(&s->tasks, ids[j]);
-				disp_enqueue(s->disp, t->id, t->objs, t->n_objs,
-				    1);
+				disp_enqueue(s->disp, t->id, t->fnr->idx,
+				    t->objs, t->n_objs, 1);
 			}
 			break;
 		}
@@ -875,30 +998,46 @@ send_tasks(struct sched *s, struct worker *w, struct rctx *rc, uint64_t credit)
 	return (uint32_t)n;
 }
 
-/* Hand queued tasks to workers whose work requests are parked. */
+/* Hand queued tasks to workers whose work requests are parked; a worker
+ * that runs none of them stays parked. */
 static void
 dispatch(struct sched *s)
 {
-	while (s->n_queued > 0 && s->wait_head != NULL && !results_full(s) &&
-	    !s->draining) {
-		struct worker *w = s->wait_head;
-		wait_remove(s, w);
-		if (!w->park.active)
+	struct worker *w, *next;
+
+	for (w = s->wait_head; w != NULL && s->n_queued > s->n_unserved &&
+	     !results_full(s) && !s->draining;
+	     w = next) {
+		size_t n;
+		next = w->wait_next;
+		if (!w->park.active) {
+			wait_remove(s, w);
 			continue;
+		}
+		if ((n = tasks_pick(s, w, w->park.credit)) == 0)
+			continue;
+		wait_remove(s, w);
 		w->park.active = 0;
 		w->park.gen++;
-		send_tasks(s, w, w->park.rc, w->park.credit);
+		tasks_send(s, w, w->park.rc, n);
 	}
+}
+
+/* Forget a worker's task functions (it runs nothing any more). */
+static void
+worker_drop_functions(struct sched *s, struct worker *w)
+{
+	for (uint32_t i = 0; i < w->n_functions; i++)
+		fn_unref(s, w->functions[i]);
+	free(w->functions);
+	w->functions   = NULL;
+	w->n_functions = 0;
 }
 
 static void
 worker_free(struct sched *s, struct worker *w)
 {
-	for (uint32_t i = 0; i < w->n_functions; i++) {
-		fn_unref(s, w->functions[i]);
-		free(w->functions[i]);
-	}
-	free(w->functions);
+	worker_drop_functions(s, w);
 	free(w);
 }
 
@@ -935,13 +1074,15 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	struct peer   *p = calloc(1, sizeof(*p));
+	uint32_t      *idx = NULL;
 
 	if (w == NULL || p == NULL ||
-	    (w->functions = calloc(m->n_functions + 1, sizeof(char *))) ==
-	        NULL) {
-		free(p);
+	    (w->functions = calloc(m->n_functions + 1,
+	         sizeof(*w->functions))) == NULL ||
+	    (idx = calloc(m->n_functions + 1, sizeof(*idx))) == NULL) {
 		if (w != NULL)
 			free(w->functions);
+		free(p);
 		free(w);
 		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
@@ -957,26 +1098,29 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	w->capacity     = (uint32_t)m->capacity;
 	w->last_seen_ms = w->connected_ms = util_now_ms();
 	for (uint32_t i = 0; i < m->n_functions; i++) {
-		if ((w->functions[i] = strdup(m->functions[i])) == NULL ||
-		    fn_ref(s, m->functions[i]) != 0) {
-			free(w->functions[i]);
-			w->functions[i] = NULL;
+		struct fnreg *f = fn_ref(s, m->functions[i]);
+		if (f == NULL)
 			break;
-		}
-		w->n_functions++;
+		w->functions[w->n_functions] = f;
+		idx[w->n_functions++]        = f->idx;
 	}
 	p->kind = PEER_WORKER;
 	p->obj  = w;
-	if (idmap_put(&s->workers, w->id, w) != 0 ||
+	if (w->n_functions < m->n_functions ||
+	    idmap_put(&s->workers, w->id, w) != 0 ||
 	    idmap_put(&s->peers, pipe, p) != 0 ||
-	    disp_worker_add(s->disp, w->id) != 0) {
+	    disp_worker_add(s->disp, w->id) != 0 ||
+	    disp_worker_functions(s->disp, w->id, idx, w->n_functions) != 0) {
 		idmap_del(&s->workers, w->id);
 		idmap_del(&s->peers, pipe);
+		disp_worker_remove(s->disp, w->id);
 		worker_free(s, w);
 		free(p);
+		free(idx);
 		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
+	free(idx);
 	s->n_workers++;
 	timer_add(s, w->last_seen_ms + s->cfg->heartbeat_interval_ms,
 	    TM_HEARTBEAT, w->id, 0);
@@ -993,6 +1137,8 @@ static void
 handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
     struct rctx *rc)
 {
+	size_t n;
+
 	/* what it holds now: locality for the tasks below */
 	for (uint32_t i = 0; i < m->n_loaded; i++)
 		disp_worker_object(s->disp, w->id,
@@ -1042,15 +1188,14 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 		w->park.active = 0;
 		w->park.gen++;
 		wait_remove(s, w);
-		send_tasks(s, w, w->park.rc, 0);
+		tasks_send(s, w, w->park.rc, 0);
 	}
-	if (m->credit > 0 && s->n_queued > 0 && !results_full(s) &&
-	    !s->draining) {
-		send_tasks(s, w, rc, m->credit);
+	if ((n = tasks_pick(s, w, m->credit)) > 0) {
+		tasks_send(s, w, rc, n);
 		return;
 	}
 	if (m->credit == 0 || (m->n_results > 0 && m->park == 0)) {
-		send_tasks(s, w, rc, 0);
+		tasks_send(s, w, rc, 0);
 		return;
 	}
 	/* nothing to hand out: park until tasks arrive or the heartbeat
@@ -1063,19 +1208,6 @@ handle_work(struct sched *s, struct worker *w, const struct proto_msg *m,
 	wait_append(s, w);
 	timer_add(s, util_now_ms() + s->cfg->heartbeat_interval_ms,
 	    TM_PARK_WORKER, w->id, w->park.gen);
-}
-
-/* Forget a worker's task functions (it runs nothing any more). */
-static void
-worker_drop_functions(struct sched *s, struct worker *w)
-{
-	for (uint32_t i = 0; i < w->n_functions; i++) {
-		fn_unref(s, w->functions[i]);
-		free(w->functions[i]);
-	}
-	free(w->functions);
-	w->functions   = NULL;
-	w->n_functions = 0;
 }
 
 /* Re-queue what a ghost held and free it. */
@@ -1531,13 +1663,148 @@ task_options(struct sched *s, struct task *t, const struct proto_task_opts *o)
 		t->backoff_max_ms = t->backoff_ms;
 }
 
+/* Whether every configured worker group has a worker connected now
+ * (without a list of groups: whether any worker is). */
+static int
+groups_all_up(struct sched *s)
+{
+	if (s->n_workers == 0)
+		return 0;
+	for (size_t g = 0; g < s->cfg->n_groups; g++) {
+		int up = 0;
+		for (size_t i = 0; i < s->workers.cap && !up; i++) {
+			const struct worker *w = s->workers.slots[i].val;
+			up = s->workers.slots[i].key != 0 &&
+			    strcmp(w->group, s->cfg->groups[g]) == 0;
+		}
+		if (!up)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Check one submit entry; on success *fnr is its function's entry.
+ * Returns 0, or the code it is rejected with and the reason in why.  A
+ * function no connected worker runs is accepted (its tasks wait), unless
+ * no worker ever registered it while every configured group is up (a
+ * misspelt name: refused at once), or its tasks have waited too long.
+ */
+static int
+submit_check(struct sched *s, const struct proto_task *pt,
+    struct fnreg **fnr, char *why, size_t len)
+{
+	char          name[4 * MAX_FN_LEN + 8];
+	struct fnreg *f;
+
+	if (pt->id == 0) {
+		snprintf(why, len, "task id 0 is reserved");
+		return FERRY_EINVAL;
+	}
+	if (pt->fn_len > MAX_FN_LEN) {
+		snprintf(why, len, "function name is %u bytes, the limit is %d",
+		    pt->fn_len, MAX_FN_LEN);
+		return FERRY_EINVAL;
+	}
+	util_escape(name, sizeof(name), pt->fn, pt->fn_len);
+	if (memchr(pt->fn, '\0', pt->fn_len) != NULL) {
+		snprintf(why, len, "function name '%s' contains a NUL byte",
+		    name);
+		return FERRY_EINVAL;
+	}
+	f = fn_find(s, pt->fn, pt->fn_len);
+	if ((f == NULL || !f->ever) && groups_all_up(s)) {
+		snprintf(why, len,
+		    "unknown function '%s': no connected worker registered "
+		    "it",
+		    name);
+		return FERRY_ENOFUNC;
+	}
+	if (f != NULL && f->unavailable) {
+		snprintf(why, len,
+		    "function '%s': no worker has run it for %" PRIu64 " ms "
+		    "(scheduler.function_wait)",
+		    name, util_now_ms() - f->unserved_ms);
+		return FERRY_ENOFUNC;
+	}
+	if (s->n_queued >= s->cfg->max_queue) {
+		snprintf(why, len, "queue is full (%zu tasks, scheduler.max_queue)",
+		    s->cfg->max_queue);
+		return FERRY_EFULL;
+	}
+	if (f == NULL) {
+		if (s->n_unknown_fns >= MAX_UNKNOWN_FNS) {
+			snprintf(why, len,
+			    "unknown function '%s': tasks already wait for %d "
+			    "other functions no worker registered",
+			    name, MAX_UNKNOWN_FNS);
+			return FERRY_ENOFUNC;
+		}
+		if ((f = fn_get(s, pt->fn, pt->fn_len)) == NULL) {
+			snprintf(why, len, "out of memory");
+			return FERRY_ENOMEM;
+		}
+		fn_wait_start(s, f, s->cfg->unknown_function_wait_ms);
+	}
+	*fnr = f;
+	return 0;
+}
+
+/* Make and queue the task of submit entry pt; NULL when memory runs out
+ * (nothing changed). */
+static struct task *
+task_new(struct sched *s, struct session *se, const struct proto_task *pt,
+    struct fnreg *fnr)
+{
+	struct task *t = calloc(1, sizeof(*t) + pt->fn_len + 1 + pt->args_len);
+
+	if (t == NULL)
+		goto fail;
+	t->id       = ++s->next_task_id;
+	t->tag      = pt->id;
+	t->sess     = se;
+	t->fnr      = fnr;
+	t->fn_len   = pt->fn_len;
+	t->args_len = pt->args_len;
+	t->fn       = (char *)t->data;
+	t->args     = t->data + pt->fn_len + 1;
+	memcpy(t->fn, pt->fn, pt->fn_len);
+	if (pt->args_len > 0)
+		memcpy(t->args, pt->args, pt->args_len);
+	t->n_objs = (uint8_t)pt->n_objs;
+	task_options(s, t, &pt->opts);
+	for (uint32_t k = 0; k < pt->n_objs; k++)
+		t->objs[k] = disp_key(pt->objs[k].via.str.ptr,
+		    pt->objs[k].via.str.size);
+	if (idmap_put(&s->tasks, t->id, t) != 0 ||
+	    idmap_put(&se->tags, t->tag, t) != 0 ||
+	    disp_enqueue(s->disp, t->id, fnr->idx, t->objs, t->n_objs, 0) != 0) {
+		idmap_del(&s->tasks, t->id);
+		idmap_del(&se->tags, t->tag);
+		free(t);
+		goto fail;
+	}
+	fnr->tasks++;
+	t->state = TASK_QUEUED;
+	s->n_queued++;
+	fn_queued(s, fnr, 1);
+	log_debug("task %" PRIu64 " (%s, client %" PRIx64 ":%" PRIu64
+	          "): submitted -> queued",
+	    t->id, t->fn, se->id, t->tag);
+	return t;
+fail:
+	if (fnr->tasks == 0)
+		fn_drop(s, fnr); /* made for this task alone */
+	return NULL;
+}
+
 static void
 handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
     struct rctx *rc)
 {
 	uint64_t accepted = 0, queued = s->n_queued;
 	uint32_t n_rej    = 0;
-	char     why[1280], name[4 * MAX_FN_LEN + 8];
+	char     why[1280];
 
 	ack_send(s, se); /* answers leave in order */
 	if (s->draining) {
@@ -1551,7 +1818,8 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	for (uint32_t i = 0; i < m->n_tasks; i++) {
 		const struct proto_task *pt = &m->tasks[i];
 		struct task             *t;
-		int                      code = 0;
+		struct fnreg            *fnr;
+		int                      code;
 
 		if (idmap_get(&se->tags, pt->id) != NULL ||
 		    idmap_get(&se->done, pt->id) != NULL) {
@@ -1560,40 +1828,10 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 			accepted++;
 			continue;
 		}
-		if (pt->id == 0) {
-			code = FERRY_EINVAL;
-			snprintf(why, sizeof(why), "task id 0 is reserved");
-		} else if (pt->fn_len > MAX_FN_LEN) {
-			code = FERRY_EINVAL;
-			snprintf(why, sizeof(why),
-			    "function name is %u bytes, the limit is %d",
-			    pt->fn_len, MAX_FN_LEN);
-		} else if (memchr(pt->fn, '\0', pt->fn_len) != NULL) {
-			code = FERRY_EINVAL;
-			snprintf(why, sizeof(why),
-			    "function name '%s' contains a NUL byte",
-			    util_escape(name, sizeof(name), pt->fn,
-			        pt->fn_len));
-		} else if (s->n_workers > 0 &&
-		    !fn_served(s, pt->fn, pt->fn_len)) {
-			code = FERRY_ENOFUNC;
-			snprintf(why, sizeof(why),
-			    "unknown function '%s': no connected worker "
-			    "registered it",
-			    util_escape(name, sizeof(name), pt->fn,
-			        pt->fn_len));
-		} else if (s->n_queued >= s->cfg->max_queue) {
-			code = FERRY_EFULL;
-			snprintf(why, sizeof(why),
-			    "queue is full (%zu tasks, scheduler.max_queue)",
-			    s->cfg->max_queue);
-		}
-		if (code == 0) {
-			t = malloc(sizeof(*t) + pt->fn_len + 1 + pt->args_len);
-			if (t == NULL) {
-				code = FERRY_ENOMEM;
-				snprintf(why, sizeof(why), "out of memory");
-			}
+		code = submit_check(s, pt, &fnr, why, sizeof(why));
+		if (code == 0 && (t = task_new(s, se, pt, fnr)) == NULL) {
+			code = FERRY_ENOMEM;
+			snprintf(why, sizeof(why), "out of memory");
 		}
 		if (code != 0) {
 			/* rejected entries are collected in the writer as
@@ -1604,40 +1842,6 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 			s->rejected++;
 			continue;
 		}
-		memset(t, 0, sizeof(*t));
-		t->id       = ++s->next_task_id;
-		t->tag      = pt->id;
-		t->sess     = se;
-		t->fn_len   = pt->fn_len;
-		t->args_len = pt->args_len;
-		t->fn       = (char *)t->data;
-		t->args     = t->data + pt->fn_len + 1;
-		memcpy(t->fn, pt->fn, pt->fn_len);
-		t->fn[pt->fn_len] = '\0';
-		if (pt->args_len > 0)
-			memcpy(t->args, pt->args, pt->args_len);
-		t->n_objs = (uint8_t)pt->n_objs;
-		task_options(s, t, &pt->opts);
-		for (uint32_t k = 0; k < pt->n_objs; k++)
-			t->objs[k] = disp_key(pt->objs[k].via.str.ptr,
-			    pt->objs[k].via.str.size);
-		if (idmap_put(&s->tasks, t->id, t) != 0 ||
-		    idmap_put(&se->tags, t->tag, t) != 0 ||
-		    disp_enqueue(s->disp, t->id, t->objs, t->n_objs, 0) != 0) {
-			idmap_del(&s->tasks, t->id);
-			idmap_del(&se->tags, t->tag);
-			free(t);
-			snprintf(why, sizeof(why), "out of memory");
-			proto_pack_result(
-			    &s->rej, pt->id, FERRY_ENOMEM, why, strlen(why));
-			n_rej++;
-			continue;
-		}
-		t->state = TASK_QUEUED;
-		s->n_queued++;
-		log_debug("task %" PRIu64 " (%s, client %" PRIx64 ":%" PRIu64
-		          "): submitted -> queued",
-		    t->id, t->fn, se->id, t->tag);
 		accepted++;
 		s->submitted++;
 		s->untrimmed = 1;
@@ -1789,6 +1993,38 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 	reply(s, rc);
 }
 
+#define STATUS_UNSERVED 16 /* functions listed as waited for */
+
+/* status_reply's "unserved_functions": functions that queued tasks wait
+ * for, with no connected worker that runs them. */
+static void
+status_unserved(struct sched *s)
+{
+	uint32_t n = 0, k = 0;
+	uint64_t now = util_now_ms();
+
+	for (size_t i = 1; i <= s->n_fn_idx; i++) {
+		const struct fnreg *f = s->fn_by_idx[i];
+		if (f != NULL && f->refs == 0 && f->queued > 0)
+			n++;
+	}
+	if (n > STATUS_UNSERVED)
+		n = STATUS_UNSERVED;
+	proto_put_key(&s->w, "unserved_functions");
+	msgpack_pack_array(&s->w.pk, n);
+	for (size_t i = 1; i <= s->n_fn_idx && k < n; i++) {
+		const struct fnreg *f = s->fn_by_idx[i];
+		if (f == NULL || f->refs > 0 || f->queued == 0)
+			continue;
+		msgpack_pack_map(&s->w.pk, 4);
+		proto_put_str(&s->w, "fn", f->name);
+		proto_put_uint(&s->w, "queued", f->queued);
+		proto_put_uint(&s->w, "waiting_ms", now - f->unserved_ms);
+		proto_put_uint(&s->w, "known", f->ever);
+		k++;
+	}
+}
+
 static void
 handle_status(struct sched *s, struct rctx *rc)
 {
@@ -1807,7 +2043,7 @@ handle_status(struct sched *s, struct rctx *rc)
 		if (s->ghosts.slots[i].key != 0)
 			held_lost += ((struct worker *)s->ghosts.slots[i].val)->held;
 	proto_writer_reset(&s->w);
-	proto_begin(&s->w, PROTO_STATUS_REPLY, 29);
+	proto_begin(&s->w, PROTO_STATUS_REPLY, 31);
 	proto_put_str(&s->w, "version", FERRY_VERSION_STRING);
 	proto_put_uint(&s->w, "uptime_ms", now - s->start_ms);
 	proto_put_uint(&s->w, "workers", s->n_workers);
@@ -1835,6 +2071,8 @@ handle_status(struct sched *s, struct rctx *rc)
 	proto_put_uint(&s->w, "awaiting_report", held_lost);
 	proto_put_uint(&s->w, "supervisors", s->n_sups);
 	proto_put_uint(&s->w, "reports", s->reports);
+	proto_put_uint(&s->w, "waiting_function", s->n_unserved);
+	status_unserved(s);
 	proto_put_key(&s->w, "recent_failures");
 	{
 		uint32_t nr = s->n_recent < RECENT_FAILURES ? s->n_recent
@@ -2072,6 +2310,61 @@ pipe_gone(struct sched *s, uint32_t pipe)
 	free(p);
 }
 
+/*
+ * Tasks of a function waited long enough for a worker that runs it.  An
+ * unknown name keeps waiting while a configured worker group is not up
+ * (its workers may bring it); otherwise its queued and delayed tasks fail
+ * and new ones are refused until a worker registers it.
+ */
+static void
+fn_wait_over(struct sched *s, uint32_t idx, uint32_t gen)
+{
+	struct fnreg *f = idx <= s->n_fn_idx ? s->fn_by_idx[idx] : NULL;
+	char          msg[4 * MAX_FN_LEN + 160], name[4 * MAX_FN_LEN + 8];
+	uint64_t      waited, n = 0;
+
+	if (f == NULL || f->wait_gen != gen || f->refs > 0)
+		return;
+	if (!f->ever && !groups_all_up(s)) {
+		fn_wait_start(s, f, s->cfg->unknown_function_wait_ms);
+		return;
+	}
+	f->unavailable = f->ever; /* an unknown name is forgotten below */
+	waited         = util_now_ms() - f->unserved_ms;
+	util_escape(name, sizeof(name), f->name, strlen(f->name));
+	if (f->ever)
+		snprintf(msg, sizeof(msg),
+		    "no worker has run function '%s' for %" PRIu64 " ms "
+		    "(scheduler.function_wait)",
+		    name, waited);
+	else
+		snprintf(msg, sizeof(msg),
+		    "unknown function '%s': no worker registered it within %"
+		    PRIu64 " ms (scheduler.unknown_function_wait)",
+		    name, waited);
+	/* a rare event, not a hot path: look at every task.  Finishing
+	 * one deletes it from the map, which may move a later entry into
+	 * its slot: that slot is looked at again.  The extra count keeps f
+	 * while its last task goes */
+	f->tasks++;
+	for (size_t i = 0; i < s->tasks.cap;) {
+		struct task *t = s->tasks.slots[i].val;
+		if (s->tasks.slots[i].key != 0 && t->fnr == f &&
+		    (t->state == TASK_QUEUED || t->state == TASK_DELAYED)) {
+			task_finish(s, t, TASK_FAILED, FERRY_ENOFUNC, msg,
+			    strlen(msg), "no worker runs its function");
+			n++;
+			continue;
+		}
+		i++;
+	}
+	log_warn("%s: %" PRIu64 " task(s) failed%s", msg, n,
+	    f->ever ? "; new ones are refused until a worker registers it"
+	            : "");
+	if (--f->tasks == 0)
+		fn_drop(s, f);
+}
+
 static void
 run_timers(struct sched *s)
 {
@@ -2089,7 +2382,7 @@ run_timers(struct sched *s)
 			w->park.active = 0;
 			w->park.gen++;
 			wait_remove(s, w);
-			send_tasks(s, w, w->park.rc, 0);
+			tasks_send(s, w, w->park.rc, 0);
 			break;
 		}
 		case TM_PARK_FETCH: {
@@ -2161,6 +2454,9 @@ run_timers(struct sched *s)
 			send_orders(s, sp, sp->park.rc);
 			break;
 		}
+		case TM_FN_WAIT:
+			fn_wait_over(s, (uint32_t)t.id, t.gen);
+			break;
 		case TM_ACK: {
 			struct session *se = idmap_get(&s->sessions, t.id);
 			if (se != NULL && se->ack_gen == t.gen)
@@ -2450,7 +2746,7 @@ sched_close(struct sched *s)
 			sup_free(s->sups.slots[i].val);
 	for (size_t i = 0; i < s->tasks.cap; i++)
 		if (s->tasks.slots[i].key != 0)
-			task_free(s->tasks.slots[i].val);
+			task_free(s, s->tasks.slots[i].val);
 	for (size_t i = 0; i < s->peers.cap; i++)
 		if (s->peers.slots[i].key != 0)
 			free(s->peers.slots[i].val);
@@ -2468,6 +2764,8 @@ sched_close(struct sched *s)
 	idmap_fini(&s->sessions);
 	idmap_fini(&s->peers);
 	idmap_fini(&s->fns);
+	free(s->fn_by_idx);
+	free(s->fn_free);
 	idmap_fini(&s->ghosts);
 	idmap_fini(&s->sups);
 	disp_free(s->disp);

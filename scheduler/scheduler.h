@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #define SCHED_MAX_LISTEN 8
+#define SCHED_MAX_GROUPS 64
 
 /* Task states (see docs/protocol.md, "Life of a task"). */
 enum sched_task_state {
@@ -41,6 +42,15 @@ struct sched_config {
 	uint32_t    quarantine_after;    /* kills that make a task dead, 3 */
 	uint32_t    report_grace_ms;     /* wait for a supervisor's report,
 	                                  * default 500 */
+	/* tasks whose function no connected worker runs wait; they fail
+	 * after function_wait_ms (0: never) once its last worker is gone,
+	 * or after unknown_function_wait_ms (30000) for a name no worker
+	 * ever registered, counted while every configured group is up */
+	uint32_t    function_wait_ms;
+	uint32_t    unknown_function_wait_ms;
+	const char *groups[SCHED_MAX_GROUPS]; /* the configured worker
+	                                       * groups, if known */
+	size_t      n_groups;
 	uint32_t    drain_timeout_ms;    /* on SIGTERM, how long running
 	                                  * tasks may finish and their
 	                                  * results reach clients, 30000 */

@@ -26,14 +26,14 @@ test_fifo_without_objects(void **state)
 	(void)state;
 	assert_non_null(d);
 	for (uint64_t id = 1; id <= 5; id++)
-		assert_int_equal(disp_enqueue(d, id, NULL, 0, 0), 0);
-	assert_int_equal(disp_enqueue(d, 3, NULL, 0, 0), -1); /* twice */
+		assert_int_equal(disp_enqueue(d, id, 0, NULL, 0, 0), 0);
+	assert_int_equal(disp_enqueue(d, 3, 0, NULL, 0, 0), -1); /* twice */
 	assert_int_equal(disp_queued(d), 5);
 	assert_int_equal(disp_pick(d, A, out, 2, NULL), 2);
 	assert_int_equal(out[0], 1);
 	assert_int_equal(out[1], 2);
 	/* a re-queued task goes first */
-	assert_int_equal(disp_enqueue(d, 1, NULL, 0, 1), 0);
+	assert_int_equal(disp_enqueue(d, 1, 0, NULL, 0, 1), 0);
 	disp_remove(d, 4);
 	assert_false(disp_is_queued(d, 4));
 	assert_int_equal(disp_pick(d, B, out, 8, NULL), 3);
@@ -62,10 +62,10 @@ test_holder_preferred(void **state)
 	assert_int_equal(disp_worker_object(d, B, Y, 1), 0);
 	assert_int_equal(disp_holders(d, X), 1);
 	/* 1, 2 need Y; 3, 4 need X */
-	assert_int_equal(disp_enqueue(d, 1, &Y, 1, 0), 0);
-	assert_int_equal(disp_enqueue(d, 2, &Y, 1, 0), 0);
-	assert_int_equal(disp_enqueue(d, 3, &X, 1, 0), 0);
-	assert_int_equal(disp_enqueue(d, 4, &X, 1, 0), 0);
+	assert_int_equal(disp_enqueue(d, 1, 0, &Y, 1, 0), 0);
+	assert_int_equal(disp_enqueue(d, 2, 0, &Y, 1, 0), 0);
+	assert_int_equal(disp_enqueue(d, 3, 0, &X, 1, 0), 0);
+	assert_int_equal(disp_enqueue(d, 4, 0, &X, 1, 0), 0);
 	assert_int_equal(disp_pick(d, A, out, 2, &local), 2);
 	assert_int_equal(local, 2);
 	assert_int_equal(out[0], 3);
@@ -91,7 +91,7 @@ test_no_starvation(void **state)
 	disp_worker_add(d, B);
 	disp_worker_object(d, A, X, 1);
 	for (uint64_t id = 1; id <= 6; id++)
-		assert_int_equal(disp_enqueue(d, id, &X, 1, 0), 0);
+		assert_int_equal(disp_enqueue(d, id, 0, &X, 1, 0), 0);
 	/* A is busy (not idle): B takes X's tasks rather than wait */
 	disp_worker_idle(d, A, 0);
 	assert_int_equal(disp_pick(d, B, out, 3, &local), 3);
@@ -119,9 +119,9 @@ test_deferred_to_idle_holder(void **state)
 	disp_worker_add(d, B);
 	disp_worker_object(d, A, X, 1);
 	disp_worker_idle(d, A, 1);
-	assert_int_equal(disp_enqueue(d, 1, NULL, 0, 0), 0);
-	assert_int_equal(disp_enqueue(d, 2, &X, 1, 0), 0);
-	assert_int_equal(disp_enqueue(d, 3, NULL, 0, 0), 0);
+	assert_int_equal(disp_enqueue(d, 1, 0, NULL, 0, 0), 0);
+	assert_int_equal(disp_enqueue(d, 2, 0, &X, 1, 0), 0);
+	assert_int_equal(disp_enqueue(d, 3, 0, NULL, 0, 0), 0);
 	assert_int_equal(disp_pick(d, B, out, 16, NULL), 2);
 	assert_int_equal(out[0], 1);
 	assert_int_equal(out[1], 3);
@@ -130,7 +130,7 @@ test_deferred_to_idle_holder(void **state)
 	assert_int_equal(disp_pick(d, A, out, 16, NULL), 1);
 	assert_int_equal(out[0], 2);
 	/* once the holder is gone, anyone gets such tasks */
-	assert_int_equal(disp_enqueue(d, 4, &X, 1, 0), 0);
+	assert_int_equal(disp_enqueue(d, 4, 0, &X, 1, 0), 0);
 	disp_worker_remove(d, A);
 	assert_int_equal(disp_holders(d, X), 0);
 	assert_int_equal(disp_pick(d, B, out, 16, NULL), 1);
@@ -153,7 +153,7 @@ test_evicted_object(void **state)
 	assert_int_equal(disp_holders(d, X), 1);
 	disp_worker_object(d, A, X, 0);
 	assert_int_equal(disp_holders(d, X), 0);
-	assert_int_equal(disp_enqueue(d, 7, &X, 1, 0), 0);
+	assert_int_equal(disp_enqueue(d, 7, 0, &X, 1, 0), 0);
 	assert_int_equal(disp_pick(d, A, out, 4, &local), 1);
 	assert_int_equal(local, 0);
 	assert_int_equal(disp_pick(d, 999, out, 4, NULL), 0);
@@ -182,7 +182,7 @@ test_each_task_once(void **state)
 		disp_worker_object(d, 1000 + w, keys[w % O], 1);
 	}
 	for (uint64_t id = 1; id <= N; id++)
-		assert_int_equal(disp_enqueue(d, id, &keys[id % O], 1, 0), 0);
+		assert_int_equal(disp_enqueue(d, id, 0, &keys[id % O], 1, 0), 0);
 	while (disp_queued(d) > 0) {
 		size_t n;
 		rnd = rnd * 1103515245u + 12345u;
@@ -200,7 +200,7 @@ test_each_task_once(void **state)
 				if (seen[id]) {
 					seen[id] = 0;
 					total--;
-					assert_int_equal(disp_enqueue(d, id,
+					assert_int_equal(disp_enqueue(d, id, 0,
 					    &keys[id % O], 1, 1), 0);
 					break;
 				}
