@@ -690,7 +690,9 @@ test_local_yaml(void **state)
 	assert_int_equal(c.heartbeat_interval_ms, 1000);
 	assert_int_equal(c.heartbeat_timeout_ms, 5000);
 	assert_int_equal(c.connect_timeout_ms, 10000);
-	assert_int_equal(c.drain_timeout_ms, 10000);
+	assert_int_equal(c.drain_timeout_ms, 30000);
+	assert_int_equal(c.function_wait_ms, 0);
+	assert_int_equal(c.unknown_function_wait_ms, 30000);
 	assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
 	assert_int_equal(c.max_queue, 1000000);
 	assert_int_equal(c.max_results, 1000000);
@@ -790,7 +792,7 @@ test_defaults(void **state)
 	assert_int_equal(c.heartbeat_interval_ms, 1000);
 	assert_int_equal(c.heartbeat_timeout_ms, 5000);
 	assert_int_equal(c.connect_timeout_ms, 10000);
-	assert_int_equal(c.drain_timeout_ms, 10000);
+	assert_int_equal(c.drain_timeout_ms, 30000);
 	assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
 	assert_int_equal(c.max_queue, 1000000);
 	assert_int_equal(c.max_results, 1000000);
@@ -876,7 +878,7 @@ test_minimal_and_nulls(void **state)
 		assert_int_equal(c.heartbeat_interval_ms, 1000);
 		assert_int_equal(c.heartbeat_timeout_ms, 5000);
 		assert_int_equal(c.connect_timeout_ms, 10000);
-		assert_int_equal(c.drain_timeout_ms, 10000);
+		assert_int_equal(c.drain_timeout_ms, 30000);
 		assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
 		assert_int_equal(c.max_queue, 1000000);
 		assert_int_equal(c.max_results, 1000000);
