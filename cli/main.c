@@ -236,7 +236,13 @@ scheduler_usage(FILE *out)
 	    "usage: ferry scheduler [-f FILE] [--listen URL]... "
 	    "[--log-level LEVEL]\n"
 	    "\n"
-	    "Run a scheduler in the foreground until SIGINT or SIGTERM.\n"
+	    "Run a scheduler in the foreground until SIGINT or SIGTERM.  The "
+	    "first\n"
+	    "signal drains: submissions are refused, nothing more is "
+	    "dispatched,\n"
+	    "running tasks finish and connected clients take their results, "
+	    "for\n"
+	    "up to the drain timeout; a second signal stops at once.\n"
 	    "\n"
 	    "  -f, --file FILE      cluster file: listen addresses, heartbeat "
 	    "and\n"
@@ -246,6 +252,11 @@ scheduler_usage(FILE *out)
 	    "                       may repeat; replaces the file's list\n"
 	    "      --heartbeat-timeout-ms MS\n"
 	    "                       declare a silent worker lost after MS\n"
+	    "      --drain-timeout-ms MS\n"
+	    "                       on a stop signal, let running tasks "
+	    "finish\n"
+	    "                       for at most MS (default 30000; 0: stop "
+	    "at once)\n"
 	    "      --ready-file PATH  write the pid here once listening\n"
 	    "      --tls-cert-key FILE  certificate and private key (one "
 	    "PEM file)\n"
@@ -271,6 +282,7 @@ cmd_scheduler(int argc, char **argv)
 		{ "file", required_argument, NULL, 'f' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "heartbeat-timeout-ms", required_argument, NULL, 'T' },
+		{ "drain-timeout-ms", required_argument, NULL, 'D' },
 		{ "ready-file", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "tls-cert-key", required_argument, NULL, 'K' },
@@ -285,7 +297,7 @@ cmd_scheduler(int argc, char **argv)
 	const char         *file = NULL, *listen[SCHED_MAX_LISTEN];
 	size_t              n_listen = 0;
 	int                 level = -1, ch, rc, have_conf = 0;
-	long                hb_timeout = -1;
+	long                hb_timeout = -1, drain = -1;
 	const char         *tls_cert_key = NULL, *tls_ca = NULL;
 	const char         *token_file = NULL;
 	int                 require_cc = 0;
@@ -308,6 +320,10 @@ cmd_scheduler(int argc, char **argv)
 		case 'T':
 			hb_timeout = cli_parse_long("--heartbeat-timeout-ms",
 			    optarg, 100, 86400000);
+			break;
+		case 'D':
+			drain = cli_parse_long("--drain-timeout-ms", optarg, 0,
+			    86400000);
 			break;
 		case 'r':
 			sc.ready_file = optarg;
@@ -390,6 +406,8 @@ cmd_scheduler(int argc, char **argv)
 		if (sc.heartbeat_interval_ms * 2 > sc.heartbeat_timeout_ms)
 			sc.heartbeat_interval_ms = sc.heartbeat_timeout_ms / 3;
 	}
+	if (drain >= 0)
+		sc.drain_timeout_ms = (uint32_t)drain;
 	log_init("scheduler", level < 0 ? LOG_INFO : level);
 	rc = sched_run(&sc);
 	if (have_conf)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <msgpack.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include "json.h"
 
@@ -483,4 +484,85 @@ h_dump_logs(void)
 		fclose(f);
 	}
 	closedir(d);
+}
+
+/* ------------------------------------------------------ a raw peer */
+
+static void
+peer_drop_reply(struct h_peer *p)
+{
+	if (p->reply != NULL)
+		nng_msg_free(p->reply);
+	p->reply = NULL;
+	memset(&p->m, 0, sizeof(p->m));
+}
+
+void
+h_peer_open(struct h_peer *p, const char *url)
+{
+	memset(p, 0, sizeof(*p));
+	if (nng_req0_open(&p->sock) != 0 ||
+	    nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME,
+	        NNG_DURATION_INFINITE) != 0 ||
+	    nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, 64u << 20) != 0 ||
+	    nng_socket_set_ms(p->sock, NNG_OPT_SENDTIMEO, 10000) != 0 ||
+	    nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 20) != 0 ||
+	    nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 200) != 0 ||
+	    nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK) != 0) {
+		fprintf(stderr, "h_peer_open: cannot dial %s\n", url);
+		abort();
+	}
+	proto_writer_init(&p->w);
+	proto_decoder_init(&p->dec);
+}
+
+void
+h_peer_close(struct h_peer *p)
+{
+	peer_drop_reply(p);
+	nng_close(p->sock);
+	proto_writer_fini(&p->w);
+	proto_decoder_fini(&p->dec);
+}
+
+int
+h_peer_call(struct h_peer *p, int timeout_ms)
+{
+	nng_msg *msg;
+	char     err[256];
+
+	peer_drop_reply(p);
+	if (nng_msg_alloc(&msg, 0) != 0 ||
+	    nng_msg_append(msg, p->w.buf.data, p->w.buf.size) != 0)
+		return -1;
+	if (nng_sendmsg(p->sock, msg, 0) != 0) {
+		nng_msg_free(msg);
+		return -1;
+	}
+	nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, timeout_ms);
+	if (nng_recvmsg(p->sock, &p->reply, 0) != 0) {
+		p->reply = NULL;
+		return -1;
+	}
+	if (proto_decode(&p->dec, nng_msg_body(p->reply),
+	        nng_msg_len(p->reply), &p->m, err, sizeof(err)) != 0) {
+		fprintf(stderr, "h_peer_call: reply does not decode: %s\n",
+		    err);
+		return -1;
+	}
+	return 0;
+}
+
+void
+h_peer_hello(struct h_peer *p, uint64_t session)
+{
+	proto_writer_reset(&p->w);
+	proto_begin(&p->w, PROTO_HELLO, 3);
+	proto_put_str(&p->w, "role", "client");
+	proto_put_uint(&p->w, "session", session);
+	proto_put_uint(&p->w, "pid", (uint64_t)getpid());
+	if (h_peer_call(p, 10000) != 0 || p->m.type != PROTO_WELCOME) {
+		fprintf(stderr, "h_peer_hello: no welcome\n");
+		abort();
+	}
 }

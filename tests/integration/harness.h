@@ -13,7 +13,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <nng/nng.h>
+
 #include "ferry/ferry.h"
+#include "proto.h"
 
 /* Set up: ferry binary path from argv[1] or $FERRY_BIN, a temp dir. */
 void h_init(int argc, char **argv);
@@ -71,6 +74,31 @@ size_t h_pack_uint_array1(uint8_t *buf, uint64_t n);
 
 /* Decode a msgpack unsigned integer result; returns 0 and *v, or -1. */
 int h_unpack_uint(const void *data, size_t len, uint64_t *v);
+
+/*
+ * A peer that speaks the wire protocol by hand (docs/protocol.md), for
+ * tests of what the library never sends: a cooked REQ socket, a writer to
+ * build the next request in, and the last reply decoded into m.
+ */
+struct h_peer {
+	nng_socket           sock;
+	struct proto_writer  w;
+	struct proto_decoder dec;
+	struct proto_msg     m;
+	nng_msg             *reply; /* what m points into */
+};
+
+/* Dial url (a scheduler that is still starting is waited for, up to 10 s
+ * at the first call); aborts on failure. */
+void h_peer_open(struct h_peer *p, const char *url);
+void h_peer_close(struct h_peer *p);
+
+/* Send what is in p->w and decode the reply into p->m.  Returns 0, or -1
+ * when no reply came within timeout_ms or it did not decode. */
+int h_peer_call(struct h_peer *p, int timeout_ms);
+
+/* Say hello as a client of session (non-zero); asserts a welcome. */
+void h_peer_hello(struct h_peer *p, uint64_t session);
 
 /* Print the last lines of every log in the private directory. */
 void h_dump_logs(void);
