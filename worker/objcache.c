@@ -49,6 +49,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/version.h>
 
+#include "safepath.h"
 #include "util.h"
 
 #define OBJ_KEYS_MAX 8 /* locality keys kept per entry */
@@ -57,6 +58,7 @@
 #define OBJ_SHOW_MAX 1024 /* longest path quoted in a message */
 #define OBJ_CAUSE_MAX 512 /* a load failure's cause */
 #define OBJ_KEY_MAX (OBJ_LOADER_NAME_MAX + 1 + PATH_MAX)
+#define OBJ_OPEN_TRIES 3 /* resolve-and-open attempts on a changing path */
 
 /* The address table is read from signal handlers: its words must be
  * lock-free atomics. */
@@ -131,6 +133,9 @@ struct objcache {
 	pthread_cond_t        cond; /* a load finished */
 	size_t                budget;
 	char                 *roots[OBJ_MAX_ROOTS]; /* canonical */
+	int                   root_fd[OBJ_MAX_ROOTS]; /* O_PATH, or -1 */
+	dev_t                 root_dev[OBJ_MAX_ROOTS]; /* root_fd's identity */
+	ino_t                 root_ino[OBJ_MAX_ROOTS];
 	size_t                n_roots;
 	struct obj_loader   **loaders;
 	size_t                n_loaders;
@@ -788,16 +793,6 @@ mark_stale_versions(struct objcache *c, const struct obj_ident *id,
 
 /* ----------------------------------------------------- resolving files */
 
-/* p is root or inside it (both canonical). */
-static bool
-path_inside(const char *p, const char *root)
-{
-	size_t n = strlen(root);
-	if (n == 1 && root[0] == '/')
-		return p[0] == '/';
-	return strncmp(p, root, n) == 0 && (p[n] == '\0' || p[n] == '/');
-}
-
 /* "/data, /scratch" into buf. */
 static void
 roots_list(const struct objcache *c, char *buf, size_t len)
@@ -817,11 +812,14 @@ roots_list(const struct objcache *c, char *buf, size_t len)
 	}
 }
 
-/* Resolve ref's path and check that it lies inside a root.  Returns 0
- * with the canonical path (malloc'd) in *canon, or -1. */
+/* Resolve ref's path (realpath: ".." and symbolic links) and check that
+ * it lies inside a root.  This only chooses what to open: open_in_root
+ * then opens it without following anything, so a change made after this
+ * check cannot lead outside the root.  Returns 0 with the canonical path
+ * (malloc'd) in *canon and the root's index in *root, or -1. */
 static int
 resolve(const struct objcache *c, const struct obj_ref *ref, char **canon,
-    char *err, size_t errlen)
+    size_t *root, char *err, size_t errlen)
 {
 	char  path[PATH_MAX];
 	char  roots[512];
@@ -860,8 +858,9 @@ resolve(const struct objcache *c, const struct obj_ref *ref, char **canon,
 		return -1;
 	}
 	for (size_t i = 0; i < c->n_roots; i++) {
-		if (path_inside(r, c->roots[i])) {
+		if (safepath_under(r, c->roots[i])) {
 			*canon = r;
+			*root  = i;
 			return 0;
 		}
 	}
@@ -873,66 +872,57 @@ resolve(const struct objcache *c, const struct obj_ref *ref, char **canon,
 	return -1;
 }
 
-/* "a directory", "a FIFO", ... for a file that is not regular. */
-static const char *
-file_kind(mode_t m)
-{
-	if (S_ISDIR(m))
-		return "a directory";
-	if (S_ISFIFO(m))
-		return "a FIFO";
-	if (S_ISSOCK(m))
-		return "a socket";
-	if (S_ISCHR(m))
-		return "a character device";
-	if (S_ISBLK(m))
-		return "a block device";
-	if (S_ISLNK(m))
-		return "a symbolic link";
-	return "a special file";
-}
-
-/* Open the canonical path read-only, check it is a regular file of the
- * expected size.  Never opens a non-regular file (a FIFO would block, a
- * device may act on open).  Returns 0 with *fdp and *st, or -1. */
+/* Open canon, which resolve() found inside root ri, from the root's
+ * descriptor without following any symbolic link (safepath_open: the
+ * kernel keeps the open inside the root), and check that it is a regular
+ * file of the expected size.  Returns 0 with *fdp and *st, or -1 with a
+ * message and *changed set when a component had become a symbolic link
+ * since resolve() (worth resolving again). */
 static int
-open_file(const struct obj_ref *ref, const char *canon, int *fdp,
-    struct stat *st, char *err, size_t errlen)
+open_in_root(struct objcache *c, size_t ri, const struct obj_ref *ref,
+    const char *canon, int *fdp, struct stat *st, bool *changed, char *err,
+    size_t errlen)
 {
-	char eb[128];
-	int  n = show_len(ref->path_len), fd, fl;
+	const char *rel = canon + strlen(c->roots[ri]);
+	char        cause[OBJ_CAUSE_MAX + PATH_MAX];
+	struct stat rst;
+	int         n = show_len(ref->path_len), fd;
 
-	if (stat(canon, st) != 0) {
-		util_errf(err, errlen, "object '%.*s': %s", n, ref->path,
-		    errstr(errno, eb, sizeof eb));
+	*changed = false;
+	/* task code runs in this process: make sure the root's descriptor
+	 * is still the root (not closed, or reused for another file) */
+	if (fstat(c->root_fd[ri], &rst) != 0 || !S_ISDIR(rst.st_mode)
+	    || rst.st_dev != c->root_dev[ri]
+	    || rst.st_ino != c->root_ino[ri]) {
+		util_errf(err, errlen,
+		    "object '%.*s': the descriptor of object root %s was "
+		    "closed or replaced in this worker process (by task "
+		    "code?); restart the worker",
+		    n, ref->path, c->roots[ri]);
 		return -1;
 	}
-	if (!S_ISREG(st->st_mode))
-		goto not_regular;
-	/* O_NOFOLLOW: canon had no symlinks a moment ago; refuse one that
-	 * was put in its place since */
-	fd = open(
-	    canon, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	while (*rel == '/')
+		rel++;
+	fd = safepath_open(
+	    c->root_fd[ri], c->roots[ri], rel, st, cause, sizeof(cause));
+	if (fd < 0 && errno == ELOOP) {
+		*changed = true;
+		util_errf(err, errlen,
+		    "object '%.*s' changed while it was being opened: %s; "
+		    "refused: objects are opened only through directories "
+		    "inside their root (%s)",
+		    n, ref->path, cause, c->roots[ri]);
+		return -1;
+	}
+	if (fd < 0 && errno == EXDEV) {
+		util_errf(err, errlen,
+		    "object '%.*s': refused after opening: %s", n, ref->path,
+		    cause);
+		return -1;
+	}
 	if (fd < 0) {
-		util_errf(err, errlen, "object '%.*s': %s", n, ref->path,
-		    errstr(errno, eb, sizeof eb));
-		return -1;
-	}
-	if (fstat(fd, st) != 0) {
-		util_errf(err, errlen, "object '%.*s': fstat: %s", n, ref->path,
-		    errstr(errno, eb, sizeof eb));
-		close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		close(fd);
-		goto not_regular;
-	}
-	if ((fl = fcntl(fd, F_GETFL)) < 0
-	    || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		util_errf(err, errlen, "object '%.*s': fcntl: %s", n, ref->path,
-		    errstr(errno, eb, sizeof eb));
-		close(fd);
+		util_errf(
+		    err, errlen, "object '%.*s': %s", n, ref->path, cause);
 		return -1;
 	}
 	if (ref->size != 0 && (uint64_t)st->st_size != ref->size) {
@@ -946,10 +936,6 @@ open_file(const struct obj_ref *ref, const char *canon, int *fdp,
 	}
 	*fdp = fd;
 	return 0;
-not_regular:
-	util_errf(err, errlen, "object '%.*s': is %s, not a regular file", n,
-	    ref->path, file_kind(st->st_mode));
-	return -1;
 }
 
 /* Run loader l on fd and check the expected hash: through the loaded
@@ -1013,6 +999,7 @@ objcache_new(struct objcache **out, size_t budget, const char *const *roots,
 	struct objcache *c;
 	char             eb[128];
 	struct stat      st;
+	int              fd;
 
 	if (err != NULL && errlen != 0)
 		err[0] = '\0';
@@ -1049,12 +1036,26 @@ objcache_new(struct objcache **out, size_t budget, const char *const *roots,
 			    errstr(errno, eb, sizeof eb));
 			goto fail;
 		}
+		c->root_fd[c->n_roots] = -1;
 		c->roots[c->n_roots++] = r;
-		if (stat(r, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		/* held for the cache's life: every object is opened from
+		 * it, so a root path changed later cannot move the root */
+		fd = open(r, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno != ENOTDIR) {
+			util_errf(err, errlen, "object root '%s': %s",
+			    roots[i], errstr(errno, eb, sizeof eb));
+			goto fail;
+		}
+		if (fd < 0 || fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			if (fd >= 0)
+				close(fd);
 			util_errf(err, errlen,
 			    "object root '%s': not a directory", roots[i]);
 			goto fail;
 		}
+		c->root_fd[c->n_roots - 1]  = fd;
+		c->root_dev[c->n_roots - 1] = st.st_dev;
+		c->root_ino[c->n_roots - 1] = st.st_ino;
 	}
 	for (size_t i = 0;
 	     i < sizeof(builtin_loaders) / sizeof(builtin_loaders[0]); i++) {
@@ -1106,8 +1107,11 @@ objcache_free(struct objcache *c)
 	for (size_t i = 0; i < c->n_loaders; i++)
 		free(c->loaders[i]);
 	free(c->loaders);
-	for (size_t i = 0; i < c->n_roots; i++)
+	for (size_t i = 0; i < c->n_roots; i++) {
+		if (c->root_fd[i] >= 0)
+			close(c->root_fd[i]);
 		free(c->roots[i]);
+	}
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -1203,9 +1207,22 @@ objcache_acquire(struct objcache *c, const struct obj_ref *ref,
 		    ref->path ? ref->path : "", show_len(llen), lname, known);
 		goto fail;
 	}
-	if (resolve(c, ref, &canon, err, errlen) != 0
-	    || open_file(ref, canon, &fd, &st, err, errlen) != 0)
-		goto fail;
+	/* a path that changed between resolving and opening is resolved
+	 * again, a bounded number of times */
+	for (int tries = 1;; tries++) {
+		size_t ri;
+		bool   changed;
+		if (resolve(c, ref, &canon, &ri, err, errlen) != 0)
+			goto fail;
+		if (open_in_root(
+		        c, ri, ref, canon, &fd, &st, &changed, err, errlen)
+		    == 0)
+			break;
+		if (!changed || tries == OBJ_OPEN_TRIES)
+			goto fail;
+		free(canon);
+		canon = NULL;
+	}
 
 	memset(&id, 0, sizeof(id));
 	id.loader     = l;

@@ -7,8 +7,11 @@
  * time (and the expected SHA-256 when the reference carries one), so a
  * file that changed on disk is loaded again, never served stale.  Paths
  * resolve only inside the allowed roots, after ".." and symlinks are
- * resolved.  The cache has a byte budget and evicts least-recently-used
- * entries that no running task holds.
+ * resolved, and the file is then opened from a descriptor of its root
+ * without following any symlink (safepath.h): a path changed between the
+ * check and the open cannot lead outside the root.  The cache has a byte
+ * budget and evicts least-recently-used entries that no running task
+ * holds.
  *
  * Thread-safe: executor threads acquire and release entries concurrently;
  * concurrent acquirers of the same object wait for a single load.
@@ -60,8 +63,9 @@ typedef void (*objcache_listener)(void *arg, int loaded, const char *key);
 
 /*
  * Create a cache with a byte budget (0: unlimited) and allowed roots
- * (directories; each is resolved with realpath now, and a root that does
- * not exist is an error).  n_roots 0 refuses every path.  Registers the
+ * (directories; each is resolved with realpath now and held open, O_PATH,
+ * until objcache_free, and a root that does not exist is an error).
+ * n_roots 0 refuses every path.  Registers the
  * built-in loaders "mmap" (read-only shared mapping), "mmap_prefault"
  * (the same, with the pages faulted in at load) and "read" (a private
  * copy).  Returns 0, or -1 with a message in err.
@@ -83,7 +87,8 @@ void objcache_set_listener(struct objcache *c, objcache_listener fn,
  * Resolve ref and return its entry, pinned until objcache_release().
  * Loads it if needed (one load at a time per object; others wait).
  * Returns 0, or -1 with a message naming the path and the cause: outside
- * the allowed roots, missing, unreadable, a directory or not a regular
+ * the allowed roots, changed into a symlink while being opened (named;
+ * after 3 tries), missing, unreadable, a directory or not a regular
  * file, unknown loader, size or hash mismatch, the loader's own error.
  */
 int objcache_acquire(struct objcache *c, const struct obj_ref *ref,

@@ -2,7 +2,9 @@
  * test_objects.c - heavy objects by path on a real cluster: each worker
  * process loads an object once, tasks go to workers that hold their
  * objects, refusals fail the task (not the worker), and a file truncated
- * under a running task fails that task with SIGBUS and nothing else.
+ * under a running task fails that task with SIGBUS and nothing else, and
+ * a directory swapped for a symbolic link in a tight loop while thousands
+ * of tasks load through it never lets a worker read outside the root.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -383,6 +386,146 @@ test_truncated_under_task(void **state)
 	ferry_client_close(c);
 }
 
+#define RACE_TASKS 3000
+#define RACE_WAVE 250
+
+static pid_t swapper_pid = -1; /* killed by swap_teardown if still there */
+
+/* Swap names a and b (RENAME_EXCHANGE) until killed, at most 100 million
+ * times or 5 minutes; exit 0, or 1 if a swap failed. */
+static void
+swapper(const char *a, const char *b)
+{
+	uint64_t end = ms_now() + 300000;
+	for (long i = 0; i < 100000000L; i++) {
+		if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0)
+			_exit(1);
+		if (i % 4096 == 0 && ms_now() > end)
+			break;
+	}
+	_exit(0);
+}
+
+/* Item 5 of issue #8 on real workers: DATA/swap is, in turn, a directory
+ * holding obj.bin and a symbolic link to a directory outside the root
+ * whose obj.bin has other words.  While a process swaps the two in a
+ * tight loop, RACE_TASKS tasks sum the first two words of swap/obj.bin:
+ * each gets the inside sum or fails with a clear refusal; none gets the
+ * outside sum. */
+static void
+test_swap_race(void **state)
+{
+	char          url[128], a[600], b[600], out[600], path[700];
+	ferry_client *c;
+	ferry_future *f[RACE_WAVE];
+	pid_t         pid;
+	int           status;
+	long          inside = 0, outside = 0, refused = 0, other = 0;
+	(void)state;
+
+	snprintf(a, sizeof(a), "%s/swap", data_dir);
+	snprintf(b, sizeof(b), "%s/swap-alt", data_dir);
+	snprintf(out, sizeof(out), "%s/outside", h_dir());
+	assert_int_equal(mkdir(a, 0755), 0);
+	assert_int_equal(mkdir(out, 0755), 0);
+	write_words("swap/obj.bin", 100); /* first two words: 201 */
+	/* the same size, other words: 1801 */
+	snprintf(path, sizeof(path), "%s/obj.bin", out);
+	{
+		uint64_t *buf = calloc(WORDS, 8);
+		FILE     *fp  = fopen(path, "wb");
+		assert_non_null(buf);
+		assert_non_null(fp);
+		for (int i = 0; i < WORDS; i++)
+			buf[i] = 900 + (uint64_t)i;
+		assert_int_equal(fwrite(buf, 8, WORDS, fp), WORDS);
+		fclose(fp);
+		free(buf);
+	}
+	assert_int_equal(symlink(out, b), 0);
+	if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0) {
+		print_message("[  SKIP    ] no RENAME_EXCHANGE on this "
+		              "filesystem (%s)\n",
+		    strerror(errno));
+		return;
+	}
+	assert_int_equal(
+	    renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE), 0);
+
+	h_ipc_url(url, sizeof(url), "swap");
+	h_scheduler(url, NULL);
+	start_workers(url, 2);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		swapper(a, b);
+	swapper_pid = pid;
+	for (int done = 0; done < RACE_TASKS; done += RACE_WAVE) {
+		for (int i = 0; i < RACE_WAVE; i++)
+			f[i]
+			    = submit_sum(c, "swap/obj.bin", 0, 16, 0, 0, NULL);
+		for (int i = 0; i < RACE_WAVE; i++) {
+			const void *data;
+			size_t      len;
+			uint64_t    v = 0;
+			assert_int_equal(ferry_future_wait(f[i], 30000), 0);
+			if (ferry_future_result(f[i], &data, &len) == 0) {
+				assert_int_equal(
+				    h_unpack_uint(data, len, &v), 0);
+				if (v == 201)
+					inside++;
+				else if (v == 1801)
+					outside++;
+				else
+					other++;
+			} else {
+				const char *msg = ferry_future_error(f[i]);
+				if (ferry_future_errcode(f[i]) == FERRY_EOBJECT
+				    && msg != NULL
+				    && strstr(msg, "swap/obj.bin")
+				    && (strstr(
+				            msg, "outside the allowed roots")
+				        || strstr(msg, "symbolic link")))
+					refused++;
+				else {
+					if (other++ == 0)
+						print_message(
+						    "unexpected: %s\n",
+						    msg ? msg : "(none)");
+				}
+			}
+			ferry_future_free(f[i]);
+		}
+	}
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	swapper_pid = -1;
+	print_message("[  RACE    ] %d tasks: %ld inside, %ld OUTSIDE, %ld "
+	              "refused, %ld other\n",
+	    RACE_TASKS, inside, outside, refused, other);
+	/* the swapper was still swapping, not stopped by a failure */
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(outside, 0);
+	assert_int_equal(other, 0);
+	assert_int_equal(inside + refused, RACE_TASKS);
+	ferry_client_close(c);
+}
+
+/* teardown, and the swapper stopped if the test failed while it ran */
+static int
+swap_teardown(void **state)
+{
+	if (swapper_pid > 0) {
+		kill(swapper_pid, SIGKILL);
+		waitpid(swapper_pid, NULL, 0);
+		swapper_pid = -1;
+	}
+	return teardown(state);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -395,6 +538,8 @@ main(int argc, char **argv)
 		    test_reload_after_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_truncated_under_task, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_swap_race, setup, swap_teardown),
 	};
 	int rc;
 	h_init(argc, argv);

@@ -3,12 +3,15 @@
  * the built-in and custom loaders, the byte budget and LRU order,
  * reloading changed files, one load under concurrency, every refusal
  * (roots, symlinks, missing, unreadable, directory, FIFO, size, SHA-256,
- * unknown loader), empty files, the listener, the address table and
- * invalidation.
+ * unknown loader), symlinks that stay inside the roots, empty files, the
+ * listener, the address table, invalidation, a root's descriptor closed
+ * or its path moved, and a directory swapped for a symlink out of the
+ * root while thousands of loads go through it (issue #8, item 5).
  *
  * Every test works on files in its own names under a mkdtemp directory:
  * TMP/root is the allowed root, TMP itself lies outside it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -32,6 +35,7 @@
 #include <mbedtls/version.h>
 
 #include "objcache.h"
+#include "safepath.h"
 
 static char tmp[PATH_MAX]; /* canonical mkdtemp directory */
 static char root[PATH_MAX]; /* TMP/root, the allowed root */
@@ -873,6 +877,198 @@ test_roots(void **state)
 	objcache_free(c);
 }
 
+/* Symbolic links that stay inside the roots are followed, as before the
+ * race fix: absolute or relative, to a file or a directory, into another
+ * root; the entry is the target's (its canonical path), so a link and its
+ * target share one load.  In every mode of opening. */
+static void
+test_symlinks_inside(void **state)
+{
+	for (int walk = 0; walk < 2; walk++) {
+		struct objcache      *c;
+		struct objcache_stats st;
+		struct obj_entry     *e, *e2;
+		char           p[PATH_MAX], q[PATH_MAX], other[PATH_MAX];
+		char           err[512], *canon;
+		const char    *roots[2];
+		struct obj_ref r;
+
+		safepath_force_walk(walk != 0);
+		fmt(other, sizeof(other), "%s/other-root-%d", tmp, walk);
+		assert_int_equal(mkdir(other, 0755), 0);
+		roots[0] = root;
+		roots[1] = other;
+		assert_int_equal(
+		    objcache_new(&c, 0, roots, 2, err, sizeof(err)), 0);
+
+		fmt(p, sizeof(p), "%s/sym-%d", root, walk);
+		assert_int_equal(mkdir(p, 0755), 0);
+		fmt(q, sizeof(q), "%s/sym-%d/target.bin", root, walk);
+		write_file(q, "target", 6);
+		canon = realpath(q, NULL);
+		assert_non_null(canon);
+		r = ref_of(q, NULL);
+		e = must_acquire(c, &r);
+		assert_data(e, "target", 6);
+		assert_string_equal(
+		    objcache_path_of_addr(c, objcache_data(e, NULL)), canon);
+
+		/* an absolute link to the file */
+		fmt(p, sizeof(p), "%s/sym-%d/abs.bin", root, walk);
+		assert_int_equal(symlink(q, p), 0);
+		r  = ref_of(p, NULL);
+		e2 = must_acquire(c, &r);
+		assert_ptr_equal(e, e2); /* one entry, the target's */
+		objcache_release(c, e2);
+
+		/* a relative link, through ".." */
+		fmt(p, sizeof(p), "%s/sym-%d/sub", root, walk);
+		assert_int_equal(mkdir(p, 0755), 0);
+		fmt(p, sizeof(p), "%s/sym-%d/sub/rel.bin", root, walk);
+		assert_int_equal(symlink("../target.bin", p), 0);
+		r  = ref_of(p, NULL);
+		e2 = must_acquire(c, &r);
+		assert_ptr_equal(e, e2);
+		objcache_release(c, e2);
+
+		/* a link to a directory, relative and absolute */
+		fmt(p, sizeof(p), "%s/sym-%d/dir-rel", root, walk);
+		assert_int_equal(symlink(".", p), 0);
+		fmt(p, sizeof(p), "%s/sym-%d/dir-rel/dir-rel/target.bin", root,
+		    walk);
+		r  = ref_of(p, NULL);
+		e2 = must_acquire(c, &r);
+		assert_ptr_equal(e, e2);
+		objcache_release(c, e2);
+		fmt(p, sizeof(p), "%s/dir-abs-%d", root, walk);
+		fmt(q, sizeof(q), "%s/sym-%d", root, walk);
+		assert_int_equal(symlink(q, p), 0);
+		fmt(p, sizeof(p), "%s/dir-abs-%d/target.bin", root, walk);
+		r  = ref_of(p, NULL);
+		e2 = must_acquire(c, &r);
+		assert_ptr_equal(e, e2);
+		objcache_release(c, e2);
+		objcache_release(c, e);
+
+		/* a link in one root to a file in another */
+		fmt(q, sizeof(q), "%s/in-other.bin", other);
+		write_file(q, "other", 5);
+		fmt(p, sizeof(p), "%s/sym-%d/cross.bin", root, walk);
+		assert_int_equal(symlink(q, p), 0);
+		r = ref_of(p, NULL);
+		e = must_acquire(c, &r);
+		assert_data(e, "other", 5);
+		objcache_release(c, e);
+
+		objcache_stats(c, &st);
+		assert_int_equal(st.loads, 2);
+		assert_int_equal(st.hits, 4);
+		assert_int_equal(st.failures, 0);
+		free(canon);
+		objcache_free(c);
+	}
+	safepath_force_walk(false);
+}
+
+/* The descriptor of "/proc/self/fd/N" that points at path, or -1. */
+static int
+fd_of_path(const char *path)
+{
+	DIR           *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int            found = -1;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL && found < 0) {
+		char    link[64], got[PATH_MAX];
+		ssize_t n;
+		fmt(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		n = readlink(link, got, sizeof(got) - 1);
+		if (n < 0)
+			continue;
+		got[n] = '\0';
+		if (strcmp(got, path) == 0 && de->d_name[0] != '.')
+			found = atoi(de->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Task code runs in the worker process: if it closes the cache's
+ * descriptor of a root and the number is reused for another directory,
+ * loads are refused with a clear message, not opened beneath that
+ * directory. */
+static void
+test_root_fd_replaced(void **state)
+{
+	struct objcache *c = cache_new(0);
+	char             p[PATH_MAX], want[3 * PATH_MAX];
+	struct obj_ref   r;
+	int              rootfd, other;
+
+	in_root(p, "fdcheck.bin");
+	write_file(p, "x", 1);
+	r = ref_of(p, NULL);
+	objcache_release(c, must_acquire(c, &r));
+	if ((rootfd = fd_of_path(root)) < 0) {
+		print_message("[  SKIP    ] no /proc/self/fd to find the "
+		              "root's descriptor\n");
+		objcache_free(c);
+		return;
+	}
+	other = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(other >= 0);
+	assert_int_equal(dup3(other, rootfd, O_CLOEXEC), rootfd);
+	close(other);
+	fmt(want, sizeof(want),
+	    "object '%s': the descriptor of object root %s was closed or "
+	    "replaced in this worker process (by task code?); restart the "
+	    "worker",
+	    p, root);
+	expect_refusal(c, &r, want);
+	objcache_free(c); /* closes rootfd, now the copy of tmp's */
+}
+
+/* A root renamed and replaced after the cache was made: loads keep using
+ * the directory the cache opened at start, and a file found there is
+ * refused, since its path no longer lies under the root's. */
+static void
+test_root_moved(void **state)
+{
+	struct objcache *c;
+	char             r1[PATH_MAX], moved[PATH_MAX], p[PATH_MAX];
+	char             err[512], want[3 * PATH_MAX];
+	const char      *roots[1];
+	struct obj_ref   r;
+
+	fmt(r1, sizeof(r1), "%s/movable", tmp);
+	fmt(moved, sizeof(moved), "%s/movable.old", tmp);
+	assert_int_equal(mkdir(r1, 0755), 0);
+	fmt(p, sizeof(p), "%s/m.bin", r1);
+	write_file(p, "old", 3);
+	roots[0] = r1;
+	assert_int_equal(objcache_new(&c, 0, roots, 1, err, sizeof(err)), 0);
+	r = ref_of(p, NULL);
+	objcache_release(c, must_acquire(c, &r));
+
+	assert_int_equal(rename(r1, moved), 0);
+	assert_int_equal(mkdir(r1, 0755), 0);
+	write_file(p, "new", 3);
+	if (access("/proc/self/fd", F_OK) != 0) {
+		print_message("[  SKIP    ] no /proc: the moved root's file "
+		              "cannot be told apart\n");
+		objcache_free(c);
+		return;
+	}
+	fmt(want, sizeof(want),
+	    "object '%s': refused after opening: the opened file is "
+	    "%s/m.bin, which is not under %s",
+	    p, moved, r1);
+	expect_refusal(c, &r, want);
+	objcache_free(c);
+}
+
 static void
 test_sha256(void **state)
 {
@@ -1292,6 +1488,190 @@ test_path_of_addr_concurrent(void **state)
 	objcache_free(c);
 }
 
+/* ------------------------------------------- the root-escape race (#8) */
+
+#define RACE_LOADS 3000 /* acquires per run */
+#define RACE_SWAPS_MAX 50000000L /* the swapper's own bound */
+#define RACE_SIZE 64 /* both files: same size, different bytes */
+
+/* TMP/root/race-MODE is, in turn, a real directory holding obj.bin
+ * (inside content) and a symbolic link to TMP/outside-race-MODE, whose
+ * obj.bin holds the secret: the swapper exchanges the two names in a
+ * tight loop. */
+struct swapper {
+	char        a[PATH_MAX]; /* TMP/root/race-MODE */
+	char        b[PATH_MAX]; /* TMP/root/race-MODE-alt */
+	char        park[PATH_MAX]; /* .../race-MODE-park (no exchange) */
+	atomic_int  stop;
+	atomic_long swaps;
+	int         exchange; /* renameat2(RENAME_EXCHANGE) works here */
+	int         err; /* errno of a failed swap, 0 if none */
+};
+
+/* One swap: a and b trade places, atomically where the filesystem can;
+ * else through a third name (a is missing for a moment). */
+static int
+swap_once(struct swapper *s)
+{
+	if (s->exchange)
+		return renameat2(
+		    AT_FDCWD, s->a, AT_FDCWD, s->b, RENAME_EXCHANGE);
+	if (rename(s->a, s->park) != 0 || rename(s->b, s->a) != 0)
+		return -1;
+	return rename(s->park, s->b);
+}
+
+static void *
+swapper_main(void *arg)
+{
+	struct swapper *s = arg;
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long i = 0; i < RACE_SWAPS_MAX && !atomic_load(&s->stop); i++) {
+		if (swap_once(s) != 0) {
+			s->err = errno;
+			break;
+		}
+		atomic_fetch_add(&s->swaps, 1);
+		/* a bound in time too (not a verdict): stop after 10 min */
+		if (i % 4096 == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec - t0.tv_sec > 600)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* Load TMP/root/race-MODE/obj.bin RACE_LOADS times while the swapper runs:
+ * every load either returns the inside bytes or fails with a message
+ * that names the path and says why; none returns the outside bytes. */
+static void
+race_run(const char *mode)
+{
+	struct objcache *c = cache_new(0);
+	struct swapper  *s = calloc(1, sizeof(*s));
+	pthread_t        t;
+	char             p[PATH_MAX], q[PATH_MAX], want_prefix[PATH_MAX + 16];
+	char             inside[RACE_SIZE], outside[RACE_SIZE];
+	long             ok = 0, outside_reads = 0, other = 0;
+	long             refused_outside = 0, refused_symlink = 0;
+	struct obj_ref   r;
+
+	assert_non_null(s);
+	memset(inside, 'I', sizeof(inside));
+	memset(outside, 'O', sizeof(outside));
+	memcpy(outside, "SECRET", 6);
+	fmt(s->a, sizeof(s->a), "%s/race-%s", root, mode);
+	fmt(s->b, sizeof(s->b), "%s/race-%s-alt", root, mode);
+	fmt(s->park, sizeof(s->park), "%s/race-%s-park", root, mode);
+	fmt(q, sizeof(q), "%s/outside-race-%s", tmp, mode);
+	assert_int_equal(mkdir(q, 0755), 0);
+	fmt(p, sizeof(p), "%s/obj.bin", q);
+	write_file(p, outside, sizeof(outside));
+	/* start from a real directory at race-MODE and the link beside it */
+	assert_int_equal(mkdir(s->a, 0755), 0);
+	assert_int_equal(symlink(q, s->b), 0);
+	fmt(p, sizeof(p), "%s/obj.bin", s->a);
+	write_file(p, inside, sizeof(inside));
+
+	s->exchange = 1;
+	if (swap_once(s) != 0) {
+		assert_int_equal(errno, EINVAL); /* no RENAME_EXCHANGE here */
+		s->exchange = 0;
+	} else {
+		assert_int_equal(swap_once(s), 0); /* back */
+	}
+	assert_int_equal(pthread_create(&t, NULL, swapper_main, s), 0);
+	/* the swapper is running before the first load (bounded wait) */
+	for (int i = 0; i < 10000 && atomic_load(&s->swaps) == 0; i++)
+		sleep_ms(1);
+	assert_true(atomic_load(&s->swaps) > 0);
+
+	r = ref_of(p, NULL);
+	fmt(want_prefix, sizeof(want_prefix), "object '%s'", p);
+	for (int i = 0; i < RACE_LOADS; i++) {
+		struct obj_entry *e = NULL;
+		char              err[1024];
+		const char       *d;
+		size_t            n;
+
+		if (objcache_acquire(c, &r, &e, err, sizeof(err)) != 0) {
+			if (strncmp(err, want_prefix, strlen(want_prefix))
+			    != 0)
+				other++;
+			else if (strstr(err, "outside the allowed roots"))
+				refused_outside++;
+			else if (strstr(err, "symbolic link"))
+				refused_symlink++;
+			else if (!s->exchange && strstr(err, "No such file"))
+				refused_outside++; /* no RENAME_EXCHANGE */
+			else
+				other++;
+			/* show the first message of each kind */
+			if (other + refused_outside + refused_symlink == 1
+			    || (refused_symlink == 1
+			        && strstr(err, "symbolic")))
+				print_message("[  RACE    ] %s: refused: %s\n",
+				    mode, err);
+			continue;
+		}
+		d = objcache_data(e, &n);
+		if (n == sizeof(outside) && memcmp(d, outside, n) == 0)
+			outside_reads++;
+		else if (n == sizeof(inside) && memcmp(d, inside, n) == 0)
+			ok++;
+		else
+			other++;
+		objcache_release(c, e);
+	}
+	atomic_store(&s->stop, 1);
+	pthread_join(t, NULL);
+	print_message("[  RACE    ] %s: %d loads, %ld swaps%s: %ld inside, "
+	              "%ld OUTSIDE, %ld refused as outside, %ld refused "
+	              "(symlink), %ld other\n",
+	    mode, RACE_LOADS, atomic_load(&s->swaps),
+	    s->exchange ? "" : " (rename, no exchange)", ok, outside_reads,
+	    refused_outside, refused_symlink, other);
+	assert_int_equal(s->err, 0);
+	assert_int_equal(outside_reads, 0);
+	assert_int_equal(other, 0);
+	assert_int_equal(ok + refused_outside + refused_symlink, RACE_LOADS);
+	free(s);
+	objcache_free(c);
+}
+
+/* Item 5 of issue #8: a directory inside the root swapped for a symbolic
+ * link to a directory outside, between the check and the open, let the
+ * open read the outside file (691, 879 and 600 outside reads in three
+ * runs of this test before the fix). */
+static void
+test_race_escape(void **state)
+{
+	print_message("[  NOTE    ] the kernel's openat2 is %s\n",
+	    safepath_uses_openat2() ? "used" : "missing: walking");
+	race_run("default");
+}
+
+/* The same through the component walk that kernels without openat2
+ * use. */
+static void
+test_race_escape_walk(void **state)
+{
+	safepath_force_walk(true);
+	assert_false(safepath_uses_openat2());
+	race_run("walk");
+	safepath_force_walk(false);
+}
+
+static int
+walk_off(void **state)
+{
+	safepath_force_walk(false);
+	return 0;
+}
+
 /* ----------------------------------------------------------------- main */
 
 static int
@@ -1337,6 +1717,11 @@ main(void)
 		cmocka_unit_test(test_invalidate),
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_path_of_addr_concurrent),
+		cmocka_unit_test(test_symlinks_inside),
+		cmocka_unit_test(test_root_fd_replaced),
+		cmocka_unit_test(test_root_moved),
+		cmocka_unit_test(test_race_escape),
+		cmocka_unit_test_teardown(test_race_escape_walk, walk_off),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
