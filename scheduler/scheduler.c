@@ -33,6 +33,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "authlimit.h"
 #include "dispatch.h"
 #include "ferry/ferry.h"
 #include "log.h"
@@ -54,6 +55,8 @@ enum timer_kind {
 	TM_PARK_WATCH,      /* a parked supervisor watch is due an answer */
 	TM_ACK,             /* a held-back submit answer is due */
 	TM_FN_WAIT,         /* tasks waited too long for their function */
+	TM_AUTH_REFUSE,     /* a slowed refusal is due (id: the refusal) */
+	TM_AUTH_SUMMARY,    /* failed authentications to summarise */
 };
 
 #define MAX_UNKNOWN_FNS 1024 /* names no worker registered, at once */
@@ -272,6 +275,8 @@ struct sched {
 	uint64_t retried, dead, kills, timeouts, memory_kills, reports,
 	    n_delayed;
 	uint64_t auth_failures;
+	struct authlimit *auth; /* failed authentications per host */
+	int      auth_timer;    /* a summary timer is pending */
 	char     token[SEC_TOKEN_MAX + 1]; /* "" : no token required */
 	uint64_t start_ms;
 
@@ -2123,6 +2128,91 @@ handle_status(struct sched *s, struct rctx *rc)
 
 /* ------------------------------------------------------------- loop */
 
+/* A slowed refusal waiting for its time (authlimit.h). */
+struct refusal {
+	struct rctx *rc;
+	uint64_t     key;
+};
+
+static void
+auth_summary(void *arg, const char *host, uint64_t n, uint64_t ms)
+{
+	(void)arg;
+	log_warn("%" PRIu64 " more failed authentication(s) from %s in the "
+	         "last %" PRIu64 " s (not logged one by one; refusals slowed "
+	         "to %d per second)",
+	    n, host, (ms + 500) / 1000, AUTHLIMIT_RATE);
+}
+
+/* Summaries of failed authentications that are due, and the timer for
+ * the next ones. */
+static void
+auth_report(struct sched *s)
+{
+	uint64_t next = authlimit_report(s->auth, util_now_ms(), auth_summary,
+	    s);
+	s->auth_timer = next != UINT64_MAX;
+	if (s->auth_timer)
+		timer_add(s, next, TM_AUTH_SUMMARY, 0, 0);
+}
+
+/*
+ * Refuse a request that failed authentication (section 3.3c of
+ * docs/protocol.md): counted always, logged while its host has not failed
+ * often lately (then summarised), answered at once, later (a host that
+ * keeps failing), or not at all (one that has many refusals waiting).
+ */
+static void
+auth_refuse(struct sched *s, nng_pipe pipe, const struct proto_msg *m,
+    struct rctx *rc)
+{
+	struct authlimit_verdict v;
+	struct refusal          *r;
+	char                     addr[128];
+
+	sec_pipe_addr(pipe, addr, sizeof(addr));
+	s->auth_failures++;
+	authlimit_fail(s->auth, addr, util_now_ms(), &v);
+	if (v.log)
+		log_warn("pipe %u from %s: %s refused: %s%s", nng_pipe_id(pipe),
+		    addr,
+		    m->type == PROTO_STATUS            ? "status before hello"
+		        : m->role == PROTO_ROLE_WORKER ? "worker hello"
+		        : m->role == PROTO_ROLE_SUPERVISOR
+		        ? "supervisor hello"
+		        : "client hello",
+		    m->type == PROTO_STATUS ? "say hello with the token first"
+		        : m->token[0] == '\0' ? "no token"
+		                              : "wrong token",
+		    v.delay_ms > 0 || v.drop
+		        ? " (this host keeps failing: refusals are slowed)"
+		        : "");
+	if (!v.log && !s->auth_timer)
+		auth_report(s);
+	if (v.drop) {
+		rctx_release(s, rc); /* no answer at all */
+		return;
+	}
+	if (v.delay_ms > 0 && (r = malloc(sizeof(*r))) != NULL) {
+		r->rc  = rc;
+		r->key = v.key;
+		timer_add(s, util_now_ms() + v.delay_ms, TM_AUTH_REFUSE,
+		    (uint64_t)(uintptr_t)r, 0);
+		return;
+	}
+	authlimit_answered(s->auth, v.key);
+	reply_error(s, rc, FERRY_EAUTH, "authentication failed");
+}
+
+/* A slowed refusal's time has come. */
+static void
+auth_refuse_late(struct sched *s, struct refusal *r)
+{
+	authlimit_answered(s->auth, r->key);
+	reply_error(s, r->rc, FERRY_EAUTH, "authentication failed");
+	free(r);
+}
+
 static void
 handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 {
@@ -2145,19 +2235,7 @@ handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 	if (s->token[0] != '\0' &&
 	    ((m.type == PROTO_HELLO && !sec_token_equal(m.token, s->token)) ||
 	        (m.type == PROTO_STATUS && p == NULL))) {
-		char addr[128];
-		sec_pipe_addr(nng_msg_get_pipe(msg), addr, sizeof(addr));
-		s->auth_failures++;
-		log_warn("pipe %u from %s: %s refused: %s", pipe, addr,
-		    m.type == PROTO_STATUS            ? "status before hello"
-		        : m.role == PROTO_ROLE_WORKER ? "worker hello"
-		        : m.role == PROTO_ROLE_SUPERVISOR
-		        ? "supervisor hello"
-		        : "client hello",
-		    m.type == PROTO_STATUS ? "say hello with the token first"
-		        : m.token[0] == '\0' ? "no token"
-		                             : "wrong token");
-		reply_error(s, rc, FERRY_EAUTH, "authentication failed");
+		auth_refuse(s, nng_msg_get_pipe(msg), &m, rc);
 		return;
 	}
 	if (m.type == PROTO_HELLO) {
@@ -2456,6 +2534,12 @@ run_timers(struct sched *s)
 		}
 		case TM_FN_WAIT:
 			fn_wait_over(s, (uint32_t)t.id, t.gen);
+			break;
+		case TM_AUTH_REFUSE:
+			auth_refuse_late(s, (struct refusal *)(uintptr_t)t.id);
+			break;
+		case TM_AUTH_SUMMARY:
+			auth_report(s);
 			break;
 		case TM_ACK: {
 			struct session *se = idmap_get(&s->sessions, t.id);
@@ -2769,6 +2853,14 @@ sched_close(struct sched *s)
 	idmap_fini(&s->ghosts);
 	idmap_fini(&s->sups);
 	disp_free(s->disp);
+	authlimit_free(s->auth);
+	{
+		/* slowed refusals still waiting own a small record */
+		struct timer t;
+		while (timerheap_pop(&s->timers, &t))
+			if (t.kind == TM_AUTH_REFUSE)
+				free((struct refusal *)(uintptr_t)t.id);
+	}
 	timerheap_fini(&s->timers);
 	proto_decoder_fini(&s->dec);
 	proto_writer_fini(&s->w);
@@ -2884,8 +2976,10 @@ sched_run(const struct sched_config *cfg)
 	idmap_init(&s.ghosts);
 	idmap_init(&s.sups);
 	srandom((unsigned)(util_now_us() ^ (uint64_t)getpid()));
-	if ((s.disp = disp_new()) == NULL) {
+	if ((s.disp = disp_new()) == NULL ||
+	    (s.auth = authlimit_new()) == NULL) {
 		log_error("out of memory");
+		disp_free(s.disp);
 		return 1;
 	}
 	timerheap_init(&s.timers);

@@ -505,6 +505,72 @@ test_cluster_file(void **state)
 	}
 }
 
+/* Count lines of DIR/name.log that contain text. */
+static int
+log_lines(const char *name, const char *text)
+{
+	char  path[512], line[4096];
+	FILE *f;
+	int   n = 0;
+	snprintf(path, sizeof(path), "%s/%s.log", h_dir(), name);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A peer that keeps guessing the token: every guess is refused and
+ * counted, the log shows the first few and then one summary line, and a
+ * peer with the right token is welcomed at once all the same.
+ */
+static void
+test_token_guessing(void **state)
+{
+	char          url[160], err[1024];
+	ferry_client *c;
+	struct h_peer p;
+	const char   *args[] = { "scheduler", "--listen", url, "--token-file",
+		  p_token, NULL };
+	enum { GUESSES = 14 };
+	uint64_t      end;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "guess");
+	h_start("sched-guess", args);
+	h_peer_open(&p, url);
+	for (int i = 0; i < GUESSES; i++) {
+		char guess[32];
+		snprintf(guess, sizeof(guess), "guess-%d", i);
+		proto_writer_reset(&p.w);
+		proto_begin(&p.w, PROTO_HELLO, 3);
+		proto_put_str(&p.w, "role", "client");
+		proto_put_uint(&p.w, "session", 77);
+		proto_put_str(&p.w, "token", guess);
+		assert_int_equal(h_peer_call(&p, 20000), 0);
+		assert_int_equal(p.m.type, PROTO_ERROR);
+		assert_int_equal(p.m.code, FERRY_EAUTH);
+	}
+	/* the right token is not slowed by someone else's guesses */
+	assert_int_equal(connect_sec(&c, url, NULL, NULL, p_token, 10000, err,
+	                     sizeof(err)),
+	    0);
+	assert_int_equal(h_status_uint(c, "auth_failures"), GUESSES);
+	assert_int_equal(log_lines("sched-guess", "wrong token"), 3);
+	end = ms_now() + 30000;
+	while (log_lines("sched-guess", "more failed authentication") == 0 &&
+	    ms_now() < end)
+		usleep(100000);
+	assert_int_equal(log_lines("sched-guess",
+	                     "11 more failed authentication(s) from local "
+	                     "socket"),
+	    1);
+	h_peer_close(&p);
+	ferry_client_close(c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -515,6 +581,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_require_client_cert, teardown),
 		cmocka_unit_test_teardown(test_token_plain_tcp, teardown),
 		cmocka_unit_test_teardown(test_cluster_file, teardown),
+		cmocka_unit_test_teardown(test_token_guessing, teardown),
 	};
 	int rv;
 	h_init(argc, argv);
