@@ -1130,10 +1130,6 @@ void
 proto_pack_result_attempts(struct proto_writer *w, uint64_t id, int32_t code,
     const void *data, size_t len, uint32_t attempts)
 {
-	if (attempts == 0) {
-		proto_pack_result(w, id, code, data, len);
-		return;
-	}
 	pack_result_head(w, 4, id, code, data, len);
 	msgpack_pack_uint32(&w->pk, attempts);
 }

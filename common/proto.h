@@ -265,9 +265,9 @@ void proto_pack_task_timeout(struct proto_writer *w, uint64_t id,
     const char *fn, size_t fn_len, const void *args, size_t args_len,
     uint32_t timeout_ms);
 
-/* A result entry for a client with the number of runs started:
- * [id, code, value | error, attempts]; with attempts 0, the same as
- * proto_pack_result(). */
+/* A result entry for a client with the number of runs known to have
+ * started: [id, code, value | error, attempts], attempts always written
+ * (0 for a task that never ran). */
 void proto_pack_result_attempts(struct proto_writer *w, uint64_t id,
     int32_t code, const void *data, size_t len, uint32_t attempts);
 
