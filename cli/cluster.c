@@ -475,8 +475,11 @@ state_write(const char *dir, const struct state *st)
 	    "\n",
 	    st->config, st->address, st->boot, (int)st->scheduler,
 	    st->sched_start);
+	/* "supervisor", not the "worker GROUP PID" lines of older ferry
+	 * versions: one of those reading this file passes it over rather
+	 * than take the start time for the pid */
 	for (int i = 0; i < st->n_workers; i++)
-		fprintf(f, "worker %s %d %" PRIu64 "\n", st->groups[i],
+		fprintf(f, "supervisor %s %d %" PRIu64 "\n", st->groups[i],
 		    (int)st->workers[i], st->wstart[i]);
 	if (st->sched_host[0] != '\0')
 		fprintf(f, "scheduler_host %s\nscheduler_boot %s\n",
@@ -540,14 +543,17 @@ state_read(const char *dir, struct state *st)
 				r->pid = pid;
 				st->n_remote++;
 			}
-		} else if (strncmp(line, "worker ", 7) == 0 &&
+		} else if ((strncmp(line, "supervisor ", 11) == 0 ||
+		               strncmp(line, "worker ", 7) == 0) &&
 		    st->n_workers < CONF_MAX_GROUPS) {
-			int k = sscanf(line + 7, "%63s %d %" SCNu64,
+			/* "worker GROUP PID": an older ferry's, no start */
+			int k = sscanf(strchr(line, ' ') + 1, "%63s %d %" SCNu64,
 			    st->groups[st->n_workers], &pid, &start);
 			if (k < 2)
 				continue;
 			st->workers[st->n_workers]  = pid;
-			st->wstart[st->n_workers++] = k == 3 ? start : 0;
+			st->wstart[st->n_workers++] =
+			    k == 3 && line[0] == 's' ? start : 0;
 		}
 	}
 	fclose(f);

@@ -182,7 +182,7 @@ state_pids(const char *dir, pid_t *pids, int max)
 	while (fgets(line, sizeof(line), f) != NULL && n < max) {
 		char group[128];
 		if (sscanf(line, "scheduler %d", &pid) == 1 ||
-		    sscanf(line, "worker %127s %d", group, &pid) == 2)
+		    sscanf(line, "supervisor %127s %d", group, &pid) == 2)
 			pids[n++] = pid;
 	}
 	fclose(f);
@@ -324,9 +324,10 @@ write_fake_ssh(const char *path)
 /*
  * A state file whose recorded pids now belong to unrelated processes
  * (each a `sleep` named ferry-impostor: its command line says "ferry",
- * its start time is another): `cluster down` signals none of them, on
- * this machine or through SSH, and says so for each; the ones recorded
- * with their true start time are stopped.
+ * its start time is another, or a line of an older ferry has none):
+ * `cluster down` signals none of them, on this machine or through SSH,
+ * and says so for each; the ones recorded with their true start time
+ * are stopped.
  */
 static void
 test_reused_pids_not_signalled(void **state)
@@ -334,7 +335,7 @@ test_reused_pids_not_signalled(void **state)
 	const char *down[] = { "cluster", "down", "-f", NULL, NULL };
 	char        file[700], real[4096], fake[700], sdir[700], path[800];
 	char        boot[64], *out = NULL, *err = NULL;
-	pid_t       sched, sup, rsup, mine, rmine;
+	pid_t       sched, sup, rsup, mine, rmine, legacy;
 	FILE       *f;
 	int         rc, left;
 	(void)state;
@@ -363,6 +364,7 @@ test_reused_pids_not_signalled(void **state)
 	rsup  = impostor();
 	mine  = impostor();
 	rmine = impostor();
+	legacy = impostor();
 	boot_id(boot, sizeof(boot));
 	snprintf(path, sizeof(path), "%s/cluster.state", sdir);
 	f = fopen(path, "w");
@@ -370,14 +372,15 @@ test_reused_pids_not_signalled(void **state)
 	fprintf(f,
 	    "config %s\naddress ipc://%s/reuse.sock\nboot %s\n"
 	    "scheduler %d %llu\n"
-	    "worker main %d %llu\n"
-	    "worker ours %d %llu\n"
+	    "supervisor main %d %llu\n"
+	    "supervisor ours %d %llu\n"
+	    "worker legacy %d\n"
 	    "remote far h1 %d 1 %llu %s\n"
 	    "remote near h1 %d 1 %llu %s\n",
 	    real, h_dir(), boot,
 	    (int)sched, (unsigned long long)start_time(sched) + 1,
 	    (int)sup, (unsigned long long)start_time(sup) + 7,
-	    (int)mine, (unsigned long long)start_time(mine),
+	    (int)mine, (unsigned long long)start_time(mine), (int)legacy,
 	    (int)rsup, (unsigned long long)start_time(rsup) + 3, boot,
 	    (int)rmine, (unsigned long long)start_time(rmine), boot);
 	assert_int_equal(fclose(f), 0);
@@ -387,25 +390,30 @@ test_reused_pids_not_signalled(void **state)
 		fail_msg("down: exit %d: %s%s", rc, out, err);
 
 	/* the impostors live, and down said why it left each alone */
-	if (!h_alive(sched) || !h_alive(sup) || !h_alive(rsup))
+	if (!h_alive(sched) || !h_alive(sup) || !h_alive(rsup) ||
+	    !h_alive(legacy))
 		fail_msg("a pid another process got was signalled "
-		         "(scheduler %s, supervisor %s, remote %s): %s%s",
+		         "(scheduler %s, supervisor %s, remote %s, recorded "
+		         "without a start time %s): %s%s",
 		    h_alive(sched) ? "alive" : "KILLED",
 		    h_alive(sup) ? "alive" : "KILLED",
-		    h_alive(rsup) ? "alive" : "KILLED", out, err);
+		    h_alive(rsup) ? "alive" : "KILLED",
+		    h_alive(legacy) ? "alive" : "KILLED", out, err);
 	if (strstr(err, "the scheduler (pid") == NULL ||
 	    strstr(err, "the worker supervisor of group 'main' (pid") ==
 	        NULL ||
 	    strstr(err, "host 'h1': the supervisor of group 'far' (pid") ==
-	        NULL)
+	        NULL ||
+	    strstr(err, "group 'legacy' (pid") == NULL ||
+	    strstr(err, "without its start time") == NULL)
 		fail_msg("down should name each process it left alone: %s",
 		    err);
 	left = 0;
 	for (const char *p = err; (p = strstr(p, "not signalled")) != NULL;
 	     p++)
 		left++;
-	if (left != 3)
-		fail_msg("want 3 processes left alone, got %d: %s", left, err);
+	if (left != 4)
+		fail_msg("want 4 processes left alone, got %d: %s", left, err);
 	/* the ones recorded right were stopped, here and over "ssh" */
 	assert_false(h_alive(mine));
 	assert_false(h_alive(rmine));
