@@ -153,7 +153,7 @@ mkdir_p(const char *path)
 const char *
 cli_default_address(void)
 {
-	static char url[IPC_PATH_MAX + 8];
+	static char url[4096 + 32];
 	char        rt[4096];
 	const char *own = getenv("FERRY_RUNTIME_DIR");
 
