@@ -885,7 +885,8 @@ expand_runtime(struct ctx *x, const struct node *n, char **out, char *rt,
 			return node_fail(x, n, "out of memory");
 		return 0;
 	}
-	if (util_runtime_dir(rt, rtlen) != 0) {
+	if (strstr(p, RUNTIME_TOKEN) != NULL &&
+	    util_runtime_dir(rt, rtlen) != 0) {
 		const char *own = getenv("FERRY_RUNTIME_DIR");
 		char        show[CONF_SHOW_MAX * 4 + 8];
 		size_t      at_show = 0;
