@@ -10,7 +10,23 @@
 
 #include "conf.h"
 
-#define CLI_DEFAULT_ADDRESS "ipc:///tmp/ferry-local.sock"
+/* The address of this user's default cluster (config/local.yaml's):
+ * ipc://RUNTIME/local.sock, RUNTIME being util_runtime_dir(). */
+#define CLI_DEFAULT_ADDRESS cli_default_address()
+
+/* CLI_DEFAULT_ADDRESS, computed (a static buffer).  Exits with status 2
+ * and a message when FERRY_RUNTIME_DIR is not an absolute path or the
+ * socket path would be too long. */
+const char *cli_default_address(void);
+
+/*
+ * Make this user's runtime directory ready when one of the n URLs is an
+ * ipc:// path inside it (a scheduler is about to listen there): create
+ * it (mode 0700) and check it is this user's own (owned by them, not
+ * writable by others, and no other user can swap it or a directory
+ * above it).  Returns 0, or -1 after printing why.
+ */
+int cli_runtime_dir_ready(const char *const *urls, size_t n);
 
 /* Subcommands: each takes argc/argv starting at its own name and returns
  * the process exit status. */
@@ -38,11 +54,22 @@ int cli_load_conf(const char *path, struct conf *c);
  */
 pid_t cli_spawn(const char *const *argv, const char *log_path);
 
-/* Whether pid is alive and is a ferry process. */
-int cli_pid_is_ferry(pid_t pid);
+/*
+ * A process is known by its pid and its start time, in clock ticks after
+ * boot (field 22 of /proc/PID/stat): a pid that was reused by another
+ * process has another start time.  cli_pid_stat() reads pid's state
+ * letter (R, S, Z, ...) and start time; returns 0, or -1 if there is no
+ * such process.
+ */
+int cli_pid_stat(pid_t pid, char *state, uint64_t *start);
 
-/* Wait up to timeout_ms for pid (not necessarily our child) to exit;
- * returns 0 if it did.  Reaps it if it is our child. */
+/* Whether pid is alive (not a zombie) and is the process that started
+ * at start; start 0 (not known) is never.  Reaps pid if it is our child
+ * that exited. */
+int cli_pid_is(pid_t pid, uint64_t start);
+
+/* Wait up to timeout_ms for the process that is pid now (not necessarily
+ * our child) to exit; returns 0 if it did.  Reaps it if it is our child. */
 int cli_wait_gone(pid_t pid, int timeout_ms);
 
 /* Print the last lines of a log file to stderr, indented. */

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,25 +42,40 @@
 
 extern char **environ;
 
+#define BOOT_ID_LEN 40 /* a boot id: 36 characters */
+
 /* A supervisor started on another host. */
 struct remote {
-	char  group[72];
-	char  host[256];
-	pid_t pid;   /* on that host */
-	int   want;  /* worker processes it runs */
-	int   got;   /* registered (filled by count_registered) */
+	char     group[72];
+	char     host[256];
+	pid_t    pid;   /* on that host */
+	uint64_t start; /* its start time there (see cli_pid_stat); 0:
+	                 * not recorded */
+	char     boot[BOOT_ID_LEN]; /* that host's boot id then */
+	int      want;  /* worker processes it runs */
+	int      got;   /* registered (filled by count_registered) */
 };
 
+/*
+ * What cluster up started, as DIR/cluster.state records it.  Every pid
+ * goes with its start time, so that down and status never take a
+ * process that later got the same pid for one of ours; and with the boot
+ * id of its machine, so that nothing recorded before a restart is.
+ */
 struct state {
-	char  config[4096];
-	char  address[1024];
-	pid_t scheduler;
-	char  sched_host[256]; /* "": this machine */
-	char  groups[CONF_MAX_GROUPS][64];
-	pid_t workers[CONF_MAX_GROUPS];
-	int   n_workers;
+	char     config[4096];
+	char     address[1024];
+	char     boot[BOOT_ID_LEN]; /* this machine's boot id when written */
+	pid_t    scheduler;
+	uint64_t sched_start;
+	char     sched_host[256]; /* "": this machine */
+	char     sched_boot[BOOT_ID_LEN]; /* sched_host's boot id */
+	char     groups[CONF_MAX_GROUPS][64];
+	pid_t    workers[CONF_MAX_GROUPS];
+	uint64_t wstart[CONF_MAX_GROUPS];
+	int      n_workers;
 	struct remote remote[MAX_REMOTE];
-	int   n_remote;
+	int      n_remote;
 };
 
 static void
@@ -74,7 +90,11 @@ cluster_usage(FILE *out)
 	    "          registered (or fails, stopping what it started)\n"
 	    "  down    drain the workers (running tasks finish, up to the "
 	    "file's\n"
-	    "          drain_timeout), stop the scheduler, leave no process\n"
+	    "          drain_timeout), stop the scheduler, leave no process;\n"
+	    "          only the processes up started are signalled (each is\n"
+	    "          recorded with its start time: a pid another process "
+	    "got\n"
+	    "          since is left alone, and down says so)\n"
 	    "  status  show the recorded processes and the scheduler's "
 	    "status\n"
 	    "\n"
@@ -87,14 +107,23 @@ cluster_usage(FILE *out)
 	    "\n"
 	    "Pids, addresses and logs live in the state directory "
 	    "(cluster.state_dir,\n"
-	    "default $XDG_RUNTIME_DIR/ferry/NAME or /tmp/ferry-UID/NAME).\n"
+	    "default RUNTIME/NAME).  RUNTIME is your own runtime "
+	    "directory,\n"
+	    "$FERRY_RUNTIME_DIR, else $XDG_RUNTIME_DIR/ferry, else "
+	    "/tmp/ferry-UID;\n"
+	    "${FERRY_RUNTIME_DIR} in the file's listen, address and state_dir "
+	    "is\n"
+	    "replaced by it.  Two users, or two runs with different\n"
+	    "FERRY_RUNTIME_DIR, never share a cluster.\n"
 	    "\n"
 	    "Groups with 'hosts' (and a scheduler with a 'host') run on other\n"
 	    "machines: started over SSH (the file's ssh.command, key-based\n"
 	    "only) as detached processes whose remote pids are recorded; down\n"
 	    "and status reach them over SSH by those pids.  Remote logs are in\n"
-	    "/tmp/ferry-UID/NAME/HOST on each host.  See docs/operations.md,\n"
-	    "\"Many machines\".\n");
+	    "RUNTIME/NAME/HOST on each host, RUNTIME being $FERRY_RUNTIME_DIR "
+	    "there,\n"
+	    "else /tmp/ferry-UID.  See docs/operations.md, \"Many "
+	    "machines\".\n");
 }
 
 static int
@@ -117,6 +146,322 @@ mkdir_p(const char *path)
 	return 0;
 }
 
+/* ------------------------------------------------ per-user defaults */
+
+#define IPC_PATH_MAX 107 /* sizeof(sun_path) - 1 */
+
+const char *
+cli_default_address(void)
+{
+	static char url[4096 + 32];
+	char        rt[4096];
+	const char *own = getenv("FERRY_RUNTIME_DIR");
+
+	if (url[0] != '\0')
+		return url;
+	if (util_runtime_dir(rt, sizeof(rt)) != 0) {
+		if (errno == EINVAL)
+			fprintf(stderr,
+			    "ferry: FERRY_RUNTIME_DIR is '%s', not an absolute "
+			    "path (it is the directory of your default "
+			    "cluster's socket and state)\n",
+			    own != NULL ? own : "");
+		else
+			fprintf(stderr, "ferry: the runtime directory's path "
+			                "is too long\n");
+		exit(2);
+	}
+	if (strlen(rt) + strlen("/local.sock") > IPC_PATH_MAX) {
+		fprintf(stderr,
+		    "ferry: the default address ipc://%s/local.sock is longer "
+		    "than a Unix socket path may be (%d bytes): set "
+		    "FERRY_RUNTIME_DIR to a shorter directory, or "
+		    "FERRY_ADDRESS\n",
+		    rt, IPC_PATH_MAX);
+		exit(2);
+	}
+	snprintf(url, sizeof(url), "ipc://%s/local.sock", rt);
+	return url;
+}
+
+/*
+ * Whether every directory on the way to path (path itself included) is
+ * safe from other users: each is owned by us or by root, and one that
+ * others may write to is sticky (as /tmp is), so that nobody else can
+ * rename a directory of ours away and put one of theirs in its place; a
+ * symbolic link on the way must be ours or root's too.  On failure
+ * writes why.
+ */
+static int
+path_is_safe(const char *path, char *why, size_t len)
+{
+	char        p[4096], *slash;
+	struct stat sb;
+	uid_t       me = geteuid();
+
+	util_strlcpy(p, path, sizeof(p));
+	for (;;) {
+		const char *at = p[0] != '\0' ? p : "/";
+		if (lstat(at, &sb) != 0) {
+			snprintf(why, len, "%s: %s", at, strerror(errno));
+			return -1;
+		}
+		if (sb.st_uid != me && sb.st_uid != 0) {
+			snprintf(why, len,
+			    "%s belongs to user %lu, neither you (%lu) nor "
+			    "root",
+			    at, (unsigned long)sb.st_uid, (unsigned long)me);
+			return -1;
+		}
+		if (S_ISDIR(sb.st_mode) && (sb.st_mode & 022) != 0 &&
+		    (sb.st_mode & S_ISVTX) == 0) {
+			snprintf(why, len,
+			    "%s may be written by other users (mode %03o) "
+			    "and is not sticky",
+			    at, (unsigned)(sb.st_mode & 07777));
+			return -1;
+		}
+		if (p[0] == '\0' || (slash = strrchr(p, '/')) == NULL)
+			return 0;
+		*slash = '\0';
+	}
+}
+
+/* Create the runtime directory rt (mode 0700, with any directory above
+ * it) and check that it is this user's own.  Returns 0, or -1 after
+ * printing why. */
+static int mkdir_p(const char *path);
+
+static int
+runtime_dir_make(const char *rt)
+{
+	char        why[4400], real[4096];
+	struct stat sb;
+
+	if (mkdir_p(rt) != 0) {
+		fprintf(stderr, "ferry: cannot create the runtime directory "
+		                "%s: %s\n",
+		    rt, strerror(errno));
+		return -1;
+	}
+	why[0] = '\0';
+	if (lstat(rt, &sb) != 0)
+		snprintf(why, sizeof(why), "%s", strerror(errno));
+	else if (!S_ISDIR(sb.st_mode))
+		snprintf(why, sizeof(why), "not a directory");
+	else if (sb.st_uid != geteuid())
+		snprintf(why, sizeof(why), "it belongs to user %lu, not to "
+		                           "you (%lu)",
+		    (unsigned long)sb.st_uid, (unsigned long)geteuid());
+	else if ((sb.st_mode & 022) != 0)
+		snprintf(why, sizeof(why), "other users may write to it "
+		                           "(mode %03o)",
+		    (unsigned)(sb.st_mode & 07777));
+	else if (path_is_safe(rt, why, sizeof(why)) == 0 &&
+	    (realpath(rt, real) == NULL ||
+	        path_is_safe(real, why, sizeof(why)) == 0))
+		return 0;
+	if (why[0] == '\0')
+		snprintf(why, sizeof(why), "%s", strerror(errno));
+	fprintf(stderr,
+	    "ferry: the runtime directory %s is not safe to use: %s; set "
+	    "FERRY_RUNTIME_DIR to a directory of your own\n",
+	    rt, why);
+	return -1;
+}
+
+int
+cli_runtime_dir_ready(const char *const *urls, size_t n)
+{
+	char   rt[4096];
+	size_t rl;
+
+	if (util_runtime_dir(rt, sizeof(rt)) != 0)
+		return 0; /* then no URL can name it: the loader said so */
+	rl = strlen(rt);
+	for (size_t i = 0; i < n; i++)
+		if (urls[i] != NULL && strncmp(urls[i], "ipc://", 6) == 0 &&
+		    strncmp(urls[i] + 6, rt, rl) == 0 &&
+		    urls[i][6 + rl] == '/')
+			return runtime_dir_make(rt);
+	return 0;
+}
+
+/* ------------------------------------------- the processes it started */
+
+/* This machine's boot id into buf ("" if it cannot be read). */
+static void
+boot_id(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	buf[0]  = '\0';
+	if (f != NULL) {
+		if (fgets(buf, (int)len, f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* Fill *start with pid's start time right after cluster up started it
+ * (our child: its pid cannot be taken by another process before we reap
+ * it). */
+static void
+record_start(pid_t pid, uint64_t *start)
+{
+	char state;
+	if (pid <= 0 || cli_pid_stat(pid, &state, start) != 0)
+		*start = 0;
+}
+
+/* A process cluster up recorded, that down may signal. */
+struct proc {
+	pid_t    pid;
+	uint64_t start;
+	int      fd; /* a pidfd, so that no signal can reach another process
+	              * that got the pid; -1 where the kernel has none */
+};
+
+/*
+ * Take hold of pid if it is still the process cluster up recorded as
+ * started at start (clock ticks after boot).  Returns 1 if it is; 0 if
+ * it is gone, or if pid is now another process's or was recorded
+ * without a start time: then says so, naming it what, and leaves it
+ * alone.
+ */
+static int
+proc_hold(struct proc *p, pid_t pid, uint64_t start, const char *what)
+{
+	char     state;
+	uint64_t now;
+	int      status;
+
+	p->pid   = pid;
+	p->start = start;
+	p->fd    = -1;
+	if (pid <= 0 || waitpid(pid, &status, WNOHANG) == pid)
+		return 0; /* none, or our child and it ended */
+#ifdef SYS_pidfd_open
+	/* open first: if the check below passes, the descriptor holds the
+	 * process it checked (had that one ended and its pid been taken in
+	 * between, the check would have seen the newcomer) */
+	p->fd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
+	if (cli_pid_stat(pid, &state, &now) != 0 || state == 'Z' ||
+	    state == 'X') {
+		/* gone, or ended and not yet reaped by its parent */
+	} else if (start == 0) {
+		fprintf(stderr,
+		    "ferry cluster: %s (pid %d) was recorded without its "
+		    "start time (by an older ferry), so it cannot be told "
+		    "from another process that got the pid: not signalled; "
+		    "stop it yourself if it is still Ferry's\n",
+		    what, (int)pid);
+	} else if (now != start) {
+		fprintf(stderr,
+		    "ferry cluster: %s (pid %d) is gone: pid %d now belongs "
+		    "to another process (started at tick %" PRIu64
+		    " after boot, ours at %" PRIu64 "): not signalled\n",
+		    what, (int)pid, (int)pid, now, start);
+	} else
+		return 1;
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	return 0;
+}
+
+/* Send sig to a held process. */
+static void
+proc_signal(const struct proc *p, int sig)
+{
+#ifdef SYS_pidfd_send_signal
+	if (p->fd >= 0) {
+		syscall(SYS_pidfd_send_signal, p->fd, sig, NULL, 0);
+		return;
+	}
+#endif
+	if (cli_pid_is(p->pid, p->start))
+		kill(p->pid, sig);
+}
+
+/* Wait up to timeout_ms for a held process to end (reaping it if it is
+ * our child); returns 0 if it did. */
+static int
+proc_wait(const struct proc *p, int timeout_ms)
+{
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		int status, ended;
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+			return 0;
+		if (p->fd >= 0) {
+			struct pollfd pf = { .fd = p->fd, .events = POLLIN };
+			ended = poll(&pf, 1, 0) > 0;
+		} else
+			ended = !cli_pid_is(p->pid, p->start);
+		if (ended) {
+			waitpid(p->pid, &status, WNOHANG);
+			return 0;
+		}
+		if (util_now_ms() >= end)
+			return -1;
+		usleep(20000);
+	}
+}
+
+/* SIGKILL what is left of the process group a held process leads (its
+ * worker processes), unless its pid now belongs to another process: a
+ * pid is not given out again while a group of that number has members,
+ * so a group whose leader's pid is free or still ours is ours. */
+static void
+proc_kill_group(const struct proc *p)
+{
+	char     state;
+	uint64_t now;
+	if (cli_pid_stat(p->pid, &state, &now) == 0 && now != p->start)
+		return;
+	kill(-p->pid, SIGKILL);
+}
+
+/* After SIGTERM: wait up to timeout_ms for a held process, then kill it
+ * and its process group; release it. */
+static void
+proc_stop(struct proc *p, int timeout_ms, const char *what)
+{
+	if (proc_wait(p, timeout_ms) != 0) {
+		fprintf(stderr, "ferry cluster: %s (pid %d) did not stop within "
+		                "%d ms: killing it\n",
+		    what, (int)p->pid, timeout_ms);
+		proc_kill_group(p);
+		proc_signal(p, SIGKILL);
+		proc_wait(p, 2000);
+	}
+	/* anything left in its session (worker processes) goes too */
+	proc_kill_group(p);
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}
+
+/* Whether st's local pids are of this boot (a state without a boot id,
+ * from an older ferry, is taken to be: its start times decide). */
+static int
+state_this_boot(const struct state *st)
+{
+	char now[BOOT_ID_LEN];
+	boot_id(now, sizeof(now));
+	return st->boot[0] == '\0' || now[0] == '\0' ||
+	    strcmp(st->boot, now) == 0;
+}
+
+/* Whether st's local scheduler is the running process it recorded. */
+static int
+sched_is_up(const struct state *st)
+{
+	return state_this_boot(st) && cli_pid_is(st->scheduler, st->sched_start);
+}
+
 static int
 state_write(const char *dir, const struct state *st)
 {
@@ -126,22 +471,32 @@ state_write(const char *dir, const struct state *st)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if ((f = fopen(tmp, "w")) == NULL)
 		return -1;
-	fprintf(f, "config %s\naddress %s\nscheduler %d\n", st->config,
-	    st->address, (int)st->scheduler);
+	fprintf(f, "config %s\naddress %s\nboot %s\nscheduler %d %" PRIu64
+	    "\n",
+	    st->config, st->address, st->boot, (int)st->scheduler,
+	    st->sched_start);
+	/* "supervisor", not the "worker GROUP PID" lines of older ferry
+	 * versions: one of those reading this file passes it over rather
+	 * than take the start time for the pid */
 	for (int i = 0; i < st->n_workers; i++)
-		fprintf(f, "worker %s %d\n", st->groups[i], (int)st->workers[i]);
+		fprintf(f, "supervisor %s %d %" PRIu64 "\n", st->groups[i],
+		    (int)st->workers[i], st->wstart[i]);
 	if (st->sched_host[0] != '\0')
-		fprintf(f, "scheduler_host %s\n", st->sched_host);
+		fprintf(f, "scheduler_host %s\nscheduler_boot %s\n",
+		    st->sched_host, st->sched_boot);
 	for (int i = 0; i < st->n_remote; i++)
-		fprintf(f, "remote %s %s %d %d\n", st->remote[i].group,
-		    st->remote[i].host, (int)st->remote[i].pid,
-		    st->remote[i].want);
+		fprintf(f, "remote %s %s %d %d %" PRIu64 " %s\n",
+		    st->remote[i].group, st->remote[i].host,
+		    (int)st->remote[i].pid, st->remote[i].want,
+		    st->remote[i].start, st->remote[i].boot);
 	if (fclose(f) != 0)
 		return -1;
 	return rename(tmp, path);
 }
 
-/* Returns 0 and fills st, 1 if there is no state, -1 on a bad file. */
+/* Returns 0 and fills st, 1 if there is no state, -1 on a bad file.  A
+ * pid recorded without a start time (by an older ferry) gets start 0:
+ * never taken for one of ours. */
 static int
 state_read(const char *dir, struct state *st)
 {
@@ -152,37 +507,53 @@ state_read(const char *dir, struct state *st)
 	if ((f = fopen(path, "r")) == NULL)
 		return errno == ENOENT ? 1 : -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		char *nl = strchr(line, '\n');
-		int   pid;
+		char    *nl = strchr(line, '\n');
+		int      pid;
+		uint64_t start;
 		if (nl != NULL)
 			*nl = '\0';
 		if (strncmp(line, "config ", 7) == 0)
 			util_strlcpy(st->config, line + 7, sizeof(st->config));
 		else if (strncmp(line, "address ", 8) == 0)
 			util_strlcpy(st->address, line + 8, sizeof(st->address));
+		else if (strncmp(line, "boot ", 5) == 0)
+			util_strlcpy(st->boot, line + 5, sizeof(st->boot));
 		else if (strncmp(line, "scheduler_host ", 15) == 0)
 			util_strlcpy(st->sched_host, line + 15,
 			    sizeof(st->sched_host));
-		else if (sscanf(line, "scheduler %d", &pid) == 1)
+		else if (strncmp(line, "scheduler_boot ", 15) == 0)
+			util_strlcpy(st->sched_boot, line + 15,
+			    sizeof(st->sched_boot));
+		else if (sscanf(line, "scheduler %d", &pid) == 1) {
 			st->scheduler = pid;
-		else if (strncmp(line, "remote ", 7) == 0 &&
+			if (sscanf(line, "scheduler %*d %" SCNu64, &start) == 1)
+				st->sched_start = start;
+		} else if (strncmp(line, "remote ", 7) == 0 &&
 		    st->n_remote < MAX_REMOTE) {
 			struct remote *r = &st->remote[st->n_remote];
-			if (sscanf(line + 7, "%71s %255s %d %d", r->group,
-			        r->host, &pid, &r->want) == 4) {
+			int            k;
+			k = sscanf(line + 7, "%71s %255s %d %d %" SCNu64 " %39s",
+			    r->group, r->host, &pid, &r->want, &r->start,
+			    r->boot);
+			if (k >= 4) {
+				if (k < 5)
+					r->start = 0;
+				if (k < 6)
+					r->boot[0] = '\0';
 				r->pid = pid;
 				st->n_remote++;
 			}
-		}
-		else if (strncmp(line, "worker ", 7) == 0 &&
+		} else if ((strncmp(line, "supervisor ", 11) == 0 ||
+		               strncmp(line, "worker ", 7) == 0) &&
 		    st->n_workers < CONF_MAX_GROUPS) {
-			char *sp = strrchr(line + 7, ' ');
-			if (sp == NULL)
+			/* "worker GROUP PID": an older ferry's, no start */
+			int k = sscanf(strchr(line, ' ') + 1, "%63s %d %" SCNu64,
+			    st->groups[st->n_workers], &pid, &start);
+			if (k < 2)
 				continue;
-			*sp = '\0';
-			util_strlcpy(st->groups[st->n_workers], line + 7,
-			    sizeof(st->groups[0]));
-			st->workers[st->n_workers++] = atoi(sp + 1);
+			st->workers[st->n_workers]  = pid;
+			st->wstart[st->n_workers++] =
+			    k == 3 && line[0] == 's' ? start : 0;
 		}
 	}
 	fclose(f);
@@ -446,9 +817,29 @@ ssh_timeout_ms(const struct conf *c)
 	return (int)c->connect_timeout_ms + 20000;
 }
 
-/* The start of every remote script: find the binary (exit 127 with a
- * message if it is not there), make the remote state directory
- * /tmp/ferry-UID/CLUSTER/HOST and pick setsid. */
+/* A shell function for scripts that look at a recorded process: st PID
+ * prints "STATE START" (the state letter, and field 22 of
+ * /proc/PID/stat: its start time in clock ticks after boot), or nothing
+ * if there is no such process.  COMM may hold spaces and parentheses:
+ * the fields are counted after its last ')'. */
+static void
+script_st(struct sbuf *b)
+{
+	sb_add(b, "st() { s=$(sed 's/^.*) //' \"/proc/$1/stat\" 2>/dev/null); "
+	          "set -- $s; [ $# -ge 20 ] && echo \"$1 ${20}\"; }\n"
+	          "boot() { cat /proc/sys/kernel/random/boot_id 2>/dev/null; "
+	          "}\n");
+}
+
+/* The remote runtime directory, as the shell expression for it:
+ * $FERRY_RUNTIME_DIR there, else /tmp/ferry-UID.  Not $XDG_RUNTIME_DIR:
+ * the remote processes run detached, and that directory goes away when
+ * the SSH session that made it ends. */
+#define REMOTE_RT "${FERRY_RUNTIME_DIR:-/tmp/ferry-$(id -u)}"
+
+/* The start of every remote start script: find the binary (exit 127
+ * with a message if it is not there), make the remote state directory
+ * RT/CLUSTER/HOST and pick setsid. */
 static void
 script_prelude(struct sbuf *b, const struct conf *c, const char *host,
     const char *ferry)
@@ -471,8 +862,14 @@ script_prelude(struct sbuf *b, const struct conf *c, const char *host,
 		sb_add(b, "': run the same Ferry version on every host\" >&2; "
 		          "exit 126; fi\n");
 	}
-	/* /tmp/ferry-UID must be ours: another user could have made it */
-	sb_add(b, "t=/tmp/ferry-$(id -u)\n"
+	/* the runtime directory must be ours: another user could have made
+	 * /tmp/ferry-UID */
+	script_st(b);
+	sb_add(b, "t=" REMOTE_RT "\n"
+	          "case $t in /*) ;; *) echo \"FERRY_RUNTIME_DIR on "
+	          "$(uname -n) is '$t', not an absolute path\" >&2; exit 1;; "
+	          "esac\n"
+	          "export FERRY_RUNTIME_DIR=\"$t\"\n"
 	          "mkdir -p -m 700 \"$t\" 2>/dev/null\n"
 	          "if [ ! -d \"$t\" ] || [ ! -O \"$t\" ] || [ -L \"$t\" ]; "
 	          "then echo \"$t on $(uname -n) is not a directory of "
@@ -486,8 +883,9 @@ script_prelude(struct sbuf *b, const struct conf *c, const char *host,
 	          "else S=; fi\n");
 }
 
-/* The end of a start script: LOG is the log file; prints "PID NCPU", or
- * the log's tail on stderr if the process ended at once. */
+/* The end of a start script: LOG is the log file; prints "PID NCPU
+ * START BOOT" (START: the process's start time, BOOT: the host's boot
+ * id), or the log's tail on stderr if the process ended at once. */
 static void
 script_detach(struct sbuf *b, const char *log)
 {
@@ -495,11 +893,10 @@ script_detach(struct sbuf *b, const char *log)
 	sb_add(b, log);
 	sb_add(b, "\" 2>&1 </dev/null &\n"
 	          "p=$!\nsleep 1\n"
-	          "s=$(sed -n 's/^[0-9]* ([^)]*) \\(.\\).*/\\1/p' "
-	          "/proc/$p/stat 2>/dev/null)\n"
-	          "if [ -n \"$s\" ] && [ \"$s\" != Z ]; then echo \"$p "
-	          "$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)\"; "
-	          "exit 0; fi\n"
+	          "x=$(st $p)\n"
+	          "case $x in ''|Z*|X*) ;; *) echo \"$p "
+	          "$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) "
+	          "${x#* } $(boot)\"; exit 0;; esac\n"
 	          "echo \"it exited at once; last lines of $d/");
 	sb_add(b, log);
 	sb_add(b, ":\" >&2\ntail -n 15 \"$d/");
@@ -598,34 +995,64 @@ script_scheduler(struct sbuf *b, const struct conf *c)
 	script_detach(b, "scheduler.log");
 }
 
-/* Script that stops pid (a ferry process) on its host: SIGTERM, wait up
- * to wait_ms, then SIGKILL to its session.  Prints stopped, killed or
- * gone. */
+/* The start of a script about the process recorded as pid, started at
+ * start on the boot boot: p, w and b are set, and the script has said
+ * "gone" and ended if that process is no longer there (the host
+ * restarted, or nothing has pid p), and "notours NOW" if pid p belongs
+ * to another process now (or start was not recorded, 0).  Then x is
+ * "STATE START" of pid p. */
 static void
-script_stop(struct sbuf *b, pid_t pid, int wait_ms)
+script_mine(struct sbuf *b, pid_t pid, uint64_t start, const char *boot)
 {
 	char num[96];
-	snprintf(num, sizeof(num), "p=%d\nt=%d\n", (int)pid, wait_ms / 200 + 1);
+	script_st(b);
+	snprintf(num, sizeof(num), "p=%d\nw=%" PRIu64 "\nb=", (int)pid, start);
 	sb_add(b, num);
-	sb_add(b, "alive() { grep -q ferry /proc/$p/cmdline 2>/dev/null; }\n"
-	          "if ! alive; then echo gone; exit 0; fi\n"
-	          "kill -TERM $p 2>/dev/null\ni=0\n"
-	          "while alive && [ $i -lt $t ]; do sleep 0.2; i=$((i+1)); "
-	          "done\n"
-	          "if alive; then kill -KILL -- -$p 2>/dev/null; "
-	          "kill -KILL $p 2>/dev/null; r=killed; else r=stopped; fi\n"
-	          "kill -KILL -- -$p 2>/dev/null\necho $r\n");
+	sb_q(b, boot);
+	sb_add(b, "\nmine() { case \"$(st $p)\" in Z*|X*) return 1;; "
+	          "*\" $w\") return 0;; *) return 1;; esac; }\n"
+	          "if [ -n \"$b\" ] && [ \"$(boot)\" != \"$b\" ]; then echo "
+	          "gone; exit 0; fi\n"
+	          "x=$(st $p)\n"
+	          "case $x in ''|Z*|X*) echo gone; exit 0;; esac\n"
+	          "if [ \"$w\" = 0 ] || [ \"${x#* }\" != \"$w\" ]; then echo "
+	          "\"notours ${x#* }\"; exit 0; fi\n");
 }
 
-/* Script that says "running" or "gone" for pid, and the log's tail. */
+/*
+ * Script that stops the process recorded as pid, started at start on
+ * the boot boot: SIGTERM, wait up to wait_ms, then SIGKILL to its
+ * process group.  Prints stopped, killed, gone, or "notours NOW" (then
+ * pid belongs to another process, started at NOW, which is left alone).
+ */
 static void
-script_check(struct sbuf *b, pid_t pid)
+script_stop(struct sbuf *b, pid_t pid, uint64_t start, const char *boot,
+    int wait_ms)
 {
 	char num[64];
-	snprintf(num, sizeof(num), "p=%d\n", (int)pid);
+	script_mine(b, pid, start, boot);
+	snprintf(num, sizeof(num), "n=%d\n", wait_ms / 200 + 1);
 	sb_add(b, num);
-	sb_add(b, "if grep -q ferry /proc/$p/cmdline 2>/dev/null; then echo "
-	          "running; else echo gone; fi\n");
+	sb_add(b, "kill -TERM $p 2>/dev/null\ni=0\n"
+	          "while mine && [ $i -lt $n ]; do sleep 0.2; i=$((i+1)); "
+	          "done\n"
+	          "if mine; then kill -KILL -- -$p 2>/dev/null; "
+	          "kill -KILL $p 2>/dev/null; r=killed; else r=stopped; fi\n"
+	          /* what is left of its process group, unless pid p is
+	           * another process's now (see proc_kill_group) */
+	          "x=$(st $p)\n"
+	          "if [ -z \"$x\" ] || [ \"${x#* }\" = \"$w\" ]; then "
+	          "kill -KILL -- -$p 2>/dev/null; fi\n"
+	          "echo $r\n");
+}
+
+/* Script that says "running", "gone" or "notours NOW" for the process
+ * recorded as pid, started at start on the boot boot. */
+static void
+script_check(struct sbuf *b, pid_t pid, uint64_t start, const char *boot)
+{
+	script_mine(b, pid, start, boot);
+	sb_add(b, "echo running\n");
 }
 
 /* Script that prints the tail of a remote log. */
@@ -633,7 +1060,7 @@ static void
 script_tail(struct sbuf *b, const struct conf *c, const char *host,
     const char *log)
 {
-	sb_add(b, "tail -n 10 /tmp/ferry-$(id -u)/");
+	sb_add(b, "tail -n 10 " REMOTE_RT "/");
 	sb_q(b, c->name);
 	sb_add(b, "/");
 	sb_q(b, host);
@@ -658,6 +1085,33 @@ remote_tail_log(const struct conf *c, const char *host, const char *log)
 	free(b.p);
 }
 
+/* If a remote script answered "notours NOW", say that the process
+ * recorded as pid (started at start) is gone and pid is another
+ * process's, which was not signalled; returns whether it did. */
+static int
+remote_not_ours(const char *out, const char *host, const char *what,
+    pid_t pid, uint64_t start)
+{
+	if (strncmp(out, "notours", 7) != 0)
+		return 0;
+	if (start == 0)
+		fprintf(stderr,
+		    "ferry cluster: host '%s': %s (pid %d) was recorded "
+		    "without its start time (by an older ferry), so it "
+		    "cannot be told from another process that got the pid: "
+		    "not signalled; stop it yourself if it is still "
+		    "Ferry's\n",
+		    host, what, (int)pid);
+	else
+		fprintf(stderr,
+		    "ferry cluster: host '%s': %s (pid %d) is gone: pid %d "
+		    "there now belongs to another process (started at tick "
+		    "%s after boot, ours at %" PRIu64 "): not signalled\n",
+		    host, what, (int)pid, (int)pid,
+		    out[7] == ' ' ? out + 8 : "?", start);
+	return 1;
+}
+
 /* Stop the remote supervisors of st (in parallel), reporting each;
  * those that could not be reached are added to left (if not NULL).
  * Returns how many could not be. */
@@ -673,7 +1127,8 @@ remote_stop_all(const struct state *st, const struct conf *c, int quiet,
 
 	for (int i = 0; i < st->n_remote; i++) {
 		struct sbuf b = { 0 };
-		script_stop(&b, st->remote[i].pid, wait_ms);
+		script_stop(&b, st->remote[i].pid, st->remote[i].start,
+		    st->remote[i].boot, wait_ms);
 		if (b.oom || ssh_start(&jobs[i], c, st->remote[i].host, b.p,
 		                 NULL) != 0)
 			jobs[i].pid = -1;
@@ -681,7 +1136,14 @@ remote_stop_all(const struct state *st, const struct conf *c, int quiet,
 	}
 	for (int i = 0; i < st->n_remote; i++) {
 		const struct remote *r = &st->remote[i];
+		char                 what[128];
 		ssh_finish(&jobs[i], deadline);
+		snprintf(what, sizeof(what), "the supervisor of group '%s'",
+		    r->group);
+		if (jobs[i].status == 0 &&
+		    remote_not_ours(jobs[i].out, r->host, what, r->pid,
+		        r->start))
+			continue;
 		if (jobs[i].status != 0) {
 			ssh_report(&jobs[i], r->host, "stopping the supervisor");
 			fprintf(stderr,
@@ -704,10 +1166,13 @@ remote_stop_scheduler(const struct state *st, const struct conf *c)
 {
 	struct sbuf    b = { 0 };
 	struct ssh_job j;
-	script_stop(&b, st->scheduler, 5000);
+	script_stop(&b, st->scheduler, st->sched_start, st->sched_boot, 5000);
 	if (!b.oom && ssh_run(&j, c, st->sched_host, b.p, NULL,
 	                  5000 + ssh_timeout_ms(c)) != 0)
 		ssh_report(&j, st->sched_host, "stopping the scheduler");
+	else if (!b.oom)
+		remote_not_ours(j.out, st->sched_host, "the scheduler",
+		    st->scheduler, st->sched_start);
 	free(b.p);
 }
 
@@ -782,41 +1247,41 @@ count_registered(ferry_client *cl, struct state *st, char (*pids)[256])
 	return total;
 }
 
-/* Stop a process group led by pid: TERM, wait, KILL. */
-static void
-stop_group(pid_t pid, int timeout_ms, const char *what)
-{
-	if (!cli_pid_is_ferry(pid))
-		return;
-	kill(pid, SIGTERM);
-	if (cli_wait_gone(pid, timeout_ms) != 0) {
-		fprintf(stderr, "ferry cluster: %s (pid %d) did not stop within "
-		                "%d ms: killing it\n",
-		    what, (int)pid, timeout_ms);
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-		cli_wait_gone(pid, 2000);
-	}
-	/* anything left in its session (worker processes) goes too */
-	kill(-pid, SIGKILL);
-}
-
+/* Stop what st records: the local supervisors drain, the remote ones
+ * too, then the scheduler stops; only processes that are still the ones
+ * recorded are signalled. */
 static int
 stop_all(const struct state *st, const struct conf *c)
 {
-	int drain = c != NULL ? (int)c->drain_timeout_ms : 10000;
-	for (int i = 0; i < st->n_workers; i++)
-		if (cli_pid_is_ferry(st->workers[i]))
-			kill(st->workers[i], SIGTERM);
+	int         drain = c != NULL ? (int)c->drain_timeout_ms : 10000;
+	int         here  = state_this_boot(st), held[CONF_MAX_GROUPS];
+	struct proc w[CONF_MAX_GROUPS], s;
+	char        what[128];
+
+	for (int i = 0; i < st->n_workers; i++) {
+		snprintf(what, sizeof(what),
+		    "the worker supervisor of group '%s'", st->groups[i]);
+		held[i] = here &&
+		    proc_hold(&w[i], st->workers[i], st->wstart[i], what);
+		if (held[i])
+			proc_signal(&w[i], SIGTERM);
+	}
 	if (st->n_remote > 0)
 		remote_stop_all(st, c, 1, NULL);
-	for (int i = 0; i < st->n_workers; i++)
-		stop_group(st->workers[i], drain + 3000, "worker supervisor");
+	for (int i = 0; i < st->n_workers; i++) {
+		snprintf(what, sizeof(what),
+		    "the worker supervisor of group '%s'", st->groups[i]);
+		if (held[i])
+			proc_stop(&w[i], drain + 3000, what);
+	}
 	if (st->sched_host[0] != '\0') {
 		if (st->scheduler > 0)
 			remote_stop_scheduler(st, c);
-	} else
-		stop_group(st->scheduler, 5000, "scheduler");
+	} else if (here && proc_hold(&s, st->scheduler, st->sched_start,
+	                       "the scheduler")) {
+		proc_signal(&s, SIGTERM);
+		proc_stop(&s, 5000, "the scheduler");
+	}
 	return 0;
 }
 
@@ -837,13 +1302,18 @@ start_remote_scheduler(const struct conf *c, struct state *st)
 {
 	struct sbuf    b = { 0 };
 	struct ssh_job j;
-	int            pid = 0, rv;
+	int            pid = 0, ncpu, rv;
+	uint64_t       start = 0;
 
 	script_scheduler(&b, c);
 	rv = b.oom ? -1 : ssh_run(&j, c, c->scheduler_host, b.p, c->path,
 	                      ssh_timeout_ms(c));
 	free(b.p);
-	if (rv != 0 || sscanf(j.out, "%d", &pid) != 1 || pid <= 0) {
+	st->sched_boot[0] = '\0';
+	if (rv != 0 ||
+	    sscanf(j.out, "%d %d %" SCNu64 " %39s", &pid, &ncpu, &start,
+	        st->sched_boot) < 3 ||
+	    pid <= 0 || start == 0) {
 		if (b.oom)
 			fprintf(stderr, "ferry cluster: out of memory\n");
 		else if (rv == 0)
@@ -856,7 +1326,8 @@ start_remote_scheduler(const struct conf *c, struct state *st)
 			    "starting the scheduler");
 		return -1;
 	}
-	st->scheduler = pid;
+	st->scheduler   = pid;
+	st->sched_start = start;
 	return 0;
 }
 
@@ -902,9 +1373,13 @@ start_remote_workers(const struct conf *c, struct state *st)
 		const struct conf_group *g = &c->groups[jg[i]];
 		const struct conf_host  *h = &g->hosts[jh[i]];
 		int                      pid = 0, ncpu = 0;
+		uint64_t                 start = 0;
+		char                     boot[BOOT_ID_LEN] = "";
 		ssh_finish(&jobs[i], deadline);
 		if (jobs[i].status != 0 ||
-		    sscanf(jobs[i].out, "%d %d", &pid, &ncpu) < 1 || pid <= 0) {
+		    sscanf(jobs[i].out, "%d %d %" SCNu64 " %39s", &pid, &ncpu,
+		        &start, boot) < 3 ||
+		    pid <= 0 || start == 0) {
 			char what[160];
 			snprintf(what, sizeof(what),
 			    "starting worker group '%s'", g->name);
@@ -922,7 +1397,9 @@ start_remote_workers(const struct conf *c, struct state *st)
 			struct remote *r = &st->remote[st->n_remote++];
 			util_strlcpy(r->group, g->name, sizeof(r->group));
 			util_strlcpy(r->host, h->name, sizeof(r->host));
-			r->pid  = pid;
+			r->pid   = pid;
+			r->start = start;
+			util_strlcpy(r->boot, boot, sizeof(r->boot));
 			r->want = g->processes > 0 ? g->processes
 			                           : (ncpu > 0 ? ncpu : 1);
 		}
@@ -983,14 +1460,15 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 
 	rv = state_read(dir, &st);
 	if (rv == 0 && (st.sched_host[0] != '\0' ? st.scheduler > 0
-	                                          : cli_pid_is_ferry(
-	                                                st.scheduler))) {
+	                                          : sched_is_up(&st))) {
 		fprintf(stderr,
 		    "ferry cluster: cluster '%s' is already up (scheduler pid "
-		    "%d%s%s at %s); run 'ferry cluster down -f %s' first\n",
+		    "%d%s%s at %s, started from %s; state in %s); run 'ferry "
+		    "cluster down -f %s' first\n",
 		    c->name, (int)st.scheduler,
 		    st.sched_host[0] != '\0' ? " on " : "", st.sched_host,
-		    st.address, c->path);
+		    st.address, st.config, dir,
+		    st.config[0] != '\0' ? st.config : c->path);
 		return 1;
 	}
 	/* every library of a local group must be found before anything
@@ -1021,6 +1499,16 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		                              : "is a loopback address");
 		break;
 	}
+	/* the default state directory, and sockets named with
+	 * ${FERRY_RUNTIME_DIR}, are in this user's runtime directory */
+	if (c->state_dir == NULL &&
+	    (util_runtime_dir(path, sizeof(path)) != 0 ||
+	        runtime_dir_make(path) != 0))
+		return 1;
+	if (c->scheduler_host == NULL &&
+	    cli_runtime_dir_ready((const char *const *)c->listen,
+	        c->n_listen) != 0)
+		return 1;
 	if (mkdir_p(dir) != 0) {
 		fprintf(stderr, "ferry cluster: cannot create state directory "
 		                "%s: %s\n",
@@ -1030,6 +1518,7 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 	memset(&st, 0, sizeof(st));
 	util_strlcpy(st.config, c->path, sizeof(st.config));
 	util_strlcpy(st.address, c->address, sizeof(st.address));
+	boot_id(st.boot, sizeof(st.boot));
 
 	snprintf(log, sizeof(log), "%s/scheduler.log", dir);
 	if (c->scheduler_host != NULL) {
@@ -1045,6 +1534,7 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		argv[4] = NULL;
 		if ((st.scheduler = cli_spawn(argv, log)) < 0)
 			return 1;
+		record_start(st.scheduler, &st.sched_start);
 	}
 	if (state_write(dir, &st) != 0)
 		fprintf(stderr, "ferry cluster: cannot write %s/cluster.state: "
@@ -1091,6 +1581,8 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		st.workers[st.n_workers] = cli_spawn(argv, log);
 		if (st.workers[st.n_workers] < 0)
 			goto fail;
+		record_start(st.workers[st.n_workers],
+		    &st.wstart[st.n_workers]);
 		st.n_workers++;
 		state_write(dir, &st);
 	}
@@ -1175,7 +1667,8 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		    (int)st.remote[i].pid, pids[i]);
 	printf("state and logs: %s%s\n", dir,
 	    st.n_remote > 0 || st.sched_host[0] != '\0'
-	        ? " (on other hosts: /tmp/ferry-UID/NAME/HOST)"
+	        ? " (on other hosts: RUNTIME/NAME/HOST, RUNTIME being "
+	          "$FERRY_RUNTIME_DIR there or /tmp/ferry-UID)"
 	        : "");
 	return 0;
 
@@ -1202,9 +1695,23 @@ cluster_down(const struct conf *c, const char *dir)
 		    dir, strerror(errno));
 		return 1;
 	}
+	/* two cluster files of one name share a state directory: stop only
+	 * the cluster this file started */
+	if (st.config[0] != '\0' && strcmp(st.config, c->path) != 0 &&
+	    access(st.config, F_OK) == 0) {
+		fprintf(stderr,
+		    "ferry cluster: the cluster '%s' recorded in %s was "
+		    "started from %s, not from %s: not stopping it (run 'ferry "
+		    "cluster down -f %s'; to run both, give the files "
+		    "different cluster names or state_dir, or run them with "
+		    "different FERRY_RUNTIME_DIR)\n",
+		    c->name, dir, st.config, c->path, st.config);
+		return 1;
+	}
 	memset(&left, 0, sizeof(left));
 	util_strlcpy(left.config, st.config, sizeof(left.config));
 	util_strlcpy(left.address, st.address, sizeof(left.address));
+	util_strlcpy(left.boot, st.boot, sizeof(left.boot));
 	if (st.n_remote > 0) {
 		printf("stopping %d supervisor(s) on other hosts\n",
 		    st.n_remote);
@@ -1245,7 +1752,8 @@ cluster_status(const struct conf *c, const char *dir)
 	deadline = util_now_ms() + (uint64_t)ssh_timeout_ms(c);
 	for (int i = 0; i < st.n_remote; i++) {
 		struct sbuf b = { 0 };
-		script_check(&b, st.remote[i].pid);
+		script_check(&b, st.remote[i].pid, st.remote[i].start,
+		    st.remote[i].boot);
 		if (b.oom || ssh_start(&jobs[i], c, st.remote[i].host, b.p,
 		                 NULL) != 0)
 			jobs[i].pid = -1;
@@ -1254,7 +1762,7 @@ cluster_status(const struct conf *c, const char *dir)
 	if (st.sched_host[0] != '\0') {
 		struct sbuf    b = { 0 };
 		struct ssh_job j;
-		script_check(&b, st.scheduler);
+		script_check(&b, st.scheduler, st.sched_start, st.sched_boot);
 		up = !b.oom && ssh_run(&j, c, st.sched_host, b.p, NULL,
 		                   ssh_timeout_ms(c)) == 0 &&
 		    strcmp(j.out, "running") == 0;
@@ -1262,7 +1770,7 @@ cluster_status(const struct conf *c, const char *dir)
 		if (!b.oom && j.status != 0)
 			ssh_report(&j, st.sched_host, "checking the scheduler");
 	} else
-		up = cli_pid_is_ferry(st.scheduler);
+		up = sched_is_up(&st);
 	if (up && cli_connect_conf(c, st.address, 3000, &cl, NULL, 0) == 0)
 		count_registered(cl, &st, pids);
 	ferry_client_close(cl);
@@ -1273,8 +1781,10 @@ cluster_status(const struct conf *c, const char *dir)
 	for (int i = 0; i < st.n_workers; i++)
 		printf("  group %-16s this machine: supervisor pid %d: %s\n",
 		    st.groups[i], (int)st.workers[i],
-		    cli_pid_is_ferry(st.workers[i]) ? "running"
-		                                    : "NOT RUNNING");
+		    state_this_boot(&st) &&
+		            cli_pid_is(st.workers[i], st.wstart[i])
+		        ? "running"
+		        : "NOT RUNNING");
 	for (int i = 0; i < st.n_remote; i++) {
 		const struct remote *r = &st.remote[i];
 		ssh_finish(&jobs[i], deadline);
@@ -1289,7 +1799,9 @@ cluster_status(const struct conf *c, const char *dir)
 		       "%d process(es) registered%s%s\n",
 		    r->group, r->host, (int)r->pid,
 		    strcmp(jobs[i].out, "running") == 0 ? "running"
-		                                         : "NOT RUNNING",
+		    : strncmp(jobs[i].out, "notours", 7) == 0
+		        ? "NOT RUNNING (its pid is another process's now)"
+		        : "NOT RUNNING",
 		    r->got, r->want, r->got > 0 ? ", pids " : "",
 		    r->got > 0 ? pids[i] : "");
 	}
@@ -1349,7 +1861,13 @@ cmd_cluster(int argc, char **argv)
 	if (cli_load_conf(file, &c) != 0)
 		return 1;
 	if (conf_state_dir(&c, dir, sizeof(dir)) != 0) {
-		fprintf(stderr, "ferry cluster: state directory path too long\n");
+		if (c.state_dir == NULL && errno == EINVAL)
+			fprintf(stderr, "ferry cluster: FERRY_RUNTIME_DIR is "
+			                "'%s', not an absolute path\n",
+			    getenv("FERRY_RUNTIME_DIR"));
+		else
+			fprintf(stderr, "ferry cluster: state directory path "
+			                "too long\n");
 		conf_free(&c);
 		return 1;
 	}

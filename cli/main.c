@@ -154,45 +154,68 @@ cli_spawn(const char *const *argv, const char *log_path)
 }
 
 int
-cli_pid_is_ferry(pid_t pid)
+cli_pid_stat(pid_t pid, char *state, uint64_t *start)
 {
-	char  path[64], buf[4096];
-	FILE *f;
-	size_t n;
-	int   st;
+	char               path[64], buf[1024], *p;
+	FILE              *f;
+	size_t             n;
+	unsigned long long v;
 
 	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "PID (COMM) STATE f4 ... f22 ...": COMM may hold spaces and
+	 * parentheses, so count the fields after its last ')' */
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0')
+		return -1;
+	*state = p[2];
+	p += 3;
+	for (int field = 4; field <= 22; field++) {
+		while (*p == ' ')
+			p++;
+		if (field == 22)
+			break;
+		p += strcspn(p, " ");
+	}
+	if (sscanf(p, "%llu", &v) != 1)
+		return -1;
+	*start = v;
+	return 0;
+}
+
+int
+cli_pid_is(pid_t pid, uint64_t start)
+{
+	char     state;
+	uint64_t now;
+	int      st;
+
+	if (pid <= 0 || start == 0)
 		return 0;
 	/* reap it if it is our own child that already exited */
 	if (waitpid(pid, &st, WNOHANG) == pid)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (n == 0) {
-		/* empty: a zombie, or a process in the middle of exec; ask
-		 * its state */
-		char  state = 0;
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		if ((f = fopen(path, "r")) == NULL)
-			return 0;
-		if (fscanf(f, "%*d %*s %c", &state) != 1)
-			state = 0;
-		fclose(f);
-		return state != 0 && state != 'Z' && state != 'X';
-	}
-	return strstr(buf, "ferry") != NULL;
+	return cli_pid_stat(pid, &state, &now) == 0 && now == start &&
+	    state != 'Z' && state != 'X';
 }
 
 int
 cli_wait_gone(pid_t pid, int timeout_ms)
 {
-	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms, start;
+	char     state;
+
+	/* the process pid is now; once it ends, whatever else gets the
+	 * pid is not it */
+	if (cli_pid_stat(pid, &state, &start) != 0)
+		return 0;
 	for (;;) {
-		if (!cli_pid_is_ferry(pid))
+		if (!cli_pid_is(pid, start))
 			return 0;
 		if (util_now_ms() >= end)
 			return -1;
@@ -409,7 +432,10 @@ cmd_scheduler(int argc, char **argv)
 	if (drain >= 0)
 		sc.drain_timeout_ms = (uint32_t)drain;
 	log_init("scheduler", level < 0 ? LOG_INFO : level);
-	rc = sched_run(&sc);
+	if (cli_runtime_dir_ready(sc.listen, sc.n_listen) != 0)
+		rc = 1;
+	else
+		rc = sched_run(&sc);
 	if (have_conf)
 		conf_free(&c);
 	return rc;

@@ -66,6 +66,41 @@ util_errf(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+int
+util_runtime_dir(char *buf, size_t len)
+{
+	const char *own = getenv("FERRY_RUNTIME_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int         n;
+
+	if (buf == NULL || len == 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	buf[0] = '\0';
+	if (own != NULL && own[0] != '\0') {
+		if (own[0] != '/') {
+			errno = EINVAL;
+			return -1;
+		}
+		n = snprintf(buf, len, "%s", own);
+	} else if (xdg != NULL && xdg[0] == '/')
+		/* the XDG base directory spec: a relative value is ignored */
+		n = snprintf(buf, len, "%s/ferry", xdg);
+	else
+		n = snprintf(buf, len, "/tmp/ferry-%lu",
+		    (unsigned long)getuid());
+	if (n < 0 || (size_t)n >= len) {
+		buf[0] = '\0';
+		errno  = ENAMETOOLONG;
+		return -1;
+	}
+	/* one spelling per directory: no trailing slashes */
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	return 0;
+}
+
 void
 util_strlcpy(char *dst, const char *src, size_t len)
 {

@@ -45,6 +45,17 @@ int util_grow(void *bufp, size_t *cap, size_t len, size_t elem,
 /* A random 64-bit value from the system (getrandom), never 0. */
 uint64_t util_random64(void);
 
+/*
+ * Write this user's Ferry runtime directory into buf (len bytes): where
+ * default sockets and cluster state live.  $FERRY_RUNTIME_DIR if set,
+ * else $XDG_RUNTIME_DIR/ferry if XDG_RUNTIME_DIR is an absolute path,
+ * else /tmp/ferry-UID (UID: the real user id).  Only computes the path
+ * (nothing is created).  Returns 0, or -1 with errno EINVAL when
+ * FERRY_RUNTIME_DIR is not an absolute path, ENAMETOOLONG when the path
+ * does not fit (buf is then "").
+ */
+int util_runtime_dir(char *buf, size_t len);
+
 /* ---- u64 -> pointer map (open addressing, linear probing) ---- */
 
 struct idmap_slot {

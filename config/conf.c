@@ -12,6 +12,7 @@
 #include "conf.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -45,7 +46,10 @@
 #define CONF_PATH_MAX 256
 #define CONF_SHOW_MAX 40 /* bytes of a bad value quoted in a message */
 
-#define DEFAULT_LISTEN "tcp://127.0.0.1:7710"
+/* The one placeholder the loader expands (in scheduler.listen,
+ * scheduler.address and cluster.state_dir): this user's runtime
+ * directory, util_runtime_dir(). */
+#define RUNTIME_TOKEN "${FERRY_RUNTIME_DIR}"
 
 enum node_kind {
 	NODE_SCALAR,
@@ -860,19 +864,106 @@ url_check(const char *u, bool for_dial, char *why, size_t len)
 	return 0;
 }
 
-/* Take n as a URL (see url_check) into *out. */
+/*
+ * Copy scalar n into *out (malloc'd) with every ${FERRY_RUNTIME_DIR}
+ * replaced by this user's runtime directory; that directory goes into rt
+ * (rtlen bytes; "" when n does not name it).  Any other "${" is an
+ * error: a value is never expanded silently in one way or another.
+ */
+static int
+expand_runtime(struct ctx *x, const struct node *n, char **out, char *rt,
+    size_t rtlen)
+{
+	const size_t tl = strlen(RUNTIME_TOKEN);
+	const char  *p = n->text, *at;
+	char        *s;
+	size_t       len = 0, cap;
+
+	rt[0] = '\0';
+	if (strstr(p, "${") == NULL) {
+		if ((*out = strdup(p)) == NULL)
+			return node_fail(x, n, "out of memory");
+		return 0;
+	}
+	if (strstr(p, RUNTIME_TOKEN) != NULL &&
+	    util_runtime_dir(rt, rtlen) != 0) {
+		const char *own = getenv("FERRY_RUNTIME_DIR");
+		char        show[CONF_SHOW_MAX * 4 + 8];
+		size_t      at_show = 0;
+
+		show[0] = '\0';
+		if (errno == EINVAL && own != NULL) {
+			escape_into(show, sizeof(show), &at_show, own,
+			    strlen(own), CONF_SHOW_MAX);
+			return node_fail(x, n,
+			    "%s: the environment variable FERRY_RUNTIME_DIR "
+			    "is '%s', not an absolute path",
+			    RUNTIME_TOKEN, show);
+		}
+		return node_fail(x, n,
+		    "%s: the runtime directory's path is too long (set "
+		    "FERRY_RUNTIME_DIR to a shorter directory)",
+		    RUNTIME_TOKEN);
+	}
+	cap = strlen(p) + 1;
+	for (at = strstr(p, RUNTIME_TOKEN); at != NULL;
+	     at = strstr(at + tl, RUNTIME_TOKEN))
+		cap += strlen(rt);
+	if ((s = malloc(cap)) == NULL)
+		return node_fail(x, n, "out of memory");
+	while (*p != '\0') {
+		if (strncmp(p, RUNTIME_TOKEN, tl) == 0) {
+			memcpy(s + len, rt, strlen(rt));
+			len += strlen(rt);
+			p += tl;
+		} else if (p[0] == '$' && p[1] == '{') {
+			char   show[CONF_SHOW_MAX * 4 + 8];
+			size_t at_show = 0, k = strcspn(p, "}");
+
+			show[0] = '\0';
+			escape_into(show, sizeof(show), &at_show, p,
+			    p[k] == '}' ? k + 1 : k, CONF_SHOW_MAX);
+			free(s);
+			return node_fail(x, n,
+			    "unknown placeholder '%s': only %s is expanded",
+			    show, RUNTIME_TOKEN);
+		} else
+			s[len++] = *p++;
+	}
+	s[len] = '\0';
+	*out = s;
+	return 0;
+}
+
+/* Take n as a URL (see url_check), ${FERRY_RUNTIME_DIR} expanded, into
+ * *out. */
 static int
 want_url(struct ctx *x, const struct node *n, bool for_dial, char **out)
 {
-	char why[160];
-	char show[CONF_SHOW_MAX * 4 + 8];
+	char  why[160];
+	char  show[CONF_SHOW_MAX * 4 + 8];
+	char  rt[CONF_IPC_MAX + 64];
+	char *s = NULL;
 
 	if (n->kind != NODE_SCALAR || node_is_null(n))
 		return node_fail(x, n, "must be a URL, got %s", node_what(n));
-	if (url_check(n->text, for_dial, why, sizeof(why)) != 0)
+	if (expand_runtime(x, n, &s, rt, sizeof(rt)) != 0)
+		return -1;
+	if (url_check(s, for_dial, why, sizeof(why)) != 0) {
+		free(s);
+		if (rt[0] != '\0')
+			return node_fail(x, n,
+			    "bad URL '%s': %s (%s is '%s' here; set "
+			    "FERRY_RUNTIME_DIR to a shorter directory, or "
+			    "write the address out)",
+			    node_show(n, show, sizeof(show)), why,
+			    RUNTIME_TOKEN, rt);
 		return node_fail(x, n, "bad URL '%s': %s",
 		    node_show(n, show, sizeof(show)), why);
-	return want_string(x, n, out);
+	}
+	free(*out);
+	*out = s;
+	return 0;
 }
 
 /* The optional "cluster" mapping. */
@@ -895,8 +986,14 @@ load_cluster(struct ctx *x, const struct node *m, struct conf *c)
 		path_pop(x, old);
 	}
 	if ((v = map_get(m, "state_dir")) != NULL) {
+		char rt[4096];
+
 		old = path_push(x, "state_dir", 9);
 		if (want_string(x, v, &c->state_dir) != 0)
+			return -1;
+		free(c->state_dir);
+		c->state_dir = NULL;
+		if (expand_runtime(x, v, &c->state_dir, rt, sizeof(rt)) != 0)
 			return -1;
 		if (c->state_dir[0] != '/') {
 			char  *abs;
@@ -1866,9 +1963,8 @@ conf_defaults(struct conf *c)
 	memset(c, 0, sizeof(*c));
 	c->name = strdup("local");
 	c->log_level = LOG_INFO;
-	c->listen[0] = strdup(DEFAULT_LISTEN);
-	c->n_listen = c->listen[0] != NULL ? 1 : 0;
-	c->address = strdup(DEFAULT_LISTEN);
+	/* no listen address or address: a cluster file names them (the
+	 * shipped ones in this user's runtime directory, RUNTIME_TOKEN) */
 	c->heartbeat_interval_ms = 1000;
 	c->heartbeat_timeout_ms = 5000;
 	c->connect_timeout_ms = 10000;
@@ -1914,7 +2010,7 @@ conf_load(const char *path, struct conf *c, char *err, size_t errlen)
 		err[0] = '\0';
 
 	conf_defaults(c);
-	if (c->name == NULL || c->n_listen == 0 || c->address == NULL) {
+	if (c->name == NULL) {
 		ctx_fail_file(&x, "out of memory");
 		goto out;
 	}
@@ -2069,18 +2165,21 @@ int
 conf_state_dir(const struct conf *c, char *buf, size_t len)
 {
 	const char *name = c->name != NULL ? c->name : "local";
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	int         n;
 
 	if (buf == NULL || len == 0)
 		return -1;
 	if (c->state_dir != NULL)
 		n = snprintf(buf, len, "%s", c->state_dir);
-	else if (xdg != NULL && xdg[0] != '\0')
-		n = snprintf(buf, len, "%s/ferry/%s", xdg, name);
-	else
-		n = snprintf(buf, len, "/tmp/ferry-%lu/%s",
-		    (unsigned long) getuid(), name);
+	else {
+		char rt[4096];
+
+		if (util_runtime_dir(rt, sizeof(rt)) != 0) {
+			buf[0] = '\0';
+			return -1;
+		}
+		n = snprintf(buf, len, "%s/%s", rt, name);
+	}
 	if (n < 0 || (size_t) n >= len) {
 		buf[0] = '\0';
 		return -1;

@@ -61,14 +61,17 @@ struct conf {
 	char *dir;       /* its directory (relative library paths resolve
 	                  * against it) */
 	char *name;      /* cluster name, default "local" */
-	char *state_dir; /* where `cluster up` keeps pids, logs, addresses;
-	                  * NULL means the default (see conf_state_dir) */
+	char *state_dir; /* where `cluster up` keeps pids, logs, addresses
+	                  * (${FERRY_RUNTIME_DIR} expanded); NULL means
+	                  * the default (see conf_state_dir) */
 	int log_level;   /* LOG_ERROR..LOG_DEBUG from common/log.h */
 
 	/* scheduler */
-	char *listen[CONF_MAX_LISTEN]; /* NNG URLs: tcp://, ipc://, ... */
+	char *listen[CONF_MAX_LISTEN]; /* NNG URLs: tcp://, ipc://, ...;
+	                                * ${FERRY_RUNTIME_DIR} expanded */
 	size_t n_listen;
-	char *address; /* URL workers and clients dial; default listen[0] */
+	char *address; /* URL workers and clients dial; default listen[0];
+	                * ${FERRY_RUNTIME_DIR} expanded */
 	uint32_t heartbeat_interval_ms; /* default 1000 */
 	uint32_t heartbeat_timeout_ms;  /* default 5000 */
 	uint32_t connect_timeout_ms;    /* default 10000 */
@@ -129,7 +132,8 @@ struct conf {
 	size_t n_groups;
 };
 
-/* Set every field of c to its default (no groups, one listen address). */
+/* Set every field of c to its default (no groups, no listen address and
+ * no address: a cluster file must name them). */
 void conf_defaults(struct conf *c);
 
 /*
@@ -138,6 +142,9 @@ void conf_defaults(struct conf *c);
  * message of the form "FILE:LINE:COLUMN: key 'KEY': PROBLEM" into err
  * (errlen bytes, always NUL-terminated) and leaves c freed (safe to pass to
  * conf_free).  The caller frees a loaded c with conf_free().
+ * "${FERRY_RUNTIME_DIR}" in scheduler.listen, scheduler.address and
+ * cluster.state_dir is replaced by this user's runtime directory
+ * (util_runtime_dir); any other "${...}" there is an error.
  */
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 
@@ -153,8 +160,10 @@ int conf_parse_duration(const char *s, uint32_t *ms);
 int conf_parse_size(const char *s, size_t *bytes);
 
 /* Write the state directory for c into buf: c->state_dir when set, else
- * "$XDG_RUNTIME_DIR/ferry/NAME" or "/tmp/ferry-UID/NAME".  Returns 0, or -1
- * if buf is too small. */
+ * "RUNTIME/NAME", RUNTIME being this user's runtime directory
+ * (util_runtime_dir: $FERRY_RUNTIME_DIR, $XDG_RUNTIME_DIR/ferry or
+ * /tmp/ferry-UID).  Returns 0, or -1 if buf is too small or
+ * FERRY_RUNTIME_DIR is not an absolute path. */
 int conf_state_dir(const struct conf *c, char *buf, size_t len);
 
 /* Find group by name, or NULL. */

@@ -3,15 +3,17 @@
  *
  *     ferry-example-squares [URL] [N]
  *
- * Connects to the scheduler (default ipc:///tmp/ferry-local.sock), maps the
- * example library's "square" over 0..N-1 (default 100000), checks every
- * result, prints the first few and a one-line summary.
+ * Connects to the scheduler (default: your default cluster's, as `ferry
+ * submit` finds it), maps the example library's "square" over 0..N-1
+ * (default 100000), checks every result, prints the first few and a
+ * one-line summary.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ferry/ferry.h>
 #include <msgpack.h>
@@ -24,10 +26,36 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * The address of your default cluster, the one `ferry submit` dials
+ * without -c: $FERRY_ADDRESS, else config/local.yaml's socket in your
+ * runtime directory ($FERRY_RUNTIME_DIR, else $XDG_RUNTIME_DIR/ferry,
+ * else /tmp/ferry-UID).
+ */
+static const char *
+default_address(void)
+{
+	static char url[4200];
+	const char *env = getenv("FERRY_ADDRESS");
+	const char *own = getenv("FERRY_RUNTIME_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (env != NULL && env[0] != '\0')
+		return env;
+	if (own != NULL && own[0] != '\0')
+		snprintf(url, sizeof(url), "ipc://%s/local.sock", own);
+	else if (xdg != NULL && xdg[0] == '/')
+		snprintf(url, sizeof(url), "ipc://%s/ferry/local.sock", xdg);
+	else
+		snprintf(url, sizeof(url), "ipc:///tmp/ferry-%lu/local.sock",
+		    (unsigned long)getuid());
+	return url;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char      *url = argc > 1 ? argv[1] : "ipc:///tmp/ferry-local.sock";
+	const char      *url = argc > 1 ? argv[1] : default_address();
 	size_t           n   = argc > 2 ? strtoul(argv[2], NULL, 10) : 100000;
 	ferry_client    *c;
 	ferry_future   **futs;

@@ -5,8 +5,8 @@
  *     ferry-example-wordcount [-a URL] [-s MiB] [-n SLICES] [-f FILE]
  *
  * Writes a text file of the chosen size (default 256 MiB at
- * /tmp/ferry-wordcount.txt; the worker group's object_roots must contain
- * it), submits one "wordcount" task per slice — each names the whole file
+ * /tmp/ferry-wordcount-UID.txt; the worker group's object_roots must
+ * contain it), submits one "wordcount" task per slice — each names the whole file
  * by path, so no task carries the text — and checks the total against a
  * count made here.  Each worker process maps the file once; the page
  * cache holds one copy for all of them.
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ferry/ferry.h>
 #include <msgpack.h>
@@ -78,11 +79,38 @@ pack_slice(msgpack_sbuffer *sb, const char *path, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * The address of your default cluster, the one `ferry submit` dials
+ * without -c: $FERRY_ADDRESS, else config/local.yaml's socket in your
+ * runtime directory ($FERRY_RUNTIME_DIR, else $XDG_RUNTIME_DIR/ferry,
+ * else /tmp/ferry-UID).
+ */
+static const char *
+default_address(void)
+{
+	static char url[4200];
+	const char *env = getenv("FERRY_ADDRESS");
+	const char *own = getenv("FERRY_RUNTIME_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (env != NULL && env[0] != '\0')
+		return env;
+	if (own != NULL && own[0] != '\0')
+		snprintf(url, sizeof(url), "ipc://%s/local.sock", own);
+	else if (xdg != NULL && xdg[0] == '/')
+		snprintf(url, sizeof(url), "ipc://%s/ferry/local.sock", xdg);
+	else
+		snprintf(url, sizeof(url), "ipc:///tmp/ferry-%lu/local.sock",
+		    (unsigned long)getuid());
+	return url;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char    *url  = "ipc:///tmp/ferry-local.sock";
-	const char    *path = "/tmp/ferry-wordcount.txt";
+	const char    *url  = NULL;
+	const char    *path = NULL;
+	char           own_path[64];
 	size_t         mib = 256, slices = 64;
 	uint64_t       expect, total = 0;
 	ferry_client  *c;
@@ -108,6 +136,14 @@ main(int argc, char **argv)
 	if (mib == 0 || slices == 0 || slices > 100000) {
 		fprintf(stderr, "size and slices must be positive\n");
 		return 2;
+	}
+	if (url == NULL)
+		url = default_address();
+	if (path == NULL) {
+		/* one file per user: /tmp is shared */
+		snprintf(own_path, sizeof(own_path),
+		    "/tmp/ferry-wordcount-%lu.txt", (unsigned long)getuid());
+		path = own_path;
 	}
 	printf("writing %zu MiB of text to %s\n", mib, path);
 	if ((expect = generate(path, mib)) == 0)

@@ -3,6 +3,11 @@
 # build Ferry, start the local cluster of config/local.yaml (a scheduler
 # and one worker process per core), run the example client against it,
 # and stop the cluster again.
+#
+# Everything it starts lives in this checkout's own runtime directory
+# (FERRY_RUNTIME_DIR below) and is stopped by the pids it recorded there:
+# another user's Ferry, another checkout's quick start, or your own
+# default cluster are never touched, even while they run.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -14,22 +19,50 @@ ninja -C build
 
 FERRY=build/cli/ferry
 CONF=config/local.yaml
-# stop a cluster left over from an interrupted run, then start ours
+
+# This checkout's runtime directory, inside yours ($FERRY_RUNTIME_DIR, else
+# $XDG_RUNTIME_DIR/ferry, else /tmp/ferry-UID: see docs/configuration.md)
+# and named after the checkout's path.  config/local.yaml puts the
+# scheduler's socket there, `cluster up` its pids and logs, and `ferry
+# submit` and the examples find the cluster there.
+if [ -n "${FERRY_RUNTIME_DIR:-}" ]; then
+	base=$FERRY_RUNTIME_DIR
+else
+	case ${XDG_RUNTIME_DIR:-} in
+	/*) base=$XDG_RUNTIME_DIR/ferry ;;
+	*) base=/tmp/ferry-$(id -u) ;;
+	esac
+fi
+checkout=$(printf '%s' "$(pwd -P)" | cksum | cut -d' ' -f1)
+FERRY_RUNTIME_DIR=$base/quickstart-$checkout
+export FERRY_RUNTIME_DIR
+unset FERRY_ADDRESS
+ADDR=ipc://$FERRY_RUNTIME_DIR/local.sock
+WORDS=
+
+cleanup() {
+	[ -z "$WORDS" ] || rm -f "$WORDS"
+	$FERRY cluster down -f "$CONF"
+}
+
+# stop this checkout's cluster left over from an interrupted run, then
+# start ours
 $FERRY cluster down -f "$CONF" >/dev/null 2>&1 || true
 $FERRY cluster up -f "$CONF"
-trap '$FERRY cluster down -f "$CONF"' EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 echo
 echo "== ferry submit add 2 3"
-$FERRY submit -f "$CONF" add 2 3
+$FERRY submit add 2 3
 echo
 echo "== example client: square 0..99999 on the cluster"
-build/examples/ferry-example-squares ipc:///tmp/ferry-local.sock 100000
+build/examples/ferry-example-squares "$ADDR" 100000
 echo
 echo "== example client: count the words of a 64 MiB file by path"
-build/examples/ferry-example-wordcount -a ipc:///tmp/ferry-local.sock \
-    -s 64 -n 32 -f /tmp/ferry-wordcount.txt
-rm -f /tmp/ferry-wordcount.txt
+# a file of our own in /tmp (the cluster's object root): /tmp is shared
+WORDS=$(mktemp /tmp/ferry-wordcount.XXXXXX)
+build/examples/ferry-example-wordcount -a "$ADDR" -s 64 -n 32 -f "$WORDS"
 echo
-$FERRY status -f "$CONF"
+$FERRY status
 echo

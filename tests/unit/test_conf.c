@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "conf.h"
 #include "log.h"
+#include "util.h"
 
 #define SCHED "scheduler:\n  listen: tcp://127.0.0.1:7710\n"
 #define WORKERS "workers:\n  - name: a\n    libraries: [x]\n"
@@ -127,6 +129,38 @@ data_path(const char *name, char *buf, size_t len)
 	}
 	snprintf(rel, sizeof(rel), "tests/unit/data/conf/%s", name);
 	return source_path(rel, buf, len);
+}
+
+/* The environment that decides the runtime directory, saved by
+ * saved_env_push() and put back by saved_env_pop(), so that a test can
+ * change it freely (and never names the runtime directory of whoever
+ * runs it). */
+static const char *const runtime_env[] = { "FERRY_RUNTIME_DIR",
+	"XDG_RUNTIME_DIR", "HOME" };
+static char *saved_env[3];
+static int   saved_set[3];
+
+static void
+saved_env_push(void)
+{
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = getenv(runtime_env[i]);
+		saved_set[i]  = v != NULL;
+		saved_env[i]  = v != NULL ? strdup(v) : NULL;
+	}
+}
+
+static void
+saved_env_pop(void)
+{
+	for (size_t i = 0; i < 3; i++) {
+		if (saved_set[i])
+			setenv(runtime_env[i], saved_env[i], 1);
+		else
+			unsetenv(runtime_env[i]);
+		free(saved_env[i]);
+		saved_env[i] = NULL;
+	}
 }
 
 /* Load path, failing the test with the message if it does not load. */
@@ -668,6 +702,10 @@ test_local_yaml(void **state)
 	size_t      dl;
 
 	(void) state;
+	/* its socket is in the runtime directory of whoever loads it */
+	saved_env_push();
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "/run/ferry-test/a", 1),
+	    0);
 	source_path("config/local.yaml", path, sizeof(path));
 	load_ok(path, &c);
 
@@ -683,10 +721,11 @@ test_local_yaml(void **state)
 	assert_string_equal(c.name, "local");
 	assert_null(c.state_dir);
 	assert_int_equal(c.log_level, LOG_INFO);
-	assert_int_equal(c.n_listen, 2);
-	assert_string_equal(c.listen[0], "tcp://127.0.0.1:7710");
-	assert_string_equal(c.listen[1], "ipc:///tmp/ferry-local.sock");
-	assert_string_equal(c.address, "ipc:///tmp/ferry-local.sock");
+	/* one Unix socket of this user's, and no TCP port (a port is
+	 * machine-wide) */
+	assert_int_equal(c.n_listen, 1);
+	assert_string_equal(c.listen[0], "ipc:///run/ferry-test/a/local.sock");
+	assert_string_equal(c.address, "ipc:///run/ferry-test/a/local.sock");
 	assert_int_equal(c.heartbeat_interval_ms, 1000);
 	assert_int_equal(c.heartbeat_timeout_ms, 5000);
 	assert_int_equal(c.connect_timeout_ms, 10000);
@@ -717,6 +756,7 @@ test_local_yaml(void **state)
 	assert_ptr_equal(conf_group_find(&c, "default"), &c.groups[0]);
 	conf_free(&c);
 	assert_true(conf_is_zero(&c));
+	saved_env_pop();
 }
 
 /* Every file in config/examples loads, with each example's own values. */
@@ -728,6 +768,9 @@ test_examples(void **state)
 	const struct conf_group *g;
 
 	(void) state;
+	saved_env_push();
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "/run/ferry-test/b", 1),
+	    0);
 	source_path("config/examples/two-groups.yaml", path, sizeof(path));
 	load_ok(path, &c);
 	assert_string_equal(c.name, "two-groups");
@@ -741,6 +784,8 @@ test_examples(void **state)
 	assert_int_equal(g->prefetch, 256);
 	assert_int_equal(g->n_libraries, 2);
 	assert_string_equal(g->libraries[1], "./lib/libferry_io_tasks.so");
+	assert_string_equal(c.listen[0],
+	    "ipc:///run/ferry-test/b/two-groups.sock");
 	assert_string_equal(c.address, c.listen[0]);
 	conf_free(&c);
 
@@ -748,7 +793,7 @@ test_examples(void **state)
 	load_ok(path, &c);
 	assert_string_equal(c.name, "throughput");
 	assert_int_equal(c.log_level, LOG_WARN);
-	assert_string_equal(c.listen[0], "ipc:///tmp/ferry-throughput.sock");
+	assert_string_equal(c.listen[0], "ipc:///run/ferry-test/b/throughput.sock");
 	assert_int_equal(c.max_message_size, 256 * 1024 * 1024);
 	assert_int_equal(c.max_queue, 10000000);
 	assert_int_equal(c.heartbeat_interval_ms, 2000);
@@ -769,6 +814,7 @@ test_examples(void **state)
 	assert_int_equal(c.connect_timeout_ms, 30000);
 	assert_int_equal(c.drain_timeout_ms, 120000);
 	conf_free(&c);
+	saved_env_pop();
 }
 
 /* conf_defaults sets every documented default; conf_free zeroes. */
@@ -785,10 +831,10 @@ test_defaults(void **state)
 	assert_string_equal(c.name, "local");
 	assert_null(c.state_dir);
 	assert_int_equal(c.log_level, LOG_INFO);
-	assert_int_equal(c.n_listen, 1);
-	assert_string_equal(c.listen[0], "tcp://127.0.0.1:7710");
-	assert_null(c.listen[1]);
-	assert_string_equal(c.address, "tcp://127.0.0.1:7710");
+	/* no machine-wide default address: a cluster file names it */
+	assert_int_equal(c.n_listen, 0);
+	assert_null(c.listen[0]);
+	assert_null(c.address);
 	assert_int_equal(c.heartbeat_interval_ms, 1000);
 	assert_int_equal(c.heartbeat_timeout_ms, 5000);
 	assert_int_equal(c.connect_timeout_ms, 10000);
@@ -1463,33 +1509,100 @@ test_parse_size(void **state)
 	}
 }
 
-/* conf_state_dir: explicit, XDG_RUNTIME_DIR, /tmp/ferry-UID, too small. */
+/* util_runtime_dir and conf_state_dir in a child that runs as user uid
+ * with no FERRY_RUNTIME_DIR or XDG_RUNTIME_DIR: "RUNTIME|STATE". */
+static void
+runtime_as_user(uid_t uid, char *out, size_t len)
+{
+	int     p[2], st;
+	pid_t   pid;
+	ssize_t n;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct conf c;
+		char        rt[256], sd[256], line[600];
+		close(p[0]);
+		if (setresuid(uid, uid, uid) != 0)
+			_exit(1);
+		unsetenv("FERRY_RUNTIME_DIR");
+		unsetenv("XDG_RUNTIME_DIR");
+		conf_defaults(&c);
+		if (util_runtime_dir(rt, sizeof(rt)) != 0 ||
+		    conf_state_dir(&c, sd, sizeof(sd)) != 0)
+			_exit(2);
+		snprintf(line, sizeof(line), "%s|%s", rt, sd);
+		if (write(p[1], line, strlen(line)) < 0)
+			_exit(3);
+		_exit(0);
+	}
+	close(p[1]);
+	n = read(p[0], out, len - 1);
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(n > 0);
+	out[n] = '\0';
+}
+
+/*
+ * This user's runtime directory (util_runtime_dir) and the default state
+ * directory in it: $FERRY_RUNTIME_DIR, else $XDG_RUNTIME_DIR/ferry (when
+ * absolute), else /tmp/ferry-UID; HOME plays no part; each user has
+ * their own; an explicit state_dir wins; too small a buffer fails.
+ */
 static void
 test_state_dir(void **state)
 {
 	struct conf c;
 	char        buf[256];
 	char        want[256];
-	char       *saved = getenv("XDG_RUNTIME_DIR");
 
 	(void) state;
-	if (saved != NULL)
-		saved = strdup(saved);
+	saved_env_push();
 	conf_defaults(&c);
 	free(c.name);
 	c.name = strdup("prod");
+	unsetenv("FERRY_RUNTIME_DIR");
 
 	assert_int_equal(setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1), 0);
+	assert_int_equal(util_runtime_dir(buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/run/user/4242/ferry");
 	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "/run/user/4242/ferry/prod");
 
-	assert_int_equal(setenv("XDG_RUNTIME_DIR", "", 1), 0);
+	/* FERRY_RUNTIME_DIR wins (trailing slashes dropped) */
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "/srv/co-2/run//", 1), 0);
+	assert_int_equal(util_runtime_dir(buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/srv/co-2/run");
 	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/srv/co-2/run/prod");
+	/* ... and must be absolute: it is never taken relative to where a
+	 * command happens to run */
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "run", 1), 0);
+	errno = 0;
+	assert_int_equal(util_runtime_dir(buf, sizeof(buf)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), -1);
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "", 1), 0);
+	assert_int_equal(util_runtime_dir(buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/run/user/4242/ferry");
+	unsetenv("FERRY_RUNTIME_DIR");
+
+	/* an empty or relative XDG_RUNTIME_DIR is ignored (as the XDG spec
+	 * says), and HOME changes nothing */
 	snprintf(want, sizeof(want), "/tmp/ferry-%lu/prod",
 	    (unsigned long) getuid());
+	assert_int_equal(setenv("XDG_RUNTIME_DIR", "", 1), 0);
+	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, want);
-
+	assert_int_equal(setenv("XDG_RUNTIME_DIR", "run/user/4242", 1), 0);
+	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, want);
 	assert_int_equal(unsetenv("XDG_RUNTIME_DIR"), 0);
+	assert_int_equal(setenv("HOME", "/home/someone-else", 1), 0);
 	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, want);
 
@@ -1498,20 +1611,105 @@ test_state_dir(void **state)
 	assert_string_equal(buf, want);
 	assert_int_equal(conf_state_dir(&c, buf, strlen(want)), -1);
 	assert_int_equal(conf_state_dir(&c, buf, 0), -1);
+	assert_int_equal(util_runtime_dir(buf, 4), -1);
+	assert_string_equal(buf, "");
 
 	c.state_dir = strdup("/srv/ferry/prod");
 	assert_int_equal(setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1), 0);
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "/srv/co-2/run", 1), 0);
 	assert_int_equal(conf_state_dir(&c, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "/srv/ferry/prod");
 	assert_int_equal(conf_state_dir(&c, buf, 5), -1);
 	conf_free(&c);
 
-	if (saved != NULL) {
-		setenv("XDG_RUNTIME_DIR", saved, 1);
-		free(saved);
-	} else {
-		unsetenv("XDG_RUNTIME_DIR");
-	}
+	/* another user gets another directory (a child switches user;
+	 * needs root) */
+	if (geteuid() == 0) {
+		runtime_as_user(4242, buf, sizeof(buf));
+		assert_string_equal(buf, "/tmp/ferry-4242|/tmp/ferry-4242/local");
+		runtime_as_user(4343, buf, sizeof(buf));
+		assert_string_equal(buf, "/tmp/ferry-4343|/tmp/ferry-4343/local");
+	} else
+		print_message("  (not root: the switch to other users is "
+		              "skipped)\n");
+	saved_env_pop();
+}
+
+/* expect_error for a NUL-terminated text. */
+static int
+expect_text(const char *what, const char *text, int line, int col,
+    const char *key, const char *words)
+{
+	return expect_error(what, text, strlen(text), line, col, key, words);
+}
+
+/* ${FERRY_RUNTIME_DIR} in listen, address and state_dir is this user's
+ * runtime directory; any other ${...}, a relative FERRY_RUNTIME_DIR, or
+ * a socket path it makes too long is an error at its line and column,
+ * naming the key. */
+static void
+test_runtime_token(void **state)
+{
+	struct conf c;
+	char        err[1024], longdir[200];
+	const char *path;
+	int         bad = 0;
+
+	(void) state;
+	saved_env_push();
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "/run/ft", 1), 0);
+	path = write_file("token.yaml",
+	    "cluster:\n  state_dir: ${FERRY_RUNTIME_DIR}/st\n"
+	    "scheduler:\n"
+	    /* in a flow list, YAML wants braces quoted */
+	    "  listen: ['ipc://${FERRY_RUNTIME_DIR}/x.sock', "
+	    "tcp://127.0.0.1:7710]\n"
+	    "  address: ipc://${FERRY_RUNTIME_DIR}/x.sock\n" WORKERS);
+	load_ok(path, &c);
+	assert_string_equal(c.state_dir, "/run/ft/st");
+	assert_string_equal(c.listen[0], "ipc:///run/ft/x.sock");
+	assert_string_equal(c.listen[1], "tcp://127.0.0.1:7710");
+	assert_string_equal(c.address, "ipc:///run/ft/x.sock");
+	conf_free(&c);
+
+	/* without FERRY_RUNTIME_DIR: XDG_RUNTIME_DIR/ferry */
+	unsetenv("FERRY_RUNTIME_DIR");
+	assert_int_equal(setenv("XDG_RUNTIME_DIR", "/run/user/77", 1), 0);
+	path = write_file("token.yaml",
+	    "scheduler:\n  listen: ipc://${FERRY_RUNTIME_DIR}/x.sock\n"
+	    WORKERS);
+	load_ok(path, &c);
+	assert_string_equal(c.listen[0], "ipc:///run/user/77/ferry/x.sock");
+	assert_string_equal(c.address, c.listen[0]);
+	conf_free(&c);
+
+	/* what cannot be expanded */
+	bad += expect_text("unknown placeholder",
+	    "scheduler:\n  listen: ipc://${HOME}/x.sock\n" WORKERS,
+	    2, 11, "scheduler.listen",
+	    "unknown placeholder '${HOME}'|only ${FERRY_RUNTIME_DIR}");
+	bad += expect_text("unknown placeholder in state_dir",
+	    "cluster:\n  state_dir: /a/${FERRY_RUNTIME}\n" SCHED WORKERS,
+	    2, 14, "cluster.state_dir",
+	    "unknown placeholder '${FERRY_RUNTIME}'");
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "rel/dir", 1), 0);
+	bad += expect_text("relative FERRY_RUNTIME_DIR",
+	    "scheduler:\n  listen: tcp://127.0.0.1:1\n"
+	    "  address: ipc://${FERRY_RUNTIME_DIR}/x.sock\n" WORKERS,
+	    3, 12, "scheduler.address",
+	    "FERRY_RUNTIME_DIR is 'rel/dir', not an absolute path");
+	memset(longdir, 'd', sizeof(longdir));
+	longdir[0]  = '/';
+	longdir[99] = '\0';
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", longdir, 1), 0);
+	bad += expect_text("socket path too long",
+	    "scheduler:\n  listen: ipc://${FERRY_RUNTIME_DIR}/local.sock\n"
+	    WORKERS, 2, 11, "scheduler.listen",
+	    "socket path is 110 bytes|longer than the 107|set "
+	    "FERRY_RUNTIME_DIR to a shorter directory");
+	saved_env_pop();
+	(void) err;
+	assert_int_equal(bad, 0);
 }
 
 /* Worker groups on other hosts, the scheduler's host and the ssh
@@ -1728,6 +1926,7 @@ main(void)
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_state_dir),
+		cmocka_unit_test(test_runtime_token),
 		cmocka_unit_test(test_local_yaml),
 		cmocka_unit_test(test_examples),
 		cmocka_unit_test(test_minimal_and_nulls),
