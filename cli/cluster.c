@@ -1166,9 +1166,11 @@ remote_stop_scheduler(const struct state *st, const struct conf *c)
 {
 	struct sbuf    b = { 0 };
 	struct ssh_job j;
-	script_stop(&b, st->scheduler, st->sched_start, st->sched_boot, 5000);
+	script_stop(&b, st->scheduler, st->sched_start, st->sched_boot,
+	    (int)c->drain_timeout_ms + 3000);
 	if (!b.oom && ssh_run(&j, c, st->sched_host, b.p, NULL,
-	                  5000 + ssh_timeout_ms(c)) != 0)
+	                  (int)c->drain_timeout_ms + 3000 +
+	                      ssh_timeout_ms(c)) != 0)
 		ssh_report(&j, st->sched_host, "stopping the scheduler");
 	else if (!b.oom)
 		remote_not_ours(j.out, st->sched_host, "the scheduler",
@@ -1253,7 +1255,7 @@ count_registered(ferry_client *cl, struct state *st, char (*pids)[256])
 static int
 stop_all(const struct state *st, const struct conf *c)
 {
-	int         drain = c != NULL ? (int)c->drain_timeout_ms : 10000;
+	int         drain = c != NULL ? (int)c->drain_timeout_ms : 30000;
 	int         here  = state_this_boot(st), held[CONF_MAX_GROUPS];
 	struct proc w[CONF_MAX_GROUPS], s;
 	char        what[128];
@@ -1279,8 +1281,10 @@ stop_all(const struct state *st, const struct conf *c)
 			remote_stop_scheduler(st, c);
 	} else if (here && proc_hold(&s, st->scheduler, st->sched_start,
 	                       "the scheduler")) {
+		/* it drains too (clients take their results), for up to
+		 * the same drain timeout */
 		proc_signal(&s, SIGTERM);
-		proc_stop(&s, 5000, "the scheduler");
+		proc_stop(&s, drain + 3000, "the scheduler");
 	}
 	return 0;
 }

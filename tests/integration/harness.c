@@ -93,6 +93,9 @@ h_init(int argc, char **argv)
 	/* processes we start die with us even if we crash (the worker
 	 * supervisor's own children exit when it does) */
 	setenv("FERRY_PARENT_DEATHSIG", "1", 1);
+	/* default addresses and state of what tests start stay in the
+	 * test's own directory, never the user's real ones */
+	setenv("FERRY_RUNTIME_DIR", tmpdir, 1);
 	signal(SIGPIPE, SIG_IGN);
 	printf("# test directory %s\n", tmpdir);
 }
