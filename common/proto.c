@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ferry/ferry.h"
@@ -949,6 +950,7 @@ proto_writer_init(struct proto_writer *w)
 {
 	msgpack_sbuffer_init(&w->buf);
 	msgpack_packer_init(&w->pk, &w->buf, msgpack_sbuffer_write);
+	w->depth = 0;
 }
 
 void
@@ -961,6 +963,7 @@ void
 proto_writer_reset(struct proto_writer *w)
 {
 	msgpack_sbuffer_clear(&w->buf);
+	w->depth = 0;
 }
 
 static void
@@ -982,29 +985,87 @@ proto_begin(struct proto_writer *w, int type, uint32_t nfields)
 }
 
 void
+proto_open_map(struct proto_writer *w)
+{
+	static const char fixmap0 = (char)0x80;
+
+	if (w->depth >= PROTO_MAX_OPEN)
+		abort(); /* a writer bug, not input */
+	w->open_at[w->depth] = w->buf.size;
+	w->open_n[w->depth]  = 0;
+	w->depth++;
+	msgpack_sbuffer_write(&w->buf, &fixmap0, 1);
+}
+
+void
+proto_open(struct proto_writer *w, int type)
+{
+	proto_open_map(w);
+	proto_put_uint(w, "v", PROTO_VERSION);
+	proto_put_str(w, "t", type_names[type]);
+}
+
+void
+proto_end(struct proto_writer *w)
+{
+	uint8_t *p;
+	size_t   at, extra;
+	uint32_t n;
+
+	if (w->depth == 0)
+		abort(); /* a writer bug, not input */
+	w->depth--;
+	at = w->open_at[w->depth];
+	n  = w->open_n[w->depth];
+	if (n <= 15) {
+		((uint8_t *)w->buf.data)[at] = (uint8_t)(0x80 | n);
+		return;
+	}
+	/* a map16 or map32 header: make room after the placeholder byte */
+	extra = n <= 0xffff ? 2 : 4;
+	if (msgpack_sbuffer_write(&w->buf, "\0\0\0\0", extra) != 0)
+		return; /* out of memory: the sender sees a short buffer */
+	p = (uint8_t *)w->buf.data + at;
+	memmove(p + 1 + extra, p + 1, w->buf.size - at - 1 - extra);
+	if (extra == 2) {
+		p[0] = 0xde;
+		p[1] = (uint8_t)(n >> 8);
+		p[2] = (uint8_t)n;
+	} else {
+		p[0] = 0xdf;
+		p[1] = (uint8_t)(n >> 24);
+		p[2] = (uint8_t)(n >> 16);
+		p[3] = (uint8_t)(n >> 8);
+		p[4] = (uint8_t)n;
+	}
+}
+
+void
 proto_put_key(struct proto_writer *w, const char *key)
 {
+	if (w->depth > 0)
+		w->open_n[w->depth - 1]++;
 	pack_cstr(&w->pk, key);
 }
 
 void
 proto_put_uint(struct proto_writer *w, const char *key, uint64_t v)
 {
-	pack_cstr(&w->pk, key);
+	proto_put_key(w, key);
 	msgpack_pack_uint64(&w->pk, v);
 }
 
 void
 proto_put_int(struct proto_writer *w, const char *key, int64_t v)
 {
-	pack_cstr(&w->pk, key);
+	proto_put_key(w, key);
 	msgpack_pack_int64(&w->pk, v);
 }
 
 void
 proto_put_str(struct proto_writer *w, const char *key, const char *s)
 {
-	pack_cstr(&w->pk, key);
+	proto_put_key(w, key);
 	pack_cstr(&w->pk, s != NULL ? s : "");
 }
 
@@ -1155,7 +1216,8 @@ proto_patch_array32(struct proto_writer *w, size_t at, uint32_t n)
 void
 proto_write_error(struct proto_writer *w, int code, const char *msg)
 {
-	proto_begin(w, PROTO_ERROR, 2);
+	proto_open(w, PROTO_ERROR);
 	proto_put_int(w, "code", code);
 	proto_put_str(w, "msg", msg);
+	proto_end(w);
 }

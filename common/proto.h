@@ -217,9 +217,16 @@ const char *proto_type_name(int type);
  * room for nfields more map entries), pack the fields with the helpers
  * below or the msgpack packer directly, and take the bytes.
  */
+#define PROTO_MAX_OPEN 8 /* maps open at once in a writer */
+
 struct proto_writer {
 	msgpack_sbuffer buf;
 	msgpack_packer  pk;
+	/* maps opened by proto_open / proto_open_map and not yet ended:
+	 * where their header is, and the fields put so far */
+	size_t   open_at[PROTO_MAX_OPEN];
+	uint32_t open_n[PROTO_MAX_OPEN];
+	int      depth;
 };
 
 void proto_writer_init(struct proto_writer *w);
@@ -228,6 +235,20 @@ void proto_writer_reset(struct proto_writer *w);
 
 /* Start a message of type with nfields fields after "v" and "t". */
 void proto_begin(struct proto_writer *w, int type, uint32_t nfields);
+
+/*
+ * Messages whose map sizes the writer counts: proto_open() starts a
+ * message of type (its "v" and "t" written), proto_open_map() starts a
+ * map as the value of the key just put (or as an array element); every
+ * proto_put_* and proto_put_key() in the innermost open map counts as a
+ * field; proto_end() ends the innermost map and writes its size in the
+ * smallest form (moving what follows when it needs more than one byte,
+ * so an array32 inside such a map is patched before the map ends).  At
+ * most PROTO_MAX_OPEN maps are open at once.
+ */
+void proto_open(struct proto_writer *w, int type);
+void proto_open_map(struct proto_writer *w);
+void proto_end(struct proto_writer *w);
 
 /* Pack a key and a value. */
 void proto_put_uint(struct proto_writer *w, const char *key, uint64_t v);

@@ -424,6 +424,32 @@ u64q_len(const struct u64q *q)
 	return q->len;
 }
 
+bool
+idmap_iter_next(const struct idmap *m, struct idmap_iter *it, uint64_t *key,
+    void **val)
+{
+	size_t i = it->pos;
+
+	/* past the last one, unless it was deleted (then its slot may hold
+	 * an entry moved back from further on) */
+	if (it->key != 0 && i < m->cap && m->slots[i].key == it->key)
+		i++;
+	for (; i < m->cap; i++) {
+		if (m->slots[i].key == 0)
+			continue;
+		it->pos = i;
+		it->key = m->slots[i].key;
+		if (key != NULL)
+			*key = m->slots[i].key;
+		if (val != NULL)
+			*val = m->slots[i].val;
+		return true;
+	}
+	it->pos = m->cap;
+	it->key = 0;
+	return false;
+}
+
 /* --------------------------------------------------------- timerheap */
 
 void

@@ -85,6 +85,26 @@ void *idmap_del(struct idmap *m, uint64_t key);
  * eighth full (freed entirely when empty).  Never fails visibly. */
 void idmap_shrink(struct idmap *m);
 
+/*
+ * A walk over a map, start it as { 0, 0 }:
+ *
+ *	struct idmap_iter it = { 0, 0 };
+ *	while (idmap_iter_next(&m, &it, &key, &val)) ...
+ *
+ * The entry just visited may be deleted during the walk (a deletion can
+ * move a later entry into its slot: that slot is looked at again).  With
+ * deletions, an entry that wrapped around the table's end may be seen
+ * twice; none is missed.  Nothing may be inserted during a walk.  key and
+ * val may be NULL.
+ */
+struct idmap_iter {
+	size_t   pos;
+	uint64_t key; /* the entry visited last, 0: none yet */
+};
+
+bool idmap_iter_next(const struct idmap *m, struct idmap_iter *it,
+    uint64_t *key, void **val);
+
 /* ---- a growable FIFO of u64 (ring buffer) ---- */
 
 struct u64q {
@@ -104,11 +124,15 @@ void   u64q_shrink(struct u64q *q);                 /* free if empty */
 
 /* ---- a min-heap of timers keyed by deadline ---- */
 
+/* What a timer does when it comes due: owner is the heap's user (e.g.
+ * the scheduler), id and gen what the timer was set with. */
+typedef void (*timer_fn)(void *owner, uint64_t id, uint32_t gen);
+
 struct timer {
-	uint64_t when;  /* deadline, ms (util_now_ms clock) */
-	uint64_t id;    /* what it is for (caller-defined) */
-	uint32_t kind;  /* caller-defined */
-	uint32_t gen;   /* caller-defined generation, to ignore stale ones */
+	uint64_t when; /* deadline, ms (util_now_ms clock) */
+	uint64_t id;   /* what it is for (caller-defined) */
+	timer_fn fn;   /* what to do then (the heap never calls it) */
+	uint32_t gen;  /* caller-defined generation, to ignore stale ones */
 };
 
 struct timerheap {

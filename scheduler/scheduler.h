@@ -23,6 +23,10 @@ enum sched_task_state {
 	TASK_STATE_MAX,
 };
 
+/* Not a state a task is in: where its first transition (to queued) comes
+ * from, as observers see it. */
+#define TASK_SUBMITTED TASK_STATE_MAX
+
 struct sched_config {
 	const char *listen[SCHED_MAX_LISTEN];
 	size_t      n_listen;

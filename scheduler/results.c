@@ -1,0 +1,288 @@
+/*
+ * results.c - finished tasks' results, kept for their clients until
+ * acknowledged (docs/protocol.md 4.4), and the answers to submits that
+ * are held back a moment (4.3).
+ *
+ * Each session keeps its results in order of their sequence numbers and
+ * by client task id; a fetch first drops what its ack covers, then gets
+ * the oldest of the rest (parked while there are none).  Sessions that got
+ * results since the last turn are "dirty": their parked fetches are
+ * answered by flush_dirty().
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/ferry.h"
+#include "log.h"
+#include "sched_int.h"
+
+#define FETCH_MAX_MS 60000 /* longest a fetch is parked */
+
+static void
+session_mark_dirty(struct sched *s, struct session *se)
+{
+	if (!se->dirty) {
+		se->dirty      = 1;
+		se->dirty_next = s->dirty;
+		s->dirty       = se;
+	}
+}
+
+int
+results_full(const struct sched *s)
+{
+	return s->results_stored >= s->cfg->max_results ||
+	    s->result_bytes >= s->cfg->max_result_bytes;
+}
+
+int
+results_store(struct sched *s, struct task *t, const struct task_end *end)
+{
+	struct session *se = t->sess;
+	struct result  *r  = malloc(sizeof(*r) + end->len);
+
+	if (r == NULL)
+		return -1;
+	r->next     = NULL;
+	r->tag      = t->tag;
+	r->code     = end->code;
+	r->len      = (uint32_t)end->len;
+	r->attempts = t->attempts;
+	if (end->len > 0)
+		memcpy(r->data, end->data, end->len);
+	if (idmap_put(&se->done, r->tag, r) != 0) {
+		free(r);
+		return -1;
+	}
+	idmap_del(&se->tags, t->tag);
+	r->seq = ++se->next_seq;
+	if (se->rtail != NULL)
+		se->rtail->next = r;
+	else
+		se->rhead = r;
+	se->rtail = r;
+	se->n_results++;
+	s->results_stored++;
+	s->result_bytes += end->len;
+	session_mark_dirty(s, se);
+	return 0;
+}
+
+static void
+result_free(struct sched *s, struct session *se, struct result *r)
+{
+	se->n_results--;
+	s->results_stored--;
+	s->result_bytes -= r->len;
+	free(r);
+}
+
+void
+results_drop(struct sched *s, struct session *se)
+{
+	struct result *r, *next;
+
+	for (r = se->rhead; r != NULL; r = next) {
+		next = r->next;
+		result_free(s, se, r);
+	}
+	se->rhead = se->rtail = NULL;
+}
+
+/*
+ * A submit whose tasks all went straight to workers is answered a little
+ * later: when the session's results next leave, when it sends another
+ * request, or about a millisecond later (ACK_HOLD_MS), whichever comes
+ * first.  Its answer ("all accepted") tells the client nothing urgent, and
+ * sent at once it competes with the tasks for the CPU on their way to the
+ * workers.
+ */
+/* Take se's held answer out of the list; returns its context. */
+static struct rctx *
+ack_unlink(struct sched *s, struct session *se)
+{
+	struct rctx *rc = se->ack_rc;
+
+	if (rc == NULL)
+		return NULL;
+	se->ack_rc = NULL;
+	if (se->ack_prev != NULL)
+		se->ack_prev->ack_next = se->ack_next;
+	else
+		s->acks = se->ack_next;
+	if (se->ack_next != NULL)
+		se->ack_next->ack_prev = se->ack_prev;
+	se->ack_prev = se->ack_next = NULL;
+	return rc;
+}
+
+void
+ack_forget(struct sched *s, struct session *se)
+{
+	(void)ack_unlink(s, se); /* its context is freed with the others */
+}
+
+void
+ack_send(struct sched *s, struct session *se)
+{
+	struct rctx *rc = ack_unlink(s, se);
+
+	if (rc == NULL)
+		return;
+	proto_writer_reset(&s->w);
+	proto_open(&s->w, PROTO_SUBMITTED);
+	proto_put_uint(&s->w, "accepted", se->ack_accepted);
+	proto_put_key(&s->w, "rejected");
+	msgpack_pack_array(&s->w.pk, 0);
+	proto_end(&s->w);
+	reply(s, rc);
+}
+
+void
+ack_send_all(struct sched *s)
+{
+	while (s->acks != NULL)
+		ack_send(s, s->acks);
+}
+
+/* A held answer's time is up. */
+static void
+ack_due(void *owner, uint64_t id, uint32_t gen)
+{
+	struct sched   *s  = owner;
+	struct session *se = idmap_get(&s->sessions, id);
+
+	if (se != NULL && se->ack_gen == gen)
+		ack_send(s, se);
+}
+
+void
+ack_hold(struct sched *s, struct session *se, struct rctx *rc,
+    uint64_t accepted)
+{
+	se->ack_rc       = rc;
+	se->ack_accepted = accepted;
+	se->ack_prev     = NULL;
+	se->ack_next     = s->acks;
+	if (s->acks != NULL)
+		s->acks->ack_prev = se;
+	s->acks = se;
+	/* never longer than about a millisecond: a client that sends one
+	 * request at a time waits for this answer */
+	timer_add(s, sched_now(s) + ACK_HOLD_MS, ack_due, se->id,
+	    ++se->ack_gen);
+}
+
+void
+send_results(struct sched *s, struct session *se, struct rctx *rc)
+{
+	size_t         budget = s->cfg->max_message_size - 4096;
+	size_t         count_at;
+	uint32_t       n   = 0;
+	uint64_t       seq = 0;
+	struct result *r;
+
+	proto_writer_reset(&s->w);
+	proto_open(&s->w, PROTO_RESULTS);
+	proto_put_key(&s->w, "results");
+	count_at = s->w.buf.size;
+	proto_reserve_array32(&s->w);
+	for (r = se->rhead; r != NULL; r = r->next) {
+		if (n > 0 && s->w.buf.size + r->len + 32 > budget)
+			break;
+		proto_pack_result_attempts(
+		    &s->w, r->tag, r->code, r->data, r->len, r->attempts);
+		seq = r->seq;
+		n++;
+	}
+	proto_patch_array32(&s->w, count_at, n);
+	proto_put_uint(&s->w, "seq", seq);
+	proto_end(&s->w);
+	if (seq > se->sent_seq)
+		se->sent_seq = seq;
+	reply(s, rc);
+	ack_send(s, se);
+}
+
+/* A parked fetch's wait is over: answer it with whatever there is. */
+static void
+fetch_due(void *owner, uint64_t id, uint32_t gen)
+{
+	struct sched   *s  = owner;
+	struct session *se = idmap_get(&s->sessions, id);
+
+	if (se != NULL && park_due(&se->park, gen))
+		send_results(s, se, park_take(&se->park));
+}
+
+void
+handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
+    struct rctx *rc)
+{
+	uint64_t     wait = m->wait_ms;
+	struct rctx *old;
+
+	if (m->ack > se->sent_seq) {
+		/* it cannot have processed what was never sent: taking it
+		 * at its word would delete results stored later, unseen */
+		char err[160];
+		snprintf(err, sizeof(err),
+		    "fetch: ack %" PRIu64 " is above the highest result "
+		    "sequence number sent to this session (%" PRIu64 ")",
+		    m->ack, se->sent_seq);
+		s->stat[ST_bad_messages]++;
+		reply_error(s, rc, FERRY_EPROTO, err);
+		return;
+	}
+	/* everything up to ack has reached the client: drop it */
+	while (se->rhead != NULL && se->rhead->seq <= m->ack) {
+		struct result *r = se->rhead;
+		se->rhead        = r->next;
+		if (se->rhead == NULL)
+			se->rtail = NULL;
+		idmap_del(&se->done, r->tag);
+		result_free(s, se, r);
+	}
+	if ((old = park_take(&se->park)) != NULL) {
+		/* superseded: answer the old one empty */
+		proto_writer_reset(&s->w);
+		proto_open(&s->w, PROTO_RESULTS);
+		proto_put_key(&s->w, "results");
+		msgpack_pack_array(&s->w.pk, 0);
+		proto_put_uint(&s->w, "seq", 0);
+		proto_end(&s->w);
+		reply(s, old);
+	}
+	if (se->rhead != NULL || wait == 0) {
+		send_results(s, se, rc);
+		return;
+	}
+	park_hold(s, &se->park, rc, wait < FETCH_MAX_MS ? wait : FETCH_MAX_MS,
+	    fetch_due, se->id);
+}
+
+void
+flush_dirty(struct sched *s)
+{
+	struct session *se;
+	while ((se = s->dirty) != NULL) {
+		s->dirty  = se->dirty_next;
+		se->dirty = 0;
+		if (se->pipe != 0 && se->park.active)
+			send_results(s, se, park_take(&se->park));
+	}
+}
+
+uint64_t
+results_owed(const struct sched *s)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < s->sessions.cap; i++) {
+		const struct session *se = s->sessions.slots[i].val;
+		if (s->sessions.slots[i].key != 0 && se->pipe != 0)
+			n += se->n_results;
+	}
+	return n;
+}

@@ -1,0 +1,323 @@
+/*
+ * sessions.c - clients: a session per client (docs/protocol.md 4.4), its
+ * hello, submits and cancels, and what happens when its connection goes
+ * (kept for result_ttl, then expired).  Fetches and stored results are
+ * results.c's.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/ferry.h"
+#include "log.h"
+#include "sched_int.h"
+
+void
+session_free(struct sched *s, struct session *se)
+{
+	struct idmap_iter it = { 0, 0 };
+	struct task      *t;
+
+	/* queued tasks of a session that is gone are cancelled; tasks
+	 * already running finish and their results are dropped.  With
+	 * sess NULL a finishing task leaves se->tags alone, so the walk
+	 * sees every one */
+	while (idmap_iter_next(&se->tags, &it, NULL, (void **)&t)) {
+		t->sess = NULL;
+		if (t->state == TASK_QUEUED || t->state == TASK_DELAYED)
+			(void)task_finish(s, t, TASK_CANCELLED,
+			    FERRY_ECANCELED, NULL, 0,
+			    "client session expired"); /* stores nothing */
+	}
+	idmap_fini(&se->tags);
+	idmap_fini(&se->done);
+	results_drop(s, se);
+	ack_forget(s, se);
+	free(se);
+}
+
+void
+sessions_free_all(struct sched *s)
+{
+	struct idmap_iter it = { 0, 0 };
+	void             *se;
+
+	while (idmap_iter_next(&s->sessions, &it, NULL, &se))
+		session_free(s, se);
+	idmap_fini(&s->sessions);
+}
+
+void
+handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
+    struct rctx *rc)
+{
+	struct session *se;
+	int             resumed = 0, made = 0;
+
+	if (m->session == 0) {
+		reply_error(s, rc, FERRY_EPROTO,
+		    "hello: a client must send a non-zero 'session'");
+		return;
+	}
+	se = idmap_get(&s->sessions, m->session);
+	if (se != NULL && se->pipe != 0) {
+		reply_error(s, rc, FERRY_ESTATE,
+		    "hello: session is already connected");
+		return;
+	}
+	if (se == NULL) {
+		if ((se = calloc(1, sizeof(*se))) == NULL ||
+		    idmap_put(&s->sessions, m->session, se) != 0) {
+			free(se);
+			reply_error(s, rc, FERRY_ENOMEM, "out of memory");
+			return;
+		}
+		se->id = m->session;
+		idmap_init(&se->tags);
+		idmap_init(&se->done);
+		made = 1;
+	} else {
+		resumed = 1;
+	}
+	if (peer_add(s, pipe, PEER_CLIENT, se) != 0) {
+		if (made) {
+			idmap_del(&s->sessions, se->id);
+			free(se);
+		}
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	if (made)
+		log_info("client session %" PRIx64 " opened (%s pid %" PRIu64
+		         ")",
+		    se->id, m->host, m->pid);
+	else
+		log_info("client session %" PRIx64 " reconnected", se->id);
+	se->pipe = pipe;
+	se->detach_gen++;
+	s->n_clients++;
+	welcome_begin(s, se->id);
+	proto_put_uint(&s->w, "max_tag", se->max_tag);
+	proto_put_uint(&s->w, "resumed", resumed);
+	proto_end(&s->w);
+	reply(s, rc);
+}
+
+/*
+ * Check one submit entry; on success *fnr is its function's entry.
+ * Returns 0, or the code it is rejected with and the reason in why.  A
+ * function no connected worker runs is accepted (its tasks wait), unless
+ * no worker ever registered it while every configured group is up (a
+ * misspelt name: refused at once), or its tasks have waited too long.
+ */
+static int
+submit_check(struct sched *s, const struct proto_task *pt,
+    struct fnreg **fnr, char *why, size_t len)
+{
+	char          name[4 * MAX_FN_LEN + 8];
+	struct fnreg *f;
+
+	if (pt->id == 0) {
+		snprintf(why, len, "task id 0 is reserved");
+		return FERRY_EINVAL;
+	}
+	if (pt->fn_len > MAX_FN_LEN) {
+		snprintf(why, len, "function name is %u bytes, the limit is %d",
+		    pt->fn_len, MAX_FN_LEN);
+		return FERRY_EINVAL;
+	}
+	util_escape(name, sizeof(name), pt->fn, pt->fn_len);
+	if (memchr(pt->fn, '\0', pt->fn_len) != NULL) {
+		snprintf(why, len, "function name '%s' contains a NUL byte",
+		    name);
+		return FERRY_EINVAL;
+	}
+	f = fn_find(s, pt->fn, pt->fn_len);
+	if ((f == NULL || !f->ever) && groups_all_up(s)) {
+		snprintf(why, len,
+		    "unknown function '%s': no connected worker registered "
+		    "it",
+		    name);
+		return FERRY_ENOFUNC;
+	}
+	if (f != NULL && f->unavailable) {
+		snprintf(why, len,
+		    "function '%s': no worker has run it for %" PRIu64 " ms "
+		    "(scheduler.function_wait)",
+		    name, sched_now(s) - f->unserved_ms);
+		return FERRY_ENOFUNC;
+	}
+	if (s->n_queued >= s->cfg->max_queue) {
+		snprintf(why, len, "queue is full (%zu tasks, scheduler.max_queue)",
+		    s->cfg->max_queue);
+		return FERRY_EFULL;
+	}
+	if (f == NULL) {
+		if (s->n_unknown_fns >= MAX_UNKNOWN_FNS) {
+			snprintf(why, len,
+			    "unknown function '%s': tasks already wait for %d "
+			    "other functions no worker registered",
+			    name, MAX_UNKNOWN_FNS);
+			return FERRY_ENOFUNC;
+		}
+		if ((f = fn_get(s, pt->fn, pt->fn_len)) == NULL) {
+			snprintf(why, len, "out of memory");
+			return FERRY_ENOMEM;
+		}
+		fn_wait_start(s, f, s->cfg->unknown_function_wait_ms);
+	}
+	*fnr = f;
+	return 0;
+}
+
+void
+handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
+    struct rctx *rc)
+{
+	uint64_t accepted = 0, queued = s->n_queued;
+	uint32_t n_rej    = 0;
+	char     why[1280];
+
+	ack_send(s, se); /* answers leave in order */
+	if (s->draining) {
+		reply_error(s, rc, FERRY_ESTATE,
+		    "submit refused: the scheduler is shutting down (draining "
+		    "after a stop signal)");
+		return;
+	}
+	/* rejected entries are collected in s->rej, the reply built after */
+	proto_writer_reset(&s->rej);
+	for (uint32_t i = 0; i < m->n_tasks; i++) {
+		const struct proto_task *pt = &m->tasks[i];
+		struct task             *t  = NULL;
+		struct fnreg            *fnr;
+		int                      code;
+
+		if (idmap_get(&se->tags, pt->id) != NULL ||
+		    idmap_get(&se->done, pt->id) != NULL) {
+			/* sent again after a reconnection: it is queued,
+			 * running, or its result waits to be fetched */
+			accepted++;
+			continue;
+		}
+		code = submit_check(s, pt, &fnr, why, sizeof(why));
+		if (code == 0 && (t = task_new(s, se, pt, fnr)) == NULL) {
+			code = FERRY_ENOMEM;
+			snprintf(why, sizeof(why), "out of memory");
+		}
+		if (code != 0) {
+			/* rejected entries are collected in the writer as
+			 * result entries; the header is written after */
+			proto_pack_result(
+			    &s->rej, pt->id, code, why, strlen(why));
+			n_rej++;
+			s->stat[ST_rejected]++;
+			continue;
+		}
+		accepted++;
+		s->untrimmed = 1;
+		se->submitted++;
+		if (t->tag > se->max_tag)
+			se->max_tag = t->tag;
+	}
+
+	/* hand the new tasks to waiting workers before answering: the
+	 * answer is not on any task's critical path, the tasks are */
+	dispatch(s);
+	if (n_rej == 0 && accepted > 0 && s->n_queued <= queued &&
+	    se->pipe != 0) {
+		ack_hold(s, se, rc, accepted);
+		return;
+	}
+
+	/* the rejected entries are in s->rej; put the envelope first */
+	proto_writer_reset(&s->w);
+	proto_open(&s->w, PROTO_SUBMITTED);
+	proto_put_uint(&s->w, "accepted", accepted);
+	proto_put_key(&s->w, "rejected");
+	msgpack_pack_array(&s->w.pk, n_rej);
+	if (s->rej.buf.size > 0)
+		msgpack_sbuffer_write(&s->w.buf, s->rej.buf.data, s->rej.buf.size);
+	proto_end(&s->w);
+	reply(s, rc);
+}
+
+void
+handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
+    struct rctx *rc)
+{
+	uint32_t  n = 0;
+	uint64_t *done;
+
+	done = calloc(m->n_ids + 1, sizeof(*done));
+	if (done == NULL) {
+		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < m->n_ids; i++) {
+		struct task   *t = idmap_get(&se->tags, m->ids[i]);
+		struct worker *w;
+		uint64_t       id;
+
+		if (t == NULL)
+			continue; /* unknown or finished */
+		w  = t->state == TASK_ASSIGNED ? t->worker : NULL;
+		id = t->id;
+		if (task_finish(s, t, TASK_CANCELLED, FERRY_ECANCELED,
+		        "cancelled", 9, "cancelled by client") != 0)
+			continue; /* out of memory: not cancelled */
+		done[n++] = m->ids[i];
+		/* running (or held) by a worker: stop it there */
+		if (w != NULL && !w->ghost)
+			order_kill(s, w, id);
+	}
+	proto_writer_reset(&s->w);
+	proto_open(&s->w, PROTO_CANCELLED);
+	proto_put_key(&s->w, "ids");
+	msgpack_pack_array(&s->w.pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		msgpack_pack_uint64(&s->w.pk, done[i]);
+	proto_end(&s->w);
+	free(done);
+	reply(s, rc);
+}
+
+/* A disconnected session's results have waited result_ttl: forget it. */
+static void
+session_expire(void *owner, uint64_t id, uint32_t gen)
+{
+	struct sched   *s  = owner;
+	struct session *se = idmap_get(&s->sessions, id);
+
+	if (se == NULL || se->pipe != 0 || se->detach_gen != gen)
+		return;
+	log_info("client session %" PRIx64 " expired; %" PRIu64
+	         " undelivered result(s) dropped",
+	    se->id, se->n_results);
+	idmap_del(&s->sessions, se->id);
+	session_free(s, se);
+}
+
+void
+session_gone(struct sched *s, struct session *se)
+{
+	ack_send(s, se); /* to no one: it frees the context */
+	se->pipe = 0;
+	park_drop(s, &se->park);
+	se->detached_ms = sched_now(s);
+	se->detach_gen++;
+	s->n_clients--;
+	if (se->n_results == 0 && se->tags.count == 0) {
+		/* nothing owed to it: forget it now */
+		log_info("client session %" PRIx64 " closed", se->id);
+		idmap_del(&s->sessions, se->id);
+		session_free(s, se);
+		return;
+	}
+	log_info("client session %" PRIx64 " disconnected; %" PRIu64
+	         " result(s) and %zu unfinished task(s) kept for %u ms",
+	    se->id, se->n_results, se->tags.count, s->cfg->result_ttl_ms);
+	timer_add(s, se->detached_ms + s->cfg->result_ttl_ms, session_expire,
+	    se->id, se->detach_gen);
+}
