@@ -114,17 +114,6 @@ reply_error(struct sched *s, struct rctx *rc, int code,
 	reply(s, rc);
 }
 
-void
-welcome_begin(struct sched *s, uint64_t id)
-{
-	proto_writer_reset(&s->w);
-	proto_open(&s->w, PROTO_WELCOME);
-	proto_put_uint(&s->w, "id", id);
-	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
-	proto_put_uint(&s->w, "heartbeat_timeout_ms",
-	    s->cfg->heartbeat_timeout_ms);
-	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
-}
 
 /* A request arrived (on an NNG thread): handle it under the loop lock. */
 static void

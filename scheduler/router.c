@@ -244,6 +244,18 @@ handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 }
 
 
+void
+welcome_begin(struct sched *s, uint64_t id)
+{
+	proto_writer_reset(&s->w);
+	proto_open(&s->w, PROTO_WELCOME);
+	proto_put_uint(&s->w, "id", id);
+	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
+	proto_put_uint(&s->w, "heartbeat_timeout_ms",
+	    s->cfg->heartbeat_timeout_ms);
+	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+}
+
 int
 peer_add(struct sched *s, uint32_t pipe, int kind, void *obj)
 {
