@@ -128,6 +128,89 @@ auth_refuse_late(void *owner, uint64_t id, uint32_t gen)
 	free(r);
 }
 
+/* A hello: a registration for this connection. */
+static void
+route_hello(struct sched *s, uint32_t pipe, struct peer *p,
+    const struct proto_msg *m, struct rctx *rc)
+{
+	if (p != NULL && p->kind == PEER_WORKER &&
+	    m->role == PROTO_ROLE_WORKER) {
+		/* said twice (its first answer crossed a reconnection): the
+		 * same registration again */
+		worker_rehello(s, p->obj, rc);
+		return;
+	}
+	if (p != NULL) {
+		reply_error(s, rc, FERRY_ESTATE,
+		    "hello: this connection is already registered");
+		return;
+	}
+	if (m->role == PROTO_ROLE_WORKER)
+		handle_worker_hello(s, pipe, m, rc);
+	else if (m->role == PROTO_ROLE_SUPERVISOR)
+		handle_supervisor_hello(s, pipe, m, rc);
+	else
+		handle_client_hello(s, pipe, m, rc);
+}
+
+/* A request from a connection that has not said hello. */
+static void
+route_stranger(struct sched *s, uint32_t pipe, const struct proto_msg *m,
+    struct rctx *rc)
+{
+	if (m->type == PROTO_WORK && m->n_results > 0) {
+		/* a worker whose lease ended (it was silent) speaks again:
+		 * its tasks ran elsewhere, so these results are late; it
+		 * registers afresh after this answer */
+		s->stat[ST_late_results] += m->n_results;
+		for (uint32_t i = 0; i < m->n_results; i++) {
+			/* they ran, all the same */
+			struct task *t = idmap_get(&s->tasks, m->results[i].id);
+			if (t != NULL)
+				task_ran(t, 0);
+		}
+		log_info("pipe %u: %u late result(s) from a worker whose "
+		         "lease ended dropped",
+		    pipe, m->n_results);
+	}
+	reply_error(s, rc, FERRY_ESTATE, "this connection has not said hello");
+}
+
+/* A request of a registered peer; 0, or -1 if its kind may not send it. */
+static int
+route_peer(struct sched *s, struct peer *p, const struct proto_msg *m,
+    struct rctx *rc)
+{
+	if (p->kind == PEER_WORKER) {
+		struct worker *w = p->obj;
+		w->last_seen_ms  = sched_now(s);
+		if (m->type != PROTO_WORK)
+			return -1;
+		handle_work(s, w, m, rc);
+	} else if (p->kind == PEER_SUPERVISOR) {
+		if (m->type == PROTO_WATCH)
+			handle_watch(s, p->obj, m, rc);
+		else if (m->type == PROTO_REPORT)
+			handle_report(s, p->obj, m, rc);
+		else
+			return -1;
+	} else {
+		struct session *se = p->obj;
+		if (m->type == PROTO_SUBMIT) {
+			handle_submit(s, se, m, rc);
+		} else if (m->type == PROTO_FETCH) {
+			ack_send(s, se); /* answers leave in order */
+			handle_fetch(s, se, m, rc);
+		} else if (m->type == PROTO_CANCEL) {
+			ack_send(s, se);
+			handle_cancel(s, se, m, rc);
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void
 handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 {
@@ -153,94 +236,21 @@ handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 		auth_refuse(s, nng_msg_get_pipe(msg), &m, rc);
 		return;
 	}
-	if (m.type == PROTO_HELLO) {
-		if (p != NULL && p->kind == PEER_WORKER &&
-		    m.role == PROTO_ROLE_WORKER) {
-			/* said twice (its first answer crossed a reconnection):
-			 * the same registration again */
-			worker_rehello(s, p->obj, rc);
-			return;
-		}
-		if (p != NULL) {
-			reply_error(s, rc, FERRY_ESTATE,
-			    "hello: this connection is already registered");
-			return;
-		}
-		if (m.role == PROTO_ROLE_WORKER)
-			handle_worker_hello(s, pipe, &m, rc);
-		else if (m.role == PROTO_ROLE_SUPERVISOR)
-			handle_supervisor_hello(s, pipe, &m, rc);
-		else
-			handle_client_hello(s, pipe, &m, rc);
-		return;
-	}
-	if (m.type == PROTO_STATUS) {
+	if (m.type == PROTO_HELLO)
+		route_hello(s, pipe, p, &m, rc);
+	else if (m.type == PROTO_STATUS)
 		handle_status(s, rc);
-		return;
+	else if (p == NULL)
+		route_stranger(s, pipe, &m, rc);
+	else if (route_peer(s, p, &m, rc) != 0) {
+		snprintf(err, sizeof(err), "%s: not a request a %s may send",
+		    proto_type_name(m.type),
+		    p->kind == PEER_WORKER       ? "worker"
+		        : p->kind == PEER_CLIENT ? "client"
+		                                 : "supervisor");
+		s->stat[ST_bad_messages]++;
+		reply_error(s, rc, FERRY_EPROTO, err);
 	}
-	if (p == NULL) {
-		if (m.type == PROTO_WORK && m.n_results > 0) {
-			/* a worker whose lease ended (it was silent) speaks
-			 * again: its tasks ran elsewhere, so these results are
-			 * late; it registers afresh after this answer */
-			s->stat[ST_late_results] += m.n_results;
-			for (uint32_t i = 0; i < m.n_results; i++) {
-				/* they ran, all the same */
-				struct task *t =
-				    idmap_get(&s->tasks, m.results[i].id);
-				if (t != NULL)
-					task_ran(t, 0);
-			}
-			log_info("pipe %u: %u late result(s) from a worker "
-			         "whose lease ended dropped",
-			    pipe, m.n_results);
-		}
-		reply_error(s, rc, FERRY_ESTATE,
-		    "this connection has not said hello");
-		return;
-	}
-	if (p->kind == PEER_WORKER) {
-		struct worker *w = p->obj;
-		w->last_seen_ms  = sched_now(s);
-		if (m.type == PROTO_WORK) {
-			handle_work(s, w, &m, rc);
-			return;
-		}
-	} else if (p->kind == PEER_SUPERVISOR) {
-		struct supervisor *sp = p->obj;
-		if (m.type == PROTO_WATCH) {
-			handle_watch(s, sp, &m, rc);
-			return;
-		}
-		if (m.type == PROTO_REPORT) {
-			handle_report(s, sp, &m, rc);
-			return;
-		}
-	} else {
-		struct session *se = p->obj;
-		switch (m.type) {
-		case PROTO_SUBMIT:
-			handle_submit(s, se, &m, rc);
-			return;
-		case PROTO_FETCH:
-			ack_send(s, se);
-			handle_fetch(s, se, &m, rc);
-			return;
-		case PROTO_CANCEL:
-			ack_send(s, se);
-			handle_cancel(s, se, &m, rc);
-			return;
-		default:
-			break;
-		}
-	}
-	snprintf(err, sizeof(err), "%s: not a request a %s may send",
-	    proto_type_name(m.type),
-	    p->kind == PEER_WORKER       ? "worker"
-	        : p->kind == PEER_CLIENT ? "client"
-	                                 : "supervisor");
-	s->stat[ST_bad_messages]++;
-	reply_error(s, rc, FERRY_EPROTO, err);
 }
 
 
