@@ -446,6 +446,9 @@ cmd_scheduler(int argc, char **argv)
 static void
 worker_usage(FILE *out)
 {
+	struct wrk_options d; /* the defaults the help states */
+
+	wrk_options_defaults(&d);
 	fprintf(out,
 	    "usage: ferry worker [-f FILE [--group NAME]] [--connect URL]\n"
 	    "                    [--processes N] [--slots N] [--prefetch N]\n"
@@ -467,10 +470,10 @@ worker_usage(FILE *out)
 	    "                       $FERRY_ADDRESS, or %s)\n"
 	    "  -n, --processes N    worker processes (default: one per core)\n"
 	    "  -s, --slots N        tasks each process runs at once (default "
-	    "1)\n"
+	    "%d)\n"
 	    "  -p, --prefetch N     queued tasks a process may hold beyond "
 	    "its\n"
-	    "                       running ones (default 64)\n"
+	    "                       running ones (default %d)\n"
 	    "  -L, --library LIB    task library (path or name); may repeat\n"
 	    "  -R, --object-root DIR  a directory object references may name "
 	    "files\n"
@@ -506,7 +509,7 @@ worker_usage(FILE *out)
 	    "against DIR\n"
 	    "      --log-level L    error, warn, info (default) or debug\n"
 	    "  -h, --help           show this help\n",
-	    CLI_DEFAULT_ADDRESS);
+	    CLI_DEFAULT_ADDRESS, d.slots, d.prefetch);
 }
 
 enum {

@@ -383,6 +383,17 @@ test_help(void **state)
 		free(err);
 	}
 	{
+		/* the prefetch default it states is the one it uses (and
+		 * docs/configuration.md gives): 1024, not 64 */
+		const char *wh[] = { "worker", "--help", NULL };
+		char       *out = NULL, *err = NULL;
+		assert_int_equal(h_run(wh, 10000, &out, &err), 0);
+		if (strstr(out, "running ones (default 1024)") == NULL)
+			fail_msg("worker --help says:\n%s", out);
+		free(out);
+		free(err);
+	}
+	{
 		const char *bad[] = { "frobnicate", NULL };
 		char       *out = NULL, *err = NULL;
 		assert_int_equal(h_run(bad, 10000, &out, &err), 2);
@@ -435,6 +446,9 @@ main(int argc, char **argv)
 	};
 	int rc;
 	h_init(argc, argv);
+	/* FERRY_TEST_FILTER=test_status (a glob) runs only those tests */
+	if (getenv("FERRY_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (rc != 0)
 		h_dump_logs();

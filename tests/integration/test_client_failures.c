@@ -1445,6 +1445,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	h_init(argc, argv);
+	/* FERRY_TEST_FILTER=test_status (a glob) runs only those tests */
+	if (getenv("FERRY_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (rc != 0)
 		h_dump_logs();
