@@ -927,7 +927,13 @@ submit_usage(FILE *out)
 	    "Run task function FN once and print its result as JSON.  The\n"
 	    "arguments are sent as a msgpack array of the ARGs, each parsed "
 	    "as\n"
-	    "JSON when it is valid JSON and taken as a string otherwise:\n"
+	    "JSON when it is valid JSON and taken as a string otherwise.  "
+	    "An ARG\n"
+	    "that starts like JSON ([, {, \", a digit, or - and a digit) "
+	    "must be\n"
+	    "valid JSON: one that is not is an error with the byte offset "
+	    "(quote\n"
+	    "text that starts so as a JSON string: '\"2024-01-01\"'):\n"
 	    "\n"
 	    "    ferry submit add 2 3          # args [2, 3]  -> 5\n"
 	    "    ferry submit echo hello       # args [\"hello\"]\n"
@@ -1042,6 +1048,19 @@ submit_duration_int(const char *opt, const char *val, int *out)
 	return 0;
 }
 
+/* Whether a submit ARG starts like a JSON array, object, string or
+ * number ('[', '{', '"', a digit, '-' and a digit, after JSON's
+ * whitespace), so that one that does not parse is a mistake to report,
+ * not a word to send as a string. */
+static int
+submit_looks_json(const char *arg)
+{
+	arg += strspn(arg, " \t\r\n");
+	return arg[0] == '[' || arg[0] == '{' || arg[0] == '"' ||
+	    (arg[0] >= '0' && arg[0] <= '9') ||
+	    (arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9');
+}
+
 int
 cmd_submit(int argc, char **argv)
 {
@@ -1153,12 +1172,24 @@ cmd_submit(int argc, char **argv)
 				continue;
 			}
 			if (json_to_msgpack(argv[i], strlen(argv[i]), &pk, err,
-			        sizeof(err)) != 0) {
-				sb.size = before; /* not JSON: a string */
-				msgpack_pack_str(&pk, strlen(argv[i]));
-				msgpack_pack_str_body(
-				    &pk, argv[i], strlen(argv[i]));
+			        sizeof(err)) == 0)
+				continue;
+			sb.size = before;
+			if (submit_looks_json(argv[i])) {
+				/* meant as JSON, mistyped: say where */
+				fprintf(stderr,
+				    "ferry submit: argument %d '%.80s%s' starts "
+				    "like JSON but is not valid JSON: %s\n"
+				    "(to send it as a string, quote it as one: "
+				    "'\"...\"')\n",
+				    i - optind + 1, argv[i],
+				    strlen(argv[i]) > 80 ? "..." : "", err);
+				msgpack_sbuffer_destroy(&sb);
+				return 2;
 			}
+			/* a plain word: a string */
+			msgpack_pack_str(&pk, strlen(argv[i]));
+			msgpack_pack_str_body(&pk, argv[i], strlen(argv[i]));
 		}
 	}
 	if ((rv = cli_client_connect("ferry submit", file, url, &sec, 10000,

@@ -178,6 +178,20 @@ test_submit(void **state)
 	const char *fail[] = { "submit", "-c", NULL, "fail", "boom", NULL };
 	const char *badj[] = { "submit", "-c", NULL, "--args", "{oops",
 		"echo", NULL };
+	const char *words[] = { "submit", "-c", NULL, "echo", "hello",
+		"true-ish", "-3", "[1, 2]", "x y", "-v", "true",
+		"\"2024-01-01\"", NULL };
+	static const struct {
+		const char *arg;
+		int         offset;
+	} bad_args[] = {
+		{ "[1, 2", 5 },
+		{ "{\"a\": }", 6 },
+		{ "\"unterminated", 13 },
+		{ "2024-01-01", 4 },
+		{ "-5x", 2 },
+		{ "12abc", 2 },
+	};
 	int         rc;
 	(void)state;
 
@@ -190,7 +204,7 @@ test_submit(void **state)
 		assert_int_equal(h_wait_workers(c, 1, 10000), 0);
 		ferry_client_close(c);
 	}
-	add[2] = echo[2] = unk[2] = fail[2] = badj[2] = url;
+	add[2] = echo[2] = unk[2] = fail[2] = badj[2] = words[2] = url;
 
 	rc = h_run(add, 20000, &out, &err);
 	assert_int_equal(rc, 0);
@@ -222,6 +236,34 @@ test_submit(void **state)
 	assert_non_null(strstr(err, "--args"));
 	free(out);
 	free(err);
+
+	/* plain words stay strings, JSON is JSON ... */
+	rc = h_run(words, 20000, &out, &err);
+	assert_int_equal(rc, 0);
+	assert_string_equal(out, "[\"hello\",\"true-ish\",-3,[1,2],"
+	                         "\"x y\",\"-v\",true,\"2024-01-01\"]\n");
+	free(out);
+	free(err);
+
+	/* ... and an ARG that starts like JSON but is not is an error
+	 * naming it and the offset, nothing is sent */
+	for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
+		const char *argv_[] = { "submit", "-c", url, "echo", "ok",
+			bad_args[i].arg, NULL };
+		char        want[64];
+		rc = h_run(argv_, 20000, &out, &err);
+		if (rc != 2 || strstr(err, "argument 2") == NULL ||
+		    strstr(err, bad_args[i].arg) == NULL)
+			fail_msg("submit echo ok %s: exit %d, said: %s%s",
+			    bad_args[i].arg, rc, out, err);
+		snprintf(want, sizeof(want), "offset %d:", bad_args[i].offset);
+		if (strstr(err, want) == NULL)
+			fail_msg("submit echo ok %s: no '%s' in: %s",
+			    bad_args[i].arg, want, err);
+		assert_string_equal(out, "");
+		free(out);
+		free(err);
+	}
 }
 
 /* Invalid cluster files: a clear file:line:column error, exit non-zero,
