@@ -46,7 +46,9 @@
 #define MAX_REQS 16
 #define MAX_SUBMITS_INFLIGHT 4
 #define FETCH_WAIT_MS 5000
-#define RETRY_FULL_MS 20
+#define RETRY_FULL_MS 20       /* first back-off after a full queue */
+#define RETRY_FULL_MAX_MS 1000 /* its cap (it doubles) */
+#define ROOM_GAP_MS 5          /* least time between sends for room */
 #define CLOSE_WAIT_S 2
 #define MAX_UNSENT_PER_BATCH 16 /* default max_unsent = 16 x max_batch */
 
@@ -102,6 +104,9 @@ struct req {
 	uint32_t              n_futs;
 	uint64_t             *ids;  /* cancel: the ids it carried */
 	uint32_t              n_ids;
+	/* submit: sent while backing off, as a probe (1) or for the room
+	 * results showed (2) */
+	int                   backoff;
 };
 
 struct ferry_client {
@@ -139,6 +144,17 @@ struct ferry_client {
 	/* submit queue */
 	struct ferry_future *sq_head, *sq_tail;
 	uint64_t             retry_at_ms;
+	/* back-pressure (FERRY_FULL_BLOCK): after the scheduler rejected
+	 * tasks as full, one submit at a time goes out, when results came
+	 * back (room freed: as many tasks as results), when the last one
+	 * was taken whole (probe tasks, doubling), or when the back-off
+	 * (RETRY_FULL_MS doubling to RETRY_FULL_MAX_MS) runs out */
+	int                  full;
+	int                  full_go;      /* last probe taken whole */
+	uint32_t             full_backoff_ms;
+	uint32_t             full_probe;
+	uint64_t             full_room;    /* results since the last send */
+	uint64_t             full_sent_ms; /* when the last one went */
 	struct idmap         pending; /* tag -> future awaiting a result */
 
 	/* cancel requests */
@@ -286,6 +302,7 @@ req_new(ferry_client *c, int kind)
 			c->reqs[i].n_futs = 0;
 			c->reqs[i].ids    = NULL;
 			c->reqs[i].n_ids  = 0;
+			c->reqs[i].backoff = 0;
 			return &c->reqs[i];
 		}
 	}
@@ -341,14 +358,15 @@ send_hello(ferry_client *c)
 		c->hello_inflight = 1;
 }
 
-/* Build and send one submit message from the queue (lock held). */
+/* Build and send one submit message of at most cap tasks from the queue
+ * (lock held); backoff as in struct req. */
 static void
-send_submit_locked(ferry_client *c)
+send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 {
 	struct req          *r;
 	struct ferry_future *f;
 	size_t               budget = c->opts.max_message_size / 2;
-	uint32_t             n = 0, cap = (uint32_t)c->opts.max_batch;
+	uint32_t             n = 0;
 	size_t               count_at;
 
 	if ((r = req_new(c, REQ_SUBMIT)) == NULL)
@@ -392,7 +410,8 @@ send_submit_locked(ferry_client *c)
 		}
 		r->futs[n++] = f; /* the queue's reference moves here */
 	}
-	r->n_futs = n;
+	r->n_futs  = n;
+	r->backoff = backoff;
 	proto_patch_array32(&c->w, count_at, n);
 	if (n == 0) {
 		req_clear(r);
@@ -446,6 +465,52 @@ unsent_done_locked(ferry_client *c, struct ferry_future *f)
 	}
 }
 
+/* The scheduler rejected tasks of a submit as full, and took accepted
+ * (lock held): back off.  The next submit goes when results show room,
+ * or after the back-off, which doubles while rejections go on. */
+static void
+full_rejected_locked(ferry_client *c, const struct req *r, uint32_t accepted)
+{
+	if (!c->full || !r->backoff || c->full_backoff_ms == 0)
+		c->full_backoff_ms = RETRY_FULL_MS; /* the first rejection */
+	else if ((c->full_backoff_ms *= 2) > RETRY_FULL_MAX_MS)
+		c->full_backoff_ms = RETRY_FULL_MAX_MS;
+	c->full        = 1;
+	c->full_go     = 0;
+	c->full_room   = 0;
+	c->full_probe  = accepted > 0 ? accepted : 1;
+	c->retry_at_ms = util_now_ms() + c->full_backoff_ms;
+}
+
+/* A probe sent while backing off was taken whole (lock held): there may
+ * be more room, so send a probe twice as big at once; back to normal
+ * once a whole max_batch fits. */
+static void
+full_accepted_locked(ferry_client *c)
+{
+	c->full_backoff_ms = RETRY_FULL_MS;
+	c->full_go         = 1;
+	if (c->full_probe < c->opts.max_batch / 2)
+		c->full_probe *= 2;
+	else
+		c->full_probe = (uint32_t)c->opts.max_batch;
+	if (c->full_probe >= c->opts.max_batch) {
+		c->full        = 0;
+		c->retry_at_ms = 0;
+	}
+}
+
+/* Leave back-off (lock held): a new connection, maybe a new scheduler. */
+static void
+full_reset_locked(ferry_client *c)
+{
+	c->full            = 0;
+	c->full_go         = 0;
+	c->full_room       = 0;
+	c->full_backoff_ms = 0;
+	c->retry_at_ms     = 0;
+}
+
 static void
 handle_submitted_locked(ferry_client *c, struct req *r,
     const struct proto_msg *m)
@@ -481,9 +546,13 @@ handle_submitted_locked(ferry_client *c, struct req *r,
 	}
 	if (nfull > 0) {
 		/* those rejected as full keep their arguments and go back
-		 * to the front of the queue */
-		c->retry_at_ms = util_now_ms() + RETRY_FULL_MS;
+		 * to the front of the queue, sent again as room appears */
+		full_rejected_locked(c, r, r->n_futs - nfull);
 		requeue_front_locked(c, full, nfull);
+	} else if (c->full && r->backoff == 1) {
+		/* a probe taken whole: maybe there is more room (for room
+		 * the results showed, no more is known) */
+		full_accepted_locked(c);
 	}
 	free(full);
 	/* the accepted ones no longer need their arguments */
@@ -576,6 +645,8 @@ handle_results_locked(ferry_client *c, const struct proto_msg *m)
 		future_complete_locked(c, f, state_of_code(res->code),
 		    res->code, res->data, res->len);
 	}
+	if (c->full) /* those tasks left the scheduler: room for as many */
+		c->full_room += m->n_results;
 	if (m->seq > c->ack)
 		c->ack = m->seq;
 }
@@ -666,6 +737,7 @@ handle_reply(ferry_client *c, nng_msg *msg)
 				c->base_tag = c->next_tag;
 			c->connected     = 1;
 			c->was_connected = 1;
+			full_reset_locked(c);
 		}
 		break;
 	case REQ_SUBMIT:
@@ -777,13 +849,38 @@ pump_locked(ferry_client *c)
 	if (!c->connected || c->closing)
 		return;
 	now = util_now_ms();
-	while (c->sq_head != NULL &&
-	    c->submits_inflight < MAX_SUBMITS_INFLIGHT &&
-	    now >= c->retry_at_ms) {
-		int before = c->submits_inflight;
-		send_submit_locked(c);
-		if (c->submits_inflight == before)
-			break;
+	if (c->full) {
+		/* backing off a full queue: one submit at a time, as many
+		 * tasks as results came back (room freed; gathered for
+		 * ROOM_GAP_MS at least), or a probe when the back-off ran
+		 * out or the last probe was taken whole */
+		int room = c->full_room > 0 &&
+		    now >= c->full_sent_ms + ROOM_GAP_MS;
+		if (c->sq_head != NULL && c->submits_inflight == 0 &&
+		    (room || c->full_go || now >= c->retry_at_ms)) {
+			uint64_t n    = room ? c->full_room : c->full_probe;
+			int      kind = room ? 2 : 1;
+			if (n > c->opts.max_batch)
+				n = c->opts.max_batch;
+			c->full_room    = 0;
+			c->full_go      = 0;
+			c->full_sent_ms = now;
+			c->retry_at_ms  = now + c->full_backoff_ms;
+			send_submit_locked(c, (uint32_t)n, kind);
+		} else if (c->full_room > 0 &&
+		    c->full_sent_ms + ROOM_GAP_MS < c->retry_at_ms) {
+			/* the I/O thread wakes for the room */
+			c->retry_at_ms = c->full_sent_ms + ROOM_GAP_MS;
+		}
+	} else {
+		while (c->sq_head != NULL &&
+		    c->submits_inflight < MAX_SUBMITS_INFLIGHT &&
+		    now >= c->retry_at_ms) {
+			int before = c->submits_inflight;
+			send_submit_locked(c, (uint32_t)c->opts.max_batch, 0);
+			if (c->submits_inflight == before)
+				break;
+		}
 	}
 	while (c->n_cancel > 0) {
 		/* as many ids as fit in half a message (9 bytes each at
@@ -870,22 +967,26 @@ io_main(void *arg)
 	pthread_mutex_unlock(&c->lock);
 	for (;;) {
 		struct pollfd pfd;
-		int           closing;
+		int           closing, tmo = 200;
+		uint64_t      now;
 
 		pthread_mutex_lock(&c->lock);
 		closing = c->closing;
+		now     = util_now_ms();
 		if (!c->connected && (c->was_connected || c->resume_retry) &&
 		    !c->hello_inflight && !closing &&
-		    util_now_ms() >= c->hello_retry_ms)
+		    now >= c->hello_retry_ms)
 			send_hello(c);
 		pump_locked(c);
+		if (c->sq_head != NULL && c->retry_at_ms > now &&
+		    c->retry_at_ms - now < (uint64_t)tmo)
+			tmo = (int)(c->retry_at_ms - now); /* a retry is due */
 		pthread_mutex_unlock(&c->lock);
 		if (closing)
 			break;
 		pfd.fd     = c->event_fd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, c->retry_at_ms ? RETRY_FULL_MS : 200) < 0 &&
-		    errno != EINTR)
+		if (poll(&pfd, 1, tmo) < 0 && errno != EINTR)
 			break;
 		if (pfd.revents & POLLIN) {
 			uint64_t v;

@@ -96,7 +96,9 @@ enum ferry_on_full {
 	/* wait until the scheduler accepts some (bounded by
 	 * submit_timeout_ms: FERRY_ETIMEDOUT, and by ferry_client_close:
 	 * FERRY_ECLOSED); tasks the scheduler rejects because its queue is
-	 * full are kept and sent again every 20 ms */
+	 * full are kept and sent again as results of this client show that
+	 * room freed, or after a back-off (20 ms, doubling up to 1 s),
+	 * whichever comes first; ferry_client_stats' resent counts them */
 	FERRY_FULL_BLOCK = 0,
 	/* return FERRY_EFULL at once, creating no future; a task the
 	 * scheduler rejects because its queue is full completes as

@@ -1214,6 +1214,56 @@ test_real_backpressure(void **state)
 	ferry_client_close(c);
 }
 
+/* A blocking client facing a full queue backs off: it sends rejected
+ * tasks again when results show room, or after a growing back-off, not
+ * every 20 ms.  Scheduler max_queue 50, one worker process running 1 ms
+ * tasks, a map of 3000: every task completes once, correctly, and the
+ * tasks sent again (the client's count, and the scheduler's "rejected")
+ * stay within a small multiple of the map.  Re-sending every 20 ms, the
+ * map's ~3 s or more would cost about 150 rounds x ~1500 waiting tasks,
+ * hundreds of thousands. */
+static void
+test_real_backpressure_backoff(void **state)
+{
+	char           url[256], path[512];
+	const char    *sargs[] = { "scheduler", "-f", path, NULL };
+	const char    *wargs[] = { "--prefetch", "0", NULL };
+	ferry_client  *c;
+	ferry_future **futs;
+	const size_t   n = 3000;
+	uint64_t       resent, rejected;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "backoff");
+	write_cluster_file(path, sizeof(path), url, 50);
+	h_start("scheduler", sargs);
+	h_workers(url, 1, wargs);
+	assert_non_null(c = connect_opts(url, FERRY_FULL_BLOCK, 0, 0, 0));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+
+	futs = calloc(n, sizeof(*futs));
+	assert_non_null(futs);
+	assert_int_equal(map_squares_opts(c, 0, n, 1000, NULL, futs), 0);
+	assert_int_equal(ferry_wait_all(futs, n, 300000), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(ferry_future_state(futs[i]), FERRY_DONE);
+		assert_true(is_square(futs[i], i));
+		ferry_future_free(futs[i]);
+	}
+	free(futs);
+	resent   = stats_of(c).resent;
+	rejected = h_status_uint(c, "rejected");
+	printf("# %zu tasks through max_queue 50: %" PRIu64 " sent again, "
+	       "%" PRIu64 " rejected by the scheduler\n",
+	    n, resent, rejected);
+	assert_true(resent > 0); /* the queue was full */
+	assert_true(resent <= 3 * n);
+	assert_true(rejected <= 3 * n);
+	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(stats_of(c).unsent, 0);
+	ferry_client_close(c);
+}
+
 /* Child mode: connect with session S, submit n squares 1000+i, wait until
  * the scheduler has accepted them all, then die by SIGKILL (no goodbye). */
 static int
@@ -1433,6 +1483,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_real_options, teardown),
 		cmocka_unit_test_teardown(test_real_cancel_many, teardown),
 		cmocka_unit_test_teardown(test_real_backpressure, teardown),
+		cmocka_unit_test_teardown(test_real_backpressure_backoff,
+		    teardown),
 		cmocka_unit_test_teardown(test_real_resume_session, teardown),
 		cmocka_unit_test_teardown(test_cli_submit_flags, teardown),
 	};
