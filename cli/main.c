@@ -862,7 +862,10 @@ cli_sec_flag(struct cli_sec *sec, int ch, const char *val)
  * cluster file, else $FERRY_ADDRESS, else the default; TLS and token
  * settings from the flags, else the cluster file's security section.
  * Writes the address into addr.  Returns 0, or an exit status after
- * printing why.
+ * printing why: CLI_EXIT_NO_SCHEDULER when nothing answers at the address
+ * (nothing listening there is known within CLI_NO_SCHEDULER_MS),
+ * CLI_EXIT_REFUSED when the scheduler refused us or the connection could
+ * not be set up (token, TLS files).
  */
 static int
 cli_client_connect(const char *who, const char *file, const char *url,
@@ -883,6 +886,7 @@ cli_client_connect(const char *who, const char *file, const char *url,
 	o.token_file         = sec->token_file;
 	o.errbuf             = err;
 	o.errbuf_len         = sizeof(err);
+	o.no_scheduler_ms    = CLI_NO_SCHEDULER_MS;
 	err[0]               = '\0';
 	if (file != NULL) {
 		if (cli_load_conf(file, &c) != 0)
@@ -903,10 +907,19 @@ cli_client_connect(const char *who, const char *file, const char *url,
 	rv = ferry_client_connect_opts(out, addr, &o);
 	if (have_conf)
 		conf_free(&c);
+	if (rv == FERRY_ECONNECT) {
+		/* err: "no scheduler at ADDRESS: connection refused", or
+		 * no answer within the timeout */
+		if (err[0] != '\0')
+			fprintf(stderr, "%s: %s\n", who, err);
+		else
+			fprintf(stderr, "%s: no scheduler at %s\n", who, addr);
+		return CLI_EXIT_NO_SCHEDULER;
+	}
 	if (rv != 0) {
 		fprintf(stderr, "%s: cannot connect to %s: %s%s%s\n", who, addr,
 		    ferry_strerror(rv), err[0] != '\0' ? ": " : "", err);
-		return 3;
+		return CLI_EXIT_REFUSED;
 	}
 	return 0;
 }
@@ -980,10 +993,17 @@ submit_usage(FILE *out)
 	    "succeeded\n"
 	    "after retries says so on stderr.\n"
 	    "\n"
-	    "Exit status: 0 on success, 1 if the task failed (its error is "
-	    "printed),\n"
-	    "2 on bad usage, 3 if the scheduler cannot be reached.\n",
-	    CLI_DEFAULT_ADDRESS);
+	    "Exit status: 0 on success, 1 if the task failed or no result "
+	    "came in\n"
+	    "time (its error is printed), 2 on bad usage, %d if no "
+	    "scheduler\n"
+	    "answers at the address (\"no scheduler at ADDRESS: connection "
+	    "refused\",\n"
+	    "said within a second when nothing listens there), %d if the "
+	    "scheduler\n"
+	    "refused the connection or it could not be set up (token, "
+	    "TLS).\n",
+	    CLI_DEFAULT_ADDRESS, CLI_EXIT_NO_SCHEDULER, CLI_EXIT_REFUSED);
 }
 
 /* Pack "@[LOADER:]PATH" (without the @) as an object reference. */
@@ -1271,8 +1291,18 @@ status_usage(FILE *out)
 	    "  -j, --json           print the full status as one JSON "
 	    "object\n"
 	    CLI_SEC_HELP
-	    "  -h, --help           show this help\n",
-	    CLI_DEFAULT_ADDRESS);
+	    "  -h, --help           show this help\n"
+	    "\n"
+	    "Exit status: 0 when the scheduler answered, 1 if the status "
+	    "request\n"
+	    "failed, 2 on bad usage, %d if no scheduler answers at the "
+	    "address\n"
+	    "(\"no scheduler at ADDRESS: connection refused\", said within a "
+	    "second\n"
+	    "when nothing listens there), %d if the scheduler refused the "
+	    "connection\n"
+	    "or it could not be set up (token, TLS).\n",
+	    CLI_DEFAULT_ADDRESS, CLI_EXIT_NO_SCHEDULER, CLI_EXIT_REFUSED);
 }
 
 const msgpack_object *

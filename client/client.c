@@ -50,6 +50,8 @@
 #define RETRY_FULL_MAX_MS 1000 /* its cap (it doubles) */
 #define ROOM_GAP_MS 5          /* least time between sends for room */
 #define CLOSE_WAIT_S 2
+#define RECONNECT_MS 30000 /* default reconnect_ms */
+#define DIAL_CHECK_MS 50   /* no_scheduler_ms: how often to look */
 #define MAX_UNSENT_PER_BATCH 16 /* default max_unsent = 16 x max_batch */
 
 /* Whether a caller's options struct (of o->size bytes) has field. */
@@ -109,6 +111,13 @@ struct req {
 	int                   backoff;
 };
 
+/* What the dialer of a client's socket went through (NNG's statistics):
+ * connections made, and attempts that failed, by kind. */
+struct dial_counts {
+	uint64_t connect;
+	uint64_t refused, timeout, other, auth, proto, reject;
+};
+
 struct ferry_client {
 	char                *url;
 	struct ferry_client_opts opts;
@@ -129,6 +138,15 @@ struct ferry_client {
 	uint64_t             hello_retry_ms;
 	int                  conn_error; /* fatal error from hello */
 	char                 conn_msg[1024];
+	/* the connection dropped at down_ms (0: up, or never was); after
+	 * reconnect_ms the client gave up: offline until welcomed again,
+	 * every pending future failed with down_msg, and so does every
+	 * new task; results for tags up to gave_up_tag were given up on */
+	uint64_t             down_ms;
+	struct dial_counts   down_dial; /* the dialer's counts at down_ms */
+	int                  offline;
+	uint64_t             gave_up_tag;
+	char                 down_msg[1200];
 	char                 token[SEC_TOKEN_MAX + 1]; /* "": none */
 	uint64_t             session;
 	uint64_t             next_tag;
@@ -276,6 +294,146 @@ future_complete_locked(ferry_client *c, struct ferry_future *f, int state,
 	idmap_del(&c->pending, f->tag);
 	c->stats.completed++;
 	future_release_locked(f); /* the client's reference */
+}
+
+/* ----------------------------------------------------- reachability */
+
+static uint64_t
+stat_of(nng_stat *st, const char *name)
+{
+	nng_stat *x = nng_stat_find(st, name);
+	return x != NULL ? nng_stat_value(x) : 0;
+}
+
+/* Sum the counts of the dialers of c's socket into dc (call without the
+ * client's lock: NNG's locks are taken).  Returns 0, or -1 when NNG
+ * keeps no statistics. */
+static int
+dial_counts_get(ferry_client *c, struct dial_counts *dc)
+{
+	nng_stat *all, *x;
+	uint64_t  id = (uint64_t)nng_socket_id(c->sock);
+	int       found = 0;
+
+	memset(dc, 0, sizeof(*dc));
+	if (nng_stats_get(&all) != 0)
+		return -1;
+	for (x = nng_stat_child(all); x != NULL; x = nng_stat_next(x)) {
+		const char *name = nng_stat_name(x);
+		nng_stat   *sock = nng_stat_find(x, "socket");
+		if (name == NULL || strcmp(name, "dialer") != 0 ||
+		    sock == NULL || nng_stat_value(sock) != id)
+			continue;
+		found = 1;
+		dc->connect += stat_of(x, "connect");
+		dc->refused += stat_of(x, "refused");
+		dc->timeout += stat_of(x, "timeout");
+		dc->other += stat_of(x, "other");
+		dc->auth += stat_of(x, "auth");
+		dc->proto += stat_of(x, "proto");
+		dc->reject += stat_of(x, "reject");
+	}
+	nng_stats_free(all);
+	return found ? 0 : -1;
+}
+
+static const struct dial_counts zero;
+
+/* Why no connection came between counts a and b: the kind of failed
+ * attempt seen most, or NULL if none failed. */
+static const char *
+dial_cause(const struct dial_counts *a, const struct dial_counts *b)
+{
+	static const struct {
+		size_t      off;
+		const char *why;
+	} kinds[] = {
+		{ offsetof(struct dial_counts, refused), "connection refused" },
+		{ offsetof(struct dial_counts, timeout),
+		    "connection timed out" },
+		{ offsetof(struct dial_counts, other),
+		    "cannot connect (unreachable address or unknown host)" },
+		{ offsetof(struct dial_counts, auth),
+		    "TLS handshake or peer authentication failed" },
+		{ offsetof(struct dial_counts, proto),
+		    "the peer is not a Ferry scheduler (wrong protocol)" },
+		{ offsetof(struct dial_counts, reject), "connection rejected" },
+	};
+	const char *why  = NULL;
+	uint64_t    most = 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		uint64_t d = *(const uint64_t *)((const char *)b + kinds[i].off) -
+		    *(const uint64_t *)((const char *)a + kinds[i].off);
+		if (d > most) {
+			most = d;
+			why  = kinds[i].why;
+		}
+	}
+	return why;
+}
+
+/* "30 s", "1.5 s", "200 ms". */
+static void
+duration_str(char *buf, size_t len, uint64_t ms)
+{
+	if (ms < 1000)
+		snprintf(buf, len, "%" PRIu64 " ms", ms);
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%" PRIu64 " s", ms / 1000);
+	else
+		snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
+}
+
+/* The scheduler stayed out of reach for reconnect_ms (lock held): fail
+ * every pending future with why it could not be reached, and go offline
+ * (new tasks fail the same way) until a scheduler welcomes us again. */
+static void
+give_up_locked(ferry_client *c)
+{
+	struct dial_counts   dc;
+	struct ferry_future **fs;
+	const char          *why = NULL;
+	char                 took[32];
+	size_t               n = 0;
+	int                  got;
+
+	pthread_mutex_unlock(&c->lock);
+	got = dial_counts_get(c, &dc);
+	pthread_mutex_lock(&c->lock);
+	if (c->connected || c->offline || c->closing)
+		return; /* it came back, or it is over, meanwhile */
+	if (got == 0)
+		why = dial_cause(&c->down_dial, &dc);
+	duration_str(took, sizeof(took), (uint64_t)c->opts.reconnect_ms);
+	if (why != NULL)
+		snprintf(c->down_msg, sizeof(c->down_msg),
+		    "no scheduler at %s: %s; gave up after %s", c->url, why,
+		    took);
+	else if (got == 0 && dc.connect > c->down_dial.connect)
+		snprintf(c->down_msg, sizeof(c->down_msg),
+		    "no answer from the scheduler at %s (connected, but it "
+		    "did not take this client back); gave up after %s",
+		    c->url, took);
+	else
+		snprintf(c->down_msg, sizeof(c->down_msg),
+		    "no scheduler at %s: cannot connect%s; gave up after %s",
+		    c->url, sec_connect_hint(c->url), took);
+	c->offline     = 1;
+	c->gave_up_tag = c->next_tag;
+	fs = calloc(c->pending.count + 1, sizeof(*fs));
+	for (size_t i = 0; fs != NULL && i < c->pending.cap; i++)
+		if (c->pending.slots[i].key != 0)
+			fs[n++] = c->pending.slots[i].val;
+	for (size_t i = 0; i < n; i++) {
+		fs[i]->refs++; /* completing drops the client's reference */
+		future_complete_locked(c, fs[i], FERRY_FAILED, FERRY_ECLOSED,
+		    c->down_msg, strlen(c->down_msg));
+	}
+	for (size_t i = 0; i < n; i++)
+		future_release_locked(fs[i]); /* the caller's reference keeps
+		                               * the client */
+	free(fs);
+	pthread_cond_broadcast(&c->cv);
 }
 
 /* ----------------------------------------------------- I/O thread */
@@ -627,8 +785,11 @@ handle_results_locked(ferry_client *c, const struct proto_msg *m)
 		if (f == NULL) {
 			if (res->id == 0 || tag_completed_locked(c, res->id)) {
 				/* never deliver twice, but count it: a
-				 * duplicate means a bug somewhere */
-				c->stats.duplicates++;
+				 * duplicate means a bug somewhere (a result
+				 * whose future failed when the client gave
+				 * up on the scheduler is not one) */
+				if (res->id > c->gave_up_tag)
+					c->stats.duplicates++;
 				continue;
 			}
 			if (orphan_keep_locked(c, res) != 0) {
@@ -737,6 +898,8 @@ handle_reply(ferry_client *c, nng_msg *msg)
 				c->base_tag = c->next_tag;
 			c->connected     = 1;
 			c->was_connected = 1;
+			c->down_ms       = 0;
+			c->offline       = 0;
 			full_reset_locked(c);
 		}
 		break;
@@ -800,7 +963,16 @@ static int cancel_add_locked(ferry_client *c, uint64_t tag);
 static void
 on_pipe_lost(ferry_client *c)
 {
+	struct dial_counts dc;
+	int                got = dial_counts_get(c, &dc);
+
 	pthread_mutex_lock(&c->lock);
+	if (c->was_connected && c->down_ms == 0) {
+		/* the reconnection window opens */
+		c->down_ms = util_now_ms();
+		if (got == 0)
+			c->down_dial = dc;
+	}
 	for (int i = 0; i < MAX_REQS; i++) {
 		struct req *r = &c->reqs[i];
 		if (r->id == 0)
@@ -981,6 +1153,16 @@ io_main(void *arg)
 		if (c->sq_head != NULL && c->retry_at_ms > now &&
 		    c->retry_at_ms - now < (uint64_t)tmo)
 			tmo = (int)(c->retry_at_ms - now); /* a retry is due */
+		if (!c->connected && c->down_ms != 0 && !c->offline &&
+		    !closing && c->opts.reconnect_ms >= 0) {
+			/* reconnecting: give up when the window closes */
+			uint64_t end = c->down_ms +
+			    (uint64_t)c->opts.reconnect_ms;
+			if (now >= end)
+				give_up_locked(c);
+			else if (end - now < (uint64_t)tmo)
+				tmo = (int)(end - now);
+		}
 		pthread_mutex_unlock(&c->lock);
 		if (closing)
 			break;
@@ -1090,17 +1272,66 @@ client_shutdown(ferry_client *c)
 	}
 }
 
+/*
+ * Wait (without the lock) until c is welcomed or refused, timeout_ms run
+ * out (-1: never), or, with no_scheduler_ms, nothing listens at the
+ * address: no connection was ever made and dials failed, no_scheduler_ms
+ * after the start (then returns 1).  *dc and *got: the dialer's counts
+ * at the end (*got -1 without them).
+ */
+static int
+connect_wait(ferry_client *c, int timeout_ms, struct dial_counts *dc,
+    int *got)
+{
+	struct timespec ts;
+	uint64_t        start = util_now_ms(), now;
+	uint64_t        end   = timeout_ms >= 0
+	           ? start + (uint64_t)timeout_ms
+	           : UINT64_MAX;
+	uint64_t        look  = c->opts.no_scheduler_ms > 0
+	            ? start + (uint64_t)c->opts.no_scheduler_ms
+	            : UINT64_MAX;
+	int             done, absent = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (!(done = c->connected || c->conn_error != 0) &&
+	    (now = util_now_ms()) < end) {
+		uint64_t wake = end < look ? end : look;
+		if (now >= look) {
+			/* is anything listening there? */
+			pthread_mutex_unlock(&c->lock);
+			absent = dial_counts_get(c, dc) == 0 &&
+			    dc->connect == 0 && dial_cause(&zero, dc) != NULL;
+			pthread_mutex_lock(&c->lock);
+			if (absent && !c->connected && c->conn_error == 0)
+				break;
+			absent = 0;
+			look   = now + DIAL_CHECK_MS;
+			wake   = end < look ? end : look;
+		}
+		if (wake == UINT64_MAX) {
+			pthread_cond_wait(&c->cv, &c->lock);
+		} else {
+			deadline_of((int)(wake - now), &ts);
+			pthread_cond_timedwait(&c->cv, &c->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	*got = done ? -1 : dial_counts_get(c, dc);
+	return absent;
+}
+
 FERRY_API int
 ferry_client_connect_opts(ferry_client **out, const char *url,
     const struct ferry_client_opts *opts)
 {
-	ferry_client   *c;
-	struct timespec ts;
-	struct sec_dial sd = { 0 };
-	char           *errbuf     = NULL;
-	size_t          errbuf_len = 0;
-	int             rv, timeout;
-	char            err[256];
+	ferry_client      *c;
+	struct sec_dial    sd = { 0 };
+	struct dial_counts dc;
+	char              *errbuf     = NULL;
+	size_t             errbuf_len = 0;
+	int                rv, timeout, absent, got;
+	char               err[256];
 
 	if (out == NULL || url == NULL)
 		return FERRY_EINVAL;
@@ -1117,6 +1348,7 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	c->opts.max_message_size   = 64u << 20;
 	c->opts.max_batch          = 4096;
 	c->opts.submit_timeout_ms  = -1;
+	c->opts.reconnect_ms       = RECONNECT_MS;
 	if (opts != NULL && opts->size >= sizeof(size_t)) {
 		if (opts->connect_timeout_ms != 0)
 			c->opts.connect_timeout_ms = opts->connect_timeout_ms;
@@ -1149,6 +1381,12 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 			errbuf     = opts->errbuf;
 			errbuf_len = opts->errbuf_len;
 		}
+		if (CL_HAS(opts, reconnect_ms) && opts->reconnect_ms != 0)
+			c->opts.reconnect_ms = opts->reconnect_ms < 0
+			    ? -1
+			    : opts->reconnect_ms;
+		if (CL_HAS(opts, no_scheduler_ms) && opts->no_scheduler_ms > 0)
+			c->opts.no_scheduler_ms = opts->no_scheduler_ms;
 	}
 	if (sd.token_file != NULL &&
 	    (sec_token_load(sd.token_file, c->token, errbuf, errbuf_len) !=
@@ -1207,32 +1445,30 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	}
 	nng_recv_aio(c->sock, c->rx);
 	timeout = c->opts.connect_timeout_ms;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (timeout > 0) {
-		ts.tv_sec += timeout / 1000;
-		ts.tv_nsec += (long)(timeout % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-	}
+	absent  = connect_wait(c, timeout, &dc, &got);
 	pthread_mutex_lock(&c->lock);
-	rv = 0;
-	while (!c->connected && c->conn_error == 0 && rv != ETIMEDOUT) {
-		if (timeout < 0)
-			pthread_cond_wait(&c->cv, &c->lock);
-		else
-			rv = pthread_cond_timedwait(&c->cv, &c->lock, &ts);
-	}
 	rv = c->connected         ? 0
 	    : c->conn_error != 0  ? c->conn_error
 	    : c->resume_retry     ? FERRY_ESTATE /* session still in use */
 	                          : FERRY_ECONNECT;
-	if (rv == FERRY_ECONNECT)
-		util_errf(errbuf, errbuf_len,
-		    "no answer from the scheduler at %s within %d ms%s", url,
-		    timeout, sec_connect_hint(url));
-	else if (rv == FERRY_ESTATE && c->conn_error == 0)
+	if (rv == FERRY_ECONNECT) {
+		/* nothing listens there (every dial failed), or something
+		 * does and did not answer */
+		const char *why = got == 0 && dc.connect == 0
+		    ? dial_cause(&zero, &dc)
+		    : NULL;
+		if (why != NULL && absent)
+			util_errf(errbuf, errbuf_len, "no scheduler at %s: %s",
+			    url, why);
+		else if (why != NULL)
+			util_errf(errbuf, errbuf_len,
+			    "no scheduler at %s: %s (tried for %d ms)", url, why,
+			    timeout);
+		else
+			util_errf(errbuf, errbuf_len,
+			    "no answer from the scheduler at %s within %d ms%s",
+			    url, timeout, sec_connect_hint(url));
+	} else if (rv == FERRY_ESTATE && c->conn_error == 0)
 		util_errf(errbuf, errbuf_len,
 		    "session %" PRIu64 " is still attached to another "
 		    "connection",
@@ -1379,6 +1615,18 @@ submit_locked(ferry_client *c, const char *fn, size_t fn_len,
 	f->state    = FERRY_PENDING;
 	f->refs     = 3; /* the caller's, the client's, the queue's */
 	f->queued   = 1;
+	if (c->offline) {
+		/* the scheduler has been out of reach for reconnect_ms: the
+		 * task fails at once, as the pending ones did */
+		f->refs   = 2;
+		f->queued = 0;
+		c->refs++;
+		c->stats.submitted++;
+		future_complete_locked(c, f, FERRY_FAILED, FERRY_ECLOSED,
+		    c->down_msg, strlen(c->down_msg));
+		*out = f;
+		return 0;
+	}
 	if (idmap_put(&c->pending, f->tag, f) != 0) {
 		c->next_tag--;
 		free(f->fn);
@@ -1866,6 +2114,10 @@ ferry_attach(ferry_client *c, uint64_t id, ferry_future **out)
 		future_complete_locked(c, f, state_of_code(o->code), o->code,
 		    o->data, o->len);
 		free(o);
+	} else if (c->offline) {
+		/* no scheduler for reconnect_ms: as every pending future */
+		future_complete_locked(c, f, FERRY_FAILED, FERRY_ECLOSED,
+		    c->down_msg, strlen(c->down_msg));
 	} else if (idmap_put(&c->pending, id, f) != 0) {
 		c->refs--;
 		free(f);
@@ -2062,9 +2314,11 @@ ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
 	gen            = c->status_gen;
 	c->status_want = 1;
 	pump_locked(c);
-	while (c->status_gen == gen && rv == 0)
+	while (c->status_gen == gen && rv == 0 && !c->offline)
 		rv = wait_locked(c, timeout_ms, &ts);
-	if (c->status_gen != gen && c->status_bytes != NULL) {
+	if (c->status_gen == gen && c->offline) {
+		rv = FERRY_ECLOSED; /* gave up on the scheduler */
+	} else if (c->status_gen != gen && c->status_bytes != NULL) {
 		bytes = malloc(c->status_len);
 		if (bytes != NULL) {
 			memcpy(bytes, c->status_bytes, c->status_len);
