@@ -340,33 +340,49 @@ dial_counts_get(ferry_client *c, struct dial_counts *dc)
 static const struct dial_counts zero;
 
 /* Why no connection came between counts a and b: the kind of failed
- * attempt seen most, or NULL if none failed. */
+ * attempt seen most, or NULL if none failed.  *nobody: whether that kind
+ * means nothing listens there (refused, timed out, unreachable), rather
+ * than a peer that failed the handshake.  Over TLS a handshake the peer
+ * refused counts as "other", as an unreachable address does: neither is
+ * known to be nobody. */
 static const char *
-dial_cause(const struct dial_counts *a, const struct dial_counts *b)
+dial_cause(const struct dial_counts *a, const struct dial_counts *b,
+    const char *url, int *nobody)
 {
 	static const struct {
 		size_t      off;
+		int         nobody;
 		const char *why;
 	} kinds[] = {
-		{ offsetof(struct dial_counts, refused), "connection refused" },
-		{ offsetof(struct dial_counts, timeout),
+		{ offsetof(struct dial_counts, refused), 1,
+		    "connection refused" },
+		{ offsetof(struct dial_counts, timeout), 1,
 		    "connection timed out" },
-		{ offsetof(struct dial_counts, other),
+		{ offsetof(struct dial_counts, other), 1,
 		    "cannot connect (unreachable address or unknown host)" },
-		{ offsetof(struct dial_counts, auth),
+		{ offsetof(struct dial_counts, auth), 0,
 		    "TLS handshake or peer authentication failed" },
-		{ offsetof(struct dial_counts, proto),
+		{ offsetof(struct dial_counts, proto), 0,
 		    "the peer is not a Ferry scheduler (wrong protocol)" },
-		{ offsetof(struct dial_counts, reject), "connection rejected" },
+		{ offsetof(struct dial_counts, reject), 0,
+		    "connection rejected" },
 	};
 	const char *why  = NULL;
 	uint64_t    most = 0;
+	*nobody          = 0;
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		uint64_t d = *(const uint64_t *)((const char *)b + kinds[i].off) -
 		    *(const uint64_t *)((const char *)a + kinds[i].off);
 		if (d > most) {
-			most = d;
-			why  = kinds[i].why;
+			most    = d;
+			why     = kinds[i].why;
+			*nobody = kinds[i].nobody;
+			if (kinds[i].off == offsetof(struct dial_counts, other) &&
+			    util_url_is_tls(url)) {
+				why = "the connection failed (TLS handshake, "
+				      "or an unreachable address)";
+				*nobody = 0;
+			}
 		}
 	}
 	return why;
@@ -395,7 +411,7 @@ give_up_locked(ferry_client *c)
 	const char          *why = NULL;
 	char                 took[32];
 	size_t               n = 0;
-	int                  got;
+	int                  got, nobody = 0;
 
 	pthread_mutex_unlock(&c->lock);
 	got = dial_counts_get(c, &dc);
@@ -403,12 +419,13 @@ give_up_locked(ferry_client *c)
 	if (c->connected || c->offline || c->closing)
 		return; /* it came back, or it is over, meanwhile */
 	if (got == 0)
-		why = dial_cause(&c->down_dial, &dc);
+		why = dial_cause(&c->down_dial, &dc, c->url, &nobody);
 	duration_str(took, sizeof(took), (uint64_t)c->opts.reconnect_ms);
 	if (why != NULL)
 		snprintf(c->down_msg, sizeof(c->down_msg),
-		    "no scheduler at %s: %s; gave up after %s", c->url, why,
-		    took);
+		    "%s at %s: %s; gave up after %s",
+		    nobody ? "no scheduler" : "cannot reach the scheduler",
+		    c->url, why, took);
 	else if (got == 0 && dc.connect > c->down_dial.connect)
 		snprintf(c->down_msg, sizeof(c->down_msg),
 		    "no answer from the scheduler at %s (connected, but it "
@@ -1299,9 +1316,12 @@ connect_wait(ferry_client *c, int timeout_ms, struct dial_counts *dc,
 		uint64_t wake = end < look ? end : look;
 		if (now >= look) {
 			/* is anything listening there? */
+			int nobody = 0;
 			pthread_mutex_unlock(&c->lock);
 			absent = dial_counts_get(c, dc) == 0 &&
-			    dc->connect == 0 && dial_cause(&zero, dc) != NULL;
+			    dc->connect == 0 &&
+			    dial_cause(&zero, dc, c->url, &nobody) != NULL &&
+			    nobody;
 			pthread_mutex_lock(&c->lock);
 			if (absent && !c->connected && c->conn_error == 0)
 				break;
@@ -1453,21 +1473,24 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	                          : FERRY_ECONNECT;
 	if (rv == FERRY_ECONNECT) {
 		/* nothing listens there (every dial failed), or something
-		 * does and did not answer */
-		const char *why = got == 0 && dc.connect == 0
-		    ? dial_cause(&zero, &dc)
-		    : NULL;
-		if (why != NULL && absent)
+		 * does and did not answer, or failed the handshake */
+		int         nobody = 0;
+		const char *why    = got == 0 && dc.connect == 0
+		       ? dial_cause(&zero, &dc, url, &nobody)
+		       : NULL;
+		if (why != NULL && nobody && absent)
 			util_errf(errbuf, errbuf_len, "no scheduler at %s: %s",
 			    url, why);
-		else if (why != NULL)
+		else if (why != NULL && nobody)
 			util_errf(errbuf, errbuf_len,
 			    "no scheduler at %s: %s (tried for %d ms)", url, why,
 			    timeout);
 		else
 			util_errf(errbuf, errbuf_len,
-			    "no answer from the scheduler at %s within %d ms%s",
-			    url, timeout, sec_connect_hint(url));
+			    "no answer from the scheduler at %s within %d "
+			    "ms%s%s%s",
+			    url, timeout, sec_connect_hint(url),
+			    why != NULL ? ": " : "", why != NULL ? why : "");
 	} else if (rv == FERRY_ESTATE && c->conn_error == 0)
 		util_errf(errbuf, errbuf_len,
 		    "session %" PRIu64 " is still attached to another "
