@@ -1042,7 +1042,7 @@ test_fake_reconnect_within_window(void **state)
 
 	fk = fake_start(0, 1);
 	snprintf(url, sizeof(url), "%s", fk->url);
-	assert_non_null(c = connect_reconnect(url, 3000));
+	assert_non_null(c = connect_reconnect(url, 6000));
 	for (int round = 0; round < 2; round++) {
 		/* submits go unanswered, then the scheduler goes away */
 		fake_mute(fk, 1);
@@ -1057,7 +1057,7 @@ test_fake_reconnect_within_window(void **state)
 		acked = fk->n_res;
 		pthread_mutex_unlock(&fk->mu);
 		fake_stop(fk);
-		usleep(1800000); /* 1.8 s: most of the window, twice */
+		usleep(3500000); /* 3.5 s: over half the window, twice */
 		for (int i = 0; i < 3; i++)
 			assert_int_equal(ferry_future_state(f[round * 3 + i]),
 			    FERRY_PENDING);
