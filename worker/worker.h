@@ -97,7 +97,7 @@ struct wrk_options {
 	size_t      n_object_roots;
 	size_t      object_cache;   /* cache budget in bytes; 0: auto */
 	int         slots;          /* default 1 */
-	int         prefetch;       /* default 64 */
+	int         prefetch;       /* default 1024 */
 	uint32_t    connect_timeout_ms;
 	uint32_t    drain_timeout_ms;
 	size_t      max_message_size;
