@@ -1402,6 +1402,24 @@ print_status(const char *addr, const char *json)
 	printf("security   %" PRIu64 " authentication failure(s), %" PRIu64
 	       " bad message(s)\n",
 	    obj_uint(&o, "auth_failures"), obj_uint(&o, "bad_messages"));
+	if (obj_uint(&o, "waiting_function") > 0) {
+		const msgpack_object *uf = cli_obj_get(&o, "unserved_functions");
+		printf("waiting    %" PRIu64 " queued task(s) for a function no "
+		       "connected worker runs:",
+		    obj_uint(&o, "waiting_function"));
+		for (uint32_t i = 0; uf != NULL &&
+		     uf->type == MSGPACK_OBJECT_ARRAY && i < uf->via.array.size;
+		     i++) {
+			const msgpack_object *e = &uf->via.array.ptr[i];
+			char                  fn[300];
+			printf("%s %s (%" PRIu64 ", %.1f s%s)", i ? "," : "",
+			    obj_str(e, "fn", fn, sizeof(fn)),
+			    obj_uint(e, "queued"),
+			    (double)obj_uint(e, "waiting_ms") / 1000.0,
+			    obj_uint(e, "known") ? "" : ", never registered");
+		}
+		printf("\n");
+	}
 	{
 		const msgpack_object *rf = cli_obj_get(&o, "recent_failures");
 		if (rf != NULL && rf->type == MSGPACK_OBJECT_ARRAY &&
