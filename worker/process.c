@@ -14,9 +14,15 @@
  * Under a supervisor, each executor writes the task it runs (with its
  * deadline) into its slot of the shared slot table (slots.h) before
  * running it, and skips a task the supervisor marked cancelled; the
- * supervisor enforces the deadline.  With max_tasks the process asks for
- * no more than that many tasks in its life and exits with
- * WRK_EXIT_RECYCLED once their results are acknowledged.
+ * supervisor enforces the deadline.  A task that returned stays in its
+ * slot as "returned" until the scheduler answers the request that carried
+ * its result, so that a process that dies in between (a task that broke
+ * it: closed its descriptors, left a thread that calls exit()) is charged
+ * to that task.  The process declares in the table the exit status it
+ * chose before it exits, and a fault in its own code: the supervisor
+ * believes nothing else.  With max_tasks the process asks for no more
+ * than that many tasks in its life and exits with WRK_EXIT_RECYCLED once
+ * their results are acknowledged.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -48,6 +54,7 @@
 #include "worker.h"
 
 #define MAX_REQS 8
+#define RECONNECT_WAIT_MS 3000 /* for a hello after a lost connection */
 
 enum req_kind { REQ_HELLO = 1, REQ_POLL, REQ_RESULTS };
 
@@ -76,6 +83,7 @@ struct req {
 	int                  kind;
 	int                  polls; /* a results request that is also the poll */
 	uint64_t             credit;
+	uint64_t             batch; /* results: the outbox batch it carries */
 	nng_ctx              ctx;
 	nng_aio             *tx, *rx;
 	int                  tx_busy, rx_busy;
@@ -123,6 +131,10 @@ struct wproc {
 	uint64_t            taken;   /* tasks received and not handed back
 	                              * (for max_tasks) */
 	struct wrk_slots   *slots;   /* shared with the supervisor, or NULL */
+	uint64_t            out_batch; /* number of the batch in the outbox */
+	uint64_t           *ret_task;  /* per slot: the task that returned
+	                                * last and is not acknowledged, */
+	uint64_t           *ret_batch; /* the batch its result is in, 0: none */
 
 	/* I/O thread only */
 	atomic_int          pipe_lost;
@@ -132,6 +144,7 @@ struct wproc {
 	int                 poll_inflight, res_inflight;
 	int                 registered;
 	uint64_t            hello_deadline;
+	uint32_t            hello_wait_ms; /* how long that deadline is */
 	uint64_t            hb_ms, hb_timeout_ms;
 	uint64_t            last_reply_ms;
 	size_t              max_msg;
@@ -279,14 +292,17 @@ static __thread sigjmp_buf   crash_jmp;
 static __thread volatile int in_task;
 static __thread volatile int crash_sig;
 static __thread void *volatile crash_addr;
+static struct wrk_slots *volatile crash_slots; /* to say it was ours */
 
 static void
 crash_handler(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
 	if (!in_task) {
-		/* not in a task: the worker itself is broken; die with the
+		/* not in a task: the worker itself is broken (maybe by a
+		 * task that returned); say so in the table and die with the
 		 * signal so the supervisor reports it */
+		wrk_slots_set_fault(crash_slots, sig);
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
@@ -497,7 +513,7 @@ executor_main(void *arg)
 	for (;;) {
 		struct wtask *t;
 		int           wake;
-		uint64_t      t0;
+		uint64_t      t0, id;
 		double        dt;
 
 		while (!w->stopping && !w->crashed && w->in_head == NULL)
@@ -512,6 +528,7 @@ executor_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 
 		t0 = util_now_us();
+		id = t->id;
 		run_claimed(w, ex->slot, t, &ctx, &zone, &res);
 		dt = (double)(util_now_us() - t0);
 		free(t);
@@ -521,6 +538,9 @@ executor_main(void *arg)
 		w->avg_us = w->n_timed++ == 0 ? dt : 0.9 * w->avg_us + 0.1 * dt;
 		msgpack_sbuffer_write(&w->out.buf, res.buf.data, res.buf.size);
 		w->out_n++;
+		/* its slot shows it returned until this batch is answered */
+		w->ret_task[ex->slot]  = id;
+		w->ret_batch[ex->slot] = w->out_batch;
 		w->running--;
 		w->held--;
 		w->tasks_run++;
@@ -668,7 +688,8 @@ send_hello_locked(struct wproc *w)
 	if (w->o->supervisor_token != 0)
 		proto_put_uint(&w->msgw, "supervisor", w->o->supervisor_token);
 	send_req(w, r, &w->msgw);
-	w->hello_deadline = util_now_ms() + w->o->connect_timeout_ms;
+	w->hello_wait_ms  = w->o->connect_timeout_ms;
+	w->hello_deadline = util_now_ms() + w->hello_wait_ms;
 	w->last_reply_ms  = util_now_ms();
 }
 
@@ -757,8 +778,10 @@ send_work_locked(struct wproc *w, int with_results)
 	w->n_loaded = w->n_evicted = 0;
 	w->granted += avail;
 	r->polls = polls;
-	if (with_results)
+	if (with_results) {
 		w->res_inflight = 1;
+		r->batch        = w->out_batch++;
+	}
 	if (!with_results || polls)
 		w->poll_inflight = 1;
 }
@@ -862,6 +885,21 @@ drop_inbox(struct wproc *w)
 	return n;
 }
 
+/* The scheduler answered the results request that carried batch (lock
+ * held): the tasks whose results were in it (or in an earlier one) are no
+ * longer this process's to answer for. */
+static void
+ack_returned_locked(struct wproc *w, uint64_t batch)
+{
+	if (w->slots == NULL || w->ret_batch == NULL)
+		return;
+	for (int i = 0; i < w->n_threads; i++)
+		if (w->ret_batch[i] != 0 && w->ret_batch[i] <= batch) {
+			wrk_slots_ack(w->slots, (uint32_t)i, w->ret_task[i]);
+			w->ret_batch[i] = 0;
+		}
+}
+
 /* Handle the reply to the request in slot r (on an NNG thread). */
 static int
 handle_reply(struct wproc *w, struct req *r, nng_msg *msg)
@@ -886,6 +924,8 @@ handle_reply(struct wproc *w, struct req *r, nng_msg *msg)
 	}
 	kind  = r->kind;
 	r->id = 0;
+	if (kind == REQ_RESULTS && rv == 0)
+		ack_returned_locked(w, r->batch);
 	if (kind == REQ_HELLO) {
 		if (rv == 0 && m.type == PROTO_WELCOME) {
 			w->registered = 1;
@@ -1245,7 +1285,7 @@ io_loop(struct wproc *w)
 		if (!registered && now >= w->hello_deadline) {
 			log_error("no answer from the scheduler at %s within "
 			          "%u ms%s",
-			    w->o->connect, w->o->connect_timeout_ms,
+			    w->o->connect, w->hello_wait_ms,
 			    sec_connect_hint(w->o->connect));
 			return WRK_EXIT_LOST;
 		}
@@ -1375,9 +1415,11 @@ io_loop(struct wproc *w)
 				/* a hello can be lost with the old connection:
 				 * if none is answered soon, start afresh (the
 				 * supervisor restarts this process) */
-				if (w->o->connect_timeout_ms > 3000)
-					w->hello_deadline =
-					    util_now_ms() + 3000;
+				if (w->hello_wait_ms > RECONNECT_WAIT_MS) {
+					w->hello_wait_ms = RECONNECT_WAIT_MS;
+					w->hello_deadline = util_now_ms() +
+					    RECONNECT_WAIT_MS;
+				}
 			}
 			pthread_mutex_unlock(&w->lock);
 			if (w->draining)
@@ -1433,6 +1475,19 @@ wrk_process_run(const struct wrk_options *o)
 		rc = 1;
 		goto out;
 	}
+	/* the table first, so that every exit from here on is declared in
+	 * it (a library that cannot load too) */
+	if (o->slot_table_fd >= 0) {
+		char err[512];
+		if (wrk_slots_attach(&w.slots, o->slot_table_fd,
+		        (uint32_t)o->slots, err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			rc = WRK_EXIT_CONFIG;
+			goto out;
+		}
+		close(o->slot_table_fd);
+		crash_slots = w.slots;
+	}
 
 	for (size_t i = 0; i < o->n_libraries; i++) {
 		char path[4096], err[1024];
@@ -1450,16 +1505,6 @@ wrk_process_run(const struct wrk_options *o)
 	if (cache_open(&w) != 0) {
 		rc = 2;
 		goto out;
-	}
-	if (o->slot_table_fd >= 0) {
-		char err[512];
-		if (wrk_slots_attach(&w.slots, o->slot_table_fd,
-		        (uint32_t)o->slots, err, sizeof(err)) != 0) {
-			log_error("%s", err);
-			rc = WRK_EXIT_CONFIG;
-			goto out;
-		}
-		close(o->slot_table_fd);
 	}
 	crash_handlers_install();
 
@@ -1489,9 +1534,14 @@ wrk_process_run(const struct wrk_options *o)
 	}
 
 	w.n_threads = o->slots;
+	w.out_batch = 1;
 	if ((w.threads = calloc((size_t)w.n_threads, sizeof(pthread_t))) ==
 	        NULL ||
 	    (w.execs = calloc((size_t)w.n_threads, sizeof(*w.execs))) ==
+	        NULL ||
+	    (w.ret_task = calloc((size_t)w.n_threads, sizeof(uint64_t))) ==
+	        NULL ||
+	    (w.ret_batch = calloc((size_t)w.n_threads, sizeof(uint64_t))) ==
 	        NULL) {
 		w.n_threads = 0;
 		rc          = 1;
@@ -1523,6 +1573,7 @@ out:
 			 * thread cannot be stopped, so leave now */
 			pthread_mutex_unlock(&w.lock);
 			nng_close(w.sock);
+			wrk_slots_set_exit(w.slots, rc);
 			_exit(rc);
 		}
 		pthread_mutex_unlock(&w.lock);
@@ -1551,6 +1602,11 @@ out:
 	proto_writer_fini(&w.ev_evicted);
 	objcache_free(w.cache);
 	wrk_registry_fini(&w.reg);
+	free(w.ret_task);
+	free(w.ret_batch);
+	/* the last word: this status is the process's own choice */
+	crash_slots = NULL;
+	wrk_slots_set_exit(w.slots, rc);
 	wrk_slots_free(w.slots);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.cv);
