@@ -25,6 +25,7 @@
  * their results are acknowledged.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -38,6 +39,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -91,8 +93,6 @@ struct req {
 	struct proto_decoder dec;
 };
 
-struct wproc;
-
 /* An executor thread and the slot of the slot table it writes. */
 struct executor {
 	struct wproc *w;
@@ -131,10 +131,14 @@ struct wproc {
 	uint64_t            taken;   /* tasks received and not handed back
 	                              * (for max_tasks) */
 	struct wrk_slots   *slots;   /* shared with the supervisor, or NULL */
+	int                 canary[2]; /* a pipe only we hold (see
+	                                * descriptors_intact) */
+	uint64_t            next_canary_ms;
 	uint64_t            out_batch; /* number of the batch in the outbox */
 	uint64_t           *ret_task;  /* per slot: the task that returned
-	                                * last and is not acknowledged, */
-	uint64_t           *ret_batch; /* the batch its result is in, 0: none */
+	                                * there last, while the outbox batch */
+	uint64_t           *ret_batch; /* its result is in is not answered;
+	                                * 0: none */
 
 	/* I/O thread only */
 	atomic_int          pipe_lost;
@@ -293,6 +297,26 @@ static __thread volatile int in_task;
 static __thread volatile int crash_sig;
 static __thread void *volatile crash_addr;
 static struct wrk_slots *volatile crash_slots; /* to say it was ours */
+static int   canary_fd = -1; /* the read end of the canary pipe */
+static dev_t canary_dev;
+static ino_t canary_ino;
+
+/*
+ * Whether this process's descriptors are still its own.  A task that
+ * closes them (0-1023, say) leaves NNG's sockets, eventfds and epoll
+ * descriptors gone, or replaced by whatever was opened since: the process
+ * cannot go on.  The canary is a pipe only this process holds: its inode
+ * is its own, and the I/O thread, which polls its read end, wakes the
+ * moment its write end is closed.  Async-signal-safe.
+ */
+static int
+canary_intact(void)
+{
+	struct stat st;
+	return canary_fd < 0 ||
+	    (fstat(canary_fd, &st) == 0 && st.st_dev == canary_dev &&
+	        st.st_ino == canary_ino);
+}
 
 static void
 crash_handler(int sig, siginfo_t *si, void *uc)
@@ -300,9 +324,10 @@ crash_handler(int sig, siginfo_t *si, void *uc)
 	(void)uc;
 	if (!in_task) {
 		/* not in a task: the worker itself is broken (maybe by a
-		 * task that returned); say so in the table and die with the
-		 * signal so the supervisor reports it */
-		wrk_slots_set_fault(crash_slots, sig);
+		 * task: its descriptors closed); say so in the table and die
+		 * with the signal so the supervisor reports it */
+		wrk_slots_set_fault(crash_slots,
+		    canary_intact() ? sig : WRK_SLOTS_FAULT_FDS);
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
@@ -461,7 +486,7 @@ report:
  * the scheduler cancelled it (the supervisor says so in the table): then
  * its result is FERRY_ECANCELED, which the scheduler drops as late.
  */
-static void
+static int
 run_claimed(struct wproc *w, uint32_t slot, struct wtask *t,
     struct ferry_task *ctx, msgpack_zone *zone, struct proto_writer *res)
 {
@@ -475,10 +500,46 @@ run_claimed(struct wproc *w, uint32_t slot, struct wtask *t,
 		proto_writer_reset(res);
 		proto_pack_result(res, t->id, FERRY_ECANCELED, msg,
 		    sizeof(msg) - 1);
-		return;
+		return 0;
 	}
+	/* the slot shows it running until its result is in the outbox */
 	run_task(w, t, ctx, zone, res);
+	return 1;
+}
+
+/*
+ * The task that ran in slot has its result in the outbox (lock held): the
+ * slot shows it as returned until the scheduler answers the request that
+ * carries that batch, then it is idle.  A process that dies in between
+ * (the task broke it) is charged to the task (slots.h).
+ */
+static void
+returned_locked(struct wproc *w, uint32_t slot, uint64_t task)
+{
+	if (w->slots == NULL)
+		return;
+	wrk_slots_set_returned(w->slots, slot, task);
 	wrk_slots_end(w->slots, slot);
+	w->ret_task[slot]  = task;
+	w->ret_batch[slot] = w->out_batch;
+}
+
+/* The scheduler answered the results request that carried batch (lock
+ * held): the tasks whose results were in it, or in an earlier one, are no
+ * longer this process's to answer for. */
+static void
+acked_locked(struct wproc *w, uint64_t batch)
+{
+	if (w->slots == NULL)
+		return;
+	for (int i = 0; i < w->n_threads; i++)
+		if (w->ret_batch[i] != 0 && w->ret_batch[i] <= batch) {
+			if (wrk_slots_returned(w->slots, (uint32_t)i) ==
+			    w->ret_task[i])
+				wrk_slots_set_returned(w->slots, (uint32_t)i,
+				    0);
+			w->ret_batch[i] = 0;
+		}
 }
 
 static void *
@@ -512,7 +573,7 @@ executor_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		struct wtask *t;
-		int           wake;
+		int           wake, ran;
 		uint64_t      t0, id;
 		double        dt;
 
@@ -527,10 +588,10 @@ executor_main(void *arg)
 		w->running++;
 		pthread_mutex_unlock(&w->lock);
 
-		t0 = util_now_us();
-		id = t->id;
-		run_claimed(w, ex->slot, t, &ctx, &zone, &res);
-		dt = (double)(util_now_us() - t0);
+		t0  = util_now_us();
+		id  = t->id;
+		ran = run_claimed(w, ex->slot, t, &ctx, &zone, &res);
+		dt  = (double)(util_now_us() - t0);
 		free(t);
 
 		pthread_mutex_lock(&w->lock);
@@ -538,9 +599,8 @@ executor_main(void *arg)
 		w->avg_us = w->n_timed++ == 0 ? dt : 0.9 * w->avg_us + 0.1 * dt;
 		msgpack_sbuffer_write(&w->out.buf, res.buf.data, res.buf.size);
 		w->out_n++;
-		/* its slot shows it returned until this batch is answered */
-		w->ret_task[ex->slot]  = id;
-		w->ret_batch[ex->slot] = w->out_batch;
+		if (ran)
+			returned_locked(w, ex->slot, id);
 		w->running--;
 		w->held--;
 		w->tasks_run++;
@@ -885,21 +945,6 @@ drop_inbox(struct wproc *w)
 	return n;
 }
 
-/* The scheduler answered the results request that carried batch (lock
- * held): the tasks whose results were in it (or in an earlier one) are no
- * longer this process's to answer for. */
-static void
-ack_returned_locked(struct wproc *w, uint64_t batch)
-{
-	if (w->slots == NULL || w->ret_batch == NULL)
-		return;
-	for (int i = 0; i < w->n_threads; i++)
-		if (w->ret_batch[i] != 0 && w->ret_batch[i] <= batch) {
-			wrk_slots_ack(w->slots, (uint32_t)i, w->ret_task[i]);
-			w->ret_batch[i] = 0;
-		}
-}
-
 /* Handle the reply to the request in slot r (on an NNG thread). */
 static int
 handle_reply(struct wproc *w, struct req *r, nng_msg *msg)
@@ -925,7 +970,7 @@ handle_reply(struct wproc *w, struct req *r, nng_msg *msg)
 	kind  = r->kind;
 	r->id = 0;
 	if (kind == REQ_RESULTS && rv == 0)
-		ack_returned_locked(w, r->batch);
+		acked_locked(w, r->batch);
 	if (kind == REQ_HELLO) {
 		if (rv == 0 && m.type == PROTO_WELCOME) {
 			w->registered = 1;
@@ -1264,6 +1309,22 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	wake_io(w);
 }
 
+/* Die if this process lost its descriptors (canary_intact), looking at
+ * most every 50 ms unless woken by the canary: the table says so, and the
+ * supervisor charges the task that ran (or had just returned). */
+static void
+check_descriptors(struct wproc *w, uint64_t now, int woken)
+{
+	if (w->canary[0] < 0 || (!woken && now < w->next_canary_ms))
+		return;
+	w->next_canary_ms = now + 50;
+	if (canary_intact() && !woken)
+		return;
+	/* not even the log may be where it was: no message */
+	wrk_slots_set_fault(w->slots, WRK_SLOTS_FAULT_FDS);
+	abort();
+}
+
 static int
 io_loop(struct wproc *w)
 {
@@ -1273,12 +1334,13 @@ io_loop(struct wproc *w)
 	send_hello_locked(w);
 	pthread_mutex_unlock(&w->lock);
 	for (;;) {
-		struct pollfd pfd[2];
+		struct pollfd pfd[3];
 		uint64_t      now = util_now_ms();
 		uint32_t      out_n, running;
 		static uint64_t last_turn;
 		int           inflight, registered;
 
+		check_descriptors(w, now, 0);
 		pthread_mutex_lock(&w->lock);
 		registered = w->registered;
 		pthread_mutex_unlock(&w->lock);
@@ -1362,10 +1424,19 @@ io_loop(struct wproc *w)
 		pfd[0].events = POLLIN;
 		pfd[1].fd     = w->signal_fd;
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, 100) < 0 && errno != EINTR) {
+		pfd[2].fd     = w->canary[0];
+		pfd[2].events = POLLIN;
+		pfd[2].revents = 0;
+		if (poll(pfd, w->canary[0] >= 0 ? 3 : 2, 100) < 0 &&
+		    errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			return 1;
 		}
+		/* the canary's other end closed, or any of these gone: the
+		 * process's descriptors were closed under it */
+		if ((pfd[2].revents | ((pfd[0].revents | pfd[1].revents) &
+		                          POLLNVAL)) != 0)
+			check_descriptors(w, util_now_ms(), 1);
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(w->signal_fd, &si, sizeof(si)) > 0 &&
@@ -1438,6 +1509,7 @@ wrk_process_run(const struct wrk_options *o)
 	memset(&w, 0, sizeof(w));
 	w.o         = o;
 	w.event_fd  = w.signal_fd = -1;
+	w.canary[0] = w.canary[1] = -1;
 	w.capacity  = (uint32_t)(o->slots + o->prefetch);
 	w.hb_ms     = 1000;
 	w.hb_timeout_ms = 5000;
@@ -1479,6 +1551,7 @@ wrk_process_run(const struct wrk_options *o)
 	 * it (a library that cannot load too) */
 	if (o->slot_table_fd >= 0) {
 		char err[512];
+		struct stat st;
 		if (wrk_slots_attach(&w.slots, o->slot_table_fd,
 		        (uint32_t)o->slots, err, sizeof(err)) != 0) {
 			log_error("%s", err);
@@ -1487,6 +1560,17 @@ wrk_process_run(const struct wrk_options *o)
 		}
 		close(o->slot_table_fd);
 		crash_slots = w.slots;
+		/* the canary of canary_intact() (without it, a process whose
+		 * descriptors a task closed may linger until it gives up on
+		 * the scheduler) */
+		if (pipe2(w.canary, O_CLOEXEC) == 0 &&
+		    fstat(w.canary[0], &st) == 0) {
+			canary_dev = st.st_dev;
+			canary_ino = st.st_ino;
+			canary_fd  = w.canary[0];
+		} else {
+			log_warn("canary pipe: %s", strerror(errno));
+		}
 	}
 
 	for (size_t i = 0; i < o->n_libraries; i++) {
@@ -1595,6 +1679,10 @@ out:
 		close(w.signal_fd);
 	if (w.event_fd >= 0)
 		close(w.event_fd);
+	canary_fd = -1;
+	for (int i = 0; i < 2; i++)
+		if (w.canary[i] >= 0)
+			close(w.canary[i]);
 	proto_writer_fini(&w.out);
 	proto_writer_fini(&w.spare);
 	proto_writer_fini(&w.msgw);

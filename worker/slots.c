@@ -212,25 +212,23 @@ wrk_slots_begin(struct wrk_slots *s, uint32_t slot, uint64_t task,
 void
 wrk_slots_end(struct wrk_slots *s, uint32_t slot)
 {
-	struct slot *sl;
-	uint64_t     task;
-
-	if (s == NULL || slot >= s->n)
-		return;
-	sl = &s->t->slots[slot];
-	/* returned first, then idle: a process that dies in between still
-	 * shows the task in one of the two */
-	if ((task = atomic_load(&sl->task)) != 0)
-		atomic_store(&sl->returned, task);
-	atomic_store(&sl->task, 0);
+	if (s != NULL && slot < s->n)
+		atomic_store(&s->t->slots[slot].task, 0);
 }
 
 void
-wrk_slots_ack(struct wrk_slots *s, uint32_t slot, uint64_t task)
+wrk_slots_set_returned(struct wrk_slots *s, uint32_t slot, uint64_t task)
 {
-	if (s != NULL && slot < s->n && task != 0)
-		atomic_compare_exchange_strong(&s->t->slots[slot].returned,
-		    &task, 0);
+	if (s != NULL && slot < s->n)
+		atomic_store(&s->t->slots[slot].returned, task);
+}
+
+uint64_t
+wrk_slots_returned(const struct wrk_slots *s, uint32_t slot)
+{
+	if (s == NULL || slot >= s->n)
+		return 0;
+	return atomic_load(&s->t->slots[slot].returned);
 }
 
 void
@@ -330,5 +328,5 @@ int
 wrk_slots_fault(const struct wrk_slots *s)
 {
 	uint64_t v = s != NULL ? atomic_load(&s->t->fault) : 0;
-	return v > 128 ? 0 : (int)v;
+	return v > WRK_SLOTS_FAULT_FDS ? 0 : (int)v;
 }

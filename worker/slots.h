@@ -4,9 +4,9 @@
  * The supervisor creates one table per worker process (a memfd, mapped
  * shared on both sides) and hands it over at spawn.  The worker writes,
  * per executor slot, the scheduler id of the task it runs with the run's
- * start time and deadline, then, once the task returned, keeps its id as
- * "returned" until the scheduler acknowledged the request that carried
- * its result; in the header, the worker id it registered as, the exit
+ * start time and deadline, then, once the task returned, its id as
+ * "returned" -- the oldest task of the slot whose result the scheduler has
+ * not acknowledged yet; in the header, the worker id it registered as, the exit
  * status it is about to exit with by its own decision, and the signal
  * that stopped its own code (not a task's).  The supervisor reads them to
  * enforce timeouts and to say, when the process dies, which tasks died
@@ -47,8 +47,8 @@ struct wrk_slot_info {
 	uint64_t task;        /* scheduler task id; 0: idle */
 	uint64_t started_ms;  /* when the run started */
 	uint64_t deadline_ms; /* when it must have ended; 0: no timeout */
-	uint64_t returned;    /* the last task that returned here and whose
-	                       * result is not acknowledged yet; 0: none */
+	uint64_t returned;    /* the oldest task that returned here and
+	                       * whose result is not acknowledged; 0: none */
 };
 
 /*
@@ -88,13 +88,16 @@ void wrk_slots_set_worker(struct wrk_slots *s, uint64_t worker_id);
 int wrk_slots_begin(struct wrk_slots *s, uint32_t slot, uint64_t task,
     uint64_t started_ms, uint64_t deadline_ms);
 
-/* Mark slot idle after its task ended; the task stays recorded as
- * returned (its result not acknowledged) until wrk_slots_ack(). */
+/* Mark slot idle after its task ended (record it as returned first). */
 void wrk_slots_end(struct wrk_slots *s, uint32_t slot);
 
-/* The scheduler acknowledged task's result: forget it as returned in slot
- * (unless another task returned there since). */
-void wrk_slots_ack(struct wrk_slots *s, uint32_t slot, uint64_t task);
+/* Set the returned task of slot (0: none): the oldest task that ran there
+ * and whose result the scheduler has not acknowledged. */
+void wrk_slots_set_returned(struct wrk_slots *s, uint32_t slot,
+    uint64_t task);
+
+/* The returned task of slot (0: none). */
+uint64_t wrk_slots_returned(const struct wrk_slots *s, uint32_t slot);
 
 /* Say that the process exits because it was recycled (max tasks), so the
  * supervisor does not take the exit status alone for it. */
@@ -105,8 +108,13 @@ void wrk_slots_set_recycled(struct wrk_slots *s);
  * was declared, so that a task calling exit(N) cannot pass for it. */
 void wrk_slots_set_exit(struct wrk_slots *s, int status);
 
-/* Record that signal sig stopped the worker's own code (outside any task
- * run).  Async-signal-safe: for a fatal-signal handler. */
+/* A fault that is not a signal: the process found its descriptors closed
+ * under it (by a task). */
+#define WRK_SLOTS_FAULT_FDS 1000
+
+/* Record that signal sig (or WRK_SLOTS_FAULT_FDS) stopped the worker's own
+ * code, outside any task run; the first one recorded stays.
+ * Async-signal-safe: for a fatal-signal handler. */
 void wrk_slots_set_fault(struct wrk_slots *s, int sig);
 
 /* ---- the supervisor's side ---- */
@@ -133,7 +141,8 @@ int wrk_slots_recycled(const struct wrk_slots *s);
 /* The exit status the worker declared (wrk_slots_set_exit), or -1. */
 int wrk_slots_exit(const struct wrk_slots *s);
 
-/* The signal that stopped the worker's own code, or 0. */
+/* The signal (or WRK_SLOTS_FAULT_FDS) that stopped the worker's own code,
+ * or 0. */
 int wrk_slots_fault(const struct wrk_slots *s);
 
 #endif

@@ -895,11 +895,12 @@ report_has(const struct report *r, uint32_t n, uint64_t id)
  * nobody (0 drained, 2 cannot start, 3 lost the scheduler, 4 the crash is
  * reported already, 5 recycled) charges nothing, and every other end (any
  * status a task chose, any signal) is a death charged to the tasks the
- * table shows: those running, or, when none was, those that returned but
- * whose results the scheduler had not acknowledged ("the worker aborted
- * after the task returned").  When the worker's own code faulted, the
- * tasks that returned are blamed before those running: a task that broke
- * the process (closed its descriptors) has returned by then.
+ * table shows: those running, or, when none was, the last one that
+ * returned in each slot if the scheduler had not acknowledged its result
+ * ("the worker aborted after the task returned").  The table also says
+ * whether the worker's own code faulted, and whether the process found
+ * its descriptors closed under it (a task closed them): the reason says
+ * so.
  */
 static void
 report_child(struct sup *s, struct child *k, int status, int stopping)
@@ -969,8 +970,6 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 			break; /* killed while we stop it all */
 		/* a death: 1 the running tasks, 2 those that returned */
 		blame = n_run > 0 ? 1 : 2;
-		if (fault != 0 && listed > n_run)
-			blame = 2;
 		for (uint32_t i = 0; i < listed; i++)
 			r.tasks[i].charged = blame == 1 ? i < n_run : i >= n_run;
 		break;
@@ -983,6 +982,12 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 	else if (own && code == WRK_EXIT_RECYCLED)
 		snprintf(r.reason, sizeof(r.reason),
 		    "recycled after %" PRIu64 " task(s)", s->o->max_tasks);
+	else if (blame != 0 && fault == WRK_SLOTS_FAULT_FDS)
+		snprintf(r.reason, sizeof(r.reason),
+		    "worker aborted %s: its descriptors were closed under it "
+		    "(%s)",
+		    blame == 2 ? "after the task returned" : "while the task ran",
+		    why);
 	else if (blame == 2 && fault != 0)
 		snprintf(r.reason, sizeof(r.reason),
 		    "worker aborted after the task returned (%s)", why);

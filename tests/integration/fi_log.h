@@ -11,6 +11,7 @@
 #define FI_FORK_SETSID 1 /* the grandchild leaves the process group */
 #define FI_FORK_CRASH 2  /* the task then crashes (SIGSEGV) */
 #define FI_FORK_EXIT 4   /* the task then calls exit(0) */
+#define FI_FORK_HANG 8   /* the task then sleeps (600 s) */
 
 struct fi_record {
 	uint64_t seq; /* the task's sequence number */

@@ -15,7 +15,7 @@
  * cannot go on without its sockets); fi_fork [seq, how] starts a
  * grandchild that execs `sleep 1000` (how: bit 0, it calls setsid() first
  * to leave the worker's process group; bit 1, the task then crashes with
- * SIGSEGV; bit 2, the task exits with status 0 instead) and logs a record
+ * SIGSEGV; bit 2, it exits with status 0; bit 3, it hangs) and logs a record
  * [FI_CHILD | seq, grandchild pid] so the test can look for it.
  */
 #include <fcntl.h>
@@ -195,6 +195,8 @@ fi_fork(ferry_task *t, const msgpack_object *args)
 		segv();
 	if ((how & FI_FORK_EXIT) != 0)
 		exit(0);
+	for (int i = 0; (how & FI_FORK_HANG) != 0 && i < 600; i++)
+		sleep(1);
 	msgpack_pack_uint64(ferry_task_packer(t), (uint64_t)pid);
 	return 0;
 }
