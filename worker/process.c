@@ -132,7 +132,7 @@ struct wproc {
 	                              * (for max_tasks) */
 	struct wrk_slots   *slots;   /* shared with the supervisor, or NULL */
 	int                 canary[2]; /* a pipe only we hold (see
-	                                * descriptors_intact) */
+	                                * canary_intact) */
 	uint64_t            next_canary_ms;
 	uint64_t            out_batch; /* number of the batch in the outbox */
 	uint64_t           *ret_task;  /* per slot: the task that returned

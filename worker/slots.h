@@ -5,16 +5,15 @@
  * shared on both sides) and hands it over at spawn.  The worker writes,
  * per executor slot, the scheduler id of the task it runs with the run's
  * start time and deadline, then, once the task returned, its id as
- * "returned" -- the oldest task of the slot whose result the scheduler has
- * not acknowledged yet; in the header, the worker id it registered as, the exit
- * status it is about to exit with by its own decision, and the signal
- * that stopped its own code (not a task's).  The supervisor reads them to
- * enforce timeouts and to say, when the process dies, which tasks died
- * with it and which one to blame: the table, not the exit status, says
- * whether a task was running, since a task can call exit() with any
- * status.  The supervisor writes the other way only the ids of tasks the
- * scheduler cancelled, so that the worker skips them if they have not
- * started.
+ * "returned" until the scheduler acknowledged its result; in the header,
+ * the worker id it registered as, the exit status it is about to exit
+ * with by its own decision, and what stopped its own code (not a task's).
+ * The supervisor reads them to enforce timeouts and to say, when the
+ * process dies, which tasks died with it and which one to blame: the
+ * table, not the exit status, says whether a task was running, since a
+ * task can call exit() with any status.  The supervisor writes the other
+ * way only the ids of tasks the scheduler cancelled, so that the worker
+ * skips them if they have not started.
  *
  * Every shared field is a C11 atomic (64-bit, lock-free, so usable across
  * processes).  Cancelling follows Dekker's pattern with sequentially

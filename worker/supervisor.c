@@ -284,7 +284,7 @@ spawn_one(struct sup *s, struct child *k)
 	sigemptyset(&none);
 	/* the child starts with no signal blocked, whatever ours, and in a
 	 * process group of its own: what its tasks start stays in it, and
-	 * goes with it (kill_group) */
+	 * goes with it (kill_child, and the wait loop when it ends) */
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setflags(&attr,
@@ -932,7 +932,8 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 		for (uint32_t i = 0; i < n; i++) {
 			struct wrk_slot_info si;
 			wrk_slots_read(k->slots, i, &si);
-			if (si.returned != 0 && !report_has(&r, listed, si.returned))
+			if (si.returned != 0 &&
+			    !report_has(&r, listed, si.returned))
 				r.tasks[listed++].id = si.returned;
 		}
 	}
@@ -969,9 +970,10 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 		if (code < 0 && stopping && fault == 0)
 			break; /* killed while we stop it all */
 		/* a death: 1 the running tasks, 2 those that returned */
-		blame = n_run > 0 ? 1 : 2;
+		blame = n_run > 0 ? 1 : listed > 0 ? 2 : 0;
 		for (uint32_t i = 0; i < listed; i++)
-			r.tasks[i].charged = blame == 1 ? i < n_run : i >= n_run;
+			r.tasks[i].charged = blame == 1 ? i < n_run
+			                                    : i >= n_run;
 		break;
 	}
 	if (k->kill_cause != KILL_NONE)
@@ -986,7 +988,8 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 		snprintf(r.reason, sizeof(r.reason),
 		    "worker aborted %s: its descriptors were closed under it "
 		    "(%s)",
-		    blame == 2 ? "after the task returned" : "while the task ran",
+		    blame == 2 ? "after the task returned"
+		               : "while the task ran",
 		    why);
 	else if (blame == 2 && fault != 0)
 		snprintf(r.reason, sizeof(r.reason),
@@ -998,7 +1001,7 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 		    why);
 	else if (blame == 1 && fault != 0)
 		snprintf(r.reason, sizeof(r.reason),
-		    "%s in the worker's own code while the task ran", why);
+		    "%s while the task ran, outside the task's thread", why);
 	else if (blame == 1)
 		snprintf(r.reason, sizeof(r.reason), "%s while the task ran",
 		    why);
