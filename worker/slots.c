@@ -219,8 +219,12 @@ wrk_slots_end(struct wrk_slots *s, uint32_t slot)
 void
 wrk_slots_set_returned(struct wrk_slots *s, uint32_t slot, uint64_t task)
 {
+	/* read by the supervisor once the process is dead, and by the
+	 * process itself: no ordering with other fields needed (a plain
+	 * store on x86, where a sequentially consistent one is a fence) */
 	if (s != NULL && slot < s->n)
-		atomic_store(&s->t->slots[slot].returned, task);
+		atomic_store_explicit(&s->t->slots[slot].returned, task,
+		    memory_order_release);
 }
 
 uint64_t
@@ -228,7 +232,8 @@ wrk_slots_returned(const struct wrk_slots *s, uint32_t slot)
 {
 	if (s == NULL || slot >= s->n)
 		return 0;
-	return atomic_load(&s->t->slots[slot].returned);
+	return atomic_load_explicit(&s->t->slots[slot].returned,
+	    memory_order_acquire);
 }
 
 void
