@@ -1499,6 +1499,25 @@ io_loop(struct wproc *w)
 	}
 }
 
+/*
+ * Before exiting: if the supervisor is gone, nobody will kill this
+ * process's group when it ends, so take it down here, this process with
+ * it (as its last act: nobody waits for its exit status any more).  What
+ * its tasks started goes with it, as it would under a living supervisor.
+ */
+static void
+orphaned_group_stop(const struct wrk_options *o)
+{
+	/* only a process a supervisor started (in a group of its own) */
+	if (o->supervisor_token == 0 || o->parent_pid <= 0 ||
+	    getppid() == o->parent_pid || getpgrp() != getpid())
+		return;
+	log_info("supervisor gone: stopping process group %d (this process "
+	         "and what its tasks started)",
+	    (int)getpid());
+	kill(0, SIGKILL);
+}
+
 int
 wrk_process_run(const struct wrk_options *o)
 {
@@ -1658,6 +1677,7 @@ out:
 			pthread_mutex_unlock(&w.lock);
 			nng_close(w.sock);
 			wrk_slots_set_exit(w.slots, rc);
+			orphaned_group_stop(o);
 			_exit(rc);
 		}
 		pthread_mutex_unlock(&w.lock);
@@ -1698,5 +1718,6 @@ out:
 	wrk_slots_free(w.slots);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.cv);
+	orphaned_group_stop(o);
 	return rc;
 }

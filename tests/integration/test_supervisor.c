@@ -426,6 +426,8 @@ test_cancel_running(void **state)
 	workers("cancel", url, 1, NULL);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	/* the kill order goes to the supervisor */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
 	assert_true((p0 = only_worker(c)) > 0);
 
 	f = submit(c, "sleep_ms", 1, 60000, 0, NULL);
@@ -504,6 +506,8 @@ test_kill9_reported(void **state)
 	workers("kill9", url, 1, NULL);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	/* its report says what a SIGKILL means */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
 	assert_true((p0 = only_worker(c)) > 0);
 
 	ferry_task_opts_init(&once);
@@ -862,6 +866,8 @@ test_grandchild_of_recycled(void **state)
 	workers("forkrecycle", url, 1, extra);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	/* its reports charge the tasks that end processes */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
 
 	f[0] = submit_fi(c, "fi_fork", 0, NULL, &seq[0]);
 	f[1] = submit_fi(c, "fi_fork", FI_FORK_SETSID, NULL, &seq[1]);
@@ -925,6 +931,44 @@ test_stop_leaves_nothing(void **state)
 	ferry_client_close(c);
 }
 
+/* `ferry worker` killed with kill -9 cannot clean up: its worker processes
+ * then stop their own process groups as they exit, so what their tasks
+ * started in them goes too. */
+static void
+test_kill9_supervisor(void **state)
+{
+	char          url[128];
+	ferry_client *c;
+	ferry_future *f;
+	uint64_t      seq, end;
+	pid_t         sup, g, kids[8];
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "kill9sup");
+	h_scheduler(url, NULL);
+	sup = workers("kill9sup", url, 1, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+
+	f = submit_fi(c, "fi_fork", 0, NULL, &seq);
+	assert_int_equal(ferry_future_wait(f, 30000), 0);
+	assert_int_equal(ferry_future_state(f), FERRY_DONE);
+	assert_true((g = grandchild(seq, 10000)) > 0);
+	ferry_future_free(f);
+	assert_int_equal(children_of(sup, kids, 8), 1);
+
+	assert_int_equal(kill(sup, SIGKILL), 0);
+	end = ms_now() + 10000;
+	while (h_alive(sup) && ms_now() < end)
+		usleep(20000);
+	assert_false(h_alive(sup));
+	/* the worker process drains (nothing runs) and exits, taking its
+	 * group along */
+	assert_int_equal(wait_gone(kids[0], 20000), 0);
+	assert_int_equal(wait_gone(g, 5000), 0);
+	ferry_client_close(c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -944,6 +988,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_grandchild_of_recycled,
 		    teardown),
 		cmocka_unit_test_teardown(test_stop_leaves_nothing, teardown),
+		cmocka_unit_test_teardown(test_kill9_supervisor, teardown),
 	};
 	int rv;
 	h_init(argc, argv);
