@@ -28,6 +28,15 @@ const char *cli_default_address(void);
  */
 int cli_runtime_dir_ready(const char *const *urls, size_t n);
 
+/* submit and status: how long to keep dialing an address where nothing
+ * listens before saying "no scheduler at ADDRESS" (a scheduler started a
+ * moment earlier is still found), and their exit statuses for "nothing
+ * answers there" and "the scheduler refused us, or the connection could
+ * not be set up" */
+#define CLI_NO_SCHEDULER_MS 250
+#define CLI_EXIT_NO_SCHEDULER 3
+#define CLI_EXIT_REFUSED 4
+
 /* Subcommands: each takes argc/argv starting at its own name and returns
  * the process exit status. */
 int cmd_scheduler(int argc, char **argv);

@@ -446,6 +446,9 @@ cmd_scheduler(int argc, char **argv)
 static void
 worker_usage(FILE *out)
 {
+	struct wrk_options d; /* the defaults the help states */
+
+	wrk_options_defaults(&d);
 	fprintf(out,
 	    "usage: ferry worker [-f FILE [--group NAME]] [--connect URL]\n"
 	    "                    [--processes N] [--slots N] [--prefetch N]\n"
@@ -467,10 +470,10 @@ worker_usage(FILE *out)
 	    "                       $FERRY_ADDRESS, or %s)\n"
 	    "  -n, --processes N    worker processes (default: one per core)\n"
 	    "  -s, --slots N        tasks each process runs at once (default "
-	    "1)\n"
+	    "%d)\n"
 	    "  -p, --prefetch N     queued tasks a process may hold beyond "
 	    "its\n"
-	    "                       running ones (default 64)\n"
+	    "                       running ones (default %d)\n"
 	    "  -L, --library LIB    task library (path or name); may repeat\n"
 	    "  -R, --object-root DIR  a directory object references may name "
 	    "files\n"
@@ -506,7 +509,7 @@ worker_usage(FILE *out)
 	    "against DIR\n"
 	    "      --log-level L    error, warn, info (default) or debug\n"
 	    "  -h, --help           show this help\n",
-	    CLI_DEFAULT_ADDRESS);
+	    CLI_DEFAULT_ADDRESS, d.slots, d.prefetch);
 }
 
 enum {
@@ -859,7 +862,10 @@ cli_sec_flag(struct cli_sec *sec, int ch, const char *val)
  * cluster file, else $FERRY_ADDRESS, else the default; TLS and token
  * settings from the flags, else the cluster file's security section.
  * Writes the address into addr.  Returns 0, or an exit status after
- * printing why.
+ * printing why: CLI_EXIT_NO_SCHEDULER when nothing answers at the address
+ * (nothing listening there is known within CLI_NO_SCHEDULER_MS),
+ * CLI_EXIT_REFUSED when the scheduler refused us or the connection could
+ * not be set up (token, TLS files).
  */
 static int
 cli_client_connect(const char *who, const char *file, const char *url,
@@ -880,6 +886,7 @@ cli_client_connect(const char *who, const char *file, const char *url,
 	o.token_file         = sec->token_file;
 	o.errbuf             = err;
 	o.errbuf_len         = sizeof(err);
+	o.no_scheduler_ms    = CLI_NO_SCHEDULER_MS;
 	err[0]               = '\0';
 	if (file != NULL) {
 		if (cli_load_conf(file, &c) != 0)
@@ -900,10 +907,19 @@ cli_client_connect(const char *who, const char *file, const char *url,
 	rv = ferry_client_connect_opts(out, addr, &o);
 	if (have_conf)
 		conf_free(&c);
+	if (rv == FERRY_ECONNECT) {
+		/* err: "no scheduler at ADDRESS: connection refused", or
+		 * no answer within the timeout */
+		if (err[0] != '\0')
+			fprintf(stderr, "%s: %s\n", who, err);
+		else
+			fprintf(stderr, "%s: no scheduler at %s\n", who, addr);
+		return CLI_EXIT_NO_SCHEDULER;
+	}
 	if (rv != 0) {
 		fprintf(stderr, "%s: cannot connect to %s: %s%s%s\n", who, addr,
 		    ferry_strerror(rv), err[0] != '\0' ? ": " : "", err);
-		return 3;
+		return CLI_EXIT_REFUSED;
 	}
 	return 0;
 }
@@ -924,7 +940,13 @@ submit_usage(FILE *out)
 	    "Run task function FN once and print its result as JSON.  The\n"
 	    "arguments are sent as a msgpack array of the ARGs, each parsed "
 	    "as\n"
-	    "JSON when it is valid JSON and taken as a string otherwise:\n"
+	    "JSON when it is valid JSON and taken as a string otherwise.  "
+	    "An ARG\n"
+	    "that starts like JSON ([, {, \", a digit, or - and a digit) "
+	    "must be\n"
+	    "valid JSON: one that is not is an error with the byte offset "
+	    "(quote\n"
+	    "text that starts so as a JSON string: '\"2024-01-01\"'):\n"
 	    "\n"
 	    "    ferry submit add 2 3          # args [2, 3]  -> 5\n"
 	    "    ferry submit echo hello       # args [\"hello\"]\n"
@@ -971,10 +993,17 @@ submit_usage(FILE *out)
 	    "succeeded\n"
 	    "after retries says so on stderr.\n"
 	    "\n"
-	    "Exit status: 0 on success, 1 if the task failed (its error is "
-	    "printed),\n"
-	    "2 on bad usage, 3 if the scheduler cannot be reached.\n",
-	    CLI_DEFAULT_ADDRESS);
+	    "Exit status: 0 on success, 1 if the task failed or no result "
+	    "came in\n"
+	    "time (its error is printed), 2 on bad usage, %d if no "
+	    "scheduler\n"
+	    "answers at the address (\"no scheduler at ADDRESS: connection "
+	    "refused\",\n"
+	    "said within a second when nothing listens there), %d if the "
+	    "scheduler\n"
+	    "refused the connection or it could not be set up (token, "
+	    "TLS).\n",
+	    CLI_DEFAULT_ADDRESS, CLI_EXIT_NO_SCHEDULER, CLI_EXIT_REFUSED);
 }
 
 /* Pack "@[LOADER:]PATH" (without the @) as an object reference. */
@@ -1037,6 +1066,19 @@ submit_duration_int(const char *opt, const char *val, int *out)
 	}
 	*out = (int)ms;
 	return 0;
+}
+
+/* Whether a submit ARG starts like a JSON array, object, string or
+ * number ('[', '{', '"', a digit, '-' and a digit, after JSON's
+ * whitespace), so that one that does not parse is a mistake to report,
+ * not a word to send as a string. */
+static int
+submit_looks_json(const char *arg)
+{
+	arg += strspn(arg, " \t\r\n");
+	return arg[0] == '[' || arg[0] == '{' || arg[0] == '"' ||
+	    (arg[0] >= '0' && arg[0] <= '9') ||
+	    (arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9');
 }
 
 int
@@ -1150,12 +1192,24 @@ cmd_submit(int argc, char **argv)
 				continue;
 			}
 			if (json_to_msgpack(argv[i], strlen(argv[i]), &pk, err,
-			        sizeof(err)) != 0) {
-				sb.size = before; /* not JSON: a string */
-				msgpack_pack_str(&pk, strlen(argv[i]));
-				msgpack_pack_str_body(
-				    &pk, argv[i], strlen(argv[i]));
+			        sizeof(err)) == 0)
+				continue;
+			sb.size = before;
+			if (submit_looks_json(argv[i])) {
+				/* meant as JSON, mistyped: say where */
+				fprintf(stderr,
+				    "ferry submit: argument %d '%.80s%s' starts "
+				    "like JSON but is not valid JSON: %s\n"
+				    "(to send it as a string, quote it as one: "
+				    "'\"...\"')\n",
+				    i - optind + 1, argv[i],
+				    strlen(argv[i]) > 80 ? "..." : "", err);
+				msgpack_sbuffer_destroy(&sb);
+				return 2;
 			}
+			/* a plain word: a string */
+			msgpack_pack_str(&pk, strlen(argv[i]));
+			msgpack_pack_str_body(&pk, argv[i], strlen(argv[i]));
 		}
 	}
 	if ((rv = cli_client_connect("ferry submit", file, url, &sec, 10000,
@@ -1237,8 +1291,18 @@ status_usage(FILE *out)
 	    "  -j, --json           print the full status as one JSON "
 	    "object\n"
 	    CLI_SEC_HELP
-	    "  -h, --help           show this help\n",
-	    CLI_DEFAULT_ADDRESS);
+	    "  -h, --help           show this help\n"
+	    "\n"
+	    "Exit status: 0 when the scheduler answered, 1 if the status "
+	    "request\n"
+	    "failed, 2 on bad usage, %d if no scheduler answers at the "
+	    "address\n"
+	    "(\"no scheduler at ADDRESS: connection refused\", said within a "
+	    "second\n"
+	    "when nothing listens there), %d if the scheduler refused the "
+	    "connection\n"
+	    "or it could not be set up (token, TLS).\n",
+	    CLI_DEFAULT_ADDRESS, CLI_EXIT_NO_SCHEDULER, CLI_EXIT_REFUSED);
 }
 
 const msgpack_object *
@@ -1338,6 +1402,24 @@ print_status(const char *addr, const char *json)
 	printf("security   %" PRIu64 " authentication failure(s), %" PRIu64
 	       " bad message(s)\n",
 	    obj_uint(&o, "auth_failures"), obj_uint(&o, "bad_messages"));
+	if (obj_uint(&o, "waiting_function") > 0) {
+		const msgpack_object *uf = cli_obj_get(&o, "unserved_functions");
+		printf("waiting    %" PRIu64 " queued task(s) for a function no "
+		       "connected worker runs:",
+		    obj_uint(&o, "waiting_function"));
+		for (uint32_t i = 0; uf != NULL &&
+		     uf->type == MSGPACK_OBJECT_ARRAY && i < uf->via.array.size;
+		     i++) {
+			const msgpack_object *e = &uf->via.array.ptr[i];
+			char                  fn[300];
+			printf("%s %s (%" PRIu64 ", %.1f s%s)", i ? "," : "",
+			    obj_str(e, "fn", fn, sizeof(fn)),
+			    obj_uint(e, "queued"),
+			    (double)obj_uint(e, "waiting_ms") / 1000.0,
+			    obj_uint(e, "known") ? "" : ", never registered");
+		}
+		printf("\n");
+	}
 	{
 		const msgpack_object *rf = cli_obj_get(&o, "recent_failures");
 		if (rf != NULL && rf->type == MSGPACK_OBJECT_ARRAY &&

@@ -46,8 +46,12 @@
 #define MAX_REQS 16
 #define MAX_SUBMITS_INFLIGHT 4
 #define FETCH_WAIT_MS 5000
-#define RETRY_FULL_MS 20
+#define RETRY_FULL_MS 20       /* first back-off after a full queue */
+#define RETRY_FULL_MAX_MS 1000 /* its cap (it doubles) */
+#define ROOM_GAP_MS 5          /* least time between sends for room */
 #define CLOSE_WAIT_S 2
+#define RECONNECT_MS 30000 /* default reconnect_ms */
+#define DIAL_CHECK_MS 50   /* no_scheduler_ms: how often to look */
 #define MAX_UNSENT_PER_BATCH 16 /* default max_unsent = 16 x max_batch */
 
 /* Whether a caller's options struct (of o->size bytes) has field. */
@@ -102,6 +106,16 @@ struct req {
 	uint32_t              n_futs;
 	uint64_t             *ids;  /* cancel: the ids it carried */
 	uint32_t              n_ids;
+	/* submit: sent while backing off, as a probe (1) or for the room
+	 * results showed (2) */
+	int                   backoff;
+};
+
+/* What the dialer of a client's socket went through (NNG's statistics):
+ * connections made, and attempts that failed, by kind. */
+struct dial_counts {
+	uint64_t connect;
+	uint64_t refused, timeout, other, auth, proto, reject;
 };
 
 struct ferry_client {
@@ -124,6 +138,15 @@ struct ferry_client {
 	uint64_t             hello_retry_ms;
 	int                  conn_error; /* fatal error from hello */
 	char                 conn_msg[1024];
+	/* the connection dropped at down_ms (0: up, or never was); after
+	 * reconnect_ms the client gave up: offline until welcomed again,
+	 * every pending future failed with down_msg, and so does every
+	 * new task; results for tags up to gave_up_tag were given up on */
+	uint64_t             down_ms;
+	struct dial_counts   down_dial; /* the dialer's counts at down_ms */
+	int                  offline;
+	uint64_t             gave_up_tag;
+	char                 down_msg[1200];
 	char                 token[SEC_TOKEN_MAX + 1]; /* "": none */
 	uint64_t             session;
 	uint64_t             next_tag;
@@ -139,6 +162,17 @@ struct ferry_client {
 	/* submit queue */
 	struct ferry_future *sq_head, *sq_tail;
 	uint64_t             retry_at_ms;
+	/* back-pressure (FERRY_FULL_BLOCK): after the scheduler rejected
+	 * tasks as full, one submit at a time goes out, when results came
+	 * back (room freed: as many tasks as results), when the last one
+	 * was taken whole (probe tasks, doubling), or when the back-off
+	 * (RETRY_FULL_MS doubling to RETRY_FULL_MAX_MS) runs out */
+	int                  full;
+	int                  full_go;      /* last probe taken whole */
+	uint32_t             full_backoff_ms;
+	uint32_t             full_probe;
+	uint64_t             full_room;    /* results since the last send */
+	uint64_t             full_sent_ms; /* when the last one went */
 	struct idmap         pending; /* tag -> future awaiting a result */
 
 	/* cancel requests */
@@ -262,6 +296,163 @@ future_complete_locked(ferry_client *c, struct ferry_future *f, int state,
 	future_release_locked(f); /* the client's reference */
 }
 
+/* ----------------------------------------------------- reachability */
+
+static uint64_t
+stat_of(nng_stat *st, const char *name)
+{
+	nng_stat *x = nng_stat_find(st, name);
+	return x != NULL ? nng_stat_value(x) : 0;
+}
+
+/* Sum the counts of the dialers of c's socket into dc (call without the
+ * client's lock: NNG's locks are taken).  Returns 0, or -1 when NNG
+ * keeps no statistics. */
+static int
+dial_counts_get(ferry_client *c, struct dial_counts *dc)
+{
+	nng_stat *all, *x;
+	uint64_t  id = (uint64_t)nng_socket_id(c->sock);
+	int       found = 0;
+
+	memset(dc, 0, sizeof(*dc));
+	if (nng_stats_get(&all) != 0)
+		return -1;
+	for (x = nng_stat_child(all); x != NULL; x = nng_stat_next(x)) {
+		const char *name = nng_stat_name(x);
+		nng_stat   *sock = nng_stat_find(x, "socket");
+		if (name == NULL || strcmp(name, "dialer") != 0 ||
+		    sock == NULL || nng_stat_value(sock) != id)
+			continue;
+		found = 1;
+		dc->connect += stat_of(x, "connect");
+		dc->refused += stat_of(x, "refused");
+		dc->timeout += stat_of(x, "timeout");
+		dc->other += stat_of(x, "other");
+		dc->auth += stat_of(x, "auth");
+		dc->proto += stat_of(x, "proto");
+		dc->reject += stat_of(x, "reject");
+	}
+	nng_stats_free(all);
+	return found ? 0 : -1;
+}
+
+static const struct dial_counts zero;
+
+/* Why no connection came between counts a and b: the kind of failed
+ * attempt seen most, or NULL if none failed.  *nobody: whether that kind
+ * means nothing listens there (refused, timed out, unreachable), rather
+ * than a peer that failed the handshake.  Over TLS a handshake the peer
+ * refused counts as "other", as an unreachable address does: neither is
+ * known to be nobody. */
+static const char *
+dial_cause(const struct dial_counts *a, const struct dial_counts *b,
+    const char *url, int *nobody)
+{
+	static const struct {
+		size_t      off;
+		int         nobody;
+		const char *why;
+	} kinds[] = {
+		{ offsetof(struct dial_counts, refused), 1,
+		    "connection refused" },
+		{ offsetof(struct dial_counts, timeout), 1,
+		    "connection timed out" },
+		{ offsetof(struct dial_counts, other), 1,
+		    "cannot connect (unreachable address or unknown host)" },
+		{ offsetof(struct dial_counts, auth), 0,
+		    "TLS handshake or peer authentication failed" },
+		{ offsetof(struct dial_counts, proto), 0,
+		    "the peer is not a Ferry scheduler (wrong protocol)" },
+		{ offsetof(struct dial_counts, reject), 0,
+		    "connection rejected" },
+	};
+	const char *why  = NULL;
+	uint64_t    most = 0;
+	*nobody          = 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		uint64_t d = *(const uint64_t *)((const char *)b + kinds[i].off) -
+		    *(const uint64_t *)((const char *)a + kinds[i].off);
+		if (d > most) {
+			most    = d;
+			why     = kinds[i].why;
+			*nobody = kinds[i].nobody;
+			if (kinds[i].off == offsetof(struct dial_counts, other) &&
+			    util_url_is_tls(url)) {
+				why = "the connection failed (TLS handshake, "
+				      "or an unreachable address)";
+				*nobody = 0;
+			}
+		}
+	}
+	return why;
+}
+
+/* "30 s", "1.5 s", "200 ms". */
+static void
+duration_str(char *buf, size_t len, uint64_t ms)
+{
+	if (ms < 1000)
+		snprintf(buf, len, "%" PRIu64 " ms", ms);
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%" PRIu64 " s", ms / 1000);
+	else
+		snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
+}
+
+/* The scheduler stayed out of reach for reconnect_ms (lock held): fail
+ * every pending future with why it could not be reached, and go offline
+ * (new tasks fail the same way) until a scheduler welcomes us again. */
+static void
+give_up_locked(ferry_client *c)
+{
+	struct dial_counts   dc;
+	struct ferry_future **fs;
+	const char          *why = NULL;
+	char                 took[32];
+	size_t               n = 0;
+	int                  got, nobody = 0;
+
+	pthread_mutex_unlock(&c->lock);
+	got = dial_counts_get(c, &dc);
+	pthread_mutex_lock(&c->lock);
+	if (c->connected || c->offline || c->closing)
+		return; /* it came back, or it is over, meanwhile */
+	if (got == 0)
+		why = dial_cause(&c->down_dial, &dc, c->url, &nobody);
+	duration_str(took, sizeof(took), (uint64_t)c->opts.reconnect_ms);
+	if (why != NULL)
+		snprintf(c->down_msg, sizeof(c->down_msg),
+		    "%s at %s: %s; gave up after %s",
+		    nobody ? "no scheduler" : "cannot reach the scheduler",
+		    c->url, why, took);
+	else if (got == 0 && dc.connect > c->down_dial.connect)
+		snprintf(c->down_msg, sizeof(c->down_msg),
+		    "no answer from the scheduler at %s (connected, but it "
+		    "did not take this client back); gave up after %s",
+		    c->url, took);
+	else
+		snprintf(c->down_msg, sizeof(c->down_msg),
+		    "no scheduler at %s: cannot connect%s; gave up after %s",
+		    c->url, sec_connect_hint(c->url), took);
+	c->offline     = 1;
+	c->gave_up_tag = c->next_tag;
+	fs = calloc(c->pending.count + 1, sizeof(*fs));
+	for (size_t i = 0; fs != NULL && i < c->pending.cap; i++)
+		if (c->pending.slots[i].key != 0)
+			fs[n++] = c->pending.slots[i].val;
+	for (size_t i = 0; i < n; i++) {
+		fs[i]->refs++; /* completing drops the client's reference */
+		future_complete_locked(c, fs[i], FERRY_FAILED, FERRY_ECLOSED,
+		    c->down_msg, strlen(c->down_msg));
+	}
+	for (size_t i = 0; i < n; i++)
+		future_release_locked(fs[i]); /* the caller's reference keeps
+		                               * the client */
+	free(fs);
+	pthread_cond_broadcast(&c->cv);
+}
+
 /* ----------------------------------------------------- I/O thread */
 
 static void
@@ -286,6 +477,7 @@ req_new(ferry_client *c, int kind)
 			c->reqs[i].n_futs = 0;
 			c->reqs[i].ids    = NULL;
 			c->reqs[i].n_ids  = 0;
+			c->reqs[i].backoff = 0;
 			return &c->reqs[i];
 		}
 	}
@@ -341,14 +533,15 @@ send_hello(ferry_client *c)
 		c->hello_inflight = 1;
 }
 
-/* Build and send one submit message from the queue (lock held). */
+/* Build and send one submit message of at most cap tasks from the queue
+ * (lock held); backoff as in struct req. */
 static void
-send_submit_locked(ferry_client *c)
+send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 {
 	struct req          *r;
 	struct ferry_future *f;
 	size_t               budget = c->opts.max_message_size / 2;
-	uint32_t             n = 0, cap = (uint32_t)c->opts.max_batch;
+	uint32_t             n = 0;
 	size_t               count_at;
 
 	if ((r = req_new(c, REQ_SUBMIT)) == NULL)
@@ -392,7 +585,8 @@ send_submit_locked(ferry_client *c)
 		}
 		r->futs[n++] = f; /* the queue's reference moves here */
 	}
-	r->n_futs = n;
+	r->n_futs  = n;
+	r->backoff = backoff;
 	proto_patch_array32(&c->w, count_at, n);
 	if (n == 0) {
 		req_clear(r);
@@ -446,6 +640,52 @@ unsent_done_locked(ferry_client *c, struct ferry_future *f)
 	}
 }
 
+/* The scheduler rejected tasks of a submit as full, and took accepted
+ * (lock held): back off.  The next submit goes when results show room,
+ * or after the back-off, which doubles while rejections go on. */
+static void
+full_rejected_locked(ferry_client *c, const struct req *r, uint32_t accepted)
+{
+	if (!c->full || !r->backoff || c->full_backoff_ms == 0)
+		c->full_backoff_ms = RETRY_FULL_MS; /* the first rejection */
+	else if ((c->full_backoff_ms *= 2) > RETRY_FULL_MAX_MS)
+		c->full_backoff_ms = RETRY_FULL_MAX_MS;
+	c->full        = 1;
+	c->full_go     = 0;
+	c->full_room   = 0;
+	c->full_probe  = accepted > 0 ? accepted : 1;
+	c->retry_at_ms = util_now_ms() + c->full_backoff_ms;
+}
+
+/* A probe sent while backing off was taken whole (lock held): there may
+ * be more room, so send a probe twice as big at once; back to normal
+ * once a whole max_batch fits. */
+static void
+full_accepted_locked(ferry_client *c)
+{
+	c->full_backoff_ms = RETRY_FULL_MS;
+	c->full_go         = 1;
+	if (c->full_probe < c->opts.max_batch / 2)
+		c->full_probe *= 2;
+	else
+		c->full_probe = (uint32_t)c->opts.max_batch;
+	if (c->full_probe >= c->opts.max_batch) {
+		c->full        = 0;
+		c->retry_at_ms = 0;
+	}
+}
+
+/* Leave back-off (lock held): a new connection, maybe a new scheduler. */
+static void
+full_reset_locked(ferry_client *c)
+{
+	c->full            = 0;
+	c->full_go         = 0;
+	c->full_room       = 0;
+	c->full_backoff_ms = 0;
+	c->retry_at_ms     = 0;
+}
+
 static void
 handle_submitted_locked(ferry_client *c, struct req *r,
     const struct proto_msg *m)
@@ -481,9 +721,13 @@ handle_submitted_locked(ferry_client *c, struct req *r,
 	}
 	if (nfull > 0) {
 		/* those rejected as full keep their arguments and go back
-		 * to the front of the queue */
-		c->retry_at_ms = util_now_ms() + RETRY_FULL_MS;
+		 * to the front of the queue, sent again as room appears */
+		full_rejected_locked(c, r, r->n_futs - nfull);
 		requeue_front_locked(c, full, nfull);
+	} else if (c->full && r->backoff == 1) {
+		/* a probe taken whole: maybe there is more room (for room
+		 * the results showed, no more is known) */
+		full_accepted_locked(c);
 	}
 	free(full);
 	/* the accepted ones no longer need their arguments */
@@ -558,8 +802,11 @@ handle_results_locked(ferry_client *c, const struct proto_msg *m)
 		if (f == NULL) {
 			if (res->id == 0 || tag_completed_locked(c, res->id)) {
 				/* never deliver twice, but count it: a
-				 * duplicate means a bug somewhere */
-				c->stats.duplicates++;
+				 * duplicate means a bug somewhere (a result
+				 * whose future failed when the client gave
+				 * up on the scheduler is not one) */
+				if (res->id > c->gave_up_tag)
+					c->stats.duplicates++;
 				continue;
 			}
 			if (orphan_keep_locked(c, res) != 0) {
@@ -576,6 +823,8 @@ handle_results_locked(ferry_client *c, const struct proto_msg *m)
 		future_complete_locked(c, f, state_of_code(res->code),
 		    res->code, res->data, res->len);
 	}
+	if (c->full) /* those tasks left the scheduler: room for as many */
+		c->full_room += m->n_results;
 	if (m->seq > c->ack)
 		c->ack = m->seq;
 }
@@ -666,6 +915,9 @@ handle_reply(ferry_client *c, nng_msg *msg)
 				c->base_tag = c->next_tag;
 			c->connected     = 1;
 			c->was_connected = 1;
+			c->down_ms       = 0;
+			c->offline       = 0;
+			full_reset_locked(c);
 		}
 		break;
 	case REQ_SUBMIT:
@@ -728,7 +980,16 @@ static int cancel_add_locked(ferry_client *c, uint64_t tag);
 static void
 on_pipe_lost(ferry_client *c)
 {
+	struct dial_counts dc;
+	int                got = dial_counts_get(c, &dc);
+
 	pthread_mutex_lock(&c->lock);
+	if (c->was_connected && c->down_ms == 0) {
+		/* the reconnection window opens */
+		c->down_ms = util_now_ms();
+		if (got == 0)
+			c->down_dial = dc;
+	}
 	for (int i = 0; i < MAX_REQS; i++) {
 		struct req *r = &c->reqs[i];
 		if (r->id == 0)
@@ -777,13 +1038,38 @@ pump_locked(ferry_client *c)
 	if (!c->connected || c->closing)
 		return;
 	now = util_now_ms();
-	while (c->sq_head != NULL &&
-	    c->submits_inflight < MAX_SUBMITS_INFLIGHT &&
-	    now >= c->retry_at_ms) {
-		int before = c->submits_inflight;
-		send_submit_locked(c);
-		if (c->submits_inflight == before)
-			break;
+	if (c->full) {
+		/* backing off a full queue: one submit at a time, as many
+		 * tasks as results came back (room freed; gathered for
+		 * ROOM_GAP_MS at least), or a probe when the back-off ran
+		 * out or the last probe was taken whole */
+		int room = c->full_room > 0 &&
+		    now >= c->full_sent_ms + ROOM_GAP_MS;
+		if (c->sq_head != NULL && c->submits_inflight == 0 &&
+		    (room || c->full_go || now >= c->retry_at_ms)) {
+			uint64_t n    = room ? c->full_room : c->full_probe;
+			int      kind = room ? 2 : 1;
+			if (n > c->opts.max_batch)
+				n = c->opts.max_batch;
+			c->full_room    = 0;
+			c->full_go      = 0;
+			c->full_sent_ms = now;
+			c->retry_at_ms  = now + c->full_backoff_ms;
+			send_submit_locked(c, (uint32_t)n, kind);
+		} else if (c->full_room > 0 &&
+		    c->full_sent_ms + ROOM_GAP_MS < c->retry_at_ms) {
+			/* the I/O thread wakes for the room */
+			c->retry_at_ms = c->full_sent_ms + ROOM_GAP_MS;
+		}
+	} else {
+		while (c->sq_head != NULL &&
+		    c->submits_inflight < MAX_SUBMITS_INFLIGHT &&
+		    now >= c->retry_at_ms) {
+			int before = c->submits_inflight;
+			send_submit_locked(c, (uint32_t)c->opts.max_batch, 0);
+			if (c->submits_inflight == before)
+				break;
+		}
 	}
 	while (c->n_cancel > 0) {
 		/* as many ids as fit in half a message (9 bytes each at
@@ -870,22 +1156,36 @@ io_main(void *arg)
 	pthread_mutex_unlock(&c->lock);
 	for (;;) {
 		struct pollfd pfd;
-		int           closing;
+		int           closing, tmo = 200;
+		uint64_t      now;
 
 		pthread_mutex_lock(&c->lock);
 		closing = c->closing;
+		now     = util_now_ms();
 		if (!c->connected && (c->was_connected || c->resume_retry) &&
 		    !c->hello_inflight && !closing &&
-		    util_now_ms() >= c->hello_retry_ms)
+		    now >= c->hello_retry_ms)
 			send_hello(c);
 		pump_locked(c);
+		if (c->sq_head != NULL && c->retry_at_ms > now &&
+		    c->retry_at_ms - now < (uint64_t)tmo)
+			tmo = (int)(c->retry_at_ms - now); /* a retry is due */
+		if (!c->connected && c->down_ms != 0 && !c->offline &&
+		    !closing && c->opts.reconnect_ms >= 0) {
+			/* reconnecting: give up when the window closes */
+			uint64_t end = c->down_ms +
+			    (uint64_t)c->opts.reconnect_ms;
+			if (now >= end)
+				give_up_locked(c);
+			else if (end - now < (uint64_t)tmo)
+				tmo = (int)(end - now);
+		}
 		pthread_mutex_unlock(&c->lock);
 		if (closing)
 			break;
 		pfd.fd     = c->event_fd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, c->retry_at_ms ? RETRY_FULL_MS : 200) < 0 &&
-		    errno != EINTR)
+		if (poll(&pfd, 1, tmo) < 0 && errno != EINTR)
 			break;
 		if (pfd.revents & POLLIN) {
 			uint64_t v;
@@ -989,17 +1289,69 @@ client_shutdown(ferry_client *c)
 	}
 }
 
+/*
+ * Wait (without the lock) until c is welcomed or refused, timeout_ms run
+ * out (-1: never), or, with no_scheduler_ms, nothing listens at the
+ * address: no connection was ever made and dials failed, no_scheduler_ms
+ * after the start (then returns 1).  *dc and *got: the dialer's counts
+ * at the end (*got -1 without them).
+ */
+static int
+connect_wait(ferry_client *c, int timeout_ms, struct dial_counts *dc,
+    int *got)
+{
+	struct timespec ts;
+	uint64_t        start = util_now_ms(), now;
+	uint64_t        end   = timeout_ms >= 0
+	           ? start + (uint64_t)timeout_ms
+	           : UINT64_MAX;
+	uint64_t        look  = c->opts.no_scheduler_ms > 0
+	            ? start + (uint64_t)c->opts.no_scheduler_ms
+	            : UINT64_MAX;
+	int             done, absent = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (!(done = c->connected || c->conn_error != 0) &&
+	    (now = util_now_ms()) < end) {
+		uint64_t wake = end < look ? end : look;
+		if (now >= look) {
+			/* is anything listening there? */
+			int nobody = 0;
+			pthread_mutex_unlock(&c->lock);
+			absent = dial_counts_get(c, dc) == 0 &&
+			    dc->connect == 0 &&
+			    dial_cause(&zero, dc, c->url, &nobody) != NULL &&
+			    nobody;
+			pthread_mutex_lock(&c->lock);
+			if (absent && !c->connected && c->conn_error == 0)
+				break;
+			absent = 0;
+			look   = now + DIAL_CHECK_MS;
+			wake   = end < look ? end : look;
+		}
+		if (wake == UINT64_MAX) {
+			pthread_cond_wait(&c->cv, &c->lock);
+		} else {
+			deadline_of((int)(wake - now), &ts);
+			pthread_cond_timedwait(&c->cv, &c->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	*got = done ? -1 : dial_counts_get(c, dc);
+	return absent;
+}
+
 FERRY_API int
 ferry_client_connect_opts(ferry_client **out, const char *url,
     const struct ferry_client_opts *opts)
 {
-	ferry_client   *c;
-	struct timespec ts;
-	struct sec_dial sd = { 0 };
-	char           *errbuf     = NULL;
-	size_t          errbuf_len = 0;
-	int             rv, timeout;
-	char            err[256];
+	ferry_client      *c;
+	struct sec_dial    sd = { 0 };
+	struct dial_counts dc;
+	char              *errbuf     = NULL;
+	size_t             errbuf_len = 0;
+	int                rv, timeout, absent, got;
+	char               err[256];
 
 	if (out == NULL || url == NULL)
 		return FERRY_EINVAL;
@@ -1016,6 +1368,7 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	c->opts.max_message_size   = 64u << 20;
 	c->opts.max_batch          = 4096;
 	c->opts.submit_timeout_ms  = -1;
+	c->opts.reconnect_ms       = RECONNECT_MS;
 	if (opts != NULL && opts->size >= sizeof(size_t)) {
 		if (opts->connect_timeout_ms != 0)
 			c->opts.connect_timeout_ms = opts->connect_timeout_ms;
@@ -1048,6 +1401,12 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 			errbuf     = opts->errbuf;
 			errbuf_len = opts->errbuf_len;
 		}
+		if (CL_HAS(opts, reconnect_ms) && opts->reconnect_ms != 0)
+			c->opts.reconnect_ms = opts->reconnect_ms < 0
+			    ? -1
+			    : opts->reconnect_ms;
+		if (CL_HAS(opts, no_scheduler_ms) && opts->no_scheduler_ms > 0)
+			c->opts.no_scheduler_ms = opts->no_scheduler_ms;
 	}
 	if (sd.token_file != NULL &&
 	    (sec_token_load(sd.token_file, c->token, errbuf, errbuf_len) !=
@@ -1106,32 +1465,33 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	}
 	nng_recv_aio(c->sock, c->rx);
 	timeout = c->opts.connect_timeout_ms;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (timeout > 0) {
-		ts.tv_sec += timeout / 1000;
-		ts.tv_nsec += (long)(timeout % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-	}
+	absent  = connect_wait(c, timeout, &dc, &got);
 	pthread_mutex_lock(&c->lock);
-	rv = 0;
-	while (!c->connected && c->conn_error == 0 && rv != ETIMEDOUT) {
-		if (timeout < 0)
-			pthread_cond_wait(&c->cv, &c->lock);
-		else
-			rv = pthread_cond_timedwait(&c->cv, &c->lock, &ts);
-	}
 	rv = c->connected         ? 0
 	    : c->conn_error != 0  ? c->conn_error
 	    : c->resume_retry     ? FERRY_ESTATE /* session still in use */
 	                          : FERRY_ECONNECT;
-	if (rv == FERRY_ECONNECT)
-		util_errf(errbuf, errbuf_len,
-		    "no answer from the scheduler at %s within %d ms%s", url,
-		    timeout, sec_connect_hint(url));
-	else if (rv == FERRY_ESTATE && c->conn_error == 0)
+	if (rv == FERRY_ECONNECT) {
+		/* nothing listens there (every dial failed), or something
+		 * does and did not answer, or failed the handshake */
+		int         nobody = 0;
+		const char *why    = got == 0 && dc.connect == 0
+		       ? dial_cause(&zero, &dc, url, &nobody)
+		       : NULL;
+		if (why != NULL && nobody && absent)
+			util_errf(errbuf, errbuf_len, "no scheduler at %s: %s",
+			    url, why);
+		else if (why != NULL && nobody)
+			util_errf(errbuf, errbuf_len,
+			    "no scheduler at %s: %s (tried for %d ms)", url, why,
+			    timeout);
+		else
+			util_errf(errbuf, errbuf_len,
+			    "no answer from the scheduler at %s within %d "
+			    "ms%s%s%s",
+			    url, timeout, sec_connect_hint(url),
+			    why != NULL ? ": " : "", why != NULL ? why : "");
+	} else if (rv == FERRY_ESTATE && c->conn_error == 0)
 		util_errf(errbuf, errbuf_len,
 		    "session %" PRIu64 " is still attached to another "
 		    "connection",
@@ -1278,6 +1638,18 @@ submit_locked(ferry_client *c, const char *fn, size_t fn_len,
 	f->state    = FERRY_PENDING;
 	f->refs     = 3; /* the caller's, the client's, the queue's */
 	f->queued   = 1;
+	if (c->offline) {
+		/* the scheduler has been out of reach for reconnect_ms: the
+		 * task fails at once, as the pending ones did */
+		f->refs   = 2;
+		f->queued = 0;
+		c->refs++;
+		c->stats.submitted++;
+		future_complete_locked(c, f, FERRY_FAILED, FERRY_ECLOSED,
+		    c->down_msg, strlen(c->down_msg));
+		*out = f;
+		return 0;
+	}
 	if (idmap_put(&c->pending, f->tag, f) != 0) {
 		c->next_tag--;
 		free(f->fn);
@@ -1765,6 +2137,10 @@ ferry_attach(ferry_client *c, uint64_t id, ferry_future **out)
 		future_complete_locked(c, f, state_of_code(o->code), o->code,
 		    o->data, o->len);
 		free(o);
+	} else if (c->offline) {
+		/* no scheduler for reconnect_ms: as every pending future */
+		future_complete_locked(c, f, FERRY_FAILED, FERRY_ECLOSED,
+		    c->down_msg, strlen(c->down_msg));
 	} else if (idmap_put(&c->pending, id, f) != 0) {
 		c->refs--;
 		free(f);
@@ -1961,9 +2337,11 @@ ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
 	gen            = c->status_gen;
 	c->status_want = 1;
 	pump_locked(c);
-	while (c->status_gen == gen && rv == 0)
+	while (c->status_gen == gen && rv == 0 && !c->offline)
 		rv = wait_locked(c, timeout_ms, &ts);
-	if (c->status_gen != gen && c->status_bytes != NULL) {
+	if (c->status_gen == gen && c->offline) {
+		rv = FERRY_ECLOSED; /* gave up on the scheduler */
+	} else if (c->status_gen != gen && c->status_bytes != NULL) {
 		bytes = malloc(c->status_len);
 		if (bytes != NULL) {
 			memcpy(bytes, c->status_bytes, c->status_len);

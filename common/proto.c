@@ -324,7 +324,9 @@ get_array(struct dctx *c, const msgpack_object *map, const char *key,
 }
 
 /* The options map of a submit entry (tasks[i][4]); unknown keys are
- * ignored so that newer clients can talk to this scheduler. */
+ * ignored so that newer clients can talk to this scheduler.  Counts and
+ * durations take integers only (true is not 1 retry); retry_errors, a
+ * flag, takes 0/1 or a boolean, as docs/protocol.md says. */
 static int
 decode_task_opts(struct dctx *c, uint32_t i, const msgpack_object *o,
     struct proto_task_opts *opts)
@@ -334,18 +336,21 @@ decode_task_opts(struct dctx *c, uint32_t i, const msgpack_object *o,
 		uint32_t    bit;
 		size_t      off;
 		uint32_t    max;
+		int         flag; /* a boolean is accepted too */
 	} keys[] = {
 		{ "retries", PROTO_OPT_RETRIES,
-		    offsetof(struct proto_task_opts, retries), 1000 },
+		    offsetof(struct proto_task_opts, retries), 1000, 0 },
 		{ "backoff_ms", PROTO_OPT_BACKOFF,
-		    offsetof(struct proto_task_opts, backoff_ms), 86400000 },
+		    offsetof(struct proto_task_opts, backoff_ms), 86400000,
+		    0 },
 		{ "backoff_max_ms", PROTO_OPT_BACKOFF_MAX,
 		    offsetof(struct proto_task_opts, backoff_max_ms),
-		    86400000 },
+		    86400000, 0 },
 		{ "timeout_ms", PROTO_OPT_TIMEOUT,
-		    offsetof(struct proto_task_opts, timeout_ms), 0x7fffffff },
+		    offsetof(struct proto_task_opts, timeout_ms), 0x7fffffff,
+		    0 },
 		{ "retry_errors", PROTO_OPT_RETRY_ERRORS,
-		    offsetof(struct proto_task_opts, retry_errors), 1 },
+		    offsetof(struct proto_task_opts, retry_errors), 1, 1 },
 	};
 
 	if (o->type == MSGPACK_OBJECT_NIL)
@@ -358,15 +363,16 @@ decode_task_opts(struct dctx *c, uint32_t i, const msgpack_object *o,
 		uint64_t              x;
 		if (v == NULL)
 			continue;
-		if (v->type == MSGPACK_OBJECT_BOOLEAN)
+		if (v->type == MSGPACK_OBJECT_BOOLEAN && keys[k].flag)
 			x = v->via.boolean ? 1 : 0;
 		else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 			x = v->via.u64;
 		else
 			return bad(c,
 			    "tasks[%u][4] (options): '%s': expected a "
-			    "non-negative integer, got %s",
-			    i, keys[k].key, obj_type_name(v));
+			    "non-negative integer%s, got %s",
+			    i, keys[k].key, keys[k].flag ? " or a boolean" : "",
+			    obj_type_name(v));
 		if (x > keys[k].max)
 			return bad(c,
 			    "tasks[%u][4] (options): '%s': %llu is over the "

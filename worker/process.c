@@ -14,11 +14,18 @@
  * Under a supervisor, each executor writes the task it runs (with its
  * deadline) into its slot of the shared slot table (slots.h) before
  * running it, and skips a task the supervisor marked cancelled; the
- * supervisor enforces the deadline.  With max_tasks the process asks for
- * no more than that many tasks in its life and exits with
- * WRK_EXIT_RECYCLED once their results are acknowledged.
+ * supervisor enforces the deadline.  A task that returned stays in its
+ * slot as "returned" until the scheduler answers the request that carried
+ * its result, so that a process that dies in between (a task that broke
+ * it: closed its descriptors, left a thread that calls exit()) is charged
+ * to that task.  The process declares in the table the exit status it
+ * chose before it exits, and a fault in its own code: the supervisor
+ * believes nothing else.  With max_tasks the process asks for no more
+ * than that many tasks in its life and exits with WRK_EXIT_RECYCLED once
+ * their results are acknowledged.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,6 +39,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -48,6 +56,7 @@
 #include "worker.h"
 
 #define MAX_REQS 8
+#define RECONNECT_WAIT_MS 3000 /* for a hello after a lost connection */
 
 enum req_kind { REQ_HELLO = 1, REQ_POLL, REQ_RESULTS };
 
@@ -76,14 +85,13 @@ struct req {
 	int                  kind;
 	int                  polls; /* a results request that is also the poll */
 	uint64_t             credit;
+	uint64_t             batch; /* results: the outbox batch it carries */
 	nng_ctx              ctx;
 	nng_aio             *tx, *rx;
 	int                  tx_busy, rx_busy;
 	int                  dead; /* no context: never used again */
 	struct proto_decoder dec;
 };
-
-struct wproc;
 
 /* An executor thread and the slot of the slot table it writes. */
 struct executor {
@@ -123,6 +131,14 @@ struct wproc {
 	uint64_t            taken;   /* tasks received and not handed back
 	                              * (for max_tasks) */
 	struct wrk_slots   *slots;   /* shared with the supervisor, or NULL */
+	int                 canary[2]; /* a pipe only we hold (see
+	                                * canary_intact) */
+	uint64_t            next_canary_ms;
+	uint64_t            out_batch; /* number of the batch in the outbox */
+	uint64_t           *ret_task;  /* per slot: the task that returned
+	                                * there last, while the outbox batch */
+	uint64_t           *ret_batch; /* its result is in is not answered;
+	                                * 0: none */
 
 	/* I/O thread only */
 	atomic_int          pipe_lost;
@@ -132,6 +148,7 @@ struct wproc {
 	int                 poll_inflight, res_inflight;
 	int                 registered;
 	uint64_t            hello_deadline;
+	uint32_t            hello_wait_ms; /* how long that deadline is */
 	uint64_t            hb_ms, hb_timeout_ms;
 	uint64_t            last_reply_ms;
 	size_t              max_msg;
@@ -279,14 +296,38 @@ static __thread sigjmp_buf   crash_jmp;
 static __thread volatile int in_task;
 static __thread volatile int crash_sig;
 static __thread void *volatile crash_addr;
+static struct wrk_slots *volatile crash_slots; /* to say it was ours */
+static int   canary_fd = -1; /* the read end of the canary pipe */
+static dev_t canary_dev;
+static ino_t canary_ino;
+
+/*
+ * Whether this process's descriptors are still its own.  A task that
+ * closes them (0-1023, say) leaves NNG's sockets, eventfds and epoll
+ * descriptors gone, or replaced by whatever was opened since: the process
+ * cannot go on.  The canary is a pipe only this process holds: its inode
+ * is its own, and the I/O thread, which polls its read end, wakes the
+ * moment its write end is closed.  Async-signal-safe.
+ */
+static int
+canary_intact(void)
+{
+	struct stat st;
+	return canary_fd < 0 ||
+	    (fstat(canary_fd, &st) == 0 && st.st_dev == canary_dev &&
+	        st.st_ino == canary_ino);
+}
 
 static void
 crash_handler(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
 	if (!in_task) {
-		/* not in a task: the worker itself is broken; die with the
-		 * signal so the supervisor reports it */
+		/* not in a task: the worker itself is broken (maybe by a
+		 * task: its descriptors closed); say so in the table and die
+		 * with the signal so the supervisor reports it */
+		wrk_slots_set_fault(crash_slots,
+		    canary_intact() ? sig : WRK_SLOTS_FAULT_FDS);
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
@@ -445,7 +486,7 @@ report:
  * the scheduler cancelled it (the supervisor says so in the table): then
  * its result is FERRY_ECANCELED, which the scheduler drops as late.
  */
-static void
+static int
 run_claimed(struct wproc *w, uint32_t slot, struct wtask *t,
     struct ferry_task *ctx, msgpack_zone *zone, struct proto_writer *res)
 {
@@ -459,10 +500,46 @@ run_claimed(struct wproc *w, uint32_t slot, struct wtask *t,
 		proto_writer_reset(res);
 		proto_pack_result(res, t->id, FERRY_ECANCELED, msg,
 		    sizeof(msg) - 1);
-		return;
+		return 0;
 	}
+	/* the slot shows it running until its result is in the outbox */
 	run_task(w, t, ctx, zone, res);
+	return 1;
+}
+
+/*
+ * The task that ran in slot has its result in the outbox (lock held): the
+ * slot shows it as returned until the scheduler answers the request that
+ * carries that batch, then it is idle.  A process that dies in between
+ * (the task broke it) is charged to the task (slots.h).
+ */
+static void
+returned_locked(struct wproc *w, uint32_t slot, uint64_t task)
+{
+	if (w->slots == NULL)
+		return;
+	wrk_slots_set_returned(w->slots, slot, task);
 	wrk_slots_end(w->slots, slot);
+	w->ret_task[slot]  = task;
+	w->ret_batch[slot] = w->out_batch;
+}
+
+/* The scheduler answered the results request that carried batch (lock
+ * held): the tasks whose results were in it, or in an earlier one, are no
+ * longer this process's to answer for. */
+static void
+acked_locked(struct wproc *w, uint64_t batch)
+{
+	if (w->slots == NULL)
+		return;
+	for (int i = 0; i < w->n_threads; i++)
+		if (w->ret_batch[i] != 0 && w->ret_batch[i] <= batch) {
+			if (wrk_slots_returned(w->slots, (uint32_t)i) ==
+			    w->ret_task[i])
+				wrk_slots_set_returned(w->slots, (uint32_t)i,
+				    0);
+			w->ret_batch[i] = 0;
+		}
 }
 
 static void *
@@ -496,8 +573,8 @@ executor_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		struct wtask *t;
-		int           wake;
-		uint64_t      t0;
+		int           wake, ran;
+		uint64_t      t0, id;
 		double        dt;
 
 		while (!w->stopping && !w->crashed && w->in_head == NULL)
@@ -511,9 +588,10 @@ executor_main(void *arg)
 		w->running++;
 		pthread_mutex_unlock(&w->lock);
 
-		t0 = util_now_us();
-		run_claimed(w, ex->slot, t, &ctx, &zone, &res);
-		dt = (double)(util_now_us() - t0);
+		t0  = util_now_us();
+		id  = t->id;
+		ran = run_claimed(w, ex->slot, t, &ctx, &zone, &res);
+		dt  = (double)(util_now_us() - t0);
 		free(t);
 
 		pthread_mutex_lock(&w->lock);
@@ -521,6 +599,8 @@ executor_main(void *arg)
 		w->avg_us = w->n_timed++ == 0 ? dt : 0.9 * w->avg_us + 0.1 * dt;
 		msgpack_sbuffer_write(&w->out.buf, res.buf.data, res.buf.size);
 		w->out_n++;
+		if (ran)
+			returned_locked(w, ex->slot, id);
 		w->running--;
 		w->held--;
 		w->tasks_run++;
@@ -668,7 +748,8 @@ send_hello_locked(struct wproc *w)
 	if (w->o->supervisor_token != 0)
 		proto_put_uint(&w->msgw, "supervisor", w->o->supervisor_token);
 	send_req(w, r, &w->msgw);
-	w->hello_deadline = util_now_ms() + w->o->connect_timeout_ms;
+	w->hello_wait_ms  = w->o->connect_timeout_ms;
+	w->hello_deadline = util_now_ms() + w->hello_wait_ms;
 	w->last_reply_ms  = util_now_ms();
 }
 
@@ -757,8 +838,10 @@ send_work_locked(struct wproc *w, int with_results)
 	w->n_loaded = w->n_evicted = 0;
 	w->granted += avail;
 	r->polls = polls;
-	if (with_results)
+	if (with_results) {
 		w->res_inflight = 1;
+		r->batch        = w->out_batch++;
+	}
 	if (!with_results || polls)
 		w->poll_inflight = 1;
 }
@@ -886,6 +969,8 @@ handle_reply(struct wproc *w, struct req *r, nng_msg *msg)
 	}
 	kind  = r->kind;
 	r->id = 0;
+	if (kind == REQ_RESULTS && rv == 0)
+		acked_locked(w, r->batch);
 	if (kind == REQ_HELLO) {
 		if (rv == 0 && m.type == PROTO_WELCOME) {
 			w->registered = 1;
@@ -1224,6 +1309,22 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	wake_io(w);
 }
 
+/* Die if this process lost its descriptors (canary_intact), looking at
+ * most every 50 ms unless woken by the canary: the table says so, and the
+ * supervisor charges the task that ran (or had just returned). */
+static void
+check_descriptors(struct wproc *w, uint64_t now, int woken)
+{
+	if (w->canary[0] < 0 || (!woken && now < w->next_canary_ms))
+		return;
+	w->next_canary_ms = now + 50;
+	if (canary_intact() && !woken)
+		return;
+	/* not even the log may be where it was: no message */
+	wrk_slots_set_fault(w->slots, WRK_SLOTS_FAULT_FDS);
+	abort();
+}
+
 static int
 io_loop(struct wproc *w)
 {
@@ -1233,19 +1334,20 @@ io_loop(struct wproc *w)
 	send_hello_locked(w);
 	pthread_mutex_unlock(&w->lock);
 	for (;;) {
-		struct pollfd pfd[2];
+		struct pollfd pfd[3];
 		uint64_t      now = util_now_ms();
 		uint32_t      out_n, running;
 		static uint64_t last_turn;
 		int           inflight, registered;
 
+		check_descriptors(w, now, 0);
 		pthread_mutex_lock(&w->lock);
 		registered = w->registered;
 		pthread_mutex_unlock(&w->lock);
 		if (!registered && now >= w->hello_deadline) {
 			log_error("no answer from the scheduler at %s within "
 			          "%u ms%s",
-			    w->o->connect, w->o->connect_timeout_ms,
+			    w->o->connect, w->hello_wait_ms,
 			    sec_connect_hint(w->o->connect));
 			return WRK_EXIT_LOST;
 		}
@@ -1322,10 +1424,19 @@ io_loop(struct wproc *w)
 		pfd[0].events = POLLIN;
 		pfd[1].fd     = w->signal_fd;
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, 100) < 0 && errno != EINTR) {
+		pfd[2].fd     = w->canary[0];
+		pfd[2].events = POLLIN;
+		pfd[2].revents = 0;
+		if (poll(pfd, w->canary[0] >= 0 ? 3 : 2, 100) < 0 &&
+		    errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			return 1;
 		}
+		/* the canary's other end closed, or any of these gone: the
+		 * process's descriptors were closed under it */
+		if ((pfd[2].revents | ((pfd[0].revents | pfd[1].revents) &
+		                          POLLNVAL)) != 0)
+			check_descriptors(w, util_now_ms(), 1);
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(w->signal_fd, &si, sizeof(si)) > 0 &&
@@ -1375,15 +1486,36 @@ io_loop(struct wproc *w)
 				/* a hello can be lost with the old connection:
 				 * if none is answered soon, start afresh (the
 				 * supervisor restarts this process) */
-				if (w->o->connect_timeout_ms > 3000)
-					w->hello_deadline =
-					    util_now_ms() + 3000;
+				if (w->hello_wait_ms > RECONNECT_WAIT_MS) {
+					w->hello_wait_ms = RECONNECT_WAIT_MS;
+					w->hello_deadline = util_now_ms() +
+					    RECONNECT_WAIT_MS;
+				}
 			}
 			pthread_mutex_unlock(&w->lock);
 			if (w->draining)
 				return 0;
 		}
 	}
+}
+
+/*
+ * Before exiting: if the supervisor is gone, nobody will kill this
+ * process's group when it ends, so take it down here, this process with
+ * it (as its last act: nobody waits for its exit status any more).  What
+ * its tasks started goes with it, as it would under a living supervisor.
+ */
+static void
+orphaned_group_stop(const struct wrk_options *o)
+{
+	/* only a process a supervisor started (in a group of its own) */
+	if (o->supervisor_token == 0 || o->parent_pid <= 0 ||
+	    getppid() == o->parent_pid || getpgrp() != getpid())
+		return;
+	log_info("supervisor gone: stopping process group %d (this process "
+	         "and what its tasks started)",
+	    (int)getpid());
+	kill(0, SIGKILL);
 }
 
 int
@@ -1396,6 +1528,7 @@ wrk_process_run(const struct wrk_options *o)
 	memset(&w, 0, sizeof(w));
 	w.o         = o;
 	w.event_fd  = w.signal_fd = -1;
+	w.canary[0] = w.canary[1] = -1;
 	w.capacity  = (uint32_t)(o->slots + o->prefetch);
 	w.hb_ms     = 1000;
 	w.hb_timeout_ms = 5000;
@@ -1433,6 +1566,31 @@ wrk_process_run(const struct wrk_options *o)
 		rc = 1;
 		goto out;
 	}
+	/* the table first, so that every exit from here on is declared in
+	 * it (a library that cannot load too) */
+	if (o->slot_table_fd >= 0) {
+		char err[512];
+		struct stat st;
+		if (wrk_slots_attach(&w.slots, o->slot_table_fd,
+		        (uint32_t)o->slots, err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			rc = WRK_EXIT_CONFIG;
+			goto out;
+		}
+		close(o->slot_table_fd);
+		crash_slots = w.slots;
+		/* the canary of canary_intact() (without it, a process whose
+		 * descriptors a task closed may linger until it gives up on
+		 * the scheduler) */
+		if (pipe2(w.canary, O_CLOEXEC) == 0 &&
+		    fstat(w.canary[0], &st) == 0) {
+			canary_dev = st.st_dev;
+			canary_ino = st.st_ino;
+			canary_fd  = w.canary[0];
+		} else {
+			log_warn("canary pipe: %s", strerror(errno));
+		}
+	}
 
 	for (size_t i = 0; i < o->n_libraries; i++) {
 		char path[4096], err[1024];
@@ -1450,16 +1608,6 @@ wrk_process_run(const struct wrk_options *o)
 	if (cache_open(&w) != 0) {
 		rc = 2;
 		goto out;
-	}
-	if (o->slot_table_fd >= 0) {
-		char err[512];
-		if (wrk_slots_attach(&w.slots, o->slot_table_fd,
-		        (uint32_t)o->slots, err, sizeof(err)) != 0) {
-			log_error("%s", err);
-			rc = WRK_EXIT_CONFIG;
-			goto out;
-		}
-		close(o->slot_table_fd);
 	}
 	crash_handlers_install();
 
@@ -1489,9 +1637,14 @@ wrk_process_run(const struct wrk_options *o)
 	}
 
 	w.n_threads = o->slots;
+	w.out_batch = 1;
 	if ((w.threads = calloc((size_t)w.n_threads, sizeof(pthread_t))) ==
 	        NULL ||
 	    (w.execs = calloc((size_t)w.n_threads, sizeof(*w.execs))) ==
+	        NULL ||
+	    (w.ret_task = calloc((size_t)w.n_threads, sizeof(uint64_t))) ==
+	        NULL ||
+	    (w.ret_batch = calloc((size_t)w.n_threads, sizeof(uint64_t))) ==
 	        NULL) {
 		w.n_threads = 0;
 		rc          = 1;
@@ -1523,6 +1676,8 @@ out:
 			 * thread cannot be stopped, so leave now */
 			pthread_mutex_unlock(&w.lock);
 			nng_close(w.sock);
+			wrk_slots_set_exit(w.slots, rc);
+			orphaned_group_stop(o);
 			_exit(rc);
 		}
 		pthread_mutex_unlock(&w.lock);
@@ -1544,6 +1699,10 @@ out:
 		close(w.signal_fd);
 	if (w.event_fd >= 0)
 		close(w.event_fd);
+	canary_fd = -1;
+	for (int i = 0; i < 2; i++)
+		if (w.canary[i] >= 0)
+			close(w.canary[i]);
 	proto_writer_fini(&w.out);
 	proto_writer_fini(&w.spare);
 	proto_writer_fini(&w.msgw);
@@ -1551,8 +1710,14 @@ out:
 	proto_writer_fini(&w.ev_evicted);
 	objcache_free(w.cache);
 	wrk_registry_fini(&w.reg);
+	free(w.ret_task);
+	free(w.ret_batch);
+	/* the last word: this status is the process's own choice */
+	crash_slots = NULL;
+	wrk_slots_set_exit(w.slots, rc);
 	wrk_slots_free(w.slots);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.cv);
+	orphaned_group_stop(o);
 	return rc;
 }

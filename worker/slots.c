@@ -16,7 +16,7 @@
 #include "util.h"
 
 #define SLOTS_MAGIC UINT64_C(0x3174736c73797266) /* "ferryslt1" */
-#define SLOTS_VERSION 1
+#define SLOTS_VERSION 2
 #define SLOTS_MAX 1048576u
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2,
@@ -28,7 +28,8 @@ struct slot {
 	_Atomic uint64_t task;
 	_Atomic uint64_t started_ms;
 	_Atomic uint64_t deadline_ms;
-	uint64_t         pad[5];
+	_Atomic uint64_t returned; /* result not acknowledged yet */
+	uint64_t         pad[4];
 };
 
 struct table {
@@ -37,7 +38,9 @@ struct table {
 	uint32_t         n_slots;
 	_Atomic uint64_t worker_id;   /* written by the worker */
 	_Atomic uint64_t recycled;    /* written by the worker */
-	uint64_t         pad[4];
+	_Atomic uint64_t exiting;     /* declared exit status + 1 (worker) */
+	_Atomic uint64_t fault;       /* signal in its own code (worker) */
+	uint64_t         pad[2];
 	_Atomic uint64_t cancel_seq;  /* ids ever added (supervisor) */
 	_Atomic uint64_t cancelled[WRK_SLOTS_CANCEL_RING];
 	struct slot      slots[];
@@ -214,10 +217,47 @@ wrk_slots_end(struct wrk_slots *s, uint32_t slot)
 }
 
 void
+wrk_slots_set_returned(struct wrk_slots *s, uint32_t slot, uint64_t task)
+{
+	/* read by the supervisor once the process is dead, and by the
+	 * process itself: no ordering with other fields needed (a plain
+	 * store on x86, where a sequentially consistent one is a fence) */
+	if (s != NULL && slot < s->n)
+		atomic_store_explicit(&s->t->slots[slot].returned, task,
+		    memory_order_release);
+}
+
+uint64_t
+wrk_slots_returned(const struct wrk_slots *s, uint32_t slot)
+{
+	if (s == NULL || slot >= s->n)
+		return 0;
+	return atomic_load_explicit(&s->t->slots[slot].returned,
+	    memory_order_acquire);
+}
+
+void
 wrk_slots_set_recycled(struct wrk_slots *s)
 {
 	if (s != NULL)
 		atomic_store(&s->t->recycled, 1);
+}
+
+void
+wrk_slots_set_exit(struct wrk_slots *s, int status)
+{
+	if (s != NULL && status >= 0)
+		atomic_store(&s->t->exiting, (uint64_t)status + 1);
+}
+
+void
+wrk_slots_set_fault(struct wrk_slots *s, int sig)
+{
+	/* the first one wins: it is the cause, a later one its effect */
+	uint64_t none = 0;
+	if (s != NULL && sig > 0)
+		atomic_compare_exchange_strong(&s->t->fault, &none,
+		    (uint64_t)sig);
 }
 
 /* -------------------------------------------------- supervisor side */
@@ -249,7 +289,8 @@ wrk_slots_read(const struct wrk_slots *s, uint32_t slot,
 		if (t1 == t2)
 			break;
 	}
-	out->task = t2;
+	out->task     = t2;
+	out->returned = atomic_load(&sl->returned);
 	if (out->task == 0) {
 		out->started_ms = out->deadline_ms = 0;
 		return 0;
@@ -279,4 +320,18 @@ int
 wrk_slots_recycled(const struct wrk_slots *s)
 {
 	return s != NULL && atomic_load(&s->t->recycled) != 0;
+}
+
+int
+wrk_slots_exit(const struct wrk_slots *s)
+{
+	uint64_t v = s != NULL ? atomic_load(&s->t->exiting) : 0;
+	return v == 0 || v > 256 ? -1 : (int)(v - 1);
+}
+
+int
+wrk_slots_fault(const struct wrk_slots *s)
+{
+	uint64_t v = s != NULL ? atomic_load(&s->t->fault) : 0;
+	return v > WRK_SLOTS_FAULT_FDS ? 0 : (int)v;
 }

@@ -4,9 +4,14 @@
  * The supervisor creates one table per worker process (a memfd, mapped
  * shared on both sides) and hands it over at spawn.  The worker writes,
  * per executor slot, the scheduler id of the task it runs with the run's
- * start time and deadline, and in the header the worker id it registered
- * as; the supervisor reads them to enforce timeouts and to say, when the
- * process dies, which tasks died with it.  The supervisor writes the other
+ * start time and deadline, then, once the task returned, its id as
+ * "returned" until the scheduler acknowledged its result; in the header,
+ * the worker id it registered as, the exit status it is about to exit
+ * with by its own decision, and what stopped its own code (not a task's).
+ * The supervisor reads them to enforce timeouts and to say, when the
+ * process dies, which tasks died with it and which one to blame: the
+ * table, not the exit status, says whether a task was running, since a
+ * task can call exit() with any status.  The supervisor writes the other
  * way only the ids of tasks the scheduler cancelled, so that the worker
  * skips them if they have not started.
  *
@@ -41,6 +46,8 @@ struct wrk_slot_info {
 	uint64_t task;        /* scheduler task id; 0: idle */
 	uint64_t started_ms;  /* when the run started */
 	uint64_t deadline_ms; /* when it must have ended; 0: no timeout */
+	uint64_t returned;    /* the oldest task that returned here and
+	                       * whose result is not acknowledged; 0: none */
 };
 
 /*
@@ -80,20 +87,43 @@ void wrk_slots_set_worker(struct wrk_slots *s, uint64_t worker_id);
 int wrk_slots_begin(struct wrk_slots *s, uint32_t slot, uint64_t task,
     uint64_t started_ms, uint64_t deadline_ms);
 
-/* Mark slot idle after its task ended. */
+/* Mark slot idle after its task ended (record it as returned first). */
 void wrk_slots_end(struct wrk_slots *s, uint32_t slot);
+
+/* Set the returned task of slot (0: none): the oldest task that ran there
+ * and whose result the scheduler has not acknowledged. */
+void wrk_slots_set_returned(struct wrk_slots *s, uint32_t slot,
+    uint64_t task);
+
+/* The returned task of slot (0: none). */
+uint64_t wrk_slots_returned(const struct wrk_slots *s, uint32_t slot);
 
 /* Say that the process exits because it was recycled (max tasks), so the
  * supervisor does not take the exit status alone for it. */
 void wrk_slots_set_recycled(struct wrk_slots *s);
+
+/* Declare, just before exiting, the exit status the process chose; the
+ * supervisor believes a status with a meaning (enum wrk_exit) only when it
+ * was declared, so that a task calling exit(N) cannot pass for it. */
+void wrk_slots_set_exit(struct wrk_slots *s, int status);
+
+/* A fault that is not a signal: the process found its descriptors closed
+ * under it (by a task). */
+#define WRK_SLOTS_FAULT_FDS 1000
+
+/* Record that signal sig (or WRK_SLOTS_FAULT_FDS) stopped the worker's own
+ * code, outside any task run; the first one recorded stays.
+ * Async-signal-safe: for a fatal-signal handler. */
+void wrk_slots_set_fault(struct wrk_slots *s, int sig);
 
 /* ---- the supervisor's side ---- */
 
 /* The worker id last recorded (0: not registered yet). */
 uint64_t wrk_slots_worker(const struct wrk_slots *s);
 
-/* Read slot consistently (task, start and deadline of one run).  Returns 1
- * if a task is running in it, 0 if idle. */
+/* Read slot consistently (task, start and deadline of one run, and the
+ * task returned there last, if not acknowledged).  Returns 1 if a task is
+ * running in it, 0 if idle. */
 int wrk_slots_read(const struct wrk_slots *s, uint32_t slot,
     struct wrk_slot_info *out);
 
@@ -106,5 +136,12 @@ int wrk_slots_cancel(struct wrk_slots *s, uint64_t task);
 
 /* Whether the worker said it exits to be recycled. */
 int wrk_slots_recycled(const struct wrk_slots *s);
+
+/* The exit status the worker declared (wrk_slots_set_exit), or -1. */
+int wrk_slots_exit(const struct wrk_slots *s);
+
+/* The signal (or WRK_SLOTS_FAULT_FDS) that stopped the worker's own code,
+ * or 0. */
+int wrk_slots_fault(const struct wrk_slots *s);
 
 #endif

@@ -21,17 +21,31 @@
  * every ~100 ms, with a memory limit, one whose anonymous memory (RssAnon)
  * exceeds it.
  *
- * Exit statuses of a worker process (enum wrk_exit in worker.h):
- *   0  drained after SIGTERM, or the supervisor went away
- *   1  a system error                          -> "exit", tasks charged 1
+ * Exit statuses of a worker process (enum wrk_exit in worker.h) mean
+ * something only when the process declared them in its table just before
+ * exiting (a task can call exit() with any status, 0 included):
+ *   0  drained after SIGTERM, or the supervisor went away -> nothing charged
+ *   1  a system error                          -> "exit", running charged
  *   2  cannot start (bad library or options)   -> the supervisor stops
  *   3  gave up on the scheduler's connection   -> "exit", charged 0
  *   4  a task crashed and was reported as FERRY_ECRASHED by the process
  *      itself; what its table still shows ran beside it -> charged 0
- *   5  recycled: ran max_tasks tasks and drained; counts only if the
- *      process also flagged it in its table (a task calling exit(5) is an
- *      ordinary "exit"); restarted at once  -> "recycle"
- *   any other (a task called exit()): "exit", running tasks charged 1.
+ *   5  recycled: ran max_tasks tasks and drained; restarted at once
+ *      -> "recycle"
+ * Any other end -- a status the process did not declare, any signal, an
+ * abort in the worker's own code -- is a death charged to the tasks its
+ * table shows running, or, if none was, to those that returned and whose
+ * results the scheduler had not yet acknowledged ("worker aborted after
+ * the task returned"); see report_child().
+ *
+ * Process groups: each worker process leads a process group of its own,
+ * and when it ends (dies, is recycled, timed out, cancelled, drained) the
+ * supervisor kills that group, so that processes its tasks started go
+ * with it.  The supervisor is a child subreaper: a process that left the
+ * group (setsid) and whose parent ended comes back to it as a child, and
+ * is killed when a worker process ends and when the supervisor stops
+ * (kill_orphans).  No cgroups: the process group and the subreaper need
+ * no privileges and work in any container.
  *
  * Connection to the scheduler: a raw REQ socket of its own, polled in the
  * same loop, registered with hello role "supervisor" and a random token
@@ -42,6 +56,7 @@
  * the scheduler is away, and go out once it is back.  Without the
  * scheduler everything else works as before.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -54,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -266,9 +282,13 @@ spawn_one(struct sup *s, struct child *k)
 		posix_spawn_file_actions_adddup2(&fa, fd, WRK_SLOTS_FD);
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);
-	/* the child starts with no signal blocked, whatever ours */
+	/* the child starts with no signal blocked, whatever ours, and in a
+	 * process group of its own: what its tasks start stays in it, and
+	 * goes with it (kill_child, and the wait loop when it ends) */
 	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr,
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
 	rv = posix_spawn(&pid, s->exe, &fa, &attr, (char *const *)argv,
 	    environ);
 	posix_spawnattr_destroy(&attr);
@@ -304,7 +324,78 @@ kill_child(struct child *k, int cause, uint64_t task, const char *fmt, ...)
 	va_end(ap);
 	log_warn("killing worker process %d (pid %d): %s", k->index,
 	    (int)k->pid, k->kill_reason);
-	kill(k->pid, SIGKILL);
+	kill(-k->pid, SIGKILL); /* its group: the process and what it left */
+}
+
+/*
+ * The parent of pid and its process group, from /proc/PID/stat; returns
+ * 0, or -1 if it is gone or a zombie (dead, waiting to be reaped).
+ */
+static int
+proc_parent(pid_t pid, pid_t *ppid, pid_t *pgid)
+{
+	char    path[64], buf[512], *p, state;
+	int     fd, pp, pg;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* "PID (COMM) S PPID PGRP ...": the command may hold anything,
+	 * so start after its last ')' */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %c %d %d", &state, &pp, &pg) != 3 ||
+	    state == 'Z' || state == 'X')
+		return -1;
+	*ppid = pp;
+	*pgid = pg;
+	return 0;
+}
+
+/*
+ * Kill the orphans that came back to us.  The supervisor is a child
+ * subreaper: a process a task started whose parent ended (the worker
+ * process, or a process between them) becomes its child, even after it
+ * left the worker's process group (setsid).  Every child that is not one
+ * of our worker processes is such a leftover: it is killed (with its own
+ * group, when it leads one), and reaped by the wait loop.  A zombie child
+ * keeps its pid until we reap it, so the pid cannot be someone else's.
+ */
+static void
+kill_orphans(struct sup *s)
+{
+	DIR           *d = opendir("/proc");
+	struct dirent *e;
+	pid_t          self = getpid();
+	int            n    = 0;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(e->d_name), ppid, pgid;
+		int   ours = 0;
+		if (pid <= 0 || proc_parent(pid, &ppid, &pgid) != 0 ||
+		    ppid != self)
+			continue;
+		for (int i = 0; i < s->n && !ours; i++)
+			ours = s->kids[i].pid == pid;
+		if (ours)
+			continue;
+		if (pgid == pid)
+			kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		n++;
+	}
+	closedir(d);
+	if (n > 0)
+		log_warn("killed %d process(es) that tasks left behind (they "
+		         "outlived their parents)",
+		    n);
 }
 
 /* Kill processes whose task is past its deadline. */
@@ -375,22 +466,44 @@ check_memory(struct sup *s)
 	}
 }
 
+/* How a process ended, from its wait status: "exit status 3", "killed by
+ * SIGSEGV (signal 11: Segmentation fault)". */
 static void
 describe_status(int status, char *buf, size_t len)
 {
-	if (WIFEXITED(status))
-		snprintf(buf, len, "exited with status %d",
-		    WEXITSTATUS(status));
-	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+	if (WIFEXITED(status)) {
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+	} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
 		snprintf(buf, len,
 		    "killed by signal 9 (Killed): kill -9 or the kernel's OOM "
 		    "killer");
-	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)%s",
-		    WTERMSIG(status), strsignal(WTERMSIG(status)),
+	} else if (WIFSIGNALED(status)) {
+		const char *abbrev = sigabbrev_np(WTERMSIG(status));
+		snprintf(buf, len, "killed by SIG%s (signal %d: %s)%s",
+		    abbrev != NULL ? abbrev : "?", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)),
 		    WCOREDUMP(status) ? ", core dumped" : "");
-	else
+	} else {
 		snprintf(buf, len, "status 0x%x", status);
+	}
+}
+
+/*
+ * Whether k's exit status is one the process chose (enum wrk_exit): it
+ * declared it in its table just before exiting.  A task can call exit()
+ * with any status, so the status alone proves nothing.  A process that
+ * never registered ran no task: what it says is its own.  Without a table
+ * there is nothing else to go by.
+ */
+static int
+exit_is_own(const struct child *k, int status)
+{
+	int code;
+	if (!WIFEXITED(status))
+		return 0;
+	code = WEXITSTATUS(status);
+	return k->slots == NULL || wrk_slots_exit(k->slots) == code ||
+	    wrk_slots_worker(k->slots) == 0;
 }
 
 /* ---------------------------------------------- the scheduler link */
@@ -762,14 +875,39 @@ conn_service(struct sup *s)
 
 /* ---------------------------------------------------------- reaping */
 
-/* Build the report on k, which ended with status, from its slot table
- * (read before it is freed); the table is freed. */
+/* Whether id is among the first n tasks of r. */
+static int
+report_has(const struct report *r, uint32_t n, uint64_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (r->tasks[i].id == id)
+			return 1;
+	return 0;
+}
+
+/*
+ * Build the report on k, which ended with status, from its slot table
+ * (read before it is freed); the table is freed.
+ *
+ * Which tasks are charged.  The supervisor's own kills say it (timeout:
+ * that task; memory: every running one; cancel, drain: none).  Otherwise
+ * an exit the process declared (exit_is_own) with a status that blames
+ * nobody (0 drained, 2 cannot start, 3 lost the scheduler, 4 the crash is
+ * reported already, 5 recycled) charges nothing, and every other end (any
+ * status a task chose, any signal) is a death charged to the tasks the
+ * table shows: those running, or, when none was, the last one that
+ * returned in each slot if the scheduler had not acknowledged its result
+ * ("the worker aborted after the task returned").  The table also says
+ * whether the worker's own code faulted, and whether the process found
+ * its descriptors closed under it (a task closed them): the reason says
+ * so.
+ */
 static void
 report_child(struct sup *s, struct child *k, int status, int stopping)
 {
 	struct report r;
-	uint32_t      n = wrk_slots_count(k->slots), running = 0;
-	int           charge_all = 0, code = -1;
+	uint32_t      n = wrk_slots_count(k->slots), n_run = 0, listed = 0;
+	int           code = -1, blame = 0, own, fault;
 	char          why[160];
 
 	memset(&r, 0, sizeof(r));
@@ -778,16 +916,40 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 	describe_status(status, why, sizeof(why));
 	if (WIFEXITED(status))
 		code = WEXITSTATUS(status);
+	own   = exit_is_own(k, status);
+	fault = wrk_slots_fault(k->slots);
+
+	/* the tasks the table shows: running first, then those returned
+	 * and not acknowledged (charged below) */
+	if (n > 0 && (r.tasks = calloc(2 * (size_t)n, sizeof(*r.tasks))) !=
+	        NULL) {
+		for (uint32_t i = 0; i < n; i++) {
+			struct wrk_slot_info si;
+			if (wrk_slots_read(k->slots, i, &si))
+				r.tasks[listed++].id = si.task;
+		}
+		n_run = listed;
+		for (uint32_t i = 0; i < n; i++) {
+			struct wrk_slot_info si;
+			wrk_slots_read(k->slots, i, &si);
+			if (si.returned != 0 &&
+			    !report_has(&r, listed, si.returned))
+				r.tasks[listed++].id = si.returned;
+		}
+	}
 
 	switch (k->kill_cause) {
 	case KILL_TIMEOUT:
 		r.cause = "timeout";
+		for (uint32_t i = 0; i < n_run; i++)
+			r.tasks[i].charged = r.tasks[i].id == k->kill_task;
 		break;
 	case KILL_MEMORY:
 		/* several tasks may run in the process, and nothing says
 		 * which one allocated: every one is charged */
-		r.cause    = "memory";
-		charge_all = 1;
+		r.cause = "memory";
+		for (uint32_t i = 0; i < n_run; i++)
+			r.tasks[i].charged = 1;
 		break;
 	case KILL_CANCEL:
 		r.cause = "cancel";
@@ -797,61 +959,70 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 		r.cause = "signal";
 		break;
 	default:
-		if (code == WRK_EXIT_RECYCLED && wrk_slots_recycled(k->slots)) {
+		r.cause = code < 0 ? "signal" : "exit";
+		if (own && code == WRK_EXIT_RECYCLED)
 			r.cause = "recycle";
-		} else if (code < 0) {
-			/* kill -9, the OOM killer, a fatal signal the
-			 * process did not catch */
-			r.cause    = "signal";
-			charge_all = !stopping;
-		} else {
-			r.cause = "exit";
-			/* 0: drained; 2: cannot start; 3: lost the
-			 * scheduler; 4: the crash is reported already */
-			charge_all = code != WRK_EXIT_OK &&
-			    code != WRK_EXIT_CONFIG && code != WRK_EXIT_LOST &&
-			    code != WRK_EXIT_CRASHED;
-		}
+		if (own && (code == WRK_EXIT_OK || code == WRK_EXIT_CONFIG ||
+		               code == WRK_EXIT_LOST ||
+		               code == WRK_EXIT_CRASHED ||
+		               code == WRK_EXIT_RECYCLED))
+			break;
+		if (code < 0 && stopping && fault == 0)
+			break; /* killed while we stop it all */
+		/* a death: 1 the running tasks, 2 those that returned */
+		blame = n_run > 0 ? 1 : listed > 0 ? 2 : 0;
+		for (uint32_t i = 0; i < listed; i++)
+			r.tasks[i].charged = blame == 1 ? i < n_run
+			                                    : i >= n_run;
 		break;
 	}
 	if (k->kill_cause != KILL_NONE)
 		util_strlcpy(r.reason, k->kill_reason, sizeof(r.reason));
-	else if (code == WRK_EXIT_CRASHED)
+	else if (own && code == WRK_EXIT_CRASHED)
 		snprintf(r.reason, sizeof(r.reason),
 		    "%s: a task crashed it (reported as such)", why);
-	else if (strcmp(r.cause, "recycle") == 0)
+	else if (own && code == WRK_EXIT_RECYCLED)
 		snprintf(r.reason, sizeof(r.reason),
 		    "recycled after %" PRIu64 " task(s)", s->o->max_tasks);
+	else if (blame != 0 && fault == WRK_SLOTS_FAULT_FDS)
+		snprintf(r.reason, sizeof(r.reason),
+		    "worker aborted %s: its descriptors were closed under it "
+		    "(%s)",
+		    blame == 2 ? "after the task returned"
+		               : "while the task ran",
+		    why);
+	else if (blame == 2 && fault != 0)
+		snprintf(r.reason, sizeof(r.reason),
+		    "worker aborted after the task returned (%s)", why);
+	else if (blame == 2)
+		snprintf(r.reason, sizeof(r.reason),
+		    "worker process ended after the task returned, before its "
+		    "result was acknowledged (%s)",
+		    why);
+	else if (blame == 1 && fault != 0)
+		snprintf(r.reason, sizeof(r.reason),
+		    "%s while the task ran, outside the task's thread", why);
+	else if (blame == 1)
+		snprintf(r.reason, sizeof(r.reason), "%s while the task ran",
+		    why);
 	else
 		util_strlcpy(r.reason, why, sizeof(r.reason));
-
-	if (n > 0 && (r.tasks = calloc(n, sizeof(*r.tasks))) != NULL) {
-		for (uint32_t i = 0; i < n; i++) {
-			struct wrk_slot_info si;
-			if (!wrk_slots_read(k->slots, i, &si))
-				continue;
-			r.tasks[running].id      = si.task;
-			r.tasks[running].charged = charge_all ||
-			    (k->kill_cause == KILL_TIMEOUT &&
-			        si.task == k->kill_task);
-			running++;
-		}
-	}
-	r.n_tasks = running;
+	r.n_tasks = listed;
 	wrk_slots_free(k->slots);
 	k->slots = NULL;
 
-	if (running > 0) {
+	if (listed > 0) {
 		char   list[256];
 		size_t off = 0;
 		list[0]    = '\0';
-		for (uint32_t i = 0; i < running && off < sizeof(list) - 32;
+		for (uint32_t i = 0; i < listed && off < sizeof(list) - 48;
 		     i++)
 			off += (size_t)snprintf(list + off, sizeof(list) - off,
-			    "%s%" PRIu64 "%s", i ? ", " : "", r.tasks[i].id,
+			    "%s%" PRIu64 "%s%s", i ? ", " : "", r.tasks[i].id,
+			    i >= n_run ? " (returned)" : "",
 			    r.tasks[i].charged ? " (to blame)" : "");
 		log_warn("worker process %d (pid %d, worker %" PRIu64
-		         ") ended (%s: %s) while running task(s) %s",
+		         ") ended (%s: %s) with task(s) %s",
 		    k->index, (int)k->pid, r.worker, r.cause, r.reason, list);
 	}
 	if (!s->c.open) {
@@ -865,7 +1036,7 @@ report_child(struct sup *s, struct child *k, int status, int stopping)
 static int
 child_ended(struct sup *s, struct child *k, int status, int stopping)
 {
-	int      cause = k->kill_cause, recycled, registered;
+	int      cause = k->kill_cause, recycled, registered, own;
 	uint64_t now   = util_now_ms();
 	char     why[160];
 	pid_t    pid = k->pid;
@@ -874,9 +1045,8 @@ child_ended(struct sup *s, struct child *k, int status, int stopping)
 	 * ended it (a task that crashed, hung or grew, kill -9) is no
 	 * reason to wait longer and longer before the next one */
 	registered = wrk_slots_worker(k->slots) != 0;
-	recycled   = WIFEXITED(status) &&
-	    WEXITSTATUS(status) == WRK_EXIT_RECYCLED &&
-	    wrk_slots_recycled(k->slots);
+	own        = exit_is_own(k, status);
+	recycled   = own && WEXITSTATUS(status) == WRK_EXIT_RECYCLED;
 	describe_status(status, why, sizeof(why));
 	report_child(s, k, status, stopping);
 	k->pid = 0;
@@ -886,7 +1056,7 @@ child_ended(struct sup *s, struct child *k, int status, int stopping)
 		    why);
 		return 0;
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_CONFIG) {
+	if (own && WEXITSTATUS(status) == WRK_EXIT_CONFIG) {
 		log_error("worker process %d (pid %d) cannot start (%s): see "
 		          "its messages above; stopping",
 		    k->index, (int)pid, why);
@@ -941,6 +1111,12 @@ wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	/* orphans of our processes' tasks come back to us (kill_orphans) */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		log_warn("cannot become a child subreaper (%s): processes "
+		         "that tasks start and that leave their worker's "
+		         "process group may outlive it",
+		    strerror(errno));
 	if ((sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		log_error("signalfd: %s", strerror(errno));
 		free(s.kids);
@@ -973,7 +1149,7 @@ wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
 	while (s.alive > 0 || !stopping) {
 		struct pollfd pfd[3];
 		uint64_t      now = util_now_ms();
-		int           status, nfd = 1;
+		int           status, nfd = 1, ended;
 		pid_t         pid;
 
 		/* restarts that are due */
@@ -1038,27 +1214,47 @@ wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
 						kill(s.kids[i].pid, SIGTERM);
 			}
 		}
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			for (int i = 0; i < s.n; i++) {
-				struct child *k = &s.kids[i];
-				if (k->pid != pid)
-					continue;
-				if (child_ended(&s, k, status, stopping) ==
-				        WRK_EXIT_CONFIG &&
-				    !stopping) {
-					rc            = WRK_EXIT_CONFIG;
-					stopping      = 1;
-					stop_deadline = util_now_ms() +
-					    o->drain_timeout_ms;
-					for (int j = 0; j < s.n; j++)
-						if (s.kids[j].pid > 0)
-							kill(s.kids[j].pid,
-							    SIGTERM);
-				}
+		ended = 0;
+		for (int guard = 0; guard < 4096; guard++) {
+			siginfo_t     wi;
+			struct child *k = NULL;
+			/* look first, reap after: while it is a zombie its
+			 * pid, which is its process group's id, is still
+			 * taken, so killing the group cannot hit anyone
+			 * else's */
+			memset(&wi, 0, sizeof(wi));
+			if (waitid(P_ALL, 0, &wi,
+			        WEXITED | WNOHANG | WNOWAIT) != 0 ||
+			    wi.si_pid <= 0)
 				break;
+			pid = wi.si_pid;
+			for (int i = 0; i < s.n && k == NULL; i++)
+				if (s.kids[i].pid == pid)
+					k = &s.kids[i];
+			if (k != NULL)
+				kill(-pid, SIGKILL); /* what it left behind */
+			if (waitpid(pid, &status, WNOHANG) != pid)
+				break;
+			if (k == NULL)
+				continue; /* an orphan that came back to us */
+			ended++;
+			if (child_ended(&s, k, status, stopping) ==
+			        WRK_EXIT_CONFIG &&
+			    !stopping) {
+				rc            = WRK_EXIT_CONFIG;
+				stopping      = 1;
+				stop_deadline = util_now_ms() +
+				    o->drain_timeout_ms;
+				for (int j = 0; j < s.n; j++)
+					if (s.kids[j].pid > 0)
+						kill(s.kids[j].pid, SIGTERM);
 			}
 		}
+		if (ended > 0)
+			kill_orphans(&s);
 	}
+	/* nothing a task started outlives the supervisor */
+	kill_orphans(&s);
 	/* the last reports, if the scheduler is there to take them */
 	if (s.c.open && s.c.q_len > 0) {
 		uint64_t end = util_now_ms() + FLUSH_MS;

@@ -97,7 +97,7 @@ struct wrk_options {
 	size_t      n_object_roots;
 	size_t      object_cache;   /* cache budget in bytes; 0: auto */
 	int         slots;          /* default 1 */
-	int         prefetch;       /* default 64 */
+	int         prefetch;       /* default 1024 */
 	uint32_t    connect_timeout_ms;
 	uint32_t    drain_timeout_ms;
 	size_t      max_message_size;
@@ -119,7 +119,9 @@ struct wrk_options {
 
 /*
  * Exit statuses of a worker process (`ferry worker-process`); the
- * supervisor decides by them what to report and how to restart.
+ * supervisor decides by them what to report and how to restart, but only
+ * when the process declared the status in its slot table before exiting
+ * (wrk_slots_set_exit): a task can call exit() with any of them.
  */
 enum wrk_exit {
 	WRK_EXIT_OK       = 0, /* drained (SIGTERM) or the supervisor left */
@@ -130,7 +132,7 @@ enum wrk_exit {
 	WRK_EXIT_CRASHED  = 4, /* a task crashed; it was reported as
 	                        * FERRY_ECRASHED before exiting */
 	WRK_EXIT_RECYCLED = 5, /* ran max_tasks tasks and drained: replace
-	                        * at once (also flagged in the slot table) */
+	                        * at once */
 };
 
 /* Fill o with the defaults. */

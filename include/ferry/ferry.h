@@ -96,7 +96,9 @@ enum ferry_on_full {
 	/* wait until the scheduler accepts some (bounded by
 	 * submit_timeout_ms: FERRY_ETIMEDOUT, and by ferry_client_close:
 	 * FERRY_ECLOSED); tasks the scheduler rejects because its queue is
-	 * full are kept and sent again every 20 ms */
+	 * full are kept and sent again as results of this client show that
+	 * room freed, or after a back-off (20 ms, doubling up to 1 s),
+	 * whichever comes first; ferry_client_stats' resent counts them */
 	FERRY_FULL_BLOCK = 0,
 	/* return FERRY_EFULL at once, creating no future; a task the
 	 * scheduler rejects because its queue is full completes as
@@ -152,6 +154,26 @@ struct ferry_client_opts {
 	 * the address, or the scheduler's refusal */
 	char  *errbuf;
 	size_t errbuf_len;
+	/* since 0.1.0 with bounded reconnection: */
+	/* after the connection to the scheduler drops, how long (ms) the
+	 * client keeps trying to reach it again; default 30000, -1: for
+	 * ever.  Back within it, the session resumes (docs/protocol.md
+	 * 4.9).  When it runs out, every pending future fails with
+	 * FERRY_ECLOSED and a message naming the address, the cause and
+	 * how long it tried ("no scheduler at ipc:///tmp/f.sock:
+	 * connection refused; gave up after 30 s"); until a scheduler
+	 * takes the client back (it keeps dialing), new tasks and
+	 * ferry_attach()'s new futures fail the same way at once and
+	 * ferry_cluster_status() returns FERRY_ECLOSED. */
+	int reconnect_ms;
+	/* while connecting, how long (ms) to keep dialing when nothing
+	 * listens at the address (no connection was made, and attempts
+	 * were refused or failed): then connecting fails with
+	 * FERRY_ECONNECT and errbuf says why ("no scheduler at URL:
+	 * connection refused").  0 (default): for all of
+	 * connect_timeout_ms, so that a client may start before its
+	 * scheduler.  The ferry command uses 250. */
+	int no_scheduler_ms;
 };
 
 /*

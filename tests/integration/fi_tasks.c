@@ -9,7 +9,14 @@
  * (they log their start too, [seq, ...], so the test knows where they
  * run): fi_segv and fi_abort crash their process, fi_hang never returns,
  * fi_hog [seq, mib] allocates (and touches) memory until its process is
- * killed.
+ * killed.  Tasks that break their worker process in other ways:
+ * fi_exit [seq, status] calls exit(status) in the middle of its run;
+ * fi_close_fds [seq] closes descriptors 0-1023 and returns (the worker
+ * cannot go on without its sockets); fi_fork [seq, how] starts a
+ * grandchild that execs `sleep 1000` (how: bit 0, it calls setsid() first
+ * to leave the worker's process group; bit 1, the task then crashes with
+ * SIGSEGV; bit 2, it exits with status 0; bit 3, it hangs) and logs a record
+ * [FI_CHILD | seq, grandchild pid] so the test can look for it.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -37,7 +44,7 @@ arg_u64(const msgpack_object *args, uint32_t i, uint64_t dflt)
 }
 
 static void
-log_start(uint64_t seq)
+log_record(uint64_t seq, uint64_t pid)
 {
 	struct fi_record r;
 	struct timespec  ts;
@@ -54,12 +61,18 @@ log_start(uint64_t seq)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	r.seq = seq;
-	r.pid = (uint64_t)getpid();
+	r.pid = pid;
 	r.us  = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	/* one small O_APPEND write: records never interleave */
 	if (write(log_fd, &r, sizeof(r)) != (ssize_t)sizeof(r)) {
 		/* a lost record shows up as a missing execution */
 	}
+}
+
+static void
+log_start(uint64_t seq)
+{
+	log_record(seq, (uint64_t)getpid());
 }
 
 static int
@@ -77,21 +90,25 @@ fi_step(ferry_task *t, const msgpack_object *args)
 	return 0;
 }
 
+/* A bad access (under AddressSanitizer, which reports a real one itself
+ * and exits, the signal the access would raise). */
+static void
+segv(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	raise(SIGSEGV);
+#else
+	volatile int *p = NULL;
+	*p = 1;
+#endif
+}
+
 static int
 fi_segv(ferry_task *t, const msgpack_object *args)
 {
 	(void)t;
 	log_start(arg_u64(args, 0, 0));
-#if defined(__SANITIZE_ADDRESS__)
-	/* AddressSanitizer reports a real bad access itself and exits;
-	 * deliver the signal the access would raise instead */
-	raise(SIGSEGV);
-#else
-	{
-		volatile int *p = NULL;
-		*p = 1;
-	}
-#endif
+	segv();
 	return 0;
 }
 
@@ -136,13 +153,64 @@ fi_hog(ferry_task *t, const msgpack_object *args)
 	return 0;
 }
 
+static int
+fi_exit(ferry_task *t, const msgpack_object *args)
+{
+	(void)t;
+	log_start(arg_u64(args, 0, 0));
+	exit((int)arg_u64(args, 1, 0));
+}
+
+static int
+fi_close_fds(ferry_task *t, const msgpack_object *args)
+{
+	log_start(arg_u64(args, 0, 0));
+	pthread_mutex_lock(&log_lock);
+	for (int fd = 0; fd < 1024; fd++)
+		close(fd);
+	log_fd = -1;
+	pthread_mutex_unlock(&log_lock);
+	msgpack_pack_uint64(ferry_task_packer(t), 1);
+	return 0;
+}
+
+static int
+fi_fork(ferry_task *t, const msgpack_object *args)
+{
+	uint64_t seq = arg_u64(args, 0, 0), how = arg_u64(args, 1, 0);
+	pid_t    pid;
+
+	log_start(seq);
+	if ((pid = fork()) < 0)
+		return ferry_task_fail(t, "fork failed");
+	if (pid == 0) {
+		/* only async-signal-safe calls until exec */
+		if ((how & FI_FORK_SETSID) != 0)
+			setsid();
+		execl("/bin/sleep", "sleep", "1000", (char *)NULL);
+		_exit(127);
+	}
+	log_record(FI_CHILD | seq, (uint64_t)pid);
+	if ((how & FI_FORK_CRASH) != 0)
+		segv();
+	if ((how & FI_FORK_EXIT) != 0)
+		exit(0);
+	for (int i = 0; (how & FI_FORK_HANG) != 0 && i < 600; i++)
+		sleep(1);
+	msgpack_pack_uint64(ferry_task_packer(t), (uint64_t)pid);
+	return 0;
+}
+
 FERRY_LIBRARY_INIT(reg)
 {
 	if (ferry_register(reg, "fi_step", fi_step) != 0 ||
 	    ferry_register(reg, "fi_segv", fi_segv) != 0 ||
 	    ferry_register(reg, "fi_abort", fi_abort) != 0 ||
 	    ferry_register(reg, "fi_hang", fi_hang) != 0 ||
-	    ferry_register(reg, "fi_hog", fi_hog) != 0)
+	    ferry_register(reg, "fi_hog", fi_hog) != 0 ||
+	    ferry_register(reg, "fi_exit", fi_exit) != 0 ||
+	    ferry_register(reg, "fi_close_fds", fi_close_fds) != 0 ||
+	    ferry_register(reg, "fi_fork", fi_fork) != 0)
 		return -1;
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -178,6 +179,20 @@ test_submit(void **state)
 	const char *fail[] = { "submit", "-c", NULL, "fail", "boom", NULL };
 	const char *badj[] = { "submit", "-c", NULL, "--args", "{oops",
 		"echo", NULL };
+	const char *words[] = { "submit", "-c", NULL, "echo", "hello",
+		"true-ish", "-3", "[1, 2]", "x y", "-v", "true",
+		"\"2024-01-01\"", NULL };
+	static const struct {
+		const char *arg;
+		int         offset;
+	} bad_args[] = {
+		{ "[1, 2", 5 },
+		{ "{\"a\": }", 6 },
+		{ "\"unterminated", 13 },
+		{ "2024-01-01", 4 },
+		{ "-5x", 2 },
+		{ "12abc", 2 },
+	};
 	int         rc;
 	(void)state;
 
@@ -190,7 +205,7 @@ test_submit(void **state)
 		assert_int_equal(h_wait_workers(c, 1, 10000), 0);
 		ferry_client_close(c);
 	}
-	add[2] = echo[2] = unk[2] = fail[2] = badj[2] = url;
+	add[2] = echo[2] = unk[2] = fail[2] = badj[2] = words[2] = url;
 
 	rc = h_run(add, 20000, &out, &err);
 	assert_int_equal(rc, 0);
@@ -222,6 +237,34 @@ test_submit(void **state)
 	assert_non_null(strstr(err, "--args"));
 	free(out);
 	free(err);
+
+	/* plain words stay strings, JSON is JSON ... */
+	rc = h_run(words, 20000, &out, &err);
+	assert_int_equal(rc, 0);
+	assert_string_equal(out, "[\"hello\",\"true-ish\",-3,[1,2],"
+	                         "\"x y\",\"-v\",true,\"2024-01-01\"]\n");
+	free(out);
+	free(err);
+
+	/* ... and an ARG that starts like JSON but is not is an error
+	 * naming it and the offset, nothing is sent */
+	for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
+		const char *argv_[] = { "submit", "-c", url, "echo", "ok",
+			bad_args[i].arg, NULL };
+		char        want[64];
+		rc = h_run(argv_, 20000, &out, &err);
+		if (rc != 2 || strstr(err, "argument 2") == NULL ||
+		    strstr(err, bad_args[i].arg) == NULL)
+			fail_msg("submit echo ok %s: exit %d, said: %s%s",
+			    bad_args[i].arg, rc, out, err);
+		snprintf(want, sizeof(want), "offset %d:", bad_args[i].offset);
+		if (strstr(err, want) == NULL)
+			fail_msg("submit echo ok %s: no '%s' in: %s",
+			    bad_args[i].arg, want, err);
+		assert_string_equal(out, "");
+		free(out);
+		free(err);
+	}
 }
 
 /* Invalid cluster files: a clear file:line:column error, exit non-zero,
@@ -383,12 +426,86 @@ test_help(void **state)
 		free(err);
 	}
 	{
+		/* the prefetch default it states is the one it uses (and
+		 * docs/configuration.md gives): 1024, not 64 */
+		const char *wh[] = { "worker", "--help", NULL };
+		char       *out = NULL, *err = NULL;
+		assert_int_equal(h_run(wh, 10000, &out, &err), 0);
+		if (strstr(out, "running ones (default 1024)") == NULL)
+			fail_msg("worker --help says:\n%s", out);
+		free(out);
+		free(err);
+	}
+	{
 		const char *bad[] = { "frobnicate", NULL };
 		char       *out = NULL, *err = NULL;
 		assert_int_equal(h_run(bad, 10000, &out, &err), 2);
 		assert_non_null(strstr(err, "unknown command 'frobnicate'"));
 		free(out);
 		free(err);
+	}
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* submit and status where no scheduler listens (an ipc path nothing
+ * listens on, a free TCP port): exit status 3 and "no scheduler at
+ * ADDRESS: connection refused", at once (the design target is within
+ * 1 s; the bound here is generous for a busy machine), not "no answer"
+ * after the 5-10 s connect timeout. */
+static void
+test_no_scheduler(void **state)
+{
+	char urls[2][128];
+	(void)state;
+	h_ipc_url(urls[0], sizeof(urls[0]), "nobody");
+	h_tcp_url(urls[1], sizeof(urls[1]));
+	for (int u = 0; u < 2; u++) {
+		const char *cmds[][7] = {
+			{ "submit", "-c", urls[u], "add", "2", "3", NULL },
+			{ "status", "-c", urls[u], NULL },
+			{ "status", "-c", urls[u], "--json", NULL },
+		};
+		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+			char    *out = NULL, *err = NULL, want[512];
+			uint64_t t0  = now_ms(), took;
+			int      rc  = h_run(cmds[i], 20000, &out, &err);
+			took         = now_ms() - t0;
+			snprintf(want, sizeof(want),
+			    "ferry %s: no scheduler at %s: connection refused\n",
+			    cmds[i][0], urls[u]);
+			if (rc != 3 || strcmp(err, want) != 0)
+				fail_msg("%s -c %s: exit %d after %llu ms, "
+				         "said: %s",
+				    cmds[i][0], urls[u], rc,
+				    (unsigned long long)took, err);
+			printf("# %s -c %s: exit 3 after %llu ms\n", cmds[i][0],
+			    urls[u], (unsigned long long)took);
+			assert_true(took < 5000);
+			assert_string_equal(out, "");
+			free(out);
+			free(err);
+		}
+	}
+	/* --help documents it */
+	{
+		const char *cmds[][3] = { { "submit", "--help", NULL },
+			{ "status", "--help", NULL } };
+		for (int i = 0; i < 2; i++) {
+			char *out = NULL, *err = NULL;
+			assert_int_equal(h_run(cmds[i], 10000, &out, &err), 0);
+			if (strstr(out, "3 if no scheduler") == NULL)
+				fail_msg("%s --help says:\n%s", cmds[i][0],
+				    out);
+			free(out);
+			free(err);
+		}
 	}
 }
 
@@ -430,11 +547,15 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_help, teardown),
 		cmocka_unit_test_teardown(test_submit, teardown),
 		cmocka_unit_test_teardown(test_status, teardown),
+		cmocka_unit_test_teardown(test_no_scheduler, teardown),
 		cmocka_unit_test_teardown(test_bad_cluster_file, teardown),
 		cmocka_unit_test_teardown(test_cluster_up_down, teardown),
 	};
 	int rc;
 	h_init(argc, argv);
+	/* FERRY_TEST_FILTER=test_status (a glob) runs only those tests */
+	if (getenv("FERRY_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (rc != 0)
 		h_dump_logs();

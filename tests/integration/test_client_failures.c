@@ -427,17 +427,26 @@ fake_main(void *arg)
 	return NULL;
 }
 
+/* A fake scheduler listening at url (NULL: a fresh address).  acked:
+ * results of the session delivered and acknowledged before (a scheduler
+ * that kept the session numbers its next result acked + 1). */
 static struct fake *
-fake_start(uint64_t max_tag, int resumed)
+fake_start_at(const char *url, uint64_t max_tag, int resumed, size_t acked)
 {
 	struct fake *fk = calloc(1, sizeof(*fk));
 	assert_non_null(fk);
+	assert_true(acked < FAKE_MAX);
 	fk->max_tag = max_tag;
 	fk->resumed = resumed;
+	fk->n_res   = acked;
+	fk->ack     = acked;
 	pthread_mutex_init(&fk->mu, NULL);
 	proto_writer_init(&fk->w);
 	proto_decoder_init(&fk->dec);
-	h_ipc_url(fk->url, sizeof(fk->url), "fake");
+	if (url != NULL)
+		snprintf(fk->url, sizeof(fk->url), "%s", url);
+	else
+		h_ipc_url(fk->url, sizeof(fk->url), "fake");
 	assert_int_equal(nng_rep0_open_raw(&fk->sock), 0);
 	assert_int_equal(nng_socket_set_ms(fk->sock, NNG_OPT_RECVTIMEO, 20),
 	    0);
@@ -450,6 +459,12 @@ fake_start(uint64_t max_tag, int resumed)
 	assert_int_equal(nng_listen(fk->sock, fk->url, NULL, 0), 0);
 	assert_int_equal(pthread_create(&fk->thread, NULL, fake_main, fk), 0);
 	return fk;
+}
+
+static struct fake *
+fake_start(uint64_t max_tag, int resumed)
+{
+	return fake_start_at(NULL, max_tag, resumed, 0);
 }
 
 static void *
@@ -991,6 +1006,85 @@ test_fake_attach_rules(void **state)
 	fake_stop(fk);
 }
 
+/* Connect with a reconnection window of reconnect_ms. */
+static ferry_client *
+connect_reconnect(const char *url, int reconnect_ms)
+{
+	struct ferry_client_opts o;
+	ferry_client            *c = NULL;
+	int                      rv;
+	memset(&o, 0, sizeof(o));
+	o.size               = sizeof(o);
+	o.connect_timeout_ms = 10000;
+	o.reconnect_ms       = reconnect_ms;
+	if ((rv = ferry_client_connect_opts(&c, url, &o)) != 0) {
+		fprintf(stderr, "connect %s: %s\n", url, ferry_strerror(rv));
+		return NULL;
+	}
+	return c;
+}
+
+/* A scheduler that comes back on the same address within the
+ * reconnection window takes the session back and the futures complete;
+ * twice in a row, two outages adding up to more than the window (each
+ * reconnection opens a new one).  The fake keeps the session (resumed
+ * 1), as a scheduler that stayed up behind a broken link would. */
+static void
+test_fake_reconnect_within_window(void **state)
+{
+	char                 url[256];
+	struct fake         *fk;
+	ferry_client        *c;
+	ferry_future        *f[6];
+	uint8_t              buf[24];
+	size_t               len, acked;
+	(void)state;
+
+	fk = fake_start(0, 1);
+	snprintf(url, sizeof(url), "%s", fk->url);
+	assert_non_null(c = connect_reconnect(url, 6000));
+	for (int round = 0; round < 2; round++) {
+		/* submits go unanswered, then the scheduler goes away */
+		fake_mute(fk, 1);
+		for (int i = 0; i < 3; i++) {
+			len = pack2(buf, (uint64_t)(round * 3 + i), -1);
+			assert_int_equal(ferry_submit(c, "echo", buf, len,
+			                     &f[round * 3 + i]),
+			    0);
+		}
+		usleep(100000);
+		pthread_mutex_lock(&fk->mu);
+		acked = fk->n_res;
+		pthread_mutex_unlock(&fk->mu);
+		fake_stop(fk);
+		usleep(3500000); /* 3.5 s: over half the window, twice */
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(ferry_future_state(f[round * 3 + i]),
+			    FERRY_PENDING);
+		fk = fake_start_at(url, 0, 1, acked);
+		assert_int_equal(ferry_wait_all(&f[round * 3], 3, 20000), 0);
+		for (int i = 0; i < 3; i++) {
+			const void *data;
+			size_t      dlen;
+			ferry_future *x = f[round * 3 + i];
+			if (ferry_future_state(x) != FERRY_DONE)
+				fail_msg("round %d task %d: %s", round, i,
+				    ferry_future_error(x));
+			len = pack2(buf, (uint64_t)(round * 3 + i), -1);
+			assert_int_equal(ferry_future_result(x, &data, &dlen),
+			    0);
+			assert_int_equal(dlen, len);
+			assert_memory_equal(data, buf, len);
+		}
+	}
+	assert_true(stats_of(c).reconnects >= 2);
+	assert_int_equal(stats_of(c).duplicates, 0);
+	for (int i = 0; i < 6; i++)
+		ferry_future_free(f[i]);
+	ferry_client_close(c);
+	fake_stop(fk);
+}
+
 /* ============================================= real cluster tests */
 
 static void
@@ -1214,6 +1308,200 @@ test_real_backpressure(void **state)
 	ferry_client_close(c);
 }
 
+/* A blocking client facing a full queue backs off: it sends rejected
+ * tasks again when results show room, or after a growing back-off, not
+ * every 20 ms.  Scheduler max_queue 50, one worker process running 1 ms
+ * tasks, a map of 3000: every task completes once, correctly, and the
+ * tasks sent again (the client's count, and the scheduler's "rejected")
+ * stay within a small multiple of the map.  Re-sending every 20 ms, the
+ * map's ~3 s or more would cost about 150 rounds x ~1500 waiting tasks,
+ * hundreds of thousands. */
+static void
+test_real_backpressure_backoff(void **state)
+{
+	char           url[256], path[512];
+	const char    *sargs[] = { "scheduler", "-f", path, NULL };
+	const char    *wargs[] = { "--prefetch", "0", NULL };
+	ferry_client  *c;
+	ferry_future **futs;
+	const size_t   n = 3000;
+	uint64_t       resent, rejected;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "backoff");
+	write_cluster_file(path, sizeof(path), url, 50);
+	h_start("scheduler", sargs);
+	h_workers(url, 1, wargs);
+	assert_non_null(c = connect_opts(url, FERRY_FULL_BLOCK, 0, 0, 0));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+
+	futs = calloc(n, sizeof(*futs));
+	assert_non_null(futs);
+	assert_int_equal(map_squares_opts(c, 0, n, 1000, NULL, futs), 0);
+	assert_int_equal(ferry_wait_all(futs, n, 300000), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(ferry_future_state(futs[i]), FERRY_DONE);
+		assert_true(is_square(futs[i], i));
+		ferry_future_free(futs[i]);
+	}
+	free(futs);
+	resent   = stats_of(c).resent;
+	rejected = h_status_uint(c, "rejected");
+	printf("# %zu tasks through max_queue 50: %" PRIu64 " sent again, "
+	       "%" PRIu64 " rejected by the scheduler\n",
+	    n, resent, rejected);
+	assert_true(resent > 0); /* the queue was full */
+	assert_true(resent <= 3 * n);
+	assert_true(rejected <= 3 * n);
+	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(stats_of(c).unsent, 0);
+	ferry_client_close(c);
+}
+
+/* Whether the failure of f says why the client gave up on url. */
+static void
+assert_gave_up(ferry_future *f, const char *url)
+{
+	const char *why = ferry_future_error(f);
+	char        want[300];
+	assert_int_equal(ferry_future_state(f), FERRY_FAILED);
+	assert_int_equal(ferry_future_errcode(f), FERRY_ECLOSED);
+	assert_non_null(why);
+	snprintf(want, sizeof(want), "no scheduler at %s: connection refused",
+	    url);
+	if (strstr(why, want) == NULL || strstr(why, "gave up after 1.5 s") ==
+	        NULL)
+		fail_msg("the failure says: %s", why);
+}
+
+/* The scheduler is killed (SIGKILL) and does not come back: with a
+ * reconnection window of 1.5 s, every pending future (accepted by the
+ * scheduler, or not sent yet) fails with FERRY_ECLOSED and a message
+ * naming the address, the cause and the window, instead of waiting for
+ * ever; new tasks then fail at once, status too.  A scheduler started
+ * later on the address takes the client again.  (No workers: accepted
+ * tasks wait in the scheduler's queue.) */
+static void
+test_real_scheduler_gone(void **state)
+{
+	char           url[256];
+	ferry_client  *c;
+	ferry_future  *f[8], *late;
+	uint8_t        buf[24];
+	size_t         len;
+	pid_t          sched;
+	uint64_t       t0, took;
+	int            rv;
+	struct ferry_status st;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "gone");
+	sched = h_scheduler(url, NULL);
+	assert_non_null(c = connect_reconnect(url, 1500));
+
+	/* accepted by the scheduler ... */
+	len = pack2(buf, 3, -1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(ferry_submit(c, "square", buf, len, &f[i]), 0);
+	t0 = ms_now() + 10000;
+	while (stats_of(c).unsent > 0 && ms_now() < t0)
+		usleep(5000);
+	assert_int_equal(stats_of(c).unsent, 0);
+
+	assert_int_equal(kill(sched, SIGKILL), 0); /* reaped by cleanup */
+	t0 = ms_now();
+	/* ... and not sent yet */
+	for (int i = 5; i < 8; i++)
+		assert_int_equal(ferry_submit(c, "square", buf, len, &f[i]), 0);
+	assert_int_equal(ferry_wait_all(f, 8, 20000), 0);
+	took = ms_now() - t0;
+	printf("# all 8 futures failed %" PRIu64 " ms after the kill\n",
+	    took);
+	assert_true(took < 10000);
+	for (int i = 0; i < 8; i++)
+		assert_gave_up(f[i], url);
+
+	/* offline: a new task fails at once, status says it is closed */
+	assert_int_equal(ferry_submit(c, "square", buf, len, &late), 0);
+	assert_int_equal(ferry_future_wait(late, 0), 0);
+	assert_gave_up(late, url);
+	ferry_future_free(late);
+	memset(&st, 0, sizeof(st));
+	st.size = sizeof(st);
+	assert_int_equal(ferry_cluster_status(c, &st, NULL, 5000),
+	    FERRY_ECLOSED);
+	assert_int_equal(stats_of(c).duplicates, 0);
+
+	/* a scheduler back on the address takes the client again (it kept
+	 * dialing): status answers, a new task is accepted */
+	h_scheduler(url, NULL);
+	t0 = ms_now() + 30000;
+	while ((rv = ferry_cluster_status(c, &st, NULL, 1000)) != 0 &&
+	    ms_now() < t0)
+		usleep(100000);
+	assert_int_equal(rv, 0);
+	assert_int_equal(ferry_submit(c, "square", buf, len, &late), 0);
+	t0 = ms_now() + 10000;
+	while (stats_of(c).unsent > 0 && ms_now() < t0)
+		usleep(5000);
+	assert_int_equal(stats_of(c).unsent, 0);
+	assert_int_equal(ferry_future_state(late), FERRY_PENDING);
+	ferry_future_free(late);
+	for (int i = 0; i < 8; i++)
+		ferry_future_free(f[i]);
+	ferry_client_close(c);
+}
+
+/* The real scheduler killed and started again on the same address within
+ * the window: the client reconnects; a task it had accepted is gone with
+ * its session (it fails, saying so), tasks submitted while it was down
+ * run and complete. */
+static void
+test_real_scheduler_back_in_window(void **state)
+{
+	char           url[256];
+	ferry_client  *c;
+	ferry_future  *lost, *f[20];
+	uint8_t        buf[24];
+	size_t         len;
+	pid_t          sched;
+	uint64_t       end;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "back");
+	sched = h_scheduler(url, NULL);
+	assert_non_null(c = connect_reconnect(url, 20000));
+	len = pack2(buf, 1, -1);
+	assert_int_equal(ferry_submit(c, "square", buf, len, &lost), 0);
+	end = ms_now() + 10000;
+	while (stats_of(c).unsent > 0 && ms_now() < end)
+		usleep(5000);
+	assert_int_equal(stats_of(c).unsent, 0);
+
+	assert_int_equal(kill(sched, SIGKILL), 0); /* reaped by cleanup */
+	for (int i = 0; i < 20; i++) {
+		len = pack2(buf, (uint64_t)i, -1);
+		assert_int_equal(ferry_submit(c, "square", buf, len, &f[i]),
+		    0);
+	}
+	usleep(500000);
+	h_scheduler(url, NULL);
+	h_workers(url, 1, NULL);
+	assert_int_equal(ferry_wait_all(f, 20, 60000), 0);
+	for (int i = 0; i < 20; i++) {
+		if (!is_square(f[i], (uint64_t)i))
+			fail_msg("task %d: %s", i, ferry_future_error(f[i]));
+		ferry_future_free(f[i]);
+	}
+	assert_int_equal(ferry_future_wait(lost, 10000), 0);
+	assert_int_equal(ferry_future_errcode(lost), FERRY_ECLOSED);
+	assert_non_null(strstr(ferry_future_error(lost), "lost this client's "
+	                                                  "session"));
+	ferry_future_free(lost);
+	assert_int_equal(stats_of(c).duplicates, 0);
+	ferry_client_close(c);
+}
+
 /* Child mode: connect with session S, submit n squares 1000+i, wait until
  * the scheduler has accepted them all, then die by SIGKILL (no goodbye). */
 static int
@@ -1430,10 +1718,17 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_fake_unsent_limits, teardown),
 		cmocka_unit_test_teardown(test_fake_rejected_full, teardown),
 		cmocka_unit_test_teardown(test_fake_attach_rules, teardown),
+		cmocka_unit_test_teardown(test_fake_reconnect_within_window,
+		    teardown),
 		cmocka_unit_test_teardown(test_real_options, teardown),
 		cmocka_unit_test_teardown(test_real_cancel_many, teardown),
 		cmocka_unit_test_teardown(test_real_backpressure, teardown),
+		cmocka_unit_test_teardown(test_real_backpressure_backoff,
+		    teardown),
 		cmocka_unit_test_teardown(test_real_resume_session, teardown),
+		cmocka_unit_test_teardown(test_real_scheduler_gone, teardown),
+		cmocka_unit_test_teardown(test_real_scheduler_back_in_window,
+		    teardown),
 		cmocka_unit_test_teardown(test_cli_submit_flags, teardown),
 	};
 	int rc;
@@ -1445,6 +1740,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	h_init(argc, argv);
+	/* FERRY_TEST_FILTER=test_status (a glob) runs only those tests */
+	if (getenv("FERRY_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (rc != 0)
 		h_dump_logs();

@@ -4,11 +4,14 @@
  * Runs many ordinary tasks (200,000 by default; $FERRY_FI_TASKS) through a
  * real cluster while a driver thread, from a seed it prints, kill -9s
  * random worker processes and SIGSTOPs one for longer than the lease before
- * resuming it, and poisoned tasks segfault, abort, hang past their timeout
- * and go over the memory limit.  Then it checks what a user relies on:
- * every ordinary task has exactly one, correct result at the client; every
- * poisoned task is dead or failed with its reason; no worker process is
- * left behind; the scheduler's memory comes back near where it started.
+ * resuming it, and poisoned tasks segfault, abort, hang past their timeout,
+ * go over the memory limit, call exit(0) in the middle of their run, close
+ * every descriptor of their process and return, or start a grandchild
+ * (`sleep 1000`, in the process group or out of it) and crash.  Then it
+ * checks what a user relies on: every ordinary task has exactly one,
+ * correct result at the client; every poisoned task is dead or failed with
+ * its reason; no worker process and no grandchild is left behind; the
+ * scheduler's memory comes back near where it started.
  * The figures are its last lines.  $FERRY_FI_SEED repeats a run.
  */
 #include <errno.h>
@@ -44,6 +47,7 @@
 #define MAX_POISON 64      /* poisoned tasks at most */
 
 static const char *fi_lib;
+static char        g_logpath[512]; /* the start records, for main() */
 
 struct event {
 	pid_t    pid;
@@ -270,9 +274,91 @@ pack_args(uint8_t *buf, size_t cap, uint64_t a, uint64_t b, int two)
 	return n;
 }
 
-enum poison { P_SEGV, P_ABORT, P_HANG, P_HOG, P_KINDS };
+enum poison { P_SEGV, P_ABORT, P_HANG, P_HOG, P_EXIT, P_CLOSE, P_FORK,
+	P_KINDS };
 static const char *const poison_fn[P_KINDS] = { "fi_segv", "fi_abort",
-	"fi_hang", "fi_hog" };
+	"fi_hang", "fi_hog", "fi_exit", "fi_close_fds", "fi_fork" };
+
+/* What the reason of a poisoned task of kind k says when it ended for its
+ * own cause. */
+static const char *
+poison_reason(int k)
+{
+	switch (k) {
+	case P_SEGV:
+		return "SIGSEGV";
+	case P_ABORT:
+		return "SIGABRT";
+	case P_HANG:
+		return "timeout";
+	case P_HOG:
+		return "memory";
+	case P_EXIT:
+		return "exit status 0 while the task ran";
+	case P_CLOSE:
+		return "its descriptors were closed under it";
+	default:
+		return "SIGSEGV"; /* P_FORK crashes after its fork */
+	}
+}
+
+/* The grandchildren fi_fork tasks started (from their records), up to
+ * max. */
+static int
+grandchildren(const char *log, pid_t *out, int max)
+{
+	struct fi_record r;
+	int              fd = open(log, O_RDONLY), n = 0;
+	if (fd < 0)
+		return 0;
+	while (n < max && read(fd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+		if ((r.seq & FI_CHILD) != 0)
+			out[n++] = (pid_t)r.pid;
+	close(fd);
+	return n;
+}
+
+/* Whether pid is alive and runs `sleep` (a grandchild, not a process that
+ * took its pid since). */
+static int
+is_sleep(pid_t pid)
+{
+	char  path[64], cmd[64];
+	FILE *f;
+	int   yes;
+	if (!h_alive(pid))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	yes = fgets(cmd, sizeof(cmd), f) != NULL && strcmp(cmd, "sleep") == 0;
+	fclose(f);
+	return yes;
+}
+
+/* Wait (bounded) until none of the n grandchildren runs; returns how many
+ * still do (and kills those, by pid: the test started them). */
+static int
+grandchildren_left(const pid_t *g, int n, int timeout_ms)
+{
+	uint64_t end  = now_us() + (uint64_t)timeout_ms * 1000u;
+	int      left = 0;
+	do {
+		left = 0;
+		for (int i = 0; i < n; i++)
+			left += is_sleep(g[i]);
+		if (left == 0)
+			return 0;
+		usleep(20000);
+	} while (now_us() < end);
+	for (int i = 0; i < n; i++)
+		if (is_sleep(g[i])) {
+			printf("grandchild %d outlived its worker process\n",
+			    (int)g[i]);
+			kill(g[i], SIGKILL);
+		}
+	return left;
+}
 
 static void
 test_fault_injection(void **state)
@@ -287,7 +373,8 @@ test_fault_injection(void **state)
 	ferry_client     *c;
 	ferry_future    **futs, *probe_f;
 	ferry_future     *poison[P_KINDS * 8];
-	int               n_poison = 0;
+	int               n_poison = 0, n_grand;
+	pid_t             grand[MAX_POISON * 4];
 	uint64_t          base_rss, end_rss, requeued, late;
 	struct ferry_client_stats cs;
 	struct ferry_task_opts    plain, o;
@@ -309,6 +396,7 @@ test_fault_injection(void **state)
 	srand(seed);
 
 	snprintf(logpath, sizeof(logpath), "%s/fi-starts.bin", h_dir());
+	memcpy(g_logpath, logpath, sizeof(g_logpath));
 	setenv("FERRY_FI_LOG", logpath, 1);
 	h_ipc_url(url, sizeof(url), "fi");
 	{
@@ -388,9 +476,18 @@ test_fault_injection(void **state)
 		if (n_poison + P_KINDS <= (int)(sizeof(poison) / sizeof(poison[0])) &&
 		    (at / 10000) % 3 == 1) {
 			for (int k = 0; k < P_KINDS; k++) {
-				uint8_t a[24];
-				size_t  al = pack_args(a, sizeof(a),
-				     d->poison + (uint64_t)n_poison, 2048, 1);
+				uint8_t  a[24];
+				uint64_t arg = 2048; /* fi_hog: MiB */
+				size_t   al;
+				if (k == P_EXIT)
+					arg = 0; /* exit(0) */
+				else if (k == P_FORK)
+					/* in the group, or out of it */
+					arg = FI_FORK_CRASH |
+					    (n_poison % 2 ? FI_FORK_SETSID
+					                  : 0);
+				al = pack_args(a, sizeof(a),
+				    d->poison + (uint64_t)n_poison, arg, 1);
 				ferry_task_opts_init(&o);
 				o.retries    = k == P_HANG ? 1 : 5;
 				o.backoff_ms = 50;
@@ -410,6 +507,10 @@ test_fault_injection(void **state)
 		assert_int_equal(rv, 0);
 	}
 	assert_int_equal(ferry_wait_all(poison, (size_t)n_poison, 120000), 0);
+	/* the grandchildren of crashed tasks went with their processes */
+	n_grand = grandchildren(logpath, grand, MAX_POISON * 4);
+	assert_true(n_grand > 0);
+	assert_int_equal(grandchildren_left(grand, n_grand, 10000), 0);
 	assert_int_equal(ferry_future_wait(probe_f, 120000), 0);
 	{
 		const void *data;
@@ -467,18 +568,18 @@ test_fault_injection(void **state)
 				assert_non_null(strstr(why, "memory"));
 				break;
 			case FERRY_ECRASHED:
-				assert_non_null(strstr(why, "SIG") != NULL
-				        ? strstr(why, "SIG")
-				        : strstr(why, "signal"));
+				if (strstr(why, "SIG") == NULL &&
+				    strstr(why, "signal") == NULL &&
+				    strstr(why, "exit status") == NULL)
+					fail_msg("poisoned task %s: crashed "
+					         "without a cause: %s",
+					    poison_fn[k], why);
 				break;
 			default:
 				fail_msg("poisoned task %s: error %d (%s)",
 				    poison_fn[k], ec, why);
 			}
-			if (strstr(why, k == P_SEGV ? "SIGSEGV"
-			                : k == P_ABORT ? "SIGABRT"
-			                : k == P_HANG  ? "timeout"
-			                               : "memory") != NULL)
+			if (strstr(why, poison_reason(k)) != NULL)
 				own[k]++;
 		}
 		/* and every kind failed for its own reason at least once */
@@ -670,6 +771,10 @@ test_fault_injection(void **state)
 			    (int)d->seen[i]);
 	}
 	printf("worker processes seen: %d, left running: 0\n", d->n_seen);
+	n_grand = grandchildren(logpath, grand, MAX_POISON * 4);
+	assert_int_equal(grandchildren_left(grand, n_grand, 10000), 0);
+	printf("grandchildren started by tasks: %d, left running: 0\n",
+	    n_grand);
 	h_stop(sched, 10000);
 	free(d);
 }
@@ -689,5 +794,15 @@ main(int argc, char **argv)
 	}
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	h_cleanup();
+	{
+		/* grandchildren left by a failed run: ours, stopped by pid */
+		pid_t g[MAX_POISON * 4];
+		int   n = g_logpath[0] != '\0'
+		      ? grandchildren(g_logpath, g, MAX_POISON * 4)
+		      : 0;
+		for (int i = 0; i < n; i++)
+			if (is_sleep(g[i]))
+				kill(g[i], SIGKILL);
+	}
 	return rc;
 }

@@ -570,6 +570,16 @@ test_function_waits_for_its_group(void **state)
 	f = submit(c, "fi_step", 1, 6, 0, NULL);
 	assert_int_equal(wait_status(c, "waiting_function", 1, 10000), 0);
 	assert_int_equal(ferry_future_wait(f, 300), FERRY_ETIMEDOUT);
+	{
+		/* `ferry status` says what waits, and for what */
+		const char *args[] = { "status", "--connect", url, NULL };
+		char       *out = NULL;
+		assert_int_equal(h_run(args, 20000, &out, NULL), 0);
+		assert_non_null(strstr(out, "1 queued task(s) for a function "
+		                            "no connected worker runs: fi_step "
+		                            "(1,"));
+		free(out);
+	}
 
 	group(url, "b", fi_lib, 1, NULL);
 	assert_int_equal(ferry_future_wait(f, 30000), 0);

@@ -10,8 +10,19 @@
  * tasks without losing any; a running task that is cancelled is stopped;
  * a process killed from outside is reported with its cause; and the
  * supervisor keeps supervising while the scheduler is away.
+ *
+ * Tasks that break their worker process (from the fault-injection task
+ * library, fi_tasks.c): one that calls exit() with any status, 0 and the
+ * statuses the worker itself uses included, or closes its process's
+ * descriptors and returns, is charged for each process it ends and is
+ * quarantined (dead) after three, while the tasks around it complete; the
+ * processes a task starts go with its worker process when it crashes,
+ * exits, times out, is cancelled, is recycled, or the supervisor stops,
+ * even if they left its process group.
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,8 +37,18 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "fi_log.h"
 #include "ferry/ferry.h"
 #include "harness.h"
+
+/* The fault-injection task library and the start records it writes. */
+static const char *g_fi_lib;
+static char        g_fi_log[512];
+
+/* Grandchildren the tests' tasks started (stopped at teardown, by pid, if
+ * a test failed before they were gone). */
+static pid_t g_grand[64];
+static int   g_n_grand;
 
 static uint64_t
 ms_now(void)
@@ -37,11 +58,33 @@ ms_now(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Whether pid is alive and runs `sleep` (a grandchild of ours, not a
+ * process that took its pid since). */
+static int
+is_sleep(pid_t pid)
+{
+	char  path[64], cmd[64];
+	FILE *f;
+	int   yes = 0;
+	if (!h_alive(pid))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	yes = fgets(cmd, sizeof(cmd), f) != NULL && strcmp(cmd, "sleep") == 0;
+	fclose(f);
+	return yes;
+}
+
 static int
 teardown(void **state)
 {
 	(void)state;
 	h_cleanup();
+	for (int i = 0; i < g_n_grand; i++)
+		if (is_sleep(g_grand[i]))
+			kill(g_grand[i], SIGKILL);
+	g_n_grand = 0;
 	return 0;
 }
 
@@ -95,6 +138,8 @@ workers(const char *name, const char *url, int n, const char *const *extra)
 	args[k++] = num;
 	args[k++] = "--library";
 	args[k++] = "ferry_examples";
+	args[k++] = "--library";
+	args[k++] = g_fi_lib;
 	for (int i = 0; extra != NULL && extra[i] != NULL && k < 31; i++)
 		args[k++] = extra[i];
 	args[k] = NULL;
@@ -381,6 +426,8 @@ test_cancel_running(void **state)
 	workers("cancel", url, 1, NULL);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	/* the kill order goes to the supervisor */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
 	assert_true((p0 = only_worker(c)) > 0);
 
 	f = submit(c, "sleep_ms", 1, 60000, 0, NULL);
@@ -459,6 +506,8 @@ test_kill9_reported(void **state)
 	workers("kill9", url, 1, NULL);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	/* its report says what a SIGKILL means */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
 	assert_true((p0 = only_worker(c)) > 0);
 
 	ferry_task_opts_init(&once);
@@ -478,8 +527,9 @@ test_kill9_reported(void **state)
 	ferry_client_close(c);
 }
 
-/* Without the scheduler the supervisor still restarts processes; once
- * the scheduler is back it registers again and delivers what it queued. */
+/* Without the scheduler the supervisor still restarts processes (whose
+ * log says how long they waited for an answer); once the scheduler is
+ * back it registers again and delivers what it queued. */
 static void
 test_scheduler_away(void **state)
 {
@@ -502,6 +552,12 @@ test_scheduler_away(void **state)
 	assert_int_equal(wait_log("lost the connection to the scheduler", 1,
 	                     10000),
 	    0);
+	/* its process gives up on a hello after a reconnect in 3 s (not the
+	 * 10 s connect timeout), and says so; it is restarted */
+	assert_int_equal(wait_log("within 3000 ms", 1, 20000), 0);
+	end = ms_now() + 10000;
+	while (children_of(sup, kids, 8) != 1 && ms_now() < end)
+		usleep(20000);
 	assert_int_equal(children_of(sup, kids, 8), 1);
 	assert_int_equal(kill(kids[0], SIGKILL), 0);
 	/* replaced although nobody can be told */
@@ -522,6 +578,397 @@ test_scheduler_away(void **state)
 	ferry_client_close(c);
 }
 
+/* ------------------------------------- tasks that break their process */
+
+static uint64_t g_seq = 1000; /* the next fi task's sequence number */
+
+/* Submit fi function fn with [seq, b] and options; *seq gets the
+ * sequence number its records carry. */
+static ferry_future *
+submit_fi(ferry_client *c, const char *fn, uint64_t b,
+    const struct ferry_task_opts *o, uint64_t *seq)
+{
+	*seq = g_seq++;
+	return submit(c, fn, 2, *seq, b, o);
+}
+
+/* The pid of the grandchild the fi_fork task seq started (from its
+ * record), waiting for it up to timeout_ms; 0 if none. */
+static pid_t
+grandchild(uint64_t seq, int timeout_ms)
+{
+	uint64_t end = ms_now() + (uint64_t)timeout_ms;
+	do {
+		struct fi_record r;
+		pid_t            pid = 0;
+		int              fd  = open(g_fi_log, O_RDONLY);
+		if (fd >= 0) {
+			while (read(fd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+				if (r.seq == (FI_CHILD | seq))
+					pid = (pid_t)r.pid;
+			close(fd);
+		}
+		if (pid > 0) {
+			if (g_n_grand < 64)
+				g_grand[g_n_grand++] = pid;
+			return pid;
+		}
+		usleep(20000);
+	} while (ms_now() < end);
+	fprintf(stderr, "task %" PRIu64 " logged no grandchild\n", seq);
+	return 0;
+}
+
+/* Wait (bounded: the promise is "within about a second"; the bound is
+ * generous for a loaded machine) until pid is gone. */
+static int
+wait_gone(pid_t pid, int timeout_ms)
+{
+	uint64_t end = ms_now() + (uint64_t)timeout_ms;
+	while (h_alive(pid)) {
+		if (ms_now() >= end) {
+			fprintf(stderr, "pid %d still alive\n", (int)pid);
+			return -1;
+		}
+		usleep(10000);
+	}
+	return 0;
+}
+
+/* Submit n squares (1..n) and return their futures. */
+static ferry_future **
+submit_squares(ferry_client *c, int n)
+{
+	ferry_future **f = calloc((size_t)n, sizeof(*f));
+	assert_non_null(f);
+	for (int i = 0; i < n; i++)
+		f[i] = submit(c, "square", 1, (uint64_t)i + 1, 0, NULL);
+	return f;
+}
+
+/* Every square done, correct, and freed. */
+static void
+check_squares(ferry_future **f, int n)
+{
+	assert_int_equal(ferry_wait_all(f, (size_t)n, 60000), 0);
+	for (int i = 0; i < n; i++) {
+		const void *data;
+		size_t      len;
+		uint64_t    v;
+		assert_int_equal(ferry_future_state(f[i]), FERRY_DONE);
+		assert_int_equal(ferry_future_result(f[i], &data, &len), 0);
+		assert_int_equal(h_unpack_uint(data, len, &v), 0);
+		assert_int_equal(v, (uint64_t)(i + 1) * (uint64_t)(i + 1));
+		ferry_future_free(f[i]);
+	}
+	free(f);
+}
+
+/* f ended dead after 3 runs (quarantine_after), each reason with text. */
+static void
+expect_dead(ferry_future *f, const char *text)
+{
+	const char *why;
+	assert_int_equal(ferry_future_wait(f, 60000), 0);
+	why = ferry_future_error(f);
+	if (ferry_future_state(f) != FERRY_DEAD || why == NULL ||
+	    strstr(why, text) == NULL)
+		fail_msg("expected dead with '%s'; state %d, error %s", text,
+		    ferry_future_state(f), why != NULL ? why : "-");
+	assert_int_equal(ferry_future_errcode(f), FERRY_EDEAD);
+	assert_int_equal(ferry_future_attempts(f), 3);
+	assert_non_null(strstr(why, "quarantined"));
+}
+
+/* A task that calls exit() ends its process with that status, whatever it
+ * is -- 0, or one the worker itself uses (2: cannot start, 3: lost the
+ * scheduler, 4: a crash already reported, 5: recycled) -- and is charged
+ * each time: dead after 3 runs, with the status in its reason.  Tasks
+ * around it complete, and the supervisor (which stops on a worker's own
+ * status 2) keeps its processes running. */
+static void
+test_exit_any_status(void **state)
+{
+	static const int       st[] = { 0, 1, 2, 3, 4, 5 };
+	enum { N = sizeof(st) / sizeof(st[0]), SQ = 60 };
+	char                   url[128], text[64];
+	ferry_client          *c;
+	ferry_future          *f[N], **sq;
+	struct ferry_task_opts fast;
+	uint64_t               seq;
+	pid_t                  sup;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "exits");
+	h_scheduler(url, NULL);
+	sup = workers("exits", url, 2, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	/* its reports charge the tasks that end processes */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+
+	ferry_task_opts_init(&fast);
+	fast.backoff_ms = 10;
+	for (int i = 0; i < N; i++)
+		f[i] = submit_fi(c, "fi_exit", (uint64_t)st[i], &fast, &seq);
+	sq = submit_squares(c, SQ);
+	for (int i = 0; i < N; i++) {
+		snprintf(text, sizeof(text),
+		    "exit status %d while the task ran", st[i]);
+		expect_dead(f[i], text);
+		ferry_future_free(f[i]);
+	}
+	check_squares(sq, SQ);
+	assert_int_equal(h_status_uint(c, "dead"), N);
+	assert_true(h_alive(sup));
+	assert_int_equal(h_wait_workers(c, 2, 20000), 0);
+	expect_square(c, 9);
+	ferry_client_close(c);
+}
+
+/* A task that closes descriptors 0-1023 and returns breaks its process,
+ * which finds its descriptors gone and aborts: that death is charged to
+ * the task (dead after 3), not to a task that ran before or after it, and
+ * the others complete. */
+static void
+test_close_fds(void **state)
+{
+	enum { SQ = 60 };
+	char                   url[128];
+	ferry_client          *c;
+	ferry_future          *f, **sq;
+	struct ferry_task_opts fast;
+	uint64_t               seq;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "closefds");
+	h_scheduler(url, NULL);
+	workers("closefds", url, 2, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	/* its reports charge the tasks that end processes */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+
+	ferry_task_opts_init(&fast);
+	fast.backoff_ms = 10;
+	sq = submit_squares(c, SQ / 2);
+	f  = submit_fi(c, "fi_close_fds", 0, &fast, &seq);
+	check_squares(sq, SQ / 2);
+	sq = submit_squares(c, SQ);
+	expect_dead(f, "its descriptors were closed under it");
+	check_squares(sq, SQ);
+	assert_int_equal(h_status_uint(c, "dead"), 1);
+	assert_int_equal(h_wait_workers(c, 2, 20000), 0);
+	ferry_future_free(f);
+	ferry_client_close(c);
+}
+
+/* A task forks a `sleep 1000` grandchild, then crashes or calls exit(0):
+ * the grandchild goes with the worker process, also when it had left the
+ * process group (setsid). */
+static void
+test_grandchild_of_crash(void **state)
+{
+	static const uint64_t  how[] = { FI_FORK_CRASH,
+		 FI_FORK_CRASH | FI_FORK_SETSID, FI_FORK_EXIT,
+		 FI_FORK_EXIT | FI_FORK_SETSID };
+	char                   url[128];
+	ferry_client          *c;
+	struct ferry_task_opts once;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "forkcrash");
+	h_scheduler(url, NULL);
+	workers("forkcrash", url, 1, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	/* its reports charge the tasks that end processes */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+
+	ferry_task_opts_init(&once);
+	once.retries = 0;
+	for (size_t i = 0; i < sizeof(how) / sizeof(how[0]); i++) {
+		uint64_t      seq;
+		ferry_future *f = submit_fi(c, "fi_fork", how[i], &once, &seq);
+		pid_t         g;
+		assert_int_equal(ferry_future_wait(f, 30000), 0);
+		assert_int_equal(ferry_future_state(f), FERRY_FAILED);
+		assert_int_equal(ferry_future_errcode(f), FERRY_ECRASHED);
+		assert_non_null(strstr(ferry_future_error(f),
+		    (how[i] & FI_FORK_CRASH) ? "SIGSEGV" : "exit status 0"));
+		assert_true((g = grandchild(seq, 10000)) > 0);
+		assert_int_equal(wait_gone(g, 10000), 0);
+		ferry_future_free(f);
+	}
+	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
+	expect_square(c, 6);
+	ferry_client_close(c);
+}
+
+/* A task forks a grandchild and hangs: when the supervisor kills its
+ * process for the timeout, or to stop the task when it is cancelled, the
+ * grandchild goes too. */
+static void
+test_grandchild_of_timeout_cancel(void **state)
+{
+	char                   url[128];
+	ferry_client          *c;
+	ferry_future          *f;
+	struct ferry_task_opts to;
+	uint64_t               seq;
+	pid_t                  g;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "forkhang");
+	h_scheduler(url, NULL);
+	workers("forkhang", url, 1, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	/* its reports charge the tasks that end processes */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+
+	ferry_task_opts_init(&to);
+	to.retries    = 0;
+	to.timeout_ms = 1000;
+	f = submit_fi(c, "fi_fork", FI_FORK_HANG | FI_FORK_SETSID, &to, &seq);
+	assert_true((g = grandchild(seq, 10000)) > 0);
+	assert_int_equal(ferry_future_wait(f, 30000), 0);
+	assert_int_equal(ferry_future_errcode(f), FERRY_ETIMEDOUT);
+	assert_int_equal(wait_gone(g, 10000), 0);
+	ferry_future_free(f);
+
+	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
+	f = submit_fi(c, "fi_fork", FI_FORK_HANG, NULL, &seq);
+	assert_true((g = grandchild(seq, 10000)) > 0);
+	assert_int_equal(ferry_cancel(f), 0);
+	assert_int_equal(ferry_future_wait(f, 10000), 0);
+	assert_int_equal(ferry_future_state(f), FERRY_CANCELLED);
+	assert_int_equal(wait_gone(g, 10000), 0);
+	ferry_future_free(f);
+	ferry_client_close(c);
+}
+
+/* Tasks fork grandchildren and return; when their process is recycled
+ * (max tasks), the grandchildren go with it. */
+static void
+test_grandchild_of_recycled(void **state)
+{
+	char          url[128];
+	const char   *extra[] = { "--max-tasks", "2", NULL };
+	ferry_client *c;
+	ferry_future *f[2];
+	uint64_t      seq[2];
+	pid_t         g[2];
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "forkrecycle");
+	h_scheduler(url, NULL);
+	workers("forkrecycle", url, 1, extra);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	/* its reports charge the tasks that end processes */
+	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+
+	f[0] = submit_fi(c, "fi_fork", 0, NULL, &seq[0]);
+	f[1] = submit_fi(c, "fi_fork", FI_FORK_SETSID, NULL, &seq[1]);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(ferry_future_wait(f[i], 30000), 0);
+		assert_int_equal(ferry_future_state(f[i]), FERRY_DONE);
+		assert_true((g[i] = grandchild(seq[i], 10000)) > 0);
+	}
+	assert_int_equal(
+	    wait_log("recycled (max tasks per process)", 1, 20000), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(wait_gone(g[i], 10000), 0);
+		ferry_future_free(f[i]);
+	}
+	ferry_client_close(c);
+}
+
+/* `ferry worker` stopped with SIGTERM leaves nothing behind: its worker
+ * processes and the grandchildren its tasks started (in their process
+ * group or not) are gone once it has exited. */
+static void
+test_stop_leaves_nothing(void **state)
+{
+	char          url[128];
+	ferry_client *c;
+	ferry_future *f[2];
+	uint64_t      seq[2];
+	pid_t         sup, g[2], kids[8];
+	int           n_kids;
+	uint64_t      end;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "stop");
+	h_scheduler(url, NULL);
+	sup = workers("stop", url, 2, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+
+	f[0] = submit_fi(c, "fi_fork", 0, NULL, &seq[0]);
+	f[1] = submit_fi(c, "fi_fork", FI_FORK_SETSID, NULL, &seq[1]);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(ferry_future_wait(f[i], 30000), 0);
+		assert_int_equal(ferry_future_state(f[i]), FERRY_DONE);
+		assert_true((g[i] = grandchild(seq[i], 10000)) > 0);
+		assert_true(h_alive(g[i]));
+		ferry_future_free(f[i]);
+	}
+	n_kids = children_of(sup, kids, 8);
+	assert_true(n_kids >= 2);
+
+	/* SIGTERM, and nothing else: what goes, the supervisor stopped */
+	assert_int_equal(kill(sup, SIGTERM), 0);
+	end = ms_now() + 30000;
+	while (h_alive(sup) && ms_now() < end)
+		usleep(20000);
+	assert_false(h_alive(sup));
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(wait_gone(g[i], 5000), 0);
+	for (int i = 0; i < n_kids; i++)
+		assert_int_equal(wait_gone(kids[i], 5000), 0);
+	ferry_client_close(c);
+}
+
+/* `ferry worker` killed with kill -9 cannot clean up: its worker processes
+ * then stop their own process groups as they exit, so what their tasks
+ * started in them goes too. */
+static void
+test_kill9_supervisor(void **state)
+{
+	char          url[128];
+	ferry_client *c;
+	ferry_future *f;
+	uint64_t      seq, end;
+	pid_t         sup, g, kids[8];
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "kill9sup");
+	h_scheduler(url, NULL);
+	sup = workers("kill9sup", url, 1, NULL);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+
+	f = submit_fi(c, "fi_fork", 0, NULL, &seq);
+	assert_int_equal(ferry_future_wait(f, 30000), 0);
+	assert_int_equal(ferry_future_state(f), FERRY_DONE);
+	assert_true((g = grandchild(seq, 10000)) > 0);
+	ferry_future_free(f);
+	assert_int_equal(children_of(sup, kids, 8), 1);
+
+	assert_int_equal(kill(sup, SIGKILL), 0);
+	end = ms_now() + 10000;
+	while (h_alive(sup) && ms_now() < end)
+		usleep(20000);
+	assert_false(h_alive(sup));
+	/* the worker process drains (nothing runs) and exits, taking its
+	 * group along */
+	assert_int_equal(wait_gone(kids[0], 20000), 0);
+	assert_int_equal(wait_gone(g, 5000), 0);
+	ferry_client_close(c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -533,9 +980,27 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_cancel_queued, teardown),
 		cmocka_unit_test_teardown(test_kill9_reported, teardown),
 		cmocka_unit_test_teardown(test_scheduler_away, teardown),
+		cmocka_unit_test_teardown(test_exit_any_status, teardown),
+		cmocka_unit_test_teardown(test_close_fds, teardown),
+		cmocka_unit_test_teardown(test_grandchild_of_crash, teardown),
+		cmocka_unit_test_teardown(test_grandchild_of_timeout_cancel,
+		    teardown),
+		cmocka_unit_test_teardown(test_grandchild_of_recycled,
+		    teardown),
+		cmocka_unit_test_teardown(test_stop_leaves_nothing, teardown),
+		cmocka_unit_test_teardown(test_kill9_supervisor, teardown),
 	};
 	int rv;
 	h_init(argc, argv);
+	g_fi_lib = argc > 2 ? argv[2] : getenv("FERRY_FI_LIB");
+	if (g_fi_lib == NULL) {
+		fprintf(stderr,
+		    "usage: test_supervisor FERRY_BIN FI_LIBRARY\n");
+		return 2;
+	}
+	/* the start records of fi tasks (grandchildren's pids) */
+	snprintf(g_fi_log, sizeof(g_fi_log), "%s/fi-starts.bin", h_dir());
+	setenv("FERRY_FI_LOG", g_fi_log, 1);
 	rv = cmocka_run_group_tests(tests, NULL, NULL);
 	if (rv != 0)
 		h_dump_logs();

@@ -528,6 +528,61 @@ test_task_options(void **state)
 	assert_int_equal(f->m.results[1].attempts, 0);
 }
 
+/* A submit of two tasks whose second carries {key: value} as its options
+ * (value a boolean). */
+static void
+pack_bool_option(struct fx *f, const char *key, int value)
+{
+	proto_writer_reset(&f->w);
+	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 2);
+	proto_pack_submit_task(&f->w, 1, "a", 1, "\xc0", 1, NULL, NULL, 0,
+	    NULL);
+	msgpack_pack_array(&f->w.pk, 5);
+	msgpack_pack_uint64(&f->w.pk, 2);
+	pk_cstr(f, "b");
+	proto_pack_bin(&f->w, "\xc0", 1);
+	msgpack_pack_array(&f->w.pk, 0);
+	msgpack_pack_map(&f->w.pk, 1);
+	pk_cstr(f, key);
+	if (value)
+		msgpack_pack_true(&f->w.pk);
+	else
+		msgpack_pack_false(&f->w.pk);
+}
+
+/* Options documented as integers refuse booleans (`retries: true` is
+ * not one retry), naming the option and the entry; retry_errors, a
+ * flag, takes either. */
+static void
+test_task_options_booleans(void **state)
+{
+	static const char *ints[] = { "retries", "backoff_ms",
+		"backoff_max_ms", "timeout_ms" };
+	struct fx         *f = *state;
+	char               want[64];
+
+	for (size_t k = 0; k < sizeof(ints) / sizeof(ints[0]); k++) {
+		for (int v = 0; v <= 1; v++) {
+			pack_bool_option(f, ints[k], v);
+			decode(f);
+			snprintf(want, sizeof(want), "'%s': expected a "
+			    "non-negative integer, got a boolean", ints[k]);
+			check_err(f, FERRY_EPROTO, "tasks[1][4] (options)",
+			    want, NULL);
+		}
+	}
+	pack_bool_option(f, "retry_errors", 1);
+	decode_ok(f, PROTO_SUBMIT);
+	assert_int_equal(f->m.tasks[1].opts.set, PROTO_OPT_RETRY_ERRORS);
+	assert_int_equal(f->m.tasks[1].opts.retry_errors, 1);
+	pack_bool_option(f, "retry_errors", 0);
+	decode_ok(f, PROTO_SUBMIT);
+	assert_int_equal(f->m.tasks[1].opts.set, PROTO_OPT_RETRY_ERRORS);
+	assert_int_equal(f->m.tasks[1].opts.retry_errors, 0);
+}
+
 static void
 test_supervisor_messages(void **state)
 {
@@ -1990,6 +2045,7 @@ main(void)
 		T(test_task_extra_elements),
 		T(test_task_objects),
 		T(test_task_options),
+		T(test_task_options_booleans),
 		T(test_supervisor_messages),
 		T(test_submitted),
 		T(test_fetch),
