@@ -20,12 +20,12 @@
  * for it to fall below max_unsent, or refuse (FERRY_FULL_FAIL).
  */
 #include <errno.h>
-#include <stddef.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +40,7 @@
 #include "json.h"
 #include "objref.h"
 #include "proto.h"
+#include "status_fields.h"
 #include "security.h"
 #include "util.h"
 
@@ -2318,20 +2319,16 @@ map_uint(const msgpack_object *map, const char *key)
 	return 0;
 }
 
-FERRY_API int
-ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
-    int timeout_ms)
+/* Ask for the scheduler's status document: *bytes (malloc'd) and *len. */
+static int
+status_fetch(ferry_client *c, uint8_t **bytes, size_t *len, int timeout_ms)
 {
 	struct timespec ts;
 	uint64_t        gen;
-	uint8_t        *bytes = NULL;
-	size_t          len   = 0;
-	int             rv    = 0;
+	int             rv = 0;
 
-	if (c == NULL || (st != NULL && st->size < sizeof(size_t)))
-		return FERRY_EINVAL;
-	if (json != NULL)
-		*json = NULL;
+	*bytes = NULL;
+	*len   = 0;
 	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
 	pthread_mutex_lock(&c->lock);
 	gen            = c->status_gen;
@@ -2342,61 +2339,113 @@ ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
 	if (c->status_gen == gen && c->offline) {
 		rv = FERRY_ECLOSED; /* gave up on the scheduler */
 	} else if (c->status_gen != gen && c->status_bytes != NULL) {
-		bytes = malloc(c->status_len);
-		if (bytes != NULL) {
-			memcpy(bytes, c->status_bytes, c->status_len);
-			len = c->status_len;
+		if ((*bytes = malloc(c->status_len)) != NULL) {
+			memcpy(*bytes, c->status_bytes, c->status_len);
+			*len = c->status_len;
 		}
-		rv = bytes != NULL ? 0 : FERRY_ENOMEM;
+		rv = *bytes != NULL ? 0 : FERRY_ENOMEM;
 	} else if (rv == 0) {
 		rv = FERRY_ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (rv != 0)
-		return rv;
+	return rv;
+}
 
-	if (st != NULL) {
-		msgpack_zone   zone;
-		msgpack_object o;
-		size_t         off = 0;
-		msgpack_zone_init(&zone, 2048);
-		if (msgpack_unpack((const char *)bytes, len, &off, &zone, &o) ==
-		        MSGPACK_UNPACK_SUCCESS &&
-		    o.type == MSGPACK_OBJECT_MAP) {
-			size_t sz = st->size < sizeof(*st) ? st->size
-			                                   : sizeof(*st);
-			struct ferry_status full;
-			memset(&full, 0, sizeof(full));
-			full.size      = st->size;
-			full.workers   = (uint32_t)map_uint(&o, "workers");
-			full.slots     = (uint32_t)map_uint(&o, "slots");
-			full.busy      = (uint32_t)map_uint(&o, "busy");
-			full.queued    = map_uint(&o, "queued");
-			full.submitted = map_uint(&o, "submitted");
-			full.done      = map_uint(&o, "done");
-			full.failed    = map_uint(&o, "failed");
-			full.requeued  = map_uint(&o, "requeued");
-			full.clients   = (uint32_t)map_uint(&o, "clients");
-			full.uptime_s  = (double)map_uint(&o, "uptime_ms") / 1e3;
-			full.cancelled = map_uint(&o, "cancelled");
-			full.retried   = map_uint(&o, "retried");
-			full.dead      = map_uint(&o, "dead");
-			full.delayed   = map_uint(&o, "delayed");
-			full.kills     = map_uint(&o, "kills");
-			full.late_results = map_uint(&o, "late_results");
-			memcpy(st, &full, sz);
-		} else {
-			rv = FERRY_EPROTO;
-		}
+/* Fill st (st->size bytes of it) from a status document: every number
+ * of the counter table (common/status_fields.h) has a member. */
+static int
+status_fill(struct ferry_status *st, const uint8_t *bytes, size_t len)
+{
+#define U32 4
+#define U64 8
+#define STATUS_MEMBER(name, kind, width, doc)                               \
+	{ #name, offsetof(struct ferry_status, name), width },
+	static const struct {
+		const char *name;
+		size_t      off;
+		int         width;
+	} members[] = { FERRY_STATUS_FIELDS(STATUS_MEMBER) };
+#undef STATUS_MEMBER
+#undef U32
+#undef U64
+	struct ferry_status full;
+	msgpack_zone        zone;
+	msgpack_object      o;
+	size_t              off = 0;
+	int                 rv  = 0;
+
+	msgpack_zone_init(&zone, 2048);
+	if (msgpack_unpack((const char *)bytes, len, &off, &zone, &o) !=
+	        MSGPACK_UNPACK_SUCCESS ||
+	    o.type != MSGPACK_OBJECT_MAP) {
 		msgpack_zone_destroy(&zone);
+		return FERRY_EPROTO;
 	}
+	memset(&full, 0, sizeof(full));
+	full.size = st->size;
+	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+		uint64_t v = map_uint(&o, members[i].name);
+		char    *p = (char *)&full + members[i].off;
+		if (members[i].width == 4) {
+			uint32_t v32 = (uint32_t)v;
+			memcpy(p, &v32, sizeof(v32));
+		} else {
+			memcpy(p, &v, sizeof(v));
+		}
+	}
+	full.uptime_s = (double)full.uptime_ms / 1e3;
+	memcpy(st, &full, st->size < sizeof(full) ? st->size : sizeof(full));
+	msgpack_zone_destroy(&zone);
+	return rv;
+}
+
+FERRY_API int
+ferry_cluster_status_doc(ferry_client *c, struct ferry_status *st, void **doc,
+    size_t *len, int timeout_ms)
+{
+	uint8_t *bytes;
+	size_t   n;
+	int      rv;
+
+	if (c == NULL || (st != NULL && st->size < sizeof(size_t)))
+		return FERRY_EINVAL;
+	if (doc != NULL)
+		*doc = NULL;
+	if ((rv = status_fetch(c, &bytes, &n, timeout_ms)) != 0)
+		return rv;
+	if (st != NULL && (rv = status_fill(st, bytes, n)) != 0) {
+		free(bytes);
+		return rv;
+	}
+	if (doc != NULL) {
+		*doc = bytes;
+		if (len != NULL)
+			*len = n;
+	} else {
+		free(bytes);
+	}
+	return 0;
+}
+
+FERRY_API int
+ferry_cluster_status(ferry_client *c, struct ferry_status *st, char **json,
+    int timeout_ms)
+{
+	void  *doc = NULL;
+	size_t len = 0;
+	int    rv;
+
+	if (json != NULL)
+		*json = NULL;
+	rv = ferry_cluster_status_doc(c, st, json != NULL ? &doc : NULL, &len,
+	    timeout_ms);
 	if (rv == 0 && json != NULL) {
 		char err[256];
-		*json = json_from_msgpack_bytes(bytes, len, err, sizeof(err));
+		*json = json_from_msgpack_bytes(doc, len, err, sizeof(err));
 		if (*json == NULL)
 			rv = FERRY_EPROTO;
 	}
-	free(bytes);
+	free(doc);
 	return rv;
 }
 

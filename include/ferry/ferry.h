@@ -433,6 +433,20 @@ struct ferry_status {
 	uint64_t delayed;        /* waiting for their retry backoff now */
 	uint64_t kills;          /* worker processes tasks killed */
 	uint64_t late_results;   /* results of lost leases, dropped */
+	/* since 0.1.0 with the counter table: every number of the status
+	 * reply has a member of its name (docs/protocol.md 3.12) */
+	uint64_t uptime_ms;        /* milliseconds since it started */
+	uint64_t rejected;         /* submit entries rejected */
+	uint64_t results_stored;   /* results waiting for their clients */
+	uint64_t local;            /* tasks sent to a holder of their object */
+	uint64_t bad_messages;     /* malformed or misplaced requests */
+	uint64_t auth_failures;    /* requests refused with FERRY_EAUTH */
+	uint64_t timeouts;         /* processes killed past a task's timeout */
+	uint64_t memory_kills;     /* processes killed over the memory limit */
+	uint64_t awaiting_report;  /* tasks of lost workers held for a report */
+	uint32_t supervisors;      /* connected supervisors */
+	uint64_t reports;          /* process-death reports received */
+	uint64_t waiting_function; /* queued tasks no connected worker runs */
 };
 
 /*
@@ -443,6 +457,15 @@ struct ferry_status {
  */
 FERRY_API int ferry_cluster_status(ferry_client *c, struct ferry_status *st,
     char **json, int timeout_ms);
+
+/*
+ * The same, with the scheduler's status document as it came: *doc gets a
+ * msgpack map (docs/protocol.md 3.12: the counters, the workers, the
+ * recent failures, the functions tasks wait for) of *len bytes that the
+ * caller frees with free().  st may be NULL.
+ */
+FERRY_API int ferry_cluster_status_doc(ferry_client *c, struct ferry_status *st,
+    void **doc, size_t *len, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -571,6 +571,24 @@ test_function_waits_for_its_group(void **state)
 	assert_int_equal(wait_status(c, "waiting_function", 1, 10000), 0);
 	assert_int_equal(ferry_future_wait(f, 300), FERRY_ETIMEDOUT);
 	{
+		/* the C API has every counter of the table */
+		struct ferry_status st;
+		void               *doc = NULL;
+		size_t              doc_len = 0;
+		memset(&st, 0, sizeof(st));
+		st.size = sizeof(st);
+		assert_int_equal(ferry_cluster_status_doc(c, &st, &doc,
+		                     &doc_len, 10000),
+		    0);
+		assert_int_equal(st.waiting_function, 1);
+		assert_int_equal(st.workers, 1);
+		assert_int_equal(st.supervisors, 1);
+		assert_true(st.uptime_ms > 0);
+		assert_non_null(doc);
+		assert_true(doc_len > 100);
+		free(doc);
+	}
+	{
 		/* `ferry status` says what waits, and for what */
 		const char *args[] = { "status", "--connect", url, NULL };
 		char       *out = NULL;
