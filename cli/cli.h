@@ -33,7 +33,7 @@ int cli_runtime_dir_ready(const char *const *urls, size_t n);
  * moment earlier is still found), and their exit statuses for "nothing
  * answers there" and "the scheduler refused us, or the connection could
  * not be set up" */
-#define CLI_NO_SCHEDULER_MS 250
+#define CLI_NO_SCHEDULER_MS 800
 #define CLI_EXIT_NO_SCHEDULER 3
 #define CLI_EXIT_REFUSED 4
 

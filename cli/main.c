@@ -1527,34 +1527,18 @@ cmd_status(int argc, char **argv)
 
 /* --------------------------------------------------------------- main */
 
-static void *
-fini_main(void *arg)
+static void
+fini_call(void *arg)
 {
 	(void)arg;
 	nng_fini();
-	return NULL;
 }
 
 /* nng_fini(), or exit with rc if it takes longer than 3 s. */
 static void
 fini_bounded(int rc)
 {
-	pthread_t       t;
-	struct timespec ts;
-	sigset_t        all, old;
-	int             rv;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rv = pthread_create(&t, NULL, fini_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rv != 0) {
-		nng_fini();
-		return;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 3;
-	if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+	if (util_call_bounded(fini_call, NULL, 3) != 0) {
 		fflush(stdout);
 		fflush(stderr);
 		_exit(rc);

@@ -1216,12 +1216,10 @@ static pthread_mutex_t leaked_lock = PTHREAD_MUTEX_INITIALIZER;
 static ferry_client   *leaked[256];
 static int             n_leaked;
 
-static void *
-close_main(void *arg)
+static void
+close_call(void *arg)
 {
-	ferry_client *c = arg;
-	nng_close(c->sock);
-	return NULL;
+	nng_close(((ferry_client *)arg)->sock);
 }
 
 /*
@@ -1235,34 +1233,17 @@ close_main(void *arg)
 static void
 close_bounded(ferry_client *c)
 {
-	pthread_t       t;
-	struct timespec ts;
-	sigset_t        all, old;
-	int             rv;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rv = pthread_create(&t, NULL, close_main, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rv != 0) {
-		nng_close(c->sock);
+	if (util_call_bounded(close_call, c, CLOSE_WAIT_S) == 0)
 		return;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += CLOSE_WAIT_S;
-	if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
-		pthread_detach(t);
-		c->leaked = 1;
-		/* keep it reachable: it is kept on purpose */
-		pthread_mutex_lock(&leaked_lock);
-		if (n_leaked < (int)(sizeof(leaked) / sizeof(leaked[0])))
-			leaked[n_leaked++] = c;
-		pthread_mutex_unlock(&leaked_lock);
-		fprintf(stderr, "libferry: closing the connection to %s did not "
-		                "finish within %d s; leaving it to finish in the "
-		                "background\n",
-		    c->url, CLOSE_WAIT_S);
-	}
+	c->leaked = 1;
+	/* keep it reachable: it is kept on purpose */
+	pthread_mutex_lock(&leaked_lock);
+	if (n_leaked < (int)(sizeof(leaked) / sizeof(leaked[0])))
+		leaked[n_leaked++] = c;
+	pthread_mutex_unlock(&leaked_lock);
+	fprintf(stderr, "libferry: closing the connection to %s did not finish "
+	                "within %d s; leaving it to finish in the background\n",
+	    c->url, CLOSE_WAIT_S);
 }
 
 static void

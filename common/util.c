@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +188,54 @@ util_grow(void *bufp, size_t *cap, size_t len, size_t elem, size_t first)
 		return -1;
 	memcpy(bufp, &n, sizeof(n));
 	*cap = ncap;
+	return 0;
+}
+
+struct bounded_call {
+	void (*fn)(void *);
+	void *arg;
+};
+
+static void *
+bounded_main(void *p)
+{
+	struct bounded_call *b = p;
+	b->fn(b->arg);
+	free(b);
+	return NULL;
+}
+
+int
+util_call_bounded(void (*fn)(void *), void *arg, int seconds)
+{
+	struct bounded_call *b = malloc(sizeof(*b));
+	struct timespec      ts;
+	pthread_t            t;
+	sigset_t             all, old;
+	int                  rv;
+
+	if (b == NULL) {
+		fn(arg);
+		return -1;
+	}
+	b->fn  = fn;
+	b->arg = arg;
+	/* the helper thread takes no signals: they stay the caller's */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rv = pthread_create(&t, NULL, bounded_main, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rv != 0) {
+		free(b);
+		fn(arg);
+		return -1;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += seconds;
+	if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+		pthread_detach(t);
+		return -1;
+	}
 	return 0;
 }
 

@@ -42,6 +42,15 @@ uint64_t util_hash_bytes(const void *s, size_t n);
 int util_grow(void *bufp, size_t *cap, size_t len, size_t elem,
     size_t first);
 
+/*
+ * Run fn(arg) on a thread of its own and wait for it at most seconds.
+ * Returns 0 when it finished, -1 when it did not in time (it goes on in
+ * the background, so arg must stay valid) or no thread could be made (it
+ * then ran here).  For NNG 1.5's close and fini, which have been seen to
+ * wait for ever.
+ */
+int util_call_bounded(void (*fn)(void *), void *arg, int seconds);
+
 /* A random 64-bit value from the system (getrandom), never 0. */
 uint64_t util_random64(void);
 

@@ -41,7 +41,13 @@ pid_t h_start(const char *logname, const char *const *args);
  * timeout (the process is killed). */
 int h_run(const char *const *args, int timeout_ms, char **out, char **err);
 
-/* Start a scheduler at url with extra args (may be NULL). */
+/* Start `ferry scheduler` with args (NULL-terminated, from "scheduler";
+ * output to DIR/<logname>.log) and wait until it listens (its ready
+ * file), at most 30 s or until it exits. */
+pid_t h_start_scheduler(const char *logname, const char *const *args);
+
+/* Start a scheduler at url with extra args (may be NULL); waits until it
+ * listens, as h_start_scheduler. */
 pid_t h_scheduler(const char *url, const char *const *extra);
 
 /* Start a worker supervisor with n processes on url. */

@@ -1261,7 +1261,7 @@ test_real_backpressure(void **state)
 
 	h_ipc_url(url, sizeof(url), "full");
 	write_cluster_file(path, sizeof(path), url, 5);
-	h_start("scheduler", sargs);
+	h_start_scheduler("scheduler", sargs);
 
 	/* FAIL, no workers: five queue, three are refused */
 	assert_non_null(c = connect_opts(url, FERRY_FULL_FAIL, 0, 0, 0));
@@ -1330,7 +1330,7 @@ test_real_backpressure_backoff(void **state)
 
 	h_ipc_url(url, sizeof(url), "backoff");
 	write_cluster_file(path, sizeof(path), url, 50);
-	h_start("scheduler", sargs);
+	h_start_scheduler("scheduler", sargs);
 	h_workers(url, 1, wargs);
 	assert_non_null(c = connect_opts(url, FERRY_FULL_BLOCK, 0, 0, 0));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);

@@ -142,7 +142,7 @@ scheduler(const char *url, const char *name, const char *const *extra)
 	for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
-	return h_start(log, args);
+	return h_start_scheduler(log, args);
 }
 
 /* A supervisor of group name running n processes of library lib. */

@@ -470,7 +470,7 @@ test_cluster_file(void **state)
 	{
 		const char *sargs[] = { "scheduler", "-f", file, NULL };
 		const char *wargs[] = { "worker", "-f", file, NULL };
-		h_start("scheduler", sargs);
+		h_start_scheduler("scheduler", sargs);
 		h_start("workers", wargs);
 	}
 	{
@@ -539,7 +539,7 @@ test_token_guessing(void **state)
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "guess");
-	h_start("sched-guess", args);
+	h_start_scheduler("sched-guess", args);
 	h_peer_open(&p, url);
 	for (int i = 0; i < GUESSES; i++) {
 		char guess[32];
@@ -585,6 +585,8 @@ main(int argc, char **argv)
 	};
 	int rv;
 	h_init(argc, argv);
+	if (getenv("FERRY_TEST_FILTER") != NULL) /* e.g. "*guess*" */
+		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
 	rv = cmocka_run_group_tests(tests, group_setup, NULL);
 	if (rv != 0)
 		h_dump_logs();
