@@ -8,8 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SCHED_MAX_LISTEN 8
-#define SCHED_MAX_GROUPS 64
+#include "sched_config.h"
 
 /* Task states (see docs/protocol.md, "Life of a task"). */
 enum sched_task_state {
@@ -26,48 +25,6 @@ enum sched_task_state {
 /* Not a state a task is in: where its first transition (to queued) comes
  * from, as observers see it. */
 #define TASK_SUBMITTED TASK_STATE_MAX
-
-struct sched_config {
-	const char *listen[SCHED_MAX_LISTEN];
-	size_t      n_listen;
-	uint32_t    heartbeat_interval_ms;
-	uint32_t    heartbeat_timeout_ms;
-	size_t      max_message_size;
-	size_t      max_queue;
-	size_t      max_results;
-	uint32_t    result_ttl_ms;
-	size_t      max_result_bytes;    /* bytes of stored results, 1 GiB */
-	/* task failure defaults (a submit entry's options override them) */
-	uint32_t    task_retries;        /* default 3 */
-	uint32_t    task_backoff_ms;     /* default 100 */
-	uint32_t    task_backoff_max_ms; /* default 10000 */
-	uint32_t    task_timeout_ms;     /* default 0: none */
-	int         task_retry_errors;   /* default 0 */
-	uint32_t    quarantine_after;    /* kills that make a task dead, 3 */
-	uint32_t    report_grace_ms;     /* wait for a supervisor's report,
-	                                  * default 500 */
-	/* tasks whose function no connected worker runs wait; they fail
-	 * after function_wait_ms (0: never) once its last worker is gone,
-	 * or after unknown_function_wait_ms (30000) for a name no worker
-	 * ever registered, counted while every configured group is up */
-	uint32_t    function_wait_ms;
-	uint32_t    unknown_function_wait_ms;
-	const char *groups[SCHED_MAX_GROUPS]; /* the configured worker
-	                                       * groups, if known */
-	size_t      n_groups;
-	uint32_t    drain_timeout_ms;    /* on SIGTERM, how long running
-	                                  * tasks may finish and their
-	                                  * results reach clients, 30000 */
-	const char *ready_file; /* written once listening, or NULL */
-	/* security (docs/security.md); NULL: off */
-	const char *tls_cert_key_file; /* for tls+tcp:// listeners */
-	const char *tls_ca_file;       /* CA of client certificates */
-	int         require_client_cert; /* mutual TLS */
-	const char *token_file;        /* peers must send this token */
-};
-
-/* Fill c with the defaults (no listen addresses). */
-void sched_config_defaults(struct sched_config *c);
 
 /*
  * Run a scheduler until SIGINT or SIGTERM.  The first signal drains: new

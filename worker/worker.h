@@ -9,12 +9,11 @@
 #include <stdint.h>
 
 #include "ferry/task.h"
+#include "wrk_options.h"
 
 struct objcache;
 struct obj_entry;
 
-#define WRK_MAX_LIBRARIES 32
-#define WRK_MAX_ROOTS 16
 #define WRK_MAX_LOADERS 32
 
 /* ---- task libraries (registry.c) ---- */
@@ -84,38 +83,10 @@ struct ferry_task {
 	int               n_pins;
 };
 
-/* ---- one worker process (process.c) ---- */
-
-struct wrk_options {
-	const char *connect;        /* scheduler URL */
-	const char *name;           /* shown in status, default host-pid */
-	const char *group;          /* worker group name */
-	const char *libraries[WRK_MAX_LIBRARIES];
-	size_t      n_libraries;
-	const char *library_dir;    /* base for relative library paths */
-	const char *object_roots[WRK_MAX_ROOTS]; /* where objects may be */
-	size_t      n_object_roots;
-	size_t      object_cache;   /* cache budget in bytes; 0: auto */
-	int         slots;          /* default 1 */
-	int         prefetch;       /* default 1024 */
-	uint32_t    connect_timeout_ms;
-	uint32_t    drain_timeout_ms;
-	size_t      max_message_size;
-	int         parent_pid;     /* exit when this process goes away */
-	size_t      memory_limit;   /* supervisor: kill a process whose
-	                             * anonymous memory (RssAnon) exceeds
-	                             * this many bytes; 0: none */
-	uint64_t    max_tasks;      /* a process exits (recycled) after this
-	                             * many tasks; 0: never */
-	/* set by the supervisor for the processes it starts */
-	uint64_t    supervisor_token; /* sent in hello; 0: none */
-	int         slot_table_fd;  /* the shared slot table, -1: none */
-	/* security (docs/security.md); NULL: not used */
-	const char *tls_ca_file;       /* CA to verify the scheduler */
-	const char *tls_cert_key_file; /* own certificate + key */
-	const char *tls_server_name;   /* default: the URL's host */
-	const char *token_file;        /* the shared token */
-};
+/* ---- one worker process (process.c) ----
+ *
+ * struct wrk_options, its defaults and wrk_options_defaults() are in
+ * wrk_options.h. */
 
 /*
  * Exit statuses of a worker process (`ferry worker-process`); the
@@ -134,9 +105,6 @@ enum wrk_exit {
 	WRK_EXIT_RECYCLED = 5, /* ran max_tasks tasks and drained: replace
 	                        * at once */
 };
-
-/* Fill o with the defaults. */
-void wrk_options_defaults(struct wrk_options *o);
 
 /* Run one worker process until SIGTERM (drain) or SIGINT; returns the
  * process exit status. */
