@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -588,27 +589,112 @@ util_sock_setup(nng_socket s, size_t max_msg)
 	return 0;
 }
 
+/* Write a reason into why (len bytes); returns -1. */
+static int url_fail(char *why, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+url_fail(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || len == 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* HOST:PORT or [V6]:PORT of a TCP URL (rest: after "://"). */
+static int
+url_host_port(const char *rest, int flags, char *why, size_t len)
+{
+	const char *port;
+	size_t      plen;
+
+	if (*rest == '[') {
+		const char *close = strchr(rest, ']');
+		if (close == NULL || close[1] != ':')
+			return url_fail(why, len, "bad [IPv6]:PORT address");
+		port = close + 2;
+	} else if ((port = strrchr(rest, ':')) != NULL) {
+		port++;
+	} else {
+		return url_fail(why, len, "missing ':PORT' after the host");
+	}
+	plen = strlen(port);
+	if (plen == 0 || plen > 5 || strspn(port, "0123456789") != plen ||
+	    atoi(port) < 1 || atoi(port) > 65535)
+		return url_fail(why, len,
+		    "the port must be a number from 1 to 65535");
+	if ((flags & UTIL_URL_DIAL) && (rest[0] == ':' || rest[0] == '*'))
+		return url_fail(why, len,
+		    "a wildcard host cannot be dialed; name the host workers "
+		    "and clients connect to");
+	return 0;
+}
+
+int
+util_url_problem(const char *url, int flags, char *why, size_t len)
+{
+	static const char *const schemes[] = { "tcp", "tcp4", "tcp6", "ipc",
+		"abstract", "inproc", "tls+tcp" };
+	const char *sep = strstr(url, "://");
+	const char *scheme = NULL, *rest;
+	size_t      slen;
+	nng_url    *u;
+	int         rv;
+
+	for (const char *p = url; *p != '\0'; p++) {
+		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+			return url_fail(why, len,
+			    "URL contains a space or control character");
+	}
+	if (sep == NULL)
+		return url_fail(why, len,
+		    "not a URL (write e.g. tcp://127.0.0.1:7710 or "
+		    "ipc:///tmp/ferry.sock)");
+	slen = (size_t)(sep - url);
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		if (strlen(schemes[i]) == slen &&
+		    strncmp(url, schemes[i], slen) == 0)
+			scheme = schemes[i];
+	}
+	if (scheme == NULL)
+		return url_fail(why, len,
+		    "unknown URL scheme '%.*s' (use tcp, tcp4, tcp6, ipc, "
+		    "abstract, inproc or tls+tcp)",
+		    (int)(slen > 40 ? 40 : slen), url);
+	rest = sep + 3;
+	if (*rest == '\0')
+		return url_fail(why, len, "nothing after '%s://'", scheme);
+	if (strcmp(scheme, "ipc") == 0 || strcmp(scheme, "abstract") == 0) {
+		if (strlen(rest) > UTIL_IPC_MAX)
+			return url_fail(why, len,
+			    "ipc path is %zu bytes, the limit is %d for a "
+			    "Unix socket",
+			    strlen(rest), UTIL_IPC_MAX);
+	} else if (strcmp(scheme, "inproc") != 0 &&
+	    url_host_port(rest, flags, why, len) != 0) {
+		return -1;
+	}
+	/* and NNG must take it as it is */
+	if ((rv = nng_url_parse(&u, url)) != 0)
+		return url_fail(why, len, "%s", nng_strerror(rv));
+	nng_url_free(u);
+	return 0;
+}
+
 int
 util_url_check(const char *url, char *err, size_t errlen)
 {
-	nng_url *u;
-	int      rv;
-	if ((rv = nng_url_parse(&u, url)) != 0) {
-		snprintf(err, errlen, "invalid address '%s': %s", url,
-		    nng_strerror(rv));
-		return -1;
-	}
-	if ((strcmp(u->u_scheme, "ipc") == 0 ||
-	        strcmp(u->u_scheme, "abstract") == 0) &&
-	    strlen(u->u_path) > 107) {
-		snprintf(err, errlen,
-		    "address '%s': ipc path is %zu bytes, the limit is 107",
-		    url, strlen(u->u_path));
-		nng_url_free(u);
-		return -1;
-	}
-	nng_url_free(u);
-	return 0;
+	char why[256];
+
+	if (util_url_problem(url, 0, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "invalid address '%s': %s", url, why);
+	return -1;
 }
 
 int

@@ -171,8 +171,26 @@ int util_sock_setup(nng_socket s, size_t max_msg);
 int util_request_id(nng_msg *msg, uint32_t id);
 int util_reply_id(nng_msg *msg, uint32_t *id);
 
-/* If url is ipc://PATH and PATH is longer than an ipc path may be, or the
- * URL is malformed, write a message into err and return -1. */
+/* The longest ipc:// or abstract:// path: sizeof(sun_path) - 1. */
+#define UTIL_IPC_MAX 107
+
+/* util_url_problem() flags: the URL is to be dialed (refuse a wildcard
+ * host: '*' or none before the port). */
+#define UTIL_URL_DIAL 1
+
+/*
+ * The one check of an NNG URL, for the cluster file, the scheduler's
+ * listeners and every client: one of the schemes Ferry uses (tcp, tcp4,
+ * tcp6, tls+tcp, ipc, abstract, inproc); no space or control character;
+ * HOST:PORT or [V6]:PORT with a port 1..65535 for TCP; a socket path of
+ * at most UTIL_IPC_MAX bytes for ipc and abstract; and NNG must parse
+ * it.  Returns 0, or -1 with the reason (without the URL: "the port must
+ * be a number from 1 to 65535") in why (len bytes).
+ */
+int util_url_problem(const char *url, int flags, char *why, size_t len);
+
+/* util_url_problem() with no flags; on failure writes "invalid address
+ * 'URL': REASON" into err and returns -1. */
 int util_url_check(const char *url, char *err, size_t errlen);
 
 /* Where the peer of an NNG URL is (docs/security.md). */
