@@ -23,7 +23,6 @@
 #include "cli.h"
 #include "conf.h"
 #include "ferry/ferry.h"
-#include "json.h"
 #include "util.h"
 
 #include <msgpack.h>
@@ -415,78 +414,38 @@ cmp_dbl(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Read a worker's cache counters from the status document. */
+/* Read the workers' cache counters from the status document: loads and
+ * hits of all, the most loads of one, tasks sent where their object was;
+ * the workers' pids into smp (may be NULL). */
 static int
 heavy_status(ferry_client *c, struct pss_sampler *smp, uint64_t *loads,
     uint64_t *hits, uint64_t *max_loads, uint64_t *local)
 {
-	char           *json = NULL, err[256];
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	msgpack_zone    zone;
-	msgpack_object  o;
-	size_t          off = 0;
-	int             rv  = -1;
+	struct cli_status     s;
+	const msgpack_object *wl;
 
 	*loads = *hits = *max_loads = *local = 0;
-	if (ferry_cluster_status(c, NULL, &json, 5000) != 0)
+	if (cli_status_get(c, 5000, &s) != 0)
 		return -1;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_zone_init(&zone, 4096);
-	if (json_to_msgpack(json, strlen(json), &pk, err, sizeof(err)) == 0 &&
-	    msgpack_unpack(sb.data, sb.size, &off, &zone, &o) ==
-	        MSGPACK_UNPACK_SUCCESS &&
-	    o.type == MSGPACK_OBJECT_MAP) {
-		for (uint32_t i = 0; i < o.via.map.size; i++) {
-			msgpack_object_kv *kv = &o.via.map.ptr[i];
-			if (kv->key.via.str.size != 11 ||
-			    memcmp(kv->key.via.str.ptr, "worker_list", 11) != 0 ||
-			    kv->val.type != MSGPACK_OBJECT_ARRAY)
-				continue;
-			if (smp != NULL)
-				smp->n = 0;
-			for (uint32_t j = 0; j < kv->val.via.array.size; j++) {
-				msgpack_object *w = &kv->val.via.array.ptr[j];
-				uint64_t        l = 0;
-				for (uint32_t k = 0; k < w->via.map.size; k++) {
-					msgpack_object_kv *f = &w->via.map.ptr[k];
-					const char *name = f->key.via.str.ptr;
-					size_t      nl   = f->key.via.str.size;
-					if (nl == 3 && memcmp(name, "pid", 3) == 0 &&
-					    smp != NULL &&
-					    smp->n < HEAVY_MAX_WORKERS)
-						smp->pids[smp->n++] =
-						    (pid_t)f->val.via.u64;
-					if (nl == 5 && memcmp(name, "local", 5) == 0)
-						*local += f->val.via.u64;
-					if (nl != 5 || memcmp(name, "cache", 5) != 0)
-						continue;
-					for (uint32_t q = 0;
-					     q < f->val.via.map.size; q++) {
-						msgpack_object_kv *g =
-						    &f->val.via.map.ptr[q];
-						if (g->key.via.str.size == 5 &&
-						    memcmp(g->key.via.str.ptr,
-						        "loads", 5) == 0)
-							l = g->val.via.u64;
-						if (g->key.via.str.size == 4 &&
-						    memcmp(g->key.via.str.ptr,
-						        "hits", 4) == 0)
-							*hits += g->val.via.u64;
-					}
-				}
-				*loads += l;
-				if (l > *max_loads)
-					*max_loads = l;
-			}
-			rv = 0;
-		}
+	if ((wl = cli_obj_array(&s.doc, "worker_list")) != NULL &&
+	    smp != NULL)
+		smp->n = 0;
+	for (uint32_t j = 0; wl != NULL && j < wl->via.array.size; j++) {
+		const msgpack_object *w     = &wl->via.array.ptr[j];
+		const msgpack_object *cache = cli_obj_get(w, "cache");
+		uint64_t              l     = cli_obj_uint(cache, "loads");
+
+		if (smp != NULL && smp->n < HEAVY_MAX_WORKERS &&
+		    cli_obj_get(w, "pid") != NULL)
+			smp->pids[smp->n++] = (pid_t)cli_obj_uint(w, "pid");
+		*local += cli_obj_uint(w, "local");
+		*hits += cli_obj_uint(cache, "hits");
+		*loads += l;
+		if (l > *max_loads)
+			*max_loads = l;
 	}
-	msgpack_zone_destroy(&zone);
-	msgpack_sbuffer_destroy(&sb);
-	free(json);
-	return rv;
+	cli_status_free(&s);
+	return wl != NULL ? 0 : -1;
 }
 
 /*

@@ -1,14 +1,20 @@
 /*
- * cli.h - the ferry command's subcommands and their shared helpers.
+ * cli.h - the ferry command's subcommands and their shared helpers:
+ * processes and options (cli_util.c), clients of a scheduler and its
+ * status (cli_client.c).
  */
 #ifndef FERRY_CLI_H
 #define FERRY_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <msgpack.h>
+
 #include "conf.h"
+#include "ferry/ferry.h"
 
 /* The address of this user's default cluster (config/local.yaml's):
  * ipc://RUNTIME/local.sock, RUNTIME being util_runtime_dir(). */
@@ -37,8 +43,9 @@ int cli_runtime_dir_ready(const char *const *urls, size_t n);
 #define CLI_EXIT_NO_SCHEDULER 3
 #define CLI_EXIT_REFUSED 4
 
-/* Subcommands: each takes argc/argv starting at its own name and returns
- * the process exit status. */
+/* Subcommands, one file each (cmd_NAME.c; cluster.c, bench.c): each
+ * takes argc/argv starting at its own name and returns the process exit
+ * status. */
 int cmd_scheduler(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_worker_process(int argc, char **argv);
@@ -46,6 +53,8 @@ int cmd_cluster(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+
+/* ---- processes and options (cli_util.c; cli_self_exe in main.c) ---- */
 
 /* The path of the running ferry binary (for spawning its subcommands). */
 const char *cli_self_exe(void);
@@ -91,12 +100,53 @@ int cli_address(const char *file, const char *url, char *buf, size_t len);
 /* Parse a non-negative integer option; exits with a message if bad. */
 long cli_parse_long(const char *opt, const char *val, long min, long max);
 
-struct ferry_client;
-struct msgpack_object;
+/*
+ * Look ahead in argv for option ch (getopt_long with shortopts and
+ * longopts, quietly): its last value, "" for one without a value, or
+ * NULL when it is not given.  Leaves getopt ready to parse argv again
+ * from the start.  Commands read -f FILE first and then apply every
+ * flag over the file's settings.
+ */
+const char *cli_opt_value(int argc, char **argv, const char *shortopts,
+    const struct option *longopts, int ch);
 
-/* The value of string key in msgpack map (NULL if absent or not a map). */
-const struct msgpack_object *cli_obj_get(const struct msgpack_object *map,
-    const char *key);
+/* ---- clients of a scheduler (cli_client.c) ---- */
+
+/* The security flags of commands that connect as clients (submit,
+ * status): long options, their help, and where they are kept. */
+enum {
+	CLI_OPT_TLS_CA = 2000,
+	CLI_OPT_TLS_CERTKEY,
+	CLI_OPT_TLS_NAME,
+	CLI_OPT_TOKEN_FILE,
+};
+
+#define CLI_SEC_OPTIONS                                                  \
+	{ "tls-ca", required_argument, NULL, CLI_OPT_TLS_CA },               \
+	    { "tls-cert-key", required_argument, NULL, CLI_OPT_TLS_CERTKEY },\
+	    { "tls-server-name", required_argument, NULL, CLI_OPT_TLS_NAME },\
+	    { "token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE }
+
+#define CLI_SEC_HELP                                                     \
+	"      --tls-ca FILE    CA (PEM) that signed the scheduler's "        \
+	"certificate\n"                                                      \
+	"                       (needed for tls+tcp:// addresses)\n"         \
+	"      --tls-cert-key FILE  own certificate and key (PEM), for "      \
+	"mutual TLS\n"                                                       \
+	"      --tls-server-name NAME  name the scheduler's certificate "     \
+	"must carry\n"                                                       \
+	"      --token-file FILE  the cluster's token (with -f: the file's "  \
+	"security\n"                                                         \
+	"                       section gives these four)\n"
+
+struct cli_sec {
+	const char *tls_ca, *tls_cert_key, *tls_server_name, *token_file;
+};
+
+/* Take one security flag (ch, val) into sec; 0 if ch is not one. */
+int cli_sec_flag(struct cli_sec *sec, int ch, const char *val);
+
+struct ferry_client;
 
 /* ferry_client_connect() to url with the TLS and token settings of c's
  * security section (c may be NULL: none).  Returns a ferry_error; on
@@ -104,5 +154,55 @@ const struct msgpack_object *cli_obj_get(const struct msgpack_object *map,
  * more than the code (a file, the TLS handshake), else is empty. */
 int cli_connect_conf(const struct conf *c, const char *url, int timeout_ms,
     struct ferry_client **out, char *err, size_t errlen);
+
+/*
+ * Connect a client for command who ("ferry submit"): the address from
+ * url, else the cluster file, else $FERRY_ADDRESS, else the default; TLS
+ * and token settings from the flags in sec, else the cluster file's
+ * security section.  Writes the address into addr.  Returns 0, or an
+ * exit status after printing why: CLI_EXIT_NO_SCHEDULER when nothing
+ * answers at the address (known within CLI_NO_SCHEDULER_MS),
+ * CLI_EXIT_REFUSED when the scheduler refused us or the connection could
+ * not be set up (token, TLS files), 2 for a bad cluster file.
+ */
+int cli_client_connect(const char *who, const char *file, const char *url,
+    const struct cli_sec *sec, int timeout_ms, char *addr, size_t addrlen,
+    struct ferry_client **out);
+
+/* The value of string key in msgpack map (NULL if absent or not a map). */
+const msgpack_object *cli_obj_get(const msgpack_object *map,
+    const char *key);
+
+/* The unsigned integer at key of map, or 0. */
+uint64_t cli_obj_uint(const msgpack_object *map, const char *key);
+
+/* The string at key of map copied into buf ("-" when it is not one). */
+const char *cli_obj_str(const msgpack_object *map, const char *key,
+    char *buf, size_t len);
+
+/* The array at key of map, or NULL. */
+const msgpack_object *cli_obj_array(const msgpack_object *map,
+    const char *key);
+
+/*
+ * The scheduler's status as it came (no JSON in between): st holds the
+ * numbers of the counter table (common/status_fields.h), doc the whole
+ * document (docs/protocol.md 3.12: the counters, worker_list,
+ * recent_failures, unserved_functions), unpacked.
+ */
+struct cli_status {
+	struct ferry_status st;
+	msgpack_object      doc;
+	void               *bytes; /* the msgpack document, len bytes */
+	size_t              len;
+	msgpack_zone        zone;
+};
+
+/* Ask c for its status into s.  Returns a ferry_error; on success the
+ * caller frees s with cli_status_free(). */
+int cli_status_get(struct ferry_client *c, int timeout_ms,
+    struct cli_status *s);
+
+void cli_status_free(struct cli_status *s);
 
 #endif

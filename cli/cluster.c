@@ -32,7 +32,6 @@
 
 #include "cli.h"
 #include "ferry/ferry.h"
-#include "json.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
@@ -911,68 +910,71 @@ host_ferry(const struct conf *c, const struct conf_host *h)
 	return h != NULL && h->ferry != NULL ? h->ferry : c->ssh_ferry;
 }
 
-/* Script that starts group g's supervisor on host h. */
+/* Append " OPT 'VAL'" when val is not NULL. */
+static void
+sb_opt_if(struct sbuf *b, const char *opt, const char *val)
+{
+	if (val != NULL)
+		sb_opt(b, opt, val);
+}
+
+/* Append " OPT N". */
+static void
+sb_opt_u(struct sbuf *b, const char *opt, uint64_t n)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%" PRIu64, n);
+	sb_opt(b, opt, num);
+}
+
+/* Script that starts group g's supervisor on host h: what
+ * `ferry worker -f FILE --group G` would run with (g->wrk), the host's
+ * own libraries and object roots in place of the group's, and the
+ * security files by the same paths. */
 static void
 script_worker(struct sbuf *b, const struct conf *c,
     const struct conf_group *g, const struct conf_host *h)
 {
-	char   num[32], log[128];
-	size_t n_libs  = h->n_libraries > 0 ? h->n_libraries : g->n_libraries;
-	char *const *libs = h->n_libraries > 0 ? h->libraries : g->libraries;
+	const struct wrk_options *w = &g->wrk;
+	char                      log[128];
+	size_t n_libs = h->n_libraries > 0 ? h->n_libraries : w->n_libraries;
 	size_t n_roots =
-	    h->n_object_roots > 0 ? h->n_object_roots : g->n_object_roots;
-	char *const *roots =
-	    h->n_object_roots > 0 ? h->object_roots : g->object_roots;
+	    h->n_object_roots > 0 ? h->n_object_roots : w->n_object_roots;
 
 	script_prelude(b, c, h->name, host_ferry(c, h));
 	sb_add(b, "$S nohup \"$F\" worker");
-	sb_opt(b, "--connect", c->address);
-	sb_opt(b, "--group", g->name);
+	sb_opt(b, "--connect", w->connect);
+	sb_opt(b, "--group", w->group);
 	sb_opt(b, "--name", h->name);
-	if (g->processes > 0) {
-		snprintf(num, sizeof(num), "%d", g->processes);
-		sb_opt(b, "--processes", num);
-	}
-	snprintf(num, sizeof(num), "%d", g->slots);
-	sb_opt(b, "--slots", num);
-	snprintf(num, sizeof(num), "%d", g->prefetch);
-	sb_opt(b, "--prefetch", num);
+	if (g->processes > 0)
+		sb_opt_u(b, "--processes", (uint64_t)g->processes);
+	sb_opt_u(b, "--slots", (uint64_t)w->slots);
+	sb_opt_u(b, "--prefetch", (uint64_t)w->prefetch);
 	for (size_t i = 0; i < n_libs; i++)
-		sb_opt(b, "--library", libs[i]);
+		sb_opt(b, "--library",
+		    h->n_libraries > 0 ? h->libraries[i] : w->libraries[i]);
 	sb_opt(b, "--library-dir",
-	    h->library_dir != NULL ? h->library_dir : c->dir);
+	    h->library_dir != NULL ? h->library_dir : w->library_dir);
 	for (size_t i = 0; i < n_roots; i++)
-		sb_opt(b, "--object-root", roots[i]);
-	if (g->object_cache > 0) {
-		snprintf(num, sizeof(num), "%zu", g->object_cache);
-		sb_opt(b, "--object-cache", num);
-	}
-	if (g->memory_limit > 0) {
-		snprintf(num, sizeof(num), "%zu", g->memory_limit);
-		sb_opt(b, "--memory-limit", num);
-	}
-	if (g->max_tasks_per_process > 0) {
-		snprintf(num, sizeof(num), "%" PRIu64,
-		    g->max_tasks_per_process);
-		sb_opt(b, "--max-tasks", num);
-	}
-	snprintf(num, sizeof(num), "%u", c->connect_timeout_ms);
-	sb_opt(b, "--connect-timeout-ms", num);
-	snprintf(num, sizeof(num), "%u", c->drain_timeout_ms);
-	sb_opt(b, "--drain-timeout-ms", num);
-	snprintf(num, sizeof(num), "%zu", c->max_message_size);
-	sb_opt(b, "--max-message-size", num);
-	/* the security section's files, by the same paths on that host */
-	if (c->tls_ca_file != NULL)
-		sb_opt(b, "--tls-ca", c->tls_ca_file);
-	if (c->tls_client_cert_key_file != NULL)
-		sb_opt(b, "--tls-cert-key", c->tls_client_cert_key_file);
-	if (c->tls_server_name != NULL)
-		sb_opt(b, "--tls-server-name", c->tls_server_name);
-	if (c->token_file != NULL)
-		sb_opt(b, "--token-file", c->token_file);
+		sb_opt(b, "--object-root", h->n_object_roots > 0
+		        ? h->object_roots[i]
+		        : w->object_roots[i]);
+	if (w->object_cache > 0)
+		sb_opt_u(b, "--object-cache", w->object_cache);
+	if (w->memory_limit > 0)
+		sb_opt_u(b, "--memory-limit", w->memory_limit);
+	if (w->max_tasks > 0)
+		sb_opt_u(b, "--max-tasks", w->max_tasks);
+	sb_opt_u(b, "--connect-timeout-ms", w->connect_timeout_ms);
+	sb_opt_u(b, "--drain-timeout-ms", w->drain_timeout_ms);
+	sb_opt_u(b, "--max-message-size", w->max_message_size);
+	sb_opt_if(b, "--tls-ca", w->tls_ca_file);
+	sb_opt_if(b, "--tls-cert-key", w->tls_cert_key_file);
+	sb_opt_if(b, "--tls-server-name", w->tls_server_name);
+	sb_opt_if(b, "--token-file", w->token_file);
 	sb_opt(b, "--log-level", log_level_name(c->log_level));
-	snprintf(log, sizeof(log), "worker-%s.log", g->name);
+	snprintf(log, sizeof(log), "worker-%s.log", w->group);
 	script_detach(b, log);
 }
 
@@ -986,12 +988,9 @@ script_scheduler(struct sbuf *b, const struct conf *c)
 	          "$S nohup \"$F\" scheduler -f \"$d/cluster.yaml\"");
 	/* the copy lives elsewhere: give the security files as resolved
 	 * here (absolute), not relative to the copy */
-	if (c->tls_cert_key_file != NULL)
-		sb_opt(b, "--tls-cert-key", c->tls_cert_key_file);
-	if (c->tls_ca_file != NULL)
-		sb_opt(b, "--tls-ca", c->tls_ca_file);
-	if (c->token_file != NULL)
-		sb_opt(b, "--token-file", c->token_file);
+	sb_opt_if(b, "--tls-cert-key", c->sched.tls_cert_key_file);
+	sb_opt_if(b, "--tls-ca", c->sched.tls_ca_file);
+	sb_opt_if(b, "--token-file", c->sched.token_file);
 	script_detach(b, "scheduler.log");
 }
 
@@ -1121,7 +1120,7 @@ remote_stop_all(const struct state *st, const struct conf *c, int quiet,
 {
 	int                   failed = 0;
 	static struct ssh_job jobs[MAX_REMOTE];
-	int                   wait_ms = (int)c->drain_timeout_ms + 3000;
+	int                   wait_ms = (int)c->sched.drain_timeout_ms + 3000;
 	uint64_t              deadline =
 	    util_now_ms() + (uint64_t)(wait_ms + ssh_timeout_ms(c));
 
@@ -1167,15 +1166,35 @@ remote_stop_scheduler(const struct state *st, const struct conf *c)
 	struct sbuf    b = { 0 };
 	struct ssh_job j;
 	script_stop(&b, st->scheduler, st->sched_start, st->sched_boot,
-	    (int)c->drain_timeout_ms + 3000);
+	    (int)c->sched.drain_timeout_ms + 3000);
 	if (!b.oom && ssh_run(&j, c, st->sched_host, b.p, NULL,
-	                  (int)c->drain_timeout_ms + 3000 +
+	                  (int)c->sched.drain_timeout_ms + 3000 +
 	                      ssh_timeout_ms(c)) != 0)
 		ssh_report(&j, st->sched_host, "stopping the scheduler");
 	else if (!b.oom)
 		remote_not_ours(j.out, st->sched_host, "the scheduler",
 		    st->scheduler, st->sched_start);
 	free(b.p);
+}
+
+/* The remote supervisor of st whose worker processes are named like nm
+ * (HOST/GROUP/K, a msgpack string), or -1. */
+static int
+remote_of(const struct state *st, const msgpack_object *nm)
+{
+	if (nm->type != MSGPACK_OBJECT_STR)
+		return -1;
+	for (int i = 0; i < st->n_remote; i++) {
+		const struct remote *r = &st->remote[i];
+		size_t      hl = strlen(r->host), gl = strlen(r->group);
+		const char *s  = nm->via.str.ptr;
+		if (nm->via.str.size > hl + gl + 2 &&
+		    memcmp(s, r->host, hl) == 0 && s[hl] == '/' &&
+		    memcmp(s + hl + 1, r->group, gl) == 0 &&
+		    s[hl + 1 + gl] == '/')
+			return i;
+	}
+	return -1;
 }
 
 /*
@@ -1187,65 +1206,36 @@ remote_stop_scheduler(const struct state *st, const struct conf *c)
 static int
 count_registered(ferry_client *cl, struct state *st, char (*pids)[256])
 {
-	struct ferry_status   fs;
-	char                 *json = NULL, err[256];
-	msgpack_sbuffer       sb;
-	msgpack_packer        pk;
-	msgpack_zone          zone;
-	msgpack_object        o;
+	struct cli_status     s;
 	const msgpack_object *wl;
-	size_t                off = 0;
 	int                   total;
 
-	memset(&fs, 0, sizeof(fs));
-	fs.size = sizeof(fs);
 	for (int i = 0; i < st->n_remote; i++) {
 		st->remote[i].got = 0;
 		if (pids != NULL)
 			pids[i][0] = '\0';
 	}
-	if (ferry_cluster_status(cl, &fs, &json, 2000) != 0)
+	if (cli_status_get(cl, 2000, &s) != 0)
 		return -1;
-	total = (int)fs.workers;
-	msgpack_sbuffer_init(&sb);
-	msgpack_zone_init(&zone, 4096);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (json_to_msgpack(json, strlen(json), &pk, err, sizeof(err)) == 0 &&
-	    msgpack_unpack(sb.data, sb.size, &off, &zone, &o) ==
-	        MSGPACK_UNPACK_SUCCESS &&
-	    (wl = cli_obj_get(&o, "worker_list")) != NULL &&
-	    wl->type == MSGPACK_OBJECT_ARRAY) {
-		for (uint32_t k = 0; k < wl->via.array.size; k++) {
-			const msgpack_object *w = &wl->via.array.ptr[k];
-			const msgpack_object *nm = cli_obj_get(w, "name");
-			const msgpack_object *pid = cli_obj_get(w, "pid");
-			if (nm == NULL || nm->type != MSGPACK_OBJECT_STR)
-				continue;
-			for (int i = 0; i < st->n_remote; i++) {
-				struct remote *r = &st->remote[i];
-				size_t hl = strlen(r->host), gl = strlen(r->group);
-				const char *s = nm->via.str.ptr;
-				if (nm->via.str.size > hl + gl + 2 &&
-				    memcmp(s, r->host, hl) == 0 && s[hl] == '/' &&
-				    memcmp(s + hl + 1, r->group, gl) == 0 &&
-				    s[hl + 1 + gl] == '/') {
-					r->got++;
-					if (pids != NULL && pid != NULL &&
-					    pid->type ==
-					        MSGPACK_OBJECT_POSITIVE_INTEGER) {
-						size_t l = strlen(pids[i]);
-						snprintf(pids[i] + l, 256 - l,
-						    "%s%" PRIu64, l ? " " : "",
-						    pid->via.u64);
-					}
-					break;
-				}
-			}
-		}
+	total = (int)s.st.workers;
+	wl    = cli_obj_array(&s.doc, "worker_list");
+	for (uint32_t k = 0; wl != NULL && k < wl->via.array.size; k++) {
+		const msgpack_object *w  = &wl->via.array.ptr[k];
+		const msgpack_object *nm = cli_obj_get(w, "name");
+		int                   i  = nm != NULL ? remote_of(st, nm) : -1;
+		uint64_t              pid = cli_obj_uint(w, "pid");
+		size_t                l;
+
+		if (i < 0)
+			continue;
+		st->remote[i].got++;
+		if (pids == NULL || pid == 0)
+			continue;
+		l = strlen(pids[i]);
+		snprintf(pids[i] + l, 256 - l, "%s%" PRIu64, l ? " " : "",
+		    pid);
 	}
-	msgpack_zone_destroy(&zone);
-	msgpack_sbuffer_destroy(&sb);
-	free(json);
+	cli_status_free(&s);
 	return total;
 }
 
@@ -1255,7 +1245,7 @@ count_registered(ferry_client *cl, struct state *st, char (*pids)[256])
 static int
 stop_all(const struct state *st, const struct conf *c)
 {
-	int         drain = c != NULL ? (int)c->drain_timeout_ms : 30000;
+	int         drain = c != NULL ? (int)c->sched.drain_timeout_ms : 30000;
 	int         here  = state_this_boot(st), held[CONF_MAX_GROUPS];
 	struct proc w[CONF_MAX_GROUPS], s;
 	char        what[128];
@@ -1386,7 +1376,7 @@ start_remote_workers(const struct conf *c, struct state *st)
 		    pid <= 0 || start == 0) {
 			char what[160];
 			snprintf(what, sizeof(what),
-			    "starting worker group '%s'", g->name);
+			    "starting worker group '%s'", g->wrk.group);
 			if (jobs[i].status == 0)
 				fprintf(stderr,
 				    "ferry cluster: host '%s': %s: unexpected "
@@ -1399,7 +1389,7 @@ start_remote_workers(const struct conf *c, struct state *st)
 		}
 		{
 			struct remote *r = &st->remote[st->n_remote++];
-			util_strlcpy(r->group, g->name, sizeof(r->group));
+			util_strlcpy(r->group, g->wrk.group, sizeof(r->group));
 			util_strlcpy(r->host, h->name, sizeof(r->host));
 			r->pid   = pid;
 			r->start = start;
@@ -1479,14 +1469,14 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 	 * starts (remote hosts check their own) */
 	for (size_t g = 0; g < c->n_groups; g++)
 		for (size_t i = 0;
-		     c->groups[g].n_hosts == 0 && i < c->groups[g].n_libraries;
+		     c->groups[g].n_hosts == 0 && i < c->groups[g].wrk.n_libraries;
 		     i++)
-			if (wrk_library_resolve(c->groups[g].libraries[i],
+			if (wrk_library_resolve(c->groups[g].wrk.libraries[i],
 			        c->dir, path, sizeof(path), err,
 			        sizeof(err)) != 0) {
 				fprintf(stderr,
 				    "ferry cluster: group '%s': %s\n",
-				    c->groups[g].name, err);
+				    c->groups[g].wrk.group, err);
 				return 1;
 			}
 	/* other hosts dial scheduler.address: say so when they cannot */
@@ -1498,7 +1488,7 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		    "ferry cluster: warning: group '%s' runs on other hosts, "
 		    "but scheduler.address %s %s; set an address they can "
 		    "reach\n",
-		    c->groups[g].name, c->address,
+		    c->groups[g].wrk.group, c->address,
 		    reach == UTIL_REACH_LOCAL ? "only works on one machine"
 		                              : "is a loopback address");
 		break;
@@ -1510,8 +1500,8 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 	        runtime_dir_make(path) != 0))
 		return 1;
 	if (c->scheduler_host == NULL &&
-	    cli_runtime_dir_ready((const char *const *)c->listen,
-	        c->n_listen) != 0)
+	    cli_runtime_dir_ready((const char *const *)c->sched.listen,
+	        c->sched.n_listen) != 0)
 		return 1;
 	if (mkdir_p(dir) != 0) {
 		fprintf(stderr, "ferry cluster: cannot create state directory "
@@ -1572,15 +1562,15 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		if (c->groups[g].n_hosts > 0)
 			continue;
 		snprintf(log, sizeof(log), "%s/worker-%s.log", dir,
-		    c->groups[g].name);
+		    c->groups[g].wrk.group);
 		argv[0] = "ferry";
 		argv[1] = "worker";
 		argv[2] = "-f";
 		argv[3] = c->path;
 		argv[4] = "--group";
-		argv[5] = c->groups[g].name;
+		argv[5] = c->groups[g].wrk.group;
 		argv[6] = NULL;
-		util_strlcpy(st.groups[st.n_workers], c->groups[g].name,
+		util_strlcpy(st.groups[st.n_workers], c->groups[g].wrk.group,
 		    sizeof(st.groups[0]));
 		st.workers[st.n_workers] = cli_spawn(argv, log);
 		if (st.workers[st.n_workers] < 0)

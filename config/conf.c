@@ -1,15 +1,20 @@
 /*
- * conf.c - load and validate a YAML cluster file.
+ * conf.c - the cluster file's schema: one table of keys from which the
+ * loader reads, frees and documents struct conf.
  *
- * The file is read whole (at most CONF_MAX_FILE bytes) and turned into a
- * small tree of nodes with libyaml's event API, so that every node keeps
- * its line and column and so that anchors, aliases and extra documents can
- * be refused.  One generic pass then checks what is wrong whatever the key
- * (aliases, duplicate keys, NUL bytes), and the schema walk fills struct
- * conf.  Every error names FILE:LINE:COLUMN and the key as a path
- * ("scheduler.listen[1]", "workers[0].slots").  See docs/configuration.md.
+ * conf_tree.c turns the file into a tree of YAML nodes with positions.
+ * Here every mapping of the file is a section: a table of keys, each with
+ * its type (how it is read, freed and shown), where its value goes in the
+ * section's struct, its bounds, the hint its messages give, and what the
+ * documentation says where the default is not a value (a required key, a
+ * list).  The defaults are the structs' own (SCHED_CONFIG_DEFAULTS,
+ * WRK_OPTIONS_DEFAULTS, conf_defaults()); conf_key() shows them, and
+ * tests/unit/test_conf.c holds docs/configuration.md to the table.  Every
+ * error names FILE:LINE:COLUMN and the key as a path
+ * ("scheduler.listen[1]", "workers[0].slots").
  */
 #include "conf.h"
+#include "conf_int.h"
 
 #include "log.h"
 #include "util.h"
@@ -18,545 +23,150 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <yaml.h>
-
-#define CONF_MAX_FILE (1024 * 1024) /* bytes in a cluster file */
-#define CONF_MAX_DEPTH 16           /* nesting of lists and mappings */
-#define CONF_MAX_NODES 100000       /* scalars, lists and mappings */
-#define CONF_MAX_KEYS 256           /* keys in one mapping */
-#define CONF_MAX_NAME 64            /* cluster and group names */
-#define CONF_MAX_PROCESSES 1024
-#define CONF_MAX_SLOTS 1024
-#define CONF_MAX_PREFETCH 100000
-#define CONF_MIN_MESSAGE (64 * 1024)
-#define CONF_MAX_RETRIES 1000
+#define CONF_MAX_NAME 64             /* cluster and group names */
 #define CONF_MAX_BACKOFF 86400000u   /* 24h, as the wire allows */
 #define CONF_MAX_TIMEOUT 2147483647u /* ms, as the wire allows */
-#define CONF_MAX_QUARANTINE 100
-#define CONF_MIN_RESULT_BYTES (64 * 1024)
-#define CONF_MIN_MEMORY_LIMIT ((size_t) 16 * 1024 * 1024)
-#define CONF_IPC_MAX 107 /* sizeof(sun_path) - 1 */
-#define CONF_PATH_MAX 256
-#define CONF_SHOW_MAX 40 /* bytes of a bad value quoted in a message */
+#define KIB ((long long) 1024)
+#define MIB (KIB * 1024)
+#define COUNT_MAX                                                        \
+	(SIZE_MAX < LLONG_MAX ? (long long) SIZE_MAX : LLONG_MAX)
 
 /* The one placeholder the loader expands (in scheduler.listen,
  * scheduler.address and cluster.state_dir): this user's runtime
  * directory, util_runtime_dir(). */
 #define RUNTIME_TOKEN "${FERRY_RUNTIME_DIR}"
 
-enum node_kind {
-	NODE_SCALAR,
-	NODE_SEQ,
-	NODE_MAP,
-	NODE_ALIAS,
+/* ------------------------------------------------------------ schema */
+
+struct key;
+
+/* A kind of value: how it is read from node v into the section's struct
+ * at base, freed, and shown as a default (free and show may be NULL). */
+struct type {
+	int  (*read)(struct ctx *x, const struct node *v, const struct key *k,
+	    void *base);
+	void (*free)(const struct key *k, void *base);
+	void (*show)(const struct key *k, const void *base, char *buf,
+	    size_t len);
 };
 
-/* One YAML node; a mapping's kids alternate key, value. */
-struct node {
-	enum node_kind kind;
-	size_t         line; /* 1-based */
-	size_t         col;  /* 1-based */
-	char          *anchor; /* anchor, or an alias's target; NULL if none */
-	char          *text;   /* scalar value, NUL-terminated */
-	size_t         len;    /* scalar length, may hide an inner NUL */
-	bool           plain;  /* an unquoted scalar */
-	struct node  **kids;
-	size_t         n_kids;
-	size_t         cap_kids;
+/* Read one string (of a string key or a list of strings) into *out,
+ * malloc'd; the caller frees *out also on failure. */
+typedef int str_fn(struct ctx *x, const struct node *v, const struct key *k,
+    char **out);
+
+enum key_flags {
+	F_REQUIRED = 1,  /* absent or empty is an error */
+	F_AUTO     = 2,  /* "auto" stands for 0 */
+	F_NONE     = 4,  /* "none" stands for 0 */
+	F_ONE      = 8,  /* a list may be written as its one element */
+	F_ABS      = 16, /* paths for another host: must be absolute */
+	F_DIAL     = 32, /* a URL to dial: no wildcard host */
 };
 
-/* Where we are: the file, the error buffer and the current key path. */
-struct ctx {
-	const char *file;
-	char       *err;
-	size_t      errlen;
-	char        path[CONF_PATH_MAX];
-	size_t      path_len;
-	size_t      n_nodes;
+struct key {
+	const char        *name;
+	const struct type *type;
+	str_fn            *str;    /* strings and lists of strings */
+	size_t             off;    /* the value's place in the section's
+	                            * struct */
+	size_t             size;   /* and its size (integers: 4 or 8) */
+	size_t             n_off;  /* lists: their count's place */
+	long long          lo, hi; /* numbers: bounds (durations: hi 0 is
+	                            * none) */
+	const char        *hint;   /* what a number must be ("an integer
+	                            * between 1 and 1024"), a duration's
+	                            * most or a size's least, as messages
+	                            * say it; for a required key what
+	                            * "required key missing (expected ...)"
+	                            * says */
+	unsigned           flags;  /* enum key_flags */
+	const void        *sub;    /* mappings and lists of them: their
+	                            * struct section; lists of strings:
+	                            * their struct list */
+	const char        *doc;    /* the default as the docs write it,
+	                            * when it is not a value to show */
 };
 
-/* Write "FILE:LINE:COLUMN: key 'PATH': PROBLEM" (or without the key when
- * there is no path) into the error buffer; returns -1. */
-static int ctx_fail(struct ctx *x, size_t line, size_t col, const char *fmt,
-    ...) __attribute__((format(printf, 4, 5)));
+/* A mapping of the file: its keys, in the order the messages list them
+ * and the loader reads them. */
+struct section {
+	const struct key *keys;
+	size_t            n_keys;
+	const char       *hint; /* "must be HINT, got ..." */
+	/* rules across keys, checked after the keys are read */
+	int (*check)(struct ctx *x, const struct node *m, void *base);
+};
 
-static int
-ctx_fail(struct ctx *x, size_t line, size_t col, const char *fmt, ...)
-{
-	va_list ap;
-	int     n;
+/* A list of the file and its messages. */
+struct list {
+	const char *kind;  /* "must be KIND, got a mapping" */
+	const char *empty; /* "must EMPTY" (NULL: may be empty) */
+	const char *many;  /* "too many MANY (at most MAX)" */
+	const char *dup;   /* "DUP listed twice (also at index I)" (NULL:
+	                    * may repeat) */
+	size_t      max;
+};
 
-	if (x->err == NULL || x->errlen == 0)
-		return -1;
-	if (x->path_len > 0)
-		n = snprintf(x->err, x->errlen, "%s:%zu:%zu: key '%s': ",
-		    x->file, line, col, x->path);
-	else
-		n = snprintf(x->err, x->errlen, "%s:%zu:%zu: ", x->file,
-		    line, col);
-	if (n < 0 || (size_t) n >= x->errlen)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(x->err + n, x->errlen - (size_t) n, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#define AT(T, m) .off = offsetof(T, m), .size = sizeof(((T *) 0)->m)
+#define LIST(T, m, n) AT(T, m), .n_off = offsetof(T, n)
 
-/* ctx_fail at node n. */
-static int node_fail(struct ctx *x, const struct node *n, const char *fmt,
-    ...) __attribute__((format(printf, 3, 4)));
-
-static int
-node_fail(struct ctx *x, const struct node *n, const char *fmt, ...)
-{
-	char    msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return ctx_fail(x, n->line, n->col, "%s", msg);
-}
-
-/* Write an error that has no line: "FILE: PROBLEM"; returns -1. */
-static int ctx_fail_file(struct ctx *x, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-ctx_fail_file(struct ctx *x, const char *fmt, ...)
-{
-	va_list ap;
-	int     n;
-
-	if (x->err == NULL || x->errlen == 0)
-		return -1;
-	n = snprintf(x->err, x->errlen, "%s: ", x->file);
-	if (n < 0 || (size_t) n >= x->errlen)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(x->err + n, x->errlen - (size_t) n, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-/* Append s (len bytes) to buf, escaping control bytes and quotes and
- * cutting it at max bytes with "..."; buf holds size bytes. */
-static void
-escape_into(char *buf, size_t size, size_t *at, const char *s, size_t len,
-    size_t max)
-{
-	for (size_t i = 0; i < len && *at + 1 < size; i++) {
-		unsigned char ch = (unsigned char) s[i];
-		char          tmp[8];
-		size_t        n;
-
-		if (i == max) {
-			snprintf(tmp, sizeof(tmp), "...");
-		} else if (ch < 0x20 || ch == 0x7f || ch == '\'' ||
-		    ch == '\\') {
-			snprintf(tmp, sizeof(tmp), "\\x%02x", ch);
-		} else {
-			tmp[0] = (char) ch;
-			tmp[1] = '\0';
-		}
-		n = strlen(tmp);
-		if (*at + n >= size)
-			break;
-		memcpy(buf + *at, tmp, n);
-		*at += n;
-		if (i == max)
-			break;
-	}
-	buf[*at] = '\0';
-}
-
-/* A printable, bounded copy of scalar n's text for a message. */
-static const char *
-node_show(const struct node *n, char *buf, size_t size)
-{
-	size_t at = 0;
-
-	buf[0] = '\0';
-	escape_into(buf, size, &at, n->text, n->len, CONF_SHOW_MAX);
-	return buf;
-}
-
-/* Append ".key" (or "key" at the top) to the path; returns the old
- * length for path_pop. */
-static size_t
-path_push(struct ctx *x, const char *key, size_t len)
-{
-	size_t old = x->path_len;
-
-	if (x->path_len > 0 && x->path_len + 1 < sizeof(x->path))
-		x->path[x->path_len++] = '.';
-	x->path[x->path_len] = '\0';
-	escape_into(x->path, sizeof(x->path), &x->path_len, key, len,
-	    CONF_SHOW_MAX);
-	return old;
-}
-
-/* Append "[i]" to the path; returns the old length for path_pop. */
-static size_t
-path_index(struct ctx *x, size_t i)
-{
-	size_t old = x->path_len;
-	int    n;
-
-	n = snprintf(x->path + x->path_len, sizeof(x->path) - x->path_len,
-	    "[%zu]", i);
-	if (n > 0)
-		x->path_len += (size_t) n;
-	if (x->path_len >= sizeof(x->path))
-		x->path_len = sizeof(x->path) - 1;
-	return old;
-}
-
-/* Cut the path back to length old. */
-static void
-path_pop(struct ctx *x, size_t old)
-{
-	x->path_len = old;
-	x->path[old] = '\0';
-}
-
-/* Free a node and everything below it. */
-static void
-node_free(struct node *n)
-{
-	if (n == NULL)
-		return;
-	for (size_t i = 0; i < n->n_kids; i++)
-		node_free(n->kids[i]);
-	free(n->kids);
-	free(n->anchor);
-	free(n->text);
-	free(n);
-}
-
-/* Append kid to the list or mapping n; returns -1 when out of memory. */
-static int
-node_add(struct node *n, struct node *kid)
-{
-	if (n->n_kids == n->cap_kids) {
-		size_t        cap = n->cap_kids ? n->cap_kids * 2 : 8;
-		struct node **k = realloc(n->kids, cap * sizeof(*k));
-		if (k == NULL)
-			return -1;
-		n->kids = k;
-		n->cap_kids = cap;
-	}
-	n->kids[n->n_kids++] = kid;
-	return 0;
-}
-
-/* Copy a libyaml string (NULL stays NULL); sets *oom when out of
- * memory. */
+/* The value of a string (or string list element) at base + off. */
 static char *
-dup_or_null(const yaml_char_t *s, bool *oom)
+str_get(const void *base, size_t off)
 {
-	char *d;
+	char *s;
 
-	if (s == NULL)
-		return NULL;
-	if ((d = strdup((const char *) s)) == NULL)
-		*oom = true;
-	return d;
+	memcpy(&s, (const char *) base + off, sizeof(s));
+	return s;
 }
 
-/* Make a node from a scalar, sequence-start, mapping-start or alias
- * event; NULL when out of memory. */
-static struct node *
-node_from_event(const yaml_event_t *ev)
+static void
+str_put(void *base, size_t off, char *s)
 {
-	struct node *n = calloc(1, sizeof(*n));
-	bool         oom = false;
-
-	if (n == NULL)
-		return NULL;
-	n->line = ev->start_mark.line + 1;
-	n->col = ev->start_mark.column + 1;
-	switch (ev->type) {
-	case YAML_SCALAR_EVENT:
-		n->kind = NODE_SCALAR;
-		n->anchor = dup_or_null(ev->data.scalar.anchor, &oom);
-		n->len = ev->data.scalar.length;
-		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-		if ((n->text = malloc(n->len + 1)) == NULL) {
-			oom = true;
-			break;
-		}
-		memcpy(n->text, ev->data.scalar.value, n->len);
-		n->text[n->len] = '\0';
-		break;
-	case YAML_SEQUENCE_START_EVENT:
-		n->kind = NODE_SEQ;
-		n->anchor = dup_or_null(ev->data.sequence_start.anchor, &oom);
-		break;
-	case YAML_MAPPING_START_EVENT:
-		n->kind = NODE_MAP;
-		n->anchor = dup_or_null(ev->data.mapping_start.anchor, &oom);
-		break;
-	default:
-		n->kind = NODE_ALIAS;
-		n->anchor = dup_or_null(ev->data.alias.anchor, &oom);
-		break;
-	}
-	if (oom) {
-		node_free(n);
-		return NULL;
-	}
-	return n;
+	memcpy((char *) base + off, &s, sizeof(s));
 }
 
-/* Turn libyaml's parser error into a message; returns -1. */
-static int
-syntax_fail(struct ctx *x, const yaml_parser_t *p, const char *buf,
-    size_t len)
+/* An unsigned integer of size 4 or 8 at base + off. */
+static uint64_t
+uint_get(const void *base, const struct key *k)
 {
-	const char *problem = p->problem ? p->problem : "unknown problem";
-	size_t      line = 1;
-	size_t      col = 1;
+	uint32_t u32;
+	uint64_t u64;
 
-	switch (p->error) {
-	case YAML_MEMORY_ERROR:
-		return ctx_fail_file(x, "out of memory reading YAML");
-	case YAML_READER_ERROR:
-		/* Only a byte offset is known: count lines and characters
-		 * (UTF-8 lead bytes) up to it. */
-		for (size_t i = 0; i < p->problem_offset && i < len; i++) {
-			if (buf[i] == '\n') {
-				line++;
-				col = 1;
-			} else if (((unsigned char) buf[i] & 0xc0) != 0x80) {
-				col++;
-			}
-		}
-		return ctx_fail(x, line, col,
-		    "not valid text: %s (byte 0x%02x at offset %zu)", problem,
-		    (unsigned) p->problem_value & 0xffu, p->problem_offset);
-	default:
-		break;
+	if (k->size == sizeof(u32)) {
+		memcpy(&u32, (const char *) base + k->off, sizeof(u32));
+		return u32;
 	}
-	line = p->problem_mark.line + 1;
-	col = p->problem_mark.column + 1;
-	if (p->context != NULL)
-		return ctx_fail(x, line, col,
-		    "YAML syntax error: %s (%s at line %zu, column %zu)",
-		    problem, p->context, p->context_mark.line + 1,
-		    p->context_mark.column + 1);
-	return ctx_fail(x, line, col, "YAML syntax error: %s", problem);
+	memcpy(&u64, (const char *) base + k->off, sizeof(u64));
+	return u64;
 }
 
-/* Parse the whole stream into a tree at *root (freed by the caller, also
- * on error); refuses a second document and deep nesting. */
-static int
-tree_build(struct ctx *x, yaml_parser_t *p, const char *buf, size_t len,
-    struct node **root)
+static void
+uint_put(void *base, const struct key *k, uint64_t v)
 {
-	struct node *stack[CONF_MAX_DEPTH];
-	size_t       depth = 0;
-	int          docs = 0;
-	bool         done = false;
-	yaml_event_t ev;
+	uint32_t u32 = (uint32_t) v;
 
-	*root = NULL;
-	while (!done) {
-		struct node *n;
-		int          rv = 0;
-
-		if (!yaml_parser_parse(p, &ev))
-			return syntax_fail(x, p, buf, len);
-		switch (ev.type) {
-		case YAML_STREAM_END_EVENT:
-			done = true;
-			break;
-		case YAML_DOCUMENT_START_EVENT:
-			if (docs++ > 0)
-				rv = ctx_fail(x, ev.start_mark.line + 1,
-				    ev.start_mark.column + 1,
-				    "a second YAML document; a cluster file "
-				    "holds exactly one (remove this '---')");
-			break;
-		case YAML_SEQUENCE_END_EVENT:
-		case YAML_MAPPING_END_EVENT:
-			depth--;
-			break;
-		case YAML_SCALAR_EVENT:
-		case YAML_SEQUENCE_START_EVENT:
-		case YAML_MAPPING_START_EVENT:
-		case YAML_ALIAS_EVENT:
-			if (++x->n_nodes > CONF_MAX_NODES) {
-				rv = ctx_fail(x, ev.start_mark.line + 1,
-				    ev.start_mark.column + 1,
-				    "more than %d YAML values; not a cluster "
-				    "file?", CONF_MAX_NODES);
-				break;
-			}
-			if ((n = node_from_event(&ev)) == NULL) {
-				rv = ctx_fail_file(x, "out of memory");
-				break;
-			}
-			if (depth > 0 && stack[depth - 1]->kind == NODE_MAP &&
-			    stack[depth - 1]->n_kids >= 2 * CONF_MAX_KEYS) {
-				rv = node_fail(x, n,
-				    "more than %d keys in one mapping",
-				    CONF_MAX_KEYS);
-				node_free(n);
-				break;
-			}
-			if (depth == 0) {
-				*root = n;
-			} else if (node_add(stack[depth - 1], n) != 0) {
-				node_free(n);
-				rv = ctx_fail_file(x, "out of memory");
-				break;
-			}
-			if (n->kind != NODE_SEQ && n->kind != NODE_MAP)
-				break;
-			if (depth == CONF_MAX_DEPTH) {
-				rv = node_fail(x, n,
-				    "lists and mappings nested more than %d "
-				    "deep", CONF_MAX_DEPTH);
-				break;
-			}
-			stack[depth++] = n;
-			break;
-		default:
-			break;
-		}
-		yaml_event_delete(&ev);
-		if (rv != 0)
-			return rv;
-	}
-	return 0;
+	if (k->size == sizeof(u32))
+		memcpy((char *) base + k->off, &u32, sizeof(u32));
+	else
+		memcpy((char *) base + k->off, &v, sizeof(v));
 }
 
-/* Whether n is a YAML null: an empty plain scalar, "~" or "null". */
-static bool
-node_is_null(const struct node *n)
+/* path_push() of a key name. */
+static size_t
+path_key(struct ctx *x, const char *key)
 {
-	if (n->kind != NODE_SCALAR || !n->plain)
-		return false;
-	return n->len == 0 || strcmp(n->text, "~") == 0 ||
-	    strcmp(n->text, "null") == 0 || strcmp(n->text, "Null") == 0 ||
-	    strcmp(n->text, "NULL") == 0;
+	return path_push(x, key, strlen(key));
 }
 
-/* What n is, for "got ..." in messages. */
-static const char *
-node_what(const struct node *n)
-{
-	switch (n->kind) {
-	case NODE_SEQ:
-		return "a list";
-	case NODE_MAP:
-		return "a mapping";
-	case NODE_ALIAS:
-		return "an alias";
-	default:
-		return node_is_null(n) ? "an empty value" : "a string";
-	}
-}
-
-/* Refuse, anywhere in the tree, what no key accepts: anchors, aliases,
- * non-scalar or duplicate mapping keys and scalars holding a NUL. */
-static int
-tree_check(struct ctx *x, const struct node *n)
-{
-	if (n->kind == NODE_ALIAS)
-		return node_fail(x, n,
-		    "YAML aliases ('*%s') are not supported; write the value "
-		    "out", n->anchor);
-	if (n->anchor != NULL)
-		return node_fail(x, n,
-		    "YAML anchors ('&%s') are not supported; write the value "
-		    "out", n->anchor);
-	if (n->kind == NODE_SCALAR && strlen(n->text) != n->len)
-		return node_fail(x, n, "the value contains a NUL character");
-	if (n->kind == NODE_SEQ) {
-		for (size_t i = 0; i < n->n_kids; i++) {
-			size_t old = path_index(x, i);
-			if (tree_check(x, n->kids[i]) != 0)
-				return -1;
-			path_pop(x, old);
-		}
-	}
-	if (n->kind != NODE_MAP)
-		return 0;
-	for (size_t i = 0; i + 1 < n->n_kids; i += 2) {
-		const struct node *k = n->kids[i];
-		size_t             old;
-
-		if (k->kind == NODE_SEQ || k->kind == NODE_MAP)
-			return node_fail(x, k,
-			    "mapping keys must be plain names, got %s",
-			    node_what(k));
-		if (tree_check(x, k) != 0)
-			return -1;
-		old = path_push(x, k->text, k->len);
-		for (size_t j = 0; j < i; j += 2) {
-			if (strcmp(n->kids[j]->text, k->text) == 0)
-				return node_fail(x, k,
-				    "duplicate key (first at line %zu, column "
-				    "%zu)", n->kids[j]->line, n->kids[j]->col);
-		}
-		if (tree_check(x, n->kids[i + 1]) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	return 0;
-}
-
-/* The value of key in mapping m, or NULL when absent or null. */
-static const struct node *
-map_get(const struct node *m, const char *key)
-{
-	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
-		if (strcmp(m->kids[i]->text, key) == 0)
-			return node_is_null(m->kids[i + 1]) ? NULL
-			                                    : m->kids[i + 1];
-	}
-	return NULL;
-}
-
-/* Refuse keys of mapping m not in the NULL-terminated list keys. */
-static int
-map_only(struct ctx *x, const struct node *m, const char *const *keys)
-{
-	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
-		const struct node *k = m->kids[i];
-		char               list[256];
-		size_t             at = 0;
-		size_t             old;
-		bool               found = false;
-
-		for (size_t j = 0; keys[j] != NULL && !found; j++)
-			found = strcmp(k->text, keys[j]) == 0;
-		if (found)
-			continue;
-		list[0] = '\0';
-		for (size_t j = 0; keys[j] != NULL; j++) {
-			int w = snprintf(list + at, sizeof(list) - at, "%s%s",
-			    j > 0 ? ", " : "", keys[j]);
-			if (w < 0 || (size_t) w >= sizeof(list) - at)
-				break;
-			at += (size_t) w;
-		}
-		old = path_push(x, k->text, k->len);
-		node_fail(x, k, "unknown key (expected one of: %s)", list);
-		path_pop(x, old);
-		return -1;
-	}
-	return 0;
-}
+/* ------------------------------------------------------- the values */
 
 /* Error for a required key absent from mapping m, or present with an
  * empty value (reported at the key). */
@@ -564,7 +174,7 @@ static int
 missing(struct ctx *x, const struct node *m, const char *key,
     const char *what)
 {
-	path_push(x, key, strlen(key));
+	path_key(x, key);
 	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
 		if (strcmp(m->kids[i]->text, key) == 0)
 			return node_fail(x, m->kids[i],
@@ -574,21 +184,46 @@ missing(struct ctx *x, const struct node *m, const char *key,
 	return node_fail(x, m, "required key missing (expected %s)", what);
 }
 
-/* Take n as a non-empty string into a fresh *out (freeing the old). */
+/* Take n as a non-empty string into a fresh *out. */
 static int
 want_string(struct ctx *x, const struct node *n, char **out)
 {
-	char *s;
-
 	if (n->kind != NODE_SCALAR || node_is_null(n))
 		return node_fail(x, n, "must be a string, got %s",
 		    node_what(n));
 	if (n->len == 0)
 		return node_fail(x, n, "must not be empty");
-	if ((s = strdup(n->text)) == NULL)
+	if ((*out = strdup(n->text)) == NULL)
 		return node_fail(x, n, "out of memory");
-	free(*out);
-	*out = s;
+	return 0;
+}
+
+/* Refuse a control character in s (n's text). */
+static int
+no_control(struct ctx *x, const struct node *n, const char *s)
+{
+	for (const char *p = s; *p != '\0'; p++) {
+		if (iscntrl((unsigned char) *p))
+			return node_fail(x, n, "contains a control character");
+	}
+	return 0;
+}
+
+/* Make *s absolute against the cluster file's directory. */
+static int
+make_absolute(struct ctx *x, const struct node *n, char **s)
+{
+	size_t len;
+	char  *abs;
+
+	if ((*s)[0] == '/')
+		return 0;
+	len = strlen(x->c->dir) + strlen(*s) + 2;
+	if ((abs = malloc(len)) == NULL)
+		return node_fail(x, n, "out of memory");
+	snprintf(abs, len, "%s/%s", x->c->dir, *s);
+	free(*s);
+	*s = abs;
 	return 0;
 }
 
@@ -611,136 +246,167 @@ parse_ll(const char *s, long long *out)
 	return 0;
 }
 
-/* Take n as an integer in [lo, hi]; what says so in messages ("an
- * integer between 1 and 1024"). */
-static int
-want_int(struct ctx *x, const struct node *n, long long lo, long long hi,
-    const char *what, long long *out)
+/* Whether scalar n is the word w ("auto", "none") that k allows (flag). */
+static bool
+is_word(const struct node *n, const struct key *k, unsigned flag,
+    const char *w)
 {
-	char show[CONF_SHOW_MAX * 4 + 8];
+	return (k->flags & flag) && n->kind == NODE_SCALAR &&
+	    strcmp(n->text, w) == 0;
+}
 
+/* An integer in [lo, hi] ("auto": 0 with F_AUTO). */
+static int
+read_int(struct ctx *x, const struct node *n, const struct key *k,
+    void *base)
+{
+	char      show[CONF_SHOW_BUF];
+	long long v = 0;
+
+	if (is_word(n, k, F_AUTO, "auto")) {
+		uint_put(base, k, 0);
+		return 0;
+	}
 	if (n->kind != NODE_SCALAR)
-		return node_fail(x, n, "must be %s, got %s", what,
+		return node_fail(x, n, "must be %s, got %s", k->hint,
 		    node_what(n));
-	if (parse_ll(n->text, out) != 0 || *out < lo || *out > hi)
-		return node_fail(x, n, "must be %s, got '%s'", what,
+	if (parse_ll(n->text, &v) != 0 || v < k->lo || v > k->hi)
+		return node_fail(x, n, "must be %s, got '%s'", k->hint,
 		    node_show(n, show, sizeof(show)));
+	uint_put(base, k, (uint64_t) v);
 	return 0;
 }
 
-/* Take n as a duration of at least min ms. */
-static int
-want_duration(struct ctx *x, const struct node *n, uint32_t min,
-    uint32_t *out)
+static void
+show_int(const struct key *k, const void *base, char *buf, size_t len)
 {
-	char show[CONF_SHOW_MAX * 4 + 8];
+	uint64_t v = uint_get(base, k);
 
-	if (n->kind != NODE_SCALAR)
-		return node_fail(x, n, "must be a duration, got %s",
-		    node_what(n));
-	if (conf_parse_duration(n->text, out) != 0)
-		return node_fail(x, n,
-		    "must be a duration (250ms, 5s, 2m, 1h or a number of "
-		    "milliseconds up to %" PRIu32 "), got '%s'",
-		    UINT32_MAX, node_show(n, show, sizeof(show)));
-	if (*out < min)
-		return node_fail(x, n, "must be greater than 0, got '%s'",
-		    node_show(n, show, sizeof(show)));
-	return 0;
+	if (v == 0 && (k->flags & F_AUTO))
+		snprintf(buf, len, "auto");
+	else
+		snprintf(buf, len, "%" PRIu64, v);
 }
 
-/* Take n as a size of at least min bytes (min_text says it). */
+/* A duration in ms, at least lo and at most hi (hint says it; "none":
+ * 0 with F_NONE). */
 static int
-want_size(struct ctx *x, const struct node *n, size_t min,
-    const char *min_text, size_t *out)
+read_duration(struct ctx *x, const struct node *n, const struct key *k,
+    void *base)
 {
-	char show[CONF_SHOW_MAX * 4 + 8];
-
-	if (n->kind != NODE_SCALAR)
-		return node_fail(x, n, "must be a size, got %s",
-		    node_what(n));
-	if (conf_parse_size(n->text, out) != 0)
-		return node_fail(x, n,
-		    "must be a size (65536, 64KiB, 64MiB, 1GiB, 64MB), got "
-		    "'%s'", node_show(n, show, sizeof(show)));
-	if (*out < min)
-		return node_fail(x, n, "must be at least %s, got '%s'",
-		    min_text, node_show(n, show, sizeof(show)));
-	return 0;
-}
-
-/* Take n as a duration of at most max ms (max_text says it); with
- * none_ok, "none" is also taken, as 0. */
-static int
-want_duration_max(struct ctx *x, const struct node *n, uint32_t max,
-    const char *max_text, bool none_ok, uint32_t *out)
-{
-	const char *alt = none_ok ? " or 'none'" : "";
-	char        show[CONF_SHOW_MAX * 4 + 8];
+	const char *alt = (k->flags & F_NONE) ? " or 'none'" : "";
+	char        show[CONF_SHOW_BUF];
+	uint32_t    ms = 0;
 
 	if (n->kind != NODE_SCALAR)
 		return node_fail(x, n, "must be a duration%s, got %s", alt,
 		    node_what(n));
-	if (none_ok && strcmp(n->text, "none") == 0) {
-		*out = 0;
-		return 0;
-	}
-	if (conf_parse_duration(n->text, out) != 0)
+	node_show(n, show, sizeof(show));
+	if (is_word(n, k, F_NONE, "none"))
+		ms = 0;
+	else if (conf_parse_duration(n->text, &ms) != 0)
 		return node_fail(x, n,
 		    "must be a duration%s (250ms, 5s, 2m, 1h or a number of "
 		    "milliseconds up to %s), got '%s'",
-		    alt, max_text, node_show(n, show, sizeof(show)));
-	if (*out > max)
+		    alt, k->hint != NULL ? k->hint : "4294967295", show);
+	else if (ms < k->lo)
+		return node_fail(x, n, "must be greater than 0, got '%s'",
+		    show);
+	else if (k->hi > 0 && ms > k->hi)
 		return node_fail(x, n, "must be at most %s, got '%s'",
-		    max_text, node_show(n, show, sizeof(show)));
+		    k->hint, show);
+	uint_put(base, k, ms);
 	return 0;
 }
 
-/* Take n as "none" (0) or a size of at least min bytes (min_text says
- * it). */
-static int
-want_size_or_none(struct ctx *x, const struct node *n, size_t min,
-    const char *min_text, size_t *out)
+static void
+show_duration(const struct key *k, const void *base, char *buf,
+    size_t len)
 {
-	char show[CONF_SHOW_MAX * 4 + 8];
+	static const struct {
+		uint64_t    ms;
+		const char *unit;
+	} units[] = { { 3600000, "h" }, { 60000, "m" }, { 1000, "s" } };
+	uint64_t ms = uint_get(base, k);
+
+	if (ms == 0) {
+		snprintf(buf, len, "%s", (k->flags & F_NONE) ? "none" : "0");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms % units[i].ms == 0) {
+			snprintf(buf, len, "%" PRIu64 "%s", ms / units[i].ms,
+			    units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%" PRIu64 "ms", ms);
+}
+
+/* A size in bytes of at least lo (hint says it; "auto" or "none": 0
+ * with F_AUTO or F_NONE). */
+static int
+read_size(struct ctx *x, const struct node *n, const struct key *k,
+    void *base)
+{
+	const bool none = (k->flags & F_NONE) != 0;
+	char       show[CONF_SHOW_BUF];
+	size_t     v = 0;
 
 	if (n->kind != NODE_SCALAR)
-		return node_fail(x, n, "must be a size or 'none', got %s",
-		    node_what(n));
-	if (strcmp(n->text, "none") == 0) {
-		*out = 0;
-		return 0;
-	}
-	if (conf_parse_size(n->text, out) != 0)
-		return node_fail(x, n,
-		    "must be a size (16MiB, 512MiB, 2GiB, 500MB) or 'none', "
-		    "got '%s'", node_show(n, show, sizeof(show)));
-	if (*out < min)
-		return node_fail(x, n,
-		    "must be 'none' or at least %s, got '%s'", min_text,
-		    node_show(n, show, sizeof(show)));
+		return node_fail(x, n, "must be a size%s, got %s",
+		    none ? " or 'none'" : "", node_what(n));
+	node_show(n, show, sizeof(show));
+	if (is_word(n, k, F_AUTO, "auto") || is_word(n, k, F_NONE, "none"))
+		v = 0;
+	else if (conf_parse_size(n->text, &v) != 0)
+		return node_fail(x, n, "must be a size %s, got '%s'",
+		    none ? "(16MiB, 512MiB, 2GiB, 500MB) or 'none'"
+		         : "(65536, 64KiB, 64MiB, 1GiB, 64MB)",
+		    show);
+	else if ((long long) v < k->lo)
+		return node_fail(x, n, "must be %sat least %s, got '%s'",
+		    none ? "'none' or " : "", k->hint, show);
+	uint_put(base, k, v);
 	return 0;
 }
 
-/* Take n as a boolean: true, True, TRUE, false, False or FALSE (quoted
- * or not, as integers are). */
-static int
-want_bool(struct ctx *x, const struct node *n, int *out)
+static void
+show_size(const struct key *k, const void *base, char *buf, size_t len)
 {
-	static const char *const yes[] = { "true", "True", "TRUE" };
-	static const char *const no[] = { "false", "False", "FALSE" };
-	char                     show[CONF_SHOW_MAX * 4 + 8];
+	static const char *const units[] = { "GiB", "MiB", "KiB" };
+	uint64_t v = uint_get(base, k);
+
+	if (v == 0 && (k->flags & (F_AUTO | F_NONE))) {
+		snprintf(buf, len, "%s", (k->flags & F_AUTO) ? "auto" : "none");
+		return;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		uint64_t unit = (uint64_t) 1 << (10 * (3 - i));
+		if (v != 0 && v % unit == 0) {
+			snprintf(buf, len, "%" PRIu64 "%s", v / unit, units[i]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%" PRIu64, v);
+}
+
+/* true, True, TRUE, false, False or FALSE (quoted or not, as integers
+ * are), into an int. */
+static int
+read_bool(struct ctx *x, const struct node *n, const struct key *k,
+    void *base)
+{
+	static const char *const words[] = { "false", "False", "FALSE",
+		"true", "True", "TRUE" };
+	char                     show[CONF_SHOW_BUF];
 
 	if (n->kind != NODE_SCALAR)
 		return node_fail(x, n, "must be true or false, got %s",
 		    node_what(n));
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcmp(n->text, yes[i]) == 0) {
-			*out = 1;
-			return 0;
-		}
-		if (strcmp(n->text, no[i]) == 0) {
-			*out = 0;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (strcmp(n->text, words[i]) == 0) {
+			uint_put(base, k, i >= 3);
 			return 0;
 		}
 	}
@@ -748,119 +414,193 @@ want_bool(struct ctx *x, const struct node *n, int *out)
 	    node_show(n, show, sizeof(show)));
 }
 
-/* Whether s is a name: 1..CONF_MAX_NAME of [A-Za-z0-9_.-], not "." or
- * "..". */
-static bool
-name_ok(const char *s)
+static void
+show_bool(const struct key *k, const void *base, char *buf, size_t len)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > CONF_MAX_NAME || strcmp(s, ".") == 0 ||
-	    strcmp(s, "..") == 0)
-		return false;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	                 "0123456789_.-") == n;
+	snprintf(buf, len, "%s", uint_get(base, k) ? "true" : "false");
 }
 
-/* Take n as a name (cluster or group) into *out. */
+/* error, warn, info or debug (log_level_parse). */
 static int
-want_name(struct ctx *x, const struct node *n, char **out)
+read_level(struct ctx *x, const struct node *n, const struct key *k,
+    void *base)
 {
-	char show[CONF_SHOW_MAX * 4 + 8];
+	char show[CONF_SHOW_BUF];
+	int  lvl;
+
+	if (n->kind != NODE_SCALAR)
+		return node_fail(x, n,
+		    "must be error, warn, info or debug, got %s",
+		    node_what(n));
+	if ((lvl = log_level_parse(n->text)) < 0)
+		return node_fail(x, n,
+		    "must be error, warn, info or debug, got '%s'",
+		    node_show(n, show, sizeof(show)));
+	uint_put(base, k, (uint64_t) lvl);
+	return 0;
+}
+
+static void
+show_level(const struct key *k, const void *base, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", log_level_name((int) uint_get(base, k)));
+}
+
+/* A string key: k->str reads it, replacing the default. */
+static int
+read_str(struct ctx *x, const struct node *n, const struct key *k,
+    void *base)
+{
+	char *s = NULL;
+
+	if (k->str(x, n, k, &s) != 0) {
+		free(s);
+		return -1;
+	}
+	free(str_get(base, k->off));
+	str_put(base, k->off, s);
+	return 0;
+}
+
+static void
+free_str(const struct key *k, void *base)
+{
+	free(str_get(base, k->off));
+	str_put(base, k->off, NULL);
+}
+
+static void
+show_str(const struct key *k, const void *base, char *buf, size_t len)
+{
+	const char *s = str_get(base, k->off);
+
+	snprintf(buf, len, "%s", s != NULL ? s : "");
+}
+
+/* Check list v's kind and length against l. */
+static int
+list_check(struct ctx *x, const struct node *v, const struct list *l)
+{
+	if (v->kind != NODE_SEQ)
+		return node_fail(x, v, "must be %s, got %s", l->kind,
+		    node_what(v));
+	if (v->n_kids == 0 && l->empty != NULL)
+		return node_fail(x, v, "must %s", l->empty);
+	if (v->n_kids > l->max)
+		return node_fail(x, v->kids[l->max],
+		    "too many %s (at most %zu)", l->many, l->max);
+	return 0;
+}
+
+/* Whether string i of the list at base + off repeats an earlier one;
+ * writes the earlier index into *j. */
+static bool
+list_repeats(const void *base, size_t off, size_t i, size_t *j)
+{
+	const char *s = str_get(base, off + i * sizeof(char *));
+
+	for (*j = 0; *j < i; (*j)++) {
+		if (strcmp(str_get(base, off + *j * sizeof(char *)), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+free_strs(const struct key *k, void *base)
+{
+	const struct list *l = k->sub;
+	size_t             zero = 0;
+
+	for (size_t i = 0; i < l->max; i++) {
+		free(str_get(base, k->off + i * sizeof(char *)));
+		str_put(base, k->off + i * sizeof(char *), NULL);
+	}
+	memcpy((char *) base + k->n_off, &zero, sizeof(zero));
+}
+
+/* Element i of a list of strings: read by k->str, counted, and checked
+ * against the earlier ones. */
+static int
+strs_put(struct ctx *x, const struct node *e, const struct key *k,
+    void *base, size_t i)
+{
+	const struct list *l = k->sub;
+	size_t             j, n = i + 1;
+	char              *s = NULL;
+
+	if (k->str(x, e, k, &s) != 0) {
+		free(s);
+		return -1;
+	}
+	str_put(base, k->off + i * sizeof(char *), s);
+	memcpy((char *) base + k->n_off, &n, sizeof(n));
+	if (l->dup != NULL && list_repeats(base, k->off, i, &j))
+		return node_fail(x, e, "%s listed twice (also at index %zu)",
+		    l->dup, j);
+	return 0;
+}
+
+/* A list of strings replacing the default; with F_ONE a single string
+ * stands for a list of one. */
+static int
+read_strs(struct ctx *x, const struct node *v, const struct key *k,
+    void *base)
+{
+	free_strs(k, base);
+	if (v->kind == NODE_SCALAR && (k->flags & F_ONE))
+		return strs_put(x, v, k, base, 0);
+	if (list_check(x, v, k->sub) != 0)
+		return -1;
+	for (size_t i = 0; i < v->n_kids; i++) {
+		size_t old = path_index(x, i);
+
+		if (strs_put(x, v->kids[i], k, base, i) != 0)
+			return -1;
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+static void
+show_strs(const struct key *k, const void *base, char *buf, size_t len)
+{
+	const struct list *l = k->sub;
+	size_t             at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->max && at + 1 < len; i++) {
+		const char *s = str_get(base, k->off + i * sizeof(char *));
+		if (s == NULL)
+			break;
+		at += (size_t) snprintf(buf + at, len - at, "%s%s",
+		    i == 0 ? "[" : ", ", s);
+	}
+	if (at > 0 && at + 1 < len)
+		snprintf(buf + at, len - at, "]");
+}
+
+/* ---------------------------------------------------------- strings */
+
+/* A name: 1..CONF_MAX_NAME of [A-Za-z0-9_.-], not "." or "..". */
+static int
+str_name(struct ctx *x, const struct node *n, const struct key *k,
+    char **out)
+{
+	char   show[CONF_SHOW_BUF];
+	size_t len;
 
 	if (want_string(x, n, out) != 0)
 		return -1;
-	if (!name_ok(*out))
+	len = strlen(*out);
+	if (len > CONF_MAX_NAME || strcmp(*out, ".") == 0 ||
+	    strcmp(*out, "..") == 0 ||
+	    strspn(*out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                 "0123456789_.-") != len)
 		return node_fail(x, n,
 		    "bad name '%s': use 1 to %d of A-Z a-z 0-9 _ . - (and "
 		    "not '.' or '..')",
 		    node_show(n, show, sizeof(show)), CONF_MAX_NAME);
-	return 0;
-}
-
-/* Check a URL; for_dial refuses wildcard hosts.  On error writes why. */
-static int
-url_check(const char *u, bool for_dial, char *why, size_t len)
-{
-	static const char *const schemes[] = { "tcp", "tcp4", "tcp6", "ipc",
-		"abstract", "inproc", "tls+tcp", NULL };
-	const char *sep = strstr(u, "://");
-	const char *scheme = NULL;
-	const char *rest;
-	const char *port;
-	size_t      slen;
-
-	for (const char *p = u; *p != '\0'; p++) {
-		unsigned char ch = (unsigned char) *p;
-		if (isspace(ch) || iscntrl(ch)) {
-			snprintf(why, len,
-			    "URL contains a space or control character");
-			return -1;
-		}
-	}
-	if (sep == NULL) {
-		snprintf(why, len,
-		    "not a URL (write e.g. tcp://127.0.0.1:7710 or "
-		    "ipc:///tmp/ferry.sock)");
-		return -1;
-	}
-	slen = (size_t) (sep - u);
-	for (size_t i = 0; schemes[i] != NULL && scheme == NULL; i++) {
-		if (strlen(schemes[i]) == slen &&
-		    strncmp(u, schemes[i], slen) == 0)
-			scheme = schemes[i];
-	}
-	if (scheme == NULL) {
-		snprintf(why, len,
-		    "unknown URL scheme '%.*s' (use tcp, tcp4, tcp6, ipc, "
-		    "abstract, inproc or tls+tcp)",
-		    (int) (slen > CONF_SHOW_MAX ? CONF_SHOW_MAX : slen), u);
-		return -1;
-	}
-	rest = sep + 3;
-	if (*rest == '\0') {
-		snprintf(why, len, "nothing after '%s://'", scheme);
-		return -1;
-	}
-	if (strcmp(scheme, "ipc") == 0 || strcmp(scheme, "abstract") == 0) {
-		if (strlen(rest) > CONF_IPC_MAX) {
-			snprintf(why, len,
-			    "socket path is %zu bytes, longer than the %d a "
-			    "Unix socket allows",
-			    strlen(rest), CONF_IPC_MAX);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(scheme, "inproc") == 0)
-		return 0;
-	/* tcp, tcp4, tcp6, tls+tcp: HOST:PORT or [V6]:PORT */
-	if (*rest == '[') {
-		const char *close = strchr(rest, ']');
-		if (close == NULL || close[1] != ':') {
-			snprintf(why, len, "bad [IPv6]:PORT address");
-			return -1;
-		}
-		port = close + 2;
-	} else if ((port = strrchr(rest, ':')) != NULL) {
-		port++;
-	} else {
-		snprintf(why, len, "missing ':PORT' after the host");
-		return -1;
-	}
-	if (strlen(port) == 0 || strlen(port) > 5 ||
-	    strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
-	    atoi(port) > 65535) {
-		snprintf(why, len,
-		    "the port must be a number from 1 to 65535");
-		return -1;
-	}
-	if (for_dial && (rest[0] == ':' || rest[0] == '*')) {
-		snprintf(why, len,
-		    "a wildcard host cannot be dialed; name the host workers "
-		    "and clients connect to");
-		return -1;
-	}
 	return 0;
 }
 
@@ -888,7 +628,7 @@ expand_runtime(struct ctx *x, const struct node *n, char **out, char *rt,
 	if (strstr(p, RUNTIME_TOKEN) != NULL &&
 	    util_runtime_dir(rt, rtlen) != 0) {
 		const char *own = getenv("FERRY_RUNTIME_DIR");
-		char        show[CONF_SHOW_MAX * 4 + 8];
+		char        show[CONF_SHOW_BUF];
 		size_t      at_show = 0;
 
 		show[0] = '\0';
@@ -917,7 +657,7 @@ expand_runtime(struct ctx *x, const struct node *n, char **out, char *rt,
 			len += strlen(rt);
 			p += tl;
 		} else if (p[0] == '$' && p[1] == '{') {
-			char   show[CONF_SHOW_MAX * 4 + 8];
+			char   show[CONF_SHOW_BUF];
 			size_t at_show = 0, k = strcspn(p, "}");
 
 			show[0] = '\0';
@@ -935,431 +675,56 @@ expand_runtime(struct ctx *x, const struct node *n, char **out, char *rt,
 	return 0;
 }
 
-/* Take n as a URL (see url_check), ${FERRY_RUNTIME_DIR} expanded, into
- * *out. */
+/* A URL (util_url_problem(); F_DIAL: one to dial), with
+ * ${FERRY_RUNTIME_DIR} expanded. */
 static int
-want_url(struct ctx *x, const struct node *n, bool for_dial, char **out)
+str_url(struct ctx *x, const struct node *n, const struct key *k,
+    char **out)
 {
-	char  why[160];
-	char  show[CONF_SHOW_MAX * 4 + 8];
-	char  rt[CONF_IPC_MAX + 64];
-	char *s = NULL;
+	char why[160];
+	char show[CONF_SHOW_BUF];
+	char rt[UTIL_IPC_MAX + 64];
 
 	if (n->kind != NODE_SCALAR || node_is_null(n))
 		return node_fail(x, n, "must be a URL, got %s", node_what(n));
-	if (expand_runtime(x, n, &s, rt, sizeof(rt)) != 0)
+	if (expand_runtime(x, n, out, rt, sizeof(rt)) != 0)
 		return -1;
-	if (url_check(s, for_dial, why, sizeof(why)) != 0) {
-		free(s);
-		if (rt[0] != '\0')
-			return node_fail(x, n,
-			    "bad URL '%s': %s (%s is '%s' here; set "
-			    "FERRY_RUNTIME_DIR to a shorter directory, or "
-			    "write the address out)",
-			    node_show(n, show, sizeof(show)), why,
-			    RUNTIME_TOKEN, rt);
-		return node_fail(x, n, "bad URL '%s': %s",
-		    node_show(n, show, sizeof(show)), why);
-	}
-	free(*out);
-	*out = s;
-	return 0;
-}
-
-/* The optional "cluster" mapping. */
-static int
-load_cluster(struct ctx *x, const struct node *m, struct conf *c)
-{
-	static const char *const keys[] = { "name", "state_dir", NULL };
-	const struct node       *v;
-	size_t                   old;
-
-	if (m->kind != NODE_MAP)
-		return node_fail(x, m, "must be a mapping, got %s",
-		    node_what(m));
-	if (map_only(x, m, keys) != 0)
-		return -1;
-	if ((v = map_get(m, "name")) != NULL) {
-		old = path_push(x, "name", 4);
-		if (want_name(x, v, &c->name) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "state_dir")) != NULL) {
-		char rt[4096];
-
-		old = path_push(x, "state_dir", 9);
-		if (want_string(x, v, &c->state_dir) != 0)
-			return -1;
-		free(c->state_dir);
-		c->state_dir = NULL;
-		if (expand_runtime(x, v, &c->state_dir, rt, sizeof(rt)) != 0)
-			return -1;
-		if (c->state_dir[0] != '/') {
-			char  *abs;
-			size_t n = strlen(c->dir) + strlen(c->state_dir) + 2;
-			if ((abs = malloc(n)) == NULL)
-				return node_fail(x, v, "out of memory");
-			snprintf(abs, n, "%s/%s", c->dir, c->state_dir);
-			free(c->state_dir);
-			c->state_dir = abs;
-		}
-		path_pop(x, old);
-	}
-	return 0;
-}
-
-/* scheduler.listen: one URL or a list of 1..CONF_MAX_LISTEN. */
-static int
-load_listen(struct ctx *x, const struct node *v, struct conf *c)
-{
-	for (size_t i = 0; i < c->n_listen; i++) {
-		free(c->listen[i]);
-		c->listen[i] = NULL;
-	}
-	c->n_listen = 0;
-	if (v->kind == NODE_SCALAR) {
-		if (want_url(x, v, false, &c->listen[0]) != 0)
-			return -1;
-		c->n_listen = 1;
+	if (util_url_problem(*out, (k->flags & F_DIAL) ? UTIL_URL_DIAL : 0,
+	        why, sizeof(why)) == 0)
 		return 0;
-	}
-	if (v->kind != NODE_SEQ)
-		return node_fail(x, v,
-		    "must be a URL or a list of URLs, got %s", node_what(v));
-	if (v->n_kids == 0)
-		return node_fail(x, v, "must list at least one URL");
-	for (size_t i = 0; i < v->n_kids; i++) {
-		const struct node *u = v->kids[i];
-		size_t             old;
-
-		if (i == CONF_MAX_LISTEN)
-			return node_fail(x, u, "too many URLs (at most %d)",
-			    CONF_MAX_LISTEN);
-		old = path_index(x, i);
-		if (want_url(x, u, false, &c->listen[i]) != 0)
-			return -1;
-		c->n_listen = i + 1;
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(c->listen[j], c->listen[i]) == 0)
-				return node_fail(x, u,
-				    "URL listed twice (also at index %zu)", j);
-		}
-		path_pop(x, old);
-	}
-	return 0;
+	if (rt[0] != '\0')
+		return node_fail(x, n,
+		    "bad URL '%s': %s (%s is '%s' here; set FERRY_RUNTIME_DIR "
+		    "to a shorter directory, or write the address out)",
+		    node_show(n, show, sizeof(show)), why, RUNTIME_TOKEN, rt);
+	return node_fail(x, n, "bad URL '%s': %s",
+	    node_show(n, show, sizeof(show)), why);
 }
 
-/* scheduler.task_defaults: the failure options of tasks whose submit
- * entry does not set them (docs/protocol.md section 4.13). */
+/* cluster.state_dir: a string, ${FERRY_RUNTIME_DIR} expanded, made
+ * absolute. */
 static int
-load_task_defaults(struct ctx *x, const struct node *m, struct conf *c)
+str_state_dir(struct ctx *x, const struct node *n, const struct key *k,
+    char **out)
 {
-	static const char *const keys[] = { "retries", "retry_backoff",
-		"retry_backoff_max", "timeout", "retry_errors", NULL };
-	const struct node       *v;
-	const struct node       *bo;
-	const struct node       *bo_max;
-	size_t                   old;
-	long long                ll;
+	char rt[4096];
 
-	if (m->kind != NODE_MAP)
-		return node_fail(x, m,
-		    "must be a mapping (retries, retry_backoff, "
-		    "retry_backoff_max, timeout, retry_errors), got %s",
-		    node_what(m));
-	if (map_only(x, m, keys) != 0)
+	if (want_string(x, n, out) != 0)
 		return -1;
-
-	if ((v = map_get(m, "retries")) != NULL) {
-		old = path_push(x, "retries", 7);
-		if (want_int(x, v, 0, CONF_MAX_RETRIES,
-		        "an integer between 0 and 1000", &ll) != 0)
-			return -1;
-		c->task_retries = (uint32_t) ll;
-		path_pop(x, old);
-	}
-	if ((bo = map_get(m, "retry_backoff")) != NULL) {
-		old = path_push(x, "retry_backoff", 13);
-		if (want_duration_max(x, bo, CONF_MAX_BACKOFF, "24h", false,
-		        &c->task_backoff_ms) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((bo_max = map_get(m, "retry_backoff_max")) != NULL) {
-		old = path_push(x, "retry_backoff_max", 17);
-		if (want_duration_max(x, bo_max, CONF_MAX_BACKOFF, "24h",
-		        false, &c->task_backoff_max_ms) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if (c->task_backoff_max_ms < c->task_backoff_ms) {
-		if (bo_max != NULL) {
-			path_push(x, "retry_backoff_max", 17);
-			return node_fail(x, bo_max,
-			    "must be at least retry_backoff (%" PRIu32
-			    " ms%s), got %" PRIu32 " ms",
-			    c->task_backoff_ms,
-			    bo == NULL ? ", the default" : "",
-			    c->task_backoff_max_ms);
-		}
-		path_push(x, "retry_backoff", 13);
-		return node_fail(x, bo,
-		    "must not be more than retry_backoff_max (%" PRIu32
-		    " ms, the default); set retry_backoff_max too",
-		    c->task_backoff_max_ms);
-	}
-	if ((v = map_get(m, "timeout")) != NULL) {
-		old = path_push(x, "timeout", 7);
-		if (want_duration_max(x, v, CONF_MAX_TIMEOUT,
-		        "2147483647ms (about 24 days)", true,
-		        &c->task_timeout_ms) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "retry_errors")) != NULL) {
-		old = path_push(x, "retry_errors", 12);
-		if (want_bool(x, v, &c->task_retry_errors) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	return 0;
-}
-
-/* The required "scheduler" mapping. */
-static int want_host(struct ctx *x, const struct node *n, char **out);
-
-static int
-load_scheduler(struct ctx *x, const struct node *m, struct conf *c)
-{
-	static const char *const keys[] = { "listen", "address",
-		"heartbeat_interval", "heartbeat_timeout", "connect_timeout",
-		"drain_timeout", "max_message_size", "max_queue",
-		"max_results", "result_ttl", "max_result_bytes",
-		"quarantine_after", "task_defaults", "host", "function_wait",
-		"unknown_function_wait", NULL };
-	const struct {
-		const char *key;
-		uint32_t   *dst;
-		uint32_t    min;
-	} durations[] = {
-		{ "heartbeat_interval", &c->heartbeat_interval_ms, 1 },
-		{ "heartbeat_timeout", &c->heartbeat_timeout_ms, 1 },
-		{ "connect_timeout", &c->connect_timeout_ms, 1 },
-		{ "drain_timeout", &c->drain_timeout_ms, 0 },
-		{ "result_ttl", &c->result_ttl_ms, 0 },
-		{ "function_wait", &c->function_wait_ms, 0 },
-		{ "unknown_function_wait", &c->unknown_function_wait_ms, 0 },
-	};
-	const struct {
-		const char *key;
-		size_t     *dst;
-	} counts[] = {
-		{ "max_queue", &c->max_queue },
-		{ "max_results", &c->max_results },
-	};
-	const long long count_max =
-	    SIZE_MAX < LLONG_MAX ? (long long) SIZE_MAX : LLONG_MAX;
-	const struct node *v;
-	const struct node *hb_int;
-	const struct node *hb_to;
-	size_t             old;
-	long long          ll;
-
-	if (m->kind != NODE_MAP)
-		return node_fail(x, m, "must be a mapping, got %s",
-		    node_what(m));
-	if (map_only(x, m, keys) != 0)
+	free(*out);
+	*out = NULL;
+	if (expand_runtime(x, n, out, rt, sizeof(rt)) != 0)
 		return -1;
-
-	if ((v = map_get(m, "listen")) == NULL)
-		return missing(x, m, "listen",
-		    "a URL or a list of URLs the scheduler binds");
-	old = path_push(x, "listen", 6);
-	if (load_listen(x, v, c) != 0)
-		return -1;
-	path_pop(x, old);
-
-	old = path_push(x, "address", 7);
-	if ((v = map_get(m, "address")) != NULL) {
-		if (want_url(x, v, true, &c->address) != 0)
-			return -1;
-	} else {
-		char why[160];
-		if (url_check(c->listen[0], true, why, sizeof(why)) != 0)
-			return node_fail(x, m,
-			    "missing, and listen[0] '%s' cannot stand in for "
-			    "it: %s",
-			    c->listen[0], why);
-		free(c->address);
-		if ((c->address = strdup(c->listen[0])) == NULL)
-			return node_fail(x, m, "out of memory");
-	}
-	path_pop(x, old);
-
-	for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]);
-	     i++) {
-		if ((v = map_get(m, durations[i].key)) == NULL)
-			continue;
-		old = path_push(x, durations[i].key,
-		    strlen(durations[i].key));
-		if (want_duration(x, v, durations[i].min,
-		        durations[i].dst) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	hb_int = map_get(m, "heartbeat_interval");
-	hb_to = map_get(m, "heartbeat_timeout");
-	if (c->heartbeat_timeout_ms <= c->heartbeat_interval_ms) {
-		if (hb_to != NULL) {
-			path_push(x, "heartbeat_timeout", 17);
-			return node_fail(x, hb_to,
-			    "must be greater than heartbeat_interval (%" PRIu32
-			    " ms), got %" PRIu32 " ms",
-			    c->heartbeat_interval_ms, c->heartbeat_timeout_ms);
-		}
-		path_push(x, "heartbeat_interval", 18);
-		return node_fail(x, hb_int,
-		    "must be less than heartbeat_timeout (%" PRIu32
-		    " ms, the default); set heartbeat_timeout too",
-		    c->heartbeat_timeout_ms);
-	}
-
-	if ((v = map_get(m, "max_message_size")) != NULL) {
-		old = path_push(x, "max_message_size", 16);
-		if (want_size(x, v, CONF_MIN_MESSAGE, "64KiB",
-		        &c->max_message_size) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-		if ((v = map_get(m, counts[i].key)) == NULL)
-			continue;
-		old = path_push(x, counts[i].key, strlen(counts[i].key));
-		if (want_int(x, v, 1, count_max, "a positive integer", &ll) !=
-		    0)
-			return -1;
-		*counts[i].dst = (size_t) ll;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "max_result_bytes")) != NULL) {
-		old = path_push(x, "max_result_bytes", 16);
-		if (want_size(x, v, CONF_MIN_RESULT_BYTES, "64KiB",
-		        &c->max_result_bytes) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "quarantine_after")) != NULL) {
-		old = path_push(x, "quarantine_after", 16);
-		if (want_int(x, v, 1, CONF_MAX_QUARANTINE,
-		        "an integer between 1 and 100", &ll) != 0)
-			return -1;
-		c->quarantine_after = (uint32_t) ll;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "task_defaults")) != NULL) {
-		old = path_push(x, "task_defaults", 13);
-		if (load_task_defaults(x, v, c) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "host")) != NULL) {
-		old = path_push(x, "host", 4);
-		if (want_host(x, v, &c->scheduler_host) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	return 0;
-}
-
-/* A group's "libraries": a list of 1..CONF_MAX_LIBRARIES strings. */
-static int
-load_libraries(struct ctx *x, const struct node *v, struct conf_group *g)
-{
-	if (v->kind != NODE_SEQ)
-		return node_fail(x, v,
-		    "must be a list of library names or paths, got %s",
-		    node_what(v));
-	if (v->n_kids == 0)
-		return node_fail(x, v, "must list at least one library");
-	for (size_t i = 0; i < v->n_kids; i++) {
-		const struct node *l = v->kids[i];
-		size_t             old;
-
-		if (i == CONF_MAX_LIBRARIES)
-			return node_fail(x, l,
-			    "too many libraries (at most %d)",
-			    CONF_MAX_LIBRARIES);
-		old = path_index(x, i);
-		if (want_string(x, l, &g->libraries[i]) != 0)
-			return -1;
-		g->n_libraries = i + 1;
-		for (const char *p = l->text; *p != '\0'; p++) {
-			if (iscntrl((unsigned char) *p))
-				return node_fail(x, l,
-				    "contains a control character");
-		}
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(g->libraries[j], g->libraries[i]) == 0)
-				return node_fail(x, l,
-				    "library listed twice (also at index "
-				    "%zu)", j);
-		}
-		path_pop(x, old);
-	}
-	return 0;
-}
-
-/* A group's "object_roots": 1..CONF_MAX_ROOTS directories; relative ones
- * resolve against the cluster file's directory.  Whether they exist is
- * checked where the workers run, not here. */
-static int
-load_roots(struct ctx *x, const struct node *v, const struct conf *c,
-    struct conf_group *g)
-{
-	if (v->kind != NODE_SEQ)
-		return node_fail(x, v, "must be a list of directories, got %s",
-		    node_what(v));
-	for (size_t i = 0; i < v->n_kids; i++) {
-		const struct node *r = v->kids[i];
-		size_t             old;
-		char              *s = NULL;
-
-		if (i == CONF_MAX_ROOTS)
-			return node_fail(x, r,
-			    "too many object roots (at most %d)",
-			    CONF_MAX_ROOTS);
-		old = path_index(x, i);
-		if (want_string(x, r, &s) != 0)
-			return -1;
-		if (s[0] == '\0') {
-			free(s);
-			return node_fail(x, r, "must not be empty");
-		}
-		if (s[0] != '/') {
-			size_t n   = strlen(c->dir) + strlen(s) + 2;
-			char  *abs = malloc(n);
-			if (abs == NULL) {
-				free(s);
-				return node_fail(x, r, "out of memory");
-			}
-			snprintf(abs, n, "%s/%s", c->dir, s);
-			free(s);
-			s = abs;
-		}
-		g->object_roots[i] = s;
-		g->n_object_roots  = i + 1;
-		path_pop(x, old);
-	}
-	return 0;
+	return make_absolute(x, n, out);
 }
 
 /* A host name as ssh takes it: host, user@host, an IPv4 or [IPv6]
  * address; never starting with '-' (ssh would read an option). */
 static int
-want_host(struct ctx *x, const struct node *n, char **out)
+str_host(struct ctx *x, const struct node *n, const struct key *k,
+    char **out)
 {
-	char   show[CONF_SHOW_MAX * 4 + 8];
+	char   show[CONF_SHOW_BUF];
 	size_t len;
 
 	if (want_string(x, n, out) != 0)
@@ -1375,455 +740,553 @@ want_host(struct ctx *x, const struct node *n, char **out)
 	return 0;
 }
 
-/* A path used on another machine: absolute, no control characters. */
+/* A path on this machine: no control characters; relative ones resolve
+ * against the cluster file's directory.  Whether it exists is checked
+ * where it is used. */
 static int
-want_remote_path(struct ctx *x, const struct node *n, bool absolute,
+str_local_path(struct ctx *x, const struct node *n, const struct key *k,
     char **out)
 {
-	if (want_string(x, n, out) != 0)
+	if (want_string(x, n, out) != 0 || no_control(x, n, *out) != 0)
 		return -1;
-	for (const char *p = *out; *p != '\0'; p++) {
-		if (iscntrl((unsigned char) *p))
-			return node_fail(x, n, "contains a control character");
-	}
-	if (absolute && (*out)[0] != '/')
+	return make_absolute(x, n, out);
+}
+
+/* A path or word used on another machine: no control characters;
+ * absolute with F_ABS. */
+static int
+str_remote_path(struct ctx *x, const struct node *n, const struct key *k,
+    char **out)
+{
+	if (want_string(x, n, out) != 0 || no_control(x, n, *out) != 0)
+		return -1;
+	if ((k->flags & F_ABS) && (*out)[0] != '/')
 		return node_fail(x, n,
 		    "must be an absolute path (it is used on that host), got "
 		    "'%s'", *out);
 	return 0;
 }
 
-/* One entry of a group's "hosts": a name, or a mapping with name and
- * overrides. */
+/* A task library: a name or a path, as written. */
 static int
-load_host(struct ctx *x, const struct node *m, struct conf_host *h)
+str_library(struct ctx *x, const struct node *n, const struct key *k,
+    char **out)
 {
-	static const char *const keys[] = { "name", "ferry", "object_roots",
-		"libraries", "library_dir", NULL };
-	const struct node       *v;
-	size_t                   old;
-
-	if (m->kind == NODE_SCALAR)
-		return want_host(x, m, &h->name);
-	if (m->kind != NODE_MAP)
-		return node_fail(x, m,
-		    "must be a host name or a mapping (name, ferry, "
-		    "object_roots, libraries, library_dir), got %s",
-		    node_what(m));
-	if (map_only(x, m, keys) != 0)
+	if (want_string(x, n, out) != 0)
 		return -1;
-	if ((v = map_get(m, "name")) == NULL)
-		return missing(x, m, "name", "the host's name, as ssh takes it");
-	old = path_push(x, "name", 4);
-	if (want_host(x, v, &h->name) != 0)
-		return -1;
-	path_pop(x, old);
-	if ((v = map_get(m, "ferry")) != NULL) {
-		old = path_push(x, "ferry", 5);
-		if (want_remote_path(x, v, false, &h->ferry) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "library_dir")) != NULL) {
-		old = path_push(x, "library_dir", 11);
-		if (want_remote_path(x, v, true, &h->library_dir) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "libraries")) != NULL) {
-		struct conf_group tmp;
-		int               rv;
+	return no_control(x, n, *out);
+}
 
-		memset(&tmp, 0, sizeof(tmp));
-		old = path_push(x, "libraries", 9);
-		rv  = load_libraries(x, v, &tmp);
-		memcpy(h->libraries, tmp.libraries, sizeof(h->libraries));
-		h->n_libraries = tmp.n_libraries;
-		if (rv != 0) {
-			/* conf_free frees up to n_libraries */
-			for (size_t i = h->n_libraries; i < CONF_MAX_LIBRARIES;
-			     i++)
-				free(tmp.libraries[i]);
-			return -1;
+/* security.tls.server_name: 1 to 255 bytes. */
+static int
+str_server_name(struct ctx *x, const struct node *n, const struct key *k,
+    char **out)
+{
+	if (want_string(x, n, out) != 0)
+		return -1;
+	if (strlen(*out) > 255)
+		return node_fail(x, n, "must be a host name of 1 to 255 bytes");
+	return 0;
+}
+
+/* -------------------------------------------------------- mappings */
+
+/* Refuse keys of mapping m that section sec does not have. */
+static int
+keys_only(struct ctx *x, const struct node *m, const struct section *sec)
+{
+	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
+		const struct node *k = m->kids[i];
+		char               list[256];
+		size_t             at = 0;
+		bool               found = false;
+
+		for (size_t j = 0; j < sec->n_keys && !found; j++)
+			found = strcmp(k->text, sec->keys[j].name) == 0;
+		if (found)
+			continue;
+		list[0] = '\0';
+		for (size_t j = 0; j < sec->n_keys; j++) {
+			int w = snprintf(list + at, sizeof(list) - at, "%s%s",
+			    j > 0 ? ", " : "", sec->keys[j].name);
+			if (w < 0 || (size_t) w >= sizeof(list) - at)
+				break;
+			at += (size_t) w;
 		}
+		path_push(x, k->text, k->len);
+		return node_fail(x, k, "unknown key (expected one of: %s)",
+		    list);
+	}
+	return 0;
+}
+
+/* Mapping m into base by section sec: unknown keys first, then each key
+ * in the table's order, then the rules across them. */
+static int
+section_read(struct ctx *x, const struct node *m, const struct section *sec,
+    void *base)
+{
+	if (m->kind != NODE_MAP)
+		return node_fail(x, m, "must be %s, got %s", sec->hint,
+		    node_what(m));
+	if (keys_only(x, m, sec) != 0)
+		return -1;
+	for (size_t i = 0; i < sec->n_keys; i++) {
+		const struct key  *k = &sec->keys[i];
+		const struct node *v = map_get(m, k->name);
+		size_t             old;
+
+		if (v == NULL && (k->flags & F_REQUIRED))
+			return missing(x, m, k->name, k->hint);
+		if (v == NULL)
+			continue;
+		old = path_key(x, k->name);
+		if (k->type->read(x, v, k, base) != 0)
+			return -1;
 		path_pop(x, old);
 	}
-	if ((v = map_get(m, "object_roots")) != NULL) {
-		old = path_push(x, "object_roots", 12);
-		if (v->kind != NODE_SEQ)
-			return node_fail(x, v,
-			    "must be a list of directories, got %s",
-			    node_what(v));
-		if (v->n_kids == 0)
-			return node_fail(x, v,
-			    "must list at least one directory (leave the key "
-			    "out to use the group's)");
-		for (size_t i = 0; i < v->n_kids; i++) {
-			size_t o2;
+	return sec->check != NULL ? sec->check(x, m, base) : 0;
+}
 
-			if (i == CONF_MAX_ROOTS)
-				return node_fail(x, v->kids[i],
-				    "too many object roots (at most %d)",
-				    CONF_MAX_ROOTS);
-			o2 = path_index(x, i);
-			if (want_remote_path(x, v->kids[i], true,
-			        &h->object_roots[i]) != 0) {
-				h->n_object_roots = i + 1;
-				return -1;
-			}
-			h->n_object_roots = i + 1;
-			path_pop(x, o2);
+/* Free what the keys of sec own in base. */
+static void
+section_free(const struct section *sec, void *base)
+{
+	for (size_t i = 0; i < sec->n_keys; i++) {
+		if (sec->keys[i].type->free != NULL)
+			sec->keys[i].type->free(&sec->keys[i], base);
+	}
+}
+
+static int
+read_map(struct ctx *x, const struct node *v, const struct key *k,
+    void *base)
+{
+	return section_read(x, v, k->sub, base);
+}
+
+static void
+free_map(const struct key *k, void *base)
+{
+	section_free(k->sub, base);
+}
+
+/* A group's settings before its keys: the workers' defaults. */
+static void
+group_init(struct conf_group *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->wrk       = (struct wrk_options) WRK_OPTIONS_DEFAULTS;
+	g->wrk.group = NULL; /* the group owns its name, read from the file */
+}
+
+static const struct list workers_list = { "a list of worker groups",
+	"list at least one worker group", "worker groups", NULL,
+	CONF_MAX_GROUPS };
+
+/* The "workers" list of groups; a group's name is unique. */
+static int
+read_groups(struct ctx *x, const struct node *v, const struct key *k,
+    void *base)
+{
+	struct conf *c = base;
+
+	if (list_check(x, v, &workers_list) != 0)
+		return -1;
+	for (size_t i = 0; i < v->n_kids; i++) {
+		struct conf_group *g = &c->groups[i];
+		size_t             old = path_index(x, i);
+
+		group_init(g);
+		c->n_groups = i + 1;
+		if (section_read(x, v->kids[i], k->sub, g) != 0)
+			return -1;
+		for (size_t j = 0; j < i; j++) {
+			const struct node *first = map_get(v->kids[j], "name");
+
+			if (strcmp(c->groups[j].wrk.group, g->wrk.group) != 0)
+				continue;
+			path_key(x, "name");
+			return node_fail(x, map_get(v->kids[i], "name"),
+			    "duplicate group name '%s' (first at line %zu, "
+			    "column %zu)",
+			    g->wrk.group, first->line, first->col);
 		}
 		path_pop(x, old);
 	}
 	return 0;
 }
 
-/* A group's "hosts": 1..CONF_MAX_HOSTS distinct hosts. */
-static int
-load_hosts(struct ctx *x, const struct node *v, struct conf_group *g)
+static void
+free_groups(const struct key *k, void *base)
 {
-	if (v->kind != NODE_SEQ)
-		return node_fail(x, v,
-		    "must be a list of hosts (names or mappings), got %s",
-		    node_what(v));
-	if (v->n_kids == 0)
-		return node_fail(x, v,
-		    "must list at least one host (leave the key out to run "
-		    "the group on this machine)");
-	if (v->n_kids > CONF_MAX_HOSTS)
-		return node_fail(x, v->kids[CONF_MAX_HOSTS],
-		    "too many hosts (at most %d)", CONF_MAX_HOSTS);
+	struct conf *c = base;
+
+	for (size_t i = 0; i < c->n_groups; i++)
+		section_free(k->sub, &c->groups[i]);
+}
+
+static const struct list hosts_list = {
+	"a list of hosts (names or mappings)",
+	"list at least one host (leave the key out to run the group on this "
+	"machine)",
+	"hosts", NULL, CONF_MAX_HOSTS
+};
+
+/* A group's "hosts": names, or mappings with a name and overrides; no
+ * host twice. */
+static int
+read_hosts(struct ctx *x, const struct node *v, const struct key *k,
+    void *base)
+{
+	struct conf_group *g = base;
+
+	if (list_check(x, v, &hosts_list) != 0)
+		return -1;
 	if ((g->hosts = calloc(v->n_kids, sizeof(*g->hosts))) == NULL)
 		return node_fail(x, v, "out of memory");
 	for (size_t i = 0; i < v->n_kids; i++) {
-		size_t old = path_index(x, i);
+		const struct node *e = v->kids[i];
+		struct conf_host  *h = &g->hosts[i];
+		size_t             old = path_index(x, i);
 
 		g->n_hosts = i + 1;
-		if (load_host(x, v->kids[i], &g->hosts[i]) != 0)
-			return -1;
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(g->hosts[j].name, g->hosts[i].name) == 0)
-				return node_fail(x, v->kids[i],
-				    "host '%s' listed twice (also at index "
-				    "%zu)", g->hosts[i].name, j);
-		}
-		path_pop(x, old);
-	}
-	return 0;
-}
-
-/* The top-level "ssh" mapping: command and default remote binary. */
-static int
-load_ssh(struct ctx *x, const struct node *m, struct conf *c)
-{
-	static const char *const keys[] = { "command", "ferry", NULL };
-	const struct node       *v;
-	size_t                   old;
-
-	if (m->kind != NODE_MAP)
-		return node_fail(x, m, "must be a mapping (command, ferry), "
-		                       "got %s",
-		    node_what(m));
-	if (map_only(x, m, keys) != 0)
-		return -1;
-	if ((v = map_get(m, "command")) != NULL) {
-		old = path_push(x, "command", 7);
-		if (v->kind != NODE_SEQ)
-			return node_fail(x, v,
-			    "must be a list: the program and its options "
-			    "(e.g. [ssh, -o, BatchMode=yes]), got %s",
-			    node_what(v));
-		if (v->n_kids == 0)
-			return node_fail(x, v,
-			    "must name at least the program");
-		if (v->n_kids > CONF_MAX_SSH_ARGS)
-			return node_fail(x, v->kids[CONF_MAX_SSH_ARGS],
-			    "too many words (at most %d)", CONF_MAX_SSH_ARGS);
-		for (size_t i = 0; i < c->n_ssh_command; i++) {
-			free(c->ssh_command[i]);
-			c->ssh_command[i] = NULL;
-		}
-		c->n_ssh_command = 0;
-		for (size_t i = 0; i < v->n_kids; i++) {
-			size_t o2 = path_index(x, i);
-
-			if (want_remote_path(x, v->kids[i], false,
-			        &c->ssh_command[i]) != 0) {
-				c->n_ssh_command = i + 1;
+		if (e->kind == NODE_SCALAR) {
+			if (str_host(x, e, k, &h->name) != 0)
 				return -1;
-			}
-			c->n_ssh_command = i + 1;
-			path_pop(x, o2);
+		} else if (section_read(x, e, k->sub, h) != 0) {
+			return -1;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(g->hosts[j].name, h->name) == 0)
+				return node_fail(x, e,
+				    "host '%s' listed twice (also at index "
+				    "%zu)", h->name, j);
 		}
 		path_pop(x, old);
 	}
-	if ((v = map_get(m, "ferry")) != NULL) {
-		old = path_push(x, "ferry", 5);
-		if (want_remote_path(x, v, false, &c->ssh_ferry) != 0)
-			return -1;
-		path_pop(x, old);
-	}
 	return 0;
 }
 
-/* One entry of "workers"; names[] holds the earlier groups' name nodes
- * for the duplicate check. */
-static int
-load_group(struct ctx *x, const struct node *m, struct conf *c,
-    const struct node **names)
+static void
+free_hosts(const struct key *k, void *base)
 {
-	static const char *const keys[] = { "name", "processes", "slots",
-		"prefetch", "libraries", "object_roots", "object_cache",
-		"memory_limit", "max_tasks_per_process", "hosts", NULL };
-	struct conf_group       *g = &c->groups[c->n_groups];
-	const struct node       *v;
-	size_t                   old;
-	long long                ll;
+	struct conf_group *g = base;
 
-	if (m->kind != NODE_MAP)
-		return node_fail(x, m,
-		    "must be a mapping (name, processes, slots, prefetch, "
-		    "libraries), got %s",
-		    node_what(m));
-	if (map_only(x, m, keys) != 0)
-		return -1;
-	c->n_groups++; /* g now belongs to c, for conf_free */
-	g->processes = 0;
-	g->slots = 1;
-	g->prefetch = 1024;
-
-	if ((v = map_get(m, "name")) == NULL)
-		return missing(x, m, "name", "a unique group name");
-	old = path_push(x, "name", 4);
-	if (want_name(x, v, &g->name) != 0)
-		return -1;
-	for (size_t i = 0; i + 1 < c->n_groups; i++) {
-		if (strcmp(c->groups[i].name, g->name) == 0)
-			return node_fail(x, v,
-			    "duplicate group name '%s' (first at line %zu, "
-			    "column %zu)",
-			    g->name, names[i]->line, names[i]->col);
-	}
-	names[c->n_groups - 1] = v;
-	path_pop(x, old);
-
-	if ((v = map_get(m, "processes")) != NULL) {
-		old = path_push(x, "processes", 9);
-		if (v->kind == NODE_SCALAR && strcmp(v->text, "auto") == 0)
-			g->processes = 0;
-		else if (want_int(x, v, 1, CONF_MAX_PROCESSES,
-		             "'auto' or an integer between 1 and 1024",
-		             &ll) != 0)
-			return -1;
-		else
-			g->processes = (int) ll;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "slots")) != NULL) {
-		old = path_push(x, "slots", 5);
-		if (want_int(x, v, 1, CONF_MAX_SLOTS,
-		        "an integer between 1 and 1024", &ll) != 0)
-			return -1;
-		g->slots = (int) ll;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "prefetch")) != NULL) {
-		old = path_push(x, "prefetch", 8);
-		if (want_int(x, v, 0, CONF_MAX_PREFETCH,
-		        "an integer between 0 and 100000", &ll) != 0)
-			return -1;
-		g->prefetch = (int) ll;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "libraries")) == NULL)
-		return missing(x, m, "libraries",
-		    "a list of task library names or paths");
-	old = path_push(x, "libraries", 9);
-	if (load_libraries(x, v, g) != 0)
-		return -1;
-	path_pop(x, old);
-	if ((v = map_get(m, "object_roots")) != NULL) {
-		old = path_push(x, "object_roots", 12);
-		if (load_roots(x, v, c, g) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "object_cache")) != NULL) {
-		old = path_push(x, "object_cache", 12);
-		if (v->kind == NODE_SCALAR && strcmp(v->text, "auto") == 0)
-			g->object_cache = 0;
-		else if (want_size(x, v, 1024 * 1024, "1MiB",
-		             &g->object_cache) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "memory_limit")) != NULL) {
-		old = path_push(x, "memory_limit", 12);
-		if (want_size_or_none(x, v, CONF_MIN_MEMORY_LIMIT, "16MiB",
-		        &g->memory_limit) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "max_tasks_per_process")) != NULL) {
-		old = path_push(x, "max_tasks_per_process", 21);
-		if (want_int(x, v, 0, LLONG_MAX,
-		        "an integer of 0 (unlimited) or more", &ll) != 0)
-			return -1;
-		g->max_tasks_per_process = (uint64_t) ll;
-		path_pop(x, old);
-	}
-	if ((v = map_get(m, "hosts")) != NULL) {
-		old = path_push(x, "hosts", 5);
-		if (load_hosts(x, v, g) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	return 0;
+	for (size_t i = 0; i < g->n_hosts; i++)
+		section_free(k->sub, &g->hosts[i]);
+	free(g->hosts);
+	g->hosts   = NULL;
+	g->n_hosts = 0;
 }
 
-/* The required "workers" list. */
+static const struct type t_int = { read_int, NULL, show_int };
+static const struct type t_duration = { read_duration, NULL, show_duration };
+static const struct type t_size = { read_size, NULL, show_size };
+static const struct type t_bool = { read_bool, NULL, show_bool };
+static const struct type t_level = { read_level, NULL, show_level };
+static const struct type t_str = { read_str, free_str, show_str };
+static const struct type t_strs = { read_strs, free_strs, show_strs };
+static const struct type t_map = { read_map, free_map, NULL };
+static const struct type t_groups = { read_groups, free_groups, NULL };
+static const struct type t_hosts = { read_hosts, free_hosts, NULL };
+
+/* ------------------------------------------------- rules across keys */
+
+/* scheduler: address defaults to listen[0], which must then be one to
+ * dial; heartbeat_timeout > heartbeat_interval. */
 static int
-load_workers(struct ctx *x, const struct node *v, struct conf *c)
+check_scheduler(struct ctx *x, const struct node *m, void *base)
 {
-	const struct node *names[CONF_MAX_GROUPS];
+	struct conf       *c = base;
+	struct sched_config *s = &c->sched;
+	const struct node *hb_to = map_get(m, "heartbeat_timeout");
+	char               why[160];
 
-	if (v->kind != NODE_SEQ)
-		return node_fail(x, v,
-		    "must be a list of worker groups, got %s", node_what(v));
-	if (v->n_kids == 0)
-		return node_fail(x, v, "must list at least one worker group");
-	for (size_t i = 0; i < v->n_kids; i++) {
-		size_t old;
-
-		if (i == CONF_MAX_GROUPS)
-			return node_fail(x, v->kids[i],
-			    "too many worker groups (at most %d)",
-			    CONF_MAX_GROUPS);
-		old = path_index(x, i);
-		if (load_group(x, v->kids[i], c, names) != 0)
-			return -1;
-		path_pop(x, old);
+	if (c->address == NULL) {
+		path_key(x, "address");
+		if (util_url_problem(s->listen[0], UTIL_URL_DIAL, why,
+		        sizeof(why)) != 0)
+			return node_fail(x, m,
+			    "missing, and listen[0] '%s' cannot stand in for "
+			    "it: %s",
+			    s->listen[0], why);
+		if ((c->address = strdup(s->listen[0])) == NULL)
+			return node_fail(x, m, "out of memory");
+		path_pop(x, x->path_len - strlen(".address"));
 	}
-	return 0;
-}
-
-/* A path in the security section: a non-empty string without control
- * characters; relative ones resolve against the cluster file's
- * directory. */
-static int
-want_local_path(struct ctx *x, const struct node *n, const struct conf *c,
-    char **out)
-{
-	char *s = NULL;
-
-	if (want_string(x, n, &s) != 0)
-		return -1;
-	*out = s;
-	if (s[0] == '\0')
-		return node_fail(x, n, "must not be empty");
-	for (const char *p = s; *p != '\0'; p++) {
-		if (iscntrl((unsigned char) *p))
-			return node_fail(x, n, "contains a control character");
-	}
-	if (s[0] != '/') {
-		size_t len = strlen(c->dir) + strlen(s) + 2;
-		char  *abs = malloc(len);
-		if (abs == NULL)
-			return node_fail(x, n, "out of memory");
-		snprintf(abs, len, "%s/%s", c->dir, s);
-		free(s);
-		*out = abs;
-	}
-	return 0;
-}
-
-/* The optional "security" mapping: token_file and tls. */
-static int
-load_security(struct ctx *x, const struct node *m, struct conf *c)
-{
-	static const char *const keys[] = { "token_file", "tls", NULL };
-	static const char *const tls_keys[] = { "cert_key_file", "ca_file",
-		"require_client_cert", "client_cert_key_file", "server_name",
-		NULL };
-	const struct node       *v, *t;
-	size_t                   old, old2;
-
-	if (m->kind != NODE_MAP)
-		return node_fail(x, m, "must be a mapping (token_file, tls), "
-		                       "got %s",
-		    node_what(m));
-	if (map_only(x, m, keys) != 0)
-		return -1;
-	if ((v = map_get(m, "token_file")) != NULL) {
-		old = path_push(x, "token_file", 10);
-		if (want_local_path(x, v, c, &c->token_file) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((t = map_get(m, "tls")) == NULL)
+	if (s->heartbeat_timeout_ms > s->heartbeat_interval_ms)
 		return 0;
-	old = path_push(x, "tls", 3);
-	if (t->kind != NODE_MAP)
-		return node_fail(x, t,
-		    "must be a mapping (cert_key_file, ca_file, "
-		    "require_client_cert, client_cert_key_file, server_name), "
-		    "got %s",
-		    node_what(t));
-	if (map_only(x, t, tls_keys) != 0)
-		return -1;
-	if ((v = map_get(t, "cert_key_file")) != NULL) {
-		old2 = path_push(x, "cert_key_file", 13);
-		if (want_local_path(x, v, c, &c->tls_cert_key_file) != 0)
-			return -1;
-		path_pop(x, old2);
+	if (hb_to != NULL) {
+		path_key(x, "heartbeat_timeout");
+		return node_fail(x, hb_to,
+		    "must be greater than heartbeat_interval (%" PRIu32
+		    " ms), got %" PRIu32 " ms",
+		    s->heartbeat_interval_ms, s->heartbeat_timeout_ms);
 	}
-	if ((v = map_get(t, "ca_file")) != NULL) {
-		old2 = path_push(x, "ca_file", 7);
-		if (want_local_path(x, v, c, &c->tls_ca_file) != 0)
-			return -1;
-		path_pop(x, old2);
+	path_key(x, "heartbeat_interval");
+	return node_fail(x, map_get(m, "heartbeat_interval"),
+	    "must be less than heartbeat_timeout (%" PRIu32
+	    " ms, the default); set heartbeat_timeout too",
+	    s->heartbeat_timeout_ms);
+}
+
+/* scheduler.task_defaults: retry_backoff_max >= retry_backoff. */
+static int
+check_task_defaults(struct ctx *x, const struct node *m, void *base)
+{
+	const struct sched_config *s = &((struct conf *) base)->sched;
+	const struct node         *bo = map_get(m, "retry_backoff");
+	const struct node         *bo_max = map_get(m, "retry_backoff_max");
+
+	if (s->task_backoff_max_ms >= s->task_backoff_ms)
+		return 0;
+	if (bo_max != NULL) {
+		path_key(x, "retry_backoff_max");
+		return node_fail(x, bo_max,
+		    "must be at least retry_backoff (%" PRIu32
+		    " ms%s), got %" PRIu32 " ms",
+		    s->task_backoff_ms, bo == NULL ? ", the default" : "",
+		    s->task_backoff_max_ms);
 	}
-	if ((v = map_get(t, "client_cert_key_file")) != NULL) {
-		old2 = path_push(x, "client_cert_key_file", 20);
-		if (want_local_path(x, v, c, &c->tls_client_cert_key_file) !=
-		    0)
-			return -1;
-		path_pop(x, old2);
+	path_key(x, "retry_backoff");
+	return node_fail(x, bo,
+	    "must not be more than retry_backoff_max (%" PRIu32
+	    " ms, the default); set retry_backoff_max too",
+	    s->task_backoff_max_ms);
+}
+
+/* security.tls: require_client_cert needs ca_file. */
+static int
+check_tls(struct ctx *x, const struct node *m, void *base)
+{
+	const struct sched_config *s = &((struct conf *) base)->sched;
+
+	if (!s->require_client_cert || s->tls_ca_file != NULL)
+		return 0;
+	path_key(x, "require_client_cert");
+	return node_fail(x, map_get(m, "require_client_cert"),
+	    "needs 'ca_file' (the CA that signed the client certificates)");
+}
+
+/* The whole file: each group's workers run with the cluster's address,
+ * timeouts and security; the scheduler knows the groups' names. */
+static int
+check_root(struct ctx *x, const struct node *m, void *base)
+{
+	struct conf *c = base;
+
+	for (size_t i = 0; i < c->n_groups; i++) {
+		struct wrk_options *w = &c->groups[i].wrk;
+
+		w->connect            = c->address;
+		w->library_dir        = c->dir;
+		w->connect_timeout_ms = c->connect_timeout_ms;
+		w->drain_timeout_ms   = c->sched.drain_timeout_ms;
+		w->max_message_size   = c->sched.max_message_size;
+		w->tls_ca_file        = c->sched.tls_ca_file;
+		w->tls_cert_key_file  = c->tls_client_cert_key_file;
+		w->tls_server_name    = c->tls_server_name;
+		w->token_file         = c->sched.token_file;
+		c->sched.groups[i]    = w->group;
 	}
-	if ((v = map_get(t, "server_name")) != NULL) {
-		old2 = path_push(x, "server_name", 11);
-		if (want_string(x, v, &c->tls_server_name) != 0)
-			return -1;
-		if (c->tls_server_name[0] == '\0' ||
-		    strlen(c->tls_server_name) > 255)
-			return node_fail(x, v, "must be a host name of 1 to "
-			                       "255 bytes");
-		path_pop(x, old2);
-	}
-	if ((v = map_get(t, "require_client_cert")) != NULL) {
-		old2 = path_push(x, "require_client_cert", 19);
-		if (want_bool(x, v, &c->tls_require_client_cert) != 0)
-			return -1;
-		if (c->tls_require_client_cert && c->tls_ca_file == NULL)
-			return node_fail(x, v,
-			    "needs 'ca_file' (the CA that signed the client "
-			    "certificates)");
-		path_pop(x, old2);
-	}
-	path_pop(x, old);
+	c->sched.n_groups = c->n_groups;
 	return 0;
 }
+
+/* ----------------------------------------------------------- the table */
+
+#define C_(m) AT(struct conf, m)
+#define S_(m) AT(struct conf, sched.m)
+#define G_(m) AT(struct conf_group, m)
+#define H_(m) AT(struct conf_host, m)
+#define SECTION(keys, hint, check)                                       \
+	{ keys, sizeof(keys) / sizeof(keys[0]), hint, check }
+
+static const struct list listen_list = { "a URL or a list of URLs",
+	"list at least one URL", "URLs", "URL", CONF_MAX_LISTEN };
+static const struct list libraries_list = {
+	"a list of library names or paths", "list at least one library",
+	"libraries", "library", CONF_MAX_LIBRARIES
+};
+static const struct list roots_list = { "a list of directories", NULL,
+	"object roots", NULL, CONF_MAX_ROOTS };
+static const struct list host_roots_list = { "a list of directories",
+	"list at least one directory (leave the key out to use the group's)",
+	"object roots", NULL, CONF_MAX_ROOTS };
+static const struct list words_list = {
+	"a list: the program and its options (e.g. [ssh, -o, "
+	"BatchMode=yes])",
+	"name at least the program", "words", NULL, CONF_MAX_SSH_ARGS
+};
+
+static const struct key cluster_keys[] = {
+	{ "name", &t_str, str_name, C_(name) },
+	{ "state_dir", &t_str, str_state_dir, C_(state_dir),
+	    .doc = "see below" },
+};
+
+static const struct key task_keys[] = {
+	{ "retries", &t_int, NULL, S_(task_retries), .lo = 0, .hi = 1000,
+	    .hint = "an integer between 0 and 1000" },
+	{ "retry_backoff", &t_duration, NULL, S_(task_backoff_ms),
+	    .hi = CONF_MAX_BACKOFF, .hint = "24h" },
+	{ "retry_backoff_max", &t_duration, NULL, S_(task_backoff_max_ms),
+	    .hi = CONF_MAX_BACKOFF, .hint = "24h" },
+	{ "timeout", &t_duration, NULL, S_(task_timeout_ms),
+	    .hi = CONF_MAX_TIMEOUT, .hint = "2147483647ms (about 24 days)",
+	    .flags = F_NONE },
+	{ "retry_errors", &t_bool, NULL, S_(task_retry_errors) },
+};
+static const struct section task_section = SECTION(task_keys,
+    "a mapping (retries, retry_backoff, retry_backoff_max, timeout, "
+    "retry_errors)",
+    check_task_defaults);
+
+static const struct key scheduler_keys[] = {
+	{ "listen", &t_strs, str_url,
+	    LIST(struct conf, sched.listen, sched.n_listen),
+	    .hint = "a URL or a list of URLs the scheduler binds",
+	    .flags = F_REQUIRED | F_ONE, .sub = &listen_list,
+	    .doc = "(required)" },
+	{ "address", &t_str, str_url, C_(address), .flags = F_DIAL,
+	    .doc = "`listen[0]`" },
+	{ "heartbeat_interval", &t_duration, NULL, S_(heartbeat_interval_ms),
+	    .lo = 1 },
+	{ "heartbeat_timeout", &t_duration, NULL, S_(heartbeat_timeout_ms),
+	    .lo = 1 },
+	{ "connect_timeout", &t_duration, NULL, C_(connect_timeout_ms),
+	    .lo = 1 },
+	{ "drain_timeout", &t_duration, NULL, S_(drain_timeout_ms) },
+	{ "max_message_size", &t_size, NULL, S_(max_message_size),
+	    .lo = 64 * KIB, .hint = "64KiB" },
+	{ "max_queue", &t_int, NULL, S_(max_queue), .lo = 1,
+	    .hi = COUNT_MAX, .hint = "a positive integer" },
+	{ "max_results", &t_int, NULL, S_(max_results), .lo = 1,
+	    .hi = COUNT_MAX, .hint = "a positive integer" },
+	{ "result_ttl", &t_duration, NULL, S_(result_ttl_ms) },
+	{ "max_result_bytes", &t_size, NULL, S_(max_result_bytes),
+	    .lo = 64 * KIB, .hint = "64KiB" },
+	{ "quarantine_after", &t_int, NULL, S_(quarantine_after), .lo = 1,
+	    .hi = 100, .hint = "an integer between 1 and 100" },
+	{ "task_defaults", &t_map, NULL, .sub = &task_section,
+	    .doc = "see below" },
+	{ "host", &t_str, str_host, C_(scheduler_host),
+	    .doc = "this machine" },
+	{ "function_wait", &t_duration, NULL, S_(function_wait_ms) },
+	{ "unknown_function_wait", &t_duration, NULL,
+	    S_(unknown_function_wait_ms) },
+};
+static const struct section scheduler_section = SECTION(scheduler_keys,
+    "a mapping", check_scheduler);
+
+static const struct key host_keys[] = {
+	{ "name", &t_str, str_host, H_(name),
+	    .hint = "the host's name, as ssh takes it", .flags = F_REQUIRED,
+	    .doc = "(required)" },
+	{ "ferry", &t_str, str_remote_path, H_(ferry), .doc = "`ssh.ferry`" },
+	{ "object_roots", &t_strs, str_remote_path,
+	    LIST(struct conf_host, object_roots, n_object_roots),
+	    .flags = F_ABS, .sub = &host_roots_list, .doc = "the group's" },
+	{ "libraries", &t_strs, str_library,
+	    LIST(struct conf_host, libraries, n_libraries),
+	    .sub = &libraries_list, .doc = "the group's" },
+	{ "library_dir", &t_str, str_remote_path, H_(library_dir),
+	    .flags = F_ABS, .doc = "the cluster file's directory" },
+};
+static const struct section host_section = SECTION(host_keys,
+    "a host name or a mapping (name, ferry, object_roots, libraries, "
+    "library_dir)",
+    NULL);
+
+static const struct key group_keys[] = {
+	{ "name", &t_str, str_name, G_(wrk.group),
+	    .hint = "a unique group name", .flags = F_REQUIRED,
+	    .doc = "(required)" },
+	{ "processes", &t_int, NULL, G_(processes), .lo = 1, .hi = 1024,
+	    .hint = "'auto' or an integer between 1 and 1024",
+	    .flags = F_AUTO },
+	{ "slots", &t_int, NULL, G_(wrk.slots), .lo = 1, .hi = 1024,
+	    .hint = "an integer between 1 and 1024" },
+	{ "prefetch", &t_int, NULL, G_(wrk.prefetch), .lo = 0, .hi = 100000,
+	    .hint = "an integer between 0 and 100000" },
+	{ "libraries", &t_strs, str_library,
+	    LIST(struct conf_group, wrk.libraries, wrk.n_libraries),
+	    .hint = "a list of task library names or paths",
+	    .flags = F_REQUIRED, .sub = &libraries_list,
+	    .doc = "(required)" },
+	{ "object_roots", &t_strs, str_local_path,
+	    LIST(struct conf_group, wrk.object_roots, wrk.n_object_roots),
+	    .sub = &roots_list, .doc = "(none)" },
+	{ "object_cache", &t_size, NULL, G_(wrk.object_cache), .lo = MIB,
+	    .hint = "1MiB", .flags = F_AUTO },
+	{ "memory_limit", &t_size, NULL, G_(wrk.memory_limit), .lo = 16 * MIB,
+	    .hint = "16MiB", .flags = F_NONE },
+	{ "max_tasks_per_process", &t_int, NULL, G_(wrk.max_tasks), .lo = 0,
+	    .hi = LLONG_MAX, .hint = "an integer of 0 (unlimited) or more" },
+	{ "hosts", &t_hosts, NULL, .sub = &host_section,
+	    .doc = "(none: this machine)" },
+};
+static const struct section group_section = SECTION(group_keys,
+    "a mapping (name, processes, slots, prefetch, libraries)", NULL);
+
+static const struct key ssh_keys[] = {
+	{ "command", &t_strs, str_remote_path,
+	    LIST(struct conf, ssh_command, n_ssh_command),
+	    .sub = &words_list },
+	{ "ferry", &t_str, str_remote_path, C_(ssh_ferry) },
+};
+
+static const struct key tls_keys[] = {
+	{ "cert_key_file", &t_str, str_local_path, S_(tls_cert_key_file),
+	    .doc = "(none)" },
+	{ "ca_file", &t_str, str_local_path, S_(tls_ca_file),
+	    .doc = "(none)" },
+	{ "require_client_cert", &t_bool, NULL, S_(require_client_cert) },
+	{ "client_cert_key_file", &t_str, str_local_path,
+	    C_(tls_client_cert_key_file), .doc = "(none)" },
+	{ "server_name", &t_str, str_server_name, C_(tls_server_name),
+	    .doc = "the URL's host" },
+};
+static const struct section tls_section = SECTION(tls_keys,
+    "a mapping (cert_key_file, ca_file, require_client_cert, "
+    "client_cert_key_file, server_name)",
+    check_tls);
+
+static const struct key security_keys[] = {
+	{ "token_file", &t_str, str_local_path, S_(token_file),
+	    .doc = "(none)" },
+	{ "tls", &t_map, NULL, .sub = &tls_section, .doc = "(none)" },
+};
+
+static const struct section cluster_section = SECTION(cluster_keys,
+    "a mapping", NULL);
+static const struct section ssh_section = SECTION(ssh_keys,
+    "a mapping (command, ferry)", NULL);
+static const struct section security_section = SECTION(security_keys,
+    "a mapping (token_file, tls)", NULL);
+
+static const struct key root_keys[] = {
+	{ "cluster", &t_map, NULL, .sub = &cluster_section,
+	    .doc = "see below" },
+	{ "log_level", &t_level, NULL, C_(log_level) },
+	{ "scheduler", &t_map, NULL, .hint = "a mapping with at least 'listen'",
+	    .flags = F_REQUIRED, .sub = &scheduler_section,
+	    .doc = "(required)" },
+	{ "workers", &t_groups, NULL, .hint = "a list of worker groups",
+	    .flags = F_REQUIRED, .sub = &group_section, .doc = "(required)" },
+	{ "ssh", &t_map, NULL, .sub = &ssh_section, .doc = "see below" },
+	{ "security", &t_map, NULL, .sub = &security_section, .doc = "off" },
+};
+static const struct section root_section = SECTION(root_keys,
+    "a mapping with 'scheduler' and 'workers'", check_root);
+
+/* ------------------------------------------------------------ loading */
 
 /* The top-level mapping. */
 static int
 load_root(struct ctx *x, const struct node *root, struct conf *c)
 {
-	static const char *const keys[] = { "cluster", "log_level",
-		"scheduler", "workers", "ssh", "security", NULL };
-	const struct node       *v;
-	size_t                   old;
-
 	if (root == NULL)
 		return ctx_fail(x, 1, 1,
 		    "the file is empty; a cluster file is a mapping with at "
@@ -1833,109 +1296,7 @@ load_root(struct ctx *x, const struct node *root, struct conf *c)
 		    "the top level must be a mapping with 'scheduler' and "
 		    "'workers', got %s",
 		    node_what(root));
-	if (map_only(x, root, keys) != 0)
-		return -1;
-
-	if ((v = map_get(root, "cluster")) != NULL) {
-		old = path_push(x, "cluster", 7);
-		if (load_cluster(x, v, c) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(root, "log_level")) != NULL) {
-		char show[CONF_SHOW_MAX * 4 + 8];
-		int  lvl;
-
-		old = path_push(x, "log_level", 9);
-		if (v->kind != NODE_SCALAR)
-			return node_fail(x, v,
-			    "must be error, warn, info or debug, got %s",
-			    node_what(v));
-		if ((lvl = log_level_parse(v->text)) < 0)
-			return node_fail(x, v,
-			    "must be error, warn, info or debug, got '%s'",
-			    node_show(v, show, sizeof(show)));
-		c->log_level = lvl;
-		path_pop(x, old);
-	}
-	if ((v = map_get(root, "scheduler")) == NULL)
-		return missing(x, root, "scheduler",
-		    "a mapping with at least 'listen'");
-	old = path_push(x, "scheduler", 9);
-	if (load_scheduler(x, v, c) != 0)
-		return -1;
-	path_pop(x, old);
-
-	if ((v = map_get(root, "security")) != NULL) {
-		old = path_push(x, "security", 8);
-		if (load_security(x, v, c) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(root, "ssh")) != NULL) {
-		old = path_push(x, "ssh", 3);
-		if (load_ssh(x, v, c) != 0)
-			return -1;
-		path_pop(x, old);
-	}
-	if ((v = map_get(root, "workers")) == NULL)
-		return missing(x, root, "workers",
-		    "a list of worker groups");
-	old = path_push(x, "workers", 7);
-	if (load_workers(x, v, c) != 0)
-		return -1;
-	path_pop(x, old);
-	return 0;
-}
-
-/* Read the whole file into *buf (at most CONF_MAX_FILE bytes). */
-static int
-read_file(struct ctx *x, const char *path, char **buf, size_t *len)
-{
-	FILE  *f;
-	char  *b = NULL;
-	size_t cap = 0;
-	size_t n = 0;
-	int    e = 0;
-
-	if ((f = fopen(path, "rb")) == NULL)
-		return ctx_fail_file(x, "cannot open: %s", strerror(errno));
-	for (;;) {
-		size_t got;
-
-		if (n == cap) {
-			char *nb;
-			cap = cap == 0 ? 4096 : cap * 2;
-			if (cap > CONF_MAX_FILE + 1)
-				cap = CONF_MAX_FILE + 1;
-			if ((nb = realloc(b, cap)) == NULL) {
-				e = ENOMEM;
-				break;
-			}
-			b = nb;
-		}
-		got = fread(b + n, 1, cap - n, f);
-		n += got;
-		if (got == 0 || n > CONF_MAX_FILE) {
-			if (ferror(f))
-				e = errno != 0 ? errno : EIO;
-			break;
-		}
-	}
-	fclose(f);
-	if (e != 0) {
-		free(b);
-		return ctx_fail_file(x, "cannot read: %s", strerror(e));
-	}
-	if (n > CONF_MAX_FILE) {
-		free(b);
-		return ctx_fail_file(x,
-		    "larger than %d bytes; is this a cluster file?",
-		    CONF_MAX_FILE);
-	}
-	*buf = b;
-	*len = n;
-	return 0;
+	return section_read(x, root, &root_section, c);
 }
 
 /* Set c->path (absolute) and c->dir from path. */
@@ -1960,33 +1321,20 @@ set_paths(struct ctx *x, const char *path, struct conf *c)
 void
 conf_defaults(struct conf *c)
 {
+	static const char *const ssh[] = { "ssh", "-o", "BatchMode=yes", "-o",
+		"ConnectTimeout=10" };
+	const struct wrk_options w = WRK_OPTIONS_DEFAULTS;
+
 	memset(c, 0, sizeof(*c));
-	c->name = strdup("local");
-	c->log_level = LOG_INFO;
+	c->sched              = (struct sched_config) SCHED_CONFIG_DEFAULTS;
+	c->connect_timeout_ms = w.connect_timeout_ms;
+	c->name               = strdup("local");
+	c->log_level          = LOG_INFO;
 	/* no listen address or address: a cluster file names them (the
 	 * shipped ones in this user's runtime directory, RUNTIME_TOKEN) */
-	c->heartbeat_interval_ms = 1000;
-	c->heartbeat_timeout_ms = 5000;
-	c->connect_timeout_ms = 10000;
-	c->drain_timeout_ms = 30000;
-	c->unknown_function_wait_ms = 30000;
-	c->max_message_size = (size_t) 64 * 1024 * 1024;
-	c->max_queue = 1000000;
-	c->max_results = 1000000;
-	c->result_ttl_ms = 600000;
-	c->max_result_bytes = (size_t) 1024 * 1024 * 1024;
-	c->quarantine_after = 3;
-	c->task_retries = 3;
-	c->task_backoff_ms = 100;
-	c->task_backoff_max_ms = 10000;
-	c->task_timeout_ms = 0;
-	c->task_retry_errors = 0;
-	{
-		static const char *const ssh[] = { "ssh", "-o",
-			"BatchMode=yes", "-o", "ConnectTimeout=10" };
-		for (size_t i = 0; i < sizeof(ssh) / sizeof(ssh[0]); i++)
-			if ((c->ssh_command[i] = strdup(ssh[i])) != NULL)
-				c->n_ssh_command = i + 1;
+	for (size_t i = 0; i < sizeof(ssh) / sizeof(ssh[0]); i++) {
+		if ((c->ssh_command[i] = strdup(ssh[i])) != NULL)
+			c->n_ssh_command = i + 1;
 	}
 	c->ssh_ferry = strdup("ferry");
 }
@@ -1994,51 +1342,27 @@ conf_defaults(struct conf *c)
 int
 conf_load(const char *path, struct conf *c, char *err, size_t errlen)
 {
-	struct ctx    x;
-	struct node  *root = NULL;
-	char         *buf = NULL;
-	size_t        len = 0;
-	yaml_parser_t p;
-	bool          have_parser = false;
-	int           rv = -1;
+	struct ctx   x;
+	struct node *root = NULL;
+	int          rv = -1;
 
 	memset(&x, 0, sizeof(x));
-	x.file = path != NULL ? path : "(null)";
-	x.err = err;
+	x.file   = path != NULL ? path : "(null)";
+	x.err    = err;
 	x.errlen = errlen;
+	x.c      = c;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 
 	conf_defaults(c);
-	if (c->name == NULL) {
+	if (c->name == NULL)
 		ctx_fail_file(&x, "out of memory");
-		goto out;
-	}
-	if (path == NULL) {
+	else if (path == NULL)
 		ctx_fail_file(&x, "no cluster file given");
-		goto out;
-	}
-	if (read_file(&x, path, &buf, &len) != 0 ||
-	    set_paths(&x, path, c) != 0)
-		goto out;
-	if (!yaml_parser_initialize(&p)) {
-		ctx_fail_file(&x, "out of memory");
-		goto out;
-	}
-	have_parser = true;
-	yaml_parser_set_input_string(&p, (const unsigned char *) buf, len);
-	if (tree_build(&x, &p, buf, len, &root) != 0)
-		goto out;
-	if (root != NULL && tree_check(&x, root) != 0)
-		goto out;
-	if (load_root(&x, root, c) != 0)
-		goto out;
-	rv = 0;
-out:
-	if (have_parser)
-		yaml_parser_delete(&p);
+	else if (tree_load(&x, path, &root) == 0 &&
+	    set_paths(&x, path, c) == 0 && load_root(&x, root, c) == 0)
+		rv = 0;
 	node_free(root);
-	free(buf);
 	if (rv != 0) {
 		conf_free(c);
 		/* Every path to here wrote a message; be sure of it. */
@@ -2053,42 +1377,68 @@ conf_free(struct conf *c)
 {
 	if (c == NULL)
 		return;
+	section_free(&root_section, c);
 	free(c->path);
 	free(c->dir);
-	free(c->name);
-	free(c->state_dir);
-	for (size_t i = 0; i < CONF_MAX_LISTEN; i++)
-		free(c->listen[i]);
-	free(c->address);
-	for (size_t i = 0; i < CONF_MAX_GROUPS; i++) {
-		struct conf_group *g = &c->groups[i];
-		free(g->name);
-		for (size_t j = 0; j < CONF_MAX_LIBRARIES; j++)
-			free(g->libraries[j]);
-		for (size_t j = 0; j < g->n_object_roots; j++)
-			free(g->object_roots[j]);
-		for (size_t j = 0; j < g->n_hosts; j++) {
-			struct conf_host *h = &g->hosts[j];
-			free(h->name);
-			free(h->ferry);
-			free(h->library_dir);
-			for (size_t k = 0; k < h->n_object_roots; k++)
-				free(h->object_roots[k]);
-			for (size_t k = 0; k < h->n_libraries; k++)
-				free(h->libraries[k]);
-		}
-		free(g->hosts);
-	}
-	free(c->scheduler_host);
-	free(c->token_file);
-	free(c->tls_cert_key_file);
-	free(c->tls_ca_file);
-	free(c->tls_client_cert_key_file);
-	free(c->tls_server_name);
-	for (size_t i = 0; i < CONF_MAX_SSH_ARGS; i++)
-		free(c->ssh_command[i]);
-	free(c->ssh_ferry);
 	memset(c, 0, sizeof(*c));
+}
+
+/* The keys of sec, with their paths below prefix, until the i-th:
+ * returns its path (a static buffer) and writes its default. */
+static const char *
+key_walk(const struct section *sec, const void *base, const char *prefix,
+    size_t *i, char *def, size_t deflen)
+{
+	static char path[CONF_PATH_MAX];
+
+	for (size_t j = 0; j < sec->n_keys; j++) {
+		const struct key *k = &sec->keys[j];
+		char              here[CONF_PATH_MAX], show[256];
+		const void       *sub_base = base;
+		const char       *hit;
+		struct conf_group g;
+		struct conf_host  h;
+
+		snprintf(here, sizeof(here), "%s%s", prefix, k->name);
+		if ((*i)-- == 0) {
+			if (k->doc != NULL || k->type->show == NULL) {
+				snprintf(def, deflen, "%s",
+				    k->doc != NULL ? k->doc : "");
+			} else {
+				k->type->show(k, base, show, sizeof(show));
+				snprintf(def, deflen, "`%s`", show);
+			}
+			snprintf(path, sizeof(path), "%s", here);
+			return path;
+		}
+		if (k->type == &t_groups) {
+			group_init(&g);
+			sub_base = &g;
+		} else if (k->type == &t_hosts) {
+			memset(&h, 0, sizeof(h));
+			sub_base = &h;
+		} else if (k->type != &t_map) {
+			continue;
+		}
+		snprintf(here + strlen(here), sizeof(here) - strlen(here),
+		    "%s.", k->type == &t_map ? "" : "[]");
+		if ((hit = key_walk(k->sub, sub_base, here, i, def, deflen)) !=
+		    NULL)
+			return hit;
+	}
+	return NULL;
+}
+
+const char *
+conf_key(size_t i, char *def, size_t deflen)
+{
+	struct conf c;
+	const char *path;
+
+	conf_defaults(&c);
+	path = key_walk(&root_section, &c, "", &i, def, deflen);
+	conf_free(&c);
+	return path;
 }
 
 int
@@ -2193,8 +1543,8 @@ conf_group_find(const struct conf *c, const char *name)
 	if (c == NULL || name == NULL)
 		return NULL;
 	for (size_t i = 0; i < c->n_groups; i++) {
-		if (c->groups[i].name != NULL &&
-		    strcmp(c->groups[i].name, name) == 0)
+		if (c->groups[i].wrk.group != NULL &&
+		    strcmp(c->groups[i].wrk.group, name) == 0)
 			return &c->groups[i];
 	}
 	return NULL;

@@ -12,10 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONF_MAX_LISTEN 8
-#define CONF_MAX_GROUPS 64
-#define CONF_MAX_LIBRARIES 32
-#define CONF_MAX_ROOTS 16
+#include "sched_config.h"
+#include "wrk_options.h"
+
+#define CONF_MAX_LISTEN SCHED_MAX_LISTEN
+#define CONF_MAX_GROUPS SCHED_MAX_GROUPS
+#define CONF_MAX_LIBRARIES WRK_MAX_LIBRARIES
+#define CONF_MAX_ROOTS WRK_MAX_ROOTS
 #define CONF_MAX_HOSTS 256    /* hosts of one worker group */
 #define CONF_MAX_SSH_ARGS 32  /* words of ssh.command */
 
@@ -35,22 +38,19 @@ struct conf_host {
 
 /* One worker group: a set of identical worker processes. */
 struct conf_group {
-	char *name;           /* required, unique, [A-Za-z0-9_.-]+ */
-	int processes;        /* worker processes; 0 means one per core */
-	int slots;            /* tasks a process runs at once (threads) */
-	int prefetch;         /* queued tasks a process may hold beyond its
-	                       * running ones */
-	char *libraries[CONF_MAX_LIBRARIES]; /* task libraries, as written */
-	size_t n_libraries;
-	char *object_roots[CONF_MAX_ROOTS]; /* absolute directories objects
-	                                     * may be loaded from */
-	size_t n_object_roots;
-	size_t object_cache;  /* byte budget per process; 0: "auto" (a
-	                       * quarter of physical memory) */
-	size_t memory_limit;  /* resident bytes a process may use before
-	                       * its supervisor kills it; 0: "none" */
-	uint64_t max_tasks_per_process; /* tasks after which a process is
-	                                 * replaced; 0: unlimited */
+	/*
+	 * What `ferry worker -f FILE --group NAME` runs with.  From the
+	 * group's keys (owned by the group): group (its name, required,
+	 * unique, [A-Za-z0-9_.-]+), slots, prefetch, libraries (as written),
+	 * object_roots (absolute), object_cache (0: "auto", a quarter of
+	 * physical memory), memory_limit (0: "none"), max_tasks
+	 * (max_tasks_per_process; 0: unlimited).  From the rest of the file
+	 * (pointing into struct conf): connect (the address), library_dir
+	 * (the file's directory), connect_timeout_ms, drain_timeout_ms,
+	 * max_message_size, and the security files of workers and clients.
+	 */
+	struct wrk_options wrk;
+	int processes;           /* worker processes; 0 means one per core */
 	struct conf_host *hosts; /* hosts to run the group on over SSH;
 	                          * n_hosts == 0: this machine */
 	size_t n_hosts;
@@ -66,45 +66,19 @@ struct conf {
 	                  * the default (see conf_state_dir) */
 	int log_level;   /* LOG_ERROR..LOG_DEBUG from common/log.h */
 
-	/* scheduler */
-	char *listen[CONF_MAX_LISTEN]; /* NNG URLs: tcp://, ipc://, ...;
-	                                * ${FERRY_RUNTIME_DIR} expanded */
-	size_t n_listen;
+	/*
+	 * What `ferry scheduler -f FILE` runs with: the scheduler section
+	 * (listen URLs with ${FERRY_RUNTIME_DIR} expanded, heartbeats,
+	 * limits, task_defaults, function waits, drain_timeout), the
+	 * scheduler's half of the security section (tls_cert_key_file,
+	 * tls_ca_file, require_client_cert, token_file: absolute paths) and
+	 * the names of the worker groups.  The strings belong to struct
+	 * conf; defaults are SCHED_CONFIG_DEFAULTS.
+	 */
+	struct sched_config sched;
 	char *address; /* URL workers and clients dial; default listen[0];
 	                * ${FERRY_RUNTIME_DIR} expanded */
-	uint32_t heartbeat_interval_ms; /* default 1000 */
-	uint32_t heartbeat_timeout_ms;  /* default 5000 */
-	uint32_t connect_timeout_ms;    /* default 10000 */
-	uint32_t drain_timeout_ms;      /* default 30000 */
-	uint32_t function_wait_ms;      /* tasks of a function whose workers
-	                                 * are all gone fail after this;
-	                                 * 0 (default): never */
-	uint32_t unknown_function_wait_ms; /* the same for a function no
-	                                    * worker registered, default
-	                                    * 30000 */
-	size_t max_message_size;        /* bytes, default 64 MiB */
-	size_t max_queue;               /* queued tasks, default 1000000 */
-	size_t max_results;             /* undelivered results kept,
-	                                 * default 1000000 */
-	uint32_t result_ttl_ms;         /* how long results of a
-	                                 * disconnected client are kept,
-	                                 * default 600000 */
-	size_t max_result_bytes;        /* bytes of undelivered results
-	                                 * kept, default 1 GiB */
-	uint32_t quarantine_after;      /* kills after which a task is
-	                                 * dead, 1..100, default 3 */
-
-	/* scheduler.task_defaults: failure handling of tasks whose submit
-	 * entry does not say (docs/protocol.md section 4.13) */
-	uint32_t task_retries;        /* 0..1000, default 3 */
-	uint32_t task_backoff_ms;     /* first retry delay, default 100 */
-	uint32_t task_backoff_max_ms; /* cap of the delay, >= backoff,
-	                               * default 10000 */
-	uint32_t task_timeout_ms;     /* hard timeout of one run, 0: none
-	                               * (the default) */
-	int task_retry_errors;        /* 1: retry FERRY_ETASK too,
-	                               * default 0 */
-
+	uint32_t connect_timeout_ms; /* default 10000 */
 	char *scheduler_host; /* scheduler.host: run the scheduler there over
 	                       * SSH; NULL: this machine */
 
@@ -115,15 +89,8 @@ struct conf {
 	size_t n_ssh_command;
 	char *ssh_ferry; /* remote ferry binary, default "ferry" */
 
-	/* security: TLS and the shared token (docs/security.md); NULL / 0:
-	 * off.  Paths are absolute: relative ones in the file resolve
-	 * against its directory.  Whether the files exist is checked where
-	 * they are used. */
-	char *token_file;               /* security.token_file */
-	char *tls_cert_key_file;        /* security.tls.cert_key_file: the
-	                                 * scheduler's certificate + key */
-	char *tls_ca_file;              /* security.tls.ca_file */
-	int   tls_require_client_cert;  /* security.tls.require_client_cert */
+	/* security for workers and clients (docs/security.md), besides
+	 * sched.tls_ca_file and sched.token_file; NULL: off */
 	char *tls_client_cert_key_file; /* security.tls.client_cert_key_file:
 	                                 * workers' and clients' own */
 	char *tls_server_name;          /* security.tls.server_name */
@@ -165,6 +132,15 @@ int conf_parse_size(const char *s, size_t *bytes);
  * /tmp/ferry-UID).  Returns 0, or -1 if buf is too small or
  * FERRY_RUNTIME_DIR is not an absolute path. */
 int conf_state_dir(const struct conf *c, char *buf, size_t len);
+
+/*
+ * The keys of a cluster file, in the schema's order, for documents and
+ * their tests: for i = 0, 1, ... returns the i-th key's path
+ * ("scheduler.listen", "workers[].slots", "workers[].hosts[].name") and
+ * writes its default into def (deflen bytes) as docs/configuration.md
+ * writes it ("`5s`", "(required)"); NULL past the last key.
+ */
+const char *conf_key(size_t i, char *def, size_t deflen);
 
 /* Find group by name, or NULL. */
 const struct conf_group *conf_group_find(const struct conf *c,

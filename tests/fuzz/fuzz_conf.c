@@ -48,37 +48,37 @@ static void
 check_loaded(const struct conf *c)
 {
 	if (c->path == NULL || c->path[0] != '/' || c->dir == NULL ||
-	    c->name == NULL || c->address == NULL || c->n_listen < 1 ||
-	    c->n_listen > CONF_MAX_LISTEN || c->n_groups < 1 ||
+	    c->name == NULL || c->address == NULL || c->sched.n_listen < 1 ||
+	    c->sched.n_listen > CONF_MAX_LISTEN || c->n_groups < 1 ||
 	    c->n_groups > CONF_MAX_GROUPS ||
-	    c->heartbeat_timeout_ms <= c->heartbeat_interval_ms ||
-	    c->heartbeat_interval_ms == 0 || c->max_queue == 0 ||
-	    c->max_results == 0 || c->max_message_size < 64 * 1024 ||
-	    c->max_result_bytes < 64 * 1024 || c->quarantine_after < 1 ||
-	    c->quarantine_after > 100 || c->task_retries > 1000 ||
-	    c->task_backoff_max_ms < c->task_backoff_ms ||
-	    c->task_backoff_max_ms > 86400000 ||
-	    c->task_timeout_ms > 2147483647u ||
-	    (c->task_retry_errors != 0 && c->task_retry_errors != 1))
+	    c->sched.heartbeat_timeout_ms <= c->sched.heartbeat_interval_ms ||
+	    c->sched.heartbeat_interval_ms == 0 || c->sched.max_queue == 0 ||
+	    c->sched.max_results == 0 || c->sched.max_message_size < 64 * 1024 ||
+	    c->sched.max_result_bytes < 64 * 1024 || c->sched.quarantine_after < 1 ||
+	    c->sched.quarantine_after > 100 || c->sched.task_retries > 1000 ||
+	    c->sched.task_backoff_max_ms < c->sched.task_backoff_ms ||
+	    c->sched.task_backoff_max_ms > 86400000 ||
+	    c->sched.task_timeout_ms > 2147483647u ||
+	    (c->sched.task_retry_errors != 0 && c->sched.task_retry_errors != 1))
 		abort();
-	for (size_t i = 0; i < c->n_listen; i++) {
-		if (c->listen[i] == NULL ||
-		    strstr(c->listen[i], "://") == NULL)
+	for (size_t i = 0; i < c->sched.n_listen; i++) {
+		if (c->sched.listen[i] == NULL ||
+		    strstr(c->sched.listen[i], "://") == NULL)
 			abort();
 	}
 	for (size_t i = 0; i < c->n_groups; i++) {
 		const struct conf_group *g = &c->groups[i];
-		if (g->name == NULL || conf_group_find(c, g->name) != g ||
-		    g->processes < 0 || g->processes > 1024 || g->slots < 1 ||
-		    g->slots > 1024 || g->prefetch < 0 ||
-		    g->prefetch > 100000 || g->n_libraries < 1 ||
-		    g->n_libraries > CONF_MAX_LIBRARIES ||
-		    (g->memory_limit != 0 &&
-		        g->memory_limit < (size_t) 16 * 1024 * 1024) ||
-		    g->max_tasks_per_process > (uint64_t) INT64_MAX)
+		if (g->wrk.group == NULL || conf_group_find(c, g->wrk.group) != g ||
+		    g->processes < 0 || g->processes > 1024 || g->wrk.slots < 1 ||
+		    g->wrk.slots > 1024 || g->wrk.prefetch < 0 ||
+		    g->wrk.prefetch > 100000 || g->wrk.n_libraries < 1 ||
+		    g->wrk.n_libraries > CONF_MAX_LIBRARIES ||
+		    (g->wrk.memory_limit != 0 &&
+		        g->wrk.memory_limit < (size_t) 16 * 1024 * 1024) ||
+		    g->wrk.max_tasks > (uint64_t) INT64_MAX)
 			abort();
-		for (size_t j = 0; j < g->n_libraries; j++) {
-			if (g->libraries[j] == NULL || g->libraries[j][0] == 0)
+		for (size_t j = 0; j < g->wrk.n_libraries; j++) {
+			if (g->wrk.libraries[j] == NULL || g->wrk.libraries[j][0] == 0)
 				abort();
 		}
 	}

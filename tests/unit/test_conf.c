@@ -723,36 +723,36 @@ test_local_yaml(void **state)
 	assert_int_equal(c.log_level, LOG_INFO);
 	/* one Unix socket of this user's, and no TCP port (a port is
 	 * machine-wide) */
-	assert_int_equal(c.n_listen, 1);
-	assert_string_equal(c.listen[0], "ipc:///run/ferry-test/a/local.sock");
+	assert_int_equal(c.sched.n_listen, 1);
+	assert_string_equal(c.sched.listen[0], "ipc:///run/ferry-test/a/local.sock");
 	assert_string_equal(c.address, "ipc:///run/ferry-test/a/local.sock");
-	assert_int_equal(c.heartbeat_interval_ms, 1000);
-	assert_int_equal(c.heartbeat_timeout_ms, 5000);
+	assert_int_equal(c.sched.heartbeat_interval_ms, 1000);
+	assert_int_equal(c.sched.heartbeat_timeout_ms, 5000);
 	assert_int_equal(c.connect_timeout_ms, 10000);
-	assert_int_equal(c.drain_timeout_ms, 30000);
-	assert_int_equal(c.function_wait_ms, 0);
-	assert_int_equal(c.unknown_function_wait_ms, 30000);
-	assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
-	assert_int_equal(c.max_queue, 1000000);
-	assert_int_equal(c.max_results, 1000000);
-	assert_int_equal(c.result_ttl_ms, 600000);
-	assert_int_equal(c.max_result_bytes, (size_t) 1 << 30);
-	assert_int_equal(c.quarantine_after, 3);
-	assert_int_equal(c.task_retries, 3);
-	assert_int_equal(c.task_backoff_ms, 100);
-	assert_int_equal(c.task_backoff_max_ms, 10000);
-	assert_int_equal(c.task_timeout_ms, 0);
-	assert_int_equal(c.task_retry_errors, 0);
+	assert_int_equal(c.sched.drain_timeout_ms, 30000);
+	assert_int_equal(c.sched.function_wait_ms, 0);
+	assert_int_equal(c.sched.unknown_function_wait_ms, 30000);
+	assert_int_equal(c.sched.max_message_size, 64 * 1024 * 1024);
+	assert_int_equal(c.sched.max_queue, 1000000);
+	assert_int_equal(c.sched.max_results, 1000000);
+	assert_int_equal(c.sched.result_ttl_ms, 600000);
+	assert_int_equal(c.sched.max_result_bytes, (size_t) 1 << 30);
+	assert_int_equal(c.sched.quarantine_after, 3);
+	assert_int_equal(c.sched.task_retries, 3);
+	assert_int_equal(c.sched.task_backoff_ms, 100);
+	assert_int_equal(c.sched.task_backoff_max_ms, 10000);
+	assert_int_equal(c.sched.task_timeout_ms, 0);
+	assert_int_equal(c.sched.task_retry_errors, 0);
 
 	assert_int_equal(c.n_groups, 1);
-	assert_string_equal(c.groups[0].name, "default");
-	assert_int_equal(c.groups[0].memory_limit, 0);
-	assert_int_equal(c.groups[0].max_tasks_per_process, 0);
+	assert_string_equal(c.groups[0].wrk.group, "default");
+	assert_int_equal(c.groups[0].wrk.memory_limit, 0);
+	assert_int_equal(c.groups[0].wrk.max_tasks, 0);
 	assert_int_equal(c.groups[0].processes, 0);
-	assert_int_equal(c.groups[0].slots, 1);
-	assert_int_equal(c.groups[0].prefetch, 1024);
-	assert_int_equal(c.groups[0].n_libraries, 1);
-	assert_string_equal(c.groups[0].libraries[0], "ferry_examples");
+	assert_int_equal(c.groups[0].wrk.slots, 1);
+	assert_int_equal(c.groups[0].wrk.prefetch, 1024);
+	assert_int_equal(c.groups[0].wrk.n_libraries, 1);
+	assert_string_equal(c.groups[0].wrk.libraries[0], "ferry_examples");
 	assert_ptr_equal(conf_group_find(&c, "default"), &c.groups[0]);
 	conf_free(&c);
 	assert_true(conf_is_zero(&c));
@@ -777,42 +777,42 @@ test_examples(void **state)
 	assert_int_equal(c.n_groups, 2);
 	assert_non_null(g = conf_group_find(&c, "cpu"));
 	assert_int_equal(g->processes, 0);
-	assert_int_equal(g->slots, 1);
+	assert_int_equal(g->wrk.slots, 1);
 	assert_non_null(g = conf_group_find(&c, "io"));
 	assert_int_equal(g->processes, 2);
-	assert_int_equal(g->slots, 16);
-	assert_int_equal(g->prefetch, 256);
-	assert_int_equal(g->n_libraries, 2);
-	assert_string_equal(g->libraries[1], "./lib/libferry_io_tasks.so");
-	assert_string_equal(c.listen[0],
+	assert_int_equal(g->wrk.slots, 16);
+	assert_int_equal(g->wrk.prefetch, 256);
+	assert_int_equal(g->wrk.n_libraries, 2);
+	assert_string_equal(g->wrk.libraries[1], "./lib/libferry_io_tasks.so");
+	assert_string_equal(c.sched.listen[0],
 	    "ipc:///run/ferry-test/b/two-groups.sock");
-	assert_string_equal(c.address, c.listen[0]);
+	assert_string_equal(c.address, c.sched.listen[0]);
 	conf_free(&c);
 
 	source_path("config/examples/throughput.yaml", path, sizeof(path));
 	load_ok(path, &c);
 	assert_string_equal(c.name, "throughput");
 	assert_int_equal(c.log_level, LOG_WARN);
-	assert_string_equal(c.listen[0], "ipc:///run/ferry-test/b/throughput.sock");
-	assert_int_equal(c.max_message_size, 256 * 1024 * 1024);
-	assert_int_equal(c.max_queue, 10000000);
-	assert_int_equal(c.heartbeat_interval_ms, 2000);
-	assert_int_equal(c.heartbeat_timeout_ms, 10000);
-	assert_int_equal(c.result_ttl_ms, 60000);
-	assert_int_equal(c.groups[0].slots, 4);
-	assert_int_equal(c.groups[0].prefetch, 1024);
+	assert_string_equal(c.sched.listen[0], "ipc:///run/ferry-test/b/throughput.sock");
+	assert_int_equal(c.sched.max_message_size, 256 * 1024 * 1024);
+	assert_int_equal(c.sched.max_queue, 10000000);
+	assert_int_equal(c.sched.heartbeat_interval_ms, 2000);
+	assert_int_equal(c.sched.heartbeat_timeout_ms, 10000);
+	assert_int_equal(c.sched.result_ttl_ms, 60000);
+	assert_int_equal(c.groups[0].wrk.slots, 4);
+	assert_int_equal(c.groups[0].wrk.prefetch, 1024);
 	conf_free(&c);
 
 	source_path("config/examples/network.yaml", path, sizeof(path));
 	load_ok(path, &c);
 	assert_string_equal(c.name, "shared");
-	assert_int_equal(c.n_listen, 2);
-	assert_string_equal(c.listen[0], "tcp://0.0.0.0:7710");
+	assert_int_equal(c.sched.n_listen, 2);
+	assert_string_equal(c.sched.listen[0], "tcp://0.0.0.0:7710");
 	assert_string_equal(c.address, "tcp://queue.example.internal:7710");
 	assert_string_equal(c.state_dir, "/var/lib/ferry/shared");
 	assert_int_equal(c.log_level, LOG_DEBUG);
 	assert_int_equal(c.connect_timeout_ms, 30000);
-	assert_int_equal(c.drain_timeout_ms, 120000);
+	assert_int_equal(c.sched.drain_timeout_ms, 120000);
 	conf_free(&c);
 	saved_env_pop();
 }
@@ -832,29 +832,29 @@ test_defaults(void **state)
 	assert_null(c.state_dir);
 	assert_int_equal(c.log_level, LOG_INFO);
 	/* no machine-wide default address: a cluster file names it */
-	assert_int_equal(c.n_listen, 0);
-	assert_null(c.listen[0]);
+	assert_int_equal(c.sched.n_listen, 0);
+	assert_null(c.sched.listen[0]);
 	assert_null(c.address);
-	assert_int_equal(c.heartbeat_interval_ms, 1000);
-	assert_int_equal(c.heartbeat_timeout_ms, 5000);
+	assert_int_equal(c.sched.heartbeat_interval_ms, 1000);
+	assert_int_equal(c.sched.heartbeat_timeout_ms, 5000);
 	assert_int_equal(c.connect_timeout_ms, 10000);
-	assert_int_equal(c.drain_timeout_ms, 30000);
-	assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
-	assert_int_equal(c.max_queue, 1000000);
-	assert_int_equal(c.max_results, 1000000);
-	assert_int_equal(c.result_ttl_ms, 600000);
-	assert_int_equal(c.max_result_bytes, (size_t) 1 << 30);
-	assert_int_equal(c.quarantine_after, 3);
-	assert_int_equal(c.task_retries, 3);
-	assert_int_equal(c.task_backoff_ms, 100);
-	assert_int_equal(c.task_backoff_max_ms, 10000);
-	assert_int_equal(c.task_timeout_ms, 0);
-	assert_int_equal(c.task_retry_errors, 0);
+	assert_int_equal(c.sched.drain_timeout_ms, 30000);
+	assert_int_equal(c.sched.max_message_size, 64 * 1024 * 1024);
+	assert_int_equal(c.sched.max_queue, 1000000);
+	assert_int_equal(c.sched.max_results, 1000000);
+	assert_int_equal(c.sched.result_ttl_ms, 600000);
+	assert_int_equal(c.sched.max_result_bytes, (size_t) 1 << 30);
+	assert_int_equal(c.sched.quarantine_after, 3);
+	assert_int_equal(c.sched.task_retries, 3);
+	assert_int_equal(c.sched.task_backoff_ms, 100);
+	assert_int_equal(c.sched.task_backoff_max_ms, 10000);
+	assert_int_equal(c.sched.task_timeout_ms, 0);
+	assert_int_equal(c.sched.task_retry_errors, 0);
 	assert_int_equal(c.n_groups, 0);
 	assert_null(conf_group_find(&c, "default"));
-	assert_null(c.groups[0].name);
-	assert_int_equal(c.groups[0].memory_limit, 0);
-	assert_int_equal(c.groups[0].max_tasks_per_process, 0);
+	assert_null(c.groups[0].wrk.group);
+	assert_int_equal(c.groups[0].wrk.memory_limit, 0);
+	assert_int_equal(c.groups[0].wrk.max_tasks, 0);
 	conf_free(&c);
 	assert_true(conf_is_zero(&c));
 	conf_free(&c); /* zeroed: still safe */
@@ -879,13 +879,13 @@ test_object_keys(void **state)
 	                  "  - name: b\n    libraries: [x]\n"
 	                  "    object_cache: auto\n"),
 	    &c);
-	assert_int_equal(c.groups[0].n_object_roots, 2);
-	assert_string_equal(c.groups[0].object_roots[0], "/srv/data");
+	assert_int_equal(c.groups[0].wrk.n_object_roots, 2);
+	assert_string_equal(c.groups[0].wrk.object_roots[0], "/srv/data");
 	snprintf(want, sizeof(want), "%s/rel/dir", c.dir);
-	assert_string_equal(c.groups[0].object_roots[1], want);
-	assert_int_equal(c.groups[0].object_cache, (size_t) 2 << 30);
-	assert_int_equal(c.groups[1].n_object_roots, 0);
-	assert_int_equal(c.groups[1].object_cache, 0);
+	assert_string_equal(c.groups[0].wrk.object_roots[1], want);
+	assert_int_equal(c.groups[0].wrk.object_cache, (size_t) 2 << 30);
+	assert_int_equal(c.groups[1].wrk.n_object_roots, 0);
+	assert_int_equal(c.groups[1].wrk.object_cache, 0);
 	conf_free(&c);
 }
 
@@ -917,34 +917,34 @@ test_minimal_and_nulls(void **state)
 		assert_string_equal(c.name, "local");
 		assert_null(c.state_dir);
 		assert_int_equal(c.log_level, LOG_INFO);
-		assert_int_equal(c.n_listen, 1);
-		assert_string_equal(c.listen[0], "tcp://127.0.0.1:7710");
+		assert_int_equal(c.sched.n_listen, 1);
+		assert_string_equal(c.sched.listen[0], "tcp://127.0.0.1:7710");
 		assert_string_equal(c.address, "tcp://127.0.0.1:7710");
-		assert_ptr_not_equal(c.address, c.listen[0]);
-		assert_int_equal(c.heartbeat_interval_ms, 1000);
-		assert_int_equal(c.heartbeat_timeout_ms, 5000);
+		assert_ptr_not_equal(c.address, c.sched.listen[0]);
+		assert_int_equal(c.sched.heartbeat_interval_ms, 1000);
+		assert_int_equal(c.sched.heartbeat_timeout_ms, 5000);
 		assert_int_equal(c.connect_timeout_ms, 10000);
-		assert_int_equal(c.drain_timeout_ms, 30000);
-		assert_int_equal(c.max_message_size, 64 * 1024 * 1024);
-		assert_int_equal(c.max_queue, 1000000);
-		assert_int_equal(c.max_results, 1000000);
-		assert_int_equal(c.result_ttl_ms, 600000);
+		assert_int_equal(c.sched.drain_timeout_ms, 30000);
+		assert_int_equal(c.sched.max_message_size, 64 * 1024 * 1024);
+		assert_int_equal(c.sched.max_queue, 1000000);
+		assert_int_equal(c.sched.max_results, 1000000);
+		assert_int_equal(c.sched.result_ttl_ms, 600000);
 		assert_int_equal(c.n_groups, 1);
-		assert_string_equal(c.groups[0].name, "a");
+		assert_string_equal(c.groups[0].wrk.group, "a");
 		assert_int_equal(c.groups[0].processes, 0);
-		assert_int_equal(c.groups[0].slots, 1);
-		assert_int_equal(c.groups[0].prefetch, 1024);
-		assert_int_equal(c.groups[0].n_libraries, 1);
-		assert_string_equal(c.groups[0].libraries[0], "x");
-		assert_int_equal(c.max_result_bytes, (size_t) 1 << 30);
-		assert_int_equal(c.quarantine_after, 3);
-		assert_int_equal(c.task_retries, 3);
-		assert_int_equal(c.task_backoff_ms, 100);
-		assert_int_equal(c.task_backoff_max_ms, 10000);
-		assert_int_equal(c.task_timeout_ms, 0);
-		assert_int_equal(c.task_retry_errors, 0);
-		assert_int_equal(c.groups[0].memory_limit, 0);
-		assert_int_equal(c.groups[0].max_tasks_per_process, 0);
+		assert_int_equal(c.groups[0].wrk.slots, 1);
+		assert_int_equal(c.groups[0].wrk.prefetch, 1024);
+		assert_int_equal(c.groups[0].wrk.n_libraries, 1);
+		assert_string_equal(c.groups[0].wrk.libraries[0], "x");
+		assert_int_equal(c.sched.max_result_bytes, (size_t) 1 << 30);
+		assert_int_equal(c.sched.quarantine_after, 3);
+		assert_int_equal(c.sched.task_retries, 3);
+		assert_int_equal(c.sched.task_backoff_ms, 100);
+		assert_int_equal(c.sched.task_backoff_max_ms, 10000);
+		assert_int_equal(c.sched.task_timeout_ms, 0);
+		assert_int_equal(c.sched.task_retry_errors, 0);
+		assert_int_equal(c.groups[0].wrk.memory_limit, 0);
+		assert_int_equal(c.groups[0].wrk.max_tasks, 0);
 		conf_free(&c);
 	}
 }
@@ -981,22 +981,22 @@ test_failure_keys(void **state)
 	            "  - name: c\n"
 	            "    libraries: [x]\n"),
 	    &c);
-	assert_int_equal(c.quarantine_after, 5);
-	assert_int_equal(c.max_result_bytes, (size_t) 256 << 20);
-	assert_int_equal(c.task_retries, 7);
-	assert_int_equal(c.task_backoff_ms, 250);
-	assert_int_equal(c.task_backoff_max_ms, 60000);
-	assert_int_equal(c.task_timeout_ms, 30000);
-	assert_int_equal(c.task_retry_errors, 1);
-	assert_int_equal(c.groups[0].memory_limit, (size_t) 512 << 20);
-	assert_int_equal(c.groups[0].max_tasks_per_process, 1000);
-	assert_int_equal(c.groups[1].memory_limit, 0);
-	assert_int_equal(c.groups[1].max_tasks_per_process, 0);
-	assert_int_equal(c.groups[2].memory_limit, 0);
-	assert_int_equal(c.groups[2].max_tasks_per_process, 0);
+	assert_int_equal(c.sched.quarantine_after, 5);
+	assert_int_equal(c.sched.max_result_bytes, (size_t) 256 << 20);
+	assert_int_equal(c.sched.task_retries, 7);
+	assert_int_equal(c.sched.task_backoff_ms, 250);
+	assert_int_equal(c.sched.task_backoff_max_ms, 60000);
+	assert_int_equal(c.sched.task_timeout_ms, 30000);
+	assert_int_equal(c.sched.task_retry_errors, 1);
+	assert_int_equal(c.groups[0].wrk.memory_limit, (size_t) 512 << 20);
+	assert_int_equal(c.groups[0].wrk.max_tasks, 1000);
+	assert_int_equal(c.groups[1].wrk.memory_limit, 0);
+	assert_int_equal(c.groups[1].wrk.max_tasks, 0);
+	assert_int_equal(c.groups[2].wrk.memory_limit, 0);
+	assert_int_equal(c.groups[2].wrk.max_tasks, 0);
 	/* the rest keeps its defaults */
-	assert_int_equal(c.max_results, 1000000);
-	assert_int_equal(c.groups[0].slots, 1);
+	assert_int_equal(c.sched.max_results, 1000000);
+	assert_int_equal(c.groups[0].wrk.slots, 1);
 	conf_free(&c);
 
 	/* the low edges: no retries, no delay, timeout 0, quoted and
@@ -1011,13 +1011,13 @@ test_failure_keys(void **state)
 	                       "    timeout: 0\n"
 	                       "    retry_errors: False\n")),
 	    &c);
-	assert_int_equal(c.quarantine_after, 1);
-	assert_int_equal(c.max_result_bytes, 65536);
-	assert_int_equal(c.task_retries, 0);
-	assert_int_equal(c.task_backoff_ms, 0);
-	assert_int_equal(c.task_backoff_max_ms, 0);
-	assert_int_equal(c.task_timeout_ms, 0);
-	assert_int_equal(c.task_retry_errors, 0);
+	assert_int_equal(c.sched.quarantine_after, 1);
+	assert_int_equal(c.sched.max_result_bytes, 65536);
+	assert_int_equal(c.sched.task_retries, 0);
+	assert_int_equal(c.sched.task_backoff_ms, 0);
+	assert_int_equal(c.sched.task_backoff_max_ms, 0);
+	assert_int_equal(c.sched.task_timeout_ms, 0);
+	assert_int_equal(c.sched.task_retry_errors, 0);
 	conf_free(&c);
 
 	/* the high edges; retry_backoff may equal retry_backoff_max, and
@@ -1038,18 +1038,18 @@ test_failure_keys(void **state)
 	                  "    memory_limit: 16777216\n"
 	                  "    max_tasks_per_process: 1\n"),
 	    &c);
-	assert_int_equal(c.quarantine_after, 100);
-	assert_int_equal(c.max_result_bytes, 1000000000);
-	assert_int_equal(c.task_retries, 1000);
-	assert_int_equal(c.task_backoff_ms, 86400000);
-	assert_int_equal(c.task_backoff_max_ms, 86400000);
-	assert_int_equal(c.task_timeout_ms, 2147483647);
-	assert_int_equal(c.task_retry_errors, 1);
-	assert_int_equal(c.groups[0].memory_limit, 16 * 1024 * 1024);
-	assert_true(c.groups[0].max_tasks_per_process ==
+	assert_int_equal(c.sched.quarantine_after, 100);
+	assert_int_equal(c.sched.max_result_bytes, 1000000000);
+	assert_int_equal(c.sched.task_retries, 1000);
+	assert_int_equal(c.sched.task_backoff_ms, 86400000);
+	assert_int_equal(c.sched.task_backoff_max_ms, 86400000);
+	assert_int_equal(c.sched.task_timeout_ms, 2147483647);
+	assert_int_equal(c.sched.task_retry_errors, 1);
+	assert_int_equal(c.groups[0].wrk.memory_limit, 16 * 1024 * 1024);
+	assert_true(c.groups[0].wrk.max_tasks ==
 	    (uint64_t) 9223372036854775807LL);
-	assert_int_equal(c.groups[1].memory_limit, 16 * 1024 * 1024);
-	assert_int_equal(c.groups[1].max_tasks_per_process, 1);
+	assert_int_equal(c.groups[1].wrk.memory_limit, 16 * 1024 * 1024);
+	assert_int_equal(c.groups[1].wrk.max_tasks, 1);
 	conf_free(&c);
 
 	/* timeout "none" (also quoted), backoff 20s with its cap set to
@@ -1059,11 +1059,11 @@ test_failure_keys(void **state)
 	                       "retry_backoff: 20s, retry_backoff_max: 20s, "
 	                       "retry_errors: FALSE}\n")),
 	    &c);
-	assert_int_equal(c.task_timeout_ms, 0);
-	assert_int_equal(c.task_backoff_ms, 20000);
-	assert_int_equal(c.task_backoff_max_ms, 20000);
-	assert_int_equal(c.task_retry_errors, 0);
-	assert_int_equal(c.task_retries, 3);
+	assert_int_equal(c.sched.task_timeout_ms, 0);
+	assert_int_equal(c.sched.task_backoff_ms, 20000);
+	assert_int_equal(c.sched.task_backoff_max_ms, 20000);
+	assert_int_equal(c.sched.task_retry_errors, 0);
+	assert_int_equal(c.sched.task_retries, 3);
 	conf_free(&c);
 }
 
@@ -1122,43 +1122,43 @@ test_full_file(void **state)
 	snprintf(want, sizeof(want), "%s/state/here", c.dir);
 	assert_string_equal(c.state_dir, want);
 	assert_int_equal(c.log_level, LOG_DEBUG);
-	assert_int_equal(c.n_listen, 8);
-	assert_string_equal(c.listen[0], "tcp://0.0.0.0:7710");
-	assert_string_equal(c.listen[1], "ipc:///tmp/ferry-test.sock");
-	assert_string_equal(c.listen[2], "tcp6://[::1]:7711");
-	assert_string_equal(c.listen[3], "tls+tcp://127.0.0.1:7712");
-	assert_string_equal(c.listen[4], "abstract://ferry");
-	assert_string_equal(c.listen[5], "inproc://ferry");
-	assert_string_equal(c.listen[6], "tcp4://localhost:7713");
-	assert_string_equal(c.listen[7], "ipc://relative.sock");
+	assert_int_equal(c.sched.n_listen, 8);
+	assert_string_equal(c.sched.listen[0], "tcp://0.0.0.0:7710");
+	assert_string_equal(c.sched.listen[1], "ipc:///tmp/ferry-test.sock");
+	assert_string_equal(c.sched.listen[2], "tcp6://[::1]:7711");
+	assert_string_equal(c.sched.listen[3], "tls+tcp://127.0.0.1:7712");
+	assert_string_equal(c.sched.listen[4], "abstract://ferry");
+	assert_string_equal(c.sched.listen[5], "inproc://ferry");
+	assert_string_equal(c.sched.listen[6], "tcp4://localhost:7713");
+	assert_string_equal(c.sched.listen[7], "ipc://relative.sock");
 	assert_string_equal(c.address, "tcp://10.0.0.1:7710");
-	assert_int_equal(c.heartbeat_interval_ms, 250);
-	assert_int_equal(c.heartbeat_timeout_ms, 2000);
+	assert_int_equal(c.sched.heartbeat_interval_ms, 250);
+	assert_int_equal(c.sched.heartbeat_timeout_ms, 2000);
 	assert_int_equal(c.connect_timeout_ms, 60000);
-	assert_int_equal(c.drain_timeout_ms, 0);
-	assert_int_equal(c.max_message_size, 1024 * 1024 * 1024);
-	assert_int_equal(c.max_queue, 500);
-	assert_int_equal(c.max_results, 42);
-	assert_int_equal(c.result_ttl_ms, 3600000);
+	assert_int_equal(c.sched.drain_timeout_ms, 0);
+	assert_int_equal(c.sched.max_message_size, 1024 * 1024 * 1024);
+	assert_int_equal(c.sched.max_queue, 500);
+	assert_int_equal(c.sched.max_results, 42);
+	assert_int_equal(c.sched.result_ttl_ms, 3600000);
 
 	assert_int_equal(c.n_groups, 3);
 	g = conf_group_find(&c, "cpu");
 	assert_ptr_equal(g, &c.groups[0]);
 	assert_int_equal(g->processes, 4);
-	assert_int_equal(g->slots, 2);
-	assert_int_equal(g->prefetch, 0);
-	assert_int_equal(g->n_libraries, 3);
-	assert_string_equal(g->libraries[0], "ferry_examples");
-	assert_string_equal(g->libraries[1], "./lib/libmine.so");
-	assert_string_equal(g->libraries[2], "/opt/x/liby.so");
-	assert_null(g->libraries[3]);
+	assert_int_equal(g->wrk.slots, 2);
+	assert_int_equal(g->wrk.prefetch, 0);
+	assert_int_equal(g->wrk.n_libraries, 3);
+	assert_string_equal(g->wrk.libraries[0], "ferry_examples");
+	assert_string_equal(g->wrk.libraries[1], "./lib/libmine.so");
+	assert_string_equal(g->wrk.libraries[2], "/opt/x/liby.so");
+	assert_null(g->wrk.libraries[3]);
 	g = conf_group_find(&c, "io");
 	assert_ptr_equal(g, &c.groups[1]);
 	assert_int_equal(g->processes, 0);
-	assert_int_equal(g->slots, 1024);
-	assert_int_equal(g->prefetch, 100000);
-	assert_int_equal(g->n_libraries, 1);
-	assert_string_equal(g->libraries[0], "ferry_io");
+	assert_int_equal(g->wrk.slots, 1024);
+	assert_int_equal(g->wrk.prefetch, 100000);
+	assert_int_equal(g->wrk.n_libraries, 1);
+	assert_string_equal(g->wrk.libraries[0], "ferry_io");
 	g = conf_group_find(&c, "Z");
 	assert_ptr_equal(g, &c.groups[2]);
 	assert_int_equal(g->processes, 1024);
@@ -1174,8 +1174,8 @@ test_full_file(void **state)
 	    &c);
 	assert_string_equal(c.state_dir, "/srv/ferry/x");
 	assert_int_equal(c.log_level, LOG_WARN);
-	assert_int_equal(c.n_listen, 1);
-	assert_string_equal(c.listen[0], "ipc:///tmp/f.sock");
+	assert_int_equal(c.sched.n_listen, 1);
+	assert_string_equal(c.sched.listen[0], "ipc:///tmp/f.sock");
 	assert_string_equal(c.address, "ipc:///tmp/f.sock");
 	conf_free(&c);
 }
@@ -1190,9 +1190,9 @@ test_bom_crlf(void **state)
 	(void) state;
 	load_ok(data_path("bom_crlf.yaml", path, sizeof(path)), &c);
 	assert_string_equal(c.name, "crlf");
-	assert_string_equal(c.listen[0], "tcp://127.0.0.1:7799");
-	assert_string_equal(c.groups[0].name, "w");
-	assert_string_equal(c.groups[0].libraries[0], "ferry_examples");
+	assert_string_equal(c.sched.listen[0], "tcp://127.0.0.1:7799");
+	assert_string_equal(c.groups[0].wrk.group, "w");
+	assert_string_equal(c.groups[0].wrk.libraries[0], "ferry_examples");
 	conf_free(&c);
 }
 
@@ -1217,8 +1217,8 @@ test_limits(void **state)
 		strcpy(buf + at, WORKERS);
 		if (n == 8) {
 			load_ok(write_file("listen.yaml", buf), &c);
-			assert_int_equal(c.n_listen, 8);
-			assert_string_equal(c.listen[7],
+			assert_int_equal(c.sched.n_listen, 8);
+			assert_string_equal(c.sched.listen[7],
 			    "tcp://127.0.0.1:7007");
 			conf_free(&c);
 		} else {
@@ -1255,8 +1255,8 @@ test_limits(void **state)
 			at += (size_t) sprintf(buf + at, "      - lib%d\n", i);
 		if (n == 32) {
 			load_ok(write_file("libs.yaml", buf), &c);
-			assert_int_equal(c.groups[0].n_libraries, 32);
-			assert_string_equal(c.groups[0].libraries[31],
+			assert_int_equal(c.groups[0].wrk.n_libraries, 32);
+			assert_string_equal(c.groups[0].wrk.libraries[31],
 			    "lib31");
 			conf_free(&c);
 		} else {
@@ -1278,13 +1278,13 @@ test_limits(void **state)
 			strcpy(buf + at, "\n" WORKERS);
 			if (len == 107) {
 				load_ok(write_file("ipc.yaml", buf), &c);
-				assert_int_equal(strlen(c.listen[0]),
+				assert_int_equal(strlen(c.sched.listen[0]),
 				    strlen(pre) - base + 107);
 				conf_free(&c);
 			} else {
 				failures += expect_error("long ipc", buf,
 				    strlen(buf), 2, 11, "scheduler.listen",
-				    "108 bytes, longer than the 107");
+				    "ipc path is 108 bytes, the limit is 107");
 			}
 		}
 	}
@@ -1667,8 +1667,8 @@ test_runtime_token(void **state)
 	    "  address: ipc://${FERRY_RUNTIME_DIR}/x.sock\n" WORKERS);
 	load_ok(path, &c);
 	assert_string_equal(c.state_dir, "/run/ft/st");
-	assert_string_equal(c.listen[0], "ipc:///run/ft/x.sock");
-	assert_string_equal(c.listen[1], "tcp://127.0.0.1:7710");
+	assert_string_equal(c.sched.listen[0], "ipc:///run/ft/x.sock");
+	assert_string_equal(c.sched.listen[1], "tcp://127.0.0.1:7710");
 	assert_string_equal(c.address, "ipc:///run/ft/x.sock");
 	conf_free(&c);
 
@@ -1679,8 +1679,8 @@ test_runtime_token(void **state)
 	    "scheduler:\n  listen: ipc://${FERRY_RUNTIME_DIR}/x.sock\n"
 	    WORKERS);
 	load_ok(path, &c);
-	assert_string_equal(c.listen[0], "ipc:///run/user/77/ferry/x.sock");
-	assert_string_equal(c.address, c.listen[0]);
+	assert_string_equal(c.sched.listen[0], "ipc:///run/user/77/ferry/x.sock");
+	assert_string_equal(c.address, c.sched.listen[0]);
 	conf_free(&c);
 
 	/* what cannot be expanded */
@@ -1705,7 +1705,7 @@ test_runtime_token(void **state)
 	bad += expect_text("socket path too long",
 	    "scheduler:\n  listen: ipc://${FERRY_RUNTIME_DIR}/local.sock\n"
 	    WORKERS, 2, 11, "scheduler.listen",
-	    "socket path is 110 bytes|longer than the 107|set "
+	    "ipc path is 110 bytes|the limit is 107|set "
 	    "FERRY_RUNTIME_DIR to a shorter directory");
 	saved_env_pop();
 	(void) err;
@@ -1864,12 +1864,12 @@ test_security_keys(void **state)
 
 	(void) state;
 	load_ok(write_file("nosec.yaml", SCHED WORKERS), &c);
-	assert_null(c.token_file);
-	assert_null(c.tls_cert_key_file);
-	assert_null(c.tls_ca_file);
+	assert_null(c.sched.token_file);
+	assert_null(c.sched.tls_cert_key_file);
+	assert_null(c.sched.tls_ca_file);
 	assert_null(c.tls_client_cert_key_file);
 	assert_null(c.tls_server_name);
-	assert_int_equal(c.tls_require_client_cert, 0);
+	assert_int_equal(c.sched.require_client_cert, 0);
 	conf_free(&c);
 
 	load_ok(write_file("sec.yaml",
@@ -1884,14 +1884,14 @@ test_security_keys(void **state)
 	            "    server_name: queue.example.org\n"),
 	    &c);
 	snprintf(want, sizeof(want), "%s/secrets/token", tmpdir);
-	assert_string_equal(c.token_file, want);
-	assert_string_equal(c.tls_cert_key_file, "/etc/ferry/server.pem");
+	assert_string_equal(c.sched.token_file, want);
+	assert_string_equal(c.sched.tls_cert_key_file, "/etc/ferry/server.pem");
 	snprintf(want, sizeof(want), "%s/ca.pem", tmpdir);
-	assert_string_equal(c.tls_ca_file, want);
+	assert_string_equal(c.sched.tls_ca_file, want);
 	snprintf(want, sizeof(want), "%s/./client.pem", tmpdir);
 	assert_string_equal(c.tls_client_cert_key_file, want);
 	assert_string_equal(c.tls_server_name, "queue.example.org");
-	assert_int_equal(c.tls_require_client_cert, 1);
+	assert_int_equal(c.sched.require_client_cert, 1);
 	conf_free(&c);
 
 	failures += EXPECT("security not a map", SCHED WORKERS "security: yes\n",
