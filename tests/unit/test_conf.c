@@ -24,6 +24,8 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "scheduler.h"
+#include "worker.h"
 #include "log.h"
 #include "util.h"
 
@@ -1916,6 +1918,262 @@ test_security_keys(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/* ------------------------------------------- defaults and their docs */
+
+/*
+ * The scheduler's and the worker's own defaults (what they run with
+ * without a cluster file) are the file's: one initializer each
+ * (SCHED_CONFIG_DEFAULTS, WRK_OPTIONS_DEFAULTS), which the file's keys
+ * start from.  Only drain_timeout differs on purpose: the file's key is
+ * the scheduler's (30 s), which its workers then use too.
+ */
+static void
+test_defaults_agree(void **state)
+{
+	struct sched_config s;
+	struct wrk_options  w;
+	struct conf         c;
+	char                path[PATH_MAX];
+
+	(void) state;
+	sched_config_defaults(&s);
+	wrk_options_defaults(&w);
+	conf_defaults(&c);
+#define SAME(f) assert_true(c.sched.f == s.f)
+	SAME(n_listen);
+	SAME(heartbeat_interval_ms);
+	SAME(heartbeat_timeout_ms);
+	SAME(max_message_size);
+	SAME(max_queue);
+	SAME(max_results);
+	SAME(result_ttl_ms);
+	SAME(max_result_bytes);
+	SAME(task_retries);
+	SAME(task_backoff_ms);
+	SAME(task_backoff_max_ms);
+	SAME(task_timeout_ms);
+	SAME(task_retry_errors);
+	SAME(quarantine_after);
+	SAME(report_grace_ms);
+	SAME(function_wait_ms);
+	SAME(unknown_function_wait_ms);
+	SAME(n_groups);
+	SAME(drain_timeout_ms);
+	SAME(require_client_cert);
+#undef SAME
+	assert_null(c.sched.ready_file);
+	assert_int_equal(c.connect_timeout_ms, w.connect_timeout_ms);
+	conf_free(&c);
+
+	/* a group with only a name and libraries: the workers' defaults,
+	 * and the rest of the file's settings */
+	load_ok(write_file("g.yaml", SCHED WORKERS), &c);
+	assert_int_equal(c.groups[0].wrk.slots, w.slots);
+	assert_int_equal(c.groups[0].wrk.prefetch, w.prefetch);
+	assert_int_equal(c.groups[0].wrk.object_cache, w.object_cache);
+	assert_int_equal(c.groups[0].wrk.memory_limit, w.memory_limit);
+	assert_int_equal(c.groups[0].wrk.max_tasks, w.max_tasks);
+	assert_int_equal(c.groups[0].wrk.slot_table_fd, w.slot_table_fd);
+	assert_int_equal(c.groups[0].wrk.connect_timeout_ms,
+	    w.connect_timeout_ms);
+	assert_int_equal(c.groups[0].wrk.max_message_size, w.max_message_size);
+	assert_int_equal(c.groups[0].wrk.drain_timeout_ms,
+	    c.sched.drain_timeout_ms);
+	assert_int_equal(c.groups[0].processes, 0);
+	assert_ptr_equal(c.groups[0].wrk.connect, c.address);
+	assert_ptr_equal(c.groups[0].wrk.library_dir, c.dir);
+	assert_string_equal(c.sched.groups[0], "a");
+	assert_int_equal(c.sched.n_groups, 1);
+	snprintf(path, sizeof(path), "%s", c.dir);
+	assert_string_equal(path, tmpdir);
+	conf_free(&c);
+}
+
+/* One key documented in docs/configuration.md. */
+struct doc_key {
+	char path[128];
+	char def[160];
+	int  line;
+};
+
+/* The path below which the keys of the table under heading h sit
+ * ("scheduler.", "workers[].hosts[]."), or "" with *ok 0 when h names
+ * no mapping of the schema. */
+static void
+doc_prefix(const char *h, char *prefix, size_t len, int *ok)
+{
+	const char *open = strchr(h, '`'), *close;
+	char        name[64], def[160];
+
+	*ok       = 0;
+	prefix[0] = '\0';
+	if (strncmp(h, "## Top level", 12) == 0) {
+		*ok = 1;
+		return;
+	}
+	if (open == NULL || (close = strchr(open + 1, '`')) == NULL)
+		return;
+	snprintf(name, sizeof(name), "%.*s", (int) (close - open - 1),
+	    open + 1);
+	for (size_t i = 0; conf_key(i, def, sizeof(def)) != NULL; i++) {
+		const char *p    = conf_key(i, def, sizeof(def));
+		const char *last = strrchr(p, '.');
+		char        key[128];
+		size_t      kl;
+
+		snprintf(key, sizeof(key), "%s", p);
+		if (strcmp(last != NULL ? last + 1 : p, name) != 0)
+			continue;
+		kl = strlen(key);
+		/* a mapping or a list of mappings: keys follow below it */
+		for (size_t j = i + 1; conf_key(j, def, sizeof(def)) != NULL;
+		     j++) {
+			p = conf_key(j, def, sizeof(def));
+			if (strncmp(p, key, kl) == 0 &&
+			    (p[kl] == '.' || strncmp(p + kl, "[].", 3) == 0)) {
+				snprintf(prefix, len, "%s%s", key,
+				    p[kl] == '.' ? "." : "[].");
+				*ok = 1;
+				return;
+			}
+		}
+	}
+}
+
+/* Split a markdown table row into trimmed cells; returns how many. */
+static size_t
+doc_cells(char *line, char **cells, size_t max)
+{
+	size_t n = 0;
+	char  *p = line + 1, *bar;
+
+	while (n < max && (bar = strchr(p, '|')) != NULL) {
+		char *e = bar;
+		*bar    = '\0';
+		while (*p == ' ')
+			p++;
+		while (e > p && e[-1] == ' ')
+			*--e = '\0';
+		cells[n++] = p;
+		p          = bar + 1;
+	}
+	return n;
+}
+
+/* Read every key table of docs/configuration.md (a table whose header
+ * has "Key" and "Default") into keys; returns how many. */
+static size_t
+doc_keys(struct doc_key *keys, size_t max)
+{
+	char    path[PATH_MAX], line[4096], prefix[128] = "";
+	FILE   *f;
+	size_t  n = 0;
+	int     ok = 0, lineno = 0, key_col = -1, def_col = -1;
+
+	source_path("docs/configuration.md", path, sizeof(path));
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char  *cells[16];
+		size_t nc;
+
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '#') {
+			doc_prefix(line, prefix, sizeof(prefix), &ok);
+			key_col = def_col = -1;
+			continue;
+		}
+		if (line[0] != '|') {
+			key_col = def_col = -1;
+			continue;
+		}
+		nc = doc_cells(line, cells, 16);
+		if (key_col < 0 && def_col < 0 && nc > 0 &&
+		    strcmp(cells[0], "Key") == 0) {
+			for (size_t i = 0; i < nc; i++) {
+				if (strcmp(cells[i], "Default") == 0)
+					def_col = (int) i;
+			}
+			key_col = 0;
+			if (def_col < 0 || !ok)
+				fail_msg("docs/configuration.md:%d: a key table "
+				         "without a Default column or under a "
+				         "heading that names no mapping",
+				    lineno);
+			continue;
+		}
+		if (key_col < 0 || strncmp(cells[0], "---", 3) == 0 ||
+		    strncmp(cells[0], "-", 1) == 0 || (size_t) def_col >= nc)
+			continue;
+		assert_true(n < max);
+		if (cells[0][0] != '`' || cells[0][strlen(cells[0]) - 1] != '`')
+			fail_msg("docs/configuration.md:%d: key '%s' is not "
+			         "written `like_this`",
+			    lineno, cells[0]);
+		snprintf(keys[n].path, sizeof(keys[n].path), "%s%.*s", prefix,
+		    (int) strlen(cells[0]) - 2, cells[0] + 1);
+		snprintf(keys[n].def, sizeof(keys[n].def), "%s",
+		    cells[def_col]);
+		keys[n++].line = lineno;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * docs/configuration.md lists exactly the schema's keys, each once and
+ * with the default the loader gives it: a key added to the table (or a
+ * default changed) without the documentation fails here.
+ */
+static void
+test_docs_keys(void **state)
+{
+	static struct doc_key docs[256];
+	size_t                n = doc_keys(docs, 256), n_schema = 0;
+	int                   failures = 0;
+	char                  def[160];
+	const char           *p;
+
+	(void) state;
+	for (size_t i = 0; (p = conf_key(i, def, sizeof(def))) != NULL; i++) {
+		int found = 0;
+
+		n_schema++;
+		for (size_t j = 0; j < n; j++) {
+			if (strcmp(docs[j].path, p) != 0)
+				continue;
+			if (found++)
+				print_error("docs/configuration.md:%d: '%s' "
+				            "listed again\n",
+				    docs[j].line, p), failures++;
+			else if (strcmp(docs[j].def, def) != 0)
+				print_error("docs/configuration.md:%d: '%s' "
+				            "default '%s', the loader's is "
+				            "'%s'\n",
+				    docs[j].line, p, docs[j].def, def),
+				    failures++;
+		}
+		if (!found)
+			print_error("docs/configuration.md: key '%s' (default "
+			            "'%s') is not listed\n",
+			    p, def), failures++;
+	}
+	for (size_t j = 0; j < n; j++) {
+		int known = 0;
+
+		for (size_t i = 0; (p = conf_key(i, def, sizeof(def))) != NULL;
+		     i++)
+			known |= strcmp(docs[j].path, p) == 0;
+		if (!known)
+			print_error("docs/configuration.md:%d: '%s' is not a "
+			            "key of the cluster file\n",
+			    docs[j].line, docs[j].path), failures++;
+	}
+	assert_true(n_schema > 40);
+	assert_int_equal(failures, 0);
+}
+
 int
 main(void)
 {
@@ -1940,6 +2198,8 @@ main(void)
 		cmocka_unit_test(test_host_keys),
 		cmocka_unit_test(test_invalid_hosts),
 		cmocka_unit_test(test_security_keys),
+		cmocka_unit_test(test_defaults_agree),
+		cmocka_unit_test(test_docs_keys),
 	};
 
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
