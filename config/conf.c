@@ -68,6 +68,7 @@ enum key_flags {
 	F_ONE      = 8,  /* a list may be written as its one element */
 	F_ABS      = 16, /* paths for another host: must be absolute */
 	F_DIAL     = 32, /* a URL to dial: no wildcard host */
+	F_ALLOC    = 64, /* a list of mappings: allocated, not an array */
 };
 
 struct key {
@@ -582,26 +583,33 @@ show_strs(const struct key *k, const void *base, char *buf, size_t len)
 
 /* ---------------------------------------------------------- strings */
 
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+/* Whether s is at most max bytes, each of chars. */
+static bool
+word_ok(const char *s, const char *chars, size_t max)
+{
+	size_t len = strlen(s);
+
+	return len <= max && strspn(s, chars) == len;
+}
+
 /* A name: 1..CONF_MAX_NAME of [A-Za-z0-9_.-], not "." or "..". */
 static int
 str_name(struct ctx *x, const struct node *n, const struct key *k,
     char **out)
 {
-	char   show[CONF_SHOW_BUF];
-	size_t len;
+	char show[CONF_SHOW_BUF];
 
 	if (want_string(x, n, out) != 0)
 		return -1;
-	len = strlen(*out);
-	if (len > CONF_MAX_NAME || strcmp(*out, ".") == 0 ||
-	    strcmp(*out, "..") == 0 ||
-	    strspn(*out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	                 "0123456789_.-") != len)
-		return node_fail(x, n,
-		    "bad name '%s': use 1 to %d of A-Z a-z 0-9 _ . - (and "
-		    "not '.' or '..')",
-		    node_show(n, show, sizeof(show)), CONF_MAX_NAME);
-	return 0;
+	if (word_ok(*out, ALNUM "_.-", CONF_MAX_NAME) &&
+	    strcmp(*out, ".") != 0 && strcmp(*out, "..") != 0)
+		return 0;
+	return node_fail(x, n,
+	    "bad name '%s': use 1 to %d of A-Z a-z 0-9 _ . - (and not '.' or "
+	    "'..')",
+	    node_show(n, show, sizeof(show)), CONF_MAX_NAME);
 }
 
 /*
@@ -724,20 +732,16 @@ static int
 str_host(struct ctx *x, const struct node *n, const struct key *k,
     char **out)
 {
-	char   show[CONF_SHOW_BUF];
-	size_t len;
+	char show[CONF_SHOW_BUF];
 
 	if (want_string(x, n, out) != 0)
 		return -1;
-	len = strlen(*out);
-	if (len > 255 || (*out)[0] == '-' ||
-	    strspn(*out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	                 "0123456789_.-@:[]%") != len)
-		return node_fail(x, n,
-		    "bad host name '%s': use 1 to 255 of A-Z a-z 0-9 _ . - @ "
-		    ": [ ] %%, not starting with '-'",
-		    node_show(n, show, sizeof(show)));
-	return 0;
+	if (word_ok(*out, ALNUM "_.-@:[]%", 255) && (*out)[0] != '-')
+		return 0;
+	return node_fail(x, n,
+	    "bad host name '%s': use 1 to 255 of A-Z a-z 0-9 _ . - @ : [ ] %%, "
+	    "not starting with '-'",
+	    node_show(n, show, sizeof(show)));
 }
 
 /* A path on this machine: no control characters; relative ones resolve
@@ -871,113 +875,123 @@ free_map(const struct key *k, void *base)
 	section_free(k->sub, base);
 }
 
+/* A list of mappings into an array of structs: groups, hosts. */
+struct maps {
+	struct list           list;
+	const struct section *sec;      /* of one element */
+	size_t                size;     /* of one element's struct */
+	size_t                name_off; /* of its name, unique in the list */
+	str_fn               *scalar;   /* reads an element written as its
+	                                 * name alone; NULL: not allowed */
+	void (*init)(void *e);          /* an element before its keys */
+	/* error for the name of element i repeating element j's */
+	int (*dup)(struct ctx *x, const struct node *v, size_t i, size_t j,
+	    const char *name);
+};
+
+/* The elements of a list of mappings; with F_ALLOC base + off holds a
+ * pointer to them (calloc'd), else the array itself. */
+static char *
+maps_at(const struct key *k, const void *base)
+{
+	char *p;
+
+	if (!(k->flags & F_ALLOC))
+		return (char *) base + k->off;
+	memcpy(&p, (const char *) base + k->off, sizeof(p));
+	return p;
+}
+
+/* A list of mappings (k->sub a struct maps). */
+static int
+read_maps(struct ctx *x, const struct node *v, const struct key *k,
+    void *base)
+{
+	const struct maps *m = k->sub;
+	char              *elems;
+
+	if (list_check(x, v, &m->list) != 0)
+		return -1;
+	if (k->flags & F_ALLOC) {
+		if ((elems = calloc(v->n_kids, m->size)) == NULL)
+			return node_fail(x, v, "out of memory");
+		memcpy((char *) base + k->off, &elems, sizeof(elems));
+	}
+	elems = maps_at(k, base);
+	for (size_t i = 0; i < v->n_kids; i++) {
+		const struct node *e = v->kids[i];
+		char              *el = elems + i * m->size, *name = NULL;
+		size_t             old = path_index(x, i), n = i + 1;
+
+		if (m->init != NULL)
+			m->init(el);
+		memcpy((char *) base + k->n_off, &n, sizeof(n));
+		if (e->kind == NODE_SCALAR && m->scalar != NULL) {
+			int rv = m->scalar(x, e, k, &name);
+			str_put(el, m->name_off, name);
+			if (rv != 0)
+				return -1;
+		} else if (section_read(x, e, m->sec, el) != 0) {
+			return -1;
+		}
+		name = str_get(el, m->name_off);
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(str_get(elems + j * m->size, m->name_off),
+			        name) == 0)
+				return m->dup(x, v, i, j, name);
+		}
+		path_pop(x, old);
+	}
+	return 0;
+}
+
+static void
+free_maps(const struct key *k, void *base)
+{
+	const struct maps *m = k->sub;
+	char              *elems = maps_at(k, base);
+	size_t             n, zero = 0;
+
+	memcpy(&n, (char *) base + k->n_off, sizeof(n));
+	for (size_t i = 0; elems != NULL && i < n; i++)
+		section_free(m->sec, elems + i * m->size);
+	if (k->flags & F_ALLOC) {
+		free(elems);
+		elems = NULL;
+		memcpy((char *) base + k->off, &elems, sizeof(elems));
+	}
+	memcpy((char *) base + k->n_off, &zero, sizeof(zero));
+}
+
 /* A group's settings before its keys: the workers' defaults. */
 static void
-group_init(struct conf_group *g)
+group_init(void *e)
 {
+	struct conf_group *g = e;
+
 	memset(g, 0, sizeof(*g));
 	g->wrk       = (struct wrk_options) WRK_OPTIONS_DEFAULTS;
 	g->wrk.group = NULL; /* the group owns its name, read from the file */
 }
 
-static const struct list workers_list = { "a list of worker groups",
-	"list at least one worker group", "worker groups", NULL,
-	CONF_MAX_GROUPS };
-
-/* The "workers" list of groups; a group's name is unique. */
 static int
-read_groups(struct ctx *x, const struct node *v, const struct key *k,
-    void *base)
+group_dup(struct ctx *x, const struct node *v, size_t i, size_t j,
+    const char *name)
 {
-	struct conf *c = base;
+	const struct node *first = map_get(v->kids[j], "name");
 
-	if (list_check(x, v, &workers_list) != 0)
-		return -1;
-	for (size_t i = 0; i < v->n_kids; i++) {
-		struct conf_group *g = &c->groups[i];
-		size_t             old = path_index(x, i);
-
-		group_init(g);
-		c->n_groups = i + 1;
-		if (section_read(x, v->kids[i], k->sub, g) != 0)
-			return -1;
-		for (size_t j = 0; j < i; j++) {
-			const struct node *first = map_get(v->kids[j], "name");
-
-			if (strcmp(c->groups[j].wrk.group, g->wrk.group) != 0)
-				continue;
-			path_key(x, "name");
-			return node_fail(x, map_get(v->kids[i], "name"),
-			    "duplicate group name '%s' (first at line %zu, "
-			    "column %zu)",
-			    g->wrk.group, first->line, first->col);
-		}
-		path_pop(x, old);
-	}
-	return 0;
+	path_key(x, "name");
+	return node_fail(x, map_get(v->kids[i], "name"),
+	    "duplicate group name '%s' (first at line %zu, column %zu)", name,
+	    first->line, first->col);
 }
 
-static void
-free_groups(const struct key *k, void *base)
-{
-	struct conf *c = base;
-
-	for (size_t i = 0; i < c->n_groups; i++)
-		section_free(k->sub, &c->groups[i]);
-}
-
-static const struct list hosts_list = {
-	"a list of hosts (names or mappings)",
-	"list at least one host (leave the key out to run the group on this "
-	"machine)",
-	"hosts", NULL, CONF_MAX_HOSTS
-};
-
-/* A group's "hosts": names, or mappings with a name and overrides; no
- * host twice. */
 static int
-read_hosts(struct ctx *x, const struct node *v, const struct key *k,
-    void *base)
+host_dup(struct ctx *x, const struct node *v, size_t i, size_t j,
+    const char *name)
 {
-	struct conf_group *g = base;
-
-	if (list_check(x, v, &hosts_list) != 0)
-		return -1;
-	if ((g->hosts = calloc(v->n_kids, sizeof(*g->hosts))) == NULL)
-		return node_fail(x, v, "out of memory");
-	for (size_t i = 0; i < v->n_kids; i++) {
-		const struct node *e = v->kids[i];
-		struct conf_host  *h = &g->hosts[i];
-		size_t             old = path_index(x, i);
-
-		g->n_hosts = i + 1;
-		if (e->kind == NODE_SCALAR) {
-			if (str_host(x, e, k, &h->name) != 0)
-				return -1;
-		} else if (section_read(x, e, k->sub, h) != 0) {
-			return -1;
-		}
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(g->hosts[j].name, h->name) == 0)
-				return node_fail(x, e,
-				    "host '%s' listed twice (also at index "
-				    "%zu)", h->name, j);
-		}
-		path_pop(x, old);
-	}
-	return 0;
-}
-
-static void
-free_hosts(const struct key *k, void *base)
-{
-	struct conf_group *g = base;
-
-	for (size_t i = 0; i < g->n_hosts; i++)
-		section_free(k->sub, &g->hosts[i]);
-	free(g->hosts);
-	g->hosts   = NULL;
-	g->n_hosts = 0;
+	return node_fail(x, v->kids[i],
+	    "host '%s' listed twice (also at index %zu)", name, j);
 }
 
 static const struct type t_int = { read_int, NULL, show_int };
@@ -988,23 +1002,48 @@ static const struct type t_level = { read_level, NULL, show_level };
 static const struct type t_str = { read_str, free_str, show_str };
 static const struct type t_strs = { read_strs, free_strs, show_strs };
 static const struct type t_map = { read_map, free_map, NULL };
-static const struct type t_groups = { read_groups, free_groups, NULL };
-static const struct type t_hosts = { read_hosts, free_hosts, NULL };
+static const struct type t_maps = { read_maps, free_maps, NULL };
 
 /* ------------------------------------------------- rules across keys */
+
+/*
+ * Keys lo and hi of mapping m whose values (ms) must keep lo < hi
+ * (strict) or lo <= hi: the error goes to hi when the file sets it, else
+ * to lo, saying which value is the default.
+ */
+static int
+check_order(struct ctx *x, const struct node *m, const char *lo,
+    uint32_t lo_ms, const char *hi, uint32_t hi_ms, bool strict)
+{
+	const struct node *lo_n = map_get(m, lo), *hi_n = map_get(m, hi);
+
+	if (strict ? lo_ms < hi_ms : lo_ms <= hi_ms)
+		return 0;
+	if (hi_n != NULL) {
+		path_key(x, hi);
+		return node_fail(x, hi_n,
+		    "must be %s %s (%" PRIu32 " ms%s), got %" PRIu32 " ms",
+		    strict ? "greater than" : "at least", lo, lo_ms,
+		    lo_n == NULL ? ", the default" : "", hi_ms);
+	}
+	path_key(x, lo);
+	return node_fail(x, lo_n,
+	    "must %s %s (%" PRIu32 " ms, the default); set %s too",
+	    strict ? "be less than" : "not be more than", hi, hi_ms, hi);
+}
 
 /* scheduler: address defaults to listen[0], which must then be one to
  * dial; heartbeat_timeout > heartbeat_interval. */
 static int
 check_scheduler(struct ctx *x, const struct node *m, void *base)
 {
-	struct conf       *c = base;
+	struct conf         *c = base;
 	struct sched_config *s = &c->sched;
-	const struct node *hb_to = map_get(m, "heartbeat_timeout");
-	char               why[160];
+	char                 why[160];
 
 	if (c->address == NULL) {
-		path_key(x, "address");
+		size_t old = path_key(x, "address");
+
 		if (util_url_problem(s->listen[0], UTIL_URL_DIAL, why,
 		        sizeof(why)) != 0)
 			return node_fail(x, m,
@@ -1013,22 +1052,10 @@ check_scheduler(struct ctx *x, const struct node *m, void *base)
 			    s->listen[0], why);
 		if ((c->address = strdup(s->listen[0])) == NULL)
 			return node_fail(x, m, "out of memory");
-		path_pop(x, x->path_len - strlen(".address"));
+		path_pop(x, old);
 	}
-	if (s->heartbeat_timeout_ms > s->heartbeat_interval_ms)
-		return 0;
-	if (hb_to != NULL) {
-		path_key(x, "heartbeat_timeout");
-		return node_fail(x, hb_to,
-		    "must be greater than heartbeat_interval (%" PRIu32
-		    " ms), got %" PRIu32 " ms",
-		    s->heartbeat_interval_ms, s->heartbeat_timeout_ms);
-	}
-	path_key(x, "heartbeat_interval");
-	return node_fail(x, map_get(m, "heartbeat_interval"),
-	    "must be less than heartbeat_timeout (%" PRIu32
-	    " ms, the default); set heartbeat_timeout too",
-	    s->heartbeat_timeout_ms);
+	return check_order(x, m, "heartbeat_interval", s->heartbeat_interval_ms,
+	    "heartbeat_timeout", s->heartbeat_timeout_ms, true);
 }
 
 /* scheduler.task_defaults: retry_backoff_max >= retry_backoff. */
@@ -1036,24 +1063,9 @@ static int
 check_task_defaults(struct ctx *x, const struct node *m, void *base)
 {
 	const struct sched_config *s = &((struct conf *) base)->sched;
-	const struct node         *bo = map_get(m, "retry_backoff");
-	const struct node         *bo_max = map_get(m, "retry_backoff_max");
 
-	if (s->task_backoff_max_ms >= s->task_backoff_ms)
-		return 0;
-	if (bo_max != NULL) {
-		path_key(x, "retry_backoff_max");
-		return node_fail(x, bo_max,
-		    "must be at least retry_backoff (%" PRIu32
-		    " ms%s), got %" PRIu32 " ms",
-		    s->task_backoff_ms, bo == NULL ? ", the default" : "",
-		    s->task_backoff_max_ms);
-	}
-	path_key(x, "retry_backoff");
-	return node_fail(x, bo,
-	    "must not be more than retry_backoff_max (%" PRIu32
-	    " ms, the default); set retry_backoff_max too",
-	    s->task_backoff_max_ms);
+	return check_order(x, m, "retry_backoff", s->task_backoff_ms,
+	    "retry_backoff_max", s->task_backoff_max_ms, false);
 }
 
 /* security.tls: require_client_cert needs ca_file. */
@@ -1198,6 +1210,14 @@ static const struct section host_section = SECTION(host_keys,
     "a host name or a mapping (name, ferry, object_roots, libraries, "
     "library_dir)",
     NULL);
+static const struct maps hosts_list = {
+	{ "a list of hosts (names or mappings)",
+	    "list at least one host (leave the key out to run the group on "
+	    "this machine)",
+	    "hosts", NULL, CONF_MAX_HOSTS },
+	&host_section, sizeof(struct conf_host),
+	offsetof(struct conf_host, name), str_host, NULL, host_dup
+};
 
 static const struct key group_keys[] = {
 	{ "name", &t_str, str_name, G_(wrk.group),
@@ -1224,11 +1244,18 @@ static const struct key group_keys[] = {
 	    .hint = "16MiB", .flags = F_NONE },
 	{ "max_tasks_per_process", &t_int, NULL, G_(wrk.max_tasks), .lo = 0,
 	    .hi = LLONG_MAX, .hint = "an integer of 0 (unlimited) or more" },
-	{ "hosts", &t_hosts, NULL, .sub = &host_section,
+	{ "hosts", &t_maps, NULL, LIST(struct conf_group, hosts, n_hosts),
+	    .flags = F_ALLOC, .sub = &hosts_list,
 	    .doc = "(none: this machine)" },
 };
 static const struct section group_section = SECTION(group_keys,
     "a mapping (name, processes, slots, prefetch, libraries)", NULL);
+static const struct maps workers_list = {
+	{ "a list of worker groups", "list at least one worker group",
+	    "worker groups", NULL, CONF_MAX_GROUPS },
+	&group_section, sizeof(struct conf_group),
+	offsetof(struct conf_group, wrk.group), NULL, group_init, group_dup
+};
 
 static const struct key ssh_keys[] = {
 	{ "command", &t_strs, str_remote_path,
@@ -1273,8 +1300,9 @@ static const struct key root_keys[] = {
 	{ "scheduler", &t_map, NULL, .hint = "a mapping with at least 'listen'",
 	    .flags = F_REQUIRED, .sub = &scheduler_section,
 	    .doc = "(required)" },
-	{ "workers", &t_groups, NULL, .hint = "a list of worker groups",
-	    .flags = F_REQUIRED, .sub = &group_section, .doc = "(required)" },
+	{ "workers", &t_maps, NULL, LIST(struct conf, groups, n_groups),
+	    .hint = "a list of worker groups", .flags = F_REQUIRED,
+	    .sub = &workers_list, .doc = "(required)" },
 	{ "ssh", &t_map, NULL, .sub = &ssh_section, .doc = "see below" },
 	{ "security", &t_map, NULL, .sub = &security_section, .doc = "off" },
 };
@@ -1383,8 +1411,23 @@ conf_free(struct conf *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* The keys of sec, with their paths below prefix, until the i-th:
- * returns its path (a static buffer) and writes its default. */
+/* Key k's default, as the documentation writes it. */
+static void
+key_default(const struct key *k, const void *base, char *def, size_t len)
+{
+	char show[256];
+
+	if (k->doc != NULL || k->type->show == NULL) {
+		snprintf(def, len, "%s", k->doc != NULL ? k->doc : "");
+		return;
+	}
+	k->type->show(k, base, show, sizeof(show));
+	snprintf(def, len, "`%s`", show);
+}
+
+/* The keys of sec (base: its struct with the defaults), with their paths
+ * below prefix, until the i-th: returns its path (a static buffer) and
+ * writes its default into def. */
 static const char *
 key_walk(const struct section *sec, const void *base, const char *prefix,
     size_t *i, char *def, size_t deflen)
@@ -1392,38 +1435,31 @@ key_walk(const struct section *sec, const void *base, const char *prefix,
 	static char path[CONF_PATH_MAX];
 
 	for (size_t j = 0; j < sec->n_keys; j++) {
-		const struct key *k = &sec->keys[j];
-		char              here[CONF_PATH_MAX], show[256];
-		const void       *sub_base = base;
-		const char       *hit;
-		struct conf_group g;
-		struct conf_host  h;
+		const struct key  *k = &sec->keys[j];
+		const struct maps *m = k->sub;
+		const char        *hit = NULL;
+		char               here[CONF_PATH_MAX];
+		void              *el;
 
 		snprintf(here, sizeof(here), "%s%s", prefix, k->name);
 		if ((*i)-- == 0) {
-			if (k->doc != NULL || k->type->show == NULL) {
-				snprintf(def, deflen, "%s",
-				    k->doc != NULL ? k->doc : "");
-			} else {
-				k->type->show(k, base, show, sizeof(show));
-				snprintf(def, deflen, "`%s`", show);
-			}
+			key_default(k, base, def, deflen);
 			snprintf(path, sizeof(path), "%s", here);
 			return path;
 		}
-		if (k->type == &t_groups) {
-			group_init(&g);
-			sub_base = &g;
-		} else if (k->type == &t_hosts) {
-			memset(&h, 0, sizeof(h));
-			sub_base = &h;
-		} else if (k->type != &t_map) {
-			continue;
+		if (k->type == &t_map) {
+			strcat(here, ".");
+			hit = key_walk(k->sub, base, here, i, def, deflen);
+		} else if (k->type == &t_maps &&
+		    (el = calloc(1, m->size)) != NULL) {
+			/* an element as it is before its keys */
+			if (m->init != NULL)
+				m->init(el);
+			strcat(here, "[].");
+			hit = key_walk(m->sec, el, here, i, def, deflen);
+			free(el);
 		}
-		snprintf(here + strlen(here), sizeof(here) - strlen(here),
-		    "%s.", k->type == &t_map ? "" : "[]");
-		if ((hit = key_walk(k->sub, sub_base, here, i, def, deflen)) !=
-		    NULL)
+		if (hit != NULL)
 			return hit;
 	}
 	return NULL;
@@ -1441,74 +1477,65 @@ conf_key(size_t i, char *def, size_t deflen)
 	return path;
 }
 
-int
-conf_parse_duration(const char *s, uint32_t *ms)
-{
-	static const struct {
-		const char *unit;
-		uint64_t    mult;
-	} units[] = {
-		{ "", 1 },
-		{ "ms", 1 },
-		{ "s", 1000 },
-		{ "m", 60 * 1000 },
-		{ "h", 60 * 60 * 1000 },
-	};
-	uint64_t v = 0;
+/* A unit of a number ("ms", "MiB") and what it multiplies by. */
+struct unit {
+	const char *name;
+	uint64_t    mult;
+};
 
-	if (s == NULL || !isdigit((unsigned char) *s))
-		return -1;
-	for (; isdigit((unsigned char) *s); s++) {
-		v = v * 10 + (uint64_t) (*s - '0');
-		if (v > UINT32_MAX)
-			return -1;
-	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(s, units[i].unit) != 0)
-			continue;
-		if (v * units[i].mult > UINT32_MAX)
-			return -1;
-		*ms = (uint32_t) (v * units[i].mult);
-		return 0;
-	}
-	return -1;
-}
-
-int
-conf_parse_size(const char *s, size_t *bytes)
+/* All of s as digits and one of the n units into *out, at most max. */
+static int
+parse_units(const char *s, const struct unit *units, size_t n,
+    uint64_t max, uint64_t *out)
 {
-	static const struct {
-		const char *unit;
-		uint64_t    mult;
-	} units[] = {
-		{ "", 1 },
-		{ "B", 1 },
-		{ "KiB", 1024 },
-		{ "MiB", 1024 * 1024 },
-		{ "GiB", 1024 * 1024 * 1024 },
-		{ "kB", 1000 },
-		{ "MB", 1000 * 1000 },
-		{ "GB", 1000 * 1000 * 1000 },
-	};
 	uint64_t v = 0;
 
 	if (s == NULL || !isdigit((unsigned char) *s))
 		return -1;
 	for (; isdigit((unsigned char) *s); s++) {
 		uint64_t d = (uint64_t) (*s - '0');
-		if (v > (SIZE_MAX - d) / 10)
+		if (v > (max - d) / 10)
 			return -1;
 		v = v * 10 + d;
 	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(s, units[i].unit) != 0)
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(s, units[i].name) != 0)
 			continue;
-		if (v > SIZE_MAX / units[i].mult)
+		if (v > max / units[i].mult)
 			return -1;
-		*bytes = (size_t) (v * units[i].mult);
+		*out = v * units[i].mult;
 		return 0;
 	}
 	return -1;
+}
+
+int
+conf_parse_duration(const char *s, uint32_t *ms)
+{
+	static const struct unit units[] = { { "", 1 }, { "ms", 1 },
+		{ "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
+	uint64_t v;
+
+	if (parse_units(s, units, sizeof(units) / sizeof(units[0]),
+	        UINT32_MAX, &v) != 0)
+		return -1;
+	*ms = (uint32_t) v;
+	return 0;
+}
+
+int
+conf_parse_size(const char *s, size_t *bytes)
+{
+	static const struct unit units[] = { { "", 1 }, { "B", 1 },
+		{ "KiB", 1 << 10 }, { "MiB", 1 << 20 }, { "GiB", 1 << 30 },
+		{ "kB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 } };
+	uint64_t v;
+
+	if (parse_units(s, units, sizeof(units) / sizeof(units[0]), SIZE_MAX,
+	        &v) != 0)
+		return -1;
+	*bytes = (size_t) v;
+	return 0;
 }
 
 int

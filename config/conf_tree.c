@@ -23,6 +23,16 @@
 #define CONF_MAX_NODES 100000       /* scalars, lists and mappings */
 #define CONF_MAX_KEYS 256           /* keys in one mapping */
 
+/* Write the message after a prefix of n bytes already in the error
+ * buffer (n < 0 or too long: nothing more fits); returns -1. */
+static int
+ctx_vfail(struct ctx *x, int n, const char *fmt, va_list ap)
+{
+	if (n >= 0 && (size_t) n < x->errlen)
+		vsnprintf(x->err + n, x->errlen - (size_t) n, fmt, ap);
+	return -1;
+}
+
 int
 ctx_fail(struct ctx *x, size_t line, size_t col, const char *fmt, ...)
 {
@@ -37,10 +47,8 @@ ctx_fail(struct ctx *x, size_t line, size_t col, const char *fmt, ...)
 	else
 		n = snprintf(x->err, x->errlen, "%s:%zu:%zu: ", x->file,
 		    line, col);
-	if (n < 0 || (size_t) n >= x->errlen)
-		return -1;
 	va_start(ap, fmt);
-	vsnprintf(x->err + n, x->errlen - (size_t) n, fmt, ap);
+	ctx_vfail(x, n, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -61,15 +69,11 @@ int
 ctx_fail_file(struct ctx *x, const char *fmt, ...)
 {
 	va_list ap;
-	int     n;
 
 	if (x->err == NULL || x->errlen == 0)
 		return -1;
-	n = snprintf(x->err, x->errlen, "%s: ", x->file);
-	if (n < 0 || (size_t) n >= x->errlen)
-		return -1;
 	va_start(ap, fmt);
-	vsnprintf(x->err + n, x->errlen - (size_t) n, fmt, ap);
+	ctx_vfail(x, snprintf(x->err, x->errlen, "%s: ", x->file), fmt, ap);
 	va_end(ap);
 	return -1;
 }

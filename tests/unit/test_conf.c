@@ -381,7 +381,7 @@ static const struct bad_case bad_cases[] = {
 	    "greater than heartbeat_interval (2000 ms)|got 2000 ms" },
 	{ WITH_SCHED("  heartbeat_timeout: 500ms\n"), 3, 22,
 	    "scheduler.heartbeat_timeout",
-	    "greater than heartbeat_interval (1000 ms)" },
+	    "greater than heartbeat_interval (1000 ms, the default)" },
 	{ WITH_SCHED("  heartbeat_interval: 10s\n"), 3, 23,
 	    "scheduler.heartbeat_interval",
 	    "less than heartbeat_timeout (5000 ms, the default)" },
