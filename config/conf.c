@@ -69,6 +69,7 @@ enum key_flags {
 	F_ABS      = 16, /* paths for another host: must be absolute */
 	F_DIAL     = 32, /* a URL to dial: no wildcard host */
 	F_ALLOC    = 64, /* a list of mappings: allocated, not an array */
+	F_LOCAL    = 128, /* a path here: relative to the file's directory */
 };
 
 struct key {
@@ -594,22 +595,46 @@ word_ok(const char *s, const char *chars, size_t max)
 	return len <= max && strspn(s, chars) == len;
 }
 
-/* A name: 1..CONF_MAX_NAME of [A-Za-z0-9_.-], not "." or "..". */
+/* What a word (a name, a host name) may be, and how messages say it. */
+struct word {
+	const char *what;      /* "name" */
+	const char *chars;     /* the bytes it may hold */
+	const char *shown;     /* them, as the message lists them */
+	size_t      max;       /* bytes at most */
+	const char *refused[2]; /* words it may not be */
+	char        bad_first; /* a byte it may not start with, or 0 */
+	const char *tail;      /* the message's end, saying those */
+};
+
+/* Cluster and group names (they name directories too). */
+static const struct word name_word = { "name", ALNUM "_.-",
+	"A-Z a-z 0-9 _ . -", CONF_MAX_NAME, { ".", ".." }, 0,
+	" (and not '.' or '..')" };
+
+/* A host name as ssh takes it: host, user@host, an IPv4 or [IPv6]
+ * address; never starting with '-' (ssh would read an option). */
+static const struct word host_word = { "host name", ALNUM "_.-@:[]%",
+	"A-Z a-z 0-9 _ . - @ : [ ] %", 255, { NULL, NULL }, '-',
+	", not starting with '-'" };
+
+/* A word of k->sub's kind (a struct word). */
 static int
-str_name(struct ctx *x, const struct node *n, const struct key *k,
+str_word(struct ctx *x, const struct node *n, const struct key *k,
     char **out)
 {
-	char show[CONF_SHOW_BUF];
+	const struct word *w = k->sub;
+	char               show[CONF_SHOW_BUF];
+	bool               ok;
 
 	if (want_string(x, n, out) != 0)
 		return -1;
-	if (word_ok(*out, ALNUM "_.-", CONF_MAX_NAME) &&
-	    strcmp(*out, ".") != 0 && strcmp(*out, "..") != 0)
+	ok = word_ok(*out, w->chars, w->max) && (*out)[0] != w->bad_first;
+	for (size_t i = 0; i < 2 && w->refused[i] != NULL; i++)
+		ok = ok && strcmp(*out, w->refused[i]) != 0;
+	if (ok)
 		return 0;
-	return node_fail(x, n,
-	    "bad name '%s': use 1 to %d of A-Z a-z 0-9 _ . - (and not '.' or "
-	    "'..')",
-	    node_show(n, show, sizeof(show)), CONF_MAX_NAME);
+	return node_fail(x, n, "bad %s '%s': use 1 to %zu of %s%s", w->what,
+	    node_show(n, show, sizeof(show)), w->max, w->shown, w->tail);
 }
 
 /*
@@ -726,40 +751,12 @@ str_state_dir(struct ctx *x, const struct node *n, const struct key *k,
 	return make_absolute(x, n, out);
 }
 
-/* A host name as ssh takes it: host, user@host, an IPv4 or [IPv6]
- * address; never starting with '-' (ssh would read an option). */
+/* A path, a library or a word of a command: no control characters;
+ * with F_ABS absolute (it is used on another host); with F_LOCAL a
+ * relative one resolves against the cluster file's directory.  Whether
+ * it exists is checked where it is used. */
 static int
-str_host(struct ctx *x, const struct node *n, const struct key *k,
-    char **out)
-{
-	char show[CONF_SHOW_BUF];
-
-	if (want_string(x, n, out) != 0)
-		return -1;
-	if (word_ok(*out, ALNUM "_.-@:[]%", 255) && (*out)[0] != '-')
-		return 0;
-	return node_fail(x, n,
-	    "bad host name '%s': use 1 to 255 of A-Z a-z 0-9 _ . - @ : [ ] %%, "
-	    "not starting with '-'",
-	    node_show(n, show, sizeof(show)));
-}
-
-/* A path on this machine: no control characters; relative ones resolve
- * against the cluster file's directory.  Whether it exists is checked
- * where it is used. */
-static int
-str_local_path(struct ctx *x, const struct node *n, const struct key *k,
-    char **out)
-{
-	if (want_string(x, n, out) != 0 || no_control(x, n, *out) != 0)
-		return -1;
-	return make_absolute(x, n, out);
-}
-
-/* A path or word used on another machine: no control characters;
- * absolute with F_ABS. */
-static int
-str_remote_path(struct ctx *x, const struct node *n, const struct key *k,
+str_path(struct ctx *x, const struct node *n, const struct key *k,
     char **out)
 {
 	if (want_string(x, n, out) != 0 || no_control(x, n, *out) != 0)
@@ -768,17 +765,7 @@ str_remote_path(struct ctx *x, const struct node *n, const struct key *k,
 		return node_fail(x, n,
 		    "must be an absolute path (it is used on that host), got "
 		    "'%s'", *out);
-	return 0;
-}
-
-/* A task library: a name or a path, as written. */
-static int
-str_library(struct ctx *x, const struct node *n, const struct key *k,
-    char **out)
-{
-	if (want_string(x, n, out) != 0)
-		return -1;
-	return no_control(x, n, *out);
+	return (k->flags & F_LOCAL) ? make_absolute(x, n, out) : 0;
 }
 
 /* security.tls.server_name: 1 to 255 bytes. */
@@ -875,14 +862,14 @@ free_map(const struct key *k, void *base)
 	section_free(k->sub, base);
 }
 
-/* A list of mappings into an array of structs: groups, hosts. */
+/* A list of mappings into an array of structs: groups, hosts.  With
+ * F_ONE an element may be written as its name alone. */
 struct maps {
 	struct list           list;
-	const struct section *sec;      /* of one element */
+	const struct section *sec;      /* of one element; its first key is
+	                                 * the element's name */
 	size_t                size;     /* of one element's struct */
 	size_t                name_off; /* of its name, unique in the list */
-	str_fn               *scalar;   /* reads an element written as its
-	                                 * name alone; NULL: not allowed */
 	void (*init)(void *e);          /* an element before its keys */
 	/* error for the name of element i repeating element j's */
 	int (*dup)(struct ctx *x, const struct node *v, size_t i, size_t j,
@@ -926,10 +913,9 @@ read_maps(struct ctx *x, const struct node *v, const struct key *k,
 		if (m->init != NULL)
 			m->init(el);
 		memcpy((char *) base + k->n_off, &n, sizeof(n));
-		if (e->kind == NODE_SCALAR && m->scalar != NULL) {
-			int rv = m->scalar(x, e, k, &name);
-			str_put(el, m->name_off, name);
-			if (rv != 0)
+		if (e->kind == NODE_SCALAR && (k->flags & F_ONE)) {
+			/* written as its name alone: the name key reads it */
+			if (read_str(x, e, &m->sec->keys[0], el) != 0)
 				return -1;
 		} else if (section_read(x, e, m->sec, el) != 0) {
 			return -1;
@@ -1133,7 +1119,7 @@ static const struct list words_list = {
 };
 
 static const struct key cluster_keys[] = {
-	{ "name", &t_str, str_name, C_(name) },
+	{ "name", &t_str, str_word, C_(name), .sub = &name_word },
 	{ "state_dir", &t_str, str_state_dir, C_(state_dir),
 	    .doc = "see below" },
 };
@@ -1183,7 +1169,7 @@ static const struct key scheduler_keys[] = {
 	    .hi = 100, .hint = "an integer between 1 and 100" },
 	{ "task_defaults", &t_map, NULL, .sub = &task_section,
 	    .doc = "see below" },
-	{ "host", &t_str, str_host, C_(scheduler_host),
+	{ "host", &t_str, str_word, C_(scheduler_host), .sub = &host_word,
 	    .doc = "this machine" },
 	{ "function_wait", &t_duration, NULL, S_(function_wait_ms) },
 	{ "unknown_function_wait", &t_duration, NULL,
@@ -1193,17 +1179,17 @@ static const struct section scheduler_section = SECTION(scheduler_keys,
     "a mapping", check_scheduler);
 
 static const struct key host_keys[] = {
-	{ "name", &t_str, str_host, H_(name),
+	{ "name", &t_str, str_word, H_(name), .sub = &host_word,
 	    .hint = "the host's name, as ssh takes it", .flags = F_REQUIRED,
 	    .doc = "(required)" },
-	{ "ferry", &t_str, str_remote_path, H_(ferry), .doc = "`ssh.ferry`" },
-	{ "object_roots", &t_strs, str_remote_path,
+	{ "ferry", &t_str, str_path, H_(ferry), .doc = "`ssh.ferry`" },
+	{ "object_roots", &t_strs, str_path,
 	    LIST(struct conf_host, object_roots, n_object_roots),
 	    .flags = F_ABS, .sub = &host_roots_list, .doc = "the group's" },
-	{ "libraries", &t_strs, str_library,
+	{ "libraries", &t_strs, str_path,
 	    LIST(struct conf_host, libraries, n_libraries),
 	    .sub = &libraries_list, .doc = "the group's" },
-	{ "library_dir", &t_str, str_remote_path, H_(library_dir),
+	{ "library_dir", &t_str, str_path, H_(library_dir),
 	    .flags = F_ABS, .doc = "the cluster file's directory" },
 };
 static const struct section host_section = SECTION(host_keys,
@@ -1216,11 +1202,11 @@ static const struct maps hosts_list = {
 	    "this machine)",
 	    "hosts", NULL, CONF_MAX_HOSTS },
 	&host_section, sizeof(struct conf_host),
-	offsetof(struct conf_host, name), str_host, NULL, host_dup
+	offsetof(struct conf_host, name), NULL, host_dup
 };
 
 static const struct key group_keys[] = {
-	{ "name", &t_str, str_name, G_(wrk.group),
+	{ "name", &t_str, str_word, G_(wrk.group), .sub = &name_word,
 	    .hint = "a unique group name", .flags = F_REQUIRED,
 	    .doc = "(required)" },
 	{ "processes", &t_int, NULL, G_(processes), .lo = 1, .hi = 1024,
@@ -1230,14 +1216,14 @@ static const struct key group_keys[] = {
 	    .hint = "an integer between 1 and 1024" },
 	{ "prefetch", &t_int, NULL, G_(wrk.prefetch), .lo = 0, .hi = 100000,
 	    .hint = "an integer between 0 and 100000" },
-	{ "libraries", &t_strs, str_library,
+	{ "libraries", &t_strs, str_path,
 	    LIST(struct conf_group, wrk.libraries, wrk.n_libraries),
 	    .hint = "a list of task library names or paths",
 	    .flags = F_REQUIRED, .sub = &libraries_list,
 	    .doc = "(required)" },
-	{ "object_roots", &t_strs, str_local_path,
+	{ "object_roots", &t_strs, str_path,
 	    LIST(struct conf_group, wrk.object_roots, wrk.n_object_roots),
-	    .sub = &roots_list, .doc = "(none)" },
+	    .flags = F_LOCAL, .sub = &roots_list, .doc = "(none)" },
 	{ "object_cache", &t_size, NULL, G_(wrk.object_cache), .lo = MIB,
 	    .hint = "1MiB", .flags = F_AUTO },
 	{ "memory_limit", &t_size, NULL, G_(wrk.memory_limit), .lo = 16 * MIB,
@@ -1245,7 +1231,7 @@ static const struct key group_keys[] = {
 	{ "max_tasks_per_process", &t_int, NULL, G_(wrk.max_tasks), .lo = 0,
 	    .hi = LLONG_MAX, .hint = "an integer of 0 (unlimited) or more" },
 	{ "hosts", &t_maps, NULL, LIST(struct conf_group, hosts, n_hosts),
-	    .flags = F_ALLOC, .sub = &hosts_list,
+	    .flags = F_ALLOC | F_ONE, .sub = &hosts_list,
 	    .doc = "(none: this machine)" },
 };
 static const struct section group_section = SECTION(group_keys,
@@ -1254,24 +1240,24 @@ static const struct maps workers_list = {
 	{ "a list of worker groups", "list at least one worker group",
 	    "worker groups", NULL, CONF_MAX_GROUPS },
 	&group_section, sizeof(struct conf_group),
-	offsetof(struct conf_group, wrk.group), NULL, group_init, group_dup
+	offsetof(struct conf_group, wrk.group), group_init, group_dup
 };
 
 static const struct key ssh_keys[] = {
-	{ "command", &t_strs, str_remote_path,
+	{ "command", &t_strs, str_path,
 	    LIST(struct conf, ssh_command, n_ssh_command),
 	    .sub = &words_list },
-	{ "ferry", &t_str, str_remote_path, C_(ssh_ferry) },
+	{ "ferry", &t_str, str_path, C_(ssh_ferry) },
 };
 
 static const struct key tls_keys[] = {
-	{ "cert_key_file", &t_str, str_local_path, S_(tls_cert_key_file),
-	    .doc = "(none)" },
-	{ "ca_file", &t_str, str_local_path, S_(tls_ca_file),
+	{ "cert_key_file", &t_str, str_path, S_(tls_cert_key_file),
+	    .flags = F_LOCAL, .doc = "(none)" },
+	{ "ca_file", &t_str, str_path, S_(tls_ca_file), .flags = F_LOCAL,
 	    .doc = "(none)" },
 	{ "require_client_cert", &t_bool, NULL, S_(require_client_cert) },
-	{ "client_cert_key_file", &t_str, str_local_path,
-	    C_(tls_client_cert_key_file), .doc = "(none)" },
+	{ "client_cert_key_file", &t_str, str_path,
+	    C_(tls_client_cert_key_file), .flags = F_LOCAL, .doc = "(none)" },
 	{ "server_name", &t_str, str_server_name, C_(tls_server_name),
 	    .doc = "the URL's host" },
 };
@@ -1281,7 +1267,7 @@ static const struct section tls_section = SECTION(tls_keys,
     check_tls);
 
 static const struct key security_keys[] = {
-	{ "token_file", &t_str, str_local_path, S_(token_file),
+	{ "token_file", &t_str, str_path, S_(token_file), .flags = F_LOCAL,
 	    .doc = "(none)" },
 	{ "tls", &t_map, NULL, .sub = &tls_section, .doc = "(none)" },
 };
