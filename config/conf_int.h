@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONF_PATH_MAX 256
 #define CONF_SHOW_MAX 40 /* bytes of a bad value quoted in a message */
@@ -96,5 +97,130 @@ int tree_load(struct ctx *x, const char *path, struct node **root);
 
 /* Free a node and everything below it (NULL is fine). */
 void node_free(struct node *n);
+
+/* ---- the schema's parts (conf.c holds the table, conf_value.c the
+ * values) ---- */
+
+struct key;
+
+/* A kind of value: how it is read from node v into the section's struct
+ * at base, freed, and shown as a default (free and show may be NULL). */
+struct type {
+	int  (*read)(struct ctx *x, const struct node *v, const struct key *k,
+	    void *base);
+	void (*free)(const struct key *k, void *base);
+	void (*show)(const struct key *k, const void *base, char *buf,
+	    size_t len);
+};
+
+/* Read one string (of a string key or a list of strings) into *out,
+ * malloc'd; the caller frees *out also on failure. */
+typedef int str_fn(struct ctx *x, const struct node *v, const struct key *k,
+    char **out);
+
+enum key_flags {
+	F_REQUIRED = 1,  /* absent or empty is an error */
+	F_AUTO     = 2,  /* "auto" stands for 0 */
+	F_NONE     = 4,  /* "none" stands for 0 */
+	F_ONE      = 8,  /* a list may be written as its one element */
+	F_ABS      = 16, /* paths for another host: must be absolute */
+	F_DIAL     = 32, /* a URL to dial: no wildcard host */
+	F_ALLOC    = 64, /* a list of mappings: allocated, not an array */
+	F_LOCAL    = 128, /* a path here: relative to the file's directory */
+};
+
+struct key {
+	const char        *name;
+	const struct type *type;
+	str_fn            *str;    /* strings and lists of strings */
+	size_t             off;    /* the value's place in the section's
+	                            * struct */
+	size_t             size;   /* and its size (integers: 4 or 8) */
+	size_t             n_off;  /* lists: their count's place */
+	long long          lo, hi; /* numbers: bounds (durations: hi 0 is
+	                            * none) */
+	const char        *hint;   /* what a number must be ("an integer
+	                            * between 1 and 1024"), a duration's
+	                            * most or a size's least, as messages
+	                            * say it; for a required key what
+	                            * "required key missing (expected ...)"
+	                            * says */
+	unsigned           flags;  /* enum key_flags */
+	const void        *sub;    /* mappings and lists of them: their
+	                            * struct section; lists of strings:
+	                            * their struct list */
+	const char        *doc;    /* the default as the docs write it,
+	                            * when it is not a value to show */
+};
+
+/* A mapping of the file: its keys, in the order the messages list them
+ * and the loader reads them. */
+struct section {
+	const struct key *keys;
+	size_t            n_keys;
+	const char       *hint; /* "must be HINT, got ..." */
+	/* rules across keys, checked after the keys are read */
+	int (*check)(struct ctx *x, const struct node *m, void *base);
+};
+
+/* A list of the file and its messages. */
+struct list {
+	const char *kind;  /* "must be KIND, got a mapping" */
+	const char *empty; /* "must EMPTY" (NULL: may be empty) */
+	const char *many;  /* "too many MANY (at most MAX)" */
+	const char *dup;   /* "DUP listed twice (also at index I)" (NULL:
+	                    * may repeat) */
+	size_t      max;
+};
+
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+/* What a word (a name, a host name) may be, and how messages say it. */
+struct word {
+	const char *what;      /* "name" */
+	const char *chars;     /* the bytes it may hold */
+	const char *shown;     /* them, as the message lists them */
+	size_t      max;       /* bytes at most */
+	const char *refused[2]; /* words it may not be */
+	char        bad_first; /* a byte it may not start with, or 0 */
+	const char *tail;      /* the message's end, saying those */
+};
+
+
+/* The value of a string (or of element i of a string list: off + i *
+ * sizeof(char *)) in the struct at base; str_put replaces it (without
+ * freeing the old one). */
+char *str_get(const void *base, size_t off);
+void  str_put(void *base, size_t off, char *s);
+
+/* path_push() of a key name. */
+size_t path_key(struct ctx *x, const char *key);
+
+/* Take n as a non-empty string into a fresh *out (malloc'd). */
+int want_string(struct ctx *x, const struct node *n, char **out);
+
+/* Check list v's kind and length against l. */
+int list_check(struct ctx *x, const struct node *v, const struct list *l);
+
+/* The kinds of values (conf_value.c). */
+extern const struct type t_int;      /* an integer in [lo, hi] (F_AUTO) */
+extern const struct type t_duration; /* ms in [lo, hi] (F_NONE) */
+extern const struct type t_size;     /* bytes, at least lo (F_AUTO,
+                                      * F_NONE) */
+extern const struct type t_bool;     /* true or false, into an int */
+extern const struct type t_level;    /* a log level, into an int */
+extern const struct type t_str;      /* a string read by k->str */
+extern const struct type t_strs;     /* a list of them (k->sub a struct
+                                      * list; F_ONE) */
+
+/* A string key's value (k->str of a t_str key) into base. */
+int read_str(struct ctx *x, const struct node *n, const struct key *k,
+    void *base);
+
+/* Readers of one string (str_fn): a word of kind k->sub (a struct word);
+ * a URL (F_DIAL), ${FERRY_RUNTIME_DIR} expanded; a state directory
+ * (expanded, made absolute); a path, library or command word (F_ABS,
+ * F_LOCAL); a TLS server name. */
+str_fn str_word, str_url, str_state_dir, str_path, str_server_name;
 
 #endif

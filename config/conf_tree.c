@@ -159,6 +159,13 @@ path_pop(struct ctx *x, size_t old)
 	x->path[old] = '\0';
 }
 
+/* path_push() of a key name. */
+size_t
+path_key(struct ctx *x, const char *key)
+{
+	return path_push(x, key, strlen(key));
+}
+
 /* Free a node and everything below it. */
 void
 node_free(struct node *n)
