@@ -27,6 +27,14 @@
 
 #include <msgpack.h>
 
+/* The options every benchmark takes, and the end of the list. */
+#define BENCH_OPTIONS                                                    \
+	{ "workers", required_argument, NULL, 'w' },                         \
+	    { "tasks", required_argument, NULL, 'n' },                       \
+	    { "runs", required_argument, NULL, 'r' },                        \
+	    { "json", no_argument, NULL, 'j' },                              \
+	    { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+
 struct bench_opts {
 	const char *kind;
 	const char *file, *url;
@@ -312,29 +320,9 @@ pss_kb(pid_t pid)
 	return kb;
 }
 
-static void *
-sampler_main(void *arg)
-{
-	struct pss_sampler *s = arg;
-	while (!s->stop) {
-		uint64_t total = 0;
-		for (int i = 0; i < s->n; i++)
-			total += pss_kb(s->pids[i]);
-		if (total > s->peak_kb)
-			s->peak_kb = total;
-		s->samples++;
-		/* reading smaps walks page tables: sample sparingly, the
-		 * final sample after the run catches the peak anyway (the
-		 * cache keeps its mappings) */
-		for (int i = 0; i < 10 && !s->stop; i++)
-			usleep(5000);
-	}
-	return NULL;
-}
-
-/* One more sample, after the run. */
+/* One sample: the workers' total PSS, and its peak. */
 static void
-sampler_final(struct pss_sampler *s)
+sampler_take(struct pss_sampler *s)
 {
 	uint64_t total = 0;
 	for (int i = 0; i < s->n; i++)
@@ -342,6 +330,21 @@ sampler_final(struct pss_sampler *s)
 	if (total > s->peak_kb)
 		s->peak_kb = total;
 	s->samples++;
+}
+
+static void *
+sampler_main(void *arg)
+{
+	struct pss_sampler *s = arg;
+	while (!s->stop) {
+		sampler_take(s);
+		/* reading smaps walks page tables: sample sparingly, the
+		 * final sample after the run catches the peak anyway (the
+		 * cache keeps its mappings) */
+		for (int i = 0; i < 10 && !s->stop; i++)
+			usleep(5000);
+	}
+	return NULL;
 }
 
 static uint64_t
@@ -460,14 +463,9 @@ bench_heavy(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "size", required_argument, NULL, 's' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "tasks", required_argument, NULL, 'n' },
-		{ "runs", required_argument, NULL, 'r' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "loader", required_argument, NULL, 'l' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		BENCH_OPTIONS,
 	};
 	size_t                 size = (size_t)1 << 30;
 	long                   workers = 4, tasks = 32, runs = 1;
@@ -583,7 +581,7 @@ bench_heavy(int argc, char **argv)
 		t1         = util_now_us();
 		smp.stop   = 1;
 		pthread_join(smp.thread, NULL);
-		sampler_final(&smp);
+		sampler_take(&smp);
 		secs = (double)(t1 - t0) / 1e6;
 		for (long i = 0; i < tasks; i++) {
 			const void *data;
@@ -664,16 +662,11 @@ int
 cmd_bench(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "tasks", required_argument, NULL, 'n' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "runs", required_argument, NULL, 'r' },
 		{ "prefetch", required_argument, NULL, 'p' },
 		{ "connect", required_argument, NULL, 'c' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "fn", required_argument, NULL, 'F' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		BENCH_OPTIONS,
 	};
 	struct bench_opts      o;
 	struct private_cluster pc;

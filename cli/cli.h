@@ -43,6 +43,18 @@ int cli_runtime_dir_ready(const char *const *urls, size_t n);
 #define CLI_EXIT_NO_SCHEDULER 3
 #define CLI_EXIT_REFUSED 4
 
+#define CLI_STR_(x) #x
+#define CLI_STR(x) CLI_STR_(x)
+
+/* The end of the "Exit status:" paragraph of submit's and status's
+ * --help: the statuses of cli_client_connect(). */
+#define CLI_CONNECT_EXITS                                                \
+	CLI_STR(CLI_EXIT_NO_SCHEDULER) " if no scheduler answers at the "     \
+	"address\n(\"no scheduler at ADDRESS: connection refused\", said "    \
+	"within a second\nwhen nothing listens there), "                     \
+	CLI_STR(CLI_EXIT_REFUSED) " if the scheduler refused the "            \
+	"connection\nor it could not be set up (token, TLS).\n"
+
 /* Subcommands, one file each (cmd_NAME.c; cluster.c, bench.c): each
  * takes argc/argv starting at its own name and returns the process exit
  * status. */
@@ -127,6 +139,14 @@ enum {
 	    { "tls-server-name", required_argument, NULL, CLI_OPT_TLS_NAME },\
 	    { "token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE }
 
+/* The help of -f and -c (printf: the default address is its %s). */
+#define CLI_ADDRESS_HELP                                                 \
+	"  -f, --file FILE      take the scheduler address from a cluster "   \
+	"file\n"                                                             \
+	"  -c, --connect URL    scheduler address (default $FERRY_ADDRESS "   \
+	"or\n"                                                               \
+	"                       %s)\n"
+
 #define CLI_SEC_HELP                                                     \
 	"      --tls-ca FILE    CA (PEM) that signed the scheduler's "        \
 	"certificate\n"                                                      \
@@ -138,6 +158,13 @@ enum {
 	"      --token-file FILE  the cluster's token (with -f: the file's "  \
 	"security\n"                                                         \
 	"                       section gives these four)\n"
+
+/* The options of every command that reaches a scheduler: -f FILE, -c
+ * URL, the security flags and --help; the end of its option list. */
+#define CLI_CLIENT_OPTIONS                                               \
+	{ "file", required_argument, NULL, 'f' },                            \
+	    { "connect", required_argument, NULL, 'c' }, CLI_SEC_OPTIONS,    \
+	    { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
 
 struct cli_sec {
 	const char *tls_ca, *tls_cert_key, *tls_server_name, *token_file;
@@ -183,6 +210,11 @@ const char *cli_obj_str(const msgpack_object *map, const char *key,
 /* The array at key of map, or NULL. */
 const msgpack_object *cli_obj_array(const msgpack_object *map,
     const char *key);
+
+/* Print msgpack data (len bytes) as one line of JSON; if it is not valid
+ * msgpack, say "WHO: WHAT is not valid msgpack: WHY" and return -1. */
+int cli_print_json(const char *who, const char *what, const void *data,
+    size_t len);
 
 /*
  * The scheduler's status as it came (no JSON in between): st holds the

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 #include "util.h"
 
 int
@@ -184,4 +185,21 @@ cli_status_free(struct cli_status *s)
 	msgpack_zone_destroy(&s->zone);
 	free(s->bytes);
 	s->bytes = NULL;
+}
+
+int
+cli_print_json(const char *who, const char *what, const void *data,
+    size_t len)
+{
+	char  err[256];
+	char *js = json_from_msgpack_bytes(data, len, err, sizeof(err));
+
+	if (js == NULL) {
+		fprintf(stderr, "%s: %s is not valid msgpack: %s\n", who, what,
+		    err);
+		return -1;
+	}
+	printf("%s\n", js);
+	free(js);
+	return 0;
 }

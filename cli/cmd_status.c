@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "json.h"
 #include "status_fields.h"
 
 /* The counter table, and where struct ferry_status keeps each number. */
@@ -232,24 +231,6 @@ print_table(const struct cli_status *s)
 	}
 }
 
-/* The whole document as one JSON object. */
-static int
-print_json(const struct cli_status *s)
-{
-	char  err[256];
-	char *js = json_from_msgpack_bytes(s->bytes, s->len, err, sizeof(err));
-
-	if (js == NULL) {
-		fprintf(stderr, "ferry status: the status is not valid msgpack: "
-		                "%s\n",
-		    err);
-		return 1;
-	}
-	printf("%s\n", js);
-	free(js);
-	return 0;
-}
-
 static void
 status_usage(FILE *out)
 {
@@ -260,11 +241,7 @@ status_usage(FILE *out)
 	    "and\n"
 	    "task counters.\n"
 	    "\n"
-	    "  -f, --file FILE      take the scheduler address from a cluster "
-	    "file\n"
-	    "  -c, --connect URL    scheduler address (default "
-	    "$FERRY_ADDRESS or\n"
-	    "                       %s)\n"
+	    CLI_ADDRESS_HELP
 	    "  -j, --json           print the full status as one JSON "
 	    "object\n"
 	    "      --counters       print every counter of the status with "
@@ -275,27 +252,17 @@ status_usage(FILE *out)
 	    "\n"
 	    "Exit status: 0 when the scheduler answered, 1 if the status "
 	    "request\n"
-	    "failed, 2 on bad usage, %d if no scheduler answers at the "
-	    "address\n"
-	    "(\"no scheduler at ADDRESS: connection refused\", said within a "
-	    "second\n"
-	    "when nothing listens there), %d if the scheduler refused the "
-	    "connection\n"
-	    "or it could not be set up (token, TLS).\n",
-	    CLI_DEFAULT_ADDRESS, CLI_EXIT_NO_SCHEDULER, CLI_EXIT_REFUSED);
+	    "failed, 2 on bad usage, " CLI_CONNECT_EXITS,
+	    CLI_DEFAULT_ADDRESS);
 }
 
 int
 cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "file", required_argument, NULL, 'f' },
-		{ "connect", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "counters", no_argument, NULL, 'C' },
-		CLI_SEC_OPTIONS,
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		CLI_CLIENT_OPTIONS,
 	};
 	struct cli_sec    sec  = { 0 };
 	const char       *file = NULL, *url = NULL;
@@ -336,7 +303,8 @@ cmd_status(int argc, char **argv)
 		return 1;
 	}
 	if (view == 'j')
-		rv = print_json(&s);
+		rv = cli_print_json("ferry status", "the status", s.bytes,
+		         s.len) != 0;
 	else if (view == 'C')
 		print_table(&s);
 	else

@@ -43,11 +43,7 @@ submit_usage(FILE *out)
 	    "                    # the worker loads the file itself; \"@@x\" "
 	    "is \"@x\"\n"
 	    "\n"
-	    "  -f, --file FILE      take the scheduler address from a cluster "
-	    "file\n"
-	    "  -c, --connect URL    scheduler address (default "
-	    "$FERRY_ADDRESS or\n"
-	    "                       %s)\n"
+	    CLI_ADDRESS_HELP
 	    "  -w, --wait DURATION  give up waiting for the result after "
 	    "DURATION\n"
 	    "                       (250ms, 30s, 5m; default 60s; the task "
@@ -80,15 +76,8 @@ submit_usage(FILE *out)
 	    "\n"
 	    "Exit status: 0 on success, 1 if the task failed or no result "
 	    "came in\n"
-	    "time (its error is printed), 2 on bad usage, %d if no "
-	    "scheduler\n"
-	    "answers at the address (\"no scheduler at ADDRESS: connection "
-	    "refused\",\n"
-	    "said within a second when nothing listens there), %d if the "
-	    "scheduler\n"
-	    "refused the connection or it could not be set up (token, "
-	    "TLS).\n",
-	    CLI_DEFAULT_ADDRESS, CLI_EXIT_NO_SCHEDULER, CLI_EXIT_REFUSED);
+	    "time (its error is printed), 2 on bad usage,\n" CLI_CONNECT_EXITS,
+	    CLI_DEFAULT_ADDRESS);
 }
 
 /* Pack "@[LOADER:]PATH" (without the @) as an object reference. */
@@ -137,11 +126,19 @@ submit_duration(const char *opt, const char *val, uint32_t *ms)
 	return 0;
 }
 
-/* The same, into an int option of struct ferry_task_opts. */
+/* --timeout, --backoff or --backoff-max (ch) into its int option of
+ * struct ferry_task_opts. */
 static int
-submit_duration_int(const char *opt, const char *val, int *out)
+submit_task_ms(struct ferry_task_opts *t, int ch, const char *val)
 {
-	uint32_t ms;
+	const char *opt = ch == 'T' ? "--timeout"
+	    : ch == 'B'             ? "--backoff"
+	                            : "--backoff-max";
+	int        *out = ch == 'T' ? &t->timeout_ms
+	    : ch == 'B'             ? &t->backoff_ms
+	                            : &t->backoff_max_ms;
+	uint32_t    ms;
+
 	if (submit_duration(opt, val, &ms) != 0)
 		return -1;
 	if (ms > INT32_MAX) {
@@ -223,7 +220,6 @@ submit_report(ferry_future *f, const char *fn)
 {
 	const void *data;
 	size_t      len;
-	char        err[512];
 	uint32_t    attempts = ferry_future_attempts(f);
 	int         rv       = ferry_future_result(f, &data, &len);
 
@@ -232,16 +228,7 @@ submit_report(ferry_future *f, const char *fn)
 		                "\n",
 		    fn, attempts);
 	if (rv == 0) {
-		char *js = json_from_msgpack_bytes(data, len, err, sizeof(err));
-		if (js == NULL) {
-			fprintf(stderr, "ferry submit: result is not valid "
-			                "msgpack: %s\n",
-			    err);
-			return 1;
-		}
-		printf("%s\n", js);
-		free(js);
-		return 0;
+		return cli_print_json("ferry submit", "result", data, len) != 0;
 	} else {
 		const char *msg      = ferry_future_error(f);
 		char        runs[64] = "";
@@ -284,8 +271,6 @@ submit_run(ferry_client *c, const char *fn, const msgpack_sbuffer *sb,
 }
 
 static const struct option submit_opts[] = {
-	{ "file", required_argument, NULL, 'f' },
-	{ "connect", required_argument, NULL, 'c' },
 	{ "wait", required_argument, NULL, 'w' },
 	{ "args", required_argument, NULL, 'a' },
 	{ "retries", required_argument, NULL, 'R' },
@@ -293,9 +278,7 @@ static const struct option submit_opts[] = {
 	{ "backoff", required_argument, NULL, 'B' },
 	{ "backoff-max", required_argument, NULL, 'M' },
 	{ "retry-errors", no_argument, NULL, 'E' },
-	CLI_SEC_OPTIONS,
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	CLI_CLIENT_OPTIONS,
 };
 
 /* What submit's flags set. */
@@ -333,18 +316,9 @@ submit_flags(int argc, char **argv, struct submit_flags *s)
 			    optarg, 0, 1000);
 			break;
 		case 'T':
-			if (submit_duration_int("--timeout", optarg,
-			        &s->topts.timeout_ms) != 0)
-				return 2;
-			break;
 		case 'B':
-			if (submit_duration_int("--backoff", optarg,
-			        &s->topts.backoff_ms) != 0)
-				return 2;
-			break;
 		case 'M':
-			if (submit_duration_int("--backoff-max", optarg,
-			        &s->topts.backoff_max_ms) != 0)
+			if (submit_task_ms(&s->topts, ch, optarg) != 0)
 				return 2;
 			break;
 		case 'E': s->topts.retry_errors = 1; break;

@@ -100,9 +100,7 @@ enum {
 
 /* Options shared by `worker` and `worker-process`. */
 static const struct option worker_opts[] = {
-	{ "file", required_argument, NULL, 'f' },
 	{ "group", required_argument, NULL, 'g' },
-	{ "connect", required_argument, NULL, 'c' },
 	{ "processes", required_argument, NULL, 'n' },
 	{ "slots", required_argument, NULL, 's' },
 	{ "prefetch", required_argument, NULL, 'p' },
@@ -120,9 +118,7 @@ static const struct option worker_opts[] = {
 	{ "max-tasks", required_argument, NULL, OPT_MAXTASKS },
 	{ "supervisor-token", required_argument, NULL, OPT_SUPTOKEN },
 	{ "slot-table-fd", required_argument, NULL, OPT_SLOTFD },
-	CLI_SEC_OPTIONS,
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	CLI_CLIENT_OPTIONS,
 };
 
 #define WORKER_SHORT "f:g:c:n:s:p:L:R:h"
