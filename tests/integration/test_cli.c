@@ -19,6 +19,7 @@
 
 #include "ferry/ferry.h"
 #include "harness.h"
+#include "status_fields.h"
 
 static int
 teardown(void **state)
@@ -538,6 +539,39 @@ test_status(void **state)
 	assert_non_null(strstr(out, "\"worker_list\":["));
 	free(out);
 	free(err);
+	{
+		/* --counters: the counter table's view, one line per row
+		 * (name, kind, value, meaning) */
+		static const struct {
+			const char *name, *kind;
+		} rows[] = {
+#define X(name, kind, width, doc) { #name, #kind },
+			FERRY_STATUS_FIELDS(X)
+#undef X
+		};
+		const char *stc[] = { "status", "-c", url, "--counters", NULL };
+		const char *both[] = { "status", "-c", url, "--counters",
+			"--json", NULL };
+		assert_int_equal(h_run(stc, 10000, &out, &err), 0);
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+			char        want[64];
+			const char *at;
+			snprintf(want, sizeof(want), "\n%s ", rows[i].name);
+			if ((at = strstr(out, want)) == NULL)
+				fail_msg("--counters lacks %s:\n%s", rows[i].name,
+				    out);
+			assert_non_null(strstr(at, strcmp(rows[i].kind, "GAUGE")
+			            == 0 ? "gauge" : "counter"));
+		}
+		assert_non_null(strstr(out, "\nworkers "));
+		assert_non_null(strstr(out, " 2  Registered workers\n"));
+		free(out);
+		free(err);
+		assert_int_equal(h_run(both, 10000, &out, &err), 2);
+		assert_non_null(strstr(err, "not both"));
+		free(out);
+		free(err);
+	}
 }
 
 int

@@ -632,6 +632,14 @@ static const struct bad_case bad_cases[] = {
 	    "must be a string|empty value" },
 	{ WITH_GROUP("    libraries: [\"a\\tb\"]\n"), 5, 17,
 	    "workers[0].libraries[0]", "control character" },
+	{ WITH_GROUP_KEY("    object_roots: [\"a\\tb\"]\n"), 6, 20,
+	    "workers[0].object_roots[0]", "control character" },
+
+	/* waiting for functions */
+	{ WITH_SCHED("  function_wait: 5x\n"), 3, 18, "scheduler.function_wait",
+	    "must be a duration|got '5x'" },
+	{ WITH_SCHED("  unknown_function_wait: [1]\n"), 3, 26,
+	    "scheduler.unknown_function_wait", "must be a duration, got a list" },
 };
 
 /* Every invalid file reports its position, key and problem. */
@@ -1894,6 +1902,12 @@ test_security_keys(void **state)
 	assert_string_equal(c.tls_client_cert_key_file, want);
 	assert_string_equal(c.tls_server_name, "queue.example.org");
 	assert_int_equal(c.sched.require_client_cert, 1);
+	/* the workers of every group use the same files */
+	assert_ptr_equal(c.groups[0].wrk.token_file, c.sched.token_file);
+	assert_ptr_equal(c.groups[0].wrk.tls_ca_file, c.sched.tls_ca_file);
+	assert_ptr_equal(c.groups[0].wrk.tls_cert_key_file,
+	    c.tls_client_cert_key_file);
+	assert_ptr_equal(c.groups[0].wrk.tls_server_name, c.tls_server_name);
 	conf_free(&c);
 
 	failures += EXPECT("security not a map", SCHED WORKERS "security: yes\n",
@@ -1987,6 +2001,55 @@ test_defaults_agree(void **state)
 	snprintf(path, sizeof(path), "%s", c.dir);
 	assert_string_equal(path, tmpdir);
 	conf_free(&c);
+}
+
+/* conf_key() walks every key, mappings and lists of mappings included,
+ * and shows each default as the documentation writes it. */
+static void
+test_schema_keys(void **state)
+{
+	static const struct {
+		const char *path, *def;
+	} want[] = {
+		{ "cluster", "see below" },
+		{ "cluster.name", "`local`" },
+		{ "log_level", "`info`" },
+		{ "scheduler.listen", "(required)" },
+		{ "scheduler.heartbeat_timeout", "`5s`" },
+		{ "scheduler.max_message_size", "`64MiB`" },
+		{ "scheduler.max_result_bytes", "`1GiB`" },
+		{ "scheduler.result_ttl", "`10m`" },
+		{ "scheduler.task_defaults.retry_backoff", "`100ms`" },
+		{ "scheduler.task_defaults.timeout", "`none`" },
+		{ "scheduler.task_defaults.retry_errors", "`false`" },
+		{ "scheduler.function_wait", "`0`" },
+		{ "workers[].processes", "`auto`" },
+		{ "workers[].prefetch", "`1024`" },
+		{ "workers[].object_cache", "`auto`" },
+		{ "workers[].memory_limit", "`none`" },
+		{ "workers[].hosts[].library_dir", "the cluster file's directory" },
+		{ "ssh.command", "`[ssh, -o, BatchMode=yes, -o, ConnectTimeout=10]`" },
+		{ "security.tls.require_client_cert", "`false`" },
+	};
+	char        def[160];
+	const char *p;
+	size_t      n = 0;
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		size_t j = 0;
+
+		while ((p = conf_key(j, def, sizeof(def))) != NULL &&
+		    strcmp(p, want[i].path) != 0)
+			j++;
+		if (p == NULL)
+			fail_msg("no key '%s'", want[i].path);
+		assert_string_equal(def, want[i].def);
+	}
+	while (conf_key(n, def, sizeof(def)) != NULL)
+		n++;
+	assert_null(conf_key(n + 5, def, sizeof(def)));
+	assert_true(n >= 50);
 }
 
 /* One key documented in docs/configuration.md. */
@@ -2143,21 +2206,25 @@ test_docs_keys(void **state)
 		for (size_t j = 0; j < n; j++) {
 			if (strcmp(docs[j].path, p) != 0)
 				continue;
-			if (found++)
+			if (found++) {
 				print_error("docs/configuration.md:%d: '%s' "
 				            "listed again\n",
-				    docs[j].line, p), failures++;
-			else if (strcmp(docs[j].def, def) != 0)
+				    docs[j].line, p);
+				failures++;
+			} else if (strcmp(docs[j].def, def) != 0) {
 				print_error("docs/configuration.md:%d: '%s' "
 				            "default '%s', the loader's is "
 				            "'%s'\n",
-				    docs[j].line, p, docs[j].def, def),
-				    failures++;
+				    docs[j].line, p, docs[j].def, def);
+				failures++;
+			}
 		}
-		if (!found)
+		if (!found) {
 			print_error("docs/configuration.md: key '%s' (default "
 			            "'%s') is not listed\n",
-			    p, def), failures++;
+			    p, def);
+			failures++;
+		}
 	}
 	for (size_t j = 0; j < n; j++) {
 		int known = 0;
@@ -2165,10 +2232,12 @@ test_docs_keys(void **state)
 		for (size_t i = 0; (p = conf_key(i, def, sizeof(def))) != NULL;
 		     i++)
 			known |= strcmp(docs[j].path, p) == 0;
-		if (!known)
+		if (!known) {
 			print_error("docs/configuration.md:%d: '%s' is not a "
 			            "key of the cluster file\n",
-			    docs[j].line, docs[j].path), failures++;
+			    docs[j].line, docs[j].path);
+			failures++;
+		}
 	}
 	assert_true(n_schema > 40);
 	assert_int_equal(failures, 0);
@@ -2199,6 +2268,7 @@ main(void)
 		cmocka_unit_test(test_invalid_hosts),
 		cmocka_unit_test(test_security_keys),
 		cmocka_unit_test(test_defaults_agree),
+		cmocka_unit_test(test_schema_keys),
 		cmocka_unit_test(test_docs_keys),
 	};
 
