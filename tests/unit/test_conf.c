@@ -2174,10 +2174,14 @@ doc_keys(struct doc_key *keys, size_t max)
 			fail_msg("docs/configuration.md:%d: key '%s' is not "
 			         "written `like_this`",
 			    lineno, cells[0]);
-		snprintf(keys[n].path, sizeof(keys[n].path), "%s%.*s", prefix,
-		    (int) strlen(cells[0]) - 2, cells[0] + 1);
-		snprintf(keys[n].def, sizeof(keys[n].def), "%s",
-		    cells[def_col]);
+		if (snprintf(keys[n].path, sizeof(keys[n].path), "%s%.*s",
+		        prefix, (int) strlen(cells[0]) - 2, cells[0] + 1) >=
+		        (int) sizeof(keys[n].path) ||
+		    snprintf(keys[n].def, sizeof(keys[n].def), "%s",
+		        cells[def_col]) >= (int) sizeof(keys[n].def))
+			fail_msg("docs/configuration.md:%d: key or default too "
+			         "long for this test",
+			    lineno);
 		keys[n++].line = lineno;
 	}
 	fclose(f);
