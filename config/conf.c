@@ -38,11 +38,6 @@
 #define COUNT_MAX                                                        \
 	(SIZE_MAX < LLONG_MAX ? (long long) SIZE_MAX : LLONG_MAX)
 
-/* ------------------------------------------------------------ schema */
-
-#define AT(T, m) .off = offsetof(T, m), .size = sizeof(((T *) 0)->m)
-#define LIST(T, m, n) AT(T, m), .n_off = offsetof(T, n)
-
 /* Error for a required key absent from mapping m, or present with an
  * empty value (reported at the key). */
 static int
@@ -67,7 +62,8 @@ keys_only(struct ctx *x, const struct node *m, const struct section *sec)
 {
 	for (size_t i = 0; i + 1 < m->n_kids; i += 2) {
 		const struct node *k = m->kids[i];
-		char               list[256];
+		char               list[400]; /* every key of the largest
+		                                  * section, with room */
 		size_t             at = 0;
 		bool               found = false;
 
@@ -366,6 +362,10 @@ check_root(struct ctx *x, const struct node *m, void *base)
 
 /* ----------------------------------------------------------- the table */
 
+/* Where a key's value goes: member m of struct T (and, for a list, its
+ * count n); C_, S_, G_, H_ for struct conf, its sched, a group, a host. */
+#define AT(T, m) .off = offsetof(T, m), .size = sizeof(((T *) 0)->m)
+#define LIST(T, m, n) AT(T, m), .n_off = offsetof(T, n)
 #define C_(m) AT(struct conf, m)
 #define S_(m) AT(struct conf, sched.m)
 #define G_(m) AT(struct conf_group, m)

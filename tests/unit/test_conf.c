@@ -425,6 +425,8 @@ static const struct bad_case bad_cases[] = {
 	    "must be a positive integer|got a mapping" },
 	{ WITH_SCHED("  bogus: 1\n"), 3, 3, "scheduler.bogus",
 	    "unknown key|listen, address, heartbeat_interval" },
+	{ WITH_SCHED("  bogus: 1\n"), 3, 3, "scheduler.bogus",
+	    "unknown key|host, function_wait, unknown_function_wait)" },
 	{ WITH_SCHED("  retries: 3\n"), 3, 3, "scheduler.retries",
 	    "unknown key|max_result_bytes, quarantine_after, task_defaults" },
 
