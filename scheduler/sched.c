@@ -19,24 +19,7 @@
 void
 sched_config_defaults(struct sched_config *c)
 {
-	memset(c, 0, sizeof(*c));
-	c->heartbeat_interval_ms    = 1000;
-	c->heartbeat_timeout_ms     = 5000;
-	c->max_message_size         = 64u << 20;
-	c->max_queue                = 1000000;
-	c->max_results              = 1000000;
-	c->result_ttl_ms            = 600000;
-	c->max_result_bytes         = (size_t)1 << 30;
-	c->task_retries             = 3;
-	c->task_backoff_ms          = 100;
-	c->task_backoff_max_ms      = 10000;
-	c->task_timeout_ms          = 0;
-	c->task_retry_errors        = 0;
-	c->quarantine_after         = 3;
-	c->report_grace_ms          = 500;
-	c->drain_timeout_ms         = 30000;
-	c->function_wait_ms         = 0;
-	c->unknown_function_wait_ms = 30000;
+	*c = (struct sched_config)SCHED_CONFIG_DEFAULTS;
 }
 
 int
