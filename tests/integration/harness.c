@@ -8,8 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cmocka.h>
 #include <msgpack.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -35,12 +39,20 @@ static pid_t pids[MAX_PIDS];
 static int   n_pids;
 static int   url_seq;
 
-static uint64_t
-now_ms(void)
+/* Poll cond(arg) every step_ms until it holds (0); -1 when it does not
+ * hold at a check that began after timeout_ms. */
+static int
+wait_until(int (*cond)(void *), void *arg, int timeout_ms, int step_ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		int last = util_now_ms() >= end;
+		if (cond(arg))
+			return 0;
+		if (last)
+			return -1;
+		usleep((useconds_t)step_ms * 1000);
+	}
 }
 
 static void
@@ -99,6 +111,32 @@ h_init(int argc, char **argv)
 	setenv("FERRY_RUNTIME_DIR", tmpdir, 1);
 	signal(SIGPIPE, SIG_IGN);
 	printf("# test directory %s\n", tmpdir);
+}
+
+const char *
+h_fi_lib(int argc, char **argv)
+{
+	const char *lib = argc > 2 ? argv[2] : getenv("FERRY_FI_LIB");
+	if (lib == NULL) {
+		fprintf(stderr, "usage: %s FERRY_BIN FI_LIBRARY (or set "
+		                "FERRY_FI_LIB)\n",
+		    argv[0]);
+		exit(2);
+	}
+	return lib;
+}
+
+int
+h_run_tests(const struct CMUnitTest *tests, size_t n,
+    int (*setup)(void **state))
+{
+	int rc;
+	if (getenv("FERRY_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
+	rc = _cmocka_run_group_tests("tests", tests, n, setup, NULL);
+	if (rc != 0)
+		h_dump_logs();
+	return rc;
 }
 
 const char *
@@ -207,7 +245,7 @@ h_run(const char *const *args, int timeout_ms, char **out, char **err)
 	char     o[512], e[512];
 	pid_t    pid;
 	int      st;
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
 
 	snprintf(o, sizeof(o), "%s/run-%d.out", tmpdir, ++url_seq);
 	snprintf(e, sizeof(e), "%s/run-%d.err", tmpdir, url_seq);
@@ -216,7 +254,7 @@ h_run(const char *const *args, int timeout_ms, char **out, char **err)
 		pid_t r = waitpid(pid, &st, WNOHANG);
 		if (r == pid)
 			break;
-		if (now_ms() > end) {
+		if (util_now_ms() > end) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			st = -1;
@@ -255,14 +293,23 @@ h_start_scheduler(const char *logname, const char *const *args)
 	/* listening once the file is there: a client started now finds it
 	 * even on a busy machine (bounded: a scheduler that cannot start
 	 * exits, and the test sees that) */
-	end = now_ms() + 30000;
-	while (access(ready, F_OK) != 0 && now_ms() < end && h_alive(pid))
+	end = util_now_ms() + 30000;
+	while (access(ready, F_OK) != 0 && util_now_ms() < end && h_alive(pid))
 		usleep(10000);
 	return pid;
 }
 
+int
+h_teardown(void **state)
+{
+	(void)state;
+	h_cleanup();
+	return 0;
+}
+
 pid_t
-h_scheduler(const char *url, const char *const *extra)
+h_scheduler_named(
+    const char *logname, const char *url, const char *const *extra)
 {
 	const char *args[32];
 	int         n = 0;
@@ -272,11 +319,18 @@ h_scheduler(const char *url, const char *const *extra)
 	for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
-	return h_start_scheduler("scheduler", args);
+	return h_start_scheduler(logname, args);
 }
 
 pid_t
-h_workers(const char *url, int n, const char *const *extra)
+h_scheduler(const char *url, const char *const *extra)
+{
+	return h_scheduler_named("scheduler", url, extra);
+}
+
+pid_t
+h_start_workers(const char *logname, const char *url, int n,
+    const char *const *libs, const char *const *extra)
 {
 	const char *args[32];
 	char        num[16];
@@ -287,12 +341,21 @@ h_workers(const char *url, int n, const char *const *extra)
 	args[k++] = url;
 	args[k++] = "--processes";
 	args[k++] = num;
-	args[k++] = "--library";
-	args[k++] = "ferry_examples";
+	for (int i = 0; libs != NULL && libs[i] != NULL && k < 30; i++) {
+		args[k++] = "--library";
+		args[k++] = libs[i];
+	}
 	for (int i = 0; extra != NULL && extra[i] != NULL && k < 31; i++)
 		args[k++] = extra[i];
 	args[k] = NULL;
-	return h_start("workers", args);
+	return h_start(logname, args);
+}
+
+pid_t
+h_workers(const char *url, int n, const char *const *extra)
+{
+	static const char *const libs[] = { "ferry_examples", NULL };
+	return h_start_workers("workers", url, n, libs, extra);
 }
 
 ferry_client *
@@ -306,6 +369,32 @@ h_connect(const char *url)
 		return NULL;
 	}
 	return c;
+}
+
+ferry_client *
+h_cluster(const char *url, const char *const *sched_extra, int n,
+    const char *const *workers_extra)
+{
+	ferry_client *c;
+	h_scheduler(url, sched_extra);
+	h_workers(url, n, workers_extra);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, (uint32_t)n, 10000), 0);
+	return c;
+}
+
+void
+h_write_file(const char *path, int mode, const char *fmt, ...)
+{
+	FILE   *f = fopen(path, "w");
+	va_list ap;
+	if (f == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	if (fclose(f) != 0 || chmod(path, (mode_t)mode) != 0)
+		fail_msg("%s: %s", path, strerror(errno));
 }
 
 /* The status document as a msgpack object in zone (NULL on failure). */
@@ -332,8 +421,8 @@ status_obj(ferry_client *c, msgpack_zone *zone, msgpack_object *o,
 	return 0;
 }
 
-static const msgpack_object *
-get(const msgpack_object *m, const char *key)
+const msgpack_object *
+h_mp_get(const msgpack_object *m, const char *key)
 {
 	size_t n = strlen(key);
 	if (m->type != MSGPACK_OBJECT_MAP)
@@ -357,7 +446,8 @@ h_status_uint(ferry_client *c, const char *key)
 	uint64_t              r = UINT64_MAX;
 	msgpack_zone_init(&zone, 4096);
 	msgpack_sbuffer_init(&sb);
-	if (status_obj(c, &zone, &o, &sb) == 0 && (v = get(&o, key)) != NULL &&
+	if (status_obj(c, &zone, &o, &sb) == 0 &&
+	    (v = h_mp_get(&o, key)) != NULL &&
 	    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		r = v->via.u64;
 	msgpack_zone_destroy(&zone);
@@ -365,39 +455,131 @@ h_status_uint(ferry_client *c, const char *key)
 	return r;
 }
 
+struct status_wait {
+	ferry_client *c;
+	const char   *key;
+	uint64_t      want, last;
+	int           at_least; /* want is a minimum, not the value */
+};
+
+static int
+status_reached(void *arg)
+{
+	struct status_wait *w = arg;
+	w->last               = h_status_uint(w->c, w->key);
+	if (w->at_least)
+		return w->last != UINT64_MAX && w->last >= w->want;
+	return w->last == w->want;
+}
+
+static int
+wait_status(ferry_client *c, const char *key, uint64_t want, int at_least,
+    int timeout_ms)
+{
+	struct status_wait w = { c, key, want, UINT64_MAX, at_least };
+	if (wait_until(status_reached, &w, timeout_ms, 20) == 0)
+		return 0;
+	fprintf(stderr, "status '%s' is %llu after %d ms, wanted %s%llu\n",
+	    key, (unsigned long long)w.last, timeout_ms,
+	    at_least ? "at least " : "", (unsigned long long)want);
+	return -1;
+}
+
+int
+h_wait_status(ferry_client *c, const char *key, uint64_t want, int timeout_ms)
+{
+	return wait_status(c, key, want, 0, timeout_ms);
+}
+
+int
+h_wait_status_min(
+    ferry_client *c, const char *key, uint64_t min, int timeout_ms)
+{
+	return wait_status(c, key, min, 1, timeout_ms);
+}
+
 int
 h_wait_workers(ferry_client *c, uint32_t n, int timeout_ms)
 {
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-	while (now_ms() < end) {
-		uint64_t w = h_status_uint(c, "workers");
-		if (w != UINT64_MAX && w >= n)
+	return wait_status(c, "workers", n, 1, timeout_ms);
+}
+
+struct replaced_wait {
+	ferry_client *c;
+	pid_t         old;
+	int           n;
+};
+
+static int
+replaced(void *arg)
+{
+	struct replaced_wait *w = arg;
+	pid_t                 p[64];
+	int                   n = h_worker_pids(w->c, p, 64);
+	if (n != w->n)
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (p[i] == w->old)
 			return 0;
-		usleep(20000);
-	}
+	return 1;
+}
+
+int
+h_wait_replaced(ferry_client *c, pid_t old, int n, int timeout_ms)
+{
+	struct replaced_wait w = { c, old, n };
+	if (wait_until(replaced, &w, timeout_ms, 20) == 0)
+		return 0;
+	fprintf(stderr,
+	    "worker process %d not replaced (%d wanted) in %d ms\n", (int)old,
+	    n, timeout_ms);
 	return -1;
+}
+
+int
+h_status_workers(ferry_client *c,
+    void (*fn)(const msgpack_object *w, void *arg), void *arg)
+{
+	msgpack_zone          zone;
+	msgpack_sbuffer       sb;
+	msgpack_object        o;
+	const msgpack_object *wl;
+	int                   n = -1;
+	msgpack_zone_init(&zone, 4096);
+	msgpack_sbuffer_init(&sb);
+	if (status_obj(c, &zone, &o, &sb) == 0 &&
+	    (wl = h_mp_get(&o, "worker_list")) != NULL &&
+	    wl->type == MSGPACK_OBJECT_ARRAY) {
+		for (uint32_t i = 0; i < wl->via.array.size; i++)
+			fn(&wl->via.array.ptr[i], arg);
+		n = (int)wl->via.array.size;
+	}
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&sb);
+	return n;
+}
+
+struct pids {
+	pid_t *out;
+	int    n, max;
+};
+
+static void
+add_pid(const msgpack_object *w, void *arg)
+{
+	struct pids          *p = arg;
+	const msgpack_object *v = h_mp_get(w, "pid");
+	if (p->n < p->max && v != NULL &&
+	    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		p->out[p->n++] = (pid_t)v->via.u64;
 }
 
 int
 h_worker_pids(ferry_client *c, pid_t *out, int max)
 {
-	msgpack_zone          zone;
-	msgpack_sbuffer       sb;
-	msgpack_object        o;
-	const msgpack_object *wl, *p;
-	int                   n = 0;
-	msgpack_zone_init(&zone, 4096);
-	msgpack_sbuffer_init(&sb);
-	if (status_obj(c, &zone, &o, &sb) == 0 &&
-	    (wl = get(&o, "worker_list")) != NULL &&
-	    wl->type == MSGPACK_OBJECT_ARRAY)
-		for (uint32_t i = 0; i < wl->via.array.size && n < max; i++)
-			if ((p = get(&wl->via.array.ptr[i], "pid")) != NULL &&
-			    p->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-				out[n++] = (pid_t)p->via.u64;
-	msgpack_zone_destroy(&zone);
-	msgpack_sbuffer_destroy(&sb);
-	return n;
+	struct pids p = { out, 0, max };
+	h_status_workers(c, add_pid, &p);
+	return p.n;
 }
 
 int
@@ -419,15 +601,87 @@ h_alive(pid_t pid)
 	return state != 0 && state != 'Z' && state != 'X';
 }
 
+static int
+gone(void *arg)
+{
+	return !h_alive(*(pid_t *)arg);
+}
+
+int
+h_wait_gone(pid_t pid, int timeout_ms)
+{
+	if (wait_until(gone, &pid, timeout_ms, 10) == 0)
+		return 0;
+	fprintf(stderr, "pid %d still alive after %d ms\n", (int)pid,
+	    timeout_ms);
+	return -1;
+}
+
+int
+h_is_sleep(pid_t pid)
+{
+	char  path[64], cmd[64];
+	FILE *f;
+	int   yes;
+	if (!h_alive(pid))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	yes = fgets(cmd, sizeof(cmd), f) != NULL && strcmp(cmd, "sleep") == 0;
+	fclose(f);
+	return yes;
+}
+
+int
+h_log_count(const char *logname, const char *text)
+{
+	char    path[512], *line = NULL;
+	size_t  cap = 0;
+	FILE   *f;
+	int     n = 0;
+	snprintf(path, sizeof(path), "%s/%s.log", tmpdir, logname);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (getline(&line, &cap, f) != -1)
+		n += strstr(line, text) != NULL;
+	free(line);
+	fclose(f);
+	return n;
+}
+
+struct log_wait {
+	const char *logname, *text;
+	int         n;
+};
+
+static int
+log_says(void *arg)
+{
+	struct log_wait *w = arg;
+	return h_log_count(w->logname, w->text) >= w->n;
+}
+
+int
+h_wait_log(const char *logname, const char *text, int n, int timeout_ms)
+{
+	struct log_wait w = { logname, text, n };
+	if (wait_until(log_says, &w, timeout_ms, 20) == 0)
+		return 0;
+	fprintf(stderr, "%s.log never said '%s' %d time(s) in %d ms\n",
+	    logname, text, n, timeout_ms);
+	return -1;
+}
+
 void
 h_stop(pid_t pid, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = util_now_ms() + (uint64_t)ms;
 	int      st;
 	if (pid <= 0)
 		return;
 	kill(pid, SIGTERM);
-	while (h_alive(pid) && now_ms() < end)
+	while (h_alive(pid) && util_now_ms() < end)
 		usleep(10000);
 	if (h_alive(pid)) {
 		kill(-pid, SIGKILL);
@@ -455,7 +709,32 @@ h_cleanup(void)
 }
 
 size_t
+h_pack_args(uint8_t *buf, int n, uint64_t a, uint64_t b)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer  pk;
+	size_t          len;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, (size_t)n);
+	if (n > 0)
+		msgpack_pack_uint64(&pk, a);
+	if (n > 1)
+		msgpack_pack_uint64(&pk, b);
+	len = sb.size; /* 19 bytes at the most */
+	memcpy(buf, sb.data, len);
+	msgpack_sbuffer_destroy(&sb);
+	return len;
+}
+
+size_t
 h_pack_uint_array1(uint8_t *buf, uint64_t n)
+{
+	return h_pack_args(buf, 1, n, 0);
+}
+
+size_t
+h_pack_str1(uint8_t *buf, size_t cap, const char *s)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer  pk;
@@ -463,11 +742,43 @@ h_pack_uint_array1(uint8_t *buf, uint64_t n)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_array(&pk, 1);
-	msgpack_pack_uint64(&pk, n);
-	memcpy(buf, sb.data, sb.size);
+	msgpack_pack_str_with_body(&pk, s, strlen(s));
 	len = sb.size;
+	if (len > cap) {
+		msgpack_sbuffer_destroy(&sb);
+		fail_msg(
+		    "[\"%s\"] takes %zu bytes, more than %zu", s, len, cap);
+	}
+	memcpy(buf, sb.data, len);
 	msgpack_sbuffer_destroy(&sb);
 	return len;
+}
+
+ferry_future *
+h_submit(ferry_client *c, const char *fn, int n, uint64_t a, uint64_t b,
+    const struct ferry_task_opts *o)
+{
+	uint8_t       buf[H_ARGS_MAX];
+	size_t        len = h_pack_args(buf, n, a, b);
+	ferry_future *f   = NULL;
+	int           rv  = ferry_submit_opts(c, fn, buf, len, o, &f);
+	if (rv != 0)
+		fail_msg("submit %s: %s", fn, ferry_strerror(rv));
+	return f;
+}
+
+void
+h_expect_square(ferry_client *c, uint64_t i)
+{
+	ferry_future *f = h_submit(c, "square", 1, i, 0, NULL);
+	const void   *data;
+	size_t        n;
+	uint64_t      v;
+	assert_int_equal(ferry_future_wait(f, 30000), 0);
+	assert_int_equal(ferry_future_result(f, &data, &n), 0);
+	assert_int_equal(h_unpack_uint(data, n, &v), 0);
+	assert_int_equal(v, i * i);
+	ferry_future_free(f);
 }
 
 int

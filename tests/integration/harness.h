@@ -13,13 +13,27 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <msgpack.h>
 #include <nng/nng.h>
 
 #include "ferry/ferry.h"
 #include "proto.h"
 
+struct CMUnitTest;
+
 /* Set up: ferry binary path from argv[1] or $FERRY_BIN, a temp dir. */
 void h_init(int argc, char **argv);
+
+/* The fault-injection library: argv[2] or $FERRY_FI_LIB, else exit 2. */
+const char *h_fi_lib(int argc, char **argv);
+
+/* Run tests (only $FERRY_TEST_FILTER's, if set); dump the logs on failure. */
+int h_run_tests(const struct CMUnitTest *tests, size_t n,
+    int (*setup)(void **state));
+
+/* h_run_tests on an array of tests. */
+#define H_RUN_TESTS(tests, setup)                                         \
+	h_run_tests(tests, sizeof(tests) / sizeof((tests)[0]), setup)
 
 /* The ferry binary and the test's private directory. */
 const char *h_ferry(void);
@@ -41,23 +55,69 @@ pid_t h_start(const char *logname, const char *const *args);
  * timeout (the process is killed). */
 int h_run(const char *const *args, int timeout_ms, char **out, char **err);
 
+/* A cmocka teardown: h_cleanup(). */
+int h_teardown(void **state);
+
 /* Start `ferry scheduler` with args (NULL-terminated, from "scheduler";
  * output to DIR/<logname>.log) and wait until it listens (its ready
  * file), at most 30 s or until it exits. */
 pid_t h_start_scheduler(const char *logname, const char *const *args);
 
+/* h_scheduler with its output in DIR/<logname>.log. */
+pid_t h_scheduler_named(
+    const char *logname, const char *url, const char *const *extra);
+
 /* Start a scheduler at url with extra args (may be NULL); waits until it
  * listens, as h_start_scheduler. */
 pid_t h_scheduler(const char *url, const char *const *extra);
 
+/* Start `ferry worker` on url: n processes, a --library per libs, extra. */
+pid_t h_start_workers(const char *logname, const char *url, int n,
+    const char *const *libs, const char *const *extra);
+
 /* Start a worker supervisor with n processes on url. */
 pid_t h_workers(const char *url, int n, const char *const *extra);
 
-/* Connect a client, asserting success. */
+/* Connect a client; NULL (and the logs printed) on failure. */
 ferry_client *h_connect(const char *url);
 
-/* Wait until the scheduler has at least n workers; returns 0 or -1. */
+/* h_scheduler and h_workers on url; a client that has seen n register. */
+ferry_client *h_cluster(const char *url, const char *const *sched_extra,
+    int n, const char *const *workers_extra);
+
+/* Write printf-style text to path, with mode; fails the test if it can't. */
+void h_write_file(const char *path, int mode, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Bounded waits poll until their condition holds and return 0, or -1
+ * (saying what they waited for on stderr) when it still does not hold at
+ * a check made after timeout_ms: a slow machine makes them wait to their
+ * bound, never fail before it.
+ */
+
+/* Wait until the scheduler has at least n workers. */
 int h_wait_workers(ferry_client *c, uint32_t n, int timeout_ms);
+
+/* Wait until the status counter key equals want. */
+int h_wait_status(
+    ferry_client *c, const char *key, uint64_t want, int timeout_ms);
+
+/* Wait until the status counter key is at least min. */
+int h_wait_status_min(
+    ferry_client *c, const char *key, uint64_t min, int timeout_ms);
+
+/* Wait until exactly n workers are registered and old is not one. */
+int h_wait_replaced(ferry_client *c, pid_t old, int n, int timeout_ms);
+
+/* Wait until pid is gone (not h_alive). */
+int h_wait_gone(pid_t pid, int timeout_ms);
+
+/* How many lines of DIR/<logname>.log (as h_start's) contain text. */
+int h_log_count(const char *logname, const char *text);
+
+/* Wait until at least n lines of DIR/<logname>.log contain text. */
+int h_wait_log(const char *logname, const char *text, int n, int timeout_ms);
 
 /* Pids of the worker processes registered with the scheduler (from its
  * status), up to max.  Returns how many. */
@@ -65,6 +125,13 @@ int h_worker_pids(ferry_client *c, pid_t *pids, int max);
 
 /* Counters from the scheduler's status document: value of "key". */
 uint64_t h_status_uint(ferry_client *c, const char *key);
+
+/* fn(w, arg) for each entry w of the status's worker_list; how many, or -1. */
+int h_status_workers(ferry_client *c,
+    void (*fn)(const msgpack_object *w, void *arg), void *arg);
+
+/* The value of key in the msgpack map m, or NULL. */
+const msgpack_object *h_mp_get(const msgpack_object *m, const char *key);
 
 /* Stop one recorded process: SIGTERM, wait up to ms, then SIGKILL. */
 void h_stop(pid_t pid, int ms);
@@ -75,8 +142,27 @@ void h_cleanup(void);
 /* Whether pid exists (and is not a zombie). */
 int h_alive(pid_t pid);
 
+/* Whether pid is alive and runs `sleep` (a task's grandchild, not a reuse). */
+int h_is_sleep(pid_t pid);
+
 /* Pack [n] as msgpack into buf (at least 16 bytes); returns the length. */
 size_t h_pack_uint_array1(uint8_t *buf, uint64_t n);
+
+/* The most bytes h_pack_args writes. */
+#define H_ARGS_MAX 24
+
+/* Pack [], [a] or [a, b] (n 0-2) into buf (H_ARGS_MAX bytes); the length. */
+size_t h_pack_args(uint8_t *buf, int n, uint64_t a, uint64_t b);
+
+/* Pack [s] into buf (cap bytes, or the test fails); returns the length. */
+size_t h_pack_str1(uint8_t *buf, size_t cap, const char *s);
+
+/* Submit fn with h_pack_args(n, a, b) and o (or NULL); fails if refused. */
+ferry_future *h_submit(ferry_client *c, const char *fn, int n, uint64_t a,
+    uint64_t b, const struct ferry_task_opts *o);
+
+/* Fail the test unless square(i) answers i * i within 30 s. */
+void h_expect_square(ferry_client *c, uint64_t i);
 
 /* Decode a msgpack unsigned integer result; returns 0 and *v, or -1. */
 int h_unpack_uint(const void *data, size_t len, uint64_t *v);

@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -37,6 +36,7 @@
 #include "fi_log.h"
 #include "ferry/ferry.h"
 #include "harness.h"
+#include "util.h"
 
 #define LEASE_MS 2000      /* the scheduler's heartbeat timeout */
 #define STOP_MS (LEASE_MS + 1500)
@@ -68,14 +68,6 @@ struct driver {
 	pid_t          seen[4096]; /* every worker pid it saw */
 	int            n_seen;
 };
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* The parent of pid, from /proc/PID/stat, or -1. */
 static pid_t
@@ -199,7 +191,7 @@ driver_main(void *arg)
 				continue;
 			e->pid  = probe;
 			e->stop = 1;
-			e->us   = now_us();
+			e->us   = util_now_us();
 			if (kill(e->pid, SIGSTOP) == 0) {
 				d->n_ev++;
 				stopped     = 1;
@@ -220,7 +212,7 @@ driver_main(void *arg)
 			if (spared || e->pid == probe || e->pid == stopped_pid)
 				continue;
 			e->stop = 0;
-			e->us   = now_us();
+			e->us   = util_now_us();
 			if (kill(e->pid, SIGKILL) == 0)
 				d->n_ev++;
 		}
@@ -254,24 +246,6 @@ unpack_pair(const void *data, size_t len, uint64_t *v, uint64_t *pid)
 	}
 	msgpack_unpacked_destroy(&u);
 	return ok;
-}
-
-static size_t
-pack_args(uint8_t *buf, size_t cap, uint64_t a, uint64_t b, int two)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	size_t          n;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, two ? 2 : 1);
-	msgpack_pack_uint64(&pk, a);
-	if (two)
-		msgpack_pack_uint64(&pk, b);
-	n = sb.size < cap ? sb.size : cap;
-	memcpy(buf, sb.data, n);
-	msgpack_sbuffer_destroy(&sb);
-	return n;
 }
 
 enum poison { P_SEGV, P_ABORT, P_HANG, P_HOG, P_EXIT, P_CLOSE, P_FORK,
@@ -318,41 +292,23 @@ grandchildren(const char *log, pid_t *out, int max)
 	return n;
 }
 
-/* Whether pid is alive and runs `sleep` (a grandchild, not a process that
- * took its pid since). */
-static int
-is_sleep(pid_t pid)
-{
-	char  path[64], cmd[64];
-	FILE *f;
-	int   yes;
-	if (!h_alive(pid))
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	yes = fgets(cmd, sizeof(cmd), f) != NULL && strcmp(cmd, "sleep") == 0;
-	fclose(f);
-	return yes;
-}
-
 /* Wait (bounded) until none of the n grandchildren runs; returns how many
  * still do (and kills those, by pid: the test started them). */
 static int
 grandchildren_left(const pid_t *g, int n, int timeout_ms)
 {
-	uint64_t end  = now_us() + (uint64_t)timeout_ms * 1000u;
+	uint64_t end  = util_now_us() + (uint64_t)timeout_ms * 1000u;
 	int      left = 0;
 	do {
 		left = 0;
 		for (int i = 0; i < n; i++)
-			left += is_sleep(g[i]);
+			left += h_is_sleep(g[i]);
 		if (left == 0)
 			return 0;
 		usleep(20000);
-	} while (now_us() < end);
+	} while (util_now_us() < end);
 	for (int i = 0; i < n; i++)
-		if (is_sleep(g[i])) {
+		if (h_is_sleep(g[i])) {
 			printf("grandchild %d outlived its worker process\n",
 			    (int)g[i]);
 			kill(g[i], SIGKILL);
@@ -378,7 +334,7 @@ test_fault_injection(void **state)
 	uint64_t          base_rss, end_rss, requeued, late;
 	struct ferry_client_stats cs;
 	struct ferry_task_opts    plain, o;
-	uint8_t         (*args)[24];
+	uint8_t         (*args)[H_ARGS_MAX];
 	const void      **argp;
 	size_t           *lens;
 	uint64_t          t0;
@@ -388,7 +344,7 @@ test_fault_injection(void **state)
 		n_tasks = strtoull(env, NULL, 10);
 	seed = (env = getenv("FERRY_FI_SEED")) != NULL
 	    ? (unsigned)strtoul(env, NULL, 10)
-	    : (unsigned)(now_us() ^ (uint64_t)getpid());
+	    : (unsigned)(util_now_us() ^ (uint64_t)getpid());
 	printf("fault injection: seed %u (FERRY_FI_SEED=%u repeats it), "
 	       "%" PRIu64 " tasks\n",
 	    seed, seed, n_tasks);
@@ -419,11 +375,11 @@ test_fault_injection(void **state)
 	/* warm up, then take the scheduler's baseline memory */
 	{
 		ferry_future *w[2000];
-		uint8_t       a[2000][24];
+		uint8_t       a[2000][H_ARGS_MAX];
 		const void   *ap[2000];
 		size_t        al[2000];
 		for (int i = 0; i < 2000; i++) {
-			al[i] = pack_args(a[i], sizeof(a[i]), 1000000000u + i, 0, 1);
+			al[i] = h_pack_args(a[i], 2, 1000000000u + i, 0);
 			ap[i] = a[i];
 		}
 		assert_int_equal(ferry_map(c, "fi_step", 2000, ap, al, w), 0);
@@ -452,16 +408,16 @@ test_fault_injection(void **state)
 	lens = calloc(n_tasks, sizeof(*lens));
 	assert_true(futs && args && argp && lens);
 	for (uint64_t i = 0; i < n_tasks; i++) {
-		lens[i] = pack_args(args[i], sizeof(args[i]), i, DELAY_US, 1);
+		lens[i] = h_pack_args(args[i], 2, i, DELAY_US);
 		argp[i] = args[i];
 	}
 	ferry_task_opts_init(&plain);
 	plain.retries = 10; /* an innocent task may be hit by a kill */
-	t0 = now_us();
+	t0 = util_now_us();
 	{
 		/* the probe: a long task the driver will SIGSTOP the process of */
-		uint8_t a[24];
-		size_t  al = pack_args(a, sizeof(a), d->probe, 5000000, 1);
+		uint8_t a[H_ARGS_MAX];
+		size_t  al = h_pack_args(a, 2, d->probe, 5000000);
 		assert_int_equal(ferry_submit_opts(c, "fi_step", a, al, &plain,
 		                     &probe_f),
 		    0);
@@ -476,7 +432,7 @@ test_fault_injection(void **state)
 		if (n_poison + P_KINDS <= (int)(sizeof(poison) / sizeof(poison[0])) &&
 		    (at / 10000) % 3 == 1) {
 			for (int k = 0; k < P_KINDS; k++) {
-				uint8_t  a[24];
+				uint8_t  a[H_ARGS_MAX];
 				uint64_t arg = 2048; /* fi_hog: MiB */
 				size_t   al;
 				if (k == P_EXIT)
@@ -486,8 +442,8 @@ test_fault_injection(void **state)
 					arg = FI_FORK_CRASH |
 					    (n_poison % 2 ? FI_FORK_SETSID
 					                  : 0);
-				al = pack_args(a, sizeof(a),
-				    d->poison + (uint64_t)n_poison, arg, 1);
+				al = h_pack_args(
+				    a, 2, d->poison + (uint64_t)n_poison, arg);
 				ferry_task_opts_init(&o);
 				o.retries    = k == P_HANG ? 1 : 5;
 				o.backoff_ms = 50;
@@ -522,7 +478,7 @@ test_fault_injection(void **state)
 	}
 	atomic_store(&d->done, 1);
 	pthread_join(th, NULL);
-	printf("ran in %.1f s\n", (double)(now_us() - t0) / 1e6);
+	printf("ran in %.1f s\n", (double)(util_now_us() - t0) / 1e6);
 
 	/* every ordinary task: exactly one correct result */
 	for (uint64_t i = 0; i < n_tasks; i++) {
@@ -787,12 +743,8 @@ main(int argc, char **argv)
 	};
 	int rc;
 	h_init(argc, argv);
-	fi_lib = argc > 2 ? argv[2] : getenv("FERRY_FI_LIB");
-	if (fi_lib == NULL) {
-		fprintf(stderr, "usage: test_faults FERRY_BIN FI_LIBRARY\n");
-		return 2;
-	}
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	fi_lib = h_fi_lib(argc, argv);
+	rc     = H_RUN_TESTS(tests, NULL);
 	h_cleanup();
 	{
 		/* grandchildren left by a failed run: ours, stopped by pid */
@@ -801,7 +753,7 @@ main(int argc, char **argv)
 		      ? grandchildren(g_logpath, g, MAX_POISON * 4)
 		      : 0;
 		for (int i = 0; i < n; i++)
-			if (is_sleep(g[i]))
+			if (h_is_sleep(g[i]))
 				kill(g[i], SIGKILL);
 	}
 	return rc;

@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -36,7 +35,7 @@
 
 #include "ferry/ferry.h"
 #include "harness.h"
-#include "json.h"
+#include "util.h"
 
 #define WORDS 4096 /* u64 words in the object file */
 #define N_TASKS 48 /* tasks of the cut-off run */
@@ -44,14 +43,6 @@
 static char ns_prefix[64]; /* ferry-PID */
 static int  ns_made; /* namespaces to delete at exit */
 static int  orig_netns = -1;
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Run a shell command quietly; returns its exit status (or -1). */
 static int
@@ -65,16 +56,6 @@ sh(const char *fmt, ...)
 	va_end(ap);
 	st = system(cmd);
 	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void
-write_text(const char *path, const char *text, int mode)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-	chmod(path, (mode_t)mode);
 }
 
 /* Pids of processes in namespace NAME (ip netns pids), up to max. */
@@ -99,23 +80,35 @@ ns_pids(const char *name, pid_t *pids, int max)
 	return n;
 }
 
-/* Whether pid is a ferry process (its command line says so); processes
- * this test runs itself (ip, sh) pass through the namespaces too. */
+/* The command line of pid, its arguments joined by spaces, into buf
+ * (truncated to len - 1 bytes); 0, or -1 when there is no such
+ * process. */
 static int
-is_ferry(pid_t pid)
+cmdline_of(pid_t pid, char *buf, size_t len)
 {
-	char   path[64], buf[256];
+	char   path[64];
 	FILE  *f;
 	size_t n;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
+		return -1;
+	n = fread(buf, 1, len - 1, f);
 	fclose(f);
 	for (size_t i = 0; i < n; i++)
 		if (buf[i] == '\0')
 			buf[i] = ' ';
 	buf[n] = '\0';
+	return 0;
+}
+
+/* Whether pid is a ferry process (its command line says so); processes
+ * this test runs itself (ip, sh) pass through the namespaces too. */
+static int
+is_ferry(pid_t pid)
+{
+	char buf[256];
+	if (cmdline_of(pid, buf, sizeof(buf)) != 0)
+		return 0;
 	return strstr(buf, "ferry") != NULL && strstr(buf, "test_") == NULL;
 }
 
@@ -156,20 +149,11 @@ procs_with(const char *needle)
 	if (d == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL) {
-		char   path[300], buf[4096];
-		FILE  *f;
-		size_t len;
+		char buf[4096];
 		if (atoi(e->d_name) <= 0 || atoi(e->d_name) == getpid())
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-		if ((f = fopen(path, "r")) == NULL)
+		if (cmdline_of(atoi(e->d_name), buf, sizeof(buf)) != 0)
 			continue;
-		len = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		for (size_t i = 0; i < len; i++)
-			if (buf[i] == '\0')
-				buf[i] = ' ';
-		buf[len] = '\0';
 		if (strstr(buf, needle) != NULL
 		    && strstr(buf, "ferry") != NULL)
 			n++;
@@ -206,7 +190,7 @@ write_fake_ssh(const char *path, int with_netns)
 		    "\"$3\"' sh %s/disk-$host %s/data \"$*\"\n",
 		    ns_prefix, h_dir(), h_dir());
 	}
-	write_text(path, text, 0755);
+	h_write_file(path, 0755, "%s", text);
 }
 
 /* A cluster file naming nohost fails up with the host named and ssh's
@@ -214,7 +198,7 @@ write_fake_ssh(const char *path, int with_netns)
 static void
 test_unreachable_host(void **state)
 {
-	char        fake[600], file[700], url[600], yaml[4096], dir[600];
+	char        fake[600], file[700], url[600], dir[600];
 	char       *out = NULL, *err = NULL;
 	const char *args[5];
 	int         rc;
@@ -224,7 +208,8 @@ test_unreachable_host(void **state)
 	write_fake_ssh(fake, 0);
 	h_ipc_url(url, sizeof(url), "unreach");
 	snprintf(dir, sizeof(dir), "%s/state-unreach", h_dir());
-	snprintf(yaml, sizeof(yaml),
+	snprintf(file, sizeof(file), "%s/unreach.yaml", h_dir());
+	h_write_file(file, 0644,
 	    "cluster: {name: unreach-%d, state_dir: %s}\n"
 	    "scheduler:\n  listen: %s\n  connect_timeout: 5s\n"
 	    "ssh:\n  command: [%s]\n  ferry: %s\n"
@@ -232,8 +217,6 @@ test_unreachable_host(void **state)
 	    "  - name: far\n    processes: 1\n    libraries: "
 	    "[ferry_examples]\n    hosts: [nohost]\n",
 	    (int)getpid(), dir, url, fake, h_ferry());
-	snprintf(file, sizeof(file), "%s/unreach.yaml", h_dir());
-	write_text(file, yaml, 0644);
 
 	args[0] = "cluster";
 	args[1] = "up";
@@ -262,8 +245,8 @@ test_unreachable_host(void **state)
 static void
 test_bad_hosts(void **state)
 {
-	char        fake[600], file[700], url[600], yaml[4096], dir[600];
-	char        wrap[700], text[1024], *out = NULL, *err = NULL;
+	char        fake[600], file[700], url[600], dir[600];
+	char        wrap[700], *out = NULL, *err = NULL;
 	const char *args[5] = { "cluster", "up", "-f", NULL, NULL };
 	int         rc;
 
@@ -271,17 +254,16 @@ test_bad_hosts(void **state)
 	snprintf(fake, sizeof(fake), "%s/fakessh-local", h_dir());
 	write_fake_ssh(fake, 0);
 	snprintf(wrap, sizeof(wrap), "%s/ferry-dead-end", h_dir());
-	snprintf(text, sizeof(text),
+	h_write_file(wrap, 0755,
 	    "#!/bin/sh\nexec %s \"$@\" --connect tcp://127.0.0.1:9\n",
 	    h_ferry());
-	write_text(wrap, text, 0755);
 	snprintf(dir, sizeof(dir), "%s/state-bad", h_dir());
 	snprintf(file, sizeof(file), "%s/bad.yaml", h_dir());
 	args[3] = file;
 
 	/* a wrong remote path */
 	h_ipc_url(url, sizeof(url), "badpath");
-	snprintf(yaml, sizeof(yaml),
+	h_write_file(file, 0644,
 	    "cluster: {name: badpath-%d, state_dir: %s}\n"
 	    "scheduler:\n  listen: %s\n  connect_timeout: 5s\n"
 	    "ssh:\n  command: [%s]\n  ferry: %s\n"
@@ -290,7 +272,6 @@ test_bad_hosts(void **state)
 	    "[ferry_examples]\n    hosts:\n      - h1\n"
 	    "      - {name: h2, ferry: /nonexistent/bin/ferry}\n",
 	    (int)getpid(), dir, url, fake, h_ferry());
-	write_text(file, yaml, 0644);
 	rc = h_run(args, 60000, &out, &err);
 	assert_int_not_equal(rc, 0);
 	if (strstr(err, "host 'h2'") == NULL
@@ -303,7 +284,7 @@ test_bad_hosts(void **state)
 
 	/* processes that never register */
 	h_ipc_url(url, sizeof(url), "noreg");
-	snprintf(yaml, sizeof(yaml),
+	h_write_file(file, 0644,
 	    "cluster: {name: noreg-%d, state_dir: %s}\n"
 	    "scheduler:\n  listen: %s\n  connect_timeout: 3s\n"
 	    "ssh:\n  command: [%s]\n  ferry: %s\n"
@@ -312,7 +293,6 @@ test_bad_hosts(void **state)
 	    "[ferry_examples]\n    hosts:\n      - h1\n"
 	    "      - {name: h3, ferry: %s}\n",
 	    (int)getpid(), dir, url, fake, h_ferry(), wrap);
-	write_text(file, yaml, 0644);
 	rc = h_run(args, 60000, &out, &err);
 	assert_int_not_equal(rc, 0);
 	if (strstr(err, "host 'h3'") == NULL
@@ -322,9 +302,9 @@ test_bad_hosts(void **state)
 		fail_msg("h1 registered and should not be blamed: %s", err);
 	/* everything it started, on both hosts, is gone */
 	{
-		uint64_t end = now_ms() + 5000;
-		while (
-		    procs_with(url + strlen("ipc://")) > 0 && now_ms() < end)
+		uint64_t end = util_now_ms() + 5000;
+		while (procs_with(url + strlen("ipc://")) > 0
+		    && util_now_ms() < end)
 			usleep(50000);
 	}
 	assert_int_equal(procs_with(url + strlen("ipc://")), 0);
@@ -333,19 +313,29 @@ test_bad_hosts(void **state)
 	free(err);
 }
 
-static const msgpack_object *
-mp_get(const msgpack_object *m, const char *key)
+struct host_done {
+	const char *host;
+	int         workers;
+	uint64_t    done;
+};
+
+/* Count worker w (a status worker_list entry) when its name is
+ * HOST/... */
+static void
+add_done(const msgpack_object *w, void *arg)
 {
-	size_t n = strlen(key);
-	if (m->type != MSGPACK_OBJECT_MAP)
-		return NULL;
-	for (uint32_t i = 0; i < m->via.map.size; i++) {
-		const msgpack_object *k = &m->via.map.ptr[i].key;
-		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n
-		    && memcmp(k->via.str.ptr, key, n) == 0)
-			return &m->via.map.ptr[i].val;
+	struct host_done     *h  = arg;
+	const msgpack_object *nm = h_mp_get(w, "name");
+	const msgpack_object *d  = h_mp_get(w, "done");
+	size_t                hl = strlen(h->host);
+	if (nm != NULL && nm->type == MSGPACK_OBJECT_STR
+	    && nm->via.str.size > hl
+	    && memcmp(nm->via.str.ptr, h->host, hl) == 0
+	    && nm->via.str.ptr[hl] == '/') {
+		h->workers++;
+		if (d != NULL && d->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			h->done += d->via.u64;
 	}
-	return NULL;
 }
 
 /* Tasks done by the workers named HOST/... (from the status), and how
@@ -353,49 +343,10 @@ mp_get(const msgpack_object *m, const char *key)
 static uint64_t
 done_on(ferry_client *c, const char *host, int *workers)
 {
-	struct ferry_status   st;
-	char                 *json = NULL, err[256];
-	msgpack_sbuffer       sb;
-	msgpack_packer        pk;
-	msgpack_zone          zone;
-	msgpack_object        o;
-	const msgpack_object *wl;
-	size_t                off = 0, hl = strlen(host);
-	uint64_t              done = 0;
-
-	*workers = 0;
-	memset(&st, 0, sizeof(st));
-	st.size = sizeof(st);
-	if (ferry_cluster_status(c, &st, &json, 5000) != 0)
-		return 0;
-	msgpack_sbuffer_init(&sb);
-	msgpack_zone_init(&zone, 4096);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (json_to_msgpack(json, strlen(json), &pk, err, sizeof(err)) == 0
-	    && msgpack_unpack(sb.data, sb.size, &off, &zone, &o)
-	        == MSGPACK_UNPACK_SUCCESS
-	    && (wl = mp_get(&o, "worker_list")) != NULL
-	    && wl->type == MSGPACK_OBJECT_ARRAY)
-		for (uint32_t i = 0; i < wl->via.array.size; i++) {
-			const msgpack_object *nm
-			    = mp_get(&wl->via.array.ptr[i], "name");
-			const msgpack_object *d
-			    = mp_get(&wl->via.array.ptr[i], "done");
-			if (nm != NULL && nm->type == MSGPACK_OBJECT_STR
-			    && nm->via.str.size > hl
-			    && memcmp(nm->via.str.ptr, host, hl) == 0
-			    && nm->via.str.ptr[hl] == '/') {
-				(*workers)++;
-				if (d != NULL
-				    && d->type
-				        == MSGPACK_OBJECT_POSITIVE_INTEGER)
-					done += d->via.u64;
-			}
-		}
-	msgpack_zone_destroy(&zone);
-	msgpack_sbuffer_destroy(&sb);
-	free(json);
-	return done;
+	struct host_done h = { host, 0, 0 };
+	h_status_workers(c, add_done, &h);
+	*workers = h.workers;
+	return h.done;
 }
 
 /* sum_u64 over words [first, first + n) of DIR/data/obj.bin. */
@@ -464,7 +415,7 @@ make_certs(const char *ip)
 	snprintf(path, sizeof(path), "%s/tls", h_dir());
 	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/tls/token", h_dir());
-	write_text(path, "multihost-test-token-0123456789abcdef\n", 0600);
+	h_write_file(path, 0600, "multihost-test-token-0123456789abcdef\n");
 	return sh("cd '%s/tls' && ( "
 	          "openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 "
 	          "-subj /CN=ferry-mh-ca "
@@ -501,7 +452,7 @@ run_cluster(const char *action, const char *file, int timeout_ms, char **out,
 static void
 test_three_hosts(void **state)
 {
-	char          fake[600], file[600], yaml[8192], dir[600], path[700];
+	char          fake[600], file[600], dir[600], path[700];
 	char          url[128], net[32], *out = NULL, *err = NULL;
 	char          ns[128], security[2048] = "";
 	ferry_client *c = NULL;
@@ -600,7 +551,8 @@ test_three_hosts(void **state)
 		    "    client_cert_key_file: %s/tls/client.pem\n",
 		    h_dir(), h_dir(), h_dir(), h_dir());
 	snprintf(dir, sizeof(dir), "%s/state-mh", h_dir());
-	snprintf(yaml, sizeof(yaml),
+	snprintf(file, sizeof(file), "%s/mh.yaml", h_dir());
+	h_write_file(file, 0644,
 	    "cluster: {name: mh-%u, state_dir: %s}\n"
 	    "scheduler:\n"
 	    "  host: h1\n"
@@ -625,8 +577,6 @@ test_three_hosts(void **state)
 	    "        object_roots: [%s/data, %s/disk-h3]\n",
 	    pid, dir, url, fake, h_ferry(), security, h_dir(), h_ferry(),
 	    h_dir(), h_dir());
-	snprintf(file, sizeof(file), "%s/mh.yaml", h_dir());
-	write_text(file, yaml, 0644);
 
 	/* this process (and what it runs) lives on h1 from now on */
 	orig_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -697,8 +647,8 @@ test_three_hosts(void **state)
 	/* cut h3 off while tasks run: all of them end right, on h2 */
 	for (int i = 0; i < N_TASKS; i++)
 		fs[i] = submit_sum(c, (uint64_t)i * 32, 1024, 150);
-	end = now_ms() + 20000;
-	while (done_on(c, "h3", &w3) < d3 + 2 && now_ms() < end)
+	end = util_now_ms() + 20000;
+	while (done_on(c, "h3", &w3) < d3 + 2 && util_now_ms() < end)
 		usleep(50000);
 	assert_int_equal(sh("ip -n %s-h3 link set eth0 down", ns_prefix), 0);
 	for (int i = 0; i < N_TASKS; i++) {
@@ -707,8 +657,8 @@ test_three_hosts(void **state)
 		ferry_future_free(fs[i]);
 	}
 	/* h3's workers were declared lost */
-	end = now_ms() + 20000;
-	while (done_on(c, "h3", &w3), w3 > 0 && now_ms() < end)
+	end = util_now_ms() + 20000;
+	while (done_on(c, "h3", &w3), w3 > 0 && util_now_ms() < end)
 		usleep(100000);
 	assert_int_equal(w3, 0);
 	assert_true(h_status_uint(c, "requeued") > 0);
@@ -724,7 +674,7 @@ test_three_hosts(void **state)
 	out = err = NULL;
 
 	/* nothing of ours is left in any namespace */
-	end = now_ms() + 10000;
+	end = util_now_ms() + 10000;
 	for (;;) {
 		static const char *const hosts[] = { "h1", "h2", "h3" };
 		pid_t                    pids[64];
@@ -737,7 +687,7 @@ test_three_hosts(void **state)
 		}
 		if (left == 0)
 			break;
-		if (now_ms() >= end) {
+		if (util_now_ms() >= end) {
 			for (int i = 0; i < 3; i++) {
 				n = ns_pids(hosts[i], pids, 64);
 				for (int k = 0; k < n; k++) {
@@ -767,7 +717,7 @@ main(int argc, char **argv)
 	int rc;
 	h_init(argc, argv);
 	atexit(ns_destroy);
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rc = H_RUN_TESTS(tests, NULL);
 	ns_destroy();
 	return rc;
 }

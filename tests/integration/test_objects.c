@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,18 +25,11 @@
 
 #include "ferry/ferry.h"
 #include "harness.h"
+#include "util.h"
 
 #define WORDS 65536 /* 512 KiB files */
 
 static char data_dir[512];
-
-static uint64_t
-ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Write a file of WORDS 64-bit words v, v+1, ...; returns the sum. */
 static uint64_t
@@ -124,6 +116,20 @@ task_error(ferry_future *f, const char **msg)
 	return ferry_future_errcode(f);
 }
 
+/* A task on object name (as submit_sum, the first word, an expected
+ * size and SHA-256 that may be 0 and NULL) fails as refused
+ * (FERRY_EOBJECT), its reason saying text. */
+static void
+expect_refused(ferry_client *c, const char *name, uint64_t expect_size,
+    const uint8_t *sha, const char *text)
+{
+	ferry_future *f = submit_sum(c, name, 0, 8, 0, expect_size, sha);
+	const char   *msg;
+	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
+	assert_non_null(strstr(msg, text));
+	ferry_future_free(f);
+}
+
 static int
 setup(void **state)
 {
@@ -134,19 +140,13 @@ setup(void **state)
 	return 0;
 }
 
-static int
-teardown(void **state)
-{
-	(void)state;
-	h_cleanup();
-	return 0;
-}
-
-static pid_t
-start_workers(const char *url, int n)
+/* A scheduler on url and n worker processes with DATA as their object
+ * root; returns a client that has seen them register. */
+static ferry_client *
+cluster(const char *url, int n)
 {
 	const char *extra[] = { "--object-root", data_dir, NULL };
-	return h_workers(url, n, extra);
+	return h_cluster(url, NULL, n, extra);
 }
 
 /* Many tasks on one object: each worker process loads it once, and the
@@ -163,10 +163,7 @@ test_loaded_once_per_worker(void **state)
 
 	want = write_words("one.bin", 1000);
 	h_ipc_url(url, sizeof(url), "once");
-	h_scheduler(url, NULL);
-	start_workers(url, 2);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	c = cluster(url, 2);
 	for (int i = 0; i < 40; i++)
 		f[i] = submit_sum(c, "one.bin", (uint64_t)i * slice,
 		    i == 39 ? WORDS * 8 - 39 * slice : slice, 0, 0, NULL);
@@ -206,10 +203,7 @@ test_locality(void **state)
 	write_words("x.bin", 1);
 	write_words("y.bin", 2);
 	h_ipc_url(url, sizeof(url), "local");
-	h_scheduler(url, NULL);
-	start_workers(url, 2);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	c = cluster(url, 2);
 	assert_int_equal(h_worker_pids(c, pids, 2), 2);
 
 	/* warm up: one task per object, one at a time, so each object is
@@ -246,7 +240,6 @@ test_refusals(void **state)
 	char          url[128], dirpath[600], link[600];
 	ferry_client *c;
 	ferry_future *f;
-	const char   *msg;
 	pid_t         before[2], after[2];
 	uint8_t       sha[32];
 	(void)state;
@@ -258,47 +251,19 @@ test_refusals(void **state)
 	unlink(link);
 	assert_int_equal(symlink("/etc/hostname", link), 0);
 	h_ipc_url(url, sizeof(url), "refuse");
-	h_scheduler(url, NULL);
-	start_workers(url, 1);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = cluster(url, 1);
 	assert_int_equal(h_worker_pids(c, before, 2), 1);
 
-	f = submit_sum(c, "/etc/hostname", 0, 8, 0, 0, NULL);
-	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
-	assert_non_null(strstr(msg, "outside the allowed roots"));
-	ferry_future_free(f);
-
-	f = submit_sum(c, "../../../../etc/hostname", 0, 8, 0, 0, NULL);
-	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
-	assert_non_null(strstr(msg, "outside the allowed roots"));
-	ferry_future_free(f);
-
-	f = submit_sum(c, "escape.bin", 0, 8, 0, 0, NULL);
-	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
-	assert_non_null(strstr(msg, "outside the allowed roots"));
-	ferry_future_free(f);
-
-	f = submit_sum(c, "missing.bin", 0, 8, 0, 0, NULL);
-	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
-	assert_non_null(strstr(msg, "No such file"));
-	ferry_future_free(f);
-
-	f = submit_sum(c, "subdir", 0, 8, 0, 0, NULL);
-	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
-	assert_non_null(strstr(msg, "directory"));
-	ferry_future_free(f);
-
-	f = submit_sum(c, "ok.bin", 0, 8, 0, 12345, NULL);
-	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
-	assert_non_null(strstr(msg, "12345"));
-	ferry_future_free(f);
-
+	expect_refused(
+	    c, "/etc/hostname", 0, NULL, "outside the allowed roots");
+	expect_refused(c, "../../../../etc/hostname", 0, NULL,
+	    "outside the allowed roots");
+	expect_refused(c, "escape.bin", 0, NULL, "outside the allowed roots");
+	expect_refused(c, "missing.bin", 0, NULL, "No such file");
+	expect_refused(c, "subdir", 0, NULL, "directory");
+	expect_refused(c, "ok.bin", 12345, NULL, "12345");
 	memset(sha, 0xab, sizeof(sha));
-	f = submit_sum(c, "ok.bin", 0, 8, 0, 0, sha);
-	assert_int_equal(task_error(f, &msg), FERRY_EOBJECT);
-	assert_non_null(strstr(msg, "SHA-256"));
-	ferry_future_free(f);
+	expect_refused(c, "ok.bin", 0, sha, "SHA-256");
 
 	/* and a good one still works, on the same worker process */
 	f = submit_sum(c, "ok.bin", 0, 16, 0, WORDS * 8, NULL);
@@ -321,10 +286,7 @@ test_reload_after_change(void **state)
 
 	a = write_words("change.bin", 10);
 	h_ipc_url(url, sizeof(url), "change");
-	h_scheduler(url, NULL);
-	start_workers(url, 1);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = cluster(url, 1);
 	f = submit_sum(c, "change.bin", 0, WORDS * 8, 0, 0, NULL);
 	assert_int_equal(result_u64(f), a);
 	ferry_future_free(f);
@@ -346,18 +308,13 @@ test_truncated_under_task(void **state)
 	ferry_client *c;
 	ferry_future *f;
 	const char   *msg;
-	pid_t         before[2], after[2];
-	uint64_t      end;
-	int           replaced = 0;
+	pid_t         before[2];
 	(void)state;
 
 	write_words("trunc.bin", 5);
 	snprintf(path, sizeof(path), "%s/trunc.bin", data_dir);
 	h_ipc_url(url, sizeof(url), "trunc");
-	h_scheduler(url, NULL);
-	start_workers(url, 1);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = cluster(url, 1);
 	assert_int_equal(h_worker_pids(c, before, 2), 1);
 
 	/* the task maps the file, then waits 700 ms before reading */
@@ -370,14 +327,7 @@ test_truncated_under_task(void **state)
 	ferry_future_free(f);
 
 	/* the supervisor replaced the process */
-	end = ms_now() + 10000;
-	while (!replaced && ms_now() < end) {
-		if (h_worker_pids(c, after, 2) == 1 && after[0] != before[0])
-			replaced = 1;
-		else
-			usleep(20000);
-	}
-	assert_true(replaced);
+	assert_int_equal(h_wait_replaced(c, before[0], 1, 10000), 0);
 
 	write_words("trunc.bin", 6);
 	f = submit_sum(c, "trunc.bin", 0, 16, 0, 0, NULL);
@@ -396,11 +346,11 @@ static pid_t swapper_pid = -1; /* killed by swap_teardown if still there */
 static void
 swapper(const char *a, const char *b)
 {
-	uint64_t end = ms_now() + 300000;
+	uint64_t end = util_now_ms() + 300000;
 	for (long i = 0; i < 100000000L; i++) {
 		if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0)
 			_exit(1);
-		if (i % 4096 == 0 && ms_now() > end)
+		if (i % 4096 == 0 && util_now_ms() > end)
 			break;
 	}
 	_exit(0);
@@ -453,10 +403,7 @@ test_swap_race(void **state)
 	    renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE), 0);
 
 	h_ipc_url(url, sizeof(url), "swap");
-	h_scheduler(url, NULL);
-	start_workers(url, 2);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	c = cluster(url, 2);
 
 	pid = fork();
 	assert_true(pid >= 0);
@@ -523,7 +470,7 @@ swap_teardown(void **state)
 		waitpid(swapper_pid, NULL, 0);
 		swapper_pid = -1;
 	}
-	return teardown(state);
+	return h_teardown(state);
 }
 
 int
@@ -531,20 +478,18 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-		    test_loaded_once_per_worker, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_locality, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		    test_loaded_once_per_worker, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_reload_after_change, setup, teardown),
+		    test_locality, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_truncated_under_task, setup, teardown),
+		    test_refusals, setup, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reload_after_change, setup, h_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_truncated_under_task, setup, h_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_swap_race, setup, swap_teardown),
 	};
-	int rc;
 	h_init(argc, argv);
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (rc != 0)
-		h_dump_logs();
-	return rc;
+	return H_RUN_TESTS(tests, NULL);
 }

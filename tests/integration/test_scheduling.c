@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -27,147 +26,16 @@
 
 static const char *fi_lib; /* a second task library: fi_step */
 
-static uint64_t
-ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	h_cleanup();
-	return 0;
-}
-
-/* msgpack [a] or [a, b] into buf (32 bytes); returns the length. */
-static size_t
-pack_args(uint8_t *buf, int n, uint64_t a, uint64_t b)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	size_t          len;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, (size_t)n);
-	if (n > 0)
-		msgpack_pack_uint64(&pk, a);
-	if (n > 1)
-		msgpack_pack_uint64(&pk, b);
-	memcpy(buf, sb.data, sb.size);
-	len = sb.size;
-	msgpack_sbuffer_destroy(&sb);
-	return len;
-}
-
-static ferry_future *
-submit(ferry_client *c, const char *fn, int n, uint64_t a, uint64_t b,
-    const struct ferry_task_opts *o)
-{
-	uint8_t       buf[32];
-	size_t        len = pack_args(buf, n, a, b);
-	ferry_future *f   = NULL;
-	assert_int_equal(ferry_submit_opts(c, fn, buf, len, o, &f), 0);
-	return f;
-}
-
-/* Wait (bounded) until the status counter key reaches want. */
-static int
-wait_status(ferry_client *c, const char *key, uint64_t want, int ms)
-{
-	uint64_t end = ms_now() + (uint64_t)ms;
-	while (ms_now() < end) {
-		if (h_status_uint(c, key) == want)
-			return 0;
-		usleep(20000);
-	}
-	return -1;
-}
-
-/* Whether the log DIR/name.log contains text. */
-static int
-log_has(const char *name, const char *text)
-{
-	char  path[512], line[4096];
-	FILE *f;
-	int   found = 0;
-	snprintf(path, sizeof(path), "%s/%s.log", h_dir(), name);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strstr(line, text) != NULL;
-	fclose(f);
-	return found;
-}
-
-static int
-wait_log(const char *name, const char *text, int ms)
-{
-	uint64_t end = ms_now() + (uint64_t)ms;
-	while (ms_now() < end) {
-		if (log_has(name, text))
-			return 0;
-		usleep(20000);
-	}
-	return -1;
-}
-
-static int
-wait_gone(pid_t pid, int ms)
-{
-	uint64_t end = ms_now() + (uint64_t)ms;
-	while (ms_now() < end) {
-		if (!h_alive(pid))
-			return 0;
-		usleep(20000);
-	}
-	return -1;
-}
-
-/* A scheduler on url logging to DIR/sched-NAME.log (logs of one test
- * only, unlike h_scheduler's shared one). */
+/* A supervisor of group name running n processes of library lib, its
+ * output in DIR/group-NAME.log. */
 static pid_t
-scheduler(const char *url, const char *name, const char *const *extra)
+group(const char *url, const char *name, const char *lib, int n)
 {
-	const char *args[32];
+	const char *libs[]  = { lib, NULL };
+	const char *extra[] = { "--group", name, NULL };
 	char        log[64];
-	int         n = 0;
-	snprintf(log, sizeof(log), "sched-%s", name);
-	args[n++] = "scheduler";
-	args[n++] = "--listen";
-	args[n++] = url;
-	for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	return h_start_scheduler(log, args);
-}
-
-/* A supervisor of group name running n processes of library lib. */
-static pid_t
-group(const char *url, const char *name, const char *lib, int n,
-    const char *const *extra)
-{
-	const char *args[32];
-	char        num[16], log[64];
-	int         k = 0;
-	snprintf(num, sizeof(num), "%d", n);
 	snprintf(log, sizeof(log), "group-%s", name);
-	args[k++] = "worker";
-	args[k++] = "--connect";
-	args[k++] = url;
-	args[k++] = "--processes";
-	args[k++] = num;
-	args[k++] = "--library";
-	args[k++] = lib;
-	args[k++] = "--group";
-	args[k++] = name;
-	for (int i = 0; extra != NULL && extra[i] != NULL && k < 31; i++)
-		args[k++] = extra[i];
-	args[k] = NULL;
-	return h_start(log, args);
+	return h_start_workers(log, url, n, libs, extra);
 }
 
 /* Put a submit of one task (client id, fn of fn_len bytes, args) into
@@ -205,15 +73,12 @@ test_ack_above_highest(void **state)
 	ferry_client *c;
 	struct h_peer p;
 	uint8_t       args[32];
-	size_t        len = pack_args(args, 2, 2, 3);
+	size_t        len = h_pack_args(args, 2, 2, 3);
 	uint64_t      v;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "ack");
-	h_scheduler(url, NULL);
-	h_workers(url, 1, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = h_cluster(url, NULL, 1, NULL);
 
 	h_peer_open(&p, url);
 	h_peer_hello(&p, 0xac4ac4);
@@ -229,7 +94,7 @@ test_ack_above_highest(void **state)
 	/* a second result is stored, never sent */
 	raw_submit(&p, 2, "add", 3, args, len);
 	assert_int_equal(h_peer_call(&p, 10000), 0);
-	assert_int_equal(wait_status(c, "results_stored", 2, 15000), 0);
+	assert_int_equal(h_wait_status(c, "results_stored", 2, 15000), 0);
 
 	raw_fetch(&p, 5, 0);
 	assert_int_equal(h_peer_call(&p, 10000), 0);
@@ -264,7 +129,7 @@ test_function_name_with_nul(void **state)
 	char             url[128];
 	struct h_peer    p;
 	uint8_t          args[32];
-	size_t           len = pack_args(args, 1, 3, 0);
+	size_t           len = h_pack_args(args, 1, 3, 0);
 	static const char fn[] = "square\0x";
 	char             text[256];
 	(void)state;
@@ -314,14 +179,11 @@ test_submit_answer_not_held(void **state)
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "hold");
-	h_scheduler(url, NULL);
-	h_workers(url, 1, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = h_cluster(url, NULL, 1, NULL);
 	h_peer_open(&p, url);
 	h_peer_hello(&p, 0x401d);
 	for (int i = 0; i < ROUNDS; i++) {
-		size_t   len = pack_args(args, 1, (uint64_t)i, 0);
+		size_t   len = h_pack_args(args, 1, (uint64_t)i, 0);
 		uint64_t t0;
 
 		/* the worker is idle and parked: the task goes straight to
@@ -380,18 +242,18 @@ test_attempts_after_late_report(void **state)
 	once.retries = 0;
 	ferry_task_opts_init(&fast);
 	fast.backoff_ms = 10;
-	hold = submit(c, "sleep_ms", 1, 8000, 0, &once);
-	seg  = submit(c, "crash", 0, 0, 0, &fast);
+	hold = h_submit(c, "sleep_ms", 1, 8000, 0, &once);
+	seg  = h_submit(c, "crash", 0, 0, 0, &fast);
 	sup  = h_workers(url, 1, NULL);
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
-	assert_int_equal(wait_status(c, "busy", 2, 10000), 0);
+	assert_int_equal(h_wait_status(c, "busy", 2, 10000), 0);
 	assert_int_equal(h_worker_pids(c, pids, 4), 1);
 
 	/* the process dies holding both while its supervisor cannot
 	 * report: the scheduler re-queues them after its grace time */
 	assert_int_equal(kill(sup, SIGSTOP), 0);
 	assert_int_equal(kill(pids[0], SIGKILL), 0);
-	assert_int_equal(wait_status(c, "queued", 2, 10000), 0);
+	assert_int_equal(h_wait_status(c, "queued", 2, 10000), 0);
 	assert_int_equal(kill(sup, SIGCONT), 0);
 
 	/* the late report charges the sleeper (retries 0: failed); the
@@ -420,14 +282,14 @@ test_sigterm_drains(void **state)
 	ferry_future *run[2], *queued[3];
 	struct h_peer p;
 	uint8_t       args[32];
-	size_t        len = pack_args(args, 1, 5, 0);
+	size_t        len = h_pack_args(args, 1, 5, 0);
 	pid_t         sched;
 	const char   *extra[] = { "--drain-timeout-ms", "60000", NULL };
 	const char   *wx[]    = { "--prefetch", "0", NULL };
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "drain");
-	sched = scheduler(url, "drain", extra);
+	sched = h_scheduler_named("sched-drain", url, extra);
 	h_workers(url, 2, wx);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
@@ -435,16 +297,16 @@ test_sigterm_drains(void **state)
 	h_peer_hello(&p, 0xd4a1);
 
 	for (int i = 0; i < 2; i++)
-		run[i] = submit(c, "sleep_ms", 1, 1500, 0, NULL);
-	assert_int_equal(wait_status(c, "busy", 2, 10000), 0);
+		run[i] = h_submit(c, "sleep_ms", 1, 1500, 0, NULL);
+	assert_int_equal(h_wait_status(c, "busy", 2, 10000), 0);
 	/* one slot each, no prefetch, and each holds one: these wait in
 	 * the queue */
 	for (int i = 0; i < 3; i++)
-		queued[i] = submit(c, "sleep_ms", 1, 1500, 0, NULL);
-	assert_int_equal(wait_status(c, "queued", 3, 10000), 0);
+		queued[i] = h_submit(c, "sleep_ms", 1, 1500, 0, NULL);
+	assert_int_equal(h_wait_status(c, "queued", 3, 10000), 0);
 
 	assert_int_equal(kill(sched, SIGTERM), 0);
-	assert_int_equal(wait_log("sched-drain", "draining", 10000), 0);
+	assert_int_equal(h_wait_log("sched-drain", "draining", 1, 10000), 0);
 	raw_submit(&p, 1, "square", 6, args, len);
 	assert_int_equal(h_peer_call(&p, 10000), 0);
 	assert_int_equal(p.m.type, PROTO_ERROR);
@@ -455,9 +317,9 @@ test_sigterm_drains(void **state)
 		assert_int_equal(ferry_future_wait(run[i], 30000), 0);
 		assert_int_equal(ferry_future_state(run[i]), FERRY_DONE);
 	}
-	assert_int_equal(wait_gone(sched, 30000), 0);
+	assert_int_equal(h_wait_gone(sched, 30000), 0);
 	assert_true(
-	    log_has("sched-drain", "dropping 3 unfinished task(s)"));
+	    h_log_count("sched-drain", "dropping 3 unfinished task(s)") > 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_not_equal(ferry_future_state(queued[i]), FERRY_DONE);
 	for (int i = 0; i < 2; i++)
@@ -481,18 +343,18 @@ test_second_sigterm_stops(void **state)
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "stop2");
-	sched = scheduler(url, "stop2", extra);
+	sched = h_scheduler_named("sched-stop2", url, extra);
 	h_workers(url, 1, NULL);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
-	f = submit(c, "sleep_ms", 1, 600000, 0, NULL);
-	assert_int_equal(wait_status(c, "busy", 1, 10000), 0);
+	f = h_submit(c, "sleep_ms", 1, 600000, 0, NULL);
+	assert_int_equal(h_wait_status(c, "busy", 1, 10000), 0);
 	assert_int_equal(kill(sched, SIGTERM), 0);
-	assert_int_equal(wait_log("sched-stop2", "draining", 10000), 0);
+	assert_int_equal(h_wait_log("sched-stop2", "draining", 1, 10000), 0);
 	assert_true(h_alive(sched));
 	assert_int_equal(kill(sched, SIGTERM), 0);
-	assert_int_equal(wait_gone(sched, 30000), 0);
-	assert_true(log_has("sched-stop2", "stopping now"));
+	assert_int_equal(h_wait_gone(sched, 30000), 0);
+	assert_true(h_log_count("sched-stop2", "stopping now") > 0);
 	assert_int_not_equal(ferry_future_state(f), FERRY_DONE);
 	ferry_future_free(f);
 	ferry_client_close(c);
@@ -511,13 +373,13 @@ test_tasks_go_where_their_function_is(void **state)
 
 	h_ipc_url(url, sizeof(url), "fns");
 	h_scheduler(url, NULL);
-	group(url, "a", "ferry_examples", 2, NULL);
-	group(url, "b", fi_lib, 1, NULL);
+	group(url, "a", "ferry_examples", 2);
+	group(url, "b", fi_lib, 1);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 3, 10000), 0);
 	for (int i = 0; i < N; i++)
-		f[i] = i % 2 ? submit(c, "fi_step", 1, (uint64_t)i, 0, NULL)
-		             : submit(c, "square", 1, (uint64_t)i, 0, NULL);
+		f[i] = i % 2 ? h_submit(c, "fi_step", 1, (uint64_t)i, 0, NULL)
+		             : h_submit(c, "square", 1, (uint64_t)i, 0, NULL);
 	assert_int_equal(ferry_wait_all(f, N, 120000), 0);
 	for (int i = 0; i < N; i++) {
 		const void    *data;
@@ -560,15 +422,15 @@ test_function_waits_for_its_group(void **state)
 
 	h_ipc_url(url, sizeof(url), "fnwait");
 	h_scheduler(url, NULL);
-	group(url, "a", "ferry_examples", 1, NULL);
-	b = group(url, "b", fi_lib, 1, NULL);
+	group(url, "a", "ferry_examples", 1);
+	b = group(url, "b", fi_lib, 1);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
 	h_stop(b, 15000);
-	assert_int_equal(wait_status(c, "workers", 1, 10000), 0);
+	assert_int_equal(h_wait_status(c, "workers", 1, 10000), 0);
 
-	f = submit(c, "fi_step", 1, 6, 0, NULL);
-	assert_int_equal(wait_status(c, "waiting_function", 1, 10000), 0);
+	f = h_submit(c, "fi_step", 1, 6, 0, NULL);
+	assert_int_equal(h_wait_status(c, "waiting_function", 1, 10000), 0);
 	assert_int_equal(ferry_future_wait(f, 300), FERRY_ETIMEDOUT);
 	{
 		/* the C API has every counter of the table */
@@ -599,7 +461,7 @@ test_function_waits_for_its_group(void **state)
 		free(out);
 	}
 
-	group(url, "b", fi_lib, 1, NULL);
+	group(url, "b", fi_lib, 1);
 	assert_int_equal(ferry_future_wait(f, 30000), 0);
 	assert_int_equal(ferry_future_state(f), FERRY_DONE);
 	assert_int_equal(ferry_future_result(f, &data, &len), 0);
@@ -621,13 +483,11 @@ test_unknown_function_with_groups(void **state)
 	ferry_client *c;
 	ferry_future *early, *never, *late;
 	const char   *extra[] = { "-f", file, NULL };
-	FILE         *fp;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "unk");
 	snprintf(file, sizeof(file), "%s/groups.yaml", h_dir());
-	assert_non_null(fp = fopen(file, "w"));
-	fprintf(fp,
+	h_write_file(file, 0644,
 	    "scheduler:\n"
 	    "  listen: %s\n"
 	    "  unknown_function_wait: 1s\n"
@@ -637,19 +497,18 @@ test_unknown_function_with_groups(void **state)
 	    "  - name: b\n"
 	    "    libraries: [ferry_examples]\n",
 	    url);
-	fclose(fp);
 	h_scheduler(url, extra);
-	group(url, "a", "ferry_examples", 1, NULL);
+	group(url, "a", "ferry_examples", 1);
 	assert_non_null(c = h_connect(url));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
 
 	/* group b is not up: it may bring these functions */
-	early = submit(c, "fi_step", 1, 2, 0, NULL);
-	never = submit(c, "no_such_function", 0, 0, 0, NULL);
-	assert_int_equal(wait_status(c, "waiting_function", 2, 10000), 0);
+	early = h_submit(c, "fi_step", 1, 2, 0, NULL);
+	never = h_submit(c, "no_such_function", 0, 0, 0, NULL);
+	assert_int_equal(h_wait_status(c, "waiting_function", 2, 10000), 0);
 	assert_int_equal(ferry_future_wait(early, 1500), FERRY_ETIMEDOUT);
 
-	group(url, "b", fi_lib, 1, NULL);
+	group(url, "b", fi_lib, 1);
 	assert_int_equal(ferry_future_wait(early, 30000), 0);
 	assert_int_equal(ferry_future_state(early), FERRY_DONE);
 
@@ -659,7 +518,7 @@ test_unknown_function_with_groups(void **state)
 	assert_int_equal(ferry_future_errcode(never), FERRY_ENOFUNC);
 	assert_non_null(strstr(ferry_future_error(never),
 	    "no worker registered it within"));
-	late = submit(c, "no_such_function", 0, 0, 0, NULL);
+	late = h_submit(c, "no_such_function", 0, 0, 0, NULL);
 	assert_int_equal(ferry_future_wait(late, 10000), 0);
 	assert_int_equal(ferry_future_errcode(late), FERRY_ENOFUNC);
 	assert_non_null(strstr(ferry_future_error(late), "unknown function"));
@@ -673,34 +532,24 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_ack_above_highest, teardown),
-		cmocka_unit_test_teardown(test_function_name_with_nul,
-		    teardown),
-		cmocka_unit_test_teardown(test_submit_answer_not_held,
-		    teardown),
-		cmocka_unit_test_teardown(test_attempts_after_late_report,
-		    teardown),
-		cmocka_unit_test_teardown(test_sigterm_drains, teardown),
-		cmocka_unit_test_teardown(test_second_sigterm_stops, teardown),
-		cmocka_unit_test_teardown(test_tasks_go_where_their_function_is,
-		    teardown),
-		cmocka_unit_test_teardown(test_function_waits_for_its_group,
-		    teardown),
-		cmocka_unit_test_teardown(test_unknown_function_with_groups,
-		    teardown),
+		cmocka_unit_test_teardown(test_ack_above_highest, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_function_name_with_nul, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_submit_answer_not_held, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_attempts_after_late_report, h_teardown),
+		cmocka_unit_test_teardown(test_sigterm_drains, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_second_sigterm_stops, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_tasks_go_where_their_function_is, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_function_waits_for_its_group, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_unknown_function_with_groups, h_teardown),
 	};
-	int rc;
-
 	h_init(argc, argv);
-	fi_lib = argc > 2 ? argv[2] : getenv("FERRY_FI_LIB");
-	if (fi_lib == NULL) {
-		fprintf(stderr, "usage: test_scheduling FERRY FI_LIBRARY\n");
-		return 2;
-	}
-	if (getenv("FERRY_TEST_FILTER") != NULL) /* e.g. "*sigterm*" */
-		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (rc != 0)
-		h_dump_logs();
-	return rc;
+	fi_lib = h_fi_lib(argc, argv);
+	return H_RUN_TESTS(tests, NULL);
 }

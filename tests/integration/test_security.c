@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,18 +28,11 @@
 
 #include "ferry/ferry.h"
 #include "harness.h"
+#include "util.h"
 
 static int  have_certs;
 static char p_ca[512], p_ca2[512], p_server[512], p_client[512];
 static char p_token[512], p_wrong[512];
-
-static uint64_t
-ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Run a shell command in the test directory; 0 on success. */
 static int
@@ -54,16 +46,6 @@ sh(const char *fmt, ...)
 	snprintf(full, sizeof(full), "cd '%s' && (%s) >>openssl.out 2>&1",
 	    h_dir(), cmd);
 	return system(full) == 0 ? 0 : -1;
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	chmod(path, 0600);
 }
 
 /* A CA, a second unrelated CA, a server certificate for 127.0.0.1 and
@@ -81,8 +63,8 @@ group_setup(void **state)
 	snprintf(p_client, sizeof(p_client), "%s/client.pem", h_dir());
 	snprintf(p_token, sizeof(p_token), "%s/token", h_dir());
 	snprintf(p_wrong, sizeof(p_wrong), "%s/wrong-token", h_dir());
-	write_file(p_token, "0123456789abcdef-the-right-token\n");
-	write_file(p_wrong, "0123456789abcdef-a-wrong-token!!\n");
+	h_write_file(p_token, 0600, "0123456789abcdef-the-right-token\n");
+	h_write_file(p_wrong, 0600, "0123456789abcdef-a-wrong-token!!\n");
 	if (system("openssl version >/dev/null 2>&1") != 0)
 		return 0;
 	if (sh("openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 "
@@ -128,14 +110,6 @@ need_certs(void)
 	}
 }
 
-static int
-teardown(void **state)
-{
-	(void)state;
-	h_cleanup();
-	return 0;
-}
-
 /* tls+tcp://127.0.0.1:PORT on a free port. */
 static void
 tls_url(char *buf, size_t len)
@@ -143,51 +117,6 @@ tls_url(char *buf, size_t len)
 	char tcp[128];
 	h_tcp_url(tcp, sizeof(tcp));
 	snprintf(buf, len, "tls+%s", tcp);
-}
-
-static int
-log_count(const char *log, const char *text)
-{
-	char  path[512], line[2048];
-	FILE *f;
-	int   n = 0;
-	snprintf(path, sizeof(path), "%s/%s.log", h_dir(), log);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, text) != NULL)
-			n++;
-	fclose(f);
-	return n;
-}
-
-static int
-wait_log(const char *log, const char *text, int n, int timeout_ms)
-{
-	uint64_t end = ms_now() + (uint64_t)timeout_ms;
-	while (ms_now() < end) {
-		if (log_count(log, text) >= n)
-			return 0;
-		usleep(20000);
-	}
-	fprintf(stderr, "%s.log never said '%s' %d time(s)\n", log, text, n);
-	return -1;
-}
-
-/* Wait (bounded) until the status counter key reaches n. */
-static int
-wait_status(ferry_client *c, const char *key, uint64_t n, int timeout_ms)
-{
-	uint64_t end = ms_now() + (uint64_t)timeout_ms, v = 0;
-	while (ms_now() < end) {
-		v = h_status_uint(c, key);
-		if (v != UINT64_MAX && v >= n)
-			return 0;
-		usleep(20000);
-	}
-	fprintf(stderr, "status '%s' stayed at %llu, wanted %llu\n", key,
-	    (unsigned long long)v, (unsigned long long)n);
-	return -1;
 }
 
 /* Connect with these security options; returns the error code and the
@@ -211,21 +140,44 @@ connect_sec(ferry_client **c, const char *url, const char *ca,
 	return ferry_client_connect_opts(c, url, &o);
 }
 
-static void
-expect_square(ferry_client *c, uint64_t i)
+/* A client connected with these security options within 10 s; fails the
+ * test with the client's message when there is none. */
+static ferry_client *
+connect_ok(
+    const char *url, const char *ca, const char *cert, const char *token)
 {
-	uint8_t       buf[32];
-	size_t        len = h_pack_uint_array1(buf, i);
-	ferry_future *f;
-	const void   *data;
-	size_t        n;
-	uint64_t      v;
-	assert_int_equal(ferry_submit(c, "square", buf, len, &f), 0);
-	assert_int_equal(ferry_future_wait(f, 30000), 0);
-	assert_int_equal(ferry_future_result(f, &data, &n), 0);
-	assert_int_equal(h_unpack_uint(data, n, &v), 0);
-	assert_int_equal(v, i * i);
-	ferry_future_free(f);
+	ferry_client *c;
+	char          err[1024];
+	if (connect_sec(&c, url, ca, cert, token, 10000, err, sizeof(err)) !=
+	    0)
+		fail_msg("connect %s: %s", url, err);
+	return c;
+}
+
+/* Connecting with these security options fails with code, no client and
+ * a message that says text. */
+static void
+connect_fails(const char *url, const char *ca, const char *cert,
+    const char *token, int timeout_ms, int code, const char *text)
+{
+	ferry_client *c;
+	char          err[1024];
+	assert_int_equal(connect_sec(&c, url, ca, cert, token, timeout_ms, err,
+	                     sizeof(err)),
+	    code);
+	assert_null(c);
+	assert_non_null(strstr(err, text));
+}
+
+/* `ferry ARGS` fails within timeout_ms, its error output saying text. */
+static void
+run_fails(const char *const *args, int timeout_ms, const char *text)
+{
+	char *out = NULL, *err = NULL;
+	assert_int_not_equal(h_run(args, timeout_ms, &out, &err), 0);
+	assert_non_null(strstr(err, text));
+	free(out);
+	free(err);
 }
 
 /* Tasks run end to end over TLS with a token: scheduler, supervisor and
@@ -234,8 +186,8 @@ expect_square(ferry_client *c, uint64_t i)
 static void
 test_tls_token(void **state)
 {
-	char          url[160], err[1024];
-	ferry_client *c, *bad;
+	char          url[160];
+	ferry_client *c;
 	const char   *sargs[] = { "--tls-cert-key", p_server, "--token-file",
 		  p_token, NULL };
 	const char   *wargs[] = { "--tls-ca", p_ca, "--token-file", p_token,
@@ -245,37 +197,30 @@ test_tls_token(void **state)
 	tls_url(url, sizeof(url));
 	h_scheduler(url, sargs);
 	h_workers(url, 1, wargs);
-	assert_int_equal(connect_sec(&c, url, p_ca, NULL, p_token, 10000,
-	                     err, sizeof(err)),
-	    0);
+	c = connect_ok(url, p_ca, NULL, p_token);
 	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
-	expect_square(c, 7);
-	expect_square(c, 12);
-	assert_int_equal(wait_status(c, "supervisors", 1, 10000), 0);
+	h_expect_square(c, 7);
+	h_expect_square(c, 12);
+	assert_int_equal(h_wait_status_min(c, "supervisors", 1, 10000), 0);
 	assert_int_equal(h_status_uint(c, "auth_failures"), 0);
-	assert_int_equal(wait_log("scheduler", "(token required)", 1, 1000),
+	assert_int_equal(h_wait_log("scheduler", "(token required)", 1, 1000),
 	    0);
 
 	/* a wrong token */
-	assert_int_equal(connect_sec(&bad, url, p_ca, NULL, p_wrong, 5000,
-	                     err, sizeof(err)),
-	    FERRY_EAUTH);
-	assert_null(bad);
-	assert_non_null(strstr(err, "authentication failed"));
+	connect_fails(url, p_ca, NULL, p_wrong, 5000, FERRY_EAUTH,
+	    "authentication failed");
 	assert_string_equal(ferry_strerror(FERRY_EAUTH),
 	    "authentication failed");
 	/* no token at all */
-	assert_int_equal(connect_sec(&bad, url, p_ca, NULL, NULL, 5000, err,
-	                     sizeof(err)),
-	    FERRY_EAUTH);
-	assert_non_null(strstr(err, "authentication failed"));
-	assert_int_equal(wait_log("scheduler", "wrong token", 1, 2000), 0);
-	assert_int_equal(wait_log("scheduler", "no token", 1, 2000), 0);
-	assert_true(log_count("scheduler", "from 127.0.0.1:") >= 2);
+	connect_fails(url, p_ca, NULL, NULL, 5000, FERRY_EAUTH,
+	    "authentication failed");
+	assert_int_equal(h_wait_log("scheduler", "wrong token", 1, 2000), 0);
+	assert_int_equal(h_wait_log("scheduler", "no token", 1, 2000), 0);
+	assert_true(h_log_count("scheduler", "from 127.0.0.1:") >= 2);
 	assert_int_equal(h_status_uint(c, "auth_failures"), 2);
 	/* neither registered a session */
 	assert_int_equal(h_status_uint(c, "clients"), 1);
-	expect_square(c, 3);
+	h_expect_square(c, 3);
 	ferry_client_close(c);
 }
 
@@ -284,10 +229,9 @@ test_tls_token(void **state)
 static void
 test_worker_wrong_token(void **state)
 {
-	char          url[160], err[1024];
+	char          url[160];
 	ferry_client *c;
 	pid_t         w;
-	uint64_t      end;
 	const char   *sargs[] = { "--tls-cert-key", p_server, "--token-file",
 		  p_token, NULL };
 	const char   *wargs[] = { "--tls-ca", p_ca, "--token-file", p_wrong,
@@ -297,19 +241,14 @@ test_worker_wrong_token(void **state)
 	tls_url(url, sizeof(url));
 	h_scheduler(url, sargs);
 	w = h_workers(url, 1, wargs);
-	assert_int_equal(connect_sec(&c, url, p_ca, NULL, p_token, 10000,
-	                     err, sizeof(err)),
-	    0);
-	assert_int_equal(wait_log("scheduler", "worker hello refused", 1,
+	c = connect_ok(url, p_ca, NULL, p_token);
+	assert_int_equal(h_wait_log("scheduler", "worker hello refused", 1,
 	                     20000),
 	    0);
-	end = ms_now() + 20000;
-	while (h_alive(w) && ms_now() < end)
-		usleep(50000);
-	assert_false(h_alive(w));
+	assert_int_equal(h_wait_gone(w, 20000), 0);
 	assert_int_equal(h_status_uint(c, "workers"), 0);
 	assert_true(h_status_uint(c, "auth_failures") >= 1);
-	assert_true(wait_log("workers", "authentication failed", 1, 1000) ==
+	assert_true(h_wait_log("workers", "authentication failed", 1, 1000) ==
 	    0);
 	ferry_client_close(c);
 }
@@ -319,45 +258,30 @@ test_worker_wrong_token(void **state)
 static void
 test_wrong_ca(void **state)
 {
-	char          url[160], err[1024];
-	ferry_client *c;
-	uint64_t      t0;
-	int           rv;
-	const char   *sargs[] = { "--tls-cert-key", p_server, "--token-file",
-		  p_token, NULL };
+	char        url[160];
+	uint64_t    t0;
+	const char *sargs[] = { "--tls-cert-key", p_server, "--token-file",
+		p_token, NULL };
 	(void)state;
 	need_certs();
 	tls_url(url, sizeof(url));
 	h_scheduler(url, sargs);
 	/* the right CA works (the scheduler is up) */
-	assert_int_equal(connect_sec(&c, url, p_ca, NULL, p_token, 10000,
-	                     err, sizeof(err)),
-	    0);
-	ferry_client_close(c);
+	ferry_client_close(connect_ok(url, p_ca, NULL, p_token));
 
-	t0 = ms_now();
-	rv = connect_sec(&c, url, p_ca2, NULL, p_token, 1500, err,
-	    sizeof(err));
-	assert_int_equal(rv, FERRY_ECONNECT);
-	assert_true(ms_now() - t0 < 6000); /* 1.5 s + a bounded close */
-	assert_non_null(strstr(err, "TLS handshake failed or the scheduler "
-	                            "is unreachable"));
+	t0 = util_now_ms();
+	connect_fails(url, p_ca2, NULL, p_token, 1500, FERRY_ECONNECT,
+	    "TLS handshake failed or the scheduler is unreachable");
+	assert_true(util_now_ms() - t0 < 6000); /* 1.5 s + a bounded close */
 
 	/* a missing CA file is named, at once */
-	rv = connect_sec(&c, url, "/nonexistent/ca.pem", NULL, p_token, 1500,
-	    err, sizeof(err));
-	assert_int_equal(rv, FERRY_EINVAL);
-	assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+	connect_fails(url, "/nonexistent/ca.pem", NULL, p_token, 1500,
+	    FERRY_EINVAL, "/nonexistent/ca.pem");
 	/* a file that is no certificate */
-	rv = connect_sec(&c, url, p_token, NULL, p_token, 1500, err,
-	    sizeof(err));
-	assert_int_equal(rv, FERRY_EINVAL);
-	assert_non_null(strstr(err, p_token));
+	connect_fails(
+	    url, p_token, NULL, p_token, 1500, FERRY_EINVAL, p_token);
 	/* a TLS address without a CA */
-	rv = connect_sec(&c, url, NULL, NULL, p_token, 1500, err,
-	    sizeof(err));
-	assert_int_equal(rv, FERRY_EINVAL);
-	assert_non_null(strstr(err, "CA"));
+	connect_fails(url, NULL, NULL, p_token, 1500, FERRY_EINVAL, "CA");
 }
 
 /* With require_client_cert, a client without its certificate cannot
@@ -365,9 +289,8 @@ test_wrong_ca(void **state)
 static void
 test_require_client_cert(void **state)
 {
-	char          url[160], err[1024];
+	char          url[160];
 	ferry_client *c;
-	int           rv;
 	const char   *sargs[] = { "--tls-cert-key", p_server, "--tls-ca",
 		  p_ca, "--require-client-cert", "--token-file", p_token,
 		  NULL };
@@ -375,16 +298,12 @@ test_require_client_cert(void **state)
 	need_certs();
 	tls_url(url, sizeof(url));
 	h_scheduler(url, sargs);
-	assert_int_equal(connect_sec(&c, url, p_ca, p_client, p_token, 10000,
-	                     err, sizeof(err)),
-	    0);
+	c = connect_ok(url, p_ca, p_client, p_token);
 	assert_int_equal(h_status_uint(c, "clients"), 1);
 	ferry_client_close(c);
 	/* the scheduler is up: without the certificate, no connection */
-	rv = connect_sec(&c, url, p_ca, NULL, p_token, 1500, err,
-	    sizeof(err));
-	assert_int_equal(rv, FERRY_ECONNECT);
-	assert_non_null(strstr(err, "TLS handshake failed"));
+	connect_fails(url, p_ca, NULL, p_token, 1500, FERRY_ECONNECT,
+	    "TLS handshake failed");
 }
 
 /* A token goes over plain tcp only to loopback: to any other host the
@@ -393,43 +312,24 @@ test_require_client_cert(void **state)
 static void
 test_token_plain_tcp(void **state)
 {
-	char          url[160], err[1024];
-	char         *out = NULL, *serr = NULL;
-	ferry_client *c;
-	int           rv;
-	const char   *sargs[] = { "--token-file", p_token, NULL };
-	const char   *bad[]   = { "scheduler", "--listen", url,
-		    "--token-file", "/nonexistent/token", NULL };
+	char        url[160], tls[160];
+	const char *sargs[]  = { "--token-file", p_token, NULL };
+	const char *bad[]    = { "scheduler", "--listen", url, "--token-file",
+		   "/nonexistent/token", NULL };
+	const char *nocert[] = { "scheduler", "--listen", tls,
+		"--tls-cert-key", "/nonexistent/server.pem", NULL };
 	(void)state;
 	h_tcp_url(url, sizeof(url));
 	h_scheduler(url, sargs);
-	assert_int_equal(connect_sec(&c, url, NULL, NULL, p_token, 10000,
-	                     err, sizeof(err)),
-	    0);
-	ferry_client_close(c);
-	rv = connect_sec(&c, "tcp://192.0.2.1:7710", NULL, NULL, p_token,
-	    1000, err, sizeof(err));
-	assert_int_equal(rv, FERRY_EINVAL);
-	assert_non_null(strstr(err, "refusing to send the token"));
+	ferry_client_close(connect_ok(url, NULL, NULL, p_token));
+	connect_fails("tcp://192.0.2.1:7710", NULL, NULL, p_token, 1000,
+	    FERRY_EINVAL, "refusing to send the token");
 
 	h_tcp_url(url, sizeof(url));
-	rv = h_run(bad, 10000, &out, &serr);
-	assert_true(rv != 0);
-	assert_non_null(strstr(serr, "/nonexistent/token"));
-	free(out);
-	free(serr);
+	run_fails(bad, 10000, "/nonexistent/token");
 	/* nor one whose certificate file is missing */
-	{
-		char        tls[160];
-		const char *nocert[] = { "scheduler", "--listen", tls,
-			"--tls-cert-key", "/nonexistent/server.pem", NULL };
-		tls_url(tls, sizeof(tls));
-		rv = h_run(nocert, 10000, &out, &serr);
-		assert_true(rv != 0);
-		assert_non_null(strstr(serr, "/nonexistent/server.pem"));
-		free(out);
-		free(serr);
-	}
+	tls_url(tls, sizeof(tls));
+	run_fails(nocert, 10000, "/nonexistent/server.pem");
 }
 
 /* The same from a cluster file: its security section (relative paths
@@ -438,15 +338,14 @@ test_token_plain_tcp(void **state)
 static void
 test_cluster_file(void **state)
 {
-	char        url[160], file[600], yaml[2048];
+	char        url[160], file[600];
 	char       *out = NULL, *err = NULL;
-	FILE       *f;
 	int         rc;
 	(void)state;
 	need_certs();
 	tls_url(url, sizeof(url));
 	snprintf(file, sizeof(file), "%s/secure.yaml", h_dir());
-	snprintf(yaml, sizeof(yaml),
+	h_write_file(file, 0644,
 	    "cluster:\n"
 	    "  name: secure\n"
 	    "scheduler:\n"
@@ -464,9 +363,6 @@ test_cluster_file(void **state)
 	    "    processes: 1\n"
 	    "    libraries: [ferry_examples]\n",
 	    url);
-	assert_non_null(f = fopen(file, "w"));
-	fputs(yaml, f);
-	fclose(f);
 	{
 		const char *sargs[] = { "scheduler", "-f", file, NULL };
 		const char *wargs[] = { "worker", "-f", file, NULL };
@@ -497,28 +393,8 @@ test_cluster_file(void **state)
 		/* the flags override the file: a wrong token is refused */
 		const char *st[] = { "status", "-f", file, "--token-file",
 			p_wrong, NULL };
-		rc = h_run(st, 20000, &out, &err);
-		assert_int_not_equal(rc, 0);
-		assert_non_null(strstr(err, "authentication failed"));
-		free(out);
-		free(err);
+		run_fails(st, 20000, "authentication failed");
 	}
-}
-
-/* Count lines of DIR/name.log that contain text. */
-static int
-log_lines(const char *name, const char *text)
-{
-	char  path[512], line[4096];
-	FILE *f;
-	int   n = 0;
-	snprintf(path, sizeof(path), "%s/%s.log", h_dir(), name);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		n += strstr(line, text) != NULL;
-	fclose(f);
-	return n;
 }
 
 /*
@@ -529,13 +405,12 @@ log_lines(const char *name, const char *text)
 static void
 test_token_guessing(void **state)
 {
-	char          url[160], err[1024];
+	char          url[160];
 	ferry_client *c;
 	struct h_peer p;
 	const char   *args[] = { "scheduler", "--listen", url, "--token-file",
 		  p_token, NULL };
 	enum { GUESSES = 14 };
-	uint64_t      end;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "guess");
@@ -554,16 +429,11 @@ test_token_guessing(void **state)
 		assert_int_equal(p.m.code, FERRY_EAUTH);
 	}
 	/* the right token is not slowed by someone else's guesses */
-	assert_int_equal(connect_sec(&c, url, NULL, NULL, p_token, 10000, err,
-	                     sizeof(err)),
-	    0);
+	c = connect_ok(url, NULL, NULL, p_token);
 	assert_int_equal(h_status_uint(c, "auth_failures"), GUESSES);
-	assert_int_equal(log_lines("sched-guess", "wrong token"), 3);
-	end = ms_now() + 30000;
-	while (log_lines("sched-guess", "more failed authentication") == 0 &&
-	    ms_now() < end)
-		usleep(100000);
-	assert_int_equal(log_lines("sched-guess",
+	assert_int_equal(h_log_count("sched-guess", "wrong token"), 3);
+	h_wait_log("sched-guess", "more failed authentication", 1, 30000);
+	assert_int_equal(h_log_count("sched-guess",
 	                     "11 more failed authentication(s) from local "
 	                     "socket"),
 	    1);
@@ -575,20 +445,15 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_tls_token, teardown),
-		cmocka_unit_test_teardown(test_worker_wrong_token, teardown),
-		cmocka_unit_test_teardown(test_wrong_ca, teardown),
-		cmocka_unit_test_teardown(test_require_client_cert, teardown),
-		cmocka_unit_test_teardown(test_token_plain_tcp, teardown),
-		cmocka_unit_test_teardown(test_cluster_file, teardown),
-		cmocka_unit_test_teardown(test_token_guessing, teardown),
+		cmocka_unit_test_teardown(test_tls_token, h_teardown),
+		cmocka_unit_test_teardown(test_worker_wrong_token, h_teardown),
+		cmocka_unit_test_teardown(test_wrong_ca, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_require_client_cert, h_teardown),
+		cmocka_unit_test_teardown(test_token_plain_tcp, h_teardown),
+		cmocka_unit_test_teardown(test_cluster_file, h_teardown),
+		cmocka_unit_test_teardown(test_token_guessing, h_teardown),
 	};
-	int rv;
 	h_init(argc, argv);
-	if (getenv("FERRY_TEST_FILTER") != NULL) /* e.g. "*guess*" */
-		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
-	rv = cmocka_run_group_tests(tests, group_setup, NULL);
-	if (rv != 0)
-		h_dump_logs();
-	return rv;
+	return H_RUN_TESTS(tests, group_setup);
 }

@@ -31,15 +31,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <msgpack.h>
 
 #include "fi_log.h"
 #include "ferry/ferry.h"
 #include "harness.h"
+#include "util.h"
 
 /* The fault-injection task library and the start records it writes. */
 static const char *g_fi_lib;
@@ -50,131 +49,55 @@ static char        g_fi_log[512];
 static pid_t g_grand[64];
 static int   g_n_grand;
 
-static uint64_t
-ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Whether pid is alive and runs `sleep` (a grandchild of ours, not a
- * process that took its pid since). */
-static int
-is_sleep(pid_t pid)
-{
-	char  path[64], cmd[64];
-	FILE *f;
-	int   yes = 0;
-	if (!h_alive(pid))
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	yes = fgets(cmd, sizeof(cmd), f) != NULL && strcmp(cmd, "sleep") == 0;
-	fclose(f);
-	return yes;
-}
-
 static int
 teardown(void **state)
 {
-	(void)state;
-	h_cleanup();
+	h_teardown(state);
 	for (int i = 0; i < g_n_grand; i++)
-		if (is_sleep(g_grand[i]))
+		if (h_is_sleep(g_grand[i]))
 			kill(g_grand[i], SIGKILL);
 	g_n_grand = 0;
 	return 0;
 }
 
-/* Pack [a] or [a, b] into buf (at least 32 bytes); returns the length. */
-static size_t
-pack2(uint8_t *buf, int n, uint64_t a, uint64_t b)
-{
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	size_t          len;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, (size_t)n);
-	msgpack_pack_uint64(&pk, a);
-	if (n > 1)
-		msgpack_pack_uint64(&pk, b);
-	memcpy(buf, sb.data, sb.size);
-	len = sb.size;
-	msgpack_sbuffer_destroy(&sb);
-	return len;
-}
+/* The running test's scheduler and supervisor, and the supervisor's
+ * log. */
+static pid_t g_sched, g_sup;
+static char  g_log[64];
 
-/* Submit fn with [a] (n 1) or [a, b] (n 2) and options. */
-static ferry_future *
-submit(ferry_client *c, const char *fn, int n, uint64_t a, uint64_t b,
-    const struct ferry_task_opts *o)
-{
-	uint8_t       buf[32];
-	size_t        len = pack2(buf, n, a, b);
-	ferry_future *f   = NULL;
-	assert_int_equal(ferry_submit_opts(c, fn, buf, len, o, &f), 0);
-	return f;
-}
-
-/* The supervisor's log of the running test. */
-static char g_log[64];
-
-/* Start a supervisor with n processes on url, logging to its own file. */
+/* Start a supervisor with n processes of both task libraries on url,
+ * logging to its own file (workers-NAME). */
 static pid_t
 workers(const char *name, const char *url, int n, const char *const *extra)
 {
-	const char *args[32];
-	char        num[16];
-	int         k = 0;
+	const char *libs[] = { "ferry_examples", g_fi_lib, NULL };
 	snprintf(g_log, sizeof(g_log), "workers-%s", name);
-	snprintf(num, sizeof(num), "%d", n);
-	args[k++] = "worker";
-	args[k++] = "--connect";
-	args[k++] = url;
-	args[k++] = "--processes";
-	args[k++] = num;
-	args[k++] = "--library";
-	args[k++] = "ferry_examples";
-	args[k++] = "--library";
-	args[k++] = g_fi_lib;
-	for (int i = 0; extra != NULL && extra[i] != NULL && k < 31; i++)
-		args[k++] = extra[i];
-	args[k] = NULL;
-	return h_start(g_log, args);
+	return h_start_workers(g_log, url, n, libs, extra);
 }
 
-/* How many times text occurs in the supervisor's log. */
-static int
-log_count(const char *text)
-{
-	char  path[512], line[2048];
-	FILE *f;
-	int   n = 0;
-	snprintf(path, sizeof(path), "%s/%s.log", h_dir(), g_log);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, text) != NULL)
-			n++;
-	fclose(f);
-	return n;
-}
+/* What cluster() waits for: the worker processes, or also the
+ * supervisor itself (its reports charge the tasks that end processes,
+ * and the scheduler's kill orders go to it). */
+enum { PROCESSES, SUPERVISED };
 
-/* Wait (bounded) until text occurs at least n times in the log. */
-static int
-wait_log(const char *text, int n, int timeout_ms)
+/* A scheduler on a fresh address (into url, len bytes) and a supervisor
+ * of n processes (as workers()), their pids in g_sched and g_sup;
+ * returns a client that has seen all n register and, with SUPERVISED,
+ * the supervisor too. */
+static ferry_client *
+cluster(const char *name, char *url, size_t len, int n,
+    const char *const *extra, int wait_for)
 {
-	uint64_t end = ms_now() + (uint64_t)timeout_ms;
-	while (ms_now() < end) {
-		if (log_count(text) >= n)
-			return 0;
-		usleep(20000);
-	}
-	fprintf(stderr, "log never said '%s' %d time(s)\n", text, n);
-	return -1;
+	ferry_client *c;
+	h_ipc_url(url, len, name);
+	g_sched = h_scheduler(url, NULL);
+	g_sup   = workers(name, url, n, extra);
+	assert_non_null(c = h_connect(url));
+	assert_int_equal(h_wait_workers(c, (uint32_t)n, 10000), 0);
+	if (wait_for == SUPERVISED)
+		assert_int_equal(
+		    h_wait_log(g_log, "as supervisor", 1, 10000), 0);
+	return c;
 }
 
 /* The one worker process registered now (0 if not exactly one). */
@@ -183,20 +106,6 @@ only_worker(ferry_client *c)
 {
 	pid_t p[4];
 	return h_worker_pids(c, p, 4) == 1 ? p[0] : 0;
-}
-
-/* Wait (bounded) until the one registered worker process is not old. */
-static pid_t
-wait_replaced(ferry_client *c, pid_t old, int timeout_ms)
-{
-	uint64_t end = ms_now() + (uint64_t)timeout_ms;
-	while (ms_now() < end) {
-		pid_t p = only_worker(c);
-		if (p > 0 && p != old)
-			return p;
-		usleep(20000);
-	}
-	return 0;
 }
 
 /* Pids of the processes whose parent is ppid, up to max. */
@@ -228,23 +137,6 @@ children_of(pid_t ppid, pid_t *out, int max)
 	return n;
 }
 
-static void
-expect_square(ferry_client *c, uint64_t i)
-{
-	uint8_t       buf[32];
-	size_t        len = pack2(buf, 1, i, 0);
-	ferry_future *f;
-	const void   *data;
-	size_t        n;
-	uint64_t      v;
-	assert_int_equal(ferry_submit(c, "square", buf, len, &f), 0);
-	assert_int_equal(ferry_future_wait(f, 30000), 0);
-	assert_int_equal(ferry_future_result(f, &data, &n), 0);
-	assert_int_equal(h_unpack_uint(data, n, &v), 0);
-	assert_int_equal(v, i * i);
-	ferry_future_free(f);
-}
-
 /* A task past its hard timeout: its process is killed and replaced, the
  * task is retried and then fails as timed out; a task that ran beside it
  * in the same process is not charged and runs again. */
@@ -256,14 +148,10 @@ test_timeout(void **state)
 	ferry_client          *c;
 	ferry_future          *slow, *side;
 	struct ferry_task_opts to, plain;
-	pid_t                  p0, p1;
+	pid_t                  p0;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "timeout");
-	h_scheduler(url, NULL);
-	workers("timeout", url, 1, extra);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = cluster("timeout", url, sizeof(url), 1, extra, PROCESSES);
 	assert_true((p0 = only_worker(c)) > 0);
 
 	ferry_task_opts_init(&to);
@@ -272,8 +160,8 @@ test_timeout(void **state)
 	to.backoff_ms = 10;
 	ferry_task_opts_init(&plain);
 	plain.retries = 0; /* a bystander is not charged: no retry needed */
-	slow = submit(c, "sleep_ms", 1, 60000, 0, &to);
-	side = submit(c, "sleep_ms", 1, 2500, 0, &plain);
+	slow = h_submit(c, "sleep_ms", 1, 60000, 0, &to);
+	side = h_submit(c, "sleep_ms", 1, 2500, 0, &plain);
 
 	assert_int_equal(ferry_future_wait(slow, 60000), 0);
 	assert_int_equal(ferry_future_state(slow), FERRY_FAILED);
@@ -287,11 +175,11 @@ test_timeout(void **state)
 	assert_true(ferry_future_attempts(side) >= 2);
 
 	/* the process was replaced, and the new one works */
-	assert_true((p1 = wait_replaced(c, p0, 20000)) > 0);
+	assert_int_equal(h_wait_replaced(c, p0, 1, 20000), 0);
 	assert_false(h_alive(p0));
-	assert_int_equal(wait_log("ran past its timeout of 1000 ms", 2, 10000),
-	    0);
-	expect_square(c, 12);
+	assert_int_equal(
+	    h_wait_log(g_log, "ran past its timeout of 1000 ms", 2, 10000), 0);
+	h_expect_square(c, 12);
 	ferry_future_free(slow);
 	ferry_future_free(side);
 	ferry_client_close(c);
@@ -314,16 +202,12 @@ test_memory_limit(void **state)
 	pid_t                  p0;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "memory");
-	h_scheduler(url, NULL);
-	workers("memory", url, 1, extra);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = cluster("memory", url, sizeof(url), 1, extra, PROCESSES);
 	assert_true((p0 = only_worker(c)) > 0);
 
 	ferry_task_opts_init(&once);
 	once.retries = 0;
-	small = submit(c, "hog", 2, 16, 0, &once);
+	small = h_submit(c, "hog", 2, 16, 0, &once);
 	assert_int_equal(ferry_future_wait(small, 30000), 0);
 	assert_int_equal(ferry_future_result(small, &data, &len), 0);
 	assert_int_equal(h_unpack_uint(data, len, &v), 0);
@@ -332,15 +216,16 @@ test_memory_limit(void **state)
 
 	/* 1 GiB in 16 MiB steps, 50 ms apart: the supervisor (which looks
 	 * every 100 ms) stops it long before the end */
-	big = submit(c, "hog", 2, 1024, 50, &once);
+	big = h_submit(c, "hog", 2, 1024, 50, &once);
 	assert_int_equal(ferry_future_wait(big, 60000), 0);
 	assert_int_equal(ferry_future_state(big), FERRY_FAILED);
 	assert_int_equal(ferry_future_errcode(big), FERRY_EMEMORY);
 	assert_non_null(strstr(ferry_future_error(big), "anonymous memory"));
 	assert_non_null(strstr(ferry_future_error(big), "limit of 128 MiB"));
-	assert_true(wait_replaced(c, p0, 20000) > 0);
-	assert_int_equal(wait_log("over the limit of 128 MiB", 1, 10000), 0);
-	expect_square(c, 7);
+	assert_int_equal(h_wait_replaced(c, p0, 1, 20000), 0);
+	assert_int_equal(
+	    h_wait_log(g_log, "over the limit of 128 MiB", 1, 10000), 0);
+	h_expect_square(c, 7);
 	ferry_future_free(small);
 	ferry_future_free(big);
 	ferry_client_close(c);
@@ -352,8 +237,7 @@ static void
 test_recycle(void **state)
 {
 	char           url[128], conf[512];
-	const char    *args[8];
-	FILE          *f;
+	const char    *args[] = { "worker", "-f", conf, NULL };
 	ferry_client  *c;
 	ferry_future  *futs[20];
 	pid_t          seen[20];
@@ -362,8 +246,7 @@ test_recycle(void **state)
 
 	h_ipc_url(url, sizeof(url), "recycle");
 	snprintf(conf, sizeof(conf), "%s/recycle.yaml", h_dir());
-	assert_non_null(f = fopen(conf, "w"));
-	fprintf(f,
+	h_write_file(conf, 0644,
 	    "scheduler:\n"
 	    "  listen: [\"%s\"]\n"
 	    "workers:\n"
@@ -372,12 +255,7 @@ test_recycle(void **state)
 	    "    max_tasks_per_process: 5\n"
 	    "    libraries: [ferry_examples]\n",
 	    url);
-	fclose(f);
 	h_scheduler(url, NULL);
-	args[0] = "worker";
-	args[1] = "-f";
-	args[2] = conf;
-	args[3] = NULL;
 	snprintf(g_log, sizeof(g_log), "workers-recycle");
 	h_start(g_log, args);
 	assert_non_null(c = h_connect(url));
@@ -404,7 +282,8 @@ test_recycle(void **state)
 	assert_true(n_seen >= 4);
 	assert_int_equal(h_status_uint(c, "done"), 20);
 	assert_int_equal(h_status_uint(c, "failed"), 0);
-	assert_int_equal(wait_log("recycled (max tasks per process)", 3, 10000),
+	assert_int_equal(
+	    h_wait_log(g_log, "recycled (max tasks per process)", 3, 10000),
 	    0);
 	ferry_client_close(c);
 }
@@ -418,31 +297,23 @@ test_cancel_running(void **state)
 	ferry_client *c;
 	ferry_future *f;
 	pid_t         p0;
-	uint64_t      end;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "cancel");
-	h_scheduler(url, NULL);
-	workers("cancel", url, 1, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
 	/* the kill order goes to the supervisor */
-	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+	c = cluster("cancel", url, sizeof(url), 1, NULL, SUPERVISED);
 	assert_true((p0 = only_worker(c)) > 0);
 
-	f = submit(c, "sleep_ms", 1, 60000, 0, NULL);
-	end = ms_now() + 10000;
-	while (h_status_uint(c, "busy") != 1 && ms_now() < end)
-		usleep(20000);
-	assert_int_equal(h_status_uint(c, "busy"), 1);
+	f = h_submit(c, "sleep_ms", 1, 60000, 0, NULL);
+	assert_int_equal(h_wait_status(c, "busy", 1, 10000), 0);
 	usleep(200000); /* from the worker's queue into its slot */
 	assert_int_equal(ferry_cancel(f), 0);
 	assert_int_equal(ferry_future_wait(f, 10000), 0);
 	assert_int_equal(ferry_future_state(f), FERRY_CANCELLED);
-	assert_int_equal(wait_log("was cancelled while running", 1, 10000), 0);
-	assert_true(wait_replaced(c, p0, 10000) > 0);
+	assert_int_equal(
+	    h_wait_log(g_log, "was cancelled while running", 1, 10000), 0);
+	assert_int_equal(h_wait_replaced(c, p0, 1, 10000), 0);
 	assert_false(h_alive(p0));
-	expect_square(c, 3);
+	h_expect_square(c, 3);
 	ferry_future_free(f);
 	ferry_client_close(c);
 }
@@ -457,32 +328,25 @@ test_cancel_queued(void **state)
 	ferry_client *c;
 	ferry_future *a, *b;
 	pid_t         p0;
-	uint64_t      end;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "cancelq");
-	h_scheduler(url, NULL);
-	workers("cancelq", url, 1, extra);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = cluster("cancelq", url, sizeof(url), 1, extra, PROCESSES);
 	assert_true((p0 = only_worker(c)) > 0);
 
-	a = submit(c, "sleep_ms", 1, 1500, 0, NULL);
-	b = submit(c, "sleep_ms", 1, 60000, 0, NULL);
+	a = h_submit(c, "sleep_ms", 1, 1500, 0, NULL);
+	b = h_submit(c, "sleep_ms", 1, 60000, 0, NULL);
 	/* both held by the one process: a runs, b waits behind it */
-	end = ms_now() + 10000;
-	while (h_status_uint(c, "busy") != 2 && ms_now() < end)
-		usleep(20000);
-	assert_int_equal(h_status_uint(c, "busy"), 2);
+	assert_int_equal(h_wait_status(c, "busy", 2, 10000), 0);
 	assert_int_equal(ferry_cancel(b), 0);
 	assert_int_equal(ferry_future_wait(b, 10000), 0);
 	assert_int_equal(ferry_future_state(b), FERRY_CANCELLED);
 	assert_int_equal(ferry_future_wait(a, 30000), 0);
 	assert_int_equal(ferry_future_state(a), FERRY_DONE);
-	assert_int_equal(wait_log("was cancelled: skipped", 1, 10000), 0);
-	assert_int_equal(log_count("cancelled while running"), 0);
+	assert_int_equal(
+	    h_wait_log(g_log, "was cancelled: skipped", 1, 10000), 0);
+	assert_int_equal(h_log_count(g_log, "cancelled while running"), 0);
 	assert_int_equal(only_worker(c), p0);
-	expect_square(c, 4);
+	h_expect_square(c, 4);
 	ferry_future_free(a);
 	ferry_future_free(b);
 	ferry_client_close(c);
@@ -498,31 +362,23 @@ test_kill9_reported(void **state)
 	ferry_future          *f;
 	struct ferry_task_opts once;
 	pid_t                  p0;
-	uint64_t               end;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "kill9");
-	h_scheduler(url, NULL);
-	workers("kill9", url, 1, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
 	/* its report says what a SIGKILL means */
-	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+	c = cluster("kill9", url, sizeof(url), 1, NULL, SUPERVISED);
 	assert_true((p0 = only_worker(c)) > 0);
 
 	ferry_task_opts_init(&once);
 	once.retries = 0;
-	f = submit(c, "sleep_ms", 1, 60000, 0, &once);
-	end = ms_now() + 10000;
-	while (h_status_uint(c, "busy") != 1 && ms_now() < end)
-		usleep(20000);
+	f = h_submit(c, "sleep_ms", 1, 60000, 0, &once);
+	h_wait_status(c, "busy", 1, 10000);
 	usleep(200000);
 	assert_int_equal(kill(p0, SIGKILL), 0);
 	assert_int_equal(ferry_future_wait(f, 20000), 0);
 	assert_int_equal(ferry_future_state(f), FERRY_FAILED);
 	assert_int_equal(ferry_future_errcode(f), FERRY_ECRASHED);
 	assert_non_null(strstr(ferry_future_error(f), "kill -9"));
-	assert_true(wait_replaced(c, p0, 10000) > 0);
+	assert_int_equal(h_wait_replaced(c, p0, 1, 10000), 0);
 	ferry_future_free(f);
 	ferry_client_close(c);
 }
@@ -535,46 +391,42 @@ test_scheduler_away(void **state)
 {
 	char          url[128];
 	ferry_client *c;
-	pid_t         sched, sup, kids[8], again[8];
+	pid_t         kids[8], again[8];
 	int           n;
 	uint64_t      end;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "away");
-	sched = h_scheduler(url, NULL);
-	sup   = workers("away", url, 1, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
-	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+	c = cluster("away", url, sizeof(url), 1, NULL, SUPERVISED);
 	ferry_client_close(c);
 
-	h_stop(sched, 5000);
-	assert_int_equal(wait_log("lost the connection to the scheduler", 1,
-	                     10000),
+	h_stop(g_sched, 5000);
+	assert_int_equal(h_wait_log(g_log,
+	                     "lost the connection to the scheduler", 1, 10000),
 	    0);
 	/* its process gives up on a hello after a reconnect in 3 s (not the
 	 * 10 s connect timeout), and says so; it is restarted */
-	assert_int_equal(wait_log("within 3000 ms", 1, 20000), 0);
-	end = ms_now() + 10000;
-	while (children_of(sup, kids, 8) != 1 && ms_now() < end)
+	assert_int_equal(h_wait_log(g_log, "within 3000 ms", 1, 20000), 0);
+	end = util_now_ms() + 10000;
+	while (children_of(g_sup, kids, 8) != 1 && util_now_ms() < end)
 		usleep(20000);
-	assert_int_equal(children_of(sup, kids, 8), 1);
+	assert_int_equal(children_of(g_sup, kids, 8), 1);
 	assert_int_equal(kill(kids[0], SIGKILL), 0);
 	/* replaced although nobody can be told */
-	end = ms_now() + 10000;
+	end = util_now_ms() + 10000;
 	do {
 		usleep(20000);
-		n = children_of(sup, again, 8);
-	} while ((n != 1 || again[0] == kids[0]) && ms_now() < end);
+		n = children_of(g_sup, again, 8);
+	} while ((n != 1 || again[0] == kids[0]) && util_now_ms() < end);
 	assert_int_equal(n, 1);
 	assert_true(again[0] != kids[0]);
 
 	h_scheduler(url, NULL);
 	assert_non_null(c = h_connect(url));
-	assert_int_equal(wait_log("as supervisor", 2, 20000), 0);
-	assert_int_equal(wait_log("sending queued reports", 1, 1000), 0);
+	assert_int_equal(h_wait_log(g_log, "as supervisor", 2, 20000), 0);
+	assert_int_equal(
+	    h_wait_log(g_log, "sending queued reports", 1, 1000), 0);
 	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
-	expect_square(c, 5);
+	h_expect_square(c, 5);
 	ferry_client_close(c);
 }
 
@@ -589,7 +441,7 @@ submit_fi(ferry_client *c, const char *fn, uint64_t b,
     const struct ferry_task_opts *o, uint64_t *seq)
 {
 	*seq = g_seq++;
-	return submit(c, fn, 2, *seq, b, o);
+	return h_submit(c, fn, 2, *seq, b, o);
 }
 
 /* The pid of the grandchild the fi_fork task seq started (from its
@@ -597,7 +449,7 @@ submit_fi(ferry_client *c, const char *fn, uint64_t b,
 static pid_t
 grandchild(uint64_t seq, int timeout_ms)
 {
-	uint64_t end = ms_now() + (uint64_t)timeout_ms;
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
 	do {
 		struct fi_record r;
 		pid_t            pid = 0;
@@ -614,25 +466,27 @@ grandchild(uint64_t seq, int timeout_ms)
 			return pid;
 		}
 		usleep(20000);
-	} while (ms_now() < end);
+	} while (util_now_ms() < end);
 	fprintf(stderr, "task %" PRIu64 " logged no grandchild\n", seq);
 	return 0;
 }
 
-/* Wait (bounded: the promise is "within about a second"; the bound is
- * generous for a loaded machine) until pid is gone. */
-static int
-wait_gone(pid_t pid, int timeout_ms)
+/* Two fi_fork tasks that return, one leaving its grandchild in the
+ * process group and one not (setsid), submitted together: both done;
+ * their grandchildren's pids into g. */
+static void
+fork_two(ferry_client *c, pid_t g[2])
 {
-	uint64_t end = ms_now() + (uint64_t)timeout_ms;
-	while (h_alive(pid)) {
-		if (ms_now() >= end) {
-			fprintf(stderr, "pid %d still alive\n", (int)pid);
-			return -1;
-		}
-		usleep(10000);
+	ferry_future *f[2];
+	uint64_t      seq[2];
+	f[0] = submit_fi(c, "fi_fork", 0, NULL, &seq[0]);
+	f[1] = submit_fi(c, "fi_fork", FI_FORK_SETSID, NULL, &seq[1]);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(ferry_future_wait(f[i], 30000), 0);
+		assert_int_equal(ferry_future_state(f[i]), FERRY_DONE);
+		assert_true((g[i] = grandchild(seq[i], 10000)) > 0);
+		ferry_future_free(f[i]);
 	}
-	return 0;
 }
 
 /* Submit n squares (1..n) and return their futures. */
@@ -642,7 +496,7 @@ submit_squares(ferry_client *c, int n)
 	ferry_future **f = calloc((size_t)n, sizeof(*f));
 	assert_non_null(f);
 	for (int i = 0; i < n; i++)
-		f[i] = submit(c, "square", 1, (uint64_t)i + 1, 0, NULL);
+		f[i] = h_submit(c, "square", 1, (uint64_t)i + 1, 0, NULL);
 	return f;
 }
 
@@ -696,16 +550,9 @@ test_exit_any_status(void **state)
 	ferry_future          *f[N], **sq;
 	struct ferry_task_opts fast;
 	uint64_t               seq;
-	pid_t                  sup;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "exits");
-	h_scheduler(url, NULL);
-	sup = workers("exits", url, 2, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
-	/* its reports charge the tasks that end processes */
-	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+	c = cluster("exits", url, sizeof(url), 2, NULL, SUPERVISED);
 
 	ferry_task_opts_init(&fast);
 	fast.backoff_ms = 10;
@@ -720,9 +567,9 @@ test_exit_any_status(void **state)
 	}
 	check_squares(sq, SQ);
 	assert_int_equal(h_status_uint(c, "dead"), N);
-	assert_true(h_alive(sup));
+	assert_true(h_alive(g_sup));
 	assert_int_equal(h_wait_workers(c, 2, 20000), 0);
-	expect_square(c, 9);
+	h_expect_square(c, 9);
 	ferry_client_close(c);
 }
 
@@ -741,13 +588,7 @@ test_close_fds(void **state)
 	uint64_t               seq;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "closefds");
-	h_scheduler(url, NULL);
-	workers("closefds", url, 2, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
-	/* its reports charge the tasks that end processes */
-	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+	c = cluster("closefds", url, sizeof(url), 2, NULL, SUPERVISED);
 
 	ferry_task_opts_init(&fast);
 	fast.backoff_ms = 10;
@@ -777,13 +618,7 @@ test_grandchild_of_crash(void **state)
 	struct ferry_task_opts once;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "forkcrash");
-	h_scheduler(url, NULL);
-	workers("forkcrash", url, 1, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
-	/* its reports charge the tasks that end processes */
-	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+	c = cluster("forkcrash", url, sizeof(url), 1, NULL, SUPERVISED);
 
 	ferry_task_opts_init(&once);
 	once.retries = 0;
@@ -797,11 +632,11 @@ test_grandchild_of_crash(void **state)
 		assert_non_null(strstr(ferry_future_error(f),
 		    (how[i] & FI_FORK_CRASH) ? "SIGSEGV" : "exit status 0"));
 		assert_true((g = grandchild(seq, 10000)) > 0);
-		assert_int_equal(wait_gone(g, 10000), 0);
+		assert_int_equal(h_wait_gone(g, 10000), 0);
 		ferry_future_free(f);
 	}
 	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
-	expect_square(c, 6);
+	h_expect_square(c, 6);
 	ferry_client_close(c);
 }
 
@@ -819,13 +654,7 @@ test_grandchild_of_timeout_cancel(void **state)
 	pid_t                  g;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "forkhang");
-	h_scheduler(url, NULL);
-	workers("forkhang", url, 1, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
-	/* its reports charge the tasks that end processes */
-	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
+	c = cluster("forkhang", url, sizeof(url), 1, NULL, SUPERVISED);
 
 	ferry_task_opts_init(&to);
 	to.retries    = 0;
@@ -834,7 +663,7 @@ test_grandchild_of_timeout_cancel(void **state)
 	assert_true((g = grandchild(seq, 10000)) > 0);
 	assert_int_equal(ferry_future_wait(f, 30000), 0);
 	assert_int_equal(ferry_future_errcode(f), FERRY_ETIMEDOUT);
-	assert_int_equal(wait_gone(g, 10000), 0);
+	assert_int_equal(h_wait_gone(g, 10000), 0);
 	ferry_future_free(f);
 
 	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
@@ -843,7 +672,7 @@ test_grandchild_of_timeout_cancel(void **state)
 	assert_int_equal(ferry_cancel(f), 0);
 	assert_int_equal(ferry_future_wait(f, 10000), 0);
 	assert_int_equal(ferry_future_state(f), FERRY_CANCELLED);
-	assert_int_equal(wait_gone(g, 10000), 0);
+	assert_int_equal(h_wait_gone(g, 10000), 0);
 	ferry_future_free(f);
 	ferry_client_close(c);
 }
@@ -856,32 +685,16 @@ test_grandchild_of_recycled(void **state)
 	char          url[128];
 	const char   *extra[] = { "--max-tasks", "2", NULL };
 	ferry_client *c;
-	ferry_future *f[2];
-	uint64_t      seq[2];
 	pid_t         g[2];
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "forkrecycle");
-	h_scheduler(url, NULL);
-	workers("forkrecycle", url, 1, extra);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
-	/* its reports charge the tasks that end processes */
-	assert_int_equal(wait_log("as supervisor", 1, 10000), 0);
-
-	f[0] = submit_fi(c, "fi_fork", 0, NULL, &seq[0]);
-	f[1] = submit_fi(c, "fi_fork", FI_FORK_SETSID, NULL, &seq[1]);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(ferry_future_wait(f[i], 30000), 0);
-		assert_int_equal(ferry_future_state(f[i]), FERRY_DONE);
-		assert_true((g[i] = grandchild(seq[i], 10000)) > 0);
-	}
+	c = cluster("forkrecycle", url, sizeof(url), 1, extra, SUPERVISED);
+	fork_two(c, g);
 	assert_int_equal(
-	    wait_log("recycled (max tasks per process)", 1, 20000), 0);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(wait_gone(g[i], 10000), 0);
-		ferry_future_free(f[i]);
-	}
+	    h_wait_log(g_log, "recycled (max tasks per process)", 1, 20000),
+	    0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(h_wait_gone(g[i], 10000), 0);
 	ferry_client_close(c);
 }
 
@@ -893,41 +706,24 @@ test_stop_leaves_nothing(void **state)
 {
 	char          url[128];
 	ferry_client *c;
-	ferry_future *f[2];
-	uint64_t      seq[2];
-	pid_t         sup, g[2], kids[8];
+	pid_t         g[2], kids[8];
 	int           n_kids;
-	uint64_t      end;
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "stop");
-	h_scheduler(url, NULL);
-	sup = workers("stop", url, 2, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
-
-	f[0] = submit_fi(c, "fi_fork", 0, NULL, &seq[0]);
-	f[1] = submit_fi(c, "fi_fork", FI_FORK_SETSID, NULL, &seq[1]);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(ferry_future_wait(f[i], 30000), 0);
-		assert_int_equal(ferry_future_state(f[i]), FERRY_DONE);
-		assert_true((g[i] = grandchild(seq[i], 10000)) > 0);
+	c = cluster("stop", url, sizeof(url), 2, NULL, PROCESSES);
+	fork_two(c, g);
+	for (int i = 0; i < 2; i++)
 		assert_true(h_alive(g[i]));
-		ferry_future_free(f[i]);
-	}
-	n_kids = children_of(sup, kids, 8);
+	n_kids = children_of(g_sup, kids, 8);
 	assert_true(n_kids >= 2);
 
 	/* SIGTERM, and nothing else: what goes, the supervisor stopped */
-	assert_int_equal(kill(sup, SIGTERM), 0);
-	end = ms_now() + 30000;
-	while (h_alive(sup) && ms_now() < end)
-		usleep(20000);
-	assert_false(h_alive(sup));
+	assert_int_equal(kill(g_sup, SIGTERM), 0);
+	assert_int_equal(h_wait_gone(g_sup, 30000), 0);
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(wait_gone(g[i], 5000), 0);
+		assert_int_equal(h_wait_gone(g[i], 5000), 0);
 	for (int i = 0; i < n_kids; i++)
-		assert_int_equal(wait_gone(kids[i], 5000), 0);
+		assert_int_equal(h_wait_gone(kids[i], 5000), 0);
 	ferry_client_close(c);
 }
 
@@ -940,32 +736,25 @@ test_kill9_supervisor(void **state)
 	char          url[128];
 	ferry_client *c;
 	ferry_future *f;
-	uint64_t      seq, end;
-	pid_t         sup, g, kids[8];
+	uint64_t      seq;
+	pid_t         g, kids[8];
 	(void)state;
 
-	h_ipc_url(url, sizeof(url), "kill9sup");
-	h_scheduler(url, NULL);
-	sup = workers("kill9sup", url, 1, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = cluster("kill9sup", url, sizeof(url), 1, NULL, PROCESSES);
 
 	f = submit_fi(c, "fi_fork", 0, NULL, &seq);
 	assert_int_equal(ferry_future_wait(f, 30000), 0);
 	assert_int_equal(ferry_future_state(f), FERRY_DONE);
 	assert_true((g = grandchild(seq, 10000)) > 0);
 	ferry_future_free(f);
-	assert_int_equal(children_of(sup, kids, 8), 1);
+	assert_int_equal(children_of(g_sup, kids, 8), 1);
 
-	assert_int_equal(kill(sup, SIGKILL), 0);
-	end = ms_now() + 10000;
-	while (h_alive(sup) && ms_now() < end)
-		usleep(20000);
-	assert_false(h_alive(sup));
+	assert_int_equal(kill(g_sup, SIGKILL), 0);
+	assert_int_equal(h_wait_gone(g_sup, 10000), 0);
 	/* the worker process drains (nothing runs) and exits, taking its
 	 * group along */
-	assert_int_equal(wait_gone(kids[0], 20000), 0);
-	assert_int_equal(wait_gone(g, 5000), 0);
+	assert_int_equal(h_wait_gone(kids[0], 20000), 0);
+	assert_int_equal(h_wait_gone(g, 5000), 0);
 	ferry_client_close(c);
 }
 
@@ -990,19 +779,10 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_stop_leaves_nothing, teardown),
 		cmocka_unit_test_teardown(test_kill9_supervisor, teardown),
 	};
-	int rv;
 	h_init(argc, argv);
-	g_fi_lib = argc > 2 ? argv[2] : getenv("FERRY_FI_LIB");
-	if (g_fi_lib == NULL) {
-		fprintf(stderr,
-		    "usage: test_supervisor FERRY_BIN FI_LIBRARY\n");
-		return 2;
-	}
+	g_fi_lib = h_fi_lib(argc, argv);
 	/* the start records of fi tasks (grandchildren's pids) */
 	snprintf(g_fi_log, sizeof(g_fi_log), "%s/fi-starts.bin", h_dir());
 	setenv("FERRY_FI_LOG", g_fi_log, 1);
-	rv = cmocka_run_group_tests(tests, NULL, NULL);
-	if (rv != 0)
-		h_dump_logs();
-	return rv;
+	return H_RUN_TESTS(tests, NULL);
 }

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,25 +23,7 @@
 
 #include "ferry/ferry.h"
 #include "harness.h"
-
-static int    g_argc;
-static char **g_argv;
-
-static uint64_t
-ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	h_cleanup();
-	return 0;
-}
+#include "util.h"
 
 /* Map square over 0..n-1 (with an optional per-task delay) and return the
  * futures; args are packed [i] or [i, delay_us]. */
@@ -52,23 +33,13 @@ map_squares(ferry_client *c, size_t n, unsigned delay_us)
 	ferry_future **futs = calloc(n, sizeof(*futs));
 	const void   **args = calloc(n, sizeof(*args));
 	size_t        *lens = calloc(n, sizeof(*lens));
-	uint8_t       *buf  = calloc(n, 24);
+	uint8_t       *buf  = calloc(n, H_ARGS_MAX);
 	assert_non_null(futs);
 	assert_non_null(buf);
 	for (size_t i = 0; i < n; i++) {
-		msgpack_sbuffer sb;
-		msgpack_packer  pk;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_array(&pk, delay_us ? 2 : 1);
-		msgpack_pack_uint64(&pk, i);
-		if (delay_us)
-			msgpack_pack_uint32(&pk, delay_us);
-		assert_true(sb.size <= 24);
-		memcpy(buf + i * 24, sb.data, sb.size);
-		args[i] = buf + i * 24;
-		lens[i] = sb.size;
-		msgpack_sbuffer_destroy(&sb);
+		args[i] = buf + i * H_ARGS_MAX;
+		lens[i] = h_pack_args(
+		    buf + i * H_ARGS_MAX, delay_us ? 2 : 1, i, delay_us);
 	}
 	assert_int_equal(ferry_map(c, "square", n, args, lens, futs), 0);
 	free(args);
@@ -126,10 +97,7 @@ test_100k_over_tcp(void **state)
 	(void)state;
 
 	h_tcp_url(url, sizeof(url));
-	h_scheduler(url, NULL);
-	h_workers(url, 2, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	c = h_cluster(url, NULL, 2, NULL);
 	futs = map_squares(c, n, 0);
 	assert_int_equal(ferry_wait_all(futs, n, 120000), 0);
 	check_squares(futs, n);
@@ -148,24 +116,21 @@ test_kill9_worker_midrun(void **state)
 	char           url[128];
 	ferry_client  *c;
 	ferry_future **futs;
-	pid_t          before[8], after[8], victim;
-	int            nb, na, replaced = 0;
+	pid_t          before[8], victim;
+	int            nb;
 	const size_t   n = 100000;
 	uint64_t       end;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "kill9");
-	h_scheduler(url, NULL);
-	h_workers(url, 3, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 3, 10000), 0);
+	c = h_cluster(url, NULL, 3, NULL);
 	nb = h_worker_pids(c, before, 8);
 	assert_int_equal(nb, 3);
 
 	/* ~30 us per task: the run lasts about a second on 2 cores */
 	futs = map_squares(c, n, 30);
-	end  = ms_now() + 30000;
-	while (h_status_uint(c, "done") < n / 10 && ms_now() < end)
+	end  = util_now_ms() + 30000;
+	while (h_status_uint(c, "done") < n / 10 && util_now_ms() < end)
 		usleep(5000);
 	assert_true(h_status_uint(c, "done") < n); /* still mid-run */
 	victim = before[0];
@@ -179,18 +144,7 @@ test_kill9_worker_midrun(void **state)
 	assert_int_equal(h_status_uint(c, "done"), n);
 
 	/* the supervisor replaced it */
-	end = ms_now() + 10000;
-	while (!replaced && ms_now() < end) {
-		na = h_worker_pids(c, after, 8);
-		if (na == 3) {
-			replaced = 1;
-			for (int i = 0; i < na; i++)
-				if (after[i] == victim)
-					replaced = 0;
-		}
-		usleep(20000);
-	}
-	assert_true(replaced);
+	assert_int_equal(h_wait_replaced(c, victim, 3, 10000), 0);
 	ferry_client_close(c);
 }
 
@@ -210,15 +164,12 @@ test_silent_worker_requeued(void **state)
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "silent");
-	h_scheduler(url, sched_args);
-	h_workers(url, 2, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	c = h_cluster(url, sched_args, 2, NULL);
 	assert_int_equal(h_worker_pids(c, pids, 4), 2);
 
 	futs = map_squares(c, n, 10000); /* 10 ms each: 1.5 s on 2 */
-	end  = ms_now() + 10000;
-	while (h_status_uint(c, "done") < 20 && ms_now() < end)
+	end  = util_now_ms() + 10000;
+	while (h_status_uint(c, "done") < 20 && util_now_ms() < end)
 		usleep(5000);
 	assert_int_equal(kill(pids[0], SIGSTOP), 0);
 	assert_int_equal(ferry_wait_all(futs, n, 60000), 0);
@@ -231,10 +182,7 @@ test_silent_worker_requeued(void **state)
 	 * delivered twice */
 	assert_int_equal(kill(pids[0], SIGCONT), 0);
 	assert_int_equal(h_wait_workers(c, 2, 15000), 0);
-	end = ms_now() + 10000;
-	while (h_status_uint(c, "late_results") == 0 && ms_now() < end)
-		usleep(20000);
-	assert_true(h_status_uint(c, "late_results") > 0);
+	assert_int_equal(h_wait_status_min(c, "late_results", 1, 10000), 0);
 	assert_no_duplicates(c, n);
 	ferry_client_close(c);
 }
@@ -279,6 +227,27 @@ raw_exchange(nng_socket s, const void *data, size_t len, int *code)
 	return text;
 }
 
+/* Send raw bytes; the scheduler must answer with an error whose message
+ * says text and, when code is not 0, whose code is code. */
+static void
+expect_error(nng_socket s, const void *data, size_t len, int code,
+    const char *text)
+{
+	int   got = 0;
+	char *msg = raw_exchange(s, data, len, &got);
+	assert_non_null(msg);
+	if (code != 0)
+		assert_int_equal(got, code);
+	assert_non_null(strstr(msg, text));
+	free(msg);
+}
+
+/* What pack_msg adds to a message's version and type. */
+enum { NOTHING, INT_FN_TASK, ACK_0 };
+
+/* A message {v: version, t: type} and, with INT_FN_TASK, a task whose fn
+ * is an integer, or with ACK_0, ack 0; into out (at least 64 bytes).
+ * Returns the length. */
 static size_t
 pack_msg(uint8_t *out, int version, const char *type, int extra)
 {
@@ -287,19 +256,21 @@ pack_msg(uint8_t *out, int version, const char *type, int extra)
 	size_t          n;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, extra ? 3 : 2);
+	msgpack_pack_map(&pk, extra != NOTHING ? 3 : 2);
 	msgpack_pack_str_with_body(&pk, "v", 1);
 	msgpack_pack_int(&pk, version);
 	msgpack_pack_str_with_body(&pk, "t", 1);
 	msgpack_pack_str_with_body(&pk, type, strlen(type));
-	if (extra) {
-		/* submit with a task whose fn is an integer */
+	if (extra == INT_FN_TASK) {
 		msgpack_pack_str_with_body(&pk, "tasks", 5);
 		msgpack_pack_array(&pk, 1);
 		msgpack_pack_array(&pk, 3);
 		msgpack_pack_uint64(&pk, 1);
 		msgpack_pack_int(&pk, 42);
 		msgpack_pack_bin(&pk, 0);
+	} else if (extra == ACK_0) {
+		msgpack_pack_str_with_body(&pk, "ack", 3);
+		msgpack_pack_int(&pk, 0);
 	}
 	memcpy(out, sb.data, sb.size);
 	n = sb.size;
@@ -313,13 +284,12 @@ pack_msg(uint8_t *out, int version, const char *type, int extra)
 static void
 test_bad_input_loses_nothing(void **state)
 {
-	char           url[128], *text;
+	char           url[128];
 	ferry_client  *c;
 	ferry_future **futs;
 	nng_socket     raw;
 	uint8_t        buf[256];
 	size_t         len;
-	int            code;
 	const size_t   n = 20000;
 	static const uint8_t garbage[] = { 0xc1, 0xff, 0x00, 0x13 };
 	static const uint8_t trunc[]   = { 0x82, 0xa1, 0x76, 0x01, 0xa1 };
@@ -327,76 +297,25 @@ test_bad_input_loses_nothing(void **state)
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "bad");
-	h_scheduler(url, NULL);
-	h_workers(url, 2, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	c = h_cluster(url, NULL, 2, NULL);
 	futs = map_squares(c, n, 5);
 
 	assert_int_equal(nng_req0_open(&raw), 0);
 	nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 5000);
 	assert_int_equal(nng_dial(raw, url, NULL, 0), 0);
 
-	code = 0;
-	text = raw_exchange(raw, garbage, sizeof(garbage), &code);
-	assert_non_null(text);
-	assert_int_equal(code, FERRY_EPROTO);
-	assert_non_null(strstr(text, "offset 0"));
-	free(text);
-
-	text = raw_exchange(raw, trunc, sizeof(trunc), &code);
-	assert_non_null(text);
-	assert_non_null(strstr(text, "truncated"));
-	free(text);
-
-	text = raw_exchange(raw, huge, sizeof(huge), &code);
-	assert_non_null(text);
-	assert_non_null(strstr(text, "declares"));
-	free(text);
-
-	len  = pack_msg(buf, 1, "launch_missiles", 0);
-	text = raw_exchange(raw, buf, len, &code);
-	assert_non_null(text);
-	assert_non_null(strstr(text, "unknown message type"));
-	free(text);
-
-	len  = pack_msg(buf, 99, "submit", 0);
-	text = raw_exchange(raw, buf, len, &code);
-	assert_non_null(text);
-	assert_int_equal(code, FERRY_EVERSION);
-	assert_non_null(strstr(text, "version 99"));
-	free(text);
-
-	len  = pack_msg(buf, 1, "submit", 1);
-	text = raw_exchange(raw, buf, len, &code);
-	assert_non_null(text);
-	assert_non_null(strstr(text, "tasks[0][1] (fn)"));
-	free(text);
-
-	/* a well-formed submit from a peer that never said hello */
-	{
-		static const char *hint = "has not said hello";
-		uint8_t           m2[64];
-		size_t            l2;
-		msgpack_sbuffer   sb;
-		msgpack_packer    pk;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 3);
-		msgpack_pack_str_with_body(&pk, "v", 1);
-		msgpack_pack_int(&pk, 1);
-		msgpack_pack_str_with_body(&pk, "t", 1);
-		msgpack_pack_str_with_body(&pk, "fetch", 5);
-		msgpack_pack_str_with_body(&pk, "ack", 3);
-		msgpack_pack_int(&pk, 0);
-		memcpy(m2, sb.data, sb.size);
-		l2 = sb.size;
-		msgpack_sbuffer_destroy(&sb);
-		text = raw_exchange(raw, m2, l2, &code);
-		assert_non_null(text);
-		assert_non_null(strstr(text, hint));
-		free(text);
-	}
+	expect_error(raw, garbage, sizeof(garbage), FERRY_EPROTO, "offset 0");
+	expect_error(raw, trunc, sizeof(trunc), 0, "truncated");
+	expect_error(raw, huge, sizeof(huge), 0, "declares");
+	len = pack_msg(buf, 1, "launch_missiles", NOTHING);
+	expect_error(raw, buf, len, 0, "unknown message type");
+	len = pack_msg(buf, 99, "submit", NOTHING);
+	expect_error(raw, buf, len, FERRY_EVERSION, "version 99");
+	len = pack_msg(buf, 1, "submit", INT_FN_TASK);
+	expect_error(raw, buf, len, 0, "tasks[0][1] (fn)");
+	/* a well-formed fetch from a peer that never said hello */
+	len = pack_msg(buf, 1, "fetch", ACK_0);
+	expect_error(raw, buf, len, 0, "has not said hello");
 	nng_close(raw);
 	/* the six malformed ones are counted (not the one before hello) */
 	assert_int_equal(h_status_uint(c, "bad_messages"), 6);
@@ -457,10 +376,7 @@ test_api_semantics(void **state)
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "api");
-	h_scheduler(url, NULL);
-	h_workers(url, 1, wargs);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c = h_cluster(url, NULL, 1, wargs);
 
 	/* unknown function: refused with a message naming it */
 	assert_int_equal(ferry_submit(c, "no_such_fn", NULL, 0, &f), 0);
@@ -471,18 +387,7 @@ test_api_semantics(void **state)
 	ferry_future_free(f);
 
 	/* a task's own error comes back as its message */
-	len = 0;
-	{
-		msgpack_sbuffer sb;
-		msgpack_packer  pk;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_array(&pk, 1);
-		msgpack_pack_str_with_body(&pk, "disk on fire", 12);
-		memcpy(buf, sb.data, sb.size);
-		len = sb.size;
-		msgpack_sbuffer_destroy(&sb);
-	}
+	len = h_pack_str1(buf, sizeof(buf), "disk on fire");
 	assert_int_equal(ferry_submit(c, "fail", buf, len, &f), 0);
 	assert_int_equal(ferry_future_wait(f, 10000), 0);
 	assert_int_equal(ferry_future_errcode(f), FERRY_ETASK);
@@ -490,11 +395,8 @@ test_api_semantics(void **state)
 	ferry_future_free(f);
 
 	/* as-completed yields in finishing order */
-	for (int i = 0; i < 3; i++) {
-		len = h_pack_uint_array1(buf, ms[i]);
-		assert_int_equal(ferry_submit(c, "sleep_ms", buf, len, &slow[i]),
-		    0);
-	}
+	for (int i = 0; i < 3; i++)
+		slow[i] = h_submit(c, "sleep_ms", 1, ms[i], 0, NULL);
 	assert_int_equal(ferry_as_completed(c, slow, 3, &it), 0);
 	while (ferry_iter_next(it, 10000, &got) == 0)
 		for (int i = 0; i < 3; i++)
@@ -510,10 +412,8 @@ test_api_semantics(void **state)
 
 	/* cancel queued tasks: 3 slots busy with 500 ms tasks, 3 more wait
 	 * in the queue (prefetch 0) and are cancelled */
-	for (int i = 0; i < 6; i++) {
-		len = h_pack_uint_array1(buf, 500);
-		assert_int_equal(ferry_submit(c, "sleep_ms", buf, len, &q[i]), 0);
-	}
+	for (int i = 0; i < 6; i++)
+		q[i] = h_submit(c, "sleep_ms", 1, 500, 0, NULL);
 	usleep(200000);
 	for (int i = 3; i < 6; i++)
 		assert_int_equal(ferry_cancel(q[i]), 0);
@@ -530,8 +430,7 @@ test_api_semantics(void **state)
 	assert_int_equal(h_status_uint(c, "cancelled"), 3);
 
 	/* wait with a timeout that passes */
-	len = h_pack_uint_array1(buf, 300);
-	assert_int_equal(ferry_submit(c, "sleep_ms", buf, len, &f), 0);
+	f = h_submit(c, "sleep_ms", 1, 300, 0, NULL);
 	assert_int_equal(ferry_future_wait(f, 20), FERRY_ETIMEDOUT);
 	assert_int_equal(ferry_future_result(f, NULL, NULL), FERRY_EPENDING);
 	assert_int_equal(ferry_future_wait(f, 10000), 0);
@@ -550,14 +449,10 @@ test_crashing_tasks(void **state)
 	ferry_future  *segv, *abrt, **futs;
 	struct ferry_task_opts once, fast;
 	const size_t   n = 300;
-	uint64_t       end;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "crash");
-	h_scheduler(url, NULL);
-	h_workers(url, 2, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	c = h_cluster(url, NULL, 2, NULL);
 
 	/* with the defaults (3 retries, quarantine after 3 kills) a task
 	 * that always crashes is tried 3 times and becomes dead; with no
@@ -604,9 +499,7 @@ test_crashing_tasks(void **state)
 	ferry_future_free(abrt);
 
 	/* the supervisor keeps both processes running */
-	end = ms_now() + 15000;
-	while (h_status_uint(c, "workers") < 2 && ms_now() < end)
-		usleep(50000);
+	h_wait_workers(c, 2, 15000);
 	assert_int_equal(h_status_uint(c, "workers"), 2);
 	ferry_client_close(c);
 }
@@ -620,11 +513,11 @@ test_connect_timeout(void **state)
 	uint64_t      t0;
 	(void)state;
 	h_ipc_url(url, sizeof(url), "nobody");
-	t0 = ms_now();
+	t0 = util_now_ms();
 	assert_int_equal(ferry_client_connect(&c, url, 300), FERRY_ECONNECT);
 	assert_null(c);
 	/* not a timing test: only that it gives up instead of hanging */
-	assert_true(ms_now() - t0 < 30000);
+	assert_true(util_now_ms() - t0 < 30000);
 	assert_int_equal(ferry_client_connect(&c, "bogus://x", 300),
 	    FERRY_EINVAL);
 }
@@ -633,21 +526,18 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_100k_over_tcp, teardown),
-		cmocka_unit_test_teardown(test_kill9_worker_midrun, teardown),
-		cmocka_unit_test_teardown(test_silent_worker_requeued, teardown),
-		cmocka_unit_test_teardown(test_bad_input_loses_nothing, teardown),
-		cmocka_unit_test_teardown(test_client_vanishes, teardown),
-		cmocka_unit_test_teardown(test_api_semantics, teardown),
-		cmocka_unit_test_teardown(test_crashing_tasks, teardown),
-		cmocka_unit_test_teardown(test_connect_timeout, teardown),
+		cmocka_unit_test_teardown(test_100k_over_tcp, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_kill9_worker_midrun, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_silent_worker_requeued, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_bad_input_loses_nothing, h_teardown),
+		cmocka_unit_test_teardown(test_client_vanishes, h_teardown),
+		cmocka_unit_test_teardown(test_api_semantics, h_teardown),
+		cmocka_unit_test_teardown(test_crashing_tasks, h_teardown),
+		cmocka_unit_test_teardown(test_connect_timeout, h_teardown),
 	};
-	int rc;
-	g_argc = argc;
-	g_argv = argv;
 	h_init(argc, argv);
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (rc != 0)
-		h_dump_logs();
-	return rc;
+	return H_RUN_TESTS(tests, NULL);
 }

@@ -72,6 +72,18 @@ run(const char *const *args, char **out, char **err)
 	return h_run(args, 90000, out, err);
 }
 
+/* Run the ferry binary, which must succeed (what names the run in the
+ * failure message); returns its output (freed by the caller). */
+static char *
+run_ok(const char *const *args, const char *what)
+{
+	char *out = NULL, *err = NULL;
+	if (run(args, &out, &err) != 0)
+		fail_msg("%s: %s%s", what, out, err);
+	free(err);
+	return out;
+}
+
 /* `ferry cluster down -f FILE` in the current environment, quietly. */
 static void
 down_quiet(const char *file)
@@ -86,7 +98,6 @@ down_quiet(const char *file)
 static int
 teardown(void **state)
 {
-	(void)state;
 	/* whatever a failed test left up, by the pids its state records */
 	env_a();
 	down_quiet(local_yaml);
@@ -97,8 +108,7 @@ teardown(void **state)
 		waitpid(own[i], NULL, 0);
 	}
 	n_own = 0;
-	h_cleanup();
-	return 0;
+	return h_teardown(state);
 }
 
 /* Field 22 of /proc/PID/stat: the start time, in clock ticks. */
@@ -230,19 +240,13 @@ test_two_default_clusters(void **state)
 	snprintf(url_b, sizeof(url_b), "ipc://%s/ferry/local.sock", xdg);
 
 	env_a();
-	rc = run(up, &out, &err);
-	if (rc != 0)
-		fail_msg("up A: %s%s", out, err);
+	out = run_ok(up, "up A");
 	assert_non_null(strstr(out, rt_a));
 	free(out);
-	free(err);
 	env_b();
-	rc = run(up, &out, &err);
-	if (rc != 0)
-		fail_msg("up B (while A is up): %s%s", out, err);
+	out = run_ok(up, "up B (while A is up)");
 	assert_non_null(strstr(out, url_b));
 	free(out);
-	free(err);
 
 	env_a();
 	submit_default("A");
@@ -279,11 +283,7 @@ test_two_default_clusters(void **state)
 	}
 
 	env_a();
-	rc = run(down, &out, &err);
-	if (rc != 0)
-		fail_msg("down A: %s%s", out, err);
-	free(out);
-	free(err);
+	free(run_ok(down, "down A"));
 	for (int i = 0; i < na; i++)
 		if (h_alive(pa[i]))
 			fail_msg("A's pid %d outlived its down", (int)pa[i]);
@@ -299,11 +299,7 @@ test_two_default_clusters(void **state)
 	env_b();
 	submit_default("B after A's down");
 
-	rc = run(down, &out, &err);
-	if (rc != 0)
-		fail_msg("down B: %s%s", out, err);
-	free(out);
-	free(err);
+	free(run_ok(down, "down B"));
 	for (int i = 0; i < nb; i++)
 		assert_false(h_alive(pb[i]));
 }
@@ -312,13 +308,9 @@ test_two_default_clusters(void **state)
 static void
 write_fake_ssh(const char *path)
 {
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("#!/bin/sh\nshift\n[ \"$1\" = -- ] && shift\n"
-	      "exec sh -c \"$*\"\n",
-	    f);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(chmod(path, 0755), 0);
+	h_write_file(path, 0755,
+	    "#!/bin/sh\nshift\n[ \"$1\" = -- ] && shift\n"
+	    "exec sh -c \"$*\"\n");
 }
 
 /*
@@ -336,7 +328,6 @@ test_reused_pids_not_signalled(void **state)
 	char        file[700], real[4096], fake[700], sdir[700], path[800];
 	char        boot[64], *out = NULL, *err = NULL;
 	pid_t       sched, sup, rsup, mine, rmine, legacy;
-	FILE       *f;
 	int         rc, left;
 	(void)state;
 
@@ -346,16 +337,13 @@ test_reused_pids_not_signalled(void **state)
 	snprintf(sdir, sizeof(sdir), "%s/state-reuse", h_dir());
 	assert_int_equal(mkdir(sdir, 0700), 0);
 	snprintf(file, sizeof(file), "%s/reuse.yaml", h_dir());
-	f = fopen(file, "w");
-	assert_non_null(f);
-	fprintf(f,
+	h_write_file(file, 0644,
 	    "cluster: {name: reuse, state_dir: '%s'}\n"
 	    "scheduler:\n  listen: ipc://%s/reuse.sock\n"
 	    "  drain_timeout: 1s\n"
 	    "ssh:\n  command: ['%s']\n"
 	    "workers:\n  - name: main\n    libraries: [ferry_examples]\n",
 	    sdir, h_dir(), fake);
-	assert_int_equal(fclose(f), 0);
 	assert_non_null(realpath(file, real));
 	down[3] = file;
 
@@ -367,9 +355,7 @@ test_reused_pids_not_signalled(void **state)
 	legacy = impostor();
 	boot_id(boot, sizeof(boot));
 	snprintf(path, sizeof(path), "%s/cluster.state", sdir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f,
+	h_write_file(path, 0644,
 	    "config %s\naddress ipc://%s/reuse.sock\nboot %s\n"
 	    "scheduler %d %llu\n"
 	    "supervisor main %d %llu\n"
@@ -383,7 +369,6 @@ test_reused_pids_not_signalled(void **state)
 	    (int)mine, (unsigned long long)start_time(mine), (int)legacy,
 	    (int)rsup, (unsigned long long)start_time(rsup) + 3, boot,
 	    (int)rmine, (unsigned long long)start_time(rmine), boot);
-	assert_int_equal(fclose(f), 0);
 
 	rc = run(down, &out, &err);
 	if (rc != 0)
@@ -429,8 +414,6 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_reused_pids_not_signalled,
 		    teardown),
 	};
-	int rc;
-
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s FERRY_BINARY LOCAL_YAML\n", argv[0]);
 		return 2;
@@ -445,8 +428,5 @@ main(int argc, char **argv)
 		return 2;
 	}
 	env_a();
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (rc != 0)
-		h_dump_logs();
-	return rc;
+	return H_RUN_TESTS(tests, NULL);
 }
