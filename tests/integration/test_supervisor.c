@@ -1001,6 +1001,8 @@ main(int argc, char **argv)
 	/* the start records of fi tasks (grandchildren's pids) */
 	snprintf(g_fi_log, sizeof(g_fi_log), "%s/fi-starts.bin", h_dir());
 	setenv("FERRY_FI_LOG", g_fi_log, 1);
+	if (getenv("FERRY_TEST_FILTER") != NULL) /* e.g. "*kill9*" */
+		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
 	rv = cmocka_run_group_tests(tests, NULL, NULL);
 	if (rv != 0)
 		h_dump_logs();
