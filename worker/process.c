@@ -56,6 +56,7 @@
 #include "worker.h"
 
 #define MAX_REQS 8
+#define ORPHAN_LOOK_MS 500 /* after a stop signal: is the supervisor gone? */
 #define RECONNECT_WAIT_MS 3000 /* for a hello after a lost connection */
 
 enum req_kind { REQ_HELLO = 1, REQ_POLL, REQ_RESULTS };
@@ -1506,11 +1507,22 @@ io_loop(struct wproc *w)
  * its tasks started goes with it, as it would under a living supervisor.
  */
 static void
-orphaned_group_stop(const struct wrk_options *o)
+orphaned_group_stop(const struct wrk_options *o, int signalled)
 {
 	/* only a process a supervisor started (in a group of its own) */
 	if (o->supervisor_token == 0 || o->parent_pid <= 0 ||
-	    getppid() == o->parent_pid || getpgrp() != getpid())
+	    getpgrp() != getpid())
+		return;
+	/* a stop signal may be the kernel's word that the supervisor died
+	 * (PR_SET_PDEATHSIG): it comes when the supervisor's first thread
+	 * ends, a moment before this process is given to a new parent, so
+	 * look again for a little while before taking it as a living
+	 * supervisor's drain */
+	for (int i = 0; signalled && i < ORPHAN_LOOK_MS / 10 &&
+	     getppid() == o->parent_pid;
+	     i++)
+		usleep(10000);
+	if (getppid() == o->parent_pid)
 		return;
 	log_info("supervisor gone: stopping process group %d (this process "
 	         "and what its tasks started)",
@@ -1663,6 +1675,10 @@ wrk_process_run(const struct wrk_options *o)
 		}
 	}
 	rc = io_loop(&w);
+	/* an orphan has reported what it ran (it drained): nobody waits for
+	 * its cleanup, and a close that hangs must not keep what its tasks
+	 * started alive, so its group goes now, this process with it */
+	orphaned_group_stop(o, w.draining);
 	/* if closing hangs (NNG 1.5's nng_close can), the alarm ends the
 	 * process: the supervisor only needs it gone */
 	alarm(10);
@@ -1677,7 +1693,7 @@ out:
 			pthread_mutex_unlock(&w.lock);
 			nng_close(w.sock);
 			wrk_slots_set_exit(w.slots, rc);
-			orphaned_group_stop(o);
+			orphaned_group_stop(o, w.draining);
 			_exit(rc);
 		}
 		pthread_mutex_unlock(&w.lock);
@@ -1718,6 +1734,6 @@ out:
 	wrk_slots_free(w.slots);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.cv);
-	orphaned_group_stop(o);
+	orphaned_group_stop(o, 0);
 	return rc;
 }
