@@ -501,6 +501,17 @@ timer_add(struct sched *s, uint64_t when, int kind, uint64_t id, uint32_t gen)
 		wake_loop(s); /* due before the loop thread would look */
 }
 
+/* A timer that does not wake the loop thread: it runs at the next
+ * request or turn of the loop after it is due. */
+static void
+timer_add_lazy(struct sched *s, uint64_t when, int kind, uint64_t id,
+    uint32_t gen)
+{
+	struct timer t = { when, id, (uint32_t)kind, gen };
+	if (timerheap_push(&s->timers, t) != 0)
+		log_error("out of memory adding a timer");
+}
+
 /* ------------------------------------------------- request contexts */
 
 static void ctx_rx_cb(void *arg);
@@ -1602,10 +1613,13 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 }
 
 /*
- * A submit whose tasks all went straight to workers is answered a little
- * later: when the session's results next leave, when it sends another
- * request, or about a millisecond later (ACK_HOLD_MS), whichever comes
- * first.  Its
+ * A submit whose tasks all went straight to workers, from a session that
+ * has a fetch parked (so its results will carry the answer along), is
+ * answered a little later: when the session's results next leave, when
+ * it sends another request, or at the first request or turn of the loop
+ * a millisecond after (ACK_HOLD_MS), whichever comes first.  A client
+ * that sends one request at a time has no fetch parked and is answered
+ * at once.  Its
  * answer ("all accepted") tells the client nothing urgent, and sent at
  * once it competes with the tasks for the CPU on their way to the workers.
  */
@@ -1643,9 +1657,11 @@ ack_hold(struct sched *s, struct session *se, struct rctx *rc,
 	if (s->acks != NULL)
 		s->acks->ack_prev = se;
 	s->acks = se;
-	/* never longer than about a millisecond: a client that sends one
-	 * request at a time waits for this answer */
-	timer_add(s, util_now_ms() + ACK_HOLD_MS, TM_ACK, se->id,
+	/* a millisecond at most, as far as the loop looks: it is not woken
+	 * for this (that costs the round trip more than the hold saves);
+	 * every request and every turn of the loop runs due timers, and the
+	 * session's parked fetch brings the answer along with its results */
+	timer_add_lazy(s, util_now_ms() + ACK_HOLD_MS, TM_ACK, se->id,
 	    ++se->ack_gen);
 }
 
@@ -1859,7 +1875,7 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	 * answer is not on any task's critical path, the tasks are */
 	dispatch(s);
 	if (n_rej == 0 && accepted > 0 && s->n_queued <= queued &&
-	    se->pipe != 0) {
+	    se->pipe != 0 && se->park.active) {
 		ack_hold(s, se, rc, accepted);
 		return;
 	}
@@ -3047,9 +3063,7 @@ sched_run(const struct sched_config *cfg)
 			if (s.stop)
 				break;
 		}
-		loop_turn_locked(&s);
-		while (s.acks != NULL)
-			ack_send(&s, s.acks);
+		loop_turn_locked(&s); /* held answers leave by their timers */
 		if (s.draining && drain_over(&s))
 			break;
 	}
