@@ -60,6 +60,21 @@ timer_add(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
 	}
 }
 
+void
+timer_add_lazy(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
+    uint32_t gen)
+{
+	struct timer t = { when, id, fn, gen };
+
+	if (timerheap_push(&s->timers, t) != 0) {
+		if (s->n_spare == TIMER_SPARE) {
+			log_error("out of memory: a timer is lost");
+			return;
+		}
+		s->spare[s->n_spare++] = t;
+	}
+}
+
 /* Put spare timers in the heap, as far as it has room. */
 static void
 spares_to_heap(struct sched *s)
@@ -215,8 +230,7 @@ sched_loop(struct sched *s)
 			if (s->stop)
 				break;
 		}
-		loop_turn_locked(s);
-		ack_send_all(s);
+		loop_turn_locked(s); /* held answers leave by their timers */
 		if (s->draining && drain_over(s))
 			break;
 	}

@@ -92,12 +92,15 @@ results_drop(struct sched *s, struct session *se)
 }
 
 /*
- * A submit whose tasks all went straight to workers is answered a little
- * later: when the session's results next leave, when it sends another
- * request, or about a millisecond later (ACK_HOLD_MS), whichever comes
- * first.  Its answer ("all accepted") tells the client nothing urgent, and
- * sent at once it competes with the tasks for the CPU on their way to the
- * workers.
+ * A submit whose tasks all went straight to workers, from a session that
+ * has a fetch parked (so its results will carry the answer along), is
+ * answered a little later: when the session's results next leave, when
+ * it sends another request, or at the first request or turn of the loop
+ * a millisecond after (ACK_HOLD_MS), whichever comes first.  A client
+ * that sends one request at a time has no fetch parked and is answered
+ * at once.  Its answer ("all accepted") tells the client nothing urgent,
+ * and sent at once it competes with the tasks for the CPU on their way to
+ * the workers.
  */
 /* Take se's held answer out of the list; returns its context. */
 static struct rctx *
@@ -140,13 +143,6 @@ ack_send(struct sched *s, struct session *se)
 	reply(s, rc);
 }
 
-void
-ack_send_all(struct sched *s)
-{
-	while (s->acks != NULL)
-		ack_send(s, s->acks);
-}
-
 /* A held answer's time is up. */
 static void
 ack_due(void *owner, uint64_t id, uint32_t gen)
@@ -169,9 +165,11 @@ ack_hold(struct sched *s, struct session *se, struct rctx *rc,
 	if (s->acks != NULL)
 		s->acks->ack_prev = se;
 	s->acks = se;
-	/* never longer than about a millisecond: a client that sends one
-	 * request at a time waits for this answer */
-	timer_add(s, sched_now(s) + ACK_HOLD_MS, ack_due, se->id,
+	/* a millisecond at most, as far as the loop looks: it is not woken
+	 * for this (that costs the round trip more than the hold saves);
+	 * every request and every turn of the loop runs due timers, and the
+	 * session's parked fetch brings the answer along with its results */
+	timer_add_lazy(s, sched_now(s) + ACK_HOLD_MS, ack_due, se->id,
 	    ++se->ack_gen);
 }
 

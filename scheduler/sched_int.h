@@ -336,7 +336,6 @@ void flush_dirty(struct sched *s);
 void ack_hold(struct sched *s, struct session *se, struct rctx *rc,
     uint64_t accepted);
 void ack_send(struct sched *s, struct session *se);
-void ack_send_all(struct sched *s);
 /* se is being freed at shutdown: its held answer is never sent. */
 void ack_forget(struct sched *s, struct session *se);
 /* Undelivered results of connected sessions. */
@@ -418,6 +417,10 @@ void park_drop(struct sched *s, struct parked *p);
 /* Run fn(s, id, gen) at when (ms); a timer that cannot be added is
  * logged and run at the loop's next turn instead of being lost. */
 void timer_add(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
+    uint32_t gen);
+/* The same without waking the loop thread for it: it runs at the first
+ * request or turn of the loop after it is due. */
+void timer_add_lazy(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
     uint32_t gen);
 /* Wake the loop thread (from any thread). */
 void wake_loop(struct sched *s);

@@ -226,7 +226,7 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	 * answer is not on any task's critical path, the tasks are */
 	dispatch(s);
 	if (n_rej == 0 && accepted > 0 && s->n_queued <= queued &&
-	    se->pipe != 0) {
+	    se->pipe != 0 && se->park.active) {
 		ack_hold(s, se, rc, accepted);
 		return;
 	}

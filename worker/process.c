@@ -1513,11 +1513,10 @@ orphaned_group_stop(const struct wrk_options *o, int signalled)
 	if (o->supervisor_token == 0 || o->parent_pid <= 0 ||
 	    getpgrp() != getpid())
 		return;
-	/* a stop signal may be the kernel's word that the supervisor died
-	 * (PR_SET_PDEATHSIG): it comes when the supervisor's first thread
-	 * ends, a moment before this process is given to a new parent, so
-	 * look again for a little while before taking it as a living
-	 * supervisor's drain */
+	/* a stop signal the supervisor did not announce in the table may be
+	 * the kernel's word that it died (PR_SET_PDEATHSIG): that comes when
+	 * the supervisor's first thread ends, a moment before this process
+	 * is given to a new parent, so look again for a little while */
 	for (int i = 0; signalled && i < ORPHAN_LOOK_MS / 10 &&
 	     getppid() == o->parent_pid;
 	     i++)
@@ -1678,7 +1677,7 @@ wrk_process_run(const struct wrk_options *o)
 	/* an orphan has reported what it ran (it drained): nobody waits for
 	 * its cleanup, and a close that hangs must not keep what its tasks
 	 * started alive, so its group goes now, this process with it */
-	orphaned_group_stop(o, w.draining);
+	orphaned_group_stop(o, w.draining && !wrk_slots_drain_asked(w.slots));
 	/* if closing hangs (NNG 1.5's nng_close can), the alarm ends the
 	 * process: the supervisor only needs it gone */
 	alarm(10);
@@ -1693,7 +1692,8 @@ out:
 			pthread_mutex_unlock(&w.lock);
 			nng_close(w.sock);
 			wrk_slots_set_exit(w.slots, rc);
-			orphaned_group_stop(o, w.draining);
+			orphaned_group_stop(o,
+			    w.draining && !wrk_slots_drain_asked(w.slots));
 			_exit(rc);
 		}
 		pthread_mutex_unlock(&w.lock);

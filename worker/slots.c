@@ -40,7 +40,9 @@ struct table {
 	_Atomic uint64_t recycled;    /* written by the worker */
 	_Atomic uint64_t exiting;     /* declared exit status + 1 (worker) */
 	_Atomic uint64_t fault;       /* signal in its own code (worker) */
-	uint64_t         pad[2];
+	_Atomic uint64_t drain;       /* a stop signal is coming from the
+	                               * supervisor itself (supervisor) */
+	uint64_t         pad[1];
 	_Atomic uint64_t cancel_seq;  /* ids ever added (supervisor) */
 	_Atomic uint64_t cancelled[WRK_SLOTS_CANCEL_RING];
 	struct slot      slots[];
@@ -260,7 +262,20 @@ wrk_slots_set_fault(struct wrk_slots *s, int sig)
 		    (uint64_t)sig);
 }
 
+int
+wrk_slots_drain_asked(const struct wrk_slots *s)
+{
+	return s != NULL && atomic_load(&s->t->drain) != 0;
+}
+
 /* -------------------------------------------------- supervisor side */
+
+void
+wrk_slots_ask_drain(struct wrk_slots *s)
+{
+	if (s != NULL)
+		atomic_store(&s->t->drain, 1);
+}
 
 uint64_t
 wrk_slots_worker(const struct wrk_slots *s)

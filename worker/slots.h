@@ -102,6 +102,11 @@ uint64_t wrk_slots_returned(const struct wrk_slots *s, uint32_t slot);
  * supervisor does not take the exit status alone for it. */
 void wrk_slots_set_recycled(struct wrk_slots *s);
 
+/* Whether the supervisor said, before a stop signal, that it sends it
+ * (a living supervisor draining; else the signal may be the kernel's
+ * word that the supervisor died). */
+int wrk_slots_drain_asked(const struct wrk_slots *s);
+
 /* Declare, just before exiting, the exit status the process chose; the
  * supervisor believes a status with a meaning (enum wrk_exit) only when it
  * was declared, so that a task calling exit(N) cannot pass for it. */
@@ -136,6 +141,10 @@ int wrk_slots_cancel(struct wrk_slots *s, uint64_t task);
 
 /* Whether the worker said it exits to be recycled. */
 int wrk_slots_recycled(const struct wrk_slots *s);
+
+/* Supervisor: say a stop signal for this process comes from us (before
+ * sending it). */
+void wrk_slots_ask_drain(struct wrk_slots *s);
 
 /* The exit status the worker declared (wrk_slots_set_exit), or -1. */
 int wrk_slots_exit(const struct wrk_slots *s);

@@ -1089,6 +1089,17 @@ child_ended(struct sup *s, struct child *k, int status, int stopping)
 	return 0;
 }
 
+/* Ask k's process to drain: it knows the signal is ours (a signal it
+ * cannot place may be the kernel's word that we died). */
+static void
+drain_child(struct child *k)
+{
+	if (k->pid <= 0)
+		return;
+	wrk_slots_ask_drain(k->slots);
+	kill(k->pid, SIGTERM);
+}
+
 int
 wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
 {
@@ -1210,8 +1221,7 @@ wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
 				stop_deadline = util_now_ms() +
 				    o->drain_timeout_ms + 1000;
 				for (int i = 0; i < s.n; i++)
-					if (s.kids[i].pid > 0)
-						kill(s.kids[i].pid, SIGTERM);
+					drain_child(&s.kids[i]);
 			}
 		}
 		ended = 0;
@@ -1246,8 +1256,7 @@ wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
 				stop_deadline = util_now_ms() +
 				    o->drain_timeout_ms;
 				for (int j = 0; j < s.n; j++)
-					if (s.kids[j].pid > 0)
-						kill(s.kids[j].pid, SIGTERM);
+					drain_child(&s.kids[j]);
 			}
 		}
 		if (ended > 0)

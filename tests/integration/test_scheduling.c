@@ -161,8 +161,9 @@ cmp_u64(const void *a, const void *b)
 /*
  * A client that sends one request at a time gets the answer to a submit
  * whose task went straight to a worker about as fast as any other answer:
- * the scheduler holds it back by about a millisecond at most, not until
- * the task's result leaves.  Measured as a difference of medians against
+ * the scheduler holds a submit's answer back only while the session has a
+ * fetch parked (its results then carry the answer along), not until the
+ * task's result leaves.  Measured as a difference of medians against
  * status round trips on the same connection, with a margin (50 ms) far
  * above the bound and far below what an unbounded hold costs (the
  * scheduler's loop wakes every few hundred milliseconds).
