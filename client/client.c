@@ -512,22 +512,21 @@ send_req(ferry_client *c, struct req *r)
 static void
 send_hello(ferry_client *c)
 {
-	struct req *r = req_new(c, REQ_HELLO);
-	char        host[128];
+	struct req        *r = req_new(c, REQ_HELLO);
+	struct proto_hello h = { 0 };
+	char               host[128];
 	if (r == NULL)
 		return;
 	if (gethostname(host, sizeof(host) - 1) != 0)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
+	h.token   = c->token;
+	h.name    = "libferry " FERRY_VERSION_STRING;
+	h.host    = host;
+	h.pid     = (uint64_t)getpid();
+	h.session = c->session;
 	proto_writer_reset(&c->w);
-	proto_begin(&c->w, PROTO_HELLO, 5 + (c->token[0] != '\0'));
-	proto_put_str(&c->w, "role", "client");
-	if (c->token[0] != '\0')
-		proto_put_str(&c->w, "token", c->token);
-	proto_put_str(&c->w, "name", "libferry " FERRY_VERSION_STRING);
-	proto_put_str(&c->w, "host", host);
-	proto_put_uint(&c->w, "pid", (uint64_t)getpid());
-	proto_put_uint(&c->w, "session", c->session);
+	proto_write_hello_client(&c->w, &h);
 	if (send_req(c, r) != 0)
 		req_clear(r);
 	else
@@ -543,7 +542,6 @@ send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 	struct ferry_future *f;
 	size_t               budget = c->opts.max_message_size / 2;
 	uint32_t             n = 0;
-	size_t               count_at;
 
 	if ((r = req_new(c, REQ_SUBMIT)) == NULL)
 		return;
@@ -552,10 +550,7 @@ send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 		return;
 	}
 	proto_writer_reset(&c->w);
-	proto_begin(&c->w, PROTO_SUBMIT, 1);
-	proto_put_key(&c->w, "tasks");
-	count_at = c->w.buf.size;
-	proto_reserve_array32(&c->w);
+	proto_write_submit_begin(&c->w);
 	while ((f = c->sq_head) != NULL && n < cap) {
 		if (n > 0 &&
 		    c->w.buf.size + f->args_len + f->fn_len + 128 > budget)
@@ -580,7 +575,7 @@ send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 				lens[i] = strlen(k);
 				k += lens[i] + 1;
 			}
-			proto_pack_submit_task(&c->w, f->tag, f->fn, f->fn_len,
+			proto_write_submit_entry(&c->w, f->tag, f->fn, f->fn_len,
 			    f->args, f->args_len, keys, lens, f->n_keys,
 			    &f->opts);
 		}
@@ -588,7 +583,7 @@ send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 	}
 	r->n_futs  = n;
 	r->backoff = backoff;
-	proto_patch_array32(&c->w, count_at, n);
+	proto_write_submit_end(&c->w);
 	if (n == 0) {
 		req_clear(r);
 		return;
@@ -1087,11 +1082,7 @@ pump_locked(ferry_client *c)
 		memcpy(r->ids, c->cancel_ids, k * sizeof(*r->ids));
 		r->n_ids = (uint32_t)k;
 		proto_writer_reset(&c->w);
-		proto_begin(&c->w, PROTO_CANCEL, 1);
-		proto_put_key(&c->w, "ids");
-		msgpack_pack_array(&c->w.pk, (uint32_t)k);
-		for (size_t i = 0; i < k; i++)
-			msgpack_pack_uint64(&c->w.pk, r->ids[i]);
+		proto_write_cancel(&c->w, r->ids, r->n_ids);
 		/* r keeps them: sent again if the connection drops */
 		if (send_req(c, r) != 0) {
 			req_clear(r);
@@ -1106,7 +1097,7 @@ pump_locked(ferry_client *c)
 		c->status_want = 0;
 		if (r != NULL) {
 			proto_writer_reset(&c->w);
-			proto_begin(&c->w, PROTO_STATUS, 0);
+			proto_write_status(&c->w);
 			if (send_req(c, r) != 0)
 				req_clear(r);
 		}
@@ -1115,9 +1106,7 @@ pump_locked(ferry_client *c)
 		struct req *r = req_new(c, REQ_FETCH);
 		if (r != NULL) {
 			proto_writer_reset(&c->w);
-			proto_begin(&c->w, PROTO_FETCH, 2);
-			proto_put_uint(&c->w, "ack", c->ack);
-			proto_put_uint(&c->w, "wait_ms", FETCH_WAIT_MS);
+			proto_write_fetch(&c->w, c->ack, FETCH_WAIT_MS);
 			if (send_req(c, r) == 0)
 				c->fetch_inflight = 1;
 			else

@@ -212,10 +212,17 @@ int proto_check(const void *data, size_t len, char *err, size_t errlen);
 const char *proto_type_name(int type);
 
 /*
- * Encoding.  A proto_writer appends msgpack to a growable buffer; callers
- * build a message with proto_begin() (which writes "v" and "t" and leaves
- * room for nfields more map entries), pack the fields with the helpers
- * below or the msgpack packer directly, and take the bytes.
+ * Writing (proto_write.c).  A proto_writer appends msgpack to a growable
+ * buffer.  Each message type has one writer below, proto_write_TYPE(),
+ * which writes "v", "t" and the fields and counts the map's size itself;
+ * messages with a list of tasks or results, which may be long, are
+ * written in three steps (_begin, one _entry per element, _end).  The
+ * bytes are the caller's in w->buf (data, size) until the next reset.
+ *
+ * The pieces they are made of are public too, for messages built in
+ * steps (the scheduler's status reply) and for tests: proto_open() /
+ * proto_open_map() / proto_end() and the proto_put_* fields, and the
+ * list elements proto_pack_*.
  */
 #define PROTO_MAX_OPEN 8 /* maps open at once in a writer */
 
@@ -227,80 +234,167 @@ struct proto_writer {
 	size_t   open_at[PROTO_MAX_OPEN];
 	uint32_t open_n[PROTO_MAX_OPEN];
 	int      depth;
+	/* list elements packed (proto_pack_*) since the last reset */
+	uint32_t entries;
+	/* the array32 list a _begin opened: where its header is, and the
+	 * elements packed before it (list_at 0: none open) */
+	size_t   list_at;
+	uint32_t list_from;
 };
 
 void proto_writer_init(struct proto_writer *w);
 void proto_writer_fini(struct proto_writer *w);
 void proto_writer_reset(struct proto_writer *w);
 
-/* Start a message of type with nfields fields after "v" and "t". */
-void proto_begin(struct proto_writer *w, int type, uint32_t nfields);
+/* Exchange the contents of two writers. */
+void proto_writer_swap(struct proto_writer *a, struct proto_writer *b);
+
+/* Append the list elements src holds (bytes and count) to dst. */
+void proto_writer_append(struct proto_writer *dst,
+    const struct proto_writer *src);
 
 /*
- * Messages whose map sizes the writer counts: proto_open() starts a
- * message of type (its "v" and "t" written), proto_open_map() starts a
- * map as the value of the key just put (or as an array element); every
- * proto_put_* and proto_put_key() in the innermost open map counts as a
- * field; proto_end() ends the innermost map and writes its size in the
- * smallest form (moving what follows when it needs more than one byte,
- * so an array32 inside such a map is patched before the map ends).  At
- * most PROTO_MAX_OPEN maps are open at once.
+ * Maps whose size the writer counts: proto_open() starts a message of
+ * type (its "v" and "t" written), proto_open_map() starts a map as the
+ * value of the key just put (or as an array element); every proto_put_*
+ * in the innermost open map counts as a field; proto_end() ends the
+ * innermost map and writes its size in the smallest form (moving what
+ * follows when it needs more than one byte, so a list inside such a map
+ * is closed before the map ends).  At most PROTO_MAX_OPEN maps are open
+ * at once.
  */
 void proto_open(struct proto_writer *w, int type);
 void proto_open_map(struct proto_writer *w);
 void proto_end(struct proto_writer *w);
 
-/* Pack a key and a value. */
+/* Put a key and a value (proto_put_key: the value follows). */
 void proto_put_uint(struct proto_writer *w, const char *key, uint64_t v);
 void proto_put_int(struct proto_writer *w, const char *key, int64_t v);
 void proto_put_str(struct proto_writer *w, const char *key, const char *s);
 void proto_put_key(struct proto_writer *w, const char *key);
 
-/* Pack a string / bin of known length. */
+/* Put key with the list src holds (proto_pack_* elements) as its value:
+ * an array header of src's count in the smallest form, then the bytes. */
+void proto_put_list(struct proto_writer *w, const char *key,
+    const struct proto_writer *src);
+
+/* Put key with a cache's counters as a map (objects, bytes, loads, hits,
+ * evictions, failures). */
+void proto_put_cache(struct proto_writer *w, const char *key,
+    const struct proto_cache *c);
+
+/*
+ * List elements: each packs one element and counts it in w->entries.  A
+ * string or bytes of known length; a task entry [id, fn, args]; a result
+ * entry [id, code, value-bin | message-str].
+ */
 void proto_pack_str(struct proto_writer *w, const char *s, size_t len);
 void proto_pack_bin(struct proto_writer *w, const void *p, size_t len);
-
-/* Pack one task entry [id, fn, args] and one result entry
- * [id, code, value-bin | message-str]. */
 void proto_pack_task(struct proto_writer *w, uint64_t id, const char *fn,
     size_t fn_len, const void *args, size_t args_len);
-
-/* Pack a submit entry [id, fn, args, [key...]] with n_keys locality keys
- * (keys[i] of lens[i] bytes); with no keys, the 3-element form. */
-void proto_pack_task_objs(struct proto_writer *w, uint64_t id,
-    const char *fn, size_t fn_len, const void *args, size_t args_len,
-    const char *const *keys, const size_t *lens, uint32_t n_keys);
 void proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
     const void *data, size_t len);
 
-/* A submit entry with failure options: [id, fn, args, [key...], opts];
- * with no option set, the same as proto_pack_task_objs(). */
-void proto_pack_submit_task(struct proto_writer *w, uint64_t id,
+/* ---- one writer per message type (protocol.md section 3) ---- */
+
+/* What a hello says; each role's writer takes the fields its hello has
+ * (protocol.md 3.2, 3.3, 3.3b).  token "" or NULL: not sent. */
+struct proto_hello {
+	const char         *token;
+	const char         *name, *host, *group;
+	uint64_t            pid;
+	uint64_t            session;    /* client */
+	uint64_t            supervisor; /* worker: its supervisor's token (0:
+	                                 * not sent); supervisor: its own */
+	uint64_t            slots, capacity; /* worker */
+	const char *const  *functions;       /* worker: n_functions names */
+	uint32_t            n_functions;
+};
+
+void proto_write_hello_worker(struct proto_writer *w,
+    const struct proto_hello *h);
+void proto_write_hello_client(struct proto_writer *w,
+    const struct proto_hello *h);
+void proto_write_hello_supervisor(struct proto_writer *w,
+    const struct proto_hello *h);
+
+/* welcome; client 1 adds max_tag and resumed (a client's welcome). */
+struct proto_welcome {
+	uint64_t id, heartbeat_ms, heartbeat_timeout_ms, max_message_size;
+	int      client;
+	uint64_t max_tag, resumed;
+};
+
+void proto_write_welcome(struct proto_writer *w,
+    const struct proto_welcome *m);
+
+/* submit: its tasks in an array32 list.  An entry has n_keys locality
+ * keys (keys[i] of lens[i] bytes) and failure options (NULL or none
+ * set: none): [id, fn, args], [id, fn, args, [key...]] or
+ * [id, fn, args, [key...], {options}], whichever is shortest. */
+void proto_write_submit_begin(struct proto_writer *w);
+void proto_write_submit_entry(struct proto_writer *w, uint64_t id,
     const char *fn, size_t fn_len, const void *args, size_t args_len,
     const char *const *keys, const size_t *lens, uint32_t n_keys,
     const struct proto_task_opts *opts);
+void proto_write_submit_end(struct proto_writer *w);
 
-/* A tasks entry with a hard timeout: [id, fn, args, timeout_ms]; with
- * timeout_ms 0, the same as proto_pack_task(). */
-void proto_pack_task_timeout(struct proto_writer *w, uint64_t id,
+/* submitted: accepted, and the rejected entries rej holds
+ * (proto_pack_result elements; NULL: none). */
+void proto_write_submitted(struct proto_writer *w, uint64_t accepted,
+    const struct proto_writer *rej);
+
+void proto_write_fetch(struct proto_writer *w, uint64_t ack,
+    uint64_t wait_ms);
+
+/* results: the entries in an array32 list, each with its attempts
+ * ([id, code, value | error, attempts]), then seq (of the last entry,
+ * 0: none).  _empty: the answer to a superseded fetch, "results": []
+ * (fixarray) and seq 0. */
+void proto_write_results_begin(struct proto_writer *w);
+void proto_write_results_entry(struct proto_writer *w, uint64_t id,
+    int32_t code, const void *data, size_t len, uint32_t attempts);
+void proto_write_results_end(struct proto_writer *w, uint64_t seq);
+void proto_write_results_empty(struct proto_writer *w);
+
+void proto_write_cancel(struct proto_writer *w, const uint64_t *ids,
+    uint32_t n);
+void proto_write_cancelled(struct proto_writer *w, const uint64_t *ids,
+    uint32_t n);
+void proto_write_status(struct proto_writer *w);
+
+/* work: credit, and each of the others when given: park (1: sent),
+ * results (NULL: absent, otherwise present even if empty), loaded and
+ * evicted (NULL or empty: absent), cache (NULL: absent). */
+struct proto_work {
+	uint64_t                   credit;
+	int                        park;
+	const struct proto_writer *results; /* proto_pack_result elements */
+	const struct proto_writer *loaded;  /* proto_pack_str elements */
+	const struct proto_writer *evicted;
+	const struct proto_cache  *cache;
+};
+
+void proto_write_work(struct proto_writer *w, const struct proto_work *m);
+
+/* tasks: an array32 list of [id, fn, args] entries, with timeout_ms as
+ * a 4th element when it is not 0. */
+void proto_write_tasks_begin(struct proto_writer *w);
+void proto_write_tasks_entry(struct proto_writer *w, uint64_t id,
     const char *fn, size_t fn_len, const void *args, size_t args_len,
     uint32_t timeout_ms);
+void proto_write_tasks_end(struct proto_writer *w);
 
-/* A result entry for a client with the number of runs known to have
- * started: [id, code, value | error, attempts], attempts always written
- * (0 for a task that never ran). */
-void proto_pack_result_attempts(struct proto_writer *w, uint64_t id,
-    int32_t code, const void *data, size_t len, uint32_t attempts);
-
-/* Reserve room for an array header whose count is known only later:
- * writes the 5-byte array32 form; returns nothing, the caller notes
- * w->buf.size before the call and passes it to proto_patch_array32. */
-void proto_reserve_array32(struct proto_writer *w);
-
-/* Set the count of the array32 header written at offset at. */
-void proto_patch_array32(struct proto_writer *w, size_t at, uint32_t n);
-
-/* Whole small messages. */
 void proto_write_error(struct proto_writer *w, int code, const char *msg);
+void proto_write_watch(struct proto_writer *w, uint64_t wait_ms);
+
+/* report: the process pid had worker id worker (0: unknown), ended for
+ * cause (reason for humans), running n tasks. */
+void proto_write_report(struct proto_writer *w, uint64_t pid,
+    uint64_t worker, const char *cause, const char *reason,
+    const struct proto_report_task *tasks, uint32_t n);
+
+void proto_write_orders(struct proto_writer *w,
+    const struct proto_kill *kills, size_t n);
 
 #endif

@@ -135,11 +135,7 @@ ack_send(struct sched *s, struct session *se)
 	if (rc == NULL)
 		return;
 	proto_writer_reset(&s->w);
-	proto_open(&s->w, PROTO_SUBMITTED);
-	proto_put_uint(&s->w, "accepted", se->ack_accepted);
-	proto_put_key(&s->w, "rejected");
-	msgpack_pack_array(&s->w.pk, 0);
-	proto_end(&s->w);
+	proto_write_submitted(&s->w, se->ack_accepted, NULL);
 	reply(s, rc);
 }
 
@@ -177,27 +173,21 @@ void
 send_results(struct sched *s, struct session *se, struct rctx *rc)
 {
 	size_t         budget = s->cfg->max_message_size - 4096;
-	size_t         count_at;
 	uint32_t       n   = 0;
 	uint64_t       seq = 0;
 	struct result *r;
 
 	proto_writer_reset(&s->w);
-	proto_open(&s->w, PROTO_RESULTS);
-	proto_put_key(&s->w, "results");
-	count_at = s->w.buf.size;
-	proto_reserve_array32(&s->w);
+	proto_write_results_begin(&s->w);
 	for (r = se->rhead; r != NULL; r = r->next) {
 		if (n > 0 && s->w.buf.size + r->len + 32 > budget)
 			break;
-		proto_pack_result_attempts(
+		proto_write_results_entry(
 		    &s->w, r->tag, r->code, r->data, r->len, r->attempts);
 		seq = r->seq;
 		n++;
 	}
-	proto_patch_array32(&s->w, count_at, n);
-	proto_put_uint(&s->w, "seq", seq);
-	proto_end(&s->w);
+	proto_write_results_end(&s->w, seq);
 	if (seq > se->sent_seq)
 		se->sent_seq = seq;
 	reply(s, rc);
@@ -246,11 +236,7 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 	if ((old = park_take(&se->park)) != NULL) {
 		/* superseded: answer the old one empty */
 		proto_writer_reset(&s->w);
-		proto_open(&s->w, PROTO_RESULTS);
-		proto_put_key(&s->w, "results");
-		msgpack_pack_array(&s->w.pk, 0);
-		proto_put_uint(&s->w, "seq", 0);
-		proto_end(&s->w);
+		proto_write_results_empty(&s->w);
 		reply(s, old);
 	}
 	if (se->rhead != NULL || wait == 0) {

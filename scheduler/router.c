@@ -255,15 +255,16 @@ handle_message(struct sched *s, nng_msg *msg, struct rctx *rc)
 
 
 void
-welcome_begin(struct sched *s, uint64_t id)
+welcome_send(struct sched *s, struct rctx *rc, uint64_t id, int client,
+    uint64_t max_tag, uint64_t resumed)
 {
+	struct proto_welcome m = { id, s->cfg->heartbeat_interval_ms,
+		s->cfg->heartbeat_timeout_ms, s->cfg->max_message_size, client,
+		max_tag, resumed };
+
 	proto_writer_reset(&s->w);
-	proto_open(&s->w, PROTO_WELCOME);
-	proto_put_uint(&s->w, "id", id);
-	proto_put_uint(&s->w, "heartbeat_ms", s->cfg->heartbeat_interval_ms);
-	proto_put_uint(&s->w, "heartbeat_timeout_ms",
-	    s->cfg->heartbeat_timeout_ms);
-	proto_put_uint(&s->w, "max_message_size", s->cfg->max_message_size);
+	proto_write_welcome(&s->w, &m);
+	reply(s, rc);
 }
 
 int

@@ -397,9 +397,10 @@ void rctx_release(struct sched *s, struct rctx *rc);
 void rctx_receive_next(struct sched *s);
 /* Stop and free every context (shutdown, lock not held). */
 void rctx_close_all(struct sched *s);
-/* Start a welcome for id in s->w: the fields every peer gets; the
- * caller adds its own and ends the message. */
-void welcome_begin(struct sched *s, uint64_t id);
+/* Answer rc with a welcome for id; a client's (client 1) also says
+ * max_tag and resumed. */
+void welcome_send(struct sched *s, struct rctx *rc, uint64_t id, int client,
+    uint64_t max_tag, uint64_t resumed);
 
 /* park.c */
 /* Hold rc's request in p, answered by due(id, gen) after ms at the

@@ -97,11 +97,7 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	se->pipe = pipe;
 	se->detach_gen++;
 	s->n_clients++;
-	welcome_begin(s, se->id);
-	proto_put_uint(&s->w, "max_tag", se->max_tag);
-	proto_put_uint(&s->w, "resumed", resumed);
-	proto_end(&s->w);
-	reply(s, rc);
+	welcome_send(s, rc, se->id, 1, se->max_tag, resumed);
 }
 
 /*
@@ -176,7 +172,6 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
     struct rctx *rc)
 {
 	uint64_t accepted = 0, queued = s->n_queued;
-	uint32_t n_rej    = 0;
 	char     why[1280];
 
 	ack_send(s, se); /* answers leave in order */
@@ -208,10 +203,10 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 		}
 		if (code != 0) {
 			/* rejected entries are collected in the writer as
-			 * result entries; the header is written after */
+			 * result entries (it counts them); the header is
+			 * written after */
 			proto_pack_result(
 			    &s->rej, pt->id, code, why, strlen(why));
-			n_rej++;
 			s->stat[ST_rejected]++;
 			continue;
 		}
@@ -225,21 +220,15 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	/* hand the new tasks to waiting workers before answering: the
 	 * answer is not on any task's critical path, the tasks are */
 	dispatch(s);
-	if (n_rej == 0 && accepted > 0 && s->n_queued <= queued &&
+	if (s->rej.entries == 0 && accepted > 0 && s->n_queued <= queued &&
 	    se->pipe != 0 && se->park.active) {
 		ack_hold(s, se, rc, accepted);
 		return;
 	}
 
-	/* the rejected entries are in s->rej; put the envelope first */
+	/* the rejected entries are in s->rej */
 	proto_writer_reset(&s->w);
-	proto_open(&s->w, PROTO_SUBMITTED);
-	proto_put_uint(&s->w, "accepted", accepted);
-	proto_put_key(&s->w, "rejected");
-	msgpack_pack_array(&s->w.pk, n_rej);
-	if (s->rej.buf.size > 0)
-		msgpack_sbuffer_write(&s->w.buf, s->rej.buf.data, s->rej.buf.size);
-	proto_end(&s->w);
+	proto_write_submitted(&s->w, accepted, &s->rej);
 	reply(s, rc);
 }
 
@@ -273,12 +262,7 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 			order_kill(s, w, id);
 	}
 	proto_writer_reset(&s->w);
-	proto_open(&s->w, PROTO_CANCELLED);
-	proto_put_key(&s->w, "ids");
-	msgpack_pack_array(&s->w.pk, n);
-	for (uint32_t i = 0; i < n; i++)
-		msgpack_pack_uint64(&s->w.pk, done[i]);
-	proto_end(&s->w);
+	proto_write_cancelled(&s->w, done, n);
 	free(done);
 	reply(s, rc);
 }

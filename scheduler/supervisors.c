@@ -26,16 +26,8 @@ static void
 send_orders(struct sched *s, struct supervisor *sp, struct rctx *rc)
 {
 	proto_writer_reset(&s->w);
-	proto_open(&s->w, PROTO_ORDERS);
-	proto_put_key(&s->w, "kill");
-	msgpack_pack_array(&s->w.pk, (uint32_t)sp->n_orders);
-	for (size_t i = 0; i < sp->n_orders; i++) {
-		msgpack_pack_array(&s->w.pk, 2);
-		msgpack_pack_uint64(&s->w.pk, sp->orders[i].pid);
-		msgpack_pack_uint64(&s->w.pk, sp->orders[i].task);
-	}
+	proto_write_orders(&s->w, sp->orders, sp->n_orders);
 	sp->n_orders = 0;
-	proto_end(&s->w);
 	reply(s, rc);
 }
 
@@ -102,9 +94,7 @@ handle_supervisor_hello(struct sched *s, uint32_t pipe,
 	log_info("supervisor %" PRIx64 " registered: %s pid %" PRIu64
 	         " on %s",
 	    sp->token, sp->name, sp->pid, sp->host);
-	welcome_begin(s, sp->token);
-	proto_end(&s->w);
-	reply(s, rc);
+	welcome_send(s, rc, sp->token, 0, 0, 0);
 }
 
 static void

@@ -94,15 +94,10 @@ tasks_send(struct sched *s, struct worker *w, struct rctx *rc, size_t picked)
 {
 	uint64_t     n = 0, *ids = s->pick;
 	size_t       budget = s->cfg->max_message_size - 4096;
-	size_t       count_at;
 	struct task *t;
 
 	proto_writer_reset(&s->w);
-	proto_open(&s->w, PROTO_TASKS);
-	proto_put_key(&s->w, "tasks");
-	/* array32 header, count patched below */
-	count_at = s->w.buf.size;
-	proto_reserve_array32(&s->w);
+	proto_write_tasks_begin(&s->w);
 	disp_worker_idle(s->disp, w->id, 0);
 	for (size_t i = 0; i < picked; i++) {
 		t = idmap_get(&s->tasks, ids[i]);
@@ -116,12 +111,11 @@ tasks_send(struct sched *s, struct worker *w, struct rctx *rc, size_t picked)
 			break;
 		}
 		task_assign(s, t, w);
-		proto_pack_task_timeout(&s->w, t->id, t->fn, t->fn_len,
+		proto_write_tasks_entry(&s->w, t->id, t->fn, t->fn_len,
 		    t->args, t->args_len, t->timeout_ms);
 		n++;
 	}
-	proto_patch_array32(&s->w, count_at, (uint32_t)n);
-	proto_end(&s->w);
+	proto_write_tasks_end(&s->w);
 	reply(s, rc);
 	return (uint32_t)n;
 }
@@ -287,18 +281,14 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	         " on %s, group %s, %u slot(s), %u function(s)",
 	    w->id, w->name, w->pid, w->host, w->group, w->slots,
 	    w->n_functions);
-	welcome_begin(s, w->id);
-	proto_end(&s->w);
-	reply(s, rc);
+	welcome_send(s, rc, w->id, 0, 0, 0);
 }
 
 void
 worker_rehello(struct sched *s, struct worker *w, struct rctx *rc)
 {
 	w->last_seen_ms = sched_now(s);
-	welcome_begin(s, w->id);
-	proto_end(&s->w);
-	reply(s, rc);
+	welcome_send(s, rc, w->id, 0, 0, 0);
 }
 
 /* A parked work request's heartbeat interval passed: answer it empty. */
@@ -475,15 +465,7 @@ workers_status(struct sched *s)
 		proto_put_uint(&s->w, "last_seen_ms", now - w->last_seen_ms);
 		proto_put_uint(&s->w, "functions", w->n_functions);
 		proto_put_uint(&s->w, "local", w->local);
-		proto_put_key(&s->w, "cache");
-		proto_open_map(&s->w);
-		proto_put_uint(&s->w, "objects", w->cache.objects);
-		proto_put_uint(&s->w, "bytes", w->cache.bytes);
-		proto_put_uint(&s->w, "loads", w->cache.loads);
-		proto_put_uint(&s->w, "hits", w->cache.hits);
-		proto_put_uint(&s->w, "evictions", w->cache.evictions);
-		proto_put_uint(&s->w, "failures", w->cache.failures);
-		proto_end(&s->w);
+		proto_put_cache(&s->w, "cache", &w->cache);
 		proto_end(&s->w);
 	}
 }

@@ -108,6 +108,7 @@ struct wproc {
 	atomic_int                fatal; /* exit status requested by rx */
 	char                      token[SEC_TOKEN_MAX + 1]; /* "": none */
 	uint32_t                  capacity;
+	const char              **fn_names; /* reg's, for hello */
 	char                      name[160];
 	char                      host[128];
 
@@ -117,14 +118,12 @@ struct wproc {
 	struct wtask       *in_head, *in_tail;
 	uint32_t            held;    /* in the inbox or running */
 	uint32_t            running;
-	struct proto_writer out;     /* packed result entries */
-	uint32_t            out_n;
+	struct proto_writer out;     /* packed result entries (out.entries) */
 	int                 stopping;
 	double              avg_us;  /* moving average of task run time */
 	uint64_t            n_timed;
 	struct objcache    *cache;
 	struct proto_writer ev_loaded, ev_evicted; /* keys to report */
-	uint32_t            n_loaded, n_evicted;
 	int                 crashed; /* a task crashed: report, then exit */
 	pthread_t          *threads;
 	struct executor    *execs;
@@ -598,8 +597,7 @@ executor_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		wake      = 0;
 		w->avg_us = w->n_timed++ == 0 ? dt : 0.9 * w->avg_us + 0.1 * dt;
-		msgpack_sbuffer_write(&w->out.buf, res.buf.data, res.buf.size);
-		w->out_n++;
+		proto_writer_append(&w->out, &res);
 		if (ran)
 			returned_locked(w, ex->slot, id);
 		w->running--;
@@ -725,29 +723,22 @@ send_req(struct wproc *w, struct req *r, struct proto_writer *pw)
 static void
 send_hello_locked(struct wproc *w)
 {
-	struct req *r = req_new(w, REQ_HELLO, 0);
+	struct req        *r = req_new(w, REQ_HELLO, 0);
+	struct proto_hello h = { 0 };
 	if (r == NULL)
 		return;
+	h.token       = w->token;
+	h.name        = w->name;
+	h.host        = w->host;
+	h.group       = w->o->group;
+	h.pid         = (uint64_t)getpid();
+	h.slots       = (uint64_t)w->o->slots;
+	h.capacity    = w->capacity;
+	h.functions   = w->fn_names;
+	h.n_functions = (uint32_t)w->reg.n;
+	h.supervisor  = w->o->supervisor_token;
 	proto_writer_reset(&w->msgw);
-	proto_begin(&w->msgw, PROTO_HELLO,
-	    9 + (w->o->supervisor_token != 0) + (w->token[0] != '\0'));
-	proto_put_str(&w->msgw, "role", "worker");
-	if (w->token[0] != '\0')
-		proto_put_str(&w->msgw, "token", w->token);
-	proto_put_str(&w->msgw, "name", w->name);
-	proto_put_str(&w->msgw, "host", w->host);
-	proto_put_str(&w->msgw, "group", w->o->group);
-	proto_put_uint(&w->msgw, "pid", (uint64_t)getpid());
-	proto_put_uint(&w->msgw, "session", 0);
-	proto_put_uint(&w->msgw, "slots", (uint64_t)w->o->slots);
-	proto_put_uint(&w->msgw, "capacity", w->capacity);
-	proto_put_key(&w->msgw, "functions");
-	msgpack_pack_array(&w->msgw.pk, (uint32_t)w->reg.n);
-	for (size_t i = 0; i < w->reg.n; i++)
-		proto_pack_str(&w->msgw, w->reg.fns[i].name,
-		    strlen(w->reg.fns[i].name));
-	if (w->o->supervisor_token != 0)
-		proto_put_uint(&w->msgw, "supervisor", w->o->supervisor_token);
+	proto_write_hello_worker(&w->msgw, &h);
 	send_req(w, r, &w->msgw);
 	w->hello_wait_ms  = w->o->connect_timeout_ms;
 	w->hello_deadline = util_now_ms() + w->hello_wait_ms;
@@ -758,10 +749,12 @@ send_hello_locked(struct wproc *w)
 static void
 send_work_locked(struct wproc *w, int with_results)
 {
-	uint64_t    avail = 0;
-	uint32_t    n     = 0;
-	int         polls;
-	struct req *r;
+	uint64_t              avail = 0;
+	int                   polls;
+	struct req           *r;
+	struct proto_work     m = { 0 };
+	struct objcache_stats st;
+	struct proto_cache    pc;
 
 	avail = credit_locked(w);
 	/* the last results of an idle process ask for work themselves: the
@@ -769,66 +762,31 @@ send_work_locked(struct wproc *w, int with_results)
 	 * empty answer to the report) is needed */
 	polls = with_results && !w->poll_inflight && !w->draining &&
 	    !w->crashed && w->held == 0 && avail > 0;
-	if (with_results) {
-		struct proto_writer tmp = w->out;
-		w->out                  = w->spare;
-		w->spare                = tmp;
-		/* the packer points at its own buffer: re-aim both */
-		msgpack_packer_init(&w->out.pk, &w->out.buf,
-		    msgpack_sbuffer_write);
-		msgpack_packer_init(&w->spare.pk, &w->spare.buf,
-		    msgpack_sbuffer_write);
-		n        = w->out_n;
-		w->out_n = 0;
-	}
+	/* the outbox's results go in this request: a new outbox takes
+	 * those that finish meanwhile */
+	if (with_results)
+		proto_writer_swap(&w->out, &w->spare);
 
 	r = req_new(w, with_results ? REQ_RESULTS : REQ_POLL, avail);
-	proto_writer_reset(&w->msgw);
-	proto_begin(&w->msgw, PROTO_WORK,
-	    1 + (with_results != 0) + polls + (w->n_loaded > 0) +
-	        (w->n_evicted > 0) + (w->cache != NULL));
-	proto_put_uint(&w->msgw, "credit", avail);
-	if (polls)
-		proto_put_uint(&w->msgw, "park", 1);
-	if (with_results) {
-		proto_put_key(&w->msgw, "results");
-		msgpack_pack_array(&w->msgw.pk, n);
-		msgpack_sbuffer_write(
-		    &w->msgw.buf, w->spare.buf.data, w->spare.buf.size);
-	}
-	if (w->n_loaded > 0) {
-		proto_put_key(&w->msgw, "loaded");
-		msgpack_pack_array(&w->msgw.pk, w->n_loaded);
-		msgpack_sbuffer_write(&w->msgw.buf, w->ev_loaded.buf.data,
-		    w->ev_loaded.buf.size);
-	}
-	if (w->n_evicted > 0) {
-		proto_put_key(&w->msgw, "evicted");
-		msgpack_pack_array(&w->msgw.pk, w->n_evicted);
-		msgpack_sbuffer_write(&w->msgw.buf, w->ev_evicted.buf.data,
-		    w->ev_evicted.buf.size);
-	}
+	m.credit  = avail;
+	m.park    = polls;
+	m.results = with_results ? &w->spare : NULL;
+	m.loaded  = &w->ev_loaded;
+	m.evicted = &w->ev_evicted;
 	if (w->cache != NULL) {
-		struct objcache_stats st;
 		objcache_stats(w->cache, &st);
-		proto_put_key(&w->msgw, "cache");
-		msgpack_pack_map(&w->msgw.pk, 6);
-		proto_put_uint(&w->msgw, "objects", st.objects);
-		proto_put_uint(&w->msgw, "bytes", st.bytes);
-		proto_put_uint(&w->msgw, "loads", st.loads);
-		proto_put_uint(&w->msgw, "hits", st.hits);
-		proto_put_uint(&w->msgw, "evictions", st.evictions);
-		proto_put_uint(&w->msgw, "failures", st.failures);
+		pc = (struct proto_cache) { st.objects, st.bytes, st.loads,
+			st.hits, st.evictions, st.failures, 1 };
+		m.cache = &pc;
 	}
+	proto_writer_reset(&w->msgw);
+	proto_write_work(&w->msgw, &m);
 	if (r == NULL || send_req(w, r, &w->msgw) != 0) {
-		/* keep the results (and events) for the next attempt */
+		/* keep the results (and events) for the next attempt, the
+		 * older ones first */
 		if (with_results) {
-			msgpack_sbuffer_write(&w->spare.buf, w->out.buf.data,
-			    w->out.buf.size);
-			proto_writer_reset(&w->out);
-			msgpack_sbuffer_write(&w->out.buf, w->spare.buf.data,
-			    w->spare.buf.size);
-			w->out_n += n;
+			proto_writer_append(&w->spare, &w->out);
+			proto_writer_swap(&w->out, &w->spare);
 			proto_writer_reset(&w->spare);
 		}
 		return;
@@ -836,7 +794,6 @@ send_work_locked(struct wproc *w, int with_results)
 	proto_writer_reset(&w->spare);
 	proto_writer_reset(&w->ev_loaded);
 	proto_writer_reset(&w->ev_evicted);
-	w->n_loaded = w->n_evicted = 0;
 	w->granted += avail;
 	r->polls = polls;
 	if (with_results) {
@@ -1059,13 +1016,13 @@ pump_locked(struct wproc *w)
 {
 	if (!w->registered)
 		return;
-	if (w->out_n > 0 && !w->res_inflight)
+	if (w->out.entries > 0 && !w->res_inflight)
 		send_work_locked(w, 1);
 	/* ask for more with a poll only when idle or when no report is on
 	 * its way: a report carries credit too, and a poll sent while the
 	 * first task of a batch runs only competes with it for the CPU */
 	if (!w->poll_inflight && !w->draining &&
-	    (w->held == 0 || (!w->res_inflight && w->out_n == 0 &&
+	    (w->held == 0 || (!w->res_inflight && w->out.entries == 0 &&
 	                         w->held < (uint32_t)w->o->slots)) &&
 	    credit_locked(w) > 0)
 		send_work_locked(w, 0);
@@ -1238,13 +1195,10 @@ on_cache_event(void *arg, int loaded, const char *key)
 	struct wproc *w = arg;
 	size_t        n = strlen(key);
 	pthread_mutex_lock(&w->lock);
-	if (loaded && w->n_loaded < 1024) {
+	if (loaded && w->ev_loaded.entries < 1024)
 		proto_pack_str(&w->ev_loaded, key, n);
-		w->n_loaded++;
-	} else if (!loaded && w->n_evicted < 1024) {
+	else if (!loaded && w->ev_evicted.entries < 1024)
 		proto_pack_str(&w->ev_evicted, key, n);
-		w->n_evicted++;
-	}
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -1384,7 +1338,7 @@ io_loop(struct wproc *w)
 			    silent);
 			return WRK_EXIT_LOST;
 		}
-		out_n    = w->out_n;
+		out_n    = w->out.entries;
 		running  = w->running;
 		inflight = w->res_inflight;
 		if (w->crashed && out_n == 0 && !inflight) {
@@ -1481,7 +1435,6 @@ io_loop(struct wproc *w)
 			w->poll_inflight = w->res_inflight = 0;
 			w->registered    = 0;
 			proto_writer_reset(&w->out);
-			w->out_n = 0;
 			if (!w->draining) {
 				send_hello_locked(w);
 				/* a hello can be lost with the old connection:
@@ -1620,6 +1573,13 @@ wrk_process_run(const struct wrk_options *o)
 		rc = 2;
 		goto out;
 	}
+	if ((w.fn_names = calloc(w.reg.n + 1, sizeof(*w.fn_names))) == NULL) {
+		log_error("out of memory");
+		rc = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < w.reg.n; i++)
+		w.fn_names[i] = w.reg.fns[i].name;
 	crash_handlers_install();
 
 	if ((rv = nng_req0_open(&w.sock)) != 0 ||
@@ -1728,6 +1688,7 @@ out:
 	wrk_registry_fini(&w.reg);
 	free(w.ret_task);
 	free(w.ret_batch);
+	free(w.fn_names);
 	/* the last word: this status is the process's own choice */
 	crash_slots = NULL;
 	wrk_slots_set_exit(w.slots, rc);

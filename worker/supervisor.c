@@ -633,17 +633,17 @@ conn_send(struct sconn *c)
 static void
 send_hello(struct sup *s)
 {
-	struct sconn *c = &s->c;
+	struct sconn      *c = &s->c;
+	struct proto_hello h = { 0 };
+
+	h.token      = c->secret;
+	h.supervisor = c->token;
+	h.name       = s->host;
+	h.host       = s->host;
+	h.group      = s->o->group;
+	h.pid        = (uint64_t)getpid();
 	proto_writer_reset(&c->w);
-	proto_begin(&c->w, PROTO_HELLO, 6 + (c->secret[0] != '\0'));
-	proto_put_str(&c->w, "role", "supervisor");
-	if (c->secret[0] != '\0')
-		proto_put_str(&c->w, "token", c->secret);
-	proto_put_uint(&c->w, "supervisor", c->token);
-	proto_put_str(&c->w, "name", s->host);
-	proto_put_str(&c->w, "host", s->host);
-	proto_put_str(&c->w, "group", s->o->group);
-	proto_put_uint(&c->w, "pid", (uint64_t)getpid());
+	proto_write_hello_supervisor(&c->w, &h);
 	c->hello_id = conn_send(c);
 	c->hello_ms = util_now_ms();
 	if (c->hello_id == 0)
@@ -654,8 +654,7 @@ static void
 send_watch(struct sconn *c)
 {
 	proto_writer_reset(&c->w);
-	proto_begin(&c->w, PROTO_WATCH, 1);
-	proto_put_uint(&c->w, "wait_ms", c->hb_ms);
+	proto_write_watch(&c->w, c->hb_ms);
 	c->watch_id = conn_send(c);
 	c->watch_ms = util_now_ms();
 	if (c->watch_id == 0)
@@ -667,18 +666,8 @@ send_report(struct sconn *c)
 {
 	const struct report *r = &c->q[c->q_head];
 	proto_writer_reset(&c->w);
-	proto_begin(&c->w, PROTO_REPORT, 5);
-	proto_put_uint(&c->w, "pid", r->pid);
-	proto_put_uint(&c->w, "worker", r->worker);
-	proto_put_str(&c->w, "cause", r->cause);
-	proto_put_str(&c->w, "reason", r->reason);
-	proto_put_key(&c->w, "tasks");
-	msgpack_pack_array(&c->w.pk, r->n_tasks);
-	for (uint32_t i = 0; i < r->n_tasks; i++) {
-		msgpack_pack_array(&c->w.pk, 2);
-		msgpack_pack_uint64(&c->w.pk, r->tasks[i].id);
-		msgpack_pack_uint32(&c->w.pk, r->tasks[i].charged);
-	}
+	proto_write_report(&c->w, r->pid, r->worker, r->cause, r->reason,
+	    r->tasks, r->n_tasks);
 	c->report_id = conn_send(c);
 }
 

@@ -911,11 +911,12 @@ h_peer_call(struct h_peer *p, int timeout_ms)
 void
 h_peer_hello(struct h_peer *p, uint64_t session)
 {
+	struct proto_hello h = { 0 };
+
+	h.session = session;
+	h.pid     = (uint64_t)getpid();
 	proto_writer_reset(&p->w);
-	proto_begin(&p->w, PROTO_HELLO, 3);
-	proto_put_str(&p->w, "role", "client");
-	proto_put_uint(&p->w, "session", session);
-	proto_put_uint(&p->w, "pid", (uint64_t)getpid());
+	proto_write_hello_client(&p->w, &h);
 	if (h_peer_call(p, 10000) != 0 || p->m.type != PROTO_WELCOME) {
 		fprintf(stderr, "h_peer_hello: no welcome\n");
 		abort();

@@ -201,7 +201,7 @@ struct fake {
 	} held[16];
 	size_t n_held;
 
-	struct proto_writer  w;
+	struct proto_writer  w, rej;
 	struct proto_decoder dec;
 };
 
@@ -238,23 +238,18 @@ static void
 fake_answer_fetch(struct fake *fk, int force)
 {
 	uint32_t n = 0;
-	size_t   at;
 	if (fk->fetch_hdr_len == 0)
 		return;
 	if (fk->n_res <= fk->ack && !force)
 		return;
 	proto_writer_reset(&fk->w);
-	proto_begin(&fk->w, PROTO_RESULTS, 2);
-	proto_put_key(&fk->w, "results");
-	at = fk->w.buf.size;
-	proto_reserve_array32(&fk->w);
+	proto_write_results_begin(&fk->w);
 	for (size_t i = fk->ack; i < fk->n_res; i++, n++) {
 		const struct fake_result *r = &fk->res[i];
-		proto_pack_result_attempts(&fk->w, r->id, r->code, r->data,
+		proto_write_results_entry(&fk->w, r->id, r->code, r->data,
 		    r->len, r->attempts);
 	}
-	proto_patch_array32(&fk->w, at, n);
-	proto_put_uint(&fk->w, "seq", n > 0 ? fk->n_res : 0);
+	proto_write_results_end(&fk->w, n > 0 ? fk->n_res : 0);
 	fake_send(fk, fk->fetch_hdr, fk->fetch_hdr_len);
 	fk->fetch_hdr_len = 0;
 }
@@ -296,14 +291,12 @@ fake_submit(struct fake *fk, const struct proto_msg *m, const uint8_t *hdr,
 			    sizeof(quarantined) - 1, 3);
 		/* "hold": no result until cancelled */
 	}
-	proto_writer_reset(&fk->w);
-	proto_begin(&fk->w, PROTO_SUBMITTED, 2);
-	proto_put_uint(&fk->w, "accepted", accepted);
-	proto_put_key(&fk->w, "rejected");
-	msgpack_pack_array(&fk->w.pk, n_rej);
+	proto_writer_reset(&fk->rej);
 	for (uint32_t i = 0; i < n_rej; i++)
-		proto_pack_result(&fk->w, rej[i], FERRY_EFULL, full,
+		proto_pack_result(&fk->rej, rej[i], FERRY_EFULL, full,
 		    sizeof(full) - 1);
+	proto_writer_reset(&fk->w);
+	proto_write_submitted(&fk->w, accepted, &fk->rej);
 	fake_send(fk, hdr, hdr_len);
 }
 
@@ -311,6 +304,7 @@ static void
 fake_handle(struct fake *fk, nng_msg *msg)
 {
 	struct proto_msg m;
+	struct proto_welcome wl = { 0, 1000, 5000, 64u << 20, 1, 0, 0 };
 	char             err[256];
 	const uint8_t   *hdr     = nng_msg_header(msg);
 	size_t           hdr_len = nng_msg_header_len(msg);
@@ -333,14 +327,11 @@ fake_handle(struct fake *fk, nng_msg *msg)
 			fk->fetch_hdr_len = 0;
 		}
 		fk->session = m.session;
+		wl.id      = m.session;
+		wl.max_tag = fk->max_tag;
+		wl.resumed = (uint64_t)fk->resumed;
 		proto_writer_reset(&fk->w);
-		proto_begin(&fk->w, PROTO_WELCOME, 6);
-		proto_put_uint(&fk->w, "id", m.session);
-		proto_put_uint(&fk->w, "heartbeat_ms", 1000);
-		proto_put_uint(&fk->w, "heartbeat_timeout_ms", 5000);
-		proto_put_uint(&fk->w, "max_message_size", 64u << 20);
-		proto_put_uint(&fk->w, "max_tag", fk->max_tag);
-		proto_put_uint(&fk->w, "resumed", (uint64_t)fk->resumed);
+		proto_write_welcome(&fk->w, &wl);
 		fake_send(fk, hdr, hdr_len);
 		break;
 	case PROTO_SUBMIT:
@@ -375,11 +366,7 @@ fake_handle(struct fake *fk, nng_msg *msg)
 			fake_result_add(fk, m.ids[i], FERRY_ECANCELED,
 			    "cancelled", 9, 0);
 		proto_writer_reset(&fk->w);
-		proto_begin(&fk->w, PROTO_CANCELLED, 1);
-		proto_put_key(&fk->w, "ids");
-		msgpack_pack_array(&fk->w.pk, m.n_ids);
-		for (uint32_t i = 0; i < m.n_ids; i++)
-			msgpack_pack_uint64(&fk->w.pk, m.ids[i]);
+		proto_write_cancelled(&fk->w, m.ids, m.n_ids);
 		fake_send(fk, hdr, hdr_len);
 		fake_answer_fetch(fk, 0);
 		break;
@@ -442,6 +429,7 @@ fake_start_at(const char *url, uint64_t max_tag, int resumed, size_t acked)
 	fk->ack     = acked;
 	pthread_mutex_init(&fk->mu, NULL);
 	proto_writer_init(&fk->w);
+	proto_writer_init(&fk->rej);
 	proto_decoder_init(&fk->dec);
 	if (url != NULL)
 		snprintf(fk->url, sizeof(fk->url), "%s", url);
@@ -505,6 +493,7 @@ fake_stop(struct fake *fk)
 	for (size_t i = 0; i < fk->n_held; i++)
 		free(fk->held[i].body);
 	proto_writer_fini(&fk->w);
+	proto_writer_fini(&fk->rej);
 	proto_decoder_fini(&fk->dec);
 	pthread_mutex_destroy(&fk->mu);
 	free(fk);

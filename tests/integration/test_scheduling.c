@@ -45,20 +45,17 @@ raw_submit(struct h_peer *p, uint64_t id, const char *fn, size_t fn_len,
     const uint8_t *args, size_t args_len)
 {
 	proto_writer_reset(&p->w);
-	proto_begin(&p->w, PROTO_SUBMIT, 1);
-	proto_put_key(&p->w, "tasks");
-	msgpack_pack_array(&p->w.pk, 1);
-	proto_pack_task(&p->w, id, fn, (uint32_t)fn_len, (const char *)args,
-	    (uint32_t)args_len);
+	proto_write_submit_begin(&p->w);
+	proto_write_submit_entry(&p->w, id, fn, fn_len, args, args_len, NULL,
+	    NULL, 0, NULL);
+	proto_write_submit_end(&p->w);
 }
 
 static void
 raw_fetch(struct h_peer *p, uint64_t ack, uint64_t wait_ms)
 {
 	proto_writer_reset(&p->w);
-	proto_begin(&p->w, PROTO_FETCH, 2);
-	proto_put_uint(&p->w, "ack", ack);
-	proto_put_uint(&p->w, "wait_ms", wait_ms);
+	proto_write_fetch(&p->w, ack, wait_ms);
 }
 
 /* ------------------------------------------------------------------ */
@@ -204,7 +201,7 @@ test_submit_answer_not_held(void **state)
 
 		t0 = util_now_us();
 		proto_writer_reset(&p.w);
-		proto_begin(&p.w, PROTO_STATUS, 0);
+		proto_write_status(&p.w);
 		assert_int_equal(h_peer_call(&p, 10000), 0);
 		st[i] = util_now_us() - t0;
 		assert_int_equal(p.m.type, PROTO_STATUS_REPLY);

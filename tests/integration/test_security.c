@@ -417,13 +417,13 @@ test_token_guessing(void **state)
 	h_start_scheduler("sched-guess", args);
 	h_peer_open(&p, url);
 	for (int i = 0; i < GUESSES; i++) {
-		char guess[32];
+		struct proto_hello h = { 0 };
+		char               guess[32];
 		snprintf(guess, sizeof(guess), "guess-%d", i);
+		h.session = 77;
+		h.token   = guess;
 		proto_writer_reset(&p.w);
-		proto_begin(&p.w, PROTO_HELLO, 3);
-		proto_put_str(&p.w, "role", "client");
-		proto_put_uint(&p.w, "session", 77);
-		proto_put_str(&p.w, "token", guess);
+		proto_write_hello_client(&p.w, &h);
 		assert_int_equal(h_peer_call(&p, 20000), 0);
 		assert_int_equal(p.m.type, PROTO_ERROR);
 		assert_int_equal(p.m.code, FERRY_EAUTH);

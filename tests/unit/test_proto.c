@@ -1,9 +1,10 @@
 /*
  * test_proto.c - unit tests for the wire protocol codec (common/proto.c).
  *
- * Round trips encode every message type the way a sender does (proto_begin,
- * proto_put_*, proto_pack_task, proto_pack_result, proto_write_error) and
- * check every decoded field.  The malformed cases check the return code and
+ * Round trips write every message type with its writer (proto_write_*, as
+ * the peers do) and check every decoded field; the writers' bytes are
+ * checked against protocol.md 6.1, and the map sizes proto_open() /
+ * proto_end() count against every header width.  The malformed cases check the return code and
  * that the error text names what is wrong and where.  Inputs are always
  * copied into a heap buffer of exactly their length, so valgrind and ASan
  * see any read past the end.
@@ -22,6 +23,9 @@
 #include "proto.h"
 
 /* ------------------------------------------------------------ fixture */
+
+struct fx;
+static void pk_key(struct fx *f, const char *s);
 
 struct fx {
 	struct proto_decoder d;
@@ -114,6 +118,19 @@ check_err(struct fx *f, int rc, ...)
 	va_end(ap);
 }
 
+/* A message head of a map sized by hand (nfields after "v" and "t"), for
+ * crafting what no writer sends: missing fields, wrong types, fields in
+ * another order, raw bytes.  Real messages come from the writers. */
+static void
+begin(struct fx *f, int type, uint32_t nfields)
+{
+	msgpack_pack_map(&f->w.pk, 2 + nfields);
+	pk_key(f, "v");
+	msgpack_pack_uint32(&f->w.pk, PROTO_VERSION);
+	pk_key(f, "t");
+	pk_key(f, proto_type_name(type));
+}
+
 static void
 pk_raw(struct fx *f, const void *p, size_t len)
 {
@@ -124,6 +141,14 @@ static void
 pk_cstr(struct fx *f, const char *s)
 {
 	proto_pack_str(&f->w, s, strlen(s));
+}
+
+/* A string that is not a list element (a key, a type name). */
+static void
+pk_key(struct fx *f, const char *s)
+{
+	msgpack_pack_str(&f->w.pk, strlen(s));
+	msgpack_pack_str_body(&f->w.pk, s, strlen(s));
 }
 
 static void
@@ -160,20 +185,24 @@ static const char *const worker_fns[] = { "add", "mul", "ns.sub:fn-1" };
 static void
 pack_worker_hello(struct fx *f)
 {
-	proto_begin(&f->w, PROTO_HELLO, 9);
-	proto_put_str(&f->w, "role", "worker");
-	proto_put_str(&f->w, "name", "w-1");
-	proto_put_str(&f->w, "host", "node7.example");
-	proto_put_str(&f->w, "group", "gpu");
-	proto_put_uint(&f->w, "pid", 4242);
-	proto_put_uint(&f->w, "session", UINT64_MAX);
-	proto_put_uint(&f->w, "slots", 4);
-	proto_put_uint(&f->w, "capacity", 8);
-	proto_put_key(&f->w, "functions");
-	msgpack_pack_array(&f->w.pk, 3);
-	for (int i = 0; i < 3; i++)
-		pk_cstr(f, worker_fns[i]);
+	struct proto_hello h = { 0 };
+
+	h.name        = "w-1";
+	h.host        = "node7.example";
+	h.group       = "gpu";
+	h.pid         = 4242;
+	h.session     = UINT64_MAX;
+	h.slots       = 4;
+	h.capacity    = 8;
+	h.functions   = worker_fns;
+	h.n_functions = 3;
+	proto_write_hello_worker(&f->w, &h);
 }
+
+/* A submit entry without keys or options. */
+#define SUBMIT(f, id, fn, fn_len, args, args_len)                          \
+	proto_write_submit_entry(&(f)->w, id, fn, fn_len, args, args_len,  \
+	    NULL, NULL, 0, NULL)
 
 static void
 test_hello_worker(void **state)
@@ -197,6 +226,23 @@ test_hello_worker(void **state)
 	assert_int_equal(f->m.n_tasks, 0);
 	assert_null(f->m.tasks);
 	assert_int_equal(f->m.n_results, 0);
+	assert_string_equal(f->m.token, "");
+	assert_true(f->m.supervisor == 0);
+
+	/* with a token and a supervisor */
+	proto_writer_reset(&f->w);
+	{
+		struct proto_hello h = { 0 };
+		h.token      = "s3cret";
+		h.slots      = 1;
+		h.capacity   = 1;
+		h.supervisor = 99;
+		proto_write_hello_worker(&f->w, &h);
+	}
+	decode_ok(f, PROTO_HELLO);
+	assert_string_equal(f->m.token, "s3cret");
+	assert_true(f->m.supervisor == 99);
+	assert_int_equal(f->m.n_functions, 0);
 }
 
 static void
@@ -208,7 +254,7 @@ test_hello_worker_limits(void **state)
 	/* slots == capacity at the top of their ranges; a 255-byte name */
 	memset(name, 'f', 255);
 	name[255] = '\0';
-	proto_begin(&f->w, PROTO_HELLO, 4);
+	begin(f, PROTO_HELLO, 4);
 	proto_put_str(&f->w, "role", "worker");
 	proto_put_uint(&f->w, "slots", 1u << 20);
 	proto_put_uint(&f->w, "capacity", 1u << 24);
@@ -228,7 +274,7 @@ test_hello_worker_limits(void **state)
 
 	/* slots 1, capacity 1, no functions */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_HELLO, 4);
+	begin(f, PROTO_HELLO, 4);
 	proto_put_str(&f->w, "role", "worker");
 	proto_put_uint(&f->w, "slots", 1);
 	proto_put_uint(&f->w, "capacity", 1);
@@ -242,13 +288,13 @@ test_hello_worker_limits(void **state)
 static void
 test_hello_client(void **state)
 {
-	struct fx *f = *state;
+	struct fx         *f = *state;
+	struct proto_hello h = { 0 };
 
-	proto_begin(&f->w, PROTO_HELLO, 4);
-	proto_put_str(&f->w, "role", "client");
-	proto_put_str(&f->w, "name", "etl-job");
-	proto_put_uint(&f->w, "pid", 17);
-	proto_put_uint(&f->w, "session", 99);
+	h.name    = "etl-job";
+	h.pid     = 17;
+	h.session = 99;
+	proto_write_hello_client(&f->w, &h);
 	decode_ok(f, PROTO_HELLO);
 	assert_int_equal(f->m.role, PROTO_ROLE_CLIENT);
 	assert_string_equal(f->m.name, "etl-job");
@@ -258,6 +304,14 @@ test_hello_client(void **state)
 	/* a client needs no slots/capacity/functions */
 	assert_true(f->m.slots == 0 && f->m.capacity == 0);
 	assert_int_equal(f->m.n_functions, 0);
+	assert_string_equal(f->m.token, "");
+
+	proto_writer_reset(&f->w);
+	h.token = "0123456789abcdef-secret";
+	proto_write_hello_client(&f->w, &h);
+	decode_ok(f, PROTO_HELLO);
+	assert_string_equal(f->m.token, "0123456789abcdef-secret");
+	assert_true(f->m.session == 99);
 }
 
 /* The shared token in hello: optional, a string of at most 256 bytes. */
@@ -267,7 +321,7 @@ test_hello_token(void **state)
 	struct fx *f = *state;
 	char       big[300];
 
-	proto_begin(&f->w, PROTO_HELLO, 3);
+	begin(f, PROTO_HELLO, 3);
 	proto_put_str(&f->w, "role", "client");
 	proto_put_uint(&f->w, "session", 99);
 	proto_put_str(&f->w, "token", "0123456789abcdef-secret");
@@ -275,7 +329,7 @@ test_hello_token(void **state)
 	assert_string_equal(f->m.token, "0123456789abcdef-secret");
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_HELLO, 2);
+	begin(f, PROTO_HELLO, 2);
 	proto_put_str(&f->w, "role", "client");
 	proto_put_uint(&f->w, "session", 99);
 	decode_ok(f, PROTO_HELLO);
@@ -284,7 +338,7 @@ test_hello_token(void **state)
 	memset(big, 'k', 257);
 	big[257] = '\0';
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_HELLO, 3);
+	begin(f, PROTO_HELLO, 3);
 	proto_put_str(&f->w, "role", "supervisor");
 	proto_put_uint(&f->w, "supervisor", 5);
 	proto_put_str(&f->w, "token", big);
@@ -292,7 +346,7 @@ test_hello_token(void **state)
 	assert_non_null(strstr(f->err, "field 'token'"));
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_HELLO, 3);
+	begin(f, PROTO_HELLO, 3);
 	proto_put_str(&f->w, "role", "client");
 	proto_put_uint(&f->w, "session", 99);
 	proto_put_uint(&f->w, "token", 7);
@@ -303,20 +357,28 @@ test_hello_token(void **state)
 static void
 test_welcome(void **state)
 {
-	struct fx *f = *state;
+	struct fx           *f = *state;
+	struct proto_welcome wl = { 12345678901ULL, 2500, 7000, 64u << 20, 0,
+		33, 1 };
 
-	proto_begin(&f->w, PROTO_WELCOME, 3);
-	proto_put_uint(&f->w, "id", 12345678901ULL);
-	proto_put_uint(&f->w, "heartbeat_ms", 2500);
-	proto_put_uint(&f->w, "max_message_size", 64u << 20);
+	proto_write_welcome(&f->w, &wl);
 	decode_ok(f, PROTO_WELCOME);
 	assert_true(f->m.id == 12345678901ULL);
 	assert_true(f->m.heartbeat_ms == 2500);
+	assert_true(f->m.heartbeat_timeout_ms == 7000);
 	assert_true(f->m.max_message_size == 64u << 20);
+	/* only a client's welcome says max_tag and resumed */
+	assert_true(f->m.max_tag == 0 && f->m.resumed == 0);
+	proto_writer_reset(&f->w);
+	wl.client = 1;
+	proto_write_welcome(&f->w, &wl);
+	decode_ok(f, PROTO_WELCOME);
+	assert_true(f->m.max_tag == 33 && f->m.resumed == 1);
+	assert_true(f->m.id == 12345678901ULL);
 
 	/* max_message_size is optional */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_WELCOME, 2);
+	begin(f, PROTO_WELCOME, 2);
 	proto_put_uint(&f->w, "id", 1);
 	proto_put_uint(&f->w, "heartbeat_ms", 0);
 	decode_ok(f, PROTO_WELCOME);
@@ -342,15 +404,14 @@ test_submit(void **state)
 	memset(longfn, 'x', 300); /* needs a str16 header */
 	longfn[300] = '\0';
 
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
-	proto_put_key(&f->w, "tasks");
-	msgpack_pack_array(&f->w.pk, 6);
-	proto_pack_task(&f->w, 1, "add", 3, args1, sizeof(args1));
-	proto_pack_task(&f->w, 2, "noargs", 6, NULL, 0);
-	proto_pack_task(&f->w, 3, "bin", 3, bin, sizeof(bin));
-	proto_pack_task(&f->w, UINT64_MAX, "m", 1, big, 70000);
-	proto_pack_task(&f->w, 0, longfn, 300, "\xc0", 1);
-	proto_pack_task(&f->w, 1, "add", 3, args1, sizeof(args1));
+	proto_write_submit_begin(&f->w);
+	SUBMIT(f, 1, "add", 3, args1, sizeof(args1));
+	SUBMIT(f, 2, "noargs", 6, NULL, 0);
+	SUBMIT(f, 3, "bin", 3, bin, sizeof(bin));
+	SUBMIT(f, UINT64_MAX, "m", 1, big, 70000);
+	SUBMIT(f, 0, longfn, 300, "\xc0", 1);
+	SUBMIT(f, 1, "add", 3, args1, sizeof(args1));
+	proto_write_submit_end(&f->w);
 	decode_ok(f, PROTO_SUBMIT);
 	assert_int_equal(f->m.n_tasks, 6);
 	assert_task(&f->m.tasks[0], 1, "add", args1, sizeof(args1));
@@ -369,20 +430,18 @@ test_submit_empty_and_many(void **state)
 	struct fx *f = *state;
 	uint64_t   n = 5000;
 
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
-	proto_put_key(&f->w, "tasks");
-	msgpack_pack_array(&f->w.pk, 0);
+	proto_write_submit_begin(&f->w);
+	proto_write_submit_end(&f->w);
 	decode_ok(f, PROTO_SUBMIT);
 	assert_int_equal(f->m.n_tasks, 0);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
-	proto_put_key(&f->w, "tasks");
-	msgpack_pack_array(&f->w.pk, (size_t)n);
+	proto_write_submit_begin(&f->w);
 	for (uint64_t i = 0; i < n; i++) {
 		uint8_t a = (uint8_t)i;
-		proto_pack_task(&f->w, i * 1000003u, "fn", 2, &a, 1);
+		SUBMIT(f, i * 1000003u, "fn", 2, &a, 1);
 	}
+	proto_write_submit_end(&f->w);
 	decode_ok(f, PROTO_SUBMIT);
 	assert_int_equal(f->m.n_tasks, n);
 	for (uint64_t i = 0; i < n; i++) {
@@ -396,11 +455,10 @@ test_tasks(void **state)
 {
 	struct fx *f = *state;
 
-	proto_begin(&f->w, PROTO_TASKS, 1);
-	proto_put_key(&f->w, "tasks");
-	msgpack_pack_array(&f->w.pk, 2);
-	proto_pack_task(&f->w, 900, "add", 3, "\x92\x01\x02", 3);
-	proto_pack_task(&f->w, 901, "nop", 3, "", 0);
+	proto_write_tasks_begin(&f->w);
+	proto_write_tasks_entry(&f->w, 900, "add", 3, "\x92\x01\x02", 3, 0);
+	proto_write_tasks_entry(&f->w, 901, "nop", 3, "", 0, 0);
+	proto_write_tasks_end(&f->w);
 	decode_ok(f, PROTO_TASKS);
 	assert_int_equal(f->m.n_tasks, 2);
 	assert_task(&f->m.tasks[0], 900, "add", "\x92\x01\x02", 3);
@@ -414,7 +472,7 @@ test_task_extra_elements(void **state)
 
 	/* the 4th element lists locality keys; a newer sender may append
 	 * more elements after it */
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
 	msgpack_pack_array(&f->w.pk, 6);
@@ -452,13 +510,13 @@ test_task_options(void **state)
 	o.backoff_max_ms = 9000;
 	o.timeout_ms     = 1500;
 	o.retry_errors   = 1;
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
-	proto_put_key(&f->w, "tasks");
-	msgpack_pack_array(&f->w.pk, 3);
-	proto_pack_submit_task(&f->w, 1, "a", 1, "\xc0", 1, NULL, NULL, 0, &o);
+	proto_write_submit_begin(&f->w);
+	proto_write_submit_entry(&f->w, 1, "a", 1, "\xc0", 1, NULL, NULL, 0, &o);
 	o.set = PROTO_OPT_TIMEOUT;
-	proto_pack_submit_task(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0, &o);
-	proto_pack_submit_task(&f->w, 3, "c", 1, "\xc0", 1, NULL, NULL, 0, NULL);
+	proto_write_submit_entry(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0, &o);
+	proto_write_submit_entry(&f->w, 3, "c", 1, "\xc0", 1, NULL, NULL, 0,
+	    NULL);
+	proto_write_submit_end(&f->w);
 	decode_ok(f, PROTO_SUBMIT);
 	t = &f->m.tasks[0];
 	assert_int_equal(t->opts.set, 0x1f);
@@ -473,7 +531,7 @@ test_task_options(void **state)
 
 	/* a value over its limit and a wrong type are named */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
 	msgpack_pack_array(&f->w.pk, 5);
@@ -487,7 +545,7 @@ test_task_options(void **state)
 	check_err(f, FERRY_EPROTO, "tasks[0][4] (options): 'retries': 1001",
 	    NULL);
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
 	msgpack_pack_array(&f->w.pk, 5);
@@ -505,24 +563,22 @@ test_task_options(void **state)
 
 	/* tasks: the 4th element is the run's timeout */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_TASKS, 1);
-	proto_put_key(&f->w, "tasks");
-	msgpack_pack_array(&f->w.pk, 2);
-	proto_pack_task_timeout(&f->w, 9, "x", 1, "\xc0", 1, 2500);
-	proto_pack_task_timeout(&f->w, 10, "y", 1, "\xc0", 1, 0);
+	proto_write_tasks_begin(&f->w);
+	proto_write_tasks_entry(&f->w, 9, "x", 1, "\xc0", 1, 2500);
+	proto_write_tasks_entry(&f->w, 10, "y", 1, "\xc0", 1, 0);
+	proto_write_tasks_end(&f->w);
 	decode_ok(f, PROTO_TASKS);
 	assert_int_equal(f->m.tasks[0].timeout_ms, 2500);
 	assert_int_equal(f->m.tasks[1].timeout_ms, 0);
 
 	/* results: the 4th element counts the runs */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_RESULTS, 2);
-	proto_put_key(&f->w, "results");
-	msgpack_pack_array(&f->w.pk, 2);
-	proto_pack_result_attempts(&f->w, 1, FERRY_EDEAD, "why", 3, 3);
-	proto_pack_result_attempts(&f->w, 2, 0, "\xc0", 1, 0);
-	proto_put_uint(&f->w, "seq", 2);
+	proto_write_results_begin(&f->w);
+	proto_write_results_entry(&f->w, 1, FERRY_EDEAD, "why", 3, 3);
+	proto_write_results_entry(&f->w, 2, 0, "\xc0", 1, 0);
+	proto_write_results_end(&f->w, 2);
 	decode_ok(f, PROTO_RESULTS);
+	assert_true(f->m.seq == 2);
 	assert_int_equal(f->m.results[0].attempts, 3);
 	assert_int_equal(f->m.results[0].code, FERRY_EDEAD);
 	assert_int_equal(f->m.results[1].attempts, 0);
@@ -534,11 +590,10 @@ static void
 pack_bool_option(struct fx *f, const char *key, int value)
 {
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 2);
-	proto_pack_submit_task(&f->w, 1, "a", 1, "\xc0", 1, NULL, NULL, 0,
-	    NULL);
+	proto_pack_task(&f->w, 1, "a", 1, "\xc0", 1);
 	msgpack_pack_array(&f->w.pk, 5);
 	msgpack_pack_uint64(&f->w.pk, 2);
 	pk_cstr(f, "b");
@@ -588,39 +643,41 @@ test_supervisor_messages(void **state)
 {
 	struct fx *f = *state;
 
-	proto_begin(&f->w, PROTO_HELLO, 3);
-	proto_put_str(&f->w, "role", "supervisor");
-	proto_put_uint(&f->w, "supervisor", 77);
-	proto_put_uint(&f->w, "pid", 12);
+	struct proto_hello             h       = { 0 };
+	const struct proto_report_task rt[]    = { { 8, 1 }, { 9, 0 } };
+	const struct proto_kill        kills[] = { { 4242, 8 } };
+
+	h.token      = "tok";
+	h.supervisor = 77;
+	h.name       = "node3";
+	h.host       = "node3.example";
+	h.group      = "cpu";
+	h.pid        = 12;
+	proto_write_hello_supervisor(&f->w, &h);
 	decode_ok(f, PROTO_HELLO);
 	assert_int_equal(f->m.role, PROTO_ROLE_SUPERVISOR);
 	assert_int_equal(f->m.supervisor, 77);
+	assert_string_equal(f->m.token, "tok");
+	assert_string_equal(f->m.name, "node3");
+	assert_string_equal(f->m.host, "node3.example");
+	assert_string_equal(f->m.group, "cpu");
+	assert_int_equal(f->m.pid, 12);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_HELLO, 2);
+	begin(f, PROTO_HELLO, 2);
 	proto_put_str(&f->w, "role", "supervisor");
 	proto_put_uint(&f->w, "supervisor", 0);
 	decode(f);
 	check_err(f, FERRY_EPROTO, "token must not be 0", NULL);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_REPORT, 5);
-	proto_put_uint(&f->w, "pid", 4242);
-	proto_put_uint(&f->w, "worker", 3);
-	proto_put_str(&f->w, "cause", "timeout");
-	proto_put_str(&f->w, "reason", "task 8 ran past its timeout");
-	proto_put_key(&f->w, "tasks");
-	msgpack_pack_array(&f->w.pk, 2);
-	msgpack_pack_array(&f->w.pk, 2);
-	msgpack_pack_uint64(&f->w.pk, 8);
-	msgpack_pack_uint64(&f->w.pk, 1);
-	msgpack_pack_array(&f->w.pk, 2);
-	msgpack_pack_uint64(&f->w.pk, 9);
-	msgpack_pack_uint64(&f->w.pk, 0);
+	proto_write_report(&f->w, 4242, 3, "timeout",
+	    "task 8 ran past its timeout", rt, 2);
 	decode_ok(f, PROTO_REPORT);
 	assert_int_equal(f->m.pid, 4242);
 	assert_int_equal(f->m.worker_id, 3);
 	assert_string_equal(f->m.cause, "timeout");
+	assert_string_equal(f->m.reason, "task 8 ran past its timeout");
 	assert_int_equal(f->m.n_rtasks, 2);
 	assert_int_equal(f->m.rtasks[0].id, 8);
 	assert_int_equal(f->m.rtasks[0].charged, 1);
@@ -628,7 +685,7 @@ test_supervisor_messages(void **state)
 
 	/* charged must be 0 or 1 */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_REPORT, 4);
+	begin(f, PROTO_REPORT, 4);
 	proto_put_uint(&f->w, "pid", 1);
 	proto_put_str(&f->w, "cause", "signal");
 	proto_put_str(&f->w, "reason", "x");
@@ -641,19 +698,14 @@ test_supervisor_messages(void **state)
 	check_err(f, FERRY_EPROTO, "tasks[0][1] (charged)", NULL);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_ORDERS, 1);
-	proto_put_key(&f->w, "kill");
-	msgpack_pack_array(&f->w.pk, 1);
-	msgpack_pack_array(&f->w.pk, 2);
-	msgpack_pack_uint64(&f->w.pk, 4242);
-	msgpack_pack_uint64(&f->w.pk, 8);
+	proto_write_orders(&f->w, kills, 1);
 	decode_ok(f, PROTO_ORDERS);
 	assert_int_equal(f->m.n_kills, 1);
 	assert_int_equal(f->m.kills[0].pid, 4242);
 	assert_int_equal(f->m.kills[0].task, 8);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_ORDERS, 1);
+	begin(f, PROTO_ORDERS, 1);
 	proto_put_key(&f->w, "kill");
 	msgpack_pack_array(&f->w.pk, 1);
 	pk_cstr(f, "all");
@@ -662,8 +714,7 @@ test_supervisor_messages(void **state)
 	    NULL);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_WATCH, 1);
-	proto_put_uint(&f->w, "wait_ms", 1000);
+	proto_write_watch(&f->w, 1000);
 	decode_ok(f, PROTO_WATCH);
 	assert_int_equal(f->m.wait_ms, 1000);
 }
@@ -671,29 +722,57 @@ test_supervisor_messages(void **state)
 static void
 test_task_objects(void **state)
 {
-	struct fx         *f       = *state;
-	const char *const  keys[]  = { "mmap:/x" };
-	const size_t       lens[]  = { 7 };
+	struct fx              *f       = *state;
+	const char *const       keys[]  = { "mmap:/x", "read:/data/y.bin" };
+	const size_t            lens[]  = { 7, 16 };
+	struct proto_writer     loaded, evicted;
+	struct proto_work       wk      = { 0 };
+	const struct proto_cache cache  = { 1, 4096, 2, 9, 1, 3, 1 };
 
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
-	proto_put_key(&f->w, "tasks");
-	msgpack_pack_array(&f->w.pk, 2);
-	proto_pack_task_objs(&f->w, 1, "a", 1, "\xc0", 1, keys, lens, 1);
-	proto_pack_task_objs(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0);
+	proto_write_submit_begin(&f->w);
+	proto_write_submit_entry(&f->w, 1, "a", 1, "\xc0", 1, keys, lens, 2,
+	    NULL);
+	proto_write_submit_entry(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0,
+	    NULL);
+	proto_write_submit_end(&f->w);
 	decode_ok(f, PROTO_SUBMIT);
-	assert_int_equal(f->m.tasks[0].n_objs, 1);
+	assert_int_equal(f->m.tasks[0].n_objs, 2);
+	assert_int_equal(f->m.tasks[0].objs[1].via.str.size, 16);
+	assert_memory_equal(f->m.tasks[0].objs[1].via.str.ptr,
+	    "read:/data/y.bin", 16);
 	assert_int_equal(f->m.tasks[1].n_objs, 0);
 	assert_null(f->m.tasks[1].objs);
 
-	/* work carries loaded / evicted keys and cache counters */
+	/* work carries loaded / evicted keys and cache counters; an empty
+	 * list of keys is left out */
+	proto_writer_init(&loaded);
+	proto_writer_init(&evicted);
+	proto_pack_str(&loaded, "mmap:/x", 7);
+	wk.credit  = 3;
+	wk.loaded  = &loaded;
+	wk.evicted = &evicted;
+	wk.cache   = &cache;
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_WORK, 4);
+	proto_write_work(&f->w, &wk);
+	decode_ok(f, PROTO_WORK);
+	assert_int_equal(f->m.n_loaded, 1);
+	assert_int_equal(f->m.loaded[0].via.str.size, 7);
+	assert_int_equal(f->m.n_evicted, 0);
+	assert_null(f->m.evicted);
+	assert_true(f->m.cache.present);
+	assert_int_equal(f->m.cache.objects, 1);
+	assert_int_equal(f->m.cache.bytes, 4096);
+	assert_int_equal(f->m.cache.loads, 2);
+	assert_int_equal(f->m.cache.hits, 9);
+	assert_int_equal(f->m.cache.evictions, 1);
+	assert_int_equal(f->m.cache.failures, 3);
+	proto_writer_fini(&loaded);
+	proto_writer_fini(&evicted);
+
+	/* "failures" is optional in the cache map */
+	proto_writer_reset(&f->w);
+	begin(f, PROTO_WORK, 2);
 	proto_put_uint(&f->w, "credit", 3);
-	proto_put_key(&f->w, "loaded");
-	msgpack_pack_array(&f->w.pk, 1);
-	pk_cstr(f, "mmap:/x");
-	proto_put_key(&f->w, "evicted");
-	msgpack_pack_array(&f->w.pk, 0);
 	proto_put_key(&f->w, "cache");
 	msgpack_pack_map(&f->w.pk, 5);
 	proto_put_uint(&f->w, "objects", 1);
@@ -702,35 +781,39 @@ test_task_objects(void **state)
 	proto_put_uint(&f->w, "hits", 9);
 	proto_put_uint(&f->w, "evictions", 1);
 	decode_ok(f, PROTO_WORK);
-	assert_int_equal(f->m.n_loaded, 1);
-	assert_int_equal(f->m.n_evicted, 0);
 	assert_true(f->m.cache.present);
-	assert_int_equal(f->m.cache.bytes, 4096);
-	assert_int_equal(f->m.cache.hits, 9);
+	assert_int_equal(f->m.cache.failures, 0);
 }
 
 static void
 test_submitted(void **state)
 {
-	struct fx  *f    = *state;
-	const char *nf   = "no worker serves function 'x'";
-	const char *full = "queue full (1000000 tasks)";
+	struct fx          *f    = *state;
+	const char         *nf   = "no worker serves function 'x'";
+	const char         *full = "queue full (1000000 tasks)";
+	struct proto_writer rej;
 
-	proto_begin(&f->w, PROTO_SUBMITTED, 2);
-	proto_put_uint(&f->w, "accepted", 5);
-	proto_put_key(&f->w, "rejected");
-	msgpack_pack_array(&f->w.pk, 2);
-	proto_pack_result(&f->w, 7, FERRY_ENOFUNC, nf, strlen(nf));
-	proto_pack_result(&f->w, 9, FERRY_EFULL, full, strlen(full));
+	proto_writer_init(&rej);
+	proto_pack_result(&rej, 7, FERRY_ENOFUNC, nf, strlen(nf));
+	proto_pack_result(&rej, 9, FERRY_EFULL, full, strlen(full));
+	proto_write_submitted(&f->w, 5, &rej);
+	proto_writer_fini(&rej);
 	decode_ok(f, PROTO_SUBMITTED);
 	assert_true(f->m.accepted == 5);
 	assert_int_equal(f->m.n_results, 2);
 	assert_result(&f->m.results[0], 7, FERRY_ENOFUNC, nf, strlen(nf));
 	assert_result(&f->m.results[1], 9, FERRY_EFULL, full, strlen(full));
 
+	/* none rejected: an empty list */
+	proto_writer_reset(&f->w);
+	proto_write_submitted(&f->w, 3, NULL);
+	decode_ok(f, PROTO_SUBMITTED);
+	assert_true(f->m.accepted == 3);
+	assert_int_equal(f->m.n_results, 0);
+
 	/* rejected is optional */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_SUBMITTED, 1);
+	begin(f, PROTO_SUBMITTED, 1);
 	proto_put_uint(&f->w, "accepted", 0);
 	decode_ok(f, PROTO_SUBMITTED);
 	assert_true(f->m.accepted == 0);
@@ -743,15 +826,13 @@ test_fetch(void **state)
 {
 	struct fx *f = *state;
 
-	proto_begin(&f->w, PROTO_FETCH, 2);
-	proto_put_uint(&f->w, "ack", 77);
-	proto_put_uint(&f->w, "wait_ms", 30000);
+	proto_write_fetch(&f->w, 77, 30000);
 	decode_ok(f, PROTO_FETCH);
 	assert_true(f->m.ack == 77);
 	assert_true(f->m.wait_ms == 30000);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_FETCH, 1);
+	begin(f, PROTO_FETCH, 1);
 	proto_put_uint(&f->w, "ack", 0);
 	decode_ok(f, PROTO_FETCH);
 	assert_true(f->m.ack == 0 && f->m.wait_ms == 0);
@@ -764,16 +845,17 @@ test_results(void **state)
 	const char *boom  = "ValueError: boom";
 	const char *value = "\x93\xa1x\xc3\xc0"; /* ["x", true, nil] */
 
-	proto_begin(&f->w, PROTO_RESULTS, 2);
-	proto_put_uint(&f->w, "seq", 78);
-	proto_put_key(&f->w, "results");
-	msgpack_pack_array(&f->w.pk, 5);
-	proto_pack_result(&f->w, 1, 0, value, 5);
-	proto_pack_result(&f->w, 2, FERRY_ETASK, boom, strlen(boom));
-	proto_pack_result(&f->w, 3, 0, NULL, 0);
-	proto_pack_result(&f->w, 4, FERRY_EWORKER, "", 0);
-	proto_pack_result(&f->w, UINT64_MAX, INT32_MIN, "min", 3);
+	proto_write_results_begin(&f->w);
+	proto_write_results_entry(&f->w, 1, 0, value, 5, 1);
+	proto_write_results_entry(&f->w, 2, FERRY_ETASK, boom, strlen(boom), 2);
+	proto_write_results_entry(&f->w, 3, 0, NULL, 0, 1);
+	proto_write_results_entry(&f->w, 4, FERRY_EWORKER, "", 0, 0);
+	proto_write_results_entry(&f->w, UINT64_MAX, INT32_MIN, "min", 3,
+	    UINT32_MAX);
+	proto_write_results_end(&f->w, 78);
 	decode_ok(f, PROTO_RESULTS);
+	assert_int_equal(f->m.results[1].attempts, 2);
+	assert_int_equal(f->m.results[4].attempts, UINT32_MAX);
 	assert_true(f->m.seq == 78);
 	assert_int_equal(f->m.n_results, 5);
 	assert_result(&f->m.results[0], 1, 0, value, 5);
@@ -782,14 +864,27 @@ test_results(void **state)
 	assert_result(&f->m.results[3], 4, FERRY_EWORKER, NULL, 0);
 	assert_result(&f->m.results[4], UINT64_MAX, INT32_MIN, "min", 3);
 
-	/* an empty batch */
+	/* an empty batch, and the answer to a superseded fetch */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_RESULTS, 2);
-	proto_put_uint(&f->w, "seq", 0);
-	proto_put_key(&f->w, "results");
-	msgpack_pack_array(&f->w.pk, 0);
+	proto_write_results_begin(&f->w);
+	proto_write_results_end(&f->w, 0);
 	decode_ok(f, PROTO_RESULTS);
 	assert_int_equal(f->m.n_results, 0);
+	proto_writer_reset(&f->w);
+	proto_write_results_empty(&f->w);
+	decode_ok(f, PROTO_RESULTS);
+	assert_int_equal(f->m.n_results, 0);
+	assert_true(f->m.seq == 0);
+
+	/* a result entry of a worker, or in submitted: 3 elements */
+	proto_writer_reset(&f->w);
+	begin(f, PROTO_RESULTS, 2);
+	proto_put_uint(&f->w, "seq", 5);
+	proto_put_key(&f->w, "results");
+	msgpack_pack_array(&f->w.pk, 1);
+	proto_pack_result(&f->w, 5, 0, "\xc0", 1);
+	decode_ok(f, PROTO_RESULTS);
+	assert_int_equal(f->m.results[0].attempts, 0);
 }
 
 static void
@@ -798,29 +893,20 @@ test_cancel_cancelled(void **state)
 	struct fx     *f     = *state;
 	const uint64_t ids[] = { 1, 2, 300, 70000, 1ULL << 40, UINT64_MAX };
 
-	proto_begin(&f->w, PROTO_CANCEL, 1);
-	proto_put_key(&f->w, "ids");
-	msgpack_pack_array(&f->w.pk, 6);
-	for (int i = 0; i < 6; i++)
-		msgpack_pack_uint64(&f->w.pk, ids[i]);
+	proto_write_cancel(&f->w, ids, 6);
 	decode_ok(f, PROTO_CANCEL);
 	assert_int_equal(f->m.n_ids, 6);
 	for (int i = 0; i < 6; i++)
 		assert_true(f->m.ids[i] == ids[i]);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_CANCELLED, 1);
-	proto_put_key(&f->w, "ids");
-	msgpack_pack_array(&f->w.pk, 1);
-	msgpack_pack_uint64(&f->w.pk, 300);
+	proto_write_cancelled(&f->w, ids + 2, 1);
 	decode_ok(f, PROTO_CANCELLED);
 	assert_int_equal(f->m.n_ids, 1);
 	assert_true(f->m.ids[0] == 300);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_CANCELLED, 1);
-	proto_put_key(&f->w, "ids");
-	msgpack_pack_array(&f->w.pk, 0);
+	proto_write_cancelled(&f->w, NULL, 0);
 	decode_ok(f, PROTO_CANCELLED);
 	assert_int_equal(f->m.n_ids, 0);
 }
@@ -832,15 +918,16 @@ test_status(void **state)
 	const msgpack_object *b;
 	int                   found = 0;
 
-	proto_begin(&f->w, PROTO_STATUS, 0);
+	proto_write_status(&f->w);
 	decode_ok(f, PROTO_STATUS);
 	assert_null(f->m.body);
 
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_STATUS_REPLY, 2);
+	proto_open(&f->w, PROTO_STATUS_REPLY);
 	proto_put_uint(&f->w, "queued", 12);
 	proto_put_key(&f->w, "workers");
 	msgpack_pack_array(&f->w.pk, 0);
+	proto_end(&f->w);
 	decode_ok(f, PROTO_STATUS_REPLY);
 	b = f->m.body;
 	assert_non_null(b);
@@ -863,16 +950,19 @@ test_status(void **state)
 static void
 test_work(void **state)
 {
-	struct fx  *f   = *state;
-	const char *msg = "segfault in task";
+	struct fx          *f   = *state;
+	const char         *msg = "segfault in task";
+	struct proto_writer res;
+	struct proto_work   wk = { 0 };
 
-	proto_begin(&f->w, PROTO_WORK, 2);
-	proto_put_uint(&f->w, "credit", 16);
-	proto_put_key(&f->w, "results");
-	msgpack_pack_array(&f->w.pk, 2);
-	proto_pack_result(&f->w, 900, 0, "\x2a", 1);
-	proto_pack_result(&f->w, 901, FERRY_ETASK, msg, strlen(msg));
+	proto_writer_init(&res);
+	proto_pack_result(&res, 900, 0, "\x2a", 1);
+	proto_pack_result(&res, 901, FERRY_ETASK, msg, strlen(msg));
+	wk.credit  = 16;
+	wk.results = &res;
+	proto_write_work(&f->w, &wk);
 	decode_ok(f, PROTO_WORK);
+	assert_false(f->m.cache.present);
 	assert_true(f->m.credit == 16);
 	assert_int_equal(f->m.n_results, 2);
 	assert_result(&f->m.results[0], 900, 0, "\x2a", 1);
@@ -880,8 +970,9 @@ test_work(void **state)
 
 	/* credit alone: results are optional in work */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_WORK, 1);
-	proto_put_uint(&f->w, "credit", 0);
+	wk.credit  = 0;
+	wk.results = NULL;
+	proto_write_work(&f->w, &wk);
 	decode_ok(f, PROTO_WORK);
 	assert_true(f->m.credit == 0);
 	assert_int_equal(f->m.n_results, 0);
@@ -889,15 +980,24 @@ test_work(void **state)
 
 	/* results that also ask to be parked like a poll */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_WORK, 3);
-	proto_put_uint(&f->w, "credit", 8);
-	proto_put_uint(&f->w, "park", 1);
-	proto_put_key(&f->w, "results");
-	msgpack_pack_array(&f->w.pk, 1);
-	proto_pack_result(&f->w, 902, 0, "\xc0", 1);
+	proto_writer_reset(&res);
+	proto_pack_result(&res, 902, 0, "\xc0", 1);
+	wk.credit  = 8;
+	wk.park    = 1;
+	wk.results = &res;
+	proto_write_work(&f->w, &wk);
 	decode_ok(f, PROTO_WORK);
 	assert_true(f->m.park == 1);
 	assert_int_equal(f->m.n_results, 1);
+	assert_result(&f->m.results[0], 902, 0, "\xc0", 1);
+
+	/* results present even when none finished (a heartbeat's) */
+	proto_writer_reset(&f->w);
+	proto_writer_reset(&res);
+	proto_write_work(&f->w, &wk);
+	decode_ok(f, PROTO_WORK);
+	assert_int_equal(f->m.n_results, 0);
+	proto_writer_fini(&res);
 }
 
 static void
@@ -938,11 +1038,11 @@ test_type_names(void **state)
 	assert_null(proto_type_name(1000));
 	for (int t = 1; t < PROTO_TYPE_MAX; t++) {
 		assert_string_equal(proto_type_name(t), want[t]);
-		/* proto_begin writes the name the decoder looks up; the
+		/* begin() writes the name the decoder looks up; the
 		 * type's required fields are absent, so only check that the
 		 * type was recognised */
 		proto_writer_reset(&f->w);
-		proto_begin(&f->w, t, 0);
+		begin(f, t, 0);
 		decode(f);
 		assert_int_equal(f->m.type, t);
 	}
@@ -978,8 +1078,7 @@ test_decoder_reuse(void **state)
 		assert_int_equal(f->m.n_functions, 3);
 
 		proto_writer_reset(&f->w);
-		proto_begin(&f->w, PROTO_FETCH, 1);
-		proto_put_uint(&f->w, "ack", (uint64_t)round);
+		proto_write_fetch(&f->w, (uint64_t)round, 0);
 		decode_ok(f, PROTO_FETCH);
 		assert_true(f->m.ack == (uint64_t)round);
 		assert_int_equal(f->m.n_functions, 0);
@@ -997,13 +1096,313 @@ test_decoder_reuse(void **state)
 	}
 }
 
+
+/* ------------------------------------------------------------ writers */
+
+/* The writer's bytes are exactly xlen bytes of x. */
+static void
+assert_bytes(struct fx *f, const char *x, size_t xlen)
+{
+	if (f->w.buf.size != xlen) {
+		fail_msg("wrote %zu bytes, expected %zu", f->w.buf.size, xlen);
+	}
+	assert_memory_equal(f->w.buf.data, x, xlen);
+}
+
+#define ASSERT_BYTES(f, lit) assert_bytes(f, lit, sizeof(lit) - 1)
+
+/* The bytes of protocol.md 6.1, written by the writers the peers use. */
+static void
+test_writer_bytes(void **state)
+{
+	struct fx          *f = *state;
+	struct proto_writer res;
+	struct proto_work   wk = { 0 };
+
+	/* submit: one task, client id 1, add [2, 3] (35 bytes) */
+	proto_write_submit_begin(&f->w);
+	SUBMIT(f, 1, "add", 3, "\x92\x02\x03", 3);
+	proto_write_submit_end(&f->w);
+	assert_int_equal(f->w.buf.size, 35);
+	ASSERT_BYTES(f,
+	    "\x83\xa1v\x01\xa1t\xa6submit\xa5tasks\xdd\x00\x00\x00\x01"
+	    "\x93\x01\xa3" "add\xc4\x03\x92\x02\x03");
+
+	/* submitted: accepted 1, rejected [] (36 bytes) */
+	proto_writer_reset(&f->w);
+	proto_write_submitted(&f->w, 1, NULL);
+	assert_int_equal(f->w.buf.size, 36);
+	ASSERT_BYTES(f,
+	    "\x84\xa1v\x01\xa1t\xa9submitted\xa8" "accepted\x01"
+	    "\xa8rejected\x90");
+
+	/* tasks: scheduler id 7 */
+	proto_writer_reset(&f->w);
+	proto_write_tasks_begin(&f->w);
+	proto_write_tasks_entry(&f->w, 7, "add", 3, "\x92\x02\x03", 3, 0);
+	proto_write_tasks_end(&f->w);
+	ASSERT_BYTES(f,
+	    "\x83\xa1v\x01\xa1t\xa5tasks\xa5tasks\xdd\x00\x00\x00\x01"
+	    "\x93\x07\xa3" "add\xc4\x03\x92\x02\x03");
+
+	/* work: credit 1, results [[7, 0, bin 05]] */
+	proto_writer_init(&res);
+	proto_pack_result(&res, 7, 0, "\x05", 1);
+	wk.credit  = 1;
+	wk.results = &res;
+	proto_writer_reset(&f->w);
+	proto_write_work(&f->w, &wk);
+	ASSERT_BYTES(f,
+	    "\x84\xa1v\x01\xa1t\xa4work\xa6" "credit\x01"
+	    "\xa7results\x91\x93\x07\x00\xc4\x01\x05");
+
+	/* results: [[1, 0, bin 05, 1]], seq 1 */
+	proto_writer_reset(&f->w);
+	proto_write_results_begin(&f->w);
+	proto_write_results_entry(&f->w, 1, 0, "\x05", 1, 1);
+	proto_write_results_end(&f->w, 1);
+	ASSERT_BYTES(f,
+	    "\x84\xa1v\x01\xa1t\xa7results\xa7results\xdd\x00\x00\x00\x01"
+	    "\x94\x01\x00\xc4\x01\x05\x01\xa3seq\x01");
+
+	/* a failed result entry, from a worker and on to a client */
+	proto_writer_reset(&res);
+	proto_pack_result(&res, 1, FERRY_ETASK, "boom", 4);
+	assert_int_equal(res.buf.size, 8);
+	assert_memory_equal(res.buf.data, "\x93\x01\xf5\xa4" "boom", 8);
+	proto_writer_reset(&f->w);
+	proto_write_results_entry(&f->w, 1, FERRY_ETASK, "boom", 4, 1);
+	ASSERT_BYTES(f, "\x94\x01\xf5\xa4" "boom\x01");
+	proto_writer_fini(&res);
+
+	/* the answer to a superseded fetch: results [] (fixarray), seq 0 */
+	proto_writer_reset(&f->w);
+	proto_write_results_empty(&f->w);
+	ASSERT_BYTES(f,
+	    "\x84\xa1v\x01\xa1t\xa7results\xa7results\x90\xa3seq\x00");
+}
+
+/* A message of type status_reply with n uint fields after "v", "t"
+ * ("f0", "f1", ...), decoded: its map must have n + 2 pairs. */
+static void
+check_map_of(struct fx *f, uint32_t n, const char *head, size_t head_len)
+{
+	char key[16];
+
+	proto_writer_reset(&f->w);
+	proto_open(&f->w, PROTO_STATUS_REPLY);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "f%u", i);
+		proto_put_uint(&f->w, key, i);
+	}
+	proto_end(&f->w);
+	assert_int_equal(f->w.depth, 0);
+	assert_memory_equal(f->w.buf.data, head, head_len);
+	decode_ok(f, PROTO_STATUS_REPLY);
+	assert_int_equal(f->m.body->via.map.size, n + 2);
+	/* the last field is intact after the header moved */
+	assert_int_equal(
+	    f->m.body->via.map.ptr[n + 1].val.via.u64, n > 0 ? n - 1 : 0);
+}
+
+/* proto_open/proto_end count the fields and write the smallest header:
+ * fixmap up to 15 pairs, map16 up to 65535, map32 beyond. */
+static void
+test_writer_map_sizes(void **state)
+{
+	struct fx *f = *state;
+
+	check_map_of(f, 13, "\x8f", 1);
+	check_map_of(f, 14, "\xde\x00\x10", 3);
+	check_map_of(f, 65533, "\xde\xff\xff", 3);
+	check_map_of(f, 65534, "\xdf\x00\x01\x00\x00", 5);
+	check_map_of(f, 70000, "\xdf\x00\x01\x11\x72", 5);
+}
+
+/* A list of 3 task entries, as the value of key "list", in f->w (a
+ * submit's tasks, written under another key). */
+static void
+list_in(struct fx *f)
+{
+	struct proto_writer l;
+
+	proto_writer_init(&l);
+	for (uint64_t i = 10; i < 13; i++)
+		proto_pack_task(&l, i, "fn", 2, "\xc0", 1);
+	proto_put_list(&f->w, "list", &l);
+	proto_writer_fini(&l);
+}
+
+/* Maps inside maps, each counted on its own; a list inside a map that
+ * grows past 15 fields keeps its elements when the header moves. */
+static void
+test_writer_nested(void **state)
+{
+	struct fx               *f = *state;
+	char                     key[16];
+	const msgpack_object    *b, *inner, *list;
+	const struct proto_cache c = { 1, 2, 3, 4, 5, 6, 1 };
+
+	proto_open(&f->w, PROTO_STATUS_REPLY);
+	proto_put_key(&f->w, "inner");
+	proto_open_map(&f->w);
+	for (uint32_t i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "k%u", i);
+		proto_put_uint(&f->w, key, i);
+	}
+	proto_put_cache(&f->w, "cache", &c);
+	proto_end(&f->w);
+	list_in(f);
+	for (uint32_t i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "g%u", i);
+		proto_put_str(&f->w, key, "x");
+	}
+	proto_end(&f->w);
+	assert_int_equal(f->w.depth, 0);
+	decode_ok(f, PROTO_STATUS_REPLY);
+	b = f->m.body;
+	assert_int_equal(b->via.map.size, 2 + 1 + 1 + 20);
+	inner = &b->via.map.ptr[2].val;
+	assert_int_equal(inner->type, MSGPACK_OBJECT_MAP);
+	assert_int_equal(inner->via.map.size, 21);
+	assert_int_equal(inner->via.map.ptr[20].val.via.map.size, 6);
+	list = &b->via.map.ptr[3].val;
+	assert_int_equal(list->type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(list->via.array.size, 3);
+	assert_int_equal(list->via.array.ptr[2].via.array.ptr[0].via.u64, 12);
+}
+
+/* Elements packed ahead (a worker's outbox, rejected entries) keep their
+ * count through append and swap; a reset forgets it. */
+static void
+test_writer_lists(void **state)
+{
+	struct fx          *f = *state;
+	struct proto_writer a, b;
+
+	proto_writer_init(&a);
+	proto_writer_init(&b);
+	proto_pack_result(&a, 1, 0, "\x01", 1);
+	proto_pack_result(&a, 2, 0, "\x02", 1);
+	proto_pack_result(&b, 3, FERRY_ETASK, "no", 2);
+	assert_int_equal(a.entries, 2);
+	proto_writer_append(&a, &b);
+	assert_int_equal(a.entries, 3);
+	proto_writer_swap(&a, &b);
+	assert_int_equal(a.entries, 1);
+	assert_int_equal(b.entries, 3);
+	/* each packer still writes into its own buffer */
+	proto_pack_str(&a, "k", 1);
+	proto_pack_str(&b, "k", 1);
+	assert_int_equal(a.entries, 2);
+	proto_writer_reset(&b);
+	assert_int_equal(b.entries, 0);
+	proto_pack_result(&b, 4, 0, "\xc0", 1);
+	proto_pack_result(&b, 5, 0, "\xc0", 1);
+	proto_write_submitted(&f->w, 0, &b);
+	decode_ok(f, PROTO_SUBMITTED);
+	assert_int_equal(f->m.n_results, 2);
+	assert_true(f->m.results[1].id == 5);
+	proto_writer_fini(&a);
+	proto_writer_fini(&b);
+}
+
+/* Every message type has a writer, and what it writes decodes as that
+ * type (the fields are checked in the tests above). */
+static void
+test_writer_every_type(void **state)
+{
+	struct fx               *f = *state;
+	struct proto_hello       h = { 0 };
+	struct proto_welcome     wl = { 1, 1000, 5000, 65536, 0, 0, 0 };
+	struct proto_work        wk = { 0 };
+	const uint64_t           ids[] = { 1 };
+	const struct proto_kill  k[] = { { 1, 2 } };
+	int                      seen[PROTO_TYPE_MAX] = { 0 };
+
+	h.slots    = 1;
+	h.capacity = 1;
+	h.session  = 1;
+	h.supervisor = 1;
+	for (int t = 1; t < PROTO_TYPE_MAX; t++) {
+		for (int v = 0; v < 3; v++) {
+			proto_writer_reset(&f->w);
+			switch (t) {
+			case PROTO_HELLO:
+				if (v == 0)
+					proto_write_hello_worker(&f->w, &h);
+				else if (v == 1)
+					proto_write_hello_client(&f->w, &h);
+				else
+					proto_write_hello_supervisor(&f->w, &h);
+				break;
+			case PROTO_WELCOME:
+				wl.client = v;
+				proto_write_welcome(&f->w, &wl);
+				break;
+			case PROTO_SUBMIT:
+				proto_write_submit_begin(&f->w);
+				proto_write_submit_end(&f->w);
+				break;
+			case PROTO_SUBMITTED:
+				proto_write_submitted(&f->w, 0, NULL);
+				break;
+			case PROTO_FETCH:
+				proto_write_fetch(&f->w, 0, 0);
+				break;
+			case PROTO_RESULTS:
+				proto_write_results_empty(&f->w);
+				break;
+			case PROTO_CANCEL:
+				proto_write_cancel(&f->w, ids, 1);
+				break;
+			case PROTO_CANCELLED:
+				proto_write_cancelled(&f->w, ids, 1);
+				break;
+			case PROTO_STATUS:
+				proto_write_status(&f->w);
+				break;
+			case PROTO_STATUS_REPLY: /* written in steps */
+				proto_open(&f->w, t);
+				proto_end(&f->w);
+				break;
+			case PROTO_WORK:
+				proto_write_work(&f->w, &wk);
+				break;
+			case PROTO_TASKS:
+				proto_write_tasks_begin(&f->w);
+				proto_write_tasks_end(&f->w);
+				break;
+			case PROTO_ERROR:
+				proto_write_error(&f->w, FERRY_EINVAL, "x");
+				break;
+			case PROTO_WATCH:
+				proto_write_watch(&f->w, 0);
+				break;
+			case PROTO_REPORT:
+				proto_write_report(&f->w, 1, 0, "exit", "x",
+				    NULL, 0);
+				break;
+			case PROTO_ORDERS:
+				proto_write_orders(&f->w, k, 1);
+				break;
+			}
+			decode_ok(f, t);
+			assert_int_equal(f->w.depth, 0);
+			seen[t] = 1;
+		}
+	}
+	for (int t = 1; t < PROTO_TYPE_MAX; t++)
+		assert_true(seen[t]);
+}
+
 /* ----------------------------------------------------------- malformed */
 
 /* A sample submit, as a client packs it. */
 static void
 pack_sample_submit(struct fx *f)
 {
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 3);
 	proto_pack_task(&f->w, 1, "add", 3, "\x92\x01\x02", 3);
@@ -1082,7 +1481,7 @@ test_truncated_all_types(void **state)
 			pack_worker_hello(f);
 			break;
 		case PROTO_RESULTS:
-			proto_begin(&f->w, t, 2);
+			begin(f, t, 2);
 			proto_put_uint(&f->w, "seq", 1000);
 			proto_put_key(&f->w, "results");
 			msgpack_pack_array(&f->w.pk, 2);
@@ -1093,7 +1492,7 @@ test_truncated_all_types(void **state)
 			proto_write_error(&f->w, FERRY_EPROTO, "bad");
 			break;
 		default:
-			proto_begin(&f->w, t, 1);
+			begin(f, t, 1);
 			proto_put_uint(&f->w, "x", 70000);
 			break;
 		}
@@ -1138,7 +1537,7 @@ test_invalid_byte(void **state)
 	size_t     at;
 
 	/* {"v": 1, "t": "fetch", "ack": <0xc1>} */
-	proto_begin(&f->w, PROTO_FETCH, 1);
+	begin(f, PROTO_FETCH, 1);
 	proto_put_key(&f->w, "ack");
 	at = f->w.buf.size;
 	pk_raw(f, "\xc1", 1);
@@ -1194,7 +1593,7 @@ test_huge_container(void **state)
 	    NULL);
 
 	/* the same inside a valid-looking message */
-	proto_begin(&f->w, PROTO_SUBMIT, 1);
+	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	{
 		char   want[64];
@@ -1223,7 +1622,7 @@ pack_nested_status(struct fx *f, int n, int empty_inside)
 {
 	size_t at;
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_STATUS, 1);
+	begin(f, PROTO_STATUS, 1);
 	proto_put_key(&f->w, "x");
 	at = f->w.buf.size;
 	for (int i = 0; i < n; i++)
@@ -1267,7 +1666,7 @@ test_deep_nesting(void **state)
 
 	/* siblings do not add up: 40 arrays side by side, each 20 deep */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_STATUS, 1);
+	begin(f, PROTO_STATUS, 1);
 	proto_put_key(&f->w, "x");
 	msgpack_pack_array(&f->w.pk, 40);
 	for (int i = 0; i < 40; i++) {
@@ -1302,7 +1701,7 @@ test_err_buffer_sizes(void **state)
 
 	/* the field errors too, even when the type name does not fit */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_SUBMITTED, 0);
+	begin(f, PROTO_SUBMITTED, 0);
 	memset(small, 'Z', sizeof(small));
 	assert_int_equal(proto_decode(&f->d, f->w.buf.data, f->w.buf.size,
 	                     &f->m, small, 4),
@@ -1810,7 +2209,7 @@ test_hello_function_names(void **state)
 	/* 256 bytes: one over the limit */
 	memset(name, 'a', 256);
 	name[256] = '\0';
-	proto_begin(&f->w, PROTO_HELLO, 4);
+	begin(f, PROTO_HELLO, 4);
 	proto_put_str(&f->w, "role", "worker");
 	proto_put_uint(&f->w, "slots", 1);
 	proto_put_uint(&f->w, "capacity", 1);
@@ -1824,7 +2223,7 @@ test_hello_function_names(void **state)
 
 	/* a NUL inside a name must not silently shorten it */
 	proto_writer_reset(&f->w);
-	proto_begin(&f->w, PROTO_HELLO, 4);
+	begin(f, PROTO_HELLO, 4);
 	proto_put_str(&f->w, "role", "worker");
 	proto_put_uint(&f->w, "slots", 1);
 	proto_put_uint(&f->w, "capacity", 1);
@@ -2072,6 +2471,11 @@ main(void)
 		T(test_hello_function_names),
 		T(test_check_formats),
 		T(test_check_messages),
+		T(test_writer_bytes),
+		T(test_writer_map_sizes),
+		T(test_writer_nested),
+		T(test_writer_lists),
+		T(test_writer_every_type),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
