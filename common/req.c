@@ -80,7 +80,7 @@ req_abandon(struct req_set *s, void (*drop)(struct req *r, void *arg),
 {
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct req *r = req_at(s, i);
-		if (r->id == 0)
+		if (r->id == 0 && (s->busy == NULL || !s->busy(r)))
 			continue;
 		if (drop != NULL)
 			drop(r, arg);

@@ -65,7 +65,8 @@ struct req *req_of_kind(const struct req_set *s, int kind);
 void req_done(struct req *r);
 
 /* Abandon every outstanding request (the connection dropped): drop(r,
- * arg), when not NULL, sees each one before its id is cleared. */
+ * arg), when not NULL, sees each one before its id is cleared, and each
+ * slot still busy (its operations not finished). */
 void req_abandon(struct req_set *s, void (*drop)(struct req *r, void *arg),
     void *arg);
 

@@ -65,7 +65,7 @@ int wrk_library_load(struct ferry_registry *r, const char *path, char *err,
 ferry_task_fn wrk_registry_find(const struct ferry_registry *r,
     const char *name, size_t len);
 
-/* ---- the task context the API in task.h sees (exec.c) ---- */
+/* ---- the task context the API in task.h sees (task_api.c) ---- */
 
 #define WRK_MAX_PINS 16
 
@@ -76,7 +76,7 @@ struct ferry_task {
 	msgpack_packer    pk;
 	char              err[1024]; /* set by ferry_task_fail */
 	int               failed;
-	int               crashed;   /* the run faulted (see process.c) */
+	int               crashed;   /* the run faulted (see executor.c) */
 	int               code;      /* error code when failed (0: ETASK) */
 	struct objcache  *cache;     /* the process's object cache */
 	struct obj_entry *pins[WRK_MAX_PINS]; /* objects held by the task */
