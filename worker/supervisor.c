@@ -47,14 +47,10 @@
  * (kill_orphans).  No cgroups: the process group and the subreaper need
  * no privileges and work in any container.
  *
- * Connection to the scheduler: a raw REQ socket of its own, polled in the
- * same loop, registered with hello role "supervisor" and a random token
- * that every worker process also sends in its hello.  One `watch` stays
- * in flight (it is the heartbeat, and brings kill orders); each ended
- * process is reported (`report`: pid, worker id, cause, reason, the tasks
- * it ran and which are to blame).  Reports wait in a bounded queue while
- * the scheduler is away, and go out once it is back.  Without the
- * scheduler everything else works as before.
+ * Connection to the scheduler (sup_link.c): a raw REQ socket of its own,
+ * polled in the same loop; it brings kill orders (on_orders) and carries
+ * a report of every ended process (report_child).  Without the scheduler
+ * everything else works as before.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -64,26 +60,19 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
-
 #include "ferry/ferry.h"
 #include "log.h"
-#include "proto.h"
-#include "security.h"
 #include "slots.h"
+#include "sup_int.h"
 #include "util.h"
-#include "worker.h"
 
 #define MAX_ARGS (64 + 2 * WRK_MAX_LIBRARIES + 2 * WRK_MAX_ROOTS)
 #define BACKOFF_MIN_MS 100
@@ -91,9 +80,6 @@
 #define STABLE_MS 30000
 #define TICK_MS 50          /* deadlines are checked this often */
 #define MEMORY_CHECK_MS 100 /* RssAnon is read this often */
-#define HELLO_RETRY_MS 2000 /* after the scheduler refused our hello */
-#define HELLO_WAIT_MS 5000  /* a hello unanswered this long is lost */
-#define REPORTS_MAX 256     /* reports kept while the scheduler is away */
 #define FLUSH_MS 1000       /* at exit, time to send what is queued */
 
 extern char **environ;
@@ -120,62 +106,142 @@ struct child {
 	char              kill_reason[256];
 };
 
-/* A report waiting to be sent. */
-struct report {
-	uint64_t                  pid, worker;
-	const char               *cause; /* a static string */
-	char                      reason[256];
-	struct proto_report_task *tasks;
-	uint32_t                  n_tasks;
-};
-
-/* The supervisor's own connection to the scheduler. */
-struct sconn {
-	nng_socket           sock;
-	int                  open;     /* the socket exists and dials */
-	int                  recv_fd;  /* readable: a reply is waiting */
-	int                  event_fd; /* written by the pipe callbacks */
-	atomic_int           pipes;    /* connections up now */
-	atomic_int           lost;     /* a connection dropped */
-	uint64_t             token;
-	uint64_t             id;       /* our supervisor id, from welcome */
-	char                 secret[SEC_TOKEN_MAX + 1]; /* shared token */
-	int                  registered;
-	int                  refused;  /* hellos refused in a row */
-	uint32_t             next_req;
-	uint32_t             hello_id, watch_id, report_id; /* in flight */
-	uint64_t             hello_ms, watch_ms;  /* when they were sent */
-	uint64_t             next_hello_ms, next_watch_ms;
-	uint64_t             hb_ms, hb_timeout_ms;
-	struct report        q[REPORTS_MAX]; /* a ring */
-	size_t               q_head, q_len;
-	uint64_t             dropped;
-	struct proto_writer  w;
-	struct proto_decoder dec;
-};
-
 struct sup {
 	const struct wrk_options *o;
 	const char               *exe;
 	struct child             *kids;
 	int                       n;
 	int                       alive;
+	int                       sfd;      /* the signalfd */
+	int                       stopping; /* draining, then done */
+	int                       rc;       /* the exit status */
+	uint64_t                  stop_deadline; /* then kill what runs */
+	uint64_t                  next_mem; /* the next memory check */
 	struct sconn              c;
 	char                      host[128];
 };
 
 /* ---------------------------------------------------------- children */
 
+/* The command line of a worker process: argv points into the buffers. */
+struct child_args {
+	const char *argv[MAX_ARGS];
+	int         n;
+	char        slots[16], prefetch[16], ctmo[16], dtmo[16], maxmsg[32],
+	    parent[16], name[192], cache[32], token[32], fdnum[16],
+	    maxtasks[32];
+};
+
+/* Add "flag value" to a's command line. */
+static void
+arg_add(struct child_args *a, const char *flag, const char *value)
+{
+	a->argv[a->n++] = flag;
+	a->argv[a->n++] = value;
+}
+
+/* The options a worker process gets for each of the supervisor's that
+ * is set. */
+static void
+child_args_optional(struct child_args *a, const struct wrk_options *o)
+{
+	static const char *flags[] = { "--tls-ca", "--tls-cert-key",
+		"--tls-server-name", "--token-file" };
+	const char        *vals[]  = { o->tls_ca_file, o->tls_cert_key_file,
+                o->tls_server_name, o->token_file };
+
+	if (o->max_tasks > 0) {
+		snprintf(a->maxtasks, sizeof(a->maxtasks), "%" PRIu64,
+		    o->max_tasks);
+		arg_add(a, "--max-tasks", a->maxtasks);
+	}
+	for (size_t i = 0; i < o->n_object_roots; i++)
+		arg_add(a, "--object-root", o->object_roots[i]);
+	if (o->object_cache > 0) {
+		snprintf(a->cache, sizeof(a->cache), "%zu", o->object_cache);
+		arg_add(a, "--object-cache", a->cache);
+	}
+	if (o->library_dir != NULL)
+		arg_add(a, "--library-dir", o->library_dir);
+	for (size_t i = 0; i < 4; i++)
+		if (vals[i] != NULL)
+			arg_add(a, flags[i], vals[i]);
+	for (size_t i = 0; i < o->n_libraries; i++)
+		arg_add(a, "--library", o->libraries[i]);
+}
+
+/* The command line of worker process k. */
+static void
+child_args(struct sup *s, const struct child *k, struct child_args *a)
+{
+	const struct wrk_options *o = s->o;
+
+	snprintf(a->slots, sizeof(a->slots), "%d", o->slots);
+	snprintf(a->prefetch, sizeof(a->prefetch), "%d", o->prefetch);
+	snprintf(a->ctmo, sizeof(a->ctmo), "%u", o->connect_timeout_ms);
+	snprintf(a->dtmo, sizeof(a->dtmo), "%u", o->drain_timeout_ms);
+	snprintf(a->maxmsg, sizeof(a->maxmsg), "%zu", o->max_message_size);
+	snprintf(a->parent, sizeof(a->parent), "%d", (int)getpid());
+	/* --name replaces the host part: cluster up names each remote
+	 * host's processes after the host as its cluster file spells it */
+	snprintf(a->name, sizeof(a->name), "%s/%s/%d",
+	    o->name != NULL ? o->name : s->host, o->group, k->index);
+	snprintf(a->token, sizeof(a->token), "%" PRIu64, s->c.token);
+	a->argv[0] = "ferry";
+	a->argv[1] = "worker-process";
+	a->n       = 2;
+	arg_add(a, "--connect", o->connect);
+	arg_add(a, "--group", o->group);
+	arg_add(a, "--name", a->name);
+	arg_add(a, "--slots", a->slots);
+	arg_add(a, "--prefetch", a->prefetch);
+	arg_add(a, "--connect-timeout-ms", a->ctmo);
+	arg_add(a, "--drain-timeout-ms", a->dtmo);
+	arg_add(a, "--max-message-size", a->maxmsg);
+	arg_add(a, "--parent-pid", a->parent);
+	arg_add(a, "--log-level", log_level_name(log_level_get()));
+	arg_add(a, "--supervisor-token", a->token);
+	if (k->slots != NULL) {
+		snprintf(a->fdnum, sizeof(a->fdnum), "%d", WRK_SLOTS_FD);
+		arg_add(a, "--slot-table-fd", a->fdnum);
+	}
+	child_args_optional(a, o);
+	a->argv[a->n] = NULL;
+}
+
+/* A fresh slot table for k; its memfd is returned (-1: k goes without
+ * one, supervised anyway, without timeouts and cancels). */
+static int
+child_slots(struct child *k, int nslots)
+{
+	char err[512];
+	int  fd = -1, fd2;
+
+	if (wrk_slots_create(&k->slots, (uint32_t)nslots, &fd, err,
+	        sizeof(err)) != 0) {
+		log_error("worker process %d: %s: its tasks' timeouts cannot "
+		          "be enforced",
+		    k->index, err);
+		return -1;
+	}
+	if (fd != WRK_SLOTS_FD)
+		return fd;
+	/* dup2() onto itself would keep close-on-exec */
+	fd2 = fcntl(fd, F_DUPFD_CLOEXEC, WRK_SLOTS_FD + 1);
+	close(fd);
+	if (fd2 < 0) {
+		wrk_slots_free(k->slots);
+		k->slots = NULL;
+	}
+	return fd2;
+}
+
 static pid_t
 spawn_one(struct sup *s, struct child *k)
 {
-	const struct wrk_options *o = s->o;
-	char        slots[16], prefetch[16], ctmo[16], dtmo[16], maxmsg[32],
-	    parent[16], name[192], cache[32], token[32], fdnum[16],
-	    maxtasks[32], err[512];
-	const char *argv[MAX_ARGS];
-	int         n = 0, rv, fd = -1;
-	pid_t       pid;
+	struct child_args          a;
+	int                        rv, fd;
+	pid_t                      pid;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t          attr;
 	sigset_t                   none;
@@ -183,100 +249,8 @@ spawn_one(struct sup *s, struct child *k)
 	k->kill_cause     = KILL_NONE;
 	k->kill_task      = 0;
 	k->kill_reason[0] = '\0';
-	if (wrk_slots_create(&k->slots, (uint32_t)o->slots, &fd, err,
-	        sizeof(err)) != 0) {
-		/* supervise it anyway, without timeouts and cancels */
-		log_error("worker process %d: %s: its tasks' timeouts cannot "
-		          "be enforced",
-		    k->index, err);
-	} else if (fd == WRK_SLOTS_FD) {
-		/* dup2() onto itself would keep close-on-exec */
-		int fd2 = fcntl(fd, F_DUPFD_CLOEXEC, WRK_SLOTS_FD + 1);
-		close(fd);
-		fd = fd2;
-		if (fd < 0) {
-			wrk_slots_free(k->slots);
-			k->slots = NULL;
-		}
-	}
-
-	snprintf(slots, sizeof(slots), "%d", o->slots);
-	snprintf(prefetch, sizeof(prefetch), "%d", o->prefetch);
-	snprintf(ctmo, sizeof(ctmo), "%u", o->connect_timeout_ms);
-	snprintf(dtmo, sizeof(dtmo), "%u", o->drain_timeout_ms);
-	snprintf(maxmsg, sizeof(maxmsg), "%zu", o->max_message_size);
-	snprintf(parent, sizeof(parent), "%d", (int)getpid());
-	/* --name replaces the host part: cluster up names each remote
-	 * host's processes after the host as its cluster file spells it */
-	snprintf(name, sizeof(name), "%s/%s/%d",
-	    o->name != NULL ? o->name : s->host, o->group, k->index);
-	snprintf(token, sizeof(token), "%" PRIu64, s->c.token);
-
-	argv[n++] = "ferry";
-	argv[n++] = "worker-process";
-	argv[n++] = "--connect";
-	argv[n++] = o->connect;
-	argv[n++] = "--group";
-	argv[n++] = o->group;
-	argv[n++] = "--name";
-	argv[n++] = name;
-	argv[n++] = "--slots";
-	argv[n++] = slots;
-	argv[n++] = "--prefetch";
-	argv[n++] = prefetch;
-	argv[n++] = "--connect-timeout-ms";
-	argv[n++] = ctmo;
-	argv[n++] = "--drain-timeout-ms";
-	argv[n++] = dtmo;
-	argv[n++] = "--max-message-size";
-	argv[n++] = maxmsg;
-	argv[n++] = "--parent-pid";
-	argv[n++] = parent;
-	argv[n++] = "--log-level";
-	argv[n++] = log_level_name(log_level_get());
-	argv[n++] = "--supervisor-token";
-	argv[n++] = token;
-	if (k->slots != NULL) {
-		snprintf(fdnum, sizeof(fdnum), "%d", WRK_SLOTS_FD);
-		argv[n++] = "--slot-table-fd";
-		argv[n++] = fdnum;
-	}
-	if (o->max_tasks > 0) {
-		snprintf(maxtasks, sizeof(maxtasks), "%" PRIu64, o->max_tasks);
-		argv[n++] = "--max-tasks";
-		argv[n++] = maxtasks;
-	}
-	for (size_t i = 0; i < o->n_object_roots; i++) {
-		argv[n++] = "--object-root";
-		argv[n++] = o->object_roots[i];
-	}
-	if (o->object_cache > 0) {
-		snprintf(cache, sizeof(cache), "%zu", o->object_cache);
-		argv[n++] = "--object-cache";
-		argv[n++] = cache;
-	}
-	if (o->library_dir != NULL) {
-		argv[n++] = "--library-dir";
-		argv[n++] = o->library_dir;
-	}
-	{
-		static const char *flags[] = { "--tls-ca", "--tls-cert-key",
-			"--tls-server-name", "--token-file" };
-		const char *vals[] = { o->tls_ca_file, o->tls_cert_key_file,
-			o->tls_server_name, o->token_file };
-		for (size_t i = 0; i < 4; i++) {
-			if (vals[i] == NULL)
-				continue;
-			argv[n++] = flags[i];
-			argv[n++] = vals[i];
-		}
-	}
-	for (size_t i = 0; i < o->n_libraries; i++) {
-		argv[n++] = "--library";
-		argv[n++] = o->libraries[i];
-	}
-	argv[n] = NULL;
-
+	fd                = child_slots(k, s->o->slots);
+	child_args(s, k, &a);
 	posix_spawn_file_actions_init(&fa);
 	if (k->slots != NULL)
 		posix_spawn_file_actions_adddup2(&fa, fd, WRK_SLOTS_FD);
@@ -289,7 +263,7 @@ spawn_one(struct sup *s, struct child *k)
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setflags(&attr,
 	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
-	rv = posix_spawn(&pid, s->exe, &fa, &attr, (char *const *)argv,
+	rv = posix_spawn(&pid, s->exe, &fa, &attr, (char *const *)a.argv,
 	    environ);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
@@ -506,208 +480,13 @@ exit_is_own(const struct child *k, int status)
 	    wrk_slots_worker(k->slots) == 0;
 }
 
-/* ---------------------------------------------- the scheduler link */
-
+/* Kill orders from the scheduler: kill a process running the task, or
+ * make sure it never starts the task. */
 static void
-pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+on_orders(void *arg, const struct proto_msg *m)
 {
-	struct sconn *c   = arg;
-	uint64_t      one = 1;
-	(void)p;
-	if (ev == NNG_PIPE_EV_ADD_POST) {
-		atomic_fetch_add(&c->pipes, 1);
-	} else {
-		atomic_fetch_sub(&c->pipes, 1);
-		atomic_store(&c->lost, 1);
-	}
-	if (write(c->event_fd, &one, sizeof(one)) < 0) {
-		/* saturated: readable anyway */
-	}
-}
+	struct sup *s = arg;
 
-/* Open the socket and start dialling (in the background).  Failing
- * here only means no reports: supervision goes on. */
-static void
-conn_open(struct sup *s)
-{
-	struct sconn *c = &s->c;
-	int           rv;
-
-	c->token         = util_random64();
-	c->recv_fd       = -1;
-	c->hb_ms         = 1000;
-	c->hb_timeout_ms = 5000;
-	proto_writer_init(&c->w);
-	proto_decoder_init(&c->dec);
-	if ((c->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		log_error("eventfd: %s: no reports to the scheduler",
-		    strerror(errno));
-		return;
-	}
-	if ((rv = nng_req0_open_raw(&c->sock)) != 0 ||
-	    (rv = util_sock_setup(c->sock, s->o->max_message_size)) != 0 ||
-	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_cb,
-	         c)) != 0 ||
-	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb,
-	         c)) != 0 ||
-	    (rv = nng_socket_get_int(c->sock, NNG_OPT_RECVFD, &c->recv_fd)) !=
-	        0) {
-		log_error("cannot open a socket to the scheduler: %s; "
-		          "supervising without reporting",
-		    nng_strerror(rv));
-		if (c->sock.id != 0)
-			nng_close(c->sock);
-		c->recv_fd = -1;
-		return;
-	}
-	{
-		struct sec_dial sd = { s->o->tls_ca_file,
-			s->o->tls_cert_key_file, s->o->tls_server_name,
-			s->o->token_file };
-		char            err[512];
-		if ((s->o->token_file != NULL &&
-		        (sec_token_load(s->o->token_file, c->secret, err,
-		             sizeof(err)) != 0 ||
-		            sec_token_check_url(s->o->connect, c->secret, err,
-		                sizeof(err)) != 0)) ||
-		    sec_dial(c->sock, s->o->connect, &sd, err, sizeof(err)) !=
-		        0) {
-			log_error("%s; supervising without reporting", err);
-			nng_close(c->sock);
-			c->recv_fd = -1;
-			return;
-		}
-	}
-	c->open = 1;
-}
-
-static void
-report_clear(struct report *r)
-{
-	free(r->tasks);
-	memset(r, 0, sizeof(*r));
-}
-
-static void
-conn_close(struct sconn *c)
-{
-	if (c->open)
-		nng_close(c->sock);
-	c->open = 0;
-	if (c->event_fd >= 0)
-		close(c->event_fd);
-	while (c->q_len > 0) {
-		report_clear(&c->q[c->q_head]);
-		c->q_head = (c->q_head + 1) % REPORTS_MAX;
-		c->q_len--;
-	}
-	proto_writer_fini(&c->w);
-	proto_decoder_fini(&c->dec);
-}
-
-/* Send c->w as a request; returns its id, or 0 if it could not go. */
-static uint32_t
-conn_send(struct sconn *c)
-{
-	nng_msg *msg;
-	uint32_t id;
-	int      rv;
-
-	if (!c->open)
-		return 0;
-	if (++c->next_req >= 0x7fffffff)
-		c->next_req = 1;
-	id = c->next_req;
-	if ((rv = nng_msg_alloc(&msg, 0)) != 0)
-		return 0;
-	if ((rv = util_request_id(msg, id)) != 0 ||
-	    (rv = nng_msg_append(msg, c->w.buf.data, c->w.buf.size)) != 0 ||
-	    (rv = nng_sendmsg(c->sock, msg, NNG_FLAG_NONBLOCK)) != 0) {
-		nng_msg_free(msg);
-		log_debug("send to the scheduler: %s", nng_strerror(rv));
-		return 0;
-	}
-	return id;
-}
-
-static void
-send_hello(struct sup *s)
-{
-	struct sconn      *c = &s->c;
-	struct proto_hello h = { 0 };
-
-	h.token      = c->secret;
-	h.supervisor = c->token;
-	h.name       = s->host;
-	h.host       = s->host;
-	h.group      = s->o->group;
-	h.pid        = (uint64_t)getpid();
-	proto_writer_reset(&c->w);
-	proto_write_hello_supervisor(&c->w, &h);
-	c->hello_id = conn_send(c);
-	c->hello_ms = util_now_ms();
-	if (c->hello_id == 0)
-		c->next_hello_ms = c->hello_ms + HELLO_RETRY_MS;
-}
-
-static void
-send_watch(struct sconn *c)
-{
-	proto_writer_reset(&c->w);
-	proto_write_watch(&c->w, c->hb_ms);
-	c->watch_id = conn_send(c);
-	c->watch_ms = util_now_ms();
-	if (c->watch_id == 0)
-		c->next_watch_ms = c->watch_ms + TICK_MS;
-}
-
-static void
-send_report(struct sconn *c)
-{
-	const struct report *r = &c->q[c->q_head];
-	proto_writer_reset(&c->w);
-	proto_write_report(&c->w, r->pid, r->worker, r->cause, r->reason,
-	    r->tasks, r->n_tasks);
-	c->report_id = conn_send(c);
-}
-
-/* Forget what is in flight: its replies will never come (or are
- * ignored); the report in flight stays first in the queue. */
-static void
-conn_reset(struct sconn *c)
-{
-	c->registered = 0;
-	c->hello_id = c->watch_id = c->report_id = 0;
-	c->next_hello_ms = c->next_watch_ms = 0;
-}
-
-/* Queue a report (the oldest is dropped when the queue is full). */
-static void
-report_push(struct sconn *c, struct report *r)
-{
-	if (c->q_len == REPORTS_MAX) {
-		struct report *old = &c->q[c->q_head];
-		/* the one in flight can go too: its answer is then ignored */
-		if (c->report_id != 0)
-			c->report_id = 0;
-		log_warn("report queue full (%d): dropping the report on pid "
-		         "%" PRIu64 " (%s: %s)",
-		    REPORTS_MAX, old->pid, old->cause, old->reason);
-		report_clear(old);
-		c->q_head = (c->q_head + 1) % REPORTS_MAX;
-		c->q_len--;
-		c->dropped++;
-	}
-	c->q[(c->q_head + c->q_len) % REPORTS_MAX] = *r;
-	c->q_len++;
-	memset(r, 0, sizeof(*r));
-}
-
-/* Carry out kill orders: kill a process running the task, or make sure
- * it never starts the task. */
-static void
-apply_orders(struct sup *s, const struct proto_msg *m)
-{
 	for (uint32_t i = 0; i < m->n_kills; i++) {
 		const struct proto_kill *o = &m->kills[i];
 		struct child            *k = NULL;
@@ -730,136 +509,6 @@ apply_orders(struct sup *s, const struct proto_msg *m)
 			          "skip it",
 			    o->task, (int)k->pid);
 	}
-}
-
-/* Handle one reply from the scheduler. */
-static void
-conn_reply(struct sup *s, nng_msg *msg)
-{
-	struct sconn    *c = &s->c;
-	struct proto_msg m;
-	char             err[512];
-	uint32_t         id;
-	int              rv;
-
-	if (util_reply_id(msg, &id) != 0)
-		return;
-	if (id == 0 || (id != c->hello_id && id != c->watch_id &&
-	                   id != c->report_id))
-		return; /* from before a reconnection */
-	rv = proto_decode(&c->dec, nng_msg_body(msg), nng_msg_len(msg), &m,
-	    err, sizeof(err));
-	if (rv != 0) {
-		log_error("bad message from the scheduler: %s", err);
-		m.type = PROTO_NONE;
-	}
-	if (id == c->hello_id) {
-		c->hello_id = 0;
-		if (m.type == PROTO_WELCOME) {
-			c->registered = 1;
-			c->refused    = 0;
-			c->id         = m.id;
-			c->hb_ms      = m.heartbeat_ms > 0 ? m.heartbeat_ms : 1000;
-			if (m.heartbeat_timeout_ms > 0)
-				c->hb_timeout_ms = m.heartbeat_timeout_ms;
-			log_info("registered with %s as supervisor %" PRIu64
-			         "%s",
-			    s->o->connect, c->id,
-			    c->q_len > 0 ? " (sending queued reports)" : "");
-			return;
-		}
-		/* an older scheduler, or it has not yet noticed our previous
-		 * connection drop: try again later */
-		if (c->refused++ == 0)
-			log_warn("the scheduler refused this supervisor: %s; "
-			         "trying again every %d ms (timeouts, limits "
-			         "and restarts work regardless)",
-			    m.type == PROTO_ERROR ? m.msg : "unexpected answer",
-			    HELLO_RETRY_MS);
-		else
-			log_debug("hello refused again: %s",
-			    m.type == PROTO_ERROR ? m.msg : "unexpected answer");
-		c->next_hello_ms = util_now_ms() + HELLO_RETRY_MS;
-		return;
-	}
-	if (m.type == PROTO_ERROR && m.code == FERRY_ESTATE) {
-		/* it does not know us (it restarted?): register again */
-		log_warn("scheduler: %s: registering again", m.msg);
-		conn_reset(c);
-		return;
-	}
-	if (id == c->watch_id) {
-		c->watch_id = 0;
-		if (m.type == PROTO_ORDERS)
-			apply_orders(s, &m);
-		else {
-			if (m.type == PROTO_ERROR)
-				log_warn("scheduler, on watch: %s", m.msg);
-			c->next_watch_ms = util_now_ms() + c->hb_ms;
-		}
-		return;
-	}
-	/* the report at the head of the queue */
-	c->report_id = 0;
-	if (m.type == PROTO_ERROR)
-		log_warn("scheduler refused the report on pid %" PRIu64
-		         ": %s; dropping it",
-		    c->q[c->q_head].pid, m.msg);
-	report_clear(&c->q[c->q_head]);
-	c->q_head = (c->q_head + 1) % REPORTS_MAX;
-	c->q_len--;
-	if (m.type == PROTO_ORDERS)
-		apply_orders(s, &m);
-}
-
-/* Read replies and connection events; send what is due. */
-static void
-conn_service(struct sup *s)
-{
-	struct sconn *c   = &s->c;
-	uint64_t      now = util_now_ms(), v;
-	nng_msg      *msg;
-
-	if (!c->open)
-		return;
-	if (read(c->event_fd, &v, sizeof(v)) < 0) {
-		/* nothing new */
-	}
-	if (atomic_exchange(&c->lost, 0)) {
-		if (c->registered || c->hello_id != 0)
-			log_warn("lost the connection to the scheduler; "
-			         "reconnecting (%zu report(s) queued)",
-			    c->q_len);
-		conn_reset(c);
-	}
-	while (nng_recvmsg(c->sock, &msg, NNG_FLAG_NONBLOCK) == 0) {
-		conn_reply(s, msg);
-		nng_msg_free(msg);
-	}
-	if (atomic_load(&c->pipes) <= 0)
-		return; /* nothing would reach it: wait for the connection */
-	if (!c->registered) {
-		if (c->hello_id != 0 && now - c->hello_ms > HELLO_WAIT_MS)
-			c->hello_id = 0; /* lost on the way */
-		if (c->hello_id == 0 && now >= c->next_hello_ms)
-			send_hello(s);
-		return;
-	}
-	/* a parked watch is answered within its wait: if none comes for
-	 * much longer, the request was lost; ask again (an unknown peer is
-	 * told so, and registers again) */
-	if (c->watch_id != 0 &&
-	    now - c->watch_ms > c->hb_ms + c->hb_timeout_ms + c->hb_ms) {
-		log_warn("no answer from the scheduler for %" PRIu64
-		         " ms: asking again",
-		    now - c->watch_ms);
-		c->watch_id  = 0;
-		c->report_id = 0;
-	}
-	if (c->watch_id == 0 && now >= c->next_watch_ms)
-		send_watch(c);
-	if (c->report_id == 0 && c->q_len > 0)
-		send_report(c);
 }
 
 /* ---------------------------------------------------------- reaping */
@@ -891,134 +540,169 @@ report_has(const struct report *r, uint32_t n, uint64_t id)
  * its descriptors closed under it (a task closed them): the reason says
  * so.
  */
+/* How a process ended, as report_child works it out. */
+struct ending {
+	int      code;  /* its exit status, -1: killed by a signal */
+	int      own;   /* a status it declared (exit_is_own) */
+	int      fault; /* its own code faulted (WRK_SLOTS_FAULT_*), 0: no */
+	int      blame; /* a death charged to 1: the running tasks, 2:
+	                 * those that returned; 0: none */
+	uint32_t n_run; /* r.tasks[0 .. n_run) ran, the rest returned */
+	char     why[160];
+};
+
+/* The tasks k's table shows into r: running first, then those returned
+ * and not acknowledged (charged later); e->n_run of them ran. */
+static void
+report_tasks(const struct child *k, struct report *r, struct ending *e)
+{
+	uint32_t             n = wrk_slots_count(k->slots), listed = 0;
+	struct wrk_slot_info si;
+
+	if (n == 0 || (r->tasks = calloc(2 * (size_t)n, sizeof(*r->tasks))) ==
+	        NULL)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		if (wrk_slots_read(k->slots, i, &si))
+			r->tasks[listed++].id = si.task;
+	e->n_run = listed;
+	for (uint32_t i = 0; i < n; i++) {
+		wrk_slots_read(k->slots, i, &si);
+		if (si.returned != 0 && !report_has(r, listed, si.returned))
+			r->tasks[listed++].id = si.returned;
+	}
+	r->n_tasks = listed;
+}
+
+/* The cause in r, and which of its tasks are charged. */
+static void
+report_cause(const struct child *k, struct report *r, struct ending *e,
+    int stopping)
+{
+	int code = e->code, own = e->own;
+
+	switch (k->kill_cause) {
+	case KILL_TIMEOUT:
+		r->cause = "timeout";
+		for (uint32_t i = 0; i < e->n_run; i++)
+			r->tasks[i].charged = r->tasks[i].id == k->kill_task;
+		return;
+	case KILL_MEMORY:
+		/* several tasks may run in the process, and nothing says
+		 * which one allocated: every one is charged */
+		r->cause = "memory";
+		for (uint32_t i = 0; i < e->n_run; i++)
+			r->tasks[i].charged = 1;
+		return;
+	case KILL_CANCEL:
+		r->cause = "cancel";
+		return;
+	case KILL_DRAIN:
+		/* stopped by us, not by its tasks */
+		r->cause = "signal";
+		return;
+	}
+	r->cause = code < 0 ? "signal" : "exit";
+	if (own && code == WRK_EXIT_RECYCLED)
+		r->cause = "recycle";
+	if (own && (code == WRK_EXIT_OK || code == WRK_EXIT_CONFIG ||
+	               code == WRK_EXIT_LOST || code == WRK_EXIT_CRASHED ||
+	               code == WRK_EXIT_RECYCLED))
+		return;
+	if (code < 0 && stopping && e->fault == 0)
+		return; /* killed while we stop it all */
+	/* a death: 1 the running tasks, 2 those that returned */
+	e->blame = e->n_run > 0 ? 1 : r->n_tasks > 0 ? 2 : 0;
+	for (uint32_t i = 0; i < r->n_tasks; i++)
+		r->tasks[i].charged = e->blame == 1 ? i < e->n_run
+		                                    : i >= e->n_run;
+}
+
+/* The reason in r, for humans. */
+static void
+report_reason(const struct sup *s, const struct child *k, struct report *r,
+    const struct ending *e)
+{
+	const char *why = e->why;
+	size_t      len = sizeof(r->reason);
+
+	if (k->kill_cause != KILL_NONE)
+		util_strlcpy(r->reason, k->kill_reason, len);
+	else if (e->own && e->code == WRK_EXIT_CRASHED)
+		snprintf(r->reason, len,
+		    "%s: a task crashed it (reported as such)", why);
+	else if (e->own && e->code == WRK_EXIT_RECYCLED)
+		snprintf(r->reason, len, "recycled after %" PRIu64 " task(s)",
+		    s->o->max_tasks);
+	else if (e->blame != 0 && e->fault == WRK_SLOTS_FAULT_FDS)
+		snprintf(r->reason, len,
+		    "worker aborted %s: its descriptors were closed under it "
+		    "(%s)",
+		    e->blame == 2 ? "after the task returned"
+		                  : "while the task ran",
+		    why);
+	else if (e->blame == 2 && e->fault != 0)
+		snprintf(r->reason, len,
+		    "worker aborted after the task returned (%s)", why);
+	else if (e->blame == 2)
+		snprintf(r->reason, len,
+		    "worker process ended after the task returned, before its "
+		    "result was acknowledged (%s)",
+		    why);
+	else if (e->blame == 1 && e->fault != 0)
+		snprintf(r->reason, len,
+		    "%s while the task ran, outside the task's thread", why);
+	else if (e->blame == 1)
+		snprintf(r->reason, len, "%s while the task ran", why);
+	else
+		util_strlcpy(r->reason, why, len);
+}
+
+/* Log the tasks of r, which ran (the first n_run) or returned in k. */
+static void
+report_log(const struct child *k, const struct report *r, uint32_t n_run)
+{
+	char   list[256];
+	size_t off = 0;
+
+	if (r->n_tasks == 0)
+		return;
+	list[0] = '\0';
+	for (uint32_t i = 0; i < r->n_tasks && off < sizeof(list) - 48; i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off,
+		    "%s%" PRIu64 "%s%s", i ? ", " : "", r->tasks[i].id,
+		    i >= n_run ? " (returned)" : "",
+		    r->tasks[i].charged ? " (to blame)" : "");
+	log_warn("worker process %d (pid %d, worker %" PRIu64
+	         ") ended (%s: %s) with task(s) %s",
+	    k->index, (int)k->pid, r->worker, r->cause, r->reason, list);
+}
+
 static void
 report_child(struct sup *s, struct child *k, int status, int stopping)
 {
 	struct report r;
-	uint32_t      n = wrk_slots_count(k->slots), n_run = 0, listed = 0;
-	int           code = -1, blame = 0, own, fault;
-	char          why[160];
+	struct ending e;
 
 	memset(&r, 0, sizeof(r));
+	memset(&e, 0, sizeof(e));
 	r.pid    = (uint64_t)k->pid;
 	r.worker = wrk_slots_worker(k->slots);
-	describe_status(status, why, sizeof(why));
-	if (WIFEXITED(status))
-		code = WEXITSTATUS(status);
-	own   = exit_is_own(k, status);
-	fault = wrk_slots_fault(k->slots);
-
-	/* the tasks the table shows: running first, then those returned
-	 * and not acknowledged (charged below) */
-	if (n > 0 && (r.tasks = calloc(2 * (size_t)n, sizeof(*r.tasks))) !=
-	        NULL) {
-		for (uint32_t i = 0; i < n; i++) {
-			struct wrk_slot_info si;
-			if (wrk_slots_read(k->slots, i, &si))
-				r.tasks[listed++].id = si.task;
-		}
-		n_run = listed;
-		for (uint32_t i = 0; i < n; i++) {
-			struct wrk_slot_info si;
-			wrk_slots_read(k->slots, i, &si);
-			if (si.returned != 0 &&
-			    !report_has(&r, listed, si.returned))
-				r.tasks[listed++].id = si.returned;
-		}
-	}
-
-	switch (k->kill_cause) {
-	case KILL_TIMEOUT:
-		r.cause = "timeout";
-		for (uint32_t i = 0; i < n_run; i++)
-			r.tasks[i].charged = r.tasks[i].id == k->kill_task;
-		break;
-	case KILL_MEMORY:
-		/* several tasks may run in the process, and nothing says
-		 * which one allocated: every one is charged */
-		r.cause = "memory";
-		for (uint32_t i = 0; i < n_run; i++)
-			r.tasks[i].charged = 1;
-		break;
-	case KILL_CANCEL:
-		r.cause = "cancel";
-		break;
-	case KILL_DRAIN:
-		/* stopped by us, not by its tasks */
-		r.cause = "signal";
-		break;
-	default:
-		r.cause = code < 0 ? "signal" : "exit";
-		if (own && code == WRK_EXIT_RECYCLED)
-			r.cause = "recycle";
-		if (own && (code == WRK_EXIT_OK || code == WRK_EXIT_CONFIG ||
-		               code == WRK_EXIT_LOST ||
-		               code == WRK_EXIT_CRASHED ||
-		               code == WRK_EXIT_RECYCLED))
-			break;
-		if (code < 0 && stopping && fault == 0)
-			break; /* killed while we stop it all */
-		/* a death: 1 the running tasks, 2 those that returned */
-		blame = n_run > 0 ? 1 : listed > 0 ? 2 : 0;
-		for (uint32_t i = 0; i < listed; i++)
-			r.tasks[i].charged = blame == 1 ? i < n_run
-			                                    : i >= n_run;
-		break;
-	}
-	if (k->kill_cause != KILL_NONE)
-		util_strlcpy(r.reason, k->kill_reason, sizeof(r.reason));
-	else if (own && code == WRK_EXIT_CRASHED)
-		snprintf(r.reason, sizeof(r.reason),
-		    "%s: a task crashed it (reported as such)", why);
-	else if (own && code == WRK_EXIT_RECYCLED)
-		snprintf(r.reason, sizeof(r.reason),
-		    "recycled after %" PRIu64 " task(s)", s->o->max_tasks);
-	else if (blame != 0 && fault == WRK_SLOTS_FAULT_FDS)
-		snprintf(r.reason, sizeof(r.reason),
-		    "worker aborted %s: its descriptors were closed under it "
-		    "(%s)",
-		    blame == 2 ? "after the task returned"
-		               : "while the task ran",
-		    why);
-	else if (blame == 2 && fault != 0)
-		snprintf(r.reason, sizeof(r.reason),
-		    "worker aborted after the task returned (%s)", why);
-	else if (blame == 2)
-		snprintf(r.reason, sizeof(r.reason),
-		    "worker process ended after the task returned, before its "
-		    "result was acknowledged (%s)",
-		    why);
-	else if (blame == 1 && fault != 0)
-		snprintf(r.reason, sizeof(r.reason),
-		    "%s while the task ran, outside the task's thread", why);
-	else if (blame == 1)
-		snprintf(r.reason, sizeof(r.reason), "%s while the task ran",
-		    why);
-	else
-		util_strlcpy(r.reason, why, sizeof(r.reason));
-	r.n_tasks = listed;
+	describe_status(status, e.why, sizeof(e.why));
+	e.code  = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	e.own   = exit_is_own(k, status);
+	e.fault = wrk_slots_fault(k->slots);
+	report_tasks(k, &r, &e);
+	report_cause(k, &r, &e, stopping);
+	report_reason(s, k, &r, &e);
 	wrk_slots_free(k->slots);
 	k->slots = NULL;
-
-	if (listed > 0) {
-		char   list[256];
-		size_t off = 0;
-		list[0]    = '\0';
-		for (uint32_t i = 0; i < listed && off < sizeof(list) - 48;
-		     i++)
-			off += (size_t)snprintf(list + off, sizeof(list) - off,
-			    "%s%" PRIu64 "%s%s", i ? ", " : "", r.tasks[i].id,
-			    i >= n_run ? " (returned)" : "",
-			    r.tasks[i].charged ? " (to blame)" : "");
-		log_warn("worker process %d (pid %d, worker %" PRIu64
-		         ") ended (%s: %s) with task(s) %s",
-		    k->index, (int)k->pid, r.worker, r.cause, r.reason, list);
-	}
+	report_log(k, &r, e.n_run);
 	if (!s->c.open) {
 		report_clear(&r);
 		return;
 	}
-	report_push(&s->c, &r);
+	sconn_report(&s->c, &r);
 }
 
 /* A process ended: report it, then restart it (or not). */
@@ -1078,6 +762,19 @@ child_ended(struct sup *s, struct child *k, int status, int stopping)
 	return 0;
 }
 
+/* Start worker process k now; 0, or -1 if it could not start. */
+static int
+start_child(struct sup *s, struct child *k, uint64_t now)
+{
+	if ((k->pid = spawn_one(s, k)) <= 0) {
+		k->pid = 0;
+		return -1;
+	}
+	k->started_ms = now;
+	s->alive++;
+	return 0;
+}
+
 /* Ask k's process to drain: it knows the signal is ours (a signal it
  * cannot place may be the kernel's word that we died). */
 static void
@@ -1089,23 +786,147 @@ drain_child(struct child *k)
 	kill(k->pid, SIGTERM);
 }
 
-int
-wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
+/* Stop everything: every worker process drains; they are killed after
+ * ms. */
+static void
+stop_all(struct sup *s, uint64_t ms)
 {
-	struct sup s;
-	sigset_t   mask;
-	int        sfd, stopping = 0, rc = 0;
-	uint64_t   stop_deadline = 0, next_mem = 0;
+	s->stopping      = 1;
+	s->stop_deadline = util_now_ms() + ms;
+	for (int i = 0; i < s->n; i++)
+		drain_child(&s->kids[i]);
+}
 
-	memset(&s, 0, sizeof(s));
-	s.o          = o;
-	s.exe        = exe;
-	s.n          = processes < 1 ? 1 : processes;
-	s.c.event_fd = -1;
-	if (gethostname(s.host, sizeof(s.host) - 1) != 0)
-		strcpy(s.host, "localhost");
-	if ((s.kids = calloc((size_t)s.n, sizeof(*s.kids))) == NULL)
-		return 1;
+/* Restarts that are due, the drain timeout, task deadlines, memory, and
+ * the scheduler's connection. */
+static void
+turn(struct sup *s, uint64_t now)
+{
+	for (int i = 0; i < s->n && !s->stopping; i++) {
+		struct child *k = &s->kids[i];
+		if (k->pid != 0 || k->restart_at_ms == 0 ||
+		    now < k->restart_at_ms)
+			continue;
+		k->restart_at_ms = 0;
+		k->restarts++;
+		if (start_child(s, k, now) != 0)
+			k->restart_at_ms = now + BACKOFF_MAX_MS;
+	}
+	if (s->stopping && now >= s->stop_deadline && s->alive > 0) {
+		log_warn("drain timeout: killing %d worker process(es)",
+		    s->alive);
+		for (int i = 0; i < s->n; i++)
+			kill_child(&s->kids[i], KILL_DRAIN, 0,
+			    "stopped: still running after the drain timeout "
+			    "of %u ms",
+			    s->o->drain_timeout_ms);
+		s->stop_deadline = UINT64_MAX;
+	}
+	check_deadlines(s, now);
+	if (s->o->memory_limit > 0 && now >= s->next_mem) {
+		check_memory(s);
+		s->next_mem = now + MEMORY_CHECK_MS;
+	}
+	sconn_service(&s->c);
+}
+
+/* Wait for a signal, a reply or a connection event, TICK_MS at most;
+ * SIGTERM and SIGINT start the drain.  Returns 0, or -1 if poll fails. */
+static int
+wait_events(struct sup *s)
+{
+	struct pollfd           pfd[3];
+	struct signalfd_siginfo si;
+	int                     nfd = 1;
+
+	pfd[0].fd     = s->sfd;
+	pfd[0].events = POLLIN;
+	if (s->c.open) {
+		pfd[1].fd     = s->c.recv_fd;
+		pfd[1].events = POLLIN;
+		pfd[2].fd     = s->c.event_fd;
+		pfd[2].events = POLLIN;
+		nfd           = 3;
+	}
+	if (poll(pfd, (nfds_t)nfd, TICK_MS) < 0 && errno != EINTR)
+		return -1;
+	while (read(s->sfd, &si, sizeof(si)) == sizeof(si)) {
+		if ((si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) ||
+		    s->stopping)
+			continue;
+		log_info("signal %u: draining %d worker process(es) (up to %u "
+		         "ms)",
+		    si.ssi_signo, s->alive, s->o->drain_timeout_ms);
+		stop_all(s, s->o->drain_timeout_ms + 1000);
+	}
+	return 0;
+}
+
+/* Reap the processes that ended, and what they left behind. */
+static void
+reap(struct sup *s)
+{
+	int ended = 0, status;
+
+	for (int guard = 0; guard < 4096; guard++) {
+		siginfo_t     wi;
+		struct child *k = NULL;
+		pid_t         pid;
+		/* look first, reap after: while it is a zombie its pid,
+		 * which is its process group's id, is still taken, so
+		 * killing the group cannot hit anyone else's */
+		memset(&wi, 0, sizeof(wi));
+		if (waitid(P_ALL, 0, &wi, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+		    wi.si_pid <= 0)
+			break;
+		pid = wi.si_pid;
+		for (int i = 0; i < s->n && k == NULL; i++)
+			if (s->kids[i].pid == pid)
+				k = &s->kids[i];
+		if (k != NULL)
+			kill(-pid, SIGKILL); /* what it left behind */
+		if (waitpid(pid, &status, WNOHANG) != pid)
+			break;
+		if (k == NULL)
+			continue; /* an orphan that came back to us */
+		ended++;
+		if (child_ended(s, k, status, s->stopping) ==
+		        WRK_EXIT_CONFIG &&
+		    !s->stopping) {
+			s->rc = WRK_EXIT_CONFIG;
+			stop_all(s, s->o->drain_timeout_ms);
+		}
+	}
+	if (ended > 0)
+		kill_orphans(s);
+}
+
+/* The last reports, if the scheduler is there to take them. */
+static void
+flush_reports(struct sup *s)
+{
+	uint64_t end = util_now_ms() + FLUSH_MS;
+
+	if (!s->c.open || s->c.q_len == 0)
+		return;
+	while (s->c.q_len > 0 && util_now_ms() < end) {
+		struct pollfd pfd = { s->c.recv_fd, POLLIN, 0 };
+		sconn_service(&s->c);
+		poll(&pfd, 1, 20);
+	}
+	if (s->c.q_len > 0)
+		log_warn("%zu report(s) not delivered: the scheduler did not "
+		         "take them",
+		    s->c.q_len);
+}
+
+/* Signals by signalfd (SIGINT, SIGTERM, SIGCHLD) into s->sfd, and become
+ * the subreaper of our processes' orphans.  Returns 0 or -1 (logged). */
+static int
+signals_open(struct sup *s)
+{
+	sigset_t mask;
+
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
@@ -1117,12 +938,32 @@ wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
 		         "that tasks start and that leave their worker's "
 		         "process group may outlive it",
 		    strerror(errno));
-	if ((sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+	if ((s->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		log_error("signalfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
+{
+	struct sup s;
+
+	memset(&s, 0, sizeof(s));
+	s.o          = o;
+	s.exe        = exe;
+	s.n          = processes < 1 ? 1 : processes;
+	s.c.event_fd = -1;
+	if (gethostname(s.host, sizeof(s.host) - 1) != 0)
+		strcpy(s.host, "localhost");
+	if ((s.kids = calloc((size_t)s.n, sizeof(*s.kids))) == NULL)
+		return 1;
+	if (signals_open(&s) != 0) {
 		free(s.kids);
 		return 1;
 	}
-	conn_open(&s);
+	sconn_open(&s.c, o, s.host, on_orders, &s);
 	log_info("supervising %d worker process(es) of group %s for %s",
 	    s.n, o->group, o->connect);
 	if (o->memory_limit > 0)
@@ -1133,144 +974,27 @@ wrk_supervise(const struct wrk_options *o, int processes, const char *exe)
 		log_info("each process is recycled after %" PRIu64 " task(s)",
 		    o->max_tasks);
 	for (int i = 0; i < s.n; i++) {
-		struct child *k = &s.kids[i];
-		k->index      = i;
-		k->backoff_ms = BACKOFF_MIN_MS;
-		if ((k->pid = spawn_one(&s, k)) > 0) {
-			k->started_ms = util_now_ms();
-			s.alive++;
-		} else {
-			k->pid   = 0;
-			rc       = 1;
-			stopping = 1;
+		s.kids[i].index      = i;
+		s.kids[i].backoff_ms = BACKOFF_MIN_MS;
+		if (start_child(&s, &s.kids[i], util_now_ms()) != 0) {
+			s.rc       = 1;
+			s.stopping = 1;
 		}
 	}
-
-	while (s.alive > 0 || !stopping) {
-		struct pollfd pfd[3];
-		uint64_t      now = util_now_ms();
-		int           status, nfd = 1, ended;
-		pid_t         pid;
-
-		/* restarts that are due */
-		for (int i = 0; i < s.n && !stopping; i++) {
-			struct child *k = &s.kids[i];
-			if (k->pid == 0 && k->restart_at_ms != 0 &&
-			    now >= k->restart_at_ms) {
-				k->restart_at_ms = 0;
-				k->restarts++;
-				if ((k->pid = spawn_one(&s, k)) > 0) {
-					k->started_ms = now;
-					s.alive++;
-				} else {
-					k->pid           = 0;
-					k->restart_at_ms = now + BACKOFF_MAX_MS;
-				}
-			}
-		}
-		if (stopping && now >= stop_deadline && s.alive > 0) {
-			log_warn("drain timeout: killing %d worker process(es)",
-			    s.alive);
-			for (int i = 0; i < s.n; i++)
-				kill_child(&s.kids[i], KILL_DRAIN, 0,
-				    "stopped: still running after the drain "
-				    "timeout of %u ms",
-				    o->drain_timeout_ms);
-			stop_deadline = UINT64_MAX;
-		}
-		check_deadlines(&s, now);
-		if (o->memory_limit > 0 && now >= next_mem) {
-			check_memory(&s);
-			next_mem = now + MEMORY_CHECK_MS;
-		}
-		conn_service(&s);
-
-		pfd[0].fd     = sfd;
-		pfd[0].events = POLLIN;
-		if (s.c.open) {
-			pfd[1].fd     = s.c.recv_fd;
-			pfd[1].events = POLLIN;
-			pfd[2].fd     = s.c.event_fd;
-			pfd[2].events = POLLIN;
-			nfd           = 3;
-		}
-		if (poll(pfd, (nfds_t)nfd, TICK_MS) < 0 && errno != EINTR)
+	while (s.alive > 0 || !s.stopping) {
+		turn(&s, util_now_ms());
+		if (wait_events(&s) != 0)
 			break;
-		for (;;) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) != sizeof(si))
-				break;
-			if ((si.ssi_signo == SIGTERM ||
-			        si.ssi_signo == SIGINT) &&
-			    !stopping) {
-				log_info("signal %u: draining %d worker "
-				         "process(es) (up to %u ms)",
-				    si.ssi_signo, s.alive, o->drain_timeout_ms);
-				stopping      = 1;
-				stop_deadline = util_now_ms() +
-				    o->drain_timeout_ms + 1000;
-				for (int i = 0; i < s.n; i++)
-					drain_child(&s.kids[i]);
-			}
-		}
-		ended = 0;
-		for (int guard = 0; guard < 4096; guard++) {
-			siginfo_t     wi;
-			struct child *k = NULL;
-			/* look first, reap after: while it is a zombie its
-			 * pid, which is its process group's id, is still
-			 * taken, so killing the group cannot hit anyone
-			 * else's */
-			memset(&wi, 0, sizeof(wi));
-			if (waitid(P_ALL, 0, &wi,
-			        WEXITED | WNOHANG | WNOWAIT) != 0 ||
-			    wi.si_pid <= 0)
-				break;
-			pid = wi.si_pid;
-			for (int i = 0; i < s.n && k == NULL; i++)
-				if (s.kids[i].pid == pid)
-					k = &s.kids[i];
-			if (k != NULL)
-				kill(-pid, SIGKILL); /* what it left behind */
-			if (waitpid(pid, &status, WNOHANG) != pid)
-				break;
-			if (k == NULL)
-				continue; /* an orphan that came back to us */
-			ended++;
-			if (child_ended(&s, k, status, stopping) ==
-			        WRK_EXIT_CONFIG &&
-			    !stopping) {
-				rc            = WRK_EXIT_CONFIG;
-				stopping      = 1;
-				stop_deadline = util_now_ms() +
-				    o->drain_timeout_ms;
-				for (int j = 0; j < s.n; j++)
-					drain_child(&s.kids[j]);
-			}
-		}
-		if (ended > 0)
-			kill_orphans(&s);
+		reap(&s);
 	}
 	/* nothing a task started outlives the supervisor */
 	kill_orphans(&s);
-	/* the last reports, if the scheduler is there to take them */
-	if (s.c.open && s.c.q_len > 0) {
-		uint64_t end = util_now_ms() + FLUSH_MS;
-		while (s.c.q_len > 0 && util_now_ms() < end) {
-			struct pollfd pfd = { s.c.recv_fd, POLLIN, 0 };
-			conn_service(&s);
-			poll(&pfd, 1, 20);
-		}
-		if (s.c.q_len > 0)
-			log_warn("%zu report(s) not delivered: the scheduler "
-			         "did not take them",
-			    s.c.q_len);
-	}
-	conn_close(&s.c);
+	flush_reports(&s);
+	sconn_close(&s.c);
 	for (int i = 0; i < s.n; i++)
 		wrk_slots_free(s.kids[i].slots);
-	close(sfd);
+	close(s.sfd);
 	free(s.kids);
 	log_info("worker supervisor stopped");
-	return rc;
+	return s.rc;
 }
