@@ -466,8 +466,9 @@ client_init(ferry_client *c)
 	req_link_init(&c->link, c->opts.max_message_size);
 }
 
-/* Open c's socket, dial url and start the I/O thread (its first act is
- * a hello).  Returns 0 or an error, with a message in errbuf. */
+/* Open c's socket, load the token and dial url, and start the I/O
+ * thread (its first act is a hello).  Returns 0 or an error, with a
+ * message in errbuf. */
 static int
 client_open(ferry_client *c, const char *url, const struct sec_dial *sd,
     char *errbuf, size_t errbuf_len)
@@ -485,7 +486,7 @@ client_open(ferry_client *c, const char *url, const struct sec_dial *sd,
 	         c)) != 0 ||
 	    (rv = nng_aio_alloc(&c->rx, rx_cb, c)) != 0)
 		return util_nng_err(rv);
-	if (sec_dial(c->sock, url, sd, errbuf, errbuf_len) != 0)
+	if (req_dial(c->sock, url, sd, c->token, errbuf, errbuf_len) != 0)
 		return FERRY_EINVAL;
 	/* NNG's and our I/O threads must not take the caller's signals */
 	sigfillset(&all);
@@ -523,12 +524,7 @@ ferry_client_connect_opts(ferry_client **out, const char *url,
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return FERRY_ENOMEM;
-	if (opts_take(c, opts, &sd) != 0 ||
-	    (sd.token_file != NULL &&
-	        (sec_token_load(sd.token_file, c->token, errbuf,
-	             errbuf_len) != 0 ||
-	            sec_token_check_url(url, c->token, errbuf, errbuf_len) !=
-	                0))) {
+	if (opts_take(c, opts, &sd) != 0) {
 		free(c);
 		return FERRY_EINVAL;
 	}

@@ -15,17 +15,43 @@
 
 #define DIAL_CHECK_MS 50 /* no_scheduler_ms: how often to look */
 
-static uint64_t
-stat_of(nng_stat *st, const char *name)
+/* The counts of a dialer NNG keeps, each a member of struct
+ * dial_counts; for a failed attempt, what it means: whether nobody
+ * listens there (refused, timed out, unreachable) rather than a peer that
+ * failed the handshake, and why, for humans.  Over TLS a handshake the
+ * peer refused counts as "other", as an unreachable address does:
+ * neither is known to be nobody (dial_cause). */
+static const struct {
+	const char *stat;
+	size_t      off;
+	int         nobody;
+	const char *why; /* NULL: not a failure */
+} kinds[] = {
+#define K(name, nobody, why)                                               \
+	{ #name, offsetof(struct dial_counts, name), nobody, why }
+	K(connect, 0, NULL),
+	K(refused, 1, "connection refused"),
+	K(timeout, 1, "connection timed out"),
+	K(other, 1, "cannot connect (unreachable address or unknown host)"),
+	K(auth, 0, "TLS handshake or peer authentication failed"),
+	K(proto, 0, "the peer is not a Ferry scheduler (wrong protocol)"),
+	K(reject, 0, "connection rejected"),
+#undef K
+};
+
+#define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+/* Count k of dc. */
+static uint64_t *
+count_of(const struct dial_counts *dc, size_t k)
 {
-	nng_stat *x = nng_stat_find(st, name);
-	return x != NULL ? nng_stat_value(x) : 0;
+	return (uint64_t *)((char *)dc + kinds[k].off);
 }
 
 int
 dial_counts_get(ferry_client *c, struct dial_counts *dc)
 {
-	nng_stat *all, *x;
+	nng_stat *all, *x, *st;
 	uint64_t  id = (uint64_t)nng_socket_id(c->sock);
 	int       found = 0;
 
@@ -39,13 +65,9 @@ dial_counts_get(ferry_client *c, struct dial_counts *dc)
 		    sock == NULL || nng_stat_value(sock) != id)
 			continue;
 		found = 1;
-		dc->connect += stat_of(x, "connect");
-		dc->refused += stat_of(x, "refused");
-		dc->timeout += stat_of(x, "timeout");
-		dc->other += stat_of(x, "other");
-		dc->auth += stat_of(x, "auth");
-		dc->proto += stat_of(x, "proto");
-		dc->reject += stat_of(x, "reject");
+		for (size_t k = 0; k < N_KINDS; k++)
+			if ((st = nng_stat_find(x, kinds[k].stat)) != NULL)
+				*count_of(dc, k) += nng_stat_value(st);
 	}
 	nng_stats_free(all);
 	return found ? 0 : -1;
@@ -54,52 +76,29 @@ dial_counts_get(ferry_client *c, struct dial_counts *dc)
 static const struct dial_counts zero;
 
 /* Why no connection came between counts a and b: the kind of failed
- * attempt seen most, or NULL if none failed.  *nobody: whether that kind
- * means nothing listens there (refused, timed out, unreachable), rather
- * than a peer that failed the handshake.  Over TLS a handshake the peer
- * refused counts as "other", as an unreachable address does: neither is
- * known to be nobody. */
+ * attempt seen most, or NULL if none failed; *nobody as in kinds. */
 const char *
 dial_cause(const struct dial_counts *a, const struct dial_counts *b,
     const char *url, int *nobody)
 {
-	static const struct {
-		size_t      off;
-		int         nobody;
-		const char *why;
-	} kinds[] = {
-		{ offsetof(struct dial_counts, refused), 1,
-		    "connection refused" },
-		{ offsetof(struct dial_counts, timeout), 1,
-		    "connection timed out" },
-		{ offsetof(struct dial_counts, other), 1,
-		    "cannot connect (unreachable address or unknown host)" },
-		{ offsetof(struct dial_counts, auth), 0,
-		    "TLS handshake or peer authentication failed" },
-		{ offsetof(struct dial_counts, proto), 0,
-		    "the peer is not a Ferry scheduler (wrong protocol)" },
-		{ offsetof(struct dial_counts, reject), 0,
-		    "connection rejected" },
-	};
 	const char *why  = NULL;
 	uint64_t    most = 0;
 
 	*nobody = 0;
 	if (a == NULL)
 		a = &zero;
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		uint64_t d = *(const uint64_t *)((const char *)b + kinds[i].off) -
-		    *(const uint64_t *)((const char *)a + kinds[i].off);
-		if (d > most) {
-			most    = d;
-			why     = kinds[i].why;
-			*nobody = kinds[i].nobody;
-			if (kinds[i].off == offsetof(struct dial_counts, other) &&
-			    util_url_is_tls(url)) {
-				why = "the connection failed (TLS handshake, "
-				      "or an unreachable address)";
-				*nobody = 0;
-			}
+	for (size_t k = 0; k < N_KINDS; k++) {
+		uint64_t d = *count_of(b, k) - *count_of(a, k);
+		if (kinds[k].why == NULL || d <= most)
+			continue;
+		most    = d;
+		why     = kinds[k].why;
+		*nobody = kinds[k].nobody;
+		if (kinds[k].off == offsetof(struct dial_counts, other) &&
+		    util_url_is_tls(url)) {
+			why = "the connection failed (TLS handshake, or an "
+			      "unreachable address)";
+			*nobody = 0;
 		}
 	}
 	return why;

@@ -116,20 +116,37 @@ pd_map_get(const msgpack_object *map, const char *key)
 	return NULL;
 }
 
+/* Field key of map: *o is it (NULL when absent and not required, or on
+ * error).  Returns 0, or an error naming key: missing, or not of type
+ * (what). */
+static int
+get_field(struct dctx *c, const msgpack_object *map, const char *key,
+    msgpack_object_type type, const char *what, int required,
+    const msgpack_object **o)
+{
+	const msgpack_object *f = pd_map_get(map, key);
+
+	*o = NULL;
+	if (f == NULL)
+		return required ? pd_bad(c, "missing field '%s'", key) : 0;
+	if (f->type != type)
+		return pd_bad(c, "field '%s': expected %s, got %s", key, what,
+		    pd_obj_type(f));
+	*o = f;
+	return 0;
+}
+
 int
 pd_get_uint(struct dctx *c, const msgpack_object *map, const char *key,
     uint64_t *out, int required)
 {
-	const msgpack_object *o = pd_map_get(map, key);
-	if (o == NULL) {
-		if (required)
-			return pd_bad(c, "missing field '%s'", key);
-		return 0;
-	}
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return pd_bad(c, "field '%s': expected a non-negative integer, "
-		              "got %s",
-		    key, pd_obj_type(o));
+	const msgpack_object *o;
+	int                   rv;
+
+	if ((rv = get_field(c, map, key, MSGPACK_OBJECT_POSITIVE_INTEGER,
+	         "a non-negative integer", required, &o)) != 0 ||
+	    o == NULL)
+		return rv;
 	*out = o->via.u64;
 	return 0;
 }
@@ -149,16 +166,16 @@ int
 pd_get_str(struct dctx *c, const msgpack_object *map, const char *key,
     const char **out, int required)
 {
-	const msgpack_object *o = pd_map_get(map, key);
+	const msgpack_object *o;
+	int                   rv;
+
+	if ((rv = get_field(c, map, key, MSGPACK_OBJECT_STR, "a string",
+	         required, &o)) != 0)
+		return rv;
 	if (o == NULL) {
-		if (required)
-			return pd_bad(c, "missing field '%s'", key);
 		*out = "";
 		return 0;
 	}
-	if (o->type != MSGPACK_OBJECT_STR)
-		return pd_bad(c, "field '%s': expected a string, got %s", key,
-		    pd_obj_type(o));
 	if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
 		return pd_bad(c, "field '%s': string contains a NUL byte", key);
 	if ((*out = pd_strdup(c, o->via.str.ptr, o->via.str.size)) == NULL)
@@ -170,18 +187,8 @@ int
 pd_get_array(struct dctx *c, const msgpack_object *map, const char *key,
     const msgpack_object **out, int required)
 {
-	const msgpack_object *o = pd_map_get(map, key);
-	*out = NULL;
-	if (o == NULL) {
-		if (required)
-			return pd_bad(c, "missing field '%s'", key);
-		return 0;
-	}
-	if (o->type != MSGPACK_OBJECT_ARRAY)
-		return pd_bad(c, "field '%s': expected an array, got %s", key,
-		    pd_obj_type(o));
-	*out = o;
-	return 0;
+	return get_field(c, map, key, MSGPACK_OBJECT_ARRAY, "an array",
+	    required, out);
 }
 
 /* The functions a worker's hello names: 1..255 bytes each, no NUL. */
@@ -278,27 +285,46 @@ decode_hello(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 	return decode_hello_worker(c, map, m);
 }
 
+/* The uint fields of each message type, in the order they are checked
+ * (the first wrong one is named); more types' fields in decode_hello and
+ * proto_entries.c. */
+static const struct {
+	int         type;
+	const char *key;
+	size_t      off;
+	int         required;
+} uints[] = {
+#define U(type, key, field, req)                                            \
+	{ type, key, offsetof(struct proto_msg, field), req }
+	U(PROTO_WELCOME, "id", id, 1),
+	U(PROTO_WELCOME, "heartbeat_ms", heartbeat_ms, 1),
+	U(PROTO_WELCOME, "max_message_size", max_message_size, 0),
+	U(PROTO_WELCOME, "heartbeat_timeout_ms", heartbeat_timeout_ms, 0),
+	U(PROTO_WELCOME, "resumed", resumed, 0),
+	U(PROTO_WELCOME, "max_tag", max_tag, 0),
+	U(PROTO_WATCH, "wait_ms", wait_ms, 0),
+	U(PROTO_SUBMITTED, "accepted", accepted, 1),
+	U(PROTO_FETCH, "ack", ack, 1),
+	U(PROTO_FETCH, "wait_ms", wait_ms, 0),
+	U(PROTO_RESULTS, "seq", seq, 1),
+	U(PROTO_WORK, "credit", credit, 1),
+	U(PROTO_WORK, "park", park, 0),
+#undef U
+};
+
+/* The uint fields of m's type. */
 static int
-decode_welcome(struct dctx *c, const msgpack_object *map,
-    struct proto_msg *m)
+decode_uints(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 {
 	int rv;
 
-	if ((rv = pd_get_uint(c, map, "id", &m->id, 1)) != 0 ||
-	    (rv = pd_get_uint(c, map, "heartbeat_ms", &m->heartbeat_ms, 1)) != 0 ||
-	    (rv = pd_get_uint(c, map, "max_message_size", &m->max_message_size,
-	         0)) != 0 ||
-	    (rv = pd_get_uint(c, map, "heartbeat_timeout_ms",
-	         &m->heartbeat_timeout_ms, 0)) != 0 ||
-	    (rv = pd_get_uint(c, map, "resumed", &m->resumed, 0)) != 0)
-		return rv;
-	return pd_get_uint(c, map, "max_tag", &m->max_tag, 0);
-}
-
-static int
-decode_watch(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
-{
-	return pd_get_uint(c, map, "wait_ms", &m->wait_ms, 0);
+	for (size_t i = 0; i < sizeof(uints) / sizeof(uints[0]); i++)
+		if (uints[i].type == m->type &&
+		    (rv = pd_get_uint(c, map, uints[i].key,
+		         (uint64_t *)((char *)m + uints[i].off),
+		         uints[i].required)) != 0)
+			return rv;
+	return 0;
 }
 
 static int
@@ -307,19 +333,9 @@ decode_submitted(struct dctx *c, const msgpack_object *map,
 {
 	int rv;
 
-	if ((rv = pd_get_uint(c, map, "accepted", &m->accepted, 1)) != 0)
+	if ((rv = decode_uints(c, map, m)) != 0)
 		return rv;
 	return pd_results(c, map, "rejected", m, 0);
-}
-
-static int
-decode_fetch(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
-{
-	int rv;
-
-	if ((rv = pd_get_uint(c, map, "ack", &m->ack, 1)) != 0)
-		return rv;
-	return pd_get_uint(c, map, "wait_ms", &m->wait_ms, 0);
 }
 
 static int
@@ -328,7 +344,7 @@ decode_results_msg(struct dctx *c, const msgpack_object *map,
 {
 	int rv;
 
-	if ((rv = pd_get_uint(c, map, "seq", &m->seq, 1)) != 0)
+	if ((rv = decode_uints(c, map, m)) != 0)
 		return rv;
 	return pd_results(c, map, "results", m, 1);
 }
@@ -360,8 +376,7 @@ decode_work(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 {
 	int rv;
 
-	if ((rv = pd_get_uint(c, map, "credit", &m->credit, 1)) != 0 ||
-	    (rv = pd_get_uint(c, map, "park", &m->park, 0)) != 0 ||
+	if ((rv = decode_uints(c, map, m)) != 0 ||
 	    (rv = pd_results(c, map, "results", m, 0)) != 0 ||
 	    (rv = pd_keys(c, map, "loaded", &m->loaded, &m->n_loaded)) != 0 ||
 	    (rv = pd_keys(c, map, "evicted", &m->evicted, &m->n_evicted)) !=
@@ -397,10 +412,10 @@ decode_error(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 static int (*const decoders[PROTO_TYPE_MAX])(struct dctx *,
     const msgpack_object *, struct proto_msg *) = {
 	[PROTO_HELLO]        = decode_hello,
-	[PROTO_WELCOME]      = decode_welcome,
+	[PROTO_WELCOME]      = decode_uints,
 	[PROTO_SUBMIT]       = pd_tasks,
 	[PROTO_SUBMITTED]    = decode_submitted,
-	[PROTO_FETCH]        = decode_fetch,
+	[PROTO_FETCH]        = decode_uints,
 	[PROTO_RESULTS]      = decode_results_msg,
 	[PROTO_CANCEL]       = pd_ids,
 	[PROTO_CANCELLED]    = pd_ids,
@@ -409,7 +424,7 @@ static int (*const decoders[PROTO_TYPE_MAX])(struct dctx *,
 	[PROTO_WORK]         = decode_work,
 	[PROTO_TASKS]        = pd_tasks,
 	[PROTO_ERROR]        = decode_error,
-	[PROTO_WATCH]        = decode_watch,
+	[PROTO_WATCH]        = decode_uints,
 	[PROTO_REPORT]       = pd_report,
 	[PROTO_ORDERS]       = pd_orders,
 };

@@ -89,6 +89,17 @@ req_abandon(struct req_set *s, void (*drop)(struct req *r, void *arg),
 }
 
 int
+req_dial(nng_socket sock, const char *url, const struct sec_dial *sd,
+    char *token, char *err, size_t errlen)
+{
+	if (sd->token_file != NULL &&
+	    (sec_token_load(sd->token_file, token, err, errlen) != 0 ||
+	        sec_token_check_url(url, token, err, errlen) != 0))
+		return -1;
+	return sec_dial(sock, url, sd, err, errlen);
+}
+
+int
 req_msg(nng_msg **out, const struct proto_writer *w, uint32_t id)
 {
 	nng_msg *msg;

@@ -23,6 +23,7 @@
 #include <nng/nng.h>
 
 #include "proto.h"
+#include "security.h"
 
 /* The head of a peer's request: the first member of its own struct. */
 struct req {
@@ -69,6 +70,13 @@ void req_done(struct req *r);
  * slot still busy (its operations not finished). */
 void req_abandon(struct req_set *s, void (*drop)(struct req *r, void *arg),
     void *arg);
+
+/* Load the shared token of sd->token_file into token (SEC_TOKEN_MAX + 1
+ * bytes; "" without a token file), refusing one that url would show to
+ * others, and dial url on sock in the background with sd's TLS files.
+ * Returns 0, or -1 with a message naming the file or the URL in err. */
+int req_dial(nng_socket sock, const char *url, const struct sec_dial *sd,
+    char *token, char *err, size_t errlen);
 
 /* Build a message holding w's bytes; with id non-zero, the id goes in
  * its header (a raw REQ socket).  Returns 0 or an NNG error. */

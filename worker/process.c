@@ -433,12 +433,8 @@ socket_open(struct wproc *w)
 		log_error("cannot open a socket: %s", nng_strerror(rv));
 		return 1;
 	}
-	if ((o->token_file != NULL &&
-	        (sec_token_load(o->token_file, w->token, err, sizeof(err)) !=
-	                0 ||
-	            sec_token_check_url(o->connect, w->token, err,
-	                sizeof(err)) != 0)) ||
-	    sec_dial(w->sock, o->connect, &sd, err, sizeof(err)) != 0) {
+	if (req_dial(w->sock, o->connect, &sd, w->token, err, sizeof(err)) !=
+	    0) {
 		log_error("%s", err);
 		return WRK_EXIT_CONFIG;
 	}

@@ -73,12 +73,8 @@ sock_open(struct sconn *c)
 			nng_close(c->sock);
 		return -1;
 	}
-	if ((o->token_file != NULL &&
-	        (sec_token_load(o->token_file, c->secret, err, sizeof(err)) !=
-	                0 ||
-	            sec_token_check_url(o->connect, c->secret, err,
-	                sizeof(err)) != 0)) ||
-	    sec_dial(c->sock, o->connect, &sd, err, sizeof(err)) != 0) {
+	if (req_dial(c->sock, o->connect, &sd, c->secret, err, sizeof(err)) !=
+	    0) {
 		log_error("%s; supervising without reporting", err);
 		nng_close(c->sock);
 		return -1;
