@@ -42,14 +42,7 @@
 void
 wrk_options_defaults(struct wrk_options *o)
 {
-	memset(o, 0, sizeof(*o));
-	o->slots              = 1;
-	o->prefetch           = 1024;
-	o->connect_timeout_ms = 10000;
-	o->drain_timeout_ms   = 10000;
-	o->max_message_size   = 64u << 20;
-	o->group              = "default";
-	o->slot_table_fd      = -1;
+	*o = (struct wrk_options)WRK_OPTIONS_DEFAULTS;
 }
 
 /* ---------------------------------------------------- object cache */
