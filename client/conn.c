@@ -573,8 +573,9 @@ close_bounded(ferry_client *c)
 	if (n_leaked < (int)(sizeof(leaked) / sizeof(leaked[0])))
 		leaked[n_leaked++] = c;
 	pthread_mutex_unlock(&leaked_lock);
-	fprintf(stderr, "libferry: closing the connection to %s did not finish "
-	                "within %d s; leaving it to finish in the background\n",
+	fprintf(stderr,
+	    "libferry: closing the connection to %s did not finish within "
+	    "%d s; leaving it to finish in the background\n",
 	    c->url, CLOSE_WAIT_S);
 }
 

@@ -89,30 +89,39 @@ head_of(uint8_t b, struct head *h)
 	}
 }
 
+/* Read n big-endian bytes at *pos into *v and move past them; -1 when
+ * fewer remain. */
+static int
+read_be(const uint8_t *p, size_t len, size_t *pos, int n, uint64_t *v)
+{
+	if (len - *pos < (size_t)n)
+		return -1;
+	*v = be(p + *pos, n);
+	*pos += (size_t)n;
+	return 0;
+}
+
 /* Read the count or length bytes that follow the head at offset at:
  * pos moves past them.  Returns 0, or -1 with a message. */
 static int
 head_lengths(const uint8_t *p, size_t len, size_t *pos, size_t at,
     struct head *h, char *err, size_t errlen)
 {
-	if (h->countlen > 0) {
-		if (len - *pos < (size_t)h->countlen)
-			return util_errf(err, errlen,
-			    "truncated message: container length at offset "
-			    "%zu",
-			    at);
-		h->items = be(p + *pos, h->countlen);
-		*pos += (size_t)h->countlen;
-		if (h->pairs)
-			h->items *= 2;
-	}
-	if (h->lenbytes > 0) {
-		if (len - *pos < (size_t)h->lenbytes)
-			return util_errf(err, errlen,
-			    "truncated message: length at offset %zu", at);
-		h->skip += be(p + *pos, h->lenbytes);
-		*pos += (size_t)h->lenbytes;
-	}
+	int      n = h->countlen > 0 ? h->countlen : h->lenbytes;
+	uint64_t v;
+
+	/* a head has an item count (array, map) or a length (str, bin,
+	 * ext), never both */
+	if (n == 0)
+		return 0;
+	if (read_be(p, len, pos, n, &v) != 0)
+		return util_errf(err, errlen,
+		    "truncated message: %slength at offset %zu",
+		    h->countlen > 0 ? "container " : "", at);
+	if (h->countlen > 0)
+		h->items = h->pairs ? 2 * v : v;
+	else
+		h->skip += v;
 	return 0;
 }
 
@@ -144,13 +153,14 @@ proto_check(const void *data, size_t len, char *err, size_t errlen)
 		head_of(b, &h);
 		if (h.invalid)
 			return util_errf(err, errlen,
-			    "invalid msgpack byte 0x%02x at offset %zu", b, at);
+			    "invalid msgpack byte 0x%02x at offset %zu", b,
+			    at);
 		if (head_lengths(p, len, &pos, at, &h, err, errlen) != 0)
 			return -1;
 		if (h.skip > len - pos)
 			return util_errf(err, errlen,
-			    "truncated message: value at offset %zu needs %llu "
-			    "bytes, %zu remain",
+			    "truncated message: value at offset %zu needs "
+			    "%llu bytes, %zu remain",
 			    at, (unsigned long long)h.skip, len - pos);
 		pos += h.skip;
 		if (h.items > len - pos)

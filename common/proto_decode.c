@@ -327,26 +327,19 @@ decode_uints(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 	return 0;
 }
 
+/* submitted (its rejected entries, optional) and results (required):
+ * the uints, then the list of result entries. */
 static int
-decode_submitted(struct dctx *c, const msgpack_object *map,
+decode_result_list(struct dctx *c, const msgpack_object *map,
     struct proto_msg *m)
 {
+	int submitted = m->type == PROTO_SUBMITTED;
 	int rv;
 
 	if ((rv = decode_uints(c, map, m)) != 0)
 		return rv;
-	return pd_results(c, map, "rejected", m, 0);
-}
-
-static int
-decode_results_msg(struct dctx *c, const msgpack_object *map,
-    struct proto_msg *m)
-{
-	int rv;
-
-	if ((rv = decode_uints(c, map, m)) != 0)
-		return rv;
-	return pd_results(c, map, "results", m, 1);
+	return pd_results(c, map, submitted ? "rejected" : "results", m,
+	    !submitted);
 }
 
 static int
@@ -414,9 +407,9 @@ static int (*const decoders[PROTO_TYPE_MAX])(struct dctx *,
 	[PROTO_HELLO]        = decode_hello,
 	[PROTO_WELCOME]      = decode_uints,
 	[PROTO_SUBMIT]       = pd_tasks,
-	[PROTO_SUBMITTED]    = decode_submitted,
+	[PROTO_SUBMITTED]    = decode_result_list,
 	[PROTO_FETCH]        = decode_uints,
-	[PROTO_RESULTS]      = decode_results_msg,
+	[PROTO_RESULTS]      = decode_result_list,
 	[PROTO_CANCEL]       = pd_ids,
 	[PROTO_CANCELLED]    = pd_ids,
 	[PROTO_STATUS]       = decode_status,
@@ -461,6 +454,7 @@ decode_envelope(struct dctx *c, const void *data, size_t len,
 		return pd_bad(c, "field 't': expected a string, got %s",
 		    pd_obj_type(o));
 	m->type = type_lookup(o->via.str.ptr, o->via.str.size);
+	c->type = m->type;
 	if (m->type != PROTO_NONE)
 		c->tname = type_names[m->type];
 	*t = o;
@@ -473,7 +467,7 @@ proto_decode(struct proto_decoder *d, const void *data, size_t len,
 {
 	msgpack_object        root;
 	const msgpack_object *t = NULL;
-	struct dctx           c = { d, "message", err, errlen, 0 };
+	struct dctx           c = { d, PROTO_NONE, "message", err, errlen, 0 };
 	int                   rv;
 
 	memset(m, 0, sizeof(*m));

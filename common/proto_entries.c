@@ -10,6 +10,46 @@
 #include "ferry/ferry.h"
 #include "proto_int.h"
 
+/* Entry i of list key must be an array of at least 3 elements (what
+ * they are, for the error): 0 or an error. */
+static int
+entry_check(struct dctx *c, const char *key, uint32_t i,
+    const msgpack_object *e, const char *what)
+{
+	if (e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size >= 3)
+		return 0;
+	return pd_bad(c, "%s[%u]: expected an array %s, got %s", key, i, what,
+	    e->type == MSGPACK_OBJECT_ARRAY ? "a shorter array"
+	                                    : pd_obj_type(e));
+}
+
+/* Decodes entry i of list key into out. */
+typedef int (*entry_fn)(struct dctx *c, const char *key, uint32_t i,
+    const msgpack_object *e, void *out);
+
+/* The entries of the list key of map (an array; it may be absent unless
+ * required), each into size bytes of a zone array: returns it (NULL when
+ * there are none) with their count in *n, and 0 or an error in *rv. */
+static void *
+decode_list(struct dctx *c, const msgpack_object *map, const char *key,
+    int required, size_t size, entry_fn fn, uint32_t *n, int *rv)
+{
+	const msgpack_object *arr;
+	char                 *a;
+
+	if ((*rv = pd_get_array(c, map, key, &arr, required)) != 0 ||
+	    arr == NULL || (*n = arr->via.array.size) == 0)
+		return NULL;
+	if ((a = msgpack_zone_malloc(&c->d->zone, size * *n)) == NULL) {
+		*rv = FERRY_ENOMEM;
+		return NULL;
+	}
+	for (uint32_t i = 0; i < *n && *rv == 0; i++)
+		*rv = fn(c, key, i, &arr->via.array.ptr[i],
+		    a + (size_t)i * size);
+	return a;
+}
+
 /* The options map of a submit entry (tasks[i][4]); unknown keys are
  * ignored so that newer clients can talk to this scheduler.  Counts and
  * durations take integers only (true is not 1 retry); retry_errors, a
@@ -96,8 +136,9 @@ decode_task_objs(struct dctx *c, uint32_t i, const msgpack_object *o,
 		    "got %s",
 		    i, pd_obj_type(o));
 	if (o->via.array.size > PROTO_MAX_TASK_OBJS)
-		return pd_bad(c, "tasks[%u][3] (objects): %u keys, the limit is %d",
-		    i, o->via.array.size, PROTO_MAX_TASK_OBJS);
+		return pd_bad(c,
+		    "tasks[%u][3] (objects): %u keys, the limit is %d", i,
+		    o->via.array.size, PROTO_MAX_TASK_OBJS);
 	for (uint32_t k = 0; k < o->via.array.size; k++) {
 		const msgpack_object *e = &o->via.array.ptr[k];
 		if (e->type != MSGPACK_OBJECT_STR || e->via.str.size == 0)
@@ -113,24 +154,25 @@ decode_task_objs(struct dctx *c, uint32_t i, const msgpack_object *o,
 
 /* Entry i of a submit's or a tasks' "tasks": [id, fn, args, ...]. */
 static int
-decode_task(struct dctx *c, uint32_t i, const msgpack_object *e, int type,
-    struct proto_task *t)
+decode_task(struct dctx *c, const char *key, uint32_t i,
+    const msgpack_object *e, void *out)
 {
+	struct proto_task    *t = out;
 	const msgpack_object *f;
 	int                   rv;
 
-	if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 3)
-		return pd_bad(c, "tasks[%u]: expected an array [id, fn, args], got %s",
-		    i, e->type == MSGPACK_OBJECT_ARRAY ? "a shorter array"
-		                                      : pd_obj_type(e));
+	if ((rv = entry_check(c, key, i, e, "[id, fn, args]")) != 0)
+		return rv;
 	f = e->via.array.ptr;
 	if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return pd_bad(c, "tasks[%u][0] (id): expected an integer, got %s",
-		    i, pd_obj_type(&f[0]));
+		return pd_bad(c,
+		    "tasks[%u][0] (id): expected an integer, got %s", i,
+		    pd_obj_type(&f[0]));
 	if (f[1].type != MSGPACK_OBJECT_STR || f[1].via.str.size == 0)
 		return pd_bad(c,
-		    "tasks[%u][1] (fn): expected a non-empty string, got %s", i,
-		    f[1].type == MSGPACK_OBJECT_STR ? "an empty string"
+		    "tasks[%u][1] (fn): expected a non-empty string, got "
+		    "%s",
+		    i, f[1].type == MSGPACK_OBJECT_STR ? "an empty string"
 		                                    : pd_obj_type(&f[1]));
 	if (f[2].type != MSGPACK_OBJECT_BIN)
 		return pd_bad(c,
@@ -145,7 +187,7 @@ decode_task(struct dctx *c, uint32_t i, const msgpack_object *e, int type,
 	t->args_len = f[2].via.bin.size;
 	if (e->via.array.size <= 3)
 		return 0;
-	if (type == PROTO_TASKS)
+	if (c->type == PROTO_TASKS)
 		return decode_tasks_timeout(c, i, &f[3], t);
 	if ((rv = decode_task_objs(c, i, &f[3], t)) != 0)
 		return rv;
@@ -157,23 +199,11 @@ decode_task(struct dctx *c, uint32_t i, const msgpack_object *e, int type,
 int
 pd_tasks(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 {
-	const msgpack_object *arr;
-	int                   rv;
+	int rv;
 
-	if ((rv = pd_get_array(c, map, "tasks", &arr, 1)) != 0)
-		return rv;
-	m->n_tasks = arr->via.array.size;
-	if (m->n_tasks == 0)
-		return 0;
-	m->tasks = msgpack_zone_malloc(
-	    &c->d->zone, sizeof(struct proto_task) * m->n_tasks);
-	if (m->tasks == NULL)
-		return FERRY_ENOMEM;
-	for (uint32_t i = 0; i < m->n_tasks; i++)
-		if ((rv = decode_task(c, i, &arr->via.array.ptr[i], m->type,
-		         &m->tasks[i])) != 0)
-			return rv;
-	return 0;
+	m->tasks = decode_list(c, map, "tasks", 1, sizeof(struct proto_task),
+	    decode_task, &m->n_tasks, &rv);
+	return rv;
 }
 
 /* An optional array of non-empty strings (locality keys). */
@@ -256,28 +286,29 @@ decode_result_code(struct dctx *c, const char *key, uint32_t i,
 /* Entry i of a results list: [id, code, value | error, attempts?]. */
 static int
 decode_result(struct dctx *c, const char *key, uint32_t i,
-    const msgpack_object *e, struct proto_result *r)
+    const msgpack_object *e, void *out)
 {
+	struct proto_result  *r = out;
 	const msgpack_object *f;
 	int                   rv;
 
-	if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 3)
-		return pd_bad(c, "%s[%u]: expected an array [id, code, value], got %s",
-		    key, i, e->type == MSGPACK_OBJECT_ARRAY ? "a shorter array"
-		                                           : pd_obj_type(e));
+	if ((rv = entry_check(c, key, i, e, "[id, code, value]")) != 0)
+		return rv;
 	f = e->via.array.ptr;
 	if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return pd_bad(c, "%s[%u][0] (id): expected an integer, got %s", key,
-		    i, pd_obj_type(&f[0]));
+		return pd_bad(c,
+		    "%s[%u][0] (id): expected an integer, got %s", key, i,
+		    pd_obj_type(&f[0]));
 	if ((rv = decode_result_code(c, key, i, &f[1], &r->code)) != 0)
 		return rv;
 	if (r->code == 0 && f[2].type != MSGPACK_OBJECT_BIN)
 		return pd_bad(c,
-		    "%s[%u][2] (value): expected bytes holding msgpack, got %s",
+		    "%s[%u][2] (value): expected bytes holding msgpack, "
+		    "got %s",
 		    key, i, pd_obj_type(&f[2]));
 	if (r->code != 0 && f[2].type != MSGPACK_OBJECT_STR)
-		return pd_bad(c, "%s[%u][2] (error): expected a string, got %s",
-		    key, i, pd_obj_type(&f[2]));
+		return pd_bad(c,
+		    "%s[%u][2] (error): expected a string, got %s", key, i, pd_obj_type(&f[2]));
 	r->data     = r->code == 0 ? f[2].via.bin.ptr : f[2].via.str.ptr;
 	r->len      = r->code == 0 ? f[2].via.bin.size : f[2].via.str.size;
 	r->id       = f[0].via.u64;
@@ -287,8 +318,8 @@ decode_result(struct dctx *c, const char *key, uint32_t i,
 	if (f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
 	    f[3].via.u64 > UINT32_MAX)
 		return pd_bad(c,
-		    "%s[%u][3] (attempts): expected an integer, got %s", key, i,
-		    pd_obj_type(&f[3]));
+		    "%s[%u][3] (attempts): expected an integer, got %s",
+		    key, i, pd_obj_type(&f[3]));
 	r->attempts = (uint32_t)f[3].via.u64;
 	return 0;
 }
@@ -297,47 +328,33 @@ int
 pd_results(struct dctx *c, const msgpack_object *map, const char *key,
     struct proto_msg *m, int required)
 {
-	const msgpack_object *arr;
-	int                   rv;
+	int rv;
 
-	if ((rv = pd_get_array(c, map, key, &arr, required)) != 0)
-		return rv;
-	if (arr == NULL || arr->via.array.size == 0)
-		return 0;
-	m->n_results = arr->via.array.size;
-	m->results   = msgpack_zone_malloc(
-            &c->d->zone, sizeof(struct proto_result) * m->n_results);
-	if (m->results == NULL)
-		return FERRY_ENOMEM;
-	for (uint32_t i = 0; i < m->n_results; i++)
-		if ((rv = decode_result(c, key, i, &arr->via.array.ptr[i],
-		         &m->results[i])) != 0)
-			return rv;
+	m->results = decode_list(c, map, key, required,
+	    sizeof(struct proto_result), decode_result, &m->n_results, &rv);
+	return rv;
+}
+
+/* Entry i of a list of ids. */
+static int
+decode_id(struct dctx *c, const char *key, uint32_t i,
+    const msgpack_object *e, void *out)
+{
+	if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return pd_bad(c, "%s[%u]: expected an integer, got %s", key, i,
+		    pd_obj_type(e));
+	*(uint64_t *)out = e->via.u64;
 	return 0;
 }
 
 int
 pd_ids(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 {
-	const msgpack_object *arr;
-	int                   rv;
+	int rv;
 
-	if ((rv = pd_get_array(c, map, "ids", &arr, 1)) != 0)
-		return rv;
-	m->n_ids = arr->via.array.size;
-	if (m->n_ids == 0)
-		return 0;
-	m->ids = msgpack_zone_malloc(&c->d->zone, sizeof(uint64_t) * m->n_ids);
-	if (m->ids == NULL)
-		return FERRY_ENOMEM;
-	for (uint32_t i = 0; i < m->n_ids; i++) {
-		const msgpack_object *e = &arr->via.array.ptr[i];
-		if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-			return pd_bad(c, "ids[%u]: expected an integer, got %s", i,
-			    pd_obj_type(e));
-		m->ids[i] = e->via.u64;
-	}
-	return 0;
+	m->ids = decode_list(c, map, "ids", 1, sizeof(uint64_t), decode_id,
+	    &m->n_ids, &rv);
+	return rv;
 }
 
 /* An array of [uint, uint] pairs under key: n entries into *out, each

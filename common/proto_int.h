@@ -12,7 +12,8 @@
 /* One decode in progress. */
 struct dctx {
 	struct proto_decoder *d;      /* its zone holds what is decoded */
-	const char           *tname;  /* the message type, for errors */
+	int                   type;   /* the message type */
+	const char           *tname;  /* its name, for errors */
 	char                 *err;    /* the caller's error buffer */
 	size_t                errlen;
 	uint64_t              v;      /* the message's protocol version */

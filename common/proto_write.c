@@ -177,14 +177,17 @@ void
 proto_put_cache(struct proto_writer *w, const char *key,
     const struct proto_cache *c)
 {
+	const struct {
+		const char *name;
+		uint64_t    v;
+	} f[] = { { "objects", c->objects }, { "bytes", c->bytes },
+		{ "loads", c->loads }, { "hits", c->hits },
+		{ "evictions", c->evictions }, { "failures", c->failures } };
+
 	proto_put_key(w, key);
 	proto_open_map(w);
-	proto_put_uint(w, "objects", c->objects);
-	proto_put_uint(w, "bytes", c->bytes);
-	proto_put_uint(w, "loads", c->loads);
-	proto_put_uint(w, "hits", c->hits);
-	proto_put_uint(w, "evictions", c->evictions);
-	proto_put_uint(w, "failures", c->failures);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		proto_put_uint(w, f[i].name, f[i].v);
 	proto_end(w);
 }
 
@@ -276,26 +279,32 @@ proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
 
 /* ------------------------------------------------------ messages */
 
-/* The fields every hello starts with: role and the token. */
+/* A hello of role: the fields that role's hello has, in the order its
+ * peer has always written them (protocol.md 3.2, 3.3, 3.3b). */
 static void
-hello_open(struct proto_writer *w, const char *role,
-    const struct proto_hello *h)
+write_hello(struct proto_writer *w, int role, const struct proto_hello *h)
 {
+	static const char *names[] = { [PROTO_ROLE_WORKER] = "worker",
+		[PROTO_ROLE_CLIENT] = "client",
+		[PROTO_ROLE_SUPERVISOR] = "supervisor" };
+
 	proto_open(w, PROTO_HELLO);
-	proto_put_str(w, "role", role);
+	proto_put_str(w, "role", names[role]);
 	if (h->token != NULL && h->token[0] != '\0')
 		proto_put_str(w, "token", h->token);
-}
-
-void
-proto_write_hello_worker(struct proto_writer *w, const struct proto_hello *h)
-{
-	hello_open(w, "worker", h);
+	if (role == PROTO_ROLE_SUPERVISOR)
+		proto_put_uint(w, "supervisor", h->supervisor);
 	proto_put_str(w, "name", h->name);
 	proto_put_str(w, "host", h->host);
-	proto_put_str(w, "group", h->group);
+	if (role != PROTO_ROLE_CLIENT)
+		proto_put_str(w, "group", h->group);
 	proto_put_uint(w, "pid", h->pid);
-	proto_put_uint(w, "session", h->session);
+	if (role != PROTO_ROLE_SUPERVISOR)
+		proto_put_uint(w, "session", h->session);
+	if (role != PROTO_ROLE_WORKER) {
+		proto_end(w);
+		return;
+	}
 	proto_put_uint(w, "slots", h->slots);
 	proto_put_uint(w, "capacity", h->capacity);
 	proto_put_key(w, "functions");
@@ -308,27 +317,22 @@ proto_write_hello_worker(struct proto_writer *w, const struct proto_hello *h)
 }
 
 void
+proto_write_hello_worker(struct proto_writer *w, const struct proto_hello *h)
+{
+	write_hello(w, PROTO_ROLE_WORKER, h);
+}
+
+void
 proto_write_hello_client(struct proto_writer *w, const struct proto_hello *h)
 {
-	hello_open(w, "client", h);
-	proto_put_str(w, "name", h->name);
-	proto_put_str(w, "host", h->host);
-	proto_put_uint(w, "pid", h->pid);
-	proto_put_uint(w, "session", h->session);
-	proto_end(w);
+	write_hello(w, PROTO_ROLE_CLIENT, h);
 }
 
 void
 proto_write_hello_supervisor(struct proto_writer *w,
     const struct proto_hello *h)
 {
-	hello_open(w, "supervisor", h);
-	proto_put_uint(w, "supervisor", h->supervisor);
-	proto_put_str(w, "name", h->name);
-	proto_put_str(w, "host", h->host);
-	proto_put_str(w, "group", h->group);
-	proto_put_uint(w, "pid", h->pid);
-	proto_end(w);
+	write_hello(w, PROTO_ROLE_SUPERVISOR, h);
 }
 
 void

@@ -218,8 +218,9 @@ unpack_args(struct wproc *w, struct wtask *t, msgpack_zone *zone,
 	    msgpack_unpack((const char *)t->args, t->args_len, &off, zone,
 	        args) != MSGPACK_UNPACK_SUCCESS) {
 		util_strlcpy(why, msg, sizeof(why));
-		snprintf(msg, len, "arguments of '%s' are not valid msgpack: %s",
-		    t->name, why);
+		snprintf(msg, len,
+		    "arguments of '%s' are not valid msgpack: %s", t->name,
+		    why);
 		return FERRY_EINVAL;
 	}
 	return 0;

@@ -543,8 +543,8 @@ wp_drain_locked(struct wproc *w)
 	 * that now (credit 0), so the drain need not wait for a heartbeat
 	 * interval */
 	for (int i = 0; i < MAX_REQS; i++)
-		if (w->reqs[i].h.id != 0 && w->reqs[i].h.kind == WREQ_RESULTS &&
-		    w->reqs[i].polls) {
+		if (w->reqs[i].h.id != 0 &&
+		    w->reqs[i].h.kind == WREQ_RESULTS && w->reqs[i].polls) {
 			wp_work_locked(w, 0);
 			break;
 		}

@@ -273,7 +273,8 @@ turn_wait(struct wproc *w, uint64_t *drain_deadline)
 		check_descriptors(w, util_now_ms(), 1);
 	if (pfd[1].revents & POLLIN)
 		drain_start(w, drain_deadline);
-	if ((pfd[0].revents & POLLIN) && read(w->event_fd, &v, sizeof(v)) < 0) {
+	if ((pfd[0].revents & POLLIN) &&
+	    read(w->event_fd, &v, sizeof(v)) < 0) {
 		/* nothing */
 	}
 	if (atomic_exchange(&w->pipe_lost, 0))
@@ -484,6 +485,17 @@ executors_stop(struct wproc *w, int rc)
 	wp_executors_join(w);
 }
 
+/* fn(each of the link's writers): init or fini. */
+static void
+writers(struct wproc *w, void (*fn)(struct proto_writer *))
+{
+	struct proto_writer *all[] = { &w->out, &w->spare, &w->msgw,
+		&w->ev_loaded, &w->ev_evicted };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		fn(all[i]);
+}
+
 /* Free everything; the exit status rc is declared in the slot table. */
 static void
 process_stop(struct wproc *w, int rc)
@@ -502,11 +514,7 @@ process_stop(struct wproc *w, int rc)
 	for (int i = 0; i < 2; i++)
 		if (w->canary[i] >= 0)
 			close(w->canary[i]);
-	proto_writer_fini(&w->out);
-	proto_writer_fini(&w->spare);
-	proto_writer_fini(&w->msgw);
-	proto_writer_fini(&w->ev_loaded);
-	proto_writer_fini(&w->ev_evicted);
+	writers(w, proto_writer_fini);
 	objcache_free(w->cache);
 	wrk_registry_fini(&w->reg);
 	free(w->ret_task);
@@ -535,11 +543,7 @@ wrk_process_run(const struct wrk_options *o)
 	wrk_registry_init(&w.reg);
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.cv, NULL);
-	proto_writer_init(&w.out);
-	proto_writer_init(&w.spare);
-	proto_writer_init(&w.msgw);
-	proto_writer_init(&w.ev_loaded);
-	proto_writer_init(&w.ev_evicted);
+	writers(&w, proto_writer_init);
 	if (gethostname(w.host, sizeof(w.host) - 1) != 0)
 		strcpy(w.host, "localhost");
 	if (o->name != NULL)

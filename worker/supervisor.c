@@ -175,6 +175,16 @@ static void
 child_args(struct sup *s, const struct child *k, struct child_args *a)
 {
 	const struct wrk_options *o = s->o;
+	/* every worker process gets these (the buffers filled below) */
+	const char *const every[][2] = { { "--connect", o->connect },
+		{ "--group", o->group }, { "--name", a->name },
+		{ "--slots", a->slots }, { "--prefetch", a->prefetch },
+		{ "--connect-timeout-ms", a->ctmo },
+		{ "--drain-timeout-ms", a->dtmo },
+		{ "--max-message-size", a->maxmsg },
+		{ "--parent-pid", a->parent },
+		{ "--log-level", log_level_name(log_level_get()) },
+		{ "--supervisor-token", a->token } };
 
 	snprintf(a->slots, sizeof(a->slots), "%d", o->slots);
 	snprintf(a->prefetch, sizeof(a->prefetch), "%d", o->prefetch);
@@ -190,17 +200,8 @@ child_args(struct sup *s, const struct child *k, struct child_args *a)
 	a->argv[0] = "ferry";
 	a->argv[1] = "worker-process";
 	a->n       = 2;
-	arg_add(a, "--connect", o->connect);
-	arg_add(a, "--group", o->group);
-	arg_add(a, "--name", a->name);
-	arg_add(a, "--slots", a->slots);
-	arg_add(a, "--prefetch", a->prefetch);
-	arg_add(a, "--connect-timeout-ms", a->ctmo);
-	arg_add(a, "--drain-timeout-ms", a->dtmo);
-	arg_add(a, "--max-message-size", a->maxmsg);
-	arg_add(a, "--parent-pid", a->parent);
-	arg_add(a, "--log-level", log_level_name(log_level_get()));
-	arg_add(a, "--supervisor-token", a->token);
+	for (size_t i = 0; i < sizeof(every) / sizeof(every[0]); i++)
+		arg_add(a, every[i][0], every[i][1]);
 	if (k->slots != NULL) {
 		snprintf(a->fdnum, sizeof(a->fdnum), "%d", WRK_SLOTS_FD);
 		arg_add(a, "--slot-table-fd", a->fdnum);

@@ -67,34 +67,36 @@ encode_hello(struct proto_writer *w, const struct proto_msg *m)
 		proto_write_hello_worker(w, &h);
 }
 
+/* submit and tasks: each entry as its sender writes it (a submit's with
+ * its locality keys and options, a tasks' with its timeout). */
 static void
-encode_submit(struct proto_writer *w, const struct proto_msg *m)
+encode_tasks(struct proto_writer *w, const struct proto_msg *m)
 {
-	proto_write_submit_begin(w);
+	const char *keys[PROTO_MAX_TASK_OBJS];
+	size_t      lens[PROTO_MAX_TASK_OBJS];
+
+	if (m->type == PROTO_SUBMIT)
+		proto_write_submit_begin(w);
+	else
+		proto_write_tasks_begin(w);
 	for (uint32_t i = 0; i < m->n_tasks; i++) {
 		const struct proto_task *t = &m->tasks[i];
-		const char              *keys[PROTO_MAX_TASK_OBJS];
-		size_t                   lens[PROTO_MAX_TASK_OBJS];
 		for (uint32_t k = 0; k < t->n_objs; k++) {
 			keys[k] = t->objs[k].via.str.ptr;
 			lens[k] = t->objs[k].via.str.size;
 		}
-		proto_write_submit_entry(w, t->id, t->fn, t->fn_len, t->args,
-		    t->args_len, keys, lens, t->n_objs, &t->opts);
+		if (m->type == PROTO_SUBMIT)
+			proto_write_submit_entry(w, t->id, t->fn, t->fn_len,
+			    t->args, t->args_len, keys, lens, t->n_objs,
+			    &t->opts);
+		else
+			proto_write_tasks_entry(w, t->id, t->fn, t->fn_len,
+			    t->args, t->args_len, t->timeout_ms);
 	}
-	proto_write_submit_end(w);
-}
-
-static void
-encode_tasks(struct proto_writer *w, const struct proto_msg *m)
-{
-	proto_write_tasks_begin(w);
-	for (uint32_t i = 0; i < m->n_tasks; i++) {
-		const struct proto_task *t = &m->tasks[i];
-		proto_write_tasks_entry(w, t->id, t->fn, t->fn_len, t->args,
-		    t->args_len, t->timeout_ms);
-	}
-	proto_write_tasks_end(w);
+	if (m->type == PROTO_SUBMIT)
+		proto_write_submit_end(w);
+	else
+		proto_write_tasks_end(w);
 }
 
 static void
@@ -148,7 +150,7 @@ encode(struct proto_writer *w, const struct proto_msg *m)
 	switch (m->type) {
 	case PROTO_HELLO: encode_hello(w, m); return 0;
 	case PROTO_WELCOME: proto_write_welcome(w, &wl); return 0;
-	case PROTO_SUBMIT: encode_submit(w, m); return 0;
+	case PROTO_SUBMIT:
 	case PROTO_TASKS: encode_tasks(w, m); return 0;
 	case PROTO_SUBMITTED:
 		proto_write_submitted(w, m->accepted, results_list(m));
