@@ -1182,6 +1182,80 @@ test_writer_bytes(void **state)
 	    "\x84\xa1v\x01\xa1t\xa7results\xa7results\x90\xa3seq\x00");
 }
 
+/* The hello writers write each role's fields in the order its peer has
+ * always sent them: the same bytes as a hand-built message. */
+static void
+test_writer_hello_bytes(void **state)
+{
+	struct fx         *f      = *state;
+	const char *const  fns[]  = { "add" };
+	struct proto_hello h      = { 0 };
+	char               want[512];
+	size_t             n;
+
+	h.token       = "0123456789abcdef";
+	h.name        = "w-1";
+	h.host        = "node7";
+	h.group       = "gpu";
+	h.pid         = 4242;
+	h.session     = 9;
+	h.supervisor  = 77;
+	h.slots       = 2;
+	h.capacity    = 10;
+	h.functions   = fns;
+	h.n_functions = 1;
+
+	/* worker: role token name host group pid session slots capacity
+	 * functions supervisor */
+	begin(f, PROTO_HELLO, 11);
+	proto_put_str(&f->w, "role", "worker");
+	proto_put_str(&f->w, "token", h.token);
+	proto_put_str(&f->w, "name", h.name);
+	proto_put_str(&f->w, "host", h.host);
+	proto_put_str(&f->w, "group", h.group);
+	proto_put_uint(&f->w, "pid", h.pid);
+	proto_put_uint(&f->w, "session", h.session);
+	proto_put_uint(&f->w, "slots", h.slots);
+	proto_put_uint(&f->w, "capacity", h.capacity);
+	proto_put_key(&f->w, "functions");
+	msgpack_pack_array(&f->w.pk, 1);
+	pk_cstr(f, "add");
+	proto_put_uint(&f->w, "supervisor", h.supervisor);
+	memcpy(want, f->w.buf.data, n = f->w.buf.size);
+	proto_writer_reset(&f->w);
+	proto_write_hello_worker(&f->w, &h);
+	assert_bytes(f, want, n);
+
+	/* client: role token name host pid session */
+	proto_writer_reset(&f->w);
+	begin(f, PROTO_HELLO, 6);
+	proto_put_str(&f->w, "role", "client");
+	proto_put_str(&f->w, "token", h.token);
+	proto_put_str(&f->w, "name", h.name);
+	proto_put_str(&f->w, "host", h.host);
+	proto_put_uint(&f->w, "pid", h.pid);
+	proto_put_uint(&f->w, "session", h.session);
+	memcpy(want, f->w.buf.data, n = f->w.buf.size);
+	proto_writer_reset(&f->w);
+	proto_write_hello_client(&f->w, &h);
+	assert_bytes(f, want, n);
+
+	/* supervisor: role token supervisor name host group pid */
+	proto_writer_reset(&f->w);
+	begin(f, PROTO_HELLO, 7);
+	proto_put_str(&f->w, "role", "supervisor");
+	proto_put_str(&f->w, "token", h.token);
+	proto_put_uint(&f->w, "supervisor", h.supervisor);
+	proto_put_str(&f->w, "name", h.name);
+	proto_put_str(&f->w, "host", h.host);
+	proto_put_str(&f->w, "group", h.group);
+	proto_put_uint(&f->w, "pid", h.pid);
+	memcpy(want, f->w.buf.data, n = f->w.buf.size);
+	proto_writer_reset(&f->w);
+	proto_write_hello_supervisor(&f->w, &h);
+	assert_bytes(f, want, n);
+}
+
 /* A message of type status_reply with n uint fields after "v", "t"
  * ("f0", "f1", ...), decoded: its map must have n + 2 pairs. */
 static void
@@ -2472,6 +2546,7 @@ main(void)
 		T(test_check_formats),
 		T(test_check_messages),
 		T(test_writer_bytes),
+		T(test_writer_hello_bytes),
 		T(test_writer_map_sizes),
 		T(test_writer_nested),
 		T(test_writer_lists),
