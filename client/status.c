@@ -3,6 +3,7 @@
  * struct ferry_status filled from the counter table of
  * common/status_fields.h) and the client's own counters.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,4 +202,25 @@ ferry_client_stats(ferry_client *c, struct ferry_client_stats *st)
 	memcpy(st, &c->stats, sz);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
+}
+
+FERRY_API int
+ferry_default_address(char *buf, size_t len)
+{
+	const char *env = getenv("FERRY_ADDRESS");
+	char        rt[4096];
+	int         n;
+
+	if (buf == NULL || len == 0)
+		return FERRY_EINVAL;
+	if (env != NULL && env[0] != '\0') {
+		if (strlen(env) >= len)
+			return FERRY_ETOOBIG;
+		memcpy(buf, env, strlen(env) + 1);
+		return 0;
+	}
+	if (util_runtime_dir(rt, sizeof(rt)) != 0)
+		return errno == EINVAL ? FERRY_EINVAL : FERRY_ETOOBIG;
+	n = snprintf(buf, len, "ipc://%s/local.sock", rt);
+	return n < 0 || (size_t)n >= len ? FERRY_ETOOBIG : 0;
 }

@@ -26,29 +26,20 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/*
- * The address of your default cluster, the one `ferry submit` dials
- * without -c: $FERRY_ADDRESS, else config/local.yaml's socket in your
- * runtime directory ($FERRY_RUNTIME_DIR, else $XDG_RUNTIME_DIR/ferry,
- * else /tmp/ferry-UID).
- */
+/* The address of your default cluster (ferry_default_address()), or
+ * exit saying why there is none. */
 static const char *
 default_address(void)
 {
 	static char url[4200];
-	const char *env = getenv("FERRY_ADDRESS");
-	const char *own = getenv("FERRY_RUNTIME_DIR");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int         rv = ferry_default_address(url, sizeof(url));
 
-	if (env != NULL && env[0] != '\0')
-		return env;
-	if (own != NULL && own[0] != '\0')
-		snprintf(url, sizeof(url), "ipc://%s/local.sock", own);
-	else if (xdg != NULL && xdg[0] == '/')
-		snprintf(url, sizeof(url), "ipc://%s/ferry/local.sock", xdg);
-	else
-		snprintf(url, sizeof(url), "ipc:///tmp/ferry-%lu/local.sock",
-		    (unsigned long)getuid());
+	if (rv != 0) {
+		fprintf(stderr, "no default address: %s (set FERRY_ADDRESS, or "
+		                "give one)\n",
+		    ferry_strerror(rv));
+		exit(2);
+	}
 	return url;
 }
 

@@ -40,39 +40,38 @@ wake_loop(struct sched *s)
 	}
 }
 
-void
-timer_add(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
+/* Put a timer in the heap; without memory for it, aside (the loop puts
+ * it in later; only when even that is full is it lost).  Returns 0 when
+ * it is in the heap. */
+static int
+timer_push(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
     uint32_t gen)
 {
 	struct timer t = { when, id, fn, gen };
 
-	if (timerheap_push(&s->timers, t) != 0) {
-		/* no memory for the heap: keep it aside, the loop puts it
-		 * in later (only when even that is full is it lost) */
-		if (s->n_spare == TIMER_SPARE) {
-			log_error("out of memory: a timer is lost");
-			return;
-		}
+	if (timerheap_push(&s->timers, t) == 0)
+		return 0;
+	if (s->n_spare == TIMER_SPARE)
+		log_error("out of memory: a timer is lost");
+	else
 		s->spare[s->n_spare++] = t;
+	return -1;
+}
+
+void
+timer_add(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
+    uint32_t gen)
+{
+	/* due before the loop thread would look, or aside: wake it */
+	if (timer_push(s, when, fn, id, gen) != 0 || when < s->sleep_until)
 		wake_loop(s);
-	} else if (when < s->sleep_until) {
-		wake_loop(s); /* due before the loop thread would look */
-	}
 }
 
 void
 timer_add_lazy(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
     uint32_t gen)
 {
-	struct timer t = { when, id, fn, gen };
-
-	if (timerheap_push(&s->timers, t) != 0) {
-		if (s->n_spare == TIMER_SPARE) {
-			log_error("out of memory: a timer is lost");
-			return;
-		}
-		s->spare[s->n_spare++] = t;
-	}
+	(void)timer_push(s, when, fn, id, gen);
 }
 
 /* Put spare timers in the heap, as far as it has room. */

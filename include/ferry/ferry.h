@@ -172,9 +172,20 @@ struct ferry_client_opts {
 	 * FERRY_ECONNECT and errbuf says why ("no scheduler at URL:
 	 * connection refused").  0 (default): for all of
 	 * connect_timeout_ms, so that a client may start before its
-	 * scheduler.  The ferry command uses 250. */
+	 * scheduler.  The ferry command uses 800. */
 	int no_scheduler_ms;
 };
+
+/*
+ * The address of this user's default cluster, the one `ferry submit`
+ * dials without --connect: $FERRY_ADDRESS if set, else the socket of
+ * config/local.yaml in the user's runtime directory,
+ * ipc://RUNTIME/local.sock, RUNTIME being $FERRY_RUNTIME_DIR, else
+ * $XDG_RUNTIME_DIR/ferry, else /tmp/ferry-UID.  Writes it into buf (len
+ * bytes).  Returns 0, FERRY_EINVAL when $FERRY_RUNTIME_DIR is not an
+ * absolute path, or FERRY_ETOOBIG when it does not fit in buf.
+ */
+FERRY_API int ferry_default_address(char *buf, size_t len);
 
 /*
  * Connect to the scheduler at url (an NNG URL such as
