@@ -301,32 +301,16 @@ struct pss_sampler {
 	pthread_t       thread;
 };
 
-/* Pss of one process in kB, from /proc/PID/smaps_rollup. */
-static uint64_t
-pss_kb(pid_t pid)
-{
-	char     path[64], line[256];
-	FILE    *f;
-	uint64_t kb = 0;
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "Pss:", 4) == 0) {
-			kb = strtoull(line + 4, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return kb;
-}
-
 /* One sample: the workers' total PSS, and its peak. */
 static void
 sampler_take(struct pss_sampler *s)
 {
 	uint64_t total = 0;
-	for (int i = 0; i < s->n; i++)
-		total += pss_kb(s->pids[i]);
+	for (int i = 0; i < s->n; i++) {
+		/* Pss of one process in kB (0 once it is gone) */
+		long long kb = util_proc_kib(s->pids[i], "smaps_rollup", "Pss");
+		total += kb > 0 ? (uint64_t)kb : 0;
+	}
 	if (total > s->peak_kb)
 		s->peak_kb = total;
 	s->samples++;

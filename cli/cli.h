@@ -86,12 +86,9 @@ pid_t cli_spawn(const char *const *argv, const char *log_path);
 
 /*
  * A process is known by its pid and its start time, in clock ticks after
- * boot (field 22 of /proc/PID/stat): a pid that was reused by another
- * process has another start time.  cli_pid_stat() reads pid's state
- * letter (R, S, Z, ...) and start time; returns 0, or -1 if there is no
- * such process.
+ * boot (util_proc_stat()'s start): a pid that was reused by another
+ * process has another start time.
  */
-int cli_pid_stat(pid_t pid, char *state, uint64_t *start);
 
 /* Whether pid is alive (not a zombie) and is the process that started
  * at start; start 0 (not known) is never.  Reaps pid if it is our child

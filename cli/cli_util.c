@@ -111,68 +111,32 @@ cli_spawn(const char *const *argv, const char *log_path)
 }
 
 int
-cli_pid_stat(pid_t pid, char *state, uint64_t *start)
-{
-	char               path[64], buf[1024], *p;
-	FILE              *f;
-	size_t             n;
-	unsigned long long v;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "PID (COMM) STATE f4 ... f22 ...": COMM may hold spaces and
-	 * parentheses, so count the fields after its last ')' */
-	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0')
-		return -1;
-	*state = p[2];
-	p += 3;
-	for (int field = 4; field <= 22; field++) {
-		while (*p == ' ')
-			p++;
-		if (field == 22)
-			break;
-		p += strcspn(p, " ");
-	}
-	if (sscanf(p, "%llu", &v) != 1)
-		return -1;
-	*start = v;
-	return 0;
-}
-
-int
 cli_pid_is(pid_t pid, uint64_t start)
 {
-	char     state;
-	uint64_t now;
-	int      st;
+	struct util_proc_stat ps;
+	int                   st;
 
 	if (pid <= 0 || start == 0)
 		return 0;
 	/* reap it if it is our own child that already exited */
 	if (waitpid(pid, &st, WNOHANG) == pid)
 		return 0;
-	return cli_pid_stat(pid, &state, &now) == 0 && now == start &&
-	    state != 'Z' && state != 'X';
+	return util_proc_stat(pid, &ps) == 0 && ps.start == start &&
+	    ps.state != 'Z' && ps.state != 'X';
 }
 
 int
 cli_wait_gone(pid_t pid, int timeout_ms)
 {
-	uint64_t end = util_now_ms() + (uint64_t)timeout_ms, start;
-	char     state;
+	uint64_t              end = util_now_ms() + (uint64_t)timeout_ms;
+	struct util_proc_stat ps;
 
 	/* the process pid is now; once it ends, whatever else gets the
 	 * pid is not it */
-	if (cli_pid_stat(pid, &state, &start) != 0)
+	if (util_proc_stat(pid, &ps) != 0)
 		return 0;
 	for (;;) {
-		if (!cli_pid_is(pid, start))
+		if (!cli_pid_is(pid, ps.start))
 			return 0;
 		if (util_now_ms() >= end)
 			return -1;

@@ -48,7 +48,7 @@ struct remote {
 	char     group[72];
 	char     host[256];
 	pid_t    pid;   /* on that host */
-	uint64_t start; /* its start time there (see cli_pid_stat); 0:
+	uint64_t start; /* its start time there (see util_proc_stat); 0:
 	                 * not recorded */
 	char     boot[BOOT_ID_LEN]; /* that host's boot id then */
 	int      want;  /* worker processes it runs */
@@ -308,9 +308,8 @@ boot_id(char *buf, size_t len)
 static void
 record_start(pid_t pid, uint64_t *start)
 {
-	char state;
-	if (pid <= 0 || cli_pid_stat(pid, &state, start) != 0)
-		*start = 0;
+	struct util_proc_stat ps;
+	*start = util_proc_stat(pid, &ps) == 0 ? ps.start : 0;
 }
 
 /* A process cluster up recorded, that down may signal. */
@@ -331,9 +330,8 @@ struct proc {
 static int
 proc_hold(struct proc *p, pid_t pid, uint64_t start, const char *what)
 {
-	char     state;
-	uint64_t now;
-	int      status;
+	struct util_proc_stat ps;
+	int                   status;
 
 	p->pid   = pid;
 	p->start = start;
@@ -346,8 +344,8 @@ proc_hold(struct proc *p, pid_t pid, uint64_t start, const char *what)
 	 * between, the check would have seen the newcomer) */
 	p->fd = (int)syscall(SYS_pidfd_open, pid, 0);
 #endif
-	if (cli_pid_stat(pid, &state, &now) != 0 || state == 'Z' ||
-	    state == 'X') {
+	if (util_proc_stat(pid, &ps) != 0 || ps.state == 'Z' ||
+	    ps.state == 'X') {
 		/* gone, or ended and not yet reaped by its parent */
 	} else if (start == 0) {
 		fprintf(stderr,
@@ -356,12 +354,12 @@ proc_hold(struct proc *p, pid_t pid, uint64_t start, const char *what)
 		    "from another process that got the pid: not signalled; "
 		    "stop it yourself if it is still Ferry's\n",
 		    what, (int)pid);
-	} else if (now != start) {
+	} else if (ps.start != start) {
 		fprintf(stderr,
 		    "ferry cluster: %s (pid %d) is gone: pid %d now belongs "
 		    "to another process (started at tick %" PRIu64
 		    " after boot, ours at %" PRIu64 "): not signalled\n",
-		    what, (int)pid, (int)pid, now, start);
+		    what, (int)pid, (int)pid, ps.start, start);
 	} else
 		return 1;
 	if (p->fd >= 0)
@@ -416,9 +414,8 @@ proc_wait(const struct proc *p, int timeout_ms)
 static void
 proc_kill_group(const struct proc *p)
 {
-	char     state;
-	uint64_t now;
-	if (cli_pid_stat(p->pid, &state, &now) == 0 && now != p->start)
+	struct util_proc_stat ps;
+	if (util_proc_stat(p->pid, &ps) == 0 && ps.start != p->start)
 		return;
 	kill(-p->pid, SIGKILL);
 }

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -67,6 +68,64 @@ util_errf(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+int
+util_proc_stat(pid_t pid, struct util_proc_stat *st)
+{
+	char               path[64], buf[1024], *p, state;
+	int                fd, ppid, pgid;
+	ssize_t            n;
+	unsigned long long start;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* "PID (COMM) S PPID PGRP ... STARTTIME ...": COMM may hold
+	 * anything, so start after its last ')' (field 3 on) */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %c %d %d", &state, &ppid, &pgid) != 3)
+		return -1;
+	/* from the space before field 3 to the one before field 22 */
+	p++;
+	for (int field = 4; field <= 22; field++)
+		if ((p = strchr(p + 1, ' ')) == NULL)
+			return -1;
+	if (sscanf(p, "%llu", &start) != 1)
+		return -1;
+	st->state = state;
+	st->ppid  = (pid_t)ppid;
+	st->pgid  = (pid_t)pgid;
+	st->start = (uint64_t)start;
+	return 0;
+}
+
+long long
+util_proc_kib(pid_t pid, const char *file, const char *key)
+{
+	char      path[128], line[256];
+	FILE     *f;
+	size_t    klen = strlen(key);
+	long long kib  = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			if (sscanf(line + klen + 1, "%lld", &kib) != 1)
+				kib = -1;
+			break;
+		}
+	fclose(f);
+	return kib;
 }
 
 int

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <nng/nng.h>
 
@@ -64,6 +65,25 @@ uint64_t util_random64(void);
  * does not fit (buf is then "").
  */
 int util_runtime_dir(char *buf, size_t len);
+
+/* What Ferry reads of a process from /proc/PID/stat (proc(5)). */
+struct util_proc_stat {
+	char     state; /* field 3: R, S, D, T, Z (zombie), X (dead), ... */
+	pid_t    ppid;  /* field 4: the parent */
+	pid_t    pgid;  /* field 5: the process group */
+	uint64_t start; /* field 22: start time in clock ticks after boot; a
+	                 * pid reused by another process has another one */
+};
+
+/* Read pid's /proc/PID/stat into *st (the command name may hold spaces
+ * and parentheses: fields are counted after its last ')').  Returns 0, or
+ * -1 (st unchanged) when there is no such process or it does not parse. */
+int util_proc_stat(pid_t pid, struct util_proc_stat *st);
+
+/* The number N of the "key:   N kB" line of /proc/PID/file ("status",
+ * "smaps_rollup"), in KiB; -1 when the process, the file or the line is
+ * not there. */
+long long util_proc_kib(pid_t pid, const char *file, const char *key);
 
 /* ---- u64 -> pointer map (open addressing, linear probing) ---- */
 

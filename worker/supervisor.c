@@ -303,36 +303,6 @@ kill_child(struct child *k, int cause, uint64_t task, const char *fmt, ...)
 }
 
 /*
- * The parent of pid and its process group, from /proc/PID/stat; returns
- * 0, or -1 if it is gone or a zombie (dead, waiting to be reaped).
- */
-static int
-proc_parent(pid_t pid, pid_t *ppid, pid_t *pgid)
-{
-	char    path[64], buf[512], *p, state;
-	int     fd, pp, pg;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* "PID (COMM) S PPID PGRP ...": the command may hold anything,
-	 * so start after its last ')' */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1, " %c %d %d", &state, &pp, &pg) != 3 ||
-	    state == 'Z' || state == 'X')
-		return -1;
-	*ppid = pp;
-	*pgid = pg;
-	return 0;
-}
-
-/*
  * Kill the orphans that came back to us.  The supervisor is a child
  * subreaper: a process a task started whose parent ended (the worker
  * process, or a process between them) becomes its child, even after it
@@ -352,16 +322,18 @@ kill_orphans(struct sup *s)
 	if (d == NULL)
 		return;
 	while ((e = readdir(d)) != NULL) {
-		pid_t pid = (pid_t)atoi(e->d_name), ppid, pgid;
-		int   ours = 0;
-		if (pid <= 0 || proc_parent(pid, &ppid, &pgid) != 0 ||
-		    ppid != self)
+		pid_t                 pid  = (pid_t)atoi(e->d_name);
+		int                   ours = 0;
+		struct util_proc_stat ps;
+		/* a zombie is dead already, waiting to be reaped */
+		if (util_proc_stat(pid, &ps) != 0 || ps.state == 'Z' ||
+		    ps.state == 'X' || ps.ppid != self)
 			continue;
 		for (int i = 0; i < s->n && !ours; i++)
 			ours = s->kids[i].pid == pid;
 		if (ours)
 			continue;
-		if (pgid == pid)
+		if (ps.pgid == pid)
 			kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 		n++;
@@ -409,17 +381,7 @@ check_deadlines(struct sup *s, uint64_t now)
 static long long
 rss_anon(pid_t pid)
 {
-	char      path[64], line[256];
-	FILE     *f;
-	long long kib = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "RssAnon: %lld kB", &kib) == 1)
-			break;
-	fclose(f);
+	long long kib = util_proc_kib(pid, "status", "RssAnon");
 	return kib < 0 ? -1 : kib * 1024;
 }
 

@@ -585,20 +585,14 @@ h_worker_pids(ferry_client *c, pid_t *out, int max)
 int
 h_alive(pid_t pid)
 {
-	char  path[64], state = 0;
-	FILE *f;
-	int   st;
+	struct util_proc_stat ps;
+	int                   st;
 	if (pid <= 0)
 		return 0;
 	if (waitpid(pid, &st, WNOHANG) == pid)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	if (fscanf(f, "%*d %*s %c", &state) != 1)
-		state = 0;
-	fclose(f);
-	return state != 0 && state != 'Z' && state != 'X';
+	return util_proc_stat(pid, &ps) == 0 && ps.state != 'Z' &&
+	    ps.state != 'X';
 }
 
 static int

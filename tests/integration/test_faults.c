@@ -73,37 +73,16 @@ struct driver {
 static pid_t
 parent_of(pid_t pid)
 {
-	char  path[64], buf[512], *p;
-	int   fd;
-	ssize_t n;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if ((p = strrchr(buf, ')')) == NULL)
-		return -1;
-	/* ") S PPID" */
-	return (pid_t)strtol(p + 4, NULL, 10);
+	struct util_proc_stat ps;
+	return util_proc_stat(pid, &ps) == 0 ? ps.ppid : -1;
 }
 
+/* The resident memory of pid in KiB, 0 if unknown. */
 static uint64_t
 rss_kib(pid_t pid)
 {
-	char  path[64], line[256];
-	FILE *f;
-	uint64_t v = 0;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %" SCNu64, &v) == 1)
-			break;
-	fclose(f);
-	return v;
+	long long kib = util_proc_kib(pid, "status", "VmRSS");
+	return kib > 0 ? (uint64_t)kib : 0;
 }
 
 /*

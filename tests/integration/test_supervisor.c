@@ -118,20 +118,11 @@ children_of(pid_t ppid, pid_t *out, int max)
 	if (d == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL && n < max) {
-		char  path[300];
-		FILE *f;
-		int   pid, pp;
-		char  st;
-		if ((pid = atoi(e->d_name)) <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		/* the command name may hold spaces: skip to its ')' */
-		if (fscanf(f, "%*d (%*[^)]) %c %d", &st, &pp) == 2 &&
-		    pp == (int)ppid && st != 'Z')
+		pid_t                 pid = (pid_t)atoi(e->d_name);
+		struct util_proc_stat ps;
+		if (util_proc_stat(pid, &ps) == 0 && ps.ppid == ppid &&
+		    ps.state != 'Z')
 			out[n++] = pid;
-		fclose(f);
 	}
 	closedir(d);
 	return n;

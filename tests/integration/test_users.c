@@ -34,6 +34,7 @@
 
 #include "ferry/ferry.h"
 #include "harness.h"
+#include "util.h"
 
 extern char **environ;
 
@@ -115,26 +116,9 @@ teardown(void **state)
 static uint64_t
 start_time(pid_t pid)
 {
-	char               path[64], buf[1024], *p;
-	FILE              *f;
-	size_t             n;
-	unsigned long long v = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	assert_non_null(p);
-	p += 2; /* field 3 */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		assert_non_null(p);
-		p++;
-	}
-	assert_int_equal(sscanf(p, "%llu", &v), 1);
-	return v;
+	struct util_proc_stat ps;
+	assert_int_equal(util_proc_stat(pid, &ps), 0);
+	return ps.start;
 }
 
 static void

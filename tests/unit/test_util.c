@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -915,6 +918,52 @@ test_token(void **state)
 	assert_string_equal(tok, "");
 }
 
+/* /proc/PID/stat read right even when the command name holds spaces and
+ * parentheses; a zombie shows as 'Z', a reaped process not at all; and a
+ * "Key: N kB" line of /proc/PID/status matches its whole key only. */
+static void
+test_proc_stat(void **state)
+{
+	struct util_proc_stat ps, self;
+	int                   fds[2];
+	char                  c;
+	pid_t                 kid;
+	(void)state;
+
+	assert_int_equal(pipe(fds), 0);
+	if ((kid = fork()) == 0) {
+		prctl(PR_SET_NAME, "a) 9 (8 7", 0, 0, 0);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	assert_true(kid > 0);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	assert_int_equal(util_proc_stat(getpid(), &self), 0);
+	assert_int_equal(util_proc_stat(kid, &ps), 0);
+	assert_true(ps.state == 'S' || ps.state == 'R');
+	assert_int_equal(ps.ppid, getpid());
+	assert_int_equal(ps.pgid, getpgrp());
+	assert_true(ps.start >= self.start);
+	assert_true(util_proc_kib(getpid(), "status", "VmRSS") > 0);
+	assert_int_equal(util_proc_kib(getpid(), "status", "VmRS"), -1);
+	assert_int_equal(util_proc_kib(getpid(), "no-such-file", "VmRSS"), -1);
+
+	kill(kid, SIGKILL);
+	for (int i = 0; i < 1000 && ps.state != 'Z'; i++) {
+		usleep(10000);
+		assert_int_equal(util_proc_stat(kid, &ps), 0);
+	}
+	assert_int_equal(ps.state, 'Z');
+	assert_int_equal(waitpid(kid, NULL, 0), kid);
+	assert_int_equal(util_proc_stat(kid, &ps), -1);
+	assert_int_equal(util_proc_kib(kid, "status", "VmRSS"), -1);
+	assert_int_equal(util_proc_stat(0, &ps), -1);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int
 main(void)
 {
@@ -936,6 +985,7 @@ main(void)
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_nng_err),
 		cmocka_unit_test(test_strlcpy_clock_random),
+		cmocka_unit_test(test_proc_stat),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
