@@ -273,6 +273,55 @@ h_run(const char *const *args, int timeout_ms, char **out, char **err)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Whether each of the strings in has (up to n, ending at a NULL) is in
+ * text; the first that is not, else NULL. */
+static const char *
+lacks(const char *text, const char *const *has, size_t n)
+{
+	for (size_t i = 0; i < n && has[i] != NULL; i++)
+		if (strstr(text, has[i]) == NULL)
+			return has[i];
+	return NULL;
+}
+
+void
+h_run_want(
+    const char *const *args, int timeout_ms, const struct h_want *want)
+{
+	char        *out = NULL, *err = NULL, cmd[512] = "ferry", why[256];
+	const char  *miss;
+	const size_t n_out = sizeof(want->out_has) / sizeof(want->out_has[0]);
+	const size_t n_err = sizeof(want->err_has) / sizeof(want->err_has[0]);
+	size_t       len   = strlen(cmd);
+	int          rc    = h_run(args, timeout_ms, &out, &err);
+
+	if (want->rc == H_RC_FAILED ? rc == 0 : rc != want->rc)
+		snprintf(why, sizeof(why), "exit %d%s, wanted %s%d", rc,
+		    rc == -1 ? " (timed out)" : "",
+		    want->rc == H_RC_FAILED ? "not " : "",
+		    want->rc == H_RC_FAILED ? 0 : want->rc);
+	else if (want->out_is != NULL && strcmp(out, want->out_is) != 0)
+		snprintf(why, sizeof(why), "stdout is not \"%s\"",
+		    want->out_is);
+	else if ((miss = lacks(out, want->out_has, n_out)) != NULL)
+		snprintf(why, sizeof(why), "stdout lacks \"%s\"", miss);
+	else if ((miss = lacks(err, want->err_has, n_err)) != NULL)
+		snprintf(why, sizeof(why), "stderr lacks \"%s\"", miss);
+	else {
+		free(out);
+		free(err);
+		return;
+	}
+	for (int i = 0; args[i] != NULL && len < sizeof(cmd); i++)
+		len += (size_t)snprintf(
+		    cmd + len, sizeof(cmd) - len, " %s", args[i]);
+	fprintf(stderr, "%s: %s\n--- stdout:\n%s--- stderr:\n%s", cmd, why,
+	    out, err);
+	free(out);
+	free(err);
+	fail_msg("%s: %s", cmd, why);
+}
+
 pid_t
 h_start_scheduler(const char *logname, const char *const *args)
 {

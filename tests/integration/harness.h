@@ -55,6 +55,26 @@ pid_t h_start(const char *logname, const char *const *args);
  * timeout (the process is killed). */
 int h_run(const char *const *args, int timeout_ms, char **out, char **err);
 
+/* What h_run_want expects of a run: the exit status rc (H_RC_FAILED:
+ * anything but 0); stdout equal to out_is (NULL: anything) and holding
+ * each of out_has; stderr holding each of err_has (the lists end at the
+ * first NULL). */
+struct h_want {
+	int         rc;
+	const char *out_is;
+	const char *out_has[4];
+	const char *err_has[4];
+};
+
+/* h_want's rc for "did not succeed": any exit status but 0, a signal or
+ * the timeout. */
+#define H_RC_FAILED (-1000)
+
+/* h_run args and fail the test, showing what the run printed, unless it
+ * ended as want says. */
+void h_run_want(
+    const char *const *args, int timeout_ms, const struct h_want *want);
+
 /* A cmocka teardown: h_cleanup(). */
 int h_teardown(void **state);
 

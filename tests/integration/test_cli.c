@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,14 +19,7 @@
 #include "ferry/ferry.h"
 #include "harness.h"
 #include "status_fields.h"
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	h_cleanup();
-	return 0;
-}
+#include "util.h"
 
 /* Write a cluster file into the test directory; returns its path. */
 static char *
@@ -35,11 +27,8 @@ write_cluster(const char *name, const char *tcp, const char *ipc,
     int processes, const char *extra_group_yaml)
 {
 	static char path[512];
-	FILE       *f;
 	snprintf(path, sizeof(path), "%s/%s.yaml", h_dir(), name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f,
+	h_write_file(path, 0644,
 	    "cluster:\n"
 	    "  name: %s\n"
 	    "  state_dir: %s/state-%s\n"
@@ -58,7 +47,6 @@ write_cluster(const char *name, const char *tcp, const char *ipc,
 	    "%s",
 	    name, h_dir(), name, tcp, ipc, ipc, processes,
 	    extra_group_yaml ? extra_group_yaml : "");
-	fclose(f);
 	return path;
 }
 
@@ -98,13 +86,13 @@ pids_mentioning(const char *needle, pid_t *out, int max)
 static void
 test_cluster_up_down(void **state)
 {
-	char          tcp[128], ipc[128], *out = NULL, *err = NULL, *path;
+	char          tcp[128], ipc[128], *path;
 	char          sock[128];
 	const char   *up[]     = { "cluster", "up", "-f", NULL, NULL };
 	const char   *down[]   = { "cluster", "down", "-f", NULL, NULL };
 	const char   *status[] = { "cluster", "status", "-f", NULL, NULL };
 	pid_t         before[64], wpids[8], after[64];
-	int           nb, nw, rc;
+	int           nb, nw;
 	ferry_client *c;
 	(void)state;
 
@@ -115,14 +103,8 @@ test_cluster_up_down(void **state)
 	down[3]   = path;
 	status[3] = path;
 
-	rc = h_run(up, 60000, &out, &err);
-	if (rc != 0)
-		fprintf(stderr, "up: %s%s", out, err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(out, "is up"));
-	assert_non_null(strstr(out, "2 worker process(es)"));
-	free(out);
-	free(err);
+	h_run_want(up, 60000,
+	    &(struct h_want){ .out_has = { "is up", "2 worker process(es)" } });
 
 	/* the scheduler and the supervisor mention the file; the worker
 	 * processes are the ones the scheduler lists */
@@ -134,25 +116,14 @@ test_cluster_up_down(void **state)
 	assert_int_equal(nw, 2);
 	ferry_client_close(c);
 
-	rc = h_run(status, 20000, &out, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(out, "scheduler pid"));
-	assert_non_null(strstr(out, "2 process(es)"));
-	free(out);
-	free(err);
+	h_run_want(status, 20000,
+	    &(struct h_want){ .out_has = { "scheduler pid", "2 process(es)" } });
 
 	/* a second up refuses: it is already up */
-	rc = h_run(up, 20000, &out, &err);
-	assert_int_not_equal(rc, 0);
-	assert_non_null(strstr(err, "already up"));
-	free(out);
-	free(err);
+	h_run_want(up, 20000,
+	    &(struct h_want){ .rc = H_RC_FAILED, .err_has = { "already up" } });
 
-	rc = h_run(down, 60000, &out, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(out, "is down"));
-	free(out);
-	free(err);
+	h_run_want(down, 60000, &(struct h_want){ .out_has = { "is down" } });
 
 	for (int i = 0; i < nb; i++)
 		assert_false(h_alive(before[i]));
@@ -161,19 +132,15 @@ test_cluster_up_down(void **state)
 	assert_int_equal(pids_mentioning(path, after, 64), 0);
 
 	/* down again is harmless */
-	rc = h_run(down, 20000, &out, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(out, "not up"));
-	free(out);
-	free(err);
+	h_run_want(down, 20000, &(struct h_want){ .out_has = { "not up" } });
 }
 
 /* ferry submit prints results, and fails clearly on unknown functions. */
 static void
 test_submit(void **state)
 {
-	char        url[128], *out = NULL, *err = NULL;
-	const char *add[]  = { "submit", "-c", NULL, "add", "2", "3", NULL };
+	char        url[128];
+	const char *add[] = { "submit", "-c", NULL, "add", "2", "3", NULL };
 	const char *echo[] = { "submit", "-c", NULL, "--args",
 		"{\"k\": [1, \"two\", null]}", "echo", NULL };
 	const char *unk[]  = { "submit", "-c", NULL, "no_such_fn", "1", NULL };
@@ -194,58 +161,28 @@ test_submit(void **state)
 		{ "-5x", 2 },
 		{ "12abc", 2 },
 	};
-	int         rc;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "submit");
-	h_scheduler(url, NULL);
-	h_workers(url, 1, NULL);
-	{
-		ferry_client *c = h_connect(url);
-		assert_non_null(c);
-		assert_int_equal(h_wait_workers(c, 1, 10000), 0);
-		ferry_client_close(c);
-	}
+	ferry_client_close(h_cluster(url, NULL, 1, NULL));
 	add[2] = echo[2] = unk[2] = fail[2] = badj[2] = words[2] = url;
 
-	rc = h_run(add, 20000, &out, &err);
-	assert_int_equal(rc, 0);
-	assert_string_equal(out, "5\n");
-	free(out);
-	free(err);
-
-	rc = h_run(echo, 20000, &out, &err);
-	assert_int_equal(rc, 0);
-	assert_string_equal(out, "{\"k\":[1,\"two\",null]}\n");
-	free(out);
-	free(err);
-
-	rc = h_run(unk, 20000, &out, &err);
-	assert_int_not_equal(rc, 0);
-	assert_string_equal(out, "");
-	assert_non_null(strstr(err, "unknown function 'no_such_fn'"));
-	free(out);
-	free(err);
-
-	rc = h_run(fail, 20000, &out, &err);
-	assert_int_equal(rc, 1);
-	assert_non_null(strstr(err, "boom"));
-	free(out);
-	free(err);
-
-	rc = h_run(badj, 20000, &out, &err);
-	assert_int_equal(rc, 2);
-	assert_non_null(strstr(err, "--args"));
-	free(out);
-	free(err);
+	h_run_want(add, 20000, &(struct h_want){ .out_is = "5\n" });
+	h_run_want(echo, 20000,
+	    &(struct h_want){ .out_is = "{\"k\":[1,\"two\",null]}\n" });
+	h_run_want(unk, 20000,
+	    &(struct h_want){ .rc = H_RC_FAILED,
+	        .out_is           = "",
+	        .err_has          = { "unknown function 'no_such_fn'" } });
+	h_run_want(fail, 20000, &(struct h_want){ .rc = 1, .err_has = { "boom" } });
+	h_run_want(
+	    badj, 20000, &(struct h_want){ .rc = 2, .err_has = { "--args" } });
 
 	/* plain words stay strings, JSON is JSON ... */
-	rc = h_run(words, 20000, &out, &err);
-	assert_int_equal(rc, 0);
-	assert_string_equal(out, "[\"hello\",\"true-ish\",-3,[1,2],"
-	                         "\"x y\",\"-v\",true,\"2024-01-01\"]\n");
-	free(out);
-	free(err);
+	h_run_want(words, 20000,
+	    &(struct h_want){ .out_is = "[\"hello\",\"true-ish\",-3,[1,2],"
+	                                "\"x y\",\"-v\",true,"
+	                                "\"2024-01-01\"]\n" });
 
 	/* ... and an ARG that starts like JSON but is not is an error
 	 * naming it and the offset, nothing is sent */
@@ -253,23 +190,14 @@ test_submit(void **state)
 		const char *argv_[] = { "submit", "-c", url, "echo", "ok",
 			bad_args[i].arg, NULL };
 		char        want[64];
-		rc = h_run(argv_, 20000, &out, &err);
-		if (rc != 2 || strstr(err, "argument 2") == NULL ||
-		    strstr(err, bad_args[i].arg) == NULL)
-			fail_msg("submit echo ok %s: exit %d, said: %s%s",
-			    bad_args[i].arg, rc, out, err);
 		snprintf(want, sizeof(want), "offset %d:", bad_args[i].offset);
-		if (strstr(err, want) == NULL)
-			fail_msg("submit echo ok %s: no '%s' in: %s",
-			    bad_args[i].arg, want, err);
-		assert_string_equal(out, "");
-		free(out);
-		free(err);
+		h_run_want(argv_, 20000,
+		    &(struct h_want){ .rc = 2,
+		        .out_is           = "",
+		        .err_has = { "argument 2", bad_args[i].arg, want } });
 	}
 }
 
-/* Invalid cluster files: a clear file:line:column error, exit non-zero,
- * and nothing started. */
 /* A bad cluster file's cluster came up after all: take it down before the
  * test fails, so no process outlives it. */
 static void
@@ -282,22 +210,40 @@ bad_cluster_down(const char *path)
 	free(err);
 }
 
+/* cluster up -f path refuses the file: exit non-zero, stderr holding say
+ * and also (if not NULL), and no process mentioning the file left. */
+static void
+up_refused(const char *path, const char *say, const char *also)
+{
+	const char *up[] = { "cluster", "up", "-f", path, NULL };
+	char       *out = NULL, *err = NULL, why[4096];
+	pid_t       left[4];
+	int         rc = h_run(up, 20000, &out, &err), ok;
+
+	if (rc == 0)
+		bad_cluster_down(path); /* never leave it running */
+	ok = rc != 0 && strstr(err, say) != NULL &&
+	    (also == NULL || strstr(err, also) != NULL);
+	snprintf(why, sizeof(why), "cluster up: exit %d, said: %s", rc, err);
+	free(out);
+	free(err);
+	if (!ok)
+		fail_msg("%s", why);
+	assert_int_equal(pids_mentioning(path, left, 4), 0);
+}
+
+/* Invalid cluster files: a clear file:line:column error, exit non-zero,
+ * and nothing started. */
 static void
 test_bad_cluster_file(void **state)
 {
-	char        path[512], statedir[512], tcp[128], *out = NULL,
-	            *err = NULL;
-	const char *up[] = { "cluster", "up", "-f", path, NULL };
-	FILE       *f;
-	int         rc;
+	char        path[512], statedir[512], tcp[128];
 	struct stat st;
 	(void)state;
 
 	snprintf(path, sizeof(path), "%s/bad.yaml", h_dir());
 	snprintf(statedir, sizeof(statedir), "%s/state-bad", h_dir());
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f,
+	h_write_file(path, 0644,
 	    "cluster:\n"
 	    "  name: bad\n"
 	    "  state_dir: %s\n"
@@ -308,21 +254,11 @@ test_bad_cluster_file(void **state)
 	    "  - name: main\n"
 	    "    libraries: [ferry_examples]\n",
 	    statedir, h_dir());
-	fclose(f);
-	rc = h_run(up, 20000, &out, &err);
-	if (rc == 0)
-		bad_cluster_down(path); /* never leave it running */
-	assert_int_not_equal(rc, 0);
-	assert_non_null(strstr(err, "bad.yaml:6:"));
-	assert_non_null(strstr(err, "heartbeat_timeout"));
+	up_refused(path, "bad.yaml:6:", "heartbeat_timeout");
 	assert_int_not_equal(stat(statedir, &st), 0); /* nothing started */
-	free(out);
-	free(err);
 
 	/* a library that does not exist is caught before anything starts */
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f,
+	h_write_file(path, 0644,
 	    "cluster:\n"
 	    "  name: bad\n"
 	    "  state_dir: %s\n"
@@ -332,22 +268,13 @@ test_bad_cluster_file(void **state)
 	    "  - name: main\n"
 	    "    libraries: [no_such_library]\n",
 	    statedir, h_dir());
-	fclose(f);
-	rc = h_run(up, 20000, &out, &err);
-	if (rc == 0)
-		bad_cluster_down(path); /* never leave it running */
-	assert_int_not_equal(rc, 0);
-	assert_non_null(strstr(err, "no_such_library"));
+	up_refused(path, "no_such_library", NULL);
 	assert_int_not_equal(stat(statedir, &st), 0);
-	free(out);
-	free(err);
 
 	/* a TLS address with no CA to check the scheduler: said before
 	 * waiting, and nothing is left running */
 	h_tcp_url(tcp, sizeof(tcp)); /* tcp://127.0.0.1:PORT */
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f,
+	h_write_file(path, 0644,
 	    "cluster:\n"
 	    "  name: bad\n"
 	    "  state_dir: %s\n"
@@ -360,25 +287,11 @@ test_bad_cluster_file(void **state)
 	    "  - name: main\n"
 	    "    libraries: [ferry_examples]\n",
 	    statedir, tcp, h_dir());
-	fclose(f);
-	rc = h_run(up, 20000, &out, &err);
-	if (rc == 0)
-		bad_cluster_down(path); /* never leave it running */
-	assert_int_not_equal(rc, 0);
-	if (strstr(err, "give the CA") == NULL)
-		fail_msg("cluster up said: %s", err);
-	{
-		pid_t left[4];
-		assert_int_equal(pids_mentioning(path, left, 4), 0);
-	}
-	free(out);
-	free(err);
+	up_refused(path, "give the CA", NULL);
 
 	/* a scheduler that cannot start (it cannot listen there) is
 	 * reported at once with its log, and nothing is left running */
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f,
+	h_write_file(path, 0644,
 	    "cluster:\n"
 	    "  name: bad\n"
 	    "  state_dir: %s\n"
@@ -388,20 +301,7 @@ test_bad_cluster_file(void **state)
 	    "  - name: main\n"
 	    "    libraries: [ferry_examples]\n",
 	    statedir, h_dir());
-	fclose(f);
-	rc = h_run(up, 20000, &out, &err);
-	if (rc == 0)
-		bad_cluster_down(path); /* never leave it running */
-	assert_int_not_equal(rc, 0);
-	if (strstr(err, "the scheduler exited at start") == NULL ||
-	    strstr(err, "no-such-dir") == NULL)
-		fail_msg("cluster up said: %s", err);
-	{
-		pid_t left[4];
-		assert_int_equal(pids_mentioning(path, left, 4), 0);
-	}
-	free(out);
-	free(err);
+	up_refused(path, "the scheduler exited at start", "no-such-dir");
 }
 
 /* Every command answers --help with its usage and exits 0. */
@@ -417,42 +317,19 @@ test_help(void **state)
 		{ "status", "--help", NULL },
 		{ "bench", "--help", NULL },
 	};
+	static const char *wh[]  = { "worker", "--help", NULL };
+	static const char *bad[] = { "frobnicate", NULL };
 	(void)state;
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		char *out = NULL, *err = NULL;
-		int   rc  = h_run(cmds[i], 10000, &out, &err);
-		assert_int_equal(rc, 0);
-		assert_non_null(strstr(out, "usage: ferry"));
-		free(out);
-		free(err);
-	}
-	{
-		/* the prefetch default it states is the one it uses (and
-		 * docs/configuration.md gives): 1024, not 64 */
-		const char *wh[] = { "worker", "--help", NULL };
-		char       *out = NULL, *err = NULL;
-		assert_int_equal(h_run(wh, 10000, &out, &err), 0);
-		if (strstr(out, "running ones (default 1024)") == NULL)
-			fail_msg("worker --help says:\n%s", out);
-		free(out);
-		free(err);
-	}
-	{
-		const char *bad[] = { "frobnicate", NULL };
-		char       *out = NULL, *err = NULL;
-		assert_int_equal(h_run(bad, 10000, &out, &err), 2);
-		assert_non_null(strstr(err, "unknown command 'frobnicate'"));
-		free(out);
-		free(err);
-	}
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		h_run_want(cmds[i], 10000,
+		    &(struct h_want){ .out_has = { "usage: ferry" } });
+	/* the prefetch default it states is the one it uses (and
+	 * docs/configuration.md gives): 1024, not 64 */
+	h_run_want(wh, 10000,
+	    &(struct h_want){ .out_has = { "running ones (default 1024)" } });
+	h_run_want(bad, 10000,
+	    &(struct h_want){
+	        .rc = 2, .err_has = { "unknown command 'frobnicate'" } });
 }
 
 /* submit and status where no scheduler listens (an ipc path nothing
@@ -475,9 +352,9 @@ test_no_scheduler(void **state)
 		};
 		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 			char    *out = NULL, *err = NULL, want[512];
-			uint64_t t0  = now_ms(), took;
+			uint64_t t0  = util_now_ms(), took;
 			int      rc  = h_run(cmds[i], 20000, &out, &err);
-			took         = now_ms() - t0;
+			took         = util_now_ms() - t0;
 			snprintf(want, sizeof(want),
 			    "ferry %s: no scheduler at %s: connection refused\n",
 			    cmds[i][0], urls[u]);
@@ -498,15 +375,9 @@ test_no_scheduler(void **state)
 	{
 		const char *cmds[][3] = { { "submit", "--help", NULL },
 			{ "status", "--help", NULL } };
-		for (int i = 0; i < 2; i++) {
-			char *out = NULL, *err = NULL;
-			assert_int_equal(h_run(cmds[i], 10000, &out, &err), 0);
-			if (strstr(out, "3 if no scheduler") == NULL)
-				fail_msg("%s --help says:\n%s", cmds[i][0],
-				    out);
-			free(out);
-			free(err);
-		}
+		for (int i = 0; i < 2; i++)
+			h_run_want(cmds[i], 10000,
+			    &(struct h_want){ .out_has = { "3 if no scheduler" } });
 	}
 }
 
@@ -519,26 +390,14 @@ test_status(void **state)
 	const char *stj[] = { "status", "-c", NULL, "--json", NULL };
 	(void)state;
 	h_ipc_url(url, sizeof(url), "status");
-	h_scheduler(url, NULL);
-	h_workers(url, 2, NULL);
-	{
-		ferry_client *c = h_connect(url);
-		assert_non_null(c);
-		assert_int_equal(h_wait_workers(c, 2, 10000), 0);
-		ferry_client_close(c);
-	}
+	ferry_client_close(h_cluster(url, NULL, 2, NULL));
 	st[2] = stj[2] = url;
-	assert_int_equal(h_run(st, 10000, &out, &err), 0);
-	assert_non_null(strstr(out, "2 process(es), 2 slot(s)"));
-	assert_non_null(strstr(out, "0 queued"));
-	assert_non_null(strstr(out, "WORKER"));
-	free(out);
-	free(err);
-	assert_int_equal(h_run(stj, 10000, &out, &err), 0);
-	assert_non_null(strstr(out, "\"workers\":2"));
-	assert_non_null(strstr(out, "\"worker_list\":["));
-	free(out);
-	free(err);
+	h_run_want(st, 10000,
+	    &(struct h_want){ .out_has = { "2 process(es), 2 slot(s)",
+	                          "0 queued", "WORKER" } });
+	h_run_want(stj, 10000,
+	    &(struct h_want){
+	        .out_has = { "\"workers\":2", "\"worker_list\":[" } });
 	{
 		/* --counters: the counter table's view, one line per row
 		 * (name, kind, value, meaning) */
@@ -567,10 +426,8 @@ test_status(void **state)
 		assert_non_null(strstr(out, " 2  Registered workers\n"));
 		free(out);
 		free(err);
-		assert_int_equal(h_run(both, 10000, &out, &err), 2);
-		assert_non_null(strstr(err, "not both"));
-		free(out);
-		free(err);
+		h_run_want(
+		    both, 10000, &(struct h_want){ .rc = 2, .err_has = { "not both" } });
 	}
 }
 
@@ -578,20 +435,13 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_help, teardown),
-		cmocka_unit_test_teardown(test_submit, teardown),
-		cmocka_unit_test_teardown(test_status, teardown),
-		cmocka_unit_test_teardown(test_no_scheduler, teardown),
-		cmocka_unit_test_teardown(test_bad_cluster_file, teardown),
-		cmocka_unit_test_teardown(test_cluster_up_down, teardown),
+		cmocka_unit_test_teardown(test_help, h_teardown),
+		cmocka_unit_test_teardown(test_submit, h_teardown),
+		cmocka_unit_test_teardown(test_status, h_teardown),
+		cmocka_unit_test_teardown(test_no_scheduler, h_teardown),
+		cmocka_unit_test_teardown(test_bad_cluster_file, h_teardown),
+		cmocka_unit_test_teardown(test_cluster_up_down, h_teardown),
 	};
-	int rc;
 	h_init(argc, argv);
-	/* FERRY_TEST_FILTER=test_status (a glob) runs only those tests */
-	if (getenv("FERRY_TEST_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (rc != 0)
-		h_dump_logs();
-	return rc;
+	return H_RUN_TESTS(tests, NULL);
 }

@@ -37,26 +37,11 @@
 #include "ferry/ferry.h"
 #include "harness.h"
 #include "proto.h"
+#include "util.h"
 
 extern char **environ;
 
 static char self_exe[4096];
-
-static uint64_t
-ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	h_cleanup();
-	return 0;
-}
 
 static struct ferry_client_stats
 stats_of(ferry_client *c)
@@ -68,41 +53,50 @@ stats_of(ferry_client *c)
 	return st;
 }
 
-/* Pack [a] or [a, b] (b >= 0) into buf (>= 24 bytes). */
-static size_t
-pack2(uint8_t *buf, uint64_t a, long b)
+/* Wait up to timeout_ms until the client holds no task the scheduler has
+ * not accepted; returns how many it still holds (0 unless it timed out). */
+static uint64_t
+wait_sent(ferry_client *c, int timeout_ms)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer  pk;
-	size_t          len;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, b >= 0 ? 2 : 1);
-	msgpack_pack_uint64(&pk, a);
-	if (b >= 0)
-		msgpack_pack_uint64(&pk, (uint64_t)b);
-	assert_true(sb.size <= 24);
-	memcpy(buf, sb.data, sb.size);
-	len = sb.size;
-	msgpack_sbuffer_destroy(&sb);
-	return len;
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
+	while (stats_of(c).unsent > 0 && util_now_ms() < end)
+		usleep(5000);
+	return stats_of(c).unsent;
 }
 
-/* Connect with options; NULL on failure (printed). */
+/* The offset of a counter in struct ferry_client_stats. */
+#define STAT(field) offsetof(struct ferry_client_stats, field)
+
+/* Wait up to timeout_ms until the client counter at off (STAT(field)) is
+ * at least min; returns its value then. */
+static uint64_t
+wait_stat_min(ferry_client *c, size_t off, uint64_t min, int timeout_ms)
+{
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms, v;
+	for (;;) {
+		struct ferry_client_stats st = stats_of(c);
+		memcpy(&v, (const char *)&st + off, sizeof(v));
+		if (v >= min || util_now_ms() >= end)
+			return v;
+		usleep(5000);
+	}
+}
+
+/* Connect with the options in want (NULL: none; size is filled in, and
+ * a connect timeout of 10 s unless it says otherwise); NULL on failure
+ * (printed). */
 static ferry_client *
-connect_opts(const char *url, int on_full, size_t max_unsent,
-    int submit_timeout_ms, uint64_t session)
+connect_opts(const char *url, const struct ferry_client_opts *want)
 {
 	struct ferry_client_opts o;
 	ferry_client            *c = NULL;
 	int                      rv;
 	memset(&o, 0, sizeof(o));
-	o.size               = sizeof(o);
-	o.connect_timeout_ms = 10000;
-	o.on_full            = on_full;
-	o.max_unsent         = max_unsent;
-	o.submit_timeout_ms  = submit_timeout_ms;
-	o.session            = session;
+	if (want != NULL)
+		o = *want;
+	o.size = sizeof(o);
+	if (o.connect_timeout_ms == 0)
+		o.connect_timeout_ms = 10000;
 	if ((rv = ferry_client_connect_opts(&c, url, &o)) != 0) {
 		fprintf(stderr, "connect %s: %s\n", url, ferry_strerror(rv));
 		return NULL;
@@ -110,21 +104,25 @@ connect_opts(const char *url, int on_full, size_t max_unsent,
 	return c;
 }
 
-/* Map square over [first, first+n) with an optional per-task delay. */
+/* Options for connect_opts, e.g. OPTS(.on_full = FERRY_FULL_FAIL). */
+#define OPTS(...) (&(const struct ferry_client_opts){ __VA_ARGS__ })
+
+/* Map square over [first, first+n) with a per-task delay (-1: none). */
 static int
 map_squares_opts(ferry_client *c, uint64_t first, size_t n, long delay_us,
     const struct ferry_task_opts *opts, ferry_future **futs)
 {
 	const void **args = calloc(n, sizeof(*args));
 	size_t      *lens = calloc(n, sizeof(*lens));
-	uint8_t     *buf  = calloc(n, 24);
+	uint8_t     *buf  = calloc(n, H_ARGS_MAX);
 	int          rv;
 	assert_non_null(args);
 	assert_non_null(lens);
 	assert_non_null(buf);
 	for (size_t i = 0; i < n; i++) {
-		lens[i] = pack2(buf + i * 24, first + i, delay_us);
-		args[i] = buf + i * 24;
+		args[i] = buf + i * H_ARGS_MAX;
+		lens[i] = h_pack_args(buf + i * H_ARGS_MAX, delay_us >= 0 ? 2 : 1,
+		    first + i, (uint64_t)delay_us);
 	}
 	rv = ferry_map_opts(c, "square", n, args, lens, opts, futs);
 	free(args);
@@ -356,7 +354,7 @@ fake_handle(struct fake *fk, nng_msg *msg)
 		fake_answer_fetch(fk, 1); /* a new fetch supersedes */
 		memcpy(fk->fetch_hdr, hdr, hdr_len);
 		fk->fetch_hdr_len = hdr_len;
-		fk->fetch_at      = ms_now();
+		fk->fetch_at      = util_now_ms();
 		fake_answer_fetch(fk, 0);
 		break;
 	case PROTO_CANCEL:
@@ -407,7 +405,7 @@ fake_main(void *arg)
 			fk->n_held = 0;
 			fake_answer_fetch(fk, 0);
 		}
-		if (fk->fetch_hdr_len > 0 && ms_now() - fk->fetch_at > 200)
+		if (fk->fetch_hdr_len > 0 && util_now_ms() - fk->fetch_at > 200)
 			fake_answer_fetch(fk, 1);
 		pthread_mutex_unlock(&fk->mu);
 	}
@@ -455,11 +453,10 @@ fake_start(uint64_t max_tag, int resumed)
 	return fake_start_at(NULL, max_tag, resumed, 0);
 }
 
-static void *
-fake_close_main(void *arg)
+static void
+fake_close_call(void *arg)
 {
 	nng_close(*(nng_socket *)arg);
-	return NULL;
 }
 
 static void
@@ -467,28 +464,17 @@ fake_stop(struct fake *fk)
 {
 	static nng_socket socks[64]; /* closes that did not finish */
 	static int        n_socks;
-	struct timespec   ts;
-	pthread_t         t;
 
 	atomic_store(&fk->stop, 1);
 	pthread_join(fk->thread, NULL);
 	/* NNG 1.5's nng_close has been seen to hang (rarely, under ASan,
-	 * with clients in the same process, see close_bounded in
-	 * client.c): wait a while, then leave it to finish in the
-	 * background rather than hang the test */
+	 * with clients in the same process): wait a while, then leave it
+	 * to finish in the background rather than hang the test */
 	if (n_socks < 64) {
 		socks[n_socks] = fk->sock;
-		assert_int_equal(pthread_create(&t, NULL, fake_close_main,
-		                     &socks[n_socks]),
-		    0);
-		n_socks++;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 5;
-		if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+		if (util_call_bounded(fake_close_call, &socks[n_socks++], 5) != 0)
 			fprintf(stderr, "# fake scheduler: nng_close did not "
 			                "finish within 5 s; left behind\n");
-			pthread_detach(t);
-		}
 	}
 	for (size_t i = 0; i < fk->n_held; i++)
 		free(fk->held[i].body);
@@ -534,14 +520,14 @@ test_fake_options_dead_attempts(void **state)
 	ferry_future           *f1, *f2, *f3, *fd, *m[3];
 	const struct fake_task *t;
 	uint8_t                 buf[24];
-	size_t                  len = pack2(buf, 7, -1);
+	size_t                  len = h_pack_uint_array1(buf, 7);
 	const void             *args[3] = { buf, buf, buf };
 	size_t                  lens[3] = { len, len, len };
 	const void             *data;
 	size_t                  dlen;
 	(void)state;
 
-	assert_non_null(c = connect_opts(fk->url, 0, 0, 0, 0));
+	assert_non_null(c = connect_opts(fk->url, NULL));
 
 	/* invalid options refuse the task and create no future */
 	ferry_task_opts_init(&bad);
@@ -642,14 +628,13 @@ test_fake_cancel_many(void **state)
 	ferry_future **futs, *done, *other, *mixed[2];
 	const size_t   n = 300;
 	uint8_t        buf[24];
-	size_t         len = pack2(buf, 1, -1);
+	size_t         len = h_pack_uint_array1(buf, 1);
 	const void   **args;
 	size_t        *lens;
-	uint64_t       end;
 	(void)state;
 
-	assert_non_null(c = connect_opts(fk->url, 0, 0, 0, 0));
-	assert_non_null(c2 = connect_opts(fk2->url, 0, 0, 0, 0));
+	assert_non_null(c = connect_opts(fk->url, NULL));
+	assert_non_null(c2 = connect_opts(fk2->url, NULL));
 	futs = calloc(n + 1, sizeof(*futs));
 	args = calloc(n, sizeof(*args));
 	lens = calloc(n, sizeof(*lens));
@@ -662,10 +647,7 @@ test_fake_cancel_many(void **state)
 	assert_int_equal(ferry_future_wait(done, 10000), 0);
 	assert_int_equal(ferry_map(c, "hold", n, args, lens, futs), 0);
 	/* all accepted (sent), so each needs the scheduler to cancel it */
-	end = ms_now() + 10000;
-	while (stats_of(c).unsent > 0 && ms_now() < end)
-		usleep(5000);
-	assert_int_equal(stats_of(c).unsent, 0);
+	assert_int_equal(wait_sent(c, 10000), 0);
 
 	/* futures of two clients: refused, nothing sent */
 	assert_int_equal(ferry_submit(c2, "hold", buf, len, &other), 0);
@@ -730,7 +712,7 @@ submit_blocked(void *arg)
 {
 	struct blocked_submit *b = arg;
 	uint8_t                buf[24];
-	size_t                 len = pack2(buf, 3, -1);
+	size_t                 len = h_pack_uint_array1(buf, 3);
 	b->rv = ferry_submit(b->c, "echo", buf, len, &b->f);
 	return NULL;
 }
@@ -746,7 +728,7 @@ test_fake_unsent_limits(void **state)
 	ferry_client         *cf, *cb;
 	ferry_future         *f[8], *x, **big;
 	uint8_t               buf[24];
-	size_t                len = pack2(buf, 5, -1);
+	size_t                len = h_pack_uint_array1(buf, 5);
 	const void           *args[8];
 	size_t                lens[8];
 	struct blocked_submit bs;
@@ -765,7 +747,8 @@ test_fake_unsent_limits(void **state)
 
 	/* FAIL: the 5th task is refused locally, as is a map that does
 	 * not fit whole */
-	assert_non_null(cf = connect_opts(fk->url, FERRY_FULL_FAIL, 4, 0, 0));
+	assert_non_null(cf = connect_opts(fk->url,
+	                    OPTS(.on_full = FERRY_FULL_FAIL, .max_unsent = 4)));
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(ferry_submit(cf, "echo", buf, len, &f[i]), 0);
 	assert_int_equal(ferry_submit(cf, "echo", buf, len, &x), FERRY_EFULL);
@@ -775,14 +758,15 @@ test_fake_unsent_limits(void **state)
 	assert_int_equal(stats_of(cf).submitted, 4);
 
 	/* BLOCK: waits, then times out */
-	assert_non_null(cb = connect_opts(fk2->url, FERRY_FULL_BLOCK, 2, 150,
-	                    0));
+	assert_non_null(cb = connect_opts(fk2->url,
+	                    OPTS(.on_full = FERRY_FULL_BLOCK, .max_unsent = 2,
+	                        .submit_timeout_ms = 150)));
 	assert_int_equal(ferry_submit(cb, "echo", buf, len, &f[4]), 0);
 	assert_int_equal(ferry_submit(cb, "echo", buf, len, &f[5]), 0);
-	t0 = ms_now();
+	t0 = util_now_ms();
 	assert_int_equal(ferry_submit(cb, "echo", buf, len, &x),
 	    FERRY_ETIMEDOUT);
-	assert_true(ms_now() - t0 >= 100); /* it did wait */
+	assert_true(util_now_ms() - t0 >= 100); /* it did wait */
 	/* a map that cannot get room withdraws what it queued */
 	assert_int_equal(ferry_map(cb, "echo", 3, args, lens, f + 6),
 	    FERRY_ETIMEDOUT);
@@ -824,8 +808,10 @@ test_fake_unsent_limits(void **state)
 			l[i] = len;
 		}
 		ferry_client_close(cb);
-		assert_non_null(cb = connect_opts(fk2->url, FERRY_FULL_BLOCK, 2,
-		                    30000, 0));
+		assert_non_null(cb = connect_opts(fk2->url,
+		                    OPTS(.on_full = FERRY_FULL_BLOCK,
+		                        .max_unsent        = 2,
+		                        .submit_timeout_ms = 30000)));
 		assert_int_equal(ferry_map(cb, "echo", nbig, a, l, big), 0);
 		free(a);
 		free(l);
@@ -869,10 +855,10 @@ test_fake_rejected_full(void **state)
 	struct fake  *fk = fake_start(0, 0);
 	ferry_client *c;
 	ferry_future *f;
-	uint64_t      end;
 	(void)state;
 
-	assert_non_null(c = connect_opts(fk->url, FERRY_FULL_FAIL, 0, 0, 0));
+	assert_non_null(
+	    c = connect_opts(fk->url, OPTS(.on_full = FERRY_FULL_FAIL)));
 	assert_int_equal(ferry_submit(c, "full", NULL, 0, &f), 0);
 	assert_int_equal(ferry_future_wait(f, 10000), 0);
 	assert_int_equal(ferry_future_state(f), FERRY_FAILED);
@@ -881,12 +867,10 @@ test_fake_rejected_full(void **state)
 	ferry_future_free(f);
 	ferry_client_close(c);
 
-	assert_non_null(c = connect_opts(fk->url, FERRY_FULL_BLOCK, 0, 0, 0));
+	assert_non_null(
+	    c = connect_opts(fk->url, OPTS(.on_full = FERRY_FULL_BLOCK)));
 	assert_int_equal(ferry_submit(c, "full", NULL, 0, &f), 0);
-	end = ms_now() + 10000;
-	while (stats_of(c).resent < 3 && ms_now() < end)
-		usleep(10000);
-	assert_true(stats_of(c).resent >= 3);
+	assert_true(wait_stat_min(c, STAT(resent), 3, 10000) >= 3);
 	assert_int_equal(ferry_future_state(f), FERRY_PENDING);
 	assert_int_equal(stats_of(c).unsent, 1);
 	/* cancelling one that waits to be sent again ends it here */
@@ -909,11 +893,11 @@ test_fake_attach_rules(void **state)
 	ferry_client *c;
 	ferry_future *a5, *a6, *a7, *n, *again, *x;
 	uint8_t       v5[24], v7[24], buf[24];
-	size_t        l5 = pack2(v5, 25, -1), l7 = pack2(v7, 49, -1);
-	size_t        len = pack2(buf, 9, -1);
+	size_t        l5 = h_pack_uint_array1(v5, 25);
+	size_t        l7 = h_pack_uint_array1(v7, 49);
+	size_t        len = h_pack_uint_array1(buf, 9);
 	const void   *data;
 	size_t        dlen;
-	uint64_t      end;
 	(void)state;
 
 	/* the earlier process's results 5 and 7 wait at the scheduler */
@@ -922,18 +906,15 @@ test_fake_attach_rules(void **state)
 	fake_result_add(fk, 7, 0, v7, l7, 2);
 	pthread_mutex_unlock(&fk->mu);
 
-	assert_non_null(c = connect_opts(fk->url, 0, 0, 0,
-	                    0x1234567890abcdefULL));
+	assert_non_null(c = connect_opts(fk->url,
+	                    OPTS(.session = 0x1234567890abcdefULL)));
 	assert_int_equal(ferry_client_session(c), 0x1234567890abcdefULL);
 	pthread_mutex_lock(&fk->mu);
 	assert_int_equal(fk->session, 0x1234567890abcdefULL);
 	pthread_mutex_unlock(&fk->mu);
 
 	/* both arrive with nobody waiting: kept */
-	end = ms_now() + 10000;
-	while (stats_of(c).orphans < 2 && ms_now() < end)
-		usleep(5000);
-	assert_int_equal(stats_of(c).orphans, 2);
+	assert_int_equal(wait_stat_min(c, STAT(orphans), 2, 10000), 2);
 	assert_int_equal(stats_of(c).duplicates, 0);
 
 	assert_int_equal(ferry_submit(c, "echo", buf, len, &n), 0);
@@ -981,10 +962,7 @@ test_fake_attach_rules(void **state)
 	fake_result_add(fk, 5, 0, v5, l5, 1);
 	fake_answer_fetch(fk, 0);
 	pthread_mutex_unlock(&fk->mu);
-	end = ms_now() + 10000;
-	while (stats_of(c).duplicates < 1 && ms_now() < end)
-		usleep(5000);
-	assert_int_equal(stats_of(c).duplicates, 1);
+	assert_int_equal(wait_stat_min(c, STAT(duplicates), 1, 10000), 1);
 	assert_int_equal(stats_of(c).orphans, 0);
 
 	ferry_future_free(a5);
@@ -993,24 +971,6 @@ test_fake_attach_rules(void **state)
 	ferry_future_free(n);
 	ferry_client_close(c);
 	fake_stop(fk);
-}
-
-/* Connect with a reconnection window of reconnect_ms. */
-static ferry_client *
-connect_reconnect(const char *url, int reconnect_ms)
-{
-	struct ferry_client_opts o;
-	ferry_client            *c = NULL;
-	int                      rv;
-	memset(&o, 0, sizeof(o));
-	o.size               = sizeof(o);
-	o.connect_timeout_ms = 10000;
-	o.reconnect_ms       = reconnect_ms;
-	if ((rv = ferry_client_connect_opts(&c, url, &o)) != 0) {
-		fprintf(stderr, "connect %s: %s\n", url, ferry_strerror(rv));
-		return NULL;
-	}
-	return c;
 }
 
 /* A scheduler that comes back on the same address within the
@@ -1031,12 +991,12 @@ test_fake_reconnect_within_window(void **state)
 
 	fk = fake_start(0, 1);
 	snprintf(url, sizeof(url), "%s", fk->url);
-	assert_non_null(c = connect_reconnect(url, 6000));
+	assert_non_null(c = connect_opts(url, OPTS(.reconnect_ms = 6000)));
 	for (int round = 0; round < 2; round++) {
 		/* submits go unanswered, then the scheduler goes away */
 		fake_mute(fk, 1);
 		for (int i = 0; i < 3; i++) {
-			len = pack2(buf, (uint64_t)(round * 3 + i), -1);
+			len = h_pack_uint_array1(buf, (uint64_t)(round * 3 + i));
 			assert_int_equal(ferry_submit(c, "echo", buf, len,
 			                     &f[round * 3 + i]),
 			    0);
@@ -1059,7 +1019,7 @@ test_fake_reconnect_within_window(void **state)
 			if (ferry_future_state(x) != FERRY_DONE)
 				fail_msg("round %d task %d: %s", round, i,
 				    ferry_future_error(x));
-			len = pack2(buf, (uint64_t)(round * 3 + i), -1);
+			len = h_pack_uint_array1(buf, (uint64_t)(round * 3 + i));
 			assert_int_equal(ferry_future_result(x, &data, &dlen),
 			    0);
 			assert_int_equal(dlen, len);
@@ -1112,10 +1072,7 @@ test_real_options(void **state)
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "opts");
-	h_scheduler(url, NULL);
-	h_workers(url, 2, NULL);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 2, 10000), 0);
+	c = h_cluster(url, NULL, 2, NULL);
 
 	ferry_task_opts_init(&o);
 	o.retries        = 2;
@@ -1123,7 +1080,7 @@ test_real_options(void **state)
 	o.backoff_max_ms = 50;
 	o.timeout_ms     = 20000;
 	o.retry_errors   = 0;
-	len = pack2(buf, 12, -1);
+	len = h_pack_uint_array1(buf, 12);
 	assert_int_equal(ferry_submit_opts(c, "square", buf, len, &o, &f), 0);
 	assert_int_equal(ferry_future_wait(f, 20000), 0);
 	assert_true(is_square(f, 12));
@@ -1143,17 +1100,7 @@ test_real_options(void **state)
 	}
 
 	/* a task error, retried twice with retry_errors: three runs */
-	{
-		msgpack_sbuffer sb;
-		msgpack_packer  pk;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_array(&pk, 1);
-		msgpack_pack_str_with_body(&pk, "always", 6);
-		memcpy(buf, sb.data, sb.size);
-		len = sb.size;
-		msgpack_sbuffer_destroy(&sb);
-	}
+	len            = h_pack_str1(buf, sizeof(buf), "always");
 	o.retry_errors = 1;
 	assert_int_equal(ferry_submit_opts(c, "fail", buf, len, &o, &bad), 0);
 	assert_int_equal(ferry_future_wait(bad, 30000), 0);
@@ -1189,29 +1136,21 @@ test_real_cancel_many(void **state)
 	ferry_future      *fill[2], *futs[100];
 	uint8_t            buf[24];
 	size_t             len;
-	uint64_t           end, cancelled0;
+	uint64_t           cancelled0;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "cmany");
-	h_scheduler(url, NULL);
-	h_workers(url, 1, wargs);
-	assert_non_null(c = h_connect(url));
-	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
+	c          = h_cluster(url, NULL, 1, wargs);
 	cancelled0 = h_status_uint(c, "cancelled");
 
 	len = h_pack_uint_array1(buf, 1500);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(
 		    ferry_submit(c, "sleep_ms", buf, len, &fill[i]), 0);
-	end = ms_now() + 10000;
-	while (h_status_uint(c, "busy") < 2 && ms_now() < end)
-		usleep(10000);
-	assert_int_equal(h_status_uint(c, "busy"), 2);
+	assert_int_equal(h_wait_status(c, "busy", 2, 10000), 0);
 
 	assert_int_equal(map_squares_opts(c, 0, 100, -1, NULL, futs), 0);
-	end = ms_now() + 10000;
-	while (stats_of(c).unsent > 0 && ms_now() < end)
-		usleep(5000);
+	wait_sent(c, 10000);
 	assert_int_equal(ferry_cancel_many(futs, 100), 0);
 	assert_int_equal(ferry_wait_all(futs, 100, 20000), 0);
 	for (int i = 0; i < 100; i++) {
@@ -1253,9 +1192,10 @@ test_real_backpressure(void **state)
 	h_start_scheduler("scheduler", sargs);
 
 	/* FAIL, no workers: five queue, three are refused */
-	assert_non_null(c = connect_opts(url, FERRY_FULL_FAIL, 0, 0, 0));
+	assert_non_null(
+	    c = connect_opts(url, OPTS(.on_full = FERRY_FULL_FAIL)));
 	for (int i = 0; i < 8; i++) {
-		len = pack2(buf, (uint64_t)i, -1);
+		len = h_pack_uint_array1(buf, (uint64_t)i);
 		assert_int_equal(
 		    ferry_submit(c, "square", buf, len, &f[i]), 0);
 	}
@@ -1280,7 +1220,8 @@ test_real_backpressure(void **state)
 
 	/* BLOCK, small max_unsent: every task of a big map completes once,
 	 * correctly, through the full queue */
-	assert_non_null(c = connect_opts(url, FERRY_FULL_BLOCK, 16, 0, 0));
+	assert_non_null(c = connect_opts(url,
+	                   OPTS(.on_full = FERRY_FULL_BLOCK, .max_unsent = 16)));
 	futs = calloc(n, sizeof(*futs));
 	assert_non_null(futs);
 	assert_int_equal(map_squares_opts(c, 0, n, -1, NULL, futs), 0);
@@ -1321,7 +1262,8 @@ test_real_backpressure_backoff(void **state)
 	write_cluster_file(path, sizeof(path), url, 50);
 	h_start_scheduler("scheduler", sargs);
 	h_workers(url, 1, wargs);
-	assert_non_null(c = connect_opts(url, FERRY_FULL_BLOCK, 0, 0, 0));
+	assert_non_null(
+	    c = connect_opts(url, OPTS(.on_full = FERRY_FULL_BLOCK)));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
 
 	futs = calloc(n, sizeof(*futs));
@@ -1386,24 +1328,21 @@ test_real_scheduler_gone(void **state)
 
 	h_ipc_url(url, sizeof(url), "gone");
 	sched = h_scheduler(url, NULL);
-	assert_non_null(c = connect_reconnect(url, 1500));
+	assert_non_null(c = connect_opts(url, OPTS(.reconnect_ms = 1500)));
 
 	/* accepted by the scheduler ... */
-	len = pack2(buf, 3, -1);
+	len = h_pack_uint_array1(buf, 3);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(ferry_submit(c, "square", buf, len, &f[i]), 0);
-	t0 = ms_now() + 10000;
-	while (stats_of(c).unsent > 0 && ms_now() < t0)
-		usleep(5000);
-	assert_int_equal(stats_of(c).unsent, 0);
+	assert_int_equal(wait_sent(c, 10000), 0);
 
 	assert_int_equal(kill(sched, SIGKILL), 0); /* reaped by cleanup */
-	t0 = ms_now();
+	t0 = util_now_ms();
 	/* ... and not sent yet */
 	for (int i = 5; i < 8; i++)
 		assert_int_equal(ferry_submit(c, "square", buf, len, &f[i]), 0);
 	assert_int_equal(ferry_wait_all(f, 8, 20000), 0);
-	took = ms_now() - t0;
+	took = util_now_ms() - t0;
 	printf("# all 8 futures failed %" PRIu64 " ms after the kill\n",
 	    took);
 	assert_true(took < 10000);
@@ -1424,16 +1363,13 @@ test_real_scheduler_gone(void **state)
 	/* a scheduler back on the address takes the client again (it kept
 	 * dialing): status answers, a new task is accepted */
 	h_scheduler(url, NULL);
-	t0 = ms_now() + 30000;
+	t0 = util_now_ms() + 30000;
 	while ((rv = ferry_cluster_status(c, &st, NULL, 1000)) != 0 &&
-	    ms_now() < t0)
+	    util_now_ms() < t0)
 		usleep(100000);
 	assert_int_equal(rv, 0);
 	assert_int_equal(ferry_submit(c, "square", buf, len, &late), 0);
-	t0 = ms_now() + 10000;
-	while (stats_of(c).unsent > 0 && ms_now() < t0)
-		usleep(5000);
-	assert_int_equal(stats_of(c).unsent, 0);
+	assert_int_equal(wait_sent(c, 10000), 0);
 	assert_int_equal(ferry_future_state(late), FERRY_PENDING);
 	ferry_future_free(late);
 	for (int i = 0; i < 8; i++)
@@ -1454,22 +1390,18 @@ test_real_scheduler_back_in_window(void **state)
 	uint8_t        buf[24];
 	size_t         len;
 	pid_t          sched;
-	uint64_t       end;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "back");
 	sched = h_scheduler(url, NULL);
-	assert_non_null(c = connect_reconnect(url, 20000));
-	len = pack2(buf, 1, -1);
+	assert_non_null(c = connect_opts(url, OPTS(.reconnect_ms = 20000)));
+	len = h_pack_uint_array1(buf, 1);
 	assert_int_equal(ferry_submit(c, "square", buf, len, &lost), 0);
-	end = ms_now() + 10000;
-	while (stats_of(c).unsent > 0 && ms_now() < end)
-		usleep(5000);
-	assert_int_equal(stats_of(c).unsent, 0);
+	assert_int_equal(wait_sent(c, 10000), 0);
 
 	assert_int_equal(kill(sched, SIGKILL), 0); /* reaped by cleanup */
 	for (int i = 0; i < 20; i++) {
-		len = pack2(buf, (uint64_t)i, -1);
+		len = h_pack_uint_array1(buf, (uint64_t)i);
 		assert_int_equal(ferry_submit(c, "square", buf, len, &f[i]),
 		    0);
 	}
@@ -1499,23 +1431,15 @@ child_main(const char *url, const char *session, const char *count)
 	ferry_client  *c;
 	ferry_future **futs;
 	size_t         n = (size_t)strtoul(count, NULL, 10);
-	uint64_t       s = strtoull(session, NULL, 16), end;
-	struct ferry_client_stats st;
+	uint64_t       s = strtoull(session, NULL, 16);
 
-	if ((c = connect_opts(url, 0, 0, 0, s)) == NULL)
+	if ((c = connect_opts(url, OPTS(.session = s))) == NULL)
 		return 3;
 	futs = calloc(n, sizeof(*futs));
 	if (futs == NULL ||
 	    map_squares_opts(c, 1000, n, -1, NULL, futs) != 0)
 		return 4;
-	end = ms_now() + 20000;
-	do {
-		memset(&st, 0, sizeof(st));
-		st.size = sizeof(st);
-		ferry_client_stats(c, &st);
-		usleep(2000);
-	} while (st.unsent > 0 && ms_now() < end);
-	if (st.unsent > 0)
+	if (wait_sent(c, 20000) > 0)
 		return 5;
 	fflush(stdout);
 	raise(SIGKILL);
@@ -1550,9 +1474,9 @@ test_real_resume_session(void **state)
 	assert_int_equal(posix_spawn(&pid, self_exe, NULL, NULL,
 	                     (char *const *)argv, environ),
 	    0);
-	end = ms_now() + 30000;
+	end = util_now_ms() + 30000;
 	while (waitpid(pid, &st, WNOHANG) != pid) {
-		if (ms_now() > end) {
+		if (util_now_ms() > end) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			fail_msg("the child did not finish");
@@ -1564,11 +1488,11 @@ test_real_resume_session(void **state)
 	/* workers run them while nobody is connected */
 	h_workers(url, 2, NULL);
 
-	assert_non_null(c = connect_opts(url, 0, 0, 0, session));
+	assert_non_null(c = connect_opts(url, OPTS(.session = session)));
 	assert_int_equal(ferry_client_session(c), session);
 
 	/* a new task is numbered above the child's */
-	len = pack2(buf, 77, -1);
+	len = h_pack_uint_array1(buf, 77);
 	assert_int_equal(ferry_submit(c, "square", buf, len, &nf), 0);
 	assert_true(ferry_future_id(nf) > n);
 
@@ -1578,9 +1502,7 @@ test_real_resume_session(void **state)
 	assert_non_null(att);
 	for (size_t i = 0; i < n / 2; i++)
 		assert_int_equal(ferry_attach(c, i + 1, &att[i]), 0);
-	end = ms_now() + 2000;
-	while (stats_of(c).orphans == 0 && ms_now() < end)
-		usleep(10000);
+	wait_stat_min(c, STAT(orphans), 1, 2000);
 	for (size_t i = n / 2; i < n; i++)
 		assert_int_equal(ferry_attach(c, i + 1, &att[i]), 0);
 	assert_int_equal(ferry_wait_all(att, n, 60000), 0);
@@ -1654,32 +1576,14 @@ test_cli_submit_flags(void **state)
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "clisub");
-	h_scheduler(url, NULL);
-	h_workers(url, 1, NULL);
-	{
-		ferry_client *c = h_connect(url);
-		assert_non_null(c);
-		assert_int_equal(h_wait_workers(c, 1, 10000), 0);
-		ferry_client_close(c);
-	}
-	rc = h_run(ok, 30000, &out, &err);
-	assert_int_equal(rc, 0);
-	assert_string_equal(out, "81\n");
-	free(out);
-	free(err);
+	ferry_client_close(h_cluster(url, NULL, 1, NULL));
+	h_run_want(ok, 30000, &(struct h_want){ .out_is = "81\n" });
+	h_run_want(badr, 10000,
+	    &(struct h_want){ .rc = 2, .err_has = { "--retries" } });
+	h_run_want(badd, 10000,
+	    &(struct h_want){ .rc = 2, .err_has = { "--timeout" } });
 
-	rc = h_run(badr, 10000, &out, &err);
-	assert_int_equal(rc, 2);
-	assert_non_null(strstr(err, "--retries"));
-	free(out);
-	free(err);
-
-	rc = h_run(badd, 10000, &out, &err);
-	assert_int_equal(rc, 2);
-	assert_non_null(strstr(err, "--timeout"));
-	free(out);
-	free(err);
-
+	/* the reason, shown in the log as a user sees it */
 	rc = h_run(failing, 30000, &out, &err);
 	assert_int_equal(rc, 1);
 	assert_non_null(strstr(err, "boom"));
@@ -1688,39 +1592,34 @@ test_cli_submit_flags(void **state)
 	free(out);
 	free(err);
 
-	rc = h_run(help, 10000, &out, &err);
-	assert_int_equal(rc, 0);
-	assert_non_null(strstr(out, "--retries"));
-	assert_non_null(strstr(out, "--backoff-max"));
-	assert_non_null(strstr(out, "--retry-errors"));
-	free(out);
-	free(err);
+	h_run_want(help, 10000,
+	    &(struct h_want){ .out_has = { "--retries", "--backoff-max",
+	                          "--retry-errors" } });
 }
 
 int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_fake_options_dead_attempts,
-		    teardown),
-		cmocka_unit_test_teardown(test_fake_cancel_many, teardown),
-		cmocka_unit_test_teardown(test_fake_unsent_limits, teardown),
-		cmocka_unit_test_teardown(test_fake_rejected_full, teardown),
-		cmocka_unit_test_teardown(test_fake_attach_rules, teardown),
-		cmocka_unit_test_teardown(test_fake_reconnect_within_window,
-		    teardown),
-		cmocka_unit_test_teardown(test_real_options, teardown),
-		cmocka_unit_test_teardown(test_real_cancel_many, teardown),
-		cmocka_unit_test_teardown(test_real_backpressure, teardown),
-		cmocka_unit_test_teardown(test_real_backpressure_backoff,
-		    teardown),
-		cmocka_unit_test_teardown(test_real_resume_session, teardown),
-		cmocka_unit_test_teardown(test_real_scheduler_gone, teardown),
-		cmocka_unit_test_teardown(test_real_scheduler_back_in_window,
-		    teardown),
-		cmocka_unit_test_teardown(test_cli_submit_flags, teardown),
+		cmocka_unit_test_teardown(
+		    test_fake_options_dead_attempts, h_teardown),
+		cmocka_unit_test_teardown(test_fake_cancel_many, h_teardown),
+		cmocka_unit_test_teardown(test_fake_unsent_limits, h_teardown),
+		cmocka_unit_test_teardown(test_fake_rejected_full, h_teardown),
+		cmocka_unit_test_teardown(test_fake_attach_rules, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_fake_reconnect_within_window, h_teardown),
+		cmocka_unit_test_teardown(test_real_options, h_teardown),
+		cmocka_unit_test_teardown(test_real_cancel_many, h_teardown),
+		cmocka_unit_test_teardown(test_real_backpressure, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_real_backpressure_backoff, h_teardown),
+		cmocka_unit_test_teardown(test_real_resume_session, h_teardown),
+		cmocka_unit_test_teardown(test_real_scheduler_gone, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_real_scheduler_back_in_window, h_teardown),
+		cmocka_unit_test_teardown(test_cli_submit_flags, h_teardown),
 	};
-	int rc;
 
 	if (argc == 5 && strcmp(argv[1], "--resume-child") == 0)
 		return child_main(argv[2], argv[3], argv[4]);
@@ -1729,11 +1628,5 @@ main(int argc, char **argv)
 		return 2;
 	}
 	h_init(argc, argv);
-	/* FERRY_TEST_FILTER=test_status (a glob) runs only those tests */
-	if (getenv("FERRY_TEST_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (rc != 0)
-		h_dump_logs();
-	return rc;
+	return H_RUN_TESTS(tests, NULL);
 }

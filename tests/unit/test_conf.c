@@ -644,22 +644,34 @@ static const struct bad_case bad_cases[] = {
 	    "scheduler.unknown_function_wait", "must be a duration, got a list" },
 };
 
-/* Every invalid file reports its position, key and problem. */
+/* expect_error for each of the n cases of the table called name; fails
+ * the test after them all if any did not report as it should. */
 static void
-test_invalid_files(void **state)
+expect_cases(const char *name, const struct bad_case *cases, size_t n)
 {
 	int failures = 0;
 
-	(void) state;
-	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
-		const struct bad_case *b = &bad_cases[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct bad_case *b = &cases[i];
 		char                   what[64];
 
-		snprintf(what, sizeof(what), "bad_cases[%zu]", i);
+		snprintf(what, sizeof(what), "%s[%zu]", name, i);
 		failures += expect_error(what, b->yaml, strlen(b->yaml),
 		    b->line, b->col, b->key, b->words);
 	}
 	assert_int_equal(failures, 0);
+}
+
+/* expect_cases on a table (an array). */
+#define EXPECT_CASES(cases)                                               \
+	expect_cases(#cases, cases, sizeof(cases) / sizeof((cases)[0]))
+
+/* Every invalid file reports its position, key and problem. */
+static void
+test_invalid_files(void **state)
+{
+	(void) state;
+	EXPECT_CASES(bad_cases);
 }
 
 /* Invalid files kept in $FERRY_TEST_DATA/conf (bytes awkward inline). */
@@ -704,6 +716,33 @@ test_invalid_data_files(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/* The documented defaults of every scheduler and timing key, and of the
+ * failure-handling keys of group g (what a file that sets none gets, and
+ * what conf_defaults() fills in). */
+static void
+assert_defaults(const struct conf *c, const struct conf_group *g)
+{
+	assert_int_equal(c->sched.heartbeat_interval_ms, 1000);
+	assert_int_equal(c->sched.heartbeat_timeout_ms, 5000);
+	assert_int_equal(c->connect_timeout_ms, 10000);
+	assert_int_equal(c->sched.drain_timeout_ms, 30000);
+	assert_int_equal(c->sched.function_wait_ms, 0);
+	assert_int_equal(c->sched.unknown_function_wait_ms, 30000);
+	assert_int_equal(c->sched.max_message_size, 64 * 1024 * 1024);
+	assert_int_equal(c->sched.max_queue, 1000000);
+	assert_int_equal(c->sched.max_results, 1000000);
+	assert_int_equal(c->sched.result_ttl_ms, 600000);
+	assert_int_equal(c->sched.max_result_bytes, (size_t) 1 << 30);
+	assert_int_equal(c->sched.quarantine_after, 3);
+	assert_int_equal(c->sched.task_retries, 3);
+	assert_int_equal(c->sched.task_backoff_ms, 100);
+	assert_int_equal(c->sched.task_backoff_max_ms, 10000);
+	assert_int_equal(c->sched.task_timeout_ms, 0);
+	assert_int_equal(c->sched.task_retry_errors, 0);
+	assert_int_equal(g->wrk.memory_limit, 0);
+	assert_int_equal(g->wrk.max_tasks, 0);
+}
+
 /* The shipped config/local.yaml loads with the documented values. */
 static void
 test_local_yaml(void **state)
@@ -738,28 +777,10 @@ test_local_yaml(void **state)
 	assert_int_equal(c.sched.n_listen, 1);
 	assert_string_equal(c.sched.listen[0], "ipc:///run/ferry-test/a/local.sock");
 	assert_string_equal(c.address, "ipc:///run/ferry-test/a/local.sock");
-	assert_int_equal(c.sched.heartbeat_interval_ms, 1000);
-	assert_int_equal(c.sched.heartbeat_timeout_ms, 5000);
-	assert_int_equal(c.connect_timeout_ms, 10000);
-	assert_int_equal(c.sched.drain_timeout_ms, 30000);
-	assert_int_equal(c.sched.function_wait_ms, 0);
-	assert_int_equal(c.sched.unknown_function_wait_ms, 30000);
-	assert_int_equal(c.sched.max_message_size, 64 * 1024 * 1024);
-	assert_int_equal(c.sched.max_queue, 1000000);
-	assert_int_equal(c.sched.max_results, 1000000);
-	assert_int_equal(c.sched.result_ttl_ms, 600000);
-	assert_int_equal(c.sched.max_result_bytes, (size_t) 1 << 30);
-	assert_int_equal(c.sched.quarantine_after, 3);
-	assert_int_equal(c.sched.task_retries, 3);
-	assert_int_equal(c.sched.task_backoff_ms, 100);
-	assert_int_equal(c.sched.task_backoff_max_ms, 10000);
-	assert_int_equal(c.sched.task_timeout_ms, 0);
-	assert_int_equal(c.sched.task_retry_errors, 0);
+	assert_defaults(&c, &c.groups[0]);
 
 	assert_int_equal(c.n_groups, 1);
 	assert_string_equal(c.groups[0].wrk.group, "default");
-	assert_int_equal(c.groups[0].wrk.memory_limit, 0);
-	assert_int_equal(c.groups[0].wrk.max_tasks, 0);
 	assert_int_equal(c.groups[0].processes, 0);
 	assert_int_equal(c.groups[0].wrk.slots, 1);
 	assert_int_equal(c.groups[0].wrk.prefetch, 1024);
@@ -847,26 +868,10 @@ test_defaults(void **state)
 	assert_int_equal(c.sched.n_listen, 0);
 	assert_null(c.sched.listen[0]);
 	assert_null(c.address);
-	assert_int_equal(c.sched.heartbeat_interval_ms, 1000);
-	assert_int_equal(c.sched.heartbeat_timeout_ms, 5000);
-	assert_int_equal(c.connect_timeout_ms, 10000);
-	assert_int_equal(c.sched.drain_timeout_ms, 30000);
-	assert_int_equal(c.sched.max_message_size, 64 * 1024 * 1024);
-	assert_int_equal(c.sched.max_queue, 1000000);
-	assert_int_equal(c.sched.max_results, 1000000);
-	assert_int_equal(c.sched.result_ttl_ms, 600000);
-	assert_int_equal(c.sched.max_result_bytes, (size_t) 1 << 30);
-	assert_int_equal(c.sched.quarantine_after, 3);
-	assert_int_equal(c.sched.task_retries, 3);
-	assert_int_equal(c.sched.task_backoff_ms, 100);
-	assert_int_equal(c.sched.task_backoff_max_ms, 10000);
-	assert_int_equal(c.sched.task_timeout_ms, 0);
-	assert_int_equal(c.sched.task_retry_errors, 0);
+	assert_defaults(&c, &c.groups[0]);
 	assert_int_equal(c.n_groups, 0);
 	assert_null(conf_group_find(&c, "default"));
 	assert_null(c.groups[0].wrk.group);
-	assert_int_equal(c.groups[0].wrk.memory_limit, 0);
-	assert_int_equal(c.groups[0].wrk.max_tasks, 0);
 	conf_free(&c);
 	assert_true(conf_is_zero(&c));
 	conf_free(&c); /* zeroed: still safe */
@@ -933,14 +938,7 @@ test_minimal_and_nulls(void **state)
 		assert_string_equal(c.sched.listen[0], "tcp://127.0.0.1:7710");
 		assert_string_equal(c.address, "tcp://127.0.0.1:7710");
 		assert_ptr_not_equal(c.address, c.sched.listen[0]);
-		assert_int_equal(c.sched.heartbeat_interval_ms, 1000);
-		assert_int_equal(c.sched.heartbeat_timeout_ms, 5000);
-		assert_int_equal(c.connect_timeout_ms, 10000);
-		assert_int_equal(c.sched.drain_timeout_ms, 30000);
-		assert_int_equal(c.sched.max_message_size, 64 * 1024 * 1024);
-		assert_int_equal(c.sched.max_queue, 1000000);
-		assert_int_equal(c.sched.max_results, 1000000);
-		assert_int_equal(c.sched.result_ttl_ms, 600000);
+		assert_defaults(&c, &c.groups[0]);
 		assert_int_equal(c.n_groups, 1);
 		assert_string_equal(c.groups[0].wrk.group, "a");
 		assert_int_equal(c.groups[0].processes, 0);
@@ -948,15 +946,6 @@ test_minimal_and_nulls(void **state)
 		assert_int_equal(c.groups[0].wrk.prefetch, 1024);
 		assert_int_equal(c.groups[0].wrk.n_libraries, 1);
 		assert_string_equal(c.groups[0].wrk.libraries[0], "x");
-		assert_int_equal(c.sched.max_result_bytes, (size_t) 1 << 30);
-		assert_int_equal(c.sched.quarantine_after, 3);
-		assert_int_equal(c.sched.task_retries, 3);
-		assert_int_equal(c.sched.task_backoff_ms, 100);
-		assert_int_equal(c.sched.task_backoff_max_ms, 10000);
-		assert_int_equal(c.sched.task_timeout_ms, 0);
-		assert_int_equal(c.sched.task_retry_errors, 0);
-		assert_int_equal(c.groups[0].wrk.memory_limit, 0);
-		assert_int_equal(c.groups[0].wrk.max_tasks, 0);
 		conf_free(&c);
 	}
 }
@@ -1847,23 +1836,29 @@ static const struct bad_case bad_host_cases[] = {
 static void
 test_invalid_hosts(void **state)
 {
-	int failures = 0;
-
 	(void) state;
-	for (size_t i = 0;
-	     i < sizeof(bad_host_cases) / sizeof(bad_host_cases[0]); i++) {
-		const struct bad_case *b = &bad_host_cases[i];
-		char                   what[64];
-
-		snprintf(what, sizeof(what), "bad_host_cases[%zu]", i);
-		failures += expect_error(what, b->yaml, strlen(b->yaml),
-		    b->line, b->col, b->key, b->words);
-	}
-	assert_int_equal(failures, 0);
+	EXPECT_CASES(bad_host_cases);
 }
 
-#define EXPECT(what, text, line, col, key, words)                        \
-	expect_error(what, text, strlen(text), line, col, key, words)
+/* Bad security sections report position, key and problem. */
+static const struct bad_case bad_security_cases[] = {
+	/* not a map */
+	{ SCHED WORKERS "security: yes\n", 6, 11, "security",
+	    "must be a mapping" },
+	{ SCHED WORKERS "security:\n  token: abc\n", 7, 3, "security.token",
+	    "unknown key|token_file" },
+	{ SCHED WORKERS "security:\n  token_file: ''\n", 7, 15,
+	    "security.token_file", "must not be empty" },
+	/* a bad bool */
+	{ SCHED WORKERS "security:\n  tls:\n    ca_file: ca.pem\n"
+	                "    require_client_cert: maybe\n",
+	    9, 26, "security.tls.require_client_cert", "true or false" },
+	/* client certificates without a CA to check them */
+	{ SCHED WORKERS "security:\n  tls:\n    require_client_cert: true\n",
+	    8, 26, "security.tls.require_client_cert", "ca_file" },
+	{ SCHED WORKERS "security:\n  tls:\n    cert: x\n", 8, 5,
+	    "security.tls.cert", "unknown key" },
+};
 
 /* security: token_file and tls; relative paths resolve against the
  * file's directory; bad values name the key. */
@@ -1872,7 +1867,6 @@ test_security_keys(void **state)
 {
 	struct conf c;
 	char        want[PATH_MAX + 64];
-	int         failures = 0;
 
 	(void) state;
 	load_ok(write_file("nosec.yaml", SCHED WORKERS), &c);
@@ -1912,26 +1906,7 @@ test_security_keys(void **state)
 	assert_ptr_equal(c.groups[0].wrk.tls_server_name, c.tls_server_name);
 	conf_free(&c);
 
-	failures += EXPECT("security not a map", SCHED WORKERS "security: yes\n",
-	    6, 11, "security", "must be a mapping");
-	failures += EXPECT("unknown security key",
-	    SCHED WORKERS "security:\n  token: abc\n", 7, 3, "security.token",
-	    "unknown key|token_file");
-	failures += EXPECT("empty token_file",
-	    SCHED WORKERS "security:\n  token_file: ''\n", 7, 15,
-	    "security.token_file", "must not be empty");
-	failures += EXPECT("bad bool",
-	    SCHED WORKERS "security:\n  tls:\n    ca_file: ca.pem\n"
-	                  "    require_client_cert: maybe\n",
-	    9, 26, "security.tls.require_client_cert", "true or false");
-	failures += EXPECT("client certs without a CA",
-	    SCHED WORKERS "security:\n  tls:\n"
-	                  "    require_client_cert: true\n",
-	    8, 26, "security.tls.require_client_cert", "ca_file");
-	failures += EXPECT("unknown tls key",
-	    SCHED WORKERS "security:\n  tls:\n    cert: x\n", 8, 5,
-	    "security.tls.cert", "unknown key");
-	assert_int_equal(failures, 0);
+	EXPECT_CASES(bad_security_cases);
 }
 
 /* ------------------------------------------- defaults and their docs */

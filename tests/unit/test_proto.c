@@ -245,6 +245,20 @@ test_hello_worker(void **state)
 	assert_int_equal(f->m.n_functions, 0);
 }
 
+/* A worker's hello with slots, capacity and a functions array of n
+ * names, which the caller packs next. */
+static void
+begin_worker_hello(struct fx *f, uint64_t slots, uint64_t capacity,
+    uint32_t n)
+{
+	begin(f, PROTO_HELLO, 4);
+	proto_put_str(&f->w, "role", "worker");
+	proto_put_uint(&f->w, "slots", slots);
+	proto_put_uint(&f->w, "capacity", capacity);
+	proto_put_key(&f->w, "functions");
+	msgpack_pack_array(&f->w.pk, n);
+}
+
 static void
 test_hello_worker_limits(void **state)
 {
@@ -254,12 +268,7 @@ test_hello_worker_limits(void **state)
 	/* slots == capacity at the top of their ranges; a 255-byte name */
 	memset(name, 'f', 255);
 	name[255] = '\0';
-	begin(f, PROTO_HELLO, 4);
-	proto_put_str(&f->w, "role", "worker");
-	proto_put_uint(&f->w, "slots", 1u << 20);
-	proto_put_uint(&f->w, "capacity", 1u << 24);
-	proto_put_key(&f->w, "functions");
-	msgpack_pack_array(&f->w.pk, 1);
+	begin_worker_hello(f, 1u << 20, 1u << 24, 1);
 	pk_cstr(f, name);
 	decode_ok(f, PROTO_HELLO);
 	assert_true(f->m.slots == 1u << 20);
@@ -274,12 +283,7 @@ test_hello_worker_limits(void **state)
 
 	/* slots 1, capacity 1, no functions */
 	proto_writer_reset(&f->w);
-	begin(f, PROTO_HELLO, 4);
-	proto_put_str(&f->w, "role", "worker");
-	proto_put_uint(&f->w, "slots", 1);
-	proto_put_uint(&f->w, "capacity", 1);
-	proto_put_key(&f->w, "functions");
-	msgpack_pack_array(&f->w.pk, 0);
+	begin_worker_hello(f, 1, 1, 0);
 	decode_ok(f, PROTO_HELLO);
 	assert_true(f->m.slots == 1 && f->m.capacity == 1);
 	assert_int_equal(f->m.n_functions, 0);
@@ -494,6 +498,19 @@ test_task_extra_elements(void **state)
 	    "read:/data/b.bin", 16);
 }
 
+/* A submit task entry [id, fn, args (a packed nil), [], {n options}]
+ * whose options the caller packs next. */
+static void
+pack_opts_entry(struct fx *f, uint64_t id, const char *fn, uint32_t n)
+{
+	msgpack_pack_array(&f->w.pk, 5);
+	msgpack_pack_uint64(&f->w.pk, id);
+	pk_cstr(f, fn);
+	proto_pack_bin(&f->w, "\xc0", 1);
+	msgpack_pack_array(&f->w.pk, 0);
+	msgpack_pack_map(&f->w.pk, n);
+}
+
 static void
 test_task_options(void **state)
 {
@@ -534,12 +551,7 @@ test_task_options(void **state)
 	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
-	msgpack_pack_array(&f->w.pk, 5);
-	msgpack_pack_uint64(&f->w.pk, 1);
-	pk_cstr(f, "a");
-	proto_pack_bin(&f->w, "\xc0", 1);
-	msgpack_pack_array(&f->w.pk, 0);
-	msgpack_pack_map(&f->w.pk, 1);
+	pack_opts_entry(f, 1, "a", 1);
 	proto_put_uint(&f->w, "retries", 1001);
 	decode(f);
 	check_err(f, FERRY_EPROTO, "tasks[0][4] (options): 'retries': 1001",
@@ -548,12 +560,7 @@ test_task_options(void **state)
 	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
-	msgpack_pack_array(&f->w.pk, 5);
-	msgpack_pack_uint64(&f->w.pk, 1);
-	pk_cstr(f, "a");
-	proto_pack_bin(&f->w, "\xc0", 1);
-	msgpack_pack_array(&f->w.pk, 0);
-	msgpack_pack_map(&f->w.pk, 2);
+	pack_opts_entry(f, 1, "a", 2);
 	proto_put_str(&f->w, "unknown", "ignored");
 	proto_put_str(&f->w, "timeout_ms", "soon");
 	decode(f);
@@ -594,12 +601,7 @@ pack_bool_option(struct fx *f, const char *key, int value)
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 2);
 	proto_pack_task(&f->w, 1, "a", 1, "\xc0", 1);
-	msgpack_pack_array(&f->w.pk, 5);
-	msgpack_pack_uint64(&f->w.pk, 2);
-	pk_cstr(f, "b");
-	proto_pack_bin(&f->w, "\xc0", 1);
-	msgpack_pack_array(&f->w.pk, 0);
-	msgpack_pack_map(&f->w.pk, 1);
+	pack_opts_entry(f, 2, "b", 1);
 	pk_cstr(f, key);
 	if (value)
 		msgpack_pack_true(&f->w.pk);
@@ -1111,6 +1113,24 @@ assert_bytes(struct fx *f, const char *x, size_t xlen)
 
 #define ASSERT_BYTES(f, lit) assert_bytes(f, lit, sizeof(lit) - 1)
 
+/* write(h) writes exactly the bytes f->w holds now (the writer is left
+ * empty). */
+static void
+assert_writes_same(struct fx *f,
+    void (*write)(struct proto_writer *, const struct proto_hello *),
+    const struct proto_hello *h)
+{
+	char   want[512];
+	size_t n = f->w.buf.size;
+
+	assert_true(n <= sizeof(want));
+	memcpy(want, f->w.buf.data, n);
+	proto_writer_reset(&f->w);
+	write(&f->w, h);
+	assert_bytes(f, want, n);
+	proto_writer_reset(&f->w);
+}
+
 /* The bytes of protocol.md 6.1, written by the writers the peers use. */
 static void
 test_writer_bytes(void **state)
@@ -1190,8 +1210,6 @@ test_writer_hello_bytes(void **state)
 	struct fx         *f      = *state;
 	const char *const  fns[]  = { "add" };
 	struct proto_hello h      = { 0 };
-	char               want[512];
-	size_t             n;
 
 	h.token       = "0123456789abcdef";
 	h.name        = "w-1";
@@ -1221,13 +1239,9 @@ test_writer_hello_bytes(void **state)
 	msgpack_pack_array(&f->w.pk, 1);
 	pk_cstr(f, "add");
 	proto_put_uint(&f->w, "supervisor", h.supervisor);
-	memcpy(want, f->w.buf.data, n = f->w.buf.size);
-	proto_writer_reset(&f->w);
-	proto_write_hello_worker(&f->w, &h);
-	assert_bytes(f, want, n);
+	assert_writes_same(f, proto_write_hello_worker, &h);
 
 	/* client: role token name host pid session */
-	proto_writer_reset(&f->w);
 	begin(f, PROTO_HELLO, 6);
 	proto_put_str(&f->w, "role", "client");
 	proto_put_str(&f->w, "token", h.token);
@@ -1235,13 +1249,9 @@ test_writer_hello_bytes(void **state)
 	proto_put_str(&f->w, "host", h.host);
 	proto_put_uint(&f->w, "pid", h.pid);
 	proto_put_uint(&f->w, "session", h.session);
-	memcpy(want, f->w.buf.data, n = f->w.buf.size);
-	proto_writer_reset(&f->w);
-	proto_write_hello_client(&f->w, &h);
-	assert_bytes(f, want, n);
+	assert_writes_same(f, proto_write_hello_client, &h);
 
 	/* supervisor: role token supervisor name host group pid */
-	proto_writer_reset(&f->w);
 	begin(f, PROTO_HELLO, 7);
 	proto_put_str(&f->w, "role", "supervisor");
 	proto_put_str(&f->w, "token", h.token);
@@ -1250,10 +1260,7 @@ test_writer_hello_bytes(void **state)
 	proto_put_str(&f->w, "host", h.host);
 	proto_put_str(&f->w, "group", h.group);
 	proto_put_uint(&f->w, "pid", h.pid);
-	memcpy(want, f->w.buf.data, n = f->w.buf.size);
-	proto_writer_reset(&f->w);
-	proto_write_hello_supervisor(&f->w, &h);
-	assert_bytes(f, want, n);
+	assert_writes_same(f, proto_write_hello_supervisor, &h);
 }
 
 /* A message of type status_reply with n uint fields after "v", "t"
@@ -2283,12 +2290,7 @@ test_hello_function_names(void **state)
 	/* 256 bytes: one over the limit */
 	memset(name, 'a', 256);
 	name[256] = '\0';
-	begin(f, PROTO_HELLO, 4);
-	proto_put_str(&f->w, "role", "worker");
-	proto_put_uint(&f->w, "slots", 1);
-	proto_put_uint(&f->w, "capacity", 1);
-	proto_put_key(&f->w, "functions");
-	msgpack_pack_array(&f->w.pk, 2);
+	begin_worker_hello(f, 1, 1, 2);
 	pk_cstr(f, "ok");
 	pk_cstr(f, name);
 	decode(f);
@@ -2297,12 +2299,7 @@ test_hello_function_names(void **state)
 
 	/* a NUL inside a name must not silently shorten it */
 	proto_writer_reset(&f->w);
-	begin(f, PROTO_HELLO, 4);
-	proto_put_str(&f->w, "role", "worker");
-	proto_put_uint(&f->w, "slots", 1);
-	proto_put_uint(&f->w, "capacity", 1);
-	proto_put_key(&f->w, "functions");
-	msgpack_pack_array(&f->w.pk, 1);
+	begin_worker_hello(f, 1, 1, 1);
 	proto_pack_str(&f->w, "add\0evil", 8);
 	decode(f);
 	check_err(f, FERRY_EPROTO, "hello: functions[0]: ", "NUL byte",
