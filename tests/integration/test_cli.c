@@ -232,6 +232,34 @@ up_refused(const char *path, const char *say, const char *also)
 	assert_int_equal(pids_mentioning(path, left, 4), 0);
 }
 
+/* Write the cluster file path of cluster "bad" with its state in
+ * statedir: the lines after "scheduler:" as fmt says (printf-style),
+ * then one worker group with the library lib. */
+static void
+write_bad(const char *path, const char *statedir, const char *lib,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+write_bad(const char *path, const char *statedir, const char *lib,
+    const char *fmt, ...)
+{
+	char    sched[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sched, sizeof(sched), fmt, ap);
+	va_end(ap);
+	h_write_file(path, 0644,
+	    "cluster:\n"
+	    "  name: bad\n"
+	    "  state_dir: %s\n"
+	    "scheduler:\n"
+	    "%s"
+	    "workers:\n"
+	    "  - name: main\n"
+	    "    libraries: [%s]\n",
+	    statedir, sched, lib);
+}
+
 /* Invalid cluster files: a clear file:line:column error, exit non-zero,
  * and nothing started. */
 static void
@@ -243,64 +271,34 @@ test_bad_cluster_file(void **state)
 
 	snprintf(path, sizeof(path), "%s/bad.yaml", h_dir());
 	snprintf(statedir, sizeof(statedir), "%s/state-bad", h_dir());
-	h_write_file(path, 0644,
-	    "cluster:\n"
-	    "  name: bad\n"
-	    "  state_dir: %s\n"
-	    "scheduler:\n"
+	write_bad(path, statedir, "ferry_examples",
 	    "  listen: [ipc://%s/bad.sock]\n"
-	    "  heartbeat_timeout: soon\n"
-	    "workers:\n"
-	    "  - name: main\n"
-	    "    libraries: [ferry_examples]\n",
-	    statedir, h_dir());
+	    "  heartbeat_timeout: soon\n",
+	    h_dir());
 	up_refused(path, "bad.yaml:6:", "heartbeat_timeout");
 	assert_int_not_equal(stat(statedir, &st), 0); /* nothing started */
 
 	/* a library that does not exist is caught before anything starts */
-	h_write_file(path, 0644,
-	    "cluster:\n"
-	    "  name: bad\n"
-	    "  state_dir: %s\n"
-	    "scheduler:\n"
-	    "  listen: [ipc://%s/bad.sock]\n"
-	    "workers:\n"
-	    "  - name: main\n"
-	    "    libraries: [no_such_library]\n",
-	    statedir, h_dir());
+	write_bad(path, statedir, "no_such_library",
+	    "  listen: [ipc://%s/bad.sock]\n", h_dir());
 	up_refused(path, "no_such_library", NULL);
 	assert_int_not_equal(stat(statedir, &st), 0);
 
 	/* a TLS address with no CA to check the scheduler: said before
 	 * waiting, and nothing is left running */
 	h_tcp_url(tcp, sizeof(tcp)); /* tcp://127.0.0.1:PORT */
-	h_write_file(path, 0644,
-	    "cluster:\n"
-	    "  name: bad\n"
-	    "  state_dir: %s\n"
-	    "scheduler:\n"
+	write_bad(path, statedir, "ferry_examples",
 	    "  listen: [tls+%s]\n"
 	    "security:\n"
 	    "  tls:\n"
-	    "    cert_key_file: %s/no-such-server.pem\n"
-	    "workers:\n"
-	    "  - name: main\n"
-	    "    libraries: [ferry_examples]\n",
-	    statedir, tcp, h_dir());
+	    "    cert_key_file: %s/no-such-server.pem\n",
+	    tcp, h_dir());
 	up_refused(path, "give the CA", NULL);
 
 	/* a scheduler that cannot start (it cannot listen there) is
 	 * reported at once with its log, and nothing is left running */
-	h_write_file(path, 0644,
-	    "cluster:\n"
-	    "  name: bad\n"
-	    "  state_dir: %s\n"
-	    "scheduler:\n"
-	    "  listen: [ipc://%s/no-such-dir/bad.sock]\n"
-	    "workers:\n"
-	    "  - name: main\n"
-	    "    libraries: [ferry_examples]\n",
-	    statedir, h_dir());
+	write_bad(path, statedir, "ferry_examples",
+	    "  listen: [ipc://%s/no-such-dir/bad.sock]\n", h_dir());
 	up_refused(path, "the scheduler exited at start", "no-such-dir");
 }
 

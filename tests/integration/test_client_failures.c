@@ -1036,13 +1036,15 @@ test_fake_reconnect_within_window(void **state)
 
 /* ============================================= real cluster tests */
 
+/* Start a scheduler at url with max_queue from a cluster file (the only
+ * way to set it). */
 static void
-write_cluster_file(char *path, size_t len, const char *url, int max_queue)
+scheduler_max_queue(const char *url, int max_queue)
 {
-	FILE *f;
-	snprintf(path, len, "%s/cluster-%d.yaml", h_dir(), max_queue);
-	assert_non_null(f = fopen(path, "w"));
-	fprintf(f,
+	char        path[512];
+	const char *sargs[] = { "scheduler", "-f", path, NULL };
+	snprintf(path, sizeof(path), "%s/cluster-%d.yaml", h_dir(), max_queue);
+	h_write_file(path, 0644,
 	    "cluster:\n"
 	    "  name: cf%d\n"
 	    "  state_dir: %s/state-cf%d\n"
@@ -1054,7 +1056,27 @@ write_cluster_file(char *path, size_t len, const char *url, int max_queue)
 	    "    processes: 1\n"
 	    "    libraries: [ferry_examples]\n",
 	    max_queue, h_dir(), max_queue, url, max_queue);
-	fclose(f);
+	h_start_scheduler("scheduler", sargs);
+}
+
+/* Map square over [0, n) with a per-task delay (-1: none) and fail unless
+ * every task ends done with its square within timeout_ms; and the client
+ * then holds nothing unsent and has seen no duplicate. */
+static void
+map_squares_all_done(ferry_client *c, size_t n, long delay_us, int timeout_ms)
+{
+	ferry_future **futs = calloc(n, sizeof(*futs));
+	assert_non_null(futs);
+	assert_int_equal(map_squares_opts(c, 0, n, delay_us, NULL, futs), 0);
+	assert_int_equal(ferry_wait_all(futs, n, timeout_ms), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(ferry_future_state(futs[i]), FERRY_DONE);
+		assert_true(is_square(futs[i], i));
+		ferry_future_free(futs[i]);
+	}
+	free(futs);
+	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(stats_of(c).unsent, 0);
 }
 
 /* Tasks with options run normally on a real cluster; attempts and
@@ -1178,18 +1200,15 @@ test_real_cancel_many(void **state)
 static void
 test_real_backpressure(void **state)
 {
-	char           url[256], path[512];
-	const char    *sargs[] = { "scheduler", "-f", path, NULL };
+	char           url[256];
 	ferry_client  *c;
-	ferry_future  *f[8], **futs;
+	ferry_future  *f[8];
 	uint8_t        buf[24];
 	size_t         len;
-	const size_t   n = 600;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "full");
-	write_cluster_file(path, sizeof(path), url, 5);
-	h_start_scheduler("scheduler", sargs);
+	scheduler_max_queue(url, 5);
 
 	/* FAIL, no workers: five queue, three are refused */
 	assert_non_null(
@@ -1222,19 +1241,8 @@ test_real_backpressure(void **state)
 	 * correctly, through the full queue */
 	assert_non_null(c = connect_opts(url,
 	                   OPTS(.on_full = FERRY_FULL_BLOCK, .max_unsent = 16)));
-	futs = calloc(n, sizeof(*futs));
-	assert_non_null(futs);
-	assert_int_equal(map_squares_opts(c, 0, n, -1, NULL, futs), 0);
-	assert_int_equal(ferry_wait_all(futs, n, 120000), 0);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(ferry_future_state(futs[i]), FERRY_DONE);
-		assert_true(is_square(futs[i], i));
-		ferry_future_free(futs[i]);
-	}
-	free(futs);
+	map_squares_all_done(c, 600, -1, 120000);
 	printf("# resent after full: %" PRIu64 "\n", stats_of(c).resent);
-	assert_int_equal(stats_of(c).duplicates, 0);
-	assert_int_equal(stats_of(c).unsent, 0);
 	ferry_client_close(c);
 }
 
@@ -1249,33 +1257,21 @@ test_real_backpressure(void **state)
 static void
 test_real_backpressure_backoff(void **state)
 {
-	char           url[256], path[512];
-	const char    *sargs[] = { "scheduler", "-f", path, NULL };
+	char           url[256];
 	const char    *wargs[] = { "--prefetch", "0", NULL };
 	ferry_client  *c;
-	ferry_future **futs;
 	const size_t   n = 3000;
 	uint64_t       resent, rejected;
 	(void)state;
 
 	h_ipc_url(url, sizeof(url), "backoff");
-	write_cluster_file(path, sizeof(path), url, 50);
-	h_start_scheduler("scheduler", sargs);
+	scheduler_max_queue(url, 50);
 	h_workers(url, 1, wargs);
 	assert_non_null(
 	    c = connect_opts(url, OPTS(.on_full = FERRY_FULL_BLOCK)));
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
 
-	futs = calloc(n, sizeof(*futs));
-	assert_non_null(futs);
-	assert_int_equal(map_squares_opts(c, 0, n, 1000, NULL, futs), 0);
-	assert_int_equal(ferry_wait_all(futs, n, 300000), 0);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(ferry_future_state(futs[i]), FERRY_DONE);
-		assert_true(is_square(futs[i], i));
-		ferry_future_free(futs[i]);
-	}
-	free(futs);
+	map_squares_all_done(c, n, 1000, 300000);
 	resent   = stats_of(c).resent;
 	rejected = h_status_uint(c, "rejected");
 	printf("# %zu tasks through max_queue 50: %" PRIu64 " sent again, "
@@ -1284,8 +1280,6 @@ test_real_backpressure_backoff(void **state)
 	assert_true(resent > 0); /* the queue was full */
 	assert_true(resent <= 3 * n);
 	assert_true(rejected <= 3 * n);
-	assert_int_equal(stats_of(c).duplicates, 0);
-	assert_int_equal(stats_of(c).unsent, 0);
 	ferry_client_close(c);
 }
 
