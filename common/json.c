@@ -497,12 +497,48 @@ jopen(struct jparse *p, size_t *slot)
 	return 0;
 }
 
+/* Whether the next character is c; if so, it is taken. */
+static bool
+jtake(struct jparse *p, char c)
+{
+	if (p->pos >= p->len || p->s[p->pos] != c)
+		return false;
+	p->pos++;
+	return true;
+}
+
+/* After an element of a container: 1 at a ',' (another element follows,
+ * whitespace skipped), 0 at its closing character close, else -1 with
+ * the error (expected what). */
+static int
+jnext(struct jparse *p, char close, const char *what)
+{
+	jskip_ws(p);
+	if (jtake(p, ',')) {
+		jskip_ws(p);
+		return 1;
+	}
+	if (jtake(p, close))
+		return 0;
+	return jexpected(p, what);
+}
+
+/* Close the container opened at slot, which held n elements. */
+static int
+jclose(struct jparse *p, size_t slot, uint32_t n)
+{
+	p->counts[slot] = n;
+	p->depth--;
+	return 0;
+}
+
 /* Read the array at p->pos ('['). */
 static int
 jarray(struct jparse *p)
 {
 	size_t   slot;
 	uint32_t n = 0;
+	int      more;
 
 	if (jopen(p, &slot) != 0)
 		return -1;
@@ -510,33 +546,17 @@ jarray(struct jparse *p)
 	    jpacked(p, msgpack_pack_array(p->pk, p->counts[slot])) != 0)
 		return -1;
 	jskip_ws(p);
-	if (p->pos < p->len && p->s[p->pos] == ']') {
-		p->pos++;
-	} else {
-		for (;;) {
-			if (n == UINT32_MAX)
-				return jfail(p, p->pos,
-				    "array has more than %" PRIu32
-				    " elements",
-				    UINT32_MAX);
-			if (jvalue(p) != 0)
-				return -1;
-			n++;
-			jskip_ws(p);
-			if (p->pos < p->len && p->s[p->pos] == ',') {
-				p->pos++;
-				continue;
-			}
-			if (p->pos < p->len && p->s[p->pos] == ']') {
-				p->pos++;
-				break;
-			}
-			return jexpected(p, "',' or ']'");
-		}
+	for (more = !jtake(p, ']'); more > 0;
+	     more = jnext(p, ']', "',' or ']'")) {
+		if (n == UINT32_MAX)
+			return jfail(p, p->pos,
+			    "array has more than %" PRIu32 " elements",
+			    UINT32_MAX);
+		if (jvalue(p) != 0)
+			return -1;
+		n++;
 	}
-	p->counts[slot] = n;
-	p->depth--;
-	return 0;
+	return more < 0 ? -1 : jclose(p, slot, n);
 }
 
 /* Read the object at p->pos ('{'). */
@@ -545,6 +565,7 @@ jobject(struct jparse *p)
 {
 	size_t   slot, klen;
 	uint32_t n = 0;
+	int      more;
 
 	if (jopen(p, &slot) != 0)
 		return -1;
@@ -552,13 +573,8 @@ jobject(struct jparse *p)
 	    jpacked(p, msgpack_pack_map(p->pk, p->counts[slot])) != 0)
 		return -1;
 	jskip_ws(p);
-	if (p->pos < p->len && p->s[p->pos] == '}') {
-		p->pos++;
-		p->counts[slot] = 0;
-		p->depth--;
-		return 0;
-	}
-	for (;;) {
+	for (more = !jtake(p, '}'); more > 0;
+	     more = jnext(p, '}', "',' or '}'")) {
 		if (p->pos >= p->len || p->s[p->pos] != '"')
 			return jexpected(p,
 			    n == 0 ? "a string key or '}'" : "a string key");
@@ -574,27 +590,13 @@ jobject(struct jparse *p)
 		        0)
 			return -1;
 		jskip_ws(p);
-		if (p->pos >= p->len || p->s[p->pos] != ':')
+		if (!jtake(p, ':'))
 			return jexpected(p, "':' after the key");
-		p->pos++;
 		if (jvalue(p) != 0)
 			return -1;
 		n++;
-		jskip_ws(p);
-		if (p->pos < p->len && p->s[p->pos] == ',') {
-			p->pos++;
-			jskip_ws(p);
-			continue;
-		}
-		if (p->pos < p->len && p->s[p->pos] == '}') {
-			p->pos++;
-			break;
-		}
-		return jexpected(p, "',' or '}'");
 	}
-	p->counts[slot] = n;
-	p->depth--;
-	return 0;
+	return more < 0 ? -1 : jclose(p, slot, n);
 }
 
 /* Read (and in the packing pass, pack) one value, whitespace first. */

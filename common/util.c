@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -296,6 +298,22 @@ util_call_bounded(void (*fn)(void *), void *arg, int seconds)
 		pthread_detach(t);
 		return -1;
 	}
+	return 0;
+}
+
+int
+util_signal_fds(int *signal_fd, int *event_fd)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((*signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0 ||
+	    (*event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return -1;
 	return 0;
 }
 

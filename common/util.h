@@ -52,6 +52,16 @@ int util_grow(void *bufp, size_t *cap, size_t len, size_t elem,
  */
 int util_call_bounded(void (*fn)(void *), void *arg, int seconds);
 
+/*
+ * For a poll loop stopped by SIGINT or SIGTERM: block the two in this
+ * thread and every thread it starts from now on (NNG's included), ignore
+ * SIGPIPE, and open a signalfd that reads them into *signal_fd and an
+ * eventfd (non-blocking) that wakes the loop into *event_fd, both
+ * close-on-exec.  Returns 0, or -1 with errno (what was opened is in
+ * *signal_fd, the caller closes it).
+ */
+int util_signal_fds(int *signal_fd, int *event_fd);
+
 /* A random 64-bit value from the system (getrandom), never 0. */
 uint64_t util_random64(void);
 

@@ -8,8 +8,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -22,19 +20,12 @@
 int
 sched_listen(struct sched *s)
 {
-	sigset_t          mask;
 	struct sec_listen sl;
 	int               rv;
 
 	/* block the stop signals in every thread (NNG's included) and read
 	 * them from a signalfd in the loop */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if ((s->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0 ||
-	    (s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+	if (util_signal_fds(&s->signal_fd, &s->event_fd) != 0) {
 		log_error("signalfd/eventfd: %s", strerror(errno));
 		return -1;
 	}

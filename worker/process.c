@@ -340,15 +340,7 @@ orphaned_group_stop(const struct wrk_options *o, int signalled)
 static int
 signals_open(struct wproc *w)
 {
-	sigset_t mask;
-
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if ((w->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0 ||
-	    (w->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+	if (util_signal_fds(&w->signal_fd, &w->event_fd) != 0) {
 		log_error("signalfd/eventfd: %s", strerror(errno));
 		return -1;
 	}
