@@ -173,11 +173,8 @@ connect_fails(const char *url, const char *ca, const char *cert,
 static void
 run_fails(const char *const *args, int timeout_ms, const char *text)
 {
-	char *out = NULL, *err = NULL;
-	assert_int_not_equal(h_run(args, timeout_ms, &out, &err), 0);
-	assert_non_null(strstr(err, text));
-	free(out);
-	free(err);
+	h_run_want(args, timeout_ms,
+	    &(struct h_want){ .rc = H_RC_FAILED, .err_has = { text } });
 }
 
 /* Tasks run end to end over TLS with a token: scheduler, supervisor and
@@ -338,9 +335,7 @@ test_token_plain_tcp(void **state)
 static void
 test_cluster_file(void **state)
 {
-	char        url[160], file[600];
-	char       *out = NULL, *err = NULL;
-	int         rc;
+	char url[160], file[600];
 	(void)state;
 	need_certs();
 	tls_url(url, sizeof(url));
@@ -372,22 +367,13 @@ test_cluster_file(void **state)
 	{
 		const char *sub[] = { "submit", "-f", file, "square", "9",
 			NULL };
-		rc = h_run(sub, 30000, &out, &err);
-		if (rc != 0)
-			fprintf(stderr, "submit: %s%s", out, err);
-		assert_int_equal(rc, 0);
-		assert_non_null(strstr(out, "81"));
-		free(out);
-		free(err);
+		h_run_want(sub, 30000, &(struct h_want){ .out_has = { "81" } });
 	}
 	{
 		const char *st[] = { "status", "-f", file, NULL };
-		rc = h_run(st, 20000, &out, &err);
-		assert_int_equal(rc, 0);
-		assert_non_null(strstr(out, "0 authentication failure(s)"));
-		assert_non_null(strstr(out, "1 process(es)"));
-		free(out);
-		free(err);
+		h_run_want(st, 20000,
+		    &(struct h_want){ .out_has = { "0 authentication failure(s)",
+		                          "1 process(es)" } });
 	}
 	{
 		/* the flags override the file: a wrong token is refused */
