@@ -108,16 +108,11 @@ ack_unlink(struct sched *s, struct session *se)
 {
 	struct rctx *rc = se->ack_rc;
 
+	(void)s;
 	if (rc == NULL)
 		return NULL;
 	se->ack_rc = NULL;
-	if (se->ack_prev != NULL)
-		se->ack_prev->ack_next = se->ack_next;
-	else
-		s->acks = se->ack_next;
-	if (se->ack_next != NULL)
-		se->ack_next->ack_prev = se->ack_prev;
-	se->ack_prev = se->ack_next = NULL;
+	list_remove(&se->ack_node);
 	return rc;
 }
 
@@ -156,11 +151,7 @@ ack_hold(struct sched *s, struct session *se, struct rctx *rc,
 {
 	se->ack_rc       = rc;
 	se->ack_accepted = accepted;
-	se->ack_prev     = NULL;
-	se->ack_next     = s->acks;
-	if (s->acks != NULL)
-		s->acks->ack_prev = se;
-	s->acks = se;
+	list_append(&s->acks, &se->ack_node);
 	/* a millisecond at most, as far as the loop looks: it is not woken
 	 * for this (that costs the round trip more than the hold saves);
 	 * every request and every turn of the loop runs due timers, and the

@@ -19,7 +19,7 @@
 struct refusal {
 	struct rctx    *rc;
 	uint64_t        key;
-	struct refusal *prev, *next; /* in s->refusals */
+	struct list_node node; /* in s->refusals */
 };
 
 static void
@@ -88,11 +88,7 @@ auth_refuse(struct sched *s, nng_pipe pipe, const struct proto_msg *m,
 	if (v.delay_ms > 0 && (r = malloc(sizeof(*r))) != NULL) {
 		r->rc   = rc;
 		r->key  = v.key;
-		r->prev = NULL;
-		r->next = s->refusals;
-		if (r->next != NULL)
-			r->next->prev = r;
-		s->refusals = r;
+		list_append(&s->refusals, &r->node);
 		timer_add(s, sched_now(s) + v.delay_ms, auth_refuse_late,
 		    (uint64_t)(uintptr_t)r, 0);
 		return;
@@ -117,12 +113,7 @@ auth_refuse_late(void *owner, uint64_t id, uint32_t gen)
 	struct refusal *r = (struct refusal *)(uintptr_t)id;
 
 	(void)gen;
-	if (r->prev != NULL)
-		r->prev->next = r->next;
-	else
-		s->refusals = r->next;
-	if (r->next != NULL)
-		r->next->prev = r->prev;
+	list_remove(&r->node);
 	authlimit_answered(s->auth, r->key);
 	reply_error(s, r->rc, FERRY_EAUTH, "authentication failed");
 	free(r);
@@ -331,10 +322,10 @@ router_fini(struct sched *s)
 	while (idmap_iter_next(&s->peers, &it, NULL, &p))
 		free(p);
 	idmap_fini(&s->peers);
-	while (s->refusals != NULL) { /* their timers never run now */
-		struct refusal *r = s->refusals;
-		s->refusals       = r->next;
-		free(r);
+	while (!list_empty(&s->refusals)) { /* their timers never run now */
+		struct list_node *n = list_first(&s->refusals);
+		list_remove(n);
+		free(list_entry(n, struct refusal, node));
 	}
 	authlimit_free(s->auth);
 	s->auth = NULL;

@@ -36,6 +36,9 @@ sched_init(struct sched *s, const struct sched_config *cfg)
 	idmap_init(&s->ghosts);
 	idmap_init(&s->sessions);
 	idmap_init(&s->sups);
+	list_init(&s->waiting);
+	list_init(&s->acks);
+	list_init(&s->refusals);
 	timerheap_init(&s->timers);
 	proto_decoder_init(&s->dec);
 	proto_writer_init(&s->w);

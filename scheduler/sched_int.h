@@ -36,6 +36,7 @@
 #include "scheduler.h"
 #include "security.h"
 #include "status_fields.h"
+#include "list.h"
 #include "util.h"
 
 #define MAX_FN_LEN 255
@@ -77,7 +78,7 @@ struct task {
 	struct session *sess; /* NULL once its session expired */
 	struct worker  *worker; /* while assigned (also a ghost's) */
 	struct fnreg   *fnr;  /* its function (holds a count in tasks) */
-	struct task    *wprev, *wnext; /* in worker->tasks */
+	struct list_node wnode;   /* in worker->tasks while assigned */
 	struct task    *limbo_next; /* queued, waiting for room in dispatch */
 	uint32_t        fn_len, args_len;
 	uint8_t         state;
@@ -213,14 +214,13 @@ struct worker {
 	uint32_t       slots, capacity;
 	struct fnreg **functions; /* each holds a reference */
 	uint32_t       n_functions;
-	struct task   *tasks; /* assigned, doubly linked (task.c links) */
+	struct list    tasks; /* assigned (task.c links them) */
 	uint32_t       held;
 	uint64_t       done, failed;
 	uint64_t       last_seen_ms;
 	uint64_t       connected_ms;
 	struct parked  park;
-	struct worker *wait_prev, *wait_next; /* in waiting list */
-	int            waiting;
+	struct list_node wait_node; /* in s->waiting while parked */
 	uint64_t       local;  /* tasks sent because it held their objects */
 	struct proto_cache cache;
 	uint64_t       sup_token; /* its supervisor's token, 0: none */
@@ -308,7 +308,7 @@ struct session {
 	struct rctx    *ack_rc;   /* a submit whose answer is held back */
 	uint64_t        ack_accepted;
 	uint32_t        ack_gen;
-	struct session *ack_prev, *ack_next; /* in the held-answers list */
+	struct list_node ack_node; /* in s->acks while an answer is held */
 };
 
 void handle_client_hello(struct sched *s, uint32_t pipe,
@@ -511,7 +511,7 @@ struct sched {
 	struct idmap     ghosts;     /* id -> lost worker awaiting a report */
 	uint64_t         next_worker_id;
 	uint32_t         n_workers;
-	struct worker   *wait_head, *wait_tail;
+	struct list      waiting;    /* workers parked for work, in order */
 	uint64_t         pick[SCHED_MAX_BATCH];
 
 	/* supervisors.c */
@@ -523,12 +523,12 @@ struct sched {
 	uint32_t         n_clients;
 	uint64_t         results_stored, result_bytes;
 	struct session  *dirty;      /* sessions with new results */
-	struct session  *acks;       /* sessions holding back an answer */
+	struct list      acks;       /* sessions holding back an answer */
 
 	/* router.c */
 	struct idmap      peers;     /* pipe id -> peer */
 	struct authlimit *auth;      /* failed authentications per host */
-	struct refusal   *refusals;  /* slowed refusals waiting */
+	struct list       refusals;  /* slowed refusals waiting */
 	int               auth_timer; /* a summary timer is pending */
 	char              token[SEC_TOKEN_MAX + 1]; /* "": none required */
 

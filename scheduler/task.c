@@ -139,13 +139,7 @@ leave(struct sched *s, struct task *t)
 		s->n_delayed--;
 	} else if (t->state == TASK_ASSIGNED) {
 		struct worker *w = t->worker;
-		if (t->wprev != NULL)
-			t->wprev->wnext = t->wnext;
-		else
-			w->tasks = t->wnext;
-		if (t->wnext != NULL)
-			t->wnext->wprev = t->wprev;
-		t->wprev = t->wnext = NULL;
+		list_remove(&t->wnode);
 		w->held--;
 		s->n_assigned--;
 	}
@@ -169,11 +163,7 @@ enter(struct sched *s, struct task *t, int to, struct worker *w)
 		break;
 	case TASK_ASSIGNED:
 		t->worker = w;
-		t->wprev  = NULL;
-		t->wnext  = w->tasks;
-		if (t->wnext != NULL)
-			t->wnext->wprev = t;
-		w->tasks = t;
+		list_prepend(&w->tasks, &t->wnode);
 		w->held++;
 		s->n_assigned++;
 		break;

@@ -25,35 +25,19 @@
 static void
 wait_remove(struct sched *s, struct worker *w)
 {
-	if (!w->waiting)
+	if (!list_linked(&w->wait_node))
 		return;
 	disp_worker_idle(s->disp, w->id, 0);
-	if (w->wait_prev != NULL)
-		w->wait_prev->wait_next = w->wait_next;
-	else
-		s->wait_head = w->wait_next;
-	if (w->wait_next != NULL)
-		w->wait_next->wait_prev = w->wait_prev;
-	else
-		s->wait_tail = w->wait_prev;
-	w->wait_prev = w->wait_next = NULL;
-	w->waiting                  = 0;
+	list_remove(&w->wait_node);
 }
 
 static void
 wait_append(struct sched *s, struct worker *w)
 {
-	if (w->waiting)
+	if (list_linked(&w->wait_node))
 		return;
 	disp_worker_idle(s->disp, w->id, 1);
-	w->wait_next = NULL;
-	w->wait_prev = s->wait_tail;
-	if (s->wait_tail != NULL)
-		s->wait_tail->wait_next = w;
-	else
-		s->wait_head = w;
-	s->wait_tail = w;
-	w->waiting   = 1;
+	list_append(&s->waiting, &w->wait_node);
 }
 
 /*
@@ -123,21 +107,24 @@ tasks_send(struct sched *s, struct worker *w, struct rctx *rc, size_t picked)
 void
 dispatch(struct sched *s)
 {
-	struct worker *w, *next;
+	struct list_node *n, *next;
 
-	for (w = s->wait_head; w != NULL && s->n_queued > s->n_unserved &&
-	     !results_full(s) && !s->draining;
-	     w = next) {
-		size_t n;
-		next = w->wait_next;
+	list_for_each_safe(&s->waiting, n, next)
+	{
+		struct worker *w = list_entry(n, struct worker, wait_node);
+		size_t         picked;
+
+		if (s->n_queued <= s->n_unserved || results_full(s) ||
+		    s->draining)
+			break;
 		if (!w->park.active) {
 			wait_remove(s, w);
 			continue;
 		}
-		if ((n = tasks_pick(s, w, w->park.credit)) == 0)
+		if ((picked = tasks_pick(s, w, w->park.credit)) == 0)
 			continue; /* it runs none of them: stays parked */
 		wait_remove(s, w);
-		tasks_send(s, w, park_take(&w->park), n);
+		tasks_send(s, w, park_take(&w->park), picked);
 	}
 }
 
@@ -175,8 +162,10 @@ static uint32_t
 requeue_held(struct sched *s, struct worker *w, const char *why)
 {
 	uint32_t n = 0;
-	while (w->tasks != NULL) {
-		task_set_state(s, w->tasks, TASK_QUEUED, why);
+	while (!list_empty(&w->tasks)) {
+		task_set_state(s,
+		    list_entry(list_first(&w->tasks), struct task, wnode),
+		    TASK_QUEUED, why);
 		n++;
 	}
 	return n;
@@ -246,6 +235,7 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	}
 	w->id   = ++s->next_worker_id;
 	w->pipe = pipe;
+	list_init(&w->tasks);
 	util_strlcpy(w->name, m->name, sizeof(w->name));
 	util_strlcpy(w->host, m->host, sizeof(w->host));
 	util_strlcpy(w->group, m->group, sizeof(w->group));

@@ -401,8 +401,11 @@ fake_check(struct fake *f)
 		it.pos = 0;
 		it.key = 0;
 		while (idmap_iter_next(m, &it, NULL, (void **)&w)) {
-			uint32_t n = 0;
-			for (t = w->tasks; t != NULL; t = t->wnext) {
+			uint32_t          n = 0;
+			struct list_node *ln;
+			for (ln = list_first(&w->tasks); ln != NULL;
+			     ln = list_next(&w->tasks, ln)) {
+				t = list_entry(ln, struct task, wnode);
 				assert_ptr_equal(t->worker, w);
 				assert_int_equal(t->state, TASK_ASSIGNED);
 				n++;

@@ -331,9 +331,9 @@ held_by_worker(struct fake *f, uint64_t *ids, uint32_t max)
 	uint32_t          n = 0;
 
 	while (idmap_iter_next(&f->s.workers, &it, NULL, (void **)&w))
-		for (struct task *t = w->tasks; t != NULL && n < max;
-		     t = t->wnext)
-			ids[n++] = t->id;
+		for (struct list_node *ln = list_first(&w->tasks);
+		     ln != NULL && n < max; ln = list_next(&w->tasks, ln))
+			ids[n++] = list_entry(ln, struct task, wnode)->id;
 	return n;
 }
 
