@@ -28,16 +28,22 @@
  *   rtt      one task at a time: a submit commit then a result commit
  *   recover  1M queued tasks loaded, closed, then opened and read back into
  *            memory (cold: page cache dropped first, when allowed; warm)
+ *   group    group commit as the scheduler would run it: a producer thread
+ *            hands in submit messages at a fixed rate (or as fast as a
+ *            window allows), the journal thread commits whatever arrived
+ *            while it last wrote; tasks/s and arrival-to-durable latency
  *   size     10M tasks streamed with a small live set; file size sampled
  *
  *   journal_store [--dir DIR] [--rounds R] [--tasks N] [--batches 1,64,..]
  *       [--max-commits C] [--configs sqlite-full,lmdb-sync,..] [--rtt N]
  *       [--recover-tasks N] [--size-tasks N] [--size-batch B] [--no-vacuum]
- *       [--no-drop] [TEST...]
+ *       [--no-drop] [--group-tasks N] [--rates R,...] [--group-window W]
+ *       [TEST...]
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1070,77 +1076,84 @@ struct stream_out {
 
 typedef void (*sample_fn)(struct store *, uint64_t tasks_done);
 
-/* Stream n tasks through submit, retry, result and ack, b per commit. */
+/* Task indexes [lo, hi): the tasks one commit writes a kind of record for. */
+struct span {
+	uint64_t lo, hi;
+};
+
+/* Write one group commit (between begin and commit): the submits of sub,
+ * the retries in rty, the results of res and the acknowledgements of ack.
+ * n is the number of tasks in the run (the last sessions end there). */
+static void
+group_write(struct store *s, struct span sub, struct span rty, struct span res,
+    struct span ack, uint64_t n)
+{
+	struct task   t;
+	struct result r;
+	uint64_t      i;
+
+	for (i = sub.lo; i < sub.hi; i++) {
+		if (i % EPOCH == 0)
+			for (uint64_t j = 0; j < NSESS; j++)
+				store_session_put(s, sess_of(i + j), i);
+		task_make(i, &t);
+		store_task_put(s, &t);
+	}
+	i = (rty.lo + RETRY_EVERY - 1) / RETRY_EVERY * RETRY_EVERY;
+	for (; i < rty.hi; i += RETRY_EVERY)
+		store_task_update(s, i + 1, 1, (uint8_t)(i / RETRY_EVERY % 2));
+	for (i = res.lo; i < res.hi; i++) {
+		store_task_del(s, i + 1);
+		result_make(i, &r);
+		store_result_put(s, &r);
+	}
+	if (ack.lo < ack.hi) {
+		uint64_t sess[2 * NSESS], seq[2 * NSESS];
+		bool     last[2 * NSESS];
+		int      ns = 0;
+
+		/* The highest seq of each session in the span. */
+		for (i = ack.hi; i > ack.lo && ns < 2 * NSESS; i--) {
+			uint64_t id = sess_of(i - 1);
+			int      j;
+
+			for (j = 0; j < ns && sess[j] != id; j++)
+				;
+			if (j < ns)
+				continue;
+			sess[ns] = id;
+			seq[ns]  = seq_of(i - 1);
+			last[ns] = seq[ns] == SESS_TASKS || i - 1 + NSESS >= n;
+			ns++;
+		}
+		for (int j = 0; j < ns; j++) {
+			store_ack(s, sess[j], seq[j]);
+			if (last[j])
+				store_session_del(s, sess[j]);
+		}
+	}
+}
+
+/* Stream n tasks through submit, retry, result and ack, b per commit:
+ * commit k holds the submits of batch k, the retries of batch k-1, the
+ * results of batch k-2 and the acknowledgements of batch k-3. */
 static void
 stream_run(struct store *s, uint64_t n, uint64_t b, struct stream_out *o,
     sample_fn sample, uint64_t sample_every)
 {
-	uint64_t nb = (n + b - 1) / b, next_sample = sample_every;
-	double   t0 = now_s(), c0 = cpu_s(), skip = 0, skip_cpu = 0;
+	uint64_t    nb = (n + b - 1) / b, next_sample = sample_every;
+	double      t0 = now_s(), c0 = cpu_s(), skip = 0, skip_cpu = 0;
+	struct span span[4] = { { 0, 0 } }; /* batches k, k-1, k-2, k-3 */
 
 	memset(o, 0, sizeof(*o));
 	for (uint64_t k = 0; k < nb + 3; k++) {
-		double        a = now_s(), c;
-		struct task   t;
-		struct result r;
+		double a = now_s(), c;
 
+		memmove(&span[1], &span[0], 3 * sizeof(span[0]));
+		span[0].lo = k < nb ? k * b : n;
+		span[0].hi = k < nb && (k + 1) * b < n ? (k + 1) * b : n;
 		store_begin(s);
-		if (k < nb) { /* submits of batch k */
-			for (uint64_t i = k * b; i < (k + 1) * b && i < n;
-			     i++) {
-				if (i % EPOCH == 0)
-					for (uint64_t j = 0; j < NSESS; j++)
-						store_session_put(
-						    s, sess_of(i + j), i);
-				task_make(i, &t);
-				store_task_put(s, &t);
-			}
-		}
-		if (k >= 1 && k - 1 < nb) { /* retries in batch k-1 */
-			uint64_t i = (k - 1) * b;
-
-			i = (i + RETRY_EVERY - 1) / RETRY_EVERY * RETRY_EVERY;
-			for (; i < k * b && i < n; i += RETRY_EVERY)
-				store_task_update(s, i + 1, 1,
-				    (uint8_t)(i / RETRY_EVERY % 2));
-		}
-		if (k >= 2 && k - 2 < nb) { /* results of batch k-2 */
-			for (uint64_t i = (k - 2) * b;
-			     i < (k - 1) * b && i < n; i++) {
-				store_task_del(s, i + 1);
-				result_make(i, &r);
-				store_result_put(s, &r);
-			}
-		}
-		if (k >= 3 && k - 3 < nb) { /* acks of batch k-3 */
-			uint64_t lo = (k - 3) * b, hi = (k - 2) * b;
-			uint64_t sess[2 * NSESS], seq[2 * NSESS];
-			bool     last[2 * NSESS];
-			int      ns = 0;
-
-			if (hi > n)
-				hi = n;
-			/* The highest seq of each session in the batch. */
-			for (uint64_t i = hi; i > lo && ns < 2 * NSESS; i--) {
-				uint64_t id = sess_of(i - 1);
-				int      j;
-
-				for (j = 0; j < ns && sess[j] != id; j++)
-					;
-				if (j < ns)
-					continue;
-				sess[ns] = id;
-				seq[ns]  = seq_of(i - 1);
-				last[ns] = seq[ns] == SESS_TASKS
-				    || i - 1 + NSESS >= n;
-				ns++;
-			}
-			for (int j = 0; j < ns; j++) {
-				store_ack(s, sess[j], seq[j]);
-				if (last[j])
-					store_session_del(s, sess[j]);
-			}
-		}
+		group_write(s, span[0], span[1], span[2], span[3], n);
 		c = now_s();
 		store_commit(s);
 		lat_add(&o->apply, (c - a) * 1e6);
@@ -1149,7 +1162,7 @@ stream_run(struct store *s, uint64_t n, uint64_t b, struct stream_out *o,
 		if (sample != NULL && k < nb && (k + 1) * b >= next_sample) {
 			double x = now_s(), y = cpu_s();
 
-			sample(s, (k + 1) * b < n ? (k + 1) * b : n);
+			sample(s, span[0].hi);
 			next_sample += sample_every;
 			skip += now_s() - x;
 			skip_cpu += cpu_s() - y;
@@ -1180,6 +1193,9 @@ static struct {
 	int                  rounds;
 	uint64_t             tasks, max_commits, rtt, recover_tasks;
 	uint64_t             size_tasks, size_batch;
+	uint64_t             group_tasks, group_window;
+	uint64_t             rates[MAX_BATCHES];
+	int                  nrates;
 	uint64_t             batches[MAX_BATCHES];
 	int                  nbatches;
 	const struct config *configs[MAX_CONFIGS];
@@ -1194,6 +1210,10 @@ static struct {
 	.recover_tasks = 1000000,
 	.size_tasks    = 10000000,
 	.size_batch    = 4096,
+	.group_tasks   = 1000000,
+	.group_window  = 16384,
+	.rates         = { 250000, 0 },
+	.nrates        = 2,
 	.batches       = { 1, 64, 1024, 4096 },
 	.nbatches      = 4,
 	.drop          = true,
@@ -1658,6 +1678,208 @@ test_size(void)
 	}
 }
 
+/* --- group commit with a producer on another thread ------------------ */
+
+#define CHUNK 256 /* tasks per submit message */
+
+/* The scheduler loop (producer) and the journal thread share this. */
+struct group {
+	pthread_mutex_t mu;
+	pthread_cond_t  more, room;
+	uint64_t        n, rate, window;
+	uint64_t        produced, durable; /* tasks */
+	double         *chunk_t; /* when each chunk arrived */
+};
+
+/* The scheduler loop: a submit message of CHUNK tasks every CHUNK/rate
+ * seconds (rate 0: as fast as the window of tasks not yet durable allows;
+ * the journal then takes at most a quarter of the window per commit). */
+static void *
+group_producer(void *arg)
+{
+	struct group   *g  = arg;
+	struct timespec t0 = { 0, 0 };
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint64_t c = 0; c * CHUNK < g->n; c++) {
+		if (g->rate != 0) {
+			double at = (double)(c * CHUNK) / (double)g->rate;
+			struct timespec ts = t0;
+			long ns = (long)((at - (double)(long)at) * 1e9);
+
+			ts.tv_sec += (time_t)at;
+			ts.tv_nsec += ns;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			while (clock_nanosleep(
+			           CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)
+			    == EINTR)
+				;
+		}
+		pthread_mutex_lock(&g->mu);
+		while (g->rate == 0 && g->produced - g->durable >= g->window)
+			pthread_cond_wait(&g->room, &g->mu);
+		g->chunk_t[c] = now_s();
+		g->produced = (c + 1) * CHUNK < g->n ? (c + 1) * CHUNK : g->n;
+		pthread_cond_signal(&g->more);
+		pthread_mutex_unlock(&g->mu);
+	}
+	return NULL;
+}
+
+struct group_out {
+	double     secs, cpu;
+	uint64_t   commits;
+	struct lat wait; /* microseconds from a chunk's arrival to durable */
+	struct lat size; /* tasks submitted per commit */
+};
+
+/* The journal thread: each commit takes every submit that arrived while
+ * the previous one was written and synced (group commit). */
+static void
+group_run(struct store *s, struct group *g, struct group_out *o)
+{
+	struct span     span[4] = { { 0, 0 } };
+	uint64_t        done = 0, tail = 0;
+	pthread_t       th;
+	double          t0 = now_s();
+	struct timespec c0, c1;
+
+	memset(o, 0, sizeof(*o));
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	if (pthread_create(&th, NULL, group_producer, g) != 0)
+		die("pthread_create failed");
+	while (tail < 3) {
+		uint64_t p;
+		double   e;
+
+		pthread_mutex_lock(&g->mu);
+		while (g->produced == done && done < g->n)
+			pthread_cond_wait(&g->more, &g->mu);
+		p = g->produced;
+		pthread_mutex_unlock(&g->mu);
+		/* Unpaced, at most a quarter of the window per commit, so
+		 * the producer refills while the journal writes. */
+		if (g->rate == 0 && p - done > g->window / 4)
+			p = done + g->window / 4;
+		if (p == g->n && done == g->n)
+			tail++; /* the last results and acknowledgements */
+		memmove(&span[1], &span[0], 3 * sizeof(span[0]));
+		span[0].lo = done;
+		span[0].hi = p;
+		store_begin(s);
+		group_write(s, span[0], span[1], span[2], span[3], g->n);
+		store_commit(s);
+		e = now_s();
+		pthread_mutex_lock(&g->mu);
+		g->durable = p;
+		pthread_cond_signal(&g->room);
+		pthread_mutex_unlock(&g->mu);
+		for (uint64_t c = done / CHUNK; c * CHUNK < p; c++)
+			lat_add(&o->wait, (e - g->chunk_t[c]) * 1e6);
+		if (p > done)
+			lat_add(&o->size, (double)(p - done));
+		done = p;
+		o->commits++;
+	}
+	pthread_join(th, NULL);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	o->secs = now_s() - t0;
+	o->cpu  = (double)(c1.tv_sec - c0.tv_sec)
+	    + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
+}
+
+static void
+test_group(void)
+{
+	static double tps[MAX_CONFIGS][MAX_BATCHES][MAX_ROUNDS];
+	static double w50[MAX_CONFIGS][MAX_BATCHES][MAX_ROUNDS];
+	static double w99[MAX_CONFIGS][MAX_BATCHES][MAX_ROUNDS];
+	static double b50[MAX_CONFIGS][MAX_BATCHES][MAX_ROUNDS];
+	static double cpu[MAX_CONFIGS][MAX_BATCHES][MAX_ROUNDS];
+
+	for (int r = 0; r < opt.rounds; r++) {
+		for (int ri = 0; ri < opt.nrates; ri++) {
+			for (int i = 0; i < opt.nconfigs; i++) {
+				const struct config *c = config_at(r, i);
+				struct store         s;
+				struct group         g;
+				struct group_out     o;
+				char                 dir[600];
+				int                  ci;
+
+				for (ci = 0; opt.configs[ci] != c; ci++)
+					;
+				memset(&g, 0, sizeof(g));
+				pthread_mutex_init(&g.mu, NULL);
+				pthread_cond_init(&g.more, NULL);
+				pthread_cond_init(&g.room, NULL);
+				g.n      = opt.group_tasks;
+				g.rate   = opt.rates[ri];
+				g.window = opt.group_window;
+				g.chunk_t
+				    = calloc(g.n / CHUNK + 1, sizeof(double));
+				if (g.chunk_t == NULL)
+					die("out of memory");
+				config_dir(c, "group", dir, sizeof(dir));
+				store_open(&s, c, dir, true);
+				group_run(&s, &g, &o);
+				stream_verify(&s);
+				store_close(&s);
+				tps[ci][ri][r] = (double)g.n / o.secs;
+				w50[ci][ri][r]
+				    = quantile(o.wait.v, o.wait.n, 0.5);
+				w99[ci][ri][r]
+				    = quantile(o.wait.v, o.wait.n, 0.99);
+				b50[ci][ri][r]
+				    = quantile(o.size.v, o.size.n, 0.5);
+				cpu[ci][ri][r] = o.cpu * 1e6 / (double)g.n;
+				printf("group %-13s rate %7" PRIu64
+				       " round %d: %.0f tasks/s, %" PRIu64
+				       " commits, %.0f tasks/commit p50; "
+				       "arrival to durable p50 %.0f p99 %.0f "
+				       "us; journal thread cpu %.2f us/task\n",
+				    c->name, g.rate, r + 1, tps[ci][ri][r],
+				    o.commits, b50[ci][ri][r], w50[ci][ri][r],
+				    w99[ci][ri][r], cpu[ci][ri][r]);
+				fflush(stdout);
+				lat_free(&o.wait);
+				lat_free(&o.size);
+				free(g.chunk_t);
+				pthread_mutex_destroy(&g.mu);
+				pthread_cond_destroy(&g.more);
+				pthread_cond_destroy(&g.room);
+			}
+		}
+	}
+	printf("\n# group commit, %" PRIu64 " tasks in messages of %d; rate 0:"
+	       " unpaced, at most %" PRIu64
+	       " tasks not yet durable and %" PRIu64 " per commit; "
+	       "medians of %d rounds\n",
+	    opt.group_tasks, CHUNK, opt.group_window, opt.group_window / 4,
+	    opt.rounds);
+	printf("| config | offered tasks/s | tasks/s | tasks/commit p50 | "
+	       "arrival to durable p50 us | p99 us | journal cpu us/task "
+	       "|\n");
+	printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	for (int ci = 0; ci < opt.nconfigs; ci++)
+		for (int ri = 0; ri < opt.nrates; ri++)
+			printf(
+			    "| %s | %s%.0f | %.0f | %.0f | %.0f | %.0f | %.2f "
+			    "|\n",
+			    opt.configs[ci]->name,
+			    opt.rates[ri] ? "" : "unpaced ",
+			    (double)opt.rates[ri],
+			    median(tps[ci][ri], (size_t)opt.rounds),
+			    median(b50[ci][ri], (size_t)opt.rounds),
+			    median(w50[ci][ri], (size_t)opt.rounds),
+			    median(w99[ci][ri], (size_t)opt.rounds),
+			    median(cpu[ci][ri], (size_t)opt.rounds));
+	fflush(stdout);
+}
+
 /* --- main ------------------------------------------------------------ */
 
 static uint64_t
@@ -1668,9 +1890,27 @@ parse_u64(const char *s, const char *what)
 
 	errno = 0;
 	v     = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v == 0)
+	if (errno != 0 || end == s || *end != '\0'
+	    || (v == 0 && strcmp(what, "--rates") != 0))
 		die("%s: not a positive number: %s", what, s);
 	return v;
+}
+
+/* A comma-separated list of numbers into v[MAX_BATCHES]; returns how many. */
+static int
+parse_list(const char *s, const char *what, uint64_t *v)
+{
+	char buf[256], *save, *tok;
+	int  n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (n == MAX_BATCHES)
+			die("%s: at most %d values", what, MAX_BATCHES);
+		v[n++] = parse_u64(tok, what);
+	}
+	return n;
 }
 
 static void
@@ -1681,7 +1921,8 @@ usage(void)
 	    "    [--batches 1,64,1024,4096] [--max-commits C]\n"
 	    "    [--configs NAME,...] [--rtt N] [--recover-tasks N]\n"
 	    "    [--size-tasks N] [--size-batch B] [--no-vacuum] [--no-drop]\n"
-	    "    [probe|stream|rtt|recover|size|all]...\n"
+	    "    [--group-tasks N] [--rates 250000,0] [--group-window W]\n"
+	    "    [probe|stream|rtt|recover|group|size|all]...\n"
 	    "configs:");
 	for (size_t i = 0; i < sizeof(all_configs) / sizeof(*all_configs); i++)
 		printf(" %s", all_configs[i].name);
@@ -1736,19 +1977,13 @@ main(int argc, char **argv)
 		} else if (strcmp(a, "--size-batch") == 0) {
 			opt.size_batch = parse_u64(v, a), i++;
 		} else if (strcmp(a, "--batches") == 0) {
-			char buf[256], *save, *tok;
-
-			snprintf(buf, sizeof(buf), "%s", v);
-			opt.nbatches = 0;
-			for (tok = strtok_r(buf, ",", &save); tok != NULL;
-			     tok = strtok_r(NULL, ",", &save)) {
-				if (opt.nbatches == MAX_BATCHES)
-					die("--batches: at most %d",
-					    MAX_BATCHES);
-				opt.batches[opt.nbatches++]
-				    = parse_u64(tok, a);
-			}
-			i++;
+			opt.nbatches = parse_list(v, a, opt.batches), i++;
+		} else if (strcmp(a, "--rates") == 0) {
+			opt.nrates = parse_list(v, a, opt.rates), i++;
+		} else if (strcmp(a, "--group-tasks") == 0) {
+			opt.group_tasks = parse_u64(v, a), i++;
+		} else if (strcmp(a, "--group-window") == 0) {
+			opt.group_window = parse_u64(v, a), i++;
 		} else if (strcmp(a, "--configs") == 0) {
 			char buf[256], *save, *tok;
 
@@ -1781,6 +2016,7 @@ main(int argc, char **argv)
 			tests[ntests++] = "stream";
 			tests[ntests++] = "rtt";
 			tests[ntests++] = "recover";
+			tests[ntests++] = "group";
 			tests[ntests++] = "size";
 		} else if (ntests < 8) {
 			tests[ntests++] = a;
@@ -1816,6 +2052,8 @@ main(int argc, char **argv)
 			test_rtt();
 		else if (strcmp(tests[i], "recover") == 0)
 			test_recover();
+		else if (strcmp(tests[i], "group") == 0)
+			test_group();
 		else if (strcmp(tests[i], "size") == 0)
 			test_size();
 		else
