@@ -1107,29 +1107,19 @@ group_write(struct store *s, struct span sub, struct span rty, struct span res,
 		result_make(i, &r);
 		store_result_put(s, &r);
 	}
-	if (ack.lo < ack.hi) {
-		uint64_t sess[2 * NSESS], seq[2 * NSESS];
-		bool     last[2 * NSESS];
-		int      ns = 0;
+	/* Acknowledge, epoch by epoch, each session's highest seq in the
+	 * span: within an epoch the span's last NSESS tasks are one per
+	 * session.  A session ends with its last task's acknowledgement. */
+	for (uint64_t lo = ack.lo, hi; lo < ack.hi; lo = hi) {
+		hi = (lo / EPOCH + 1) * EPOCH;
+		if (hi > ack.hi)
+			hi = ack.hi;
+		for (i = hi; i > lo && i + NSESS > hi; i--) {
+			uint64_t id = sess_of(i - 1), seq = seq_of(i - 1);
 
-		/* The highest seq of each session in the span. */
-		for (i = ack.hi; i > ack.lo && ns < 2 * NSESS; i--) {
-			uint64_t id = sess_of(i - 1);
-			int      j;
-
-			for (j = 0; j < ns && sess[j] != id; j++)
-				;
-			if (j < ns)
-				continue;
-			sess[ns] = id;
-			seq[ns]  = seq_of(i - 1);
-			last[ns] = seq[ns] == SESS_TASKS || i - 1 + NSESS >= n;
-			ns++;
-		}
-		for (int j = 0; j < ns; j++) {
-			store_ack(s, sess[j], seq[j]);
-			if (last[j])
-				store_session_del(s, sess[j]);
+			store_ack(s, id, seq);
+			if (seq == SESS_TASKS || i - 1 + NSESS >= n)
+				store_session_del(s, id);
 		}
 	}
 }
