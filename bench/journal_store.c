@@ -22,7 +22,7 @@
  * batch k-1, the results of batch k-2 and the acks of batch k-3, so about
  * three batches of tasks are live at any time.
  *
- * Tests (any of them, in this order; "all" runs every one):
+ * Tests (run in the order given; "all" runs every one, in this order):
  *   probe    raw fdatasync latency of the journal's file system
  *   stream   durable tasks/s and commits/s per batch size and sync mode
  *   rtt      one task at a time: a submit commit then a result commit
@@ -32,7 +32,8 @@
  *            hands in submit messages at a fixed rate (or as fast as a
  *            window allows), the journal thread commits whatever arrived
  *            while it last wrote; tasks/s and arrival-to-durable latency
- *   size     10M tasks streamed with a small live set; file size sampled
+ *   size     10M tasks streamed with a small live set, file size sampled;
+ *            then a burst of --recover-tasks tasks queued and drained
  *
  *   journal_store [--dir DIR] [--rounds R] [--tasks N] [--batches 1,64,..]
  *       [--max-commits C] [--configs sqlite-full,lmdb-sync,..] [--rtt N]
