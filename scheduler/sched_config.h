@@ -13,6 +13,8 @@
 #define SCHED_MAX_LISTEN 8
 #define SCHED_MAX_GROUPS 64
 
+enum { SCHED_SYNC_ALWAYS, SCHED_SYNC_BATCH, SCHED_SYNC_NONE };
+
 /* Every string is borrowed: whoever fills the struct keeps them alive
  * while the scheduler runs (the loader's struct conf owns those it
  * fills). */
@@ -47,6 +49,21 @@ struct sched_config {
 	uint32_t    drain_timeout_ms;    /* on SIGTERM, how long running
 	                                  * tasks may finish and their
 	                                  * results reach clients, 30000 */
+	/* the write-ahead journal (docs/reliability.md): with a path, the
+	 * scheduler restores from it before it listens and records every
+	 * change of state there; sync says when an answer may leave */
+	const char *journal_path;      /* a directory; NULL: no journal */
+	int         journal_sync;      /* SCHED_SYNC_ALWAYS (default):
+	                                * answers wait for the disk;
+	                                * SCHED_SYNC_BATCH: a sync at least
+	                                * every journal_window_ms, answers at
+	                                * once; SCHED_SYNC_NONE: no journal */
+	uint32_t    journal_window_ms; /* batch: the window of loss, 10 */
+	size_t      journal_max_size;  /* the most it may take (then
+	                                * submissions are refused), 16 GiB */
+	uint32_t    restore_wait_ms;   /* after a restart, how long restored
+	                                * tasks wait for the workers that
+	                                * held them to report, 3000 */
 	const char *ready_file; /* written once listening, or NULL */
 	/* security (docs/security.md); NULL: off */
 	const char *tls_cert_key_file; /* for tls+tcp:// listeners */
@@ -77,6 +94,10 @@ struct sched_config {
 		.drain_timeout_ms         = 30000,                         \
 		.function_wait_ms         = 0,                             \
 		.unknown_function_wait_ms = 30000,                         \
+		.journal_sync             = SCHED_SYNC_ALWAYS,             \
+		.journal_window_ms        = 10,                            \
+		.journal_max_size         = (size_t)16 << 30,              \
+		.restore_wait_ms          = 3000,                          \
 	}
 
 /* Fill c with the defaults (SCHED_CONFIG_DEFAULTS). */

@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential pkg-config meson ninja-build cmake \
-libnng-dev libmsgpack-dev libyaml-dev libcmocka-dev libmbedtls-dev valgrind openssl \
+libnng-dev libmsgpack-dev libyaml-dev liblmdb-dev libcmocka-dev libmbedtls-dev valgrind openssl \
 shellcheck python3-yaml systemd"
 
 missing=""
