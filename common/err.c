@@ -31,6 +31,7 @@ ferry_strerror(int err)
 	case FERRY_EMEMORY: return "task went over its worker's memory limit";
 	case FERRY_EOBJECT: return "object reference cannot be loaded";
 	case FERRY_EAUTH: return "authentication failed";
+	case FERRY_EJOURNAL: return "scheduler journal cannot be written";
 	}
 	return "unknown error";
 }

@@ -71,6 +71,14 @@
 	    "Process-death reports received from supervisors")              \
 	X(waiting_function, GAUGE, U64,                                     \
 	    "Queued tasks whose function no connected worker runs "         \
-	    "(section 4.5)")
+	    "(section 4.5)")                                                \
+	X(restored, COUNTER, U64,                                           \
+	    "Tasks read back from the journal when the scheduler started")  \
+	X(journal_commits, COUNTER, U64,                                    \
+	    "Batches written to the journal, one sync each")               \
+	X(journal_records, COUNTER, U64, "Records written to the journal")  \
+	X(journal_bytes, GAUGE, U64, "Bytes the journal takes on disk")     \
+	X(journal_trouble, GAUGE, U32,                                      \
+	    "1 while the journal cannot be written (submissions refused)")
 
 #endif

@@ -268,12 +268,24 @@ bounded_main(void *p)
 }
 
 int
+util_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int      rv;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rv = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rv;
+}
+
+int
 util_call_bounded(void (*fn)(void *), void *arg, int seconds)
 {
 	struct bounded_call *b = malloc(sizeof(*b));
 	struct timespec      ts;
 	pthread_t            t;
-	sigset_t             all, old;
 	int                  rv;
 
 	if (b == NULL) {
@@ -282,12 +294,7 @@ util_call_bounded(void (*fn)(void *), void *arg, int seconds)
 	}
 	b->fn  = fn;
 	b->arg = arg;
-	/* the helper thread takes no signals: they stay the caller's */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rv = pthread_create(&t, NULL, bounded_main, b);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rv != 0) {
+	if ((rv = util_thread_start(&t, bounded_main, b)) != 0) {
 		free(b);
 		fn(arg);
 		return -1;

@@ -6,6 +6,7 @@
 #define FERRY_UTIL_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -51,6 +52,10 @@ int util_grow(void *bufp, size_t *cap, size_t len, size_t elem,
  * wait for ever.
  */
 int util_call_bounded(void (*fn)(void *), void *arg, int seconds);
+
+/* Start a thread running fn(arg) that takes no signals (they stay with
+ * the threads that wait for them).  0, or an errno value. */
+int util_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /*
  * For a poll loop stopped by SIGINT or SIGTERM: block the two in this

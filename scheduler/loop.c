@@ -160,6 +160,15 @@ give_back_memory(struct sched *s)
 	s->untrimmed = 0;
 }
 
+int
+sched_on_turn(struct sched *s, void (*fn)(struct sched *s))
+{
+	if (s->n_turn_hooks >= SCHED_MAX_TURN_HOOKS)
+		return -1;
+	s->turn_hooks[s->n_turn_hooks++] = fn;
+	return 0;
+}
+
 void
 loop_turn_locked(struct sched *s)
 {
@@ -171,6 +180,8 @@ loop_turn_locked(struct sched *s)
 	flush_dirty(s);
 	if (s->untrimmed && s->tasks.count == 0 && s->results_stored == 0)
 		give_back_memory(s);
+	for (size_t i = 0; i < s->n_turn_hooks; i++)
+		s->turn_hooks[i](s);
 }
 
 /* How long the loop thread may sleep (ms). */

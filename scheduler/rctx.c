@@ -114,6 +114,72 @@ reply_error(struct sched *s, struct rctx *rc, int code,
 	reply(s, rc);
 }
 
+/*
+ * Replies held for the journal wait in one list, in the order they were
+ * made: their marks only grow along it, so the front is always the next
+ * to go.
+ */
+void
+reply_when(struct sched *s, struct rctx *rc, uint64_t mark)
+{
+	nng_msg *msg;
+	int      rv;
+
+	if (mark <= s->jr_durable && s->held_head == NULL) {
+		reply(s, rc);
+		return;
+	}
+	if ((rv = nng_msg_alloc(&msg, s->w.buf.size)) != 0) {
+		log_error("reply: %s", nng_strerror(rv));
+		rctx_release(s, rc);
+		return;
+	}
+	memcpy(nng_msg_body(msg), s->w.buf.data, s->w.buf.size);
+	rc->held      = msg;
+	rc->held_mark = mark;
+	rc->held_next = NULL;
+	if (s->held_tail != NULL)
+		s->held_tail->held_next = rc;
+	else
+		s->held_head = rc;
+	s->held_tail = rc;
+}
+
+/* Take the front held reply out of the list. */
+static struct rctx *
+held_pop(struct sched *s)
+{
+	struct rctx *rc = s->held_head;
+
+	if ((s->held_head = rc->held_next) == NULL)
+		s->held_tail = NULL;
+	rc->held_next = NULL;
+	return rc;
+}
+
+void
+replies_release(struct sched *s)
+{
+	while (s->held_head != NULL &&
+	    s->held_head->held_mark <= s->jr_durable) {
+		struct rctx *rc = held_pop(s);
+		nng_aio_set_msg(rc->tx, rc->held);
+		rc->held = NULL;
+		nng_ctx_send(rc->ctx, rc->tx);
+	}
+}
+
+void
+replies_refuse_held(struct sched *s, int code, const char *text)
+{
+	while (s->held_head != NULL) {
+		struct rctx *rc = held_pop(s);
+		nng_msg_free(rc->held);
+		rc->held = NULL;
+		reply_error(s, rc, code, text);
+	}
+}
+
 
 /* A request arrived (on an NNG thread): handle it under the loop lock. */
 static void
@@ -180,9 +246,11 @@ rctx_close_all(struct sched *s)
 		next = rc->all_next;
 		nng_msg_free(nng_aio_get_msg(rc->rx));
 		nng_msg_free(nng_aio_get_msg(rc->tx));
+		nng_msg_free(rc->held); /* never sent: stopped first */
 		nng_aio_free(rc->rx);
 		nng_aio_free(rc->tx);
 		free(rc);
 	}
 	s->ctxs = s->idle = NULL;
+	s->held_head = s->held_tail = NULL;
 }

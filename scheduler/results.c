@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "jstore.h"
 #include "log.h"
 #include "sched_int.h"
 
@@ -37,8 +38,16 @@ results_full(const struct sched *s)
 	    s->result_bytes >= s->cfg->max_result_bytes;
 }
 
+/* Whether r may leave: the journal holds it (or cannot hold anything:
+ * then results leave rather than wait for a disk that is full). */
+static int
+result_ready(const struct sched *s, const struct result *r)
+{
+	return r->epoch <= s->jr_durable || s->jr_trouble;
+}
+
 int
-results_store(struct sched *s, struct task *t, const struct task_end *end)
+results_store(struct sched *s, struct task *t, struct task_end *end)
 {
 	struct session *se = t->sess;
 	struct result  *r  = malloc(sizeof(*r) + end->len);
@@ -57,7 +66,11 @@ results_store(struct sched *s, struct task *t, const struct task_end *end)
 		return -1;
 	}
 	idmap_del(&se->tags, t->tag);
-	r->seq = ++se->next_seq;
+	r->seq   = ++se->next_seq;
+	r->epoch = s->jr_fill; /* the journal records it in this batch */
+	end->seq = r->seq;
+	if (!result_ready(s, r) && !list_linked(&se->undurable_node))
+		list_append(&s->undurable, &se->undurable_node);
 	if (se->rtail != NULL)
 		se->rtail->next = r;
 	else
@@ -84,6 +97,8 @@ results_drop(struct sched *s, struct session *se)
 {
 	struct result *r, *next;
 
+	if (list_linked(&se->undurable_node))
+		list_remove(&se->undurable_node);
 	for (r = se->rhead; r != NULL; r = next) {
 		next = r->next;
 		result_free(s, se, r);
@@ -131,7 +146,7 @@ ack_send(struct sched *s, struct session *se)
 		return;
 	proto_writer_reset(&s->w);
 	proto_write_submitted(&s->w, se->ack_accepted, NULL);
-	reply(s, rc);
+	reply_when(s, rc, se->ack_mark);
 }
 
 /* A held answer's time is up. */
@@ -151,6 +166,7 @@ ack_hold(struct sched *s, struct session *se, struct rctx *rc,
 {
 	se->ack_rc       = rc;
 	se->ack_accepted = accepted;
+	se->ack_mark     = s->jr_mark; /* its tasks are recorded up to it */
 	list_append(&s->acks, &se->ack_node);
 	/* a millisecond at most, as far as the loop looks: it is not woken
 	 * for this (that costs the round trip more than the hold saves);
@@ -170,7 +186,7 @@ send_results(struct sched *s, struct session *se, struct rctx *rc)
 
 	proto_writer_reset(&s->w);
 	proto_write_results_begin(&s->w);
-	for (r = se->rhead; r != NULL; r = r->next) {
+	for (r = se->rhead; r != NULL && result_ready(s, r); r = r->next) {
 		if (n > 0 && s->w.buf.size + r->len + 32 > budget)
 			break;
 		proto_write_results_entry(
@@ -196,25 +212,45 @@ fetch_due(void *owner, uint64_t id, uint32_t gen)
 		send_results(s, se, park_take(&se->park));
 }
 
+/* Check a fetch's ack; 0, or -1 after answering rc with the error. */
+static int
+ack_check(struct sched *s, struct session *se, uint64_t ack,
+    struct rctx *rc)
+{
+	char err[160];
+
+	if (ack <= se->sent_seq)
+		return 0;
+	if (se->restored) {
+		/* read back from a journal that had not yet recorded the
+		 * client's results up to ack (sync: batch): believe it, and
+		 * number new results above what the client has seen */
+		se->sent_seq = ack;
+		if (se->next_seq < ack)
+			se->next_seq = ack;
+		return 0;
+	}
+	/* it cannot have processed what was never sent: taking it at its
+	 * word would delete results stored later, unseen */
+	snprintf(err, sizeof(err),
+	    "fetch: ack %" PRIu64 " is above the highest result sequence "
+	    "number sent to this session (%" PRIu64 ")",
+	    ack, se->sent_seq);
+	s->stat[ST_bad_messages]++;
+	reply_error(s, rc, FERRY_EPROTO, err);
+	return -1;
+}
+
 void
 handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
     struct rctx *rc)
 {
-	uint64_t     wait = m->wait_ms;
+	uint64_t     wait = m->wait_ms, dropped = 0;
 	struct rctx *old;
 
-	if (m->ack > se->sent_seq) {
-		/* it cannot have processed what was never sent: taking it
-		 * at its word would delete results stored later, unseen */
-		char err[160];
-		snprintf(err, sizeof(err),
-		    "fetch: ack %" PRIu64 " is above the highest result "
-		    "sequence number sent to this session (%" PRIu64 ")",
-		    m->ack, se->sent_seq);
-		s->stat[ST_bad_messages]++;
-		reply_error(s, rc, FERRY_EPROTO, err);
+	if (ack_check(s, se, m->ack, rc) != 0)
 		return;
-	}
+	se->restored = 0;
 	/* everything up to ack has reached the client: drop it */
 	while (se->rhead != NULL && se->rhead->seq <= m->ack) {
 		struct result *r = se->rhead;
@@ -223,14 +259,17 @@ handle_fetch(struct sched *s, struct session *se, const struct proto_msg *m,
 			se->rtail = NULL;
 		idmap_del(&se->done, r->tag);
 		result_free(s, se, r);
+		dropped++;
 	}
+	if (dropped > 0)
+		session_notify(s, se, SESSION_ACKED, m->ack);
 	if ((old = park_take(&se->park)) != NULL) {
 		/* superseded: answer the old one empty */
 		proto_writer_reset(&s->w);
 		proto_write_results_empty(&s->w);
 		reply(s, old);
 	}
-	if (se->rhead != NULL || wait == 0) {
+	if ((se->rhead != NULL && result_ready(s, se->rhead)) || wait == 0) {
 		send_results(s, se, rc);
 		return;
 	}
@@ -245,9 +284,59 @@ flush_dirty(struct sched *s)
 	while ((se = s->dirty) != NULL) {
 		s->dirty  = se->dirty_next;
 		se->dirty = 0;
-		if (se->pipe != 0 && se->park.active)
+		if (se->pipe != 0 && se->park.active && se->rhead != NULL &&
+		    result_ready(s, se->rhead))
 			send_results(s, se, park_take(&se->park));
 	}
+}
+
+void
+results_durable(struct sched *s)
+{
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(&s->undurable, n, tmp) {
+		struct session *se =
+		    list_entry(n, struct session, undurable_node);
+		session_mark_dirty(s, se);
+		if (se->rtail == NULL || result_ready(s, se->rtail))
+			list_remove(n);
+	}
+	flush_dirty(s);
+}
+
+int
+results_restore(struct sched *s, struct session *se,
+    const struct jresult *jr)
+{
+	struct result *r = malloc(sizeof(*r) + jr->len);
+
+	if (r == NULL)
+		return -1;
+	r->next     = NULL;
+	r->seq      = jr->seq;
+	r->epoch    = 0; /* on disk */
+	r->tag      = jr->tag;
+	r->code     = jr->code;
+	r->len      = jr->len;
+	r->attempts = jr->attempts;
+	if (jr->len > 0)
+		memcpy(r->data, jr->data, jr->len);
+	if (idmap_put(&se->done, r->tag, r) != 0) {
+		free(r);
+		return -1;
+	}
+	if (se->rtail != NULL)
+		se->rtail->next = r;
+	else
+		se->rhead = r;
+	se->rtail = r;
+	se->n_results++;
+	s->results_stored++;
+	s->result_bytes += jr->len;
+	if (jr->seq > se->next_seq)
+		se->next_seq = se->sent_seq = jr->seq;
+	return 0;
 }
 
 uint64_t

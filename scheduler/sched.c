@@ -38,6 +38,7 @@ sched_init(struct sched *s, const struct sched_config *cfg)
 	idmap_init(&s->sups);
 	list_init(&s->waiting);
 	list_init(&s->acks);
+	list_init(&s->undurable);
 	list_init(&s->refusals);
 	timerheap_init(&s->timers);
 	proto_decoder_init(&s->dec);
@@ -143,7 +144,13 @@ drain_end(struct sched *s)
 	         " done, %" PRIu64 " failed, %" PRIu64 " queued",
 	    s->stat[ST_submitted], s->stat[ST_done], s->stat[ST_failed],
 	    s->n_queued);
-	if (held > 0 || stored > 0)
+	if ((held > 0 || stored > 0) && s->jr != NULL)
+		log_info("kept in the journal for the next start: %" PRIu64
+		         " unfinished task(s) (%" PRIu64 " queued, %" PRIu64
+		         " waiting to retry, %" PRIu64 " running) and %" PRIu64
+		         " undelivered result(s)",
+		    held, s->n_queued, s->n_delayed, s->n_assigned, stored);
+	else if (held > 0 || stored > 0)
 		log_warn("dropping %" PRIu64 " unfinished task(s) (%" PRIu64
 		         " queued, %" PRIu64 " waiting to retry, %" PRIu64
 		         " running) and %" PRIu64 " undelivered result(s): "
@@ -168,7 +175,8 @@ sched_run(const struct sched_config *cfg)
 		rc = 1;
 		goto out;
 	}
-	if (sched_listen(&s) != 0) {
+	/* what the journal holds is back before anyone can ask for it */
+	if (journal_start(&s) != 0 || sched_listen(&s) != 0) {
 		rc = 1;
 		goto out;
 	}
@@ -185,6 +193,7 @@ sched_run(const struct sched_config *cfg)
 	rc = sched_loop(&s);
 	drain_end(&s);
 out:
+	journal_stop(&s);
 	alarm(10); /* a hanging nng_close must not keep a stopped scheduler */
 	sched_close(&s);
 	return rc;

@@ -21,6 +21,8 @@
  *                               the three kinds of peer
  *   router.c sched.c            decoding and routing requests; start,
  *                               drain and stop
+ *   journal.c                   the write-ahead journal: an observer of
+ *                               tasks and sessions, its own thread
  */
 #ifndef FERRY_SCHED_INT_H
 #define FERRY_SCHED_INT_H
@@ -46,6 +48,7 @@
 #define MAX_WHY 1024           /* reasons kept per task */
 #define RECENT_FAILURES 16     /* failed and dead tasks shown in status */
 #define SCHED_MAX_OBSERVERS 16 /* task-state observers */
+#define SCHED_MAX_TURN_HOOKS 4 /* called at the end of each turn */
 #define MAX_ORDERS 4096        /* unfetched kill orders per supervisor */
 #define TIMER_SPARE 256        /* timers kept aside when the heap is full */
 
@@ -84,6 +87,9 @@ struct task {
 	uint8_t         state;
 	uint8_t         n_objs;
 	uint8_t         retry_errors;
+	uint8_t         held_back; /* restored, queued but not dispatched
+	                            * until its worker reports it or the
+	                            * restore wait ends */
 	uint16_t        attempts; /* runs known to have started */
 	uint16_t        failures; /* failed runs that count */
 	uint16_t        kills;    /* worker processes it killed */
@@ -101,7 +107,12 @@ struct task_end {
 	int32_t     code;
 	const void *data; /* the result's value, or the error message */
 	size_t      len;
+	uint64_t    seq;  /* its stored result's number; 0: none stored */
 };
+
+/* Not a state either: where the first transition of a task read back
+ * from the journal comes from. */
+#define TASK_RESTORED (TASK_SUBMITTED + 1)
 
 /*
  * A task-state observer: called after every transition of a task whose
@@ -167,6 +178,14 @@ void task_run_failed(struct sched *s, struct task *t, int killed,
 
 /* Free every task (shutdown). */
 void tasks_free_all(struct sched *s);
+
+struct jtask;
+/* Make a task read back from the journal, queued and held back (of
+ * session se, which may be NULL); NULL when memory runs out. */
+struct task *task_restore(struct sched *s, struct session *se,
+    const struct jtask *jt, struct fnreg *fnr);
+/* Queue the held-back tasks for dispatch (the restore wait is over). */
+void tasks_release_held_back(struct sched *s);
 
 /* --------------------------------------------------------- functions */
 
@@ -281,6 +300,8 @@ void supervisors_free_all(struct sched *s);
 struct result {
 	struct result *next;
 	uint64_t       seq;
+	uint64_t       epoch; /* sent once the journal holds it (jr_durable
+	                       * >= epoch) */
 	uint64_t       tag;
 	int32_t        code;
 	uint32_t       len;
@@ -306,10 +327,38 @@ struct session {
 	uint64_t        submitted;
 	uint64_t        max_tag; /* highest task id it submitted */
 	struct rctx    *ack_rc;   /* a submit whose answer is held back */
+	uint64_t        ack_mark; /* the journal's mark when it was held */
 	uint64_t        ack_accepted;
 	uint32_t        ack_gen;
 	struct list_node ack_node; /* in s->acks while an answer is held */
+	struct list_node undurable_node; /* in s->undurable while it has
+	                                  * results not yet on disk */
+	struct list_node jr_node; /* journal.c: its record is to be
+	                           * written with the next batch */
+	int             restored; /* read back from the journal, no fetch
+	                           * since: a client's ack above sent_seq
+	                           * is believed (docs/protocol.md 4.4) */
 };
+
+/*
+ * A session observer: told when a session is opened, when a client's
+ * acknowledgement dropped its results up to ack, and when it ends
+ * (expired or closed; not at shutdown).
+ */
+enum session_event { SESSION_OPENED, SESSION_ACKED, SESSION_ENDED };
+typedef void (*session_observer_fn)(struct sched *s, struct session *se,
+    int event, uint64_t ack, void *arg);
+int sched_observe_sessions(struct sched *s, session_observer_fn fn,
+    void *arg);
+void session_notify(struct sched *s, struct session *se, int event,
+    uint64_t ack);
+
+struct jsession;
+/* Make a session read back from the journal, disconnected (it expires
+ * after result_ttl like any other); NULL when memory runs out. */
+struct session *session_restore(struct sched *s, const struct jsession *js);
+/* Start the expiry of every restored session (once restoring is done). */
+void sessions_restored(struct sched *s);
 
 void handle_client_hello(struct sched *s, uint32_t pipe,
     const struct proto_msg *m, struct rctx *rc);
@@ -323,10 +372,10 @@ void sessions_free_all(struct sched *s);
 
 /* results.c */
 int  results_full(const struct sched *s);
-/* Store the result of finishing task t (its session not NULL); 0, or -1
- * when memory runs out (nothing changed). */
+/* Store the result of finishing task t (its session not NULL), its number
+ * into end->seq; 0, or -1 when memory runs out (nothing changed). */
 int  results_store(struct sched *s, struct task *t,
-    const struct task_end *end);
+    struct task_end *end);
 void handle_fetch(struct sched *s, struct session *se,
     const struct proto_msg *m, struct rctx *rc);
 void send_results(struct sched *s, struct session *se, struct rctx *rc);
@@ -342,6 +391,12 @@ void ack_forget(struct sched *s, struct session *se);
 uint64_t results_owed(const struct sched *s);
 /* Drop every stored result of se (it is being freed). */
 void results_drop(struct sched *s, struct session *se);
+struct jresult;
+/* Keep a result read back from the journal (in seq order); 0 or -1. */
+int  results_restore(struct sched *s, struct session *se,
+    const struct jresult *jr);
+/* The journal made more durable: results waiting for it may leave. */
+void results_durable(struct sched *s);
 
 /* --------------------------------------------------------------- stats */
 
@@ -384,6 +439,9 @@ struct rctx {
 	nng_aio      *rx, *tx;
 	struct rctx  *all_next;  /* every context, for shutdown */
 	struct rctx  *idle_next; /* in the idle list */
+	nng_msg      *held;      /* a reply waiting for the journal */
+	uint64_t      held_mark;
+	struct rctx  *held_next;
 };
 
 /* Send the bytes in s->w as the reply to rc's request. */
@@ -391,6 +449,15 @@ void reply(struct sched *s, struct rctx *rc);
 /* Reply with an error. */
 void reply_error(struct sched *s, struct rctx *rc, int code,
     const char *text);
+/* reply(), once the journal holds everything recorded up to mark (at
+ * once when it does already): an answer that acknowledges a change of
+ * state leaves only once the change is on disk. */
+void reply_when(struct sched *s, struct rctx *rc, uint64_t mark);
+/* Send the held replies the journal's progress allows. */
+void replies_release(struct sched *s);
+/* Answer every held reply with an error instead (stopping without the
+ * journal having them). */
+void replies_refuse_held(struct sched *s, int code, const char *text);
 /* rc is done with its request without an answer (dropped). */
 void rctx_release(struct sched *s, struct rctx *rc);
 /* Let the next request in. */
@@ -427,6 +494,9 @@ void timer_add_lazy(struct sched *s, uint64_t when, timer_fn fn, uint64_t id,
 void wake_loop(struct sched *s);
 /* What is due after any event. */
 void loop_turn_locked(struct sched *s);
+/* Have fn(s) run at the end of every turn (and after every request):
+ * 0, or -1 when SCHED_MAX_TURN_HOOKS are registered. */
+int  sched_on_turn(struct sched *s, void (*fn)(struct sched *s));
 /* The loop thread's body: until s->stop or a drain ends.  Returns 0, or
  * 1 after a poll failure. */
 int  sched_loop(struct sched *s);
@@ -437,6 +507,19 @@ uint64_t sched_now(const struct sched *s);
 
 /* listen.c: the socket, its listeners, TLS and the token. */
 int  sched_listen(struct sched *s);
+
+/* journal.c */
+/* With cfg->journal_path: open the journal, restore what it holds into s
+ * (before the scheduler listens) and record every change from now on.
+ * Without one, say so.  0, or -1 (logged: the scheduler must not
+ * start). */
+int  journal_start(struct sched *s);
+/* Write what is left and close it (after the loop stopped, before
+ * sched_fini: freeing the state at exit is not recorded). */
+void journal_stop(struct sched *s);
+/* 0 when a task may be submitted now, else the code it is refused with
+ * and the reason in why (the journal cannot be written). */
+int  journal_refuses(struct sched *s, char *why, size_t len);
 
 /* sched.c: the state of every module (no socket): 0, or -1 */
 int  sched_init(struct sched *s, const struct sched_config *cfg);
@@ -494,6 +577,13 @@ struct sched {
 	uint64_t         n_queued, n_delayed, n_assigned;
 	struct task_observer observers[SCHED_MAX_OBSERVERS];
 	size_t           n_observers;
+	struct {
+		session_observer_fn fn;
+		void               *arg;
+	} sess_observers[SCHED_MAX_OBSERVERS];
+	size_t           n_sess_observers;
+	void           (*turn_hooks[SCHED_MAX_TURN_HOOKS])(struct sched *s);
+	size_t           n_turn_hooks;
 	struct task     *limbo;      /* queued tasks dispatch had no room for */
 
 	/* functions.c */
@@ -524,6 +614,22 @@ struct sched {
 	uint64_t         results_stored, result_bytes;
 	struct session  *dirty;      /* sessions with new results */
 	struct list      acks;       /* sessions holding back an answer */
+	struct list      undurable;  /* sessions with results not yet on
+	                              * disk */
+
+	/* journal.c (jr NULL: no journal).  Epochs gate what leaves: what
+	 * was recorded while jr_fill was the batch being filled is on disk
+	 * once jr_durable >= jr_fill; jr_mark is the epoch of the last
+	 * record.  All three stay 0 when answers need not wait (no journal,
+	 * or sync: batch). */
+	struct journal  *jr;
+	uint64_t         jr_fill, jr_mark, jr_durable;
+	int              jr_trouble; /* cannot write: submissions refused,
+	                              * results sent without waiting */
+	uint64_t         restore_until; /* held-back tasks wait till then */
+
+	/* rctx.c: replies waiting for the journal, in order */
+	struct rctx     *held_head, *held_tail;
 
 	/* router.c */
 	struct idmap      peers;     /* pipe id -> peer */

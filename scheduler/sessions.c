@@ -10,8 +10,27 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "jstore.h"
 #include "log.h"
 #include "sched_int.h"
+
+int
+sched_observe_sessions(struct sched *s, session_observer_fn fn, void *arg)
+{
+	if (s->n_sess_observers >= SCHED_MAX_OBSERVERS)
+		return -1;
+	s->sess_observers[s->n_sess_observers].fn    = fn;
+	s->sess_observers[s->n_sess_observers++].arg = arg;
+	return 0;
+}
+
+void
+session_notify(struct sched *s, struct session *se, int event, uint64_t ack)
+{
+	for (size_t i = 0; i < s->n_sess_observers; i++)
+		s->sess_observers[i].fn(s, se, event, ack,
+		    s->sess_observers[i].arg);
+}
 
 void
 session_free(struct sched *s, struct session *se)
@@ -19,6 +38,7 @@ session_free(struct sched *s, struct session *se)
 	struct idmap_iter it = { 0, 0 };
 	struct task      *t;
 
+	session_notify(s, se, SESSION_ENDED, 0);
 	/* queued tasks of a session that is gone are cancelled; tasks
 	 * already running finish and their results are dropped.  With
 	 * sess NULL a finishing task leaves se->tags alone, so the walk
@@ -88,10 +108,12 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
-	if (made)
+	if (made) {
 		log_info("client session %" PRIx64 " opened (%s pid %" PRIu64
 		         ")",
 		    se->id, m->host, m->pid);
+		session_notify(s, se, SESSION_OPENED, 0);
+	}
 	else
 		log_info("client session %" PRIx64 " reconnected", se->id);
 	se->pipe = pipe;
@@ -113,6 +135,7 @@ submit_check(struct sched *s, const struct proto_task *pt,
 {
 	char          name[4 * MAX_FN_LEN + 8];
 	struct fnreg *f;
+	int           code;
 
 	if (pt->id == 0) {
 		snprintf(why, len, "task id 0 is reserved");
@@ -144,6 +167,8 @@ submit_check(struct sched *s, const struct proto_task *pt,
 		    name, sched_now(s) - f->unserved_ms);
 		return FERRY_ENOFUNC;
 	}
+	if ((code = journal_refuses(s, why, len)) != 0)
+		return code;
 	if (s->n_queued >= s->cfg->max_queue) {
 		snprintf(why, len, "queue is full (%zu tasks, scheduler.max_queue)",
 		    s->cfg->max_queue);
@@ -229,7 +254,7 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	/* the rejected entries are in s->rej */
 	proto_writer_reset(&s->w);
 	proto_write_submitted(&s->w, accepted, &s->rej);
-	reply(s, rc);
+	reply_when(s, rc, s->jr_mark);
 }
 
 void
@@ -264,7 +289,7 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 	proto_writer_reset(&s->w);
 	proto_write_cancelled(&s->w, done, n);
 	free(done);
-	reply(s, rc);
+	reply_when(s, rc, s->jr_mark);
 }
 
 /* A disconnected session's results have waited result_ttl: forget it. */
@@ -281,6 +306,37 @@ session_expire(void *owner, uint64_t id, uint32_t gen)
 	    se->id, se->n_results);
 	idmap_del(&s->sessions, se->id);
 	session_free(s, se);
+}
+
+struct session *
+session_restore(struct sched *s, const struct jsession *js)
+{
+	struct session *se = calloc(1, sizeof(*se));
+
+	if (se == NULL || idmap_put(&s->sessions, js->id, se) != 0) {
+		free(se);
+		return NULL;
+	}
+	se->id       = js->id;
+	se->next_seq = se->sent_seq = js->next_seq;
+	se->max_tag  = js->max_tag;
+	se->restored = 1;
+	idmap_init(&se->tags);
+	idmap_init(&se->done);
+	return se;
+}
+
+void
+sessions_restored(struct sched *s)
+{
+	struct idmap_iter it = { 0, 0 };
+	struct session   *se;
+
+	while (idmap_iter_next(&s->sessions, &it, NULL, (void **)&se)) {
+		se->detached_ms = sched_now(s);
+		timer_add(s, se->detached_ms + s->cfg->result_ttl_ms,
+		    session_expire, se->id, se->detach_gen);
+	}
 }
 
 void

@@ -26,6 +26,8 @@ count_transition(struct sched *s, struct task *t, int from, int to,
 	case TASK_QUEUED:
 		if (from == TASK_SUBMITTED)
 			s->stat[ST_submitted]++;
+		else if (from == TASK_RESTORED)
+			s->stat[ST_restored]++;
 		else if (from == TASK_ASSIGNED)
 			s->stat[ST_requeued]++;
 		return;

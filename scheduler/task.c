@@ -17,6 +17,7 @@
 
 #include "dispatch.h"
 #include "ferry/ferry.h"
+#include "jstore.h"
 #include "log.h"
 #include "sched_int.h"
 
@@ -29,6 +30,8 @@ sched_state_name(int state)
 {
 	if (state == TASK_SUBMITTED)
 		return "submitted";
+	if (state == TASK_RESTORED)
+		return "restored";
 	if (state < 0 || state >= TASK_STATE_MAX)
 		return "?";
 	return state_names[state];
@@ -39,6 +42,7 @@ sched_transition_ok(int from, int to)
 {
 	switch (from) {
 	case TASK_SUBMITTED:
+	case TASK_RESTORED:
 		return to == TASK_QUEUED;
 	case TASK_QUEUED:
 		return to == TASK_ASSIGNED || to == TASK_CANCELLED ||
@@ -88,6 +92,8 @@ notify(struct sched *s, struct task *t, int from, int to,
 void
 task_enqueue(struct sched *s, struct task *t, int front)
 {
+	if (t->held_back)
+		return; /* tasks_release_held_back() queues it */
 	if (disp_enqueue(s->disp, t->id, t->fnr->idx, t->objs, t->n_objs,
 	        front) == 0)
 		return;
@@ -133,6 +139,7 @@ leave(struct sched *s, struct task *t)
 	if (t->state == TASK_QUEUED) {
 		s->n_queued--;
 		disp_remove(s->disp, t->id); /* no-op if dispatch took it */
+		t->held_back = 0;
 		if (s->limbo != NULL)
 			limbo_remove(s, t);
 	} else if (t->state == TASK_DELAYED) {
@@ -233,7 +240,7 @@ int
 task_finish(struct sched *s, struct task *t, int to, int32_t code,
     const void *data, size_t len, const char *reason)
 {
-	struct task_end end = { code, data, len };
+	struct task_end end = { code, data, len, 0 };
 	int             from;
 
 	if (check(t, to, NULL, reason) != 0)
@@ -440,6 +447,102 @@ fail:
 	if (fnr->tasks == 0)
 		fn_drop(s, fnr); /* made for this task alone */
 	return NULL;
+}
+
+/* The fields a restored task takes from its record. */
+static void
+task_fill_restored(struct task *t, const struct jtask *jt)
+{
+	t->id             = jt->id;
+	t->tag            = jt->tag;
+	t->fn_len         = jt->fn_len;
+	t->args_len       = jt->args_len;
+	t->fn             = (char *)t->data;
+	t->args           = t->data + jt->fn_len + 1;
+	t->state          = TASK_RESTORED;
+	t->held_back      = 1;
+	t->n_objs         = jt->n_objs;
+	t->retry_errors   = jt->retry_errors;
+	t->attempts       = jt->attempts;
+	t->failures       = jt->failures;
+	t->kills          = jt->kills;
+	t->retries        = jt->retries;
+	t->backoff_ms     = jt->backoff_ms;
+	t->backoff_max_ms = jt->backoff_max_ms;
+	t->timeout_ms     = jt->timeout_ms;
+	memcpy(t->fn, jt->fn, jt->fn_len);
+	if (jt->args_len > 0)
+		memcpy(t->args, jt->args, jt->args_len);
+	memcpy(t->objs, jt->objs, sizeof(t->objs[0]) * jt->n_objs);
+}
+
+struct task *
+task_restore(struct sched *s, struct session *se, const struct jtask *jt,
+    struct fnreg *fnr)
+{
+	struct task *t;
+
+	if (jt->n_objs > PROTO_MAX_TASK_OBJS ||
+	    (t = calloc(1, sizeof(*t) + jt->fn_len + 1 + jt->args_len)) == NULL)
+		return NULL;
+	task_fill_restored(t, jt);
+	if (jt->why_len > 0 && (t->why = malloc(jt->why_len + 1)) != NULL) {
+		memcpy(t->why, jt->why, jt->why_len);
+		t->why[jt->why_len] = '\0';
+	}
+	t->sess = se;
+	t->fnr  = fnr;
+	if (idmap_put(&s->tasks, t->id, t) != 0 ||
+	    (se != NULL && idmap_put(&se->tags, t->tag, t) != 0)) {
+		idmap_del(&s->tasks, t->id);
+		free(t->why);
+		free(t);
+		return NULL;
+	}
+	fnr->tasks++;
+	t->state = TASK_QUEUED;
+	s->n_queued++;
+	notify(s, t, TASK_RESTORED, TASK_QUEUED, NULL);
+	return t;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void
+tasks_release_held_back(struct sched *s)
+{
+	struct idmap_iter it = { 0, 0 };
+	struct task      *t;
+	uint64_t         *ids, id;
+	size_t            n = 0;
+
+	/* in the order they were submitted */
+	if ((ids = malloc(sizeof(*ids) * (s->tasks.count + 1))) != NULL) {
+		while (idmap_iter_next(&s->tasks, &it, &id, (void **)&t))
+			if (t->held_back)
+				ids[n++] = id;
+		qsort(ids, n, sizeof(*ids), id_cmp);
+	}
+	for (size_t i = 0; i < n; i++) {
+		t            = idmap_get(&s->tasks, ids[i]);
+		t->held_back = 0;
+		task_enqueue(s, t, 0);
+	}
+	free(ids);
+	if (ids == NULL) {
+		/* no memory to sort them: in any order, then */
+		memset(&it, 0, sizeof(it));
+		while (idmap_iter_next(&s->tasks, &it, NULL, (void **)&t))
+			if (t->held_back) {
+				t->held_back = 0;
+				task_enqueue(s, t, 0);
+			}
+	}
 }
 
 void

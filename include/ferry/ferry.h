@@ -67,6 +67,8 @@ enum ferry_error {
 	                         * limit */
 	FERRY_EAUTH      = -23, /* authentication failed (wrong or missing
 	                         * token, see docs/security.md) */
+	FERRY_EJOURNAL   = -24, /* the scheduler's journal cannot be written
+	                         * (disk full, I/O error): not accepted */
 };
 
 /* A human-readable description of an error code (never NULL). */
@@ -458,6 +460,12 @@ struct ferry_status {
 	uint32_t supervisors;      /* connected supervisors */
 	uint64_t reports;          /* process-death reports received */
 	uint64_t waiting_function; /* queued tasks no connected worker runs */
+	/* since 0.1.0 with the journal (docs/reliability.md) */
+	uint64_t restored;         /* tasks read back from the journal */
+	uint64_t journal_commits;  /* batches written, one sync each */
+	uint64_t journal_records;  /* records written */
+	uint64_t journal_bytes;    /* bytes the journal takes on disk */
+	uint32_t journal_trouble;  /* 1: it cannot be written */
 };
 
 /*
