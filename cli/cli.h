@@ -109,6 +109,10 @@ int cli_address(const char *file, const char *url, char *buf, size_t len);
 /* Parse a non-negative integer option; exits with a message if bad. */
 long cli_parse_long(const char *opt, const char *val, long min, long max);
 
+/* Parse a size option of at least min bytes (conf_parse_size: "4096",
+ * "512MiB", "4GiB", "500MB"); exits with status 2 and a message if bad. */
+size_t cli_parse_size(const char *opt, const char *val, size_t min);
+
 /*
  * Look ahead in argv for option ch (getopt_long with shortopts and
  * longopts, quietly): its last value, "" for one without a value, or

@@ -51,6 +51,26 @@ cli_parse_long(const char *opt, const char *val, long min, long max)
 	return v;
 }
 
+size_t
+cli_parse_size(const char *opt, const char *val, size_t min)
+{
+	size_t v;
+
+	if (conf_parse_size(val, &v) == 0 && v >= min)
+		return v;
+	if (min % ((size_t)1 << 20) == 0)
+		fprintf(stderr,
+		    "ferry: %s: '%s' is not a size of at least %zuMiB (e.g. "
+		    "512MiB, 4GiB)\n",
+		    opt, val, min >> 20);
+	else
+		fprintf(stderr,
+		    "ferry: %s: '%s' is not a size of at least %zu bytes "
+		    "(e.g. 512MiB, 4GiB)\n",
+		    opt, val, min);
+	exit(2);
+}
+
 int
 cli_address(const char *file, const char *url, char *buf, size_t len)
 {

@@ -106,13 +106,14 @@ cluster_usage(FILE *out)
 	    "\n"
 	    "Pids, addresses and logs live in the state directory "
 	    "(cluster.state_dir,\n"
-	    "default RUNTIME/NAME).  RUNTIME is your own runtime "
-	    "directory,\n"
+	    "default RUNTIME/NAME), and so does the scheduler's journal when "
+	    "its\n"
+	    "path is relative.  RUNTIME is your own runtime directory,\n"
 	    "$FERRY_RUNTIME_DIR, else $XDG_RUNTIME_DIR/ferry, else "
 	    "/tmp/ferry-UID;\n"
-	    "${FERRY_RUNTIME_DIR} in the file's listen, address and state_dir "
-	    "is\n"
-	    "replaced by it.  Two users, or two runs with different\n"
+	    "${FERRY_RUNTIME_DIR} in the file's listen, address, state_dir and "
+	    "journal\n"
+	    "path is replaced by it.  Two users, or two runs with different\n"
 	    "FERRY_RUNTIME_DIR, never share a cluster.\n"
 	    "\n"
 	    "Groups with 'hosts' (and a scheduler with a 'host') run on other\n"
@@ -988,6 +989,10 @@ script_scheduler(struct sbuf *b, const struct conf *c)
 	sb_opt_if(b, "--tls-cert-key", c->sched.tls_cert_key_file);
 	sb_opt_if(b, "--tls-ca", c->sched.tls_ca_file);
 	sb_opt_if(b, "--token-file", c->sched.token_file);
+	/* but not the journal's path: the copy carries scheduler.journal,
+	 * and a relative path belongs in that host's state directory
+	 * ($t/NAME there), where the scheduler's own reading of the copy
+	 * puts it; the path resolved here names this machine's */
 	script_detach(b, "scheduler.log");
 }
 
@@ -1523,6 +1528,13 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 		argv[2] = "-f";
 		argv[3] = c->path;
 		argv[4] = NULL;
+		/* the journal as resolved here, in the state directory this
+		 * command uses, however the scheduler would read the file */
+		if (c->sched.journal_path != NULL) {
+			argv[4] = "--journal";
+			argv[5] = c->sched.journal_path;
+			argv[6] = NULL;
+		}
 		if ((st.scheduler = cli_spawn(argv, log)) < 0)
 			return 1;
 		record_start(st.scheduler, &st.sched_start);

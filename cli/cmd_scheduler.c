@@ -10,6 +10,34 @@
 #include "log.h"
 #include "scheduler.h"
 
+/* The journal's flags in --help (docs/configuration.md, "journal"). */
+#define SCHEDULER_JOURNAL_HELP                                           \
+	"      --journal DIR    keep a write-ahead journal in "          \
+	"DIR and restore from it\n"                                      \
+	"                       at start (over the file's "              \
+	"scheduler.journal.path)\n"                                      \
+	"      --journal-sync always|batch|none\n"                       \
+	"                       always (default): answers wait "         \
+	"for the disk;\n"                                                \
+	"                       batch: answers at once, a sync "         \
+	"at least every\n"                                               \
+	"                       --journal-window-ms; none: no "          \
+	"journal\n"                                                      \
+	"      --journal-window-ms MS\n"                                 \
+	"                       batch: the longest time between "        \
+	"syncs, 1 to\n"                                                  \
+	"                       10000 (default 10)\n"                    \
+	"      --journal-max-size BYTES\n"                               \
+	"                       refuse submissions once the "            \
+	"journal takes this\n"                                           \
+	"                       much (64GiB, 500MB; at least "           \
+	"1MiB; default 16GiB)\n"                                         \
+	"      --restore-wait-ms MS\n"                                   \
+	"                       after a restart, how long "              \
+	"restored tasks wait for\n"                                      \
+	"                       the workers that held them to "          \
+	"report (default 3000)\n"
+
 static void
 scheduler_usage(FILE *out)
 {
@@ -38,6 +66,7 @@ scheduler_usage(FILE *out)
 	    "finish\n"
 	    "                       for at most MS (default 30000; 0: stop "
 	    "at once)\n"
+	    SCHEDULER_JOURNAL_HELP
 	    "      --ready-file PATH  write the pid here once listening\n"
 	    "      --tls-cert-key FILE  certificate and private key (one "
 	    "PEM file)\n"
@@ -61,6 +90,11 @@ static const struct option scheduler_opts[] = {
 	{ "listen", required_argument, NULL, 'l' },
 	{ "heartbeat-timeout-ms", required_argument, NULL, 'T' },
 	{ "drain-timeout-ms", required_argument, NULL, 'D' },
+	{ "journal", required_argument, NULL, 'J' },
+	{ "journal-sync", required_argument, NULL, 'S' },
+	{ "journal-window-ms", required_argument, NULL, 'W' },
+	{ "journal-max-size", required_argument, NULL, 'M' },
+	{ "restore-wait-ms", required_argument, NULL, 'R' },
 	{ "ready-file", required_argument, NULL, 'r' },
 	{ "log-level", required_argument, NULL, 'L' },
 	{ "tls-cert-key", required_argument, NULL, 'K' },
@@ -71,6 +105,91 @@ static const struct option scheduler_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* What the flags change besides struct sched_config. */
+struct scheduler_flags {
+	long hb_timeout; /* --heartbeat-timeout-ms, or -1 */
+	int  listens;    /* --listen flags taken */
+	int  level;      /* the log level, or -1 */
+};
+
+/* --listen URL: the first replaces the file's list.  0, or -1 after
+ * saying why. */
+static int
+scheduler_listen(struct sched_config *sc, struct scheduler_flags *f,
+    const char *url)
+{
+	if (!f->listens++)
+		sc->n_listen = 0;
+	if (sc->n_listen == SCHED_MAX_LISTEN) {
+		fprintf(stderr, "ferry scheduler: at most %d --listen "
+		                "addresses\n",
+		    SCHED_MAX_LISTEN);
+		return -1;
+	}
+	sc->listen[sc->n_listen++] = url;
+	return 0;
+}
+
+/* Apply one flag (ch, optarg) over sc and f; 0, 1 after --help, or -1
+ * after saying what is wrong. */
+static int
+scheduler_flag(struct sched_config *sc, struct scheduler_flags *f, int ch)
+{
+	int mode;
+
+	switch (ch) {
+	case 'f': return 0; /* read before */
+	case 'l': return scheduler_listen(sc, f, optarg);
+	case 'T':
+		f->hb_timeout = cli_parse_long("--heartbeat-timeout-ms",
+		    optarg, 100, 86400000);
+		return 0;
+	case 'D':
+		sc->drain_timeout_ms = (uint32_t)cli_parse_long(
+		    "--drain-timeout-ms", optarg, 0, 86400000);
+		return 0;
+	case 'J': sc->journal_path = optarg; return 0;
+	case 'S':
+		if ((mode = conf_parse_sync(optarg)) < 0) {
+			fprintf(stderr, "ferry scheduler: --journal-sync: '%s' "
+			                "is not always, batch or none\n",
+			    optarg);
+			return -1;
+		}
+		sc->journal_sync = mode;
+		return 0;
+	case 'W':
+		sc->journal_window_ms = (uint32_t)cli_parse_long(
+		    "--journal-window-ms", optarg, 1, 10000);
+		return 0;
+	case 'M':
+		sc->journal_max_size = cli_parse_size("--journal-max-size",
+		    optarg, (size_t)1 << 20);
+		return 0;
+	case 'R':
+		sc->restore_wait_ms = (uint32_t)cli_parse_long(
+		    "--restore-wait-ms", optarg, 0, 86400000);
+		return 0;
+	case 'r': sc->ready_file = optarg; return 0;
+	case 'K': sc->tls_cert_key_file = optarg; return 0;
+	case 'A': sc->tls_ca_file = optarg; return 0;
+	case 'Q': sc->require_client_cert = 1; return 0;
+	case 'O': sc->token_file = optarg; return 0;
+	case 'L':
+		if ((f->level = log_level_parse(optarg)) >= 0)
+			return 0;
+		fprintf(stderr, "ferry scheduler: unknown log level '%s'\n",
+		    optarg);
+		return -1;
+	case 'h':
+		scheduler_usage(stdout);
+		return 1;
+	default:
+		scheduler_usage(stderr);
+		return -1;
+	}
+}
+
 /*
  * Apply the flags of argv over sc and *level.  Returns -1 when they are
  * all taken, else the exit status (0 after --help).
@@ -79,63 +198,25 @@ static int
 scheduler_flags(int argc, char **argv, struct sched_config *sc,
     int *level)
 {
-	long hb_timeout = -1;
-	int  ch, listen_flags = 0;
+	struct scheduler_flags f = { -1, 0, *level };
+	int                    ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "f:l:h", scheduler_opts,
 	            NULL)) != -1) {
-		switch (ch) {
-		case 'f': break; /* read before */
-		case 'l':
-			if (!listen_flags++)
-				sc->n_listen = 0; /* replaces the file's */
-			if (sc->n_listen == SCHED_MAX_LISTEN) {
-				fprintf(stderr, "ferry scheduler: at most %d "
-				                "--listen addresses\n",
-				    SCHED_MAX_LISTEN);
-				return 2;
-			}
-			sc->listen[sc->n_listen++] = optarg;
-			break;
-		case 'T':
-			hb_timeout = cli_parse_long("--heartbeat-timeout-ms",
-			    optarg, 100, 86400000);
-			break;
-		case 'D':
-			sc->drain_timeout_ms = (uint32_t)cli_parse_long(
-			    "--drain-timeout-ms", optarg, 0, 86400000);
-			break;
-		case 'r': sc->ready_file = optarg; break;
-		case 'K': sc->tls_cert_key_file = optarg; break;
-		case 'A': sc->tls_ca_file = optarg; break;
-		case 'Q': sc->require_client_cert = 1; break;
-		case 'O': sc->token_file = optarg; break;
-		case 'L':
-			if ((*level = log_level_parse(optarg)) < 0) {
-				fprintf(stderr, "ferry scheduler: unknown log "
-				                "level '%s'\n",
-				    optarg);
-				return 2;
-			}
-			break;
-		case 'h':
-			scheduler_usage(stdout);
-			return 0;
-		default:
-			scheduler_usage(stderr);
-			return 2;
-		}
+		if ((rc = scheduler_flag(sc, &f, ch)) != 0)
+			return rc > 0 ? 0 : 2;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ferry scheduler: unexpected argument '%s'\n",
 		    argv[optind]);
 		return 2;
 	}
-	if (hb_timeout > 0) {
-		sc->heartbeat_timeout_ms = (uint32_t)hb_timeout;
+	if (f.hb_timeout > 0) {
+		sc->heartbeat_timeout_ms = (uint32_t)f.hb_timeout;
 		if (sc->heartbeat_interval_ms * 2 > sc->heartbeat_timeout_ms)
 			sc->heartbeat_interval_ms = sc->heartbeat_timeout_ms / 3;
 	}
+	*level = f.level;
 	return -1;
 }
 

@@ -131,21 +131,6 @@ struct worker_flags {
 	int         libs, roots, libdir; /* given on the command line */
 };
 
-/* A size of at least 1MiB for option opt into *out; 0, or -1 after
- * saying why. */
-static int
-worker_size(const struct worker_flags *f, const char *opt, const char *val,
-    size_t *out)
-{
-	if (conf_parse_size(val, out) == 0 && *out >= (1u << 20))
-		return 0;
-	fprintf(stderr,
-	    "%s: %s: '%s' is not a size of at least 1MiB (e.g. 512MiB, "
-	    "4GiB)\n",
-	    f->who, opt, val);
-	return -1;
-}
-
 /* Add val to a list of at most max (libraries, object roots); the first
  * flag replaces the cluster file's list.  0, or -1 after saying why. */
 static int
@@ -219,11 +204,13 @@ worker_flag(struct wrk_options *o, struct worker_flags *f, int ch)
 		f->libdir      = 1;
 		return 0;
 	case OPT_OCACHE:
-		return worker_size(f, "--object-cache", optarg,
-		    &o->object_cache);
+		o->object_cache = cli_parse_size("--object-cache", optarg,
+		    (size_t)1 << 20);
+		return 0;
 	case OPT_MEMLIMIT:
-		return worker_size(f, "--memory-limit", optarg,
-		    &o->memory_limit);
+		o->memory_limit = cli_parse_size("--memory-limit", optarg,
+		    (size_t)1 << 20);
+		return 0;
 	case OPT_MAXTASKS:
 		o->max_tasks = (uint64_t)cli_parse_long("--max-tasks", optarg,
 		    1, LONG_MAX);

@@ -403,9 +403,14 @@ static const struct list words_list = {
 
 static const struct key cluster_keys[] = {
 	{ "name", &t_str, str_word, C_(name), .sub = &name_word },
-	{ "state_dir", &t_str, str_state_dir, C_(state_dir),
-	    .doc = "see below" },
+	{ "state_dir", &t_str, str_dir, C_(state_dir), .doc = "see below" },
 };
+
+/* The log levels and the journal's sync modes, as words. */
+static const struct choice level_choice = { log_level_parse,
+	log_level_name, "error, warn, info or debug" };
+static const struct choice sync_choice = { conf_parse_sync,
+	conf_sync_name, "always, batch or none" };
 
 static const struct key task_keys[] = {
 	{ "retries", &t_int, NULL, S_(task_retries), .lo = 0, .hi = 1000,
@@ -423,6 +428,21 @@ static const struct section task_section = SECTION(task_keys,
     "a mapping (retries, retry_backoff, retry_backoff_max, timeout, "
     "retry_errors)",
     check_task_defaults);
+
+/* scheduler.journal; a relative path is taken in the state directory,
+ * so the cluster section (read first) must be known. */
+static const struct key journal_keys[] = {
+	{ "path", &t_str, str_dir, S_(journal_path), .flags = F_STATE,
+	    .doc = "(none: no journal)" },
+	{ "sync", &t_choice, NULL, S_(journal_sync), .sub = &sync_choice },
+	{ "window", &t_duration, NULL, S_(journal_window_ms), .lo = 1,
+	    .hi = 10000, .hint = "10s" },
+	{ "max_size", &t_size, NULL, S_(journal_max_size), .lo = MIB,
+	    .hint = "1MiB" },
+	{ "restore_wait", &t_duration, NULL, S_(restore_wait_ms) },
+};
+static const struct section journal_section = SECTION(journal_keys,
+    "a mapping (path, sync, window, max_size, restore_wait)", NULL);
 
 static const struct key scheduler_keys[] = {
 	{ "listen", &t_strs, str_url,
@@ -452,6 +472,7 @@ static const struct key scheduler_keys[] = {
 	    .hi = 100, .hint = "an integer between 1 and 100" },
 	{ "task_defaults", &t_map, NULL, .sub = &task_section,
 	    .doc = "see below" },
+	{ "journal", &t_map, NULL, .sub = &journal_section, .doc = "off" },
 	{ "host", &t_str, str_word, C_(scheduler_host), .sub = &host_word,
 	    .doc = "this machine" },
 	{ "function_wait", &t_duration, NULL, S_(function_wait_ms) },
@@ -565,7 +586,8 @@ static const struct section security_section = SECTION(security_keys,
 static const struct key root_keys[] = {
 	{ "cluster", &t_map, NULL, .sub = &cluster_section,
 	    .doc = "see below" },
-	{ "log_level", &t_level, NULL, C_(log_level) },
+	{ "log_level", &t_choice, NULL, C_(log_level),
+	    .sub = &level_choice },
 	{ "scheduler", &t_map, NULL, .hint = "a mapping with at least 'listen'",
 	    .flags = F_REQUIRED, .sub = &scheduler_section,
 	    .doc = "(required)" },

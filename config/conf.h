@@ -69,11 +69,13 @@ struct conf {
 	/*
 	 * What `ferry scheduler -f FILE` runs with: the scheduler section
 	 * (listen URLs with ${FERRY_RUNTIME_DIR} expanded, heartbeats,
-	 * limits, task_defaults, function waits, drain_timeout), the
-	 * scheduler's half of the security section (tls_cert_key_file,
-	 * tls_ca_file, require_client_cert, token_file: absolute paths) and
-	 * the names of the worker groups.  The strings belong to struct
-	 * conf; defaults are SCHED_CONFIG_DEFAULTS.
+	 * limits, task_defaults, function waits, drain_timeout, the
+	 * journal with journal_path absolute: a relative one is taken in
+	 * the state directory, conf_state_dir), the scheduler's half of
+	 * the security section (tls_cert_key_file, tls_ca_file,
+	 * require_client_cert, token_file: absolute paths) and the names of
+	 * the worker groups.  The strings belong to struct conf; defaults
+	 * are SCHED_CONFIG_DEFAULTS.
 	 */
 	struct sched_config sched;
 	char *address; /* URL workers and clients dial; default listen[0];
@@ -109,9 +111,10 @@ void conf_defaults(struct conf *c);
  * message of the form "FILE:LINE:COLUMN: key 'KEY': PROBLEM" into err
  * (errlen bytes, always NUL-terminated) and leaves c freed (safe to pass to
  * conf_free).  The caller frees a loaded c with conf_free().
- * "${FERRY_RUNTIME_DIR}" in scheduler.listen, scheduler.address and
- * cluster.state_dir is replaced by this user's runtime directory
- * (util_runtime_dir); any other "${...}" there is an error.
+ * "${FERRY_RUNTIME_DIR}" in scheduler.listen, scheduler.address,
+ * scheduler.journal.path and cluster.state_dir is replaced by this user's
+ * runtime directory (util_runtime_dir); any other "${...}" there is an
+ * error.
  */
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 
@@ -125,6 +128,13 @@ int conf_parse_duration(const char *s, uint32_t *ms);
 /* Parse a size ("4096", "64KiB", "64MiB", "1GiB", also "kB"/"MB"/"GB" as
  * powers of 1000) into *bytes.  Returns 0, or -1 if the text is not one. */
 int conf_parse_size(const char *s, size_t *bytes);
+
+/* Parse a journal sync mode ("always", "batch" or "none") into its
+ * SCHED_SYNC_* value; -1 if s is none of them. */
+int conf_parse_sync(const char *s);
+
+/* The word of a SCHED_SYNC_* value ("batch"); "?" for another. */
+const char *conf_sync_name(int mode);
 
 /* Write the state directory for c into buf: c->state_dir when set, else
  * "RUNTIME/NAME", RUNTIME being this user's runtime directory

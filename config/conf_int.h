@@ -127,6 +127,8 @@ enum key_flags {
 	F_DIAL     = 32, /* a URL to dial: no wildcard host */
 	F_ALLOC    = 64, /* a list of mappings: allocated, not an array */
 	F_LOCAL    = 128, /* a path here: relative to the file's directory */
+	F_STATE    = 256, /* a directory: relative to the cluster's state
+	                   * directory (conf_state_dir) */
 };
 
 struct key {
@@ -161,6 +163,14 @@ struct section {
 	const char       *hint; /* "must be HINT, got ..." */
 	/* rules across keys, checked after the keys are read */
 	int (*check)(struct ctx *x, const struct node *m, void *base);
+};
+
+/* A value that is one of a few words (log_level, scheduler.journal.sync),
+ * kept as an int. */
+struct choice {
+	int         (*parse)(const char *s); /* the word's value, or -1 */
+	const char *(*name)(int v);          /* the value's word */
+	const char   *words; /* "must be WORDS, got ..." */
 };
 
 /* A list of the file and its messages. */
@@ -208,7 +218,8 @@ extern const struct type t_duration; /* ms in [lo, hi] (F_NONE) */
 extern const struct type t_size;     /* bytes, at least lo (F_AUTO,
                                       * F_NONE) */
 extern const struct type t_bool;     /* true or false, into an int */
-extern const struct type t_level;    /* a log level, into an int */
+extern const struct type t_choice;   /* one of k->sub's words (a struct
+                                      * choice), into an int */
 extern const struct type t_str;      /* a string read by k->str */
 extern const struct type t_strs;     /* a list of them (k->sub a struct
                                       * list; F_ONE) */
@@ -218,9 +229,10 @@ int read_str(struct ctx *x, const struct node *n, const struct key *k,
     void *base);
 
 /* Readers of one string (str_fn): a word of kind k->sub (a struct word);
- * a URL (F_DIAL), ${FERRY_RUNTIME_DIR} expanded; a state directory
- * (expanded, made absolute); a path, library or command word (F_ABS,
+ * a URL (F_DIAL), ${FERRY_RUNTIME_DIR} expanded; a directory of this
+ * machine (expanded, made absolute against the file's directory, or with
+ * F_STATE the state directory's); a path, library or command word (F_ABS,
  * F_LOCAL); a TLS server name. */
-str_fn str_word, str_url, str_state_dir, str_path, str_server_name;
+str_fn str_word, str_url, str_dir, str_path, str_server_name;
 
 #endif

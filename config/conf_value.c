@@ -1,13 +1,13 @@
 /*
  * conf_value.c - the values of a cluster file: how each kind of value
- * (integer, duration, size, boolean, log level, string, list of strings)
- * is read from a YAML node into the struct a key names, freed, and shown
- * as a default; and the strings' own rules (names, URLs, paths).
+ * (integer, duration, size, boolean, one of a few words, string, list of
+ * strings) is read from a YAML node into the struct a key names, freed,
+ * and shown as a default; and the strings' own rules (names, URLs,
+ * paths).
  */
 #include "conf.h"
 #include "conf_int.h"
 
-#include "log.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -19,8 +19,8 @@
 #include <string.h>
 
 /* The one placeholder the loader expands (in scheduler.listen,
- * scheduler.address and cluster.state_dir): this user's runtime
- * directory, util_runtime_dir(). */
+ * scheduler.address, scheduler.journal.path and cluster.state_dir): this
+ * user's runtime directory, util_runtime_dir(). */
 #define RUNTIME_TOKEN "${FERRY_RUNTIME_DIR}"
 
 /* The value of a string (or string list element) at base + off. */
@@ -90,19 +90,20 @@ no_control(struct ctx *x, const struct node *n, const char *s)
 	return 0;
 }
 
-/* Make *s absolute against the cluster file's directory. */
+/* Make *s absolute against the directory base. */
 static int
-make_absolute(struct ctx *x, const struct node *n, char **s)
+make_absolute(struct ctx *x, const struct node *n, const char *base,
+    char **s)
 {
 	size_t len;
 	char  *abs;
 
 	if ((*s)[0] == '/')
 		return 0;
-	len = strlen(x->c->dir) + strlen(*s) + 2;
+	len = strlen(base) + strlen(*s) + 2;
 	if ((abs = malloc(len)) == NULL)
 		return node_fail(x, n, "out of memory");
-	snprintf(abs, len, "%s/%s", x->c->dir, *s);
+	snprintf(abs, len, "%s/%s", base, *s);
 	free(*s);
 	*s = abs;
 	return 0;
@@ -301,30 +302,31 @@ show_bool(const struct key *k, const void *base, char *buf, size_t len)
 	snprintf(buf, len, "%s", uint_get(base, k) ? "true" : "false");
 }
 
-/* error, warn, info or debug (log_level_parse). */
+/* One of the words of k->sub (a struct choice), as its value. */
 static int
-read_level(struct ctx *x, const struct node *n, const struct key *k,
+read_choice(struct ctx *x, const struct node *n, const struct key *k,
     void *base)
 {
-	char show[CONF_SHOW_BUF];
-	int  lvl;
+	const struct choice *c = k->sub;
+	char                 show[CONF_SHOW_BUF];
+	int                  v;
 
 	if (n->kind != NODE_SCALAR)
-		return node_fail(x, n,
-		    "must be error, warn, info or debug, got %s",
+		return node_fail(x, n, "must be %s, got %s", c->words,
 		    node_what(n));
-	if ((lvl = log_level_parse(n->text)) < 0)
-		return node_fail(x, n,
-		    "must be error, warn, info or debug, got '%s'",
+	if ((v = c->parse(n->text)) < 0)
+		return node_fail(x, n, "must be %s, got '%s'", c->words,
 		    node_show(n, show, sizeof(show)));
-	uint_put(base, k, (uint64_t) lvl);
+	uint_put(base, k, (uint64_t) v);
 	return 0;
 }
 
 static void
-show_level(const struct key *k, const void *base, char *buf, size_t len)
+show_choice(const struct key *k, const void *base, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s", log_level_name((int) uint_get(base, k)));
+	const struct choice *c = k->sub;
+
+	snprintf(buf, len, "%s", c->name((int) uint_get(base, k)));
 }
 
 /* A string key: k->str reads it, replacing the default. */
@@ -493,6 +495,30 @@ str_word(struct ctx *x, const struct node *n, const struct key *k,
 	    node_show(n, show, sizeof(show)), w->max, w->shown, w->tail);
 }
 
+/* Error at n for what needs this user's runtime directory, which
+ * util_runtime_dir() just could not give (errno says why). */
+static int
+runtime_fail(struct ctx *x, const struct node *n, const char *what)
+{
+	const char *own = getenv("FERRY_RUNTIME_DIR");
+	char        show[CONF_SHOW_BUF];
+	size_t      at_show = 0;
+
+	show[0] = '\0';
+	if (errno == EINVAL && own != NULL) {
+		escape_into(show, sizeof(show), &at_show, own, strlen(own),
+		    CONF_SHOW_MAX);
+		return node_fail(x, n,
+		    "%s: the environment variable FERRY_RUNTIME_DIR is '%s', "
+		    "not an absolute path",
+		    what, show);
+	}
+	return node_fail(x, n,
+	    "%s: the runtime directory's path is too long (set "
+	    "FERRY_RUNTIME_DIR to a shorter directory)",
+	    what);
+}
+
 /*
  * Copy scalar n into *out (malloc'd) with every ${FERRY_RUNTIME_DIR}
  * replaced by this user's runtime directory; that directory goes into rt
@@ -515,25 +541,8 @@ expand_runtime(struct ctx *x, const struct node *n, char **out, char *rt,
 		return 0;
 	}
 	if (strstr(p, RUNTIME_TOKEN) != NULL &&
-	    util_runtime_dir(rt, rtlen) != 0) {
-		const char *own = getenv("FERRY_RUNTIME_DIR");
-		char        show[CONF_SHOW_BUF];
-		size_t      at_show = 0;
-
-		show[0] = '\0';
-		if (errno == EINVAL && own != NULL) {
-			escape_into(show, sizeof(show), &at_show, own,
-			    strlen(own), CONF_SHOW_MAX);
-			return node_fail(x, n,
-			    "%s: the environment variable FERRY_RUNTIME_DIR "
-			    "is '%s', not an absolute path",
-			    RUNTIME_TOKEN, show);
-		}
-		return node_fail(x, n,
-		    "%s: the runtime directory's path is too long (set "
-		    "FERRY_RUNTIME_DIR to a shorter directory)",
-		    RUNTIME_TOKEN);
-	}
+	    util_runtime_dir(rt, rtlen) != 0)
+		return runtime_fail(x, n, RUNTIME_TOKEN);
 	cap = strlen(p) + 1;
 	for (at = strstr(p, RUNTIME_TOKEN); at != NULL;
 	     at = strstr(at + tl, RUNTIME_TOKEN))
@@ -590,13 +599,18 @@ str_url(struct ctx *x, const struct node *n, const struct key *k,
 	    node_show(n, show, sizeof(show)), why);
 }
 
-/* cluster.state_dir: a string, ${FERRY_RUNTIME_DIR} expanded, made
- * absolute. */
+/*
+ * A directory of this machine: a string, ${FERRY_RUNTIME_DIR} expanded,
+ * made absolute against the cluster file's directory (cluster.state_dir)
+ * or with F_STATE against the cluster's state directory
+ * (scheduler.journal.path; the table reads cluster.name and
+ * cluster.state_dir before it).
+ */
 int
-str_state_dir(struct ctx *x, const struct node *n, const struct key *k,
+str_dir(struct ctx *x, const struct node *n, const struct key *k,
     char **out)
 {
-	char rt[4096];
+	char rt[4096], state[4096];
 
 	if (want_string(x, n, out) != 0)
 		return -1;
@@ -604,7 +618,22 @@ str_state_dir(struct ctx *x, const struct node *n, const struct key *k,
 	*out = NULL;
 	if (expand_runtime(x, n, out, rt, sizeof(rt)) != 0)
 		return -1;
-	return make_absolute(x, n, out);
+	if (!(k->flags & F_STATE))
+		return make_absolute(x, n, x->c->dir, out);
+	if (no_control(x, n, *out) != 0)
+		return -1;
+	errno = 0;
+	if ((*out)[0] != '/' &&
+	    conf_state_dir(x->c, state, sizeof(state)) != 0) {
+		if (x->c->state_dir == NULL)
+			return runtime_fail(x, n,
+			    "a relative path is taken in the state directory "
+			    "RUNTIME/NAME");
+		return node_fail(x, n,
+		    "a relative path is taken in cluster.state_dir, whose "
+		    "path is too long");
+	}
+	return make_absolute(x, n, state, out);
 }
 
 /* A path, a library or a word of a command: no control characters;
@@ -621,7 +650,8 @@ str_path(struct ctx *x, const struct node *n, const struct key *k,
 		return node_fail(x, n,
 		    "must be an absolute path (it is used on that host), got "
 		    "'%s'", *out);
-	return (k->flags & F_LOCAL) ? make_absolute(x, n, out) : 0;
+	return (k->flags & F_LOCAL) ? make_absolute(x, n, x->c->dir, out)
+	                            : 0;
 }
 
 /* security.tls.server_name: 1 to 255 bytes. */
@@ -697,10 +727,34 @@ conf_parse_size(const char *s, size_t *bytes)
 	return 0;
 }
 
+/* The journal's sync modes, by their SCHED_SYNC_* value. */
+static const char *const sync_names[] = {
+	[SCHED_SYNC_ALWAYS] = "always",
+	[SCHED_SYNC_BATCH]  = "batch",
+	[SCHED_SYNC_NONE]   = "none",
+};
+#define N_SYNC (sizeof(sync_names) / sizeof(sync_names[0]))
+
+int
+conf_parse_sync(const char *s)
+{
+	for (size_t i = 0; s != NULL && i < N_SYNC; i++) {
+		if (strcmp(s, sync_names[i]) == 0)
+			return (int) i;
+	}
+	return -1;
+}
+
+const char *
+conf_sync_name(int mode)
+{
+	return mode >= 0 && (size_t) mode < N_SYNC ? sync_names[mode] : "?";
+}
+
 const struct type t_int = { read_int, NULL, show_int };
 const struct type t_duration = { read_duration, NULL, show_duration };
 const struct type t_size = { read_size, NULL, show_size };
 const struct type t_bool = { read_bool, NULL, show_bool };
-const struct type t_level = { read_level, NULL, show_level };
+const struct type t_choice = { read_choice, NULL, show_choice };
 const struct type t_str = { read_str, free_str, show_str };
 const struct type t_strs = { read_strs, free_strs, show_strs };

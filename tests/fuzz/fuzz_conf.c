@@ -59,7 +59,12 @@ check_loaded(const struct conf *c)
 	    c->sched.task_backoff_max_ms < c->sched.task_backoff_ms ||
 	    c->sched.task_backoff_max_ms > 86400000 ||
 	    c->sched.task_timeout_ms > 2147483647u ||
-	    (c->sched.task_retry_errors != 0 && c->sched.task_retry_errors != 1))
+	    (c->sched.task_retry_errors != 0 && c->sched.task_retry_errors != 1) ||
+	    (c->sched.journal_path != NULL && c->sched.journal_path[0] != '/') ||
+	    conf_parse_sync(conf_sync_name(c->sched.journal_sync)) !=
+	        c->sched.journal_sync ||
+	    c->sched.journal_window_ms < 1 || c->sched.journal_window_ms > 10000 ||
+	    c->sched.journal_max_size < (size_t) 1 << 20)
 		abort();
 	for (size_t i = 0; i < c->sched.n_listen; i++) {
 		if (c->sched.listen[i] == NULL ||

@@ -39,6 +39,8 @@
 #define WITH_TASK(lines) WITH_SCHED("  task_defaults:\n" lines)
 /* group "a" with its libraries, then more keys from line 6, column 5 */
 #define WITH_GROUP_KEY(line) WITH_GROUP("    libraries: [x]\n" line)
+/* scheduler.journal whose keys start on line 4, column 5 */
+#define WITH_JOURNAL(lines) WITH_SCHED("  journal:\n" lines)
 
 static char tmpdir[PATH_MAX];
 
@@ -739,6 +741,10 @@ assert_defaults(const struct conf *c, const struct conf_group *g)
 	assert_int_equal(c->sched.task_backoff_max_ms, 10000);
 	assert_int_equal(c->sched.task_timeout_ms, 0);
 	assert_int_equal(c->sched.task_retry_errors, 0);
+	assert_int_equal(c->sched.journal_sync, SCHED_SYNC_ALWAYS);
+	assert_int_equal(c->sched.journal_window_ms, 10);
+	assert_int_equal(c->sched.journal_max_size, (size_t) 16 << 30);
+	assert_int_equal(c->sched.restore_wait_ms, 3000);
 	assert_int_equal(g->wrk.memory_limit, 0);
 	assert_int_equal(g->wrk.max_tasks, 0);
 }
@@ -777,6 +783,9 @@ test_local_yaml(void **state)
 	assert_int_equal(c.sched.n_listen, 1);
 	assert_string_equal(c.sched.listen[0], "ipc:///run/ferry-test/a/local.sock");
 	assert_string_equal(c.address, "ipc:///run/ferry-test/a/local.sock");
+	/* a journal in the state directory, RUNTIME/local */
+	assert_string_equal(c.sched.journal_path,
+	    "/run/ferry-test/a/local/journal");
 	assert_defaults(&c, &c.groups[0]);
 
 	assert_int_equal(c.n_groups, 1);
@@ -868,6 +877,7 @@ test_defaults(void **state)
 	assert_int_equal(c.sched.n_listen, 0);
 	assert_null(c.sched.listen[0]);
 	assert_null(c.address);
+	assert_null(c.sched.journal_path);
 	assert_defaults(&c, &c.groups[0]);
 	assert_int_equal(c.n_groups, 0);
 	assert_null(conf_group_find(&c, "default"));
@@ -920,6 +930,9 @@ test_minimal_and_nulls(void **state)
 		WITH_SCHED("  quarantine_after:\n  max_result_bytes: ~\n"
 		           "  task_defaults:\n"),
 		WITH_SCHED("  task_defaults: {}\n"),
+		WITH_SCHED("  journal:\n"),
+		WITH_JOURNAL("    path:\n    sync: ~\n    window: null\n"
+		             "    max_size:\n    restore_wait: ~\n"),
 		WITH_TASK("    retries:\n    retry_backoff: ~\n"
 		          "    retry_backoff_max: null\n    timeout:\n"
 		          "    retry_errors: ~\n"),
@@ -938,6 +951,7 @@ test_minimal_and_nulls(void **state)
 		assert_string_equal(c.sched.listen[0], "tcp://127.0.0.1:7710");
 		assert_string_equal(c.address, "tcp://127.0.0.1:7710");
 		assert_ptr_not_equal(c.address, c.sched.listen[0]);
+		assert_null(c.sched.journal_path);
 		assert_defaults(&c, &c.groups[0]);
 		assert_int_equal(c.n_groups, 1);
 		assert_string_equal(c.groups[0].wrk.group, "a");
@@ -1909,6 +1923,163 @@ test_security_keys(void **state)
 	EXPECT_CASES(bad_security_cases);
 }
 
+/* scheduler.journal: what each bad value says, at its line. */
+static const struct bad_case bad_journal_cases[] = {
+	{ WITH_SCHED("  journal: on\n"), 3, 12, "scheduler.journal",
+	    "must be a mapping (path, sync, window, max_size, restore_wait)|"
+	    "got a string" },
+	{ WITH_SCHED("  journal: [journal]\n"), 3, 12, "scheduler.journal",
+	    "must be a mapping|got a list" },
+	{ WITH_JOURNAL("    pth: j\n"), 4, 5, "scheduler.journal.pth",
+	    "unknown key|expected one of: path, sync, window, max_size, "
+	    "restore_wait" },
+	{ WITH_JOURNAL("    path: \"\"\n"), 4, 11, "scheduler.journal.path",
+	    "must not be empty" },
+	{ WITH_JOURNAL("    path: [a]\n"), 4, 11, "scheduler.journal.path",
+	    "must be a string|got a list" },
+	{ WITH_JOURNAL("    path: \"a\\tb\"\n"), 4, 11,
+	    "scheduler.journal.path", "control character" },
+	{ WITH_JOURNAL("    path: ${HOME}/journal\n"), 4, 11,
+	    "scheduler.journal.path",
+	    "unknown placeholder '${HOME}'|only ${FERRY_RUNTIME_DIR}" },
+	{ WITH_JOURNAL("    sync: sometimes\n"), 4, 11,
+	    "scheduler.journal.sync",
+	    "must be always, batch or none|got 'sometimes'" },
+	{ WITH_JOURNAL("    sync: Always\n"), 4, 11, "scheduler.journal.sync",
+	    "must be always, batch or none|got 'Always'" },
+	{ WITH_JOURNAL("    sync: [batch]\n"), 4, 11,
+	    "scheduler.journal.sync",
+	    "must be always, batch or none, got a list" },
+	{ WITH_JOURNAL("    sync: batch\n    window: 0\n"), 5, 13,
+	    "scheduler.journal.window", "greater than 0|got '0'" },
+	{ WITH_JOURNAL("    window: 11s\n"), 4, 13,
+	    "scheduler.journal.window", "must be at most 10s|got '11s'" },
+	{ WITH_JOURNAL("    window: 10001\n"), 4, 13,
+	    "scheduler.journal.window", "must be at most 10s|got '10001'" },
+	{ WITH_JOURNAL("    window: 1.5ms\n"), 4, 13,
+	    "scheduler.journal.window", "must be a duration|got '1.5ms'" },
+	{ WITH_JOURNAL("    window: none\n"), 4, 13,
+	    "scheduler.journal.window", "must be a duration|got 'none'" },
+	{ WITH_JOURNAL("    max_size: 1KiB\n"), 4, 15,
+	    "scheduler.journal.max_size", "must be at least 1MiB|got '1KiB'" },
+	{ WITH_JOURNAL("    max_size: 1048575\n"), 4, 15,
+	    "scheduler.journal.max_size", "at least 1MiB|got '1048575'" },
+	{ WITH_JOURNAL("    max_size: lots\n"), 4, 15,
+	    "scheduler.journal.max_size", "must be a size|got 'lots'" },
+	{ WITH_JOURNAL("    max_size: {a: 1}\n"), 4, 15,
+	    "scheduler.journal.max_size", "must be a size, got a mapping" },
+	{ WITH_JOURNAL("    restore_wait: soon\n"), 4, 19,
+	    "scheduler.journal.restore_wait", "must be a duration|got 'soon'" },
+	{ WITH_JOURNAL("    restore_wait: -1s\n"), 4, 19,
+	    "scheduler.journal.restore_wait", "must be a duration|got '-1s'" },
+};
+
+/* scheduler.journal: each value lands in struct sched_config, at and
+ * inside the edges of its range; bad values name the key and the line. */
+static void
+test_journal_keys(void **state)
+{
+	struct conf c;
+
+	(void) state;
+	saved_env_push();
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "/run/fj", 1), 0);
+	load_ok(write_file("journal.yaml",
+	            WITH_JOURNAL("    path: journal\n    sync: batch\n"
+	                         "    window: 5ms\n    max_size: 64GiB\n"
+	                         "    restore_wait: 10s\n")),
+	    &c);
+	assert_string_equal(c.sched.journal_path, "/run/fj/local/journal");
+	assert_int_equal(c.sched.journal_sync, SCHED_SYNC_BATCH);
+	assert_int_equal(c.sched.journal_window_ms, 5);
+	assert_int_equal(c.sched.journal_max_size, (size_t) 64 << 30);
+	assert_int_equal(c.sched.restore_wait_ms, 10000);
+	conf_free(&c);
+
+	/* the cluster section may follow; the edges of each range */
+	load_ok(write_file("journal.yaml",
+	            WITH_JOURNAL("    path: a/j\n    sync: none\n"
+	                         "    window: 10s\n    max_size: 1MiB\n"
+	                         "    restore_wait: 0\n")
+	                "cluster:\n  name: jc\n"),
+	    &c);
+	assert_string_equal(c.sched.journal_path, "/run/fj/jc/a/j");
+	assert_int_equal(c.sched.journal_sync, SCHED_SYNC_NONE);
+	assert_int_equal(c.sched.journal_window_ms, 10000);
+	assert_int_equal(c.sched.journal_max_size, (size_t) 1 << 20);
+	assert_int_equal(c.sched.restore_wait_ms, 0);
+	conf_free(&c);
+	saved_env_pop();
+	EXPECT_CASES(bad_journal_cases);
+}
+
+/* scheduler.journal.path: a relative path is taken in the state
+ * directory (RUNTIME/NAME, or cluster.state_dir), an absolute one is
+ * kept, ${FERRY_RUNTIME_DIR} is expanded. */
+static void
+test_journal_path(void **state)
+{
+	struct conf c;
+	char        want[PATH_MAX + 64];
+	int         bad = 0;
+
+	(void) state;
+	saved_env_push();
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "/run/fj", 1), 0);
+	/* in cluster.state_dir, relative to the file's directory */
+	load_ok(write_file("journal.yaml",
+	            "cluster:\n  state_dir: st\n"
+	            WITH_JOURNAL("    path: journal\n    sync: always\n"
+	                         "    window: 1ms\n")),
+	    &c);
+	snprintf(want, sizeof(want), "%s/st/journal", tmpdir);
+	assert_string_equal(c.sched.journal_path, want);
+	assert_int_equal(c.sched.journal_sync, SCHED_SYNC_ALWAYS);
+	assert_int_equal(c.sched.journal_window_ms, 1);
+	conf_free(&c);
+
+	/* absolute, as written; ${FERRY_RUNTIME_DIR} expanded */
+	load_ok(write_file("journal.yaml",
+	            "cluster:\n  state_dir: /srv/st\n"
+	            WITH_JOURNAL("    path: /var/lib/ferry/j\n")),
+	    &c);
+	assert_string_equal(c.sched.journal_path, "/var/lib/ferry/j");
+	conf_free(&c);
+	load_ok(write_file("journal.yaml",
+	            WITH_JOURNAL("    path: ${FERRY_RUNTIME_DIR}/j\n")),
+	    &c);
+	assert_string_equal(c.sched.journal_path, "/run/fj/j");
+	conf_free(&c);
+
+	/* a relative path needs a state directory */
+	assert_int_equal(setenv("FERRY_RUNTIME_DIR", "rel", 1), 0);
+	bad += expect_text("relative path, relative FERRY_RUNTIME_DIR",
+	    WITH_JOURNAL("    path: journal\n"), 4, 11,
+	    "scheduler.journal.path",
+	    "taken in the state directory|FERRY_RUNTIME_DIR is 'rel', not "
+	    "an absolute path");
+	saved_env_pop();
+	assert_int_equal(bad, 0);
+}
+
+/* The journal's sync modes as words, both ways. */
+static void
+test_parse_sync(void **state)
+{
+	(void) state;
+	assert_int_equal(conf_parse_sync("always"), SCHED_SYNC_ALWAYS);
+	assert_int_equal(conf_parse_sync("batch"), SCHED_SYNC_BATCH);
+	assert_int_equal(conf_parse_sync("none"), SCHED_SYNC_NONE);
+	assert_int_equal(conf_parse_sync("Batch"), -1);
+	assert_int_equal(conf_parse_sync(""), -1);
+	assert_int_equal(conf_parse_sync(NULL), -1);
+	assert_string_equal(conf_sync_name(SCHED_SYNC_ALWAYS), "always");
+	assert_string_equal(conf_sync_name(SCHED_SYNC_BATCH), "batch");
+	assert_string_equal(conf_sync_name(SCHED_SYNC_NONE), "none");
+	assert_string_equal(conf_sync_name(3), "?");
+	assert_string_equal(conf_sync_name(-1), "?");
+}
+
 /* ------------------------------------------- defaults and their docs */
 
 /*
@@ -1950,9 +2121,15 @@ test_defaults_agree(void **state)
 	SAME(unknown_function_wait_ms);
 	SAME(n_groups);
 	SAME(drain_timeout_ms);
+	SAME(journal_sync);
+	SAME(journal_window_ms);
+	SAME(journal_max_size);
+	SAME(restore_wait_ms);
 	SAME(require_client_cert);
 #undef SAME
 	assert_null(c.sched.ready_file);
+	assert_null(c.sched.journal_path);
+	assert_null(s.journal_path);
 	assert_int_equal(c.connect_timeout_ms, w.connect_timeout_ms);
 	conf_free(&c);
 
@@ -2000,6 +2177,12 @@ test_schema_keys(void **state)
 		{ "scheduler.task_defaults.timeout", "`none`" },
 		{ "scheduler.task_defaults.retry_errors", "`false`" },
 		{ "scheduler.function_wait", "`0`" },
+		{ "scheduler.journal", "off" },
+		{ "scheduler.journal.path", "(none: no journal)" },
+		{ "scheduler.journal.sync", "`always`" },
+		{ "scheduler.journal.window", "`10ms`" },
+		{ "scheduler.journal.max_size", "`16GiB`" },
+		{ "scheduler.journal.restore_wait", "`3s`" },
 		{ "workers[].processes", "`auto`" },
 		{ "workers[].prefetch", "`1024`" },
 		{ "workers[].object_cache", "`auto`" },
@@ -2248,6 +2431,9 @@ main(void)
 		cmocka_unit_test(test_host_keys),
 		cmocka_unit_test(test_invalid_hosts),
 		cmocka_unit_test(test_security_keys),
+		cmocka_unit_test(test_journal_keys),
+		cmocka_unit_test(test_journal_path),
+		cmocka_unit_test(test_parse_sync),
 		cmocka_unit_test(test_defaults_agree),
 		cmocka_unit_test(test_schema_keys),
 		cmocka_unit_test(test_docs_keys),
