@@ -126,26 +126,6 @@ cluster_usage(FILE *out)
 	    "machines\".\n");
 }
 
-static int
-mkdir_p(const char *path)
-{
-	char   buf[4096];
-	size_t n = strlen(path);
-	if (n >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] == '/' || buf[i] == '\0') {
-			char c = buf[i];
-			buf[i] = '\0';
-			if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-				return -1;
-			buf[i] = c;
-		}
-	}
-	return 0;
-}
-
 /* ------------------------------------------------ per-user defaults */
 
 #define IPC_PATH_MAX 107 /* sizeof(sun_path) - 1 */
@@ -230,15 +210,13 @@ path_is_safe(const char *path, char *why, size_t len)
 /* Create the runtime directory rt (mode 0700, with any directory above
  * it) and check that it is this user's own.  Returns 0, or -1 after
  * printing why. */
-static int mkdir_p(const char *path);
-
 static int
 runtime_dir_make(const char *rt)
 {
 	char        why[4400], real[4096];
 	struct stat sb;
 
-	if (mkdir_p(rt) != 0) {
+	if (util_mkdir_p(rt) != 0) {
 		fprintf(stderr, "ferry: cannot create the runtime directory "
 		                "%s: %s\n",
 		    rt, strerror(errno));
@@ -1505,7 +1483,7 @@ cluster_up(const struct conf *c, const char *dir, long timeout_s)
 	    cli_runtime_dir_ready((const char *const *)c->sched.listen,
 	        c->sched.n_listen) != 0)
 		return 1;
-	if (mkdir_p(dir) != 0) {
+	if (util_mkdir_p(dir) != 0) {
 		fprintf(stderr, "ferry cluster: cannot create state directory "
 		                "%s: %s\n",
 		    dir, strerror(errno));

@@ -53,6 +53,10 @@ int util_grow(void *bufp, size_t *cap, size_t len, size_t elem,
  */
 int util_call_bounded(void (*fn)(void *), void *arg, int seconds);
 
+/* Make directory path and its missing parents (mode 0700).  0, or -1 with
+ * errno set. */
+int util_mkdir_p(const char *path);
+
 /* Start a thread running fn(arg) that takes no signals (they stay with
  * the threads that wait for them).  0, or an errno value. */
 int util_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);

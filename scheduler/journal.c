@@ -27,6 +27,7 @@
  * other), their queued tasks (held back from dispatch for restore_wait
  * so that workers that still run them can report them), their results.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ struct journal {
 	/* tasks submitted into the batch being filled (their ids from
 	 * fresh_id on), and how many of them have ended in it already */
 	uint64_t       fresh_id, fresh, fresh_ended;
+	uint64_t       write_fresh_id; /* the same of the batch written */
 	int            lingering;
 	uint64_t       urgent; /* records in it that answers wait for */
 	/* task ids: a restarted scheduler starts numbering at the highest
@@ -247,9 +249,10 @@ seal(struct journal *j)
 	j->fresh = j->fresh_ended = 0;
 	j->urgent = 0;
 	if (j->write->n_ops == 0) {
-		struct jbatch *b = j->write;
-		j->write         = j->fill;
-		j->fill          = b;
+		struct jbatch *b  = j->write;
+		j->write          = j->fill;
+		j->fill           = b;
+		j->write_fresh_id = j->fresh_id;
 	} else {
 		batch_append(j->write, j->fill);
 	}
@@ -295,6 +298,12 @@ failed(struct journal *j, const char *err)
 	          "be written again; what was acknowledged before is on "
 	          "disk; results are sent without waiting for it",
 	    err);
+	if (j->gating) {
+		/* what was submitted since the last write was never
+		 * answered: refused now, and not run */
+		tasks_refuse_unrecorded(s, j->write_fresh_id, err);
+		replies_refuse_held(s, FERRY_EJOURNAL, err);
+	}
 	results_durable(s); /* they need not wait any more */
 }
 
@@ -614,6 +623,12 @@ journal_start(struct sched *s)
 	}
 	if ((j = journal_new(s)) == NULL) {
 		log_error("journal %s: out of memory", c->journal_path);
+		return -1;
+	}
+	if (util_mkdir_p(j->dir) != 0) {
+		log_error("journal %s: cannot make the directory: %s", j->dir,
+		    strerror(errno));
+		journal_free(j);
 		return -1;
 	}
 	if (jstore_open(&j->st, j->dir, c->journal_max_size, err,

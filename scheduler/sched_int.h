@@ -367,6 +367,11 @@ void handle_submit(struct sched *s, struct session *se,
 void handle_cancel(struct sched *s, struct session *se,
     const struct proto_msg *m, struct rctx *rc);
 void session_gone(struct sched *s, struct session *se);
+/* Cancel every task with an id from first_id on, its client getting
+ * FERRY_EJOURNAL and why: the journal failed before they were on disk,
+ * so their submits are refused rather than answered. */
+void tasks_refuse_unrecorded(struct sched *s, uint64_t first_id,
+    const char *why);
 void session_free(struct sched *s, struct session *se);
 void sessions_free_all(struct sched *s);
 

@@ -257,6 +257,49 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 	reply_when(s, rc, s->jr_mark);
 }
 
+/* End t as cancelled with code and msg, stopping it where it runs;
+ * 0, or -1 when its result cannot be stored (out of memory). */
+static int
+cancel_one(struct sched *s, struct task *t, int32_t code, const char *msg,
+    const char *reason)
+{
+	struct worker *w  = t->state == TASK_ASSIGNED ? t->worker : NULL;
+	uint64_t       id = t->id;
+
+	if (task_finish(s, t, TASK_CANCELLED, code, msg, strlen(msg),
+	        reason) != 0)
+		return -1;
+	/* running (or held) by a worker: stop it there */
+	if (w != NULL && !w->ghost)
+		order_kill(s, w, id);
+	return 0;
+}
+
+void
+tasks_refuse_unrecorded(struct sched *s, uint64_t first_id, const char *why)
+{
+	struct idmap_iter it = { 0, 0 };
+	struct task      *t;
+	uint64_t          id, *ids, n = 0;
+
+	/* collected first: cancelling changes the map being walked */
+	if ((ids = malloc(sizeof(*ids) * (s->tasks.count + 1))) == NULL)
+		return; /* they run: an answered submit is all they lack */
+	while (idmap_iter_next(&s->tasks, &it, &id, (void **)&t))
+		if (id >= first_id)
+			ids[n++] = id;
+	for (uint64_t i = 0; i < n; i++)
+		if ((t = idmap_get(&s->tasks, ids[i])) != NULL)
+			(void)cancel_one(s, t, FERRY_EJOURNAL, why,
+			    "not recorded: the journal cannot be written");
+	if (n > 0)
+		log_warn("%" PRIu64 " task(s) whose submission the journal "
+		         "could not record were cancelled, their submits "
+		         "refused",
+		    n);
+	free(ids);
+}
+
 void
 handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
     struct rctx *rc)
@@ -270,21 +313,14 @@ handle_cancel(struct sched *s, struct session *se, const struct proto_msg *m,
 		return;
 	}
 	for (uint32_t i = 0; i < m->n_ids; i++) {
-		struct task   *t = idmap_get(&se->tags, m->ids[i]);
-		struct worker *w;
-		uint64_t       id;
+		struct task *t = idmap_get(&se->tags, m->ids[i]);
 
 		if (t == NULL)
 			continue; /* unknown or finished */
-		w  = t->state == TASK_ASSIGNED ? t->worker : NULL;
-		id = t->id;
-		if (task_finish(s, t, TASK_CANCELLED, FERRY_ECANCELED,
-		        "cancelled", 9, "cancelled by client") != 0)
+		if (cancel_one(s, t, FERRY_ECANCELED, "cancelled",
+		        "cancelled by client") != 0)
 			continue; /* out of memory: not cancelled */
 		done[n++] = m->ids[i];
-		/* running (or held) by a worker: stop it there */
-		if (w != NULL && !w->ghost)
-			order_kill(s, w, id);
 	}
 	proto_writer_reset(&s->w);
 	proto_write_cancelled(&s->w, done, n);
