@@ -99,6 +99,12 @@ struct proto_kill {
 
 #define PROTO_MAX_TASK_OBJS 16
 
+/* The longest list of task ids in a worker's hello ("holding") or its
+ * welcome ("drop"): twice the largest capacity (what a worker holds, and
+ * as many finished results not yet acknowledged).  A hello's list is also
+ * held to twice its own capacity. */
+#define PROTO_MAX_HOLDING (2u << 24)
+
 /* A worker's object cache, as "work" reports it. */
 struct proto_cache {
 	uint64_t objects, bytes, loads, hits, evictions, failures;
@@ -134,11 +140,21 @@ struct proto_msg {
 	                          * supervisor: its own token */
 	const char  *token; /* the shared secret (docs/security.md), "" when
 	                     * absent; at most 256 bytes */
+	/* worker hello, registering again: the scheduler run (epoch) its
+	 * tasks came from (0: none, a new process), its registration then,
+	 * and the task ids it holds (at most 2 x capacity) */
+	uint64_t  epoch, previous;
+	uint64_t *holding;
+	uint32_t  n_holding;
 
 	/* welcome */
 	uint64_t id, heartbeat_ms, heartbeat_timeout_ms, max_message_size;
 	uint64_t resumed; /* 1: an existing client session was resumed */
 	uint64_t max_tag; /* client: highest task id the session has used */
+	/* worker: epoch above (this run's, 0: an older scheduler), and the
+	 * held tasks it must discard */
+	uint64_t *drop;
+	uint32_t  n_drop;
 
 	/* submit, tasks */
 	struct proto_task *tasks;
@@ -309,6 +325,12 @@ struct proto_hello {
 	uint64_t            slots, capacity; /* worker */
 	const char *const  *functions;       /* worker: n_functions names */
 	uint32_t            n_functions;
+	/* worker registering again (epoch 0: none of these is sent): the
+	 * epoch of its last welcome, the worker id it had, and the task ids
+	 * it holds (queued, running, or finished and not acknowledged) */
+	uint64_t            epoch, previous;
+	const uint64_t     *holding;
+	uint32_t            n_holding;
 };
 
 void proto_write_hello_worker(struct proto_writer *w,
@@ -325,8 +347,19 @@ struct proto_welcome {
 	uint64_t max_tag, resumed;
 };
 
+/* What a worker's welcome adds (protocol.md 3.4): the epoch of the
+ * scheduler's run (0: not sent), and the held tasks the worker must
+ * discard (n_drop 0: not sent). */
+struct proto_welcome_worker {
+	uint64_t        epoch;
+	const uint64_t *drop;
+	uint32_t        n_drop;
+};
+
 void proto_write_welcome(struct proto_writer *w,
     const struct proto_welcome *m);
+void proto_write_welcome_worker(struct proto_writer *w,
+    const struct proto_welcome *m, const struct proto_welcome_worker *x);
 
 /* submit: its tasks in an array32 list.  An entry has n_keys locality
  * keys (keys[i] of lens[i] bytes) and failure options (NULL or none

@@ -243,7 +243,12 @@ decode_hello_worker(struct dctx *c, const msgpack_object *map,
 		return pd_bad(c, "field 'capacity': %llu is out of range "
 		              "slots..%u",
 		    (unsigned long long)m->capacity, 1u << 24);
-	return decode_functions(c, fns, m);
+	if ((rv = decode_functions(c, fns, m)) != 0 ||
+	    (rv = pd_get_uint(c, map, "epoch", &m->epoch, 0)) != 0 ||
+	    (rv = pd_get_uint(c, map, "previous", &m->previous, 0)) != 0)
+		return rv;
+	return pd_task_ids(c, map, "holding", 2 * m->capacity,
+	    "twice the capacity", &m->holding, &m->n_holding);
 }
 
 static int
@@ -302,6 +307,7 @@ static const struct {
 	U(PROTO_WELCOME, "heartbeat_timeout_ms", heartbeat_timeout_ms, 0),
 	U(PROTO_WELCOME, "resumed", resumed, 0),
 	U(PROTO_WELCOME, "max_tag", max_tag, 0),
+	U(PROTO_WELCOME, "epoch", epoch, 0),
 	U(PROTO_WATCH, "wait_ms", wait_ms, 0),
 	U(PROTO_SUBMITTED, "accepted", accepted, 1),
 	U(PROTO_FETCH, "ack", ack, 1),
@@ -325,6 +331,18 @@ decode_uints(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 		         uints[i].required)) != 0)
 			return rv;
 	return 0;
+}
+
+/* welcome: the uints, then a worker's list of tasks to drop. */
+static int
+decode_welcome(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
+{
+	int rv;
+
+	if ((rv = decode_uints(c, map, m)) != 0)
+		return rv;
+	return pd_task_ids(c, map, "drop", PROTO_MAX_HOLDING, "the limit",
+	    &m->drop, &m->n_drop);
 }
 
 /* submitted (its rejected entries, optional) and results (required):
@@ -405,7 +423,7 @@ decode_error(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 static int (*const decoders[PROTO_TYPE_MAX])(struct dctx *,
     const msgpack_object *, struct proto_msg *) = {
 	[PROTO_HELLO]        = decode_hello,
-	[PROTO_WELCOME]      = decode_uints,
+	[PROTO_WELCOME]      = decode_welcome,
 	[PROTO_SUBMIT]       = pd_tasks,
 	[PROTO_SUBMITTED]    = decode_result_list,
 	[PROTO_FETCH]        = decode_uints,

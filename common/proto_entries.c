@@ -357,6 +357,40 @@ pd_ids(struct dctx *c, const msgpack_object *map, struct proto_msg *m)
 	return rv;
 }
 
+/* Entry i of a list of task ids: non-zero. */
+static int
+decode_task_id(struct dctx *c, const char *key, uint32_t i,
+    const msgpack_object *e, void *out)
+{
+	if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 == 0)
+		return pd_bad(c, "%s[%u]: expected a task id (an integer above "
+		              "0), got %s",
+		    key, i,
+		    e->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "0"
+		                                               : pd_obj_type(e));
+	*(uint64_t *)out = e->via.u64;
+	return 0;
+}
+
+int
+pd_task_ids(struct dctx *c, const msgpack_object *map, const char *key,
+    uint64_t max, const char *what, uint64_t **out, uint32_t *n)
+{
+	const msgpack_object *arr;
+	int                   rv;
+
+	*out = NULL;
+	*n   = 0;
+	if ((rv = pd_get_array(c, map, key, &arr, 0)) != 0 || arr == NULL)
+		return rv;
+	if (arr->via.array.size > max)
+		return pd_bad(c, "field '%s': %u task ids, more than %s (%llu)",
+		    key, arr->via.array.size, what, (unsigned long long)max);
+	*out = decode_list(c, map, key, 0, sizeof(uint64_t), decode_task_id, n,
+	    &rv);
+	return rv;
+}
+
 /* An array of [uint, uint] pairs under key: n entries into *out, each
  * a pair of uint64 (the caller's struct has two uint64-sized reads). */
 static int

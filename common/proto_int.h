@@ -46,6 +46,10 @@ int pd_tasks(struct dctx *c, const msgpack_object *map, struct proto_msg *m);
 int pd_results(struct dctx *c, const msgpack_object *map, const char *key,
     struct proto_msg *m, int required);
 int pd_ids(struct dctx *c, const msgpack_object *map, struct proto_msg *m);
+/* The optional list key of task ids (each non-zero), at most max of
+ * them (what: the limit, for the error). */
+int pd_task_ids(struct dctx *c, const msgpack_object *map, const char *key,
+    uint64_t max, const char *what, uint64_t **out, uint32_t *n);
 int pd_report(struct dctx *c, const msgpack_object *map, struct proto_msg *m);
 int pd_orders(struct dctx *c, const msgpack_object *map, struct proto_msg *m);
 int pd_keys(struct dctx *c, const msgpack_object *map, const char *key,

@@ -279,6 +279,17 @@ proto_pack_result(struct proto_writer *w, uint64_t id, int32_t code,
 
 /* ------------------------------------------------------ messages */
 
+/* Put key with a list of n ids, in the smallest array form. */
+static void
+put_ids(struct proto_writer *w, const char *key, const uint64_t *ids,
+    uint32_t n)
+{
+	proto_put_key(w, key);
+	msgpack_pack_array(&w->pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		msgpack_pack_uint64(&w->pk, ids[i]);
+}
+
 /* A hello of role: the fields that role's hello has, in the order its
  * peer has always written them (protocol.md 3.2, 3.3, 3.3b). */
 static void
@@ -313,6 +324,11 @@ write_hello(struct proto_writer *w, int role, const struct proto_hello *h)
 		pack_str(w, h->functions[i], strlen(h->functions[i]));
 	if (h->supervisor != 0)
 		proto_put_uint(w, "supervisor", h->supervisor);
+	if (h->epoch != 0) {
+		proto_put_uint(w, "epoch", h->epoch);
+		proto_put_uint(w, "previous", h->previous);
+		put_ids(w, "holding", h->holding, h->n_holding);
+	}
 	proto_end(w);
 }
 
@@ -335,8 +351,10 @@ proto_write_hello_supervisor(struct proto_writer *w,
 	write_hello(w, PROTO_ROLE_SUPERVISOR, h);
 }
 
-void
-proto_write_welcome(struct proto_writer *w, const struct proto_welcome *m)
+/* A welcome; x: a worker's additions, or NULL. */
+static void
+write_welcome(struct proto_writer *w, const struct proto_welcome *m,
+    const struct proto_welcome_worker *x)
 {
 	proto_open(w, PROTO_WELCOME);
 	proto_put_uint(w, "id", m->id);
@@ -347,7 +365,24 @@ proto_write_welcome(struct proto_writer *w, const struct proto_welcome *m)
 		proto_put_uint(w, "max_tag", m->max_tag);
 		proto_put_uint(w, "resumed", m->resumed);
 	}
+	if (x != NULL && x->epoch != 0)
+		proto_put_uint(w, "epoch", x->epoch);
+	if (x != NULL && x->n_drop > 0)
+		put_ids(w, "drop", x->drop, x->n_drop);
 	proto_end(w);
+}
+
+void
+proto_write_welcome(struct proto_writer *w, const struct proto_welcome *m)
+{
+	write_welcome(w, m, NULL);
+}
+
+void
+proto_write_welcome_worker(struct proto_writer *w,
+    const struct proto_welcome *m, const struct proto_welcome_worker *x)
+{
+	write_welcome(w, m, x);
 }
 
 void
@@ -457,10 +492,7 @@ static void
 write_ids(struct proto_writer *w, int type, const uint64_t *ids, uint32_t n)
 {
 	proto_open(w, type);
-	proto_put_key(w, "ids");
-	msgpack_pack_array(&w->pk, n);
-	for (uint32_t i = 0; i < n; i++)
-		msgpack_pack_uint64(&w->pk, ids[i]);
+	put_ids(w, "ids", ids, n);
 	proto_end(w);
 }
 

@@ -119,6 +119,8 @@ struct task_end {
  * from-state is in its from_mask or whose to-state is in its to_mask
  * (bits 1u << state; TASK_SUBMITTED as from for a new task).  end is set
  * for final transitions, the task is freed after the observers ran.
+ * from and to are both TASK_ASSIGNED when a task moves to a new
+ * registration of the worker process that holds it (task_reclaim).
  * Observers must not change the task's state.
  */
 typedef void (*task_observer_fn)(struct sched *s, struct task *t, int from,
@@ -151,6 +153,14 @@ void task_set_state(struct sched *s, struct task *t, int to,
 
 /* t is handed to worker w (state assigned). */
 void task_assign(struct sched *s, struct task *t, struct worker *w);
+
+/* t is held by worker w's process, which registered again and said so
+ * (docs/protocol.md 4.9): queued (re-queued when it was lost), it is
+ * assigned to w without being dispatched; assigned to an earlier
+ * registration of the same process, it moves to w (observers see
+ * assigned -> assigned).  The same run either way: attempts do not
+ * change. */
+void task_reclaim(struct sched *s, struct task *t, struct worker *w);
 
 /* t ends (done, failed, cancelled, dead) with what its client gets:
  * results.c stores it first, observers see the transition, then t is
@@ -258,6 +268,24 @@ void worker_gone(struct sched *s, struct worker *w);
 void worker_lost(struct sched *s, struct worker *w, const char *why);
 /* Re-queue what ghost w held and free it. */
 void ghost_release(struct sched *s, struct worker *w, const char *why);
+/*
+ * Worker w, registered again by a process that holds the tasks ids[0..n)
+ * (its hello's holding, docs/protocol.md 4.9; previous: the registration
+ * it had, 0 unknown) keeps each one that it may: a queued task (not
+ * dispatched elsewhere since) is assigned to w, one assigned to a lost or
+ * stale registration of the same process (its supervisor's token, pid
+ * and host) moves to w.  The others (assigned elsewhere, delayed,
+ * finished, unknown, or queued again after a result from previous) go in
+ * drop, which has room for n.  Returns how many.  Also for a journal's
+ * restore: tasks restored as queued are kept by the worker that holds
+ * them.
+ */
+size_t workers_claim(struct sched *s, struct worker *w, const uint64_t *ids,
+    size_t n, uint64_t previous, uint64_t *drop);
+/* This run's epoch: the name of its task ids for workers (hello and
+ * welcome), random, made at the first worker's hello unless set before
+ * (a journal that restores task ids restores it too). */
+uint64_t workers_epoch(struct sched *s);
 /* Hand queued tasks to parked workers. */
 void dispatch(struct sched *s);
 void workers_free_all(struct sched *s);
@@ -605,6 +633,7 @@ struct sched {
 	struct idmap     workers;    /* id -> worker */
 	struct idmap     ghosts;     /* id -> lost worker awaiting a report */
 	uint64_t         next_worker_id;
+	uint64_t         epoch;      /* workers_epoch(); 0: not made yet */
 	uint32_t         n_workers;
 	struct list      waiting;    /* workers parked for work, in order */
 	uint64_t         pick[SCHED_MAX_BATCH];

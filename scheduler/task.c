@@ -1,8 +1,8 @@
 /*
  * task.c - the one door for task state.
  *
- * A task is made (task_new), changes state (task_set_state, task_assign)
- * and ends (task_finish) here and nowhere else.  Every transition is
+ * A task is made (task_new), changes state (task_set_state, task_assign,
+ * task_reclaim) and ends (task_finish) here and nowhere else.  Every transition is
  * checked against the life cycle (docs/protocol.md 4.11), logged at debug
  * level with the task, the worker and the reason, reflected in the queue
  * and the state counts, and then shown to the observers that asked for it
@@ -224,6 +224,30 @@ task_assign(struct sched *s, struct task *t, struct worker *w)
 		return;
 	leave(s, t);
 	from = enter(s, t, TASK_ASSIGNED, w);
+	notify(s, t, from, TASK_ASSIGNED, NULL);
+}
+
+void
+task_reclaim(struct sched *s, struct task *t, struct worker *w)
+{
+	int from = t->state;
+
+	if (from == TASK_ASSIGNED && t->worker != w) {
+		/* not a step of its life: the same run, held by the same
+		 * process, under its new registration */
+		log_debug("task %" PRIu64 " (%.*s): stays assigned, worker %" PRIu64
+		          " -> %" PRIu64 ": its process registered again",
+		    t->id, (int)t->fn_len, t->fn, t->worker->id, w->id);
+	} else if (from != TASK_QUEUED ||
+	    check(t, TASK_ASSIGNED, w,
+	        "held by its worker process, which registered again") != 0) {
+		log_error("task %" PRIu64 ": cannot be reclaimed by worker %" PRIu64
+		          " from state %s",
+		    t->id, w->id, sched_state_name(from));
+		return;
+	}
+	leave(s, t);
+	enter(s, t, TASK_ASSIGNED, w);
 	notify(s, t, from, TASK_ASSIGNED, NULL);
 }
 

@@ -10,7 +10,10 @@
  * timeout loses its lease (its tasks go back to the queue); one whose
  * connection closes while its supervisor may still report is a ghost: its
  * tasks wait for that report (or report_grace_ms), so the task that
- * killed the process is charged before it runs again.
+ * killed the process is charged before it runs again.  A process that
+ * registers again says what it still holds (docs/protocol.md 4.9): what
+ * was not handed to anyone else meanwhile stays its own (workers_claim),
+ * the rest it drops.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -216,20 +219,136 @@ lease_due(void *owner, uint64_t id, uint32_t gen)
 	worker_lost(s, w, why);
 }
 
+uint64_t
+workers_epoch(struct sched *s)
+{
+	if (s->epoch == 0)
+		s->epoch = util_random64();
+	return s->epoch;
+}
+
+/* Whether registrations a and b are of the same worker process: its
+ * supervisor's token, its pid and its host. */
+static int
+same_process(const struct worker *a, const struct worker *b)
+{
+	return a->pid != 0 && a->pid == b->pid && a->sup_token == b->sup_token &&
+	    strcmp(a->host, b->host) == 0;
+}
+
+size_t
+workers_claim(struct sched *s, struct worker *w, const uint64_t *ids,
+    size_t n, uint64_t previous, uint64_t *drop)
+{
+	size_t queued = 0, moved = 0, n_drop = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct task *t = idmap_get(&s->tasks, ids[i]);
+
+		if (t != NULL && t->state == TASK_QUEUED &&
+		    (previous == 0 || t->result_from != previous)) {
+			/* re-queued when the worker was lost, and not handed
+			 * to anyone since: the run it has goes on */
+			task_reclaim(s, t, w);
+			queued++;
+		} else if (t != NULL && t->state == TASK_ASSIGNED &&
+		    t->worker != w && same_process(t->worker, w)) {
+			task_reclaim(s, t, w); /* from a ghost, or a stale
+			                        * registration */
+			moved++;
+		} else if (t == NULL || t->state != TASK_ASSIGNED ||
+		    t->worker != w) {
+			/* running elsewhere, waiting to retry, finished,
+			 * unknown; or queued again after its result from the
+			 * previous registration came (a retry): not its run */
+			drop[n_drop++] = ids[i];
+		}
+	}
+	if (n > 0)
+		log_info("worker %" PRIu64 " (pid %" PRIu64 ") registered again "
+		         "holding %zu task(s): %zu kept (%zu re-queued, %zu from "
+		         "its lost registration), %zu to drop",
+		    w->id, w->pid, n, queued + moved, queued, moved, n_drop);
+	return n_drop;
+}
+
+/* The ghosts of w's process are not coming back: their tasks that the
+ * process does not hold any more (lost on their way) go back to the
+ * queue now rather than after the report grace. */
+static void
+ghosts_release_of(struct sched *s, const struct worker *w)
+{
+	struct idmap_iter it = { 0, 0 };
+	struct worker    *g;
+
+	while (idmap_iter_next(&s->ghosts, &it, NULL, (void **)&g))
+		if (same_process(g, w))
+			ghost_release(s, g, "its process registered again "
+			                    "without them");
+}
+
+/* The process behind new registration w says what it holds (m's epoch,
+ * previous and holding): keep what it may.  Returns how many of those
+ * tasks it must drop, into drop (room for m->n_holding). */
+static size_t
+worker_rejoin(struct sched *s, struct worker *w, const struct proto_msg *m,
+    uint64_t *drop)
+{
+	size_t n_drop;
+
+	if (m->epoch == 0 && m->n_holding == 0)
+		return 0; /* a new process */
+	if (m->epoch != workers_epoch(s)) {
+		/* ids of another run of the scheduler (restarted without a
+		 * journal that kept them): here they name other tasks */
+		log_info("worker %" PRIu64 " (pid %" PRIu64 ") holds %u task(s) "
+		         "of another scheduler run: to drop",
+		    w->id, w->pid, m->n_holding);
+		if (m->n_holding > 0)
+			memcpy(drop, m->holding, m->n_holding * sizeof(*drop));
+		return m->n_holding;
+	}
+	n_drop = workers_claim(s, w, m->holding, m->n_holding, m->previous,
+	    drop);
+	ghosts_release_of(s, w);
+	return n_drop;
+}
+
+/* Answer rc with w's welcome: its id, this run's epoch, and the n_drop
+ * held tasks it must drop. */
+static void
+welcome_worker(struct sched *s, struct rctx *rc, const struct worker *w,
+    const uint64_t *drop, size_t n_drop)
+{
+	struct proto_welcome        m = { w->id, s->cfg->heartbeat_interval_ms,
+		       s->cfg->heartbeat_timeout_ms, s->cfg->max_message_size, 0, 0,
+		       0 };
+	struct proto_welcome_worker x = { workers_epoch(s), drop,
+		(uint32_t)n_drop };
+
+	proto_writer_reset(&s->w);
+	proto_write_welcome_worker(&s->w, &m, &x);
+	reply(s, rc);
+}
+
 void
 handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
     struct rctx *rc)
 {
-	struct worker *w   = calloc(1, sizeof(*w));
-	uint32_t      *idx = NULL;
+	struct worker *w    = calloc(1, sizeof(*w));
+	uint32_t      *idx  = NULL;
+	uint64_t      *drop = NULL;
+	size_t         n_drop;
 
 	if (w == NULL ||
 	    (w->functions = calloc(m->n_functions + 1,
 	         sizeof(*w->functions))) == NULL ||
-	    (idx = calloc(m->n_functions + 1, sizeof(*idx))) == NULL) {
+	    (idx = calloc(m->n_functions + 1, sizeof(*idx))) == NULL ||
+	    (drop = malloc((m->n_holding + 1) * sizeof(*drop))) == NULL) {
 		if (w != NULL)
 			free(w->functions);
 		free(w);
+		free(idx);
 		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
@@ -260,6 +379,7 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		disp_worker_remove(s->disp, w->id);
 		worker_free(s, w);
 		free(idx);
+		free(drop);
 		reply_error(s, rc, FERRY_ENOMEM, "out of memory");
 		return;
 	}
@@ -271,14 +391,18 @@ handle_worker_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 	         " on %s, group %s, %u slot(s), %u function(s)",
 	    w->id, w->name, w->pid, w->host, w->group, w->slots,
 	    w->n_functions);
-	welcome_send(s, rc, w->id, 0, 0, 0);
+	n_drop = worker_rejoin(s, w, m, drop);
+	welcome_worker(s, rc, w, drop, n_drop);
+	free(drop);
 }
 
 void
 worker_rehello(struct sched *s, struct worker *w, struct rctx *rc)
 {
+	/* what it holds was settled by its first hello: what was kept is
+	 * assigned to it; nothing more to drop */
 	w->last_seen_ms = sched_now(s);
-	welcome_send(s, rc, w->id, 0, 0, 0);
+	welcome_worker(s, rc, w, NULL, 0);
 }
 
 /* A parked work request's heartbeat interval passed: answer it empty. */

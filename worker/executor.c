@@ -340,14 +340,19 @@ wp_acked_locked(struct wproc *w, uint64_t batch)
 		}
 }
 
-/* Take the next task from the inbox (lock held, released while
- * waiting); NULL when the executors stop. */
+/* Take the next task from the inbox for ex's slot (lock held, released
+ * while waiting); NULL when the executors stop.  None starts while the
+ * process is not registered: after a lost connection, the scheduler may
+ * have given the tasks queued here to another worker, and the welcome
+ * says which (docs/protocol.md 4.9). */
 static struct wtask *
-inbox_take_locked(struct wproc *w)
+inbox_take_locked(struct executor *ex)
 {
+	struct wproc *w = ex->w;
 	struct wtask *t;
 
-	while (!w->stopping && !w->crashed && w->in_head == NULL)
+	while (!w->stopping && !w->crashed &&
+	    (w->in_head == NULL || !w->registered))
 		pthread_cond_wait(&w->cv, &w->lock);
 	if (w->stopping || w->crashed)
 		return NULL;
@@ -356,7 +361,16 @@ inbox_take_locked(struct wproc *w)
 	if (w->in_head == NULL)
 		w->in_tail = NULL;
 	w->running++;
+	w->run_task[ex->slot] = t->id;
+	w->run_drop[ex->slot] = 0;
 	return t;
+}
+
+void
+wp_executors_wake_locked(struct wproc *w)
+{
+	if (w->registered && w->in_head != NULL)
+		pthread_cond_broadcast(&w->cv);
 }
 
 /* The task id that ran in ex's slot (ran: it was not skipped) took dt us
@@ -372,9 +386,20 @@ task_done_locked(struct executor *ex, uint64_t id, int ran, double dt,
 	int           wake = 0;
 
 	w->avg_us = w->n_timed++ == 0 ? dt : 0.9 * w->avg_us + 0.1 * dt;
-	proto_writer_append(&w->out, res);
-	if (ran)
-		returned_locked(w, ex->slot, id);
+	if (!w->run_drop[ex->slot]) {
+		proto_writer_append(&w->out, res);
+		if (ran)
+			returned_locked(w, ex->slot, id);
+	} else {
+		/* the scheduler gave it to another worker while this one was
+		 * away, or it is of another run: its result is not wanted */
+		log_debug("task %" PRIu64 " finished; its result is dropped",
+		    id);
+		if (ran && w->slots != NULL)
+			wrk_slots_end(w->slots, ex->slot);
+	}
+	w->run_task[ex->slot] = 0;
+	w->run_drop[ex->slot] = 0;
 	w->running--;
 	w->held--;
 	w->tasks_run++;
@@ -421,7 +446,7 @@ executor_main(void *arg)
 	proto_writer_init(&res);
 
 	pthread_mutex_lock(&w->lock);
-	while ((t = inbox_take_locked(w)) != NULL) {
+	while ((t = inbox_take_locked(ex)) != NULL) {
 		uint64_t t0 = util_now_us(), id = t->id;
 		int      ran;
 		double   dt;
@@ -455,7 +480,9 @@ wp_executors_start(struct wproc *w, int n)
 	if ((w->threads = calloc((size_t)n, sizeof(pthread_t))) == NULL ||
 	    (w->execs = calloc((size_t)n, sizeof(*w->execs))) == NULL ||
 	    (w->ret_task = calloc((size_t)n, sizeof(uint64_t))) == NULL ||
-	    (w->ret_batch = calloc((size_t)n, sizeof(uint64_t))) == NULL)
+	    (w->ret_batch = calloc((size_t)n, sizeof(uint64_t))) == NULL ||
+	    (w->run_task = calloc((size_t)n, sizeof(uint64_t))) == NULL ||
+	    (w->run_drop = calloc((size_t)n, 1)) == NULL)
 		return -1;
 	for (int i = 0; i < n; i++) {
 		w->execs[i].w    = w;
@@ -573,6 +600,57 @@ wp_inbox_drop_locked(struct wproc *w)
 	w->held -= n;
 	w->taken -= n; /* handed back: they do not count toward max_tasks */
 	return n;
+}
+
+uint32_t
+wp_held_ids_locked(struct wproc *w, uint64_t *ids, uint32_t max)
+{
+	uint32_t n = 0;
+
+	for (struct wtask *t = w->in_head; t != NULL && n < max; t = t->next)
+		ids[n++] = t->id;
+	for (int i = 0; i < w->n_threads && n < max; i++)
+		if (w->run_task[i] != 0 && !w->run_drop[i])
+			ids[n++] = w->run_task[i];
+	return n;
+}
+
+void
+wp_held_drop_locked(struct wproc *w, int (*drop)(uint64_t id, void *arg),
+    void *arg, uint32_t *queued, uint32_t *running)
+{
+	struct wtask **pp = &w->in_head, *t;
+
+	*queued = *running = 0;
+	w->in_tail         = NULL;
+	while ((t = *pp) != NULL) {
+		if (!drop(t->id, arg)) {
+			w->in_tail = t;
+			pp         = &t->next;
+			continue;
+		}
+		*pp = t->next;
+		free(t);
+		(*queued)++;
+	}
+	w->held -= *queued;
+	w->taken -= *queued; /* handed back: not toward max_tasks */
+	for (int i = 0; i < w->n_threads; i++) {
+		if (w->run_task[i] != 0 && !w->run_drop[i] &&
+		    drop(w->run_task[i], arg)) {
+			w->run_drop[i] = 1;
+			(*running)++;
+		}
+		/* a returned task whose result is dropped is no longer this
+		 * process's to answer for */
+		if (w->slots != NULL && w->ret_batch[i] != 0 &&
+		    drop(w->ret_task[i], arg)) {
+			if (wrk_slots_returned(w->slots, (uint32_t)i) ==
+			    w->ret_task[i])
+				wrk_slots_set_returned(w->slots, (uint32_t)i, 0);
+			w->ret_batch[i] = 0;
+		}
+	}
 }
 
 uint32_t

@@ -13,10 +13,15 @@
  * credit: how many more tasks this process can hold, counting what
  * earlier in-flight requests already asked for.  Results leave in
  * batches, as many as finished while the previous batch was in flight.
- * After a lost connection every request is abandoned (a REQ context
- * would send it again on the next connection), the results not yet sent
- * are dropped with the tasks in the inbox (the scheduler re-queues
- * them), and the process registers again.
+ * After a lost connection (or when the scheduler no longer knows this
+ * registration) every request is abandoned (a REQ context would send it
+ * again on the next connection), and the process registers again saying
+ * what it holds: the tasks in the inbox, those running, and the results
+ * not acknowledged (those in flight go back to the outbox).  Nothing
+ * starts meanwhile.  The welcome says which of them the scheduler gave
+ * to someone else: those are dropped (a running one finishes, and its
+ * result is dropped); the others are its own again (docs/protocol.md
+ * 4.9).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -145,6 +150,156 @@ wreq_abandon(struct req *h, void *arg)
 		r->dead = 1;
 }
 
+/* ------------------------------------------------------------ holding */
+
+/* Keep in the outbox only the results whose task keep(id, arg) says
+ * (lock held); returns how many went.  (Its entries are ours: one
+ * [id, code, value] each.) */
+static uint32_t
+outbox_filter_locked(struct wproc *w, int (*keep)(uint64_t id, void *arg),
+    void *arg)
+{
+	struct proto_writer kept;
+	msgpack_unpacked    u;
+	size_t              off = 0, start = 0;
+	uint32_t            gone;
+
+	if (w->out.entries == 0)
+		return 0;
+	proto_writer_init(&kept);
+	msgpack_unpacked_init(&u);
+	while (msgpack_unpack_next(&u, w->out.buf.data, w->out.buf.size,
+	           &off) == MSGPACK_UNPACK_SUCCESS) {
+		const msgpack_object *o = &u.data;
+		if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size > 0 &&
+		    o->via.array.ptr[0].type ==
+		        MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    keep(o->via.array.ptr[0].via.u64, arg)) {
+			msgpack_sbuffer_write(&kept.buf, w->out.buf.data + start,
+			    off - start);
+			kept.entries++;
+		}
+		start = off;
+	}
+	msgpack_unpacked_destroy(&u);
+	gone = w->out.entries - kept.entries;
+	proto_writer_swap(&w->out, &kept);
+	proto_writer_fini(&kept);
+	return gone;
+}
+
+/* The results in flight were not taken, or may not have arrived (lock
+ * held): back to the outbox, ahead of those finished since. */
+static void
+results_unsent_locked(struct wproc *w)
+{
+	if (w->spare.entries == 0) {
+		proto_writer_reset(&w->spare);
+		return;
+	}
+	proto_writer_append(&w->spare, &w->out);
+	proto_writer_swap(&w->out, &w->spare);
+	proto_writer_reset(&w->spare);
+}
+
+/* Task ids collected into a list of at most max. */
+struct idlist {
+	uint64_t *ids;
+	uint32_t  n, max;
+};
+
+static int
+idlist_add(uint64_t id, void *arg)
+{
+	struct idlist *l = arg;
+
+	if (l->n >= l->max)
+		return 0; /* no room: its result goes, its task runs again */
+	l->ids[l->n++] = id;
+	return 1;
+}
+
+/*
+ * What a process that registers again holds (lock held): the tasks
+ * queued and running, then those whose results wait in the outbox; at
+ * most twice its capacity, and no more than a hello can carry (results
+ * beyond that are dropped: their tasks run again).  Into l->ids
+ * (malloc'd); returns 0, or -1 when memory runs out.
+ */
+static int
+holding_locked(struct wproc *w, struct idlist *l)
+{
+	uint64_t cap = 2 * (uint64_t)w->capacity,
+	         fit = (w->link.max_msg - 4096) / 9;
+
+	if (cap > fit)
+		cap = fit;
+	if (cap > (uint64_t)w->held + w->out.entries)
+		cap = (uint64_t)w->held + w->out.entries;
+	l->n   = 0;
+	l->max = (uint32_t)cap;
+	if ((l->ids = malloc((cap + 1) * sizeof(*l->ids))) == NULL)
+		return -1;
+	l->n = wp_held_ids_locked(w, l->ids, l->max);
+	(void)outbox_filter_locked(w, idlist_add, l);
+	return 0;
+}
+
+/* The held tasks a welcome says to drop (sorted), or all of them. */
+struct dropset {
+	const uint64_t *ids;
+	uint32_t        n;
+	int             all;
+};
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int
+dropset_has(uint64_t id, void *arg)
+{
+	const struct dropset *d = arg;
+	return d->all || (d->n > 0 &&
+	    bsearch(&id, d->ids, d->n, sizeof(id), cmp_u64) != NULL);
+}
+
+static int
+dropset_keeps(uint64_t id, void *arg)
+{
+	return !dropset_has(id, arg);
+}
+
+/* What registering again did to what the process held. */
+struct rejoin {
+	int      all; /* everything dropped: another run, or an older
+	               * scheduler */
+	uint32_t queued, running, results; /* dropped */
+	uint32_t kept;
+};
+
+/* The welcome m answers a hello that said what this process holds (lock
+ * held): drop what it says, or everything if the scheduler is another
+ * run or does not know what the process holds; the rest is its own
+ * again. */
+static void
+rejoin_locked(struct wproc *w, const struct proto_msg *m, struct rejoin *rj)
+{
+	struct dropset d = { m->drop, m->n_drop, 0 };
+
+	memset(rj, 0, sizeof(*rj));
+	d.all = rj->all = w->hello_epoch == 0 || m->epoch != w->hello_epoch;
+	if (!d.all && m->n_drop > 1)
+		qsort(m->drop, m->n_drop, sizeof(*m->drop), cmp_u64);
+	wp_held_drop_locked(w, dropset_has, &d, &rj->queued, &rj->running);
+	rj->results = outbox_filter_locked(w, dropset_keeps, &d);
+	rj->kept    = w->held - rj->running + w->out.entries;
+	w->epoch    = m->epoch;
+}
+
 /* ------------------------------------------------------------ sending */
 
 void
@@ -152,9 +307,19 @@ wp_hello_locked(struct wproc *w)
 {
 	struct wreq       *r = wreq_new(w, WREQ_HELLO, 0);
 	struct proto_hello h = { 0 };
+	struct idlist      l = { NULL, 0, 0 };
 
 	if (r == NULL)
 		return;
+	/* a process that was registered says what it still holds, unless
+	 * memory runs out: then it drops it all at the welcome */
+	if (w->epoch != 0 && holding_locked(w, &l) == 0) {
+		h.epoch     = w->epoch;
+		h.previous  = w->link.id;
+		h.holding   = l.ids;
+		h.n_holding = l.n;
+	}
+	w->hello_epoch = h.epoch;
 	h.token       = w->token;
 	h.name        = w->name;
 	h.host        = w->host;
@@ -167,6 +332,7 @@ wp_hello_locked(struct wproc *w)
 	h.supervisor  = w->o->supervisor_token;
 	proto_writer_reset(&w->msgw);
 	proto_write_hello_worker(&w->msgw, &h);
+	free(l.ids);
 	wreq_send(w, r);
 	w->hello_wait_ms  = w->o->connect_timeout_ms;
 	w->hello_deadline = util_now_ms() + w->hello_wait_ms;
@@ -226,7 +392,7 @@ wp_work_locked(struct wproc *w, int with_results)
 		}
 		return;
 	}
-	proto_writer_reset(&w->spare);
+	/* the batch sent stays in spare until it is answered */
 	proto_writer_reset(&w->ev_loaded);
 	proto_writer_reset(&w->ev_evicted);
 	w->granted += avail;
@@ -268,11 +434,15 @@ static int
 hello_answer(struct wproc *w, int rv, const struct proto_msg *m,
     const char *err)
 {
-	enum req_answer a = req_link_answer(&w->link, rv, m);
+	uint64_t        was = w->link.id;
+	enum req_answer a   = req_link_answer(&w->link, rv, m);
+	struct rejoin   rj  = { 0, 0, 0, 0, 0 };
 
 	if (a == REQ_WELCOMED) {
+		rejoin_locked(w, m, &rj);
 		w->registered = 1;
 		wrk_slots_set_worker(w->slots, w->link.id);
+		wp_executors_wake_locked(w);
 	}
 	pthread_mutex_unlock(&w->lock);
 	switch (a) {
@@ -295,6 +465,20 @@ hello_answer(struct wproc *w, int rv, const struct proto_msg *m,
 	log_info("registered with %s as worker %" PRIu64
 	         " (%u slot(s), prefetch up to %d)",
 	    w->o->connect, w->link.id, w->o->slots, w->o->prefetch);
+	if (rj.queued + rj.running + rj.results > 0)
+		log_warn("worker %" PRIu64 " (was %" PRIu64 "): %u held task(s) "
+		         "kept; dropped %u queued, %u running (their results "
+		         "go too) and %u result(s): %s",
+		    w->link.id, was, rj.kept, rj.queued, rj.running,
+		    rj.results,
+		    !rj.all ? "the scheduler gave them to other workers "
+		              "meanwhile"
+		    : m->epoch == 0 ? "this scheduler does not take them back"
+		                    : "the scheduler restarted without them");
+	else if (rj.kept > 0)
+		log_info("worker %" PRIu64 " (was %" PRIu64 "): %u held task(s) "
+		         "kept",
+		    w->link.id, was, rj.kept);
 	return 0;
 }
 
@@ -316,24 +500,28 @@ work_answer_locked(struct wproc *w, struct wreq *r, int kind, int rv,
 		wp_inbox_append_locked(w, *head, tail, n_new);
 		*head = NULL;
 	}
+	int unknown = rv == 0 && m->type == PROTO_ERROR &&
+	    m->code == FERRY_ESTATE;
+
 	if (kind == WREQ_POLL || r->polls)
 		w->poll_inflight = 0;
-	if (kind == WREQ_RESULTS)
+	if (kind == WREQ_RESULTS) {
 		w->res_inflight = 0;
-	if (rv == 0 && m->type == PROTO_ERROR && m->code == FERRY_ESTATE) {
+		if (unknown)
+			results_unsent_locked(w); /* not taken */
+		else
+			proto_writer_reset(&w->spare);
+	}
+	if (unknown && w->registered) {
 		/* it does not know us (our lease lapsed while we were
-		 * frozen, or it restarted): the tasks queued here were
-		 * re-queued there, so running them now would only duplicate
-		 * work; drop them and register again */
-		if (w->registered) {
-			uint32_t n = wp_inbox_drop_locked(w);
-			log_warn("the scheduler no longer knows this worker "
-			         "(%s); %u queued task(s) dropped, registering "
-			         "again",
-			    m->msg, n);
-		}
+		 * frozen): register again, as after a lost connection, saying
+		 * what we hold (the I/O thread abandons the requests) */
+		log_warn("the scheduler no longer knows this worker (%s); "
+		         "registering again",
+		    m->msg);
 		w->registered = 0;
-		wp_hello_locked(w);
+		atomic_store(&w->relink, 1);
+		wp_wake_io(w);
 	}
 }
 
@@ -362,7 +550,8 @@ reply_in(struct wproc *w, struct wreq *r, nng_msg *msg)
 	}
 	kind = r->h.kind;
 	req_done(&r->h);
-	if (kind == WREQ_RESULTS && rv == 0)
+	if (kind == WREQ_RESULTS && rv == 0 &&
+	    !(m.type == PROTO_ERROR && m.code == FERRY_ESTATE))
 		wp_acked_locked(w, r->batch);
 	if (kind == WREQ_HELLO)
 		return hello_answer(w, rv, &m, err);
@@ -391,8 +580,10 @@ wreq_failed_locked(struct wproc *w, struct wreq *r, int rv)
 	w->granted = w->granted >= r->credit ? w->granted - r->credit : 0;
 	if (r->h.kind == WREQ_POLL || r->polls)
 		w->poll_inflight = 0;
-	if (r->h.kind == WREQ_RESULTS)
+	if (r->h.kind == WREQ_RESULTS) {
 		w->res_inflight = 0;
+		results_unsent_locked(w); /* they may not have arrived */
+	}
 	req_done(&r->h);
 	wp_pump_locked(w);
 }
@@ -517,21 +708,31 @@ wp_reqs_free(struct wproc *w)
 }
 
 void
-wp_link_lost_locked(struct wproc *w)
+wp_link_lost_locked(struct wproc *w, int pipe_lost, struct wp_holding *h)
 {
+	uint32_t wait = RECONNECT_WAIT_MS;
+
 	req_abandon(&w->rs, wreq_abandon, w);
 	w->granted       = 0;
 	w->poll_inflight = w->res_inflight = 0;
 	w->registered    = 0;
-	proto_writer_reset(&w->out);
-	if (w->draining)
-		return;
+	results_unsent_locked(w);
+	h->running = w->running;
+	h->queued  = w->held - w->running;
+	h->results = w->out.entries;
+	if (w->draining && pipe_lost)
+		return; /* the process exits */
 	wp_hello_locked(w);
 	/* a hello can be lost with the old connection: if none is answered
-	 * soon, start afresh (the supervisor restarts this process) */
-	if (w->hello_wait_ms > RECONNECT_WAIT_MS) {
-		w->hello_wait_ms  = RECONNECT_WAIT_MS;
-		w->hello_deadline = util_now_ms() + RECONNECT_WAIT_MS;
+	 * soon, start afresh (the supervisor restarts this process); one
+	 * that holds tasks waits as long as for its first connection, for
+	 * a scheduler that restarts */
+	if (w->held + w->out.entries > 0 &&
+	    w->o->connect_timeout_ms > RECONNECT_WAIT_MS)
+		wait = w->o->connect_timeout_ms;
+	if (w->hello_wait_ms > wait) {
+		w->hello_wait_ms  = wait;
+		w->hello_deadline = util_now_ms() + wait;
 	}
 }
 

@@ -231,20 +231,25 @@ drain_start(struct wproc *w, uint64_t *drain_deadline)
 	*drain_deadline = util_now_ms() + w->o->drain_timeout_ms;
 }
 
-/* The connection to the scheduler dropped.  Returns -1 to go on, or 0
- * to exit (draining). */
+/* The connection to the scheduler dropped (pipe_lost), or it no longer
+ * knows this registration (why says which).  Returns -1 to go on, or 0
+ * to exit (the connection dropped while draining). */
 static int
-link_lost(struct wproc *w)
+link_lost(struct wproc *w, int pipe_lost, const char *why)
 {
-	uint32_t n = wp_inbox_drop(w);
+	struct wp_holding h;
 
-	log_warn("connection to the scheduler lost; %u queued task(s) "
-	         "dropped (the scheduler re-queues them); registering again",
-	    n);
 	pthread_mutex_lock(&w->lock);
-	wp_link_lost_locked(w);
+	wp_link_lost_locked(w, pipe_lost, &h);
 	pthread_mutex_unlock(&w->lock);
-	return w->draining ? 0 : -1;
+	if (w->draining && pipe_lost) {
+		log_warn("%s while draining: exiting", why);
+		return 0;
+	}
+	log_warn("%s; registering again, holding %u queued task(s), %u "
+	         "running and %u result(s)",
+	    why, h.queued, h.running, h.results);
+	return -1;
 }
 
 /* Wait up to 100 ms for a wakeup, a signal or the canary, and handle
@@ -277,8 +282,13 @@ turn_wait(struct wproc *w, uint64_t *drain_deadline)
 	    read(w->event_fd, &v, sizeof(v)) < 0) {
 		/* nothing */
 	}
-	if (atomic_exchange(&w->pipe_lost, 0))
-		return link_lost(w);
+	if (atomic_exchange(&w->pipe_lost, 0)) {
+		atomic_store(&w->relink, 0);
+		return link_lost(w, 1, "connection to the scheduler lost");
+	}
+	if (atomic_exchange(&w->relink, 0))
+		return link_lost(w, 0, "the scheduler no longer knows this "
+		                       "registration");
 	return -1;
 }
 
@@ -511,6 +521,8 @@ process_stop(struct wproc *w, int rc)
 	wrk_registry_fini(&w->reg);
 	free(w->ret_task);
 	free(w->ret_batch);
+	free(w->run_task);
+	free(w->run_drop);
 	free(w->fn_names);
 	/* the last word: this status is the process's own choice */
 	wp_crash_handlers_forget();

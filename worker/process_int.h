@@ -122,12 +122,18 @@ struct wproc {
 	                             * there last, while the outbox batch */
 	uint64_t        *ret_batch; /* its result is in is not answered;
 	                             * 0: none */
+	uint64_t        *run_task;  /* per slot: the task it runs, 0: none */
+	uint8_t         *run_drop;  /* per slot: drop that task's result (the
+	                             * scheduler said so on registering
+	                             * again) */
 
 	/* the link (link.c), under lock but for what the comment says */
 	struct proto_writer out;   /* finished tasks' result entries (the
 	                            * outbox; executors append) */
 	uint64_t            out_batch; /* number of the batch in the outbox */
-	struct proto_writer spare; /* the outbox batch in flight */
+	struct proto_writer spare; /* the outbox batch in flight, kept until
+	                            * answered (back to the outbox if the
+	                            * connection drops first) */
 	struct proto_writer ev_loaded, ev_evicted; /* keys to report */
 	struct proto_writer msgw;  /* the request being written */
 	struct wreq         reqs[MAX_REQS];
@@ -136,6 +142,12 @@ struct wproc {
 	                            * heartbeats, max_msg (executors read
 	                            * it) */
 	atomic_int          pipe_lost; /* set by NNG's pipe callback */
+	atomic_int          relink;    /* the scheduler no longer knows this
+	                                * registration: register again */
+	uint64_t            epoch;     /* the scheduler run of the last
+	                                * welcome (0: none, or an older
+	                                * scheduler) */
+	uint64_t            hello_epoch; /* what the hello in flight said */
 	uint64_t            granted;   /* credit of the requests in flight */
 	int                 poll_inflight, res_inflight;
 	int                 registered;
@@ -193,6 +205,20 @@ void wp_inbox_append_locked(struct wproc *w, struct wtask *head,
 uint32_t wp_inbox_drop_locked(struct wproc *w);
 uint32_t wp_inbox_drop(struct wproc *w);
 
+/* The ids of the tasks queued in the inbox and running (lock held), at
+ * most max, into ids; returns how many. */
+uint32_t wp_held_ids_locked(struct wproc *w, uint64_t *ids, uint32_t max);
+
+/* Of the tasks queued and running (lock held), those that drop(id, arg)
+ * says: queued ones are freed, running ones finish and their results
+ * are dropped.  Counts into *queued and *running. */
+void wp_held_drop_locked(struct wproc *w, int (*drop)(uint64_t id,
+    void *arg), void *arg, uint32_t *queued, uint32_t *running);
+
+/* Whether executors may start tasks (lock held): only while registered;
+ * wake them when they may again. */
+void wp_executors_wake_locked(struct wproc *w);
+
 /* The scheduler answered the results request that carried batch (lock
  * held): the slot table no longer shows the tasks in it as returned. */
 void wp_acked_locked(struct wproc *w, uint64_t batch);
@@ -216,10 +242,18 @@ void wp_work_locked(struct wproc *w, int with_results);
 /* Send what is due (lock held): results, a poll for more, a heartbeat. */
 void wp_pump_locked(struct wproc *w);
 
-/* The connection dropped (lock held): abandon every request, forget the
- * results in the outbox (the scheduler re-queues their tasks), and
- * register again unless draining. */
-void wp_link_lost_locked(struct wproc *w);
+/* What a worker process holds when its link is lost. */
+struct wp_holding {
+	uint32_t queued, running, results;
+};
+
+/* The connection dropped (pipe_lost), or the scheduler no longer knows
+ * this registration (lock held): abandon every request, keep the tasks
+ * and the results not acknowledged (counted into *h), and register again
+ * saying what it holds (docs/protocol.md 4.9), unless the connection
+ * dropped while draining (the process exits). */
+void wp_link_lost_locked(struct wproc *w, int pipe_lost,
+    struct wp_holding *h);
 
 /* Draining (lock held): ask for nothing more, and answer a report
  * parked as the poll at once (credit 0). */

@@ -46,7 +46,7 @@ results_list(const struct proto_msg *m)
 static void
 encode_hello(struct proto_writer *w, const struct proto_msg *m)
 {
-	struct proto_hello h;
+	struct proto_hello h = { 0 };
 
 	h.token       = m->token;
 	h.name        = m->name;
@@ -59,6 +59,10 @@ encode_hello(struct proto_writer *w, const struct proto_msg *m)
 	h.capacity    = m->capacity;
 	h.functions   = m->functions;
 	h.n_functions = m->n_functions;
+	h.epoch       = m->epoch;
+	h.previous    = m->previous;
+	h.holding     = m->holding;
+	h.n_holding   = m->n_holding;
 	if (m->role == PROTO_ROLE_CLIENT)
 		proto_write_hello_client(w, &h);
 	else if (m->role == PROTO_ROLE_SUPERVISOR)
@@ -145,11 +149,14 @@ encode(struct proto_writer *w, const struct proto_msg *m)
 	struct proto_welcome wl = { m->id, m->heartbeat_ms,
 		m->heartbeat_timeout_ms, m->max_message_size,
 		m->max_tag != 0 || m->resumed != 0, m->max_tag, m->resumed };
+	struct proto_welcome_worker x = { m->epoch, m->drop, m->n_drop };
 
 	proto_writer_reset(w);
 	switch (m->type) {
 	case PROTO_HELLO: encode_hello(w, m); return 0;
-	case PROTO_WELCOME: proto_write_welcome(w, &wl); return 0;
+	case PROTO_WELCOME:
+		proto_write_welcome_worker(w, &wl, &x);
+		return 0;
 	case PROTO_SUBMIT:
 	case PROTO_TASKS: encode_tasks(w, m); return 0;
 	case PROTO_SUBMITTED:
@@ -213,6 +220,14 @@ check_hello(const struct proto_msg *a, const struct proto_msg *b)
 	CHECK(a->n_functions == b->n_functions);
 	for (uint32_t i = 0; i < a->n_functions; i++)
 		CHECK(str_eq(a->functions[i], b->functions[i]));
+	/* what a worker that registers again holds: written with an epoch */
+	CHECK(a->epoch == b->epoch);
+	if (a->epoch != 0) {
+		CHECK(a->previous == b->previous);
+		CHECK(a->n_holding == b->n_holding);
+		for (uint32_t i = 0; i < a->n_holding; i++)
+			CHECK(a->holding[i] == b->holding[i]);
+	}
 }
 
 static void
@@ -293,6 +308,9 @@ check_same(const struct proto_msg *a, const struct proto_msg *b)
 		CHECK(a->max_message_size == b->max_message_size);
 		CHECK(a->heartbeat_timeout_ms == b->heartbeat_timeout_ms);
 		CHECK(a->max_tag == b->max_tag && a->resumed == b->resumed);
+		CHECK(a->epoch == b->epoch && a->n_drop == b->n_drop);
+		for (uint32_t i = 0; i < a->n_drop; i++)
+			CHECK(a->drop[i] == b->drop[i]);
 		break;
 	case PROTO_SUBMIT:
 	case PROTO_TASKS:

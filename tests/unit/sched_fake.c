@@ -236,28 +236,38 @@ __wrap_realloc(void *p, size_t n)
 }
 
 struct fake_req *
+fake_hello_rejoin(struct fake *f, uint32_t pipe, const char *const *fns,
+    uint64_t supervisor, uint64_t pid, uint64_t epoch, uint64_t previous,
+    const uint64_t *ids, uint32_t n)
+{
+	struct proto_hello h = { 0 };
+	uint32_t           n_fns = 0;
+
+	while (fns[n_fns] != NULL)
+		n_fns++;
+	h.name        = "fake";
+	h.host        = "";
+	h.group       = "default";
+	h.pid         = pid;
+	h.slots       = 1;
+	h.capacity    = 64;
+	h.supervisor  = supervisor;
+	h.functions   = fns;
+	h.n_functions = n_fns;
+	h.epoch       = epoch;
+	h.previous    = previous;
+	h.holding     = ids;
+	h.n_holding   = n;
+	proto_writer_reset(&f->w);
+	proto_write_hello_worker(&f->w, &h);
+	return fake_send(f, pipe);
+}
+
+struct fake_req *
 fake_hello_worker(struct fake *f, uint32_t pipe, const char *const *fns,
     uint64_t supervisor, uint64_t pid)
 {
-	uint32_t n = 0;
-
-	while (fns[n] != NULL)
-		n++;
-	proto_writer_reset(&f->w);
-	proto_open(&f->w, PROTO_HELLO);
-	proto_put_str(&f->w, "role", "worker");
-	proto_put_str(&f->w, "name", "fake");
-	proto_put_str(&f->w, "group", "default");
-	proto_put_uint(&f->w, "pid", pid);
-	proto_put_uint(&f->w, "slots", 1);
-	proto_put_uint(&f->w, "capacity", 64);
-	proto_put_uint(&f->w, "supervisor", supervisor);
-	proto_put_key(&f->w, "functions");
-	msgpack_pack_array(&f->w.pk, n);
-	for (uint32_t i = 0; i < n; i++)
-		proto_pack_str(&f->w, fns[i], strlen(fns[i]));
-	proto_end(&f->w);
-	return fake_send(f, pipe);
+	return fake_hello_rejoin(f, pipe, fns, supervisor, pid, 0, 0, NULL, 0);
 }
 
 struct fake_req *

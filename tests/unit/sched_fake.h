@@ -62,6 +62,12 @@ void fake_advance(struct fake *f, uint64_t ms);
 /* Requests, built in f->w and sent on pipe. */
 struct fake_req *fake_hello_worker(struct fake *f, uint32_t pipe,
     const char *const *fns, uint64_t supervisor, uint64_t pid);
+/* A worker process registering again: the epoch of its last welcome,
+ * the worker id it had and the n task ids it holds (docs/protocol.md
+ * 4.9). */
+struct fake_req *fake_hello_rejoin(struct fake *f, uint32_t pipe,
+    const char *const *fns, uint64_t supervisor, uint64_t pid,
+    uint64_t epoch, uint64_t previous, const uint64_t *ids, uint32_t n);
 struct fake_req *fake_hello_client(struct fake *f, uint32_t pipe,
     uint64_t session);
 struct fake_req *fake_hello_supervisor(struct fake *f, uint32_t pipe,

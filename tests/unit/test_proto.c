@@ -246,17 +246,24 @@ test_hello_worker(void **state)
 }
 
 /* A worker's hello with slots, capacity and a functions array of n
- * names, which the caller packs next. */
+ * names, which the caller packs next, and then extra more fields. */
 static void
-begin_worker_hello(struct fx *f, uint64_t slots, uint64_t capacity,
-    uint32_t n)
+begin_worker_hello_more(struct fx *f, uint64_t slots, uint64_t capacity,
+    uint32_t n, uint32_t extra)
 {
-	begin(f, PROTO_HELLO, 4);
+	begin(f, PROTO_HELLO, 4 + extra);
 	proto_put_str(&f->w, "role", "worker");
 	proto_put_uint(&f->w, "slots", slots);
 	proto_put_uint(&f->w, "capacity", capacity);
 	proto_put_key(&f->w, "functions");
 	msgpack_pack_array(&f->w.pk, n);
+}
+
+static void
+begin_worker_hello(struct fx *f, uint64_t slots, uint64_t capacity,
+    uint32_t n)
+{
+	begin_worker_hello_more(f, slots, capacity, n, 0);
 }
 
 static void
@@ -388,6 +395,162 @@ test_welcome(void **state)
 	decode_ok(f, PROTO_WELCOME);
 	assert_true(f->m.id == 1 && f->m.heartbeat_ms == 0);
 	assert_true(f->m.max_message_size == 0);
+}
+
+/* A worker that registers again says which scheduler run its tasks came
+ * from, the registration it had and the tasks it holds; its welcome
+ * says the run and which of them to drop.  Without an epoch none of it
+ * is written. */
+static void
+test_hello_worker_rejoin(void **state)
+{
+	static const uint64_t held[] = { 7, 1, UINT64_MAX, 1ULL << 40 };
+	static const uint64_t drop[] = { 1ULL << 40, 9 };
+	struct fx                  *f = *state;
+	struct proto_hello          h = { 0 };
+	struct proto_welcome        wl = { 5, 1000, 5000, 1u << 20, 0, 0, 0 };
+	struct proto_welcome_worker x = { 0 };
+
+	h.slots     = 2;
+	h.capacity  = 2;
+	h.epoch     = 0xfeedfacecafebeefULL;
+	h.previous  = 41;
+	h.holding   = held;
+	h.n_holding = 4;
+	proto_write_hello_worker(&f->w, &h);
+	decode_ok(f, PROTO_HELLO);
+	assert_true(f->m.epoch == 0xfeedfacecafebeefULL);
+	assert_true(f->m.previous == 41);
+	assert_int_equal(f->m.n_holding, 4);
+	for (int i = 0; i < 4; i++)
+		assert_true(f->m.holding[i] == held[i]);
+
+	/* registering again holding nothing: an empty list */
+	proto_writer_reset(&f->w);
+	h.n_holding = 0;
+	proto_write_hello_worker(&f->w, &h);
+	decode_ok(f, PROTO_HELLO);
+	assert_true(f->m.epoch == 0xfeedfacecafebeefULL);
+	assert_int_equal(f->m.n_holding, 0);
+	assert_null(f->m.holding);
+
+	/* a new process (epoch 0): no epoch, previous or holding */
+	proto_writer_reset(&f->w);
+	h.epoch     = 0;
+	h.n_holding = 4;
+	proto_write_hello_worker(&f->w, &h);
+	decode_ok(f, PROTO_HELLO);
+	assert_true(f->m.epoch == 0 && f->m.previous == 0);
+	assert_int_equal(f->m.n_holding, 0);
+	assert_null(f->m.holding);
+	assert_null(memmem(f->w.buf.data, f->w.buf.size, "holding", 7));
+
+	/* the worker's welcome: epoch and drop; a client's has neither */
+	proto_writer_reset(&f->w);
+	x.epoch  = 3;
+	x.drop   = drop;
+	x.n_drop = 2;
+	proto_write_welcome_worker(&f->w, &wl, &x);
+	decode_ok(f, PROTO_WELCOME);
+	assert_true(f->m.id == 5 && f->m.epoch == 3);
+	assert_int_equal(f->m.n_drop, 2);
+	assert_true(f->m.drop[0] == (1ULL << 40) && f->m.drop[1] == 9);
+	assert_true(f->m.max_tag == 0 && f->m.resumed == 0);
+	/* nothing to drop: no list */
+	proto_writer_reset(&f->w);
+	x.n_drop = 0;
+	proto_write_welcome_worker(&f->w, &wl, &x);
+	decode_ok(f, PROTO_WELCOME);
+	assert_true(f->m.epoch == 3);
+	assert_int_equal(f->m.n_drop, 0);
+	assert_null(f->m.drop);
+	assert_null(memmem(f->w.buf.data, f->w.buf.size, "drop", 4));
+	/* the plain welcome (clients, supervisors, older schedulers) */
+	proto_writer_reset(&f->w);
+	proto_write_welcome(&f->w, &wl);
+	decode_ok(f, PROTO_WELCOME);
+	assert_true(f->m.epoch == 0 && f->m.n_drop == 0);
+}
+
+/* A hello's holding list: at most twice its capacity, each a task id
+ * (an integer above 0); a welcome's drop list: task ids. */
+static void
+test_hello_holding_limits(void **state)
+{
+	struct fx *f = *state;
+
+	/* capacity 2: four ids are fine, five are refused */
+	begin_worker_hello_more(f, 1, 2, 0, 2);
+	proto_put_uint(&f->w, "epoch", 9);
+	proto_put_key(&f->w, "holding");
+	msgpack_pack_array(&f->w.pk, 4);
+	for (uint64_t i = 1; i <= 4; i++)
+		msgpack_pack_uint64(&f->w.pk, i);
+	decode_ok(f, PROTO_HELLO);
+	assert_int_equal(f->m.n_holding, 4);
+
+	proto_writer_reset(&f->w);
+	begin_worker_hello_more(f, 1, 2, 0, 2);
+	proto_put_uint(&f->w, "epoch", 9);
+	proto_put_key(&f->w, "holding");
+	msgpack_pack_array(&f->w.pk, 5);
+	for (uint64_t i = 1; i <= 5; i++)
+		msgpack_pack_uint64(&f->w.pk, i);
+	decode(f);
+	check_err(f, FERRY_EPROTO, "hello: field 'holding': 5 task ids",
+	    "more than twice the capacity (4)", NULL);
+
+	/* a 0, a string, a negative number: not task ids */
+	{
+		static const char *const bad[] = { "\x92\x01\x00",
+			"\x92\x01\xa1x", "\x91\xff" };
+		static const char *const what[] = { "holding[1]: expected a "
+			                            "task id (an integer above "
+			                            "0), got 0",
+			"holding[1]: expected a task id (an integer above 0), "
+			"got a string",
+			"holding[0]: expected a task id" };
+		static const size_t len[] = { 3, 4, 2 };
+		for (int k = 0; k < 3; k++) {
+			proto_writer_reset(&f->w);
+			begin_worker_hello_more(f, 1, 2, 0, 1);
+			proto_put_key(&f->w, "holding");
+			pk_raw(f, bad[k], len[k]);
+			decode(f);
+			check_err(f, FERRY_EPROTO, what[k], NULL);
+		}
+	}
+	proto_writer_reset(&f->w);
+	begin_worker_hello_more(f, 1, 2, 0, 1);
+	proto_put_uint(&f->w, "holding", 3);
+	decode(f);
+	check_err(f, FERRY_EPROTO, "field 'holding': expected an array",
+	    NULL);
+	proto_writer_reset(&f->w);
+	begin_worker_hello_more(f, 1, 2, 0, 1);
+	proto_put_str(&f->w, "epoch", "x");
+	decode(f);
+	check_err(f, FERRY_EPROTO, "field 'epoch': expected a non-negative",
+	    NULL);
+
+	/* the welcome's drop list */
+	proto_writer_reset(&f->w);
+	begin(f, PROTO_WELCOME, 3);
+	proto_put_uint(&f->w, "id", 1);
+	proto_put_uint(&f->w, "heartbeat_ms", 1000);
+	proto_put_key(&f->w, "drop");
+	pk_raw(f, "\x92\x05\x00", 3);
+	decode(f);
+	check_err(f, FERRY_EPROTO, "welcome: drop[1]: expected a task id",
+	    NULL);
+	proto_writer_reset(&f->w);
+	begin(f, PROTO_WELCOME, 3);
+	proto_put_uint(&f->w, "id", 1);
+	proto_put_uint(&f->w, "heartbeat_ms", 1000);
+	proto_put_str(&f->w, "drop", "all");
+	decode(f);
+	check_err(f, FERRY_EPROTO, "welcome: field 'drop': expected an array",
+	    NULL);
 }
 
 static void
@@ -2509,6 +2672,8 @@ main(void)
 		T(test_hello_client),
 		T(test_hello_token),
 		T(test_welcome),
+		T(test_hello_worker_rejoin),
+		T(test_hello_holding_limits),
 		T(test_submit),
 		T(test_submit_empty_and_many),
 		T(test_tasks),

@@ -2,9 +2,10 @@
  * test_scheduler.c - the scheduler's modules together, with no network
  * (sched_fake.c stands in for the request contexts): the task state
  * machine seen by an observer, results and acks, leases, parked
- * requests, timers, function-aware dispatch, and what every allocation
- * failure on the submit, dispatch, result and session-expiry paths
- * leaves behind (the test is linked with failing allocation wrappers).
+ * requests, timers, function-aware dispatch, workers that register again
+ * holding their tasks, and what every allocation failure on the submit,
+ * dispatch, result, session-expiry and re-registration paths leaves
+ * behind (the test is linked with failing allocation wrappers).
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -302,6 +303,313 @@ test_retry_timer(void **state)
 	fake_fini(&f);
 }
 
+/* ---------------------------------------------- riding through a drop */
+
+/* The task ids a welcome says to drop, sorted into ids; how many. */
+static uint32_t
+drops_of(struct fake *f, const struct fake_req *r, uint64_t *ids,
+    uint32_t max)
+{
+	struct proto_msg m;
+	uint32_t         n = 0;
+
+	assert_int_equal(fake_reply(f, r, &m), 0);
+	assert_int_equal(m.type, PROTO_WELCOME);
+	assert_true(m.epoch == f->s.epoch && m.epoch != 0);
+	for (uint32_t i = 0; i < m.n_drop && n < max; i++)
+		ids[n++] = m.drop[i];
+	for (uint32_t i = 1; i < n; i++) /* few: insertion sort */
+		for (uint32_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+			uint64_t x = ids[j];
+			ids[j]     = ids[j - 1];
+			ids[j - 1] = x;
+		}
+	return n;
+}
+
+/* The worker registered on pipe (NULL: none). */
+static struct worker *
+worker_on(struct fake *f, uint32_t pipe)
+{
+	struct idmap_iter it = { 0, 0 };
+	struct worker    *w;
+
+	while (idmap_iter_next(&f->s.workers, &it, NULL, (void **)&w))
+		if (w->pipe == pipe)
+			return w;
+	return NULL;
+}
+
+/* Every result the session has, each tag once, fetched and checked: code
+ * 0 with the worker's value 7 and the attempts wanted.  Returns how
+ * many. */
+static uint32_t
+results_once(struct fake *f, uint64_t ack, uint32_t attempts)
+{
+	struct proto_msg m;
+	uint64_t         seen = 0;
+
+	assert_int_equal(fake_reply(f, fake_fetch(f, C, ack, 0), &m), 0);
+	assert_int_equal(m.type, PROTO_RESULTS);
+	for (uint32_t i = 0; i < m.n_results; i++) {
+		const struct proto_result *r = &m.results[i];
+		assert_true(r->id < 64);
+		assert_false(seen >> r->id & 1); /* never twice */
+		seen |= (uint64_t)1 << r->id;
+		assert_int_equal(r->code, 0);
+		assert_int_equal(r->len, 1);
+		assert_int_equal(((const uint8_t *)r->data)[0], 7);
+		assert_int_equal(r->attempts, attempts);
+	}
+	return m.n_results;
+}
+
+/* A worker whose connection drops keeps the tasks it holds when it
+ * registers again saying so: they were re-queued, nobody took them, they
+ * are its own again (no second dispatch), and its results count; each
+ * task ran once. */
+static void
+test_rejoin_keeps_queued(void **state)
+{
+	struct fake      f;
+	uint64_t         ids[8], drop[8], epoch;
+	struct worker   *w;
+	struct fake_req *r;
+	(void)state;
+
+	setup(&f);
+	epoch = f.s.epoch;
+	assert_true(epoch != 0);
+	fake_submit(&f, C, "square", 1, 3);
+	assert_int_equal(tasks_of(&f, fake_work(&f, W, 8, NULL, 0, 0), ids, 8),
+	    3);
+	fake_close(&f, W); /* no supervisor: re-queued at once */
+	assert_int_equal(f.s.n_queued, 3);
+	assert_int_equal(f.s.stat[ST_requeued], 3);
+	fake_check(&f);
+
+	r = fake_hello_rejoin(&f, W2, fns, 0, 100, epoch, 1, ids, 3);
+	assert_int_equal(drops_of(&f, r, drop, 8), 0);
+	assert_int_equal(f.s.n_queued, 0);
+	assert_int_equal(f.s.n_assigned, 3);
+	assert_non_null(w = worker_on(&f, W2));
+	assert_int_equal(w->held, 3);
+	assert_int_equal(fake_check(&f), 3);
+	/* nothing is handed out again */
+	assert_int_equal(tasks_of(&f, fake_work(&f, W2, 8, ids, 1, 0), drop,
+	                     8),
+	    0);
+	fake_work(&f, W2, 0, ids + 1, 2, 0);
+	assert_int_equal(f.s.stat[ST_late_results], 0);
+	assert_int_equal(fake_check(&f), 0);
+	/* one result each, one run each */
+	assert_int_equal(results_once(&f, 0, 1), 3);
+	fake_fini(&f);
+}
+
+/* A task re-dispatched to another worker while its first one was away is
+ * dropped by the first; the one nobody took is kept.  Each runs once. */
+static void
+test_rejoin_drops_redispatched(void **state)
+{
+	struct fake      f;
+	uint64_t         ids[8], other[8], drop[8], epoch;
+	struct fake_req *r;
+	(void)state;
+
+	setup(&f);
+	epoch = f.s.epoch;
+	fake_submit(&f, C, "square", 1, 2);
+	assert_int_equal(tasks_of(&f, fake_work(&f, W, 8, NULL, 0, 0), ids, 8),
+	    2);
+	fake_hello_worker(&f, W3, fns, 0, 300);
+	fake_close(&f, W);
+	/* the other worker takes one of them meanwhile */
+	assert_int_equal(tasks_of(&f, fake_work(&f, W3, 1, NULL, 0, 0), other,
+	                     8),
+	    1);
+	r = fake_hello_rejoin(&f, W2, fns, 0, 100, epoch, 1, ids, 2);
+	assert_int_equal(drops_of(&f, r, drop, 8), 1);
+	assert_true(drop[0] == other[0]);
+	assert_int_equal(f.s.n_queued, 0);
+	assert_int_equal(worker_on(&f, W2)->held, 1);
+	assert_int_equal(worker_on(&f, W3)->held, 1);
+	fake_check(&f);
+	/* both report; the dropped one's run is only W3's */
+	fake_work(&f, W3, 0, other, 1, 0);
+	fake_work(&f, W2, 0, ids[0] == other[0] ? ids + 1 : ids, 1, 0);
+	assert_int_equal(f.s.stat[ST_late_results], 0);
+	assert_int_equal(fake_check(&f), 0);
+	assert_int_equal(results_once(&f, 0, 1), 2);
+	fake_fini(&f);
+}
+
+/* A supervised worker's tasks wait for its supervisor's report (a
+ * ghost); the process registers again before it: what it holds moves to
+ * the new registration, what it lost on the way goes back to the queue
+ * at once, and the grace ending later changes nothing. */
+static void
+test_rejoin_from_ghost(void **state)
+{
+	struct fake      f;
+	uint64_t         ids[8], drop[8], epoch;
+	struct fake_req *r;
+	(void)state;
+
+	fake_init(&f, NULL);
+	fake_hello_supervisor(&f, S, 55);
+	fake_hello_worker(&f, W, fns, 55, 100);
+	fake_hello_client(&f, C, 77);
+	epoch = f.s.epoch;
+	fake_submit(&f, C, "square", 1, 3);
+	assert_int_equal(tasks_of(&f, fake_work(&f, W, 8, NULL, 0, 0), ids, 8),
+	    3);
+	fake_close(&f, W);
+	assert_int_equal(f.s.ghosts.count, 1);
+	assert_int_equal(f.s.n_assigned, 3);
+	/* another process of the same supervisor does not take them */
+	r = fake_hello_rejoin(&f, W3, fns, 55, 101, epoch, 1, ids, 2);
+	assert_int_equal(drops_of(&f, r, drop, 8), 2);
+	assert_int_equal(worker_on(&f, W3)->held, 0);
+	assert_int_equal(f.s.ghosts.count, 1);
+	fake_check(&f);
+	/* its own process does: the third was lost on its way */
+	r = fake_hello_rejoin(&f, W2, fns, 55, 100, epoch, 1, ids, 2);
+	assert_int_equal(drops_of(&f, r, drop, 8), 0);
+	assert_int_equal(f.s.ghosts.count, 0);
+	assert_int_equal(worker_on(&f, W2)->held, 2);
+	assert_int_equal(f.s.n_queued, 1);
+	assert_int_equal(f.s.stat[ST_requeued], 1);
+	fake_check(&f);
+	fake_advance(&f, f.cfg.report_grace_ms + 1);
+	assert_int_equal(worker_on(&f, W2)->held, 2);
+	fake_work(&f, W2, 0, ids, 2, 0);
+	assert_int_equal(tasks_of(&f, fake_work(&f, W3, 8, NULL, 0, 0), drop,
+	                     8),
+	    1);
+	assert_true(drop[0] == ids[2]);
+	fake_work(&f, W3, 0, drop, 1, 0);
+	assert_int_equal(f.s.stat[ST_late_results], 0);
+	assert_int_equal(fake_check(&f), 0);
+	assert_int_equal(results_once(&f, 0, 1), 3);
+	fake_fini(&f);
+}
+
+/* A process that held tasks of another run of the scheduler (it restarted
+ * without a journal) drops them all, even where the same ids name tasks
+ * of this run: those are not the ones it holds. */
+static void
+test_rejoin_other_run(void **state)
+{
+	struct fake      f;
+	uint64_t         held[2] = { 1, 2 }, drop[8];
+	struct fake_req *r;
+	(void)state;
+
+	setup(&f);
+	fake_submit(&f, C, "square", 1, 1); /* task 1 of this run */
+	assert_non_null(idmap_get(&f.s.tasks, 1));
+	r = fake_hello_rejoin(&f, W2, fns, 0, 100, f.s.epoch ^ 1, 4, held, 2);
+	assert_int_equal(drops_of(&f, r, drop, 8), 2);
+	assert_true(drop[0] == 1 && drop[1] == 2);
+	assert_int_equal(f.s.n_queued, 1);
+	assert_int_equal(worker_on(&f, W2)->held, 0);
+	/* holding without an epoch: dropped too */
+	r = fake_hello_rejoin(&f, W3, fns, 0, 101, 0, 0, held, 2);
+	assert_int_equal(drops_of(&f, r, drop, 8), 0); /* not sent */
+	{
+		/* the writer sends holding only with an epoch: by hand */
+		proto_writer_reset(&f.w);
+		proto_open(&f.w, PROTO_HELLO);
+		proto_put_str(&f.w, "role", "worker");
+		proto_put_uint(&f.w, "slots", 1);
+		proto_put_uint(&f.w, "capacity", 4);
+		proto_put_key(&f.w, "functions");
+		msgpack_pack_array(&f.w.pk, 0);
+		proto_put_key(&f.w, "holding");
+		msgpack_pack_array(&f.w.pk, 1);
+		msgpack_pack_uint64(&f.w.pk, 1);
+		proto_end(&f.w);
+		r = fake_send(&f, W4);
+		assert_int_equal(drops_of(&f, r, drop, 8), 1);
+		assert_true(drop[0] == 1);
+	}
+	assert_int_equal(f.s.n_queued, 1);
+	assert_int_equal(fake_check(&f), 1);
+	fake_fini(&f);
+}
+
+/* A failed run's result reached the scheduler, the connection dropped
+ * before its answer, and the retry was queued by the time the worker
+ * came back still holding that result: not its run any more (the
+ * failure is counted once), and the retry is dispatched as usual. */
+static void
+test_rejoin_after_failed_run(void **state)
+{
+	struct fake      f;
+	uint64_t         id, drop[8], epoch;
+	struct fake_req *r;
+	struct task     *t;
+	(void)state;
+
+	setup(&f);
+	epoch = f.s.epoch;
+	fake_submit(&f, C, "square", 1, 1);
+	assert_int_equal(tasks_of(&f, fake_work(&f, W, 8, NULL, 0, 0), &id, 1),
+	    1);
+	fake_work(&f, W, 0, &id, 1, FERRY_ECRASHED);
+	fake_close(&f, W);
+	assert_int_equal(f.s.n_delayed, 1);
+	/* back while it waits: dropped */
+	r = fake_hello_rejoin(&f, W2, fns, 0, 100, epoch, 1, &id, 1);
+	assert_int_equal(drops_of(&f, r, drop, 8), 1);
+	fake_close(&f, W2);
+	/* back after the backoff: dropped too (its result came from
+	 * registration 1) */
+	fake_advance(&f, f.cfg.task_backoff_max_ms + 1);
+	assert_int_equal(f.s.n_queued, 1);
+	r = fake_hello_rejoin(&f, W3, fns, 0, 100, epoch, 1, &id, 1);
+	assert_int_equal(drops_of(&f, r, drop, 8), 1);
+	assert_int_equal(f.s.n_queued, 1);
+	assert_non_null(t = idmap_get(&f.s.tasks, id));
+	assert_int_equal(t->failures, 1);
+	assert_int_equal(t->attempts, 1);
+	assert_int_equal(tasks_of(&f, fake_work(&f, W3, 8, NULL, 0, 0), drop,
+	                     8),
+	    1);
+	fake_work(&f, W3, 0, &id, 1, 0);
+	assert_int_equal(fake_check(&f), 0);
+	assert_int_equal(results_once(&f, 0, 2), 1);
+	fake_fini(&f);
+}
+
+/* The same hello twice on one connection (its first answer crossed a
+ * reconnection): the same registration, its tasks still its own. */
+static void
+test_rejoin_twice(void **state)
+{
+	struct fake      f;
+	uint64_t         ids[8], drop[8], epoch;
+	struct fake_req *r;
+	(void)state;
+
+	setup(&f);
+	epoch = f.s.epoch;
+	fake_submit(&f, C, "square", 1, 2);
+	assert_int_equal(tasks_of(&f, fake_work(&f, W, 8, NULL, 0, 0), ids, 8),
+	    2);
+	fake_close(&f, W);
+	fake_hello_rejoin(&f, W2, fns, 0, 100, epoch, 1, ids, 2);
+	r = fake_hello_rejoin(&f, W2, fns, 0, 100, epoch, 1, ids, 2);
+	assert_int_equal(drops_of(&f, r, drop, 8), 0);
+	assert_int_equal(f.s.n_workers, 1);
+	assert_int_equal(worker_on(&f, W2)->held, 2);
+	fake_work(&f, W2, 0, ids, 2, 0);
+	assert_int_equal(fake_check(&f), 0);
+	assert_int_equal(results_once(&f, 0, 1), 2);
+	fake_fini(&f);
+}
+
 /* ------------------------------------------------- failing allocations */
 
 #define N 5
@@ -380,7 +688,8 @@ accepted_of(struct fake *f, const struct fake_req *r)
 
 /*
  * The step of the scenario where allocations fail: 0 submit, 1 dispatch,
- * 2 results, 3 the client's session goes and expires.  fail_at: which
+ * 2 results, 3 the client's session goes and expires, 4 the worker's
+ * process registers again holding its tasks.  fail_at: which
  * allocation of that step fails (0: none).  Returns the allocations the
  * step made.
  */
@@ -420,7 +729,26 @@ scenario(int step, long fail_at)
 		fake_hello_worker(&f, W, fns, 0, 101);
 		fake_check(&f);
 	}
-	if (step >= 2) {
+	if (step == 4) {
+		/* the worker's connection drops and its process registers
+		 * again holding them: kept, or (if that fails) registered
+		 * afresh by its restarted process, and nothing lost */
+		struct proto_msg m;
+		fake_close(&f, W);
+		f.fail_at = fail_at ? fail_at : LONG_MAX;
+		r = fake_hello_rejoin(&f, W, fns, 0, 100, f.s.epoch, 1, ids, n);
+		allocs    = f.allocs;
+		f.fail_at = 0;
+		fake_check(&f);
+		check_none_lost(&f, mask);
+		assert_int_equal(fake_reply(&f, r, &m), 0);
+		if (m.type == PROTO_ERROR)
+			fake_hello_worker(&f, W, fns, 0, 101);
+		else
+			assert_int_equal(m.n_drop, 0);
+		fake_check(&f);
+	}
+	if (step >= 2 && step < 4) {
 		f.fail_at = step == 2 ? (fail_at ? fail_at : LONG_MAX) : 0;
 		fake_work(&f, W, 0, ids, n, 0);
 		if (step == 2)
@@ -429,7 +757,7 @@ scenario(int step, long fail_at)
 		fake_check(&f);
 		check_none_lost(&f, mask);
 	}
-	if (step < 3) {
+	if (step != 3) {
 		/* nothing lost: every accepted task reaches its result */
 		uint64_t want = 0;
 		for (uint64_t tag = 1; tag <= N; tag++)
@@ -456,10 +784,11 @@ static void
 test_allocation_failures(void **state)
 {
 	static const char *const step_names[] = { "submit",
-		"re-queue and dispatch", "result", "session expiry" };
+		"re-queue and dispatch", "result", "session expiry",
+		"registering again" };
 	(void)state;
 
-	for (int step = 0; step < 4; step++) {
+	for (int step = 0; step < 5; step++) {
 		long total = scenario(step, 0);
 		printf("# %s: %ld allocations, each failed in turn\n",
 		    step_names[step], total);
@@ -483,6 +812,12 @@ main(void)
 		cmocka_unit_test(test_parked_work),
 		cmocka_unit_test(test_dispatch_by_function),
 		cmocka_unit_test(test_retry_timer),
+		cmocka_unit_test(test_rejoin_keeps_queued),
+		cmocka_unit_test(test_rejoin_drops_redispatched),
+		cmocka_unit_test(test_rejoin_from_ghost),
+		cmocka_unit_test(test_rejoin_other_run),
+		cmocka_unit_test(test_rejoin_after_failed_run),
+		cmocka_unit_test(test_rejoin_twice),
 		cmocka_unit_test(test_allocation_failures),
 	};
 	log_init("test", getenv("FERRY_TEST_LOG") != NULL ? LOG_DEBUG
