@@ -13,7 +13,7 @@
  * With sync: always, what acknowledges a change waits for it to be on
  * disk: the answer to a submit or a cancel (reply_when) and a result
  * (results.c sends only results whose batch is written).  Batches are
- * numbered (epochs): s->jr_fill is the one filling, s->jr_durable the
+ * numbered: s->jr_fill is the one filling, s->jr_durable the
  * last written.  With sync: batch, nothing waits and the thread writes
  * at most every window_ms.
  *
@@ -227,7 +227,7 @@ batch_append(struct jbatch *dst, struct jbatch *src)
 }
 
 /* Close the batch being filled and make it the one to write (lock
- * held); returns its epoch. */
+ * held); returns its number. */
 static uint64_t
 seal(struct journal *j)
 {
@@ -259,9 +259,9 @@ seal(struct journal *j)
 	return j->gating ? s->jr_fill++ : 0;
 }
 
-/* The batch of epoch is on disk (lock held). */
+/* Batch number batch is on disk (lock held). */
 static void
-written(struct journal *j, uint64_t epoch)
+written(struct journal *j, uint64_t batch)
 {
 	struct sched *s = j->s;
 
@@ -270,7 +270,7 @@ written(struct journal *j, uint64_t epoch)
 	jbatch_clear(j->write);
 	j->ids_durable = j->ids_writing;
 	if (j->gating)
-		s->jr_durable = epoch;
+		s->jr_durable = batch;
 	if (s->jr_trouble) {
 		s->jr_trouble = 0;
 		s->stat[ST_journal_trouble] = 0;
@@ -387,7 +387,7 @@ journal_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		uint64_t epoch, t0;
+		uint64_t batch, t0;
 		int      rc;
 
 		wait_for_work(j);
@@ -398,14 +398,14 @@ journal_main(void *arg)
 		}
 		if (j->stop && s->jr_trouble)
 			break; /* stopping, and the disk still fails */
-		epoch = seal(j);
+		batch = seal(j);
 		pthread_mutex_unlock(&s->lock);
 		t0 = util_now_us();
 		rc = jstore_commit(j->st, j->write, err, sizeof(err));
 		j->write_us += util_now_us() - t0;
 		pthread_mutex_lock(&s->lock);
 		if (rc == 0)
-			written(j, epoch);
+			written(j, batch);
 		else
 			failed(j, err);
 		if (rc != 0)
@@ -581,7 +581,7 @@ journal_run(struct journal *j)
 {
 	struct sched *s = j->s;
 	char          err[600];
-	uint64_t      epoch;
+	uint64_t      batch;
 
 	if (sched_observe(s, 1u << TASK_ASSIGNED,
 	        (1u << TASK_QUEUED) | (1u << TASK_DELAYED) | TASK_FINAL_MASK,
@@ -595,9 +595,9 @@ journal_run(struct journal *j)
 		s->jr_fill = 1;
 	/* the restore's deletions and the first reservation of task ids
 	 * are on disk before any submit is taken */
-	epoch = seal(j);
+	batch = seal(j);
 	if (jstore_commit(j->st, j->write, err, sizeof(err)) == 0)
-		written(j, epoch);
+		written(j, batch);
 	else
 		failed(j, err);
 	if (util_thread_start(&j->thread, journal_main, j) != 0) {

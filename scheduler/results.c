@@ -43,7 +43,7 @@ results_full(const struct sched *s)
 static int
 result_ready(const struct sched *s, const struct result *r)
 {
-	return r->epoch <= s->jr_durable || s->jr_trouble;
+	return r->batch <= s->jr_durable || s->jr_trouble;
 }
 
 int
@@ -67,7 +67,7 @@ results_store(struct sched *s, struct task *t, struct task_end *end)
 	}
 	idmap_del(&se->tags, t->tag);
 	r->seq   = ++se->next_seq;
-	r->epoch = s->jr_fill; /* the journal records it in this batch */
+	r->batch = s->jr_fill; /* the journal records it in this batch */
 	end->seq = r->seq;
 	if (!result_ready(s, r) && !list_linked(&se->undurable_node))
 		list_append(&s->undurable, &se->undurable_node);
@@ -315,7 +315,7 @@ results_restore(struct sched *s, struct session *se,
 		return -1;
 	r->next     = NULL;
 	r->seq      = jr->seq;
-	r->epoch    = 0; /* on disk */
+	r->batch    = 0; /* on disk */
 	r->tag      = jr->tag;
 	r->code     = jr->code;
 	r->len      = jr->len;

@@ -328,8 +328,8 @@ void supervisors_free_all(struct sched *s);
 struct result {
 	struct result *next;
 	uint64_t       seq;
-	uint64_t       epoch; /* sent once the journal holds it (jr_durable
-	                       * >= epoch) */
+	uint64_t       batch; /* sent once the journal holds it (jr_durable
+	                       * >= batch) */
 	uint64_t       tag;
 	int32_t        code;
 	uint32_t       len;
@@ -651,9 +651,9 @@ struct sched {
 	struct list      undurable;  /* sessions with results not yet on
 	                              * disk */
 
-	/* journal.c (jr NULL: no journal).  Epochs gate what leaves: what
-	 * was recorded while jr_fill was the batch being filled is on disk
-	 * once jr_durable >= jr_fill; jr_mark is the epoch of the last
+	/* journal.c (jr NULL: no journal).  Batch numbers gate what leaves:
+	 * what was recorded while jr_fill was the batch being filled is on
+	 * disk once jr_durable >= jr_fill; jr_mark is the batch of the last
 	 * record.  All three stay 0 when answers need not wait (no journal,
 	 * or sync: batch). */
 	struct journal  *jr;
