@@ -502,8 +502,8 @@ restore(struct journal *j)
 	struct sched   *s  = j->s;
 	uint64_t        t0 = util_now_us();
 	struct restore  r  = { s, j->fill, 0, 0, 0, 0 };
-	struct jrestore jr = { &r, restore_session, restore_task,
-		restore_result, 0, 0, 0, 0, 0 };
+	struct jrestore jr = { .arg = &r, .session = restore_session,
+		.task = restore_task, .result = restore_result };
 	char            err[600];
 
 	if (jstore_read(j->st, &jr, err, sizeof(err)) != 0) {
@@ -531,9 +531,10 @@ restore(struct journal *j)
 		    j->dir, r.orphans);
 	if (jr.damaged > 0)
 		log_error("journal %s: %" PRIu64 " damaged record(s) dropped "
-		          "(their checksums were wrong): the tasks or results "
+		          "(%" PRIu64 " of them hidden by a damaged page, the "
+		          "rest with wrong checksums): the tasks or results "
 		          "they held are lost",
-		    j->dir, jr.damaged);
+		    j->dir, jr.damaged, jr.missing);
 	return 0;
 }
 
@@ -631,7 +632,8 @@ journal_start(struct sched *s)
 		journal_free(j);
 		return -1;
 	}
-	if (jstore_open(&j->st, j->dir, c->journal_max_size, err,
+	if (jstore_check(j->dir, c->journal_max_size, err, sizeof(err)) != 0 ||
+	    jstore_open(&j->st, j->dir, c->journal_max_size, err,
 	        sizeof(err)) != 0) {
 		log_error("%s", err);
 		journal_free(j);

@@ -1,23 +1,66 @@
 /*
  * jstore.c - the journal on disk (see jstore.h), on LMDB.
  *
- * Values:   u32 CRC32C of what follows | u8 kind | u8 version | u16 0 |
- *           the record's fields, little-endian, then its byte strings.
+ * Values:   u32 CRC32C of the key and then of the value's bytes after the
+ *           CRC | u8 kind | u8 version | u16 0 | the record's fields,
+ *           little-endian, then its byte strings.
  * Keys:     tasks: id; results: session, seq; sessions: id (all u64,
  *           big-endian); meta: a name.
  * Batches:  u8 op | u8 table | u16 key length | u32 value length | key |
  *           value, one after another.
+ *
+ * Damage.  LMDB (0.9.24) has no checksums of its own and trusts its
+ * pages; a damaged data.mdb leads to the following, as found by damaging
+ * files on purpose (tests/unit/test_jstore.c, tests/fuzz/fuzz_jstore.c):
+ *
+ * - Empty (0 bytes): LMDB would start a new journal in it.  Refused
+ *   here, since a journal that was ever opened holds its format record.
+ * - Shorter than two meta pages, or not an LMDB file at all: LMDB says
+ *   MDB_INVALID ("File is not an LMDB file").  Refused.
+ * - Truncated anywhere after the meta pages: LMDB opens it and then dies
+ *   of SIGBUS touching a page past the end.  Refused at open: the file
+ *   must hold the last page LMDB's meta page names.
+ * - A byte changed inside a record (key or value): the record's CRC
+ *   fails; it is dropped and counted in jrestore.damaged.
+ * - A byte changed in a page's or a node's header (leaf or branch):
+ *   anything LMDB can do.  It reports MDB_CORRUPTED, MDB_PAGE_NOTFOUND or
+ *   MDB_BAD_TXN (refused); shows records that fail their CRC (dropped and
+ *   counted); hides records (the walk finds fewer than the table's count:
+ *   counted as damaged and missing); shows more than the count (refused);
+ *   or dies of SIGSEGV, SIGBUS or SIGABRT (an assertion) reading a node
+ *   at an offset past the page: jstore_check(), which reads the journal
+ *   in a child process first, refuses it with the signal.
+ * - A table's record in LMDB's table of tables damaged: the table is not
+ *   found (refused: a missing table is not created again in a journal
+ *   that had them), or its counts or root are wrong (as above).
+ * - A meta page damaged: MDB_INVALID or MDB_VERSION_MISMATCH when its
+ *   magic, version or flags change (refused, even when it was the older
+ *   of the two); a wrong page size, map size or last page as above or
+ *   as truncation.  Not caught: a changed transaction id that makes LMDB
+ *   choose the older meta page, i.e. the journal one commit back.
+ * - Pages that are free (old copies, LMDB's free list): no effect on
+ *   reading; a damaged free list can make later writes overwrite live
+ *   pages, found at the next recovery at best.
+ *
+ * So a journal that jstore_check() passes and jstore_read() reads is the
+ * last state LMDB points at, minus the records counted in damaged; after
+ * damage the scheduler should write what it restored into a new journal
+ * rather than go on writing into damaged pages.
  */
 #include "jstore.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -25,9 +68,10 @@
 enum { T_TASKS, T_RESULTS, T_SESSIONS, T_META, T_MAX };
 static const char *const table_names[T_MAX] = { "tasks", "results",
 	"sessions", "meta" };
+static const int table_kinds[T_MAX] = { JSTORE_TASK, JSTORE_RESULT,
+	JSTORE_SESSION, JSTORE_META };
 
 enum { OP_PUT = 1, OP_DEL, OP_ACK, OP_DEL_SESSION };
-enum { K_TASK = 1, K_RESULT, K_SESSION, K_META };
 
 #define HEAD 8 /* crc, kind, version, pad */
 #define OP_HEAD 8
@@ -36,6 +80,8 @@ struct jstore {
 	MDB_env *env;
 	MDB_dbi  dbi[T_MAX];
 	int      lock_fd;
+	int      rdonly; /* jstore_check's: nothing is written */
+	int      fresh;  /* rdonly, and no commit yet: nothing to read */
 	size_t   map_size;
 	char     dir[4096];
 	char     path[4200];
@@ -160,6 +206,10 @@ op_begin(struct jbatch *b, int op, int table, size_t klen, size_t vlen)
 
 	if (b->oom)
 		return NULL;
+	if (vlen > UINT32_MAX) {
+		b->oom = 1; /* the batch's own header cannot say it */
+		return NULL;
+	}
 	if (need > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		while (cap < need)
@@ -181,14 +231,21 @@ op_begin(struct jbatch *b, int op, int table, size_t klen, size_t vlen)
 	return p + OP_HEAD;
 }
 
-/* The value header, once the fields after it are written. */
+/* The checksum of a record: its key, then its value after the CRC. */
+static uint32_t
+record_crc(const void *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+	return jstore_crc32c(jstore_crc32c(0, k, klen), v + 4, vlen - 4);
+}
+
+/* The value header, once the key and the fields after it are written. */
 static void
-seal(uint8_t *v, size_t vlen, int kind)
+seal(const uint8_t *k, size_t klen, uint8_t *v, size_t vlen, int kind)
 {
 	v[4] = (uint8_t)kind;
 	v[5] = 1; /* record version */
 	v[6] = v[7] = 0;
-	le32(v, jstore_crc32c(0, v + 4, vlen - 4));
+	le32(v, record_crc(k, klen, v, vlen));
 }
 
 #define TASK_FIXED (HEAD + 8 * 2 + 4 * 3 + 2 + 2 * 3 + 4 * 4)
@@ -223,12 +280,13 @@ jbatch_put_task(struct jbatch *b, const struct jtask *t)
 	le32(p, t->timeout_ms), p += 4;
 	for (uint8_t i = 0; i < t->n_objs; i++, p += 8)
 		le64(p, t->objs[i]);
-	memcpy(p, t->fn, t->fn_len), p += t->fn_len;
+	if (t->fn_len > 0)
+		memcpy(p, t->fn, t->fn_len), p += t->fn_len;
 	if (t->args_len > 0)
 		memcpy(p, t->args, t->args_len), p += t->args_len;
 	if (t->why_len > 0)
 		memcpy(p, t->why, t->why_len);
-	seal(v, vlen, K_TASK);
+	seal(k, 8, v, vlen, JSTORE_TASK);
 	return 0;
 }
 
@@ -262,7 +320,7 @@ jbatch_put_result(struct jbatch *b, const struct jresult *r)
 	le32(p, r->len), p += 4;
 	if (r->len > 0)
 		memcpy(p, r->data, r->len);
-	seal(v, vlen, K_RESULT);
+	seal(k, 16, v, vlen, JSTORE_RESULT);
 	return 0;
 }
 
@@ -291,7 +349,7 @@ jbatch_put_session(struct jbatch *b, const struct jsession *s)
 	v = k + 8;
 	le64(v + HEAD, s->next_seq);
 	le64(v + HEAD + 8, s->max_tag);
-	seal(v, SESSION_FIXED, K_SESSION);
+	seal(k, 8, v, SESSION_FIXED, JSTORE_SESSION);
 	return 0;
 }
 
@@ -314,7 +372,7 @@ meta_u64(struct jbatch *b, const char *name, uint64_t v)
 		return -1;
 	memcpy(k, name, klen);
 	le64(k + klen + HEAD, v);
-	seal(k + klen, HEAD + 8, K_META);
+	seal(k, klen, k + klen, HEAD + 8, JSTORE_META);
 	return 0;
 }
 
@@ -324,28 +382,174 @@ jbatch_next_task_id(struct jbatch *b, uint64_t next)
 	return meta_u64(b, "next_task_id", next);
 }
 
+
+/* ----------------------------------------------------------- records */
+
+/* Whether the value v (vlen bytes) stored under key k is a whole record
+ * of kind: long enough for its fixed fields, its checksum right. */
+static int
+record_ok(const void *k, size_t klen, const uint8_t *v, size_t vlen,
+    int kind, size_t fixed)
+{
+	return vlen >= fixed && v[4] == kind && v[5] == 1 &&
+	    get32(v) == record_crc(k, klen, v, vlen);
+}
+
+static int
+decode_task(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
+    struct jtask *t)
+{
+	const uint8_t *p = v + HEAD;
+
+	if (klen != 8 || !record_ok(k, klen, v, vlen, JSTORE_TASK, TASK_FIXED))
+		return -1;
+	memset(t, 0, sizeof(*t));
+	t->id       = getbe64(k);
+	t->session  = get64(p), p += 8;
+	t->tag      = get64(p), p += 8;
+	t->fn_len   = get32(p), p += 4;
+	t->args_len = get32(p), p += 4;
+	t->why_len  = get32(p), p += 4;
+	t->n_objs   = p[0], t->retry_errors = p[1], p += 2;
+	t->attempts = get16(p), p += 2;
+	t->failures = get16(p), p += 2;
+	t->kills    = get16(p), p += 2;
+	t->retries  = get32(p), p += 4;
+	t->backoff_ms     = get32(p), p += 4;
+	t->backoff_max_ms = get32(p), p += 4;
+	t->timeout_ms     = get32(p), p += 4;
+	if (t->n_objs > JSTORE_MAX_OBJS ||
+	    vlen != TASK_FIXED + 8 * (size_t)t->n_objs + (size_t)t->fn_len +
+	            (size_t)t->args_len + (size_t)t->why_len)
+		return -1;
+	for (uint8_t i = 0; i < t->n_objs; i++, p += 8)
+		t->objs[i] = get64(p);
+	t->fn   = (const char *)p, p += t->fn_len;
+	t->args = p, p += t->args_len;
+	t->why  = t->why_len > 0 ? (const char *)p : NULL;
+	return 0;
+}
+
+static int
+decode_result(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
+    struct jresult *r)
+{
+	const uint8_t *p = v + HEAD;
+
+	if (klen != 16 ||
+	    !record_ok(k, klen, v, vlen, JSTORE_RESULT, RESULT_FIXED))
+		return -1;
+	r->session  = getbe64(k);
+	r->seq      = getbe64(k + 8);
+	r->tag      = get64(p), p += 8;
+	r->code     = (int32_t)get32(p), p += 4;
+	r->attempts = get32(p), p += 4;
+	r->len      = get32(p), p += 4;
+	r->data     = p;
+	return vlen == RESULT_FIXED + (size_t)r->len ? 0 : -1;
+}
+
+int
+jstore_decode(int kind, const void *key, size_t klen, const void *val,
+    size_t vlen, struct jrecord *out)
+{
+	const uint8_t *k = key, *v = val;
+
+	memset(out, 0, sizeof(*out));
+	out->kind = kind;
+	switch (kind) {
+	case JSTORE_TASK:
+		return decode_task(k, klen, v, vlen, &out->u.task);
+	case JSTORE_RESULT:
+		return decode_result(k, klen, v, vlen, &out->u.result);
+	case JSTORE_SESSION:
+		if (klen != 8 || vlen != SESSION_FIXED ||
+		    !record_ok(k, klen, v, vlen, kind, SESSION_FIXED))
+			return -1;
+		out->u.session.id       = getbe64(k);
+		out->u.session.next_seq = get64(v + HEAD);
+		out->u.session.max_tag  = get64(v + HEAD + 8);
+		return 0;
+	case JSTORE_META:
+		if (klen == 0 || vlen != HEAD + 8 ||
+		    !record_ok(k, klen, v, vlen, kind, HEAD + 8))
+			return -1;
+		out->u.meta.name     = key;
+		out->u.meta.name_len = klen;
+		out->u.meta.value    = get64(v + HEAD);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
 /* ------------------------------------------------------------ store */
 
+/* LMDB's error rc while doing what to the journal at path, with what to
+ * do about it where that is clear. */
 static int
 mdb_fail(char *err, size_t errlen, const char *path, const char *what,
     int rc)
 {
-	snprintf(err, errlen, "journal %s: %s: %s", path, what,
-	    mdb_strerror(rc));
+	const char *hint = "";
+
+	switch (rc) {
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE:
+	case MDB_BAD_TXN:
+	case MDB_CURSOR_FULL:
+		hint = ": the file is damaged; restore it from a copy, or move "
+		       "it away to start with an empty journal";
+		break;
+	case MDB_MAP_FULL:
+		hint = ": the journal has reached its size limit; finish or "
+		       "drop tasks, or raise the limit";
+		break;
+	}
+	snprintf(err, errlen, "journal %s: %s: %s%s", path, what,
+	    mdb_strerror(rc), hint);
+	return -1;
+}
+
+/* A journal refused as damaged: what is wrong (printf), then the
+ * advice. */
+static int damaged(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+damaged(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	size_t  n;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	n = strlen(err);
+	if (n < errlen)
+		snprintf(err + n, errlen - n,
+		    ": refusing it (restore it from a copy, or move it away "
+		    "to start with an empty journal)");
 	return -1;
 }
 
 /* Take the directory's lock: another scheduler's journal is refused,
- * naming the pid that holds it. */
+ * naming the pid that holds it; note_pid writes ours into the file. */
 static int
-lock_dir(struct jstore *j, const char *dir, char *err, size_t errlen)
+lock_dir(struct jstore *j, int note_pid, char *err, size_t errlen)
 {
 	char path[4200], pid[32] = "";
 	int  fd;
 
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-		snprintf(err, errlen, "journal %s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/lock", j->dir);
+	if ((fd = open(path, (note_pid ? O_RDWR : O_RDONLY) | O_CREAT |
+	             O_CLOEXEC, 0600)) < 0) {
+		snprintf(err, errlen,
+		    "journal %s: %s (it must be a file this user can %s)", path,
+		    strerror(errno), note_pid ? "read and write" : "read");
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -355,66 +559,224 @@ lock_dir(struct jstore *j, const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen,
 		    "journal %s is in use by another scheduler%s%s%s: two "
 		    "schedulers must not share a journal",
-		    dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+		    j->dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
 		close(fd);
 		return -1;
 	}
-	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) != 0 ||
-	    pwrite(fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid)) {
-		/* the lock holds all the same; only the note is missing */
+	if (note_pid) {
+		snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+		if (ftruncate(fd, 0) != 0 ||
+		    pwrite(fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid)) {
+			/* the lock holds all the same; only the note is
+			 * missing */
+		}
 	}
 	j->lock_fd = fd;
 	return 0;
 }
 
-/* The format version: written when new, refused when newer. */
+/* Refuse an empty data file: LMDB would make a new journal of it. */
+static int
+check_not_empty(struct jstore *j, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(j->path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 0)
+		return 0; /* LMDB says what is wrong, or makes it */
+	return damaged(err, errlen,
+	    "journal %s is empty (0 bytes), which a journal that was ever "
+	    "opened never is: it was truncated, or its first start was cut "
+	    "short",
+	    j->path);
+}
+
+/* Where a meta page holds its transaction id (mdb.c, data format 1: a
+ * 16-byte page header; then MDB_meta: u32 magic, u32 version, void *
+ * address, size_t map size, two MDB_db of u32, u16, u16 and five size_t,
+ * size_t last page, size_t transaction id). */
+#define META_TXNID                                                       \
+	(16 + 4 + 4 + sizeof(void *) + sizeof(size_t) +                  \
+	    2 * (8 + 5 * sizeof(size_t)) + sizeof(size_t))
+
+/* Refuse two meta pages whose transactions are not consecutive: LMDB
+ * reads the tree of the one with the higher id, so a damaged id can make
+ * it read the older tree, the journal one commit back, without a word. */
+static int
+check_metas(struct jstore *j, int fd, unsigned psize, char *err,
+    size_t errlen)
+{
+	size_t t[2];
+
+	for (int i = 0; i < 2; i++)
+		if (pread(fd, &t[i], sizeof(t[i]),
+		        (off_t)i * psize + (off_t)META_TXNID) != sizeof(t[i])) {
+			snprintf(err, errlen, "journal %s: reading it: %s",
+			    j->path, strerror(errno ? errno : EIO));
+			return -1;
+		}
+	if (t[0] == t[1] ? t[0] == 0 : (t[0] > t[1] ? t[0] - t[1] : t[1] - t[0]) == 1)
+		return 0;
+	return damaged(err, errlen,
+	    "journal %s is damaged: LMDB's two meta pages are for "
+	    "transactions %zu and %zu, which are not consecutive",
+	    j->path, t[0], t[1]);
+}
+
+/* Refuse a data file shorter than its last transaction needs (LMDB would
+ * die of SIGBUS reading the pages past its end), or whose meta pages do
+ * not agree. */
+static int
+check_file(struct jstore *j, char *err, size_t errlen)
+{
+	MDB_envinfo        info;
+	MDB_stat           st;
+	struct stat        fst;
+	mdb_filehandle_t   fd;
+	unsigned long long pages, have;
+	int                rc;
+
+	if ((rc = mdb_env_info(j->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(j->env, &st)) != 0 ||
+	    (rc = mdb_env_get_fd(j->env, &fd)) != 0)
+		return mdb_fail(err, errlen, j->path, "opening", rc);
+	if (fstat(fd, &fst) != 0) {
+		snprintf(err, errlen, "journal %s: %s", j->path,
+		    strerror(errno));
+		return -1;
+	}
+	pages = (unsigned long long)info.me_last_pgno + 1;
+	have  = (unsigned long long)fst.st_size / st.ms_psize;
+	if (have < pages)
+		return damaged(err, errlen,
+		    "journal %s is truncated: it is %llu bytes, but its last "
+		    "transaction needs %llu (%llu pages of %u bytes)",
+		    j->path, (unsigned long long)fst.st_size,
+		    pages * st.ms_psize, pages, st.ms_psize);
+	return check_metas(j, fd, st.ms_psize, err, errlen);
+}
+
+/* Write the format record in txn (a new journal). */
+static int
+put_format(struct jstore *j, MDB_txn *txn)
+{
+	uint8_t buf[HEAD + 8];
+	MDB_val k = { 6, (void *)"format" }, v = { sizeof(buf), buf };
+
+	le64(buf + HEAD, JSTORE_FORMAT);
+	seal(k.mv_data, k.mv_size, buf, sizeof(buf), JSTORE_META);
+	return mdb_put(txn, j->dbi[T_META], &k, &v, 0);
+}
+
+/* Open the tables in a journal LMDB has opened: a new one (no commit
+ * yet) gets them and its format record; in one that has had commits, a
+ * missing table is damage. */
+static int
+open_tables(struct jstore *j, char *err, size_t errlen)
+{
+	MDB_envinfo info;
+	MDB_txn    *txn;
+	int         rc, fresh;
+
+	if ((rc = mdb_env_info(j->env, &info)) != 0)
+		return mdb_fail(err, errlen, j->path, "opening", rc);
+	fresh = info.me_last_txnid == 0;
+	if (fresh && j->rdonly) {
+		j->fresh = 1;
+		return 0;
+	}
+	if ((rc = mdb_txn_begin(j->env, NULL, j->rdonly ? MDB_RDONLY : 0,
+	         &txn)) != 0)
+		return mdb_fail(err, errlen, j->path, "begin", rc);
+	for (int i = 0; i < T_MAX; i++) {
+		rc = mdb_dbi_open(txn, table_names[i], fresh ? MDB_CREATE : 0,
+		    &j->dbi[i]);
+		if (rc == MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			return damaged(err, errlen,
+			    "journal %s is damaged: its table '%s' is missing",
+			    j->path, table_names[i]);
+		}
+		if (rc != 0) {
+			char what[64];
+			snprintf(what, sizeof(what), "opening its table '%s'",
+			    table_names[i]);
+			mdb_txn_abort(txn);
+			return mdb_fail(err, errlen, j->path, what, rc);
+		}
+	}
+	if (fresh && (rc = put_format(j, txn)) != 0) {
+		mdb_txn_abort(txn);
+		return mdb_fail(err, errlen, j->path, "writing its format", rc);
+	}
+	/* a read-only commit keeps the tables' handles too */
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return mdb_fail(err, errlen, j->path, "creating its tables", rc);
+	return 0;
+}
+
+/* Whether all four tables are empty (before the format record). */
+static int
+tables_empty(struct jstore *j, MDB_txn *txn)
+{
+	for (int i = 0; i < T_MAX; i++) {
+		MDB_stat st;
+		if (mdb_stat(txn, j->dbi[i], &st) != 0 || st.ms_entries > 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* The format version: refused when newer, damaged or missing (missing
+ * is allowed only in a journal with nothing in it, whose first start
+ * stopped before writing it: it is written then). */
 static int
 check_format(struct jstore *j, char *err, size_t errlen)
 {
-	MDB_txn *txn;
-	MDB_val  k = { 6, (void *)"format" }, v;
-	uint8_t  buf[HEAD + 8];
-	int      rc;
+	MDB_txn       *txn;
+	MDB_val        k = { 6, (void *)"format" }, v;
+	struct jrecord rec;
+	int            rc, ok;
 
-	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)) != 0)
+	if (j->fresh)
+		return 0;
+	if ((rc = mdb_txn_begin(j->env, NULL, j->rdonly ? MDB_RDONLY : 0,
+	         &txn)) != 0)
 		return mdb_fail(err, errlen, j->path, "begin", rc);
 	rc = mdb_get(txn, j->dbi[T_META], &k, &v);
-	if (rc == MDB_NOTFOUND) {
-		le64(buf + HEAD, JSTORE_FORMAT);
-		seal(buf, sizeof(buf), K_META);
-		v.mv_size = sizeof(buf);
-		v.mv_data = buf;
-		if ((rc = mdb_put(txn, j->dbi[T_META], &k, &v, 0)) != 0 ||
+	if (rc == MDB_NOTFOUND && tables_empty(j, txn)) {
+		if (j->rdonly) {
+			mdb_txn_abort(txn);
+			return 0;
+		}
+		if ((rc = put_format(j, txn)) != 0 ||
 		    (rc = mdb_txn_commit(txn)) != 0)
 			return mdb_fail(err, errlen, j->path, "writing its format",
 			    rc);
 		return 0;
 	}
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return mdb_fail(err, errlen, j->path, "reading its format", rc);
-	}
-	if (v.mv_size != HEAD + 8 ||
-	    get32(v.mv_data) !=
-	        jstore_crc32c(0, (uint8_t *)v.mv_data + 4, v.mv_size - 4)) {
-		mdb_txn_abort(txn);
-		snprintf(err, errlen,
-		    "journal %s: its format record is damaged: refusing it "
-		    "(move it away to start without it)",
+	ok = rc == 0 && jstore_decode(JSTORE_META, k.mv_data, k.mv_size,
+	                    v.mv_data, v.mv_size, &rec) == 0;
+	mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND)
+		return damaged(err, errlen,
+		    "journal %s is damaged: it holds records but no format "
+		    "record",
 		    j->path);
-		return -1;
-	}
-	if (get64((uint8_t *)v.mv_data + HEAD) > JSTORE_FORMAT) {
-		unsigned long long f = get64((uint8_t *)v.mv_data + HEAD);
-		mdb_txn_abort(txn);
+	if (rc != 0)
+		return mdb_fail(err, errlen, j->path, "reading its format", rc);
+	if (!ok)
+		return damaged(err, errlen,
+		    "journal %s is damaged: its format record fails its "
+		    "checksum",
+		    j->path);
+	if (rec.u.meta.value > JSTORE_FORMAT) {
 		snprintf(err, errlen,
 		    "journal %s was written by a newer Ferry (format %llu, "
 		    "this one reads %d): refusing it",
-		    j->path, f, JSTORE_FORMAT);
+		    j->path, (unsigned long long)rec.u.meta.value,
+		    JSTORE_FORMAT);
 		return -1;
 	}
-	mdb_txn_abort(txn);
 	return 0;
 }
 
@@ -436,38 +798,37 @@ env_open(struct jstore *j, char *err, size_t errlen)
 static int
 env_open_tables(struct jstore *j, char *err, size_t errlen)
 {
-	MDB_txn *txn;
+	/* our own lock keeps others out, and one thread writes */
+	unsigned flags = MDB_NOLOCK | MDB_NOTLS | (j->rdonly ? MDB_RDONLY : 0);
 	int      rc;
 
+	if (check_not_empty(j, err, errlen) != 0)
+		return -1;
 	if ((rc = mdb_env_create(&j->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(j->env, T_MAX)) != 0 ||
 	    (rc = mdb_env_set_mapsize(j->env, j->map_size)) != 0)
 		return mdb_fail(err, errlen, j->path, "setting up", rc);
-	/* our own lock keeps others out, and one thread writes */
-	if ((rc = mdb_env_open(j->env, j->dir, MDB_NOLOCK | MDB_NOTLS,
-	         0600)) != 0)
-		return mdb_fail(err, errlen, j->path, "opening", rc);
-	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)) != 0)
-		return mdb_fail(err, errlen, j->path, "begin", rc);
-	for (int i = 0; i < T_MAX; i++)
-		if ((rc = mdb_dbi_open(txn, table_names[i], MDB_CREATE,
-		         &j->dbi[i])) != 0) {
-			mdb_txn_abort(txn);
-			return mdb_fail(err, errlen, j->path, table_names[i], rc);
-		}
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		return mdb_fail(err, errlen, j->path, "creating its tables", rc);
-	return 0;
+	if ((rc = mdb_env_open(j->env, j->dir, flags, 0600)) != 0)
+		return mdb_fail(err, errlen, j->path,
+		    rc == ENOMEM ? "mapping it (its size limit, or what a "
+		                   "damaged meta page asks for, is more than "
+		                   "the address space allows)"
+		                 : "opening",
+		    rc);
+	if (check_file(j, err, errlen) != 0)
+		return -1;
+	return open_tables(j, err, errlen);
 }
 
-int
-jstore_open(struct jstore **out, const char *dir, size_t map_size,
-    char *err, size_t errlen)
+/* jstore_open's work; rdonly: jstore_check's, writing nothing. */
+static int
+store_open(struct jstore **out, const char *dir, size_t map_size,
+    int rdonly, char *err, size_t errlen)
 {
 	struct jstore *j;
 
 	*out = NULL;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+	if (!rdonly && mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "journal %s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -476,10 +837,11 @@ jstore_open(struct jstore **out, const char *dir, size_t map_size,
 		return -1;
 	}
 	j->lock_fd  = -1;
+	j->rdonly   = rdonly;
 	j->map_size = map_size;
 	snprintf(j->dir, sizeof(j->dir), "%s", dir);
 	snprintf(j->path, sizeof(j->path), "%s/data.mdb", dir);
-	if (lock_dir(j, dir, err, errlen) != 0 ||
+	if (lock_dir(j, !rdonly, err, errlen) != 0 ||
 	    env_open(j, err, errlen) != 0 || check_format(j, err, errlen) != 0)
 		goto fail;
 	*out = j;
@@ -487,6 +849,13 @@ jstore_open(struct jstore **out, const char *dir, size_t map_size,
 fail:
 	jstore_close(j);
 	return -1;
+}
+
+int
+jstore_open(struct jstore **out, const char *dir, size_t map_size,
+    char *err, size_t errlen)
+{
+	return store_open(out, dir, map_size, 0, err, errlen);
 }
 
 void
@@ -607,125 +976,73 @@ jstore_commit(struct jstore *j, const struct jbatch *b, char *err,
 	return 0;
 }
 
-/* Whether value v (of kind) is whole: its checksum right, long enough
- * for its fixed fields. */
+/* Hand one decoded record of table on; non-zero stops the walk. */
 static int
-value_ok(const MDB_val *v, int kind, size_t fixed)
+hand_on(struct jrestore *r, const struct jrecord *rec)
 {
-	const uint8_t *p = v->mv_data;
-	return v->mv_size >= fixed && p[4] == kind && p[5] == 1 &&
-	    get32(p) == jstore_crc32c(0, p + 4, v->mv_size - 4);
+	switch (rec->kind) {
+	case JSTORE_SESSION:
+		r->sessions++;
+		return r->session(r->arg, &rec->u.session);
+	case JSTORE_TASK:
+		r->tasks++;
+		return r->task(r->arg, &rec->u.task);
+	case JSTORE_RESULT:
+		r->results++;
+		return r->result(r->arg, &rec->u.result);
+	default:
+		if (rec->u.meta.name_len == 12 &&
+		    memcmp(rec->u.meta.name, "next_task_id", 12) == 0)
+			r->next_task_id = rec->u.meta.value;
+		return 0; /* "format" was checked at open */
+	}
 }
 
-static int
-decode_task(const MDB_val *k, const MDB_val *v, struct jtask *t)
-{
-	const uint8_t *p = (const uint8_t *)v->mv_data + HEAD;
-
-	if (k->mv_size != 8 || !value_ok(v, K_TASK, TASK_FIXED))
-		return -1;
-	memset(t, 0, sizeof(*t));
-	t->id       = getbe64(k->mv_data);
-	t->session  = get64(p), p += 8;
-	t->tag      = get64(p), p += 8;
-	t->fn_len   = get32(p), p += 4;
-	t->args_len = get32(p), p += 4;
-	t->why_len  = get32(p), p += 4;
-	t->n_objs   = p[0], t->retry_errors = p[1], p += 2;
-	t->attempts = get16(p), p += 2;
-	t->failures = get16(p), p += 2;
-	t->kills    = get16(p), p += 2;
-	t->retries  = get32(p), p += 4;
-	t->backoff_ms     = get32(p), p += 4;
-	t->backoff_max_ms = get32(p), p += 4;
-	t->timeout_ms     = get32(p), p += 4;
-	if (t->n_objs > JSTORE_MAX_OBJS ||
-	    v->mv_size != TASK_FIXED + 8 * (size_t)t->n_objs +
-	            (size_t)t->fn_len + t->args_len + t->why_len)
-		return -1;
-	for (uint8_t i = 0; i < t->n_objs; i++, p += 8)
-		t->objs[i] = get64(p);
-	t->fn   = (const char *)p, p += t->fn_len;
-	t->args = p, p += t->args_len;
-	t->why  = t->why_len > 0 ? (const char *)p : NULL;
-	return 0;
-}
-
-static int
-decode_result(const MDB_val *k, const MDB_val *v, struct jresult *r)
-{
-	const uint8_t *p = (const uint8_t *)v->mv_data + HEAD;
-
-	if (k->mv_size != 16 || !value_ok(v, K_RESULT, RESULT_FIXED))
-		return -1;
-	r->session  = getbe64(k->mv_data);
-	r->seq      = getbe64((const uint8_t *)k->mv_data + 8);
-	r->tag      = get64(p), p += 8;
-	r->code     = (int32_t)get32(p), p += 4;
-	r->attempts = get32(p), p += 4;
-	r->len      = get32(p), p += 4;
-	r->data     = p;
-	return v->mv_size == RESULT_FIXED + r->len ? 0 : -1;
-}
-
-/* Walk one table; each record decoded and handed on. */
+/* Walk one table; each record decoded and handed on.  Then LMDB's count
+ * of the table's records against the walk's. */
 static int
 read_table(struct jstore *j, MDB_txn *txn, int table, struct jrestore *r,
     char *err, size_t errlen)
 {
-	MDB_cursor *c;
-	MDB_val     k, v;
-	int         rc, stop = 0;
+	MDB_cursor    *c;
+	MDB_val        k, v;
+	MDB_stat       st;
+	struct jrecord rec;
+	uint64_t       walked = 0;
+	char           what[64];
+	int            rc, stop = 0;
 
+	snprintf(what, sizeof(what), "reading its table '%s'",
+	    table_names[table]);
 	if ((rc = mdb_cursor_open(txn, j->dbi[table], &c)) != 0)
-		return mdb_fail(err, errlen, j->path, "reading", rc);
+		return mdb_fail(err, errlen, j->path, what, rc);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !stop;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (table == T_SESSIONS) {
-			struct jsession s;
-			if (k.mv_size != 8 ||
-			    !value_ok(&v, K_SESSION, SESSION_FIXED)) {
-				r->damaged++;
-				continue;
-			}
-			s.id       = getbe64(k.mv_data);
-			s.next_seq = get64((uint8_t *)v.mv_data + HEAD);
-			s.max_tag  = get64((uint8_t *)v.mv_data + HEAD + 8);
-			r->sessions++;
-			stop = r->session(r->arg, &s);
-		} else if (table == T_TASKS) {
-			struct jtask t;
-			if (decode_task(&k, &v, &t) != 0) {
-				r->damaged++;
-				continue;
-			}
-			r->tasks++;
-			stop = r->task(r->arg, &t);
-		} else if (table == T_RESULTS) {
-			struct jresult res;
-			if (decode_result(&k, &v, &res) != 0) {
-				r->damaged++;
-				continue;
-			}
-			r->results++;
-			stop = r->result(r->arg, &res);
-		} else if (k.mv_size == 12 &&
-		    memcmp(k.mv_data, "next_task_id", 12) == 0) {
-			if (value_ok(&v, K_META, HEAD + 8))
-				r->next_task_id =
-				    get64((uint8_t *)v.mv_data + HEAD);
-			else
-				r->damaged++;
+		walked++;
+		if (jstore_decode(table_kinds[table], k.mv_data, k.mv_size,
+		        v.mv_data, v.mv_size, &rec) != 0) {
+			r->damaged++;
+			continue;
 		}
+		stop = hand_on(r, &rec);
 	}
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return mdb_fail(err, errlen, j->path, "reading", rc);
+		return mdb_fail(err, errlen, j->path, what, rc);
 	if (stop) {
 		snprintf(err, errlen, "journal %s: out of memory restoring it",
 		    j->path);
 		return -1;
 	}
+	if ((rc = mdb_stat(txn, j->dbi[table], &st)) != 0)
+		return mdb_fail(err, errlen, j->path, what, rc);
+	if (walked > st.ms_entries)
+		return damaged(err, errlen,
+		    "journal %s is damaged: its table '%s' shows %" PRIu64
+		    " records where LMDB counts %zu",
+		    j->path, table_names[table], walked, st.ms_entries);
+	r->missing += st.ms_entries - walked;
+	r->damaged += st.ms_entries - walked;
 	return 0;
 }
 
@@ -736,6 +1053,8 @@ jstore_read(struct jstore *j, struct jrestore *r, char *err, size_t errlen)
 	MDB_txn *txn;
 	int      rc;
 
+	if (j->fresh)
+		return 0;
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return mdb_fail(err, errlen, j->path, "begin", rc);
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
@@ -752,4 +1071,141 @@ jstore_size(const struct jstore *j)
 {
 	struct stat st;
 	return stat(j->path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/* ------------------------------------------------------------ check */
+
+static int
+check_session(void *arg, const struct jsession *s)
+{
+	return 0;
+}
+
+static int
+check_task(void *arg, const struct jtask *t)
+{
+	return 0;
+}
+
+static int
+check_result(void *arg, const struct jresult *res)
+{
+	return 0;
+}
+
+struct check_args {
+	const char *dir;
+	size_t      map_size;
+};
+
+/* In the child: open read-only, read everything.  0 or -1 with err. */
+static int
+check_read(void *arg, char *err, size_t errlen)
+{
+	const struct check_args *a = arg;
+	struct jstore           *j;
+	struct jrestore          r = { 0 };
+	int                      rc;
+
+	r.session = check_session;
+	r.task    = check_task;
+	r.result  = check_result;
+	if (store_open(&j, a->dir, a->map_size, 1, err, errlen) != 0)
+		return -1;
+	rc = jstore_read(j, &r, err, errlen);
+	jstore_close(j);
+	return rc;
+}
+
+/*
+ * The POSIX part: run fn(arg, msg, len) in a child process (fork), with
+ * the default action for the signals of a crash and no core file.
+ * Returns fn's result (0 or -1, its message in msg, passed back through
+ * a pipe), or -1 with *sig the signal that ended the child (0: it did not
+ * die of one; msg says what went wrong then).
+ */
+static int
+call_in_child(int (*fn)(void *, char *, size_t), void *arg, char *msg,
+    size_t len, int *sig)
+{
+	static const int crash[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+		SIGABRT, SIGTRAP, SIGSYS };
+	char    buf[1024];
+	size_t  got = 0;
+	ssize_t n;
+	pid_t   pid;
+	int     fds[2], status;
+
+	*sig = 0;
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		snprintf(msg, len, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if ((pid = fork()) < 0) {
+		snprintf(msg, len, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct rlimit none = { 0, 0 };
+		int           rc;
+		for (size_t i = 0; i < sizeof(crash) / sizeof(crash[0]); i++)
+			signal(crash[i], SIG_DFL);
+		setrlimit(RLIMIT_CORE, &none);
+		close(fds[0]);
+		buf[0] = '\0';
+		rc     = fn(arg, buf, sizeof(buf));
+		if (rc != 0 && write(fds[1], buf, strlen(buf)) < 0)
+			rc = -1; /* the parent reads no message */
+		_exit(rc == 0 ? 0 : 1);
+	}
+	close(fds[1]);
+	while (got < sizeof(buf) - 1 &&
+	    ((n = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0 ||
+	        (n < 0 && errno == EINTR)))
+		got += n > 0 ? (size_t)n : 0;
+	buf[got] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(msg, len, "waitpid: %s", strerror(errno));
+			return -1;
+		}
+	if (WIFSIGNALED(status)) {
+		*sig = WTERMSIG(status);
+		return -1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	snprintf(msg, len, "%s", got > 0 ? buf : "it ended with an error");
+	return -1;
+}
+
+int
+jstore_check(const char *dir, size_t map_size, char *err, size_t errlen)
+{
+	struct check_args a = { dir, map_size };
+	struct stat       st;
+	char              path[4200], msg[1024];
+	int               sig;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &st) != 0 && errno == ENOENT)
+		return 0; /* nothing to check */
+	if (call_in_child(check_read, &a, msg, sizeof(msg), &sig) == 0)
+		return 0;
+	if (sig != 0) {
+		const char *name = sigabbrev_np(sig);
+		return damaged(err, errlen,
+		    "journal %s is damaged: reading it ended with signal %d "
+		    "(SIG%s)",
+		    path, sig, name != NULL ? name : "?");
+	}
+	if (strncmp(msg, "journal ", 8) == 0)
+		snprintf(err, errlen, "%s", msg);
+	else
+		snprintf(err, errlen, "journal %s: cannot check it: %s", path,
+		    msg);
+	return -1;
 }

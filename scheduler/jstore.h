@@ -6,8 +6,14 @@
  * sequence number), sessions (by id) and meta (the format version, the
  * next task id).  Keys are big-endian so that a session's results sit
  * together in order; every value starts with its own CRC32C and record
- * version, so a damaged record is found at recovery instead of believed.
- * A lock file taken with flock() keeps a second scheduler out.
+ * version, checksummed together with its key, so a damaged record is
+ * found at recovery instead of believed.  A lock file taken with flock()
+ * keeps a second scheduler out.
+ *
+ * LMDB itself has no checksums: a damaged page can make it crash.  Before
+ * opening a journal that exists, the scheduler calls jstore_check(), which
+ * reads it in a child process; jstore.c's opening comment says what each
+ * kind of damage leads to.
  *
  * The scheduler's loop never touches LMDB: it appends operations to a
  * batch (jbatch_*), and one journal thread applies a whole batch in one
@@ -53,6 +59,31 @@ struct jsession {
 	uint64_t id, next_seq, max_tag;
 };
 
+/* The kinds of record, as jstore_decode() takes them. */
+enum jkind { JSTORE_TASK = 1, JSTORE_RESULT, JSTORE_SESSION, JSTORE_META };
+
+/* One record decoded (byte strings point into the value given). */
+struct jrecord {
+	int kind;
+	union {
+		struct jtask    task;
+		struct jresult  result;
+		struct jsession session;
+		struct {
+			const char *name; /* the key: "format", "next_task_id" */
+			size_t      name_len;
+			uint64_t    value;
+		} meta;
+	} u;
+};
+
+/* Decode the record of kind stored under key (klen bytes) with value val
+ * (vlen bytes) into *out.  Returns 0, or -1 when it is damaged: a wrong
+ * checksum, kind, version or length.  Reads no byte outside key and val.
+ * jstore_read() uses it; exposed for the fuzz tests. */
+int jstore_decode(int kind, const void *key, size_t klen, const void *val,
+    size_t vlen, struct jrecord *out);
+
 /* ---------------------------------------------------------- batches */
 
 /* Operations waiting to be written, in order. */
@@ -67,8 +98,9 @@ void jbatch_init(struct jbatch *b);
 void jbatch_fini(struct jbatch *b);
 void jbatch_clear(struct jbatch *b);
 
-/* Each returns 0, or -1 when memory runs out (b->oom is then set: the
- * batch is incomplete and the journal must fail rather than write it). */
+/* Each returns 0, or -1 when memory runs out or a record passes 4 GiB
+ * (b->oom is then set: the batch is incomplete and the journal must fail
+ * rather than write it). */
 int jbatch_put_task(struct jbatch *b, const struct jtask *t);
 int jbatch_del_task(struct jbatch *b, uint64_t id);
 int jbatch_put_result(struct jbatch *b, const struct jresult *r);
@@ -84,8 +116,10 @@ int jbatch_next_task_id(struct jbatch *b, uint64_t next);
 /*
  * Open (creating if need be) the journal in directory dir, its map at
  * most map_size bytes.  Takes the directory's lock; refuses a journal of
- * a newer format, one another process holds, or one LMDB finds damaged.
- * Returns 0, or -1 with a message naming the file and the cause in err.
+ * a newer format, one another process holds, one LMDB finds damaged, and
+ * a data file that is empty, shorter than LMDB's last transaction needs
+ * (truncated), or missing one of the four tables.  Returns 0, or -1 with
+ * a message naming the file and the cause in err.
  */
 int jstore_open(struct jstore **out, const char *dir, size_t map_size,
     char *err, size_t errlen);
@@ -99,7 +133,8 @@ int jstore_commit(struct jstore *j, const struct jbatch *b, char *err,
     size_t errlen);
 
 /* What recovery found: callbacks for each record (in key order: sessions,
- * then tasks, then each session's results by seq), and counts. */
+ * then tasks, then each session's results by seq), and counts.  Damaged
+ * and missing records are left out; the caller logs how many. */
 struct jrestore {
 	void *arg;
 	int (*session)(void *arg, const struct jsession *s);
@@ -107,12 +142,35 @@ struct jrestore {
 	int (*result)(void *arg, const struct jresult *r);
 	uint64_t next_task_id;
 	uint64_t sessions, tasks, results;
-	uint64_t damaged; /* records dropped: their checksum was wrong */
+	uint64_t damaged; /* records dropped: their checksum was wrong, or
+	                   * (counted in missing too) they could not be
+	                   * found */
+	uint64_t missing; /* of those, records LMDB counts in a table that
+	                   * the walk through it did not find (a damaged page
+	                   * hid them) */
 };
 
 /* Read the whole journal into the callbacks (one returning non-zero
- * stops it).  Returns 0, or -1 with the cause in err. */
+ * stops it).  Returns 0, or -1 with the cause in err: an error LMDB
+ * reports, or a table in which more records were found than LMDB counts
+ * (a damaged page showed records twice or from an old tree). */
 int jstore_read(struct jstore *j, struct jrestore *r, char *err,
+    size_t errlen);
+
+/*
+ * Read the whole journal in directory dir (its map at most map_size
+ * bytes) as jstore_open() and jstore_read() would, every record decoded,
+ * but in a child process and without writing: a damaged file that makes
+ * LMDB crash crashes the child.  For the scheduler, before jstore_open(),
+ * when dir/data.mdb exists and is not empty.  Returns 0 when the child
+ * read it through (damaged records it dropped are not an error: the real
+ * read counts them), or -1 with the cause in err: "journal DIR/data.mdb
+ * is damaged: reading it ended with signal N (SIGNAME)...", or the
+ * child's own error (in use, truncated, LMDB's error, ...).  Takes the
+ * directory's lock while it reads.  Forks: call it before starting
+ * threads where possible (glibc's allocator is safe after fork()).
+ */
+int jstore_check(const char *dir, size_t map_size, char *err,
     size_t errlen);
 
 /* Bytes the journal's data file takes on disk. */
