@@ -927,24 +927,165 @@ apply(struct jstore *j, MDB_txn *txn, const uint8_t *op)
 	}
 }
 
+/*
+ * Compaction.  Under load most records die in the batch that made them: a
+ * task put when queued, put again when assigned and deleted when done, a
+ * result put and acknowledged.  A put that a later operation of the same
+ * batch overwrites or deletes is skipped: the transaction writes what the
+ * batch ends with, in fewer pages.  Deletes are all kept (what they
+ * delete may have been written by an earlier batch).
+ */
+
+/* One key seen later in the batch: a task or session (put or deleted
+ * after), or a session whose results up to ack are deleted after. */
+struct seen {
+	const uint8_t *key; /* NULL: a free slot */
+	uint16_t       klen;
+	uint8_t        table;
+	uint64_t       ack; /* T_RESULTS: results up to this seq die */
+};
+
+struct compact {
+	struct seen *slot;
+	size_t       mask;
+};
+
+static uint64_t
+key_hash(int table, const uint8_t *k, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)table;
+
+	while (n-- > 0)
+		h = (h ^ *k++) * 1099511628211ULL;
+	return h ^ (h >> 29);
+}
+
+/* The slot of (table, key), empty when not seen yet. */
+static struct seen *
+seen_slot(struct compact *c, int table, const uint8_t *k, uint16_t klen)
+{
+	size_t i = key_hash(table, k, klen) & c->mask;
+
+	for (;; i = (i + 1) & c->mask) {
+		struct seen *e = &c->slot[i];
+		if (e->key == NULL || (e->table == table && e->klen == klen &&
+		                          memcmp(e->key, k, klen) == 0))
+			return e;
+	}
+}
+
+static void
+seen_mark(struct seen *e, int table, const uint8_t *k, uint16_t klen,
+    uint64_t ack)
+{
+	if (e->key == NULL) {
+		e->key   = k;
+		e->klen  = klen;
+		e->table = (uint8_t)table;
+		e->ack   = 0;
+	}
+	if (ack > e->ack)
+		e->ack = ack;
+}
+
+/* Whether op, a put, is dead: a later operation of the batch overwrites
+ * or deletes what it writes.  Then marks what op itself kills. */
+static int
+superseded(struct compact *c, const uint8_t *op)
+{
+	int            table = op[1];
+	uint16_t       klen  = get16(op + 2);
+	const uint8_t *k     = op + OP_HEAD;
+	struct seen   *e;
+	int            dead = 0;
+
+	switch (op[0]) {
+	case OP_PUT:
+		if (table == T_RESULTS && klen == 16) {
+			e    = seen_slot(c, T_RESULTS, k, 8);
+			dead = e->key != NULL && e->ack >= getbe64(k + 8);
+			break; /* a result is put once */
+		}
+		e    = seen_slot(c, table, k, klen);
+		dead = e->key != NULL;
+		seen_mark(e, table, k, klen, 0);
+		break;
+	case OP_DEL:
+		seen_mark(seen_slot(c, table, k, klen), table, k, klen, 0);
+		break;
+	case OP_ACK:
+		seen_mark(seen_slot(c, T_RESULTS, k, 8), T_RESULTS, k, 8,
+		    get64(op + OP_HEAD + klen));
+		break;
+	case OP_DEL_SESSION:
+		seen_mark(seen_slot(c, T_RESULTS, k, 8), T_RESULTS, k, 8,
+		    UINT64_MAX);
+		seen_mark(seen_slot(c, T_SESSIONS, k, klen), T_SESSIONS, k,
+		    klen, 0);
+		break;
+	}
+	return dead;
+}
+
+/* For each of b's operations, whether to skip it (a byte each), or NULL
+ * when the batch is small or memory is short: then nothing is skipped. */
+static uint8_t *
+compact(const struct jbatch *b)
+{
+	struct compact c;
+	const uint8_t **ops;
+	uint8_t        *skip;
+	size_t          n = 0, size = 16, off;
+
+	if (b->n_ops < 4)
+		return NULL;
+	while (size < 2 * b->n_ops)
+		size <<= 1;
+	ops    = malloc(b->n_ops * sizeof(*ops));
+	skip   = calloc(b->n_ops, 1);
+	c.slot = calloc(size, sizeof(*c.slot));
+	c.mask = size - 1;
+	if (ops == NULL || skip == NULL || c.slot == NULL) {
+		free(ops);
+		free(skip);
+		free(c.slot);
+		return NULL;
+	}
+	for (off = 0; off < b->len && n < b->n_ops; n++) {
+		ops[n] = b->buf + off;
+		off += OP_HEAD + get16(ops[n] + 2) + get32(ops[n] + 4);
+	}
+	while (n-- > 0) /* from the last operation back */
+		skip[n] = (uint8_t)superseded(&c, ops[n]);
+	free(ops);
+	free(c.slot);
+	return skip;
+}
+
 /* Write b in one transaction; an LMDB error code. */
 static int
 write_batch(struct jstore *j, const struct jbatch *b)
 {
 	MDB_txn *txn;
-	size_t   off = 0;
+	uint8_t *skip = compact(b);
+	size_t   off = 0, i = 0;
 	int      rc;
 
-	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)) != 0)
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)) != 0) {
+		free(skip);
 		return rc;
-	while (off < b->len) {
+	}
+	for (; off < b->len; i++) {
 		const uint8_t *op = b->buf + off;
-		if ((rc = apply(j, txn, op)) != 0) {
+		if ((skip == NULL || !skip[i]) &&
+		    (rc = apply(j, txn, op)) != 0) {
 			mdb_txn_abort(txn);
+			free(skip);
 			return rc;
 		}
 		off += OP_HEAD + get16(op + 2) + get32(op + 4);
 	}
+	free(skip);
 	return mdb_txn_commit(txn); /* and syncs: no MDB_NOSYNC */
 }
 

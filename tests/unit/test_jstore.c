@@ -517,6 +517,91 @@ test_delete_absent(void **state)
 
 /* -------------------------------------------------------------- refusals */
 
+/* Within one batch, a put that a later operation overwrites or deletes
+ * is skipped (jstore.c's compaction): what comes back is what the
+ * operations in order leave, and a record too big for the map that the
+ * batch itself deletes does not make the commit fail. */
+static void
+test_compaction(void **state)
+{
+	char            dir[PATH_MAX];
+	struct jstore  *j;
+	struct jbatch   b;
+	struct got      g;
+	struct jrestore r;
+	struct jtask    t;
+	uint8_t         args[300], data[200];
+	char            why[64];
+	(void)state;
+
+	journal_dir(dir, "compaction", NULL);
+	j = open_ok(dir, MAP);
+	fill(j, 0, 0); /* sessions 1..3 */
+	jbatch_init(&b);
+	for (uint32_t i = 0; i < 100; i++) { /* put, some twice */
+		make_task(i, &t, args, why);
+		assert_int_equal(jbatch_put_task(&b, &t), 0);
+	}
+	for (uint32_t i = 0; i < 50; i++) {
+		make_task(i, &t, args, why);
+		assert_int_equal(jbatch_put_task(&b, &t), 0);
+	}
+	for (uint32_t i = 0; i < 25; i++) /* deleted after */
+		assert_int_equal(jbatch_del_task(&b, 1000 + i), 0);
+	for (uint32_t i = 10; i < 15; i++) { /* and put again after that */
+		make_task(i, &t, args, why);
+		assert_int_equal(jbatch_put_task(&b, &t), 0);
+	}
+	for (uint64_t q = 1; q <= 100; q++) { /* session 1: acked to 50 */
+		struct jresult res;
+		make_result(1, q, &res, data);
+		assert_int_equal(jbatch_put_result(&b, &res), 0);
+		if (q == 70)
+			assert_int_equal(jbatch_ack(&b, 1, 50), 0);
+	}
+	for (uint64_t q = 1; q <= 10; q++) { /* session 2: ended */
+		struct jresult res;
+		make_result(2, q, &res, data);
+		assert_int_equal(jbatch_put_result(&b, &res), 0);
+	}
+	assert_int_equal(jbatch_del_session(&b, 2), 0);
+	{
+		struct jresult res; /* session 3: a result after its ack */
+		assert_int_equal(jbatch_ack(&b, 3, 5), 0);
+		make_result(3, 6, &res, data);
+		assert_int_equal(jbatch_put_result(&b, &res), 0);
+	}
+	/* a task bigger than the whole map, put and deleted */
+	{
+		size_t   big = 2 * MAP;
+		uint8_t *p   = calloc(big, 1);
+		assert_non_null(p);
+		make_task(500, &t, args, why);
+		t.args     = p;
+		t.args_len = (uint32_t)big;
+		assert_int_equal(jbatch_put_task(&b, &t), 0);
+		assert_int_equal(jbatch_del_task(&b, 1500), 0);
+		free(p);
+	}
+	commit_ok(j, &b);
+	jbatch_fini(&b);
+	jstore_close(j);
+
+	read_back(dir, &g, &r);
+	for (uint32_t i = 0; i < 100; i++)
+		assert_int_equal(g.task[i], i >= 25 || (i >= 10 && i < 15));
+	assert_int_equal(g.task[500], 0);
+	assert_int_equal(r.tasks, 80);
+	for (uint64_t q = 1; q <= 100; q++)
+		assert_int_equal(g.result[1][q], q > 50);
+	for (uint64_t q = 1; q <= 10; q++)
+		assert_int_equal(g.result[2][q], 0);
+	assert_int_equal(g.result[3][6], 1);
+	assert_int_equal(r.results, 50 + 1);
+	assert_int_equal(r.sessions, 2); /* 1 and 3 */
+	assert_int_equal(g.session_next_seq[2], 0);
+}
+
 static void
 test_second_open_refused(void **state)
 {
@@ -1064,6 +1149,7 @@ main(void)
 		cmocka_unit_test(test_ack),
 		cmocka_unit_test(test_del_session),
 		cmocka_unit_test(test_delete_absent),
+		cmocka_unit_test(test_compaction),
 		cmocka_unit_test(test_second_open_refused),
 		cmocka_unit_test(test_newer_format_refused),
 		cmocka_unit_test(test_missing_table_refused),
