@@ -512,6 +512,8 @@ restore(struct journal *j)
 	}
 	s->next_task_id = jr.next_task_id > r.max_id ? jr.next_task_id
 	                                             : r.max_id;
+	if (jr.epoch != 0)
+		s->epoch = jr.epoch; /* workers keep what they hold */
 	j->ids_reserved = j->ids_durable = s->next_task_id;
 	sessions_restored(s);
 	if (r.queued > 0) {
@@ -596,6 +598,8 @@ journal_run(struct journal *j)
 		s->jr_fill = 1;
 	/* the restore's deletions and the first reservation of task ids
 	 * are on disk before any submit is taken */
+	if (jbatch_epoch(j->fill, workers_epoch(s)) != 0)
+		log_error("journal %s: out of memory", j->dir);
 	batch = seal(j);
 	if (jstore_commit(j->st, j->write, err, sizeof(err)) == 0)
 		written(j, batch);

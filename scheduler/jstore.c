@@ -382,6 +382,12 @@ jbatch_next_task_id(struct jbatch *b, uint64_t next)
 	return meta_u64(b, "next_task_id", next);
 }
 
+int
+jbatch_epoch(struct jbatch *b, uint64_t epoch)
+{
+	return meta_u64(b, "epoch", epoch);
+}
+
 
 /* ----------------------------------------------------------- records */
 
@@ -1135,6 +1141,9 @@ hand_on(struct jrestore *r, const struct jrecord *rec)
 		if (rec->u.meta.name_len == 12 &&
 		    memcmp(rec->u.meta.name, "next_task_id", 12) == 0)
 			r->next_task_id = rec->u.meta.value;
+		else if (rec->u.meta.name_len == 5 &&
+		    memcmp(rec->u.meta.name, "epoch", 5) == 0)
+			r->epoch = rec->u.meta.value;
 		return 0; /* "format" was checked at open */
 	}
 }

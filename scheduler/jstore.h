@@ -110,6 +110,9 @@ int jbatch_put_session(struct jbatch *b, const struct jsession *s);
 /* the session and every result it has */
 int jbatch_del_session(struct jbatch *b, uint64_t session);
 int jbatch_next_task_id(struct jbatch *b, uint64_t next);
+/* The run's epoch, the name of its task ids for workers that ride through
+ * a restart (kept so that the next run on this journal has the same). */
+int jbatch_epoch(struct jbatch *b, uint64_t epoch);
 
 /* ------------------------------------------------------------ store */
 
@@ -141,6 +144,7 @@ struct jrestore {
 	int (*task)(void *arg, const struct jtask *t);
 	int (*result)(void *arg, const struct jresult *r);
 	uint64_t next_task_id;
+	uint64_t epoch; /* 0: none recorded */
 	uint64_t sessions, tasks, results;
 	uint64_t damaged; /* records dropped: their checksum was wrong, or
 	                   * (counted in missing too) they could not be

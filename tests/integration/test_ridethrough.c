@@ -416,12 +416,74 @@ test_scheduler_restart(void **state)
 	ferry_client_close(c);
 }
 
+/* As above, but the scheduler keeps a journal: the new one restores the
+ * four tasks and the worker process, registering again with the run's
+ * epoch, keeps all four (docs/reliability.md): none runs again, each
+ * completes once, in that process, and the client that submitted them
+ * rides through the restart and gets every result. */
+static void
+test_scheduler_restart_journal(void **state)
+{
+	static const uint64_t seq0 = 4000;
+	const char *const     libs[]  = { fi_lib, NULL };
+	const char *const     extra[] = { "--slots", "2", NULL };
+	char                  url[256], dir[512];
+	ferry_client         *c;
+	ferry_future         *f[N];
+	pid_t                 sched, pid;
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "restart-journal");
+	snprintf(dir, sizeof(dir), "%s/restart.journal", h_dir());
+	{
+		const char *const jargs[] = { "--journal", dir,
+			"--restore-wait-ms", "20000", NULL };
+		sched = h_scheduler_named("sched-j1", url, jargs);
+	}
+	h_start_workers("workers-restart-j", url, 1, libs, extra);
+	assert_non_null(c = h_connect(url));
+	pid = the_worker(c);
+	for (int i = 0; i < N; i++)
+		f[i] = h_submit(c, "fi_step", 2, seq0 + (uint64_t)i, 3000000,
+		    NULL);
+	assert_int_equal(wait_started(seq0, N, 2, 20000), 0);
+
+	assert_int_equal(kill(sched, SIGKILL), 0);
+	assert_int_equal(h_wait_gone(sched, 10000), 0);
+	{
+		const char *const jargs[] = { "--journal", dir,
+			"--restore-wait-ms", "20000", NULL };
+		h_scheduler_named("sched-j2", url, jargs);
+	}
+	assert_int_equal(h_wait_log("sched-j2", "restored 4 queued task(s)",
+	                     1, 10000),
+	    0);
+	/* the client's session resumes; the futures complete */
+	assert_int_equal(ferry_wait_all(f, N, 60000), 0);
+	for (int i = 0; i < N; i++) {
+		expect_step(f[i], seq0 + (uint64_t)i, pid);
+		assert_int_equal(starts_of(seq0 + (uint64_t)i), 1);
+		ferry_future_free(f[i]);
+	}
+	assert_int_equal(h_log_count("workers-restart-j", "held task(s) kept"),
+	    1);
+	assert_int_equal(h_log_count("workers-restart-j",
+	                     "the scheduler restarted without them"),
+	    0);
+	assert_int_equal(h_status_uint(c, "late_results"), 0);
+	assert_int_equal(h_status_uint(c, "failed"), 0);
+	assert_int_equal(h_status_uint(c, "restored"), N);
+	ferry_client_close(c);
+}
+
 int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_connection_blip, h_teardown),
 		cmocka_unit_test_teardown(test_scheduler_restart, h_teardown),
+		cmocka_unit_test_teardown(test_scheduler_restart_journal,
+		    h_teardown),
 	};
 	h_init(argc, argv);
 	fi_lib = h_fi_lib(argc, argv);
