@@ -387,7 +387,7 @@ journal_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		uint64_t batch, t0;
+		uint64_t batch, t0, size;
 		int      rc;
 
 		wait_for_work(j);
@@ -403,7 +403,9 @@ journal_main(void *arg)
 		t0 = util_now_us();
 		rc = jstore_commit(j->st, j->write, err, sizeof(err));
 		j->write_us += util_now_us() - t0;
+		size = jstore_size(j->st);
 		pthread_mutex_lock(&s->lock);
+		s->stat[ST_journal_bytes] = size;
 		if (rc == 0)
 			written(j, batch);
 		else
@@ -585,6 +587,7 @@ journal_run(struct journal *j)
 	struct sched *s = j->s;
 	char          err[600];
 	uint64_t      batch;
+	int           rc;
 
 	if (sched_observe(s, 1u << TASK_ASSIGNED,
 	        (1u << TASK_QUEUED) | (1u << TASK_DELAYED) | TASK_FINAL_MASK,
@@ -601,7 +604,9 @@ journal_run(struct journal *j)
 	if (jbatch_epoch(j->fill, workers_epoch(s)) != 0)
 		log_error("journal %s: out of memory", j->dir);
 	batch = seal(j);
-	if (jstore_commit(j->st, j->write, err, sizeof(err)) == 0)
+	rc = jstore_commit(j->st, j->write, err, sizeof(err));
+	s->stat[ST_journal_bytes] = jstore_size(j->st);
+	if (rc == 0)
 		written(j, batch);
 	else
 		failed(j, err);

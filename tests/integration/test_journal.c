@@ -316,6 +316,11 @@ test_stop_and_start(void **state)
 	c = connect_riding(url);
 	map_squares(c, 1, 100, done);
 	expect_squares(done, 1, 100);
+	/* what status says of the journal */
+	assert_true(h_status_uint(c, "journal_commits") >= 1);
+	assert_true(h_status_uint(c, "journal_records") >= 100);
+	assert_true(h_status_uint(c, "journal_bytes") >= 4096);
+	assert_int_equal(h_status_uint(c, "journal_trouble"), 0);
 	h_stop(w, 20000);
 	map_squares(c, 1000, 50, queued);
 	wait_accepted(c);
