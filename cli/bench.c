@@ -47,10 +47,18 @@ struct bench_opts {
 };
 
 struct private_cluster {
-	pid_t sched, worker;
-	char  url[256];
-	char  log[256];
+	pid_t       sched, worker;
+	char        url[256];
+	char        log[256];
+	const char *journal;         /* sync mode; NULL or "none": none */
+	const char *journal_parent;  /* where its journal goes (a fresh
+	                              * directory in it, removed at stop) */
+	char        journal_dir[512];
 };
+
+/* The journal modes `--journal` takes, in the order they run. */
+static const char *const journal_modes[] = { "always", "batch", "none" };
+#define N_MODES 3
 
 static void
 bench_usage(FILE *out)
@@ -82,6 +90,15 @@ bench_usage(FILE *out)
 	    "  -f, --file FILE      use the running cluster of this file\n"
 	    "      --fn NAME        the task function (default noop, from "
 	    "ferry_examples)\n"
+	    "      --journal MODES  private clusters whose scheduler keeps a "
+	    "journal:\n"
+	    "                       a comma-separated list of always, batch, "
+	    "none (or\n"
+	    "                       all); each run measures each mode in turn "
+	    "and the\n"
+	    "                       medians are printed side by side\n"
+	    "      --journal-dir D  where those journals go (default $TMPDIR "
+	    "or /tmp)\n"
 	    "  -j, --json           one JSON object per line\n"
 	    "  -h, --help           show this help\n");
 }
@@ -111,6 +128,22 @@ cluster_start(struct private_cluster *pc, long workers, long prefetch,
 	argv[4] = "--log-level";
 	argv[5] = "warn";
 	argv[6] = NULL;
+	if (pc->journal != NULL && strcmp(pc->journal, "none") != 0) {
+		snprintf(pc->journal_dir, sizeof(pc->journal_dir),
+		    "%s/ferry-bench-journal.XXXXXX", pc->journal_parent);
+		if (mkdtemp(pc->journal_dir) == NULL) {
+			fprintf(stderr, "ferry bench: cannot make a journal "
+			                "directory in %s: %s\n",
+			    pc->journal_parent, strerror(errno));
+			pc->journal_dir[0] = '\0';
+			return -1;
+		}
+		argv[6] = "--journal";
+		argv[7] = pc->journal_dir;
+		argv[8] = "--journal-sync";
+		argv[9] = pc->journal;
+		argv[10] = NULL;
+	}
 	if ((pc->sched = cli_spawn(argv, pc->log)) < 0)
 		return -1;
 	snprintf(nproc, sizeof(nproc), "%ld", workers);
@@ -179,6 +212,20 @@ cluster_stop(struct private_cluster *pc)
 		waitpid(pc->sched, &st, 0);
 	}
 	unlink(pc->log);
+	if (pc->journal_dir[0] != '\0') {
+		char path[600];
+		snprintf(path, sizeof(path), "%s/data.mdb", pc->journal_dir);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/lock.mdb", pc->journal_dir);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/lock", pc->journal_dir);
+		unlink(path);
+		if (rmdir(pc->journal_dir) != 0)
+			fprintf(stderr, "ferry bench: cannot remove %s: %s\n",
+			    pc->journal_dir, strerror(errno));
+		pc->journal_dir[0] = '\0';
+	}
+	pc->sched = pc->worker = 0;
 }
 
 static int
@@ -642,6 +689,174 @@ bench_heavy(int argc, char **argv)
 	return rc;
 }
 
+/* The "journal" member of a JSON line, or nothing. */
+static void
+json_journal(const char *mode)
+{
+	if (mode != NULL)
+		printf("\"journal\":\"%s\",", mode);
+}
+
+/* Run r of o's benchmark on c (mode: the journal of the private cluster,
+ * NULL when not comparing): prints its line, its figure (p50 in us, or
+ * tasks/s) in *val.  0, or 1 on failure. */
+static int
+measure(ferry_client *c, const struct bench_opts *o, long r,
+    const char *mode, double *val)
+{
+	const char *j = mode != NULL ? mode : "";
+	const char *sep = mode != NULL ? ", journal " : "";
+
+	if (strcmp(o->kind, "latency") == 0) {
+		uint64_t p50, p99;
+		if (run_latency(c, o, &p50, &p99) != 0)
+			return 1;
+		*val = (double)p50;
+		if (o->json) {
+			printf("{\"bench\":\"latency\",");
+			json_journal(mode);
+			printf("\"n\":%ld,\"workers\":%ld,\"run\":%ld,"
+			       "\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
+			       "}\n",
+			    o->tasks, o->workers, r + 1, p50, p99);
+		} else {
+			printf("latency run %ld%s%s: %ld round trips, p50 %" PRIu64
+			       " us, p99 %" PRIu64 " us\n",
+			    r + 1, sep, j, o->tasks, p50, p99);
+		}
+	} else {
+		double secs, tps = run_throughput(c, o, &secs);
+		if (tps < 0)
+			return 1;
+		*val = tps;
+		if (o->json) {
+			printf("{\"bench\":\"throughput\",");
+			json_journal(mode);
+			printf("\"tasks\":%ld,\"workers\":%ld,\"run\":%ld,"
+			       "\"seconds\":%.4f,\"tasks_per_s\":%.0f}\n",
+			    o->tasks, o->workers, r + 1, secs, tps);
+		} else {
+			printf("throughput run %ld%s%s: %ld tasks on %ld "
+			       "worker(s) in %.3f s: %.0f tasks/s\n",
+			    r + 1, sep, j, o->tasks, o->workers, secs, tps);
+		}
+	}
+	fflush(stdout);
+	return 0;
+}
+
+/* The median of o->runs figures in vals (sorted here); with mode, and
+ * base (the median without a journal, 0: unknown), their ratio too. */
+static double
+summary(const struct bench_opts *o, const char *mode, double *vals,
+    const double *base)
+{
+	int    latency = strcmp(o->kind, "latency") == 0;
+	double med;
+
+	qsort(vals, (size_t)o->runs, sizeof(*vals), cmp_double);
+	med = vals[o->runs / 2];
+	if (o->json) {
+		printf("{\"bench\":\"%s\",\"summary\":\"median\",", o->kind);
+		json_journal(mode);
+		printf("\"runs\":%ld,\"%s\":%.0f", o->runs,
+		    latency ? "p50_us" : "tasks_per_s", med);
+		if (base != NULL && *base > 0)
+			printf(",\"vs_none\":%.3f", med / *base);
+		printf("}\n");
+	} else {
+		printf("median of %ld runs%s%s: %.0f %s", o->runs,
+		    mode != NULL ? ", journal " : "", mode != NULL ? mode : "",
+		    med, latency ? "us (p50)" : "tasks/s");
+		if (base != NULL && *base > 0)
+			printf(" (%.2f x no journal)", med / *base);
+		printf("\n");
+	}
+	return med;
+}
+
+/* Parse --journal's list into use[N_MODES]; 0, or -1 (said). */
+static int
+parse_modes(const char *arg, int *use)
+{
+	const char *p = arg;
+
+	memset(use, 0, N_MODES * sizeof(*use));
+	if (strcmp(arg, "all") == 0) {
+		for (int m = 0; m < N_MODES; m++)
+			use[m] = 1;
+		return 0;
+	}
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",");
+		int    m;
+		for (m = 0; m < N_MODES; m++)
+			if (strlen(journal_modes[m]) == n &&
+			    strncmp(p, journal_modes[m], n) == 0)
+				break;
+		if (m == N_MODES || n == 0) {
+			fprintf(stderr, "ferry bench: --journal '%s': expected a "
+			                "list of always, batch and none, or all\n",
+			    arg);
+			return -1;
+		}
+		use[m] = 1;
+		p += n + (p[n] == ',');
+	}
+	return 0;
+}
+
+/* --journal: each run measures each mode on its own private cluster,
+ * modes alternating so that drift of a shared machine hits all alike;
+ * then the medians side by side. */
+static int
+bench_modes(struct bench_opts *o, const int *use, const char *parent)
+{
+	double *vals[N_MODES] = { NULL };
+	double  base = 0;
+	int     rc = 0;
+
+	for (int m = 0; m < N_MODES; m++)
+		if (use[m] &&
+		    (vals[m] = calloc((size_t)o->runs, sizeof(double))) == NULL)
+			rc = 1;
+	for (long r = 0; r < o->runs && rc == 0; r++)
+		for (int m = 0; m < N_MODES && rc == 0; m++) {
+			struct private_cluster pc;
+			ferry_client          *c;
+			if (!use[m])
+				continue;
+			memset(&pc, 0, sizeof(pc));
+			pc.journal        = journal_modes[m];
+			pc.journal_parent = parent;
+			if (cluster_start(&pc, o->workers, o->prefetch, NULL) !=
+			    0) {
+				cluster_stop(&pc);
+				return 1;
+			}
+			if ((rc = ferry_client_connect(&c, pc.url, 10000)) !=
+			    0) {
+				fprintf(stderr, "ferry bench: cannot connect to "
+				                "%s: %s\n",
+				    pc.url, ferry_strerror(rc));
+				cluster_stop(&pc);
+				rc = 3;
+				break;
+			}
+			rc = measure(c, o, r, journal_modes[m], &vals[m][r]);
+			ferry_client_close(c);
+			cluster_stop(&pc);
+		}
+	if (rc == 0 && use[2])
+		base = summary(o, "none", vals[2], NULL);
+	for (int m = 0; m < 2 && rc == 0; m++)
+		if (use[m])
+			summary(o, journal_modes[m], vals[m], &base);
+	for (int m = 0; m < N_MODES; m++)
+		free(vals[m]);
+	return rc;
+}
+
 int
 cmd_bench(int argc, char **argv)
 {
@@ -650,8 +865,13 @@ cmd_bench(int argc, char **argv)
 		{ "connect", required_argument, NULL, 'c' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "fn", required_argument, NULL, 'F' },
+		{ "journal", required_argument, NULL, 'J' },
+		{ "journal-dir", required_argument, NULL, 'D' },
 		BENCH_OPTIONS,
 	};
+	const char            *tmp = getenv("TMPDIR");
+	const char            *jdir = tmp != NULL && *tmp != '\0' ? tmp : "/tmp";
+	int                    modes[N_MODES], use_modes = 0;
 	struct bench_opts      o;
 	struct private_cluster pc;
 	char                   addr[1024];
@@ -705,6 +925,12 @@ cmd_bench(int argc, char **argv)
 		case 'c': o.url = optarg; break;
 		case 'f': o.file = optarg; break;
 		case 'F': o.fn = optarg; break;
+		case 'J':
+			if (parse_modes(optarg, modes) != 0)
+				return 2;
+			use_modes = 1;
+			break;
+		case 'D': jdir = optarg; break;
 		case 'j': o.json = 1; break;
 		case 'h':
 			bench_usage(stdout);
@@ -713,6 +939,15 @@ cmd_bench(int argc, char **argv)
 			bench_usage(stderr);
 			return 2;
 		}
+	}
+	if (use_modes) {
+		if (o.url != NULL || o.file != NULL) {
+			fprintf(stderr, "ferry bench: --journal measures private "
+			                "clusters; it cannot be used with "
+			                "--connect or --file\n");
+			return 2;
+		}
+		return bench_modes(&o, modes, jdir);
 	}
 	if (o.url != NULL || o.file != NULL) {
 		if (cli_address(o.file, o.url, addr, sizeof(addr)) != 0)
@@ -748,57 +983,11 @@ cmd_bench(int argc, char **argv)
 			o.workers = st.workers;
 	}
 	vals = calloc((size_t)o.runs, sizeof(*vals));
-	rc   = 0;
-	for (long r = 0; r < o.runs && vals != NULL; r++) {
-		if (latency) {
-			uint64_t p50, p99;
-			if (run_latency(c, &o, &p50, &p99) != 0) {
-				rc = 1;
-				break;
-			}
-			vals[r] = (double)p50;
-			if (o.json)
-				printf("{\"bench\":\"latency\",\"n\":%ld,"
-				       "\"workers\":%ld,\"run\":%ld,"
-				       "\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
-				       "}\n",
-				    o.tasks, o.workers, r + 1, p50, p99);
-			else
-				printf("latency run %ld: %ld round trips, "
-				       "p50 %" PRIu64 " us, p99 %" PRIu64
-				       " us\n",
-				    r + 1, o.tasks, p50, p99);
-		} else {
-			double secs, tps = run_throughput(c, &o, &secs);
-			if (tps < 0) {
-				rc = 1;
-				break;
-			}
-			vals[r] = tps;
-			if (o.json)
-				printf("{\"bench\":\"throughput\",\"tasks\":%ld,"
-				       "\"workers\":%ld,\"run\":%ld,"
-				       "\"seconds\":%.4f,\"tasks_per_s\":%.0f}\n",
-				    o.tasks, o.workers, r + 1, secs, tps);
-			else
-				printf("throughput run %ld: %ld tasks on %ld "
-				       "worker(s) in %.3f s: %.0f tasks/s\n",
-				    r + 1, o.tasks, o.workers, secs, tps);
-		}
-		fflush(stdout);
-	}
-	if (rc == 0 && o.runs > 1 && vals != NULL) {
-		qsort(vals, (size_t)o.runs, sizeof(*vals), cmp_double);
-		if (o.json)
-			printf("{\"bench\":\"%s\",\"summary\":\"median\","
-			       "\"runs\":%ld,\"%s\":%.0f}\n",
-			    o.kind, o.runs,
-			    latency ? "p50_us" : "tasks_per_s",
-			    vals[o.runs / 2]);
-		else
-			printf("median of %ld runs: %.0f %s\n", o.runs,
-			    vals[o.runs / 2], latency ? "us (p50)" : "tasks/s");
-	}
+	rc   = vals == NULL;
+	for (long r = 0; r < o.runs && rc == 0; r++)
+		rc = measure(c, &o, r, NULL, &vals[r]);
+	if (rc == 0 && o.runs > 1)
+		summary(&o, NULL, vals, NULL);
 	free(vals);
 	ferry_client_close(c);
 	cluster_stop(&pc);
