@@ -42,6 +42,7 @@
 
 #define ID_RESERVE    (1u << 20) /* task ids reserved on disk at once */
 #define RETRY_MS      1000       /* between tries after a failed write */
+#define RESERVE       (1u << 20) /* room kept free for deletes */
 #define LINGER_US     300        /* longest wait for results (below) */
 #define LAZY_MS       50         /* longest wait of records nobody waits
                                   * for (acks, ended sessions) */
@@ -71,6 +72,7 @@ struct journal {
 	uint64_t       trouble_ms;
 	uint64_t       write_us; /* time spent writing, in all */
 	char           why[600];
+	int            low;      /* the disk is too full to keep RESERVE */
 	char           dir[];
 };
 
@@ -288,9 +290,13 @@ failed(struct journal *j, const char *err)
 {
 	struct sched *s = j->s;
 
-	snprintf(j->why, sizeof(j->why), "%s", err);
-	if (s->jr_trouble)
+	if (s->jr_trouble) {
+		if (strcmp(j->why, err) != 0) /* a new cause: say it */
+			log_error("%s: submissions are still refused", err);
+		snprintf(j->why, sizeof(j->why), "%s", err);
 		return;
+	}
+	snprintf(j->why, sizeof(j->why), "%s", err);
 	s->jr_trouble               = 1;
 	s->stat[ST_journal_trouble] = 1;
 	j->trouble_ms               = sched_now(s);
@@ -305,6 +311,30 @@ failed(struct journal *j, const char *err)
 		replies_refuse_held(s, FERRY_EJOURNAL, err);
 	}
 	results_durable(s); /* they need not wait any more */
+}
+
+/* After a good write: err says why the disk cannot keep RESERVE free
+ * for the journal (submissions are refused until it can), or NULL. */
+static void
+low_space(struct journal *j, const char *err)
+{
+	struct sched *s = j->s;
+
+	if (err != NULL && !j->low) {
+		j->low = 1;
+		snprintf(j->why, sizeof(j->why), "%s", err);
+		s->stat[ST_journal_trouble] = 1;
+		log_error("%s: submissions are refused (FERRY_EJOURNAL) until "
+		          "there is room again; what was acknowledged is on "
+		          "disk, and finished tasks are still written",
+		    err);
+	} else if (err == NULL && j->low) {
+		j->low = 0;
+		s->stat[ST_journal_trouble] = s->jr_trouble;
+		log_warn("journal %s: room again; submissions are accepted",
+		    j->dir);
+	}
+	s->stat[ST_journal_trouble] = s->jr_trouble || j->low;
 }
 
 /*
@@ -388,12 +418,22 @@ journal_main(void *arg)
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		uint64_t batch, t0, size;
-		int      rc;
+		int      rc, low = 0;
+		char     lerr[600];
 
 		wait_for_work(j);
 		if (!has_work(j)) {
 			if (j->stop)
 				break;
+			if (j->low) { /* look for room now and then */
+				pthread_mutex_unlock(&s->lock);
+				low = jstore_reserve(j->st, RESERVE, lerr,
+				    sizeof(lerr));
+				pthread_mutex_lock(&s->lock);
+				low_space(j, low != 0 ? lerr : NULL);
+				if (j->low)
+					pause_ms(j, RETRY_MS);
+			}
 			continue;
 		}
 		if (j->stop && s->jr_trouble)
@@ -403,13 +443,17 @@ journal_main(void *arg)
 		t0 = util_now_us();
 		rc = jstore_commit(j->st, j->write, err, sizeof(err));
 		j->write_us += util_now_us() - t0;
+		if (rc == 0)
+			low = jstore_reserve(j->st, RESERVE, lerr, sizeof(lerr));
 		size = jstore_size(j->st);
 		pthread_mutex_lock(&s->lock);
 		s->stat[ST_journal_bytes] = size;
-		if (rc == 0)
+		if (rc == 0) {
 			written(j, batch);
-		else
+			low_space(j, low != 0 ? lerr : NULL);
+		} else {
 			failed(j, err);
+		}
 		if (rc != 0)
 			pause_ms(j, RETRY_MS);
 		else if (!j->gating)
@@ -606,10 +650,13 @@ journal_run(struct journal *j)
 	batch = seal(j);
 	rc = jstore_commit(j->st, j->write, err, sizeof(err));
 	s->stat[ST_journal_bytes] = jstore_size(j->st);
-	if (rc == 0)
+	if (rc == 0) {
 		written(j, batch);
-	else
+		low_space(j, jstore_reserve(j->st, RESERVE, err, sizeof(err))
+		        ? err : NULL);
+	} else {
 		failed(j, err);
+	}
 	if (util_thread_start(&j->thread, journal_main, j) != 0) {
 		log_error("journal %s: cannot start its thread", j->dir);
 		return -1;
@@ -700,7 +747,7 @@ journal_refuses(struct sched *s, char *why, size_t len)
 
 	if (j == NULL)
 		return 0;
-	if (s->jr_trouble) {
+	if (s->jr_trouble || j->low) {
 		snprintf(why, len, "%s", j->why);
 		return FERRY_EJOURNAL;
 	}

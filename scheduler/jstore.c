@@ -1216,6 +1216,40 @@ jstore_read(struct jstore *j, struct jrestore *r, char *err, size_t errlen)
 	return 0;
 }
 
+int
+jstore_reserve(struct jstore *j, uint64_t bytes, char *err, size_t errlen)
+{
+	MDB_envinfo info;
+	MDB_stat    st;
+	struct stat fs;
+	int         fd, rc;
+	uint64_t    used, want;
+
+	if (j->env == NULL || mdb_env_info(j->env, &info) != 0 ||
+	    mdb_env_stat(j->env, &st) != 0 || mdb_env_get_fd(j->env, &fd) != 0)
+		return 0; /* nothing open to keep room in */
+	if (fstat(fd, &fs) != 0) {
+		snprintf(err, errlen, "journal %s: %s", j->path,
+		    strerror(errno));
+		return -1;
+	}
+	used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)fs.st_size >= used + bytes)
+		return 0;
+	want = used + 2 * bytes;
+	if (want > j->map_size)
+		want = j->map_size;
+	if (want <= (uint64_t)fs.st_size)
+		return 0; /* the map ends first: max_size says when */
+	if ((rc = posix_fallocate(fd, 0, (off_t)want)) != 0) {
+		snprintf(err, errlen,
+		    "journal %s: cannot keep %" PRIu64 " KiB free for it: %s",
+		    j->path, bytes >> 10, strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 uint64_t
 jstore_size(const struct jstore *j)
 {

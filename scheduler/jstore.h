@@ -177,6 +177,17 @@ int jstore_read(struct jstore *j, struct jrestore *r, char *err,
 int jstore_check(const char *dir, size_t map_size, char *err,
     size_t errlen);
 
+/*
+ * Keep at least `bytes` of the data file allocated beyond the last page
+ * LMDB uses (posix_fallocate ahead, in steps of twice that), so that when
+ * the disk fills up, the journal can still write the transactions that
+ * delete finished tasks and free its own pages: LMDB copies every page it
+ * changes, so even a delete needs new pages.  Returns 0, or -1 with a
+ * message naming the file and the cause (ENOSPC: the disk is full).
+ */
+int jstore_reserve(struct jstore *j, uint64_t bytes, char *err,
+    size_t errlen);
+
 /* Bytes the journal's data file takes on disk. */
 uint64_t jstore_size(const struct jstore *j);
 

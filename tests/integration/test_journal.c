@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -285,6 +287,7 @@ test_counts_carry_on(void **state)
 	assert_int_equal(ferry_submit_opts(c, "crash", NULL, 0, &o, &f), 0);
 	assert_int_equal(h_wait_status(c, "kills", 1, 30000), 0);
 	assert_int_equal(h_status_uint(c, "delayed"), 1);
+	wait_accepted(c); /* answered: on disk (unanswered, it is re-sent) */
 
 	kill9(s);
 	sched_on("counts-2", url, dir, NULL);
@@ -397,23 +400,24 @@ test_damaged_refused(void **state)
 /* A full journal (its max_size reached) refuses submissions with
  * FERRY_EJOURNAL, naming it; what it accepted before still runs and its
  * results arrive; once space is free again, submissions are taken. */
+/*
+ * The journal in dir (its scheduler at url) fills up: echo tasks of 64
+ * KiB each are submitted with no worker until one is refused with
+ * FERRY_EJOURNAL naming the journal; then what was accepted runs and its
+ * results arrive, the journal writes again once they are gone, and a new
+ * task is taken and runs.
+ */
 static void
-test_full_refuses(void **state)
+fill_then_recover(const char *url, const char *dir)
 {
-	char           url[256], dir[512];
-	const char    *extra[] = { "--journal-max-size", "1MiB", NULL };
 	ferry_client  *c;
 	ferry_future  *f[64], *late;
 	uint8_t       *big = malloc(70000);
 	size_t         n = 0, len;
 	uint64_t       end;
 	int            refused = 0;
-	(void)state;
 
 	assert_non_null(big);
-	h_ipc_url(url, sizeof(url), "full");
-	journal_dir(dir, sizeof(dir), "full");
-	sched_on("full-1", url, dir, extra);
 	c = connect_riding(url);
 	/* echo of a 64 KiB string, with no worker: each waits, recorded */
 	memset(big, 'x', 70000);
@@ -432,6 +436,7 @@ test_full_refuses(void **state)
 	if (strstr(ferry_future_error(f[n]), dir) == NULL)
 		fail_msg("the refusal does not name the journal: %s",
 		    ferry_future_error(f[n]));
+	printf("refused after %zu tasks: %s\n", n, ferry_future_error(f[n]));
 	ferry_future_free(f[n]);
 	assert_int_equal(h_status_uint(c, "journal_trouble"), 1);
 
@@ -458,6 +463,53 @@ test_full_refuses(void **state)
 	ferry_client_close(c);
 }
 
+/* A journal at its size limit (max_size: LMDB's map full). */
+static void
+test_full_refuses(void **state)
+{
+	char        url[256], dir[512];
+	const char *extra[] = { "--journal-max-size", "1MiB", NULL };
+	(void)state;
+
+	h_ipc_url(url, sizeof(url), "full");
+	journal_dir(dir, sizeof(dir), "full");
+	sched_on("full-1", url, dir, extra);
+	fill_then_recover(url, dir);
+}
+
+/* A journal on a file system that fills up (ENOSPC): a 4 MiB tmpfs in
+ * a mount namespace of this test's own (root only; skipped otherwise).
+ * The scheduler started here inherits the namespace. */
+static void
+test_disk_full(void **state)
+{
+	char url[256], dir[512];
+	(void)state;
+
+	if (geteuid() != 0) {
+		printf("skipped: mounting a tmpfs needs root\n");
+		skip();
+	}
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		printf("skipped: no mount namespace: %s\n", strerror(errno));
+		skip();
+	}
+	h_ipc_url(url, sizeof(url), "disk");
+	journal_dir(dir, sizeof(dir), "disk");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	if (mount("ferry-test", dir, "tmpfs", MS_NOSUID | MS_NODEV,
+	        "size=4m,mode=0700") != 0) {
+		printf("skipped: cannot mount a tmpfs: %s\n", strerror(errno));
+		skip();
+	}
+	sched_on("disk-1", url, dir, NULL);
+	fill_then_recover(url, dir);
+	assert_true(h_log_count("disk-1", "No space left on device") >= 1);
+	/* the scheduler still has it open: detach it, gone when it exits */
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -470,6 +522,7 @@ main(int argc, char **argv)
 		    test_second_scheduler_refused, h_teardown),
 		cmocka_unit_test_teardown(test_damaged_refused, h_teardown),
 		cmocka_unit_test_teardown(test_full_refuses, h_teardown),
+		cmocka_unit_test_teardown(test_disk_full, h_teardown),
 	};
 
 	h_init(argc, argv);
