@@ -235,6 +235,7 @@ seal(struct journal *j)
 {
 	struct sched     *s = j->s;
 	struct list_node *n, *tmp;
+	uint64_t          first;
 
 	list_for_each_safe(&j->dirty, n, tmp) {
 		struct session *se = list_entry(n, struct session, jr_node);
@@ -247,6 +248,7 @@ seal(struct journal *j)
 		(void)jbatch_next_task_id(j->fill, j->ids_reserved);
 	}
 	j->ids_writing = j->ids_reserved;
+	first          = j->fresh_id; /* the first id of the batch sealed */
 	j->fresh_id    = s->next_task_id + 1;
 	j->fresh = j->fresh_ended = 0;
 	j->urgent = 0;
@@ -254,7 +256,7 @@ seal(struct journal *j)
 		struct jbatch *b  = j->write;
 		j->write          = j->fill;
 		j->fill           = b;
-		j->write_fresh_id = j->fresh_id;
+		j->write_fresh_id = first;
 	} else {
 		batch_append(j->write, j->fill);
 	}
@@ -645,6 +647,7 @@ journal_run(struct journal *j)
 		s->jr_fill = 1;
 	/* the restore's deletions and the first reservation of task ids
 	 * are on disk before any submit is taken */
+	j->fresh_id = s->next_task_id + 1; /* restored tasks are not fresh */
 	if (jbatch_epoch(j->fill, workers_epoch(s)) != 0)
 		log_error("journal %s: out of memory", j->dir);
 	batch = seal(j);

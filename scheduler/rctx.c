@@ -125,7 +125,9 @@ reply_when(struct sched *s, struct rctx *rc, uint64_t mark)
 	nng_msg *msg;
 	int      rv;
 
-	if (mark <= s->jr_durable && s->held_head == NULL) {
+	/* in trouble nothing gets written until it ends: what is answered
+	 * now (refusals, cancels) goes at once, as results do */
+	if ((mark <= s->jr_durable || s->jr_trouble) && s->held_head == NULL) {
 		reply(s, rc);
 		return;
 	}

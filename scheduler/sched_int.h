@@ -110,9 +110,6 @@ struct task_end {
 	uint64_t    seq;  /* its stored result's number; 0: none stored */
 };
 
-/* Not a state either: where the first transition of a task read back
- * from the journal comes from. */
-#define TASK_RESTORED (TASK_SUBMITTED + 1)
 
 /*
  * A task-state observer: called after every transition of a task whose

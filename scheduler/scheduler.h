@@ -25,6 +25,9 @@ enum sched_task_state {
 /* Not a state a task is in: where its first transition (to queued) comes
  * from, as observers see it. */
 #define TASK_SUBMITTED TASK_STATE_MAX
+/* Not a state either: where the first transition of a task read back
+ * from the journal comes from. */
+#define TASK_RESTORED (TASK_SUBMITTED + 1)
 
 /*
  * Run a scheduler until SIGINT or SIGTERM.  The first signal drains: new

@@ -450,6 +450,10 @@ fill_then_recover(const char *url, const char *dir)
 		assert_int_equal(dlen, len);
 		ferry_future_free(f[i]);
 	}
+	/* the refused ones never ran */
+	assert_int_equal(h_wait_status(c, "done", n, 30000), 0);
+	usleep(200000);
+	assert_int_equal(h_status_uint(c, "done"), n);
 	/* they are done: the journal writes again and takes new work */
 	end = util_now_ms() + 30000;
 	while (h_status_uint(c, "journal_trouble") != 0 && util_now_ms() < end)

@@ -70,13 +70,18 @@ test_state_names(void **state)
 	assert_string_equal(sched_state_name(TASK_DEAD), "dead");
 	assert_string_equal(sched_state_name(TASK_SUBMITTED), "submitted");
 	assert_string_equal(sched_state_name(-1), "?");
-	assert_string_equal(sched_state_name(TASK_STATE_MAX + 1), "?");
+	assert_string_equal(sched_state_name(TASK_RESTORED), "restored");
+	assert_string_equal(sched_state_name(TASK_RESTORED + 1), "?");
 	assert_false(sched_transition_ok(-1, TASK_QUEUED));
-	assert_false(sched_transition_ok(TASK_STATE_MAX + 1, TASK_QUEUED));
-	/* a new task only ever goes to the queue */
-	for (int to = 0; to < TASK_STATE_MAX; to++)
+	assert_false(sched_transition_ok(TASK_RESTORED + 1, TASK_QUEUED));
+	/* a new task, or one read back from the journal, only ever goes to
+	 * the queue */
+	for (int to = 0; to < TASK_STATE_MAX; to++) {
 		assert_int_equal(sched_transition_ok(TASK_SUBMITTED, to),
 		    to == TASK_QUEUED);
+		assert_int_equal(sched_transition_ok(TASK_RESTORED, to),
+		    to == TASK_QUEUED);
+	}
 }
 
 static void
