@@ -3,8 +3,9 @@
  *
  * Every number of the status reply (docs/protocol.md 3.12) is a row here,
  * in the reply's order: the scheduler writes the reply from it, libferry
- * fills struct ferry_status from it, `ferry status` prints from it, and a
- * unit test holds docs/protocol.md to it.  A new counter is one new row
+ * fills struct ferry_status from it, `ferry status` prints from it (test_cli
+ * checks `--counters` against it), and docs/protocol.md 3.12 lists it by
+ * hand.  A new counter is one new row
  * (and, for the C API, one new member at the end of struct ferry_status).
  *
  * X(name, kind, width, doc):

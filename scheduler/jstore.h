@@ -4,7 +4,7 @@
  *
  * Four tables: tasks (by scheduler task id), results (by session and
  * sequence number), sessions (by id) and meta (the format version, the
- * next task id).  Keys are big-endian so that a session's results sit
+ * next task id, the run's epoch).  Keys are big-endian so that a session's results sit
  * together in order; every value starts with its own CRC32C and record
  * version, checksummed together with its key, so a damaged record is
  * found at recovery instead of believed.  A lock file taken with flock()
@@ -166,7 +166,7 @@ int jstore_read(struct jstore *j, struct jrestore *r, char *err,
  * bytes) as jstore_open() and jstore_read() would, every record decoded,
  * but in a child process and without writing: a damaged file that makes
  * LMDB crash crashes the child.  For the scheduler, before jstore_open(),
- * when dir/data.mdb exists and is not empty.  Returns 0 when the child
+ * when dir/data.mdb exists.  Returns 0 when the child
  * read it through (damaged records it dropped are not an error: the real
  * read counts them), or -1 with the cause in err: "journal DIR/data.mdb
  * is damaged: reading it ended with signal N (SIGNAME)...", or the
