@@ -520,9 +520,15 @@ restore_result(void *arg, const struct jresult *jr)
 	struct restore *r  = arg;
 	struct session *se = idmap_get(&r->s->sessions, jr->session);
 
-	if (se == NULL || idmap_get(&se->done, jr->tag) != NULL) {
+	if (se == NULL) { /* its session ended: nobody would fetch it */
 		r->orphans++;
 		return jbatch_del_session(r->fix, jr->session) != 0;
+	}
+	if (idmap_get(&se->done, jr->tag) != NULL) {
+		/* a second result of one task: the first counts; this one
+		 * goes when the client acknowledges past it */
+		r->orphans++;
+		return 0;
 	}
 	if (results_restore(r->s, se, jr) != 0)
 		return 1;
