@@ -82,6 +82,7 @@ struct jstore {
 	int      lock_fd;
 	int      rdonly; /* jstore_check's: nothing is written */
 	int      fresh;  /* rdonly, and no commit yet: nothing to read */
+	int      remade; /* a file with no commit was removed and made anew */
 	size_t   map_size;
 	char     dir[4096];
 	char     path[4200];
@@ -673,6 +674,45 @@ put_format(struct jstore *j, MDB_txn *txn)
 	return mdb_put(txn, j->dbi[T_META], &k, &v, 0);
 }
 
+static int env_open_tables(struct jstore *j, char *err, size_t errlen);
+
+/*
+ * LMDB says no transaction was ever written.  A file LMDB has just made
+ * is its two meta pages and nothing else: 0 (nothing to do).  A file
+ * that holds more has had commits, and damage made its meta pages say
+ * otherwise: -1 (refused; LMDB would follow whatever tree they name).
+ * A file of only two meta pages from a start that never wrote its first
+ * transaction holds nothing, but its meta pages may be damaged too: it
+ * is removed and made again (1: open it again), once.
+ */
+static int
+fresh_file(struct jstore *j, char *err, size_t errlen)
+{
+	struct stat st;
+	long        page = sysconf(_SC_PAGESIZE);
+
+	if (page <= 0)
+		page = 4096;
+	if (stat(j->path, &st) != 0)
+		return 0;
+	if (st.st_size > 2 * (off_t)page)
+		return damaged(err, errlen,
+		    "journal %s is damaged: its meta pages say nothing was "
+		    "ever written to it, yet it holds %lld bytes",
+		    j->path, (long long)st.st_size);
+	if (j->rdonly || j->remade)
+		return 0;
+	mdb_env_close(j->env);
+	j->env    = NULL;
+	j->remade = 1;
+	if (unlink(j->path) != 0) {
+		snprintf(err, errlen, "journal %s: %s", j->path,
+		    strerror(errno));
+		return -1;
+	}
+	return 1;
+}
+
 /* Open the tables in a journal LMDB has opened: a new one (no commit
  * yet) gets them and its format record; in one that has had commits, a
  * missing table is damage. */
@@ -686,6 +726,8 @@ open_tables(struct jstore *j, char *err, size_t errlen)
 	if ((rc = mdb_env_info(j->env, &info)) != 0)
 		return mdb_fail(err, errlen, j->path, "opening", rc);
 	fresh = info.me_last_txnid == 0;
+	if (fresh && (rc = fresh_file(j, err, errlen)) != 0)
+		return rc < 0 ? -1 : env_open_tables(j, err, errlen);
 	if (fresh && j->rdonly) {
 		j->fresh = 1;
 		return 0;
@@ -1310,7 +1352,7 @@ check_read(void *arg, char *err, size_t errlen)
  */
 static int
 call_in_child(int (*fn)(void *, char *, size_t), void *arg, char *msg,
-    size_t len, int *sig)
+    size_t len, int *sig, unsigned cpu_s)
 {
 	static const int crash[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL,
 		SIGABRT, SIGTRAP, SIGSYS };
@@ -1332,11 +1374,13 @@ call_in_child(int (*fn)(void *, char *, size_t), void *arg, char *msg,
 		return -1;
 	}
 	if (pid == 0) {
-		struct rlimit none = { 0, 0 };
+		struct rlimit none = { 0, 0 }, cpu = { cpu_s, cpu_s + 1 };
 		int           rc;
 		for (size_t i = 0; i < sizeof(crash) / sizeof(crash[0]); i++)
 			signal(crash[i], SIG_DFL);
+		signal(SIGXCPU, SIG_DFL);
 		setrlimit(RLIMIT_CORE, &none);
+		setrlimit(RLIMIT_CPU, &cpu); /* a damaged tree can loop */
 		close(fds[0]);
 		buf[0] = '\0';
 		rc     = fn(arg, buf, sizeof(buf));
@@ -1373,12 +1417,25 @@ jstore_check(const char *dir, size_t map_size, char *err, size_t errlen)
 	struct stat       st;
 	char              path[4200], msg[1024];
 	int               sig;
+	unsigned          cpu;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	if (stat(path, &st) != 0 && errno == ENOENT)
-		return 0; /* nothing to check */
-	if (call_in_child(check_read, &a, msg, sizeof(msg), &sig) == 0)
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return 0; /* nothing to check */
+		st.st_size = 0;
+	}
+	/* reading takes well under a second per 100 MiB: far more is a
+	 * loop, which damage can make */
+	cpu = 5 + (unsigned)(st.st_size / (32 << 20));
+	if (call_in_child(check_read, &a, msg, sizeof(msg), &sig, cpu) == 0)
 		return 0;
+	if (sig == SIGXCPU)
+		return damaged(err, errlen,
+		    "journal %s is damaged: reading it took more than %u s "
+		    "of CPU time (a damaged page can make LMDB go round in "
+		    "circles)",
+		    path, cpu);
 	if (sig != 0) {
 		const char *name = sigabbrev_np(sig);
 		return damaged(err, errlen,
