@@ -51,6 +51,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -103,14 +104,55 @@ crc_init(void)
 	}
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <nmmintrin.h>
+#define CRC_HW 1
+
+/* The same with SSE 4.2's crc32 instruction (CRC32C's polynomial), eight
+ * bytes at a time: about ten times the table's speed. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc_sse42(uint32_t crc, const uint8_t *b, size_t n)
+{
+	uint64_t c = crc;
+
+	for (; n >= 8; b += 8, n -= 8) {
+		uint64_t v;
+		memcpy(&v, b, 8);
+		c = _mm_crc32_u64(c, v);
+	}
+	crc = (uint32_t)c;
+	while (n-- > 0)
+		crc = _mm_crc32_u8(crc, *b++);
+	return crc;
+}
+#endif
+
+/* 1: use the CPU's instruction, 0: the table (also when the
+ * environment has FERRY_CRC_TABLE, for the tests of the table). */
+static int            crc_hw;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void
+crc_choose(void)
+{
+	crc_init();
+#ifdef CRC_HW
+	crc_hw = getenv("FERRY_CRC_TABLE") == NULL &&
+	    __builtin_cpu_supports("sse4.2");
+#endif
+}
+
 uint32_t
 jstore_crc32c(uint32_t crc, const void *p, size_t n)
 {
 	const uint8_t *b = p;
 
-	if (crc_table[1] == 0)
-		crc_init();
+	pthread_once(&crc_once, crc_choose);
 	crc = ~crc;
+#ifdef CRC_HW
+	if (crc_hw)
+		return ~crc_sse42(crc, b, n);
+#endif
 	while (n-- > 0)
 		crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
 	return ~crc;
