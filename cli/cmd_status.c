@@ -112,6 +112,25 @@ worker_busy(const msgpack_object *w)
 	return held < s ? held : s;
 }
 
+/* "journal" line: a scheduler with a journal has written at least its
+ * first batch before it listened; none, and the line says so. */
+static void
+print_journal(const struct ferry_status *st)
+{
+	if (st->journal_commits == 0) {
+		printf("journal    none: a restart of the scheduler loses its "
+		       "queue\n");
+		return;
+	}
+	printf("journal    %s, %.1f MiB on disk, %" PRIu64 " write(s), %" PRIu64
+	       " record(s), %" PRIu64 " task(s) restored at start\n",
+	    st->journal_trouble ? "IN TROUBLE (submissions refused; see the "
+	                          "scheduler's log)"
+	                        : "ok",
+	    (double)st->journal_bytes / (1024.0 * 1024.0),
+	    st->journal_commits, st->journal_records, st->restored);
+}
+
 /* "waiting" line: queued tasks for functions no connected worker runs. */
 static void
 print_waiting(const struct cli_status *s)
@@ -208,6 +227,7 @@ print_status(const char *addr, const struct cli_status *s)
 		print_counters(&s->st, summary[i].text);
 		printf("\n");
 	}
+	print_journal(&s->st);
 	print_waiting(s);
 	print_failures(s);
 	print_workers(wl);

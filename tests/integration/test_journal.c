@@ -324,6 +324,14 @@ test_stop_and_start(void **state)
 	assert_true(h_status_uint(c, "journal_records") >= 100);
 	assert_true(h_status_uint(c, "journal_bytes") >= 4096);
 	assert_int_equal(h_status_uint(c, "journal_trouble"), 0);
+	{
+		const char *args[] = { "status", "-c", url, NULL };
+		char       *out = NULL;
+		assert_int_equal(h_run(args, 20000, &out, NULL), 0);
+		if (strstr(out, "\njournal    ok, ") == NULL)
+			fail_msg("ferry status shows no journal:\n%s", out);
+		free(out);
+	}
 	h_stop(w, 20000);
 	map_squares(c, 1000, 50, queued);
 	wait_accepted(c);
