@@ -134,6 +134,8 @@ struct ferry_client {
 	struct ferry_client_opts opts; /* max_message_size: lowered by the
 	                                * welcome */
 	nng_socket               sock;
+	struct req_dialer        dialer;   /* its dialer, watched (I/O
+	                                    * thread, after connect) */
 	int                      event_fd; /* wakes the I/O thread */
 	nng_aio                 *rx;       /* receives every reply */
 	pthread_t                thread;

@@ -341,7 +341,7 @@ io_main(void *arg)
 	pthread_mutex_unlock(&c->lock);
 	for (;;) {
 		struct pollfd pfd;
-		int           closing, tmo = 200;
+		int           closing, tmo = 200, away;
 		uint64_t      now;
 
 		pthread_mutex_lock(&c->lock);
@@ -365,9 +365,19 @@ io_main(void *arg)
 			else if (end - now < (uint64_t)tmo)
 				tmo = (int)(end - now);
 		}
+		away = !c->connected && c->was_connected;
 		pthread_mutex_unlock(&c->lock);
 		if (closing)
 			break;
+		if (away) {
+			/* reconnecting: a dialer that stopped trying is
+			 * replaced (req_dial_watch; outside the lock, as
+			 * NNG's statistics are read; if that fails, it is
+			 * tried again at a later turn) */
+			char err[256];
+			(void)req_dial_watch(c->sock, c->url, &c->dialer, err,
+			    sizeof(err));
+		}
 		pfd.fd     = c->event_fd;
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, tmo) < 0 && errno != EINTR)
@@ -486,7 +496,8 @@ client_open(ferry_client *c, const char *url, const struct sec_dial *sd,
 	         c)) != 0 ||
 	    (rv = nng_aio_alloc(&c->rx, rx_cb, c)) != 0)
 		return util_nng_err(rv);
-	if (req_dial(c->sock, url, sd, c->token, errbuf, errbuf_len) != 0)
+	if (req_dial(c->sock, url, sd, c->token, &c->dialer, errbuf,
+	        errbuf_len) != 0)
 		return FERRY_EINVAL;
 	/* NNG's and our I/O threads must not take the caller's signals */
 	sigfillset(&all);

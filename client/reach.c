@@ -88,7 +88,11 @@ dial_cause(const struct dial_counts *a, const struct dial_counts *b,
 	if (a == NULL)
 		a = &zero;
 	for (size_t k = 0; k < N_KINDS; k++) {
-		uint64_t d = *count_of(b, k) - *count_of(a, k);
+		/* fewer than at a: the dialer was replaced since
+		 * (req_dial_watch), and the new one's count is all there is */
+		uint64_t d = *count_of(b, k) >= *count_of(a, k)
+		    ? *count_of(b, k) - *count_of(a, k)
+		    : *count_of(b, k);
 		if (kinds[k].why == NULL || d <= most)
 			continue;
 		most    = d;

@@ -90,13 +90,69 @@ req_abandon(struct req_set *s, void (*drop)(struct req *r, void *arg),
 
 int
 req_dial(nng_socket sock, const char *url, const struct sec_dial *sd,
-    char *token, char *err, size_t errlen)
+    char *token, struct req_dialer *rd, char *err, size_t errlen)
 {
 	if (sd->token_file != NULL &&
 	    (sec_token_load(sd->token_file, token, err, errlen) != 0 ||
 	        sec_token_check_url(url, token, err, errlen) != 0))
 		return -1;
-	return sec_dial(sock, url, sd, err, errlen);
+	if (rd != NULL)
+		memset(rd, 0, sizeof(*rd));
+	return sec_dial(sock, url, sd, rd != NULL ? &rd->dl : NULL, err,
+	    errlen);
+}
+
+/* The attempts dl has ended (NNG's counters of its outcomes), and its
+ * connections now; -1 when NNG keeps no statistics of it. */
+static int
+dial_state(nng_dialer dl, uint64_t *ended, uint64_t *pipes)
+{
+	nng_stat *all, *x, *y;
+	int       found = 0;
+
+	*ended = *pipes = 0;
+	if (nng_stats_get(&all) != 0)
+		return -1;
+	for (x = nng_stat_child(all); x != NULL && !found;
+	     x = nng_stat_next(x)) {
+		const char *name = nng_stat_name(x);
+		nng_stat   *id   = nng_stat_find(x, "id");
+		if (name == NULL || strcmp(name, "dialer") != 0 || id == NULL ||
+		    nng_stat_value(id) != (uint64_t)nng_dialer_id(dl))
+			continue;
+		found = 1;
+		for (y = nng_stat_child(x); y != NULL; y = nng_stat_next(y))
+			if (nng_stat_type(y) == NNG_STAT_COUNTER)
+				*ended += nng_stat_value(y);
+			else if (strcmp(nng_stat_name(y), "pipes") == 0)
+				*pipes = nng_stat_value(y);
+	}
+	nng_stats_free(all);
+	return found ? 0 : -1;
+}
+
+int
+req_dial_watch(nng_socket sock, const char *url, struct req_dialer *rd,
+    char *err, size_t errlen)
+{
+	uint64_t ended, pipes, now = util_now_ms();
+
+	if (now - rd->checked_ms < 500)
+		return 0;
+	rd->checked_ms = now;
+	if (dial_state(rd->dl, &ended, &pipes) != 0 || pipes > 0) {
+		rd->since_ms = 0;
+		return 0;
+	}
+	if (rd->since_ms == 0 || ended != rd->ended) {
+		rd->ended    = ended;
+		rd->since_ms = now;
+		return 0;
+	}
+	if (now - rd->since_ms < REQ_DIAL_STALL_MS)
+		return 0;
+	rd->since_ms = 0;
+	return sec_redial(sock, url, &rd->dl, err, errlen) == 0 ? 1 : -1;
 }
 
 int

@@ -71,12 +71,41 @@ void req_done(struct req *r);
 void req_abandon(struct req_set *s, void (*drop)(struct req *r, void *arg),
     void *arg);
 
+/* A peer's dialer, and what req_dial_watch saw of it. */
+struct req_dialer {
+	nng_dialer dl;
+	uint64_t   ended;      /* its attempts that had ended, at since_ms */
+	uint64_t   since_ms;   /* 0: not watching (it has a connection) */
+	uint64_t   checked_ms; /* the last look (at most every 500 ms) */
+};
+
 /* Load the shared token of sd->token_file into token (SEC_TOKEN_MAX + 1
  * bytes; "" without a token file), refusing one that url would show to
- * others, and dial url on sock in the background with sd's TLS files.
- * Returns 0, or -1 with a message naming the file or the URL in err. */
+ * others, and dial url on sock in the background with sd's TLS files;
+ * rd (may be NULL) takes the dialer.  Returns 0, or -1 with a message
+ * naming the file or the URL in err. */
 int req_dial(nng_socket sock, const char *url, const struct sec_dial *sd,
-    char *token, char *err, size_t errlen);
+    char *token, struct req_dialer *rd, char *err, size_t errlen);
+
+/* How long a dialer without a connection may end no attempt before
+ * req_dial_watch replaces it: longer than NNG's longest wait between two
+ * attempts (NNG_OPT_RECONNMAXT, 1 s: util_sock_setup) and than the 10 s
+ * it gives a connection to finish its handshake. */
+#define REQ_DIAL_STALL_MS 11000
+
+/*
+ * Call now and then while the peer is not connected: when rd's dialer
+ * has no connection and has ended no connection attempt for
+ * REQ_DIAL_STALL_MS, it stopped trying, and a new one replaces it
+ * (sec_redial).  NNG (1.5.2, and later 1.x) stops a dialer for good when
+ * an attempt ends in NNG_ECLOSED, which a write into a connection whose
+ * peer is gone (EPIPE) also gives: kill -9 restarts of the scheduler have
+ * been seen to leave a peer's dialer so (its counters frozen, no
+ * connection), unable to reach any later scheduler.  Returns 1 when it
+ * replaced the dialer (err says why it could not, with -1), else 0.
+ */
+int req_dial_watch(nng_socket sock, const char *url, struct req_dialer *rd,
+    char *err, size_t errlen);
 
 /* Build a message holding w's bytes; with id non-zero, the id goes in
  * its header (a raw REQ socket).  Returns 0 or an NNG error. */

@@ -150,7 +150,7 @@ cfg_cert_key(nng_tls_config *cfg, const char *path, char *err,
 
 int
 sec_dial(nng_socket s, const char *url, const struct sec_dial *d,
-    char *err, size_t errlen)
+    nng_dialer *out, char *err, size_t errlen)
 {
 	nng_dialer      dl;
 	nng_tls_config *cfg = NULL;
@@ -164,7 +164,7 @@ sec_dial(nng_socket s, const char *url, const struct sec_dial *d,
 			    "TLS files are set but %s is not a tls+tcp:// "
 			    "address",
 			    url);
-		if ((rv = nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK)) != 0)
+		if ((rv = nng_dial(s, url, out, NNG_FLAG_NONBLOCK)) != 0)
 			return util_errf(err, errlen, "dial %s: %s", url,
 			    nng_strerror(rv));
 		return 0;
@@ -201,6 +201,8 @@ sec_dial(nng_socket s, const char *url, const struct sec_dial *d,
 	}
 	nng_url_free(u);
 	config_keep(cfg);
+	if (out != NULL)
+		*out = dl;
 	return 0;
 fail:
 	nng_url_free(u);
@@ -208,6 +210,38 @@ fail:
 		nng_tls_config_free(cfg);
 	nng_dialer_close(dl);
 	return -1;
+}
+
+int
+sec_redial(nng_socket s, const char *url, nng_dialer *dl, char *err,
+    size_t errlen)
+{
+	nng_dialer nd;
+	void      *cfg = NULL;
+	int        rv;
+
+	if ((rv = nng_dialer_create(&nd, s, url)) != 0)
+		return util_errf(err, errlen, "dial %s again: %s", url,
+		    nng_strerror(rv));
+	/* the old dialer's TLS configuration (the files are read at
+	 * connect only); getting it takes a reference, setting it another */
+	if (util_url_is_tls(url) &&
+	    ((rv = nng_dialer_get_ptr(*dl, NNG_OPT_TLS_CONFIG, &cfg)) != 0 ||
+	        (rv = nng_dialer_set_ptr(nd, NNG_OPT_TLS_CONFIG, cfg)) != 0))
+		goto fail;
+	if ((rv = nng_dialer_start(nd, NNG_FLAG_NONBLOCK)) != 0)
+		goto fail;
+	if (cfg != NULL)
+		nng_tls_config_free(cfg);
+	nng_dialer_close(*dl);
+	*dl = nd;
+	return 0;
+fail:
+	if (cfg != NULL)
+		nng_tls_config_free(cfg);
+	nng_dialer_close(nd);
+	return util_errf(err, errlen, "dial %s again: %s", url,
+	    nng_strerror(rv));
 }
 
 int

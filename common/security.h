@@ -50,13 +50,23 @@ int sec_token_check_url(const char *url, const char *token, char *err,
 
 /*
  * Dial url on s in the background (NNG_FLAG_NONBLOCK: it retries until it
- * connects).  For tls+tcp:// URLs, first builds a TLS client
- * configuration from d (CA required; own certificate optional), checking
- * each file up front.  TLS files given for a URL that is not tls+tcp are
- * an error.  Returns 0, or -1 with a message naming the URL or the file.
+ * connects); *dl (dl may be NULL) is the dialer.  For tls+tcp:// URLs,
+ * first builds a TLS client configuration from d (CA required; own
+ * certificate optional), checking each file up front.  TLS files given
+ * for a URL that is not tls+tcp are an error.  Returns 0, or -1 with a
+ * message naming the URL or the file.
  */
 int sec_dial(nng_socket s, const char *url, const struct sec_dial *d,
-    char *err, size_t errlen);
+    nng_dialer *dl, char *err, size_t errlen);
+
+/*
+ * Replace the dialer *dl of s to url by a new one with the same TLS
+ * configuration, started in the background, and close the old one (a
+ * dialer that stopped trying: req_dial_watch).  Returns 0, or -1 with a
+ * message (the old dialer is kept then).
+ */
+int sec_redial(nng_socket s, const char *url, nng_dialer *dl, char *err,
+    size_t errlen);
 
 /* Listen on url on s; a tls+tcp:// URL needs l->tls_cert_key_file.
  * Returns 0, or -1 with a message naming the URL or the file. */

@@ -429,8 +429,10 @@ socket_open(struct wproc *w)
 		log_error("cannot open a socket: %s", nng_strerror(rv));
 		return 1;
 	}
-	if (req_dial(w->sock, o->connect, &sd, w->token, err, sizeof(err)) !=
-	    0) {
+	/* its dialer is not watched (req_dial_watch): a process that cannot
+	 * register again in time exits, and its supervisor starts another */
+	if (req_dial(w->sock, o->connect, &sd, w->token, NULL, err,
+	        sizeof(err)) != 0) {
 		log_error("%s", err);
 		return WRK_EXIT_CONFIG;
 	}

@@ -54,6 +54,7 @@ struct sconn {
 	sconn_orders_fn           on_orders;
 	void                     *arg;
 	nng_socket                sock;
+	struct req_dialer         dialer;   /* its dialer, watched */
 	int                       open;     /* the socket exists and dials */
 	int                       recv_fd;  /* readable: a reply waits */
 	int                       event_fd; /* written by the pipe callbacks */

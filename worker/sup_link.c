@@ -73,8 +73,8 @@ sock_open(struct sconn *c)
 			nng_close(c->sock);
 		return -1;
 	}
-	if (req_dial(c->sock, o->connect, &sd, c->secret, err, sizeof(err)) !=
-	    0) {
+	if (req_dial(c->sock, o->connect, &sd, c->secret, &c->dialer, err,
+	        sizeof(err)) != 0) {
 		log_error("%s; supervising without reporting", err);
 		nng_close(c->sock);
 		return -1;
@@ -371,8 +371,20 @@ sconn_service(struct sconn *c)
 		conn_reply(c, msg);
 		nng_msg_free(msg);
 	}
-	if (atomic_load(&c->pipes) <= 0)
-		return; /* nothing would reach it: wait for the connection */
+	if (atomic_load(&c->pipes) <= 0) {
+		/* nothing would reach it: wait for the connection, with a
+		 * dialer that still tries (req_dial_watch) */
+		char err[512];
+		int  rv = req_dial_watch(c->sock, c->o->connect, &c->dialer,
+		     err, sizeof(err));
+		if (rv > 0)
+			log_warn("the connection to %s was not being retried "
+			         "any more: dialing again",
+			    c->o->connect);
+		else if (rv < 0)
+			log_error("%s", err);
+		return;
+	}
 	if (c->registered) {
 		send_due(c, now);
 		return;

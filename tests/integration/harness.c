@@ -421,6 +421,29 @@ h_connect(const char *url)
 }
 
 ferry_client *
+h_connect_riding(const char *url, int reconnect_ms)
+{
+	struct ferry_client_opts o;
+	ferry_client            *c = NULL;
+	char                     err[256] = "";
+	int                      rv;
+
+	memset(&o, 0, sizeof(o));
+	o.size               = sizeof(o);
+	o.connect_timeout_ms = 10000;
+	o.reconnect_ms       = reconnect_ms;
+	o.errbuf             = err;
+	o.errbuf_len         = sizeof(err);
+	if ((rv = ferry_client_connect_opts(&c, url, &o)) != 0) {
+		fprintf(stderr, "connect %s: %s (%s)\n", url, ferry_strerror(rv),
+		    err);
+		h_dump_logs();
+		return NULL;
+	}
+	return c;
+}
+
+ferry_client *
 h_cluster(const char *url, const char *const *sched_extra, int n,
     const char *const *workers_extra)
 {
@@ -636,10 +659,17 @@ h_alive(pid_t pid)
 {
 	struct util_proc_stat ps;
 	int                   st;
+	pid_t                 r;
 	if (pid <= 0)
 		return 0;
-	if (waitpid(pid, &st, WNOHANG) == pid)
+	if ((r = waitpid(pid, &st, WNOHANG)) == pid)
 		return 0;
+	/* A child of ours that cannot be reaped yet has not ended: after
+	 * kill -9 of a process with threads, its main thread shows 'Z' while
+	 * the others still exit (one may be in fdatasync), and they still
+	 * hold its files and locks (a scheduler's journal). */
+	if (r == 0)
+		return 1;
 	return util_proc_stat(pid, &ps) == 0 && ps.state != 'Z' &&
 	    ps.state != 'X';
 }
@@ -733,6 +763,14 @@ h_stop(pid_t pid, int ms)
 	waitpid(pid, &st, 0);
 	kill(-pid, SIGKILL); /* its session: worker processes */
 	for (int i = 0; i < n_pids; i++)
+		if (pids[i] == pid)
+			pids[i] = 0;
+}
+
+void
+h_forget(pid_t pid)
+{
+	for (int i = 0; pid > 0 && i < n_pids; i++)
 		if (pids[i] == pid)
 			pids[i] = 0;
 }

@@ -47,7 +47,10 @@ void h_ipc_url(char *buf, size_t len, const char *name);
 void h_tcp_url(char *buf, size_t len);
 
 /* Start the ferry binary with args (NULL-terminated, without argv[0]);
- * output goes to DIR/<logname>.log.  The pid is recorded for cleanup. */
+ * output goes to DIR/<logname>.log.  The pid is recorded for cleanup.
+ * The process dies when the thread that started it ends
+ * (FERRY_PARENT_DEATHSIG: PR_SET_PDEATHSIG follows the thread), so a
+ * test thread that starts processes must outlive them. */
 pid_t h_start(const char *logname, const char *const *args);
 
 /* Run the ferry binary to completion with a timeout; stdout and stderr go
@@ -100,6 +103,12 @@ pid_t h_workers(const char *url, int n, const char *const *extra);
 
 /* Connect a client; NULL (and the logs printed) on failure. */
 ferry_client *h_connect(const char *url);
+
+/* Connect a client that rides through a scheduler restart: it keeps
+ * trying to reach the scheduler again for reconnect_ms after its
+ * connection drops (struct ferry_client_opts).  NULL (and the logs
+ * printed) on failure. */
+ferry_client *h_connect_riding(const char *url, int reconnect_ms);
 
 /* h_scheduler and h_workers on url; a client that has seen n register. */
 ferry_client *h_cluster(const char *url, const char *const *sched_extra,
@@ -156,10 +165,16 @@ const msgpack_object *h_mp_get(const msgpack_object *m, const char *key);
 /* Stop one recorded process: SIGTERM, wait up to ms, then SIGKILL. */
 void h_stop(pid_t pid, int ms);
 
+/* Forget a recorded process the test killed and reaped itself (h_alive
+ * or h_wait_gone said it is gone), so that h_cleanup does not signal its
+ * pid or group, which may be another's by then. */
+void h_forget(pid_t pid);
+
 /* Kill and reap every recorded process (and their process groups). */
 void h_cleanup(void);
 
-/* Whether pid exists (and is not a zombie). */
+/* Whether pid exists (and is not a zombie).  A child of the test runs
+ * until it is reaped (here, when it can be: every thread of it ended). */
 int h_alive(pid_t pid);
 
 /* Whether pid is alive and runs `sleep` (a task's grandchild, not a reuse). */

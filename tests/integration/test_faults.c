@@ -33,7 +33,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include "fi_log.h"
+#include "fi_common.h"
 #include "ferry/ferry.h"
 #include "harness.h"
 #include "util.h"
@@ -65,17 +65,8 @@ struct driver {
 	atomic_int     done;
 	struct event   ev[MAX_EVENTS];
 	int            n_ev;
-	pid_t          seen[4096]; /* every worker pid it saw */
-	int            n_seen;
+	struct fi_seen seen; /* every worker process it saw */
 };
-
-/* The parent of pid, from /proc/PID/stat, or -1. */
-static pid_t
-parent_of(pid_t pid)
-{
-	struct util_proc_stat ps;
-	return util_proc_stat(pid, &ps) == 0 ? ps.ppid : -1;
-}
 
 /* The resident memory of pid in KiB, 0 if unknown. */
 static uint64_t
@@ -117,16 +108,6 @@ runners(const struct driver *d, pid_t *probe, pid_t *excl, int n)
 	return k;
 }
 
-static void
-note_seen(struct driver *d, pid_t pid)
-{
-	for (int i = 0; i < d->n_seen; i++)
-		if (d->seen[i] == pid)
-			return;
-	if (d->n_seen < (int)(sizeof(d->seen) / sizeof(d->seen[0])))
-		d->seen[d->n_seen++] = pid;
-}
-
 /* Kill -9 a random worker process every 150-450 ms, sparing those that
  * run a poisoned task (it must fail for its own reason); once, early on,
  * SIGSTOP the process running the long probe task for longer than the
@@ -144,20 +125,13 @@ driver_main(void *arg)
 		return NULL;
 	while (!atomic_load(&d->done) && d->n_ev < MAX_EVENTS - 1 &&
 	    round++ < 2000) {
-		pid_t pids[64], ours[64];
-		int   n, k = 0;
+		pid_t ours[64];
+		int   k;
 
 		usleep(150000 + (useconds_t)(rand_r(&r) % 300000));
 		if (atomic_load(&d->done))
 			break;
-		n = h_worker_pids(c, pids, 64);
-		for (int i = 0; i < n; i++) {
-			/* only processes this test started */
-			if (parent_of(pids[i]) != d->sup)
-				continue;
-			note_seen(d, pids[i]);
-			ours[k++] = pids[i];
-		}
+		k = fi_our_workers(c, d->sup, &d->seen, ours, 64);
 		if (k < 2)
 			continue; /* keep one running */
 		n_excl = runners(d, &probe, excl, MAX_POISON);
@@ -200,33 +174,6 @@ driver_main(void *arg)
 	return NULL;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Decode [value, pid]. */
-static int
-unpack_pair(const void *data, size_t len, uint64_t *v, uint64_t *pid)
-{
-	msgpack_unpacked u;
-	size_t           off = 0;
-	int              ok  = -1;
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-	    u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 2 &&
-	    u.data.via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-	    u.data.via.array.ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		*v   = u.data.via.array.ptr[0].via.u64;
-		*pid = u.data.via.array.ptr[1].via.u64;
-		ok   = 0;
-	}
-	msgpack_unpacked_destroy(&u);
-	return ok;
-}
-
 enum poison { P_SEGV, P_ABORT, P_HANG, P_HOG, P_EXIT, P_CLOSE, P_FORK,
 	P_KINDS };
 static const char *const poison_fn[P_KINDS] = { "fi_segv", "fi_abort",
@@ -253,46 +200,6 @@ poison_reason(int k)
 	default:
 		return "SIGSEGV"; /* P_FORK crashes after its fork */
 	}
-}
-
-/* The grandchildren fi_fork tasks started (from their records), up to
- * max. */
-static int
-grandchildren(const char *log, pid_t *out, int max)
-{
-	struct fi_record r;
-	int              fd = open(log, O_RDONLY), n = 0;
-	if (fd < 0)
-		return 0;
-	while (n < max && read(fd, &r, sizeof(r)) == (ssize_t)sizeof(r))
-		if ((r.seq & FI_CHILD) != 0)
-			out[n++] = (pid_t)r.pid;
-	close(fd);
-	return n;
-}
-
-/* Wait (bounded) until none of the n grandchildren runs; returns how many
- * still do (and kills those, by pid: the test started them). */
-static int
-grandchildren_left(const pid_t *g, int n, int timeout_ms)
-{
-	uint64_t end  = util_now_us() + (uint64_t)timeout_ms * 1000u;
-	int      left = 0;
-	do {
-		left = 0;
-		for (int i = 0; i < n; i++)
-			left += h_is_sleep(g[i]);
-		if (left == 0)
-			return 0;
-		usleep(20000);
-	} while (util_now_us() < end);
-	for (int i = 0; i < n; i++)
-		if (h_is_sleep(g[i])) {
-			printf("grandchild %d outlived its worker process\n",
-			    (int)g[i]);
-			kill(g[i], SIGKILL);
-		}
-	return left;
 }
 
 static void
@@ -443,16 +350,16 @@ test_fault_injection(void **state)
 	}
 	assert_int_equal(ferry_wait_all(poison, (size_t)n_poison, 120000), 0);
 	/* the grandchildren of crashed tasks went with their processes */
-	n_grand = grandchildren(logpath, grand, MAX_POISON * 4);
+	n_grand = fi_grandchildren(logpath, grand, MAX_POISON * 4);
 	assert_true(n_grand > 0);
-	assert_int_equal(grandchildren_left(grand, n_grand, 10000), 0);
+	assert_int_equal(fi_grandchildren_left(grand, n_grand, 10000), 0);
 	assert_int_equal(ferry_future_wait(probe_f, 120000), 0);
 	{
 		const void *data;
 		size_t      len;
 		uint64_t    v, pid;
 		assert_int_equal(ferry_future_result(probe_f, &data, &len), 0);
-		assert_int_equal(unpack_pair(data, len, &v, &pid), 0);
+		assert_int_equal(fi_unpack_pair(data, len, &v, &pid), 0);
 		assert_int_equal(v, d->probe * 7 + 3);
 	}
 	atomic_store(&d->done, 1);
@@ -470,7 +377,7 @@ test_fault_injection(void **state)
 			    ferry_future_error(futs[i]) ? ferry_future_error(futs[i])
 			                               : "-");
 		assert_int_equal(ferry_future_result(futs[i], &data, &len), 0);
-		assert_int_equal(unpack_pair(data, len, &v, &pid), 0);
+		assert_int_equal(fi_unpack_pair(data, len, &v, &pid), 0);
 		assert_int_equal(v, i * 7 + 3);
 	}
 	/* every poisoned task: dead or failed, with its reason */
@@ -599,7 +506,7 @@ test_fault_injection(void **state)
 				size_t      len;
 				uint64_t    v, pid;
 				if (ferry_future_result(futs[seq], &data, &len) != 0 ||
-				    unpack_pair(data, len, &v, &pid) != 0 ||
+				    fi_unpack_pair(data, len, &v, &pid) != 0 ||
 				    pid == (uint64_t)ev->pid)
 					continue; /* it had finished there */
 			}
@@ -629,7 +536,7 @@ test_fault_injection(void **state)
 				printf("\n");
 			}
 		}
-		qsort(gaps, n_gaps, sizeof(*gaps), cmp_u64);
+		qsort(gaps, n_gaps, sizeof(*gaps), fi_cmp_u64);
 		usleep(500000);
 		end_rss = rss_kib(sched);
 
@@ -685,29 +592,10 @@ test_fault_injection(void **state)
 	ferry_client_close(c);
 
 	/* stop the cluster: no worker process may outlive it */
-	{
-		pid_t pids[64];
-		int   n;
-		ferry_client *c2 = h_connect(url);
-		if (c2 != NULL) {
-			n = h_worker_pids(c2, pids, 64);
-			for (int i = 0; i < n; i++)
-				note_seen(d, pids[i]);
-			ferry_client_close(c2);
-		}
-	}
-	h_stop(sup, 20000);
-	for (int i = 0; i < d->n_seen; i++) {
-		int alive = 1;
-		for (int k = 0; k < 100 && (alive = h_alive(d->seen[i])); k++)
-			usleep(50000);
-		if (alive)
-			fail_msg("worker process %d outlived its supervisor",
-			    (int)d->seen[i]);
-	}
-	printf("worker processes seen: %d, left running: 0\n", d->n_seen);
-	n_grand = grandchildren(logpath, grand, MAX_POISON * 4);
-	assert_int_equal(grandchildren_left(grand, n_grand, 10000), 0);
+	fi_stop_workers(url, sup, &d->seen);
+	printf("worker processes seen: %d, left running: 0\n", d->seen.n);
+	n_grand = fi_grandchildren(logpath, grand, MAX_POISON * 4);
+	assert_int_equal(fi_grandchildren_left(grand, n_grand, 10000), 0);
 	printf("grandchildren started by tasks: %d, left running: 0\n",
 	    n_grand);
 	h_stop(sched, 10000);
@@ -725,15 +613,7 @@ main(int argc, char **argv)
 	fi_lib = h_fi_lib(argc, argv);
 	rc     = H_RUN_TESTS(tests, NULL);
 	h_cleanup();
-	{
-		/* grandchildren left by a failed run: ours, stopped by pid */
-		pid_t g[MAX_POISON * 4];
-		int   n = g_logpath[0] != '\0'
-		      ? grandchildren(g_logpath, g, MAX_POISON * 4)
-		      : 0;
-		for (int i = 0; i < n; i++)
-			if (h_is_sleep(g[i]))
-				kill(g[i], SIGKILL);
-	}
+	/* grandchildren left by a failed run: ours, stopped by pid */
+	fi_kill_grandchildren(g_logpath);
 	return rc;
 }

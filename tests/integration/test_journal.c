@@ -61,16 +61,10 @@ journal_dir(char *buf, size_t len, const char *name)
 static ferry_client *
 connect_riding(const char *url)
 {
-	struct ferry_client_opts o;
-	ferry_client            *c = NULL;
-	int                      rv;
-
-	memset(&o, 0, sizeof(o));
-	o.size               = sizeof(o);
-	o.connect_timeout_ms = 10000;
-	o.reconnect_ms       = 60000; /* longer than any restart here */
-	if ((rv = ferry_client_connect_opts(&c, url, &o)) != 0)
-		fail_msg("connect %s: %s", url, ferry_strerror(rv));
+	ferry_client *c = h_connect_riding(url, 60000); /* longer than any
+	                                                 * restart here */
+	if (c == NULL)
+		fail_msg("cannot connect to %s", url);
 	return c;
 }
 
