@@ -443,6 +443,25 @@ h_connect_riding(const char *url, int reconnect_ms)
 	return c;
 }
 
+struct ferry_client_stats
+h_client_stats(ferry_client *c)
+{
+	struct ferry_client_stats st;
+	memset(&st, 0, sizeof(st));
+	st.size = sizeof(st);
+	assert_int_equal(ferry_client_stats(c, &st), 0);
+	return st;
+}
+
+uint64_t
+h_wait_sent(ferry_client *c, int timeout_ms)
+{
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
+	while (h_client_stats(c).unsent > 0 && util_now_ms() < end)
+		usleep(5000);
+	return h_client_stats(c).unsent;
+}
+
 ferry_client *
 h_cluster(const char *url, const char *const *sched_extra, int n,
     const char *const *workers_extra)

@@ -110,6 +110,14 @@ ferry_client *h_connect(const char *url);
  * printed) on failure. */
 ferry_client *h_connect_riding(const char *url, int reconnect_ms);
 
+/* c's own counters (ferry_client_stats; fails the test if it fails). */
+struct ferry_client_stats h_client_stats(ferry_client *c);
+
+/* Wait up to timeout_ms until c holds no task the scheduler has not
+ * accepted (answered); returns how many it still holds (0 unless it
+ * timed out). */
+uint64_t h_wait_sent(ferry_client *c, int timeout_ms);
+
 /* h_scheduler and h_workers on url; a client that has seen n register. */
 ferry_client *h_cluster(const char *url, const char *const *sched_extra,
     int n, const char *const *workers_extra);

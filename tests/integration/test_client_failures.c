@@ -43,27 +43,6 @@ extern char **environ;
 
 static char self_exe[4096];
 
-static struct ferry_client_stats
-stats_of(ferry_client *c)
-{
-	struct ferry_client_stats st;
-	memset(&st, 0, sizeof(st));
-	st.size = sizeof(st);
-	assert_int_equal(ferry_client_stats(c, &st), 0);
-	return st;
-}
-
-/* Wait up to timeout_ms until the client holds no task the scheduler has
- * not accepted; returns how many it still holds (0 unless it timed out). */
-static uint64_t
-wait_sent(ferry_client *c, int timeout_ms)
-{
-	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
-	while (stats_of(c).unsent > 0 && util_now_ms() < end)
-		usleep(5000);
-	return stats_of(c).unsent;
-}
-
 /* The offset of a counter in struct ferry_client_stats. */
 #define STAT(field) offsetof(struct ferry_client_stats, field)
 
@@ -74,7 +53,7 @@ wait_stat_min(ferry_client *c, size_t off, uint64_t min, int timeout_ms)
 {
 	uint64_t end = util_now_ms() + (uint64_t)timeout_ms, v;
 	for (;;) {
-		struct ferry_client_stats st = stats_of(c);
+		struct ferry_client_stats st = h_client_stats(c);
 		memcpy(&v, (const char *)&st + off, sizeof(v));
 		if (v >= min || util_now_ms() >= end)
 			return v;
@@ -546,7 +525,7 @@ test_fake_options_dead_attempts(void **state)
 	bad.backoff_ms = -7;
 	assert_int_equal(ferry_map_opts(c, "echo", 3, args, lens, &bad, m),
 	    FERRY_EINVAL);
-	assert_int_equal(stats_of(c).submitted, 0);
+	assert_int_equal(h_client_stats(c).submitted, 0);
 
 	/* all set */
 	ferry_task_opts_init(&o);
@@ -613,7 +592,7 @@ test_fake_options_dead_attempts(void **state)
 	ferry_future_free(fd);
 	for (int i = 0; i < 3; i++)
 		ferry_future_free(m[i]);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	ferry_client_close(c);
 	fake_stop(fk);
 }
@@ -647,7 +626,7 @@ test_fake_cancel_many(void **state)
 	assert_int_equal(ferry_future_wait(done, 10000), 0);
 	assert_int_equal(ferry_map(c, "hold", n, args, lens, futs), 0);
 	/* all accepted (sent), so each needs the scheduler to cancel it */
-	assert_int_equal(wait_sent(c, 10000), 0);
+	assert_int_equal(h_wait_sent(c, 10000), 0);
 
 	/* futures of two clients: refused, nothing sent */
 	assert_int_equal(ferry_submit(c2, "hold", buf, len, &other), 0);
@@ -677,7 +656,7 @@ test_fake_cancel_many(void **state)
 	assert_int_equal(ferry_cancel(done), FERRY_ESTATE);
 	ferry_future_free(done);
 	ferry_future_free(other);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	free(futs);
 	free(args);
 	free(lens);
@@ -754,8 +733,8 @@ test_fake_unsent_limits(void **state)
 	assert_int_equal(ferry_submit(cf, "echo", buf, len, &x), FERRY_EFULL);
 	assert_int_equal(ferry_map(cf, "echo", 1, args, lens, &x),
 	    FERRY_EFULL);
-	assert_int_equal(stats_of(cf).unsent, 4);
-	assert_int_equal(stats_of(cf).submitted, 4);
+	assert_int_equal(h_client_stats(cf).unsent, 4);
+	assert_int_equal(h_client_stats(cf).submitted, 4);
 
 	/* BLOCK: waits, then times out */
 	assert_non_null(cb = connect_opts(fk2->url,
@@ -770,7 +749,7 @@ test_fake_unsent_limits(void **state)
 	/* a map that cannot get room withdraws what it queued */
 	assert_int_equal(ferry_map(cb, "echo", 3, args, lens, f + 6),
 	    FERRY_ETIMEDOUT);
-	assert_int_equal(stats_of(cb).unsent, 2);
+	assert_int_equal(h_client_stats(cb).unsent, 2);
 
 	/* room appears: a blocked submit goes on */
 	bs.c = cb;
@@ -822,7 +801,7 @@ test_fake_unsent_limits(void **state)
 		ferry_future_free(big[i]);
 	}
 	free(big);
-	assert_int_equal(stats_of(cb).unsent, 0);
+	assert_int_equal(h_client_stats(cb).unsent, 0);
 
 	/* closing the client releases a blocked submit with FERRY_ECLOSED */
 	fake_mute(fk2, 1);
@@ -872,13 +851,13 @@ test_fake_rejected_full(void **state)
 	assert_int_equal(ferry_submit(c, "full", NULL, 0, &f), 0);
 	assert_true(wait_stat_min(c, STAT(resent), 3, 10000) >= 3);
 	assert_int_equal(ferry_future_state(f), FERRY_PENDING);
-	assert_int_equal(stats_of(c).unsent, 1);
+	assert_int_equal(h_client_stats(c).unsent, 1);
 	/* cancelling one that waits to be sent again ends it here */
 	assert_int_equal(ferry_cancel(f), 0);
 	assert_int_equal(ferry_future_wait(f, 10000), 0);
 	assert_int_equal(ferry_future_state(f), FERRY_CANCELLED);
 	ferry_future_free(f);
-	assert_int_equal(stats_of(c).unsent, 0);
+	assert_int_equal(h_client_stats(c).unsent, 0);
 	ferry_client_close(c);
 	fake_stop(fk);
 }
@@ -915,7 +894,7 @@ test_fake_attach_rules(void **state)
 
 	/* both arrive with nobody waiting: kept */
 	assert_int_equal(wait_stat_min(c, STAT(orphans), 2, 10000), 2);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 
 	assert_int_equal(ferry_submit(c, "echo", buf, len, &n), 0);
 	assert_int_equal(ferry_future_id(n), 101);
@@ -928,7 +907,7 @@ test_fake_attach_rules(void **state)
 	assert_memory_equal(data, v5, l5);
 	assert_int_equal(ferry_future_id(a5), 5);
 	assert_int_equal(ferry_future_attempts(a5), 1);
-	assert_int_equal(stats_of(c).orphans, 1);
+	assert_int_equal(h_client_stats(c).orphans, 1);
 
 	/* one with no result yet: pending until it comes */
 	assert_int_equal(ferry_attach(c, 6, &a6), 0);
@@ -947,7 +926,7 @@ test_fake_attach_rules(void **state)
 	assert_int_equal(ferry_attach(c, 7, &a7), 0);
 	assert_int_equal(ferry_future_state(a7), FERRY_DONE);
 	assert_int_equal(ferry_future_attempts(a7), 2);
-	assert_int_equal(stats_of(c).orphans, 0);
+	assert_int_equal(h_client_stats(c).orphans, 0);
 
 	/* delivered already, or never used: not found */
 	assert_int_equal(ferry_attach(c, 5, &x), FERRY_ENOTFOUND);
@@ -963,7 +942,7 @@ test_fake_attach_rules(void **state)
 	fake_answer_fetch(fk, 0);
 	pthread_mutex_unlock(&fk->mu);
 	assert_int_equal(wait_stat_min(c, STAT(duplicates), 1, 10000), 1);
-	assert_int_equal(stats_of(c).orphans, 0);
+	assert_int_equal(h_client_stats(c).orphans, 0);
 
 	ferry_future_free(a5);
 	ferry_future_free(a6);
@@ -1026,8 +1005,8 @@ test_fake_reconnect_within_window(void **state)
 			assert_memory_equal(data, buf, len);
 		}
 	}
-	assert_true(stats_of(c).reconnects >= 2);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_true(h_client_stats(c).reconnects >= 2);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	for (int i = 0; i < 6; i++)
 		ferry_future_free(f[i]);
 	ferry_client_close(c);
@@ -1075,8 +1054,8 @@ map_squares_all_done(ferry_client *c, size_t n, long delay_us, int timeout_ms)
 		ferry_future_free(futs[i]);
 	}
 	free(futs);
-	assert_int_equal(stats_of(c).duplicates, 0);
-	assert_int_equal(stats_of(c).unsent, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).unsent, 0);
 }
 
 /* Tasks with options run normally on a real cluster; attempts and
@@ -1142,7 +1121,7 @@ test_real_options(void **state)
 		assert_int_equal(ferry_future_attempts(bad), 1);
 	ferry_future_free(bad);
 
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	ferry_client_close(c);
 }
 
@@ -1172,7 +1151,7 @@ test_real_cancel_many(void **state)
 	assert_int_equal(h_wait_status(c, "busy", 2, 10000), 0);
 
 	assert_int_equal(map_squares_opts(c, 0, 100, -1, NULL, futs), 0);
-	wait_sent(c, 10000);
+	h_wait_sent(c, 10000);
 	assert_int_equal(ferry_cancel_many(futs, 100), 0);
 	assert_int_equal(ferry_wait_all(futs, 100, 20000), 0);
 	for (int i = 0; i < 100; i++) {
@@ -1191,7 +1170,7 @@ test_real_cancel_many(void **state)
 		ferry_future_free(fill[i]);
 	}
 	assert_true(h_status_uint(c, "cancelled") - cancelled0 >= 90);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	ferry_client_close(c);
 }
 
@@ -1242,7 +1221,7 @@ test_real_backpressure(void **state)
 	assert_non_null(c = connect_opts(url,
 	                   OPTS(.on_full = FERRY_FULL_BLOCK, .max_unsent = 16)));
 	map_squares_all_done(c, 600, -1, 120000);
-	printf("# resent after full: %" PRIu64 "\n", stats_of(c).resent);
+	printf("# resent after full: %" PRIu64 "\n", h_client_stats(c).resent);
 	ferry_client_close(c);
 }
 
@@ -1272,7 +1251,7 @@ test_real_backpressure_backoff(void **state)
 	assert_int_equal(h_wait_workers(c, 1, 10000), 0);
 
 	map_squares_all_done(c, n, 1000, 300000);
-	resent   = stats_of(c).resent;
+	resent   = h_client_stats(c).resent;
 	rejected = h_status_uint(c, "rejected");
 	printf("# %zu tasks through max_queue 50: %" PRIu64 " sent again, "
 	       "%" PRIu64 " rejected by the scheduler\n",
@@ -1328,7 +1307,7 @@ test_real_scheduler_gone(void **state)
 	len = h_pack_uint_array1(buf, 3);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(ferry_submit(c, "square", buf, len, &f[i]), 0);
-	assert_int_equal(wait_sent(c, 10000), 0);
+	assert_int_equal(h_wait_sent(c, 10000), 0);
 
 	assert_int_equal(kill(sched, SIGKILL), 0); /* reaped by cleanup */
 	t0 = util_now_ms();
@@ -1352,7 +1331,7 @@ test_real_scheduler_gone(void **state)
 	st.size = sizeof(st);
 	assert_int_equal(ferry_cluster_status(c, &st, NULL, 5000),
 	    FERRY_ECLOSED);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 
 	/* a scheduler back on the address takes the client again (it kept
 	 * dialing): status answers, a new task is accepted */
@@ -1363,7 +1342,7 @@ test_real_scheduler_gone(void **state)
 		usleep(100000);
 	assert_int_equal(rv, 0);
 	assert_int_equal(ferry_submit(c, "square", buf, len, &late), 0);
-	assert_int_equal(wait_sent(c, 10000), 0);
+	assert_int_equal(h_wait_sent(c, 10000), 0);
 	assert_int_equal(ferry_future_state(late), FERRY_PENDING);
 	ferry_future_free(late);
 	for (int i = 0; i < 8; i++)
@@ -1391,7 +1370,7 @@ test_real_scheduler_back_in_window(void **state)
 	assert_non_null(c = connect_opts(url, OPTS(.reconnect_ms = 20000)));
 	len = h_pack_uint_array1(buf, 1);
 	assert_int_equal(ferry_submit(c, "square", buf, len, &lost), 0);
-	assert_int_equal(wait_sent(c, 10000), 0);
+	assert_int_equal(h_wait_sent(c, 10000), 0);
 
 	assert_int_equal(kill(sched, SIGKILL), 0); /* reaped by cleanup */
 	for (int i = 0; i < 20; i++) {
@@ -1413,7 +1392,7 @@ test_real_scheduler_back_in_window(void **state)
 	assert_non_null(strstr(ferry_future_error(lost), "lost this client's "
 	                                                  "session"));
 	ferry_future_free(lost);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	ferry_client_close(c);
 }
 
@@ -1433,7 +1412,7 @@ child_main(const char *url, const char *session, const char *count)
 	if (futs == NULL ||
 	    map_squares_opts(c, 1000, n, -1, NULL, futs) != 0)
 		return 4;
-	if (wait_sent(c, 20000) > 0)
+	if (h_wait_sent(c, 20000) > 0)
 		return 5;
 	fflush(stdout);
 	raise(SIGKILL);
@@ -1515,8 +1494,8 @@ test_real_resume_session(void **state)
 
 	/* each exactly once: nothing kept over, nothing twice, and an id
 	 * attached again is not found */
-	assert_int_equal(stats_of(c).orphans, 0);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).orphans, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	assert_int_equal(ferry_attach(c, 1, &x), FERRY_ENOTFOUND);
 	for (size_t i = 0; i < n; i++)
 		ferry_future_free(att[i]);

@@ -68,26 +68,6 @@ connect_riding(const char *url)
 	return c;
 }
 
-static struct ferry_client_stats
-stats_of(ferry_client *c)
-{
-	struct ferry_client_stats st;
-	memset(&st, 0, sizeof(st));
-	st.size = sizeof(st);
-	assert_int_equal(ferry_client_stats(c, &st), 0);
-	return st;
-}
-
-/* Wait (bounded) until every task submitted through c was accepted. */
-static void
-wait_accepted(ferry_client *c)
-{
-	uint64_t end = util_now_ms() + 20000;
-	while (stats_of(c).unsent > 0 && util_now_ms() < end)
-		usleep(5000);
-	assert_int_equal(stats_of(c).unsent, 0);
-}
-
 /* Map square over [first, first + n). */
 static void
 map_squares(ferry_client *c, uint64_t first, size_t n, ferry_future **futs)
@@ -155,7 +135,7 @@ test_queued_survive_kill(void **state)
 	s1 = sched_on("queued-1", url, dir, NULL);
 	c  = connect_riding(url);
 	map_squares(c, 1, n, futs); /* no worker yet: they wait */
-	wait_accepted(c);
+	assert_int_equal(h_wait_sent(c, 20000), 0);
 	assert_int_equal(h_status_uint(c, "queued"), n);
 
 	kill9(s1);
@@ -165,7 +145,7 @@ test_queued_survive_kill(void **state)
 	    0);
 	h_workers(url, 2, NULL);
 	expect_squares(futs, 1, n);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	assert_int_equal(h_status_uint(c, "restored"), n);
 	assert_int_equal(h_status_uint(c, "submitted"), 0); /* none again */
 	ferry_client_close(c);
@@ -281,7 +261,8 @@ test_counts_carry_on(void **state)
 	assert_int_equal(ferry_submit_opts(c, "crash", NULL, 0, &o, &f), 0);
 	assert_int_equal(h_wait_status(c, "kills", 1, 30000), 0);
 	assert_int_equal(h_status_uint(c, "delayed"), 1);
-	wait_accepted(c); /* answered: on disk (unanswered, it is re-sent) */
+	/* answered: on disk (unanswered, it is re-sent) */
+	assert_int_equal(h_wait_sent(c, 20000), 0);
 
 	kill9(s);
 	sched_on("counts-2", url, dir, NULL);
@@ -328,7 +309,7 @@ test_stop_and_start(void **state)
 	}
 	h_stop(w, 20000);
 	map_squares(c, 1000, 50, queued);
-	wait_accepted(c);
+	assert_int_equal(h_wait_sent(c, 20000), 0);
 
 	h_stop(s, 20000);
 	assert_false(h_alive(s));
@@ -343,7 +324,7 @@ test_stop_and_start(void **state)
 	h_workers(url, 1, NULL);
 	expect_squares(queued, 1000, 50);
 	assert_int_equal(h_status_uint(c, "done"), 50);
-	assert_int_equal(stats_of(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
 	ferry_client_close(c);
 }
 

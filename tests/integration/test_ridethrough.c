@@ -447,21 +447,9 @@ test_scheduler_restart_journal(void **state)
 		f[i] = h_submit(c, "fi_step", 2, seq0 + (uint64_t)i, 3000000,
 		    NULL);
 	assert_int_equal(wait_started(seq0, N, 2, 20000), 0);
-	{
-		/* answered, so on disk: an unanswered submit is re-sent after
-		 * the restart and its task is not the one the worker holds */
-		struct ferry_client_stats st;
-		uint64_t                  end = util_now_ms() + 20000;
-		do {
-			memset(&st, 0, sizeof(st));
-			st.size = sizeof(st);
-			assert_int_equal(ferry_client_stats(c, &st), 0);
-			if (st.unsent == 0)
-				break;
-			usleep(5000);
-		} while (util_now_ms() < end);
-		assert_int_equal(st.unsent, 0);
-	}
+	/* answered, so on disk: an unanswered submit is re-sent after the
+	 * restart and its task is not the one the worker holds */
+	assert_int_equal(h_wait_sent(c, 20000), 0);
 
 	assert_int_equal(kill(sched, SIGKILL), 0);
 	assert_int_equal(h_wait_gone(sched, 10000), 0);
