@@ -333,14 +333,21 @@ jbatch_put_task(struct jbatch *b, const struct jtask *t)
 	return 0;
 }
 
-int
-jbatch_del_task(struct jbatch *b, uint64_t id)
+/* An operation whose key is one id and which has no value. */
+static int
+op_id(struct jbatch *b, int op, int table, uint64_t id)
 {
-	uint8_t *k = op_begin(b, OP_DEL, T_TASKS, 8, 0);
+	uint8_t *k = op_begin(b, op, table, 8, 0);
 	if (k == NULL)
 		return -1;
 	be64(k, id);
 	return 0;
+}
+
+int
+jbatch_del_task(struct jbatch *b, uint64_t id)
+{
+	return op_id(b, OP_DEL, T_TASKS, id);
 }
 
 #define RESULT_FIXED (HEAD + 8 + 4 * 3)
@@ -399,11 +406,7 @@ jbatch_put_session(struct jbatch *b, const struct jsession *s)
 int
 jbatch_del_session(struct jbatch *b, uint64_t session)
 {
-	uint8_t *k = op_begin(b, OP_DEL_SESSION, T_SESSIONS, 8, 0);
-	if (k == NULL)
-		return -1;
-	be64(k, session);
-	return 0;
+	return op_id(b, OP_DEL_SESSION, T_SESSIONS, session);
 }
 
 static int

@@ -46,6 +46,21 @@ result_ready(const struct sched *s, const struct result *r)
 	return r->batch <= s->jr_durable || s->jr_trouble;
 }
 
+/* r (len bytes of data) at the end of se's stored results. */
+static void
+result_append(struct sched *s, struct session *se, struct result *r,
+    size_t len)
+{
+	if (se->rtail != NULL)
+		se->rtail->next = r;
+	else
+		se->rhead = r;
+	se->rtail = r;
+	se->n_results++;
+	s->results_stored++;
+	s->result_bytes += len;
+}
+
 int
 results_store(struct sched *s, struct task *t, struct task_end *end)
 {
@@ -71,14 +86,7 @@ results_store(struct sched *s, struct task *t, struct task_end *end)
 	end->seq = r->seq;
 	if (!result_ready(s, r) && !list_linked(&se->undurable_node))
 		list_append(&s->undurable, &se->undurable_node);
-	if (se->rtail != NULL)
-		se->rtail->next = r;
-	else
-		se->rhead = r;
-	se->rtail = r;
-	se->n_results++;
-	s->results_stored++;
-	s->result_bytes += end->len;
+	result_append(s, se, r, end->len);
 	session_mark_dirty(s, se);
 	return 0;
 }
@@ -326,14 +334,7 @@ results_restore(struct sched *s, struct session *se,
 		free(r);
 		return -1;
 	}
-	if (se->rtail != NULL)
-		se->rtail->next = r;
-	else
-		se->rhead = r;
-	se->rtail = r;
-	se->n_results++;
-	s->results_stored++;
-	s->result_bytes += jr->len;
+	result_append(s, se, r, jr->len);
 	if (jr->seq > se->next_seq)
 		se->next_seq = se->sent_seq = jr->seq;
 	return 0;
