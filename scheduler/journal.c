@@ -410,18 +410,45 @@ wait_for_work(struct journal *j)
 	linger(j);
 }
 
+/* Seal the batch being filled and write it, the lock let go meanwhile
+ * (held on entry and on return); then what follows from the write: the
+ * answers and results it frees, trouble, room.  0, or -1 (failed). */
+static int
+write_one(struct journal *j)
+{
+	struct sched *s = j->s;
+	uint64_t      batch = seal(j), t0, size;
+	char          err[600], lerr[600];
+	int           rc, low = 0;
+
+	pthread_mutex_unlock(&s->lock);
+	t0 = util_now_us();
+	rc = jstore_commit(j->st, j->write, err, sizeof(err));
+	j->write_us += util_now_us() - t0;
+	if (rc == 0)
+		low = jstore_reserve(j->st, RESERVE, lerr, sizeof(lerr));
+	size = jstore_size(j->st);
+	pthread_mutex_lock(&s->lock);
+	s->stat[ST_journal_bytes] = size;
+	if (rc != 0) {
+		failed(j, err);
+		return -1;
+	}
+	written(j, batch);
+	low_space(j, low != 0 ? lerr : NULL);
+	return 0;
+}
+
 static void *
 journal_main(void *arg)
 {
 	struct journal *j = arg;
 	struct sched   *s = j->s;
-	char            err[600];
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		uint64_t batch, t0, size;
-		int      rc, low = 0;
-		char     lerr[600];
+		int  rc, low;
+		char lerr[600];
 
 		wait_for_work(j);
 		if (!has_work(j)) {
@@ -440,22 +467,7 @@ journal_main(void *arg)
 		}
 		if (j->stop && s->jr_trouble)
 			break; /* stopping, and the disk still fails */
-		batch = seal(j);
-		pthread_mutex_unlock(&s->lock);
-		t0 = util_now_us();
-		rc = jstore_commit(j->st, j->write, err, sizeof(err));
-		j->write_us += util_now_us() - t0;
-		if (rc == 0)
-			low = jstore_reserve(j->st, RESERVE, lerr, sizeof(lerr));
-		size = jstore_size(j->st);
-		pthread_mutex_lock(&s->lock);
-		s->stat[ST_journal_bytes] = size;
-		if (rc == 0) {
-			written(j, batch);
-			low_space(j, low != 0 ? lerr : NULL);
-		} else {
-			failed(j, err);
-		}
+		rc = write_one(j);
 		if (rc != 0)
 			pause_ms(j, RETRY_MS);
 		else if (!j->gating)
@@ -637,9 +649,6 @@ static int
 journal_run(struct journal *j)
 {
 	struct sched *s = j->s;
-	char          err[600];
-	uint64_t      batch;
-	int           rc;
 
 	if (sched_observe(s, 1u << TASK_ASSIGNED,
 	        (1u << TASK_QUEUED) | (1u << TASK_DELAYED) | TASK_FINAL_MASK,
@@ -656,16 +665,10 @@ journal_run(struct journal *j)
 	j->fresh_id = s->next_task_id + 1; /* restored tasks are not fresh */
 	if (jbatch_epoch(j->fill, workers_epoch(s)) != 0)
 		log_error("journal %s: out of memory", j->dir);
-	batch = seal(j);
-	rc = jstore_commit(j->st, j->write, err, sizeof(err));
-	s->stat[ST_journal_bytes] = jstore_size(j->st);
-	if (rc == 0) {
-		written(j, batch);
-		low_space(j, jstore_reserve(j->st, RESERVE, err, sizeof(err))
-		        ? err : NULL);
-	} else {
-		failed(j, err);
-	}
+	/* the loop thread has not started: the lock is free */
+	pthread_mutex_lock(&s->lock);
+	(void)write_one(j);
+	pthread_mutex_unlock(&s->lock);
 	if (util_thread_start(&j->thread, journal_main, j) != 0) {
 		log_error("journal %s: cannot start its thread", j->dir);
 		return -1;
