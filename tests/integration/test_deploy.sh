@@ -190,12 +190,15 @@ if wait_status "tcp://127.0.0.1:$port" '"workers":' 10 &&
 	"${worker_cmd[@]}" --processes 1 >"$tmp/sd-worker.log" 2>&1 &
 	wp=$!
 	pids+=("$wp")
-	if wait_status "tcp://127.0.0.1:$port" '"workers":1,' 15 &&
-	    [ "$("$ferry" submit --connect "tcp://127.0.0.1:$port" add 2 3 2>&1)" = 5 ]; then
-		ok "ferry-worker@.service ExecStart (group default) registers and runs a task"
-	else
+	if ! wait_status "tcp://127.0.0.1:$port" '"workers":1,' 15; then
 		fail "deploy/systemd/ferry-worker@.service: ExecStart did not register a worker:"
 		tail -n 20 "$tmp/sd-worker.log"
+	elif sum=$("$ferry" submit --connect "tcp://127.0.0.1:$port" add 2 3 2>&1) &&
+	    [ "$sum" = 5 ]; then
+		ok "ferry-worker@.service ExecStart (group default) registers and runs a task"
+	else
+		fail "deploy/systemd/ferry-worker@.service: its worker registered, but add 2 3 gave: $sum"
+		tail -n 20 "$tmp/sd-worker.log" "$tmp/sd-sched.log"
 	fi
 	stop "$wp"
 	if [ "$stop_rc" = 0 ]; then
