@@ -394,7 +394,7 @@ submit_take_locked(ferry_client *c, struct creq *r, uint32_t cap)
 			k += lens[i] + 1;
 		}
 		proto_write_submit_entry(&c->w, f->tag, f->fn, f->fn_len,
-		    f->args, f->args_len, keys, lens, f->n_keys, &f->opts);
+		    f->args, f->args_len, keys, lens, f->n_keys, &f->opts, NULL, 0);
 		r->futs[r->n_futs++] = f;
 	}
 	proto_write_submit_end(&c->w);

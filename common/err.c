@@ -32,6 +32,7 @@ ferry_strerror(int err)
 	case FERRY_EOBJECT: return "object reference cannot be loaded";
 	case FERRY_EAUTH: return "authentication failed";
 	case FERRY_EJOURNAL: return "scheduler journal cannot be written";
+	case FERRY_EDEPENDENCY: return "a task this one depends on failed";
 	}
 	return "unknown error";
 }

@@ -54,6 +54,7 @@ enum proto_role {
 #define PROTO_OPT_BACKOFF_MAX 0x04u
 #define PROTO_OPT_TIMEOUT 0x08u
 #define PROTO_OPT_RETRY_ERRORS 0x10u
+#define PROTO_OPT_RUN_ANYWAY   0x20u
 
 struct proto_task_opts {
 	uint32_t set;            /* PROTO_OPT_* bits */
@@ -62,6 +63,8 @@ struct proto_task_opts {
 	uint32_t backoff_max_ms; /* cap of the (doubling) delay */
 	uint32_t timeout_ms;     /* hard timeout of one run, 0: none */
 	uint32_t retry_errors;   /* 1: errors the task reports are retried */
+	uint32_t run_anyway;     /* 1: run even if an input failed, with an
+	                          * error value in its place (4.12) */
 };
 
 /* A task as it travels (client -> scheduler -> worker).  Strings and
@@ -78,6 +81,10 @@ struct proto_task {
 	uint32_t              n_objs;
 	/* submit: failure options (optional 5th element) */
 	struct proto_task_opts opts;
+	/* submit: the client's ids of the tasks its arguments refer to
+	 * (optional 6th element, section 4.12), n_deps integers */
+	const msgpack_object *deps;
+	uint32_t              n_deps;
 	/* tasks: hard timeout of this run in ms (optional 4th element), 0:
 	 * none */
 	uint32_t timeout_ms;
@@ -363,13 +370,17 @@ void proto_write_welcome_worker(struct proto_writer *w,
 
 /* submit: its tasks in an array32 list.  An entry has n_keys locality
  * keys (keys[i] of lens[i] bytes) and failure options (NULL or none
- * set: none): [id, fn, args], [id, fn, args, [key...]] or
- * [id, fn, args, [key...], {options}], whichever is shortest. */
+ * set: none) and n_deps ids of the tasks its arguments refer to:
+ * [id, fn, args], [id, fn, args, [key...]],
+ * [id, fn, args, [key...], {options}] or
+ * [id, fn, args, [key...], {options} or nil, [dep...]], whichever is
+ * shortest. */
 void proto_write_submit_begin(struct proto_writer *w);
 void proto_write_submit_entry(struct proto_writer *w, uint64_t id,
     const char *fn, size_t fn_len, const void *args, size_t args_len,
     const char *const *keys, const size_t *lens, uint32_t n_keys,
-    const struct proto_task_opts *opts);
+    const struct proto_task_opts *opts, const uint64_t *deps,
+    uint32_t n_deps);
 void proto_write_submit_end(struct proto_writer *w);
 
 /* submitted: accepted, and the rejected entries rej holds

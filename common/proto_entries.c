@@ -78,6 +78,8 @@ decode_task_opts(struct dctx *c, uint32_t i, const msgpack_object *o,
 		    0 },
 		{ "retry_errors", PROTO_OPT_RETRY_ERRORS,
 		    offsetof(struct proto_task_opts, retry_errors), 1, 1 },
+		{ "run_anyway", PROTO_OPT_RUN_ANYWAY,
+		    offsetof(struct proto_task_opts, run_anyway), 1, 1 },
 	};
 
 	if (o->type == MSGPACK_OBJECT_NIL)
@@ -152,6 +154,33 @@ decode_task_objs(struct dctx *c, uint32_t i, const msgpack_object *o,
 	return 0;
 }
 
+/* The ids of the tasks a submit entry's arguments refer to
+ * (tasks[i][5]). */
+static int
+decode_task_deps(struct dctx *c, uint32_t i, const msgpack_object *o,
+    struct proto_task *t)
+{
+	if (o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return pd_bad(c,
+		    "tasks[%u][5] (deps): expected an array of task ids, got "
+		    "%s",
+		    i, pd_obj_type(o));
+	for (uint32_t k = 0; k < o->via.array.size; k++) {
+		const msgpack_object *e = &o->via.array.ptr[k];
+		if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    e->via.u64 == 0)
+			return pd_bad(c,
+			    "tasks[%u][5][%u] (dep): expected a task id (an "
+			    "integer above 0), got %s",
+			    i, k, pd_obj_type(e));
+	}
+	t->deps   = o->via.array.ptr;
+	t->n_deps = o->via.array.size;
+	return 0;
+}
+
 /* Entry i of a submit's or a tasks' "tasks": [id, fn, args, ...]. */
 static int
 decode_task(struct dctx *c, const char *key, uint32_t i,
@@ -191,8 +220,11 @@ decode_task(struct dctx *c, const char *key, uint32_t i,
 		return decode_tasks_timeout(c, i, &f[3], t);
 	if ((rv = decode_task_objs(c, i, &f[3], t)) != 0)
 		return rv;
-	if (e->via.array.size > 4)
-		return decode_task_opts(c, i, &f[4], &t->opts);
+	if (e->via.array.size > 4 &&
+	    (rv = decode_task_opts(c, i, &f[4], &t->opts)) != 0)
+		return rv;
+	if (e->via.array.size > 5)
+		return decode_task_deps(c, i, &f[5], t);
 	return 0;
 }
 

@@ -407,6 +407,8 @@ pack_task_opts(struct proto_writer *w, const struct proto_task_opts *o)
 		proto_put_uint(w, "timeout_ms", o->timeout_ms);
 	if (o->set & PROTO_OPT_RETRY_ERRORS)
 		proto_put_uint(w, "retry_errors", o->retry_errors ? 1 : 0);
+	if (o->set & PROTO_OPT_RUN_ANYWAY)
+		proto_put_uint(w, "run_anyway", o->run_anyway ? 1 : 0);
 	proto_end(w);
 }
 
@@ -414,19 +416,28 @@ void
 proto_write_submit_entry(struct proto_writer *w, uint64_t id, const char *fn,
     size_t fn_len, const void *args, size_t args_len,
     const char *const *keys, const size_t *lens, uint32_t n_keys,
-    const struct proto_task_opts *opts)
+    const struct proto_task_opts *opts, const uint64_t *deps,
+    uint32_t n_deps)
 {
 	int with_opts = opts != NULL && opts->set != 0;
 
-	pack_task_head(w, with_opts ? 5 : n_keys > 0 ? 4 : 3, id, fn, fn_len,
-	    args, args_len);
-	if (!with_opts && n_keys == 0)
+	pack_task_head(w,
+	    n_deps > 0 ? 6 : with_opts ? 5 : n_keys > 0 ? 4 : 3, id, fn,
+	    fn_len, args, args_len);
+	if (!with_opts && n_keys == 0 && n_deps == 0)
 		return;
 	msgpack_pack_array(&w->pk, n_keys);
 	for (uint32_t i = 0; i < n_keys; i++)
 		pack_str(w, keys[i], lens[i]);
 	if (with_opts)
 		pack_task_opts(w, opts);
+	else if (n_deps > 0)
+		msgpack_pack_nil(&w->pk);
+	if (n_deps == 0)
+		return;
+	msgpack_pack_array(&w->pk, n_deps);
+	for (uint32_t i = 0; i < n_deps; i++)
+		msgpack_pack_uint64(&w->pk, deps[i]);
 }
 
 void

@@ -80,6 +80,9 @@
 	X(journal_records, COUNTER, U64, "Records written to the journal")  \
 	X(journal_bytes, GAUGE, U64, "Bytes the journal takes on disk")     \
 	X(journal_trouble, GAUGE, U32,                                      \
-	    "1 while the journal cannot be written (submissions refused)")
+	    "1 while the journal cannot be written (submissions refused)")  \
+	X(waiting, GAUGE, U64,                                              \
+	    "Tasks waiting for the tasks their arguments refer to "         \
+	    "(section 4.12)")
 
 #endif

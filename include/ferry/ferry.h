@@ -69,6 +69,11 @@ enum ferry_error {
 	                         * token, see docs/security.md) */
 	FERRY_EJOURNAL   = -24, /* the scheduler's journal cannot be written
 	                         * (disk full, I/O error): not accepted */
+	FERRY_EDEPENDENCY = -25, /* a task this one's arguments refer to
+	                          * (ferry_future_ref) failed, was
+	                          * cancelled or quarantined; the message
+	                          * names the first such task and its
+	                          * error */
 };
 
 /* A human-readable description of an error code (never NULL). */
@@ -235,6 +240,29 @@ FERRY_API int ferry_map(ferry_client *c, const char *fn, size_t n,
     const void *const *args, const size_t *lens, ferry_future **futs);
 
 /*
+ * A future reference: write into buf (cap bytes; FERRY_FUTURE_REF_MAX is
+ * always enough) a msgpack value that stands for the result of f's task,
+ * and set *len to its size.  Put it anywhere in the msgpack arguments of a
+ * task submitted later on the same client, nested in arrays and maps, as
+ * often as needed: the scheduler keeps that task waiting until f's task
+ * has finished, then puts f's result (its msgpack value) in the
+ * reference's place and runs it.  The task function sees plain values.
+ * If f's task fails, is cancelled or quarantined, the dependent task ends
+ * with FERRY_EDEPENDENCY naming it, and so do its own dependents, without
+ * running (see run_anyway in struct ferry_task_opts).
+ *
+ * The result is kept for the dependents even after this client has
+ * fetched it; keep f (do not free it) until the tasks that refer to it
+ * are submitted.  A whole pipeline can be submitted at once, and the
+ * client may then disconnect: the scheduler runs each task as its inputs
+ * finish.  Returns 0, FERRY_EINVAL (f or an argument NULL, or f from
+ * ferry_attach of another session) or FERRY_ETOOBIG (cap too small).
+ */
+#define FERRY_FUTURE_REF_MAX 32
+FERRY_API int ferry_future_ref(
+    void *buf, size_t cap, size_t *len, const ferry_future *f);
+
+/*
  * Per-task failure options.  Initialise with ferry_task_opts_init() (a
  * zeroed struct is NOT "all defaults": it means no retries, no backoff
  * and no timeout), then set the fields you want.  -1 in a field means the
@@ -253,6 +281,12 @@ struct ferry_task_opts {
 	                     * running it past this is killed); 0: none */
 	int retry_errors;   /* non-zero: also retry errors the task function
 	                     * reports (FERRY_ETASK); 0: fail on them */
+	/* non-zero: when a task this one's arguments refer to
+	 * (ferry_future_ref) fails, is cancelled or quarantined, run this one
+	 * anyway, with {"error": code, "message": str} in that input's place
+	 * (for clean-up steps); 0: end with FERRY_EDEPENDENCY without
+	 * running */
+	int run_anyway;
 };
 
 /* Set size and every option to -1 (the scheduler's defaults). */
@@ -330,7 +364,10 @@ FERRY_API uint32_t ferry_future_attempts(const ferry_future *f);
  * Cancel the task: a queued task never runs; a running one is stopped
  * (its worker process is killed by its supervisor; a worker without a
  * supervisor finishes the run and its result is dropped).  Either way the
- * future becomes FERRY_CANCELLED, unless the task finished first.  Returns
+ * future becomes FERRY_CANCELLED, unless the task finished first.  Tasks
+ * waiting for its result (ferry_future_ref) are cancelled with it, and
+ * theirs in turn, without running (unless submitted with run_anyway, which
+ * then run with an error value in its place).  Returns
  * 0 when the request was sent (wait on the future to see the outcome),
  * FERRY_ESTATE if the future has finished already.
  */
@@ -466,6 +503,8 @@ struct ferry_status {
 	uint64_t journal_records;  /* records written */
 	uint64_t journal_bytes;    /* bytes the journal takes on disk */
 	uint32_t journal_trouble;  /* 1: it cannot be written */
+	/* task graphs (ferry_future_ref) */
+	uint64_t waiting; /* tasks waiting for the tasks they refer to */
 };
 
 /*

@@ -92,7 +92,7 @@ encode_tasks(struct proto_writer *w, const struct proto_msg *m)
 		if (m->type == PROTO_SUBMIT)
 			proto_write_submit_entry(w, t->id, t->fn, t->fn_len,
 			    t->args, t->args_len, keys, lens, t->n_objs,
-			    &t->opts);
+			    &t->opts, NULL, 0);
 		else
 			proto_write_tasks_entry(w, t->id, t->fn, t->fn_len,
 			    t->args, t->args_len, t->timeout_ms);

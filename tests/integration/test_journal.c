@@ -182,7 +182,7 @@ test_results_survive_kill(void **state)
 	for (uint64_t i = 1; i <= 20; i++) {
 		size_t len = h_pack_args(args, 2, i, 100);
 		proto_write_submit_entry(&p.w, i, "add", 3, args, len, NULL,
-		    NULL, 0, NULL);
+		    NULL, 0, NULL, NULL, 0);
 	}
 	proto_write_submit_end(&p.w);
 	assert_int_equal(h_peer_call(&p, 10000), 0);

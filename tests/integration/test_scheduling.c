@@ -47,7 +47,7 @@ raw_submit(struct h_peer *p, uint64_t id, const char *fn, size_t fn_len,
 	proto_writer_reset(&p->w);
 	proto_write_submit_begin(&p->w);
 	proto_write_submit_entry(&p->w, id, fn, fn_len, args, args_len, NULL,
-	    NULL, 0, NULL);
+	    NULL, 0, NULL, NULL, 0);
 	proto_write_submit_end(&p->w);
 }
 

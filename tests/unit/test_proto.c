@@ -202,7 +202,7 @@ pack_worker_hello(struct fx *f)
 /* A submit entry without keys or options. */
 #define SUBMIT(f, id, fn, fn_len, args, args_len)                          \
 	proto_write_submit_entry(&(f)->w, id, fn, fn_len, args, args_len,  \
-	    NULL, NULL, 0, NULL)
+	    NULL, NULL, 0, NULL, NULL, 0)
 
 static void
 test_hello_worker(void **state)
@@ -691,11 +691,11 @@ test_task_options(void **state)
 	o.timeout_ms     = 1500;
 	o.retry_errors   = 1;
 	proto_write_submit_begin(&f->w);
-	proto_write_submit_entry(&f->w, 1, "a", 1, "\xc0", 1, NULL, NULL, 0, &o);
+	proto_write_submit_entry(&f->w, 1, "a", 1, "\xc0", 1, NULL, NULL, 0, &o, NULL, 0);
 	o.set = PROTO_OPT_TIMEOUT;
-	proto_write_submit_entry(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0, &o);
+	proto_write_submit_entry(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0, &o, NULL, 0);
 	proto_write_submit_entry(&f->w, 3, "c", 1, "\xc0", 1, NULL, NULL, 0,
-	    NULL);
+	    NULL, NULL, 0);
 	proto_write_submit_end(&f->w);
 	decode_ok(f, PROTO_SUBMIT);
 	t = &f->m.tasks[0];
@@ -896,9 +896,9 @@ test_task_objects(void **state)
 
 	proto_write_submit_begin(&f->w);
 	proto_write_submit_entry(&f->w, 1, "a", 1, "\xc0", 1, keys, lens, 2,
-	    NULL);
+	    NULL, NULL, 0);
 	proto_write_submit_entry(&f->w, 2, "b", 1, "\xc0", 1, NULL, NULL, 0,
-	    NULL);
+	    NULL, NULL, 0);
 	proto_write_submit_end(&f->w);
 	decode_ok(f, PROTO_SUBMIT);
 	assert_int_equal(f->m.tasks[0].n_objs, 2);
