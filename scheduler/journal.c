@@ -142,6 +142,8 @@ on_task(struct sched *s, struct task *t, int from, int to,
 		session_dirty(j, t->sess); /* its max_tag */
 	} else if (from == TASK_ASSIGNED) {
 		put_task(j, t); /* back after a failed or lost run: counts */
+	} else if (from == TASK_WAITING) {
+		put_task(j, t); /* an input's result went into its arguments */
 	} else {
 		return; /* back from its retry backoff: nothing new */
 	}
@@ -582,6 +584,7 @@ restore(struct journal *j)
 		s->epoch = jr.epoch; /* workers keep what they hold */
 	j->ids_reserved = j->ids_durable = s->next_task_id;
 	sessions_restored(s);
+	graph_restore(s); /* waiting tasks find their inputs again */
 	if (r.queued > 0) {
 		s->restore_until = sched_now(s) + s->cfg->restore_wait_ms;
 		timer_add(s, s->restore_until, restore_due, 0, 0);
@@ -650,8 +653,9 @@ journal_run(struct journal *j)
 {
 	struct sched *s = j->s;
 
-	if (sched_observe(s, 1u << TASK_ASSIGNED,
-	        (1u << TASK_QUEUED) | (1u << TASK_DELAYED) | TASK_FINAL_MASK,
+	if (sched_observe(s, (1u << TASK_ASSIGNED) | (1u << TASK_WAITING),
+	        (1u << TASK_QUEUED) | (1u << TASK_DELAYED) |
+	            (1u << TASK_WAITING) | TASK_FINAL_MASK,
 	        on_task, j) != 0 ||
 	    sched_observe_sessions(s, on_session, j) != 0 ||
 	    sched_on_turn(s, on_turn) != 0) {

@@ -45,7 +45,8 @@ sched_init(struct sched *s, const struct sched_config *cfg)
 	proto_writer_init(&s->w);
 	proto_writer_init(&s->rej);
 	if ((s->disp = disp_new()) == NULL || router_init(s) != 0 ||
-	    functions_init(s) != 0 || stats_init(s) != 0) {
+	    functions_init(s) != 0 || stats_init(s) != 0 ||
+	    graph_init(s) != 0) {
 		sched_fini(s);
 		return -1;
 	}
@@ -61,6 +62,7 @@ sched_fini(struct sched *s)
 	workers_free_all(s);
 	supervisors_free_all(s);
 	tasks_free_all(s);
+	graph_fini(s);
 	router_fini(s);
 	functions_fini(s);
 	disp_free(s->disp);

@@ -90,6 +90,13 @@ struct task {
 	uint8_t         held_back; /* restored, queued but not dispatched
 	                            * until its worker reports it or the
 	                            * restore wait ends */
+	uint8_t         run_anyway; /* runs even if an input failed */
+	uint8_t         args_owned; /* args is its own allocation (results
+	                             * were spliced in), not in data[] */
+	uint8_t         graph_ended; /* ended because an input did: its
+	                              * dependents get its message as is */
+	uint32_t        unmet;    /* waiting: inputs not finished yet */
+	struct gdeps   *deps;     /* tasks waiting for this one, or NULL */
 	uint16_t        attempts; /* runs known to have started */
 	uint16_t        failures; /* failed runs that count */
 	uint16_t        kills;    /* worker processes it killed */
@@ -185,6 +192,20 @@ void task_run_failed(struct sched *s, struct task *t, int killed,
 
 /* Free every task (shutdown). */
 void tasks_free_all(struct sched *s);
+
+/* graph.c: tasks waiting for the results of others (docs/protocol.md
+ * 4.12).  graph_link() links t, just submitted waiting with pt's deps,
+ * to its inputs; it may queue t, or end it (t must not be used after:
+ * look it up by id). */
+int  graph_init(struct sched *s);
+void graph_fini(struct sched *s);
+void graph_link(struct sched *s, struct session *se, struct task *t,
+    const struct proto_task *pt);
+/* Whether a task read back from the journal still refers to inputs (it
+ * is restored waiting); graph_restore() links every such task once all
+ * are read back. */
+int  graph_restores_waiting(const struct task *t);
+void graph_restore(struct sched *s);
 
 struct jtask;
 /* Make a task read back from the journal, queued and held back (of
@@ -604,7 +625,8 @@ struct sched {
 	struct idmap     tasks;      /* id -> task */
 	struct disp     *disp;       /* the queue and its policy */
 	uint64_t         next_task_id;
-	uint64_t         n_queued, n_delayed, n_assigned;
+	uint64_t         n_queued, n_delayed, n_assigned, n_waiting;
+	struct graph    *graph;      /* graph.c */
 	struct task_observer observers[SCHED_MAX_OBSERVERS];
 	size_t           n_observers;
 	struct {

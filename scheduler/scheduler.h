@@ -19,6 +19,7 @@ enum sched_task_state {
 	TASK_CANCELLED,
 	TASK_DELAYED, /* failed, waiting for its retry backoff */
 	TASK_DEAD,    /* quarantined after killing worker processes */
+	TASK_WAITING, /* for the tasks its arguments refer to (graph.c) */
 	TASK_STATE_MAX,
 };
 

@@ -45,7 +45,8 @@ session_free(struct sched *s, struct session *se)
 	 * sees every one */
 	while (idmap_iter_next(&se->tags, &it, NULL, (void **)&t)) {
 		t->sess = NULL;
-		if (t->state == TASK_QUEUED || t->state == TASK_DELAYED)
+		if (t->state == TASK_QUEUED || t->state == TASK_DELAYED ||
+		    t->state == TASK_WAITING)
 			(void)task_finish(s, t, TASK_CANCELLED,
 			    FERRY_ECANCELED, NULL, 0,
 			    "client session expired"); /* stores nothing */
@@ -169,7 +170,8 @@ submit_check(struct sched *s, const struct proto_task *pt,
 	}
 	if ((code = journal_refuses(s, why, len)) != 0)
 		return code;
-	if (s->n_queued >= s->cfg->max_queue) {
+	/* tasks waiting for others count: they are queued tasks to be */
+	if (s->n_queued + s->n_waiting >= s->cfg->max_queue) {
 		snprintf(why, len, "queue is full (%zu tasks, scheduler.max_queue)",
 		    s->cfg->max_queue);
 		return FERRY_EFULL;
@@ -240,6 +242,8 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 		se->submitted++;
 		if (t->tag > se->max_tag)
 			se->max_tag = t->tag;
+		if (pt->n_deps > 0)
+			graph_link(s, se, t, pt); /* t may be gone after */
 	}
 
 	/* hand the new tasks to waiting workers before answering: the

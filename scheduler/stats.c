@@ -23,6 +23,7 @@ count_transition(struct sched *s, struct task *t, int from, int to,
 
 	(void)arg;
 	switch (to) {
+	case TASK_WAITING:
 	case TASK_QUEUED:
 		if (from == TASK_SUBMITTED)
 			s->stat[ST_submitted]++;
@@ -64,7 +65,8 @@ stats_init(struct sched *s)
 {
 	s->start_ms = sched_now(s);
 	return sched_observe(s, 0,
-	    (1u << TASK_QUEUED) | (1u << TASK_DELAYED) | TASK_FINAL_MASK,
+	    (1u << TASK_QUEUED) | (1u << TASK_DELAYED) | (1u << TASK_WAITING) |
+	        TASK_FINAL_MASK,
 	    count_transition, NULL);
 }
 
@@ -95,6 +97,7 @@ fill_gauges(struct sched *s)
 	s->stat[ST_awaiting_report]  = lost;
 	s->stat[ST_supervisors]      = s->n_sups;
 	s->stat[ST_waiting_function] = s->n_unserved;
+	s->stat[ST_waiting]          = s->n_waiting;
 }
 
 static void

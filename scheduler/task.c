@@ -22,7 +22,8 @@
 #include "sched_int.h"
 
 static const char *state_names[TASK_STATE_MAX] = {
-	"queued", "assigned", "done", "failed", "cancelled", "delayed", "dead"
+	"queued", "assigned", "done", "failed", "cancelled", "delayed", "dead",
+	"waiting"
 };
 
 const char *
@@ -43,7 +44,12 @@ sched_transition_ok(int from, int to)
 	switch (from) {
 	case TASK_SUBMITTED:
 	case TASK_RESTORED:
-		return to == TASK_QUEUED;
+		return to == TASK_QUEUED || to == TASK_WAITING;
+	case TASK_WAITING:
+		/* waiting to waiting: an input's result was put in place of
+		 * its reference, others still to come (graph.c) */
+		return to == TASK_QUEUED || to == TASK_WAITING ||
+		    to == TASK_CANCELLED || to == TASK_FAILED;
 	case TASK_QUEUED:
 		return to == TASK_ASSIGNED || to == TASK_CANCELLED ||
 		    to == TASK_FAILED || to == TASK_DEAD;
@@ -144,6 +150,8 @@ leave(struct sched *s, struct task *t)
 			limbo_remove(s, t);
 	} else if (t->state == TASK_DELAYED) {
 		s->n_delayed--;
+	} else if (t->state == TASK_WAITING) {
+		s->n_waiting--;
 	} else if (t->state == TASK_ASSIGNED) {
 		struct worker *w = t->worker;
 		list_remove(&t->wnode);
@@ -177,6 +185,9 @@ enter(struct sched *s, struct task *t, int to, struct worker *w)
 	case TASK_DELAYED:
 		t->worker = NULL;
 		s->n_delayed++;
+		break;
+	case TASK_WAITING:
+		s->n_waiting++;
 		break;
 	default:
 		t->worker = NULL;
@@ -257,6 +268,9 @@ task_free(struct sched *s, struct task *t)
 	if (t->fnr != NULL && --t->fnr->tasks == 0)
 		fn_drop(s, t->fnr); /* a name no worker ever had */
 	free(t->why);
+	free(t->deps);
+	if (t->args_owned)
+		free(t->args);
 	free(t);
 }
 
@@ -424,6 +438,8 @@ task_options(struct sched *s, struct task *t, const struct proto_task_opts *o)
 	t->retry_errors = (uint8_t)(o->set & PROTO_OPT_RETRY_ERRORS
 	        ? o->retry_errors != 0
 	        : c->task_retry_errors != 0);
+	t->run_anyway = (uint8_t)(o->set & PROTO_OPT_RUN_ANYWAY &&
+	    o->run_anyway != 0);
 	if (t->backoff_max_ms < t->backoff_ms)
 		t->backoff_max_ms = t->backoff_ms;
 }
@@ -433,6 +449,7 @@ task_new(struct sched *s, struct session *se, const struct proto_task *pt,
     struct fnreg *fnr)
 {
 	struct task *t = calloc(1, sizeof(*t) + pt->fn_len + 1 + pt->args_len);
+	int          to;
 
 	if (t == NULL)
 		goto fail;
@@ -453,19 +470,26 @@ task_new(struct sched *s, struct session *se, const struct proto_task *pt,
 	for (uint32_t k = 0; k < pt->n_objs; k++)
 		t->objs[k] = disp_key(pt->objs[k].via.str.ptr,
 		    pt->objs[k].via.str.size);
+	/* a task that refers to others waits for them (graph.c links it
+	 * to them next) instead of joining the queue */
+	to = pt->n_deps > 0 ? TASK_WAITING : TASK_QUEUED;
 	if (idmap_put(&s->tasks, t->id, t) != 0 ||
 	    idmap_put(&se->tags, t->tag, t) != 0 ||
-	    disp_enqueue(s->disp, t->id, fnr->idx, t->objs, t->n_objs, 0) != 0) {
+	    (to == TASK_QUEUED && disp_enqueue(s->disp, t->id, fnr->idx,
+	                              t->objs, t->n_objs, 0) != 0)) {
 		idmap_del(&s->tasks, t->id);
 		idmap_del(&se->tags, t->tag);
 		free(t);
 		goto fail;
 	}
 	fnr->tasks++;
-	(void)check(t, TASK_QUEUED, NULL, "submitted");
-	t->state = TASK_QUEUED;
-	s->n_queued++;
-	notify(s, t, TASK_SUBMITTED, TASK_QUEUED, NULL);
+	(void)check(t, to, NULL, "submitted");
+	t->state = (uint8_t)to;
+	if (to == TASK_QUEUED)
+		s->n_queued++;
+	else
+		s->n_waiting++;
+	notify(s, t, TASK_SUBMITTED, to, NULL);
 	return t;
 fail:
 	if (fnr->tasks == 0)
@@ -524,6 +548,14 @@ task_restore(struct sched *s, struct session *se, const struct jtask *jt,
 		return NULL;
 	}
 	fnr->tasks++;
+	if (graph_restores_waiting(t)) {
+		/* graph_restore() links it once every task is back */
+		t->held_back = 0;
+		t->state     = TASK_WAITING;
+		s->n_waiting++;
+		notify(s, t, TASK_RESTORED, TASK_WAITING, NULL);
+		return t;
+	}
 	t->state = TASK_QUEUED;
 	s->n_queued++;
 	notify(s, t, TASK_RESTORED, TASK_QUEUED, NULL);

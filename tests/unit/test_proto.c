@@ -637,12 +637,12 @@ test_task_extra_elements(void **state)
 {
 	struct fx *f = *state;
 
-	/* the 4th element lists locality keys; a newer sender may append
-	 * more elements after it */
+	/* the 4th element lists locality keys, the 6th deps; a newer
+	 * sender may append more elements after them */
 	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
-	msgpack_pack_array(&f->w.pk, 6);
+	msgpack_pack_array(&f->w.pk, 7);
 	msgpack_pack_uint64(&f->w.pk, 5);
 	pk_cstr(f, "fn");
 	proto_pack_bin(&f->w, "\x01", 1);
@@ -650,15 +650,80 @@ test_task_extra_elements(void **state)
 	pk_cstr(f, "mmap:/data/a.bin");
 	pk_cstr(f, "read:/data/b.bin");
 	msgpack_pack_nil(&f->w.pk); /* options: none */
+	msgpack_pack_nil(&f->w.pk); /* deps: none */
 	pk_cstr(f, "extra");
 	decode_ok(f, PROTO_SUBMIT);
 	assert_int_equal(f->m.tasks[0].opts.set, 0);
+	assert_int_equal(f->m.tasks[0].n_deps, 0);
 	assert_int_equal(f->m.n_tasks, 1);
 	assert_task(&f->m.tasks[0], 5, "fn", "\x01", 1);
 	assert_int_equal(f->m.tasks[0].n_objs, 2);
 	assert_int_equal(f->m.tasks[0].objs[1].via.str.size, 16);
 	assert_memory_equal(f->m.tasks[0].objs[1].via.str.ptr,
 	    "read:/data/b.bin", 16);
+}
+
+/* The 6th element of a submit entry: the ids of the tasks its arguments
+ * refer to, written by proto_write_submit_entry (with or without
+ * options before it); anything but an array of ids above 0 is refused
+ * with the entry and element named. */
+static void
+test_task_deps(void **state)
+{
+	struct fx             *f    = *state;
+	const uint64_t         deps[] = { 7, 3 };
+	struct proto_task_opts o    = { PROTO_OPT_RUN_ANYWAY, 0, 0, 0, 0, 0,
+		   1 };
+
+	begin(f, PROTO_SUBMIT, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 2);
+	proto_write_submit_entry(&f->w, 8, "a", 1, "\xc0", 1, NULL, NULL, 0,
+	    NULL, deps, 2);
+	proto_write_submit_entry(&f->w, 9, "b", 1, "\xc0", 1, NULL, NULL, 0,
+	    &o, deps + 1, 1);
+	decode_ok(f, PROTO_SUBMIT);
+	assert_int_equal(f->m.n_tasks, 2);
+	assert_int_equal(f->m.tasks[0].n_deps, 2);
+	assert_int_equal(f->m.tasks[0].deps[0].via.u64, 7);
+	assert_int_equal(f->m.tasks[0].deps[1].via.u64, 3);
+	assert_int_equal(f->m.tasks[0].opts.set, 0);
+	assert_int_equal(f->m.tasks[1].n_deps, 1);
+	assert_int_equal(f->m.tasks[1].deps[0].via.u64, 3);
+	assert_int_equal(f->m.tasks[1].opts.set, PROTO_OPT_RUN_ANYWAY);
+	assert_int_equal(f->m.tasks[1].opts.run_anyway, 1);
+
+	proto_writer_reset(&f->w);
+	begin(f, PROTO_SUBMIT, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 1);
+	msgpack_pack_array(&f->w.pk, 6);
+	msgpack_pack_uint64(&f->w.pk, 5);
+	pk_cstr(f, "fn");
+	proto_pack_bin(&f->w, "\xc0", 1);
+	msgpack_pack_array(&f->w.pk, 0);
+	msgpack_pack_nil(&f->w.pk);
+	pk_cstr(f, "7");
+	decode(f);
+	check_err(f, FERRY_EPROTO,
+	    "tasks[0][5] (deps): expected an array of task ids", NULL);
+
+	proto_writer_reset(&f->w);
+	begin(f, PROTO_SUBMIT, 1);
+	proto_put_key(&f->w, "tasks");
+	msgpack_pack_array(&f->w.pk, 1);
+	msgpack_pack_array(&f->w.pk, 6);
+	msgpack_pack_uint64(&f->w.pk, 5);
+	pk_cstr(f, "fn");
+	proto_pack_bin(&f->w, "\xc0", 1);
+	msgpack_pack_array(&f->w.pk, 0);
+	msgpack_pack_nil(&f->w.pk);
+	msgpack_pack_array(&f->w.pk, 2);
+	msgpack_pack_uint64(&f->w.pk, 4);
+	msgpack_pack_uint64(&f->w.pk, 0);
+	decode(f);
+	check_err(f, FERRY_EPROTO, "tasks[0][5][1] (dep): expected a task id",
+	    NULL);
 }
 
 /* A submit task entry [id, fn, args (a packed nil), [], {n options}]
@@ -2678,6 +2743,7 @@ main(void)
 		T(test_submit_empty_and_many),
 		T(test_tasks),
 		T(test_task_extra_elements),
+		T(test_task_deps),
 		T(test_task_objects),
 		T(test_task_options),
 		T(test_task_options_booleans),

@@ -17,15 +17,19 @@
 static void
 test_allowed_transitions(void **state)
 {
-	/* from \ to: queued assigned done failed cancelled delayed dead */
+	/* from \ to: queued assigned done failed cancelled delayed dead
+	 * waiting */
 	static const int allowed[TASK_STATE_MAX][TASK_STATE_MAX] = {
-		[TASK_QUEUED]    = { 0, 1, 0, 1, 1, 0, 1 },
-		[TASK_ASSIGNED]  = { 1, 0, 1, 1, 1, 1, 1 },
-		[TASK_DONE]      = { 0, 0, 0, 0, 0, 0, 0 },
-		[TASK_FAILED]    = { 0, 0, 0, 0, 0, 0, 0 },
-		[TASK_CANCELLED] = { 0, 0, 0, 0, 0, 0, 0 },
-		[TASK_DELAYED]   = { 1, 0, 0, 1, 1, 0, 1 },
-		[TASK_DEAD]      = { 0, 0, 0, 0, 0, 0, 0 },
+		[TASK_QUEUED]    = { 0, 1, 0, 1, 1, 0, 1, 0 },
+		[TASK_ASSIGNED]  = { 1, 0, 1, 1, 1, 1, 1, 0 },
+		[TASK_DONE]      = { 0, 0, 0, 0, 0, 0, 0, 0 },
+		[TASK_FAILED]    = { 0, 0, 0, 0, 0, 0, 0, 0 },
+		[TASK_CANCELLED] = { 0, 0, 0, 0, 0, 0, 0, 0 },
+		[TASK_DELAYED]   = { 1, 0, 0, 1, 1, 0, 1, 0 },
+		[TASK_DEAD]      = { 0, 0, 0, 0, 0, 0, 0, 0 },
+		/* a waiting task never runs or dies before it is queued;
+		 * waiting -> waiting records an input's result put in */
+		[TASK_WAITING]   = { 1, 0, 0, 1, 1, 0, 0, 1 },
 	};
 	(void)state;
 	for (int from = 0; from < TASK_STATE_MAX; from++)
@@ -68,19 +72,20 @@ test_state_names(void **state)
 	assert_string_equal(sched_state_name(TASK_CANCELLED), "cancelled");
 	assert_string_equal(sched_state_name(TASK_DELAYED), "delayed");
 	assert_string_equal(sched_state_name(TASK_DEAD), "dead");
+	assert_string_equal(sched_state_name(TASK_WAITING), "waiting");
 	assert_string_equal(sched_state_name(TASK_SUBMITTED), "submitted");
 	assert_string_equal(sched_state_name(-1), "?");
 	assert_string_equal(sched_state_name(TASK_RESTORED), "restored");
 	assert_string_equal(sched_state_name(TASK_RESTORED + 1), "?");
 	assert_false(sched_transition_ok(-1, TASK_QUEUED));
 	assert_false(sched_transition_ok(TASK_RESTORED + 1, TASK_QUEUED));
-	/* a new task, or one read back from the journal, only ever goes to
-	 * the queue */
+	/* a new task, or one read back from the journal, goes to the
+	 * queue, or waits for the tasks it refers to */
 	for (int to = 0; to < TASK_STATE_MAX; to++) {
 		assert_int_equal(sched_transition_ok(TASK_SUBMITTED, to),
-		    to == TASK_QUEUED);
+		    to == TASK_QUEUED || to == TASK_WAITING);
 		assert_int_equal(sched_transition_ok(TASK_RESTORED, to),
-		    to == TASK_QUEUED);
+		    to == TASK_QUEUED || to == TASK_WAITING);
 	}
 }
 
