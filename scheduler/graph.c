@@ -5,8 +5,8 @@
  * A task whose arguments hold future references (common/futref.h) is
  * submitted with the client's ids of the tasks it refers to (its deps)
  * and starts out waiting.  graph_link() counts the inputs still running
- * (t->unmet) and notes the task among each one's dependents (in->deps, a
- * growing array of ids).  When an input ends, the observer below visits
+ * (t->unmet) and notes the task among each one's dependents (in->dep1,
+ * then in->deps, a growing array of ids).  When an input ends, the observer below visits
  * its dependents only (no scans):
  *
  *  - it finished: its result's msgpack value replaces each reference to
@@ -65,12 +65,18 @@ struct graph {
 	int          draining;
 };
 
-/* Note dependent id among in's dependents.  0, or -1 (no memory). */
+/* Note dependent id among in's dependents: the first in the task itself
+ * (most inputs have one: chains, trees), the others in an array.  0, or
+ * -1 (no memory). */
 static int
 deps_add(struct task *in, uint64_t id)
 {
 	struct gdeps *d = in->deps;
 
+	if (in->dep1 == 0) {
+		in->dep1 = id;
+		return 0;
+	}
 	if (d == NULL || d->n == d->cap) {
 		uint32_t      cap = d == NULL ? 2 : d->cap * 2;
 		struct gdeps *nd  = realloc(d, sizeof(*d) + cap * sizeof(d->id[0]));
@@ -267,8 +273,18 @@ advance(struct sched *s, struct task *t)
 		return;
 	}
 	keys_of(&k, t->args, t->args_len, PROTO_MAX_TASK_OBJS - t->n_objs);
-	memcpy(t->objs + t->n_objs, k.k, k.n * sizeof(k.k[0]));
-	t->n_objs = (uint8_t)(t->n_objs + k.n);
+	if (k.n > 0) {
+		uint64_t *o = malloc((t->n_objs + k.n) * sizeof(*o));
+		if (o != NULL) { /* else: locality lost, nothing else */
+			memcpy(o, t->objs, t->n_objs * sizeof(*o));
+			memcpy(o + t->n_objs, k.k, k.n * sizeof(*o));
+			if (t->objs_owned)
+				free(t->objs);
+			t->objs       = o;
+			t->objs_owned = 1;
+			t->n_objs     = (uint8_t)(t->n_objs + k.n);
+		}
+	}
 	task_set_state(s, t, TASK_QUEUED, "its inputs finished");
 }
 
@@ -384,10 +400,11 @@ on_final(struct sched *s, struct task *in, int from, int to,
 	struct gdeps *d = in->deps;
 	char          msg[MSG_MAX];
 	size_t        len = 0;
+	uint32_t      n   = d != NULL ? d->n : 0;
 
 	(void)from;
 	(void)arg;
-	if (d == NULL)
+	if (in->dep1 == 0)
 		return;
 	if (to == TASK_DONE)
 		note_objects(s, in, end->data, end->len);
@@ -395,8 +412,9 @@ on_final(struct sched *s, struct task *in, int from, int to,
 		len = origin_message(msg, sizeof(msg), in->tag, in->fn,
 		    in->fn_len, to, end->code, end->data, end->len,
 		    in->graph_ended);
-	for (uint32_t i = 0; i < d->n; i++) {
-		struct task *t = idmap_get(&s->tasks, d->id[i]);
+	for (uint32_t i = 0; i <= n; i++) {
+		struct task *t =
+		    idmap_get(&s->tasks, i == 0 ? in->dep1 : d->id[i - 1]);
 		if (t == NULL || t->state != TASK_WAITING)
 			continue; /* ended or cancelled meanwhile */
 		if (to == TASK_DONE)

@@ -81,8 +81,11 @@ struct task {
 	struct session *sess; /* NULL once its session expired */
 	struct worker  *worker; /* while assigned (also a ghost's) */
 	struct fnreg   *fnr;  /* its function (holds a count in tasks) */
-	struct list_node wnode;   /* in worker->tasks while assigned */
-	struct task    *limbo_next; /* queued, waiting for room in dispatch */
+	union { /* never both: a task in limbo is queued */
+		struct list_node wnode; /* in worker->tasks while assigned */
+		struct task *limbo_next; /* queued, waiting for room in
+		                          * dispatch */
+	};
 	uint32_t        fn_len, args_len;
 	uint8_t         state;
 	uint8_t         n_objs;
@@ -95,8 +98,12 @@ struct task {
 	                             * were spliced in), not in data[] */
 	uint8_t         graph_ended; /* ended because an input did: its
 	                              * dependents get its message as is */
+	uint8_t         objs_owned;
 	uint32_t        unmet;    /* waiting: inputs not finished yet */
-	struct gdeps   *deps;     /* tasks waiting for this one, or NULL */
+	/* the tasks waiting for this one (graph.c): the first one's id
+	 * (0: none), the others in deps (or NULL) */
+	uint64_t        dep1;
+	struct gdeps   *deps;
 	uint16_t        attempts; /* runs known to have started */
 	uint16_t        failures; /* failed runs that count */
 	uint16_t        kills;    /* worker processes it killed */
@@ -105,8 +112,9 @@ struct task {
 	char           *why;  /* reasons of failed runs, or NULL */
 	char           *fn;   /* points into data[] */
 	uint8_t        *args; /* points into data[] */
-	uint64_t        objs[PROTO_MAX_TASK_OBJS]; /* locality keys */
-	uint8_t         data[];
+	uint64_t       *objs; /* n_objs locality keys: at the start of data[],
+	                       * or (objs_owned) an allocation of its own */
+	_Alignas(8) uint8_t data[]; /* objs, fn and a NUL, args */
 };
 
 /* How a task ended: what its client gets (final transitions only). */

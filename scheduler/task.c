@@ -271,6 +271,8 @@ task_free(struct sched *s, struct task *t)
 	free(t->deps);
 	if (t->args_owned)
 		free(t->args);
+	if (t->objs_owned)
+		free(t->objs);
 	free(t);
 }
 
@@ -423,6 +425,25 @@ task_run_failed(struct sched *s, struct task *t, int killed, int32_t code,
 	    retryable ? "out of retries" : "failed");
 }
 
+/* A task with room for n_objs keys, fn and args in one allocation (all
+ * zero but the lengths and pointers); NULL when memory runs out. */
+static struct task *
+task_alloc(uint32_t n_objs, uint32_t fn_len, uint32_t args_len)
+{
+	size_t       objs = (size_t)n_objs * sizeof(uint64_t);
+	struct task *t    = calloc(1, sizeof(*t) + objs + fn_len + 1 + args_len);
+
+	if (t == NULL)
+		return NULL;
+	t->n_objs   = (uint8_t)n_objs;
+	t->objs     = (uint64_t *)(void *)t->data;
+	t->fn_len   = fn_len;
+	t->args_len = args_len;
+	t->fn       = (char *)t->data + objs;
+	t->args     = t->data + objs + fn_len + 1;
+	return t;
+}
+
 /* A task's failure options: the submit entry's, else the defaults. */
 static void
 task_options(struct sched *s, struct task *t, const struct proto_task_opts *o)
@@ -448,7 +469,7 @@ struct task *
 task_new(struct sched *s, struct session *se, const struct proto_task *pt,
     struct fnreg *fnr)
 {
-	struct task *t = calloc(1, sizeof(*t) + pt->fn_len + 1 + pt->args_len);
+	struct task *t = task_alloc(pt->n_objs, pt->fn_len, pt->args_len);
 	int          to;
 
 	if (t == NULL)
@@ -457,15 +478,10 @@ task_new(struct sched *s, struct session *se, const struct proto_task *pt,
 	t->tag      = pt->id;
 	t->sess     = se;
 	t->fnr      = fnr;
-	t->fn_len   = pt->fn_len;
-	t->args_len = pt->args_len;
-	t->fn       = (char *)t->data;
-	t->args     = t->data + pt->fn_len + 1;
 	t->state    = TASK_SUBMITTED;
 	memcpy(t->fn, pt->fn, pt->fn_len);
 	if (pt->args_len > 0)
 		memcpy(t->args, pt->args, pt->args_len);
-	t->n_objs = (uint8_t)pt->n_objs;
 	task_options(s, t, &pt->opts);
 	for (uint32_t k = 0; k < pt->n_objs; k++)
 		t->objs[k] = disp_key(pt->objs[k].via.str.ptr,
@@ -503,13 +519,8 @@ task_fill_restored(struct task *t, const struct jtask *jt)
 {
 	t->id             = jt->id;
 	t->tag            = jt->tag;
-	t->fn_len         = jt->fn_len;
-	t->args_len       = jt->args_len;
-	t->fn             = (char *)t->data;
-	t->args           = t->data + jt->fn_len + 1;
 	t->state          = TASK_RESTORED;
 	t->held_back      = 1;
-	t->n_objs         = jt->n_objs;
 	t->retry_errors   = jt->retry_errors;
 	t->attempts       = jt->attempts;
 	t->failures       = jt->failures;
@@ -531,7 +542,7 @@ task_restore(struct sched *s, struct session *se, const struct jtask *jt,
 	struct task *t;
 
 	if (jt->n_objs > PROTO_MAX_TASK_OBJS ||
-	    (t = calloc(1, sizeof(*t) + jt->fn_len + 1 + jt->args_len)) == NULL)
+	    (t = task_alloc(jt->n_objs, jt->fn_len, jt->args_len)) == NULL)
 		return NULL;
 	task_fill_restored(t, jt);
 	if (jt->why_len > 0 && (t->why = malloc(jt->why_len + 1)) != NULL) {
