@@ -637,12 +637,12 @@ test_task_extra_elements(void **state)
 {
 	struct fx *f = *state;
 
-	/* the 4th element lists locality keys; a newer sender may append
-	 * more elements after it */
+	/* the 4th element lists locality keys, the 5th options, the 6th
+	 * deps; a newer sender may append more elements after them */
 	begin(f, PROTO_SUBMIT, 1);
 	proto_put_key(&f->w, "tasks");
 	msgpack_pack_array(&f->w.pk, 1);
-	msgpack_pack_array(&f->w.pk, 6);
+	msgpack_pack_array(&f->w.pk, 7);
 	msgpack_pack_uint64(&f->w.pk, 5);
 	pk_cstr(f, "fn");
 	proto_pack_bin(&f->w, "\x01", 1);
@@ -650,9 +650,11 @@ test_task_extra_elements(void **state)
 	pk_cstr(f, "mmap:/data/a.bin");
 	pk_cstr(f, "read:/data/b.bin");
 	msgpack_pack_nil(&f->w.pk); /* options: none */
+	msgpack_pack_nil(&f->w.pk); /* deps: none */
 	pk_cstr(f, "extra");
 	decode_ok(f, PROTO_SUBMIT);
 	assert_int_equal(f->m.tasks[0].opts.set, 0);
+	assert_int_equal(f->m.tasks[0].n_deps, 0);
 	assert_int_equal(f->m.n_tasks, 1);
 	assert_task(&f->m.tasks[0], 5, "fn", "\x01", 1);
 	assert_int_equal(f->m.tasks[0].n_objs, 2);
