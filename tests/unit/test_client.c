@@ -624,7 +624,7 @@ test_full_resend_resolved(void **state)
 {
 	struct fake         f;
 	ferry_client       *c = fake_start(&f);
-	ferry_future       *x, *b;
+	ferry_future       *x, *b, *c2;
 	struct ref          rx;
 	uint8_t             args[64];
 	size_t              len;
@@ -661,9 +661,23 @@ test_full_resend_resolved(void **state)
 	assert_args(&f, 0, "\x91\x2a", 2);
 	assert_int_equal(f.m.tasks[0].n_deps, 0);
 	accept_all(&f, sb, 1);
+	/* replies are taken in order: the next fetch comes after the
+	 * accept was */
+	send_results(&f, fetch, NULL, 0, 0);
+	assert_int_equal(recv_fetch(&f, &fetch), 1);
+
+	/* once b was accepted nothing holds x: a reference made before it
+	 * was freed now names a task the client no longer knows, and is
+	 * sent as it is, for the scheduler to judge */
+	c2 = submit(c, args, len);
+	sb = recv_submit(&f, 1);
+	assert_args(&f, 0, args, len);
+	assert_deps(&f, 0, d, 1);
+	accept_all(&f, sb, 1);
 
 	nng_msg_free(fetch);
 	ferry_future_free(b);
+	ferry_future_free(c2);
 	fake_stop(&f);
 }
 
