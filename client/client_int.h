@@ -11,6 +11,9 @@
  *              messages, what the scheduler accepted, back-pressure
  *   futures.c  futures: completion, wait, as-completed, outcome,
  *              cancel
+ *   graph.c    task graphs: future references, what they stand for when
+ *              a task is submitted and sent (its deps), and holding back
+ *              the acknowledgement of a result a submit in flight needs
  *   results.c  results: the fetch long poll, orphans and attach, a
  *              session the scheduler lost
  *   status.c   the cluster's status and the client's own counters
@@ -92,6 +95,36 @@ struct ferry_future {
 	struct ferry_future   *next;      /* submit queue */
 	struct ferry_iter     *iter;      /* the iterator it belongs to */
 	struct ferry_future   *iter_next; /* that iterator's ready list */
+
+	/* task graphs (graph.c) */
+	int                    refd;    /* in the client's refd map */
+	uint64_t              *deps;    /* until accepted: the tags its
+	                                 * arguments refer to that are not
+	                                 * finished here (sorted, distinct),
+	                                 * sent with it */
+	uint32_t               n_deps;
+	struct ferry_future  **inputs;  /* until accepted: the futures of
+	                                 * those tags that were pending when
+	                                 * it was last resolved, a reference
+	                                 * each */
+	uint32_t               n_inputs;
+	int                    holding; /* sent, unanswered: counted in each
+	                                 * input's refs_inflight */
+	uint32_t               refs_inflight; /* tasks referring to this
+	                                       * one that are holding */
+	uint64_t               frozen_seq;    /* its result's seq, kept out
+	                                       * of the ack (0: none) */
+};
+
+/* What resolving a task's future references gave (graph.c). */
+struct graph_args {
+	uint8_t              *args; /* a copy with references replaced
+	                             * (malloc'd), NULL: none replaced */
+	size_t                len;
+	uint64_t             *deps; /* as in struct ferry_future */
+	uint32_t              n_deps;
+	struct ferry_future **inputs;
+	uint32_t              n_inputs;
 };
 
 /* A result that arrived for a tag without a future (futures.c). */
@@ -182,7 +215,10 @@ struct ferry_client {
 	 * and tags of attached futures that completed (tag -> non-NULL) */
 	struct idmap       orphans;
 	struct idmap       attached_done;
-	uint64_t           ack;      /* the highest result seq taken */
+	uint64_t           seen;     /* the highest result seq taken */
+	uint64_t           ack;      /* what the next fetch acknowledges:
+	                              * seen, or less while a result is
+	                              * frozen (graph.c) */
 	int                fetch_inflight;
 	uint64_t          *cancel_ids; /* cancels to send */
 	size_t             n_cancel, cap_cancel;
@@ -205,6 +241,15 @@ struct ferry_client {
 	uint32_t             full_probe;
 	uint64_t             full_room;    /* results since the last send */
 	uint64_t             full_sent_ms; /* when the last one went */
+
+	/* task graphs (graph.c) */
+	int                  refs_made;  /* ferry_future_ref was called:
+	                                  * submits look for references */
+	struct idmap         refd;       /* tag -> future a reference was
+	                                  * made to (until it is freed) */
+	struct idmap         frozen;     /* tag -> future whose result is
+	                                  * kept out of the ack */
+	uint64_t             frozen_min; /* the lowest seq of those */
 
 	/* status (status.c) */
 	int                  status_want;
@@ -312,6 +357,52 @@ void deadline_of(int timeout_ms, struct timespec *ts);
 /* Wait on the client's condition once, until ts (timeout_ms < 0:
  * without a deadline; 0: not at all).  Returns 0 or FERRY_ETIMEDOUT. */
 int wait_locked(ferry_client *c, int timeout_ms, const struct timespec *ts);
+
+/* The results up to seq upto were taken (lock held): acknowledge them
+ * in the next fetch, all but those from the lowest frozen one on. */
+void results_taken_locked(ferry_client *c, uint64_t upto);
+
+/* Recompute the ack from seen and the frozen results (lock held). */
+void ack_update_locked(ferry_client *c);
+
+/* ---- graph.c ---- */
+
+/* Resolve the future references in args (lock held): a result known
+ * here goes in place of its reference, a failure known here becomes a
+ * failed input, the other tags (at most max_tag) are the deps.  Returns
+ * 0, FERRY_EINVAL (args malformed, or a tag above max_tag) or
+ * FERRY_ENOMEM; g is then empty. */
+int graph_resolve_locked(ferry_client *c, const void *args, size_t len,
+    uint64_t max_tag, struct graph_args *g);
+
+/* Free what g holds, its references on inputs included (lock held). */
+void graph_args_free_locked(struct graph_args *g);
+
+/* f is about to be sent (lock held): if an input finished since it was
+ * resolved, resolve it again.  Returns 0, or an error to fail f with. */
+int graph_take_locked(ferry_client *c, struct ferry_future *f);
+
+/* A submit carrying f went out (lock held). */
+void graph_sent_locked(ferry_client *c, struct ferry_future *f);
+
+/* The submit carrying f was answered (lock held): its inputs' results
+ * may be acknowledged; once accepted, it needs them no more. */
+void graph_answered_locked(ferry_client *c, struct ferry_future *f);
+
+/* f completed, or was accepted (lock held): drop its deps and inputs. */
+void graph_drop_locked(ferry_client *c, struct ferry_future *f);
+
+/* f is being freed (lock held). */
+void graph_forget_locked(ferry_client *c, struct ferry_future *f);
+
+/* A result with seq arrived for f while a submit referring to it is in
+ * flight (lock held): keep it out of the ack.  Returns 0 or -1 (no
+ * memory: take nothing from seq on). */
+int graph_freeze_locked(ferry_client *c, struct ferry_future *f,
+    uint64_t seq);
+
+/* A new session (lock held): seqs start again, nothing is frozen. */
+void graph_session_reset_locked(ferry_client *c);
 
 /* ---- status.c ---- */
 

@@ -56,6 +56,8 @@ client_destroy(ferry_client *c)
 		free(o);
 	idmap_fini(&c->orphans);
 	idmap_fini(&c->attached_done);
+	idmap_fini(&c->refd);
+	idmap_fini(&c->frozen);
 	proto_writer_fini(&c->w);
 	proto_decoder_fini(&c->dec);
 	if (c->event_fd >= 0)
@@ -470,6 +472,8 @@ client_init(ferry_client *c)
 	idmap_init(&c->pending);
 	idmap_init(&c->orphans);
 	idmap_init(&c->attached_done);
+	idmap_init(&c->refd);
+	idmap_init(&c->frozen);
 	proto_writer_init(&c->w);
 	proto_decoder_init(&c->dec);
 	req_set_init(&c->rs, c->reqs, sizeof(c->reqs[0]), MAX_REQS, NULL);

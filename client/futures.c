@@ -28,6 +28,7 @@ future_release_locked(struct ferry_future *f)
 	ferry_client *c = f->c;
 	if (--f->refs > 0)
 		return 0;
+	graph_forget_locked(c, f);
 	free(f->data);
 	free(f->fn);
 	free(f->args);
@@ -64,6 +65,7 @@ future_complete_locked(ferry_client *c, struct ferry_future *f, int state,
 	free(f->args);
 	f->fn   = NULL;
 	f->args = NULL;
+	graph_drop_locked(c, f); /* its inputs' results may go */
 	if (f->iter != NULL)
 		iter_ready(f->iter, f);
 	idmap_del(&c->pending, f->tag);

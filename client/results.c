@@ -58,36 +58,66 @@ state_of_code(int32_t code)
 	}
 }
 
+void
+ack_update_locked(ferry_client *c)
+{
+	uint64_t to = c->seen;
+
+	if (c->frozen.count > 0 && c->frozen_min - 1 < to)
+		to = c->frozen_min - 1;
+	if (to > c->ack) /* acks only grow */
+		c->ack = to;
+}
+
+void
+results_taken_locked(ferry_client *c, uint64_t upto)
+{
+	if (upto > c->seen)
+		c->seen = upto;
+	ack_update_locked(c);
+}
+
 /* A batch of results (lock held): complete their futures, keep the
  * orphans, and acknowledge them in the next fetch. */
 static void
 results_locked(ferry_client *c, const struct proto_msg *m)
 {
 	/* entries carry consecutive seqs ending at m->seq */
+	int      seqs  = m->seq >= m->n_results;
 	uint64_t first = m->seq + 1 - m->n_results;
 
 	for (uint32_t i = 0; i < m->n_results; i++) {
 		const struct proto_result *res = &m->results[i];
 		struct ferry_future       *f   = idmap_get(&c->pending, res->id);
+		uint64_t                   seq = seqs ? first + i : m->seq;
 		if (f == NULL) {
 			if (res->id == 0 || tag_completed_locked(c, res->id)) {
 				/* never deliver twice, but count it: a
 				 * duplicate means a bug somewhere (a result
 				 * whose future failed when the client gave
-				 * up on the scheduler is not one) */
-				if (res->id > c->gave_up_tag)
+				 * up on the scheduler is not one, nor one
+				 * sent again because its ack was held
+				 * back) */
+				if (res->id > c->gave_up_tag && seq > c->seen)
 					c->stats.duplicates++;
 				continue;
 			}
 			if (orphan_keep_locked(c, res) != 0) {
 				/* no memory: acknowledge only what came
 				 * before; the rest is delivered again */
-				uint64_t last = first + i - 1;
-				if (m->seq >= m->n_results && last > c->ack)
-					c->ack = last;
+				if (seqs)
+					results_taken_locked(c, seq - 1);
 				return;
 			}
 			continue;
+		}
+		if (f->refs_inflight > 0 &&
+		    graph_freeze_locked(c, f, seq) != 0) {
+			/* no memory to hold its ack back: take it (and
+			 * what follows) when it comes again */
+			if (seqs)
+				results_taken_locked(c, seq - 1);
+			return;
 		}
 		f->attempts = res->attempts;
 		future_complete_locked(c, f, state_of_code(res->code),
@@ -95,8 +125,7 @@ results_locked(ferry_client *c, const struct proto_msg *m)
 	}
 	if (c->full) /* those tasks left the scheduler: room for as many */
 		c->full_room += m->n_results;
-	if (m->seq > c->ack)
-		c->ack = m->seq;
+	results_taken_locked(c, m->seq);
 }
 
 void
@@ -132,7 +161,10 @@ session_lost_locked(ferry_client *c)
 	                          "while it was disconnected";
 
 	futures_fail_locked(c, FERRY_ECLOSED, msg, sizeof(msg) - 1, 1);
-	c->ack = 0;
+	/* a new session numbers its results from 1 again */
+	graph_session_reset_locked(c);
+	c->seen = 0;
+	c->ack  = 0;
 }
 
 FERRY_API int

@@ -67,41 +67,87 @@ find_keys(const void *args, size_t len, struct keys *k)
 	return 0;
 }
 
+/* Free a future that was never queued or counted. */
+static void
+future_discard(struct ferry_future *f)
+{
+	free(f->fn);
+	free(f->args);
+	free(f->keys);
+	free(f);
+}
+
+/* A new future for one task (lock held; args not yet copied): its
+ * future references resolved (once any was made), locality keys found.
+ * Returns 0 or an error, with nothing changed. */
+static int
+future_make_locked(ferry_client *c, const char *fn, size_t fn_len,
+    const void *args, size_t len, struct ferry_future **out)
+{
+	struct ferry_future *f;
+	struct graph_args    g;
+	struct keys          k;
+	int                  rv;
+
+	memset(&g, 0, sizeof(g));
+	if (c->refs_made &&
+	    (rv = graph_resolve_locked(c, args, len, c->next_tag, &g)) != 0)
+		return rv;
+	if (g.args != NULL) {
+		/* results put in place: the task has these arguments now */
+		args = g.args;
+		len  = g.len;
+		if (len + fn_len + 4096 > c->opts.max_message_size) {
+			graph_args_free_locked(&g);
+			return FERRY_ETOOBIG;
+		}
+	}
+	if ((rv = find_keys(args, len, &k)) != 0) {
+		graph_args_free_locked(&g);
+		return rv;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL ||
+	    (f->fn = malloc(fn_len + 1)) == NULL ||
+	    (g.args == NULL && len > 0 && (f->args = malloc(len)) == NULL)) {
+		if (f != NULL)
+			future_discard(f);
+		free(k.buf);
+		graph_args_free_locked(&g);
+		return FERRY_ENOMEM;
+	}
+	memcpy(f->fn, fn, fn_len + 1);
+	f->fn_len = fn_len;
+	if (g.args != NULL)
+		f->args = g.args; /* f takes the copy */
+	else if (len > 0)
+		memcpy(f->args, args, len);
+	f->args_len = len;
+	f->keys     = k.buf;
+	f->n_keys   = k.n;
+	f->deps     = g.deps;
+	f->n_deps   = g.n_deps;
+	f->inputs   = g.inputs;
+	f->n_inputs = g.n_inputs;
+	*out        = f;
+	return 0;
+}
+
 static int
 submit_locked(ferry_client *c, const char *fn, size_t fn_len,
     const void *args, size_t len, const struct proto_task_opts *po,
     ferry_future **out)
 {
 	struct ferry_future *f;
-	struct keys          k;
 	int                  rv;
 
-	if ((rv = find_keys(args, len, &k)) != 0)
+	if ((rv = future_make_locked(c, fn, fn_len, args, len, &f)) != 0)
 		return rv;
-	if ((f = calloc(1, sizeof(*f))) == NULL) {
-		free(k.buf);
-		return FERRY_ENOMEM;
-	}
-	f->keys   = k.buf;
-	f->n_keys = k.n;
-	if ((f->fn = malloc(fn_len + 1)) == NULL ||
-	    (len > 0 && (f->args = malloc(len)) == NULL)) {
-		free(f->fn);
-		free(f->keys);
-		free(f);
-		return FERRY_ENOMEM;
-	}
-	memcpy(f->fn, fn, fn_len + 1);
-	f->fn_len = fn_len;
-	if (len > 0)
-		memcpy(f->args, args, len);
-	f->args_len = len;
-	f->opts     = *po;
-	f->c        = c;
-	f->tag      = ++c->next_tag;
-	f->state    = FERRY_PENDING;
-	f->refs     = 3; /* the caller's, the client's, the queue's */
-	f->queued   = 1;
+	f->opts  = *po;
+	f->c     = c;
+	f->tag   = ++c->next_tag;
+	f->state = FERRY_PENDING;
+	f->refs  = 3; /* the caller's, the client's, the queue's */
+	f->queued = 1;
 	if (c->offline) {
 		/* the scheduler has been out of reach for reconnect_ms: the
 		 * task fails at once, as the pending ones did */
@@ -116,10 +162,8 @@ submit_locked(ferry_client *c, const char *fn, size_t fn_len,
 	}
 	if (idmap_put(&c->pending, f->tag, f) != 0) {
 		c->next_tag--;
-		free(f->fn);
-		free(f->args);
-		free(f->keys);
-		free(f);
+		graph_drop_locked(c, f);
+		future_discard(f);
 		return FERRY_ENOMEM;
 	}
 	f->unsent = 1;
@@ -168,6 +212,7 @@ ferry_task_opts_init(struct ferry_task_opts *o)
 	o->backoff_max_ms = -1;
 	o->timeout_ms     = -1;
 	o->retry_errors   = -1;
+	o->run_anyway     = -1;
 }
 
 /* One option: -1 leaves it unset (the scheduler's default), 0 ... max
@@ -203,9 +248,13 @@ task_opts_convert(const struct ferry_task_opts *o, struct proto_task_opts *p)
 	TASK_OPT(backoff_max_ms, INT32_MAX, PROTO_OPT_BACKOFF_MAX);
 	TASK_OPT(timeout_ms, INT32_MAX, PROTO_OPT_TIMEOUT);
 	TASK_OPT(retry_errors, INT32_MAX, PROTO_OPT_RETRY_ERRORS);
+	TASK_OPT(run_anyway, INT32_MAX, PROTO_OPT_RUN_ANYWAY);
 #undef TASK_OPT
+	/* flags: any non-zero value is on */
 	if (p->retry_errors > 1)
 		p->retry_errors = 1;
+	if (p->run_anyway > 1)
+		p->run_anyway = 1;
 	return rv;
 }
 
@@ -358,43 +407,62 @@ queue_front_locked(ferry_client *c, struct ferry_future *f)
 		c->sq_tail = f;
 }
 
+/* Pack f as an entry of the submit being written (lock held). */
+static void
+submit_entry_locked(ferry_client *c, const struct ferry_future *f)
+{
+	const char *keys[PROTO_MAX_TASK_OBJS], *k = f->keys;
+	size_t      lens[PROTO_MAX_TASK_OBJS];
+
+	for (uint32_t i = 0; i < f->n_keys; i++) {
+		keys[i] = k;
+		lens[i] = strlen(k);
+		k += lens[i] + 1;
+	}
+	proto_write_submit_entry(&c->w, f->tag, f->fn, f->fn_len, f->args,
+	    f->args_len, keys, lens, f->n_keys, &f->opts, f->deps, f->n_deps);
+}
+
 /* Move up to cap queued futures into submit request r and pack them
  * into c->w, as many as fit in half a message (lock held); the queue's
  * reference on each moves to r.  A future cancelled while queued is
- * dropped. */
+ * dropped, and so is one whose references cannot be resolved again
+ * (it fails). */
 static void
 submit_take_locked(ferry_client *c, struct creq *r, uint32_t cap)
 {
 	struct ferry_future *f;
 	size_t               budget = c->opts.max_message_size / 2;
-	const char          *keys[PROTO_MAX_TASK_OBJS], *k;
-	size_t               lens[PROTO_MAX_TASK_OBJS];
+	int                  rv;
 
 	proto_writer_reset(&c->w);
 	proto_write_submit_begin(&c->w);
 	while ((f = c->sq_head) != NULL && r->n_futs < cap) {
 		if (r->n_futs > 0 &&
-		    c->w.buf.size + f->args_len + f->fn_len + 128 > budget)
+		    c->w.buf.size + f->args_len + f->fn_len +
+		            9 * (size_t)f->n_deps + 128 >
+		        budget)
 			break;
 		c->sq_head = f->next;
 		if (c->sq_head == NULL)
 			c->sq_tail = NULL;
 		f->next   = NULL;
 		f->queued = 0;
+		if (f->state == FERRY_PENDING &&
+		    (rv = graph_take_locked(c, f)) != 0) {
+			static const char msg[] = "cannot put the results of "
+			                          "the tasks its arguments refer "
+			                          "to in place";
+			future_complete_locked(c, f, FERRY_FAILED, rv, msg,
+			    sizeof(msg) - 1);
+		}
 		if (f->state != FERRY_PENDING) {
-			/* cancelled before it was sent: drop the queue's
-			 * reference */
+			/* cancelled (or failed) before it was sent: drop
+			 * the queue's reference */
 			future_release_locked(f);
 			continue;
 		}
-		k = f->keys;
-		for (uint32_t i = 0; i < f->n_keys; i++) {
-			keys[i] = k;
-			lens[i] = strlen(k);
-			k += lens[i] + 1;
-		}
-		proto_write_submit_entry(&c->w, f->tag, f->fn, f->fn_len,
-		    f->args, f->args_len, keys, lens, f->n_keys, &f->opts, NULL, 0);
+		submit_entry_locked(c, f);
 		r->futs[r->n_futs++] = f;
 	}
 	proto_write_submit_end(&c->w);
@@ -427,6 +495,8 @@ send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 		c->retry_at_ms = util_now_ms() + RETRY_FULL_MS;
 		return;
 	}
+	for (uint32_t i = 0; i < r->n_futs; i++)
+		graph_sent_locked(c, r->futs[i]);
 	c->submits_inflight++;
 }
 
@@ -620,6 +690,8 @@ submit_answer_locked(ferry_client *c, struct creq *r, int rv,
 			future_complete_locked(c, r->futs[i], FERRY_FAILED,
 			    code, why, strlen(why));
 	}
-	for (uint32_t i = 0; i < r->n_futs; i++)
+	for (uint32_t i = 0; i < r->n_futs; i++) {
+		graph_answered_locked(c, r->futs[i]);
 		future_release_locked(r->futs[i]);
+	}
 }

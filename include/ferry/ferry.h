@@ -222,7 +222,9 @@ FERRY_API void ferry_client_close(ferry_client *c);
  * Submit one task: function fn with msgpack-encoded arguments (args, len
  * bytes, copied; may be NULL/0 for no arguments).  On success *out is a
  * future the caller frees with ferry_future_free().  Returns at once; the
- * task is sent in the next batch.
+ * task is sent in the next batch.  Arguments holding future references
+ * (ferry_future_ref) that are malformed, or refer to a task this client
+ * has not submitted before this one, are FERRY_EINVAL.
  */
 FERRY_API int ferry_submit(ferry_client *c, const char *fn, const void *args,
     size_t len, ferry_future **out);
@@ -256,7 +258,8 @@ FERRY_API int ferry_map(ferry_client *c, const char *fn, size_t n,
  * are submitted.  A whole pipeline can be submitted at once, and the
  * client may then disconnect: the scheduler runs each task as its inputs
  * finish.  Returns 0, FERRY_EINVAL (f or an argument NULL, or f from
- * ferry_attach of another session) or FERRY_ETOOBIG (cap too small).
+ * ferry_attach of another session), FERRY_ETOOBIG (cap too small) or
+ * FERRY_ENOMEM.
  */
 #define FERRY_FUTURE_REF_MAX 32
 FERRY_API int ferry_future_ref(
@@ -289,7 +292,8 @@ struct ferry_task_opts {
 	int run_anyway;
 };
 
-/* Set size and every option to -1 (the scheduler's defaults). */
+/* Set size and every option to -1 (the scheduler's defaults; for
+ * run_anyway: off). */
 FERRY_API void ferry_task_opts_init(struct ferry_task_opts *o);
 
 /* As ferry_submit(), with failure options (opts NULL: all defaults).
