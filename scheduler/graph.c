@@ -288,33 +288,29 @@ advance(struct sched *s, struct task *t)
 	task_set_state(s, t, TASK_QUEUED, "its inputs finished");
 }
 
-/* The message of a dependent of task in (client id tag, function fn)
- * that ended as to with code and msg: it names the first task of the
- * chain that did not finish. */
+/* The message of a dependent of task tag (the client's id) that ended as
+ * to with code and msg: it names the first task of the chain that did
+ * not finish (by id only: the same words whether the input ended before
+ * or after the dependent came, when its function is no longer known). */
 static size_t
-origin_message(char *buf, size_t cap, uint64_t tag, const char *fn,
-    size_t fn_len, int to, int32_t code, const char *msg, size_t len,
-    int passed_on)
+origin_message(char *buf, size_t cap, uint64_t tag, int to, int32_t code,
+    const char *msg, size_t len, int passed_on)
 {
 	const char *how = to == TASK_CANCELLED ? "was cancelled" :
 	                  to == TASK_DEAD      ? "was quarantined" :
 	                                         "failed";
 	int         n;
 
-	char        name[80] = "";
-
 	if (passed_on) { /* it ended because of an input: the same words */
 		n = snprintf(buf, cap, "%.*s", (int)len, msg);
 		return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 	}
-	if (fn != NULL)
-		snprintf(name, sizeof(name), " (%.*s)", (int)fn_len, fn);
 	if (to == TASK_CANCELLED)
-		n = snprintf(buf, cap, "input task %" PRIu64 "%s %s: %.*s", tag,
-		    name, how, (int)len, msg);
+		n = snprintf(buf, cap, "input task %" PRIu64 " %s: %.*s", tag,
+		    how, (int)len, msg);
 	else
-		n = snprintf(buf, cap, "input task %" PRIu64 "%s %s (%s): %.*s",
-		    tag, name, how, ferry_strerror(code), (int)len, msg);
+		n = snprintf(buf, cap, "input task %" PRIu64 " %s (%s): %.*s",
+		    tag, how, ferry_strerror(code), (int)len, msg);
 	return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
@@ -409,9 +405,8 @@ on_final(struct sched *s, struct task *in, int from, int to,
 	if (to == TASK_DONE)
 		note_objects(s, in, end->data, end->len);
 	else
-		len = origin_message(msg, sizeof(msg), in->tag, in->fn,
-		    in->fn_len, to, end->code, end->data, end->len,
-		    in->graph_ended);
+		len = origin_message(msg, sizeof(msg), in->tag, to, end->code,
+		    end->data, end->len, in->graph_ended);
 	for (uint32_t i = 0; i <= n; i++) {
 		struct task *t =
 		    idmap_get(&s->tasks, i == 0 ? in->dep1 : d->id[i - 1]);
@@ -474,7 +469,7 @@ link_ended(struct sched *s, struct session *se, struct task *t,
 		int to = r->code == FERRY_ECANCELED ? TASK_CANCELLED :
 		         r->code == FERRY_EDEAD     ? TASK_DEAD :
 		                                      TASK_FAILED;
-		len = origin_message(msg, sizeof(msg), tag, NULL, 0, to,
+		len = origin_message(msg, sizeof(msg), tag, to,
 		    r->code, (const char *)r->data, r->len,
 		    r->code == FERRY_EDEPENDENCY);
 		t->unmet++;
@@ -484,7 +479,7 @@ link_ended(struct sched *s, struct session *se, struct task *t,
 	(void)futref_scan(t->args, t->args_len, find_known, &k, err,
 	    sizeof(err));
 	if (k.found) {
-		len = origin_message(msg, sizeof(msg), tag, NULL, 0,
+		len = origin_message(msg, sizeof(msg), tag,
 		    k.r.code == FERRY_ECANCELED ? TASK_CANCELLED : TASK_FAILED,
 		    k.r.code, k.r.msg, k.r.msg_len,
 		    k.r.code == FERRY_EDEPENDENCY);
@@ -556,6 +551,23 @@ link_tags(struct sched *s, struct session *se, struct task *t,
 	if (s->graph->head == NULL && (t = idmap_get(&s->tasks, id)) != NULL &&
 	    t->state == TASK_WAITING && --t->unmet == 0)
 		advance(s, t);
+}
+
+int
+graph_check(const struct session *se, const struct proto_task *pt,
+    char *why, size_t len)
+{
+	if (se->full.count == 0)
+		return 0;
+	for (uint32_t i = 0; i < pt->n_deps; i++)
+		if (idmap_get(&se->full, pt->deps[i].via.u64) != NULL) {
+			snprintf(why, len,
+			    "queue is full: its input task %" PRIu64 " was "
+			    "refused as full and has not come again yet",
+			    pt->deps[i].via.u64);
+			return FERRY_EFULL;
+		}
+	return 0;
 }
 
 void

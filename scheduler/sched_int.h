@@ -209,6 +209,11 @@ int  graph_init(struct sched *s);
 void graph_fini(struct sched *s);
 void graph_link(struct sched *s, struct session *se, struct task *t,
     const struct proto_task *pt);
+/* Whether a submit entry with deps may be taken now: FERRY_EFULL (and
+ * why) if one of its inputs was refused as full and is to come again
+ * (it would not be found), else 0. */
+int  graph_check(const struct session *se, const struct proto_task *pt,
+    char *why, size_t len);
 /* Whether a task read back from the journal still refers to inputs (it
  * is restored waiting); graph_restore() links every such task once all
  * are read back. */
@@ -369,6 +374,9 @@ struct session {
 	uint32_t        pipe;   /* 0 while disconnected */
 	struct idmap    tags;   /* tag -> task (not yet finished) */
 	struct idmap    done;   /* tag -> result (finished, not acked) */
+	struct idmap    full;   /* tags refused as full, to come again: a
+	                         * task that refers to one is refused too
+	                         * (graph.c) */
 	struct result  *rhead, *rtail;
 	uint64_t        next_seq;
 	uint64_t        sent_seq; /* highest seq sent in a results reply */

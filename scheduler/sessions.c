@@ -53,6 +53,7 @@ session_free(struct sched *s, struct session *se)
 	}
 	idmap_fini(&se->tags);
 	idmap_fini(&se->done);
+	idmap_fini(&se->full);
 	results_drop(s, se);
 	ack_forget(s, se);
 	free(se);
@@ -97,6 +98,7 @@ handle_client_hello(struct sched *s, uint32_t pipe, const struct proto_msg *m,
 		se->id = m->session;
 		idmap_init(&se->tags);
 		idmap_init(&se->done);
+		idmap_init(&se->full);
 		made = 1;
 	} else {
 		resumed = 1;
@@ -224,6 +226,8 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 			continue;
 		}
 		code = submit_check(s, pt, &fnr, why, sizeof(why));
+		if (code == 0 && pt->n_deps > 0)
+			code = graph_check(se, pt, why, sizeof(why));
 		if (code == 0 && (t = task_new(s, se, pt, fnr)) == NULL) {
 			code = FERRY_ENOMEM;
 			snprintf(why, sizeof(why), "out of memory");
@@ -235,8 +239,12 @@ handle_submit(struct sched *s, struct session *se, const struct proto_msg *m,
 			proto_pack_result(
 			    &s->rej, pt->id, code, why, strlen(why));
 			s->stat[ST_rejected]++;
+			if (code == FERRY_EFULL) /* it comes again */
+				(void)idmap_put(&se->full, pt->id, se);
 			continue;
 		}
+		if (se->full.count > 0)
+			(void)idmap_del(&se->full, pt->id);
 		accepted++;
 		s->untrimmed = 1;
 		se->submitted++;
@@ -363,6 +371,7 @@ session_restore(struct sched *s, const struct jsession *js)
 	se->restored = 1;
 	idmap_init(&se->tags);
 	idmap_init(&se->done);
+	idmap_init(&se->full);
 	return se;
 }
 

@@ -269,7 +269,7 @@ test_failure_propagates(void **state)
 	assert_int_equal(g.code[2], FERRY_ETASK);
 	assert_int_equal(g.code[3], FERRY_EDEPENDENCY);
 	assert_int_equal(g.code[4], FERRY_EDEPENDENCY);
-	assert_non_null(strstr(g.data[3], "input task 2 (fail) failed"));
+	assert_non_null(strstr(g.data[3], "input task 2 failed"));
 	assert_non_null(strstr(g.data[3], "boom"));
 	/* the first failed ancestor, not the task in between */
 	assert_string_equal(g.data[4], g.data[3]);
@@ -314,8 +314,7 @@ test_cancel_head(void **state)
 	collect(&p, &g, 20);
 	for (uint64_t i = 1; i <= 20; i++)
 		assert_int_equal(g.code[i], FERRY_ECANCELED);
-	assert_non_null(strstr(g.data[20], "input task 1 (sleep_ms) was "
-	                                   "cancelled"));
+	assert_non_null(strstr(g.data[20], "input task 1 was cancelled"));
 	assert_int_equal(h_status_uint(c, "waiting"), 0);
 	assert_int_equal(h_status_uint(c, "done"), 0);
 	got_free(&g);
