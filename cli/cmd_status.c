@@ -68,8 +68,9 @@ static const struct {
 	const char *label;
 	const char *text;
 } summary[] = {
-	{ "queue", "{queued} queued, {busy} held by workers, "
-	           "{results_stored} result(s) awaiting clients" },
+	{ "queue", "{queued} queued, {waiting} waiting for their inputs, "
+	           "{busy} held by workers, {results_stored} result(s) "
+	           "awaiting clients" },
 	{ "tasks", "{submitted} submitted, {done} done, {failed} failed, "
 	           "{cancelled} cancelled, {requeued} re-queued, {rejected} "
 	           "rejected" },
