@@ -37,20 +37,35 @@ session_free(struct sched *s, struct session *se)
 {
 	struct idmap_iter it = { 0, 0 };
 	struct task      *t;
+	uint64_t         *ids;
+	size_t            n = 0;
 
 	session_notify(s, se, SESSION_ENDED, 0);
 	/* queued tasks of a session that is gone are cancelled; tasks
-	 * already running finish and their results are dropped.  With
-	 * sess NULL a finishing task leaves se->tags alone, so the walk
-	 * sees every one */
+	 * already running finish and their results are dropped.  First
+	 * every task loses its session (a finishing task then leaves
+	 * se->tags alone), then the ones to cancel go by id: cancelling
+	 * one ends the tasks waiting for it too (graph.c), which the walk
+	 * would otherwise find freed */
+	ids = malloc((se->tags.count + 1) * sizeof(*ids));
 	while (idmap_iter_next(&se->tags, &it, NULL, (void **)&t)) {
 		t->sess = NULL;
-		if (t->state == TASK_QUEUED || t->state == TASK_DELAYED ||
-		    t->state == TASK_WAITING)
+		if (ids != NULL && (t->state == TASK_QUEUED ||
+		                       t->state == TASK_DELAYED ||
+		                       t->state == TASK_WAITING))
+			ids[n++] = t->id;
+	}
+	if (ids == NULL && se->tags.count > 0)
+		log_error("client session %" PRIx64 ": out of memory "
+		          "cancelling its %zu task(s): they run for nobody",
+		    se->id, se->tags.count);
+	for (size_t i = 0; i < n; i++)
+		if ((t = idmap_get(&s->tasks, ids[i])) != NULL &&
+		    t->state != TASK_ASSIGNED)
 			(void)task_finish(s, t, TASK_CANCELLED,
 			    FERRY_ECANCELED, NULL, 0,
 			    "client session expired"); /* stores nothing */
-	}
+	free(ids);
 	idmap_fini(&se->tags);
 	idmap_fini(&se->done);
 	idmap_fini(&se->full);

@@ -389,7 +389,7 @@ fake_check(struct fake *f)
 	struct task      *t;
 	struct worker    *w;
 	struct session   *se;
-	uint64_t          queued = 0, delayed = 0, assigned = 0;
+	uint64_t          queued = 0, delayed = 0, assigned = 0, waiting = 0;
 	size_t            live = 0;
 
 	while (idmap_iter_next(&s->tasks, &it, NULL, (void **)&t)) {
@@ -411,6 +411,13 @@ fake_check(struct fake *f)
 			delayed++;
 			assert_null(t->worker);
 			break;
+		case TASK_WAITING:
+			/* never dispatchable before its inputs are in */
+			waiting++;
+			assert_true(t->unmet > 0);
+			assert_false(disp_is_queued(s->disp, t->id));
+			assert_null(t->worker);
+			break;
 		default:
 			fail_msg("task %llu is in final state %d but alive",
 			    (unsigned long long)t->id, t->state);
@@ -420,6 +427,7 @@ fake_check(struct fake *f)
 	}
 	assert_int_equal(queued, s->n_queued);
 	assert_int_equal(delayed, s->n_delayed);
+	assert_int_equal(waiting, s->n_waiting);
 	assert_int_equal(assigned, s->n_assigned);
 	{
 		uint64_t limbo = 0;
