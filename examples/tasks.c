@@ -3,13 +3,17 @@
  *
  * Small functions a new user can call right away (`ferry submit add 2 3`)
  * and that the tests and benchmarks use: no-op, echo, arithmetic, sleeping,
- * failing, and crashing on purpose.
+ * failing, and crashing on purpose; counting words in files named by
+ * path, and the word frequencies of examples/graph_wordcount.c.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,29 +182,44 @@ arg_u64(ferry_task *t, const msgpack_object *args, uint32_t i, uint64_t *out)
 	return 0;
 }
 
+/* The object in args[0] (*data, *len bytes) and the slice [*off,
+ * *off + *cnt) of it that args[1] and args[2] name. */
+static int
+arg_object_slice(ferry_task *t, const msgpack_object *args,
+    const uint8_t **data, size_t *len, size_t *off, size_t *cnt)
+{
+	const void *d;
+	uint64_t    o = 0, c = 0;
+	if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 3)
+		return ferry_task_fail(t, "%s expects [object, offset, length]",
+		    ferry_task_name(t));
+	if (ferry_task_object_bytes(t, &args->via.array.ptr[0], &d, len) !=
+	        0 ||
+	    arg_u64(t, args, 1, &o) != 0 || arg_u64(t, args, 2, &c) != 0)
+		return -1;
+	if (o > *len || c > *len - o)
+		return ferry_task_fail(t,
+		    "%s: slice [%llu, +%llu) is outside the object's %zu "
+		    "bytes",
+		    ferry_task_name(t), (unsigned long long)o,
+		    (unsigned long long)c, *len);
+	*data = d;
+	*off  = (size_t)o;
+	*cnt  = (size_t)c;
+	return 0;
+}
+
 /* The bytes [offset, offset+length) of the object in args[0]. */
 static int
 arg_slice(ferry_task *t, const msgpack_object *args, const uint8_t **p,
     size_t *n)
 {
-	const void *data;
-	size_t      len;
-	uint64_t    off = 0, cnt = 0;
-	if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 3)
-		return ferry_task_fail(t, "%s expects [object, offset, length]",
-		    ferry_task_name(t));
-	if (ferry_task_object_bytes(t, &args->via.array.ptr[0], &data, &len) !=
-	        0 ||
-	    arg_u64(t, args, 1, &off) != 0 || arg_u64(t, args, 2, &cnt) != 0)
+	const uint8_t *data;
+	size_t         len, off, cnt;
+	if (arg_object_slice(t, args, &data, &len, &off, &cnt) != 0)
 		return -1;
-	if (off > len || cnt > len - off)
-		return ferry_task_fail(t,
-		    "%s: slice [%llu, +%llu) is outside the object's %zu "
-		    "bytes",
-		    ferry_task_name(t), (unsigned long long)off,
-		    (unsigned long long)cnt, len);
-	*p = (const uint8_t *)data + off;
-	*n = (size_t)cnt;
+	*p = data + off;
+	*n = cnt;
 	return 0;
 }
 
@@ -258,6 +277,357 @@ wordcount(ferry_task *t, const msgpack_object *args)
 		words += (uint64_t)start_of_word;
 	}
 	msgpack_pack_uint64(ferry_task_packer(t), words);
+	return 0;
+}
+
+/*
+ * Word frequencies (examples/graph_wordcount.c, docs/graphs.md):
+ * count_words counts the words of a slice, merge_counts adds counts up,
+ * clean_counts removes the files they wrote.  Counts are a msgpack map
+ * {word: count}.  Given a directory, count_words and merge_counts write
+ * their map to a file there and return an object reference to it
+ * instead: a large intermediate travels by path, not through the
+ * scheduler, and the next task loads it from the file.
+ */
+
+/* A word -> count table: open addressing, the words in one arena. */
+struct wslot {
+	uint64_t count; /* 0: an empty slot */
+	uint32_t hash, len;
+	size_t   off; /* of the word in the arena */
+};
+
+struct wtab {
+	struct wslot *slot;
+	size_t        cap, n; /* cap: a power of two */
+	char         *arena;
+	size_t        used, room;
+};
+
+static uint32_t
+word_hash(const char *w, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)w[i]) * 16777619u;
+	return h;
+}
+
+static void
+wtab_free(struct wtab *tb)
+{
+	free(tb->slot);
+	free(tb->arena);
+}
+
+/* Make the table twice as large (or make it); 0, or -1 (no memory). */
+static int
+wtab_grow(struct wtab *tb)
+{
+	size_t        cap = tb->cap == 0 ? 1024 : tb->cap * 2;
+	struct wslot *s   = calloc(cap, sizeof(*s));
+	if (s == NULL)
+		return -1;
+	for (size_t i = 0; i < tb->cap; i++) {
+		size_t j = tb->slot[i].hash & (cap - 1);
+		if (tb->slot[i].count == 0)
+			continue;
+		while (s[j].count != 0)
+			j = (j + 1) & (cap - 1);
+		s[j] = tb->slot[i];
+	}
+	free(tb->slot);
+	tb->slot = s;
+	tb->cap  = cap;
+	return 0;
+}
+
+/* Add n to the count of word w (len bytes); 0, or -1 (no memory). */
+static int
+wtab_add(struct wtab *tb, const char *w, size_t len, uint64_t n)
+{
+	uint32_t h = word_hash(w, len);
+	size_t   j;
+
+	if (n == 0)
+		return 0;
+	if (len > UINT32_MAX ||
+	    ((tb->n + 1) * 4 > tb->cap * 3 && wtab_grow(tb) != 0))
+		return -1;
+	for (j = h & (tb->cap - 1); tb->slot[j].count != 0;
+	    j = (j + 1) & (tb->cap - 1)) {
+		struct wslot *s = &tb->slot[j];
+		if (s->hash == h && s->len == len &&
+		    memcmp(tb->arena + s->off, w, len) == 0) {
+			s->count += n;
+			return 0;
+		}
+	}
+	if (tb->used + len > tb->room) {
+		size_t room = tb->room == 0 ? 65536 : tb->room;
+		char  *a;
+		while (room < tb->used + len)
+			room *= 2;
+		if ((a = realloc(tb->arena, room)) == NULL)
+			return -1;
+		tb->arena = a;
+		tb->room  = room;
+	}
+	memcpy(tb->arena + tb->used, w, len);
+	tb->slot[j] = (struct wslot) { n, h, (uint32_t)len, tb->used };
+	tb->used += len;
+	tb->n++;
+	return 0;
+}
+
+/* The table as a msgpack map {word: count}. */
+static int
+wtab_pack(const struct wtab *tb, msgpack_packer *pk)
+{
+	int rv = msgpack_pack_map(pk, tb->n);
+	for (size_t i = 0; i < tb->cap && rv == 0; i++) {
+		const struct wslot *s = &tb->slot[i];
+		if (s->count == 0)
+			continue;
+		rv = msgpack_pack_str_with_body(pk, tb->arena + s->off,
+		    s->len);
+		if (rv == 0)
+			rv = msgpack_pack_uint64(pk, s->count);
+	}
+	return rv;
+}
+
+/* Add a map of counts (input i of the task) to tb. */
+static int
+wtab_add_map(ferry_task *t, struct wtab *tb, const msgpack_object *m,
+    uint32_t i)
+{
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return ferry_task_fail(t,
+		    "%s: input %u is not a map of counts", ferry_task_name(t),
+		    i);
+	for (uint32_t k = 0; k < m->via.map.size; k++) {
+		const msgpack_object_kv *kv = &m->via.map.ptr[k];
+		if (kv->key.type != MSGPACK_OBJECT_STR ||
+		    kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return ferry_task_fail(t,
+			    "%s: input %u: entry %u is not word: count",
+			    ferry_task_name(t), i, k);
+		if (wtab_add(tb, kv->key.via.str.ptr, kv->key.via.str.size,
+		        kv->val.via.u64) != 0)
+			return ferry_task_fail(t, "%s: out of memory",
+			    ferry_task_name(t));
+	}
+	return 0;
+}
+
+/* The directory in o (an absolute path) into buf; 0, or fails the task. */
+static int
+arg_dir(ferry_task *t, const msgpack_object *o, char *buf, size_t cap)
+{
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
+	    o->via.str.ptr[0] != '/' || o->via.str.size >= cap ||
+	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+		return ferry_task_fail(t,
+		    "%s: the directory must be an absolute path (at most %zu "
+		    "bytes)",
+		    ferry_task_name(t), cap - 1);
+	memcpy(buf, o->via.str.ptr, o->via.str.size);
+	buf[o->via.str.size] = '\0';
+	return 0;
+}
+
+/* Write tb to DIR/counts-ID.mp (ID: the task's id) and make an object
+ * reference to that file the task's result.  The file is written under
+ * another name and renamed, so a reader never sees half of it, and a
+ * task that runs again (a lost worker) writes the same file again. */
+static int
+counts_to_file(ferry_task *t, const struct wtab *tb, const msgpack_object *o)
+{
+	char            dir[4000], path[4200], tmp[4200];
+	msgpack_sbuffer body, ref;
+	msgpack_packer  pk;
+	FILE           *f;
+	int             err = 0;
+
+	if (arg_dir(t, o, dir, sizeof(dir)) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/counts-%llu.mp", dir,
+	    (unsigned long long)ferry_task_id(t));
+	snprintf(tmp, sizeof(tmp), "%s/.counts-%llu.tmp", dir,
+	    (unsigned long long)ferry_task_id(t));
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return ferry_task_fail(t, "%s: cannot make %s: %s",
+		    ferry_task_name(t), dir, strerror(errno));
+	msgpack_sbuffer_init(&body);
+	msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+	if (wtab_pack(tb, &pk) != 0) {
+		msgpack_sbuffer_destroy(&body);
+		return ferry_task_fail(t, "%s: out of memory",
+		    ferry_task_name(t));
+	}
+	errno = 0;
+	if ((f = fopen(tmp, "wb")) == NULL ||
+	    fwrite(body.data, 1, body.size, f) != body.size)
+		err = errno != 0 ? errno : EIO;
+	if (f != NULL && fclose(f) != 0 && err == 0)
+		err = errno;
+	if (err == 0 && rename(tmp, path) != 0)
+		err = errno;
+	if (err != 0) {
+		unlink(tmp);
+		msgpack_sbuffer_destroy(&body);
+		return ferry_task_fail(t, "%s: writing %s: %s",
+		    ferry_task_name(t), path, strerror(err));
+	}
+	/* the reference's payload: {"path": PATH, "size": BYTES}
+	 * (docs/protocol.md, object references); a reader of a file of
+	 * another size fails rather than read something else */
+	msgpack_sbuffer_init(&ref);
+	msgpack_packer_init(&pk, &ref, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "path", 4);
+	msgpack_pack_str_with_body(&pk, path, strlen(path));
+	msgpack_pack_str_with_body(&pk, "size", 4);
+	msgpack_pack_uint64(&pk, body.size);
+	msgpack_pack_ext(ferry_task_packer(t), ref.size, FERRY_EXT_OBJECT);
+	msgpack_pack_ext_body(ferry_task_packer(t), ref.data, ref.size);
+	msgpack_sbuffer_destroy(&ref);
+	msgpack_sbuffer_destroy(&body);
+	return 0;
+}
+
+/* count_words [object, offset, length] or [object, offset, length, dir]:
+ * how often each word that starts in a slice of a text file occurs
+ * (words as wordcount counts them, so slices that tile the file add up
+ * exactly): a map {word: count}, or with dir an object reference to a
+ * file holding it. */
+static int
+count_words(ferry_task *t, const msgpack_object *args)
+{
+	const uint8_t        *d;
+	size_t                len, off, cnt;
+	const msgpack_object *dir = NULL;
+	struct wtab           tb  = { 0 };
+	int                   rv;
+
+	if (arg_object_slice(t, args, &d, &len, &off, &cnt) != 0)
+		return -1;
+	if (args->via.array.size > 3 &&
+	    args->via.array.ptr[3].type != MSGPACK_OBJECT_NIL)
+		dir = &args->via.array.ptr[3];
+	for (size_t i = off; i < off + cnt; i++) {
+		size_t j = i;
+		if (is_space(d[i]) || (i > 0 && !is_space(d[i - 1])))
+			continue; /* not the start of a word */
+		while (j < len && !is_space(d[j]))
+			j++; /* a word may end past the slice */
+		if (wtab_add(&tb, (const char *)d + i, j - i, 1) != 0) {
+			wtab_free(&tb);
+			return ferry_task_fail(t,
+			    "count_words: out of memory");
+		}
+		i = j;
+	}
+	rv = dir != NULL ? counts_to_file(t, &tb, dir)
+	                 : wtab_pack(&tb, ferry_task_packer(t));
+	wtab_free(&tb);
+	return rv;
+}
+
+/* merge_counts [dir, input, ...]: the counts of its inputs added up.
+ * Each input is a map {word: count} or an object reference to a file
+ * holding one (at most 16 of those: a task holds at most 16 objects).
+ * dir nil: the map is the result; a directory: the map is written to a
+ * file there, and an object reference to it is the result. */
+static int
+merge_counts(ferry_task *t, const msgpack_object *args)
+{
+	const msgpack_object *dir;
+	struct wtab           tb = { 0 };
+	int                   rv = 0;
+
+	if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 2)
+		return ferry_task_fail(t,
+		    "merge_counts expects [dir or nil, input, ...]");
+	dir = &args->via.array.ptr[0];
+	for (uint32_t i = 1; i < args->via.array.size && rv == 0; i++) {
+		const msgpack_object *in = &args->via.array.ptr[i];
+		const void           *data;
+		size_t                len, at = 0;
+		msgpack_zone          z;
+		msgpack_object        m;
+		if (!ferry_is_object(in)) {
+			rv = wtab_add_map(t, &tb, in, i);
+			continue;
+		}
+		if (ferry_task_object_bytes(t, in, &data, &len) != 0) {
+			rv = -1;
+			break;
+		}
+		msgpack_zone_init(&z, 65536);
+		if (msgpack_unpack(data, len, &at, &z, &m) !=
+		    MSGPACK_UNPACK_SUCCESS)
+			rv = ferry_task_fail(t,
+			    "merge_counts: input %u: the file is not "
+			    "msgpack",
+			    i);
+		else
+			rv = wtab_add_map(t, &tb, &m, i);
+		msgpack_zone_destroy(&z);
+	}
+	if (rv == 0)
+		rv = dir->type != MSGPACK_OBJECT_NIL
+		    ? counts_to_file(t, &tb, dir)
+		    : wtab_pack(&tb, ferry_task_packer(t));
+	wtab_free(&tb);
+	return rv;
+}
+
+/* Whether name is one count_words or merge_counts writes in a
+ * directory: counts-ID.mp, or .counts-ID.tmp while it is written. */
+static int
+is_counts_file(const char *name)
+{
+	size_t n = strlen(name);
+	return (strncmp(name, "counts-", 7) == 0 && n > 10 &&
+	           strcmp(name + n - 3, ".mp") == 0) ||
+	    (strncmp(name, ".counts-", 8) == 0 && n > 12 &&
+	        strcmp(name + n - 4, ".tmp") == 0);
+}
+
+/* clean_counts [dir, ...]: removes the files count_words and
+ * merge_counts wrote in dir, and dir once it is empty; returns how many
+ * files it removed.  The arguments after dir are not used: references
+ * there make it wait for the tasks that read the files (submit it with
+ * run_anyway, so that it runs when they fail too). */
+static int
+clean_counts(ferry_task *t, const msgpack_object *args)
+{
+	char           dir[4000], path[4400];
+	DIR           *dp;
+	struct dirent *e;
+	uint64_t       n = 0;
+
+	if (args->type != MSGPACK_OBJECT_ARRAY || args->via.array.size < 1)
+		return ferry_task_fail(t, "clean_counts expects [dir, ...]");
+	if (arg_dir(t, &args->via.array.ptr[0], dir, sizeof(dir)) != 0)
+		return -1;
+	if ((dp = opendir(dir)) == NULL) {
+		if (errno != ENOENT)
+			return ferry_task_fail(t, "clean_counts: %s: %s", dir,
+			    strerror(errno));
+	} else {
+		while ((e = readdir(dp)) != NULL) {
+			if (!is_counts_file(e->d_name))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			n += unlink(path) == 0;
+		}
+		closedir(dp);
+		(void)rmdir(dir); /* fails, harmlessly, unless empty */
+	}
+	msgpack_pack_uint64(ferry_task_packer(t), n);
 	return 0;
 }
 
@@ -411,6 +781,9 @@ FERRY_LIBRARY_INIT(reg)
 	    ferry_register(reg, "abort", abort_task) != 0 ||
 	    ferry_register(reg, "exit_process", exit_process) != 0 ||
 	    ferry_register(reg, "hog", hog) != 0 ||
+	    ferry_register(reg, "count_words", count_words) != 0 ||
+	    ferry_register(reg, "merge_counts", merge_counts) != 0 ||
+	    ferry_register(reg, "clean_counts", clean_counts) != 0 ||
 	    ferry_register_loader(reg, "lines", lines_load, lines_unload) != 0)
 		return -1;
 	if (ferry_register(reg, "noop", noop) != 0 ||
