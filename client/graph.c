@@ -41,9 +41,10 @@ ferry_future_ref(void *buf, size_t cap, size_t *len, const ferry_future *f)
 
 	if (buf == NULL || len == NULL || f == NULL)
 		return FERRY_EINVAL;
-	if (futref_encode(buf, cap, len, f->tag, 0, NULL, 0) != 0)
-		return FERRY_ETOOBIG;
 	c = f->c;
+	if (futref_encode_in(buf, cap, len, f->tag, c->session, 0, NULL, 0) !=
+	    0)
+		return FERRY_ETOOBIG;
 	pthread_mutex_lock(&c->lock);
 	if (!mf->refd) {
 		if (idmap_put(&c->refd, mf->tag, mf) == 0)
@@ -88,17 +89,21 @@ found(void *arg, const struct fut_ref *r)
 	struct resolve      *s = arg;
 	struct ferry_future *d;
 
-	if (r->tag > s->max_tag) {
-		s->bad = 1;
+	if (r->tag > s->max_tag ||
+	    (r->session != 0 && r->session != s->c->session)) {
+		s->bad = 1; /* not made here, or of another session */
 		return;
 	}
-	if (r->code < 0)
-		return; /* a failed input already: sent as it is */
-	d = lookup_locked(s->c, r->tag);
-	if (d != NULL && d->state != FERRY_PENDING) {
-		s->known = 1;
+	d = r->code < 0 ? NULL : lookup_locked(s->c, r->tag);
+	if (d != NULL && d->state == FERRY_DONE) {
+		s->known = 1; /* its result goes in: nothing to wait for */
 		return;
 	}
+	if (d != NULL && d->state != FERRY_PENDING)
+		s->known = 1; /* becomes a failed input, listed as a dep */
+	/* pending, failed (the scheduler ends the task, or gives it the
+	 * error with run_anyway: it must see the tag among the deps), or
+	 * not known here */
 	if (util_grow(&s->tags, &s->cap, s->n, sizeof(*s->tags), 16) != 0) {
 		s->nomem = 1;
 		return;
@@ -130,7 +135,7 @@ deps_take_locked(struct resolve *s, struct graph_args *g)
 		return FERRY_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct ferry_future *d = lookup_locked(s->c, s->tags[i]);
-		if (d != NULL) { /* pending (found() saw to it) */
+		if (d != NULL && d->state == FERRY_PENDING) {
 			d->refs++;
 			g->inputs[g->n_inputs++] = d;
 		}
@@ -149,7 +154,7 @@ failed_input(struct resolve *s, const struct ferry_future *d,
 	const char *msg  = (const char *)d->data;
 	size_t      mlen = msg != NULL ? strnlen(msg, d->len) : 0;
 	int32_t     code = d->errcode < 0 ? d->errcode : FERRY_ETASK;
-	size_t      need = mlen + 64; /* ext header and map keys: < 64 */
+	size_t      need = mlen + 80; /* ext header, keys, numbers: < 80 */
 
 	if (need > s->tmp_cap) {
 		uint8_t *nb = realloc(s->tmp, need);
@@ -158,8 +163,8 @@ failed_input(struct resolve *s, const struct ferry_future *d,
 		s->tmp     = nb;
 		s->tmp_cap = need;
 	}
-	if (futref_encode(s->tmp, s->tmp_cap, vlen, d->tag, code, msg,
-	        mlen) != 0)
+	if (futref_encode_in(s->tmp, s->tmp_cap, vlen, d->tag, s->c->session,
+	        code, msg, mlen) != 0)
 		return -1;
 	*val = s->tmp;
 	return 0;

@@ -14,6 +14,13 @@ int
 futref_encode(void *buf, size_t cap, size_t *len, uint64_t tag,
     int32_t code, const char *msg, size_t msg_len)
 {
+	return futref_encode_in(buf, cap, len, tag, 0, code, msg, msg_len);
+}
+
+int
+futref_encode_in(void *buf, size_t cap, size_t *len, uint64_t tag,
+    uint64_t session, int32_t code, const char *msg, size_t msg_len)
+{
 	msgpack_sbuffer body, ext;
 	msgpack_packer  pk;
 	int             rc = -1;
@@ -21,9 +28,13 @@ futref_encode(void *buf, size_t cap, size_t *len, uint64_t tag,
 	msgpack_sbuffer_init(&body);
 	msgpack_sbuffer_init(&ext);
 	msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-	if (msgpack_pack_map(&pk, code < 0 ? 3 : 1) != 0 ||
+	if (msgpack_pack_map(&pk, (code < 0 ? 3 : 1) + (session != 0)) != 0 ||
 	    msgpack_pack_str_with_body(&pk, "task", 4) != 0 ||
 	    msgpack_pack_uint64(&pk, tag) != 0)
+		goto out;
+	if (session != 0 &&
+	    (msgpack_pack_str_with_body(&pk, "session", 7) != 0 ||
+	        msgpack_pack_uint64(&pk, session) != 0))
 		goto out;
 	if (code < 0 &&
 	    (msgpack_pack_str_with_body(&pk, "error", 5) != 0 ||
@@ -80,6 +91,15 @@ futref_decode(const char *payload, size_t len, struct fut_ref *r,
 			}
 			r->tag    = v->via.u64;
 			have_task = 1;
+		} else if (k->via.str.size == 7 &&
+		    memcmp(k->via.str.ptr, "session", 7) == 0) {
+			if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+				snprintf(err, errlen,
+				    "future reference: 'session' must be a "
+				    "session id");
+				goto out;
+			}
+			r->session = v->via.u64;
 		} else if (k->via.str.size == 5 &&
 		    memcmp(k->via.str.ptr, "error", 5) == 0) {
 			if (v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER ||

@@ -10,6 +10,10 @@
  *     { "task": uint, "error": int,    an input the client already knows
  *       "message": str }               has failed (code < 0)
  *
+ * and either may name the session the task belongs to ("session": uint),
+ * so that a reference made on one client and put in a task of another
+ * is refused instead of naming that session's task of the same id.
+ *
  * The scheduler keeps a task with references waiting until every task
  * they name has finished, then replaces each reference by that task's
  * result (its msgpack value) before the task runs.
@@ -26,6 +30,7 @@
 /* A decoded reference (msg points into the payload, not NUL-ended). */
 struct fut_ref {
 	uint64_t    tag;
+	uint64_t    session; /* 0: not named */
 	int32_t     code; /* 0: a reference; < 0: a failed input */
 	const char *msg;
 	size_t      msg_len;
@@ -37,6 +42,9 @@ struct fut_ref {
  * or -1 if buf is too small. */
 int futref_encode(void *buf, size_t cap, size_t *len, uint64_t tag,
     int32_t code, const char *msg, size_t msg_len);
+/* The same, naming session (0: none). */
+int futref_encode_in(void *buf, size_t cap, size_t *len, uint64_t tag,
+    uint64_t session, int32_t code, const char *msg, size_t msg_len);
 
 /* Decode a payload.  Returns 0, or -1 with a message in err. */
 int futref_decode(const char *payload, size_t len, struct fut_ref *r,

@@ -42,7 +42,8 @@
 #include "objref.h"
 #include "sched_int.h"
 
-#define MSG_MAX 1024 /* of a dependent's error message */
+#define MSG_MAX  1024 /* of a dependent's error message */
+#define MSG_ROOM 4096 /* a task message's bytes besides fn and args */
 
 /* The tasks waiting for one task: their ids (any may have ended since). */
 struct gdeps {
@@ -156,6 +157,7 @@ drain(struct sched *s)
 
 struct splice_ctx {
 	uint64_t    tag;
+	uint64_t    session; /* the dependent's */
 	const void *val;
 	size_t      len;
 };
@@ -166,10 +168,16 @@ subst_one(void *arg, const struct fut_ref *r, const void **val, size_t *vlen,
 {
 	const struct splice_ctx *c = arg;
 
-	(void)err;
-	(void)errlen;
 	if (r->tag != c->tag)
 		return 1; /* another input's, still to come */
+	if (r->session != 0 && r->session != c->session) {
+		snprintf(err, errlen,
+		    "a reference to task %" PRIu64 " of another client "
+		    "session (%" PRIx64 "): references name tasks of the "
+		    "same session only",
+		    r->tag, r->session);
+		return -1;
+	}
 	*val  = c->val;
 	*vlen = c->len;
 	return 0;
@@ -181,7 +189,8 @@ static int
 splice(struct task *t, uint64_t tag, const void *val, size_t len, char *err,
     size_t errlen)
 {
-	struct splice_ctx c = { tag, val, len };
+	struct splice_ctx c = { tag, t->sess != NULL ? t->sess->id : 0, val,
+		len };
 	void             *out;
 	size_t            out_len;
 
@@ -267,7 +276,23 @@ static void
 advance(struct sched *s, struct task *t)
 {
 	struct keys k;
+	char        why[MSG_MAX];
+	int         n;
 
+	/* what a worker is sent must fit in a message: a result too big
+	 * for that goes by path (an object reference) */
+	if ((uint64_t)t->args_len + t->fn_len + MSG_ROOM >
+	    s->cfg->max_message_size) {
+		n = snprintf(why, sizeof(why),
+		    "its arguments, with its inputs' results in place, are "
+		    "%" PRIu32 " bytes: over what a message to a worker may "
+		    "hold (scheduler.max_message_size, %zu bytes); pass large "
+		    "results by path (object references)",
+		    t->args_len, s->cfg->max_message_size);
+		end_later(s, t->id, TASK_FAILED, FERRY_ETOOBIG, why,
+		    n < 0 ? 0 : (size_t)n);
+		return;
+	}
 	if (t->unmet > 0) {
 		task_set_state(s, t, TASK_WAITING, "an input finished");
 		return;

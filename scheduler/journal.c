@@ -100,6 +100,7 @@ put_task(struct journal *j, const struct task *t)
 		.id = t->id, .session = t->sess ? t->sess->id : 0, .tag = t->tag,
 		.attempts = t->attempts, .failures = t->failures,
 		.kills = t->kills, .retry_errors = t->retry_errors,
+		.run_anyway = t->run_anyway,
 		.n_objs = t->n_objs, .retries = t->retries,
 		.backoff_ms = t->backoff_ms, .backoff_max_ms = t->backoff_max_ms,
 		.timeout_ms = t->timeout_ms, .fn = t->fn, .fn_len = t->fn_len,
@@ -596,6 +597,10 @@ restore(struct journal *j)
 	    r.queued > 0 ? "; they wait for their workers to report them "
 	                   "for up to scheduler.journal.restore_wait"
 	                 : "");
+	if (s->n_waiting > 0)
+		log_info("journal %s: %" PRIu64 " of those tasks wait for the "
+		         "tasks their arguments refer to",
+		    j->dir, s->n_waiting);
 	if (r.orphans > 0)
 		log_info("journal %s: %" PRIu64 " record(s) of sessions that "
 		         "had ended removed",

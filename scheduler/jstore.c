@@ -313,7 +313,11 @@ jbatch_put_task(struct jbatch *b, const struct jtask *t)
 	le32(p, t->fn_len), p += 4;
 	le32(p, t->args_len), p += 4;
 	le32(p, t->why_len), p += 4;
-	p[0] = t->n_objs, p[1] = t->retry_errors, p += 2;
+	/* flags: bit 0 retry_errors, bit 1 run_anyway (a journal written
+	 * before run_anyway existed has 0 or 1 there) */
+	p[0] = t->n_objs;
+	p[1] = (uint8_t)((t->retry_errors != 0) | (t->run_anyway != 0) << 1);
+	p += 2;
 	le16(p, t->attempts), p += 2;
 	le16(p, t->failures), p += 2;
 	le16(p, t->kills), p += 2;
@@ -462,7 +466,8 @@ decode_task(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
 	t->fn_len   = get32(p), p += 4;
 	t->args_len = get32(p), p += 4;
 	t->why_len  = get32(p), p += 4;
-	t->n_objs   = p[0], t->retry_errors = p[1], p += 2;
+	t->n_objs   = p[0];
+	t->retry_errors = p[1] & 1, t->run_anyway = p[1] >> 1 & 1, p += 2;
 	t->attempts = get16(p), p += 2;
 	t->failures = get16(p), p += 2;
 	t->kills    = get16(p), p += 2;

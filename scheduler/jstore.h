@@ -37,6 +37,7 @@ struct jtask {
 	uint64_t        id, session, tag;
 	uint16_t        attempts, failures, kills;
 	uint8_t         retry_errors, n_objs;
+	uint8_t         run_anyway; /* with retry_errors in one byte */
 	uint32_t        retries, backoff_ms, backoff_max_ms, timeout_ms;
 	uint64_t        objs[JSTORE_MAX_OBJS];
 	const char     *fn;

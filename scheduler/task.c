@@ -522,6 +522,7 @@ task_fill_restored(struct task *t, const struct jtask *jt)
 	t->state          = TASK_RESTORED;
 	t->held_back      = 1;
 	t->retry_errors   = jt->retry_errors;
+	t->run_anyway     = jt->run_anyway;
 	t->attempts       = jt->attempts;
 	t->failures       = jt->failures;
 	t->kills          = jt->kills;

@@ -70,10 +70,10 @@ enum ferry_error {
 	FERRY_EJOURNAL   = -24, /* the scheduler's journal cannot be written
 	                         * (disk full, I/O error): not accepted */
 	FERRY_EDEPENDENCY = -25, /* a task this one's arguments refer to
-	                          * (ferry_future_ref) failed, was
-	                          * cancelled or quarantined; the message
-	                          * names the first such task and its
-	                          * error */
+	                          * (ferry_future_ref) failed or was
+	                          * quarantined; the message names the
+	                          * first such task and its error (after a
+	                          * cancelled one: FERRY_ECANCELED) */
 };
 
 /* A human-readable description of an error code (never NULL). */
@@ -249,19 +249,25 @@ FERRY_API int ferry_map(ferry_client *c, const char *fn, size_t n,
  * often as needed: the scheduler keeps that task waiting until f's task
  * has finished, then puts f's result (its msgpack value) in the
  * reference's place and runs it.  The task function sees plain values.
- * If f's task fails, is cancelled or quarantined, the dependent task ends
- * with FERRY_EDEPENDENCY naming it, and so do its own dependents, without
- * running (see run_anyway in struct ferry_task_opts).
+ * If f's task fails or is quarantined, the dependent task ends with
+ * FERRY_EDEPENDENCY naming it, and so do its own dependents, without
+ * running; if it is cancelled, they end cancelled (FERRY_ECANCELED),
+ * their message naming it (see run_anyway in struct ferry_task_opts).
  *
  * The result is kept for the dependents even after this client has
  * fetched it; keep f (do not free it) until the tasks that refer to it
- * are submitted.  A whole pipeline can be submitted at once, and the
- * client may then disconnect: the scheduler runs each task as its inputs
- * finish.  Returns 0, FERRY_EINVAL (f or an argument NULL, or f from
- * ferry_attach of another session), FERRY_ETOOBIG (cap too small) or
+ * are submitted.  The reference names this client's session: put in a
+ * task of another session it is refused (FERRY_EINVAL from the submit).
+ * A whole pipeline can be submitted at once, and the client may then
+ * disconnect: the scheduler runs each task as its inputs finish.  Close
+ * only once the submits were accepted (ferry_client_stats' unsent is 0:
+ * ferry_client_close drops what was not sent), and come back (resume the
+ * session) within the scheduler's result_ttl: a session left longer
+ * expires, and its waiting tasks are cancelled with it.  Returns 0,
+ * FERRY_EINVAL (f or an argument NULL), FERRY_ETOOBIG (cap too small) or
  * FERRY_ENOMEM.
  */
-#define FERRY_FUTURE_REF_MAX 32
+#define FERRY_FUTURE_REF_MAX 48
 FERRY_API int ferry_future_ref(
     void *buf, size_t cap, size_t *len, const ferry_future *f);
 

@@ -421,7 +421,8 @@ test_submit_pending_deps(void **state)
 }
 
 /* Results the client holds go in place of their references; failures it
- * knows become failed inputs; neither is a dep. */
+ * knows become failed inputs, listed among the deps (the scheduler ends
+ * the task, or gives it the error with run_anyway). */
 static void
 test_submit_known_results(void **state)
 {
@@ -455,7 +456,8 @@ test_submit_known_results(void **state)
 	len = ref_array(args, (const struct ref *[]){ &rx, &ry }, 2);
 	b   = submit(c, args, len);
 	req = recv_submit(&f, 1);
-	assert_int_equal(f.m.tasks[0].n_deps, 0);
+	assert_int_equal(f.m.tasks[0].n_deps, 1);
+	assert_int_equal(f.m.tasks[0].deps[0].via.u64, ferry_future_id(y));
 	/* [42, failed input 2] */
 	msgpack_zone_init(&z, 256);
 	{
@@ -497,7 +499,8 @@ test_submit_bad_refs(void **state)
 	struct ref                rx;
 	uint8_t                   args[64], later[FERRY_FUTURE_REF_MAX];
 	uint8_t                   self[FERRY_FUTURE_REF_MAX];
-	size_t                    len, n_later, n_self;
+	uint8_t                   other[FERRY_FUTURE_REF_MAX];
+	size_t                    len, n_later, n_self, n_other;
 	struct ferry_client_stats st;
 	const void               *margs[2];
 	size_t                    mlens[2];
@@ -521,6 +524,14 @@ test_submit_bad_refs(void **state)
 	                     ferry_future_id(x) + 1, 0, NULL, 0),
 	    0);
 	assert_int_equal(ferry_submit(c, "f", self, n_self, &out),
+	    FERRY_EINVAL);
+	/* a reference made on a client of another session, to a task id
+	 * this one also has */
+	assert_int_equal(futref_encode_in(other, sizeof(other), &n_other,
+	                     ferry_future_id(x), ferry_client_session(c) + 1,
+	                     0, NULL, 0),
+	    0);
+	assert_int_equal(ferry_submit(c, "f", other, n_other, &out),
 	    FERRY_EINVAL);
 	/* a malformed reference: {"task": "1"} */
 	len = 0;

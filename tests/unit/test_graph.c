@@ -192,6 +192,58 @@ test_session_expiry(void **state)
 	fake_fini(&f);
 }
 
+/* A dependent whose arguments, with its input's result in place, would
+ * not fit in a message to a worker fails with FERRY_ETOOBIG saying so,
+ * instead of being sent and lost with the worker's connection. */
+static void
+test_too_big_after_splice(void **state)
+{
+	struct fake         f;
+	struct sched_config cfg;
+	struct proto_msg    m;
+	struct session     *se;
+	const struct result *r;
+	uint8_t             args[128];
+	size_t              n;
+	uint64_t            ids[8], dep = 1;
+	(void)state;
+
+	sched_config_defaults(&cfg);
+	cfg.max_message_size = 4096 + 64;
+	fake_init(&f, &cfg);
+	assert_int_equal(fake_reply(&f, fake_hello_worker(&f, W, fns, 0, 100),
+	                     &m),
+	    0);
+	assert_int_equal(fake_reply(&f, fake_hello_client(&f, C, 77), &m), 0);
+	/* [ref(1), "xxxx..." (60 bytes)] */
+	args[0] = 0x92;
+	assert_int_equal(futref_encode(args + 1, sizeof(args) - 1, &n, 1, 0,
+	                     NULL, 0),
+	    0);
+	n += 1;
+	args[n++] = 0xd9;
+	args[n++] = 60;
+	memset(args + n, 'x', 60);
+	n += 60;
+	proto_writer_reset(&f.w);
+	proto_write_submit_begin(&f.w);
+	proto_write_submit_entry(&f.w, 1, "square", 6, "\x90", 1, NULL, NULL,
+	    0, NULL, NULL, 0);
+	proto_write_submit_entry(&f.w, 2, "square", 6, args, n, NULL, NULL, 0,
+	    NULL, &dep, 1);
+	proto_write_submit_end(&f.w);
+	accepted(&f, fake_send(&f, C), 2);
+	assert_int_equal(work(&f, NULL, 0, ids, NULL, NULL), 1);
+	assert_int_equal(work(&f, ids, 1, ids, NULL, NULL), 0);
+	se = idmap_get(&f.s.sessions, 77);
+	assert_non_null(r = idmap_get(&se->done, 2));
+	assert_int_equal(r->code, FERRY_ETOOBIG);
+	assert_non_null(memmem(r->data, r->len, "max_message_size", 16));
+	assert_int_equal(f.s.n_waiting, 0);
+	fake_check(&f);
+	fake_fini(&f);
+}
+
 /*
  * Allocation failures: step 0 the submit of a chain of 4 (linking), 1 the
  * head's result (splicing, queueing the next), 2 the head cancelled (the
@@ -282,6 +334,7 @@ main(void)
 		cmocka_unit_test(test_chain_dispatch),
 		cmocka_unit_test(test_long_chain_cancel),
 		cmocka_unit_test(test_session_expiry),
+		cmocka_unit_test(test_too_big_after_splice),
 		cmocka_unit_test(test_allocation_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -155,6 +155,7 @@ make_task(uint32_t i, struct jtask *t, uint8_t *args, char *why)
 	t->failures       = (uint16_t)(i % 5);
 	t->kills          = (uint16_t)(i % 3);
 	t->retry_errors   = (uint8_t)(i % 2);
+	t->run_anyway     = (uint8_t)(i / 2 % 2);
 	t->retries        = i * 3;
 	t->backoff_ms     = 100 + i;
 	t->backoff_max_ms = 60000;
@@ -230,6 +231,7 @@ on_task(void *arg, const struct jtask *t)
 	if (t->session != e.session || t->tag != e.tag ||
 	    t->attempts != e.attempts || t->failures != e.failures ||
 	    t->kills != e.kills || t->retry_errors != e.retry_errors ||
+	    t->run_anyway != e.run_anyway ||
 	    t->retries != e.retries || t->backoff_ms != e.backoff_ms ||
 	    t->backoff_max_ms != e.backoff_max_ms ||
 	    t->timeout_ms != e.timeout_ms || t->n_objs != e.n_objs ||
