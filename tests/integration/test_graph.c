@@ -1222,10 +1222,65 @@ test_restart_mid_chain(void **state)
 	ferry_client_close(c);
 }
 
-/* A scheduler at url with scheduler.max_queue from a cluster file (the
- * only way to set it). */
+#define SUBMIT_LINKS 200
+
+/* The scheduler (on a journal) is killed -9 while a chain of 200 is
+ * still being submitted, its submits in flight, and started again: the
+ * client sends again what was not answered, goes on submitting links
+ * that refer to tasks submitted before the kill, and every link
+ * completes once with its right value. */
+static void
+test_restart_while_submitting(void **state)
+{
+	char          url[256], dir[512];
+	ferry_client *c;
+	ferry_future *f[SUBMIT_LINKS];
+	pid_t         sched;
+	const char   *jx[] = { "--journal", dir, "--heartbeat-timeout-ms",
+		  "3000", NULL };
+	(void)state;
+
+	use_log("resubmit");
+	h_ipc_url(url, sizeof(url), "resubmit");
+	snprintf(dir, sizeof(dir), "%s/resubmit.journal", h_dir());
+	sched = h_scheduler_named("resub-1", url, jx);
+	gworkers(url, 2);
+	c = h_connect_riding(url, 60000);
+	assert_non_null(c);
+	assert_int_equal(h_wait_workers(c, 2, 20000), 0);
+	f[0] = gsum(c, 1, 5000, NULL, 1, NULL);
+	for (int i = 1; i < SUBMIT_LINKS / 2; i++)
+		f[i] = gsum(c, 1 + (uint64_t)i, 5000, f[i - 1], 1, NULL);
+	/* no wait for the answers */
+	assert_int_equal(kill(sched, SIGKILL), 0);
+	assert_int_equal(h_wait_gone(sched, 10000), 0);
+	h_forget(sched);
+	for (int i = SUBMIT_LINKS / 2; i < SUBMIT_LINKS; i++)
+		f[i] = gsum(c, 1 + (uint64_t)i, 5000, f[i - 1], 1, NULL);
+	sched = h_scheduler_named("resub-2", url, jx);
+	assert_int_equal(ferry_wait_all(f, SUBMIT_LINKS, 120000), 0);
+	for (int i = 0; i < SUBMIT_LINKS; i++) {
+		uint64_t first, prev_first;
+		assert_int_equal(gsum_of(f[i]), 1 + (uint64_t)i);
+		assert_true(starts(1 + (uint64_t)i, &first, NULL) >= 1);
+		if (i > 0) {
+			assert_true(starts((uint64_t)i, &prev_first, NULL) >= 1);
+			assert_true(first > prev_first);
+		}
+	}
+	printf("sent again: %" PRIu64 ", reconnections: %" PRIu64 "\n",
+	    h_client_stats(c).resent, h_client_stats(c).reconnects);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
+	assert_int_equal(h_client_stats(c).completed, SUBMIT_LINKS);
+	assert_int_equal(status_of(c).waiting, 0);
+	free_all(f, SUBMIT_LINKS);
+	ferry_client_close(c);
+}
+
+/* A scheduler at url from a cluster file (the only way to set some of
+ * its limits) whose scheduler section also holds the lines in extra. */
 static pid_t
-scheduler_max_queue(const char *url, int max_queue, const char *name)
+scheduler_file(const char *url, const char *name, const char *extra)
 {
 	char        path[512];
 	const char *sargs[] = { "scheduler", "-f", path, NULL };
@@ -1237,13 +1292,23 @@ scheduler_max_queue(const char *url, int max_queue, const char *name)
 	    "  state_dir: %s/state-%s\n"
 	    "scheduler:\n"
 	    "  listen: %s\n"
-	    "  max_queue: %d\n"
+	    "%s"
 	    "workers:\n"
 	    "  - name: main\n"
 	    "    processes: 1\n"
 	    "    libraries: [ferry_examples]\n",
-	    name, h_dir(), name, url, max_queue);
+	    name, h_dir(), name, url, extra);
 	return h_start_scheduler(name, sargs);
+}
+
+/* scheduler_file with scheduler.max_queue. */
+static pid_t
+scheduler_max_queue(const char *url, int max_queue, const char *name)
+{
+	char extra[64];
+
+	snprintf(extra, sizeof(extra), "  max_queue: %d\n", max_queue);
+	return scheduler_file(url, name, extra);
 }
 
 /* Waiting tasks count toward scheduler.max_queue: with room for 10 and
@@ -1345,6 +1410,93 @@ test_backpressure(void **state)
 	ferry_client_close(c);
 }
 
+#define EXPIRY_TREES 1000
+
+/* A client submits a graph and goes away; its session expires
+ * (result_ttl 500 ms) while the graph's root still runs: every task
+ * waiting in it (thousands, whose inputs are cancelled with them in
+ * whatever order the expiry meets them) and every queued one is
+ * cancelled, none runs, the waiting gauge and the queue go back to 0,
+ * and the scheduler goes on serving. */
+static void
+test_session_expiry(void **state)
+{
+	char                   url[256];
+	ferry_client          *c, *c1;
+	ferry_future          *head, *head2, *f[3], *last = NULL, *later;
+	struct ferry_task_opts anyway;
+	struct args            ar;
+	uint64_t               seq = 10;
+	pid_t                  sched;
+	struct ferry_status    st;
+	(void)state;
+
+	use_log("expiry");
+	h_ipc_url(url, sizeof(url), "expiry");
+	sched = scheduler_file(url, "expiry", "  result_ttl: 500ms\n");
+	gworkers(url, 1);
+	c = h_connect(url);
+	assert_non_null(c);
+	assert_int_equal(h_wait_workers(c, 1, 20000), 0);
+	ferry_task_opts_init(&anyway);
+	anyway.run_anyway = 1;
+
+	c1 = h_connect(url);
+	assert_non_null(c1);
+	head  = gsum(c1, 1, 3000000, NULL, 1, NULL); /* runs 3 s */
+	head2 = gsum(c1, 2, 0, NULL, 1, NULL);       /* behind it */
+	for (int i = 0; i < EXPIRY_TREES; i++) {
+		ferry_future *in = i % 2 ? head : head2;
+		f[0] = gsum(c1, seq++, 0, in, 1, NULL);
+		f[1] = gsum(c1, seq++, 0, f[0], 1, i % 10 ? NULL : &anyway);
+		a_init(&ar);
+		msgpack_pack_array(&ar.pk, 5);
+		msgpack_pack_uint64(&ar.pk, seq++);
+		msgpack_pack_uint64(&ar.pk, 0);
+		a_ref(&ar, f[0]);
+		a_ref(&ar, f[1]);
+		if (last != NULL)
+			a_ref(&ar, last);
+		else
+			msgpack_pack_uint64(&ar.pk, 0);
+		f[2] = a_submit(c1, "fi_gsum", &ar, NULL);
+		ferry_future_free(f[0]);
+		ferry_future_free(f[1]);
+		ferry_future_free(last);
+		last = f[2];
+	}
+	assert_int_equal(h_wait_sent(c1, 30000), 0);
+	assert_true(runner_of(1, 20000) > 0);
+	assert_int_equal(status_of(c).waiting, 3 * EXPIRY_TREES);
+	ferry_future_free(head);
+	ferry_future_free(head2);
+	ferry_future_free(last);
+	ferry_client_close(c1);
+
+	/* expired: nothing waits or is queued any more */
+	assert_int_equal(h_wait_log("expiry", "expired", 1, 20000), 0);
+	assert_int_equal(h_wait_status(c, "waiting", 0, 20000), 0);
+	assert_int_equal(h_wait_status(c, "queued", 0, 20000), 0);
+	assert_true(h_alive(sched));
+	/* the head finishes; nothing after it runs */
+	assert_int_equal(h_wait_status(c, "busy", 0, 20000), 0);
+	later = gsum(c, 99999, 0, NULL, 5, NULL);
+	assert_int_equal(ferry_future_wait(later, 30000), 0);
+	assert_int_equal(gsum_of(later), 5);
+	/* (head2 may have been handed to the worker process already: then
+	 * it ran) */
+	for (uint64_t k = 10; k < seq; k++)
+		if (starts(k, NULL, NULL) != 0)
+			fail_msg("task %" PRIu64 " of the expired session ran",
+			    k);
+	st = status_of(c);
+	printf("cancelled with the session: %" PRIu64 "\n", st.cancelled);
+	assert_true(st.cancelled >= 3 * EXPIRY_TREES);
+	assert_true(h_alive(sched));
+	ferry_future_free(later);
+	ferry_client_close(c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1365,7 +1517,10 @@ main(int argc, char **argv)
 		    test_input_worker_killed, h_teardown),
 		cmocka_unit_test_teardown(test_no_client, h_teardown),
 		cmocka_unit_test_teardown(test_restart_mid_chain, h_teardown),
+		cmocka_unit_test_teardown(
+		    test_restart_while_submitting, h_teardown),
 		cmocka_unit_test_teardown(test_backpressure, h_teardown),
+		cmocka_unit_test_teardown(test_session_expiry, h_teardown),
 	};
 
 	h_init(argc, argv);
