@@ -7,14 +7,15 @@
  * test can check every result and see every execution, including those
  * whose result was lost with their process.  fi_gsum [seq, delay_us, x...]
  * is its counterpart for task graphs: it logs its start the same way,
- * sleeps and returns [sum of the xs, pid], each x a non-negative integer
- * or the result of fi_step or fi_gsum put in place of a future reference
- * (its value counts), anything else failing the task.  The others are
- * poison (they log their start too, [seq, ...], so the test knows where
- * they run): fi_segv and fi_abort crash their process, fi_hang never
- * returns, fi_hog [seq, mib] allocates (and touches) memory until its
- * process is killed.  Tasks that break their worker process in other ways:
- * fi_exit [seq, status] calls exit(status) in the middle of its run;
+ * sleeps (or, when delay_us is a path, waits until that file exists: a
+ * gate the test opens) and returns [sum of the xs, pid], each x a
+ * non-negative integer or the result of fi_step or fi_gsum put in place of
+ * a future reference (its value counts), anything else failing the task.
+ * The others are poison (they log their start too, [seq, ...], so the test
+ * knows where they run): fi_segv and fi_abort crash their process, fi_hang
+ * never returns, fi_hog [seq, mib] allocates (and touches) memory until
+ * its process is killed.  Tasks that break their worker process in other
+ * ways: fi_exit [seq, status] calls exit(status) in the middle of its run;
  * fi_close_fds [seq] closes descriptors 0-1023 and returns (the worker
  * cannot go on without its sockets); fi_fork [seq, how] starts a
  * grandchild that execs `sleep 1000` (how: bit 0, it calls setsid() first
@@ -26,6 +27,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -125,8 +127,22 @@ fi_gsum(ferry_task *t, const msgpack_object *args)
 			    (unsigned long long)seq, i - 1);
 		sum += v;
 	}
-	if (delay > 0)
+	if (args->via.array.size > 1 &&
+	    args->via.array.ptr[1].type == MSGPACK_OBJECT_STR) {
+		/* a gate: wait (up to 120 s) until the file exists */
+		const msgpack_object_str *p = &args->via.array.ptr[1].via.str;
+		char                      path[512];
+		int                       i = 0;
+		snprintf(path, sizeof(path), "%.*s", (int)p->size, p->ptr);
+		for (; i < 24000 && access(path, F_OK) != 0; i++)
+			usleep(5000);
+		if (i == 24000)
+			return ferry_task_fail(t, "fi_gsum %llu: %s never "
+			                          "appeared",
+			    (unsigned long long)seq, path);
+	} else if (delay > 0) {
 		usleep((useconds_t)delay);
+	}
 	msgpack_pack_array(ferry_task_packer(t), 2);
 	msgpack_pack_uint64(ferry_task_packer(t), sum);
 	msgpack_pack_uint64(ferry_task_packer(t), (uint64_t)getpid());

@@ -222,6 +222,40 @@ gsum(ferry_client *c, uint64_t seq, uint64_t delay_us, const ferry_future *in,
 	return a_submit(c, "fi_gsum", &a, o);
 }
 
+/* A gate: a file fi_gsum can wait for (see gsum_gated); its path in
+ * buf.  The test opens it with gate_open. */
+static const char *
+gate_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s.gate", h_dir(), name);
+	unlink(buf);
+	return buf;
+}
+
+static void
+gate_open(const char *path)
+{
+	h_write_file(path, 0644, "open\n");
+}
+
+/* fi_gsum [seq, gate, ref(in) (if in is not NULL), k]: it runs until the
+ * gate is opened (fi_tasks.c). */
+static ferry_future *
+gsum_gated(ferry_client *c, uint64_t seq, const char *gate,
+    const ferry_future *in, uint64_t k, const struct ferry_task_opts *o)
+{
+	struct args a;
+
+	a_init(&a);
+	msgpack_pack_array(&a.pk, in != NULL ? 4 : 3);
+	msgpack_pack_uint64(&a.pk, seq);
+	a_str(&a, gate);
+	if (in != NULL)
+		a_ref(&a, in);
+	msgpack_pack_uint64(&a.pk, k);
+	return a_submit(c, "fi_gsum", &a, o);
+}
+
 /* Fail the test unless f's task is done (saying how it ended). */
 static void
 expect_done(const ferry_future *f)
@@ -792,31 +826,38 @@ test_known_failed_input(void **state)
 
 /* A chain of 10 whose 4th link fails: 1-3 hold their values, 4 failed
  * for its own reason, 5-10 failed with FERRY_EDEPENDENCY naming task 4
- * and its message, and none of them ran. */
+ * and its message, and none of them started.  (The head waits at a gate
+ * until every link is submitted, so the failure happens at the
+ * scheduler while the links wait.) */
 static void
 test_failure_mid_chain(void **state)
 {
-	char          url[256], it[64];
+	char          url[256], it[64], gate[512];
 	ferry_client *c;
 	ferry_future *f[10];
 	struct args   ar;
 	(void)state;
 
+	use_log("midfail");
 	h_ipc_url(url, sizeof(url), "midfail");
 	c    = gcluster(url, NULL, 2);
-	f[0] = h_submit(c, "sleep_ms", 1, 300, 0, NULL); /* 300 */
-	f[1] = add_ref(c, f[0], 1);
-	f[2] = add_ref(c, f[1], 1);
+	f[0] = gsum_gated(c, 1, gate_path(gate, sizeof(gate), "midfail"),
+	    NULL, 1, NULL);
+	f[1] = gsum(c, 2, 0, f[0], 1, NULL);
+	f[2] = gsum(c, 3, 0, f[1], 1, NULL);
 	a_init(&ar);
 	msgpack_pack_array(&ar.pk, 2);
 	a_str(&ar, "the 4th link broke");
 	a_ref(&ar, f[2]);
 	f[3] = a_submit(c, "fail", &ar, NULL);
 	for (int i = 4; i < 10; i++)
-		f[i] = add_ref(c, f[i - 1], 1);
+		f[i] = gsum(c, 1 + (uint64_t)i, 0, f[i - 1], 1, NULL);
+	assert_int_equal(h_wait_sent(c, 20000), 0);
+	assert_int_equal(h_wait_status(c, "waiting", 9, 20000), 0);
+	gate_open(gate);
 	assert_int_equal(ferry_wait_all(f, 10, 60000), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(int_of(f[i]), 300 + i);
+		assert_int_equal(gsum_of(f[i]), 1 + (uint64_t)i);
 	expect_failed(f[3], FERRY_FAILED, FERRY_ETASK,
 	    (const char *const[]){ "the 4th link broke", NULL });
 	assert_int_equal(ferry_future_attempts(f[3]), 1);
@@ -825,9 +866,9 @@ test_failure_mid_chain(void **state)
 		expect_failed(f[i], FERRY_FAILED, FERRY_EDEPENDENCY,
 		    (const char *const[]){ it, "the 4th link broke", NULL });
 		assert_int_equal(ferry_future_attempts(f[i]), 0);
+		assert_int_equal(starts(1 + (uint64_t)i, NULL, NULL), 0);
 	}
-	/* no worker ran 5-10: three results, seven failures, nothing
-	 * waiting */
+	/* three results, seven failures, nothing waiting */
 	assert_int_equal(status_of(c).done, 3);
 	assert_int_equal(status_of(c).failed, 7);
 	assert_int_equal(status_of(c).waiting, 0);
@@ -842,7 +883,7 @@ test_failure_mid_chain(void **state)
 static void
 test_failure_message_same(void **state)
 {
-	char          url[256], early[512], late[512];
+	char          url[256], early[512], late[512], gate[512];
 	ferry_client *c;
 	ferry_future *s, *x, *d1, *d2;
 	struct args   ar;
@@ -850,13 +891,16 @@ test_failure_message_same(void **state)
 
 	h_ipc_url(url, sizeof(url), "samemsg");
 	c = gcluster(url, NULL, 2);
-	s = h_submit(c, "sleep_ms", 1, 300, 0, NULL);
+	s = gsum_gated(c, 1, gate_path(gate, sizeof(gate), "samemsg"), NULL,
+	    1, NULL);
 	a_init(&ar);
 	msgpack_pack_array(&ar.pk, 2);
 	a_str(&ar, "broken");
 	a_ref(&ar, s);
 	x  = a_submit(c, "fail", &ar, NULL);
 	d1 = add_ref(c, x, 1); /* x still waits for s */
+	assert_int_equal(h_wait_sent(c, 20000), 0);
+	gate_open(gate);
 	assert_int_equal(ferry_future_wait(d1, 30000), 0);
 	assert_int_equal(ferry_future_wait(x, 30000), 0);
 	d2 = add_ref(c, x, 1); /* x failed, and the client knows it */
@@ -882,7 +926,7 @@ test_failure_message_same(void **state)
 static void
 test_run_anyway(void **state)
 {
-	char                   url[256], msg[512], it[64];
+	char                   url[256], msg[512], it[64], gate[512];
 	ferry_client          *c;
 	ferry_future          *s, *f, *g, *x, *h, *k;
 	struct ferry_task_opts o;
@@ -894,7 +938,9 @@ test_run_anyway(void **state)
 	o.run_anyway = 1;
 	h_ipc_url(url, sizeof(url), "anyway");
 	c = gcluster(url, NULL, 2);
-	s = h_submit(c, "sleep_ms", 1, 300, 0, NULL);
+	/* s waits at a gate until every dependent is submitted */
+	s = gsum_gated(c, 1, gate_path(gate, sizeof(gate), "anyway"), NULL,
+	    300, NULL);
 	a_init(&ar);
 	msgpack_pack_array(&ar.pk, 2);
 	a_str(&ar, "cleanup needed");
@@ -917,6 +963,8 @@ test_run_anyway(void **state)
 	msgpack_pack_array(&ar.pk, 1);
 	a_ref(&ar, s);
 	k = a_submit(c, "echo", &ar, &o);
+	assert_int_equal(h_wait_sent(c, 20000), 0);
+	gate_open(gate);
 
 	assert_int_equal(ferry_future_wait(g, 30000), 0);
 	assert_int_equal(ferry_future_wait(h, 30000), 0);
@@ -952,12 +1000,23 @@ test_run_anyway(void **state)
 		msgpack_zone_destroy(&zone);
 	}
 	{
-		struct args want;
-		a_init(&want);
-		msgpack_pack_array(&want.pk, 1);
-		msgpack_pack_uint64(&want.pk, 300);
-		expect_bytes(k, &want);
-		msgpack_sbuffer_destroy(&want.sb);
+		/* [s's result], and s's result is [300, pid] */
+		const void    *data;
+		size_t         len, off = 0;
+		msgpack_zone   zone;
+		msgpack_object ob;
+		uint64_t       v, pid;
+		expect_done(k);
+		assert_int_equal(ferry_future_result(k, &data, &len), 0);
+		msgpack_zone_init(&zone, 512);
+		assert_int_equal(msgpack_unpack(data, len, &off, &zone, &ob),
+		    MSGPACK_UNPACK_SUCCESS);
+		assert_int_equal(ob.type, MSGPACK_OBJECT_ARRAY);
+		assert_int_equal(ob.via.array.size, 1);
+		msgpack_zone_destroy(&zone);
+		assert_int_equal(ferry_future_result(s, &data, &len), 0);
+		assert_int_equal(fi_unpack_pair(data, len, &v, &pid), 0);
+		assert_int_equal(v, 300);
 	}
 
 	assert_int_equal(status_of(c).waiting, 0);
@@ -973,14 +1032,15 @@ test_run_anyway(void **state)
 
 #define LINKS 20
 
-/* Cancelling a chain's head (a long sleep that runs) cancels every
- * waiting link, none runs, and the waiting gauge goes back to 0;
- * cancelling a link in the middle of another chain cancels it and those
- * after it, while those before it run. */
+/* Cancelling a chain's head (running, held at a gate) cancels every
+ * waiting link, none runs, and the waiting gauge goes back to 0.  Before
+ * that, with the only worker process busy with that head, a link in the
+ * middle of another chain is cancelled: it and those after it end
+ * cancelled, and once the head is gone those before it run. */
 static void
 test_cancel(void **state)
 {
-	char          url[256], it[64];
+	char          url[256], it[64], gate[512];
 	ferry_client *c;
 	ferry_future *f[LINKS], *m[10];
 	(void)state;
@@ -988,11 +1048,31 @@ test_cancel(void **state)
 	use_log("cancel");
 	h_ipc_url(url, sizeof(url), "cancel");
 	c    = gcluster(url, NULL, 1);
-	f[0] = gsum(c, 1, 30000000, NULL, 1, NULL); /* 30 s */
+	f[0] = gsum_gated(c, 1, gate_path(gate, sizeof(gate), "cancel"), NULL,
+	    1, NULL); /* never opened */
 	for (int i = 1; i < LINKS; i++)
 		f[i] = gsum(c, 1 + (uint64_t)i, 0, f[i - 1], 1, NULL);
-	assert_int_equal(h_wait_status(c, "waiting", LINKS - 1, 20000), 0);
+	/* 100 -> 101 -> ... behind it (one worker process, one slot) */
+	m[0] = gsum(c, 100, 0, NULL, 100, NULL);
+	for (int i = 1; i < 10; i++)
+		m[i] = gsum(c, 100 + (uint64_t)i, 0, m[i - 1], 1, NULL);
+	assert_int_equal(h_wait_status(c, "waiting", LINKS - 1 + 9, 20000), 0);
 	assert_true(runner_of(1, 20000) > 0); /* the head runs */
+
+	/* the 6th of the second chain */
+	assert_int_equal(ferry_cancel(m[5]), 0);
+	for (int i = 5; i < 10; i++)
+		assert_int_equal(ferry_future_wait(m[i], 30000), 0);
+	assert_int_equal(ferry_future_state(m[5]), FERRY_CANCELLED);
+	input_task(it, sizeof(it), m[5]);
+	for (int i = 6; i < 10; i++)
+		expect_failed(m[i], FERRY_CANCELLED, FERRY_ECANCELED,
+		    (const char *const[]){ it, "was cancelled", NULL });
+	assert_int_equal(h_wait_status(c, "waiting", LINKS - 1 + 4, 10000), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(ferry_future_state(m[i]), FERRY_PENDING);
+
+	/* the head of the first */
 	assert_int_equal(ferry_cancel(f[0]), 0);
 	assert_int_equal(ferry_wait_all(f, LINKS, 30000), 0);
 	assert_int_equal(ferry_future_state(f[0]), FERRY_CANCELLED);
@@ -1003,40 +1083,28 @@ test_cancel(void **state)
 		assert_int_equal(ferry_future_attempts(f[i]), 0);
 		assert_int_equal(starts(1 + (uint64_t)i, NULL, NULL), 0);
 	}
-	assert_int_equal(h_wait_status(c, "waiting", 0, 10000), 0);
-	assert_int_equal(status_of(c).done, 0);
-	assert_int_equal(status_of(c).cancelled, LINKS);
-
-	/* a link in the middle: 100 -> 101 -> ...; cancel the 6th while
-	 * the head sleeps */
-	m[0] = gsum(c, 100, 500000, NULL, 100, NULL);
-	for (int i = 1; i < 10; i++)
-		m[i] = gsum(c, 100 + (uint64_t)i, 0, m[i - 1], 1, NULL);
-	assert_int_equal(h_wait_status(c, "waiting", 9, 20000), 0);
-	assert_int_equal(ferry_cancel(m[5]), 0);
-	assert_int_equal(ferry_wait_all(m, 10, 30000), 0);
+	/* the second chain's first five run */
+	assert_int_equal(ferry_wait_all(m, 10, 60000), 0);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(gsum_of(m[i]), 100 + (uint64_t)i);
-	assert_int_equal(ferry_future_state(m[5]), FERRY_CANCELLED);
-	input_task(it, sizeof(it), m[5]);
-	for (int i = 6; i < 10; i++)
-		expect_failed(m[i], FERRY_CANCELLED, FERRY_ECANCELED,
-		    (const char *const[]){ it, "was cancelled", NULL });
 	for (int i = 5; i < 10; i++)
 		assert_int_equal(starts(100 + (uint64_t)i, NULL, NULL), 0);
 	assert_int_equal(h_wait_status(c, "waiting", 0, 10000), 0);
+	assert_int_equal(status_of(c).done, 5);
+	assert_int_equal(status_of(c).cancelled, LINKS + 5);
 	free_all(f, LINKS);
 	free_all(m, 10);
 	ferry_client_close(c);
 }
 
 /* The worker process running a chain's head (retries 2) is killed -9
- * mid-run: the head runs again (2 attempts), and only then do its
- * dependents run, each once, with the right value. */
+ * mid-run (the head held at a gate): the head runs again (2 attempts),
+ * and only then do its dependents run, each once, with the right
+ * value. */
 static void
 test_input_worker_killed(void **state)
 {
-	char                   url[256];
+	char                   url[256], gate[512];
 	ferry_client          *c;
 	ferry_future          *f[6];
 	struct ferry_task_opts o;
@@ -1051,13 +1119,18 @@ test_input_worker_killed(void **state)
 	ferry_task_opts_init(&o);
 	o.retries    = 2;
 	o.backoff_ms = 50;
-	f[0]         = gsum(c, 1, 3000000, NULL, 10, &o); /* 3 s */
+	/* the head waits at a gate: its first run cannot finish before
+	 * the kill */
+	f[0] = gsum_gated(c, 1, gate_path(gate, sizeof(gate), "killed"), NULL,
+	    10, &o);
 	for (int i = 1; i < 6; i++)
 		f[i] = gsum(c, 1 + (uint64_t)i, 0, f[i - 1], 1, NULL);
 	victim = runner_of(1, 20000);
 	assert_int_equal(victim, pids[0]);
 	assert_int_equal(h_wait_status(c, "waiting", 5, 20000), 0);
 	assert_int_equal(kill(victim, SIGKILL), 0);
+	assert_int_equal(h_wait_gone(victim, 10000), 0);
+	gate_open(gate);
 
 	assert_int_equal(ferry_wait_all(f, 6, 90000), 0);
 	assert_int_equal(gsum_of(f[0]), 10);
@@ -1079,15 +1152,15 @@ test_input_worker_killed(void **state)
 #define RUN_ALONE 50
 
 /* A chain of 50 submitted by a client that disconnects as soon as the
- * scheduler has answered the submits: it runs with nobody connected; a
- * new client resumes the session, attaches to the last link and gets
- * its value (each link ran once).  Then again with the new client
- * resuming while the chain still runs, and referring to the last link
- * it attached to. */
+ * scheduler has answered the submits: it runs with nobody connected (its
+ * head held at a gate until then); a new client resumes the session,
+ * attaches to the last link and gets its value (each link ran once).
+ * Then again with the new client resuming while the chain waits, and
+ * referring to the pending last link it attached to. */
 static void
 test_no_client(void **state)
 {
-	char          url[256];
+	char          url[256], gate[512], gate2[512];
 	ferry_client *c, *c1, *c2;
 	ferry_future *f[RUN_ALONE], *last, *more;
 	uint64_t      session, last_id, prev_first = 0;
@@ -1098,7 +1171,9 @@ test_no_client(void **state)
 	c  = gcluster(url, NULL, 2);
 	c1 = h_connect(url);
 	assert_non_null(c1);
-	f[0] = gsum(c1, 1, 500000, NULL, 1, NULL);
+	/* the head waits at a gate opened once the client is gone */
+	f[0] = gsum_gated(c1, 1, gate_path(gate, sizeof(gate), "alone"),
+	    NULL, 1, NULL);
 	for (int i = 1; i < RUN_ALONE; i++)
 		f[i] = gsum(c1, 1 + (uint64_t)i, 10000, f[i - 1], 1, NULL);
 	assert_int_equal(h_wait_sent(c1, 20000), 0);
@@ -1106,6 +1181,7 @@ test_no_client(void **state)
 	last_id = ferry_future_id(f[RUN_ALONE - 1]);
 	ferry_client_close(c1);
 	free_all(f, RUN_ALONE);
+	gate_open(gate);
 
 	/* it finishes with nobody there */
 	assert_int_equal(h_wait_status(c, "done", RUN_ALONE, 60000), 0);
@@ -1133,7 +1209,8 @@ test_no_client(void **state)
 	 * waits, and a new task refers to it */
 	c1 = h_connect(url);
 	assert_non_null(c1);
-	f[0] = gsum(c1, 201, 1000000, NULL, 1, NULL); /* 1 s */
+	f[0] = gsum_gated(c1, 201, gate_path(gate2, sizeof(gate2), "alone2"),
+	    NULL, 1, NULL);
 	for (int i = 1; i < 20; i++)
 		f[i] = gsum(c1, 201 + (uint64_t)i, 10000, f[i - 1], 1, NULL);
 	assert_int_equal(h_wait_sent(c1, 20000), 0);
@@ -1143,7 +1220,10 @@ test_no_client(void **state)
 	free_all(f, 20);
 	c2 = connect_with(url, (struct ferry_client_opts){ .session = session });
 	assert_int_equal(ferry_attach(c2, last_id, &last), 0);
+	assert_int_equal(ferry_future_state(last), FERRY_PENDING);
 	more = gsum(c2, 300, 0, last, 1000, NULL);
+	assert_int_equal(h_wait_sent(c2, 20000), 0);
+	gate_open(gate2);
 	assert_int_equal(ferry_future_wait(more, 60000), 0);
 	assert_int_equal(gsum_of(more), 1020);
 	assert_int_equal(ferry_future_wait(last, 30000), 0);
@@ -1413,7 +1493,8 @@ test_backpressure(void **state)
 #define EXPIRY_TREES 1000
 
 /* A client submits a graph and goes away; its session expires
- * (result_ttl 500 ms) while the graph's root still runs: every task
+ * (result_ttl 500 ms) while the graph's root still runs (held at a
+ * gate): every task
  * waiting in it (thousands, whose inputs are cancelled with them in
  * whatever order the expiry meets them) and every queued one is
  * cancelled, none runs, the waiting gauge and the queue go back to 0,
@@ -1421,7 +1502,7 @@ test_backpressure(void **state)
 static void
 test_session_expiry(void **state)
 {
-	char                   url[256];
+	char                   url[256], gate[512];
 	ferry_client          *c, *c1;
 	ferry_future          *head, *head2, *f[3], *last = NULL, *later;
 	struct ferry_task_opts anyway;
@@ -1443,8 +1524,10 @@ test_session_expiry(void **state)
 
 	c1 = h_connect(url);
 	assert_non_null(c1);
-	head  = gsum(c1, 1, 3000000, NULL, 1, NULL); /* runs 3 s */
-	head2 = gsum(c1, 2, 0, NULL, 1, NULL);       /* behind it */
+	/* the head runs until the gate opens, after the expiry */
+	head  = gsum_gated(c1, 1, gate_path(gate, sizeof(gate), "expiry"),
+	     NULL, 1, NULL);
+	head2 = gsum(c1, 2, 0, NULL, 1, NULL); /* behind it */
 	for (int i = 0; i < EXPIRY_TREES; i++) {
 		ferry_future *in = i % 2 ? head : head2;
 		f[0] = gsum(c1, seq++, 0, in, 1, NULL);
@@ -1479,6 +1562,7 @@ test_session_expiry(void **state)
 	assert_int_equal(h_wait_status(c, "queued", 0, 20000), 0);
 	assert_true(h_alive(sched));
 	/* the head finishes; nothing after it runs */
+	gate_open(gate);
 	assert_int_equal(h_wait_status(c, "busy", 0, 20000), 0);
 	later = gsum(c, 99999, 0, NULL, 5, NULL);
 	assert_int_equal(ferry_future_wait(later, 30000), 0);
