@@ -1302,6 +1302,98 @@ test_restart_mid_chain(void **state)
 	ferry_client_close(c);
 }
 
+/* A scheduler on a journal is killed -9 and started again while tasks
+ * wait: D waits for A (finished, its result already in D's arguments and
+ * taken by the client) and for B (running, held at a gate), E waits for
+ * D, and a chain of a client that has gone away waits for its head.
+ * After the restart, D gets B's result beside A's, E runs after it, and
+ * a new client resuming the gone one's session finds its chain's last
+ * link done; each of these ran once. */
+static void
+test_restart_waiting(void **state)
+{
+	char          url[256], dir[512], gb[512], gx[512];
+	ferry_client *c, *c1, *c2;
+	ferry_future *a, *b, *d, *e, *x[5], *last;
+	struct args   ar;
+	uint64_t      session, last_id;
+	pid_t         sched;
+	const char   *jx[] = { "--journal", dir, "--heartbeat-timeout-ms",
+		  "3000", NULL };
+	(void)state;
+
+	use_log("rwait");
+	h_ipc_url(url, sizeof(url), "rwait");
+	snprintf(dir, sizeof(dir), "%s/rwait.journal", h_dir());
+	sched = h_scheduler_named("rwait-1", url, jx);
+	gworkers(url, 2);
+	c = h_connect_riding(url, 60000);
+	assert_non_null(c);
+	assert_int_equal(h_wait_workers(c, 2, 20000), 0);
+
+	a = gsum(c, 1, 0, NULL, 5, NULL);
+	b = gsum_gated(c, 2, gate_path(gb, sizeof(gb), "rwait-b"), NULL, 7,
+	    NULL);
+	a_init(&ar);
+	msgpack_pack_array(&ar.pk, 4);
+	msgpack_pack_uint64(&ar.pk, 3);
+	msgpack_pack_uint64(&ar.pk, 0);
+	a_ref(&ar, a);
+	a_ref(&ar, b);
+	d = a_submit(c, "fi_gsum", &ar, NULL);
+	e = gsum(c, 4, 0, d, 1, NULL);
+	assert_int_equal(ferry_future_wait(a, 30000), 0);
+	assert_int_equal(gsum_of(a), 5);
+	assert_int_equal(h_wait_sent(c, 20000), 0);
+	assert_int_equal(h_wait_status(c, "results_stored", 0, 20000), 0);
+
+	/* a client that submits a chain and goes */
+	c1 = h_connect(url);
+	assert_non_null(c1);
+	x[0] = gsum_gated(c1, 10, gate_path(gx, sizeof(gx), "rwait-x"), NULL,
+	    1, NULL);
+	for (int i = 1; i < 5; i++)
+		x[i] = gsum(c1, 10 + (uint64_t)i, 0, x[i - 1], 1, NULL);
+	assert_int_equal(h_wait_sent(c1, 20000), 0);
+	session = ferry_client_session(c1);
+	last_id = ferry_future_id(x[4]);
+	ferry_client_close(c1);
+	free_all(x, 5);
+	assert_int_equal(h_wait_status(c, "waiting", 2 + 4, 20000), 0);
+	assert_true(runner_of(2, 20000) > 0);
+
+	assert_int_equal(kill(sched, SIGKILL), 0);
+	assert_int_equal(h_wait_gone(sched, 10000), 0);
+	h_forget(sched);
+	sched = h_scheduler_named("rwait-2", url, jx);
+	assert_int_equal(h_wait_log("rwait-2", "restored", 1, 10000), 0);
+	assert_int_equal(h_wait_status(c, "waiting", 2 + 4, 20000), 0);
+	gate_open(gb);
+	gate_open(gx);
+
+	assert_int_equal(ferry_future_wait(e, 60000), 0);
+	assert_int_equal(gsum_of(b), 7);
+	assert_int_equal(gsum_of(d), 12);
+	assert_int_equal(gsum_of(e), 13);
+	c2 = connect_with(url, (struct ferry_client_opts){ .session = session });
+	assert_int_equal(ferry_attach(c2, last_id, &last), 0);
+	assert_int_equal(ferry_future_wait(last, 60000), 0);
+	assert_int_equal(gsum_of(last), 5);
+	assert_int_equal(starts(3, NULL, NULL), 1);
+	assert_int_equal(starts(4, NULL, NULL), 1);
+	for (uint64_t k = 11; k < 15; k++)
+		assert_int_equal(starts(k, NULL, NULL), 1);
+	assert_int_equal(h_wait_status(c, "waiting", 0, 10000), 0);
+	assert_int_equal(h_client_stats(c).duplicates, 0);
+	ferry_future_free(a);
+	ferry_future_free(b);
+	ferry_future_free(d);
+	ferry_future_free(e);
+	ferry_future_free(last);
+	ferry_client_close(c2);
+	ferry_client_close(c);
+}
+
 #define SUBMIT_LINKS 200
 
 /* The scheduler (on a journal) is killed -9 while a chain of 200 is
@@ -1601,6 +1693,7 @@ main(int argc, char **argv)
 		    test_input_worker_killed, h_teardown),
 		cmocka_unit_test_teardown(test_no_client, h_teardown),
 		cmocka_unit_test_teardown(test_restart_mid_chain, h_teardown),
+		cmocka_unit_test_teardown(test_restart_waiting, h_teardown),
 		cmocka_unit_test_teardown(
 		    test_restart_while_submitting, h_teardown),
 		cmocka_unit_test_teardown(test_backpressure, h_teardown),
