@@ -1584,6 +1584,43 @@ test_backpressure(void **state)
 
 #define EXPIRY_TREES 1000
 
+/* Links of a chain refused one by one as the queue is full (max_queue
+ * 8, no worker yet; each submitted on its own, so that several submits
+ * are answered "full" in turn) are sent again in the order they were
+ * submitted once room appears: each finds the link it refers to, and the
+ * whole chain completes. */
+static void
+test_full_resend_order(void **state)
+{
+	char          url[256];
+	ferry_client *c;
+	ferry_future *f[12];
+	(void)state;
+
+	use_log("fullorder");
+	h_ipc_url(url, sizeof(url), "fullorder");
+	scheduler_max_queue(url, 8, "fullorder");
+	c    = connect_with(url,
+	       (struct ferry_client_opts){ .on_full = FERRY_FULL_BLOCK });
+	f[0] = gsum(c, 1, 0, NULL, 1, NULL);
+	for (int i = 1; i < 8; i++)
+		f[i] = gsum(c, 1 + (uint64_t)i, 0, f[i - 1], 1, NULL);
+	assert_int_equal(h_wait_sent(c, 20000), 0);
+	/* four more, back to back: the queue is full */
+	for (int i = 8; i < 12; i++)
+		f[i] = gsum(c, 1 + (uint64_t)i, 0, f[i - 1], 1, NULL);
+	assert_int_equal(h_wait_status_min(c, "rejected", 4, 20000), 0);
+	gworkers(url, 2);
+	assert_int_equal(ferry_wait_all(f, 12, 60000), 0);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(gsum_of(f[i]), 1 + (uint64_t)i);
+	printf("rejected as full: %" PRIu64 ", sent again: %" PRIu64 "\n",
+	    h_status_uint(c, "rejected"), h_client_stats(c).resent);
+	assert_int_equal(status_of(c).waiting, 0);
+	free_all(f, 12);
+	ferry_client_close(c);
+}
+
 /* A client submits a graph and goes away; its session expires
  * (result_ttl 500 ms) while the graph's root still runs (held at a
  * gate): every task
@@ -1697,6 +1734,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(
 		    test_restart_while_submitting, h_teardown),
 		cmocka_unit_test_teardown(test_backpressure, h_teardown),
+		cmocka_unit_test_teardown(test_full_resend_order, h_teardown),
 		cmocka_unit_test_teardown(test_session_expiry, h_teardown),
 	};
 
