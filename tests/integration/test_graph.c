@@ -3,15 +3,20 @@
  * run_anyway, FERRY_EDEPENDENCY, the waiting gauge) against a real
  * cluster: chains, a diamond, a fan-in tree over 10,000 leaves,
  * references nested in maps and arrays, references to tasks that have
- * finished, failure and cancellation passed down a chain without running
- * it, run_anyway, a dependency whose worker process is killed, a chain
- * that runs while no client is connected, a scheduler killed and started
- * again on its journal in the middle of a chain, and the queue limit
- * counting waiting tasks.
+ * finished (done, or failed and known to the client), failure and
+ * cancellation passed down a chain without running it, run_anyway, a
+ * dependency whose worker process is killed, a chain that runs while no
+ * client is connected, the scheduler killed and started again on its
+ * journal in the middle of a chain, while tasks wait and while submits
+ * are in flight, the queue limit counting waiting tasks (and refused
+ * links sent again in order), and a session expiring with thousands of
+ * tasks waiting.
  *
  * The fault-injection task fi_gsum [seq, delay_us, x...] logs each start
  * (fi_log.h) and returns [sum of the xs, pid], so a test can tell what
- * ran, where and how often, as well as what it computed.
+ * ran, where and how often, as well as what it computed; given a path
+ * instead of a delay it waits for that file, a gate the test opens when
+ * the task's dependents are where the test wants them.
  */
 #include <errno.h>
 #include <fcntl.h>
