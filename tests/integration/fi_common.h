@@ -60,4 +60,61 @@ int fi_grandchildren_left(const pid_t *g, int n, int timeout_ms);
  * run, from main()); log may be empty (no run yet). */
 void fi_kill_grandchildren(const char *log);
 
+/*
+ * A task graph workload for the fault-injection suites, from the
+ * fault-injection tasks alone (fi_step, fi_gsum): chains, small trees
+ * summing fi_step leaves, and chains broken by a link that fails (an
+ * input fi_gsum cannot add), so that the links after it must fail with
+ * FERRY_EDEPENDENCY without ever starting.  Every task has a seq of its
+ * own, from seq0 up, and its outcome is known in advance.
+ */
+enum fi_gkind {
+	FI_G_VALUE, /* done, with want as its value */
+	FI_G_BREAK, /* fails by itself (FERRY_ETASK) */
+	FI_G_DEP,   /* fails with FERRY_EDEPENDENCY naming breaker, never
+	             * starts */
+};
+
+struct fi_gtask {
+	ferry_future *f;
+	uint64_t      seq;
+	uint64_t      want;
+	int           kind;
+	size_t        breaker; /* FI_G_DEP: index of the link that failed */
+};
+
+struct fi_graph {
+	uint64_t         seq0, next; /* the seqs used: [seq0, next) */
+	struct fi_gtask *t;
+	size_t           n, cap;
+	int              chains, trees, broken;
+};
+
+void fi_graph_init(struct fi_graph *g, uint64_t seq0);
+
+/* A chain of links fi_gsum tasks, each adding 1 to the one before (the
+ * first holds 1), each sleeping delay_us; options o (NULL: defaults). */
+void fi_graph_chain(struct fi_graph *g, ferry_client *c, int links,
+    uint64_t delay_us, const struct ferry_task_opts *o);
+
+/* A tree: 16 fi_step leaves, 4 fi_gsum tasks summing 4 of them each, and
+ * a root summing those 4. */
+void fi_graph_tree(struct fi_graph *g, ferry_client *c, uint64_t delay_us,
+    const struct ferry_task_opts *o);
+
+/* A chain of links whose link bad (0-based) fails. */
+void fi_graph_broken(struct fi_graph *g, ferry_client *c, int links, int bad,
+    uint64_t delay_us, const struct ferry_task_opts *o);
+
+/* The futures of g's tasks, in a new array (g->n of them) to wait on. */
+ferry_future **fi_graph_futures(const struct fi_graph *g);
+
+/* Check every task of g ended as it must (all must have finished), the
+ * FI_G_DEP ones never started (from the start records in log), and print
+ * what ran.  Fails the test otherwise. */
+void fi_graph_check(const struct fi_graph *g, const char *log);
+
+/* Free g's futures and memory. */
+void fi_graph_free(struct fi_graph *g);
+
 #endif

@@ -1,27 +1,33 @@
 /*
  * fi_tasks.c - the task library of the fault-injection suite.
  *
- * fi_step is an ordinary task: it appends a start record (sequence
- * number, process id, CLOCK_MONOTONIC microseconds) to the binary log
- * named by $FERRY_FI_LOG, sleeps a little and returns [seq * 7 + 3, pid],
- * so the test can check every result and see every execution, including
- * those whose result was lost with their process.  The others are poison
- * (they log their start too, [seq, ...], so the test knows where they
- * run): fi_segv and fi_abort crash their process, fi_hang never returns,
- * fi_hog [seq, mib] allocates (and touches) memory until its process is
- * killed.  Tasks that break their worker process in other ways:
- * fi_exit [seq, status] calls exit(status) in the middle of its run;
+ * fi_step is an ordinary task: it appends a start record (sequence number,
+ * process id, CLOCK_MONOTONIC microseconds) to the binary log named by
+ * $FERRY_FI_LOG, sleeps a little and returns [seq * 7 + 3, pid], so the
+ * test can check every result and see every execution, including those
+ * whose result was lost with their process.  fi_gsum [seq, delay_us, x...]
+ * is its counterpart for task graphs: it logs its start the same way,
+ * sleeps (or, when delay_us is a path, waits until that file exists: a
+ * gate the test opens) and returns [sum of the xs, pid], each x a
+ * non-negative integer or the result of fi_step or fi_gsum put in place of
+ * a future reference (its value counts), anything else failing the task.
+ * The others are poison (they log their start too, [seq, ...], so the test
+ * knows where they run): fi_segv and fi_abort crash their process, fi_hang
+ * never returns, fi_hog [seq, mib] allocates (and touches) memory until
+ * its process is killed.  Tasks that break their worker process in other
+ * ways: fi_exit [seq, status] calls exit(status) in the middle of its run;
  * fi_close_fds [seq] closes descriptors 0-1023 and returns (the worker
  * cannot go on without its sockets); fi_fork [seq, how] starts a
  * grandchild that execs `sleep 1000` (how: bit 0, it calls setsid() first
  * to leave the worker's process group; bit 1, the task then crashes with
- * SIGSEGV; bit 2, it exits with status 0; bit 3, it hangs) and logs a record
- * [FI_CHILD | seq, grandchild pid] so the test can look for it.
+ * SIGSEGV; bit 2, it exits with status 0; bit 3, it hangs) and logs a
+ * record [FI_CHILD | seq, grandchild pid] so the test can look for it.
  */
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -86,6 +92,59 @@ fi_step(ferry_task *t, const msgpack_object *args)
 		usleep((useconds_t)delay);
 	msgpack_pack_array(ferry_task_packer(t), 2);
 	msgpack_pack_uint64(ferry_task_packer(t), seq * 7 + 3);
+	msgpack_pack_uint64(ferry_task_packer(t), (uint64_t)getpid());
+	return 0;
+}
+
+/* The value of one input of fi_gsum: a non-negative integer, or the
+ * result of fi_step or fi_gsum ([value, pid]).  0, or -1. */
+static int
+gsum_value(const msgpack_object *o, uint64_t *v)
+{
+	if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2)
+		o = &o->via.array.ptr[0];
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return -1;
+	*v = o->via.u64;
+	return 0;
+}
+
+static int
+fi_gsum(ferry_task *t, const msgpack_object *args)
+{
+	uint64_t seq   = arg_u64(args, 0, 0);
+	uint64_t delay = arg_u64(args, 1, 0);
+	uint64_t sum   = 0, v;
+
+	log_start(seq);
+	if (args->type != MSGPACK_OBJECT_ARRAY)
+		return ferry_task_fail(t, "fi_gsum: expected an array");
+	for (uint32_t i = 2; i < args->via.array.size; i++) {
+		if (gsum_value(&args->via.array.ptr[i], &v) != 0)
+			return ferry_task_fail(t,
+			    "fi_gsum %llu: input %u is not a number or a "
+			    "result",
+			    (unsigned long long)seq, i - 1);
+		sum += v;
+	}
+	if (args->via.array.size > 1 &&
+	    args->via.array.ptr[1].type == MSGPACK_OBJECT_STR) {
+		/* a gate: wait (up to 120 s) until the file exists */
+		const msgpack_object_str *p = &args->via.array.ptr[1].via.str;
+		char                      path[512];
+		int                       i = 0;
+		snprintf(path, sizeof(path), "%.*s", (int)p->size, p->ptr);
+		for (; i < 24000 && access(path, F_OK) != 0; i++)
+			usleep(5000);
+		if (i == 24000)
+			return ferry_task_fail(t, "fi_gsum %llu: %s never "
+			                          "appeared",
+			    (unsigned long long)seq, path);
+	} else if (delay > 0) {
+		usleep((useconds_t)delay);
+	}
+	msgpack_pack_array(ferry_task_packer(t), 2);
+	msgpack_pack_uint64(ferry_task_packer(t), sum);
 	msgpack_pack_uint64(ferry_task_packer(t), (uint64_t)getpid());
 	return 0;
 }
@@ -204,6 +263,7 @@ fi_fork(ferry_task *t, const msgpack_object *args)
 FERRY_LIBRARY_INIT(reg)
 {
 	if (ferry_register(reg, "fi_step", fi_step) != 0 ||
+	    ferry_register(reg, "fi_gsum", fi_gsum) != 0 ||
 	    ferry_register(reg, "fi_segv", fi_segv) != 0 ||
 	    ferry_register(reg, "fi_abort", fi_abort) != 0 ||
 	    ferry_register(reg, "fi_hang", fi_hang) != 0 ||

@@ -7,11 +7,14 @@
  * resuming it, and poisoned tasks segfault, abort, hang past their timeout,
  * go over the memory limit, call exit(0) in the middle of their run, close
  * every descriptor of their process and return, or start a grandchild
- * (`sleep 1000`, in the process group or out of it) and crash.  Then it
- * checks what a user relies on: every ordinary task has exactly one,
- * correct result at the client; every poisoned task is dead or failed with
- * its reason; no worker process and no grandchild is left behind; the
- * scheduler's memory comes back near where it started.
+ * (`sleep 1000`, in the process group or out of it) and crash.  Beside
+ * them runs a task graph workload (fi_common.h): chains, small trees, and
+ * chains broken by a failing link.  Then it checks what a user relies on:
+ * every ordinary task has exactly one, correct result at the client;
+ * every poisoned task is dead or failed with its reason; every graph task
+ * holds its value, or failed as its chain says, and no task after a
+ * failed link ever started; no worker process and no grandchild is left
+ * behind; the scheduler's memory comes back near where it started.
  * The figures are its last lines.  $FERRY_FI_SEED repeats a run.
  */
 #include <errno.h>
@@ -45,6 +48,8 @@
 #define DELAY_US 400       /* each ordinary task sleeps this long */
 #define MEMORY_LIMIT_MIB 256
 #define MAX_POISON 64      /* poisoned tasks at most */
+#define GRAPH_SEQ 1000     /* graph tasks' seqs: n_tasks + this, up */
+#define LINK_US 10000      /* each chain link sleeps this long */
 
 static const char *fi_lib;
 static char        g_logpath[512]; /* the start records, for main() */
@@ -220,6 +225,8 @@ test_fault_injection(void **state)
 	uint64_t          base_rss, end_rss, requeued, late;
 	struct ferry_client_stats cs;
 	struct ferry_task_opts    plain, o;
+	struct fi_graph           gr;
+	ferry_future            **gf;
 	uint8_t         (*args)[H_ARGS_MAX];
 	const void      **argp;
 	size_t           *lens;
@@ -308,12 +315,26 @@ test_fault_injection(void **state)
 		                     &probe_f),
 		    0);
 	}
+	/* graphs, ahead of the ordinary tasks and among them (below) */
+	fi_graph_init(&gr, n_tasks + GRAPH_SEQ);
+	for (int k = 0; k < 5; k++) {
+		fi_graph_chain(&gr, c, 20, LINK_US, &plain);
+		fi_graph_tree(&gr, c, DELAY_US, &plain);
+		if (k % 2 == 0)
+			fi_graph_broken(&gr, c, 10, 3, LINK_US, &plain);
+	}
 	for (uint64_t at = 0; at < n_tasks;) {
 		uint64_t n = n_tasks - at < 10000 ? n_tasks - at : 10000;
 		assert_int_equal(ferry_map_opts(c, "fi_step", n, argp + at,
 		                     lens + at, &plain, futs + at),
 		    0);
 		at += n;
+		if ((at / 10000) % 4 == 2) {
+			fi_graph_chain(&gr, c, 20, LINK_US, &plain);
+			fi_graph_tree(&gr, c, DELAY_US, &plain);
+			if ((at / 10000) % 8 == 2)
+				fi_graph_broken(&gr, c, 10, 3, LINK_US, &plain);
+		}
 		/* a poisoned task of each kind now and then */
 		if (n_poison + P_KINDS <= (int)(sizeof(poison) / sizeof(poison[0])) &&
 		    (at / 10000) % 3 == 1) {
@@ -349,6 +370,14 @@ test_fault_injection(void **state)
 		assert_int_equal(rv, 0);
 	}
 	assert_int_equal(ferry_wait_all(poison, (size_t)n_poison, 120000), 0);
+	gf = fi_graph_futures(&gr);
+	{
+		int rv = ferry_wait_all(gf, gr.n, 120000);
+		if (rv != 0)
+			h_dump_logs();
+		assert_int_equal(rv, 0);
+	}
+	free(gf);
 	/* the grandchildren of crashed tasks went with their processes */
 	n_grand = fi_grandchildren(logpath, grand, MAX_POISON * 4);
 	assert_true(n_grand > 0);
@@ -438,6 +467,8 @@ test_fault_injection(void **state)
 		       "its reason\n",
 		    n_poison, dead, failed);
 	}
+	/* every graph task: its value, or the failure its chain set */
+	fi_graph_check(&gr, logpath);
 	memset(&cs, 0, sizeof(cs));
 	cs.size = sizeof(cs);
 	assert_int_equal(ferry_client_stats(c, &cs), 0);
@@ -585,6 +616,7 @@ test_fault_injection(void **state)
 	for (int i = 0; i < n_poison; i++)
 		ferry_future_free(poison[i]);
 	ferry_future_free(probe_f);
+	fi_graph_free(&gr);
 	free(futs);
 	free(args);
 	free(argp);
