@@ -488,7 +488,7 @@ send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 		return;
 	}
 	if (creq_send(c, r) != 0) {
-		/* put them back in front, in order */
+		/* put them back in front, in order (they were the front) */
 		for (uint32_t i = r->n_futs; i-- > 0;)
 			queue_front_locked(c, r->futs[i]);
 		creq_clear(r);
@@ -500,17 +500,35 @@ send_submit_locked(ferry_client *c, uint32_t cap, int backoff)
 	c->submits_inflight++;
 }
 
+/*
+ * Tasks sent and to be sent again (refused as full, or their submit lost
+ * with the connection) go back among the queued ones in the order they
+ * were submitted (by tag; fs is in that order, as sent): several submits
+ * are in flight at once, and their answers or losses come in any order,
+ * so putting each one's tasks in front would send later tasks first, and
+ * a task would reach the scheduler before the input it refers to.  The
+ * queue is in tag order, and this walks it only as far as the last of fs.
+ */
 void
 requeue_front_locked(ferry_client *c, struct ferry_future **fs, uint32_t n)
 {
-	for (uint32_t i = n; i-- > 0;) {
+	struct ferry_future **pp = &c->sq_head;
+
+	for (uint32_t i = 0; i < n; i++) {
 		struct ferry_future *f = fs[i];
-		if (f->state == FERRY_PENDING && !f->queued) {
-			c->stats.resent++;
-			queue_front_locked(c, f);
-		} else {
+		if (f->state != FERRY_PENDING || f->queued) {
 			future_release_locked(f);
+			continue;
 		}
+		c->stats.resent++;
+		while (*pp != NULL && (*pp)->tag < f->tag)
+			pp = &(*pp)->next;
+		f->next   = *pp;
+		f->queued = 1;
+		*pp       = f;
+		if (f->next == NULL)
+			c->sq_tail = f;
+		pp = &f->next;
 	}
 }
 
