@@ -170,7 +170,8 @@ subst_one(void *arg, const struct fut_ref *r, const void **val, size_t *vlen,
 
 	if (r->tag != c->tag)
 		return 1; /* another input's, still to come */
-	if (r->session != 0 && r->session != c->session) {
+	/* (a task whose session ended has none to compare with) */
+	if (r->session != 0 && c->session != 0 && r->session != c->session) {
 		snprintf(err, errlen,
 		    "a reference to task %" PRIu64 " of another client "
 		    "session (%" PRIx64 "): references name tasks of the "

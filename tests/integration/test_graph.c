@@ -884,7 +884,7 @@ test_failure_mid_chain(void **state)
 /* The message of a dependent names the failed input the same way
  * whether that input was still running when the dependent was submitted
  * or had already failed (the client then sends the failure it knows):
- * both say "input task N (fail) failed". */
+ * both say "input task N failed (...): message".  */
 static void
 test_failure_message_same(void **state)
 {
@@ -915,7 +915,9 @@ test_failure_message_same(void **state)
 	snprintf(early, sizeof(early), "%s", ferry_future_error(d1));
 	snprintf(late, sizeof(late), "%s", ferry_future_error(d2));
 	printf("running input: %s\nfailed input:  %s\n", early, late);
-	assert_non_null(strstr(early, "(fail) failed"));
+	snprintf(gate, sizeof(gate), "input task %" PRIu64 " failed",
+	    ferry_future_id(x));
+	assert_non_null(strstr(early, gate));
 	assert_string_equal(late, early);
 	ferry_future_free(s);
 	ferry_future_free(x);
@@ -1708,7 +1710,9 @@ test_session_expiry(void **state)
 			fail_msg("task %" PRIu64 " of the expired session ran",
 			    k);
 	st = status_of(c);
-	printf("cancelled with the session: %" PRIu64 "\n", st.cancelled);
+	printf("cancelled with the session: %" PRIu64 " (failed %" PRIu64
+	       ", done %" PRIu64 ", submitted %" PRIu64 ")\n",
+	    st.cancelled, st.failed, st.done, st.submitted);
 	assert_true(st.cancelled >= 3 * EXPIRY_TREES);
 	assert_true(h_alive(sched));
 	ferry_future_free(later);

@@ -192,6 +192,67 @@ test_session_expiry(void **state)
 	fake_fini(&f);
 }
 
+/* Expiry with trees: each tree's first task waits on a running head, its
+ * second (some with run_anyway) on the first, its third on both and on
+ * the previous tree's third.  Every waiting task ends cancelled: none
+ * failed, none left. */
+static void
+test_expiry_trees(void **state)
+{
+	struct fake            f;
+	struct proto_task_opts any = { PROTO_OPT_RUN_ANYWAY, 0, 0, 0, 0, 0,
+		1 };
+	uint8_t                args[4 * FERRY_FUTURE_REF_MAX];
+	uint64_t               ids[8], tag = 2, last = 0;
+	(void)state;
+
+	setup(&f);
+	proto_writer_reset(&f.w);
+	proto_write_submit_begin(&f.w);
+	proto_write_submit_entry(&f.w, 1, "square", 6, "\x90", 1, NULL, NULL,
+	    0, NULL, NULL, 0);
+	for (int i = 0; i < 200; i++) {
+		uint64_t t0 = tag++, t1 = tag++, t2 = tag++, d[3];
+		size_t   n = 1, k;
+		args[0]    = 0x91;
+		/* naming the session, as libferry's references do */
+		futref_encode_in(args + 1, sizeof(args) - 1, &k, 1, 77, 0, NULL,
+		    0);
+		d[0] = 1;
+		proto_write_submit_entry(&f.w, t0, "square", 6, args, k + 1,
+		    NULL, NULL, 0, NULL, d, 1);
+		futref_encode_in(args + 1, sizeof(args) - 1, &k, t0, 77, 0,
+		    NULL, 0);
+		d[0] = t0;
+		proto_write_submit_entry(&f.w, t1, "square", 6, args, k + 1,
+		    NULL, NULL, 0, i % 10 ? NULL : &any, d, 1);
+		args[0] = last != 0 ? 0x93 : 0x92;
+		d[0]    = t0;
+		d[1]    = t1;
+		d[2]    = last;
+		for (int j = 0; j < (last != 0 ? 3 : 2); j++) {
+			futref_encode_in(args + n, sizeof(args) - n, &k, d[j],
+			    77, 0, NULL, 0);
+			n += k;
+		}
+		proto_write_submit_entry(&f.w, t2, "square", 6, args, n, NULL,
+		    NULL, 0, NULL, d, last != 0 ? 3 : 2);
+		last = t2;
+	}
+	proto_write_submit_end(&f.w);
+	accepted(&f, fake_send(&f, C), 601);
+	assert_int_equal(f.s.n_waiting, 600);
+	assert_int_equal(work(&f, NULL, 0, ids, NULL, NULL), 1);
+	fake_close(&f, C);
+	fake_advance(&f, f.cfg.result_ttl_ms + 1);
+	assert_null(idmap_get(&f.s.sessions, 77));
+	assert_int_equal(f.s.n_waiting, 0);
+	assert_int_equal(f.s.stat[ST_failed], 0);
+	assert_int_equal(f.s.stat[ST_cancelled], 601);
+	fake_check(&f);
+	fake_fini(&f);
+}
+
 /* A dependent whose arguments, with its input's result in place, would
  * not fit in a message to a worker fails with FERRY_ETOOBIG saying so,
  * instead of being sent and lost with the worker's connection. */
@@ -335,6 +396,7 @@ main(void)
 		cmocka_unit_test(test_long_chain_cancel),
 		cmocka_unit_test(test_session_expiry),
 		cmocka_unit_test(test_too_big_after_splice),
+		cmocka_unit_test(test_expiry_trees),
 		cmocka_unit_test(test_allocation_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
