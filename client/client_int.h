@@ -250,6 +250,10 @@ struct ferry_client {
 	struct idmap         frozen;     /* tag -> future whose result is
 	                                  * kept out of the ack */
 	uint64_t             frozen_min; /* the lowest seq of those */
+	/* the frozen results in seq order (seq, tag pairs), thawed ones
+	 * dropped from the front lazily: the lowest is found in O(1) */
+	uint64_t            *frz;
+	size_t               frz_head, frz_len, frz_cap; /* in pairs */
 
 	/* status (status.c) */
 	int                  status_want;

@@ -58,6 +58,7 @@ client_destroy(ferry_client *c)
 	idmap_fini(&c->attached_done);
 	idmap_fini(&c->refd);
 	idmap_fini(&c->frozen);
+	free(c->frz);
 	proto_writer_fini(&c->w);
 	proto_decoder_fini(&c->dec);
 	if (c->event_fd >= 0)

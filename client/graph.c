@@ -311,18 +311,62 @@ graph_sent_locked(ferry_client *c, struct ferry_future *f)
 	f->holding = 1;
 }
 
-/* The lowest seq among the frozen results, 0: none. */
-static uint64_t
-frozen_lowest(const ferry_client *c)
+/* Whether pair i of the seq-ordered list is still frozen. */
+static int
+frz_live(const ferry_client *c, size_t i)
 {
-	struct idmap_iter    it  = { 0, 0 };
-	uint64_t             min = 0;
-	struct ferry_future *f;
+	const struct ferry_future *f = idmap_get(&c->frozen, c->frz[2 * i + 1]);
+	return f != NULL && f->frozen_seq == c->frz[2 * i];
+}
 
-	while (idmap_iter_next(&c->frozen, &it, NULL, (void **)&f))
-		if (min == 0 || f->frozen_seq < min)
-			min = f->frozen_seq;
-	return min;
+/* The lowest seq among the frozen results, 0: none.  Pairs thawed
+ * since are dropped from the front here, each once: O(1) amortised
+ * (a walk of the map for every thaw made a submit's answer quadratic
+ * in the results it had frozen). */
+static uint64_t
+frozen_lowest(ferry_client *c)
+{
+	while (c->frz_len > 0 && !frz_live(c, c->frz_head)) {
+		c->frz_head++;
+		c->frz_len--;
+	}
+	if (c->frz_len == 0) {
+		c->frz_head = 0;
+		return 0;
+	}
+	return c->frz[2 * c->frz_head];
+}
+
+/* Add (seq, tag) to the seq-ordered list.  0, or -1 (no memory). */
+static int
+frz_add(ferry_client *c, uint64_t seq, uint64_t tag)
+{
+	size_t end = c->frz_head + c->frz_len, i;
+
+	if (end == c->frz_cap) {
+		if (c->frz_head > 0) { /* room at the front: slide down */
+			memmove(c->frz, c->frz + 2 * c->frz_head,
+			    c->frz_len * 2 * sizeof(*c->frz));
+			c->frz_head = 0;
+		} else {
+			size_t    cap = c->frz_cap ? c->frz_cap * 2 : 64;
+			uint64_t *p   = realloc(c->frz, cap * 2 * sizeof(*p));
+			if (p == NULL)
+				return -1;
+			c->frz     = p;
+			c->frz_cap = cap;
+		}
+		end = c->frz_head + c->frz_len;
+	}
+	/* results come in seq order: the end, nearly always */
+	for (i = end; i > c->frz_head && c->frz[2 * (i - 1)] > seq; i--) {
+		c->frz[2 * i]     = c->frz[2 * (i - 1)];
+		c->frz[2 * i + 1] = c->frz[2 * (i - 1) + 1];
+	}
+	c->frz[2 * i]     = seq;
+	c->frz[2 * i + 1] = tag;
+	c->frz_len++;
+	return 0;
 }
 
 /* No submit in flight refers to f any more: its result may be
@@ -392,11 +436,12 @@ graph_forget_locked(ferry_client *c, struct ferry_future *f)
 int
 graph_freeze_locked(ferry_client *c, struct ferry_future *f, uint64_t seq)
 {
-	if (idmap_put(&c->frozen, f->tag, f) != 0)
+	if (frz_add(c, seq, f->tag) != 0)
 		return -1;
-	if (c->frozen.count == 1 || seq < c->frozen_min)
-		c->frozen_min = seq;
+	if (idmap_put(&c->frozen, f->tag, f) != 0)
+		return -1; /* the pair added is not live: dropped later */
 	f->frozen_seq = seq;
+	c->frozen_min = frozen_lowest(c);
 	return 0;
 }
 
@@ -411,4 +456,5 @@ graph_session_reset_locked(ferry_client *c)
 		idmap_del(&c->frozen, f->tag);
 	}
 	c->frozen_min = 0;
+	c->frz_head = c->frz_len = 0;
 }
