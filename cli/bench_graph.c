@@ -32,6 +32,9 @@
 #include "util.h"
 
 #include <msgpack.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 enum {
 	G_CHAIN  = 1,
@@ -232,6 +235,20 @@ rss_bytes(pid_t pid)
 {
 	long long kib = util_proc_kib(pid, "status", "VmRSS");
 	return kib > 0 ? (uint64_t)kib * 1024 : 0;
+}
+
+/* This process's heap in use, in bytes (glibc: every arena, mmapped
+ * blocks too), else its VmRSS: what the client holds, without the pages
+ * earlier benchmarks freed but the allocator kept. */
+static uint64_t
+self_heap_bytes(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+	struct mallinfo2 mi = mallinfo2();
+	return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+#else
+	return rss_bytes(getpid());
+#endif
 }
 
 /* ----------------------------------------------------------- chain */
@@ -507,7 +524,7 @@ run_memory(const struct gopts *o, struct grun *g)
 	}
 	usleep(200000);
 	g->rss_before = rss_bytes(pc.sched);
-	self0         = rss_bytes(getpid());
+	self0         = self_heap_bytes();
 	for (sent = 0; sent < k; sent++) {
 		size_t len = pack_array_header(buf, 2);
 		memcpy(buf + len, ref, rl);
@@ -523,7 +540,7 @@ run_memory(const struct gopts *o, struct grun *g)
 	if (wait_waiting(c, k, 300000) != 0)
 		goto out;
 	g->rss_after       = rss_bytes(pc.sched);
-	self1              = rss_bytes(getpid());
+	self1              = self_heap_bytes();
 	g->args_bytes      = (double)arg_total / (double)k;
 	g->per_waiting     = ((double)g->rss_after - (double)g->rss_before) /
 	    (double)k;
@@ -623,7 +640,7 @@ print_run(const struct gopts *o, long r, unsigned which,
 			printf("graph memory run %ld: %ld tasks waiting "
 			       "(arguments %.1f bytes each): scheduler RSS "
 			       "%.1f -> %.1f MiB, %.0f bytes per waiting task; "
-			       "the client %.0f bytes per task\n",
+			       "the client's heap %.0f bytes per task\n",
 			    r, o->waiting, g->args_bytes,
 			    (double)g->rss_before / (1 << 20),
 			    (double)g->rss_after / (1 << 20), g->per_waiting,
@@ -713,8 +730,8 @@ print_medians(const struct gopts *o, const struct grun *runs)
 			    c != NULL ? median(c, n) : 0);
 		else
 			printf("median of %ld runs, memory: %.0f bytes per "
-			       "waiting task (arguments %.1f bytes); the client "
-			       "%.0f bytes per task\n",
+			       "waiting task (arguments %.1f bytes); the "
+			       "client's heap %.0f bytes per task\n",
 			    n, median(a, n), runs[0].args_bytes,
 			    c != NULL ? median(c, n) : 0);
 		free(c);
