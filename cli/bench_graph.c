@@ -58,6 +58,8 @@ struct grun {
 	double   tree_s, tree_tps;
 	double   indep_s, indep_tps;
 	uint64_t tree_tasks;
+	uint64_t tree_refused, indep_refused; /* submits the scheduler
+	                                       * refused as full, resent */
 	double   args_bytes, per_waiting, client_per_task;
 	uint64_t rss_before, rss_after;
 };
@@ -587,6 +589,18 @@ median(double *v, long n)
 	return v[n / 2];
 }
 
+/* The end of a text line: how many submits the scheduler refused as
+ * its queue was full (max_queue counts waiting tasks too), if any. */
+static void
+print_refused(uint64_t n)
+{
+	if (n > 0)
+		printf(" (the scheduler refused %" PRIu64 " submits as its "
+		       "queue was full; sent again)",
+		    n);
+	printf("\n");
+}
+
 static void
 print_run(const struct gopts *o, long r, unsigned which,
     const struct grun *g)
@@ -610,10 +624,13 @@ print_run(const struct gopts *o, long r, unsigned which,
 			    o->leaves, o->fanin, g->tree_tasks, o->workers, r,
 			    g->tree_s, g->tree_tps);
 		else
+		{
 			printf("graph tree run %ld: %ld leaves, fan-in %ld, %" PRIu64
-			       " tasks in %.3f s: %.0f tasks/s\n",
+			       " tasks in %.3f s: %.0f tasks/s",
 			    r, o->leaves, o->fanin, g->tree_tasks, g->tree_s,
 			    g->tree_tps);
+			print_refused(g->tree_refused);
+		}
 	} else if (which == G_INDEP) {
 		if (o->json)
 			printf("{\"bench\":\"graph_independent\",\"system\":"
@@ -623,9 +640,12 @@ print_run(const struct gopts *o, long r, unsigned which,
 			    g->tree_tasks, o->workers, r, g->indep_s,
 			    g->indep_tps);
 		else
+		{
 			printf("graph independent run %ld: %" PRIu64 " no-op "
-			       "tasks in %.3f s: %.0f tasks/s\n",
+			       "tasks in %.3f s: %.0f tasks/s",
 			    r, g->tree_tasks, g->indep_s, g->indep_tps);
+			print_refused(g->indep_refused);
+		}
 	} else {
 		if (o->json)
 			printf("{\"bench\":\"graph_memory\",\"system\":\"ferry\","
@@ -740,6 +760,15 @@ print_medians(const struct gopts *o, const struct grun *runs)
 	free(b);
 }
 
+/* Tasks the scheduler has refused so far (its queue was full: the
+ * client sends them again). */
+static uint64_t
+refused(ferry_client *c)
+{
+	struct ferry_status st;
+	return status_of(c, &st) == 0 ? st.rejected : 0;
+}
+
 /* Chain, tree and independent on one fresh cluster; 0 or 1. */
 static int
 run_graphs(const struct gopts *o, long r, struct grun *g)
@@ -763,14 +792,18 @@ run_graphs(const struct gopts *o, long r, struct grun *g)
 		print_run(o, r, G_CHAIN, g);
 	}
 	if (o->only & G_TREE) {
+		uint64_t r0 = refused(c);
 		if (run_tree(c, o->leaves, o->fanin, &g->tree_s) != 0)
 			goto out;
+		g->tree_refused = refused(c) - r0;
 		g->tree_tps = (double)g->tree_tasks / g->tree_s;
 		print_run(o, r, G_TREE, g);
 	}
 	if (o->only & G_INDEP) {
+		uint64_t r0 = refused(c);
 		if (run_independent(c, (size_t)g->tree_tasks, &g->indep_s) != 0)
 			goto out;
+		g->indep_refused = refused(c) - r0;
 		g->indep_tps = (double)g->tree_tasks / g->indep_s;
 		print_run(o, r, G_INDEP, g);
 	}
