@@ -1,5 +1,6 @@
 /*
- * bench.c - `ferry bench throughput|latency`.
+ * bench.c - `ferry bench throughput|latency|heavy` (and the private
+ * clusters of `ferry bench graph`, bench_graph.c).
  *
  * Without an address, starts a private local cluster (a scheduler on a
  * fresh ipc path and one worker supervisor with W processes loading the
@@ -46,16 +47,6 @@ struct bench_opts {
 	const char *fn;
 };
 
-struct private_cluster {
-	pid_t       sched, worker;
-	char        url[256];
-	char        log[256];
-	const char *journal;         /* sync mode; NULL or "none": none */
-	const char *journal_parent;  /* where its journal goes (a fresh
-	                              * directory in it, removed at stop) */
-	char        journal_dir[512];
-};
-
 /* The journal modes `--journal` takes, in the order they run. */
 static const char *const journal_modes[] = { "always", "batch", "none" };
 #define N_MODES 3
@@ -64,7 +55,7 @@ static void
 bench_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ferry bench throughput|latency|heavy [OPTIONS]\n"
+	    "usage: ferry bench throughput|latency|heavy|graph [OPTIONS]\n"
 	    "\n"
 	    "  throughput   map N no-op tasks and wait for every result; "
 	    "prints\n"
@@ -75,6 +66,11 @@ bench_usage(FILE *out)
 	    "  heavy        tasks reading slices of one large file by path "
 	    "(see\n"
 	    "               'ferry bench heavy --help')\n"
+	    "  graph        task graphs: a chain of dependent tasks, a tree "
+	    "of sums, as\n"
+	    "               many independent tasks, and the scheduler's "
+	    "memory per\n"
+	    "               waiting task (see 'ferry bench graph --help')\n"
 	    "\n"
 	    "  -n, --tasks N        tasks (default 200000 for throughput, "
 	    "2000 for\n"
@@ -103,8 +99,8 @@ bench_usage(FILE *out)
 	    "  -h, --help           show this help\n");
 }
 
-static int
-cluster_start(struct private_cluster *pc, long workers, long prefetch,
+int
+bench_cluster_start(struct private_cluster *pc, long workers, long prefetch,
     const char *object_root)
 {
 	const char  *argv[20];
@@ -194,8 +190,8 @@ cluster_start(struct private_cluster *pc, long workers, long prefetch,
 	return 0;
 }
 
-static void
-cluster_stop(struct private_cluster *pc)
+void
+bench_cluster_stop(struct private_cluster *pc)
 {
 	int st;
 	if (pc->worker > 0) {
@@ -228,8 +224,8 @@ cluster_stop(struct private_cluster *pc)
 	pc->sched = pc->worker = 0;
 }
 
-static int
-cmp_double(const void *a, const void *b)
+int
+bench_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
@@ -579,7 +575,7 @@ bench_heavy(int argc, char **argv)
 		double             secs;
 
 		memset(&smp, 0, sizeof(smp));
-		if (futs == NULL || cluster_start(&pc, workers, -1, dir) != 0 ||
+		if (futs == NULL || bench_cluster_start(&pc, workers, -1, dir) != 0 ||
 		    ferry_client_connect(&c, pc.url, 10000) != 0) {
 			free(futs);
 			rc = 1;
@@ -640,7 +636,7 @@ bench_heavy(int argc, char **argv)
 		heavy_status(c, NULL, &loads, &hits, &max_loads, &local);
 		ferry_client_close(c);
 		c = NULL;
-		cluster_stop(&pc);
+		bench_cluster_stop(&pc);
 		memset(&pc, 0, sizeof(pc));
 		if (bad > 0 || sum != total_sum) {
 			fprintf(stderr, "ferry bench heavy: %zu task(s) failed, "
@@ -683,7 +679,7 @@ bench_heavy(int argc, char **argv)
 	}
 	if (c != NULL)
 		ferry_client_close(c);
-	cluster_stop(&pc);
+	bench_cluster_stop(&pc);
 	unlink(path);
 	rmdir(dir);
 	return rc;
@@ -754,7 +750,7 @@ summary(const struct bench_opts *o, const char *mode, double *vals,
 	int    latency = strcmp(o->kind, "latency") == 0;
 	double med;
 
-	qsort(vals, (size_t)o->runs, sizeof(*vals), cmp_double);
+	qsort(vals, (size_t)o->runs, sizeof(*vals), bench_cmp_double);
 	med = vals[o->runs / 2];
 	if (o->json) {
 		printf("{\"bench\":\"%s\",\"summary\":\"median\",", o->kind);
@@ -829,9 +825,9 @@ bench_modes(struct bench_opts *o, const int *use, const char *parent)
 			memset(&pc, 0, sizeof(pc));
 			pc.journal        = journal_modes[m];
 			pc.journal_parent = parent;
-			if (cluster_start(&pc, o->workers, o->prefetch, NULL) !=
+			if (bench_cluster_start(&pc, o->workers, o->prefetch, NULL) !=
 			    0) {
-				cluster_stop(&pc);
+				bench_cluster_stop(&pc);
 				return 1;
 			}
 			if ((rc = ferry_client_connect(&c, pc.url, 10000)) !=
@@ -839,13 +835,13 @@ bench_modes(struct bench_opts *o, const int *use, const char *parent)
 				fprintf(stderr, "ferry bench: cannot connect to "
 				                "%s: %s\n",
 				    pc.url, ferry_strerror(rc));
-				cluster_stop(&pc);
+				bench_cluster_stop(&pc);
 				rc = 3;
 				break;
 			}
 			rc = measure(c, o, r, journal_modes[m], &vals[m][r]);
 			ferry_client_close(c);
-			cluster_stop(&pc);
+			bench_cluster_stop(&pc);
 		}
 	if (rc == 0 && use[2])
 		base = summary(o, "none", vals[2], NULL);
@@ -897,9 +893,11 @@ cmd_bench(int argc, char **argv)
 	o.kind = argv[1];
 	if (strcmp(o.kind, "heavy") == 0)
 		return bench_heavy(argc, argv);
+	if (strcmp(o.kind, "graph") == 0)
+		return bench_graph(argc, argv);
 	if (strcmp(o.kind, "throughput") != 0 && strcmp(o.kind, "latency") != 0) {
 		fprintf(stderr, "ferry bench: unknown benchmark '%s' "
-		                "(throughput or latency)\n",
+		                "(throughput, latency, heavy or graph)\n",
 		    o.kind);
 		return 2;
 	}
@@ -953,8 +951,8 @@ cmd_bench(int argc, char **argv)
 		if (cli_address(o.file, o.url, addr, sizeof(addr)) != 0)
 			return 2;
 	} else {
-		if (cluster_start(&pc, o.workers, o.prefetch, NULL) != 0) {
-			cluster_stop(&pc);
+		if (bench_cluster_start(&pc, o.workers, o.prefetch, NULL) != 0) {
+			bench_cluster_stop(&pc);
 			return 1;
 		}
 		util_strlcpy(addr, pc.url, sizeof(addr));
@@ -972,7 +970,7 @@ cmd_bench(int argc, char **argv)
 	if (rc != 0) {
 		fprintf(stderr, "ferry bench: cannot connect to %s: %s\n", addr,
 		    ferry_strerror(rc));
-		cluster_stop(&pc);
+		bench_cluster_stop(&pc);
 		return 3;
 	}
 	{
@@ -990,6 +988,6 @@ cmd_bench(int argc, char **argv)
 		summary(&o, NULL, vals, NULL);
 	free(vals);
 	ferry_client_close(c);
-	cluster_stop(&pc);
+	bench_cluster_stop(&pc);
 	return rc;
 }

@@ -238,4 +238,34 @@ int cli_status_get(struct ferry_client *c, int timeout_ms,
 
 void cli_status_free(struct cli_status *s);
 
+/* ---- ferry bench (bench.c; bench_graph.c) ---- */
+
+/* A private cluster: a scheduler and one worker supervisor of the
+ * example library, on a fresh ipc path named after this process (one at
+ * a time). */
+struct private_cluster {
+	pid_t       sched, worker;
+	char        url[256];
+	char        log[256];
+	const char *journal;         /* sync mode; NULL or "none": none */
+	const char *journal_parent;  /* where its journal goes (a fresh
+	                              * directory in it, removed at stop) */
+	char        journal_dir[512];
+};
+
+/* Start pc (zeroed, or with journal set) with W worker processes,
+ * prefetch (-1: default) and object_root (NULL: none), and wait until
+ * every worker has registered.  0, or -1 after printing why; stop it
+ * with bench_cluster_stop() either way. */
+int bench_cluster_start(struct private_cluster *pc, long workers,
+    long prefetch, const char *object_root);
+
+void bench_cluster_stop(struct private_cluster *pc);
+
+/* qsort comparison of doubles */
+int bench_cmp_double(const void *a, const void *b);
+
+/* `ferry bench graph` (argv[1] is "graph"): the exit status. */
+int bench_graph(int argc, char **argv);
+
 #endif
