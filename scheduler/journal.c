@@ -103,7 +103,7 @@ put_task(struct journal *j, const struct task *t)
 		.run_anyway = t->run_anyway,
 		.n_objs = t->n_objs, .retries = t->retries,
 		.backoff_ms = t->backoff_ms, .backoff_max_ms = t->backoff_max_ms,
-		.timeout_ms = t->timeout_ms, .fn = t->fn, .fn_len = t->fn_len,
+		.timeout_ms = t->timeout_ms, .fn = task_fn(t), .fn_len = t->fn_len,
 		.args = t->args, .args_len = t->args_len, .why = t->why,
 		.why_len = t->why ? (uint32_t)strlen(t->why) : 0,
 	};

@@ -79,7 +79,11 @@ struct task {
 	uint64_t        id;   /* scheduler's id */
 	uint64_t        tag;  /* client's id within its session */
 	struct session *sess; /* NULL once its session expired */
-	struct worker  *worker; /* while assigned (also a ghost's) */
+	union {
+		struct worker *worker; /* while assigned (also a ghost's);
+		                        * read it only then */
+		uint32_t unmet; /* waiting: inputs not finished yet */
+	};
 	struct fnreg   *fnr;  /* its function (holds a count in tasks) */
 	union { /* never both: a task in limbo is queued */
 		struct list_node wnode; /* in worker->tasks while assigned */
@@ -99,7 +103,6 @@ struct task {
 	uint8_t         graph_ended; /* ended because an input did: its
 	                              * dependents get its message as is */
 	uint8_t         objs_owned;
-	uint32_t        unmet;    /* waiting: inputs not finished yet */
 	/* the tasks waiting for this one (graph.c): the first one's id
 	 * (0: none), the others in deps (or NULL) */
 	uint64_t        dep1;
@@ -110,12 +113,20 @@ struct task {
 	uint32_t        retries, backoff_ms, backoff_max_ms, timeout_ms;
 	uint64_t        result_from; /* worker whose result came last */
 	char           *why;  /* reasons of failed runs, or NULL */
-	char           *fn;   /* points into data[] */
 	uint8_t        *args; /* points into data[] */
 	uint64_t       *objs; /* n_objs locality keys: at the start of data[],
 	                       * or (objs_owned) an allocation of its own */
-	_Alignas(8) uint8_t data[]; /* objs, fn and a NUL, args */
+	/* fn and a NUL (at the start: task_fn()), padded to 8 bytes; the
+	 * objs it was submitted with; args */
+	_Alignas(8) uint8_t data[];
 };
+
+/* A task's function name (fn_len bytes and a NUL). */
+static inline char *
+task_fn(const struct task *t)
+{
+	return (char *)(uintptr_t)t->data;
+}
 
 /* How a task ended: what its client gets (final transitions only). */
 struct task_end {

@@ -55,7 +55,7 @@ count_transition(struct sched *s, struct task *t, int from, int to,
 	rc->id       = t->id;
 	rc->state    = (uint8_t)to;
 	rc->attempts = t->attempts;
-	snprintf(rc->fn, sizeof(rc->fn), "%.*s", (int)t->fn_len, t->fn);
+	snprintf(rc->fn, sizeof(rc->fn), "%.*s", (int)t->fn_len, task_fn(t));
 	snprintf(rc->reason, sizeof(rc->reason), "%.*s",
 	    (int)(end->len < 255 ? end->len : 255), (const char *)end->data);
 }

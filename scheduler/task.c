@@ -208,9 +208,12 @@ check(struct task *t, int to, struct worker *w, const char *reason)
 	}
 	log_debug("task %" PRIu64 " (%.*s, client %" PRIx64 ":%" PRIu64
 	          "): %s -> %s, worker %" PRIu64 ", %s",
-	    t->id, (int)t->fn_len, t->fn, t->sess ? t->sess->id : 0, t->tag,
+	    t->id, (int)t->fn_len, task_fn(t), t->sess ? t->sess->id : 0, t->tag,
 	    sched_state_name(t->state), sched_state_name(to),
-	    w != NULL ? w->id : t->worker != NULL ? t->worker->id : 0, reason);
+	    w != NULL                                       ? w->id
+	    : t->state == TASK_ASSIGNED && t->worker != NULL ? t->worker->id
+	                                                     : 0,
+	    reason);
 	return 0;
 }
 
@@ -248,7 +251,7 @@ task_reclaim(struct sched *s, struct task *t, struct worker *w)
 		 * process, under its new registration */
 		log_debug("task %" PRIu64 " (%.*s): stays assigned, worker %" PRIu64
 		          " -> %" PRIu64 ": its process registered again",
-		    t->id, (int)t->fn_len, t->fn, t->worker->id, w->id);
+		    t->id, (int)t->fn_len, task_fn(t), t->worker->id, w->id);
 	} else if (from != TASK_QUEUED ||
 	    check(t, TASK_ASSIGNED, w,
 	        "held by its worker process, which registered again") != 0) {
@@ -411,7 +414,7 @@ task_run_failed(struct sched *s, struct task *t, int killed, int32_t code,
 			    t->failures);
 			log_info("task %" PRIu64 " (%.*s): run %u failed (%.*s); "
 			         "retry %u of %u in %" PRIu64 " ms",
-			    t->id, (int)t->fn_len, t->fn, t->attempts, (int)len,
+			    t->id, (int)t->fn_len, task_fn(t), t->attempts, (int)len,
 			    why, t->failures, t->retries, d);
 		}
 		return;
@@ -430,17 +433,17 @@ task_run_failed(struct sched *s, struct task *t, int killed, int32_t code,
 static struct task *
 task_alloc(uint32_t n_objs, uint32_t fn_len, uint32_t args_len)
 {
+	size_t       name = ((size_t)fn_len + 1 + 7) & ~(size_t)7;
 	size_t       objs = (size_t)n_objs * sizeof(uint64_t);
-	struct task *t    = calloc(1, sizeof(*t) + objs + fn_len + 1 + args_len);
+	struct task *t    = calloc(1, sizeof(*t) + name + objs + args_len);
 
 	if (t == NULL)
 		return NULL;
 	t->n_objs   = (uint8_t)n_objs;
-	t->objs     = (uint64_t *)(void *)t->data;
+	t->objs     = (uint64_t *)(void *)(t->data + name);
 	t->fn_len   = fn_len;
 	t->args_len = args_len;
-	t->fn       = (char *)t->data + objs;
-	t->args     = t->data + objs + fn_len + 1;
+	t->args     = t->data + name + objs;
 	return t;
 }
 
@@ -479,7 +482,7 @@ task_new(struct sched *s, struct session *se, const struct proto_task *pt,
 	t->sess     = se;
 	t->fnr      = fnr;
 	t->state    = TASK_SUBMITTED;
-	memcpy(t->fn, pt->fn, pt->fn_len);
+	memcpy(task_fn(t), pt->fn, pt->fn_len);
 	if (pt->args_len > 0)
 		memcpy(t->args, pt->args, pt->args_len);
 	task_options(s, t, &pt->opts);
@@ -530,7 +533,7 @@ task_fill_restored(struct task *t, const struct jtask *jt)
 	t->backoff_ms     = jt->backoff_ms;
 	t->backoff_max_ms = jt->backoff_max_ms;
 	t->timeout_ms     = jt->timeout_ms;
-	memcpy(t->fn, jt->fn, jt->fn_len);
+	memcpy(task_fn(t), jt->fn, jt->fn_len);
 	if (jt->args_len > 0)
 		memcpy(t->args, jt->args, jt->args_len);
 	memcpy(t->objs, jt->objs, sizeof(t->objs[0]) * jt->n_objs);

@@ -98,7 +98,7 @@ tasks_send(struct sched *s, struct worker *w, struct rctx *rc, size_t picked)
 			break;
 		}
 		task_assign(s, t, w);
-		proto_write_tasks_entry(&s->w, t->id, t->fn, t->fn_len,
+		proto_write_tasks_entry(&s->w, t->id, task_fn(t), t->fn_len,
 		    t->args, t->args_len, t->timeout_ms);
 		n++;
 	}
