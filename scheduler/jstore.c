@@ -456,6 +456,7 @@ decode_task(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
     struct jtask *t)
 {
 	const uint8_t *p = v + HEAD;
+	uint8_t        flags;
 
 	if (klen != 8 || !record_ok(k, klen, v, vlen, JSTORE_TASK, TASK_FIXED))
 		return -1;
@@ -467,7 +468,8 @@ decode_task(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
 	t->args_len = get32(p), p += 4;
 	t->why_len  = get32(p), p += 4;
 	t->n_objs   = p[0];
-	t->retry_errors = p[1] & 1, t->run_anyway = p[1] >> 1 & 1, p += 2;
+	flags       = p[1]; /* bits the writer never sets: damage */
+	t->retry_errors = flags & 1, t->run_anyway = flags >> 1 & 1, p += 2;
 	t->attempts = get16(p), p += 2;
 	t->failures = get16(p), p += 2;
 	t->kills    = get16(p), p += 2;
@@ -475,7 +477,7 @@ decode_task(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
 	t->backoff_ms     = get32(p), p += 4;
 	t->backoff_max_ms = get32(p), p += 4;
 	t->timeout_ms     = get32(p), p += 4;
-	if (t->n_objs > JSTORE_MAX_OBJS ||
+	if (t->n_objs > JSTORE_MAX_OBJS || flags > 3 ||
 	    vlen != TASK_FIXED + 8 * (size_t)t->n_objs + (size_t)t->fn_len +
 	            (size_t)t->args_len + (size_t)t->why_len)
 		return -1;
