@@ -107,9 +107,10 @@ drain_begin(struct sched *s, uint32_t signo)
 	log_info("signal %u: draining (up to %u ms; a second signal stops at "
 	         "once): refusing new submissions, dispatching nothing more; "
 	         "%" PRIu64 " running task(s) may finish, %" PRIu64
-	         " queued will not run",
+	         " queued (and %" PRIu64 " waiting for their inputs) will "
+	         "not run",
 	    signo, s->cfg->drain_timeout_ms, s->n_assigned,
-	    s->n_queued + s->n_delayed);
+	    s->n_queued + s->n_delayed, s->n_waiting);
 }
 
 int
@@ -141,7 +142,7 @@ drain_end(struct sched *s)
 
 	while (idmap_iter_next(&s->sessions, &it, NULL, (void **)&se))
 		stored += se->n_results;
-	held = s->n_queued + s->n_delayed + s->n_assigned;
+	held = s->n_queued + s->n_delayed + s->n_assigned + s->n_waiting;
 	log_info("scheduler stopping: %" PRIu64 " submitted, %" PRIu64
 	         " done, %" PRIu64 " failed, %" PRIu64 " queued",
 	    s->stat[ST_submitted], s->stat[ST_done], s->stat[ST_failed],
@@ -149,15 +150,19 @@ drain_end(struct sched *s)
 	if ((held > 0 || stored > 0) && s->jr != NULL)
 		log_info("kept in the journal for the next start: %" PRIu64
 		         " unfinished task(s) (%" PRIu64 " queued, %" PRIu64
-		         " waiting to retry, %" PRIu64 " running) and %" PRIu64
+		         " waiting to retry, %" PRIu64 " running, %" PRIu64
+		         " waiting for their inputs) and %" PRIu64
 		         " undelivered result(s)",
-		    held, s->n_queued, s->n_delayed, s->n_assigned, stored);
+		    held, s->n_queued, s->n_delayed, s->n_assigned,
+		    s->n_waiting, stored);
 	else if (held > 0 || stored > 0)
 		log_warn("dropping %" PRIu64 " unfinished task(s) (%" PRIu64
 		         " queued, %" PRIu64 " waiting to retry, %" PRIu64
-		         " running) and %" PRIu64 " undelivered result(s): "
-		         "this scheduler keeps no journal, so they are lost",
-		    held, s->n_queued, s->n_delayed, s->n_assigned, stored);
+		         " running, %" PRIu64 " waiting for their inputs) and "
+		         "%" PRIu64 " undelivered result(s): this scheduler "
+		         "keeps no journal, so they are lost",
+		    held, s->n_queued, s->n_delayed, s->n_assigned,
+		    s->n_waiting, stored);
 }
 
 int
