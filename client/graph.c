@@ -111,26 +111,16 @@ found(void *arg, const struct fut_ref *r)
 	s->tags[s->n++] = r->tag;
 }
 
-static int
-tag_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* The distinct tags of s as g's deps, and the futures of those pending
  * as its inputs (a reference each).  Returns 0 or FERRY_ENOMEM. */
 static int
 deps_take_locked(struct resolve *s, struct graph_args *g)
 {
-	size_t n = 0;
+	size_t n;
 
 	if (s->n == 0)
 		return 0;
-	qsort(s->tags, s->n, sizeof(*s->tags), tag_cmp);
-	for (size_t i = 0; i < s->n; i++)
-		if (n == 0 || s->tags[n - 1] != s->tags[i])
-			s->tags[n++] = s->tags[i];
+	n = util_u64_sort_unique(s->tags, s->n);
 	if ((g->inputs = malloc(n * sizeof(*g->inputs))) == NULL)
 		return FERRY_ENOMEM;
 	for (size_t i = 0; i < n; i++) {

@@ -254,6 +254,25 @@ util_grow(void *bufp, size_t *cap, size_t len, size_t elem, size_t first)
 	return 0;
 }
 
+int
+util_u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+size_t
+util_u64_sort_unique(uint64_t *v, size_t n)
+{
+	size_t k = 0;
+
+	qsort(v, n, sizeof(*v), util_u64_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || v[i] != v[k - 1])
+			v[k++] = v[i];
+	return k;
+}
+
 struct bounded_call {
 	void (*fn)(void *);
 	void *arg;

@@ -44,6 +44,12 @@ uint64_t util_hash_bytes(const void *s, size_t n);
 int util_grow(void *bufp, size_t *cap, size_t len, size_t elem,
     size_t first);
 
+/* qsort's comparison of two uint64_t. */
+int util_u64_cmp(const void *a, const void *b);
+
+/* Sort v (n ids) and drop repeats; returns how many are left. */
+size_t util_u64_sort_unique(uint64_t *v, size_t n);
+
 /*
  * Run fn(arg) on a thread of its own and wait for it at most seconds.
  * Returns 0 when it finished, -1 when it did not in time (it goes on in

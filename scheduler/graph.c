@@ -31,6 +31,7 @@
  */
 #include <inttypes.h>
 #include <msgpack.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,25 @@ end_later(struct sched *s, uint64_t id, int to, int32_t code,
 	else
 		g->head = e;
 	g->tail = e;
+}
+
+/* end_later with a message made from fmt. */
+static void end_laterf(struct sched *s, uint64_t id, int to, int32_t code,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+end_laterf(struct sched *s, uint64_t id, int to, int32_t code,
+    const char *fmt, ...)
+{
+	char    msg[MSG_MAX];
+	va_list ap;
+	int     n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	end_later(s, id, to, code, msg,
+	    n < 0 ? 0 : (size_t)n >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)n);
 }
 
 /* End the dependents on the work list, and theirs, until none is left
@@ -277,21 +297,17 @@ static void
 advance(struct sched *s, struct task *t)
 {
 	struct keys k;
-	char        why[MSG_MAX];
-	int         n;
 
 	/* what a worker is sent must fit in a message: a result too big
 	 * for that goes by path (an object reference) */
 	if ((uint64_t)t->args_len + t->fn_len + MSG_ROOM >
 	    s->cfg->max_message_size) {
-		n = snprintf(why, sizeof(why),
+		end_laterf(s, t->id, TASK_FAILED, FERRY_ETOOBIG,
 		    "its arguments, with its inputs' results in place, are "
 		    "%" PRIu32 " bytes: over what a message to a worker may "
 		    "hold (scheduler.max_message_size, %zu bytes); pass large "
 		    "results by path (object references)",
 		    t->args_len, s->cfg->max_message_size);
-		end_later(s, t->id, TASK_FAILED, FERRY_ETOOBIG, why,
-		    n < 0 ? 0 : (size_t)n);
 		return;
 	}
 	if (t->unmet > 0) {
@@ -364,13 +380,10 @@ input_failed(struct sched *s, struct task *t, uint64_t tag, int to,
 		if (val == NULL)
 			snprintf(err, sizeof(err), "out of memory");
 		free(val);
-		char why[MSG_MAX];
-		int  n = snprintf(why, sizeof(why),
-		     "cannot put the error of input task %" PRIu64
-		     " in its place: %s",
-		     tag, err);
-		end_later(s, t->id, TASK_FAILED, FERRY_EDEPENDENCY, why,
-		    n < 0 ? 0 : (size_t)n);
+		end_laterf(s, t->id, TASK_FAILED, FERRY_EDEPENDENCY,
+		    "cannot put the error of input task %" PRIu64
+		    " in its place: %s",
+		    tag, err);
 		return;
 	}
 	free(val);
@@ -383,16 +396,13 @@ static void
 input_done(struct sched *s, struct task *t, uint64_t tag, const void *val,
     size_t len)
 {
-	char err[256], why[MSG_MAX];
-	int  n;
+	char err[256];
 
 	if (splice(t, tag, val, len, err, sizeof(err)) != 0) {
-		n = snprintf(why, sizeof(why),
+		end_laterf(s, t->id, TASK_FAILED, FERRY_EDEPENDENCY,
 		    "cannot put the result of input task %" PRIu64
 		    " in its place: %s",
 		    tag, err);
-		end_later(s, t->id, TASK_FAILED, FERRY_EDEPENDENCY, why,
-		    n < 0 ? 0 : (size_t)n);
 		return;
 	}
 	t->unmet--;
@@ -448,13 +458,6 @@ on_final(struct sched *s, struct task *in, int from, int to,
 
 /* ------------------------------------------------------ linking */
 
-static int
-tag_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* A failed input the client already knew of (a reference with an error
  * in t's arguments), looked for by tag. */
 struct known {
@@ -474,6 +477,23 @@ find_known(void *arg, const struct fut_ref *r)
 	}
 }
 
+/* Input tag of t ended with code (not 0) and msg before t was linked:
+ * the same as if it had ended while t waited. */
+static void
+ended_failed(struct sched *s, struct task *t, uint64_t tag, int32_t code,
+    const char *msg, size_t len)
+{
+	char   buf[MSG_MAX];
+	int    to = code == FERRY_ECANCELED ? TASK_CANCELLED :
+	            code == FERRY_EDEAD     ? TASK_DEAD :
+	                                      TASK_FAILED;
+	size_t n  = origin_message(buf, sizeof(buf), tag, to, code, msg, len,
+	     code == FERRY_EDEPENDENCY);
+
+	t->unmet++; /* input_failed counts it off */
+	input_failed(s, t, tag, to, code, buf, n);
+}
+
 /* An input of t that is not running: its result still held (done), a
  * failure the client put in the reference, or nothing known. */
 static void
@@ -482,9 +502,7 @@ link_ended(struct sched *s, struct session *se, struct task *t,
 {
 	const struct result *r = idmap_get(&se->done, tag);
 	struct known         k = { tag, { 0 }, 0 };
-	char                 msg[MSG_MAX], err[256];
-	size_t               len;
-	int                  n;
+	char                 err[256];
 
 	if (r != NULL && r->code == 0) {
 		t->unmet++; /* input_done counts it off */
@@ -492,50 +510,21 @@ link_ended(struct sched *s, struct session *se, struct task *t,
 		return;
 	}
 	if (r != NULL) {
-		int to = r->code == FERRY_ECANCELED ? TASK_CANCELLED :
-		         r->code == FERRY_EDEAD     ? TASK_DEAD :
-		                                      TASK_FAILED;
-		len = origin_message(msg, sizeof(msg), tag, to,
-		    r->code, (const char *)r->data, r->len,
-		    r->code == FERRY_EDEPENDENCY);
-		t->unmet++;
-		input_failed(s, t, tag, to, r->code, msg, len);
+		ended_failed(s, t, tag, r->code, (const char *)r->data, r->len);
 		return;
 	}
 	(void)futref_scan(t->args, t->args_len, find_known, &k, err,
 	    sizeof(err));
 	if (k.found) {
-		len = origin_message(msg, sizeof(msg), tag,
-		    k.r.code == FERRY_ECANCELED ? TASK_CANCELLED : TASK_FAILED,
-		    k.r.code, k.r.msg, k.r.msg_len,
-		    k.r.code == FERRY_EDEPENDENCY);
-		t->unmet++;
-		input_failed(s, t, tag,
-		    k.r.code == FERRY_ECANCELED ? TASK_CANCELLED : TASK_FAILED,
-		    k.r.code, msg, len);
+		ended_failed(s, t, tag, k.r.code, k.r.msg, k.r.msg_len);
 		return;
 	}
-	n = snprintf(msg, sizeof(msg),
+	end_laterf(s, t->id, TASK_FAILED, FERRY_EDEPENDENCY,
 	    "input task %" PRIu64 " is not known to this session: never "
 	    "submitted, or its result was already fetched and acknowledged "
 	    "(keep its future until the tasks that refer to it are "
 	    "submitted)",
 	    tag);
-	end_later(s, t->id, TASK_FAILED, FERRY_EDEPENDENCY, msg,
-	    n < 0 ? 0 : (size_t)n);
-}
-
-/* Sort tags (n of them) and drop repeats; returns how many are left. */
-static uint32_t
-tags_unique(uint64_t *tags, uint32_t n)
-{
-	uint32_t k = 0;
-
-	qsort(tags, n, sizeof(*tags), tag_cmp);
-	for (uint32_t i = 0; i < n; i++) /* each input once */
-		if (k == 0 || tags[i] != tags[k - 1])
-			tags[k++] = tags[i];
-	return k;
 }
 
 /* Link waiting task t of session se to its inputs tags[0..n-1] (sorted,
@@ -547,17 +536,13 @@ link_tags(struct sched *s, struct session *se, struct task *t,
     uint64_t *tags, uint32_t n)
 {
 	uint64_t id = t->id;
-	char     msg[MSG_MAX];
-	int      len;
 
 	t->unmet = 1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct task *in = idmap_get(&se->tags, tags[i]);
 		if (tags[i] == t->tag) {
-			len = snprintf(msg, sizeof(msg),
+			end_laterf(s, id, TASK_FAILED, FERRY_EDEPENDENCY,
 			    "it refers to itself (task %" PRIu64 ")", t->tag);
-			end_later(s, id, TASK_FAILED, FERRY_EDEPENDENCY, msg,
-			    len < 0 ? 0 : (size_t)len);
 			return;
 		}
 		if (in == NULL)
@@ -608,7 +593,8 @@ graph_link(struct sched *s, struct session *se, struct task *t,
 	} else {
 		for (uint32_t i = 0; i < pt->n_deps; i++)
 			tags[i] = pt->deps[i].via.u64;
-		link_tags(s, se, t, tags, tags_unique(tags, pt->n_deps));
+		link_tags(s, se, t, tags,
+		    (uint32_t)util_u64_sort_unique(tags, pt->n_deps));
 		free(tags);
 	}
 	drain(s);
@@ -617,7 +603,7 @@ graph_link(struct sched *s, struct session *se, struct task *t,
 /* The tags a task's references name. */
 struct tagset {
 	uint64_t *tags;
-	uint32_t  n, cap;
+	size_t    n, cap;
 	int       oom;
 };
 
@@ -628,15 +614,9 @@ collect_tag(void *arg, const struct fut_ref *r)
 
 	if (r->code < 0)
 		return; /* a failure the client knew of: nothing to wait for */
-	if (ts->n == ts->cap) {
-		uint32_t  cap = ts->cap == 0 ? 8 : ts->cap * 2;
-		uint64_t *p   = realloc(ts->tags, cap * sizeof(*p));
-		if (p == NULL) {
-			ts->oom = 1;
-			return;
-		}
-		ts->tags = p;
-		ts->cap  = cap;
+	if (util_grow(&ts->tags, &ts->cap, ts->n, sizeof(*ts->tags), 8) != 0) {
+		ts->oom = 1;
+		return;
 	}
 	ts->tags[ts->n++] = r->tag;
 }
@@ -682,16 +662,14 @@ graph_restore(struct sched *s)
 		if (futref_scan(t->args, t->args_len, collect_tag, &ts, err,
 		        sizeof(err)) < 0 ||
 		    ts.oom) {
-			end_later(s, t->id, TASK_FAILED, FERRY_EDEPENDENCY,
-			    ts.oom ? "out of memory relinking it after a "
-			             "restart"
-			           : err,
-			    strlen(ts.oom ? "out of memory relinking it after "
-			                    "a restart"
-			                  : err));
+			if (ts.oom)
+				snprintf(err, sizeof(err), "out of memory "
+				    "relinking it after a restart");
+			end_later(s, t->id, TASK_FAILED, FERRY_EDEPENDENCY, err,
+			    strlen(err));
 		} else {
 			link_tags(s, t->sess, t, ts.tags,
-			    tags_unique(ts.tags, ts.n));
+			    (uint32_t)util_u64_sort_unique(ts.tags, ts.n));
 		}
 		free(ts.tags);
 		drain(s);

@@ -577,13 +577,6 @@ task_restore(struct sched *s, struct session *se, const struct jtask *jt,
 	return t;
 }
 
-static int
-id_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 void
 tasks_release_held_back(struct sched *s)
 {
@@ -597,7 +590,7 @@ tasks_release_held_back(struct sched *s)
 		while (idmap_iter_next(&s->tasks, &it, &id, (void **)&t))
 			if (t->held_back)
 				ids[n++] = id;
-		qsort(ids, n, sizeof(*ids), id_cmp);
+		qsort(ids, n, sizeof(*ids), util_u64_cmp);
 	}
 	for (size_t i = 0; i < n; i++) {
 		t            = idmap_get(&s->tasks, ids[i]);
