@@ -4,6 +4,8 @@
 set -eu
 
 PACKAGES="build-essential pkg-config meson ninja-build cmake \
+python3-dev libpython3.11-dev python3-msgpack python3-numpy python3-pytest \
+python3-tqdm python3-nbconvert python3-ipykernel \
 libnng-dev libmsgpack-dev libyaml-dev liblmdb-dev libcmocka-dev libmbedtls-dev valgrind openssl \
 shellcheck python3-yaml systemd"
 
