@@ -374,6 +374,7 @@ class _State:
         self.workers = {}        # pid -> start time, of worker processes
         self.log = None          # the open log file
         self.closed = False
+        self.owner = os.getpid()  # a forked child does not own them
 
     def record(self, pid):
         """Note a process in DIR/pids (read by _sweep_stale)."""
@@ -441,6 +442,8 @@ class _State:
             if self.closed:
                 return
             self.closed = True
+            if os.getpid() != self.owner:
+                return  # a fork's copy: the cluster is its parent's
             try:
                 self.stop_workers(drain)
             finally:

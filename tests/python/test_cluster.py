@@ -439,3 +439,18 @@ def test_module_that_fails_to_import_is_reported(tdir):
                            start_timeout=120)
     assert "broken on purpose" in str(e.value)
     assert wait_gone([], tdir) == []
+
+
+def test_forked_child_does_not_stop_the_parents_cluster(tdir):
+    with ferry.LocalCluster(workers=1, directory=tdir) as c:
+        pid = os.fork()
+        if pid == 0:  # the child: its copy's close() must not stop them
+            try:
+                c.close()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        assert not c.closed
+        assert all(alive(p) for p in all_pids(c))
+        assert submit(c, "add", 4, 5) == 9
