@@ -647,7 +647,8 @@ class LocalCluster:
                            st.scheduler.returncode)
             try:
                 mine = self._worker_pids(self.status(), old)
-            except (subprocess.SubprocessError, ValueError) as e:
+            except (subprocess.SubprocessError, ValueError,
+                    ClusterError) as e:
                 mine = {}
                 why = str(e)
             else:
