@@ -13,13 +13,22 @@ import traceback
 
 from . import _task
 
-try:
-    from msgpack import ExtType
-except ImportError:  # the worker does not need the msgpack package
-    from collections import namedtuple
+_ext_type = None
 
-    class ExtType(namedtuple("ExtType", "code data")):
-        """msgpack's ExtType(code, data), for a worker without msgpack."""
+
+def ext_type():
+    """msgpack.ExtType, imported the first time a task meets an ext value
+    (not at start: most workers never do), or a namedtuple of the same
+    name and fields where the msgpack package is missing."""
+    global _ext_type
+    if _ext_type is None:
+        try:
+            from msgpack import ExtType
+        except ImportError:
+            from collections import namedtuple
+            ExtType = namedtuple("ExtType", "code data")
+        _ext_type = ExtType
+    return _ext_type
 
 # how long a failure message may be: the head (type and message) and
 # the last frames of the traceback fit in it

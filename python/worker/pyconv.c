@@ -308,6 +308,18 @@ dec_object(ferry_task *t, const msgpack_object *ref, const struct path *p)
 
 /* ---------------------------------------------------------- decoding */
 
+/* An ext value of another type: ExtType(code, data). */
+static PyObject *
+dec_ext(const msgpack_object *o)
+{
+	static PyObject *cls; /* the class, once looked up (GIL held) */
+
+	if (cls == NULL && (cls = PyObject_CallNoArgs(pyw.ext_type)) == NULL)
+		return NULL;
+	return PyObject_CallFunction(cls, "iy#", (int)o->via.ext.type,
+	    o->via.ext.ptr, (Py_ssize_t)o->via.ext.size);
+}
+
 static PyObject *dec_value(ferry_task *t, const msgpack_object *o,
     const struct path *p, int as_key, int depth);
 
@@ -417,9 +429,7 @@ dec_value(ferry_task *t, const msgpack_object *o, const struct path *p,
 			}
 			return dec_object(t, o, p);
 		}
-		return PyObject_CallFunction(pyw.ext_type, "iy#",
-		    (int)o->via.ext.type, o->via.ext.ptr,
-		    (Py_ssize_t)o->via.ext.size);
+		return dec_ext(o);
 	}
 	path_fail(p, PyExc_ValueError, "unknown msgpack type %d",
 	    (int)o->type);
@@ -719,8 +729,9 @@ enc_other(struct enc *e, PyObject *o, const struct path *p, int depth)
 	PyObject *meth, *r;
 	int       rc;
 
-	if ((rc = PyObject_IsInstance(o, pyw.ext_type)) != 0)
-		return rc < 0 ? -1 : enc_ext(e, o, p, "ExtType");
+	if (PyTuple_Check(o) && PyTuple_GET_SIZE(o) == 2 &&
+	    strcmp(Py_TYPE(o)->tp_name, "ExtType") == 0)
+		return enc_ext(e, o, p, "ExtType"); /* msgpack's, or alike */
 	if ((meth = PyObject_GetAttr(o, pyw.ferry_ext)) != NULL) {
 		r = PyObject_CallNoArgs(meth);
 		Py_DECREF(meth);

@@ -421,7 +421,7 @@ modules_import(ferry_registry *reg)
 		    "ferry_python: cannot import ferry._worker (the ferry "
 		    "package of this build): ");
 	failure_fn    = PyObject_GetAttrString(mod, "failure");
-	pyw.ext_type  = PyObject_GetAttrString(mod, "ExtType");
+	pyw.ext_type  = PyObject_GetAttrString(mod, "ext_type");
 	pyw.npy_array = PyObject_GetAttrString(mod, "npy_array");
 	start_error   = PyObject_GetAttrString(mod, "StartError");
 	start         = PyObject_GetAttrString(mod, "start");

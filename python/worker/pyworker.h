@@ -16,7 +16,8 @@
 /* What the conversions take from ferry._worker, set once at start (new
  * references, kept for the process's life). */
 struct pyw_env {
-	PyObject *ext_type;  /* ExtType(code, data): other ext types */
+	PyObject *ext_type;  /* ext_type(): the class ExtType(code, data) of
+	                      * other ext types */
 	PyObject *npy_array; /* npy_array(view, path): a .npy file's array */
 	PyObject *ferry_ext; /* the interned name "__ferry_ext__" */
 };
