@@ -37,10 +37,24 @@ def _ext_hook(code, data):
     return msgpack.ExtType(code, data)
 
 
+def _key(k):
+    return tuple(_key(x) for x in k) if isinstance(k, list) else k
+
+
+def _pairs(pairs):
+    return {_key(k): v for k, v in pairs}
+
+
 def decode(data):
     """A result's value from its msgpack bytes."""
-    return msgpack.unpackb(data, raw=False, strict_map_key=False,
-                           ext_hook=_ext_hook)
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False,
+                               ext_hook=_ext_hook)
+    except TypeError:
+        # a map with an array key: the key becomes a tuple (slower, so
+        # only when needed)
+        return msgpack.unpackb(data, raw=False, strict_map_key=False,
+                               ext_hook=_ext_hook, object_pairs_hook=_pairs)
 
 
 def _numpy_scalar(obj):
@@ -64,6 +78,8 @@ def _default(obj):
     v = _numpy_scalar(obj)
     if v is not None:
         return v
+    if isinstance(obj, int):
+        raise OverflowError(_why(obj) or "int out of range")
     raise TypeError(_why(obj) or "cannot be sent")
 
 
@@ -154,13 +170,40 @@ def describe_unsendable(args, fn=None, what="argument"):
     return None
 
 
-def encode_args(args, fn=None):
+def _default_for(client):
+    """_default, refusing futures of clients other than client (the
+    extension's core): a future stands for a task of its own client's
+    session only."""
+    from ._ferry import FutureBase
+
+    def default(obj):
+        if isinstance(obj, FutureBase) and not client.owns(obj):
+            raise ValueError(
+                "the future of task %d (%s) belongs to another client: a "
+                "future is an argument only of tasks of the client that "
+                "submitted it (pass its result() instead)"
+                % (obj.id, obj.function))
+        return _default(obj)
+    return default
+
+
+def encode_args(args, fn=None, client=None):
     """msgpack bytes of a task's positional arguments (a tuple, sent as
-    one array).  Raises TypeError (OverflowError for an int out of
-    range) saying which argument cannot be sent, where in it, and why."""
+    one array) for a task of client (the extension's core; None: any
+    future is taken).  Raises TypeError (OverflowError for an int out
+    of range) saying which argument cannot be sent, where in it, and
+    why."""
+    default = _default if client is None else _default_for(client)
     try:
-        return msgpack.packb(args, default=_default, use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as e:
+        return msgpack.packb(args, default=default, use_bin_type=True)
+    except ValueError as e:
+        if "another client" in str(e):
+            raise ValueError(str(e)) from None
+        msg = describe_unsendable(args, fn)
+        if msg is None:
+            raise
+        raise TypeError(msg) from None
+    except (TypeError, OverflowError) as e:
         msg = describe_unsendable(args, fn)
         if msg is None:
             raise

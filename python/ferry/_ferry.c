@@ -288,8 +288,8 @@ pack_args(ClientObject *self, struct pbuf *b, PyObject *args, PyObject *fn)
 	}
 	if ((rv = pack_value(b, args, self->c)) <= 0)
 		return rv;
-	if ((bytes = PyObject_CallFunctionObjArgs(g.encode, args, fn, NULL)) ==
-	    NULL)
+	if ((bytes = PyObject_CallFunctionObjArgs(g.encode, args, fn,
+	         (PyObject *)self, NULL)) == NULL)
 		return -1;
 	if (!PyBytes_Check(bytes)) {
 		Py_DECREF(bytes);
@@ -639,6 +639,15 @@ client_stats(ClientObject *self, PyObject *unused)
 	    (unsigned long long)st.unsent);
 }
 
+/* owns(future): whether future is one of this client's (a future is an
+ * argument only of tasks of its own client). */
+static PyObject *
+client_owns(ClientObject *self, PyObject *o)
+{
+	return PyBool_FromLong(PyObject_TypeCheck(o, &FutureBase_Type) &&
+	    ((FutureObject *)o)->c == self->c && self->c != NULL);
+}
+
 static PyObject *
 client_get_session(ClientObject *self, void *unused)
 {
@@ -658,6 +667,8 @@ static PyMethodDef client_methods[] = {
 	    "map(fn, iterable of argument tuples, opts, batch_size) -> list" },
 	{ "cancel_many", (PyCFunction)client_cancel_many, METH_O,
 	    "cancel_many(futures) -> how many are cancelled" },
+	{ "owns", (PyCFunction)client_owns, METH_O,
+	    "owns(future) -> whether it is a future of this client" },
 	{ "run_completions", (PyCFunction)client_run, METH_NOARGS,
 	    "The completion thread's body." },
 	{ "status", (PyCFunction)client_status, METH_VARARGS,
@@ -763,6 +774,37 @@ py_object_ref(PyObject *self, PyObject *args)
 	return r;
 }
 
+/* _pack(value) -> msgpack bytes from the C packer, or None when it
+ * leaves value to ferry._codec (for the tests). */
+static PyObject *
+py_pack(PyObject *self, PyObject *value)
+{
+	struct pbuf b = { NULL, 0, 0 };
+	PyObject   *r;
+	int         rv = pack_value(&b, value, NULL);
+	if (rv < 0) {
+		PyMem_RawFree(b.data);
+		return NULL;
+	}
+	r = rv == 0 ? PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len)
+	            : Py_NewRef(Py_None);
+	PyMem_RawFree(b.data);
+	return r;
+}
+
+/* _unpack(bytes) -> a result's value as the client decodes it. */
+static PyObject *
+py_unpack(PyObject *self, PyObject *arg)
+{
+	Py_buffer b;
+	PyObject *r;
+	if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) != 0)
+		return NULL;
+	r = unpack_result(b.buf, (size_t)b.len);
+	PyBuffer_Release(&b);
+	return r;
+}
+
 static PyObject *
 py_default_address(PyObject *self, PyObject *unused)
 {
@@ -789,6 +831,10 @@ static PyMethodDef mod_methods[] = {
 	    "_configure(future_type, decode, encode, make_error)" },
 	{ "object_ref", py_object_ref, METH_VARARGS,
 	    "object_ref(path, loader, size, sha256) -> payload bytes" },
+	{ "_pack", py_pack, METH_O,
+	    "_pack(value) -> bytes from the C packer, or None" },
+	{ "_unpack", py_unpack, METH_O,
+	    "_unpack(bytes) -> the value, as results are decoded" },
 	{ "default_address", py_default_address, METH_NOARGS,
 	    "The default cluster's address (ferry_default_address)." },
 	{ "strerror", py_strerror, METH_VARARGS,

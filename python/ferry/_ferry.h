@@ -69,7 +69,8 @@ extern PyTypeObject FutureBase_Type;
 struct mod_state {
 	PyTypeObject *future_type; /* ferry.Future */
 	PyObject     *decode;      /* _codec.decode(bytes) -> value */
-	PyObject     *encode;      /* _codec.encode_args(args, fn) -> bytes */
+	PyObject     *encode;      /* _codec.encode_args(args, fn, client)
+	                            * -> bytes */
 	PyObject     *make_error;  /* errors._from_code(code, message,
 	                            * attempts, task_id, fn) -> exception */
 	PyObject     *cancelled_error; /* concurrent.futures.CancelledError */

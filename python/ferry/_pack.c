@@ -163,15 +163,20 @@ pack_dict(struct pbuf *b, PyObject *o, ferry_client *c, int depth)
 	return 0;
 }
 
-/* A future of client c: its reference; of another client: 1 (_codec
- * packs it, and the submit refuses it with a clear message). */
+/* A future of client c: its reference. */
 static int
 pack_future(struct pbuf *b, FutureObject *f, ferry_client *c)
 {
 	uint8_t ref[FERRY_FUTURE_REF_MAX];
 	size_t  n;
-	if (f->fut == NULL || f->c != c)
-		return 1;
+	if (f->fut == NULL || f->c != c) {
+		PyErr_Format(PyExc_ValueError,
+		    "the future of task %llu (%S) belongs to another client: "
+		    "a future is an argument only of tasks of the client "
+		    "that submitted it (pass its result() instead)",
+		    (unsigned long long)f->id, f->fn != NULL ? f->fn : Py_None);
+		return -1;
+	}
 	if (ferry_future_ref(ref, sizeof(ref), &n, f->fut) != 0) {
 		PyErr_NoMemory();
 		return -1;
