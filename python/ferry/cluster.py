@@ -514,6 +514,16 @@ class LocalCluster:
                  journal=False, scheduler_options=None, worker_options=None,
                  drain_timeout=10.0, start_timeout=60.0, directory=None,
                  env=None):
+        if "ferry._worker" in sys.modules:
+            # a worker's embedded interpreter importing a task module
+            # whose top level starts a cluster: refuse, or each worker
+            # would start workers that import it again
+            raise ClusterError(
+                "LocalCluster() was called inside a Ferry worker process, "
+                "while it imports its task modules: a module the workers "
+                "import must not start a cluster at its top level; put "
+                "that under `if __name__ == \"__main__\":` or in another "
+                "file")
         cwd = os.getcwd()
         self._n = _count(workers, "workers", _cpu_count())
         self._slots = _count(slots, "slots", 1)

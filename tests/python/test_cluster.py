@@ -454,3 +454,22 @@ def test_forked_child_does_not_stop_the_parents_cluster(tdir):
         assert not c.closed
         assert all(alive(p) for p in all_pids(c))
         assert submit(c, "add", 4, 5) == 9
+
+
+def test_module_that_starts_a_cluster_at_its_top_level(tdir):
+    # the __main__ guard's trap: a script that holds both its tasks and
+    # the code starting the cluster, imported by the workers as a task
+    # module, would start a cluster in every worker; LocalCluster refuses
+    # to start inside a worker, so the start fails with a clear message
+    with open(os.path.join(tdir, "lc_script.py"), "w") as f:
+        f.write("import ferry\n\n@ferry.task\ndef sq(x):\n"
+                "    return x * x\n\n"
+                "cluster = ferry.LocalCluster(workers=1, "
+                "python_modules=['lc_script'])\n")
+    with pytest.raises(ClusterError) as e:
+        ferry.LocalCluster(workers=1, python_modules=["lc_script"],
+                           python_path=[tdir], directory=tdir,
+                           start_timeout=120)
+    assert "inside a Ferry worker process" in str(e.value)
+    assert "__main__" in str(e.value)
+    assert wait_gone([], tdir) == []
