@@ -334,7 +334,8 @@ def _make_directory(parent):
 def _sweep_stale(parent):
     """Remove the directories of LocalClusters whose Python process died
     without closing them (SIGKILL): of this user, in parent, and only when
-    no process recorded in its 'pids' file is alive."""
+    no process recorded in its 'pids' file -- that Python process, the
+    scheduler, the supervisors -- is alive."""
     try:
         names = os.listdir(parent)
     except OSError:
@@ -574,6 +575,7 @@ class LocalCluster:
         self._finalizer = weakref.finalize(self, _finalize, state,
                                            self._drain)
         try:
+            state.record(os.getpid())  # the owner: swept only once gone
             self._dir = rundir
             self.address = "ipc://" + os.path.join(rundir, "sched.sock")
             self.log_path = os.path.join(rundir, "cluster.log")

@@ -473,3 +473,20 @@ def test_module_that_starts_a_cluster_at_its_top_level(tdir):
     assert "inside a Ferry worker process" in str(e.value)
     assert "__main__" in str(e.value)
     assert wait_gone([], tdir) == []
+
+
+def test_lost_scheduler_keeps_the_directory_and_close_still_works(tdir):
+    # the sweep spares a directory whose Python process is alive, even if
+    # every process of its cluster is gone; close() then stops the rest
+    c = ferry.LocalCluster(workers=1, directory=tdir)
+    pids = all_pids(c)
+    os.kill(c.pids()["scheduler"], signal.SIGKILL)
+    deadline = time.monotonic() + GONE_TIMEOUT
+    while alive(c.pids()["scheduler"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with ferry.LocalCluster(workers=1, directory=tdir) as other:
+        assert os.path.isdir(c.directory)
+        assert submit(other, "add", 1, 1) == 2
+    c.close()
+    assert wait_gone(pids, tdir) == []
+    assert not os.path.exists(c.directory)
