@@ -490,3 +490,18 @@ def test_lost_scheduler_keeps_the_directory_and_close_still_works(tdir):
     c.close()
     assert wait_gone(pids, tdir) == []
     assert not os.path.exists(c.directory)
+
+
+def test_restart_with_kill_runs_the_running_task_again_uncharged(tdir):
+    # a task with no retries left, running when its process is killed by
+    # restart_workers(kill=True), runs again on a new process: the kill of
+    # a whole group to restart it is not the task's failure
+    with ferry.LocalCluster(workers=1, directory=tdir) as c, \
+            c.client() as client:
+        f = client.submit("sleep_ms", 5000, retries=0)
+        deadline = time.monotonic() + 60
+        while c.status()["busy"] < 1:
+            assert time.monotonic() < deadline, "the task never ran"
+            time.sleep(0.02)
+        c.restart_workers(kill=True)
+        assert f.result(timeout=120) == 5000
