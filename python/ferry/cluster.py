@@ -86,6 +86,23 @@ def _proc_start_time(pid):
     return int(fields[19])
 
 
+def _children(ppid):
+    """{pid: start time} of the processes whose parent is ppid."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 19 and fields[1] == str(ppid) and fields[0] != "Z":
+            out[int(name)] = int(fields[19])
+    return out
+
+
 def _alive(pid, start):
     """Whether the process pid that started at `start` still runs (a pid
     taken since by another process does not count)."""
@@ -431,11 +448,14 @@ class _State:
         go and queues their tasks again, uncharged).  Then wait for the
         worker processes by pid."""
         sup, self.supervisor = self.supervisor, None
+        pids, self.workers = self.workers, {}
         if sup is not None:
+            # also the processes started in place of ones that died
+            if sup.poll() is None:
+                pids.update(_children(sup.pid))
             if kill and sup.poll() is None:
                 sup.kill()
             self.stop_process(sup, drain + 5.0)
-        pids, self.workers = self.workers, {}
         self.wait_workers_gone(pids, 30.0)
 
     def close(self, drain):

@@ -505,3 +505,23 @@ def test_restart_with_kill_runs_the_running_task_again_uncharged(tdir):
             time.sleep(0.02)
         c.restart_workers(kill=True)
         assert f.result(timeout=120) == 5000
+
+
+def test_worker_started_after_a_crash_is_stopped_too(tdir):
+    c = ferry.LocalCluster(workers=1, directory=tdir)
+    first = c.pids()["workers"]
+    out = subprocess.run([paths.ferry_bin(), "submit", "-c", c.address,
+                          "--retries", "0", "--wait", "60s", "crash"],
+                         capture_output=True, timeout=90,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 1 and b"crash" in out.stderr
+    deadline = time.monotonic() + 60
+    while True:
+        now = [w["pid"] for w in c.status()["worker_list"]]
+        if now and not set(now) & set(first):
+            break
+        assert time.monotonic() < deadline, "no new worker process"
+        time.sleep(0.05)
+    pids = all_pids(c) + now
+    c.close()
+    assert wait_gone(pids, tdir) == []
