@@ -295,8 +295,12 @@ dec_object(ferry_task *t, const msgpack_object *ref, const struct path *p)
 	m->len  = (Py_ssize_t)len;
 	view    = PyMemoryView_FromObject((PyObject *)m);
 	Py_DECREF(m); /* the view holds it now (or it is released) */
-	if (view == NULL || !ref_is_npy(ref, &path))
+	if (view == NULL)
+		return NULL;
+	if (!ref_is_npy(ref, &path)) {
+		Py_XDECREF(path);
 		return view;
+	}
 	arr = PyObject_CallFunctionObjArgs(pyw.npy_array, view,
 	    path != NULL ? path : Py_None, NULL);
 	Py_DECREF(view);
