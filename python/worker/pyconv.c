@@ -235,8 +235,9 @@ pyw_conv_init(void)
 	return 0;
 }
 
-/* Whether the reference's path (in its ext payload) ends in ".npy"; the
- * path as a new str in *path (NULL if there is none). */
+/* Whether the reference's path (in its ext payload) ends in ".npy"
+ * (1 or 0, or -1 with an exception); the path as a new str in *path
+ * (NULL if there is none). */
 static int
 ref_is_npy(const msgpack_object *ref, PyObject **path)
 {
@@ -246,8 +247,10 @@ ref_is_npy(const msgpack_object *ref, PyObject **path)
 	int            npy = 0;
 
 	*path = NULL;
-	if (!msgpack_zone_init(&zone, 256))
-		return 0;
+	if (!msgpack_zone_init(&zone, 256)) {
+		PyErr_NoMemory();
+		return -1;
+	}
 	if (msgpack_unpack(ref->via.ext.ptr, ref->via.ext.size, &off, &zone,
 	        &o) == MSGPACK_UNPACK_SUCCESS &&
 	    o.type == MSGPACK_OBJECT_MAP) {
@@ -283,6 +286,7 @@ dec_object(ferry_task *t, const msgpack_object *ref, const struct path *p)
 	const void     *data;
 	size_t          len;
 	PyObject       *view, *path, *arr;
+	int             npy;
 
 	if (ferry_task_object_hold(t, ref, &h, &data, &len) != 0)
 		return NULL;
@@ -297,9 +301,12 @@ dec_object(ferry_task *t, const msgpack_object *ref, const struct path *p)
 	Py_DECREF(m); /* the view holds it now (or it is released) */
 	if (view == NULL)
 		return NULL;
-	if (!ref_is_npy(ref, &path)) {
+	if ((npy = ref_is_npy(ref, &path)) <= 0) {
 		Py_XDECREF(path);
-		return view;
+		if (npy == 0)
+			return view;
+		Py_DECREF(view);
+		return NULL;
 	}
 	arr = PyObject_CallFunctionObjArgs(pyw.npy_array, view,
 	    path != NULL ? path : Py_None, NULL);

@@ -382,3 +382,31 @@ def test_decorator_returns_the_function_and_names_it():
 
 def top_level(x):
     return x + 1
+
+
+# ---------------------------------------------------------- cluster file
+
+def test_cluster_file_python_group(make_cluster, tmp_path):
+    """workers[].python in a cluster file: modules imported from the path
+    directories, relative ones against the file's directory."""
+    c = make_cluster(processes=1, libraries=["ferry_examples"])
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "filetasks.py").write_text(
+        "import ferry\n\n@ferry.task\ndef triple(x):\n    return 3 * x\n")
+    conf = tmp_path / "cluster.yaml"
+    conf.write_text(
+        "scheduler:\n  listen: %s\n"
+        "workers:\n"
+        "  - name: py\n"
+        "    processes: 1\n"
+        "    python:\n"
+        "      modules: [filetasks, pytasks]\n"
+        "      path: [./src, %s]\n" % (c.address, HERE))
+    c._spawn([cluster_ferry(), "worker", "-f", str(conf), "--group", "py",
+              "--log-level", "warn"])
+    c.wait_workers(2)
+    with Client(c.address) as client:
+        assert client.run("filetasks.triple", 5) == 15
+        assert client.run("pytasks.add", 1, 2) == 3
+        assert client.run("add", 1, 2) == 3
