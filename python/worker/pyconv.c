@@ -44,7 +44,8 @@ struct path {
 	const char        *root;   /* at the top: "args", "result" */
 	Py_ssize_t         index;  /* [index], unless key */
 	PyObject          *key;    /* [key] (borrowed) */
-	int                is_key; /* the key itself: "... key 'k'" */
+	int                is_key; /* the key itself: "... key 'k'", or
+	                            * "... (a key)" while key is NULL */
 };
 
 /* One step of a path: "[3]", "['k']", " key 'k'". */
@@ -53,7 +54,9 @@ path_step(PyObject *acc, const struct path *p)
 {
 	PyObject *s;
 
-	if (p->is_key)
+	if (p->is_key && p->key == NULL)
+		s = PyUnicode_FromFormat("%U (a key)", acc);
+	else if (p->is_key)
 		s = PyUnicode_FromFormat("%U key %.60R", acc, p->key);
 	else if (p->key != NULL)
 		s = PyUnicode_FromFormat("%U[%.60R]", acc, p->key);
@@ -370,7 +373,7 @@ dec_map(ferry_task *t, const msgpack_object *o, const struct path *p,
 		return NULL;
 	for (uint32_t i = 0; i < o->via.map.size; i++) {
 		const msgpack_object_kv *kv = &o->via.map.ptr[i];
-		struct path              kp = { p, NULL, 0, Py_None, 1 };
+		struct path              kp = { p, NULL, 0, NULL, 1 };
 		PyObject                *k, *v;
 		int                      rc;
 

@@ -111,6 +111,26 @@ def test_arguments_must_be_an_array(cluster, client):
     assert b"array of positional arguments" in out.stderr
 
 
+@pytest.mark.parametrize("raw, message", [
+    # ["\xff\xfe"]: a str that is not UTF-8
+    (b"\x91\xa2\xff\xfe", "ValueError: args[0]: str is not valid UTF-8"),
+    # [{"k": [1, "\xff"]}]
+    (b"\x91\x81\xa1k\x92\x01\xa1\xff",
+     "ValueError: args[0]['k'][1]: str is not valid UTF-8"),
+    # [{"\xff": 1}]: in a key
+    (b"\x91\x81\xa1\xff\x01",
+     "ValueError: args[0] (a key): str is not valid UTF-8"),
+    # [{{}: 1}]: a map as a key
+    (b"\x91\x81\x80\x01",
+     "TypeError: args[0] key {}: cannot be a dict key (unhashable)"),
+])
+def test_undecodable_arguments_say_what_and_where(client, raw, message):
+    with pytest.raises(TaskFailed) as e:
+        client.result(client.submit_raw("pytasks.echo", raw))
+    assert e.value.code == ETASK
+    assert e.value.message.startswith(message), e.value.message
+
+
 def cluster_ferry():
     import ferry._paths as paths
     return paths.ferry_bin()
