@@ -272,9 +272,9 @@ libpython_promote(ferry_registry *reg)
 	return 0;
 }
 
-/* Start the interpreter: no signal handlers of its own, sys.executable
- * the Python it was built for (so that subprocesses of tasks run
- * Python, not the worker). */
+/* Start the interpreter: no signal handlers of its own, unbuffered
+ * stdout and stderr, sys.executable the Python it was built for (so
+ * that subprocesses of tasks run Python, not the worker). */
 static int
 interpreter_start(ferry_registry *reg)
 {
@@ -296,6 +296,9 @@ interpreter_start(ferry_registry *reg)
 	PyConfig_InitPythonConfig(&cfg);
 	cfg.install_signal_handlers = 0;
 	cfg.parse_argv              = 0;
+	/* what tasks print reaches the worker's log at once: the
+	 * interpreter is never finalized to flush a buffer */
+	cfg.buffered_stdio = 0;
 	st = PyConfig_SetBytesString(&cfg, &cfg.program_name, FERRY_PY_EXE);
 	if (!PyStatus_Exception(st))
 		st = Py_InitializeFromConfig(&cfg);

@@ -107,6 +107,19 @@ def crash(kind):
 
 
 @ferry.task
+def say(text):
+    import sys
+    print(text)
+    print(text + " (stderr)", file=sys.stderr)
+
+
+@ferry.task
+def executable():
+    import sys
+    return sys.executable
+
+
+@ferry.task
 def pid():
     return os.getpid()
 

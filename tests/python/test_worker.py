@@ -158,6 +158,18 @@ def test_builtin_exception_and_wrong_arguments(client):
     assert e.value.message.startswith("TypeError: add() missing 1 required")
 
 
+def test_what_a_task_prints_reaches_the_log(cluster, client):
+    assert client.run("pytasks.say", "hello from a task") is None
+    deadline = time.monotonic() + 30
+    while "hello from a task (stderr)" not in cluster.read_log():
+        assert time.monotonic() < deadline, cluster.read_log()
+        time.sleep(0.05)
+    assert "hello from a task\n" in cluster.read_log()
+    # and a subprocess of a task runs Python, not the worker
+    assert os.path.basename(client.run("pytasks.executable")).startswith(
+        "python3")
+
+
 # -------------------------------------------------------------- crashes
 
 @pytest.mark.parametrize("kind, signal", [("segv", "SIGSEGV"),
