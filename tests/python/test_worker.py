@@ -79,6 +79,10 @@ def test_results_encode_python_values(client):
     assert client.run("pytasks.results", "bytes") == [b"ab", b"cd"]
     assert client.run("pytasks.results", "ext") == msgpack.ExtType(5, b"xy")
     assert client.run("pytasks.results", "big") == [2 ** 64 - 1, -2 ** 63]
+    # an object with __ferry_ext__() (ferry.object's ObjectRef) is its ext
+    (ref,) = client.run("pytasks.results", "ferry_ext")
+    assert ref.code == 70
+    assert msgpack.unpackb(ref.data) == {"path": "/data/x.npy"}
 
 
 @pytest.mark.parametrize("kind, where, what", [
