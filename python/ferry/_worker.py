@@ -56,7 +56,9 @@ def start(paths, modules):
         try:
             __import__(m)
         except BaseException as e:  # SystemExit, KeyboardInterrupt too
-            tb = "".join(traceback.format_exception(e))
+            # the traceback from the module's own frames (not this one)
+            tb = "".join(traceback.format_exception(
+                type(e), e, e.__traceback__.tb_next)).rstrip()
             raise StartError(
                 "python module '%s' failed to import: %s\n\n%s"
                 % (m, _exc_line(e), _cut(tb, FAILURE_MAX // 2))) from None
