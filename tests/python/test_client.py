@@ -512,7 +512,7 @@ def test_unclosed_client_at_exit(cluster):
         import ferry, sys
         c = ferry.Client(sys.argv[1])
         assert c.submit("add", 1, 2).result(60) == 3
-        fs = c.map("sleep_ms", [60000] * 4)
+        fs = c.map("sleep_ms", [2000] * 4)
         print("submitted", flush=True)
         # exit with tasks pending, the client open
     """)
