@@ -95,8 +95,25 @@ call_base(FutureObject *f, PyObject *m, PyObject *arg)
 
 /* Give f its outcome (it is pending and not being settled): value, or
  * exc, or cancelled.  Steals value and exc. */
+static void complete_(FutureObject *f, PyObject *value, PyObject *exc,
+    int cancelled);
+
 static void
 complete(FutureObject *f, PyObject *value, PyObject *exc, int cancelled)
+{
+	PyObject *w;
+
+	complete_(f, value, exc, cancelled);
+	if ((w = f->watchers) != NULL && is_done_state(f->state)) {
+		/* a finished future is watched no more */
+		f->watchers = NULL;
+		watch_notify(w, (PyObject *)f);
+		Py_DECREF(w);
+	}
+}
+
+static void
+complete_(FutureObject *f, PyObject *value, PyObject *exc, int cancelled)
 {
 	if (!observed(f)) {
 		/* nobody can be waiting: no Python code runs here, so no
@@ -624,6 +641,7 @@ fut_traverse(FutureObject *f, visitproc visit, void *arg)
 	Py_VISIT(f->condition);
 	Py_VISIT(f->waiters);
 	Py_VISIT(f->callbacks);
+	Py_VISIT(f->watchers);
 	return 0;
 }
 
@@ -636,6 +654,7 @@ fut_clear(FutureObject *f)
 	Py_CLEAR(f->condition);
 	Py_CLEAR(f->waiters);
 	Py_CLEAR(f->callbacks);
+	Py_CLEAR(f->watchers);
 	return 0;
 }
 

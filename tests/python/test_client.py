@@ -311,6 +311,56 @@ def test_wait_and_as_completed(client):
         sorted(i * i for i in range(50))
 
 
+def test_ferry_as_completed(client):
+    slow = client.submit("sleep_ms", 1500)
+    fs = client.map("square", range(300)) + [slow]
+    fs[0].result(T)
+    order = list(ferry.as_completed(fs + fs[:10], timeout=T))
+    assert len(order) == len(fs) and set(order) == set(fs)  # each once
+    assert order[-1] is slow
+    assert sorted(f.result() for f in order[:-1]) == \
+        sorted(i * i for i in range(300))
+    # a timeout, then the same futures again
+    s2 = client.submit("sleep_ms", 2000)
+    it = ferry.as_completed([fs[1], s2], timeout=0.2)
+    assert next(it) is fs[1]
+    with pytest.raises(cf.TimeoutError, match="1 .of 2. futures"):
+        next(it)
+    # a generator left early stops watching; the futures go on
+    it = ferry.as_completed([s2])
+    it.close()
+    assert s2.result(T) == 2000
+    # cancelled ones come out too
+    c = client.submit("sleep_ms", 30000)
+    it = ferry.as_completed([c], timeout=T)
+    c.cancel()
+    assert next(it) is c and c.cancelled()
+    # futures of other executors: concurrent.futures does it
+    with cf.ThreadPoolExecutor(1) as ex:
+        other = ex.submit(int, "3")
+        assert set(ferry.as_completed([other, fs[2]], timeout=T)) == \
+            {other, fs[2]}
+
+
+def test_ferry_wait(client):
+    slow = client.submit("sleep_ms", 2000)
+    bad = client.submit("fail", "x")
+    quick = client.submit("square", 5)
+    done, not_done = ferry.wait([slow, quick], timeout=T,
+                                return_when=cf.FIRST_COMPLETED)
+    assert quick in done and slow in not_done
+    done, not_done = ferry.wait([slow, bad, quick], timeout=T,
+                                return_when=cf.FIRST_EXCEPTION)
+    assert bad in done and slow in not_done
+    done, not_done = ferry.wait([slow], timeout=0.05,
+                                return_when=cf.FIRST_COMPLETED)
+    assert not done and not_done == {slow}
+    done, not_done = client.wait([slow, bad, quick], timeout=T)
+    assert len(done) == 3 and not not_done
+    with pytest.raises(ValueError):
+        ferry.wait([slow], return_when="SOMETIME")
+
+
 def test_wait_first_exception(client):
     fs = [client.submit("sleep_ms", 3000), client.submit("fail", "x")]
     done, _ = cf.wait(fs, timeout=T, return_when=cf.FIRST_EXCEPTION)
