@@ -8,6 +8,9 @@ throughput   Client.map(fn, range(N)) then Client.gather(): the clock runs
              from the first submit to the last result (and the results
              are checked); tasks/s.  Also timed: the same map read back
              with [f.result() for f in fs], and N x submit() then gather.
+             And the CPU time the client process spent per task (Python
+             and libferry's I/O thread), next to that of `ferry bench`'s
+             process.
 latency      L single tasks, each submit(fn).result() before the next, 50
              warm-up round trips first; the median and 99th percentile.
 C client     `ferry bench throughput|latency --connect URL` against the
@@ -24,6 +27,7 @@ python3-msgpack).
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -91,7 +95,15 @@ def wait_workers(ferry, address, n):
             time.sleep(0.05)
 
 
+def cpu_s(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def py_throughput(client, fn, n, how):
+    """(tasks/s, CPU seconds this process spent: Python and libferry's
+    I/O thread)."""
+    c0 = cpu_s(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     if how == "map":
         fs = client.map(fn, range(n))
@@ -103,10 +115,11 @@ def py_throughput(client, fn, n, how):
         fs = [client.submit(fn, i) for i in range(n)]
         res = client.gather(fs)
     t1 = time.perf_counter()
+    c1 = cpu_s(resource.RUSAGE_SELF)
     if len(res) != n or (fn == "noop" and any(r is not None for r in res)):
         raise RuntimeError("wrong results")
     del fs, res
-    return n / (t1 - t0), t1 - t0
+    return n / (t1 - t0), c1 - c0
 
 
 def py_latency(client, fn, n):
@@ -122,13 +135,18 @@ def py_latency(client, fn, n):
 
 
 def c_bench(ferry_bin, kind, address, n, fn):
+    """ferry bench's JSON line, with "cpu_s": the CPU time its process
+    spent (connecting included)."""
+    c0 = cpu_s(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [ferry_bin, "bench", kind, "--connect", address, "-n", str(n),
          "--fn", fn, "--json"], capture_output=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError("ferry bench %s failed: %s"
                            % (kind, out.stderr.decode()[-500:]))
-    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+    r = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    r["cpu_s"] = cpu_s(resource.RUSAGE_CHILDREN) - c0
+    return r
 
 
 def main():
@@ -166,7 +184,9 @@ def main():
         cluster = PrivateCluster(ferry_bin, args.workers, tmp)
         address = cluster.address
     rows = {k: [] for k in ("py_map", "py_map_result", "py_submit", "c_map",
-                            "py_p50", "py_p99", "c_p50", "c_p99")}
+                            "py_p50", "py_p99", "c_p50", "c_p99",
+                            "py_map_cpu_us", "py_submit_cpu_us",
+                            "c_map_cpu_us")}
     try:
         wait_workers(ferry, address, args.workers)
         with ferry.Client(address) as client:
@@ -174,10 +194,14 @@ def main():
             for run in range(1, args.runs + 1):
                 rec = {"run": run, "tasks": args.tasks, "fn": args.fn}
                 for how in ("map", "map_result", "submit"):
-                    tps, secs = py_throughput(client, args.fn, args.tasks,
-                                              how)
+                    tps, cpu = py_throughput(client, args.fn, args.tasks,
+                                             how)
                     rows["py_" + how].append(tps)
                     rec["py_%s_tasks_per_s" % how] = round(tps)
+                    if how != "map_result":
+                        us = cpu / args.tasks * 1e6
+                        rows["py_%s_cpu_us" % how].append(us)
+                        rec["py_%s_cpu_us" % how] = round(us, 2)
                 p50, p99 = py_latency(client, args.fn, args.latency)
                 rows["py_p50"].append(p50)
                 rows["py_p99"].append(p99)
@@ -188,6 +212,9 @@ def main():
                     lat = c_bench(ferry_bin, "latency", address,
                                   args.latency, args.fn)
                     rows["c_map"].append(t["tasks_per_s"])
+                    rows["c_map_cpu_us"].append(t["cpu_s"] / args.tasks * 1e6)
+                    rec["c_map_cpu_us"] = round(
+                        t["cpu_s"] / args.tasks * 1e6, 2)
                     rows["c_p50"].append(lat["p50_us"])
                     rows["c_p99"].append(lat["p99_us"])
                     rec.update(c_map_tasks_per_s=t["tasks_per_s"],
@@ -207,7 +234,7 @@ def main():
     med = {k: median(v) for k, v in rows.items() if v}
     if args.json:
         print(json.dumps(dict({"medians_of": args.runs},
-                              **{k: round(v) for k, v in med.items()})))
+                              **{k: round(v, 2) for k, v in med.items()})))
         return
     print("medians of %d runs, %d tasks of %s on %d worker processes:"
           % (args.runs, args.tasks, args.fn, args.workers))
@@ -218,6 +245,10 @@ def main():
           % med["py_submit"])
     if "c_map" in med:
         print("  C ferry bench throughput        %9.0f tasks/s" % med["c_map"])
+    print("  client CPU per task: Python map %.2f us, Python submit %.2f us"
+          % (med["py_map_cpu_us"], med["py_submit_cpu_us"]) +
+          (", C map %.2f us (its process, connecting included)"
+           % med["c_map_cpu_us"] if "c_map_cpu_us" in med else ""))
     print("  Python round trip p50 / p99     %6.0f / %.0f us"
           % (med["py_p50"], med["py_p99"]))
     if "c_p50" in med:
