@@ -17,7 +17,7 @@
  * object allocated in C (no __init__, no threading.Condition until
  * someone waits on it), arguments are packed into one buffer per batch,
  * and a batch of results is settled in one C loop; through cffi each of
- * those would be a Python-level call per task (docs/python.md has the
+ * those would be a Python-level call per task (docs/client.md has the
  * figures).
  *
  * Threads and locks: everything here runs with the GIL held, except the

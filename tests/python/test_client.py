@@ -531,12 +531,19 @@ def test_no_scheduler():
     assert time.monotonic() - t0 < 30
 
 
+def os_threads():
+    return len(os.listdir("/proc/self/task"))
+
+
 def test_close(cluster):
     base = len(completion_threads())
+    # NNG's own threads start with the first client of the process
+    ferry.Client(cluster.address).close()
+    before = os_threads()
     c = ferry.Client(cluster.address)
     assert c.submit("add", 1, 1).result(T) == 2
     assert len(completion_threads()) == base + 1
-    pending = c.submit("sleep_ms", 30000)
+    pending = c.submit("sleep_ms", 3000)
     c.close()
     c.close()   # idempotent
     assert c.closed
@@ -545,6 +552,8 @@ def test_close(cluster):
     with pytest.raises(ferry.ConnectionLost):
         c.submit("add", 1, 1)
     assert len(completion_threads()) == base
+    # libferry's I/O thread went too
+    assert os_threads() == before
     # a client dropped without close is closed when collected
     c = ferry.Client(cluster.address)
     c.submit("noop").result(T)
