@@ -25,6 +25,7 @@
 #include "_ferry.h"
 
 #include <math.h>
+#include <string.h>
 #include <time.h>
 
 struct mod_state g;
@@ -66,9 +67,19 @@ PyObject *
 error_new(int code, const char *msg, uint32_t attempts, uint64_t id,
     PyObject *fn)
 {
-	return PyObject_CallFunction(g.make_error, "isIKO", code,
-	    msg != NULL ? msg : "", (unsigned int)attempts,
-	    (unsigned long long)id, fn != NULL ? fn : Py_None);
+	PyObject *m, *e;
+
+	/* what a task reported need not be UTF-8 */
+	if (msg == NULL)
+		msg = "";
+	if ((m = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg),
+	         "replace")) == NULL)
+		return NULL;
+	e = PyObject_CallFunction(g.make_error, "iOIKO", code, m,
+	    (unsigned int)attempts, (unsigned long long)id,
+	    fn != NULL ? fn : Py_None);
+	Py_DECREF(m);
+	return e;
 }
 
 /* Whether anybody may be waiting on f or listening to it. */
@@ -184,8 +195,8 @@ future_settle(FutureObject *f)
 		exc = error_new(ferry_future_errcode(f->fut),
 		    ferry_future_error(f->fut), ferry_future_attempts(f->fut),
 		    f->id, f->fn);
-		if (exc == NULL)
-			return -1;
+		if (exc == NULL) /* (no memory): that is its error */
+			exc = fetch_exception();
 	}
 	/* decoding may have run Python code: did another thread settle
 	 * it meanwhile? */

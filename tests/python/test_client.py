@@ -253,6 +253,28 @@ def test_retries_then_quarantine(client):
     assert f.attempts == e.value.attempts
 
 
+def test_task_options(cluster, client):
+    f = client.submit("sleep_ms", 5000, timeout=0.2, retries=0)
+    with pytest.raises(ferry.errors.TimeoutError) as e:
+        f.result(T)
+    assert isinstance(e.value, TimeoutError) and e.value.name == "ETIMEDOUT"
+    f = client.submit("fail", "x", retries=2, retry_errors=True)
+    with pytest.raises(ferry.TaskError) as e:
+        f.result(T)
+    assert e.value.attempts == 3 and f.attempts == 3
+    fs = client.map("fail", ["y"] * 3, retries=1, retry_errors=True)
+    assert [x.exception(T).attempts for x in fs] == [2, 2, 2]
+    # the client's defaults, overridden per task
+    with ferry.Client(cluster.address, retries=0, task_timeout=0.2) as c:
+        with pytest.raises(ferry.errors.TimeoutError):
+            c.submit("sleep_ms", 5000).result(T)
+        assert c.submit("sleep_ms", 400, timeout=T).result(T) == 400
+    with pytest.raises(ValueError):
+        client.submit("add", 1, 2, retries=5000)
+    with pytest.raises(ValueError):
+        client.submit("add", 1, 2, timeout=-1)
+
+
 # ------------------------------------------------------------ cancel
 
 def test_cancel(cluster, client):
