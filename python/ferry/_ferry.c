@@ -907,13 +907,14 @@ PyInit__ferry(void)
 	PyObject *m, *errs;
 
 	if (import_stdlib() != 0 || PyType_Ready(&FutureBase_Type) != 0 ||
-	    PyType_Ready(&Client_Type) != 0)
+	    PyType_Ready(&Client_Type) != 0 || PyType_Ready(&Watch_Type) != 0)
 		return NULL;
 	if ((m = PyModule_Create(&mod_def)) == NULL)
 		return NULL;
 	if (PyModule_AddObjectRef(m, "FutureBase",
 	        (PyObject *)&FutureBase_Type) != 0 ||
 	    PyModule_AddObjectRef(m, "Client", (PyObject *)&Client_Type) != 0 ||
+	    PyModule_AddObjectRef(m, "Watch", (PyObject *)&Watch_Type) != 0 ||
 	    PyModule_AddStringConstant(m, "VERSION", ferry_version()) != 0 ||
 	    PyModule_AddIntConstant(m, "EXT_OBJECT", FERRY_EXT_OBJECT) != 0 ||
 	    PyModule_AddIntConstant(m, "EXT_FUTURE", 71) != 0)

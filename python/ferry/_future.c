@@ -25,6 +25,7 @@
 #include "_ferry.h"
 
 #include <math.h>
+#include <string.h>
 #include <time.h>
 
 struct mod_state g;
@@ -66,9 +67,19 @@ PyObject *
 error_new(int code, const char *msg, uint32_t attempts, uint64_t id,
     PyObject *fn)
 {
-	return PyObject_CallFunction(g.make_error, "isIKO", code,
-	    msg != NULL ? msg : "", (unsigned int)attempts,
-	    (unsigned long long)id, fn != NULL ? fn : Py_None);
+	PyObject *m, *e;
+
+	/* what a task reported need not be UTF-8 */
+	if (msg == NULL)
+		msg = "";
+	if ((m = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg),
+	         "replace")) == NULL)
+		return NULL;
+	e = PyObject_CallFunction(g.make_error, "iOIKO", code, m,
+	    (unsigned int)attempts, (unsigned long long)id,
+	    fn != NULL ? fn : Py_None);
+	Py_DECREF(m);
+	return e;
 }
 
 /* Whether anybody may be waiting on f or listening to it. */
@@ -95,8 +106,25 @@ call_base(FutureObject *f, PyObject *m, PyObject *arg)
 
 /* Give f its outcome (it is pending and not being settled): value, or
  * exc, or cancelled.  Steals value and exc. */
+static void complete_(FutureObject *f, PyObject *value, PyObject *exc,
+    int cancelled);
+
 static void
 complete(FutureObject *f, PyObject *value, PyObject *exc, int cancelled)
+{
+	PyObject *w;
+
+	complete_(f, value, exc, cancelled);
+	if ((w = f->watchers) != NULL && is_done_state(f->state)) {
+		/* a finished future is watched no more */
+		f->watchers = NULL;
+		watch_notify(w, (PyObject *)f);
+		Py_DECREF(w);
+	}
+}
+
+static void
+complete_(FutureObject *f, PyObject *value, PyObject *exc, int cancelled)
 {
 	if (!observed(f)) {
 		/* nobody can be waiting: no Python code runs here, so no
@@ -167,8 +195,8 @@ future_settle(FutureObject *f)
 		exc = error_new(ferry_future_errcode(f->fut),
 		    ferry_future_error(f->fut), ferry_future_attempts(f->fut),
 		    f->id, f->fn);
-		if (exc == NULL)
-			return -1;
+		if (exc == NULL) /* (no memory): that is its error */
+			exc = fetch_exception();
 	}
 	/* decoding may have run Python code: did another thread settle
 	 * it meanwhile? */
@@ -624,6 +652,7 @@ fut_traverse(FutureObject *f, visitproc visit, void *arg)
 	Py_VISIT(f->condition);
 	Py_VISIT(f->waiters);
 	Py_VISIT(f->callbacks);
+	Py_VISIT(f->watchers);
 	return 0;
 }
 
@@ -636,6 +665,7 @@ fut_clear(FutureObject *f)
 	Py_CLEAR(f->condition);
 	Py_CLEAR(f->waiters);
 	Py_CLEAR(f->callbacks);
+	Py_CLEAR(f->watchers);
 	return 0;
 }
 

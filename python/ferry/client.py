@@ -26,6 +26,7 @@ both.
 import concurrent.futures as _cf
 import math
 import threading
+import time as _time
 import weakref
 
 from . import _codec, _ferry, errors
@@ -314,21 +315,72 @@ def gather(futures, errors="raise", timeout=None):
     return _ferry.gather(futures, errors == "skip", timeout)
 
 
+def _all_ferry(fs):
+    return all(isinstance(f, _ferry.FutureBase) for f in fs)
+
+
+def _split(fs):
+    rest, _ = _ferry.split_done(fs)
+    not_done = set(rest)
+    return _cf._base.DoneAndNotDoneFutures(
+        set(f for f in fs if f not in not_done), not_done)
+
+
+def _failed(f):
+    return not f.cancelled() and f.exception() is not None
+
+
 def wait(fs, timeout=None, return_when=ALL_COMPLETED):
-    """concurrent.futures.wait(), waiting for ferry futures in C when
-    return_when is ALL_COMPLETED; returns (done, not_done) sets."""
-    fs = list(fs)
-    if return_when == ALL_COMPLETED and \
-            all(isinstance(f, _ferry.FutureBase) for f in fs):
+    """concurrent.futures.wait() (any futures), done in C for ferry
+    futures: returns (done, not_done) sets once return_when
+    (ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION) holds or timeout
+    seconds pass."""
+    fs = list(dict.fromkeys(fs))
+    if not _all_ferry(fs):
+        return _cf.wait(fs, timeout, return_when)
+    if return_when == ALL_COMPLETED:
         _ferry.wait_all(fs, timeout)
-        rest, _ = _ferry.split_done(fs)
-        not_done = set(rest)
-        done = set(f for f in fs if f not in not_done)
-        return _cf._base.DoneAndNotDoneFutures(done, not_done)
-    return _cf.wait(fs, timeout, return_when)
+        return _split(fs)
+    if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION):
+        raise ValueError("return_when must be ALL_COMPLETED, "
+                         "FIRST_COMPLETED or FIRST_EXCEPTION")
+    w = _ferry.Watch(fs)
+    end = None if timeout is None else _time.monotonic() + timeout
+    try:
+        while w.remaining:
+            try:
+                got = w.next(None if end is None else
+                             max(0.0, end - _time.monotonic()))
+            except _cf.TimeoutError:
+                break
+            if return_when == FIRST_COMPLETED or any(map(_failed, got)):
+                break
+    finally:
+        w.close()
+    return _split(fs)
 
 
 def as_completed(fs, timeout=None):
-    """Yield the futures (ferry futures or any others) as they finish:
-    concurrent.futures.as_completed."""
-    return _cf.as_completed(fs, timeout)
+    """Yield the futures as they finish (each once; the finished ones
+    first), as concurrent.futures.as_completed() does; TimeoutError if
+    timeout seconds pass first.  For ferry futures it is done in C, a
+    batch of finished futures at a time, without a Condition per
+    future."""
+    fs = list(dict.fromkeys(fs))
+    if not _all_ferry(fs):
+        yield from _cf.as_completed(fs, timeout)
+        return
+    end = None if timeout is None else _time.monotonic() + timeout
+    w = _ferry.Watch(fs)
+    try:
+        while True:
+            got = w.next(None if end is None else
+                         max(0.0, end - _time.monotonic()))
+            if not got:
+                return
+            yield from got
+    except _cf.TimeoutError:
+        raise _cf.TimeoutError("%d (of %d) futures unfinished"
+                               % (w.remaining, len(fs))) from None
+    finally:
+        w.close()

@@ -85,10 +85,15 @@ class Executor(_cf.Executor):
                 fs.reverse()  # pop from the end, and forget each yielded
                 while fs:
                     f = fs.pop()
-                    if end is None:
-                        yield f.result()
-                    else:
-                        yield f.result(end - time.monotonic())
+                    try:
+                        if end is None:
+                            r = f.result()
+                        else:
+                            r = f.result(end - time.monotonic())
+                    except BaseException:
+                        f.cancel()   # not finished (a timeout): not needed
+                        raise
+                    yield r
             finally:
                 if fs:
                     self._client.cancel(fs)

@@ -253,6 +253,28 @@ def test_retries_then_quarantine(client):
     assert f.attempts == e.value.attempts
 
 
+def test_task_options(cluster, client):
+    f = client.submit("sleep_ms", 5000, timeout=0.2, retries=0)
+    with pytest.raises(ferry.errors.TimeoutError) as e:
+        f.result(T)
+    assert isinstance(e.value, TimeoutError) and e.value.name == "ETIMEDOUT"
+    f = client.submit("fail", "x", retries=2, retry_errors=True)
+    with pytest.raises(ferry.TaskError) as e:
+        f.result(T)
+    assert e.value.attempts == 3 and f.attempts == 3
+    fs = client.map("fail", ["y"] * 3, retries=1, retry_errors=True)
+    assert [x.exception(T).attempts for x in fs] == [2, 2, 2]
+    # the client's defaults, overridden per task
+    with ferry.Client(cluster.address, retries=0, task_timeout=0.2) as c:
+        with pytest.raises(ferry.errors.TimeoutError):
+            c.submit("sleep_ms", 5000).result(T)
+        assert c.submit("sleep_ms", 400, timeout=T).result(T) == 400
+    with pytest.raises(ValueError):
+        client.submit("add", 1, 2, retries=5000)
+    with pytest.raises(ValueError):
+        client.submit("add", 1, 2, timeout=-1)
+
+
 # ------------------------------------------------------------ cancel
 
 def test_cancel(cluster, client):
@@ -309,6 +331,56 @@ def test_wait_and_as_completed(client):
         sorted(i * i for i in range(50))
     assert sorted(f.result() for f in client.as_completed(fast)) == \
         sorted(i * i for i in range(50))
+
+
+def test_ferry_as_completed(client):
+    slow = client.submit("sleep_ms", 1500)
+    fs = client.map("square", range(300)) + [slow]
+    fs[0].result(T)
+    order = list(ferry.as_completed(fs + fs[:10], timeout=T))
+    assert len(order) == len(fs) and set(order) == set(fs)  # each once
+    assert order[-1] is slow
+    assert sorted(f.result() for f in order[:-1]) == \
+        sorted(i * i for i in range(300))
+    # a timeout, then the same futures again
+    s2 = client.submit("sleep_ms", 2000)
+    it = ferry.as_completed([fs[1], s2], timeout=0.2)
+    assert next(it) is fs[1]
+    with pytest.raises(cf.TimeoutError, match="1 .of 2. futures"):
+        next(it)
+    # a generator left early stops watching; the futures go on
+    it = ferry.as_completed([s2])
+    it.close()
+    assert s2.result(T) == 2000
+    # cancelled ones come out too
+    c = client.submit("sleep_ms", 30000)
+    it = ferry.as_completed([c], timeout=T)
+    c.cancel()
+    assert next(it) is c and c.cancelled()
+    # futures of other executors: concurrent.futures does it
+    with cf.ThreadPoolExecutor(1) as ex:
+        other = ex.submit(int, "3")
+        assert set(ferry.as_completed([other, fs[2]], timeout=T)) == \
+            {other, fs[2]}
+
+
+def test_ferry_wait(client):
+    slow = client.submit("sleep_ms", 2000)
+    bad = client.submit("fail", "x")
+    quick = client.submit("square", 5)
+    done, not_done = ferry.wait([slow, quick], timeout=T,
+                                return_when=cf.FIRST_COMPLETED)
+    assert quick in done and slow in not_done
+    done, not_done = ferry.wait([slow, bad, quick], timeout=T,
+                                return_when=cf.FIRST_EXCEPTION)
+    assert bad in done and slow in not_done
+    done, not_done = ferry.wait([slow], timeout=0.05,
+                                return_when=cf.FIRST_COMPLETED)
+    assert not done and not_done == {slow}
+    done, not_done = client.wait([slow, bad, quick], timeout=T)
+    assert len(done) == 3 and not not_done
+    with pytest.raises(ValueError):
+        ferry.wait([slow], return_when="SOMETIME")
 
 
 def test_wait_first_exception(client):
@@ -481,12 +553,19 @@ def test_no_scheduler():
     assert time.monotonic() - t0 < 30
 
 
+def os_threads():
+    return len(os.listdir("/proc/self/task"))
+
+
 def test_close(cluster):
     base = len(completion_threads())
+    # NNG's own threads start with the first client of the process
+    ferry.Client(cluster.address).close()
+    before = os_threads()
     c = ferry.Client(cluster.address)
     assert c.submit("add", 1, 1).result(T) == 2
     assert len(completion_threads()) == base + 1
-    pending = c.submit("sleep_ms", 30000)
+    pending = c.submit("sleep_ms", 3000)
     c.close()
     c.close()   # idempotent
     assert c.closed
@@ -495,6 +574,8 @@ def test_close(cluster):
     with pytest.raises(ferry.ConnectionLost):
         c.submit("add", 1, 1)
     assert len(completion_threads()) == base
+    # libferry's I/O thread went too
+    assert os_threads() == before
     # a client dropped without close is closed when collected
     c = ferry.Client(cluster.address)
     c.submit("noop").result(T)
@@ -512,7 +593,7 @@ def test_unclosed_client_at_exit(cluster):
         import ferry, sys
         c = ferry.Client(sys.argv[1])
         assert c.submit("add", 1, 2).result(60) == 3
-        fs = c.map("sleep_ms", [60000] * 4)
+        fs = c.map("sleep_ms", [2000] * 4)
         print("submitted", flush=True)
         # exit with tasks pending, the client open
     """)
