@@ -18,8 +18,9 @@ has finished, with its result in the future's place (docs/graphs.md).
 
 Each client has a libferry connection (its own I/O thread) and, once it
 has submitted something, a daemon thread that completes futures in
-batches.  close() (or leaving the with block, or the end of the
-program) fails the tasks still pending with ConnectionLost and stops
+batches.  close() (or leaving the with block, the end of the program,
+or dropping the client and every future it made: a future keeps its
+client open) fails the tasks still pending with ConnectionLost and stops
 both.
 """
 
@@ -47,6 +48,8 @@ class Future(_ferry.FutureBase, _cf.Future):
         .function   the task's function name
         .attempts   runs the scheduler started (more than 1 after
                     retries)
+        .client     the Client that submitted it (a future keeps its
+                    client open)
         cancel()    cancels the task in the scheduler too (a running one's
                     worker process is killed); True unless the outcome is
                     here already
@@ -247,7 +250,7 @@ class Client:
         """
         f = self._core.submit(_name_of(fn), args,
                               self._opts(retries, timeout, retry_errors,
-                                         run_anyway))
+                                         run_anyway), self)
         if self._box[0] is None:
             self._start()
         return f
@@ -266,7 +269,7 @@ class Client:
         if self._box[0] is None:
             self._start()
         return self._core.map(name, zip(*iterables), opts,
-                              int(batch_size or self._batch))
+                              int(batch_size or self._batch), self)
 
     def gather(self, futures, errors="raise", timeout=None):
         """The results of futures, in order.  errors="raise": the first

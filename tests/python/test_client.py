@@ -610,6 +610,21 @@ def test_close(cluster):
         time.sleep(0.01)
 
 
+def test_futures_keep_their_client(cluster):
+    base = len(completion_threads())
+    fs = ferry.Client(cluster.address).map("square", range(10))
+    import gc
+    gc.collect()
+    assert fs[0].client is not None and not fs[0].client.closed
+    assert ferry.client.gather(fs, timeout=T) == [i * i for i in range(10)]
+    del fs
+    gc.collect()
+    deadline = time.monotonic() + T
+    while len(completion_threads()) > base:
+        assert time.monotonic() < deadline, "client not closed"
+        time.sleep(0.01)
+
+
 def test_unclosed_client_at_exit(cluster):
     script = textwrap.dedent("""
         import ferry, sys
