@@ -408,6 +408,32 @@ done:
 	return rv;
 }
 
+/* attach(task_id, owner=None): the future of a task of this session
+ * submitted earlier, by this process or by one whose session this
+ * client resumed (ferry_attach). */
+static PyObject *
+client_attach(ClientObject *self, PyObject *args)
+{
+	unsigned long long id;
+	PyObject          *owner = NULL;
+	ferry_future      *fut;
+	void              *data[1];
+	int                rv;
+
+	if (!PyArg_ParseTuple(args, "K|O:attach", &id, &owner))
+		return NULL;
+	if (check_open(self) != 0)
+		return NULL;
+	if ((rv = ferry_attach(self->c, (uint64_t)id, &fut)) != 0) {
+		raise_error(rv, rv == FERRY_ENOTFOUND
+		        ? "no such task in this session, or its result was "
+		          "delivered to a future already"
+		        : NULL);
+		return NULL;
+	}
+	return adopt(self, &fut, 1, NULL, owner, NULL, data);
+}
+
 /* Cancel the futures in list out (a map that failed half-way). */
 static void
 withdraw(PyObject *out)
@@ -669,6 +695,8 @@ static PyMethodDef client_methods[] = {
 	    "submit(fn, args, opts) -> Future" },
 	{ "map", (PyCFunction)client_map, METH_VARARGS,
 	    "map(fn, iterable of argument tuples, opts, batch_size) -> list" },
+	{ "attach", (PyCFunction)client_attach, METH_VARARGS,
+	    "attach(task_id, owner=None) -> Future" },
 	{ "cancel_many", (PyCFunction)client_cancel_many, METH_O,
 	    "cancel_many(futures) -> how many are cancelled" },
 	{ "owns", (PyCFunction)client_owns, METH_O,

@@ -271,6 +271,29 @@ class Client:
         return self._core.map(name, zip(*iterables), opts,
                               int(batch_size or self._batch), self)
 
+    def attach(self, task_id):
+        """The future of task task_id of this client's session: one
+        submitted earlier here, or by an earlier process whose session
+        this client resumed (Client(session=...)), whose result is then
+        collected here.  FerryError (ENOTFOUND) if there is no such task
+        or its result was already delivered to a future."""
+        f = self._core.attach(int(task_id), self)
+        if self._box[0] is None:
+            self._start()
+        return f
+
+    def sent(self, timeout=None):
+        """Wait until the scheduler has accepted every task submitted so
+        far (tasks not yet sent are lost if the client closes); whether
+        it has.  Before closing a client whose session another process
+        resumes."""
+        end = None if timeout is None else _time.monotonic() + timeout
+        while self._core.stats()["unsent"] > 0:
+            if end is not None and _time.monotonic() >= end:
+                return False
+            _time.sleep(0.005)
+        return True
+
     def gather(self, futures, errors="raise", timeout=None):
         """The results of futures, in order.  errors="raise": the first
         failure (in order) is raised; "skip": failed and cancelled ones

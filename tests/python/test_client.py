@@ -547,6 +547,28 @@ def test_status_and_stats(client):
     assert client.session > 0
 
 
+def test_resume_session(cluster):
+    a = ferry.Client(cluster.address)
+    session = a.session
+    fs = a.map("sleep_ms", [1000, 1001])
+    ids = [f.id for f in fs]
+    assert a.sent(T)
+    a.close()
+    for f in fs:  # unless they had finished already
+        assert f.exception(T) is None or \
+            isinstance(f.exception(T), ferry.ConnectionLost)
+    if any(f.exception(T) is None for f in fs):
+        pytest.skip("the tasks finished before the client closed")
+    # another client (another process, say) takes the session over
+    with ferry.Client(cluster.address, session=session) as b:
+        assert b.session == session
+        got = [b.attach(i) for i in ids]
+        assert [f.result(T) for f in got] == [1000, 1001]
+        with pytest.raises(ferry.FerryError) as e:
+            b.attach(ids[0])     # delivered already
+        assert e.value.name == "ENOTFOUND"
+
+
 def test_default_address(cluster, monkeypatch):
     monkeypatch.setenv("FERRY_ADDRESS", cluster.address)
     with ferry.Client() as c:
