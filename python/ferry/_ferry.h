@@ -53,6 +53,7 @@ typedef struct {
 	ferry_client *c;    /* its client (borrowed through fut) */
 	uint64_t      id;
 	PyObject     *fn;   /* the task's function name (str) */
+	PyObject     *owner; /* the ferry.Client, kept alive (or NULL) */
 	int           state;    /* enum fstate */
 	int           settling; /* concurrent.futures' own methods are
 	                         * completing it (Python code runs) */
@@ -94,8 +95,10 @@ extern struct mod_state g;
 /* ---- _future.c ---- */
 
 /* A new future object of type g.future_type for fut of client c (fut
- * taken over), or NULL with an exception set (fut is then freed). */
-FutureObject *future_new(ferry_future *fut, ferry_client *c, PyObject *fn);
+ * taken over) and function fn, keeping owner alive (may be NULL); or
+ * NULL with an exception set (fut is then freed). */
+FutureObject *future_new(ferry_future *fut, ferry_client *c, PyObject *fn,
+    PyObject *owner);
 
 /* Complete f from its C future if that has finished and f has not
  * (GIL held).  Returns 0, or -1 with an exception set (no memory). */

@@ -46,7 +46,7 @@ is_cancelled_state(int s)
 }
 
 FutureObject *
-future_new(ferry_future *fut, ferry_client *c, PyObject *fn)
+future_new(ferry_future *fut, ferry_client *c, PyObject *fn, PyObject *owner)
 {
 	FutureObject *f;
 
@@ -60,6 +60,8 @@ future_new(ferry_future *fut, ferry_client *c, PyObject *fn)
 	f->id  = ferry_future_id(fut);
 	Py_XINCREF(fn);
 	f->fn = fn;
+	Py_XINCREF(owner);
+	f->owner = owner;
 	return f;
 }
 
@@ -593,6 +595,12 @@ get_attempts(FutureObject *f, void *unused)
 }
 
 static PyObject *
+get_owner(FutureObject *f, void *unused)
+{
+	return Py_NewRef(f->owner != NULL ? f->owner : Py_None);
+}
+
+static PyObject *
 get_fn(FutureObject *f, void *unused)
 {
 	return Py_NewRef(f->fn != NULL ? f->fn : Py_None);
@@ -616,6 +624,10 @@ static PyGetSetDef fut_getset[] = {
 	    "retries; 0 if it never ran, or not known yet).",
 	    NULL },
 	{ "function", (getter)get_fn, NULL, "The task's function name.",
+	    NULL },
+	{ "client", (getter)get_owner, NULL,
+	    "The ferry.Client that submitted it (kept open while the future "
+	    "lives).",
 	    NULL },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
@@ -647,6 +659,7 @@ static int
 fut_traverse(FutureObject *f, visitproc visit, void *arg)
 {
 	Py_VISIT(f->fn);
+	Py_VISIT(f->owner);
 	Py_VISIT(f->result);
 	Py_VISIT(f->exception);
 	Py_VISIT(f->condition);
@@ -660,6 +673,7 @@ static int
 fut_clear(FutureObject *f)
 {
 	Py_CLEAR(f->fn);
+	Py_CLEAR(f->owner);
 	Py_CLEAR(f->result);
 	Py_CLEAR(f->exception);
 	Py_CLEAR(f->condition);

@@ -18,8 +18,9 @@ has finished, with its result in the future's place (docs/graphs.md).
 
 Each client has a libferry connection (its own I/O thread) and, once it
 has submitted something, a daemon thread that completes futures in
-batches.  close() (or leaving the with block, or the end of the
-program) fails the tasks still pending with ConnectionLost and stops
+batches.  close() (or leaving the with block, the end of the program,
+or dropping the client and every future it made: a future keeps its
+client open) fails the tasks still pending with ConnectionLost and stops
 both.
 """
 
@@ -47,6 +48,8 @@ class Future(_ferry.FutureBase, _cf.Future):
         .function   the task's function name
         .attempts   runs the scheduler started (more than 1 after
                     retries)
+        .client     the Client that submitted it (a future keeps its
+                    client open)
         cancel()    cancels the task in the scheduler too (a running one's
                     worker process is killed); True unless the outcome is
                     here already
@@ -247,7 +250,7 @@ class Client:
         """
         f = self._core.submit(_name_of(fn), args,
                               self._opts(retries, timeout, retry_errors,
-                                         run_anyway))
+                                         run_anyway), self)
         if self._box[0] is None:
             self._start()
         return f
@@ -266,7 +269,30 @@ class Client:
         if self._box[0] is None:
             self._start()
         return self._core.map(name, zip(*iterables), opts,
-                              int(batch_size or self._batch))
+                              int(batch_size or self._batch), self)
+
+    def attach(self, task_id):
+        """The future of task task_id of this client's session: one
+        submitted earlier here, or by an earlier process whose session
+        this client resumed (Client(session=...)), whose result is then
+        collected here.  FerryError (ENOTFOUND) if there is no such task
+        or its result was already delivered to a future."""
+        f = self._core.attach(int(task_id), self)
+        if self._box[0] is None:
+            self._start()
+        return f
+
+    def sent(self, timeout=None):
+        """Wait until the scheduler has accepted every task submitted so
+        far (tasks not yet sent are lost if the client closes); whether
+        it has.  Before closing a client whose session another process
+        resumes."""
+        end = None if timeout is None else _time.monotonic() + timeout
+        while self._core.stats()["unsent"] > 0:
+            if end is not None and _time.monotonic() >= end:
+                return False
+            _time.sleep(0.005)
+        return True
 
     def gather(self, futures, errors="raise", timeout=None):
         """The results of futures, in order.  errors="raise": the first

@@ -313,8 +313,11 @@ def test_timeout_waiting(client):
 
 # ------------------------------------------- concurrent.futures' tools
 
+HOUR = 3600000  # ms: a task that ends only when cancelled
+
+
 def test_wait_and_as_completed(client):
-    slow = client.submit("sleep_ms", 2000)
+    slow = client.submit("sleep_ms", HOUR)
     fast = client.map("square", range(50))
     done, not_done = cf.wait(fast + [slow], timeout=T,
                              return_when=cf.FIRST_COMPLETED)
@@ -323,8 +326,9 @@ def test_wait_and_as_completed(client):
     for f in cf.as_completed(fast, timeout=T):
         seen.add(f.result())
     assert seen == set(i * i for i in range(50))
+    assert slow.cancel()
     done, not_done = cf.wait([slow] + fast, timeout=T)
-    assert not not_done and slow.result() == 2000
+    assert not not_done and slow.cancelled()
     done, not_done = ferry.wait(fast + [slow], timeout=T)
     assert len(done) == 51 and not not_done
     assert sorted(f.result() for f in ferry.as_completed(fast)) == \
@@ -334,10 +338,14 @@ def test_wait_and_as_completed(client):
 
 
 def test_ferry_as_completed(client):
-    slow = client.submit("sleep_ms", 1500)
+    slow = client.submit("sleep_ms", HOUR)
     fs = client.map("square", range(300)) + [slow]
     fs[0].result(T)
-    order = list(ferry.as_completed(fs + fs[:10], timeout=T))
+    order = []
+    for f in ferry.as_completed(fs + fs[:10], timeout=T):
+        order.append(f)
+        if len(order) == len(fs) - 1:
+            slow.cancel()   # the only one left
     assert len(order) == len(fs) and set(order) == set(fs)  # each once
     assert order[-1] is slow
     assert sorted(f.result() for f in order[:-1]) == \
@@ -365,7 +373,7 @@ def test_ferry_as_completed(client):
 
 
 def test_ferry_wait(client):
-    slow = client.submit("sleep_ms", 2000)
+    slow = client.submit("sleep_ms", HOUR)
     bad = client.submit("fail", "x")
     quick = client.submit("square", 5)
     done, not_done = ferry.wait([slow, quick], timeout=T,
@@ -377,6 +385,7 @@ def test_ferry_wait(client):
     done, not_done = ferry.wait([slow], timeout=0.05,
                                 return_when=cf.FIRST_COMPLETED)
     assert not done and not_done == {slow}
+    slow.cancel()
     done, not_done = client.wait([slow, bad, quick], timeout=T)
     assert len(done) == 3 and not not_done
     with pytest.raises(ValueError):
@@ -538,6 +547,28 @@ def test_status_and_stats(client):
     assert client.session > 0
 
 
+def test_resume_session(cluster):
+    a = ferry.Client(cluster.address)
+    session = a.session
+    fs = a.map("sleep_ms", [1000, 1001])
+    ids = [f.id for f in fs]
+    assert a.sent(T)
+    a.close()
+    for f in fs:  # unless they had finished already
+        assert f.exception(T) is None or \
+            isinstance(f.exception(T), ferry.ConnectionLost)
+    if any(f.exception(T) is None for f in fs):
+        pytest.skip("the tasks finished before the client closed")
+    # another client (another process, say) takes the session over
+    with ferry.Client(cluster.address, session=session) as b:
+        assert b.session == session
+        got = [b.attach(i) for i in ids]
+        assert [f.result(T) for f in got] == [1000, 1001]
+        with pytest.raises(ferry.FerryError) as e:
+            b.attach(ids[0])     # delivered already
+        assert e.value.name == "ENOTFOUND"
+
+
 def test_default_address(cluster, monkeypatch):
     monkeypatch.setenv("FERRY_ADDRESS", cluster.address)
     with ferry.Client() as c:
@@ -557,16 +588,25 @@ def os_threads():
     return len(os.listdir("/proc/self/task"))
 
 
+def timed_close(c):
+    """Close c; whether libferry gave up waiting for NNG's socket close
+    (NNG 1.5's nng_close can hang, nanomsg/nng#1543 and #1813; libferry
+    then leaves a thread to finish it after 2 s, client/conn.c)."""
+    t0 = time.monotonic()
+    c.close()
+    return time.monotonic() - t0 >= 1.9
+
+
 def test_close(cluster):
     base = len(completion_threads())
     # NNG's own threads start with the first client of the process
-    ferry.Client(cluster.address).close()
+    leaked = timed_close(ferry.Client(cluster.address))
     before = os_threads()
     c = ferry.Client(cluster.address)
     assert c.submit("add", 1, 1).result(T) == 2
     assert len(completion_threads()) == base + 1
     pending = c.submit("sleep_ms", 3000)
-    c.close()
+    leaked = timed_close(c) or leaked
     c.close()   # idempotent
     assert c.closed
     with pytest.raises(ferry.ConnectionLost, match="closed"):
@@ -574,8 +614,12 @@ def test_close(cluster):
     with pytest.raises(ferry.ConnectionLost):
         c.submit("add", 1, 1)
     assert len(completion_threads()) == base
-    # libferry's I/O thread went too
-    assert os_threads() == before
+    # libferry's I/O thread went too (a joined thread may take a moment
+    # to leave the process), unless NNG's close hung
+    deadline = time.monotonic() + T
+    while os_threads() > before and not leaked:
+        assert time.monotonic() < deadline, "threads left behind"
+        time.sleep(0.01)
     # a client dropped without close is closed when collected
     c = ferry.Client(cluster.address)
     c.submit("noop").result(T)
@@ -585,6 +629,21 @@ def test_close(cluster):
     deadline = time.monotonic() + T
     while len(completion_threads()) > base:
         assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_futures_keep_their_client(cluster):
+    base = len(completion_threads())
+    fs = ferry.Client(cluster.address).map("square", range(10))
+    import gc
+    gc.collect()
+    assert fs[0].client is not None and not fs[0].client.closed
+    assert ferry.client.gather(fs, timeout=T) == [i * i for i in range(10)]
+    del fs
+    gc.collect()
+    deadline = time.monotonic() + T
+    while len(completion_threads()) > base:
+        assert time.monotonic() < deadline, "client not closed"
         time.sleep(0.01)
 
 
