@@ -13,8 +13,6 @@ import pytest
 import ferry
 import ferry._paths as paths
 
-import client_pytasks as pt
-
 T = 60
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -27,6 +25,13 @@ def have_ferry_python():
 pytestmark = pytest.mark.skipif(not have_ferry_python(),
                                 reason="ferry_python (the worker's "
                                 "embedded Python) is not built here")
+
+
+@pytest.fixture(scope="module")
+def pt():
+    """The task module (imported here: it needs @ferry.task)."""
+    import client_pytasks
+    return client_pytasks
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +52,7 @@ def client(cluster):
         yield c
 
 
-def test_functions_as_tasks(client):
+def test_functions_as_tasks(client, pt):
     assert pt.square.__ferry_name__ == "client_pytasks.square"
     assert client.submit(pt.square, 12).result(T) == 144
     xs = list(range(-20, 280))
@@ -57,7 +62,7 @@ def test_functions_as_tasks(client):
     assert client.submit("client_pytasks.add", "a", "b").result(T) == "ab"
 
 
-def test_python_exception(client):
+def test_python_exception(client, pt):
     f = client.submit(pt.boom, "bad input")
     with pytest.raises(ferry.TaskError) as e:
         f.result(T)
@@ -74,7 +79,7 @@ def test_python_exception(client):
     assert e.value.remote_message == "mine"
 
 
-def test_values_as_python_sees_them(client):
+def test_values_as_python_sees_them(client, pt):
     np = pytest.importorskip("numpy")
     r = client.submit(pt.kinds, None, True, 1, 1.5, "s", b"b", (1, 2),
                       {"k": 1}, np.int64(3), np.float32(0.5)).result(T)
@@ -82,7 +87,7 @@ def test_values_as_python_sees_them(client):
                  "list", "dict", "int", "float"]
 
 
-def test_object_refs(cluster, client):
+def test_object_refs(cluster, client, pt):
     np = pytest.importorskip("numpy")
     a = np.arange(1000, dtype=np.float64)
     path = os.path.join(str(cluster.objects), "a.npy")
@@ -96,7 +101,7 @@ def test_object_refs(cluster, client):
     assert client.submit(pt.nbytes, ferry.object(raw)).result(T) == 4097
 
 
-def test_graph_of_python_tasks(client):
+def test_graph_of_python_tasks(client, pt):
     a = client.submit(pt.square, 3)
     b = client.submit(pt.square, 4)
     c = client.submit(pt.add, a, b)
@@ -107,7 +112,7 @@ def test_graph_of_python_tasks(client):
         client.submit(pt.add, bad, 1).result(T)
 
 
-def pipeline(executor):
+def pipeline(executor, pt):
     """Code written for ProcessPoolExecutor."""
     with executor as ex:
         futs = [ex.submit(pt.square, i) for i in range(30)]
@@ -123,7 +128,7 @@ def pipeline(executor):
     return total, mapped, raised
 
 
-def test_executor_runs_the_same_functions(cluster):
-    want = pipeline(cf.ProcessPoolExecutor(2))
-    got = pipeline(ferry.Executor(cluster.address))
+def test_executor_runs_the_same_functions(cluster, pt):
+    want = pipeline(cf.ProcessPoolExecutor(2), pt)
+    got = pipeline(ferry.Executor(cluster.address), pt)
     assert got == want
