@@ -2,7 +2,8 @@
 the C client (`ferry bench`), on one private cluster, in one run.
 
     /usr/bin/python3 bench/python_small.py [--build DIR] [-n 200000]
-        [-l 2000] [-r 5] [-w 2] [--fn noop] [--connect URL] [--json]
+        [-l 2000] [-r 5] [-w 2] [--fn noop] [--python] [--connect URL]
+        [--json]
 
 throughput   Client.map(fn, range(N)) then Client.gather(): the clock runs
              from the first submit to the last result (and the results
@@ -52,7 +53,7 @@ def median(vals):
 class PrivateCluster:
     """A scheduler and a worker group, processes of this script."""
 
-    def __init__(self, ferry_bin, workers, tmp):
+    def __init__(self, ferry_bin, workers, tmp, python=False):
         self.procs = []
         self.address = "ipc://%s/sched.sock" % tmp
         self.log = open(os.path.join(tmp, "cluster.log"), "ab")
@@ -65,9 +66,13 @@ class PrivateCluster:
                 raise RuntimeError("scheduler not ready; see %s"
                                    % self.log.name)
             time.sleep(0.02)
-        self._spawn([ferry_bin, "worker", "--connect", self.address,
-                     "--processes", str(workers), "--slots", "1",
-                     "--library", "ferry_examples", "--log-level", "warn"])
+        argv = [ferry_bin, "worker", "--connect", self.address,
+                "--processes", str(workers), "--slots", "1",
+                "--library", "ferry_examples", "--log-level", "warn"]
+        if python:
+            argv += ["--python-module", "ferry_bench_tasks",
+                     "--python-path", os.path.join(HERE, "pytasks")]
+        self._spawn(argv)
 
     def _spawn(self, argv):
         self.procs.append(subprocess.Popen(
@@ -161,8 +166,14 @@ def main():
                     help="runs (default 5); medians are reported")
     ap.add_argument("-w", "--workers", type=int, default=2,
                     help="worker processes (default 2)")
-    ap.add_argument("--fn", default="noop",
-                    help="the task function (default noop)")
+    ap.add_argument("--fn", default=None,
+                    help="the task function (default noop, or "
+                    "ferry_bench_tasks.noop with --python)")
+    ap.add_argument("--python", action="store_true",
+                    help="workers also run Python tasks "
+                    "(bench/pytasks/ferry_bench_tasks.py, in the "
+                    "workers' embedded interpreter), and the task is "
+                    "the Python noop")
     ap.add_argument("--connect", help="use this cluster instead of "
                     "starting one")
     ap.add_argument("--skip-c", action="store_true",
@@ -170,6 +181,8 @@ def main():
     ap.add_argument("--json", action="store_true",
                     help="each run as a JSON line, then the medians")
     args = ap.parse_args()
+    if args.fn is None:
+        args.fn = "ferry_bench_tasks.noop" if args.python else "noop"
 
     build = os.path.abspath(args.build)
     sys.path.insert(0, os.path.join(build, "python"))
@@ -181,7 +194,7 @@ def main():
         address = args.connect
     else:
         tmp = tempfile.mkdtemp(prefix="ferry-pybench-")
-        cluster = PrivateCluster(ferry_bin, args.workers, tmp)
+        cluster = PrivateCluster(ferry_bin, args.workers, tmp, args.python)
         address = cluster.address
     rows = {k: [] for k in ("py_map", "py_map_result", "py_submit", "c_map",
                             "py_p50", "py_p99", "c_p50", "c_p99",

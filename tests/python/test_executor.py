@@ -45,7 +45,8 @@ def pipeline(executor, square, add):
 
 def test_swap_for_process_pool(cluster):
     want = pipeline(cf.ProcessPoolExecutor(2), square, add)
-    got = pipeline(ferry.Executor(cluster.address), "square", "add")
+    got = pipeline(ferry.Executor(cluster.address, max_workers=2), "square",
+                   "add")
     assert got == want
     assert isinstance(ferry.Executor(cluster.address), cf.Executor)
 
