@@ -156,12 +156,14 @@ def stop_tree(what, grace=2.0, spare=None):
     def live():
         return [p for p in descendants(os.getpid())
                 if spare is None or not spare(p)]
+    reap()
     pids = live()
     if not pids:
         return []
     _wait_reaping(pids, grace)
     pids = live()
     if not pids:
+        reap()
         return []
     say("%s: stopping pids %s" % (what, pid_list(pids)))
     kill_pids(pids, signal.SIGTERM)
