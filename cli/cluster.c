@@ -932,6 +932,10 @@ script_worker(struct sbuf *b, const struct conf *c,
 		    h->n_libraries > 0 ? h->libraries[i] : w->libraries[i]);
 	sb_opt(b, "--library-dir",
 	    h->library_dir != NULL ? h->library_dir : w->library_dir);
+	for (size_t i = 0; i < w->n_python_path; i++)
+		sb_opt(b, "--python-path", w->python_path[i]);
+	for (size_t i = 0; i < w->n_python_modules; i++)
+		sb_opt(b, "--python-module", w->python_modules[i]);
 	for (size_t i = 0; i < n_roots; i++)
 		sb_opt(b, "--object-root", h->n_object_roots > 0
 		        ? h->object_roots[i]

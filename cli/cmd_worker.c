@@ -23,7 +23,8 @@ worker_usage(FILE *out)
 	fprintf(out,
 	    "usage: ferry worker [-f FILE [--group NAME]] [--connect URL]\n"
 	    "                    [--processes N] [--slots N] [--prefetch N]\n"
-	    "                    [--library LIB]... [--memory-limit SIZE]\n"
+	    "                    [--library LIB]... [--python-module M]...\n"
+	    "                    [--python-path DIR]... [--memory-limit SIZE]\n"
 	    "                    [--max-tasks N] [--log-level LEVEL]\n"
 	    "\n"
 	    "Start N worker processes for one worker group and keep them "
@@ -46,6 +47,14 @@ worker_usage(FILE *out)
 	    "its\n"
 	    "                       running ones (default %d)\n"
 	    "  -L, --library LIB    task library (path or name); may repeat\n"
+	    "      --python-module M  import Python module M in each process "
+	    "and\n"
+	    "                       run the functions it marks @ferry.task; "
+	    "may\n"
+	    "                       repeat (loads the library ferry_python)\n"
+	    "      --python-path DIR  put DIR first on sys.path for those "
+	    "imports;\n"
+	    "                       may repeat\n"
 	    "  -R, --object-root DIR  a directory object references may name "
 	    "files\n"
 	    "                       in; may repeat (none: objects are "
@@ -96,6 +105,8 @@ enum {
 	OPT_MAXTASKS,
 	OPT_SUPTOKEN,
 	OPT_SLOTFD,
+	OPT_PYMOD,
+	OPT_PYPATH,
 };
 
 /* Options shared by `worker` and `worker-process`. */
@@ -118,6 +129,8 @@ static const struct option worker_opts[] = {
 	{ "max-tasks", required_argument, NULL, OPT_MAXTASKS },
 	{ "supervisor-token", required_argument, NULL, OPT_SUPTOKEN },
 	{ "slot-table-fd", required_argument, NULL, OPT_SLOTFD },
+	{ "python-module", required_argument, NULL, OPT_PYMOD },
+	{ "python-path", required_argument, NULL, OPT_PYPATH },
 	CLI_CLIENT_OPTIONS,
 };
 
@@ -128,7 +141,8 @@ struct worker_flags {
 	const char *who; /* "ferry worker" or "ferry worker-process" */
 	long        processes;
 	int         level;
-	int         libs, roots, libdir; /* given on the command line */
+	int         libs, roots, libdir, pymods, pypath; /* given on the
+	                                              * command line */
 };
 
 /* Add val to a list of at most max (libraries, object roots); the first
@@ -144,6 +158,35 @@ worker_list_add(const struct worker_flags *f, int *given, const char **list,
 		return -1;
 	}
 	list[(*n)++] = val;
+	return 0;
+}
+
+/* Whether name is a dotted Python module name (a typo is reported
+ * here, not by N processes that fail to import it); says why not. */
+static int
+python_module_valid(const struct worker_flags *f, const char *name)
+{
+	int start = 1;
+
+	for (const char *p = name; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '.' && !start) {
+			start = 1;
+			continue;
+		}
+		if (!(c == '_' || (c >= 'a' && c <= 'z') ||
+		        (c >= 'A' && c <= 'Z') || c >= 0x80 ||
+		        (!start && c >= '0' && c <= '9')))
+			goto bad;
+		start = 0;
+	}
+	if (!start)
+		return 1;
+bad:
+	fprintf(stderr,
+	    "%s: --python-module '%s' is not a module name (dotted "
+	    "identifiers, e.g. mytasks or pkg.tasks)\n",
+	    f->who, name);
 	return 0;
 }
 
@@ -177,6 +220,16 @@ worker_flag(struct wrk_options *o, struct worker_flags *f, int ch)
 			o->library_dir = NULL;
 		return worker_list_add(f, &f->libs, o->libraries,
 		    &o->n_libraries, WRK_MAX_LIBRARIES, "libraries", optarg);
+	case OPT_PYMOD:
+		if (!python_module_valid(f, optarg))
+			return -1;
+		return worker_list_add(f, &f->pymods, o->python_modules,
+		    &o->n_python_modules, WRK_MAX_PYTHON, "python modules",
+		    optarg);
+	case OPT_PYPATH:
+		return worker_list_add(f, &f->pypath, o->python_path,
+		    &o->n_python_path, WRK_MAX_PYTHON, "python path directories",
+		    optarg);
 	case OPT_LOG:
 		if ((f->level = log_level_parse(optarg)) >= 0)
 			return 0;
@@ -288,6 +341,15 @@ worker_libraries_found(const struct wrk_options *o)
 			fprintf(stderr, "ferry worker: %s\n", err);
 			return -1;
 		}
+	}
+	if (o->n_python_modules > 0 &&
+	    wrk_library_resolve(WRK_PYTHON_LIBRARY, NULL, path, sizeof(path),
+	        err, sizeof(err)) != 0) {
+		fprintf(stderr,
+		    "ferry worker: Python modules need the task library %s, "
+		    "built with the python option: %s\n",
+		    WRK_PYTHON_LIBRARY, err);
+		return -1;
 	}
 	return 0;
 }

@@ -95,6 +95,8 @@ struct ferry_future {
 	struct ferry_future   *next;      /* submit queue */
 	struct ferry_iter     *iter;      /* the iterator it belongs to */
 	struct ferry_future   *iter_next; /* that iterator's ready list */
+	void                  *iter_data; /* the caller's datum for it
+	                                   * there (ferry_iter_add) */
 
 	/* task graphs (graph.c) */
 	int                    refd;    /* in the client's refd map */
@@ -139,6 +141,9 @@ struct ferry_iter {
 	ferry_client        *c;
 	size_t               total, yielded;
 	struct ferry_future *ready_head, *ready_tail;
+	/* made by ferry_iter_new: futures come over time, so having
+	 * yielded all is no end; it holds a reference on the client */
+	int                  open;
 };
 
 /* A request in flight (struct req first: the request layer's head). */

@@ -299,37 +299,109 @@ ferry_as_completed(ferry_client *c, ferry_future *const *futs, size_t n,
 }
 
 FERRY_API int
-ferry_iter_next(ferry_iter *it, int timeout_ms, ferry_future **f)
+ferry_iter_new(ferry_client *c, ferry_iter **out)
 {
-	struct timespec ts;
-	ferry_client   *c;
-	int             rv = 0;
-	if (it == NULL || f == NULL)
+	ferry_iter *it;
+	if (c == NULL || out == NULL)
+		return FERRY_EINVAL;
+	if ((it = calloc(1, sizeof(*it))) == NULL)
+		return FERRY_ENOMEM;
+	it->c    = c;
+	it->open = 1;
+	pthread_mutex_lock(&c->lock);
+	c->refs++; /* the lock stays while the iterator does */
+	pthread_mutex_unlock(&c->lock);
+	*out = it;
+	return 0;
+}
+
+FERRY_API int
+ferry_iter_add(ferry_iter *it, ferry_future *const *futs, void *const *data,
+    size_t n)
+{
+	ferry_client *c;
+	if (it == NULL || (n > 0 && futs == NULL))
 		return FERRY_EINVAL;
 	c = it->c;
-	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
 	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		if (it->ready_head != NULL) {
-			*f             = it->ready_head;
-			it->ready_head = (*f)->iter_next;
-			if (it->ready_head == NULL)
-				it->ready_tail = NULL;
-			(*f)->iter_next = NULL;
-			(*f)->iter      = NULL; /* yielded: no longer ours */
-			it->yielded++;
-			rv = 0;
-			break;
+	for (size_t i = 0; i < n; i++) {
+		if (futs[i] == NULL || futs[i]->c != c ||
+		    futs[i]->iter != NULL) {
+			pthread_mutex_unlock(&c->lock);
+			return FERRY_EINVAL; /* nothing added */
 		}
-		if (it->yielded >= it->total) {
-			rv = FERRY_ENOTFOUND;
-			break;
-		}
-		if ((rv = wait_locked(c, timeout_ms, &ts)) != 0)
-			break;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ferry_future *f = futs[i];
+		f->iter                = it;
+		f->iter_data           = data != NULL ? data[i] : NULL;
+		it->total++;
+		if (f->state != FERRY_PENDING)
+			iter_ready(it, f);
 	}
 	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/* Take up to cap ready futures of it (lock held), waiting for the first
+ * as ferry_iter_next_many says.  Returns 0 with *n > 0, or the error. */
+static int
+iter_take_locked(ferry_iter *it, int timeout_ms, const struct timespec *ts,
+    ferry_future **futs, void **data, size_t cap, size_t *n)
+{
+	ferry_client *c = it->c;
+	int           rv;
+
+	*n = 0;
+	for (;;) {
+		while (it->ready_head != NULL && *n < cap) {
+			struct ferry_future *f = it->ready_head;
+			it->ready_head         = f->iter_next;
+			if (it->ready_head == NULL)
+				it->ready_tail = NULL;
+			f->iter_next = NULL;
+			f->iter      = NULL; /* yielded: no longer ours */
+			if (data != NULL)
+				data[*n] = f->iter_data;
+			f->iter_data = NULL;
+			futs[(*n)++] = f;
+			it->yielded++;
+		}
+		if (*n > 0)
+			return 0;
+		if (it->yielded >= it->total) {
+			if (!it->open)
+				return FERRY_ENOTFOUND;
+			if (c->closing)
+				return FERRY_ECLOSED;
+		}
+		if ((rv = wait_locked(c, timeout_ms, ts)) != 0)
+			return rv;
+	}
+}
+
+FERRY_API int
+ferry_iter_next_many(ferry_iter *it, int timeout_ms, ferry_future **futs,
+    void **data, size_t cap, size_t *n)
+{
+	struct timespec ts;
+	int             rv;
+	if (it == NULL || futs == NULL || cap == 0 || n == NULL)
+		return FERRY_EINVAL;
+	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
+	pthread_mutex_lock(&it->c->lock);
+	rv = iter_take_locked(it, timeout_ms, &ts, futs, data, cap, n);
+	pthread_mutex_unlock(&it->c->lock);
 	return rv;
+}
+
+FERRY_API int
+ferry_iter_next(ferry_iter *it, int timeout_ms, ferry_future **f)
+{
+	size_t n;
+	if (it == NULL || f == NULL)
+		return FERRY_EINVAL;
+	return ferry_iter_next_many(it, timeout_ms, f, NULL, 1, &n);
 }
 
 FERRY_API void
@@ -345,12 +417,18 @@ ferry_iter_free(ferry_iter *it)
 	pthread_mutex_lock(&c->lock);
 	/* detach every future still pointing here: walk the pending map
 	 * (the ready list holds finished ones) */
-	for (f = it->ready_head; f != NULL; f = f->iter_next)
-		f->iter = NULL;
-	while (idmap_iter_next(&c->pending, &pi, NULL, (void **)&f))
-		if (f->iter == it)
-			f->iter = NULL;
-	pthread_mutex_unlock(&c->lock);
+	for (f = it->ready_head; f != NULL; f = f->iter_next) {
+		f->iter      = NULL;
+		f->iter_data = NULL;
+	}
+	while (idmap_iter_next(&c->pending, &pi, NULL, (void **)&f)) {
+		if (f->iter == it) {
+			f->iter      = NULL;
+			f->iter_data = NULL;
+		}
+	}
+	if (!it->open || !client_release_locked(c))
+		pthread_mutex_unlock(&c->lock);
 	free(it);
 }
 

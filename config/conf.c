@@ -335,6 +335,51 @@ check_tls(struct ctx *x, const struct node *m, void *base)
 	    "needs 'ca_file' (the CA that signed the client certificates)");
 }
 
+/* A worker group runs task libraries, Python modules, or both. */
+static int
+check_group(struct ctx *x, const struct node *m, void *base)
+{
+	const struct conf_group *g = base;
+
+	if (g->wrk.n_libraries > 0 || g->wrk.n_python_modules > 0)
+		return 0;
+	return missing(x, m, "libraries",
+	    "a list of task library names or paths, or python.modules");
+}
+
+/* A Python module name: dotted identifiers (ASCII here; the import says
+ * the rest). */
+static int
+str_module(struct ctx *x, const struct node *n, const struct key *k,
+    char **out)
+{
+	char show[CONF_SHOW_BUF];
+	int  start = 1;
+
+	(void) k;
+	if (want_string(x, n, out) != 0)
+		return -1;
+	for (const char *p = *out; *p != '\0'; p++) {
+		char c = *p;
+		if (c == '.' && !start) {
+			start = 1;
+			continue;
+		}
+		if (!(c == '_' || (c >= 'a' && c <= 'z') ||
+		        (c >= 'A' && c <= 'Z') ||
+		        (!start && c >= '0' && c <= '9')))
+			goto bad;
+		start = 0;
+	}
+	if (!start && strlen(*out) <= 255)
+		return 0;
+bad:
+	return node_fail(x, n,
+	    "bad module name '%s': use dotted identifiers of A-Z a-z 0-9 _ "
+	    "(e.g. mytasks, pkg.tasks), at most 255 bytes",
+	    node_show(n, show, sizeof(show)));
+}
+
 /* The whole file: each group's workers run with the cluster's address,
  * timeouts and security; the scheduler knows the groups' names. */
 static int
@@ -509,6 +554,27 @@ static const struct maps hosts_list = {
 	offsetof(struct conf_host, name), NULL, host_dup
 };
 
+static const struct list modules_list = { "a list of Python module names",
+	"list at least one module", "python modules", "module",
+	WRK_MAX_PYTHON };
+static const struct list pypath_list = { "a list of directories", NULL,
+	"python path directories", "directory", WRK_MAX_PYTHON };
+
+/* workers[].python: the Python task modules of the group. */
+static const struct key python_keys[] = {
+	{ "modules", &t_strs, str_module,
+	    LIST(struct conf_group, wrk.python_modules,
+	        wrk.n_python_modules),
+	    .hint = "a list of Python module names",
+	    .flags = F_REQUIRED | F_ONE, .sub = &modules_list,
+	    .doc = "(required)" },
+	{ "path", &t_strs, str_path,
+	    LIST(struct conf_group, wrk.python_path, wrk.n_python_path),
+	    .flags = F_LOCAL | F_ONE, .sub = &pypath_list, .doc = "(none)" },
+};
+static const struct section python_section = SECTION(python_keys,
+    "a mapping (modules, path)", NULL);
+
 static const struct key group_keys[] = {
 	{ "name", &t_str, str_word, G_(wrk.group), .sub = &name_word,
 	    .hint = "a unique group name", .flags = F_REQUIRED,
@@ -523,8 +589,10 @@ static const struct key group_keys[] = {
 	{ "libraries", &t_strs, str_path,
 	    LIST(struct conf_group, wrk.libraries, wrk.n_libraries),
 	    .hint = "a list of task library names or paths",
-	    .flags = F_REQUIRED, .sub = &libraries_list,
-	    .doc = "(required)" },
+	    .sub = &libraries_list,
+	    .doc = "(required unless `python`)" },
+	{ "python", &t_map, NULL, .sub = &python_section,
+	    .doc = "(none)" },
 	{ "object_roots", &t_strs, str_path,
 	    LIST(struct conf_group, wrk.object_roots, wrk.n_object_roots),
 	    .flags = F_LOCAL, .sub = &roots_list, .doc = "(none)" },
@@ -539,7 +607,8 @@ static const struct key group_keys[] = {
 	    .doc = "(none: this machine)" },
 };
 static const struct section group_section = SECTION(group_keys,
-    "a mapping (name, processes, slots, prefetch, libraries)", NULL);
+    "a mapping (name, processes, slots, prefetch, libraries, python)",
+    check_group);
 static const struct maps workers_list = {
 	{ "a list of worker groups", "list at least one worker group",
 	    "worker groups", NULL, CONF_MAX_GROUPS },

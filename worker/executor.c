@@ -271,11 +271,13 @@ run_task(struct wproc *w, struct wtask *t, struct ferry_task *ctx,
 		return;
 	}
 	code = ctx->code != 0 ? ctx->code : FERRY_ETASK;
-	if (ctx->err[0] != '\0')
-		util_strlcpy(msg, ctx->err, sizeof(msg));
-	else
-		snprintf(msg, sizeof(msg), "task function '%s' returned %d",
-		    t->name, rc);
+	if (ctx->err[0] != '\0') {
+		proto_pack_result(res, t->id, code, ctx->err,
+		    strlen(ctx->err));
+		return;
+	}
+	snprintf(msg, sizeof(msg), "task function '%s' returned %d", t->name,
+	    rc);
 report:
 	proto_pack_result(res, t->id, code, msg, strlen(msg));
 }

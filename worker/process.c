@@ -381,23 +381,37 @@ slots_open(struct wproc *w)
 	return 0;
 }
 
-/* Load the task libraries; the names of their functions for hello.
+/* Load task library spec (resolved against dir, NULL: the current
+ * one).  Returns 0, or -1 (logged). */
+static int
+library_load(struct wproc *w, const char *spec, const char *dir)
+{
+	char path[4096], err[8192];
+
+	if (wrk_library_resolve(spec, dir, path, sizeof(path), err,
+	        sizeof(err)) != 0 ||
+	    wrk_library_load(&w->reg, path, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Load the task libraries, and ferry_python after them when the group
+ * names Python modules; the names of their functions for hello.
  * Returns 0 or an exit status (logged). */
 static int
 libraries_load(struct wproc *w)
 {
-	for (size_t i = 0; i < w->o->n_libraries; i++) {
-		char path[4096], err[1024];
-		if (wrk_library_resolve(w->o->libraries[i], w->o->library_dir,
-		        path, sizeof(path), err, sizeof(err)) != 0 ||
-		    wrk_library_load(&w->reg, path, err, sizeof(err)) != 0) {
-			log_error("%s", err);
+	for (size_t i = 0; i < w->o->n_libraries; i++)
+		if (library_load(w, w->o->libraries[i], w->o->library_dir) != 0)
 			return 2;
-		}
-	}
+	if (w->o->n_python_modules > 0 &&
+	    library_load(w, WRK_PYTHON_LIBRARY, NULL) != 0)
+		return 2;
 	if (w->reg.n == 0)
 		log_warn("no task functions loaded: this worker can run "
-		         "nothing (give it --library)");
+		         "nothing (give it --library or --python-module)");
 	if (cache_open(w) != 0)
 		return 2;
 	if ((w->fn_names = calloc(w->reg.n + 1, sizeof(*w->fn_names))) ==
@@ -519,7 +533,14 @@ process_stop(struct wproc *w, int rc)
 		if (w->canary[i] >= 0)
 			close(w->canary[i]);
 	writers(w, proto_writer_fini);
-	objcache_free(w->cache);
+	/* objects task code still holds (an interpreter's views over their
+	 * mappings, never finalized) keep the cache: it goes with the
+	 * process */
+	if (wp_objects_held() == 0)
+		objcache_free(w->cache);
+	else
+		log_debug("%zu object(s) still held by task code at exit",
+		    wp_objects_held());
 	wrk_registry_fini(&w->reg);
 	free(w->ret_task);
 	free(w->ret_batch);
@@ -546,7 +567,7 @@ wrk_process_run(const struct wrk_options *o)
 	w.canary[0] = w.canary[1] = -1;
 	w.capacity  = (uint32_t)(o->slots + o->prefetch);
 	req_link_init(&w.link, o->max_message_size);
-	wrk_registry_init(&w.reg);
+	wrk_registry_init(&w.reg, o);
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.cv, NULL);
 	writers(&w, proto_writer_init);

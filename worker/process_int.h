@@ -165,6 +165,9 @@ struct wproc {
  * cache too (a crash may have met a file changed under its mapping). */
 void wp_unpin_all(struct ferry_task *t, int invalidate);
 
+/* How many holds (ferry_task_object_hold) are not released. */
+size_t wp_objects_held(void);
+
 /* ---- executor.c ---- */
 
 /* Install the crash handlers (SIGSEGV, SIGBUS, SIGFPE, SIGILL,

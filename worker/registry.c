@@ -26,9 +26,10 @@ name_hash(const char *s, size_t n)
 }
 
 void
-wrk_registry_init(struct ferry_registry *r)
+wrk_registry_init(struct ferry_registry *r, const struct wrk_options *opts)
 {
 	memset(r, 0, sizeof(*r));
+	r->opts = opts;
 }
 
 void
@@ -38,6 +39,7 @@ wrk_registry_fini(struct ferry_registry *r)
 		free(r->fns[i].name);
 	free(r->fns);
 	free(r->table);
+	free(r->fail);
 	/* libraries stay mapped until exit: a task library may have
 	 * registered atexit handlers or threads that still use its code */
 	memset(r, 0, sizeof(*r));
@@ -147,6 +149,37 @@ ferry_register_loader(ferry_registry *r, const char *name,
 	return 0;
 }
 
+__attribute__((visibility("default"))) const char *
+ferry_registry_setting(const ferry_registry *r, const char *key, size_t i)
+{
+	const struct wrk_options *o = r != NULL ? r->opts : NULL;
+
+	if (o == NULL || key == NULL)
+		return NULL;
+	if (strcmp(key, "python.module") == 0)
+		return i < o->n_python_modules ? o->python_modules[i] : NULL;
+	if (strcmp(key, "python.path") == 0)
+		return i < o->n_python_path ? o->python_path[i] : NULL;
+	return NULL;
+}
+
+__attribute__((visibility("default"))) int
+ferry_registry_fail(ferry_registry *r, const char *fmt, ...)
+{
+	va_list ap;
+	char   *msg = NULL;
+
+	if (r == NULL)
+		return -1;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	free(r->fail);
+	r->fail = msg; /* NULL (out of memory): the generic message */
+	return -1;
+}
+
 static int
 exists(const char *path)
 {
@@ -207,6 +240,9 @@ wrk_library_resolve(const char *spec, const char *base_dir, char *out,
 		snprintf(dir, sizeof(dir), "%s/../examples", exe);
 		if (try_dir(dir, spec, out, outlen))
 			return 0;
+		snprintf(dir, sizeof(dir), "%s/../python/worker", exe);
+		if (try_dir(dir, spec, out, outlen))
+			return 0;
 		snprintf(dir, sizeof(dir), "%s/../lib/ferry", exe);
 		if (try_dir(dir, spec, out, outlen))
 			return 0;
@@ -239,6 +275,14 @@ wrk_library_load(struct ferry_registry *r, const char *path, char *err,
 		    dlerror());
 		return -1;
 	}
+	for (size_t i = 0; i < r->n_handles; i++)
+		if (r->handles[i] == h) {
+			/* named twice (by two paths, or as a library and by
+			 * the python settings): its functions are in already */
+			log_info("%s: already loaded", path);
+			dlclose(h);
+			return 0;
+		}
 	*(void **)&abi  = dlsym(h, "ferry_library_abi");
 	*(void **)&init = dlsym(h, "ferry_library_init");
 	if (abi == NULL || init == NULL) {
@@ -259,9 +303,15 @@ wrk_library_load(struct ferry_registry *r, const char *path, char *err,
 	r->loading = path;
 	if (init(r) != 0) {
 		r->loading = NULL;
-		snprintf(err, errlen,
-		    "%s: ferry_library_init failed (see the messages above)",
-		    path);
+		if (r->fail != NULL)
+			snprintf(err, errlen, "%s", r->fail);
+		else
+			snprintf(err, errlen,
+			    "%s: ferry_library_init failed (see the messages "
+			    "above)",
+			    path);
+		free(r->fail);
+		r->fail = NULL;
 		return -1; /* keep it mapped: it may have registered some */
 	}
 	r->loading                  = NULL;

@@ -74,7 +74,8 @@
 #include "sup_int.h"
 #include "util.h"
 
-#define MAX_ARGS (64 + 2 * WRK_MAX_LIBRARIES + 2 * WRK_MAX_ROOTS)
+#define MAX_ARGS \
+	(64 + 2 * WRK_MAX_LIBRARIES + 2 * WRK_MAX_ROOTS + 4 * WRK_MAX_PYTHON)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 30000
@@ -168,6 +169,10 @@ child_args_optional(struct child_args *a, const struct wrk_options *o)
 			arg_add(a, flags[i], vals[i]);
 	for (size_t i = 0; i < o->n_libraries; i++)
 		arg_add(a, "--library", o->libraries[i]);
+	for (size_t i = 0; i < o->n_python_path; i++)
+		arg_add(a, "--python-path", o->python_path[i]);
+	for (size_t i = 0; i < o->n_python_modules; i++)
+		arg_add(a, "--python-module", o->python_modules[i]);
 }
 
 /* The command line of worker process k. */

@@ -18,6 +18,10 @@ struct obj_entry;
 
 /* ---- task libraries (registry.c) ---- */
 
+/* The task library that runs Python task functions: loaded after the
+ * group's libraries when it names Python modules. */
+#define WRK_PYTHON_LIBRARY "ferry_python"
+
 struct wrk_fn {
 	char         *name;
 	ferry_task_fn fn;
@@ -30,6 +34,11 @@ struct ferry_registry {
 	size_t        *table; /* open-addressed index into fns, +1 */
 	size_t         table_cap;
 	const char    *loading; /* library being initialised (for messages) */
+	char          *fail;    /* why its init failed (ferry_registry_fail),
+	                         * malloc'd, or NULL */
+	const struct wrk_options *opts; /* the settings libraries see
+	                                 * (ferry_registry_setting); may be
+	                                 * NULL */
 	void          *handles[WRK_MAX_LIBRARIES];
 	size_t         n_handles;
 	/* loaders task libraries registered */
@@ -41,8 +50,10 @@ struct ferry_registry {
 	size_t n_loaders;
 };
 
-/* Initialise / release a registry (release unloads its libraries). */
-void wrk_registry_init(struct ferry_registry *r);
+/* Initialise / release a registry (release unloads its libraries).
+ * opts (NULL: none) answers ferry_registry_setting(). */
+void wrk_registry_init(struct ferry_registry *r,
+    const struct wrk_options *opts);
 void wrk_registry_fini(struct ferry_registry *r);
 
 /*
@@ -50,14 +61,16 @@ void wrk_registry_fini(struct ferry_registry *r);
  * (relative ones against base_dir, which may be NULL for the current
  * directory); a bare name is looked up as lib<name>.so, <name>.so and
  * <name> in $FERRY_LIBRARY_PATH, next to the ferry binary's build tree
- * (../examples), and in the install's library directory.  Returns 0 and
+ * (../examples, ../python/worker), and in the install's library
+ * directory.  Returns 0 and
  * the path in out, or -1 with a message in err.
  */
 int wrk_library_resolve(const char *spec, const char *base_dir, char *out,
     size_t outlen, char *err, size_t errlen);
 
-/* Load the library at path and run its ferry_library_init().  Returns 0,
- * or -1 with a message naming the library and the cause. */
+/* Load the library at path and run its ferry_library_init() (a library
+ * already loaded is not initialised again).  Returns 0, or -1 with a
+ * message naming the library and the cause. */
 int wrk_library_load(struct ferry_registry *r, const char *path, char *err,
     size_t errlen);
 
@@ -74,7 +87,8 @@ struct ferry_task {
 	const char       *name;
 	msgpack_sbuffer   out;       /* the result being packed */
 	msgpack_packer    pk;
-	char              err[1024]; /* set by ferry_task_fail */
+	char              err[16384]; /* set by ferry_task_fail (room for
+	                               * a Python traceback) */
 	int               failed;
 	int               crashed;   /* the run faulted (see executor.c) */
 	int               code;      /* error code when failed (0: ETASK) */

@@ -13,6 +13,7 @@
 
 #define WRK_MAX_LIBRARIES 32
 #define WRK_MAX_ROOTS 16
+#define WRK_MAX_PYTHON 32 /* python modules, python path dirs */
 
 /* Every string is borrowed: whoever fills the struct keeps them alive
  * while the worker runs (the loader's struct conf owns those it fills). */
@@ -25,6 +26,13 @@ struct wrk_options {
 	const char *library_dir;    /* base for relative library paths */
 	const char *object_roots[WRK_MAX_ROOTS]; /* where objects may be */
 	size_t      n_object_roots;
+	/* Python task modules (`python: {modules, path}`): a group that
+	 * names modules loads the task library ferry_python, which imports
+	 * them with the path directories first on sys.path */
+	const char *python_modules[WRK_MAX_PYTHON];
+	size_t      n_python_modules;
+	const char *python_path[WRK_MAX_PYTHON];
+	size_t      n_python_path;
 	size_t      object_cache;   /* cache budget in bytes; 0: auto */
 	int         slots;          /* default 1 */
 	int         prefetch;       /* default 1024 */

@@ -423,6 +423,52 @@ FERRY_API int ferry_iter_next(ferry_iter *it, int timeout_ms,
 FERRY_API void ferry_iter_free(ferry_iter *it);
 
 /*
+ * An as-completed iterator that futures join over time, for a program
+ * that keeps one thread collecting results (a language binding's
+ * completion thread):
+ *
+ *     ferry_iter_new(c, &it);
+ *     ...   ferry_map(c, fn, n, args, lens, futs);
+ *           ferry_iter_add(it, futs, mine, n);      (any thread)
+ *     ...   while (ferry_iter_next_many(it, -1, done, data, 256, &k) == 0)
+ *                   for (i = 0; i < k; i++) deliver(done[i], data[i]);
+ *
+ * ferry_iter_new() makes an empty iterator of client c; it keeps c's
+ * memory (not its connection) until ferry_iter_free(), so it may outlive
+ * ferry_client_close().  Unlike one of ferry_as_completed(), having
+ * yielded every future added so far is no end: ferry_iter_next() and
+ * ferry_iter_next_many() on it wait for futures added later, until the
+ * timeout (FERRY_ETIMEDOUT), or until the client is closed and every
+ * future added has been yielded (FERRY_ECLOSED; ferry_client_close()
+ * fails the pending ones with FERRY_ECLOSED, which yields them first).
+ */
+FERRY_API int ferry_iter_new(ferry_client *c, ferry_iter **out);
+
+/*
+ * Add n futures of the iterator's client to it (any iterator, also one
+ * of ferry_as_completed()), each yielded once when it finishes (at once
+ * if it has).  data (may be NULL) gives each a pointer of the caller's
+ * that comes back with it from ferry_iter_next_many().  A future belongs
+ * to one iterator at a time until yielded: one that is in an iterator
+ * now, or of another client, is FERRY_EINVAL and then none is added.
+ * The iterator borrows the futures, as with ferry_as_completed().
+ */
+FERRY_API int ferry_iter_add(ferry_iter *it, ferry_future *const *futs,
+    void *const *data, size_t n);
+
+/*
+ * As ferry_iter_next(), many at a time: waits up to timeout_ms (-1:
+ * forever) for at least one future to finish, then moves up to cap of
+ * the finished ones, in the order they finished, into futs (and their
+ * data pointers into data, which may be NULL); *n gets how many.
+ * Returns 0 (*n > 0), FERRY_ETIMEDOUT, FERRY_ENOTFOUND (an iterator of
+ * ferry_as_completed() that yielded all) or FERRY_ECLOSED (one of
+ * ferry_iter_new(), as said there).
+ */
+FERRY_API int ferry_iter_next_many(ferry_iter *it, int timeout_ms,
+    ferry_future **futs, void **data, size_t cap, size_t *n);
+
+/*
  * Object references.  A task names a heavy input by path instead of
  * sending it: put an object reference anywhere in its msgpack arguments,
  * as an ext value of type FERRY_EXT_OBJECT whose payload

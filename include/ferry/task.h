@@ -59,6 +59,23 @@ typedef int (*ferry_task_fn)(ferry_task *t, const msgpack_object *args);
  * Returns 0, or -1 if the name is invalid or already registered. */
 int ferry_register(ferry_registry *reg, const char *name, ferry_task_fn fn);
 
+/*
+ * Settings the worker was started with for its task libraries rather
+ * than for itself: a worker group's `python: {modules, path}` reaches
+ * the library ferry_python as "python.module" and "python.path".
+ * Returns the i-th value of key (i from 0), or NULL past the last or for
+ * an unknown key.  Only during ferry_library_init(); the strings live as
+ * long as the process.
+ */
+const char *ferry_registry_setting(const ferry_registry *reg,
+    const char *key, size_t i);
+
+/* Say why ferry_library_init() fails (printf format): the worker logs
+ * this message and does not start.  Returns -1 so that an init can
+ * `return ferry_registry_fail(reg, ...)`. */
+int ferry_registry_fail(ferry_registry *reg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* The packer a task writes its result into (owned by the worker). */
 msgpack_packer *ferry_task_packer(ferry_task *t);
 
@@ -103,6 +120,22 @@ int ferry_task_object_bytes(ferry_task *t, const msgpack_object *ref,
  * or fails the task and returns -1. */
 int ferry_task_object(ferry_task *t, const msgpack_object *ref,
     void **value);
+
+/*
+ * Holding an object beyond the task.  ferry_task_object_bytes() pins the
+ * object until the task function returns; a task library whose values
+ * outlive the task (an embedded interpreter's memoryview over the
+ * mapping) takes a hold instead: the bytes stay valid and mapped until
+ * ferry_object_release(), which any thread may call once, at any time
+ * (a held object is never evicted).  Returns 0 with *obj, *data and *len
+ * set, or fails the task with the reason and returns -1 (*obj NULL).
+ */
+typedef struct ferry_object ferry_object;
+int ferry_task_object_hold(ferry_task *t, const msgpack_object *ref,
+    ferry_object **obj, const void **data, size_t *len);
+
+/* Release a hold (NULL is fine). */
+void ferry_object_release(ferry_object *obj);
 
 /*
  * A loader builds a value from a file once; every later task that names

@@ -826,6 +826,95 @@ test_run_anyway(void **state)
 	fake_stop(&f);
 }
 
+/* An open iterator (ferry_iter_new): futures join over time, come back
+ * with their data pointers, many at a time; having yielded all is no
+ * end, until the client closes. */
+static void
+test_iter_open(void **state)
+{
+	struct fake   f;
+	ferry_client *c = fake_start(&f);
+	ferry_iter   *it, *other;
+	ferry_future *a, *b, *x, *got[4];
+	void         *data[4];
+	void         *pa, *pb[2];
+	int           da, db[2];
+	size_t        n;
+	nng_msg      *req;
+	const struct res ra = { 1, 0, "\x05", 1 };
+	const struct res rb[] = {
+		{ 2, 0, "\x06", 1 },
+		{ 3, FERRY_ETASK, "bad", 3 },
+	};
+	(void)state;
+
+	pa    = &da;
+	pb[0] = &db[0];
+	pb[1] = &db[1];
+	assert_int_equal(ferry_iter_new(c, &it), 0);
+	/* empty: it waits for futures to come, and times out */
+	assert_int_equal(ferry_iter_next_many(it, 10, got, data, 4, &n),
+	    FERRY_ETIMEDOUT);
+	a = submit(c, "\x90", 1);
+	assert_int_equal(ferry_iter_add(it, &a, &pa, 1), 0);
+	/* a future is in one iterator at a time */
+	assert_int_equal(ferry_as_completed(c, NULL, 0, &other), 0);
+	assert_int_equal(ferry_iter_add(other, &a, NULL, 1), FERRY_EINVAL);
+	ferry_iter_free(other);
+	accept_upto(&f, 1);
+	recv_fetch(&f, &req);
+	send_results(&f, req, &ra, 1, 1);
+	assert_int_equal(ferry_iter_next_many(it, 5000, got, data, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_ptr_equal(got[0], a);
+	assert_ptr_equal(data[0], &da);
+	/* everything added was yielded: it waits again */
+	assert_int_equal(ferry_iter_next_many(it, 10, got, data, 4, &n),
+	    FERRY_ETIMEDOUT);
+
+	/* two that finished before they joined come at once, in one call,
+	 * each with its datum, the outcome readable */
+	{
+		ferry_future *two[2];
+		two[0] = b = submit(c, "\x90", 1);
+		two[1] = x = submit(c, "\x90", 1);
+		accept_upto(&f, 3);
+		recv_fetch(&f, &req);
+		send_results(&f, req, rb, 2, 3);
+		assert_int_equal(ferry_future_wait(x, 5000), 0);
+		assert_int_equal(ferry_future_wait(b, 5000), 0);
+		assert_int_equal(ferry_iter_add(it, two, pb, 2), 0);
+	}
+	assert_int_equal(ferry_iter_next_many(it, 0, got, data, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_ptr_equal(got[0], b);
+	assert_ptr_equal(data[0], &db[0]);
+	assert_ptr_equal(got[1], x);
+	assert_ptr_equal(data[1], &db[1]);
+	assert_int_equal(ferry_future_errcode(x), FERRY_ETASK);
+	ferry_future_free(a);
+	ferry_future_free(b);
+	ferry_future_free(x);
+
+	/* one pending when the client closes: it comes failed, then the
+	 * iterator says closed (and still holds the client's memory) */
+	x = submit(c, "\x90", 1);
+	assert_int_equal(ferry_iter_add(it, &x, NULL, 1), 0);
+	ferry_client_close(c);
+	f.c = NULL;
+	assert_int_equal(ferry_iter_next_many(it, 5000, got, data, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_ptr_equal(got[0], x);
+	assert_null(data[0]);
+	assert_int_equal(ferry_future_errcode(x), FERRY_ECLOSED);
+	assert_int_equal(ferry_iter_next_many(it, 5000, got, data, 4, &n),
+	    FERRY_ECLOSED);
+	assert_int_equal(ferry_iter_next(it, 5000, got), FERRY_ECLOSED);
+	ferry_future_free(x);
+	ferry_iter_free(it); /* the client's memory goes here */
+	fake_stop(&f);
+}
+
 int
 main(void)
 {
@@ -839,6 +928,7 @@ main(void)
 		cmocka_unit_test(test_refused_submit_thaws),
 		cmocka_unit_test(test_reconnect_keeps_freeze),
 		cmocka_unit_test(test_run_anyway),
+		cmocka_unit_test(test_iter_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1 @@
+"""ferry.Executor where code expects a concurrent.futures.Executor."""
