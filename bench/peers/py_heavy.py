@@ -70,8 +70,10 @@ session, with a time limit; what it started is stopped by pid.
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -264,11 +266,23 @@ class ForkGlobal:
         return time.perf_counter() - t0, res
 
     def stop(self):
+        """close() and join() with a bound: the workers exit once they
+        have the end sentinel; whatever is still there after that is
+        killed by pid (Pool.terminate() can hang, and once did here)."""
         global ARRAY
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
+            pool, self.pool = self.pool, None
+            pids = [p.pid for p in getattr(pool, "_pool", ())]
+            pool.close()
+            t = threading.Thread(target=pool.join, daemon=True)
+            t.start()
+            t.join(timeout=15)
+            if t.is_alive():
+                left = [p for p in pids if common.proc_stat(p) is not None]
+                say("mp_fork_global: the pool did not stop within 15 s; "
+                    "killing pids %s" % common.pid_list(left))
+                common.kill_pids(left, signal.SIGKILL)
+                t.join(timeout=10)
         ARRAY = None
 
 
