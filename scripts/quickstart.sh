@@ -1,6 +1,7 @@
 #!/bin/sh
 # quickstart.sh - from a fresh Debian 12 machine: install what is missing,
-# build Ferry, start the local cluster of config/local.yaml (a scheduler
+# build Ferry and install it (with its Python package) for this user,
+# start the local cluster of config/local.yaml (a scheduler
 # and one worker process per core), run the example client against it,
 # and stop the cluster again.
 #
@@ -12,10 +13,22 @@ set -eu
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
+# Installed for this user only, into ~/.local: the ferry command in
+# ~/.local/bin, libraries in ~/.local/lib, and the Python package in the
+# user site directory of Debian's python3, so that `import ferry` works
+# from /usr/bin/python3 and Jupyter.  Nothing of the system's is touched.
+PREFIX=$HOME/.local
+USER_SITE=$(/usr/bin/python3 -m site --user-site)
 if [ ! -f build/build.ninja ]; then
-	meson setup build --buildtype=release
+	meson setup build --buildtype=release --prefix="$PREFIX" --libdir=lib \
+	    -Dpython.purelibdir="$USER_SITE" -Dpython.platlibdir="$USER_SITE"
+else
+	meson configure build --prefix="$PREFIX" --libdir=lib \
+	    -Dpython.purelibdir="$USER_SITE" -Dpython.platlibdir="$USER_SITE"
 fi
 ninja -C build
+meson install -C build --quiet
+echo "installed: $PREFIX/bin/ferry, the Python package ferry in $USER_SITE"
 
 FERRY=build/cli/ferry
 CONF=config/local.yaml
@@ -63,6 +76,11 @@ echo "== example client: count the words of a 64 MiB file by path"
 # a file of our own in /tmp (the cluster's object root): /tmp is shared
 WORDS=$(mktemp /tmp/ferry-wordcount.XXXXXX)
 build/examples/ferry-example-wordcount -a "$ADDR" -s 64 -n 32 -f "$WORDS"
+echo
+echo "== Python client (the installed package): Python and C tasks"
+# run from / so that the installed package is imported, not a checkout's
+top=$(pwd -P)
+(cd / && /usr/bin/python3 "$top/examples/python/squares.py" "$ADDR" 100000)
 echo
 $FERRY status
 echo

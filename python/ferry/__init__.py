@@ -19,7 +19,7 @@ __all__ = [
     "task",
     "Client", "Future", "Executor", "as_completed", "wait", "progress",
     "object", "ObjectRef",
-    "LocalCluster",
+    "LocalCluster", "ClusterError",
     "FerryError", "TaskError", "TaskCrashed", "TaskDead", "DependencyError",
     "ConnectionLost",
 ]
@@ -32,7 +32,7 @@ _where = {
     "Executor": "executor",
     "progress": "progress",
     "object": "_objects", "ObjectRef": "_objects",
-    "LocalCluster": "cluster",
+    "LocalCluster": "cluster", "ClusterError": "cluster",
     "FerryError": "errors", "TaskError": "errors", "TaskCrashed": "errors",
     "TaskDead": "errors", "DependencyError": "errors",
     "ConnectionLost": "errors",
