@@ -228,6 +228,11 @@ class ProcessPool:
             ce = crash.exception(timeout=0) if crash.done() else None
         else:
             ce = crash
+        # the manager thread of a broken pool joins its processes: wait
+        # for it (bounded), or an exit status may be read as it reaps
+        mgr = getattr(ex, "_executor_manager_thread", None)
+        if mgr is not None:
+            mgr.join(timeout=10)
         # killed by SIGSEGV: the pool terminates the others itself
         deaths = sum(1 for p in procs.values()
                      if p.exitcode == -signal.SIGSEGV)
