@@ -320,6 +320,7 @@ ferry_iter_add(ferry_iter *it, ferry_future *const *futs, void *const *data,
     size_t n)
 {
 	ferry_client *c;
+	int           ready = 0;
 	if (it == NULL || (n > 0 && futs == NULL))
 		return FERRY_EINVAL;
 	c = it->c;
@@ -336,9 +337,15 @@ ferry_iter_add(ferry_iter *it, ferry_future *const *futs, void *const *data,
 		f->iter                = it;
 		f->iter_data           = data != NULL ? data[i] : NULL;
 		it->total++;
-		if (f->state != FERRY_PENDING)
+		if (f->state != FERRY_PENDING) {
 			iter_ready(it, f);
+			ready = 1;
+		}
 	}
+	/* finished before they joined: no result will wake a thread
+	 * waiting on the iterator for them */
+	if (ready)
+		pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }

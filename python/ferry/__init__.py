@@ -28,7 +28,7 @@ __all__ = [
 _where = {
     "task": "_task",
     "Client": "client", "Future": "client", "as_completed": "client",
-    "wait": "client",
+    "wait": "client", "gather": "client", "TimeoutError": "errors",
     "Executor": "executor",
     "progress": "progress",
     "object": "_objects", "ObjectRef": "_objects",

@@ -229,13 +229,13 @@ client_dealloc(ClientObject *self)
  * the C futures not yet taken are freed (their tasks cancelled). */
 static PyObject *
 adopt(ClientObject *self, ferry_future **futs, size_t n, PyObject *fn,
-    PyObject *out, void **data)
+    PyObject *owner, PyObject *out, void **data)
 {
 	size_t i;
 	int    rv;
 
 	for (i = 0; i < n; i++) {
-		FutureObject *f = future_new(futs[i], self->c, fn);
+		FutureObject *f = future_new(futs[i], self->c, fn, owner);
 		if (f == NULL)
 			goto fail;
 		data[i] = f;
@@ -330,11 +330,12 @@ submit_why(int rv)
 	}
 }
 
-/* submit(fn, args, opts): one task; its future. */
+/* submit(fn, args, opts, owner=None): one task; its future, which
+ * keeps owner (the ferry.Client) alive. */
 static PyObject *
 client_submit(ClientObject *self, PyObject *args)
 {
-	PyObject              *fn, *targs, *opts, *r;
+	PyObject              *fn, *targs, *opts, *r, *owner = NULL;
 	struct ferry_task_opts to;
 	struct pbuf            b = { NULL, 0, 0 };
 	ferry_future          *fut;
@@ -342,7 +343,7 @@ client_submit(ClientObject *self, PyObject *args)
 	void                  *data[1];
 	int                    rv, have;
 
-	if (!PyArg_ParseTuple(args, "UOO:submit", &fn, &targs, &opts))
+	if (!PyArg_ParseTuple(args, "UOO|O:submit", &fn, &targs, &opts, &owner))
 		return NULL;
 	if (check_open(self) != 0 || task_opts(opts, &to, &have) != 0 ||
 	    (name = PyUnicode_AsUTF8(fn)) == NULL)
@@ -365,7 +366,7 @@ client_submit(ClientObject *self, PyObject *args)
 		raise_error(rv, submit_why(rv));
 		return NULL;
 	}
-	r = adopt(self, &fut, 1, fn, NULL, data);
+	r = adopt(self, &fut, 1, fn, owner, NULL, data);
 	return r;
 }
 
@@ -373,8 +374,8 @@ client_submit(ClientObject *self, PyObject *args)
  * offs[0..n] (n + 1 offsets), then adopt their futures into out. */
 static int
 map_batch(ClientObject *self, const char *name, PyObject *fn,
-    const struct ferry_task_opts *to, struct pbuf *b, const size_t *offs,
-    size_t n, PyObject *out)
+    PyObject *owner, const struct ferry_task_opts *to, struct pbuf *b,
+    const size_t *offs, size_t n, PyObject *out)
 {
 	const void   **argv = PyMem_RawMalloc(n * sizeof(*argv));
 	size_t        *lens = PyMem_RawMalloc(n * sizeof(*lens));
@@ -397,7 +398,7 @@ map_batch(ClientObject *self, const char *name, PyObject *fn,
 		raise_error(err, submit_why(err));
 		goto done;
 	}
-	if (adopt(self, futs, n, fn, out, data) != NULL)
+	if (adopt(self, futs, n, fn, owner, out, data) != NULL)
 		rv = 0;
 done:
 	PyMem_RawFree(argv);
@@ -405,6 +406,32 @@ done:
 	PyMem_RawFree(futs);
 	PyMem_RawFree(data);
 	return rv;
+}
+
+/* attach(task_id, owner=None): the future of a task of this session
+ * submitted earlier, by this process or by one whose session this
+ * client resumed (ferry_attach). */
+static PyObject *
+client_attach(ClientObject *self, PyObject *args)
+{
+	unsigned long long id;
+	PyObject          *owner = NULL;
+	ferry_future      *fut;
+	void              *data[1];
+	int                rv;
+
+	if (!PyArg_ParseTuple(args, "K|O:attach", &id, &owner))
+		return NULL;
+	if (check_open(self) != 0)
+		return NULL;
+	if ((rv = ferry_attach(self->c, (uint64_t)id, &fut)) != 0) {
+		raise_error(rv, rv == FERRY_ENOTFOUND
+		        ? "no such task in this session, or its result was "
+		          "delivered to a future already"
+		        : NULL);
+		return NULL;
+	}
+	return adopt(self, &fut, 1, NULL, owner, NULL, data);
 }
 
 /* Cancel the futures in list out (a map that failed half-way). */
@@ -422,7 +449,8 @@ withdraw(PyObject *out)
 	PyErr_Restore(t, v, tb);
 }
 
-/* map(fn, iterable of argument tuples, opts, batch_size): the futures,
+/* map(fn, iterable of argument tuples, opts, batch_size, owner=None):
+ * the futures (keeping owner alive),
  * submitted batch_size at a time with one ferry_map_opts call each.
  * All or nothing: if one task's arguments cannot be packed or a batch
  * is refused, those submitted are cancelled. */
@@ -430,6 +458,7 @@ static PyObject *
 client_map(ClientObject *self, PyObject *args)
 {
 	PyObject              *fn, *iterable, *opts, *it = NULL, *out = NULL;
+	PyObject              *owner = NULL;
 	struct ferry_task_opts to;
 	struct pbuf            b    = { NULL, 0, 0 };
 	size_t                *offs = NULL;
@@ -438,7 +467,8 @@ client_map(ClientObject *self, PyObject *args)
 	const char            *name;
 	int                    have;
 
-	if (!PyArg_ParseTuple(args, "UOOn:map", &fn, &iterable, &opts, &batch))
+	if (!PyArg_ParseTuple(args, "UOOn|O:map", &fn, &iterable, &opts, &batch,
+	        &owner))
 		return NULL;
 	if (check_open(self) != 0 || task_opts(opts, &to, &have) != 0 ||
 	    (name = PyUnicode_AsUTF8(fn)) == NULL)
@@ -469,8 +499,8 @@ client_map(ClientObject *self, PyObject *args)
 			goto fail;
 		if (++n == (size_t)batch) {
 			offs[n] = b.len;
-			if (map_batch(self, name, fn, have ? &to : NULL, &b, offs,
-			        n, out) != 0)
+			if (map_batch(self, name, fn, owner, have ? &to : NULL,
+			        &b, offs, n, out) != 0)
 				goto fail;
 			n     = 0;
 			b.len = 0;
@@ -478,8 +508,8 @@ client_map(ClientObject *self, PyObject *args)
 	}
 	if (n > 0) {
 		offs[n] = b.len;
-		if (map_batch(self, name, fn, have ? &to : NULL, &b, offs, n,
-		        out) != 0)
+		if (map_batch(self, name, fn, owner, have ? &to : NULL, &b,
+		        offs, n, out) != 0)
 			goto fail;
 	}
 	Py_DECREF(it);
@@ -665,6 +695,8 @@ static PyMethodDef client_methods[] = {
 	    "submit(fn, args, opts) -> Future" },
 	{ "map", (PyCFunction)client_map, METH_VARARGS,
 	    "map(fn, iterable of argument tuples, opts, batch_size) -> list" },
+	{ "attach", (PyCFunction)client_attach, METH_VARARGS,
+	    "attach(task_id, owner=None) -> Future" },
 	{ "cancel_many", (PyCFunction)client_cancel_many, METH_O,
 	    "cancel_many(futures) -> how many are cancelled" },
 	{ "owns", (PyCFunction)client_owns, METH_O,
@@ -907,13 +939,14 @@ PyInit__ferry(void)
 	PyObject *m, *errs;
 
 	if (import_stdlib() != 0 || PyType_Ready(&FutureBase_Type) != 0 ||
-	    PyType_Ready(&Client_Type) != 0)
+	    PyType_Ready(&Client_Type) != 0 || PyType_Ready(&Watch_Type) != 0)
 		return NULL;
 	if ((m = PyModule_Create(&mod_def)) == NULL)
 		return NULL;
 	if (PyModule_AddObjectRef(m, "FutureBase",
 	        (PyObject *)&FutureBase_Type) != 0 ||
 	    PyModule_AddObjectRef(m, "Client", (PyObject *)&Client_Type) != 0 ||
+	    PyModule_AddObjectRef(m, "Watch", (PyObject *)&Watch_Type) != 0 ||
 	    PyModule_AddStringConstant(m, "VERSION", ferry_version()) != 0 ||
 	    PyModule_AddIntConstant(m, "EXT_OBJECT", FERRY_EXT_OBJECT) != 0 ||
 	    PyModule_AddIntConstant(m, "EXT_FUTURE", 71) != 0)

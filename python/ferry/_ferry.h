@@ -7,6 +7,8 @@
  *   _future.c   FutureBase, the C half of ferry.Future: outcome fields
  *               that concurrent.futures.Future's own methods read and
  *               write, settling from the C future, result/gather/wait
+ *   _watch.c    Watch: many futures taken as they finish, for
+ *               ferry.as_completed() and ferry.wait()
  *   _pack.c     msgpack in C for the common values: task arguments out
  *               (anything else goes to ferry._codec), results in
  *
@@ -15,7 +17,7 @@
  * object allocated in C (no __init__, no threading.Condition until
  * someone waits on it), arguments are packed into one buffer per batch,
  * and a batch of results is settled in one C loop; through cffi each of
- * those would be a Python-level call per task (docs/python.md has the
+ * those would be a Python-level call per task (docs/client.md has the
  * figures).
  *
  * Threads and locks: everything here runs with the GIL held, except the
@@ -51,6 +53,7 @@ typedef struct {
 	ferry_client *c;    /* its client (borrowed through fut) */
 	uint64_t      id;
 	PyObject     *fn;   /* the task's function name (str) */
+	PyObject     *owner; /* the ferry.Client, kept alive (or NULL) */
 	int           state;    /* enum fstate */
 	int           settling; /* concurrent.futures' own methods are
 	                         * completing it (Python code runs) */
@@ -61,9 +64,11 @@ typedef struct {
 	PyObject     *condition;
 	PyObject     *waiters;
 	PyObject     *callbacks;
+	PyObject     *watchers; /* Watch objects (_watch.c), or NULL */
 } FutureObject;
 
 extern PyTypeObject FutureBase_Type;
+extern PyTypeObject Watch_Type;
 
 /* What the module imported or was given (_configure), all owned. */
 struct mod_state {
@@ -90,8 +95,10 @@ extern struct mod_state g;
 /* ---- _future.c ---- */
 
 /* A new future object of type g.future_type for fut of client c (fut
- * taken over), or NULL with an exception set (fut is then freed). */
-FutureObject *future_new(ferry_future *fut, ferry_client *c, PyObject *fn);
+ * taken over) and function fn, keeping owner alive (may be NULL); or
+ * NULL with an exception set (fut is then freed). */
+FutureObject *future_new(ferry_future *fut, ferry_client *c, PyObject *fn,
+    PyObject *owner);
 
 /* Complete f from its C future if that has finished and f has not
  * (GIL held).  Returns 0, or -1 with an exception set (no memory). */
@@ -109,6 +116,11 @@ PyObject *error_new(int code, const char *msg, uint32_t attempts,
 PyObject *py_gather(PyObject *self, PyObject *args);
 PyObject *py_wait_all(PyObject *self, PyObject *args);
 PyObject *py_split_done(PyObject *self, PyObject *seq);
+
+/* ---- _watch.c ---- */
+
+/* fut has finished (GIL held): hand it to each Watch in the list. */
+void watch_notify(PyObject *watchers, PyObject *fut);
 
 /* ---- _pack.c ---- */
 

@@ -25,6 +25,7 @@
 #include "_ferry.h"
 
 #include <math.h>
+#include <string.h>
 #include <time.h>
 
 struct mod_state g;
@@ -45,7 +46,7 @@ is_cancelled_state(int s)
 }
 
 FutureObject *
-future_new(ferry_future *fut, ferry_client *c, PyObject *fn)
+future_new(ferry_future *fut, ferry_client *c, PyObject *fn, PyObject *owner)
 {
 	FutureObject *f;
 
@@ -59,6 +60,8 @@ future_new(ferry_future *fut, ferry_client *c, PyObject *fn)
 	f->id  = ferry_future_id(fut);
 	Py_XINCREF(fn);
 	f->fn = fn;
+	Py_XINCREF(owner);
+	f->owner = owner;
 	return f;
 }
 
@@ -66,9 +69,19 @@ PyObject *
 error_new(int code, const char *msg, uint32_t attempts, uint64_t id,
     PyObject *fn)
 {
-	return PyObject_CallFunction(g.make_error, "isIKO", code,
-	    msg != NULL ? msg : "", (unsigned int)attempts,
-	    (unsigned long long)id, fn != NULL ? fn : Py_None);
+	PyObject *m, *e;
+
+	/* what a task reported need not be UTF-8 */
+	if (msg == NULL)
+		msg = "";
+	if ((m = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg),
+	         "replace")) == NULL)
+		return NULL;
+	e = PyObject_CallFunction(g.make_error, "iOIKO", code, m,
+	    (unsigned int)attempts, (unsigned long long)id,
+	    fn != NULL ? fn : Py_None);
+	Py_DECREF(m);
+	return e;
 }
 
 /* Whether anybody may be waiting on f or listening to it. */
@@ -95,8 +108,25 @@ call_base(FutureObject *f, PyObject *m, PyObject *arg)
 
 /* Give f its outcome (it is pending and not being settled): value, or
  * exc, or cancelled.  Steals value and exc. */
+static void complete_(FutureObject *f, PyObject *value, PyObject *exc,
+    int cancelled);
+
 static void
 complete(FutureObject *f, PyObject *value, PyObject *exc, int cancelled)
+{
+	PyObject *w;
+
+	complete_(f, value, exc, cancelled);
+	if ((w = f->watchers) != NULL && is_done_state(f->state)) {
+		/* a finished future is watched no more */
+		f->watchers = NULL;
+		watch_notify(w, (PyObject *)f);
+		Py_DECREF(w);
+	}
+}
+
+static void
+complete_(FutureObject *f, PyObject *value, PyObject *exc, int cancelled)
 {
 	if (!observed(f)) {
 		/* nobody can be waiting: no Python code runs here, so no
@@ -167,8 +197,8 @@ future_settle(FutureObject *f)
 		exc = error_new(ferry_future_errcode(f->fut),
 		    ferry_future_error(f->fut), ferry_future_attempts(f->fut),
 		    f->id, f->fn);
-		if (exc == NULL)
-			return -1;
+		if (exc == NULL) /* (no memory): that is its error */
+			exc = fetch_exception();
 	}
 	/* decoding may have run Python code: did another thread settle
 	 * it meanwhile? */
@@ -565,6 +595,12 @@ get_attempts(FutureObject *f, void *unused)
 }
 
 static PyObject *
+get_owner(FutureObject *f, void *unused)
+{
+	return Py_NewRef(f->owner != NULL ? f->owner : Py_None);
+}
+
+static PyObject *
 get_fn(FutureObject *f, void *unused)
 {
 	return Py_NewRef(f->fn != NULL ? f->fn : Py_None);
@@ -588,6 +624,10 @@ static PyGetSetDef fut_getset[] = {
 	    "retries; 0 if it never ran, or not known yet).",
 	    NULL },
 	{ "function", (getter)get_fn, NULL, "The task's function name.",
+	    NULL },
+	{ "client", (getter)get_owner, NULL,
+	    "The ferry.Client that submitted it (kept open while the future "
+	    "lives).",
 	    NULL },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
@@ -619,11 +659,13 @@ static int
 fut_traverse(FutureObject *f, visitproc visit, void *arg)
 {
 	Py_VISIT(f->fn);
+	Py_VISIT(f->owner);
 	Py_VISIT(f->result);
 	Py_VISIT(f->exception);
 	Py_VISIT(f->condition);
 	Py_VISIT(f->waiters);
 	Py_VISIT(f->callbacks);
+	Py_VISIT(f->watchers);
 	return 0;
 }
 
@@ -631,11 +673,13 @@ static int
 fut_clear(FutureObject *f)
 {
 	Py_CLEAR(f->fn);
+	Py_CLEAR(f->owner);
 	Py_CLEAR(f->result);
 	Py_CLEAR(f->exception);
 	Py_CLEAR(f->condition);
 	Py_CLEAR(f->waiters);
 	Py_CLEAR(f->callbacks);
+	Py_CLEAR(f->watchers);
 	return 0;
 }
 

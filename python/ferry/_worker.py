@@ -7,6 +7,7 @@ Not for users: import ferry and use @ferry.task (docs/python.md).
 """
 
 import ast
+import importlib.machinery as machinery
 import os
 import sys
 import traceback
@@ -44,19 +45,60 @@ def _exc_line(exc):
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+class _SourceLoader(machinery.SourceFileLoader):
+    """Compiles a module from its source file, never from __pycache__.
+
+    Python trusts a cached .pyc whose recorded modification time (whole
+    seconds) and size match the source: a module edited, saved and
+    imported again by new worker processes within the same second, at
+    the same size, would run the old code.  The task modules of a group
+    (those under its python path) are the files a user edits between
+    restarts, so they are always compiled afresh (a few milliseconds per
+    process); everything else keeps its cache."""
+
+    def get_code(self, fullname):
+        source = self.get_data(self.path)
+        return compile(source, self.path, "exec", dont_inherit=True)
+
+
+def _fresh_source_hook(dirs):
+    """A sys.path_hooks entry: a finder whose .py files load through
+    _SourceLoader, for dirs and the package directories below them."""
+    details = [
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (_SourceLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    ]
+
+    def hook(path):
+        a = os.path.abspath(path or ".")
+        for d in dirs:
+            if a == d or a.startswith(d + os.sep):
+                return machinery.FileFinder(path, *details)
+        raise ImportError("not a task module directory")
+    return hook
+
+
 def start(paths, modules):
     """Put paths first on sys.path (in order), import modules, and return
     every function marked @ferry.task as a list of (name, function)."""
+    dirs = []
     for p in reversed(paths):
         p = os.path.abspath(p)
         if not os.path.isdir(p):
             raise StartError("python path '%s' is not a directory" % p)
         sys.path.insert(0, p)
+        dirs.append(p)
+    if dirs:
+        sys.path_hooks.insert(0, _fresh_source_hook(dirs))
+        sys.path_importer_cache.clear()
     for m in modules:
         try:
             __import__(m)
         except BaseException as e:  # SystemExit, KeyboardInterrupt too
-            tb = "".join(traceback.format_exception(e))
+            # the traceback from the module's own frames (not this one)
+            tb = "".join(traceback.format_exception(
+                type(e), e, e.__traceback__.tb_next)).rstrip()
             raise StartError(
                 "python module '%s' failed to import: %s\n\n%s"
                 % (m, _exc_line(e), _cut(tb, FAILURE_MAX // 2))) from None

@@ -18,14 +18,16 @@ has finished, with its result in the future's place (docs/graphs.md).
 
 Each client has a libferry connection (its own I/O thread) and, once it
 has submitted something, a daemon thread that completes futures in
-batches.  close() (or leaving the with block, or the end of the
-program) fails the tasks still pending with ConnectionLost and stops
+batches.  close() (or leaving the with block, the end of the program,
+or dropping the client and every future it made: a future keeps its
+client open) fails the tasks still pending with ConnectionLost and stops
 both.
 """
 
 import concurrent.futures as _cf
 import math
 import threading
+import time as _time
 import weakref
 
 from . import _codec, _ferry, errors
@@ -46,6 +48,8 @@ class Future(_ferry.FutureBase, _cf.Future):
         .function   the task's function name
         .attempts   runs the scheduler started (more than 1 after
                     retries)
+        .client     the Client that submitted it (a future keeps its
+                    client open)
         cancel()    cancels the task in the scheduler too (a running one's
                     worker process is killed); True unless the outcome is
                     here already
@@ -246,7 +250,7 @@ class Client:
         """
         f = self._core.submit(_name_of(fn), args,
                               self._opts(retries, timeout, retry_errors,
-                                         run_anyway))
+                                         run_anyway), self)
         if self._box[0] is None:
             self._start()
         return f
@@ -265,7 +269,30 @@ class Client:
         if self._box[0] is None:
             self._start()
         return self._core.map(name, zip(*iterables), opts,
-                              int(batch_size or self._batch))
+                              int(batch_size or self._batch), self)
+
+    def attach(self, task_id):
+        """The future of task task_id of this client's session: one
+        submitted earlier here, or by an earlier process whose session
+        this client resumed (Client(session=...)), whose result is then
+        collected here.  FerryError (ENOTFOUND) if there is no such task
+        or its result was already delivered to a future."""
+        f = self._core.attach(int(task_id), self)
+        if self._box[0] is None:
+            self._start()
+        return f
+
+    def sent(self, timeout=None):
+        """Wait until the scheduler has accepted every task submitted so
+        far (tasks not yet sent are lost if the client closes); whether
+        it has.  Before closing a client whose session another process
+        resumes."""
+        end = None if timeout is None else _time.monotonic() + timeout
+        while self._core.stats()["unsent"] > 0:
+            if end is not None and _time.monotonic() >= end:
+                return False
+            _time.sleep(0.005)
+        return True
 
     def gather(self, futures, errors="raise", timeout=None):
         """The results of futures, in order.  errors="raise": the first
@@ -314,21 +341,72 @@ def gather(futures, errors="raise", timeout=None):
     return _ferry.gather(futures, errors == "skip", timeout)
 
 
+def _all_ferry(fs):
+    return all(isinstance(f, _ferry.FutureBase) for f in fs)
+
+
+def _split(fs):
+    rest, _ = _ferry.split_done(fs)
+    not_done = set(rest)
+    return _cf._base.DoneAndNotDoneFutures(
+        set(f for f in fs if f not in not_done), not_done)
+
+
+def _failed(f):
+    return not f.cancelled() and f.exception() is not None
+
+
 def wait(fs, timeout=None, return_when=ALL_COMPLETED):
-    """concurrent.futures.wait(), waiting for ferry futures in C when
-    return_when is ALL_COMPLETED; returns (done, not_done) sets."""
-    fs = list(fs)
-    if return_when == ALL_COMPLETED and \
-            all(isinstance(f, _ferry.FutureBase) for f in fs):
+    """concurrent.futures.wait() (any futures), done in C for ferry
+    futures: returns (done, not_done) sets once return_when
+    (ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION) holds or timeout
+    seconds pass."""
+    fs = list(dict.fromkeys(fs))
+    if not _all_ferry(fs):
+        return _cf.wait(fs, timeout, return_when)
+    if return_when == ALL_COMPLETED:
         _ferry.wait_all(fs, timeout)
-        rest, _ = _ferry.split_done(fs)
-        not_done = set(rest)
-        done = set(f for f in fs if f not in not_done)
-        return _cf._base.DoneAndNotDoneFutures(done, not_done)
-    return _cf.wait(fs, timeout, return_when)
+        return _split(fs)
+    if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION):
+        raise ValueError("return_when must be ALL_COMPLETED, "
+                         "FIRST_COMPLETED or FIRST_EXCEPTION")
+    w = _ferry.Watch(fs)
+    end = None if timeout is None else _time.monotonic() + timeout
+    try:
+        while w.remaining:
+            try:
+                got = w.next(None if end is None else
+                             max(0.0, end - _time.monotonic()))
+            except _cf.TimeoutError:
+                break
+            if return_when == FIRST_COMPLETED or any(map(_failed, got)):
+                break
+    finally:
+        w.close()
+    return _split(fs)
 
 
 def as_completed(fs, timeout=None):
-    """Yield the futures (ferry futures or any others) as they finish:
-    concurrent.futures.as_completed."""
-    return _cf.as_completed(fs, timeout)
+    """Yield the futures as they finish (each once; the finished ones
+    first), as concurrent.futures.as_completed() does; TimeoutError if
+    timeout seconds pass first.  For ferry futures it is done in C, a
+    batch of finished futures at a time, without a Condition per
+    future."""
+    fs = list(dict.fromkeys(fs))
+    if not _all_ferry(fs):
+        yield from _cf.as_completed(fs, timeout)
+        return
+    end = None if timeout is None else _time.monotonic() + timeout
+    w = _ferry.Watch(fs)
+    try:
+        while True:
+            got = w.next(None if end is None else
+                         max(0.0, end - _time.monotonic()))
+            if not got:
+                return
+            yield from got
+    except _cf.TimeoutError:
+        raise _cf.TimeoutError("%d (of %d) futures unfinished"
+                               % (w.remaining, len(fs))) from None
+    finally:
+        w.close()

@@ -28,9 +28,12 @@ __all__ = ["Executor"]
 
 class Executor(_cf.Executor):
     """Executor(address=None, **client_options), or Executor(client=c) to
-    share a client (not closed by shutdown)."""
+    share a client (not closed by shutdown).  max_workers is accepted
+    and ignored, as code written for ProcessPoolExecutor passes it: the
+    cluster's workers and slots say how many tasks run at once."""
 
-    def __init__(self, address=None, *, client=None, **client_options):
+    def __init__(self, address=None, *, client=None, max_workers=None,
+                 **client_options):
         if client is not None and (address is not None or client_options):
             raise TypeError("give either a client or an address and "
                             "client options, not both")
@@ -85,10 +88,15 @@ class Executor(_cf.Executor):
                 fs.reverse()  # pop from the end, and forget each yielded
                 while fs:
                     f = fs.pop()
-                    if end is None:
-                        yield f.result()
-                    else:
-                        yield f.result(end - time.monotonic())
+                    try:
+                        if end is None:
+                            r = f.result()
+                        else:
+                            r = f.result(end - time.monotonic())
+                    except BaseException:
+                        f.cancel()   # not finished (a timeout): not needed
+                        raise
+                    yield r
             finally:
                 if fs:
                     self._client.cancel(fs)

@@ -20,8 +20,16 @@ __all__ = ["progress"]
 
 
 def _tqdm():
+    """tqdm's bar class: tqdm.auto's (the notebook widget inside Jupyter)
+    when ipywidgets is installed, tqdm's text bar otherwise (tqdm.auto
+    would warn "IProgress not found" in a notebook and fall back to
+    it); None without tqdm."""
     try:
-        from tqdm.auto import tqdm
+        import importlib.util
+        if importlib.util.find_spec("ipywidgets") is None:
+            from tqdm.std import tqdm
+        else:
+            from tqdm.auto import tqdm
     except Exception:  # not installed, or broken: the plain bar
         return None
     return tqdm

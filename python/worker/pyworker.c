@@ -85,8 +85,8 @@ fn_find(const char *name)
 	for (size_t j = h & (table_cap - 1); table[j] != 0;
 	     j        = (j + 1) & (table_cap - 1)) {
 		const struct pyfn *f = &fns[table[j] - 1];
-		if (f->hash == h && f->len == len &&
-		    memcmp(f->name, name, len) == 0)
+		if (f->hash == h && f->len == len
+		    && memcmp(f->name, name, len) == 0)
 			return f;
 	}
 	return NULL;
@@ -177,8 +177,9 @@ task_call(ferry_task *t, const struct pyfn *f, const msgpack_object *args)
 	Py_ssize_t argc;
 	int        rc;
 
-	if (pyw_args_decode(t, args, stack, sizeof(stack) / sizeof(stack[0]),
-	        &argv, &argc) != 0)
+	if (pyw_args_decode(
+	        t, args, stack, sizeof(stack) / sizeof(stack[0]), &argv, &argc)
+	    != 0)
 		return PyErr_Occurred() ? fail_exception(t) : -1;
 	res = PyObject_Vectorcall(f->fn, argv, (size_t)argc, NULL);
 	pyw_args_free(stack, argv, argc);
@@ -201,8 +202,8 @@ py_task(ferry_task *t, const msgpack_object *args)
 	int                rc;
 
 	if (f == NULL) /* registered only under the table's names */
-		return ferry_task_fail(t, "'%s' is not a Python task",
-		    ferry_task_name(t));
+		return ferry_task_fail(
+		    t, "'%s' is not a Python task", ferry_task_name(t));
 	if (tstate == NULL) {
 		/* the counter stays at 1: the state is never deleted */
 		(void)PyGILState_Ensure();
@@ -230,8 +231,8 @@ fail_start(ferry_registry *reg, PyObject *start_error, const char *prefix)
 	if (value != NULL && tb != NULL)
 		PyException_SetTraceback(value, tb);
 	if (value != NULL) {
-		if (start_error != NULL &&
-		    PyObject_IsInstance(value, start_error) == 1)
+		if (start_error != NULL
+		    && PyObject_IsInstance(value, start_error) == 1)
 			msg = PyObject_Str(value);
 		else if (failure_fn != NULL)
 			msg = PyObject_CallOneArg(failure_fn, value);
@@ -259,12 +260,11 @@ libpython_promote(ferry_registry *reg)
 {
 	Dl_info di;
 
-	if (dladdr((void *)(uintptr_t)&Py_InitializeFromConfig, &di) == 0 ||
-	    di.dli_fname == NULL)
+	if (dladdr((void *)(uintptr_t)&Py_InitializeFromConfig, &di) == 0
+	    || di.dli_fname == NULL)
 		return ferry_registry_fail(reg,
 		    "ferry_python: cannot find libpython's file (dladdr)");
-	if (dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL) ==
-	    NULL)
+	if (dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL) == NULL)
 		return ferry_registry_fail(reg,
 		    "ferry_python: cannot make %s global: %s", di.dli_fname,
 		    dlerror());
@@ -272,9 +272,9 @@ libpython_promote(ferry_registry *reg)
 	return 0;
 }
 
-/* Start the interpreter: no signal handlers of its own, sys.executable
- * the Python it was built for (so that subprocesses of tasks run
- * Python, not the worker). */
+/* Start the interpreter: no signal handlers of its own, unbuffered
+ * stdout and stderr, sys.executable the Python it was built for (so
+ * that subprocesses of tasks run Python, not the worker). */
 static int
 interpreter_start(ferry_registry *reg)
 {
@@ -296,6 +296,9 @@ interpreter_start(ferry_registry *reg)
 	PyConfig_InitPythonConfig(&cfg);
 	cfg.install_signal_handlers = 0;
 	cfg.parse_argv              = 0;
+	/* what tasks print reaches the worker's log at once: the
+	 * interpreter is never finalized to flush a buffer */
+	cfg.buffered_stdio = 0;
 	st = PyConfig_SetBytesString(&cfg, &cfg.program_name, FERRY_PY_EXE);
 	if (!PyStatus_Exception(st))
 		st = Py_InitializeFromConfig(&cfg);
@@ -317,10 +320,10 @@ in_build_tree(void)
 	Dl_info di;
 	char    self[PATH_MAX], dir[PATH_MAX], *slash;
 
-	if (FERRY_PY_LIB_BUILD_DIR[0] == '\0' ||
-	    dladdr((void *)(uintptr_t)&in_build_tree, &di) == 0 ||
-	    di.dli_fname == NULL || realpath(di.dli_fname, self) == NULL ||
-	    realpath(FERRY_PY_LIB_BUILD_DIR, dir) == NULL)
+	if (FERRY_PY_LIB_BUILD_DIR[0] == '\0'
+	    || dladdr((void *)(uintptr_t)&in_build_tree, &di) == 0
+	    || di.dli_fname == NULL || realpath(di.dli_fname, self) == NULL
+	    || realpath(FERRY_PY_LIB_BUILD_DIR, dir) == NULL)
 		return 0;
 	if ((slash = strrchr(self, '/')) != NULL)
 		*slash = '\0';
@@ -343,7 +346,8 @@ package_path(void)
 		return -1;
 	rc = PySequence_Contains(path, d);
 	if (rc == 0)
-		rc = front ? PyList_Insert(path, 0, d) : PyList_Append(path, d);
+		rc = front ? PyList_Insert(path, 0, d)
+		           : PyList_Append(path, d);
 	Py_DECREF(d);
 	return rc < 0 ? -1 : 0;
 }
@@ -355,11 +359,11 @@ settings_list(ferry_registry *reg, const char *key)
 	PyObject   *l = PyList_New(0), *s;
 	const char *v;
 
-	for (size_t i = 0; l != NULL && (v = ferry_registry_setting(reg, key,
-	                                      i)) != NULL;
+	for (size_t i = 0;
+	     l != NULL && (v = ferry_registry_setting(reg, key, i)) != NULL;
 	     i++) {
-		if ((s = PyUnicode_DecodeFSDefault(v)) == NULL ||
-		    PyList_Append(l, s) != 0) {
+		if ((s = PyUnicode_DecodeFSDefault(v)) == NULL
+		    || PyList_Append(l, s) != 0) {
 			Py_XDECREF(s);
 			Py_CLEAR(l);
 			break;
@@ -382,9 +386,10 @@ functions_register(ferry_registry *reg, PyObject *items)
 		const char *name;
 		Py_ssize_t  len;
 
-		if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
-		    (name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(it, 0),
-		         &len)) == NULL) {
+		if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2
+		    || (name = PyUnicode_AsUTF8AndSize(
+		            PyTuple_GET_ITEM(it, 0), &len))
+		        == NULL) {
 			PyErr_Clear();
 			return ferry_registry_fail(reg,
 			    "ferry_python: ferry._worker.start returned a bad "
@@ -394,8 +399,8 @@ functions_register(ferry_registry *reg, PyObject *items)
 		Py_INCREF(fn);
 		if (fns_add(name, (size_t)len, fn) != 0) {
 			Py_DECREF(fn);
-			return ferry_registry_fail(reg,
-			    "ferry_python: out of memory");
+			return ferry_registry_fail(
+			    reg, "ferry_python: out of memory");
 		}
 		if (ferry_register(reg, name, py_task) != 0)
 			return ferry_registry_fail(reg,
@@ -415,8 +420,8 @@ modules_import(ferry_registry *reg)
 	PyObject *mods = NULL, *items = NULL;
 	int       rc = -1;
 
-	if (package_path() != 0 ||
-	    (mod = PyImport_ImportModule("ferry._worker")) == NULL)
+	if (package_path() != 0
+	    || (mod = PyImport_ImportModule("ferry._worker")) == NULL)
 		return fail_start(reg, NULL,
 		    "ferry_python: cannot import ferry._worker (the ferry "
 		    "package of this build): ");
@@ -426,11 +431,10 @@ modules_import(ferry_registry *reg)
 	start_error   = PyObject_GetAttrString(mod, "StartError");
 	start         = PyObject_GetAttrString(mod, "start");
 	Py_DECREF(mod);
-	if (failure_fn == NULL || pyw.ext_type == NULL ||
-	    pyw.npy_array == NULL || start_error == NULL || start == NULL ||
-	    pyw_conv_init() != 0 ||
-	    (paths = settings_list(reg, "python.path")) == NULL ||
-	    (mods = settings_list(reg, "python.module")) == NULL) {
+	if (failure_fn == NULL || pyw.ext_type == NULL || pyw.npy_array == NULL
+	    || start_error == NULL || start == NULL || pyw_conv_init() != 0
+	    || (paths = settings_list(reg, "python.path")) == NULL
+	    || (mods = settings_list(reg, "python.module")) == NULL) {
 		fail_start(reg, NULL, "ferry_python: ");
 		goto out;
 	}
@@ -453,7 +457,8 @@ FERRY_LIBRARY_INIT(reg)
 {
 	if (ferry_registry_setting(reg, "python.module", 0) == NULL)
 		return ferry_registry_fail(reg,
-		    "ferry_python: no Python modules to import (python.modules "
+		    "ferry_python: no Python modules to import "
+		    "(python.modules "
 		    "in the cluster file, or --python-module)");
 	if (Py_IsInitialized())
 		return ferry_registry_fail(reg,

@@ -58,11 +58,23 @@ def ext_code(x):
     return [type(x).__name__, x.code, x.data]
 
 
+class Ref:
+    """Encodes itself as an object reference, as ferry.ObjectRef does."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __ferry_ext__(self):
+        import msgpack
+        return 70, msgpack.packb({"path": self.path})
+
+
 @ferry.task
 def results(kind):
     import msgpack
     import numpy
     return {
+        "ferry_ext": [Ref("/data/x.npy")],
         "tuple": (1, (2, 3)),
         "numpy": [numpy.int64(5), numpy.float32(1.5), numpy.bool_(True),
                   numpy.uint8(7)],
@@ -104,6 +116,19 @@ def crash(kind):
     if kind == "abort":
         os.abort()
     raise ValueError(kind)
+
+
+@ferry.task
+def say(text):
+    import sys
+    print(text)
+    print(text + " (stderr)", file=sys.stderr)
+
+
+@ferry.task
+def executable():
+    import sys
+    return sys.executable
 
 
 @ferry.task

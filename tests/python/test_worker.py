@@ -79,6 +79,10 @@ def test_results_encode_python_values(client):
     assert client.run("pytasks.results", "bytes") == [b"ab", b"cd"]
     assert client.run("pytasks.results", "ext") == msgpack.ExtType(5, b"xy")
     assert client.run("pytasks.results", "big") == [2 ** 64 - 1, -2 ** 63]
+    # an object with __ferry_ext__() (ferry.object's ObjectRef) is its ext
+    (ref,) = client.run("pytasks.results", "ferry_ext")
+    assert ref.code == 70
+    assert msgpack.unpackb(ref.data) == {"path": "/data/x.npy"}
 
 
 @pytest.mark.parametrize("kind, where, what", [
@@ -111,6 +115,26 @@ def test_arguments_must_be_an_array(cluster, client):
     assert b"array of positional arguments" in out.stderr
 
 
+@pytest.mark.parametrize("raw, message", [
+    # ["\xff\xfe"]: a str that is not UTF-8
+    (b"\x91\xa2\xff\xfe", "ValueError: args[0]: str is not valid UTF-8"),
+    # [{"k": [1, "\xff"]}]
+    (b"\x91\x81\xa1k\x92\x01\xa1\xff",
+     "ValueError: args[0]['k'][1]: str is not valid UTF-8"),
+    # [{"\xff": 1}]: in a key
+    (b"\x91\x81\xa1\xff\x01",
+     "ValueError: args[0] (a key): str is not valid UTF-8"),
+    # [{{}: 1}]: a map as a key
+    (b"\x91\x81\x80\x01",
+     "TypeError: args[0] key {}: cannot be a dict key (unhashable)"),
+])
+def test_undecodable_arguments_say_what_and_where(client, raw, message):
+    with pytest.raises(TaskFailed) as e:
+        client.result(client.submit_raw("pytasks.echo", raw))
+    assert e.value.code == ETASK
+    assert e.value.message.startswith(message), e.value.message
+
+
 def cluster_ferry():
     import ferry._paths as paths
     return paths.ferry_bin()
@@ -136,6 +160,18 @@ def test_builtin_exception_and_wrong_arguments(client):
     with pytest.raises(TaskFailed) as e:
         client.run("pytasks.add", 1)
     assert e.value.message.startswith("TypeError: add() missing 1 required")
+
+
+def test_what_a_task_prints_reaches_the_log(cluster, client):
+    assert client.run("pytasks.say", "hello from a task") is None
+    deadline = time.monotonic() + 30
+    while "hello from a task (stderr)" not in cluster.read_log():
+        assert time.monotonic() < deadline, cluster.read_log()
+        time.sleep(0.05)
+    assert "hello from a task\n" in cluster.read_log()
+    # and a subprocess of a task runs Python, not the worker
+    assert os.path.basename(client.run("pytasks.executable")).startswith(
+        "python3")
 
 
 # -------------------------------------------------------------- crashes
@@ -345,7 +381,15 @@ def test_changed_module_is_imported_by_restarted_workers(make_cluster,
                    python_path=[tmp_path])
     with Client(c.address) as client:
         assert client.run("pyversion.version") == 1
-    mod.write_text(src % 2)  # same size, maybe the same second
+    # The new version has the same size and, forced here, the same
+    # modification time, with a __pycache__ entry of the old one beside
+    # it (as the notebook that imported the module itself leaves): a
+    # check by size and time cannot see the edit; the workers must.
+    import py_compile
+    st = os.stat(mod)
+    py_compile.compile(str(mod), doraise=True)
+    mod.write_text(src % 2)
+    os.utime(mod, ns=(st.st_atime_ns, st.st_mtime_ns))
     c.stop_process(c.workers)
     deadline = time.monotonic() + 60
     while c.status()["workers"] > 0:
@@ -382,3 +426,31 @@ def test_decorator_returns_the_function_and_names_it():
 
 def top_level(x):
     return x + 1
+
+
+# ---------------------------------------------------------- cluster file
+
+def test_cluster_file_python_group(make_cluster, tmp_path):
+    """workers[].python in a cluster file: modules imported from the path
+    directories, relative ones against the file's directory."""
+    c = make_cluster(processes=1, libraries=["ferry_examples"])
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "filetasks.py").write_text(
+        "import ferry\n\n@ferry.task\ndef triple(x):\n    return 3 * x\n")
+    conf = tmp_path / "cluster.yaml"
+    conf.write_text(
+        "scheduler:\n  listen: %s\n"
+        "workers:\n"
+        "  - name: py\n"
+        "    processes: 1\n"
+        "    python:\n"
+        "      modules: [filetasks, pytasks]\n"
+        "      path: [./src, %s]\n" % (c.address, HERE))
+    c._spawn([cluster_ferry(), "worker", "-f", str(conf), "--group", "py",
+              "--log-level", "warn"])
+    c.wait_workers(2)
+    with Client(c.address) as client:
+        assert client.run("filetasks.triple", 5) == 15
+        assert client.run("pytasks.add", 1, 2) == 3
+        assert client.run("add", 1, 2) == 3

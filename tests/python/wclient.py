@@ -82,7 +82,12 @@ class Client:
 
     def submit(self, fn, *args):
         """Submit fn(*args); returns the future (a handle)."""
-        data = msgpack.packb(list(args), use_bin_type=True)
+        return self.submit_raw(fn, msgpack.packb(list(args),
+                                                 use_bin_type=True))
+
+    def submit_raw(self, fn, data):
+        """Submit fn with data, its arguments' msgpack bytes as they
+        are."""
         f = ctypes.c_void_p()
         rv = self.lib.ferry_submit(self.c, fn.encode(), data, len(data),
                                    ctypes.byref(f))

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <msgpack.h>
@@ -826,6 +827,54 @@ test_run_anyway(void **state)
 	fake_stop(&f);
 }
 
+/* A thread waiting on an iterator, and a future that had finished when
+ * it joined: the add wakes the thread (no result is coming to). */
+struct waiter {
+	ferry_iter   *it;
+	ferry_future *got;
+	int           rv;
+};
+
+static void *
+waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	size_t         n;
+	w->rv = ferry_iter_next_many(w->it, 5000, &w->got, NULL, 1, &n);
+	return NULL;
+}
+
+static void
+test_iter_add_wakes(void **state)
+{
+	struct fake      f;
+	ferry_client    *c = fake_start(&f);
+	ferry_future    *a;
+	nng_msg         *req;
+	pthread_t        t;
+	struct waiter    w = { NULL, NULL, -1 };
+	const struct res r = { 1, 0, "\x05", 1 };
+	(void)state;
+
+	assert_int_equal(ferry_iter_new(c, &w.it), 0);
+	a = submit(c, "\x90", 1);
+	accept_upto(&f, 1);
+	recv_fetch(&f, &req);
+	send_results(&f, req, &r, 1, 1);
+	assert_int_equal(ferry_future_wait(a, 5000), 0);
+	/* the thread waits; nothing more will come from the scheduler */
+	assert_int_equal(pthread_create(&t, NULL, waiter_main, &w), 0);
+	usleep(50000);
+	assert_int_equal(ferry_iter_add(w.it, &a, NULL, 1), 0);
+	pthread_join(t, NULL);
+	/* woken by the add: without it the wait times out */
+	assert_int_equal(w.rv, 0);
+	assert_ptr_equal(w.got, a);
+	ferry_future_free(a);
+	ferry_iter_free(w.it);
+	fake_stop(&f);
+}
+
 /* An open iterator (ferry_iter_new): futures join over time, come back
  * with their data pointers, many at a time; having yielded all is no
  * end, until the client closes. */
@@ -929,6 +978,7 @@ main(void)
 		cmocka_unit_test(test_reconnect_keeps_freeze),
 		cmocka_unit_test(test_run_anyway),
 		cmocka_unit_test(test_iter_open),
+		cmocka_unit_test(test_iter_add_wakes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -916,6 +916,70 @@ test_object_keys(void **state)
 	conf_free(&c);
 }
 
+/* workers[].python: modules and path directories, with or without task
+ * libraries; a group needs one or the other. */
+static const struct bad_case bad_python_cases[] = {
+	{ WITH_GROUP("    python: {}\n"), 5, 13, "workers[0].python.modules",
+	    "required key missing|Python module names" },
+	{ WITH_GROUP("    python:\n      path: [x]\n"), 6, 7,
+	    "workers[0].python.modules", "required key missing" },
+	{ WITH_GROUP("    python:\n      modules: []\n"), 6, 16,
+	    "workers[0].python.modules", "at least one module" },
+	{ WITH_GROUP("    python:\n      modules: [a, a]\n"), 6, 20,
+	    "workers[0].python.modules[1]", "listed twice" },
+	{ WITH_GROUP("    python:\n      modules: [my-tasks]\n"), 6, 17,
+	    "workers[0].python.modules[0]", "bad module name 'my-tasks'" },
+	{ WITH_GROUP("    python:\n      modules: [a..b]\n"), 6, 17,
+	    "workers[0].python.modules[0]", "bad module name 'a..b'" },
+	{ WITH_GROUP("    python:\n      modules: [.a]\n"), 6, 17,
+	    "workers[0].python.modules[0]", "dotted identifiers" },
+	{ WITH_GROUP("    python:\n      modules: [9a]\n"), 6, 17,
+	    "workers[0].python.modules[0]", "bad module name" },
+	{ WITH_GROUP("    python:\n      modules: [a]\n      pth: [x]\n"), 7,
+	    7, "workers[0].python.pth", "unknown key|modules, path" },
+	{ WITH_GROUP("    python: [a]\n"), 5, 13, "workers[0].python",
+	    "must be a mapping (modules, path)|got a list" },
+	{ WITH_GROUP("    processes: 2\n"), 4, 5, "workers[0].libraries",
+	    "required key missing|or python.modules" },
+};
+
+static void
+test_python_keys(void **state)
+{
+	struct conf c;
+	char        want[PATH_MAX + 32];
+
+	(void) state;
+	load_ok(write_file("python.yaml",
+	            SCHED "workers:\n  - name: py\n"
+	                  "    python:\n"
+	                  "      modules: [mytasks, pkg.more_tasks]\n"
+	                  "      path: [/srv/src, ./src]\n"
+	                  "  - name: mixed\n    libraries: [x]\n"
+	                  "    python: {modules: one}\n"
+	                  "  - name: c\n    libraries: [x]\n"),
+	    &c);
+	assert_int_equal(c.groups[0].wrk.n_libraries, 0);
+	assert_int_equal(c.groups[0].wrk.n_python_modules, 2);
+	assert_string_equal(c.groups[0].wrk.python_modules[0], "mytasks");
+	assert_string_equal(c.groups[0].wrk.python_modules[1],
+	    "pkg.more_tasks");
+	assert_int_equal(c.groups[0].wrk.n_python_path, 2);
+	assert_string_equal(c.groups[0].wrk.python_path[0], "/srv/src");
+	snprintf(want, sizeof(want), "%s/./src", c.dir);
+	if (strcmp(c.groups[0].wrk.python_path[1], want) != 0) {
+		snprintf(want, sizeof(want), "%s/src", c.dir);
+		assert_string_equal(c.groups[0].wrk.python_path[1], want);
+	}
+	assert_int_equal(c.groups[1].wrk.n_libraries, 1);
+	assert_int_equal(c.groups[1].wrk.n_python_modules, 1);
+	assert_string_equal(c.groups[1].wrk.python_modules[0], "one");
+	assert_int_equal(c.groups[1].wrk.n_python_path, 0);
+	assert_int_equal(c.groups[2].wrk.n_python_modules, 0);
+	conf_free(&c);
+	EXPECT_CASES(bad_python_cases);
+}
+
 static void
 test_minimal_and_nulls(void **state)
 {
@@ -2413,6 +2477,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_object_keys),
+		cmocka_unit_test(test_python_keys),
 		cmocka_unit_test(test_failure_keys),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
