@@ -25,6 +25,8 @@
 #include "_ferry.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -490,34 +492,31 @@ set_state(FutureObject *f, PyObject *v, void *unused)
 	return -1;
 }
 
+/* The object fields concurrent.futures' code reads and writes: the
+ * getset closure is the field's offset in FutureObject. */
+#define FIELD(f, off) ((PyObject **)((char *)(f) + (size_t)(uintptr_t)(off)))
+#define OFF(field) ((void *)(uintptr_t)offsetof(FutureObject, field))
+
+/* the field, or None while it is unset */
 static PyObject *
-get_result_field(FutureObject *f, void *unused)
+get_field(FutureObject *f, void *off)
 {
-	return Py_NewRef(f->result != NULL ? f->result : Py_None);
+	PyObject *v = *FIELD(f, off);
+	return Py_NewRef(v != NULL ? v : Py_None);
 }
 
 static int
-set_result_field(FutureObject *f, PyObject *v, void *unused)
+set_field(FutureObject *f, PyObject *v, void *off)
 {
 	Py_XINCREF(v);
-	Py_XSETREF(f->result, v);
+	Py_XSETREF(*FIELD(f, off), v);
 	return 0;
-}
-
-static PyObject *
-get_exception_field(FutureObject *f, void *unused)
-{
-	return Py_NewRef(f->exception != NULL ? f->exception : Py_None);
 }
 
 static int
-set_exception_field(FutureObject *f, PyObject *v, void *unused)
+set_exception_field(FutureObject *f, PyObject *v, void *off)
 {
-	if (v == Py_None)
-		v = NULL;
-	Py_XINCREF(v);
-	Py_XSETREF(f->exception, v);
-	return 0;
+	return set_field(f, v == Py_None ? NULL : v, off);
 }
 
 static PyObject *
@@ -537,48 +536,14 @@ get_condition(FutureObject *f, void *unused)
 	return Py_NewRef(f->condition);
 }
 
-static int
-set_condition(FutureObject *f, PyObject *v, void *unused)
-{
-	Py_XINCREF(v);
-	Py_XSETREF(f->condition, v);
-	return 0;
-}
-
+/* a list field (waiters, callbacks), made empty when first read */
 static PyObject *
-get_list(PyObject **slot)
+get_list(FutureObject *f, void *off)
 {
+	PyObject **slot = FIELD(f, off);
 	if (*slot == NULL && (*slot = PyList_New(0)) == NULL)
 		return NULL;
 	return Py_NewRef(*slot);
-}
-
-static PyObject *
-get_waiters(FutureObject *f, void *unused)
-{
-	return get_list(&f->waiters);
-}
-
-static int
-set_waiters(FutureObject *f, PyObject *v, void *unused)
-{
-	Py_XINCREF(v);
-	Py_XSETREF(f->waiters, v);
-	return 0;
-}
-
-static PyObject *
-get_callbacks(FutureObject *f, void *unused)
-{
-	return get_list(&f->callbacks);
-}
-
-static int
-set_callbacks(FutureObject *f, PyObject *v, void *unused)
-{
-	Py_XINCREF(v);
-	Py_XSETREF(f->callbacks, v);
-	return 0;
 }
 
 static PyObject *
@@ -608,15 +573,16 @@ get_fn(FutureObject *f, void *unused)
 
 static PyGetSetDef fut_getset[] = {
 	{ "_state", (getter)get_state, (setter)set_state, NULL, NULL },
-	{ "_result", (getter)get_result_field, (setter)set_result_field, NULL,
-	    NULL },
-	{ "_exception", (getter)get_exception_field,
-	    (setter)set_exception_field, NULL, NULL },
-	{ "_condition", (getter)get_condition, (setter)set_condition, NULL,
-	    NULL },
-	{ "_waiters", (getter)get_waiters, (setter)set_waiters, NULL, NULL },
-	{ "_done_callbacks", (getter)get_callbacks, (setter)set_callbacks,
-	    NULL, NULL },
+	{ "_result", (getter)get_field, (setter)set_field, NULL,
+	    OFF(result) },
+	{ "_exception", (getter)get_field, (setter)set_exception_field, NULL,
+	    OFF(exception) },
+	{ "_condition", (getter)get_condition, (setter)set_field, NULL,
+	    OFF(condition) },
+	{ "_waiters", (getter)get_list, (setter)set_field, NULL,
+	    OFF(waiters) },
+	{ "_done_callbacks", (getter)get_list, (setter)set_field, NULL,
+	    OFF(callbacks) },
 	{ "id", (getter)get_id, NULL,
 	    "The task's id in its client's session.", NULL },
 	{ "attempts", (getter)get_attempts, NULL,
