@@ -387,13 +387,41 @@ def parse_size(s):
     return int(s[:i]) * units[s[i:]]
 
 
-def add_common_args(ap):
+def add_common_args(ap, systems, workers, timeout, budget):
+    """The options every py_* benchmark takes, with its own defaults."""
+    ap.add_argument("-w", "--workers", type=int, default=workers,
+                    help="worker processes (default %d)" % workers)
+    ap.add_argument("-r", "--runs", type=int, default=3,
+                    help="runs per system (default 3)")
+    ap.add_argument("--systems", default=",".join(systems),
+                    help="comma-separated, of: %s (default: all; see "
+                    "--list)" % ", ".join(systems))
+    ap.add_argument("--timeout", type=float, default=timeout,
+                    help="seconds per system, start to stop (default %g)"
+                    % timeout)
+    ap.add_argument("--budget", type=float, default=budget,
+                    help="seconds for all systems together; systems not "
+                    "started by then are skipped (default %g)" % budget)
+    ap.add_argument("--list", action="store_true",
+                    help="list the systems and what each one measures")
     ap.add_argument("--ferry-python", metavar="DIR",
                     help="the directory holding Ferry's package `ferry` "
                     "(e.g. build/python); default: PYTHONPATH")
     ap.add_argument("--child", help=__import__("argparse").SUPPRESS)
     ap.add_argument("--seconds", type=float, default=300,
                     help=__import__("argparse").SUPPRESS)
+
+
+def local_cluster(workers, **kw):
+    """A ferry.LocalCluster of `workers` processes that import py_tasks
+    from this directory (and Ferry's package from --ferry-python's)."""
+    import ferry
+    path = [peers_dir()]
+    pkg = ferry_python_path()
+    if pkg:
+        path.append(pkg)
+    return ferry.LocalCluster(workers=workers, python_modules=["py_tasks"],
+                              python_path=path, **kw)
 
 
 def child_args_common(args):

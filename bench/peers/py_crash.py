@@ -112,16 +112,9 @@ class Ferry:
         return ferry_missing()
 
     def start(self, deadline):
-        import ferry
         import py_tasks
         self.tasks = py_tasks
-        path = [py_common.peers_dir()]
-        pkg = py_common.ferry_python_path()
-        if pkg:
-            path.append(pkg)
-        self.cluster = ferry.LocalCluster(workers=self.args.workers,
-                                          python_modules=["py_tasks"],
-                                          python_path=path)
+        self.cluster = py_common.local_cluster(self.args.workers)
         self.client = self.cluster.client()
         self.client.gather(self.client.map(py_tasks.noop, range(100)))
         self.ferry_bin = py_common.ferry_program()
@@ -396,20 +389,8 @@ def main():
         "per line on stdout.")
     ap.add_argument("-n", "--tasks", type=int, default=1000,
                     help="ordinary tasks (default 1000)")
-    ap.add_argument("-w", "--workers", type=int, default=2,
-                    help="worker processes (default 2)")
-    ap.add_argument("-r", "--runs", type=int, default=3,
-                    help="runs per system (default 3)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS),
-                    help="comma-separated: ferry, process_pool, dask "
-                    "(default: all)")
-    ap.add_argument("--timeout", type=float, default=300,
-                    help="seconds per system, start to stop (default 300)")
-    ap.add_argument("--budget", type=float, default=900,
-                    help="seconds for all systems together (default 900)")
-    ap.add_argument("--list", action="store_true",
-                    help="list the systems and what each one does")
-    py_common.add_common_args(ap)
+    py_common.add_common_args(ap, SYSTEMS, workers=2, timeout=300,
+                              budget=900)
     args = ap.parse_args()
     py_common.use_ferry_python(args.ferry_python)
     if args.list:

@@ -176,13 +176,8 @@ class Ferry:
         import ferry
         import py_tasks
         self.ferry, self.tasks = ferry, py_tasks
-        path = [py_common.peers_dir()]
-        pkg = py_common.ferry_python_path()
-        if pkg:
-            path.append(pkg)
-        self.cluster = ferry.LocalCluster(
-            workers=self.env.workers, python_modules=["py_tasks"],
-            python_path=path, object_roots=[self.env.tmp])
+        self.cluster = py_common.local_cluster(
+            self.env.workers, object_roots=[self.env.tmp])
         self.client = self.cluster.client()
         w = self.env.workers
         got = self.client.gather(self.client.map(py_tasks.noop,
@@ -583,21 +578,8 @@ def main():
                     "$TMPDIR or /tmp)")
     ap.add_argument("-n", "--tasks", type=int, default=32,
                     help="tasks per run (default 32)")
-    ap.add_argument("-w", "--workers", type=int, default=4,
-                    help="worker processes (default 4)")
-    ap.add_argument("-r", "--runs", type=int, default=3,
-                    help="runs per system (default 3)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS),
-                    help="comma-separated systems (default: all; see "
-                    "--list)")
-    ap.add_argument("--timeout", type=float, default=900,
-                    help="seconds per system, start to stop (default 900)")
-    ap.add_argument("--budget", type=float, default=1800,
-                    help="seconds for everything together; systems not "
-                    "started by then are skipped (default 1800)")
-    ap.add_argument("--list", action="store_true",
-                    help="list the systems and what each one measures")
-    py_common.add_common_args(ap)
+    py_common.add_common_args(ap, SYSTEMS, workers=4, timeout=900,
+                              budget=1800)
     for hidden in ("--path", "--tmp", "--expect"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     ap.add_argument("--bytes", type=int, help=argparse.SUPPRESS)

@@ -123,16 +123,9 @@ class Ferry:
         return ferry_missing()
 
     def start(self, deadline):
-        import ferry
         import py_tasks
         self.tasks = py_tasks
-        path = [py_common.peers_dir()]
-        pkg = py_common.ferry_python_path()
-        if pkg:
-            path.append(pkg)
-        self.cluster = ferry.LocalCluster(workers=self.workers,
-                                          python_modules=["py_tasks"],
-                                          python_path=path)
+        self.cluster = py_common.local_cluster(self.workers)
         self.client = self.cluster.client()
         check(self.client.gather(self.client.map(py_tasks.noop,
                                                  range(1000))), 1000)
@@ -441,22 +434,11 @@ def main():
     ap.add_argument("--dask-round-trips", type=int, default=500,
                     help="latency: Dask's round trips per run (default "
                     "500)")
-    ap.add_argument("-w", "--workers", type=int, default=2,
-                    help="worker processes (default 2)")
-    ap.add_argument("-r", "--runs", type=int, default=3,
-                    help="runs per system and measurement (default 3)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS),
-                    help="comma-separated: ferry, process_pool, dask "
-                    "(default: all)")
     ap.add_argument("--bench", default="throughput,latency",
-                    help="throughput, latency or both (default both)")
-    ap.add_argument("--timeout", type=float, default=600,
-                    help="seconds per system, start to stop (default 600)")
-    ap.add_argument("--budget", type=float, default=1200,
-                    help="seconds for all systems together (default 1200)")
-    ap.add_argument("--list", action="store_true",
-                    help="list the systems and what each one measures")
-    py_common.add_common_args(ap)
+                    help="throughput, latency or both (default both; "
+                    "--runs counts per measurement)")
+    py_common.add_common_args(ap, SYSTEMS, workers=2, timeout=600,
+                              budget=1200)
     args = ap.parse_args()
     py_common.use_ferry_python(args.ferry_python)
 
