@@ -65,49 +65,13 @@ make_tmp ferry-compare-graph
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
-# Stop what a ferry bench stopped by its time limit left behind: its
-# private cluster (scheduler and worker supervisor, each in its own
-# session, found by the socket path that names the bench's pid), by pid.
-sweep_ferry() {
-	PYTHONPATH="$(pwd)/bench/peers${PYTHONPATH:+:$PYTHONPATH}" \
-	    "$PY" - "$1" <<'EOF'
-import signal
-import sys
-
-import common
-from common import all_pids, in_session, kill_pids, pid_list, wait_gone
-
-common.PROG = "compare-graph.sh"
-url = ("ipc:///tmp/ferry-bench-%s.sock" % sys.argv[1]).encode()
-leaders = set()
-for pid in all_pids():
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            if url in f.read().split(b"\0"):
-                leaders.add(pid)
-    except OSError:
-        pass
-left = sorted({p for sid in leaders for p in in_session(sid)})
-for sig in (signal.SIGTERM, signal.SIGKILL):
-    if not left:
-        break
-    common.say("stopping pids %s left by ferry bench" % pid_list(left))
-    kill_pids(left, sig)
-    left = wait_gone(left, 10)
-EOF
-	rm -f "/tmp/ferry-bench-$1.sock" "/tmp/ferry-bench-$1.log"
-}
-
 start_clock
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
 	echo "$prog: round $r of $ROUNDS" >&2
-	rm -f "$tmp/ferry.pid"
 	# shellcheck disable=SC2086 # FERRY_ARGS: split at blanks on purpose
-	if ! run_ferry "$tmp/ferry-graph-$r.jsonl" "$FERRY_TIMEOUT" graph \
-	    --json --runs "$RUNS" $FERRY_ARGS && [ -s "$tmp/ferry.pid" ]; then
-		sweep_ferry "$(cat "$tmp/ferry.pid")"
-	fi
+	run_ferry "$tmp/ferry-graph-$r.jsonl" "$FERRY_TIMEOUT" graph \
+	    --json --runs "$RUNS" $FERRY_ARGS
 	run_peers "$tmp/peers-graph-$r.jsonl" bench/peers/graph.py \
 	    --runs "$RUNS" --budget "$BUDGET" "$@"
 	r=$((r + 1))

@@ -38,65 +38,9 @@ trap 'exit 129' HUP
 trap 'exit 141' PIPE
 start_clock
 
-# Stop what a ferry bench killed by its time limit left behind: its
-# private cluster (scheduler and worker supervisor, each in its own
-# session, found by the socket path that names the bench's pid), by pid.
-sweep_ferry() {
-	"$PY" - "$1" <<'EOF'
-import os
-import signal
-import sys
-import time
-
-url = "ipc:///tmp/ferry-bench-%s.sock" % sys.argv[1]
-
-
-def procs():
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                argv = f.read().split(b"\0")
-            with open("/proc/%s/stat" % name, "rb") as f:
-                st = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        rest = st[st.rfind(")") + 2:].split()
-        if len(rest) > 3 and rest[0] != "Z":
-            yield int(name), int(rest[3]), argv
-
-
-leaders = {pid for pid, _, argv in procs() if url.encode() in argv}
-for sig in (signal.SIGTERM, signal.SIGKILL):
-    left = [pid for pid, sid, _ in procs() if sid in leaders]
-    if not left:
-        break
-    sys.stderr.write("compare-heavy.sh: stopping pids %s left by ferry "
-                     "bench\n" % " ".join(map(str, left)))
-    for pid in left:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-    end = time.monotonic() + 10
-    while time.monotonic() < end and any(
-            sid in leaders for _, sid, _ in procs()):
-        time.sleep(0.1)
-for ext in ("sock", "log"):
-    try:
-        os.unlink("/tmp/ferry-bench-%s.%s" % (sys.argv[1], ext))
-    except OSError:
-        pass
-EOF
-}
-
 # its file goes to $tmp (removed on exit even if ferry is killed)
-if ! run_ferry "$tmp/ferry-heavy.jsonl" "$FERRY_TIMEOUT" heavy --json \
-    --runs "$RUNS" --size "$SIZE" --dir "$tmp" && [ -s "$tmp/ferry.pid" ]
-then
-	sweep_ferry "$(cat "$tmp/ferry.pid")"
-fi
+run_ferry "$tmp/ferry-heavy.jsonl" "$FERRY_TIMEOUT" heavy --json \
+    --runs "$RUNS" --size "$SIZE" --dir "$tmp"
 run_peers "$tmp/peers-heavy.jsonl" bench/peers/heavy.py --runs "$RUNS" \
     --size "$SIZE" --budget "$BUDGET" "$@"
 stop_clock

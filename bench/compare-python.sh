@@ -104,75 +104,14 @@ trap 'exit 129' HUP
 trap 'exit 141' PIPE
 start_clock
 
-# Stop what a ferry bench killed by its time limit left behind: its
-# private cluster (each process in a session of its own, found by the
-# socket path that names the bench's pid), by pid.
-sweep_ferry() {
-	"$PY" - "$1" <<'EOF'
-import os
-import signal
-import sys
-import time
-
-url = "ipc:///tmp/ferry-bench-%s.sock" % sys.argv[1]
-
-
-def procs():
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                argv = f.read().split(b"\0")
-            with open("/proc/%s/stat" % name, "rb") as f:
-                st = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        rest = st[st.rfind(")") + 2:].split()
-        if len(rest) > 3 and rest[0] != "Z":
-            yield int(name), int(rest[3]), argv
-
-
-leaders = {pid for pid, _, argv in procs() if url.encode() in argv}
-for sig in (signal.SIGTERM, signal.SIGKILL):
-    left = [pid for pid, sid, _ in procs() if sid in leaders]
-    if not left:
-        break
-    sys.stderr.write("compare-python.sh: stopping pids %s left by ferry "
-                     "bench\n" % " ".join(map(str, left)))
-    for pid in left:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-    end = time.monotonic() + 10
-    while time.monotonic() < end and any(
-            sid in leaders for _, sid, _ in procs()):
-        time.sleep(0.1)
-for ext in ("sock", "log"):
-    try:
-        os.unlink("/tmp/ferry-bench-%s.%s" % (sys.argv[1], ext))
-    except OSError:
-        pass
-EOF
-}
-
-# ferry_bench OUT SECONDS ARG...: run_ferry, sweeping up after a timeout
-ferry_bench() {
-	if ! run_ferry "$@" && [ -s "$tmp/ferry.pid" ]; then
-		sweep_ferry "$(cat "$tmp/ferry.pid")"
-	fi
-	rm -f "$tmp/ferry.pid"
-}
-
 peer_args="--runs $RUNS --ferry-python $FERRY_PYTHON"
 if wants small; then
 	# the C client beside the Python one: its standard benchmarks on a
 	# private cluster of 2 workers (py_small.py also runs ferry bench
 	# latency against its own LocalCluster)
-	ferry_bench "$tmp/ferry-latency.jsonl" 300 latency --json \
+	run_ferry "$tmp/ferry-latency.jsonl" 300 latency --json \
 	    --runs "$RUNS" -n "$ROUND_TRIPS"
-	ferry_bench "$tmp/ferry-throughput.jsonl" 300 throughput --json \
+	run_ferry "$tmp/ferry-throughput.jsonl" 300 throughput --json \
 	    --runs "$RUNS" -n "$TASKS"
 	BUDGET=1500
 	# shellcheck disable=SC2086 # peer_args: words

@@ -1,4 +1,4 @@
-# lib.sh - what bench/compare.sh and bench/compare-heavy.sh share.
+# lib.sh - what the bench/compare*.sh scripts share.
 #
 # Sourced (POSIX sh) by them after they have set
 #   prog   their name, the prefix of their messages
@@ -74,23 +74,61 @@ start_clock() {
 	echo "$prog: load average before: $load_before" >&2
 }
 
+# sweep_ferry PID: stop what the ferry bench of pid PID, stopped by its
+# time limit, left behind: its private cluster (scheduler and worker
+# supervisor, each in a session of its own, found by the socket path that
+# names the bench's pid), by pid; then its socket and log.
+sweep_ferry() {
+	PYTHONPATH="$(pwd)/bench/peers${PYTHONPATH:+:$PYTHONPATH}" \
+	    "$PY" - "$1" "$prog" <<'EOF'
+import signal
+import sys
+
+import common
+from common import all_pids, in_session, kill_pids, pid_list, wait_gone
+
+common.PROG = sys.argv[2]
+url = ("ipc:///tmp/ferry-bench-%s.sock" % sys.argv[1]).encode()
+leaders = set()
+for pid in all_pids():
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if url in f.read().split(b"\0"):
+                leaders.add(pid)
+    except OSError:
+        pass
+left = sorted({p for sid in leaders for p in in_session(sid)})
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    if not left:
+        break
+    common.say("stopping pids %s left by ferry bench" % pid_list(left))
+    kill_pids(left, sig)
+    left = wait_gone(left, 10)
+EOF
+	rm -f "/tmp/ferry-bench-$1.sock" "/tmp/ferry-bench-$1.log"
+}
+
 # run_ferry OUT SECONDS BENCH ARG...: `ferry bench BENCH ARG...` for at
 # most SECONDS, its JSON lines to OUT and then to stderr.  Its pid goes to
 # $tmp/ferry.pid (a shell writes its pid, then becomes ferry).  On failure:
-# says so, sets status to 1 and returns 1.
+# says so, stops what the bench left running (sweep_ferry), sets status to
+# 1 and returns 1.
 run_ferry() {
 	out=$1
 	secs=$2
 	shift 2
 	echo "$prog: $FERRY bench $*" >&2
 	rc=0
+	rm -f "$tmp/ferry.pid"
 	# shellcheck disable=SC2016 # "$$", "$0" and "$@" are for that shell
 	bounded "$secs" sh -c 'echo "$$" >"$0" && exec "$@"' \
 	    "$tmp/ferry.pid" "$FERRY" bench "$@" >"$out" || rc=1
 	if [ $rc -ne 0 ]; then
 		echo "$prog: ferry bench $1 failed" >&2
 		status=1
+		[ ! -s "$tmp/ferry.pid" ] || sweep_ferry "$(cat "$tmp/ferry.pid")"
 	fi
+	rm -f "$tmp/ferry.pid"
 	cat "$out" >&2
 	return $rc
 }
