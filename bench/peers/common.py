@@ -408,3 +408,46 @@ def ratio(x, small):
     if x >= 1:
         return "%.2f" % x
     return small % x
+
+
+# --------------------------------------------------------------------------
+# sizes and memory (the heavy benchmarks)
+
+
+def gib(n):
+    return n / float(1 << 30)
+
+
+def parse_size(s):
+    """'1GiB', '256MiB', '4096' ... as conf_parse_size in Ferry."""
+    units = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+             "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
+    i = 0
+    while i < len(s) and s[i].isdigit():
+        i += 1
+    if i == 0 or s[i:] not in units:
+        raise ValueError(s)
+    return int(s[:i]) * units[s[i:]]
+
+
+def pss_bytes(pid):
+    """Pss of one process in bytes (0 if it is gone)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid, "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def mem_available():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

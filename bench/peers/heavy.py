@@ -85,7 +85,8 @@ import common  # noqa: E402
 from common import (BenchFailure, DaskPeer, ExecutorPeer,  # noqa: E402
                     catch_sigterm, check_ranges, check_systems, emit,
                     failure, info_suffix, interruptible, median,
-                    missing_module, remaining, run_children, say)
+                    gib, mem_available, missing_module, parse_size,
+                    pss_bytes, remaining, run_children, say)
 
 common.PROG = "heavy.py"
 GOLDEN = 0x9E3779B97F4A7C15  # word i = (i + 1) * GOLDEN mod 2^64
@@ -94,49 +95,6 @@ CLEANUP_RESERVE = common.CLEANUP_RESERVE
 PSS_INTERVAL = 0.05  # seconds between PSS samples
 MEM_SHARE = 0.60  # a system may need at most this share of MemAvailable
 PROC_OVERHEAD = 200 << 20  # a Python worker with numpy, and some slack
-
-
-def gib(n):
-    return n / float(1 << 30)
-
-
-def parse_size(s):
-    """'1GiB', '256MiB', '4096' ... as conf_parse_size in Ferry."""
-    units = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
-             "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
-    i = 0
-    while i < len(s) and s[i].isdigit():
-        i += 1
-    if i == 0 or s[i:] not in units:
-        raise ValueError(s)
-    return int(s[:i]) * units[s[i:]]
-
-
-# --------------------------------------------------------------------------
-# memory
-
-
-def pss_bytes(pid):
-    """Pss of one process in bytes (0 if it is gone)."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid, "rb") as f:
-            for line in f:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def mem_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 class PssSampler:

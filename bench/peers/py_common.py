@@ -26,7 +26,7 @@ import time
 
 import common
 from common import (descendants, emit, kill_pids, pid_list, proc_stat,
-                    run_children, say)
+                    pss_bytes, run_children, say)
 
 PSS_INTERVAL = 0.05  # seconds between PSS samples
 PR_SET_CHILD_SUBREAPER = 36
@@ -213,18 +213,6 @@ def _zombie_children():
             yield int(name)
 
 
-def pss_bytes(pid):
-    """Pss of one process in bytes (0 if it is gone)."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid, "rb") as f:
-            for line in f:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def tree_pss():
     """(total PSS of this process and all its descendants, this process's
     own PSS, the number of processes)."""
@@ -358,33 +346,6 @@ def child_cleanup(name):
     SIGTERM and exit once this process has (their pipe from it closes);
     the parent sweeps the tree after the child has exited."""
     stop_tree("%s: at the end" % name, spare=is_resource_tracker)
-
-
-def gib(n):
-    return n / float(1 << 30)
-
-
-def mem_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def parse_size(s):
-    """'1GiB', '256MiB', '4096' ... as conf_parse_size in Ferry."""
-    units = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
-             "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
-    i = 0
-    while i < len(s) and s[i].isdigit():
-        i += 1
-    if i == 0 or s[i:] not in units:
-        raise ValueError(s)
-    return int(s[:i]) * units[s[i:]]
 
 
 def add_common_args(ap, systems, workers, timeout, budget):

@@ -81,10 +81,10 @@ import common  # noqa: E402
 import py_common  # noqa: E402
 from common import (BenchFailure, DaskPeer, ExecutorPeer,  # noqa: E402
                     catch_sigterm, check_ranges, check_systems, emit,
-                    failure, info_suffix, interruptible, median,
-                    missing_module, remaining, say)
-from py_common import (TreePss, ferry_missing, gib,  # noqa: E402
-                       mem_available, parse_size)
+                    failure, gib, info_suffix, interruptible,
+                    mem_available, median, missing_module, parse_size,
+                    remaining, say)
+from py_common import TreePss, ferry_missing  # noqa: E402
 
 common.PROG = "py_heavy.py"
 MEM_SHARE = 0.60  # a system may need at most this share of MemAvailable
