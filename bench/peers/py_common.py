@@ -385,6 +385,22 @@ def local_cluster(workers, **kw):
                               python_path=path, **kw)
 
 
+class FerryPeer:
+    """What every benchmark's Ferry system shares: a LocalCluster and its
+    client, both closed by stop()."""
+
+    cluster = client = None
+
+    def stop(self):
+        for what, x in (("client", self.client), ("cluster", self.cluster)):
+            if x is not None:
+                try:
+                    x.close()
+                except Exception as e:
+                    say("ferry: closing the %s: %s" % (what, e))
+        self.client = self.cluster = None
+
+
 def child_args_common(args):
     return (["--ferry-python", args.ferry_python] if args.ferry_python
             else [])

@@ -100,7 +100,7 @@ def error_text(e):
 # the systems: start(deadline) (not timed), run(deadline) -> dict, stop()
 
 
-class Ferry:
+class Ferry(py_common.FerryPeer):
     modules = ()
 
     def __init__(self, args):
@@ -158,15 +158,6 @@ class Ferry:
                 "worker_deaths": st.get("kills", 0) - self.kills0
                 if st else None,
                 "dead": st.get("dead")}
-
-    def stop(self):
-        for what, x in (("client", self.client), ("cluster", self.cluster)):
-            if x is not None:
-                try:
-                    x.close()
-                except Exception as e:
-                    say("ferry: closing the %s: %s" % (what, e))
-        self.client = self.cluster = None
 
 
 class BenchTimeoutError(Exception):

@@ -163,7 +163,7 @@ def dask_warm():
 # (seconds, [sums]) (timed inside), stop().
 
 
-class Ferry:
+class Ferry(py_common.FerryPeer):
     """ferry.LocalCluster + client.map with an object reference."""
 
     modules = ("numpy",)
@@ -196,15 +196,6 @@ class Ferry:
                                [b for _, b in env.slices])
         res = self.client.gather(futs)
         return time.perf_counter() - t0, res
-
-    def stop(self):
-        for what, x in (("client", self.client), ("cluster", self.cluster)):
-            if x is not None:
-                try:
-                    x.close()
-                except Exception as e:
-                    say("ferry: closing the %s: %s" % (what, e))
-        self.client = self.cluster = None
 
 
 class SpawnPool(ExecutorPeer):

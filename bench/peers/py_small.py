@@ -110,7 +110,7 @@ def tuned_chunksize(n, workers):
 # result, or None; an int: round trips measured elsewhere)}
 
 
-class Ferry:
+class Ferry(py_common.FerryPeer):
     modules = ()
 
     def __init__(self, args):
@@ -172,15 +172,6 @@ class Ferry:
             if o.get("bench") == "latency" and "p50_us" in o:
                 return o["p50_us"], o["p99_us"]
         raise BenchFailure("no latency line from %s" % " ".join(cmd))
-
-    def stop(self):
-        for what, x in (("client", self.client), ("cluster", self.cluster)):
-            if x is not None:
-                try:
-                    x.close()
-                except Exception as e:
-                    say("ferry: closing the %s: %s" % (what, e))
-        self.client = self.cluster = None
 
 
 class ProcessPool(ExecutorPeer):
