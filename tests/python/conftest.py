@@ -21,6 +21,25 @@ def ferry_bin():
     return paths.ferry_bin()
 
 
+def live_environs():
+    """(pid, [environment entries as bytes]) of each process this user can
+    read that has not ended (zombies, ended but not yet reaped, left out),
+    for tests that look for processes left behind."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % name, "rb") as f:
+                env = f.read()
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rfind(b")") + 2:].startswith(b"Z"):
+            continue
+        yield int(name), env.split(b"\0")
+
+
 def child_env():
     """The environment for the programs a test starts.  Under an ASan
     build the interpreter runs with the sanitizer preloaded and leak

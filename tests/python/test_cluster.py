@@ -30,6 +30,8 @@ import ferry
 import ferry._paths as paths
 from ferry.cluster import ClusterError
 
+from conftest import live_environs
+
 GONE_TIMEOUT = 30.0   # seconds for processes to go once they should
 PY = sys.executable
 
@@ -54,22 +56,8 @@ def processes_under(d):
     """pids of this user's processes whose environment has
     FERRY_RUNTIME_DIR in the directory d."""
     want = ("FERRY_RUNTIME_DIR=" + d.rstrip("/") + "/").encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/environ" % name, "rb") as f:
-                env = f.read()
-            with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if stat[stat.rfind(b")") + 2:].startswith(b"Z"):
-            continue  # ended, its parent not yet told
-        if any(v.startswith(want) for v in env.split(b"\0")):
-            out.append(int(name))
-    return out
+    return [pid for pid, env in live_environs()
+            if any(v.startswith(want) for v in env)]
 
 
 def alive(pid):

@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+from conftest import live_environs
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "..", "examples", "python")
 NOTEBOOK = os.path.join(EXAMPLES, "ferry_demo.ipynb")
@@ -32,25 +34,12 @@ RUN_TIMEOUT = 900  # seconds for the whole notebook (a busy machine)
 def processes_under(d):
     """pids of this user's processes with an environment value in d."""
     want = ("=" + d.rstrip("/")).encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/environ" % name, "rb") as f:
-                env = f.read()
-            with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if stat[stat.rfind(b")") + 2:].startswith(b"Z"):
-            continue
-        for v in env.split(b"\0"):
-            i = v.find(want)
-            if i > 0 and v[i + len(want):i + len(want) + 1] in (b"", b"/"):
-                out.append(int(name))
-                break
-    return out
+
+    def names_d(v):
+        i = v.find(want)
+        return i > 0 and v[i + len(want):i + len(want) + 1] in (b"", b"/")
+    return [pid for pid, env in live_environs()
+            if pid != os.getpid() and any(names_d(v) for v in env)]
 
 
 @pytest.fixture
